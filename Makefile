@@ -1,0 +1,36 @@
+# Every target bootstraps .venv itself, so a fresh clone needs only python3 (3.11+) and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint run clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the daemon with its dev tools
+
+demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real daemon
+	$(PY) scripts/demo.py
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
+	$(PY) -m daemon
+
+clean: ## remove runtime data (databases, archives, demo output); keeps .venv
+	rm -rf .demo processed failed .inbox.work etl.db etl.db-wal etl.db-shm

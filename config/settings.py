@@ -1,0 +1,177 @@
+"""Runtime settings: one frozen dataclass and the one function that resolves it.
+
+Precedence, highest first: an explicit argument (a command-line flag), the environment
+variable `ETL_<NAME>`, the TOML file (`--config`, `ETL_CONFIG`, else `config/etl.toml`
+shipped beside this module), then the defaults below. This is the only module in the
+project that reads the environment. Relative paths are resolved against the working
+directory at start-up, so a later `chdir` cannot move the inbox.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from config.errors import ConfigError
+
+WriteMode = Literal["merge", "replace"]
+WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
+ENV_PREFIX = "ETL_"
+DEFAULT_CONFIG_FILE = Path(__file__).with_name("etl.toml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon needs to know before it starts; immutable once resolved."""
+
+    inbox: Path
+    processed: Path
+    failed: Path
+    db: Path
+    work: Path
+    write_mode: WriteMode
+    settle_seconds: float
+    rescan_seconds: float
+    busy_timeout_seconds: float
+    config_file: Path | None
+
+    @property
+    def lock_file(self) -> Path:
+        """The single-instance lock lives beside the database it protects."""
+        return self.db.with_name(self.db.name + ".lock")
+
+
+def _path(value: object) -> Path:
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ValueError("expected a non-empty path")
+    return Path(value).expanduser().absolute()
+
+
+def _seconds(value: object) -> float:
+    number = float(cast(Any, value)) if not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return number
+
+
+def _write_mode(value: object) -> WriteMode:
+    if value not in WRITE_MODES:
+        raise ValueError(f"expected one of {', '.join(WRITE_MODES)}")
+    return value
+
+
+# `work` has no default of its own: it is derived from the inbox (see `_default_work`).
+_PARSERS: dict[str, Callable[[object], object]] = {
+    "inbox": _path,
+    "processed": _path,
+    "failed": _path,
+    "db": _path,
+    "work": _path,
+    "write_mode": _write_mode,
+    "settle_seconds": _seconds,
+    "rescan_seconds": _seconds,
+    "busy_timeout_seconds": _seconds,
+}
+_DEFAULTS: dict[str, object] = {
+    "inbox": "inbox",
+    "processed": "processed",
+    "failed": "failed",
+    "db": "etl.db",
+    "write_mode": "merge",
+    "settle_seconds": 1.0,
+    "rescan_seconds": 5.0,
+    "busy_timeout_seconds": 5.0,
+}
+SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
+
+
+def _default_work(inbox: Path) -> Path:
+    # Beside the inbox, so the claim is a rename within one filesystem, and hidden, so a
+    # human listing the parent sees the inbox and not our bookkeeping.
+    return inbox.with_name(f".{inbox.name}.work")
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist", hint="pass an existing file to --config"
+        ) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read: {exc}", hint="fix the TOML syntax"
+        ) from exc
+    unknown = sorted(set(data) - set(_PARSERS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path} has unknown keys: {', '.join(unknown)}",
+            hint=f"valid keys are {', '.join(SETTING_NAMES)}",
+        )
+    return data
+
+
+def load_settings(
+    overrides: Mapping[str, object | None] | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting by precedence; raise `ConfigError` naming the bad source."""
+    env = os.environ if environ is None else environ
+    explicit = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(explicit) - set(_PARSERS))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}", hint="this is a bug")
+
+    env_file = env.get(f"{ENV_PREFIX}CONFIG")
+    chosen_file = config_file or (Path(env_file) if env_file else None)
+    # An explicitly named file must exist; the shipped default is optional.
+    if chosen_file is None and DEFAULT_CONFIG_FILE.exists():
+        chosen_file = DEFAULT_CONFIG_FILE
+    file_values = _read_toml(chosen_file) if chosen_file else {}
+
+    resolved: dict[str, object] = {}
+    for name, parse in _PARSERS.items():
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        for source, values in (
+            ("flag", explicit),
+            (f"environment variable {env_name}", env),
+            (f"config file key {name!r}", file_values),
+            ("default", _DEFAULTS),
+        ):
+            key = env_name if values is env else name
+            if key in values:
+                try:
+                    resolved[name] = parse(values[key])
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(
+                        f"invalid {name} from {source}: {values[key]!r}: {exc}",
+                        hint=f"correct the {source}",
+                    ) from None
+                break
+    inbox = cast(Path, resolved["inbox"])
+    resolved.setdefault("work", _default_work(inbox))
+    resolved["config_file"] = chosen_file.absolute() if chosen_file else None
+    settings = Settings(**cast(dict[str, Any], resolved))
+    _check_layout(settings)
+    return settings
+
+
+def _check_layout(settings: Settings) -> None:
+    dirs = {"inbox": settings.inbox, "work": settings.work,
+            "processed": settings.processed, "failed": settings.failed}
+    seen: dict[Path, str] = {}
+    for name, path in dirs.items():
+        if path in seen:
+            raise ConfigError(
+                f"{name} and {seen[path]} are the same directory ({path})",
+                hint="give each of inbox, work, processed and failed its own directory",
+            )
+        seen[path] = name

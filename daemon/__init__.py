@@ -1,0 +1,1 @@
+"""Consumes dropped files: cli -> watcher (when) -> pipeline (what) -> store/checks/files."""

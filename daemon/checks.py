@@ -1,0 +1,91 @@
+"""Data-quality checks over one file's own rows, interpreted from `contract.CHECKS`.
+
+Row rules (not-null, minimum, finite, run date equals the file's, key prefix) are
+evaluated on each Arrow batch as it streams into staging, so their cost grows with the
+file and never with the fact table's history, and NaN stays distinguishable from NULL
+(SQLite would store both as NULL). Uniqueness spans batches: the store counts repeated
+keys in staging and hands the result here. This module computes verdicts; it does not
+read files or touch the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from config import contract
+from config.contract import Check
+from daemon.errors import CheckFailure, ChecksFailed
+
+SAMPLE_KEYS = 5
+
+
+class FileChecks:
+    """Accumulates check results over the batches of one file."""
+
+    def __init__(self, run_date: str, checks: Sequence[Check] = contract.CHECKS) -> None:
+        self.run_date = run_date
+        self.checks = tuple(checks)
+        self.failures: dict[str, CheckFailure] = {c.name: CheckFailure(c.name, 0) for c in checks}
+        self.rows = 0
+
+    def _bad_rows(self, check: Check, batch: pa.RecordBatch) -> pa.BooleanArray | None:
+        """A boolean mask of the rows that break `check`, or None for non-row checks."""
+        values = batch.column(check.column)
+        mask: pa.BooleanArray
+        match check.kind:
+            case "not_null":
+                mask = pc.is_null(values)
+            case "min":
+                mask = pc.less(values, pa.scalar(check.value, values.type))
+            case "finite":
+                mask = pc.invert(pc.is_finite(values))
+            case "equals_file_date":
+                mask = pc.not_equal(values, pa.scalar(self.run_date, values.type))
+            case "file_date_prefix":
+                mask = pc.invert(pc.starts_with(values, self.run_date.replace("-", "") + "-"))
+            case "unique":
+                return None
+        # A null value breaks only `not_null`, never a comparison.
+        return cast(pa.BooleanArray, mask.fill_null(False))
+
+    def observe(self, batch: pa.RecordBatch) -> None:
+        """Evaluate every row check on `batch`, keeping counts and a few sample keys."""
+        keys = batch.column(contract.KEY)
+        for check in self.checks:
+            mask = self._bad_rows(check, batch)
+            if mask is None:
+                continue
+            bad = mask.true_count
+            if bad:
+                failure = self.failures[check.name]
+                room = SAMPLE_KEYS - len(failure.sample_keys)
+                if room > 0:
+                    for index in pc.indices_nonzero(mask)[:room].to_pylist():
+                        assert index is not None
+                        key = keys[index].as_py()
+                        failure.sample_keys.append(
+                            key if key is not None else f"<null key, row {self.rows + index}>"
+                        )
+                failure.failed_rows += bad
+        self.rows += batch.num_rows
+
+    def record_duplicates(self, column: str, rows: int, sample_keys: Sequence[str]) -> None:
+        """Take the store's count of surplus rows under repeated keys for `unique` checks."""
+        for check in self.checks:
+            if check.kind == "unique" and check.column == column:
+                failure = self.failures[check.name]
+                failure.failed_rows = rows
+                failure.sample_keys = list(sample_keys[:SAMPLE_KEYS])
+
+    def unique_columns(self) -> tuple[str, ...]:
+        return tuple(c.column for c in self.checks if c.kind == "unique")
+
+    def raise_for_failures(self) -> None:
+        """Raise `ChecksFailed` listing every failed check, in declaration order."""
+        failed = [f for f in self.failures.values() if f.failed_rows]
+        if failed:
+            raise ChecksFailed(failed)

@@ -1,0 +1,136 @@
+"""`python -m daemon`: argv, logging, the instance lock, signals, and the exit code.
+
+Signal handlers only set the stop flag and restore the default disposition, so the
+first SIGTERM/SIGINT lets the file in flight finish (warm shutdown) and a second one
+ends the process at once. `main(argv)` returns the exit code so that tests call it
+directly: 0 done, 1 a `--once` drain left failed files (or the worker crashed),
+2 bad usage, configuration or database, 3 another daemon holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import structlog
+
+from config import ConfigError, load_settings
+from config.settings import WRITE_MODES
+from daemon import logs, store
+from daemon.errors import AlreadyRunning
+from daemon.lock import InstanceLock
+from daemon.watcher import Watcher
+
+log = structlog.get_logger("daemon")
+
+EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Through the logger, so that even a usage error is one JSON line off a TTY.
+        log.error("usage_error", reason=message, hint=f"see {self.prog} --help")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m daemon",
+        description="Watch an inbox and load each transactions_YYYY-MM-DD.parquet dropped "
+        "into it into SQLite, idempotently. Every option falls back to the environment "
+        "variable ETL_<NAME>, then the config file, then a built-in default.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML settings file (default: config/etl.toml; env ETL_CONFIG)")
+    parser.add_argument("--inbox", type=Path, metavar="DIR", help="directory to watch")
+    parser.add_argument("--processed", type=Path, metavar="DIR", help="archive of loaded files")
+    parser.add_argument("--failed", type=Path, metavar="DIR",
+                        help="quarantine, each file with <name>.error.json")
+    parser.add_argument("--work", type=Path, metavar="DIR",
+                        help="claimed files in flight (default .<inbox>.work beside the inbox)")
+    parser.add_argument("--db", type=Path, metavar="PATH", help="SQLite database")
+    parser.add_argument("--write-mode", choices=WRITE_MODES,
+                        help="merge: upsert by key; replace: the file is the whole run_date")
+    parser.add_argument("--settle-seconds", type=float, metavar="S",
+                        help="quiet time before a file written in place is taken")
+    parser.add_argument("--rescan-seconds", type=float, metavar="S",
+                        help="interval of the safety-net inbox rescan")
+    parser.add_argument("--once", action="store_true",
+                        help="drain the inbox and exit: 0 if every file loaded, 1 if any failed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logs.configure()
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            {"inbox": args.inbox, "processed": args.processed, "failed": args.failed,
+             "work": args.work, "db": args.db, "write_mode": args.write_mode,
+             "settle_seconds": args.settle_seconds, "rescan_seconds": args.rescan_seconds},
+            config_file=args.config,
+        )
+    except ConfigError as exc:
+        log.error("config_invalid", reason=exc.message, hint=exc.hint)
+        return EXIT_USAGE
+    lock = InstanceLock(settings.lock_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+        return EXIT_LOCKED
+    except OSError as exc:
+        log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
+        return EXIT_USAGE
+    try:
+        conn = store.connect(settings.db, settings.busy_timeout_seconds)
+        store.init_schema(conn)
+    except (sqlite3.Error, OSError) as exc:
+        log.error("database_unavailable", db=str(settings.db), reason=str(exc),
+                  hint="check that the path is writable and is a SQLite database")
+        lock.release()
+        return EXIT_USAGE
+    try:
+        return _serve(settings.__dict__, Watcher(settings, conn, once=args.once), args.once)
+    finally:
+        conn.close()
+        lock.release()
+
+
+def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Only flags: the worker finishes its file; the restored default makes a second
+        # signal end the process at once.
+        received.append(signum)
+        watcher.request_stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info("daemon_started", pid=os.getpid(), once=once,
+                 **{k: str(v) for k, v in described.items()})
+        watcher.start()
+        watcher.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    outcomes = watcher.outcomes
+    log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
+             retry=outcomes["retry"], vanished=outcomes["vanished"],
+             reason=signal.Signals(received[0]).name if received else
+             ("worker_crashed" if watcher.crashed else "drained"))
+    if watcher.crashed:
+        return EXIT_FAILED_FILES
+    if once and (outcomes["failed"] or outcomes["retry"]):
+        return EXIT_FAILED_FILES
+    return EXIT_OK

@@ -1,0 +1,75 @@
+"""The daemon's error classes: what is terminal for a file, what is worth retrying.
+
+The pipeline is the per-file error boundary and decides by class: `BadInput` (and any
+unexpected `Exception`) sends the file to failed/ with a sidecar; `TransientError` keeps
+it in the work directory to be retried with backoff; `AlreadyRunning` stops start-up.
+All derive from `config.EtlError`, the project's one base, and carry a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from config import EtlError
+
+
+class BadInput(EtlError):
+    """The file itself is wrong: terminal, so it is quarantined and never retried.
+
+    `stage` names where in the per-file path it was found; subclasses fix their own.
+    """
+
+    stage = "read"
+
+    def __init__(self, message: str, *, hint: str = "", stage: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if stage is not None:
+            self.stage = stage
+
+
+class FileNameError(BadInput):
+    stage = "name"
+
+
+class ContractError(BadInput):
+    """The file's columns do not match the contract; `problems` is the column diff."""
+
+    stage = "schema"
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "schema does not match the contract: " + "; ".join(self.problems),
+            hint="fix the producer so the file has the contract's columns and types, "
+            "then drop it again",
+        )
+
+
+@dataclass
+class CheckFailure:
+    """One failed data-quality check: how many rows broke it and a few of their keys."""
+
+    check: str
+    failed_rows: int
+    sample_keys: list[str] = field(default_factory=list)
+
+
+class ChecksFailed(BadInput):
+    stage = "checks"
+
+    def __init__(self, failures: Sequence[CheckFailure]) -> None:
+        self.failures = list(failures)
+        summary = ", ".join(f"{f.check} ({f.failed_rows} rows)" for f in self.failures)
+        super().__init__(
+            f"data-quality checks failed: {summary}",
+            hint="correct the rows named in the sidecar's checks and drop the file again",
+        )
+
+
+class TransientError(EtlError):
+    """The environment, not the file, is at fault (database busy, disk full): retry later."""
+
+
+class AlreadyRunning(EtlError):
+    """Another daemon holds the single-instance lock on this database."""

@@ -1,0 +1,171 @@
+"""Names, hashing and moves of the files the daemon handles: the filesystem side of a load.
+
+Owns which inbox names are ignored, how a run date is read from a name, the no-follow
+open, the SHA-256, the Parquet-footer probe, and every move between inbox, work,
+processed and failed (atomic renames within one filesystem that never overwrite), plus
+the error sidecar. It knows nothing of SQLite or of what the rows mean.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import BinaryIO
+
+from config import contract
+from daemon.errors import FileNameError
+
+# Kept as data, as watchfiles keeps its filters: producers write under these names first.
+IGNORED_PREFIXES: tuple[str, ...] = (".",)
+IGNORED_SUFFIXES: tuple[str, ...] = (".tmp", ".part")
+SIDECAR_SUFFIX = ".error.json"
+PARQUET_MAGIC = b"PAR1"
+_CHUNK = 1 << 20
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden and temporary names belong to writers still at work."""
+    return name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES)
+
+
+def run_date_from_name(name: str) -> str:
+    """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
+    match = contract.FILE_NAME_PATTERN.match(name)
+    if match is None:
+        raise FileNameError(
+            f"file name {name!r} does not match {contract.FILE_NAME_EXAMPLE}",
+            hint="rename the file to the contract's pattern and drop it again",
+        )
+    text = match["date"]
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise FileNameError(
+            f"file name {name!r} holds {text!r}, which is not a calendar date",
+            hint="rename the file with the real run date and drop it again",
+        ) from None
+
+
+def open_no_follow(path: Path) -> BinaryIO:
+    """Open a regular file for reading without following a symlink or blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def sha256_of(handle: BinaryIO) -> tuple[str, int]:
+    """Lowercase hex SHA-256 and size of an open file, read from its start; rewinds it."""
+    handle.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    handle.seek(0)
+    return digest.hexdigest(), size
+
+
+def has_parquet_footer(path: Path) -> bool:
+    """True when the file starts and ends with the Parquet magic around a plausible footer."""
+    try:
+        with open_no_follow(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size < 12:
+                return False
+            head = handle.read(4)
+            handle.seek(size - 8)
+            tail = handle.read(8)
+    except OSError:
+        return False
+    footer_len = int.from_bytes(tail[:4], "little")
+    return head == PARQUET_MAGIC and tail[4:] == PARQUET_MAGIC and footer_len + 12 <= size
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+
+
+def rename_no_replace(src: Path, dst: Path) -> None:
+    """Rename atomically, raising `FileExistsError` rather than replacing `dst`."""
+    if _renameat2 is not None:
+        rc = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
+                        _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        # EINVAL/ENOSYS: the filesystem or kernel lacks the flag; fall back below.
+        if err not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    # Without the flag a name can only be taken between the check and the rename by a
+    # process other than this single-instance daemon.
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
+    src.rename(dst)
+
+
+def _candidate_names(name: str) -> list[str]:
+    stem, dot, suffix = name.rpartition(".")
+    base, ext = (stem, dot + suffix) if stem else (name, "")
+    return [name, *(f"{base}~{n}{ext}" for n in range(1, 10_000))]
+
+
+def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
+    """Move `src` into `directory` under its name, or `name~N` if taken; never overwrite.
+
+    A name is free only if its error sidecar is free too, so a sidecar written later can
+    never land on an older one.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for candidate in _candidate_names(name or src.name):
+        dst = directory / candidate
+        if os.path.lexists(directory / (candidate + SIDECAR_SUFFIX)):
+            continue
+        try:
+            rename_no_replace(src, dst)
+        except FileExistsError:
+            continue
+        fsync_dir(directory)
+        if src.parent != directory:
+            fsync_dir(src.parent)
+        return dst
+    raise FileExistsError(errno.EEXIST, "no free name left", str(directory / (name or src.name)))
+
+
+def write_sidecar(archived: Path, report: Mapping[str, object]) -> Path:
+    """Write `<archived>.error.json` atomically (temp file, fsync, rename)."""
+    sidecar = archived.with_name(archived.name + SIDECAR_SUFFIX)
+    temp = archived.with_name(f".{sidecar.name}.tmp")
+    payload = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+    with temp.open("w", encoding="utf-8") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        rename_no_replace(temp, sidecar)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(sidecar.parent)
+    return sidecar
+

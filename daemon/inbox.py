@@ -1,0 +1,128 @@
+"""The inbox as the worker sees it: which entries exist and which are complete.
+
+Events and listings only nominate names; this module decides when a file may be taken.
+A file is complete when it arrived by rename, when it was closed after writing with a
+valid Parquet footer, or when its size and mtime have not changed for the settle time
+(by our own observation, or by its mtime being that old). Complete is not the same as
+valid: a complete file without a footer is handed over all the same, and fails as bad
+input rather than being waited on forever. Hidden and temporary names are ignored;
+entries that are neither regular files nor symlinks are skipped with one warning each.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from daemon import files
+
+log = structlog.get_logger("daemon.inbox")
+
+Hint = Literal["created", "modified", "moved", "closed"]
+FoundBy = Literal["event", "sweep", "rescan"]
+
+
+@dataclass
+class Candidate:
+    path: Path
+    found_by: FoundBy
+    size: int
+    mtime_ns: int
+    stable_since: float
+    complete: bool = False
+
+
+class Inbox:
+    """Tracks candidate files in one directory; not thread-safe: the worker owns it."""
+
+    def __init__(self, directory: Path, settle_seconds: float,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self.settle_seconds = settle_seconds
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.candidates: dict[str, Candidate] = {}
+        self._skipped: set[str] = set()
+
+    def note(self, path: Path, hint: Hint | None, found_by: FoundBy) -> Candidate | None:
+        """Record what an event or a listing says of `path`; return it if newly found."""
+        name = path.name
+        if path.parent != self.directory or files.is_ignored(name):
+            return None
+        candidate = self.candidates.get(name)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            self.candidates.pop(name, None)
+            return None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            if name not in self._skipped:
+                self._skipped.add(name)
+                log.warning("inbox_entry_skipped", file=name,
+                            reason="not a regular file; only files are loaded",
+                            hint="remove it from the inbox")
+            return None
+        new = candidate is None
+        if candidate is None:
+            candidate = Candidate(path, found_by, st.st_size, st.st_mtime_ns, self.clock())
+            self.candidates[name] = candidate
+        else:
+            self._observe(candidate, st)
+        # A symlink is never read, so there is nothing to wait for: it goes to failed/.
+        if hint == "moved" or stat.S_ISLNK(st.st_mode) or (
+            hint == "closed" and files.has_parquet_footer(path)
+        ):
+            candidate.complete = True
+        return candidate if new else None
+
+    def _observe(self, candidate: Candidate, st: os.stat_result) -> None:
+        if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
+            candidate.size, candidate.mtime_ns = st.st_size, st.st_mtime_ns
+            candidate.stable_since = self.clock()
+            candidate.complete = False
+
+    def scan(self, found_by: FoundBy) -> list[Candidate]:
+        """List the directory; forget vanished names and return the newly found ones."""
+        found = []
+        present = set()
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                present.add(entry.name)
+                candidate = self.note(Path(entry.path), None, found_by)
+                if candidate is not None:
+                    found.append(candidate)
+        for name in set(self.candidates) - present:
+            del self.candidates[name]
+        self._skipped &= present
+        return found
+
+    def due(self) -> tuple[list[Path], float | None]:
+        """Complete files in name order, and seconds until the next one may become so."""
+        ready: list[Path] = []
+        wait: float | None = None
+        for name in sorted(self.candidates):
+            candidate = self.candidates[name]
+            try:
+                self._observe(candidate, candidate.path.lstat())
+            except FileNotFoundError:
+                del self.candidates[name]
+                continue
+            quiet = self.clock() - candidate.stable_since
+            age = self.wall_clock() - candidate.mtime_ns / 1e9
+            if candidate.complete or max(quiet, age) >= self.settle_seconds:
+                ready.append(candidate.path)
+            else:
+                remaining = self.settle_seconds - max(quiet, age)
+                wait = remaining if wait is None else min(wait, remaining)
+        return ready, wait
+
+    def taken(self, path: Path) -> None:
+        self.candidates.pop(path.name, None)

@@ -1,0 +1,207 @@
+"""What happens to one file: claim, read, stage, check, merge, record, archive.
+
+This is the per-file error boundary. A claimed file is loaded in one transaction
+(staging emptied, rows staged while the row checks run, uniqueness checked, the merge,
+the ledger row, commit); only after the commit is it moved to processed/. Bad input and
+unexpected errors roll everything back, write a failed ledger row and move the file to
+failed/ with an `.error.json` sidecar. Environmental faults (database busy, disk full)
+leave the file in the work directory and ask the caller to retry. `KeyboardInterrupt`
+and `SystemExit` pass through untouched. It knows no threads, events or signals.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from config import Settings
+from daemon import checks, files, reader, store
+from daemon.errors import BadInput, ChecksFailed, ContractError, TransientError
+
+log = structlog.get_logger("daemon.pipeline")
+
+Status = Literal["processed", "failed", "retry", "vanished"]
+# SQLite primary result codes that describe the environment, not the file or our SQL.
+_TRANSIENT_SQLITE = {5: "SQLITE_BUSY", 6: "SQLITE_LOCKED", 7: "SQLITE_NOMEM",
+                     8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL",
+                     14: "SQLITE_CANTOPEN"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended; `path` is where the file now is."""
+
+    status: Status
+    path: Path
+    counts: store.MergeCounts | None = None
+    report: dict[str, object] = field(default_factory=dict)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with microseconds and `Z`: the shape of the log timestamps too."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
+
+
+class Pipeline:
+    """Loads claimed files into the database it is given; one instance per worker."""
+
+    def __init__(self, settings: Settings, conn: sqlite3.Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+
+    def claim(self, path: Path) -> Path | None:
+        """Move an inbox file into the work directory; None if it is gone already."""
+        try:
+            claimed = files.move_unique(path, self.settings.work)
+        except FileNotFoundError:
+            log.info("file_vanished", file=path.name)
+            return None
+        log.info("file_claimed", file=path.name, work_path=str(claimed))
+        return claimed
+
+    def process(self, claimed: Path) -> Outcome:
+        """Load a claimed file and archive it; never raises for a bad or failing file."""
+        with structlog.contextvars.bound_contextvars(file=claimed.name):
+            return self._process(claimed)
+
+    def _process(self, claimed: Path) -> Outcome:
+        started, started_at = time.perf_counter(), utc_now()
+        load = store.LoadRecord(claimed.name, None, None, self.settings.write_mode, None,
+                                started_at)
+        stage, rows = "open", None
+        try:
+            try:
+                handle = files.open_no_follow(claimed)
+            except FileNotFoundError:
+                log.warning("file_vanished", file=claimed.name)
+                return Outcome("vanished", claimed)
+            except OSError as exc:
+                raise BadInput(_open_error(exc), stage="open",
+                               hint="drop a regular, readable file") from exc
+            with handle:
+                stage = "hash"
+                sha256, size = files.sha256_of(handle)
+                load = replace(load, sha256=sha256, bytes=size)
+                stage = "name"
+                run_date = files.run_date_from_name(claimed.name)
+                load = replace(load, run_date=run_date)
+                stage = "read"
+                source = reader.open_parquet(handle)
+                rows = source.rows
+                if source.extra_columns:
+                    log.warning("extra_columns_ignored", file=claimed.name,
+                                columns=list(source.extra_columns))
+                if source.rows == 0:
+                    raise BadInput("the file has no rows", stage="checks",
+                                   hint="a day's file must hold that day's transactions")
+                stage = "load"
+                with store.transaction(self.conn):
+                    counts = self._load(source, load, run_date)
+            stage = "archive"
+            archived = files.move_unique(claimed, self.settings.processed)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            if _is_transient(exc) or (stage == "archive" and isinstance(exc, OSError)):
+                return self._retry(claimed, stage, exc)
+            return self._fail(claimed, load, stage, exc, rows, started)
+        log.info("file_processed", file=claimed.name, sha256=load.sha256, bytes=load.bytes,
+                 run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
+                 inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
+                 deleted=counts.deleted, duration_ms=_ms(started), archived_as=str(archived))
+        return Outcome("processed", archived, counts)
+
+    def _load(self, source: reader.ParquetSource, load: store.LoadRecord,
+              run_date: str) -> store.MergeCounts:
+        """Inside the file's transaction: stage and check, then merge and record."""
+        store.clear_staging(self.conn)
+        verdict = checks.FileChecks(run_date)
+        for batch in source.batches():
+            verdict.observe(batch)
+            store.stage_rows(self.conn, zip(*(c.to_pylist() for c in batch.columns),
+                                            strict=True))
+        for column in verdict.unique_columns():
+            verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
+                                                                  checks.SAMPLE_KEYS))
+        verdict.raise_for_failures()
+        load_id = store.record_load(self.conn, load, status="processed",
+                                    finished_at=load.started_at)
+        replace = run_date if self.settings.write_mode == "replace" else None
+        counts = store.merge(self.conn, loaded_at=utc_now(), load_id=load_id,
+                             replace_date=replace)
+        store.clear_staging(self.conn)
+        store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
+        return counts
+
+    def _retry(self, claimed: Path, stage: str, exc: Exception) -> Outcome:
+        log.error("file_retry_scheduled", file=claimed.name, stage=stage,
+                  error_type=type(exc).__name__, reason=str(exc),
+                  hint="the file stays in the work directory and is retried; fix the "
+                  "database or disk condition named in reason")
+        return Outcome("retry", claimed)
+
+    def _fail(self, claimed: Path, load: store.LoadRecord, stage: str, exc: Exception,
+              rows: int | None, started: float) -> Outcome:
+        stage = exc.stage if isinstance(exc, BadInput) else stage
+        reason = str(exc)
+        report: dict[str, object] = {
+            "file": claimed.name,
+            "stage": stage,
+            "error_type": type(exc).__name__,
+            "message": getattr(exc, "message", reason),
+            "hint": getattr(exc, "hint", "") or "this is a bug in the daemon; report it "
+                    "with this sidecar and the log line",
+            "checks": [vars(f) for f in exc.failures] if isinstance(exc, ChecksFailed) else [],
+            "schema_problems": exc.problems if isinstance(exc, ContractError) else [],
+            "sha256": load.sha256,
+            "bytes": load.bytes,
+            "rows": rows,
+            "write_mode": load.write_mode,
+            "attempted_at": load.started_at,
+        }
+        try:
+            with store.transaction(self.conn):
+                store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
+                                  rows=rows, error=f"{stage}: {reason}")
+        except sqlite3.Error as db_exc:
+            # The quarantine below must still happen: the ledger is not the only record.
+            log.error("ledger_write_failed", file=claimed.name, reason=str(db_exc))
+        try:
+            failed = files.move_unique(claimed, self.settings.failed)
+            files.write_sidecar(failed, report)
+        except OSError as move_exc:
+            return self._retry(claimed, "quarantine", move_exc)
+        log.error("file_failed", file=claimed.name, sha256=load.sha256, bytes=load.bytes,
+                  rows=rows, inserted=0, updated=0, unchanged=0, deleted=0,
+                  stage=stage, error_type=report["error_type"], reason=reason,
+                  checks=report["checks"], duration_ms=_ms(started), failed_as=str(failed),
+                  exc_info=not isinstance(exc, BadInput))
+        return Outcome("failed", failed, report=report)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _open_error(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "the inbox entry is a symbolic link; the daemon never follows links"
+    if exc.errno == errno.EACCES:
+        return "permission denied reading the file"
+    if exc.errno == errno.EISDIR:
+        return "not a regular file"
+    return f"cannot open the file: {exc.strerror or exc}"

@@ -1,0 +1,211 @@
+"""When files are taken: the watchdog observer, the event hints, and the one worker loop.
+
+The watchdog handler only records a path and a hint and wakes the worker; it never
+raises, because an exception there kills watchdog's dispatch thread. Events are hints:
+the worker sweeps the inbox at start-up, rescans it periodically and at once when
+inotify reports an overflow, and resumes files left in the work directory by a crash.
+One worker thread runs every file through the pipeline in name order. Stopping is a
+flag: the file in flight finishes, then the loop returns. This is the only module that
+knows threads and watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from config import Settings
+from daemon import files
+from daemon.inbox import Candidate, Hint, Inbox
+from daemon.pipeline import Outcome, Pipeline
+
+log = structlog.get_logger("daemon.watcher")
+
+_HINTS: dict[str, Hint] = {"created": "created", "modified": "modified", "moved": "moved",
+                           "closed": "closed"}
+RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class Hints:
+    """Paths reported by events, handed from the observer thread to the worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[str, Hint]] = []
+        self._rescan = False
+        self.wake = threading.Event()
+
+    def add(self, path: str, hint: Hint) -> None:
+        with self._lock:
+            self._items.append((path, hint))
+        self.wake.set()
+
+    def request_rescan(self) -> None:
+        self._rescan = True
+        self.wake.set()
+
+    def drain(self) -> tuple[list[tuple[str, Hint]], bool]:
+        with self._lock:
+            items, self._items = self._items, []
+            rescan, self._rescan = self._rescan, False
+        return items, rescan
+
+
+class InboxEventHandler(FileSystemEventHandler):
+    """Records file events as hints; nothing else, and never raises."""
+
+    def __init__(self, hints: Hints) -> None:
+        self.hints = hints
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            hint = _HINTS.get(event.event_type)
+            if hint is None or event.is_directory:
+                return
+            # A rename into the inbox is the producer's "done": use where it landed.
+            path = event.dest_path if hint == "moved" else event.src_path
+            self.hints.add(os.fsdecode(path), hint)
+        except Exception:
+            self.hints.request_rescan()
+
+
+class _OverflowListener(logging.Handler):
+    """watchdog only logs an inotify overflow; turn that record into a rescan."""
+
+    def __init__(self, hints: Hints) -> None:
+        super().__init__(level=logging.WARNING)
+        self.hints = hints
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.hints.request_rescan()
+
+
+class Watcher:
+    """Owns the observer and the worker thread for one inbox."""
+
+    def __init__(self, settings: Settings, conn: sqlite3.Connection, *, once: bool = False) -> None:
+        self.settings = settings
+        self.once = once
+        self.pipeline = Pipeline(settings, conn)
+        self.inbox = Inbox(settings.inbox, settings.settle_seconds)
+        self.hints = Hints()
+        self.stop_requested = threading.Event()
+        self.outcomes: Counter[str] = Counter()
+        self.crashed = False
+        self._retries: dict[Path, tuple[float, int]] = {}
+        self._observer: BaseObserver | None = None
+        self._listener = _OverflowListener(self.hints)
+        self._thread = threading.Thread(target=self._run, name="etl-worker")
+
+    def start(self) -> None:
+        for directory in (self.settings.inbox, self.settings.work, self.settings.processed,
+                          self.settings.failed):
+            directory.mkdir(parents=True, exist_ok=True)
+        if not self.once:
+            logging.getLogger("watchdog").addHandler(self._listener)
+            self._observer = Observer()
+            self._observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
+                                    recursive=False)
+            self._observer.start()
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the file in flight; safe from a signal handler."""
+        self.stop_requested.set()
+        self.hints.wake.set()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+            logging.getLogger("watchdog").removeHandler(self._listener)
+
+    def _run(self) -> None:
+        try:
+            self.loop()
+        except BaseException:
+            # Logged here, not re-raised: the main thread sees `crashed` and exits non-zero.
+            self.crashed = True
+            log.exception("worker_crashed")
+
+    def loop(self) -> None:
+        """Resume, sweep, then take files until stopped (or, with `once`, until drained)."""
+        for path in sorted(p for p in self.settings.work.iterdir()
+                           if not files.is_ignored(p.name)):
+            if self.stop_requested.is_set():
+                return
+            log.info("file_resumed", file=path.name)
+            self._handle(self.pipeline.process(path))
+        self._detected(self.inbox.scan("sweep"))
+        next_rescan = time.monotonic() + self.settings.rescan_seconds
+        while not self.stop_requested.is_set():
+            items, overflow = self.hints.drain()
+            for item, hint in items:
+                candidate = self.inbox.note(Path(item), hint, "event")
+                self._detected([candidate] if candidate else [])
+            if overflow or time.monotonic() >= next_rescan:
+                found = self.inbox.scan("rescan")
+                if found or overflow:
+                    log.info("inbox_rescanned", found=len(found),
+                             reason="overflow" if overflow else "periodic")
+                self._detected(found)
+                next_rescan = time.monotonic() + self.settings.rescan_seconds
+            did_work, wait = self._take_due()
+            if did_work:
+                continue
+            if self.once and not self.inbox.candidates and not self._retries:
+                return
+            deadline = min([next_rescan, *(due for due, _ in self._retries.values())])
+            timeout = deadline - time.monotonic()
+            if wait is not None:
+                timeout = min(timeout, wait)
+            self.hints.wake.wait(max(0.0, timeout))
+            self.hints.wake.clear()
+
+    def _take_due(self) -> tuple[bool, float | None]:
+        """Run due retries and complete inbox files; say whether any ran, and how long
+        until the next inbox file may be complete."""
+        now = time.monotonic()
+        due = [path for path, (at, _) in sorted(self._retries.items()) if at <= now]
+        for path in due:
+            if self.stop_requested.is_set():
+                return True, None
+            self._handle(self.pipeline.process(path))
+        ready, wait = self.inbox.due()
+        for path in ready:
+            if self.stop_requested.is_set():
+                break
+            self.inbox.taken(path)
+            claimed = self.pipeline.claim(path)
+            if claimed is not None:
+                self._handle(self.pipeline.process(claimed))
+        return bool(due or ready), wait
+
+    def _handle(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.status] += 1
+        if outcome.status != "retry":
+            self._retries.pop(outcome.path, None)
+            return
+        if self.once:
+            # A drain must end: the file stays in the work directory for the next run.
+            return
+        _, attempts = self._retries.get(outcome.path, (0.0, 0))
+        delay = RETRY_BACKOFF_SECONDS[min(attempts, len(RETRY_BACKOFF_SECONDS) - 1)]
+        self._retries[outcome.path] = (time.monotonic() + delay, attempts + 1)
+
+    @staticmethod
+    def _detected(found: list[Candidate]) -> None:
+        for candidate in found:
+            log.info("file_detected", file=candidate.path.name, found_by=candidate.found_by)

@@ -1,0 +1,1 @@
+"""Produces deterministic daily transaction files; never imports the daemon."""

@@ -1,0 +1,95 @@
+"""Command line of the generator: parse dates and counts, then publish one file per day.
+
+Owns argv and exit codes only; the rows come from `transactions` and the atomic write
+from `publish`. The default inbox is the daemon's (flag, `ETL_INBOX`, config file, then
+`inbox/`), so producer and consumer agree without being told twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from config import EtlError, contract, load_settings
+from generator.publish import publish_parquet
+from generator.transactions import generate
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m generator",
+        description="Write deterministic transactions_YYYY-MM-DD.parquet files, atomically.",
+    )
+    days = parser.add_mutually_exclusive_group(required=True)
+    days.add_argument("--date", type=_iso_date, action="append", metavar="YYYY-MM-DD",
+                      help="a day to generate; repeat for several days")
+    days.add_argument("--start", type=_iso_date, metavar="YYYY-MM-DD",
+                      help="first day of a range (with --days)")
+    parser.add_argument("--days", type=_positive, default=None, metavar="N",
+                        help="number of consecutive days from --start (default 1)")
+    parser.add_argument("--rows", type=_positive, default=25, metavar="N",
+                        help="rows per day (default 25)")
+    parser.add_argument("--inbox", type=Path, default=None, metavar="DIR",
+                        help="destination directory (default: the daemon's inbox, inbox/)")
+    parser.add_argument("--seed", type=_non_negative, default=0, metavar="N",
+                        help="varies the data while keeping it deterministic (default 0)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.days is not None and args.start is None:
+        parser.error("--days needs --start")
+    if args.start is not None:
+        run_dates = [args.start + timedelta(days=i) for i in range(args.days or 1)]
+    else:
+        run_dates = list(dict.fromkeys(args.date))
+    try:
+        inbox = args.inbox or load_settings().inbox
+        for run_date in run_dates:
+            path = publish_parquet(
+                inbox,
+                contract.file_name_for(run_date.isoformat()),
+                contract.ARROW_SCHEMA,
+                generate(run_date, args.rows, args.seed),
+            )
+            print(path, flush=True)
+    except EtlError as exc:
+        print(f"generator: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"generator: cannot write to the inbox: {exc} (check the directory and its "
+              "permissions)", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,109 @@
+"""`make demo`: the three-run scenario against a real daemon process.
+
+Starts `python -m daemon` on a fresh `.demo/` folder, generates 2026-02-10, waits until
+it is loaded, generates the same day again (deterministic, so an identical file), waits,
+generates 2026-02-11, waits; prints the ledger and the customer-totals report, then stops
+the daemon with SIGTERM. Exits non-zero if any step misbehaves, including a re-run that
+changed a row. Uses both programs only as subprocesses, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".demo"
+DB = DEMO / "etl.db"
+RUNS = ("2026-02-10", "2026-02-10", "2026-02-11")
+TIMEOUT_SECONDS = 30.0
+
+
+def wait_for(what: str, condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: timed out waiting for {what}; see {DEMO / 'daemon.log'}")
+        time.sleep(0.05)
+
+
+def ledger_has(rows: int) -> bool:
+    if not DB.exists():
+        return False
+    with sqlite3.connect(f"file:{DB}?mode=ro", uri=True) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM load_history").fetchone()[0]) >= rows
+        except sqlite3.OperationalError:
+            return False
+
+
+def log_events(log_path: Path) -> list[dict[str, object]]:
+    lines = log_path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def main() -> int:
+    shutil.rmtree(DEMO, ignore_errors=True)
+    DEMO.mkdir()
+    inbox = DEMO / "inbox"
+    log_path = DEMO / "daemon.log"
+    daemon_argv = [sys.executable, "-m", "daemon", "--inbox", str(inbox),
+                   "--processed", str(DEMO / "processed"), "--failed", str(DEMO / "failed"),
+                   "--db", str(DB)]
+    print("$ " + " ".join(["python", *daemon_argv[1:]]) + f"  > {log_path.relative_to(ROOT)}")
+    with log_path.open("w") as log_file:
+        daemon = subprocess.Popen(daemon_argv, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the daemon to start",
+                 lambda: any(e["event"] == "daemon_started" for e in log_events(log_path)))
+        for number, day in enumerate(RUNS, start=1):
+            argv = [sys.executable, "-m", "generator", "--date", day, "--inbox", str(inbox)]
+            print(f"\n[run {number}] $ python -m generator --date {day} "
+                  f"--inbox {inbox.relative_to(ROOT)}")
+            subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            wait_for(f"run {number} to be recorded", partial(ledger_has, number))
+            event = [e for e in log_events(log_path)
+                     if e["event"] in ("file_processed", "file_failed")][-1]
+            print(f"[run {number}] daemon: " + json.dumps({k: event.get(k) for k in (
+                "event", "file", "rows", "inserted", "updated", "unchanged", "deleted",
+                "duration_ms")}))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=TIMEOUT_SECONDS)
+    print(f"\ndaemon stopped by SIGTERM, exit code {code}")
+
+    with sqlite3.connect(f"file:{DB}?mode=ro", uri=True) as conn:
+        ledger = pd.read_sql_query(
+            "SELECT id AS run, file_name, status, rows, inserted, updated, unchanged, deleted "
+            "FROM load_history ORDER BY id", conn)
+        report = pd.read_sql_query(
+            "SELECT customer_id, COUNT(*) AS transactions, ROUND(SUM(amount), 2) AS total "
+            "FROM fact_transactions GROUP BY customer_id ORDER BY total DESC", conn)
+        fact_rows = conn.execute("SELECT COUNT(*) FROM fact_transactions").fetchone()[0]
+    print("\nLedger (load_history):")
+    print(ledger.to_string(index=False))
+    print(f"\nCustomer totals ({fact_rows} rows in fact_transactions):")
+    print(report.to_string(index=False))
+
+    rerun = ledger.iloc[1]
+    ok = (code == 0 and list(ledger["status"]) == ["processed"] * 3
+          and rerun["inserted"] == 0 and rerun["updated"] == 0 and fact_rows == 50)
+    print("\n" + ("OK: the re-run of 2026-02-10 inserted 0 and updated 0 rows."
+                  if ok else "FAILED: the scenario did not behave as expected."))
+    print(f"Data is in {DEMO.relative_to(ROOT)}/ (git-ignored); daemon log: "
+          f"{log_path.relative_to(ROOT)}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
