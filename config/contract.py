@@ -68,7 +68,8 @@ CHECKS: tuple[Check, ...] = (
 
 # The run date is taken from the file name; anything before or after it is free, so an
 # archived name with a uniqueness suffix (`transactions_2026-02-10~1.parquet`) still parses.
-FILE_NAME_PATTERN = re.compile(r"^transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+)?\.parquet$")
+# Use with `fullmatch`: `$` would also accept a name ending in a newline.
+FILE_NAME_PATTERN = re.compile(r"transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+)?\.parquet")
 FILE_NAME_EXAMPLE = "transactions_YYYY-MM-DD.parquet"
 
 

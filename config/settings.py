@@ -49,7 +49,8 @@ class Settings:
 def _path(value: object) -> Path:
     if not isinstance(value, str | os.PathLike) or not str(value):
         raise ValueError("expected a non-empty path")
-    return Path(value).expanduser().absolute()
+    # abspath, not resolve(): `..` is folded but a symlinked directory keeps its name.
+    return Path(os.path.abspath(Path(value).expanduser()))  # noqa: PTH100 (see above)
 
 
 def _seconds(value: object) -> float:
@@ -157,6 +158,9 @@ def load_settings(
                     ) from None
                 break
     inbox = cast(Path, resolved["inbox"])
+    if inbox == inbox.parent:
+        raise ConfigError("the inbox cannot be the filesystem root",
+                          hint="give the inbox a directory of its own")
     resolved.setdefault("work", _default_work(inbox))
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     settings = Settings(**cast(dict[str, Any], resolved))
@@ -169,9 +173,11 @@ def _check_layout(settings: Settings) -> None:
             "processed": settings.processed, "failed": settings.failed}
     seen: dict[Path, str] = {}
     for name, path in dirs.items():
-        if path in seen:
+        # resolve() here only: two spellings of one directory, symlinks included, clash.
+        real = path.resolve()
+        if real in seen:
             raise ConfigError(
-                f"{name} and {seen[path]} are the same directory ({path})",
+                f"{name} and {seen[real]} are the same directory ({real})",
                 hint="give each of inbox, work, processed and failed its own directory",
             )
-        seen[path] = name
+        seen[real] = name

@@ -31,6 +31,7 @@ from daemon.watcher import Watcher
 log = structlog.get_logger("daemon")
 
 EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Threads inherit the signal mask: block the stop signals while threads are started
+    # (`python -m daemon` does so even before its imports) and restore it at the end.
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return _main(argv)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     logs.configure()
     args = build_parser().parse_args(argv)
     try:
@@ -108,18 +119,23 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only flags: the worker finishes its file; the restored default makes a second
-        # signal end the process at once.
+        # Only flags: the worker finishes its file. A second signal ends the process at
+        # once, by that signal's default action, so the exit status names the signal.
         received.append(signum)
         watcher.request_stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
+        if len(received) > 1:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
         log.info("daemon_started", pid=os.getpid(), once=once,
                  **{k: str(v) for k, v in described.items()})
         watcher.start()
+        # Every other thread was started with the stop signals blocked (see `main`), so
+        # they reach this thread, whose join they interrupt to run the handler at once.
+        # A signal taken by another thread would only wake this one when the join ends.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         watcher.join()
     finally:
         for sig, handler in previous.items():

@@ -37,7 +37,7 @@ def is_ignored(name: str) -> bool:
 
 def run_date_from_name(name: str) -> str:
     """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
-    match = contract.FILE_NAME_PATTERN.match(name)
+    match = contract.FILE_NAME_PATTERN.fullmatch(name)
     if match is None:
         raise FileNameError(
             f"file name {name!r} does not match {contract.FILE_NAME_EXAMPLE}",

@@ -64,6 +64,7 @@ class Inbox:
             self.candidates.pop(name, None)
             return None
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            self.candidates.pop(name, None)
             if name not in self._skipped:
                 self._skipped.add(name)
                 log.warning("inbox_entry_skipped", file=name,

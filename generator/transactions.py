@@ -4,7 +4,8 @@ The same (run date, row count, seed) gives the same table in any process, on any
 with the same library versions: the PRNG is seeded from a SHA-256 of the date and seed,
 never from `hash()`, whose value for a str is salted per process. Rows are produced in
 fixed-size batches, each from its own derived stream, so a 5M-row day is never held in
-memory whole and the batch size cannot change the data. This module writes no files.
+memory whole; the batch size is therefore part of the data (see `BATCH_ROWS`) and not
+a tuning knob. This module writes no files.
 """
 
 from __future__ import annotations

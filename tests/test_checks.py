@@ -1,0 +1,215 @@
+"""Unit tests for `daemon.checks.FileChecks`: each rule alone, samples, counts, order."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from config import contract
+from config.contract import Check
+from daemon.checks import SAMPLE_KEYS, FileChecks
+from daemon.errors import CheckFailure, ChecksFailed
+from tests.conftest import day_table
+
+RUN_DATE = "2026-02-10"
+# The contract's types, but nullable: what the reader yields for a producer's file.
+NULLABLE = pa.schema([pa.field(c.name, c.arrow_type) for c in contract.COLUMNS])
+
+
+def clean_rows(count: int = 12) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = day_table(RUN_DATE, rows=count).to_pylist()
+    return rows
+
+
+def batches_of(rows: list[dict[str, Any]], size: int) -> list[pa.RecordBatch]:
+    return [pa.RecordBatch.from_pylist(rows[i:i + size], schema=NULLABLE)
+            for i in range(0, len(rows), size)]
+
+
+def run(rows: list[dict[str, Any]], size: int = 5) -> FileChecks:
+    checks = FileChecks(RUN_DATE)
+    for batch in batches_of(rows, size):
+        checks.observe(batch)
+    return checks
+
+
+def failed(checks: FileChecks) -> dict[str, CheckFailure]:
+    return {name: f for name, f in checks.failures.items() if f.failed_rows}
+
+
+def test_clean_day_has_no_failures() -> None:
+    checks = FileChecks(RUN_DATE)
+    batches = day_table(RUN_DATE).to_batches(max_chunksize=7)
+    assert len(batches) > 1
+    for batch in batches:
+        checks.observe(batch)
+    assert failed(checks) == {}
+    assert checks.rows == 25
+    assert set(checks.failures) == {c.name for c in contract.CHECKS}
+    checks.raise_for_failures()
+
+
+# Each case: the column set on rows 1 and 3, the value, and every check that must fail.
+BAD_VALUES: list[Any] = [
+    pytest.param("customer_id", None, {"not_null:customer_id"}, id="null-customer"),
+    pytest.param("amount", None, {"not_null:amount"}, id="null-amount"),
+    pytest.param("run_date", None, {"not_null:run_date"}, id="null-run_date"),
+    pytest.param("amount", -0.01, {"min:amount"}, id="negative-amount"),
+    pytest.param("amount", -1e300, {"min:amount"}, id="very-negative-amount"),
+    pytest.param("amount", math.nan, {"finite:amount"}, id="nan-amount"),
+    pytest.param("amount", math.inf, {"finite:amount"}, id="inf-amount"),
+    # -inf is not finite and also below the minimum.
+    pytest.param("amount", -math.inf, {"finite:amount", "min:amount"}, id="-inf-amount"),
+    pytest.param("amount", 0.0, set(), id="zero-amount"),
+    pytest.param("amount", -0.0, set(), id="negative-zero-amount"),
+    pytest.param("amount", 1e300, set(), id="huge-amount"),
+    pytest.param("run_date", "2026-02-11", {"equals_file_date:run_date"}, id="other-date"),
+    pytest.param("run_date", "2026-2-10", {"equals_file_date:run_date"}, id="unpadded-date"),
+    pytest.param("run_date", "", {"equals_file_date:run_date"}, id="empty-date"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), BAD_VALUES)
+def test_each_rule_fails_alone(column: str, value: object, expected: set[str]) -> None:
+    rows = clean_rows()
+    bad = [1, 3]
+    for index in bad:
+        rows[index][column] = value
+    checks = run(rows)
+    failures = failed(checks)
+    assert set(failures) == expected
+    for failure in failures.values():
+        assert failure.failed_rows == len(bad)
+        assert failure.sample_keys == [rows[i]["txn_id"] for i in bad]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["20260211-0001", "20260209-0001", "2026021-00001", "202602100001", "X20260210-0001",
+     "2026-02-10-0001", ""],
+)
+def test_key_with_another_days_prefix_fails_prefix_check(key: str) -> None:
+    rows = clean_rows()
+    rows[4]["txn_id"] = key
+    failures = failed(run(rows))
+    assert set(failures) == {"file_date_prefix:txn_id"}
+    assert failures["file_date_prefix:txn_id"].failed_rows == 1
+    assert failures["file_date_prefix:txn_id"].sample_keys == [key]
+
+
+@pytest.mark.parametrize(("size", "null_rows"), [(5, [0]), (5, [9]), (4, [3, 4, 11]),
+                                                 (1, [7]), (12, [2, 11])])
+def test_null_key_sample_names_the_global_row(size: int, null_rows: list[int]) -> None:
+    rows = clean_rows()
+    for index in null_rows:
+        rows[index]["txn_id"] = None
+    failures = failed(run(rows, size))
+    # A null key breaks not_null only: no prefix comparison is made on it.
+    assert set(failures) == {"not_null:txn_id"}
+    assert failures["not_null:txn_id"].failed_rows == len(null_rows)
+    assert failures["not_null:txn_id"].sample_keys == [
+        f"<null key, row {i}>" for i in null_rows]
+
+
+def test_null_key_sample_in_another_rule() -> None:
+    rows = clean_rows()
+    rows[6]["txn_id"] = None
+    rows[6]["amount"] = -5.0
+    failures = failed(run(rows, 4))
+    assert failures["min:amount"].sample_keys == ["<null key, row 6>"]
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 20])
+def test_counts_accumulate_and_samples_stop_at_five(size: int) -> None:
+    rows = clean_rows(20)
+    bad = [0, 2, 5, 7, 11, 13, 19]
+    for index in bad:
+        rows[index]["amount"] = -1.0
+    checks = run(rows, size)
+    failures = failed(checks)
+    assert set(failures) == {"min:amount"}
+    assert failures["min:amount"].failed_rows == len(bad)
+    assert failures["min:amount"].sample_keys == [rows[i]["txn_id"] for i in bad[:SAMPLE_KEYS]]
+    assert checks.rows == 20
+
+
+def test_several_rules_count_independently_across_batches() -> None:
+    rows = clean_rows(20)
+    for index in (1, 8, 15):
+        rows[index]["amount"] = math.nan
+    for index in (2, 16):
+        rows[index]["run_date"] = "2026-02-09"
+    rows[19]["customer_id"] = None
+    failures = failed(run(rows, 6))
+    assert {name: f.failed_rows for name, f in failures.items()} == {
+        "finite:amount": 3, "equals_file_date:run_date": 2, "not_null:customer_id": 1}
+
+
+def test_empty_batch_changes_nothing() -> None:
+    checks = FileChecks(RUN_DATE)
+    checks.observe(pa.RecordBatch.from_pylist([], schema=NULLABLE))
+    assert checks.rows == 0
+    assert failed(checks) == {}
+
+
+def test_record_duplicates_sets_the_unique_check() -> None:
+    checks = FileChecks(RUN_DATE)
+    assert checks.unique_columns() == ("txn_id",)
+    keys = [f"20260210-{i:04d}" for i in range(8)]
+    checks.record_duplicates("txn_id", 9, keys)
+    assert failed(checks) == {"unique:txn_id": CheckFailure("unique:txn_id", 9,
+                                                            keys[:SAMPLE_KEYS])}
+    checks.record_duplicates("txn_id", 0, [])
+    assert failed(checks) == {}
+
+
+def test_record_duplicates_ignores_a_column_without_unique_check() -> None:
+    checks = FileChecks(RUN_DATE)
+    checks.record_duplicates("customer_id", 3, ["10"])
+    assert failed(checks) == {}
+
+
+def test_raise_for_failures_lists_in_declaration_order() -> None:
+    rows = clean_rows()
+    rows[0]["txn_id"] = "20260101-0000"
+    rows[1]["amount"] = math.inf
+    rows[2]["amount"] = -3.0
+    rows[3]["customer_id"] = None
+    checks = FileChecks(RUN_DATE)
+    checks.record_duplicates("txn_id", 2, ["20260210-0005"])
+    for batch in batches_of(rows, 5):
+        checks.observe(batch)
+    with pytest.raises(ChecksFailed) as caught:
+        checks.raise_for_failures()
+    names = [f.check for f in caught.value.failures]
+    assert names == ["not_null:customer_id", "unique:txn_id", "min:amount",
+                     "finite:amount", "file_date_prefix:txn_id"]
+    declared = [c.name for c in contract.CHECKS]
+    assert names == sorted(names, key=declared.index)
+    assert caught.value.stage == "checks"
+    assert "min:amount (1 rows)" in caught.value.message
+
+
+def test_raise_for_failures_follows_the_given_order() -> None:
+    order = (Check("min", "amount", 0.0), Check("not_null", "customer_id"))
+    rows = clean_rows()
+    rows[0]["customer_id"] = None
+    rows[1]["amount"] = -1.0
+    checks = FileChecks(RUN_DATE, order)
+    checks.observe(batches_of(rows, 12)[0])
+    with pytest.raises(ChecksFailed) as caught:
+        checks.raise_for_failures()
+    assert [f.check for f in caught.value.failures] == ["min:amount", "not_null:customer_id"]
+
+
+def test_custom_min_value() -> None:
+    rows = clean_rows()
+    amounts = [row["amount"] for row in rows]
+    checks = FileChecks(RUN_DATE, (Check("min", "amount", 100.0),))
+    below = sum(a < 100.0 for a in amounts)
+    assert 0 < below < len(rows)
+    checks.observe(batches_of(rows, 12)[0])
+    assert checks.failures["min:amount"].failed_rows == below

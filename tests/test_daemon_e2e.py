@@ -1,0 +1,289 @@
+"""The real daemon as a subprocess on real directories: what a user sees.
+
+Each test starts `python -m daemon`, drops real files (by rename, or written in place),
+and waits on the daemon's own JSON log lines and on the archive, never on fixed sleeps.
+Every log line must parse as JSON (`DaemonProcess.events` fails otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from config import contract
+from generator.publish import publish_parquet
+from generator.transactions import generate
+from tests.conftest import (
+    DaemonProcess,
+    day_table,
+    drop,
+    fact_rows,
+    ledger,
+    write_parquet,
+)
+
+Start = Callable[..., DaemonProcess]
+DAY1, DAY2 = "2026-02-10", "2026-02-11"
+
+
+def name(day: str) -> str:
+    return contract.file_name_for(day)
+
+
+def outbox(tmp_path: Path) -> Path:
+    """Where tests prepare files before dropping them: same filesystem, not watched."""
+    path = tmp_path / "outbox"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def drop_day(tmp_path: Path, daemon: DaemonProcess, day: str, table: pa.Table | None = None,
+             ) -> None:
+    source = write_parquet(outbox(tmp_path), table if table is not None else day_table(day),
+                           name(day))
+    drop(source, daemon.settings.inbox)
+
+
+def test_three_run_scenario(tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon()
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed", count=1)
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed", count=2)
+    drop_day(tmp_path, daemon, DAY2)
+    lines = daemon.wait_for("file_processed", count=3)
+    assert [(e["file"], e["inserted"], e["updated"], e["unchanged"]) for e in lines] == [
+        (name(DAY1), 25, 0, 0), (name(DAY1), 0, 0, 25), (name(DAY2), 25, 0, 0)]
+    assert [(r["status"], r["inserted"], r["updated"], r["unchanged"])
+            for r in ledger(daemon.settings.db)] == [
+        ("processed", 25, 0, 0), ("processed", 0, 0, 25), ("processed", 25, 0, 0)]
+    assert len(fact_rows(daemon.settings.db)) == 50
+    assert daemon.stop() == 0
+    assert daemon.matching("daemon_stopped", processed=3, failed=0)
+    assert list(daemon.settings.inbox.iterdir()) == []
+    assert list(daemon.settings.work.iterdir()) == []
+    assert len(list(daemon.settings.processed.iterdir())) == 3
+
+
+def test_identical_redrop_leaves_fact_byte_identical(tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon()
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed")
+    before = fact_rows(daemon.settings.db)
+    # Re-drop the archived file itself: the very same bytes.
+    drop(daemon.settings.processed / name(DAY1), daemon.settings.inbox)
+    [_, again] = daemon.wait_for("file_processed", count=2)
+    assert fact_rows(daemon.settings.db) == before
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 25)
+
+
+def test_corrected_redrop_in_replace_mode_makes_the_day_equal_the_file(
+        tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon("--write-mode", "replace")
+    drop_day(tmp_path, daemon, DAY1)
+    drop_day(tmp_path, daemon, DAY2)
+    daemon.wait_for("file_processed", count=2)
+    corrected = day_table(DAY1, rows=20, seed=7)
+    drop_day(tmp_path, daemon, DAY1, corrected)
+    last = daemon.wait_for("file_processed", count=3)[-1]
+    assert last["deleted"] == 5 and last["rows"] == 20
+    rows = fact_rows(daemon.settings.db)
+    day1 = sorted((r[0], r[1], r[2]) for r in rows if r[3] == DAY1)
+    assert day1 == sorted(zip(corrected.column("txn_id").to_pylist(),
+                              corrected.column("customer_id").to_pylist(),
+                              corrected.column("amount").to_pylist(), strict=True))
+    assert len([r for r in rows if r[3] == DAY2]) == 25
+
+
+def test_corrected_redrop_in_merge_mode_updates_and_keeps(tmp_path: Path,
+                                                          start_daemon: Start) -> None:
+    daemon = start_daemon()
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed")
+    original = {r[0]: r for r in fact_rows(daemon.settings.db)}
+    corrected = day_table(DAY1, rows=20, seed=7)
+    drop_day(tmp_path, daemon, DAY1, corrected)
+    last = daemon.wait_for("file_processed", count=2)[-1]
+    assert last["deleted"] == 0 and last["inserted"] == 0
+    assert last["updated"] + last["unchanged"] == 20 and last["updated"] > 0
+    after = {r[0]: r for r in fact_rows(daemon.settings.db)}
+    assert len(after) == 25
+    untouched = [k for k in original if k not in corrected.column("txn_id").to_pylist()]
+    assert all(after[k] == original[k] for k in untouched)
+
+
+def test_bad_inputs_go_to_failed_and_the_daemon_serves_on(tmp_path: Path,
+                                                          start_daemon: Start) -> None:
+    daemon = start_daemon()
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed")
+    before = fact_rows(daemon.settings.db)
+    bad = {
+        "transactions_2026-02-12.parquet": b"",
+        "transactions_2026-02-13.parquet": b"txn_id,amount\n1,2\n",
+    }
+    for bad_name, data in bad.items():
+        (outbox(tmp_path) / bad_name).write_bytes(data)
+        drop(outbox(tmp_path) / bad_name, daemon.settings.inbox)
+    wrong_schema = day_table("2026-02-14").drop_columns(["customer_id"])
+    drop(write_parquet(outbox(tmp_path), wrong_schema, name("2026-02-14")), daemon.settings.inbox)
+    negative = day_table("2026-02-15")
+    negative = negative.set_column(2, "amount", pa.array([-1.0] * 25))
+    drop(write_parquet(outbox(tmp_path), negative, name("2026-02-15")), daemon.settings.inbox)
+    failed = daemon.wait_for("file_failed", count=4)
+    assert {e["file"] for e in failed} == {*bad, name("2026-02-14"), name("2026-02-15")}
+    assert {e["file"]: e["stage"] for e in failed}[name("2026-02-15")] == "checks"
+    for line in failed:
+        sidecar = json.loads((daemon.settings.failed / f"{line['file']}.error.json").read_text())
+        assert sidecar["message"] and sidecar["hint"]
+    assert fact_rows(daemon.settings.db) == before
+    # Still alive and serving.
+    drop_day(tmp_path, daemon, DAY2)
+    daemon.wait_for("file_processed", file=name(DAY2))
+    assert daemon.proc.poll() is None
+
+
+def test_files_present_before_start_are_swept_in_name_order(tmp_path: Path,
+                                                            start_daemon: Start,
+                                                            ) -> None:
+    days = ["2026-02-12", "2026-02-10", "2026-02-11"]
+    inbox = tmp_path / "inbox"
+    for day in days:
+        drop(write_parquet(outbox(tmp_path), day_table(day), name(day)), inbox)
+    daemon = start_daemon()
+    lines = daemon.wait_for("file_processed", count=3)
+    assert [e["file"] for e in lines] == [name(d) for d in sorted(days)]
+    assert {e["found_by"] for e in daemon.matching("file_detected")} == {"sweep"}
+
+
+def test_temporary_and_hidden_files_are_ignored(tmp_path: Path, start_daemon: Start) -> None:
+    inbox = tmp_path / "inbox"
+    before = [".transactions_2026-02-12.parquet", "transactions_2026-02-12.parquet.tmp"]
+    after = [".transactions_2026-02-13.parquet", "transactions_2026-02-13.parquet.part"]
+    for ignored in before:
+        write_parquet(inbox, day_table("2026-02-12"), ignored)
+    daemon = start_daemon()
+    for ignored in after:
+        write_parquet(inbox, day_table("2026-02-13"), ignored)
+    # Hints are handled in order and the sweep precedes any load, so once a file dropped
+    # after all of them is loaded, every ignored name has been seen and passed over.
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed")
+    assert sorted(p.name for p in inbox.iterdir()) == sorted(before + after)
+    assert {e["file"] for e in daemon.matching("file_detected")} == {name(DAY1)}
+
+
+def test_a_file_written_in_place_is_taken_once_complete(tmp_path: Path,
+                                                        start_daemon: Start) -> None:
+    daemon = start_daemon()
+    path = daemon.settings.inbox / name(DAY1)
+    with path.open("wb") as sink, pq.ParquetWriter(sink, contract.ARROW_SCHEMA) as writer:
+        for batch in generate(date.fromisoformat(DAY1), 25):
+            writer.write_batch(batch)
+        sink.flush()
+        # Half-written: the daemon must not take it yet.
+        assert not daemon.matching("file_claimed")
+    [line] = daemon.wait_for("file_processed")
+    assert line["rows"] == 25
+    assert not daemon.matching("file_failed")
+
+
+def test_sigterm_finishes_the_file_in_flight(tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon()
+    big = publish_parquet(outbox(tmp_path), name(DAY1), contract.ARROW_SCHEMA,
+                          generate(date.fromisoformat(DAY1), 400_000))
+    drop(big, daemon.settings.inbox)
+    daemon.wait_for("file_claimed")
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=60) == 0
+    assert daemon.matching("file_processed", rows=400_000)
+    assert daemon.matching("daemon_stopped", reason="SIGTERM")
+    assert (daemon.settings.processed / name(DAY1)).exists()
+    assert len(fact_rows(daemon.settings.db)) == 400_000
+
+
+def test_second_signal_exits_at_once_and_a_restart_resumes(tmp_path: Path,
+                                                            start_daemon: Start) -> None:
+    daemon = start_daemon()
+    big = publish_parquet(outbox(tmp_path), name(DAY1), contract.ARROW_SCHEMA,
+                          generate(date.fromisoformat(DAY1), 400_000))
+    drop(big, daemon.settings.inbox)
+    daemon.wait_for("file_claimed")
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.proc.send_signal(signal.SIGINT)
+    code = daemon.proc.wait(timeout=30)
+    if daemon.matching("file_processed"):
+        return  # the file beat both signals; nothing left to resume
+    assert code in (-signal.SIGTERM, -signal.SIGINT)
+    assert (daemon.settings.work / name(DAY1)).exists()
+    assert fact_rows(daemon.settings.db) == []
+    again = start_daemon()
+    again.wait_for("file_resumed", file=name(DAY1))
+    again.wait_for("file_processed", rows=400_000)
+    assert len(fact_rows(daemon.settings.db)) == 400_000
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(start_daemon: Start) -> None:
+    first = start_daemon()
+    second = start_daemon(wait_started=False)
+    assert second.proc.wait(timeout=30) == 3
+    [refusal] = second.matching("daemon_already_running")
+    assert str(first.proc.pid) in refusal["reason"] and refusal["hint"]
+    assert first.proc.poll() is None
+
+
+def test_once_drains_and_reports_failures_in_its_exit_code(tmp_path: Path,
+                                                           start_daemon: Start) -> None:
+    inbox = tmp_path / "inbox"
+    drop(write_parquet(outbox(tmp_path), day_table(DAY1), name(DAY1)), inbox)
+    ok = start_daemon("--once", wait_started=False)
+    assert ok.proc.wait(timeout=60) == 0
+    assert ok.matching("file_processed", file=name(DAY1))
+    (outbox(tmp_path) / name(DAY2)).write_bytes(b"garbage")
+    drop(outbox(tmp_path) / name(DAY2), inbox)
+    bad = start_daemon("--once", wait_started=False)
+    assert bad.proc.wait(timeout=60) == 1
+    assert bad.matching("file_failed", file=name(DAY2))
+    assert list(inbox.iterdir()) == []
+
+
+def test_environment_and_config_file_settings_reach_the_daemon(tmp_path: Path,
+                                                               start_daemon: Start) -> None:
+    config = tmp_path / "etl.toml"
+    config.write_text('write_mode = "replace"\n')
+    daemon = start_daemon("--config", str(config), env={"ETL_SETTLE_SECONDS": "0.3"})
+    [started] = daemon.matching("daemon_started")
+    assert started["write_mode"] == "replace"
+    # The flag given by the fixture wins over the environment variable.
+    assert float(started["settle_seconds"]) == daemon.settings.settle_seconds
+
+
+def test_bad_configuration_exits_2_with_one_json_line(tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon("--write-mode", "upsert", wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.events()
+    assert line["event"] == "usage_error" and line["level"] == "error"
+    config = tmp_path / "bad.toml"
+    config.write_text("inbox = [\n")
+    daemon = start_daemon("--config", str(config), wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    assert daemon.matching("config_invalid")
+
+
+def test_the_ledger_is_readable_while_the_daemon_runs(tmp_path: Path,
+                                                      start_daemon: Start) -> None:
+    daemon = start_daemon()
+    drop_day(tmp_path, daemon, DAY1)
+    daemon.wait_for("file_processed")
+    reader = sqlite3.connect(f"file:{daemon.settings.db}?mode=ro", uri=True)
+    try:
+        assert reader.execute("SELECT status FROM load_history").fetchall() == [("processed",)]
+    finally:
+        reader.close()

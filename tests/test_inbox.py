@@ -1,0 +1,325 @@
+"""Unit tests for `daemon.inbox.Inbox` on fake monotonic and wall clocks: no sleeps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+
+from daemon.inbox import Hint, Inbox
+from tests.conftest import day_table, write_parquet
+
+SETTLE = 10.0
+NAME = "transactions_2026-02-10.parquet"
+
+
+class Clocks:
+    """A monotonic clock and a wall clock that move only when told."""
+
+    def __init__(self) -> None:
+        self.mono = 5_000.0
+        self.wall = 1_800_000_000.0
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def time(self) -> float:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+    def wall_ns(self, offset: float = 0.0) -> int:
+        return int((self.wall + offset) * 1e9)
+
+
+@pytest.fixture
+def clocks() -> Clocks:
+    return Clocks()
+
+
+@pytest.fixture
+def inbox_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "inbox"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def inbox(inbox_dir: Path, clocks: Clocks) -> Inbox:
+    return Inbox(inbox_dir, SETTLE, clock=clocks.monotonic, wall_clock=clocks.time)
+
+
+def put(clocks: Clocks, directory: Path, name: str = NAME, content: bytes = b"partial",
+        age: float = 0.0) -> Path:
+    """Write a file whose mtime is `age` seconds before the fake wall clock's now."""
+    path = directory / name
+    path.write_bytes(content)
+    mtime = clocks.wall_ns(-age)
+    os.utime(path, ns=(mtime, mtime))
+    return path
+
+
+def test_moved_file_is_due_at_once(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    path = put(clocks, inbox_dir)
+    candidate = inbox.note(path, "moved", "event")
+    assert candidate is not None
+    assert candidate.complete
+    assert candidate.found_by == "event"
+    assert inbox.due() == ([path], None)
+
+
+@pytest.mark.parametrize("hint", [None, "created", "modified"])
+def test_fresh_file_waits_for_settle(inbox: Inbox, inbox_dir: Path, clocks: Clocks,
+                                     hint: Hint | None) -> None:
+    path = put(clocks, inbox_dir)
+    assert inbox.note(path, hint, "sweep") is not None
+    assert inbox.due() == ([], SETTLE)
+    clocks.advance(SETTLE - 2.5)
+    ready, wait = inbox.due()
+    assert ready == []
+    assert wait == pytest.approx(2.5)
+    clocks.advance(2.5)
+    assert inbox.due() == ([path], None)
+
+
+def test_settle_counts_our_own_observation_when_mtime_is_in_future(
+    inbox: Inbox, inbox_dir: Path, clocks: Clocks
+) -> None:
+    # The wall clock cannot vouch for the file (mtime ahead of now): only quiet time counts.
+    path = put(clocks, inbox_dir, age=-100.0)
+    inbox.note(path, None, "sweep")
+    clocks.advance(SETTLE - 1)
+    assert inbox.due()[0] == []
+    clocks.advance(1)
+    assert inbox.due() == ([path], None)
+
+
+@pytest.mark.parametrize(("age", "due"), [(SETTLE, True), (SETTLE + 60, True),
+                                          (SETTLE - 0.5, False)])
+def test_old_mtime_counts_toward_settle(inbox: Inbox, inbox_dir: Path, clocks: Clocks,
+                                        age: float, due: bool) -> None:
+    path = put(clocks, inbox_dir, age=age)
+    inbox.note(path, None, "sweep")
+    ready, wait = inbox.due()
+    assert ready == ([path] if due else [])
+    assert wait == (None if due else pytest.approx(SETTLE - age))
+
+
+def test_size_change_restarts_settle(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    path = put(clocks, inbox_dir, content=b"part")
+    inbox.note(path, None, "sweep")
+    clocks.advance(SETTLE - 1)
+    assert inbox.due()[0] == []
+    put(clocks, inbox_dir, content=b"partial and more")
+    ready, wait = inbox.due()
+    assert ready == []
+    assert wait == pytest.approx(SETTLE)
+    clocks.advance(SETTLE - 1)
+    assert inbox.due()[0] == []
+    clocks.advance(1)
+    assert inbox.due() == ([path], None)
+
+
+def test_size_change_with_old_mtime_still_restarts_settle(
+    inbox: Inbox, inbox_dir: Path, clocks: Clocks
+) -> None:
+    path = put(clocks, inbox_dir, content=b"part")
+    inbox.note(path, None, "sweep")
+    clocks.advance(SETTLE - 1)
+    path.write_bytes(b"partial and more")
+    os.utime(path, ns=(clocks.wall_ns(), clocks.wall_ns()))
+    inbox.note(path, "modified", "event")
+    assert inbox.due()[0] == []
+
+
+def test_change_after_moved_makes_it_incomplete_again(
+    inbox: Inbox, inbox_dir: Path, clocks: Clocks
+) -> None:
+    path = put(clocks, inbox_dir)
+    inbox.note(path, "moved", "event")
+    put(clocks, inbox_dir, content=b"still being written")
+    assert inbox.due() == ([], SETTLE)
+
+
+def test_closed_with_footer_is_due_at_once(inbox: Inbox, inbox_dir: Path,
+                                           clocks: Clocks) -> None:
+    path = write_parquet(inbox_dir, day_table("2026-02-10"))
+    os.utime(path, ns=(clocks.wall_ns(), clocks.wall_ns()))
+    inbox.note(path, "closed", "event")
+    assert inbox.due() == ([path], None)
+
+
+@pytest.mark.parametrize("content", [b"", b"partial", b"PAR1" + b"\x00" * 64])
+def test_closed_without_footer_waits(inbox: Inbox, inbox_dir: Path, clocks: Clocks,
+                                     content: bytes) -> None:
+    path = put(clocks, inbox_dir, content=content)
+    inbox.note(path, "closed", "event")
+    assert inbox.due() == ([], SETTLE)
+    # Complete is not valid: after the settle it is handed over all the same.
+    clocks.advance(SETTLE)
+    assert inbox.due() == ([path], None)
+
+
+@pytest.mark.parametrize("name", [".hidden", f".{NAME}", f"{NAME}.tmp", f"{NAME}.part"])
+@pytest.mark.parametrize("hint", [None, "moved", "closed"])
+def test_ignored_names_are_never_candidates(inbox: Inbox, inbox_dir: Path, clocks: Clocks,
+                                            name: str, hint: Hint | None) -> None:
+    path = put(clocks, inbox_dir, name=name, age=SETTLE * 10)
+    assert inbox.note(path, hint, "event") is None
+    assert inbox.scan("sweep") == []
+    assert inbox.candidates == {}
+    assert inbox.due() == ([], None)
+
+
+def test_path_outside_the_inbox_is_not_a_candidate(inbox: Inbox, tmp_path: Path,
+                                                    clocks: Clocks) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    path = put(clocks, outside)
+    assert inbox.note(path, "moved", "event") is None
+    assert inbox.candidates == {}
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir()
+
+
+def _make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("make", [_make_dir, _make_fifo], ids=["directory", "fifo"])
+def test_non_file_entry_is_skipped_with_one_warning(
+    inbox: Inbox, inbox_dir: Path, clocks: Clocks, make: Callable[[Path], None]
+) -> None:
+    path = inbox_dir / NAME
+    make(path)
+    with structlog.testing.capture_logs() as logs:
+        assert inbox.scan("sweep") == []
+        assert inbox.note(path, "moved", "event") is None
+        assert inbox.note(path, "closed", "event") is None
+        assert inbox.scan("rescan") == []
+    assert inbox.candidates == {}
+    assert inbox.due() == ([], None)
+    skipped = [e for e in logs if e["event"] == "inbox_entry_skipped"]
+    assert len(skipped) == 1
+    assert skipped[0]["log_level"] == "warning"
+    assert skipped[0]["file"] == NAME
+    assert skipped[0]["hint"]
+
+
+def test_skipped_entry_warns_again_after_it_went_away(inbox: Inbox, inbox_dir: Path) -> None:
+    path = inbox_dir / "subdir"
+    with structlog.testing.capture_logs() as logs:
+        path.mkdir()
+        inbox.scan("sweep")
+        path.rmdir()
+        inbox.scan("sweep")
+        path.mkdir()
+        inbox.scan("sweep")
+    assert [e["event"] for e in logs] == ["inbox_entry_skipped"] * 2
+
+
+def test_file_replaced_by_a_directory_is_no_longer_a_candidate(
+    inbox: Inbox, inbox_dir: Path, clocks: Clocks
+) -> None:
+    path = put(clocks, inbox_dir)
+    inbox.note(path, "moved", "event")
+    path.unlink()
+    path.mkdir()
+    with structlog.testing.capture_logs():
+        inbox.scan("rescan")
+    clocks.advance(SETTLE * 10)
+    # The worker would be handed a directory to load.
+    assert inbox.due() == ([], None)
+    assert inbox.candidates == {}
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-file", "dangling"])
+def test_symlink_is_due_at_once(inbox: Inbox, inbox_dir: Path, tmp_path: Path,
+                                clocks: Clocks, dangling: bool) -> None:
+    target = tmp_path / "target.parquet"
+    if not dangling:
+        target.write_bytes(b"partial")
+    link = inbox_dir / NAME
+    link.symlink_to(target)
+    found = inbox.scan("sweep")
+    assert [c.path for c in found] == [link]
+    assert inbox.due() == ([link], None)
+
+
+def test_vanished_file_disappears_from_candidates(inbox: Inbox, inbox_dir: Path,
+                                                  clocks: Clocks) -> None:
+    first = put(clocks, inbox_dir, name="transactions_2026-02-10.parquet")
+    second = put(clocks, inbox_dir, name="transactions_2026-02-11.parquet")
+    third = put(clocks, inbox_dir, name="transactions_2026-02-12.parquet")
+    assert len(inbox.scan("sweep")) == 3
+    first.unlink()
+    clocks.advance(SETTLE)
+    assert inbox.due() == ([second, third], None)
+    assert set(inbox.candidates) == {second.name, third.name}
+    second.unlink()
+    assert inbox.scan("rescan") == []
+    assert set(inbox.candidates) == {third.name}
+    third.unlink()
+    assert inbox.note(third, "moved", "event") is None
+    assert inbox.candidates == {}
+    assert inbox.due() == ([], None)
+
+
+def test_scan_returns_only_newly_found(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    a = put(clocks, inbox_dir, name="transactions_2026-02-10.parquet")
+    b = put(clocks, inbox_dir, name="transactions_2026-02-11.parquet")
+    first = inbox.scan("sweep")
+    assert sorted(c.path for c in first) == [a, b]
+    assert {c.found_by for c in first} == {"sweep"}
+    c = put(clocks, inbox_dir, name="transactions_2026-02-12.parquet")
+    second = inbox.scan("rescan")
+    assert [(x.path, x.found_by) for x in second] == [(c, "rescan")]
+    assert inbox.scan("rescan") == []
+    assert inbox.candidates[a.name].found_by == "sweep"
+    assert inbox.candidates[c.name].found_by == "rescan"
+
+
+def test_note_returns_candidate_only_when_new(inbox: Inbox, inbox_dir: Path,
+                                              clocks: Clocks) -> None:
+    path = put(clocks, inbox_dir)
+    assert inbox.note(path, "created", "event") is not None
+    assert inbox.note(path, "modified", "event") is None
+    assert inbox.scan("sweep") == []
+    assert inbox.candidates[NAME].found_by == "event"
+
+
+def test_due_files_come_in_name_order(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    names = ["transactions_2026-02-12.parquet", "transactions_2026-02-10~1.parquet",
+             "transactions_2026-02-11.parquet", "transactions_2026-02-10.parquet"]
+    for name in names:
+        inbox.note(put(clocks, inbox_dir, name=name), "moved", "event")
+    ready, wait = inbox.due()
+    assert [p.name for p in ready] == sorted(names)
+    assert wait is None
+
+
+def test_due_wait_is_the_nearest_remaining(inbox: Inbox, inbox_dir: Path,
+                                           clocks: Clocks) -> None:
+    moved = put(clocks, inbox_dir, name="a.parquet")
+    inbox.note(moved, "moved", "event")
+    put(clocks, inbox_dir, name="b.parquet", age=3.0)
+    put(clocks, inbox_dir, name="c.parquet", age=7.0)
+    inbox.scan("sweep")
+    ready, wait = inbox.due()
+    assert ready == [moved]
+    assert wait == pytest.approx(SETTLE - 7.0)
+
+
+def test_taken_forgets_the_file(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    path = put(clocks, inbox_dir)
+    inbox.note(path, "moved", "event")
+    inbox.taken(path)
+    assert inbox.candidates == {}
+    assert inbox.due() == ([], None)

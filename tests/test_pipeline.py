@@ -1,0 +1,294 @@
+"""The per-file path in-process: one transaction per file, archive, ledger, sidecars.
+
+The hostile-input table drives the real `Pipeline` against a real SQLite file that
+already holds a loaded day; each bad file must end in failed/ with a sidecar, a failed
+ledger row, and the fact table byte-identical to before.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from structlog.testing import capture_logs
+
+from config import Settings
+from daemon import store
+from daemon.pipeline import Pipeline
+from tests.conftest import day_table, fact_rows, ledger, write_parquet
+
+DAY = "2026-02-10"
+NAME = f"transactions_{DAY}.parquet"
+
+
+@pytest.fixture
+def pipeline(settings: Settings, fresh_db: sqlite3.Connection) -> Pipeline:
+    for directory in (settings.work, settings.processed, settings.failed):
+        directory.mkdir(parents=True, exist_ok=True)
+    return Pipeline(settings, fresh_db)
+
+
+def claimed(settings: Settings, table: pa.Table, name: str = NAME) -> Path:
+    """A file as the worker leaves it after the claim: in the work directory."""
+    return write_parquet(settings.work, table, name)
+
+
+def with_column(table: pa.Table, name: str, values: pa.Array[Any] | list[Any]) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    array = values if isinstance(values, pa.Array) else pa.array(values)
+    return table.set_column(index, pa.field(name, array.type), array)
+
+
+def replaced_at(table: pa.Table, name: str, row: int, value: object) -> pa.Table:
+    values = table.column(name).to_pylist()
+    values[row] = value
+    return with_column(table, name, pa.array(values, table.schema.field(name).type))
+
+
+def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
+                                                      pipeline: Pipeline) -> None:
+    with capture_logs() as logs:
+        outcome = pipeline.process(claimed(settings, day_table(DAY)))
+    assert outcome.status == "processed"
+    assert outcome.path == settings.processed / NAME and outcome.path.exists()
+    assert list(settings.work.iterdir()) == []
+    assert len(fact_rows(settings.db)) == 25
+    [row] = ledger(settings.db)
+    assert (row["status"], row["rows"], row["inserted"], row["updated"], row["unchanged"],
+            row["deleted"], row["error"]) == ("processed", 25, 25, 0, 0, 0, None)
+    assert row["sha256"] and len(row["sha256"]) == 64 and row["sha256"] == row["sha256"].lower()
+    [line] = [e for e in logs if e["event"] == "file_processed"]
+    assert {k: line[k] for k in ("file", "rows", "inserted", "updated", "unchanged",
+                                 "deleted")} == {"file": NAME, "rows": 25, "inserted": 25,
+                                                 "updated": 0, "unchanged": 0, "deleted": 0}
+    assert line["sha256"] == row["sha256"] and line["duration_ms"] >= 0
+    staging = sqlite3.connect(settings.db).execute(
+        "SELECT COUNT(*) FROM staging_transactions").fetchone()
+    assert staging == (0,)
+
+
+def test_identical_rerun_changes_nothing_not_even_loaded_at(settings: Settings,
+                                                           pipeline: Pipeline) -> None:
+    pipeline.process(claimed(settings, day_table(DAY)))
+    before = fact_rows(settings.db)
+    outcome = pipeline.process(claimed(settings, day_table(DAY)))
+    assert outcome.status == "processed"
+    assert fact_rows(settings.db) == before
+    second = ledger(settings.db)[1]
+    assert (second["inserted"], second["updated"], second["unchanged"]) == (0, 0, 25)
+    # Nothing is overwritten in the archive either.
+    assert sorted(p.name for p in settings.processed.iterdir()) == [
+        NAME, f"transactions_{DAY}~1.parquet"]
+
+
+def corrected_day() -> pa.Table:
+    """Day 1 with two amounts changed and the last three rows withdrawn."""
+    table = replaced_at(replaced_at(day_table(DAY), "amount", 0, 1.5), "amount", 1, 2.25)
+    return table.slice(0, 22)
+
+
+@pytest.mark.parametrize(("mode", "expected_rows", "deleted"), [("merge", 25, 0),
+                                                                 ("replace", 22, 3)])
+def test_corrected_redrop(settings: Settings, fresh_db: sqlite3.Connection, mode: str,
+                          expected_rows: int, deleted: int) -> None:
+    mode_settings = Settings(**{**settings.__dict__, "write_mode": mode})
+    pipeline = Pipeline(mode_settings, fresh_db)
+    settings.work.mkdir(parents=True)
+    pipeline.process(claimed(settings, day_table(DAY)))
+    first = {r[0]: r for r in fact_rows(settings.db)}
+    outcome = pipeline.process(claimed(settings, corrected_day()))
+    assert outcome.counts is not None
+    assert (outcome.counts.inserted, outcome.counts.updated, outcome.counts.unchanged,
+            outcome.counts.deleted) == (0, 2, 20, deleted)
+    after = {r[0]: r for r in fact_rows(settings.db)}
+    assert len(after) == expected_rows
+    changed = {k for k in after if after[k] != first[k]}
+    assert changed == {f"{DAY.replace('-', '')}-0000", f"{DAY.replace('-', '')}-0001"}
+    assert after[f"{DAY.replace('-', '')}-0000"][2] == 1.5
+    if mode == "replace":
+        # The day in the fact table now equals the file.
+        table = corrected_day()
+        assert sorted(after) == sorted(str(k) for k in table.column("txn_id").to_pylist())
+    assert ledger(settings.db)[1]["deleted"] == deleted
+
+
+def _write_bytes(data: bytes) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        path.write_bytes(data)
+    return write
+
+
+def _write_table(table: Callable[[], pa.Table]) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        pq.write_table(table(), path)
+    return write
+
+
+def _truncated(fraction: float) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        pq.write_table(day_table(DAY), path)
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * fraction)])
+    return write
+
+
+def _day() -> pa.Table:
+    return day_table(DAY)
+
+
+def _with_null(column: str) -> pa.Table:
+    return replaced_at(_day(), column, 3, None)
+
+
+# (id, how to write the file, name, expected stage, a phrase the reason must contain)
+HOSTILE: list[tuple[str, Callable[[Path], None], str, str, str]] = [
+    ("zero-byte", _write_bytes(b""), NAME, "read", "not a readable Parquet file"),
+    ("truncated-90%", _truncated(0.9), NAME, "read", "not a readable Parquet file"),
+    ("truncated-10%", _truncated(0.1), NAME, "read", "not a readable Parquet file"),
+    ("random-bytes", _write_bytes(os.urandom(4096)), NAME, "read", "Parquet"),
+    ("csv", _write_bytes(b"txn_id,customer_id,amount,run_date\n20260210-0000,1,2.0,2026-02-10\n"),
+     NAME, "read", "Parquet"),
+    ("missing-column", _write_table(lambda: _day().drop_columns(["amount"])), NAME, "schema",
+     "missing column 'amount'"),
+    ("amount-as-string", _write_table(lambda: with_column(
+        _day(), "amount", pc.cast(_day().column("amount"), pa.string()).combine_chunks())),
+     NAME, "schema", "column 'amount' is string"),
+    ("customer-as-float", _write_table(lambda: with_column(
+        _day(), "customer_id", [1.5] * 25)), NAME, "schema", "column 'customer_id' is double"),
+    *[(f"null-{column}", _write_table(partial(_with_null, column)), NAME, "checks",
+       f"not_null:{column}") for column in ("txn_id", "customer_id", "amount", "run_date")],
+    ("duplicate-txn_id", _write_table(lambda: replaced_at(_day(), "txn_id", 5, "20260210-0004")),
+     NAME, "checks", "unique:txn_id"),
+    ("negative-amount", _write_table(lambda: replaced_at(_day(), "amount", 2, -0.01)), NAME,
+     "checks", "min:amount"),
+    ("nan-amount", _write_table(lambda: replaced_at(_day(), "amount", 2, math.nan)), NAME,
+     "checks", "finite:amount"),
+    ("inf-amount", _write_table(lambda: replaced_at(_day(), "amount", 2, math.inf)), NAME,
+     "checks", "finite:amount"),
+    ("run_date-mismatch", _write_table(lambda: replaced_at(_day(), "run_date", 0, "2026-02-11")),
+     NAME, "checks", "equals_file_date:run_date"),
+    ("txn_id-other-day", _write_table(lambda: replaced_at(_day(), "txn_id", 0, "20260211-0000")),
+     NAME, "checks", "file_date_prefix:txn_id"),
+    ("zero-rows", _write_table(lambda: _day().slice(0, 0)), NAME, "checks", "no rows"),
+    ("name-not-a-date", _write_table(_day), "transactions_latest.parquet", "name",
+     "does not match"),
+    ("impossible-date", _write_table(_day), "transactions_2026-02-30.parquet", "name",
+     "not a calendar date"),
+]
+
+
+@pytest.fixture
+def loaded(settings: Settings, pipeline: Pipeline) -> Iterator[list[tuple[object, ...]]]:
+    """A fact table already holding day 2026-02-09; yields its rows."""
+    pipeline.process(claimed(settings, day_table("2026-02-09"), "transactions_2026-02-09.parquet"))
+    yield fact_rows(settings.db)
+
+
+@pytest.mark.parametrize(("write", "name", "stage", "phrase"),
+                         [pytest.param(*case[1:], id=case[0]) for case in HOSTILE])
+def test_bad_input_is_quarantined_and_changes_nothing(
+        settings: Settings, pipeline: Pipeline, loaded: list[tuple[object, ...]],
+        write: Callable[[Path], None], name: str, stage: str, phrase: str) -> None:
+    settings.work.mkdir(exist_ok=True)
+    path = settings.work / name
+    write(path)
+    with capture_logs() as logs:
+        outcome = pipeline.process(path)
+    assert outcome.status == "failed"
+    assert outcome.path == settings.failed / name and outcome.path.exists()
+    sidecar = json.loads((settings.failed / f"{name}.error.json").read_text())
+    assert sidecar["stage"] == stage
+    assert phrase in sidecar["message"]
+    assert sidecar["hint"] and sidecar["error_type"] and sidecar["attempted_at"]
+    if stage == "checks" and sidecar["checks"]:
+        assert all(c["failed_rows"] > 0 and len(c["sample_keys"]) <= 5 for c in sidecar["checks"])
+    assert fact_rows(settings.db) == loaded
+    failed_row = ledger(settings.db)[-1]
+    assert failed_row["status"] == "failed" and phrase in failed_row["error"]
+    assert (failed_row["inserted"], failed_row["updated"], failed_row["deleted"]) == (0, 0, 0)
+    [line] = [e for e in logs if e["event"] == "file_failed"]
+    assert line["stage"] == stage and phrase in line["reason"] and line["file"] == name
+    assert list(settings.work.iterdir()) == []
+
+
+def test_a_symlink_is_quarantined_without_being_followed(settings: Settings,
+                                                         pipeline: Pipeline) -> None:
+    target = write_parquet(settings.work.parent / "elsewhere", day_table(DAY))
+    link = settings.work / NAME
+    link.symlink_to(target)
+    outcome = pipeline.process(link)
+    assert outcome.status == "failed"
+    assert (settings.failed / NAME).is_symlink()
+    assert target.exists()
+    sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
+    assert sidecar["stage"] == "open" and "symbolic link" in sidecar["message"]
+    assert fact_rows(settings.db) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_file_is_quarantined(settings: Settings, pipeline: Pipeline) -> None:
+    path = claimed(settings, day_table(DAY))
+    path.chmod(0)
+    outcome = pipeline.process(path)
+    assert outcome.status == "failed"
+    assert "permission denied" in json.loads(
+        (settings.failed / f"{NAME}.error.json").read_text())["message"]
+
+
+def test_a_failed_check_leaves_no_trace_in_staging_or_fact(settings: Settings,
+                                                           pipeline: Pipeline) -> None:
+    bad = replaced_at(day_table(DAY), "amount", 24, -1.0)
+    assert pipeline.process(claimed(settings, bad)).status == "failed"
+    conn = sqlite3.connect(settings.db)
+    assert conn.execute("SELECT COUNT(*) FROM staging_transactions").fetchone() == (0,)
+    assert conn.execute("SELECT COUNT(*) FROM fact_transactions").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_locked_database_is_transient_and_keeps_the_file(settings: Settings) -> None:
+    conn = store.connect(settings.db, busy_timeout_seconds=0.05)
+    store.init_schema(conn)
+    settings.work.mkdir(parents=True)
+    path = claimed(settings, day_table(DAY))
+    blocker = sqlite3.connect(settings.db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with capture_logs() as logs:
+            outcome = Pipeline(settings, conn).process(path)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert outcome.status == "retry" and outcome.path == path and path.exists()
+    assert not settings.failed.exists() or list(settings.failed.iterdir()) == []
+    assert [e["event"] for e in logs] == ["file_retry_scheduled"]
+    # Once the lock is gone the same file loads normally.
+    assert Pipeline(settings, conn).process(path).status == "processed"
+    conn.close()
+
+
+def test_a_name_taken_in_failed_gets_a_suffix(settings: Settings, pipeline: Pipeline) -> None:
+    for _ in range(2):
+        (settings.work / NAME).write_bytes(b"not parquet")
+        pipeline.process(settings.work / NAME)
+    assert sorted(p.name for p in settings.failed.iterdir()) == sorted([
+        NAME, f"{NAME}.error.json", f"transactions_{DAY}~1.parquet",
+        f"transactions_{DAY}~1.parquet.error.json"])
+
+
+def test_extra_columns_are_ignored_with_a_warning(settings: Settings,
+                                                  pipeline: Pipeline) -> None:
+    table = day_table(DAY).append_column("note", pa.array(["x"] * 25))
+    with capture_logs() as logs:
+        assert pipeline.process(claimed(settings, table)).status == "processed"
+    [warning] = [e for e in logs if e["event"] == "extra_columns_ignored"]
+    assert warning["columns"] == ["note"] and warning["log_level"] == "warning"

@@ -1,0 +1,346 @@
+"""Unit tests for `daemon.store` against a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import Settings, contract
+from daemon import store
+from tests.conftest import day_table, fact_rows, ledger
+
+DAY1 = "2026-02-10"
+DAY2 = "2026-02-11"
+Row = tuple[Any, ...]
+
+
+@pytest.fixture
+def db_path(settings: Settings) -> Path:
+    return settings.db
+
+
+@pytest.fixture
+def other(fresh_db: sqlite3.Connection, db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A second, independent connection to the same database."""
+    conn = sqlite3.connect(db_path)
+    yield conn
+    conn.close()
+
+
+def rows_of(run_date: str, count: int = 6, seed: int = 0) -> list[Row]:
+    return [tuple(r.values()) for r in day_table(run_date, count, seed).to_pylist()]
+
+
+def stage(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> None:
+    with store.transaction(conn):
+        store.clear_staging(conn)
+        store.stage_rows(conn, rows)
+
+
+def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
+    load = store.LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z")
+    return store.record_load(conn, load, status="processed",
+                             finished_at="2026-02-10T00:00:01Z")
+
+
+def load(conn: sqlite3.Connection, rows: Sequence[Sequence[object]], loaded_at: str,
+         replace_date: str | None = None) -> tuple[store.MergeCounts, int]:
+    """Stage `rows` and merge them under a new ledger row, as one file's load does."""
+    stage(conn, rows)
+    with store.transaction(conn):
+        load_id = new_load(conn)
+        counts = store.merge(conn, loaded_at=loaded_at, load_id=load_id,
+                             replace_date=replace_date)
+    return counts, load_id
+
+
+# --- schema -------------------------------------------------------------------------------
+
+# Each table: (name, type, notnull, pk) per column, as PRAGMA table_info reports them.
+SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
+    contract.STAGING_TABLE: [
+        ("txn_id", "TEXT", 0, 1), ("customer_id", "INTEGER", 0, 0), ("amount", "REAL", 0, 0),
+        ("run_date", "TEXT", 0, 0), ("occurrences", "INTEGER", 1, 0)],
+    contract.FACT_TABLE: [
+        ("txn_id", "TEXT", 1, 1), ("customer_id", "INTEGER", 1, 0), ("amount", "REAL", 1, 0),
+        ("run_date", "TEXT", 1, 0), ("loaded_at", "TEXT", 1, 0), ("load_id", "INTEGER", 0, 0)],
+    contract.LEDGER_TABLE: [
+        ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("sha256", "TEXT", 0, 0),
+        ("bytes", "INTEGER", 0, 0), ("status", "TEXT", 1, 0), ("write_mode", "TEXT", 1, 0),
+        ("run_date", "TEXT", 0, 0), ("rows", "INTEGER", 0, 0), ("inserted", "INTEGER", 1, 0),
+        ("updated", "INTEGER", 1, 0), ("unchanged", "INTEGER", 1, 0),
+        ("deleted", "INTEGER", 1, 0), ("error", "TEXT", 0, 0), ("started_at", "TEXT", 1, 0),
+        ("finished_at", "TEXT", 1, 0)],
+}
+
+
+@pytest.mark.parametrize("table", list(SCHEMA))
+def test_init_schema_creates_documented_columns(fresh_db: sqlite3.Connection,
+                                                other: sqlite3.Connection,
+                                                table: str) -> None:
+    store.init_schema(fresh_db)  # a second time: idempotent
+    info = other.execute(f"PRAGMA table_info({store.q(table)})").fetchall()
+    assert [(name, kind, notnull, pk) for _, name, kind, notnull, _, pk in info] == SCHEMA[table]
+
+
+def test_init_schema_is_idempotent_and_keeps_data(fresh_db: sqlite3.Connection,
+                                                  db_path: Path) -> None:
+    def objects() -> list[tuple[str, str]]:
+        return fresh_db.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "ORDER BY name").fetchall()
+
+    before = objects()
+    assert {n for t, n in before if t == "table"} == set(SCHEMA)
+    load(fresh_db, rows_of(DAY1), "t1")
+    store.init_schema(fresh_db)
+    store.init_schema(fresh_db)
+    assert objects() == before
+    assert len(fact_rows(db_path)) == 6
+    assert len(ledger(db_path)) == 1
+    assert fresh_db.execute("PRAGMA user_version").fetchone() == (store.SCHEMA_VERSION,)
+
+
+def test_database_is_in_wal_mode(fresh_db: sqlite3.Connection,
+                                 other: sqlite3.Connection) -> None:
+    assert fresh_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    # WAL is a property of the file, so a plain connection sees it too.
+    assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_connect_creates_the_parent_directory(tmp_path: Path) -> None:
+    conn = store.connect(tmp_path / "a" / "b" / "etl.db")
+    try:
+        store.init_schema(conn)
+        assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    finally:
+        conn.close()
+    assert (tmp_path / "a" / "b" / "etl.db").is_file()
+
+
+# --- transaction --------------------------------------------------------------------------
+
+
+def _ledger_count(conn: sqlite3.Connection) -> int:
+    count: int = conn.execute(
+        f"SELECT COUNT(*) FROM {store.q(contract.LEDGER_TABLE)}").fetchone()[0]
+    return count
+
+
+def test_transaction_commits_on_success(fresh_db: sqlite3.Connection,
+                                        other: sqlite3.Connection) -> None:
+    with store.transaction(fresh_db):
+        new_load(fresh_db)
+        assert _ledger_count(other) == 0  # not visible before the commit
+    assert not fresh_db.in_transaction
+    assert _ledger_count(other) == 1
+
+
+class Boom(Exception):
+    pass
+
+
+def test_transaction_rolls_back_on_exception(fresh_db: sqlite3.Connection,
+                                             other: sqlite3.Connection) -> None:
+    with pytest.raises(Boom), store.transaction(fresh_db):
+        new_load(fresh_db)
+        store.stage_rows(fresh_db, rows_of(DAY1))
+        raise Boom
+    assert not fresh_db.in_transaction
+    assert _ledger_count(other) == 0
+    assert other.execute(
+        f"SELECT COUNT(*) FROM {store.q(contract.STAGING_TABLE)}").fetchone() == (0,)
+    # The connection is usable again afterwards.
+    with store.transaction(fresh_db):
+        new_load(fresh_db)
+    assert _ledger_count(other) == 1
+
+
+def test_transaction_is_immediate(fresh_db: sqlite3.Connection, db_path: Path) -> None:
+    blocked = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        with store.transaction(fresh_db), pytest.raises(sqlite3.OperationalError):
+            blocked.execute("BEGIN IMMEDIATE")
+    finally:
+        blocked.close()
+
+
+# --- merge --------------------------------------------------------------------------------
+
+
+def test_first_merge_inserts(fresh_db: sqlite3.Connection, db_path: Path) -> None:
+    rows = rows_of(DAY1)
+    counts, load_id = load(fresh_db, rows, "t1")
+    assert counts == store.MergeCounts(rows=6, inserted=6, updated=0, unchanged=0, deleted=0)
+    assert fact_rows(db_path) == [(*r, "t1", load_id) for r in rows]
+
+
+def test_identical_merge_changes_nothing(fresh_db: sqlite3.Connection, db_path: Path) -> None:
+    rows = rows_of(DAY1)
+    load(fresh_db, rows, "t1")
+    before = fact_rows(db_path)
+    counts, _ = load(fresh_db, rows, "t2")
+    assert counts == store.MergeCounts(rows=6, inserted=0, updated=0, unchanged=6, deleted=0)
+    assert fact_rows(db_path) == before  # loaded_at and load_id included
+
+
+def test_identical_merge_with_replace_date_changes_nothing(fresh_db: sqlite3.Connection,
+                                                           db_path: Path) -> None:
+    rows = rows_of(DAY1)
+    load(fresh_db, rows, "t1", replace_date=DAY1)
+    before = fact_rows(db_path)
+    counts, _ = load(fresh_db, rows, "t2", replace_date=DAY1)
+    assert counts == store.MergeCounts(rows=6, inserted=0, updated=0, unchanged=6, deleted=0)
+    assert fact_rows(db_path) == before
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(1, 99), (2, 999.99), (2, 0.0), (3, DAY2)],
+    ids=["customer_id", "amount", "amount-zero", "run_date"],
+)
+def test_changed_value_counts_as_updated(fresh_db: sqlite3.Connection, db_path: Path,
+                                         column: int, value: object) -> None:
+    rows = rows_of(DAY1)
+    _, first_id = load(fresh_db, rows, "t1")
+    before = fact_rows(db_path)
+    changed = [list(r) for r in rows]
+    changed[2][column] = value
+    counts, second_id = load(fresh_db, changed, "t2")
+    assert counts == store.MergeCounts(rows=6, inserted=0, updated=1, unchanged=5, deleted=0)
+    after = fact_rows(db_path)
+    assert after[2] == (*changed[2], "t2", second_id)
+    assert after[:2] + after[3:] == before[:2] + before[3:]
+    assert {r[-1] for r in after[:2] + after[3:]} == {first_id}
+
+
+def test_mixed_merge_counts(fresh_db: sqlite3.Connection, db_path: Path) -> None:
+    rows = rows_of(DAY1, 6)
+    load(fresh_db, rows[:4], "t1")
+    changed = [list(r) for r in rows]
+    changed[0][2] = 12345.5
+    counts, _ = load(fresh_db, changed, "t2")
+    assert counts == store.MergeCounts(rows=6, inserted=2, updated=1, unchanged=3, deleted=0)
+    assert [r[-2] for r in fact_rows(db_path)] == ["t2", "t1", "t1", "t1", "t2", "t2"]
+
+
+def test_replace_date_deletes_missing_rows_of_that_date_only(fresh_db: sqlite3.Connection,
+                                                             db_path: Path) -> None:
+    day1, day2 = rows_of(DAY1, 6), rows_of(DAY2, 4)
+    load(fresh_db, day1 + day2, "t1")
+    day2_before = [r for r in fact_rows(db_path) if r[3] == DAY2]
+    kept = [day1[0], day1[2], day1[5]]
+    counts, _ = load(fresh_db, kept, "t2", replace_date=DAY1)
+    assert counts == store.MergeCounts(rows=3, inserted=0, updated=0, unchanged=3, deleted=3)
+    after = fact_rows(db_path)
+    assert [r[:4] for r in after if r[3] == DAY1] == kept
+    assert [r for r in after if r[3] == DAY2] == day2_before
+
+
+def test_without_replace_date_missing_rows_stay(fresh_db: sqlite3.Connection,
+                                                db_path: Path) -> None:
+    day1 = rows_of(DAY1, 6)
+    load(fresh_db, day1, "t1")
+    counts, _ = load(fresh_db, day1[:2], "t2")
+    assert counts.deleted == 0
+    assert len(fact_rows(db_path)) == 6
+
+
+def test_replace_date_with_empty_staging_deletes_the_day(fresh_db: sqlite3.Connection,
+                                                         db_path: Path) -> None:
+    load(fresh_db, rows_of(DAY1, 5) + rows_of(DAY2, 2), "t1")
+    counts, _ = load(fresh_db, [], "t2", replace_date=DAY1)
+    assert counts == store.MergeCounts(rows=0, inserted=0, updated=0, unchanged=0, deleted=5)
+    assert {r[3] for r in fact_rows(db_path)} == {DAY2}
+
+
+# --- staging and duplicates ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("repeats", "surplus", "samples"),
+    [
+        ({"20260210-0000": 3}, 2, ["20260210-0000"]),
+        ({"20260210-0000": 1, "20260210-0001": 1}, 0, []),
+        ({"20260210-0003": 2, "20260210-0001": 4, "20260210-0002": 1}, 4,
+         ["20260210-0001", "20260210-0003"]),
+    ],
+)
+def test_surplus_rows_counts_repeated_keys(fresh_db: sqlite3.Connection,
+                                           repeats: dict[str, int], surplus: int,
+                                           samples: list[str]) -> None:
+    rows = [(key, 10, 1.0, DAY1) for key, n in repeats.items() for _ in range(n)]
+    stage(fresh_db, rows)
+    assert store.surplus_rows(fresh_db, "txn_id", 5) == (surplus, samples)
+    assert store.surplus_rows(fresh_db, "txn_id", 1) == (surplus, samples[:1])
+
+
+def test_surplus_rows_on_a_non_key_column(fresh_db: sqlite3.Connection) -> None:
+    customers = [10, 10, 10, 11, 12, 12, None, None]
+    rows = [(f"20260210-{i:04d}", c, 1.0, DAY1) for i, c in enumerate(customers)]
+    stage(fresh_db, rows)
+    assert store.surplus_rows(fresh_db, "customer_id", 5) == (3, ["10", "12"])
+
+
+def test_repeated_key_keeps_the_first_row(fresh_db: sqlite3.Connection,
+                                          other: sqlite3.Connection) -> None:
+    stage(fresh_db, [("20260210-0000", 10, 1.0, DAY1), ("20260210-0000", 11, 2.0, DAY1)])
+    assert other.execute(f"SELECT * FROM {store.q(contract.STAGING_TABLE)}").fetchall() == [
+        ("20260210-0000", 10, 1.0, DAY1, 2)]
+
+
+def test_clear_staging_empties_it(fresh_db: sqlite3.Connection,
+                                  other: sqlite3.Connection) -> None:
+    stage(fresh_db, rows_of(DAY1))
+    with store.transaction(fresh_db):
+        store.clear_staging(fresh_db)
+    assert other.execute(
+        f"SELECT COUNT(*) FROM {store.q(contract.STAGING_TABLE)}").fetchone() == (0,)
+
+
+# --- ledger -------------------------------------------------------------------------------
+
+
+def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path) -> None:
+    attempt = store.LoadRecord("bad.parquet", None, None, "upsert", None, "s")
+    with store.transaction(fresh_db):
+        load_id = store.record_load(fresh_db, attempt, status="failed", finished_at="f",
+                                    rows=7, error="boom")
+    assert ledger(db_path) == [{
+        "id": load_id, "file_name": "bad.parquet", "sha256": None, "bytes": None,
+        "status": "failed", "write_mode": "upsert", "run_date": None, "rows": 7,
+        "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0, "error": "boom",
+        "started_at": "s", "finished_at": "f"}]
+
+
+def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
+                                             db_path: Path) -> None:
+    attempt = store.LoadRecord(contract.file_name_for(DAY1), "ab" * 32, 1234, "replace_date",
+                               DAY1, "s")
+    with store.transaction(fresh_db):
+        first = store.record_load(fresh_db, attempt, status="processed", finished_at="f0",
+                                  counts=store.MergeCounts(9, 1, 2, 6, 0), rows=999)
+        second = store.record_load(fresh_db, attempt, status="processed", finished_at="f1")
+    assert second == first + 1
+    rows = ledger(db_path)
+    assert [(r["rows"], r["inserted"], r["updated"], r["unchanged"], r["deleted"])
+            for r in rows] == [(9, 1, 2, 6, 0), (None, 0, 0, 0, 0)]
+    assert rows[0]["sha256"] == "ab" * 32
+    assert rows[0]["bytes"] == 1234
+    assert rows[0]["run_date"] == DAY1
+    with store.transaction(fresh_db):
+        store.update_load_counts(fresh_db, second, store.MergeCounts(5, 4, 0, 1, 3), "f2")
+    rows = ledger(db_path)
+    assert [(r["rows"], r["inserted"], r["updated"], r["unchanged"], r["deleted"],
+             r["finished_at"]) for r in rows] == [(9, 1, 2, 6, 0, "f0"), (5, 4, 0, 1, 3, "f2")]
+
+
+def test_ledger_refuses_an_unknown_status(fresh_db: sqlite3.Connection) -> None:
+    attempt = store.LoadRecord("x.parquet", None, None, "upsert", None, "s")
+    with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
+        store.record_load(fresh_db, attempt, status="maybe", finished_at="f")
