@@ -1,0 +1,136 @@
+"""The watcher in-process: a real watchdog observer on a real inbox, one worker thread.
+
+Covers what the end-to-end tests cannot steer: a rescan forced by watchdog's overflow
+warning when no event arrives, a handler that must never raise, transient retries with
+backoff, and `once` waiting for a file still settling.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+from watchdog.events import FileSystemEvent
+
+from config import Settings, contract
+from daemon import store
+from daemon.watcher import Hints, InboxEventHandler, Watcher
+from tests.conftest import day_table, drop, fact_rows, wait_until, write_parquet
+
+NAME = contract.file_name_for("2026-02-10")
+
+
+@pytest.fixture
+def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
+    """A started watcher; stopped and joined at teardown."""
+    running = Watcher(settings, fresh_db)
+    running.start()
+    yield running
+    running.request_stop()
+    running.join()
+
+
+def prepared(tmp_path: Path, name: str = NAME, run_date: str = "2026-02-10") -> Path:
+    return write_parquet(tmp_path / "outbox", day_table(run_date), name)
+
+
+def test_a_dropped_file_is_loaded_and_stop_joins_every_thread(
+        tmp_path: Path, settings: Settings, watcher: Watcher) -> None:
+    with capture_logs() as logs:
+        drop(prepared(tmp_path), settings.inbox)
+        wait_until(lambda: watcher.outcomes["processed"] == 1, "the file to load")
+    assert (settings.processed / NAME).exists()
+    [detected] = [e for e in logs if e["event"] == "file_detected"]
+    assert detected["found_by"] == "event"
+
+
+def test_an_overflow_warning_triggers_a_rescan(tmp_path: Path, settings: Settings,
+                                               fresh_db: sqlite3.Connection) -> None:
+    slow = replace(settings, rescan_seconds=3600.0)
+    running = Watcher(slow, fresh_db)
+    running.start()
+    try:
+        assert running._observer is not None
+        running._observer.unschedule_all()  # events are lost from here on
+        drop(prepared(tmp_path), settings.inbox)
+        with capture_logs() as logs:
+            logging.getLogger("watchdog.observers.inotify_c").warning(
+                "Inotify queue overflowed; filesystem events were lost")
+            wait_until(lambda: running.outcomes["processed"] == 1, "the rescan to find it")
+    finally:
+        running.request_stop()
+        running.join()
+    assert [e["found_by"] for e in logs if e["event"] == "file_detected"] == ["rescan"]
+    assert [e["reason"] for e in logs if e["event"] == "inbox_rescanned"] == ["overflow"]
+
+
+def test_the_event_handler_never_raises() -> None:
+    class Broken(FileSystemEvent):
+        @property
+        def event_type(self) -> str:  # type: ignore[override]
+            raise RuntimeError("malformed event")
+
+    hints = Hints()
+    InboxEventHandler(hints).on_any_event(Broken("x"))
+    assert hints.drain() == ([], True)
+
+
+def test_the_handler_records_the_destination_of_a_move() -> None:
+    from watchdog.events import FileClosedEvent, FileMovedEvent
+
+    hints = Hints()
+    handler = InboxEventHandler(hints)
+    handler.on_any_event(FileMovedEvent("/in/.a.tmp", "/in/a.parquet"))
+    handler.on_any_event(FileClosedEvent("/in/b.parquet"))
+    assert hints.drain() == ([("/in/a.parquet", "moved"), ("/in/b.parquet", "closed")], False)
+    assert hints.wake.is_set()
+
+
+def test_a_locked_database_is_retried_until_it_loads(tmp_path: Path, settings: Settings) -> None:
+    conn = store.connect(settings.db, busy_timeout_seconds=0.05)
+    store.init_schema(conn)
+    blocker = sqlite3.connect(settings.db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    running = Watcher(settings, conn)
+    running.start()
+    try:
+        drop(prepared(tmp_path), settings.inbox)
+        wait_until(lambda: running.outcomes["retry"] >= 1, "a transient failure")
+        assert (settings.work / NAME).exists() and not settings.failed.joinpath(NAME).exists()
+        blocker.execute("ROLLBACK")
+        wait_until(lambda: running.outcomes["processed"] == 1, "the retry to load it")
+    finally:
+        running.request_stop()
+        running.join()
+        blocker.close()
+        conn.close()
+    assert len(fact_rows(settings.db)) == 25
+
+
+def test_once_waits_for_a_settling_file_then_exits(settings: Settings,
+                                                   fresh_db: sqlite3.Connection) -> None:
+    # Written in place just now, with no event to say it is complete: it must settle.
+    write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
+    running = Watcher(settings, fresh_db, once=True)
+    running.start()
+    running.join()
+    assert running.outcomes["processed"] == 1 and not running.crashed
+    assert list(settings.inbox.iterdir()) == []
+
+
+def test_files_left_in_work_are_resumed_first(settings: Settings,
+                                              fresh_db: sqlite3.Connection) -> None:
+    write_parquet(settings.work, day_table("2026-02-09"), contract.file_name_for("2026-02-09"))
+    write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
+    with capture_logs() as logs:
+        running = Watcher(settings, fresh_db, once=True)
+        running.start()
+        running.join()
+    order = [e["file"] for e in logs if e["event"] == "file_processed"]
+    assert order == [contract.file_name_for("2026-02-09"), NAME]
+    assert [e["event"] for e in logs].index("file_resumed") == 0
