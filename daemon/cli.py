@@ -109,7 +109,8 @@ def _main(argv: Sequence[str] | None) -> int:
         lock.release()
         return EXIT_USAGE
     try:
-        return _serve(settings.__dict__, Watcher(settings, conn, once=args.once), args.once)
+        described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
+        return _serve(described, Watcher(settings, conn, once=args.once), args.once)
     finally:
         conn.close()
         lock.release()
@@ -129,8 +130,7 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
-        log.info("daemon_started", pid=os.getpid(), once=once,
-                 **{k: str(v) for k, v in described.items()})
+        log.info("daemon_started", pid=os.getpid(), once=once, **described)
         watcher.start()
         # Every other thread was started with the stop signals blocked (see `main`), so
         # they reach this thread, whose join they interrupt to run the handler at once.

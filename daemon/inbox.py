@@ -94,7 +94,16 @@ class Inbox:
         """List the directory; forget vanished names and return the newly found ones."""
         found = []
         present = set()
-        with os.scandir(self.directory) as entries:
+        try:
+            entries = os.scandir(self.directory)
+        except FileNotFoundError:
+            # An unmounted or deleted inbox must not end the daemon: say so and look again
+            # at the next rescan.
+            log.error("inbox_unavailable", inbox=str(self.directory),
+                      reason="the inbox directory does not exist",
+                      hint="recreate or remount it; the daemon rescans it periodically")
+            return []
+        with entries:
             for entry in entries:
                 present.add(entry.name)
                 candidate = self.note(Path(entry.path), None, found_by)

@@ -67,6 +67,7 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None,
     )
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_thread_exception
+    sys.unraisablehook = _log_unraisable
 
 
 def _log_uncaught(kind: type[BaseException], value: BaseException,
@@ -80,4 +81,14 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     structlog.get_logger("daemon").critical(
         "unhandled_exception", thread=args.thread.name if args.thread else None,
         exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+    )
+
+
+def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    # Python would print these ("Exception ignored in ...") as plain text on stderr.
+    value = unraisable.exc_value
+    structlog.get_logger("daemon").error(
+        "unraisable_exception", reason=unraisable.err_msg or "exception ignored",
+        object=repr(unraisable.object),
+        exc_info=(unraisable.exc_type, value, unraisable.exc_traceback) if value else None,
     )

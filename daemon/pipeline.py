@@ -44,6 +44,20 @@ class Outcome:
     report: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass
+class _Attempt:
+    """What is known of one attempt so far; filled in as its stages pass."""
+
+    path: Path
+    load: store.LoadRecord
+    started: float
+    stage: str = "open"
+    rows: int | None = None
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 1)
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with microseconds and `Z`: the shape of the log timestamps too."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -79,54 +93,60 @@ class Pipeline:
             return self._process(claimed)
 
     def _process(self, claimed: Path) -> Outcome:
-        started, started_at = time.perf_counter(), utc_now()
         load = store.LoadRecord(claimed.name, None, None, self.settings.write_mode, None,
-                                started_at)
-        stage, rows = "open", None
+                                utc_now())
+        attempt = _Attempt(claimed, load, time.perf_counter())
+        # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
         try:
-            try:
-                handle = files.open_no_follow(claimed)
-            except FileNotFoundError:
-                log.warning("file_vanished", file=claimed.name)
+            counts = self._load_file(attempt)
+            if counts is None:
                 return Outcome("vanished", claimed)
-            except OSError as exc:
-                raise BadInput(_open_error(exc), stage="open",
-                               hint="drop a regular, readable file") from exc
-            with handle:
-                stage = "hash"
-                sha256, size = files.sha256_of(handle)
-                load = replace(load, sha256=sha256, bytes=size)
-                stage = "name"
-                run_date = files.run_date_from_name(claimed.name)
-                load = replace(load, run_date=run_date)
-                stage = "read"
-                source = reader.open_parquet(handle)
-                rows = source.rows
-                if source.extra_columns:
-                    log.warning("extra_columns_ignored", file=claimed.name,
-                                columns=list(source.extra_columns))
-                if source.rows == 0:
-                    raise BadInput("the file has no rows", stage="checks",
-                                   hint="a day's file must hold that day's transactions")
-                stage = "load"
-                with store.transaction(self.conn):
-                    counts = self._load(source, load, run_date)
-            stage = "archive"
+            attempt.stage = "archive"
             archived = files.move_unique(claimed, self.settings.processed)
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except Exception as exc:
-            if _is_transient(exc) or (stage == "archive" and isinstance(exc, OSError)):
-                return self._retry(claimed, stage, exc)
-            return self._fail(claimed, load, stage, exc, rows, started)
+            if _is_transient(exc) or (attempt.stage == "archive" and isinstance(exc, OSError)):
+                return self._retry(attempt, exc)
+            return self._fail(attempt, exc)
+        load = attempt.load
         log.info("file_processed", file=claimed.name, sha256=load.sha256, bytes=load.bytes,
                  run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
                  inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
-                 deleted=counts.deleted, duration_ms=_ms(started), archived_as=str(archived))
+                 deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
+                 archived_as=str(archived))
         return Outcome("processed", archived, counts)
 
-    def _load(self, source: reader.ParquetSource, load: store.LoadRecord,
-              run_date: str) -> store.MergeCounts:
+    def _load_file(self, attempt: _Attempt) -> store.MergeCounts | None:
+        """Open, hash, name, read and load one file; None if it vanished first."""
+        try:
+            handle = files.open_no_follow(attempt.path)
+        except FileNotFoundError:
+            log.warning("file_vanished", file=attempt.path.name)
+            return None
+        except OSError as exc:
+            raise BadInput(_open_error(exc), stage="open",
+                           hint="drop a regular, readable file") from exc
+        with handle:
+            attempt.stage = "hash"
+            sha256, size = files.sha256_of(handle)
+            attempt.load = replace(attempt.load, sha256=sha256, bytes=size)
+            attempt.stage = "name"
+            run_date = files.run_date_from_name(attempt.path.name)
+            attempt.load = replace(attempt.load, run_date=run_date)
+            attempt.stage = "read"
+            source = reader.open_parquet(handle)
+            attempt.rows = source.rows
+            if source.extra_columns:
+                log.warning("extra_columns_ignored", file=attempt.path.name,
+                            columns=list(source.extra_columns))
+            if source.rows == 0:
+                raise BadInput("the file has no rows", stage="checks",
+                               hint="a day's file must hold that day's transactions")
+            attempt.stage = "load"
+            with store.transaction(self.conn):
+                return self._load_rows(source, attempt.load, run_date)
+
+    def _load_rows(self, source: reader.ParquetSource, load: store.LoadRecord,
+                   run_date: str) -> store.MergeCounts:
         """Inside the file's transaction: stage and check, then merge and record."""
         store.clear_staging(self.conn)
         verdict = checks.FileChecks(run_date)
@@ -140,26 +160,25 @@ class Pipeline:
         verdict.raise_for_failures()
         load_id = store.record_load(self.conn, load, status="processed",
                                     finished_at=load.started_at)
-        replace = run_date if self.settings.write_mode == "replace" else None
+        replace_date = run_date if self.settings.write_mode == "replace" else None
         counts = store.merge(self.conn, loaded_at=utc_now(), load_id=load_id,
-                             replace_date=replace)
+                             replace_date=replace_date)
         store.clear_staging(self.conn)
         store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
         return counts
 
-    def _retry(self, claimed: Path, stage: str, exc: Exception) -> Outcome:
-        log.error("file_retry_scheduled", file=claimed.name, stage=stage,
+    def _retry(self, attempt: _Attempt, exc: Exception) -> Outcome:
+        log.error("file_retry_scheduled", file=attempt.path.name, stage=attempt.stage,
                   error_type=type(exc).__name__, reason=str(exc),
                   hint="the file stays in the work directory and is retried; fix the "
                   "database or disk condition named in reason")
-        return Outcome("retry", claimed)
+        return Outcome("retry", attempt.path)
 
-    def _fail(self, claimed: Path, load: store.LoadRecord, stage: str, exc: Exception,
-              rows: int | None, started: float) -> Outcome:
-        stage = exc.stage if isinstance(exc, BadInput) else stage
-        reason = str(exc)
+    def _fail(self, attempt: _Attempt, exc: Exception) -> Outcome:
+        stage = exc.stage if isinstance(exc, BadInput) else attempt.stage
+        load, reason = attempt.load, str(exc)
         report: dict[str, object] = {
-            "file": claimed.name,
+            "file": attempt.path.name,
             "stage": stage,
             "error_type": type(exc).__name__,
             "message": getattr(exc, "message", reason),
@@ -169,32 +188,29 @@ class Pipeline:
             "schema_problems": exc.problems if isinstance(exc, ContractError) else [],
             "sha256": load.sha256,
             "bytes": load.bytes,
-            "rows": rows,
+            "rows": attempt.rows,
             "write_mode": load.write_mode,
             "attempted_at": load.started_at,
         }
         try:
             with store.transaction(self.conn):
                 store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
-                                  rows=rows, error=f"{stage}: {reason}")
+                                  rows=attempt.rows, error=f"{stage}: {reason}")
         except sqlite3.Error as db_exc:
             # The quarantine below must still happen: the ledger is not the only record.
-            log.error("ledger_write_failed", file=claimed.name, reason=str(db_exc))
+            log.error("ledger_write_failed", file=attempt.path.name, reason=str(db_exc))
         try:
-            failed = files.move_unique(claimed, self.settings.failed)
+            failed = files.move_unique(attempt.path, self.settings.failed)
             files.write_sidecar(failed, report)
         except OSError as move_exc:
-            return self._retry(claimed, "quarantine", move_exc)
-        log.error("file_failed", file=claimed.name, sha256=load.sha256, bytes=load.bytes,
-                  rows=rows, inserted=0, updated=0, unchanged=0, deleted=0,
+            attempt.stage = "quarantine"
+            return self._retry(attempt, move_exc)
+        log.error("file_failed", file=attempt.path.name, sha256=load.sha256, bytes=load.bytes,
+                  rows=attempt.rows, inserted=0, updated=0, unchanged=0, deleted=0,
                   stage=stage, error_type=report["error_type"], reason=reason,
-                  checks=report["checks"], duration_ms=_ms(started), failed_as=str(failed),
-                  exc_info=not isinstance(exc, BadInput))
+                  checks=report["checks"], duration_ms=attempt.elapsed_ms(),
+                  failed_as=str(failed), exc_info=not isinstance(exc, BadInput))
         return Outcome("failed", failed, report=report)
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _open_error(exc: OSError) -> str:

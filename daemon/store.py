@@ -193,17 +193,17 @@ class LoadRecord:
 
 
 def record_load(conn: sqlite3.Connection, load: LoadRecord, *, status: str, finished_at: str,
-                counts: MergeCounts | None = None, rows: int | None = None,
-                error: str | None = None) -> int:
-    """Insert one `load_history` row and return its id."""
-    c = counts or MergeCounts(rows or 0, 0, 0, 0)
+                rows: int | None = None, error: str | None = None) -> int:
+    """Insert one `load_history` row with zero change counts and return its id.
+
+    A successful load fills in its counts with `update_load_counts` before the commit.
+    """
     cursor = conn.execute(
         f'INSERT INTO {LEDGER} ("file_name", "sha256", "bytes", "status", "write_mode", '
-        '"run_date", "rows", "inserted", "updated", "unchanged", "deleted", "error", '
-        '"started_at", "finished_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        '"run_date", "rows", "error", "started_at", "finished_at") '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (load.file_name, load.sha256, load.bytes, status, load.write_mode, load.run_date,
-         rows if counts is None else c.rows, c.inserted, c.updated, c.unchanged, c.deleted,
-         error, load.started_at, finished_at),
+         rows, error, load.started_at, finished_at),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

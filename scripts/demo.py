@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def wait_for(what: str, condition: Callable[[], bool]) -> None:
 def ledger_has(rows: int) -> bool:
     if not DB.exists():
         return False
-    with sqlite3.connect(f"file:{DB}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"file:{DB}?mode=ro", uri=True)) as conn:
         try:
             return int(conn.execute("SELECT COUNT(*) FROM load_history").fetchone()[0]) >= rows
         except sqlite3.OperationalError:
@@ -82,7 +83,7 @@ def main() -> int:
         code = daemon.wait(timeout=TIMEOUT_SECONDS)
     print(f"\ndaemon stopped by SIGTERM, exit code {code}")
 
-    with sqlite3.connect(f"file:{DB}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"file:{DB}?mode=ro", uri=True)) as conn:
         ledger = pd.read_sql_query(
             "SELECT id AS run, file_name, status, rows, inserted, updated, unchanged, deleted "
             "FROM load_history ORDER BY id", conn)

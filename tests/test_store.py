@@ -324,7 +324,8 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
                                DAY1, "s")
     with store.transaction(fresh_db):
         first = store.record_load(fresh_db, attempt, status="processed", finished_at="f0",
-                                  counts=store.MergeCounts(9, 1, 2, 6, 0), rows=999)
+                                  rows=999)
+        store.update_load_counts(fresh_db, first, store.MergeCounts(9, 1, 2, 6, 0), "f0")
         second = store.record_load(fresh_db, attempt, status="processed", finished_at="f1")
     assert second == first + 1
     rows = ledger(db_path)
