@@ -109,8 +109,14 @@ def _main(argv: Sequence[str] | None) -> int:
         lock.release()
         return EXIT_USAGE
     try:
+        watcher = Watcher(settings, conn, once=args.once)
+        try:
+            watcher.prepare()
+        except ConfigError as exc:
+            log.error("config_invalid", reason=exc.message, hint=exc.hint)
+            return EXIT_USAGE
         described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
-        return _serve(described, Watcher(settings, conn, once=args.once), args.once)
+        return _serve(described, watcher, args.once)
     finally:
         conn.close()
         lock.release()

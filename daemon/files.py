@@ -11,21 +11,23 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import itertools
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-from config import contract
+from config import ConfigError, contract
 from daemon.errors import FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
 IGNORED_PREFIXES: tuple[str, ...] = (".",)
 IGNORED_SUFFIXES: tuple[str, ...] = (".tmp", ".part")
 SIDECAR_SUFFIX = ".error.json"
+NAME_MAX = 255  # bytes in one file name on ext4, xfs, btrfs and tmpfs
 PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
 
@@ -124,10 +126,18 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     src.rename(dst)
 
 
-def _candidate_names(name: str) -> list[str]:
+def _fit(base: str, tail: str) -> str:
+    """`base + tail`, with `base` cut so that the name and its sidecar fit NAME_MAX."""
+    room = NAME_MAX - len(os.fsencode(tail + SIDECAR_SUFFIX))
+    return os.fsdecode(os.fsencode(base)[:max(room, 1)]) + tail
+
+
+def _candidate_names(name: str) -> Iterator[str]:
+    """`name`, then `stem~1.ext`, `stem~2.ext`, ..., each short enough to be created."""
     stem, dot, suffix = name.rpartition(".")
-    base, ext = (stem, dot + suffix) if stem else (name, "")
-    return [name, *(f"{base}~{n}{ext}" for n in range(1, 10_000))]
+    base, ext = (stem, dot + suffix) if stem and len(suffix) < 16 else (name, "")
+    for n in itertools.count():
+        yield _fit(base, f"~{n}{ext}" if n else ext)
 
 
 def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
@@ -149,13 +159,33 @@ def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
         if src.parent != directory:
             fsync_dir(src.parent)
         return dst
-    raise FileExistsError(errno.EEXIST, "no free name left", str(directory / (name or src.name)))
+    raise AssertionError("unreachable: the candidate names never run out")
+
+
+def display_name(name: str) -> str:
+    """A file name safe for JSON, SQLite and terminals: undecodable bytes as `\\xNN`."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def prepare_directories(*directories: Path) -> None:
+    """Create the directories and insist they share one filesystem, where rename is atomic."""
+    for directory in directories:
+        directory.mkdir(parents=True, exist_ok=True)
+    devices = {directory: directory.stat().st_dev for directory in directories}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{d} (device {dev})" for d, dev in devices.items())
+        raise ConfigError(
+            f"the inbox, work, processed and failed directories are on different "
+            f"filesystems: {listing}",
+            hint="put them on one filesystem: a move between filesystems is not atomic",
+        )
 
 
 def write_sidecar(archived: Path, report: Mapping[str, object]) -> Path:
     """Write `<archived>.error.json` atomically (temp file, fsync, rename)."""
     sidecar = archived.with_name(archived.name + SIDECAR_SUFFIX)
-    temp = archived.with_name(f".{sidecar.name}.tmp")
+    # A short temporary name: the sidecar's own may already be as long as a name can be.
+    temp = archived.with_name(f".sidecar-{os.getpid()}.tmp")
     payload = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
     with temp.open("w", encoding="utf-8") as handle:
         handle.write(payload)

@@ -67,7 +67,7 @@ class Inbox:
             self.candidates.pop(name, None)
             if name not in self._skipped:
                 self._skipped.add(name)
-                log.warning("inbox_entry_skipped", file=name,
+                log.warning("inbox_entry_skipped", file=files.display_name(name),
                             reason="not a regular file; only files are loaded",
                             hint="remove it from the inbox")
             return None

@@ -79,22 +79,28 @@ class Pipeline:
 
     def claim(self, path: Path) -> Path | None:
         """Move an inbox file into the work directory; None if it is gone already."""
+        shown = files.display_name(path.name)
         try:
             claimed = files.move_unique(path, self.settings.work)
         except FileNotFoundError:
-            log.info("file_vanished", file=path.name)
+            log.info("file_vanished", file=shown)
             return None
-        log.info("file_claimed", file=path.name, work_path=str(claimed))
+        except OSError as exc:
+            # Left in the inbox, where the next periodic rescan offers it again.
+            log.error("claim_failed", file=shown, reason=str(exc),
+                      hint="make the inbox and work directories writable by the daemon")
+            return None
+        log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
         return claimed
 
     def process(self, claimed: Path) -> Outcome:
         """Load a claimed file and archive it; never raises for a bad or failing file."""
-        with structlog.contextvars.bound_contextvars(file=claimed.name):
+        with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
             return self._process(claimed)
 
     def _process(self, claimed: Path) -> Outcome:
-        load = store.LoadRecord(claimed.name, None, None, self.settings.write_mode, None,
-                                utc_now())
+        load = store.LoadRecord(files.display_name(claimed.name), None, None,
+                                self.settings.write_mode, None, utc_now())
         attempt = _Attempt(claimed, load, time.perf_counter())
         # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
         try:
@@ -108,11 +114,11 @@ class Pipeline:
                 return self._retry(attempt, exc)
             return self._fail(attempt, exc)
         load = attempt.load
-        log.info("file_processed", file=claimed.name, sha256=load.sha256, bytes=load.bytes,
+        log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
                  run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
                  inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
                  deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
-                 archived_as=str(archived))
+                 archived_as=files.display_name(str(archived)))
         return Outcome("processed", archived, counts)
 
     def _load_file(self, attempt: _Attempt) -> store.MergeCounts | None:
@@ -120,7 +126,7 @@ class Pipeline:
         try:
             handle = files.open_no_follow(attempt.path)
         except FileNotFoundError:
-            log.warning("file_vanished", file=attempt.path.name)
+            log.warning("file_vanished", file=attempt.load.file_name)
             return None
         except OSError as exc:
             raise BadInput(_open_error(exc), stage="open",
@@ -136,7 +142,7 @@ class Pipeline:
             source = reader.open_parquet(handle)
             attempt.rows = source.rows
             if source.extra_columns:
-                log.warning("extra_columns_ignored", file=attempt.path.name,
+                log.warning("extra_columns_ignored", file=attempt.load.file_name,
                             columns=list(source.extra_columns))
             if source.rows == 0:
                 raise BadInput("the file has no rows", stage="checks",
@@ -168,7 +174,7 @@ class Pipeline:
         return counts
 
     def _retry(self, attempt: _Attempt, exc: Exception) -> Outcome:
-        log.error("file_retry_scheduled", file=attempt.path.name, stage=attempt.stage,
+        log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
                   error_type=type(exc).__name__, reason=str(exc),
                   hint="the file stays in the work directory and is retried; fix the "
                   "database or disk condition named in reason")
@@ -178,7 +184,7 @@ class Pipeline:
         stage = exc.stage if isinstance(exc, BadInput) else attempt.stage
         load, reason = attempt.load, str(exc)
         report: dict[str, object] = {
-            "file": attempt.path.name,
+            "file": load.file_name,
             "stage": stage,
             "error_type": type(exc).__name__,
             "message": getattr(exc, "message", reason),
@@ -196,20 +202,20 @@ class Pipeline:
             with store.transaction(self.conn):
                 store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
                                   rows=attempt.rows, error=f"{stage}: {reason}")
-        except sqlite3.Error as db_exc:
+        except Exception as db_exc:
             # The quarantine below must still happen: the ledger is not the only record.
-            log.error("ledger_write_failed", file=attempt.path.name, reason=str(db_exc))
+            log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))
         try:
             failed = files.move_unique(attempt.path, self.settings.failed)
             files.write_sidecar(failed, report)
         except OSError as move_exc:
             attempt.stage = "quarantine"
             return self._retry(attempt, move_exc)
-        log.error("file_failed", file=attempt.path.name, sha256=load.sha256, bytes=load.bytes,
+        log.error("file_failed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
                   rows=attempt.rows, inserted=0, updated=0, unchanged=0, deleted=0,
                   stage=stage, error_type=report["error_type"], reason=reason,
                   checks=report["checks"], duration_ms=attempt.elapsed_ms(),
-                  failed_as=str(failed), exc_info=not isinstance(exc, BadInput))
+                  failed_as=files.display_name(str(failed)), exc_info=not isinstance(exc, BadInput))
         return Outcome("failed", failed, report=report)
 
 

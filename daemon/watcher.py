@@ -107,11 +107,18 @@ class Watcher:
         self._observer: BaseObserver | None = None
         self._listener = _OverflowListener(self.hints)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
+        self._prepared = False
+
+    def prepare(self) -> None:
+        """Create the directories; `ConfigError` if they span filesystems."""
+        files.prepare_directories(self.settings.inbox, self.settings.work,
+                                  self.settings.processed, self.settings.failed)
+        self._prepared = True
 
     def start(self) -> None:
-        for directory in (self.settings.inbox, self.settings.work, self.settings.processed,
-                          self.settings.failed):
-            directory.mkdir(parents=True, exist_ok=True)
+        """Start the observer (unless `once`) and the worker thread."""
+        if not self._prepared:
+            self.prepare()
         if not self.once:
             logging.getLogger("watchdog").addHandler(self._listener)
             self._observer = Observer()
@@ -146,7 +153,7 @@ class Watcher:
                            if not files.is_ignored(p.name)):
             if self.stop_requested.is_set():
                 return
-            log.info("file_resumed", file=path.name)
+            log.info("file_resumed", file=files.display_name(path.name))
             self._handle(self.pipeline.process(path))
         self._detected(self.inbox.scan("sweep"))
         next_rescan = time.monotonic() + self.settings.rescan_seconds
@@ -208,4 +215,5 @@ class Watcher:
     @staticmethod
     def _detected(found: list[Candidate]) -> None:
         for candidate in found:
-            log.info("file_detected", file=candidate.path.name, found_by=candidate.found_by)
+            log.info("file_detected", file=files.display_name(candidate.path.name),
+                     found_by=candidate.found_by)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from config import contract
 from generator.publish import publish_parquet
@@ -291,3 +292,19 @@ def test_the_ledger_is_readable_while_the_daemon_runs(tmp_path: Path,
         assert reader.execute("SELECT status FROM load_history").fetchall() == [("processed",)]
     finally:
         reader.close()
+
+
+def test_directories_on_different_filesystems_are_refused(tmp_path: Path,
+                                                          start_daemon: Start) -> None:
+    other = Path("/dev/shm")  # noqa: S108 - a tmpfs, i.e. another filesystem than tmp_path
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to place a directory on")
+    processed = other / f"etl-test-{tmp_path.name}"
+    try:
+        daemon = start_daemon("--processed", str(processed), wait_started=False)
+        assert daemon.proc.wait(timeout=30) == 2
+        [line] = daemon.matching("config_invalid")
+        assert "different filesystems" in line["reason"] and line["hint"]
+    finally:
+        if processed.exists():
+            processed.rmdir()

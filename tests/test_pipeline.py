@@ -292,3 +292,31 @@ def test_extra_columns_are_ignored_with_a_warning(settings: Settings,
         assert pipeline.process(claimed(settings, table)).status == "processed"
     [warning] = [e for e in logs if e["event"] == "extra_columns_ignored"]
     assert warning["columns"] == ["note"] and warning["log_level"] == "warning"
+
+
+def test_a_name_that_is_not_utf8_is_quarantined_and_recorded_readably(
+        settings: Settings, pipeline: Pipeline) -> None:
+    raw = os.fsdecode(b"transactions_2026-02-10\xff.parquet")
+    path = settings.work / raw
+    with path.open("wb") as sink:  # pyarrow cannot open such a path by name
+        pq.write_table(day_table(DAY), sink)
+    with capture_logs() as logs:
+        outcome = pipeline.process(path)
+    assert outcome.status == "failed" and outcome.path.exists()
+    shown = "transactions_2026-02-10\\xff.parquet"
+    assert ledger(settings.db)[-1]["file_name"] == shown
+    assert [e["file"] for e in logs if e["event"] == "file_failed"] == [shown]
+    sidecar = outcome.path.with_name(outcome.path.name + ".error.json")
+    assert json.loads(sidecar.read_text())["stage"] == "name"
+
+
+def test_a_very_long_name_still_gets_its_sidecar(settings: Settings, pipeline: Pipeline) -> None:
+    long_name = "x" * 246 + ".parquet"  # 254 bytes: the sidecar name would not fit
+    path = settings.work / long_name
+    path.write_bytes(b"not parquet")
+    outcome = pipeline.process(path)
+    assert outcome.status == "failed"
+    sidecar = outcome.path.with_name(outcome.path.name + ".error.json")
+    assert sidecar.exists() and len(os.fsencode(sidecar.name)) <= 255
+    assert outcome.path.name.endswith(".parquet")
+    assert list(settings.work.iterdir()) == []
