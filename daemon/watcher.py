@@ -27,7 +27,7 @@ from watchdog.observers.api import BaseObserver
 from config import Settings
 from daemon import files
 from daemon.inbox import Candidate, Hint, Inbox
-from daemon.pipeline import Outcome, Pipeline
+from daemon.pipeline import Pipeline
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -154,7 +154,7 @@ class Watcher:
             if self.stop_requested.is_set():
                 return
             log.info("file_resumed", file=files.display_name(path.name))
-            self._handle(self.pipeline.process(path))
+            self._process(path)
         self._detected(self.inbox.scan("sweep"))
         next_rescan = time.monotonic() + self.settings.rescan_seconds
         while not self.stop_requested.is_set():
@@ -189,7 +189,7 @@ class Watcher:
         for path in due:
             if self.stop_requested.is_set():
                 return True, None
-            self._handle(self.pipeline.process(path))
+            self._process(path)
         ready, wait = self.inbox.due()
         for path in ready:
             if self.stop_requested.is_set():
@@ -197,20 +197,22 @@ class Watcher:
             self.inbox.taken(path)
             claimed = self.pipeline.claim(path)
             if claimed is not None:
-                self._handle(self.pipeline.process(claimed))
+                self._process(claimed)
         return bool(due or ready), wait
 
-    def _handle(self, outcome: Outcome) -> None:
+    def _process(self, claimed: Path) -> None:
+        """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
+        outcome = self.pipeline.process(claimed)
         self.outcomes[outcome.status] += 1
         if outcome.status != "retry":
-            self._retries.pop(outcome.path, None)
+            self._retries.pop(claimed, None)
             return
         if self.once:
             # A drain must end: the file stays in the work directory for the next run.
             return
-        _, attempts = self._retries.get(outcome.path, (0.0, 0))
+        _, attempts = self._retries.get(claimed, (0.0, 0))
         delay = RETRY_BACKOFF_SECONDS[min(attempts, len(RETRY_BACKOFF_SECONDS) - 1)]
-        self._retries[outcome.path] = (time.monotonic() + delay, attempts + 1)
+        self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
 
     @staticmethod
     def _detected(found: list[Candidate]) -> None:

@@ -103,13 +103,16 @@ def test_a_locked_database_is_retried_until_it_loads(tmp_path: Path, settings: S
         wait_until(lambda: running.outcomes["retry"] >= 1, "a transient failure")
         assert (settings.work / NAME).exists() and not settings.failed.joinpath(NAME).exists()
         blocker.execute("ROLLBACK")
-        wait_until(lambda: running.outcomes["processed"] == 1, "the retry to load it")
+        wait_until(lambda: running.outcomes["processed"] == 1 and not running._retries,
+                   "the retry to load it and be forgotten")
     finally:
         running.request_stop()
         running.join()
         blocker.close()
         conn.close()
     assert len(fact_rows(settings.db)) == 25
+    # The loaded file is not retried again (it would have been found vanished).
+    assert running.outcomes["vanished"] == 0
 
 
 def test_once_waits_for_a_settling_file_then_exits(settings: Settings,
