@@ -51,7 +51,8 @@ class Hints:
         self.wake.set()
 
     def request_rescan(self) -> None:
-        self._rescan = True
+        with self._lock:
+            self._rescan = True
         self.wake.set()
 
     def drain(self) -> tuple[list[tuple[str, Hint]], bool]:
