@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch an inbox and load each transactions_YYYY-MM-DD.parquet dropped "
         "into it into SQLite, idempotently. Every option falls back to the environment "
         "variable ETL_<NAME>, then the config file, then a built-in default.",
+        epilog="exit codes: 0 stopped cleanly (or --once loaded every file); 1 --once left "
+        "failed files, or the worker crashed; 2 bad usage, configuration or database; "
+        "3 another daemon holds the lock on this database. SIGTERM/SIGINT finish the "
+        "file in flight; a second signal exits at once.",
     )
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML settings file (default: config/etl.toml; env ETL_CONFIG)")
