@@ -42,8 +42,12 @@ class Settings:
 
     @property
     def lock_file(self) -> Path:
-        """The single-instance lock lives beside the database it protects."""
-        return self.db.with_name(self.db.name + ".lock")
+        """The single-instance lock lives beside the database file it protects.
+
+        Beside the real file, symlinks resolved: two names of one database share one lock.
+        """
+        real = self.db.resolve()
+        return real.with_name(real.name + ".lock")
 
 
 def _path(value: object) -> Path:
@@ -181,3 +185,11 @@ def _check_layout(settings: Settings) -> None:
                 hint="give each of inbox, work, processed and failed its own directory",
             )
         seen[real] = name
+    # A database in a watched directory would be taken for a dropped file.
+    db_dir = settings.db.resolve().parent
+    for name in ("inbox", "work"):
+        if db_dir == dirs[name].resolve():
+            raise ConfigError(
+                f"the database {settings.db} is inside the {name} directory",
+                hint="keep the database outside the inbox and the work directory",
+            )

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -24,7 +25,7 @@ import structlog
 from config import ConfigError, load_settings
 from config.settings import WRITE_MODES
 from daemon import logs, store
-from daemon.errors import AlreadyRunning
+from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.watcher import Watcher
 
@@ -95,24 +96,29 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
-    lock = InstanceLock(settings.lock_file)
-    try:
-        lock.acquire()
-    except AlreadyRunning as exc:
-        log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
-        return EXIT_LOCKED
-    except OSError as exc:
-        log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
-        return EXIT_USAGE
-    try:
-        conn = store.connect(settings.db, settings.busy_timeout_seconds)
-        store.init_schema(conn)
-    except (sqlite3.Error, OSError) as exc:
-        log.error("database_unavailable", db=str(settings.db), reason=str(exc),
-                  hint="check that the path is writable and is a SQLite database")
-        lock.release()
-        return EXIT_USAGE
-    try:
+    with ExitStack() as cleanup:
+        lock = InstanceLock(settings.lock_file)
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+            return EXIT_LOCKED
+        except OSError as exc:
+            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
+            return EXIT_USAGE
+        cleanup.callback(lock.release)
+        try:
+            conn = store.connect(settings.db, settings.busy_timeout_seconds)
+            cleanup.callback(conn.close)
+            store.init_schema(conn)
+        except SchemaMismatch as exc:
+            log.error("database_unavailable", db=str(settings.db), reason=exc.message,
+                      hint=exc.hint)
+            return EXIT_USAGE
+        except (sqlite3.Error, OSError) as exc:
+            log.error("database_unavailable", db=str(settings.db), reason=str(exc),
+                      hint="check that the path is writable and is a SQLite database")
+            return EXIT_USAGE
         watcher = Watcher(settings, conn, once=args.once)
         try:
             watcher.prepare()
@@ -121,9 +127,6 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
         described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
         return _serve(described, watcher, args.once)
-    finally:
-        conn.close()
-        lock.release()
 
 
 def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
@@ -153,10 +156,11 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
     outcomes = watcher.outcomes
     log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
              retry=outcomes["retry"], vanished=outcomes["vanished"],
+             claim_failed=outcomes["claim_failed"],
              reason=signal.Signals(received[0]).name if received else
              ("worker_crashed" if watcher.crashed else "drained"))
     if watcher.crashed:
         return EXIT_FAILED_FILES
-    if once and (outcomes["failed"] or outcomes["retry"]):
+    if once and (outcomes["failed"] or outcomes["retry"] or outcomes["claim_failed"]):
         return EXIT_FAILED_FILES
     return EXIT_OK

@@ -73,3 +73,7 @@ class TransientError(EtlError):
 
 class AlreadyRunning(EtlError):
     """Another daemon holds the single-instance lock on this database."""
+
+
+class SchemaMismatch(EtlError):
+    """The database holds tables this daemon did not create, or a newer schema."""

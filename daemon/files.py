@@ -162,6 +162,23 @@ def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
     raise AssertionError("unreachable: the candidate names never run out")
 
 
+def in_claim_order(directory: Path) -> list[Path]:
+    """The files in a work directory, oldest claim first.
+
+    The claim is a rename, and a rename sets the inode's ctime: that, not the name (where
+    `~10` sorts before `~2`), is the order the files arrived in.
+    """
+    entries = []
+    for path in directory.iterdir():
+        if is_ignored(path.name):
+            continue
+        try:
+            entries.append((path.lstat().st_ctime_ns, path.name, path))
+        except FileNotFoundError:
+            continue
+    return [path for _, _, path in sorted(entries)]
+
+
 def display_name(name: str) -> str:
     """A file name safe for JSON, SQLite and terminals: undecodable bytes as `\\xNN`."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -169,9 +186,15 @@ def display_name(name: str) -> str:
 
 def prepare_directories(*directories: Path) -> None:
     """Create the directories and insist they share one filesystem, where rename is atomic."""
-    for directory in directories:
-        directory.mkdir(parents=True, exist_ok=True)
-    devices = {directory: directory.stat().st_dev for directory in directories}
+    try:
+        for directory in directories:
+            directory.mkdir(parents=True, exist_ok=True)
+        devices = {directory: directory.stat().st_dev for directory in directories}
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot prepare directory {exc.filename}: {exc.strerror or exc}",
+            hint="make it a directory the daemon can write, or choose another path",
+        ) from exc
     if len(set(devices.values())) > 1:
         listing = ", ".join(f"{d} (device {dev})" for d, dev in devices.items())
         raise ConfigError(

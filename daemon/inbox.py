@@ -60,7 +60,7 @@ class Inbox:
         candidate = self.candidates.get(name)
         try:
             st = path.lstat()
-        except FileNotFoundError:
+        except OSError:  # gone, or its directory unreadable: nothing to take
             self.candidates.pop(name, None)
             return None
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
@@ -96,12 +96,13 @@ class Inbox:
         present = set()
         try:
             entries = os.scandir(self.directory)
-        except FileNotFoundError:
-            # An unmounted or deleted inbox must not end the daemon: say so and look again
-            # at the next rescan.
+        except OSError as exc:
+            # A deleted, unmounted or unreadable inbox must not end the daemon: say so and
+            # look again at the next rescan.
             log.error("inbox_unavailable", inbox=str(self.directory),
-                      reason="the inbox directory does not exist",
-                      hint="recreate or remount it; the daemon rescans it periodically")
+                      reason=exc.strerror or str(exc),
+                      hint="restore the inbox directory and its permissions; the daemon "
+                      "rescans it periodically")
             return []
         with entries:
             for entry in entries:
@@ -122,7 +123,7 @@ class Inbox:
             candidate = self.candidates[name]
             try:
                 self._observe(candidate, candidate.path.lstat())
-            except FileNotFoundError:
+            except OSError:
                 del self.candidates[name]
                 continue
             quiet = self.clock() - candidate.stable_since

@@ -10,9 +10,12 @@ logging.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import sys
 import threading
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TextIO
 
@@ -47,7 +50,7 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None,
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler = _Handler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -68,6 +71,28 @@ def configure(stream: TextIO | None = None, *, json: bool | None = None,
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_thread_exception
     sys.unraisablehook = _log_unraisable
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose own failure is reported once, as JSON, on stderr.
+
+    The standard handler would print a plain-text traceback to stderr for every record
+    it failed to write (stdout closed by a reader that went away, say).
+    """
+
+    reported = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (stdlib name)
+        if self.reported:
+            return
+        self.reported = True
+        error = sys.exc_info()[1]
+        line = {"timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "level": "error", "event": "log_write_failed", "reason": repr(error),
+                "hint": "the log stream was closed; later log lines are lost"}
+        with contextlib.suppress(Exception):
+            sys.stderr.write(json.dumps(line) + "\n")
+            sys.stderr.flush()
 
 
 def _log_uncaught(kind: type[BaseException], value: BaseException,

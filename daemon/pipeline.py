@@ -27,7 +27,7 @@ from daemon.errors import BadInput, ChecksFailed, ContractError, TransientError
 
 log = structlog.get_logger("daemon.pipeline")
 
-Status = Literal["processed", "failed", "retry", "vanished"]
+Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished"]
 # SQLite primary result codes that describe the environment, not the file or our SQL.
 _TRANSIENT_SQLITE = {5: "SQLITE_BUSY", 6: "SQLITE_LOCKED", 7: "SQLITE_NOMEM",
                      8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL",
@@ -53,6 +53,7 @@ class _Attempt:
     started: float
     stage: str = "open"
     rows: int | None = None
+    counts: store.MergeCounts | None = None
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 1)
@@ -76,22 +77,24 @@ class Pipeline:
     def __init__(self, settings: Settings, conn: sqlite3.Connection) -> None:
         self.settings = settings
         self.conn = conn
+        self._committed: dict[Path, _Attempt] = {}
 
-    def claim(self, path: Path) -> Path | None:
-        """Move an inbox file into the work directory; None if it is gone already."""
+    def claim(self, path: Path) -> Outcome:
+        """Move an inbox file into the work directory: `claimed` with its new path, else
+        `vanished` (already gone) or `claim_failed` (left in the inbox)."""
         shown = files.display_name(path.name)
         try:
             claimed = files.move_unique(path, self.settings.work)
         except FileNotFoundError:
             log.info("file_vanished", file=shown)
-            return None
+            return Outcome("vanished", path)
         except OSError as exc:
             # Left in the inbox, where the next periodic rescan offers it again.
             log.error("claim_failed", file=shown, reason=str(exc),
                       hint="make the inbox and work directories writable by the daemon")
-            return None
+            return Outcome("claim_failed", path)
         log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
-        return claimed
+        return Outcome("claimed", claimed)
 
     def process(self, claimed: Path) -> Outcome:
         """Load a claimed file and archive it; never raises for a bad or failing file."""
@@ -99,21 +102,30 @@ class Pipeline:
             return self._process(claimed)
 
     def _process(self, claimed: Path) -> Outcome:
-        load = store.LoadRecord(files.display_name(claimed.name), None, None,
-                                self.settings.write_mode, None, utc_now())
-        attempt = _Attempt(claimed, load, time.perf_counter())
-        # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
-        try:
-            counts = self._load_file(attempt)
-            if counts is None:
+        # A file whose load committed but whose move failed only needs the move again.
+        attempt = self._committed.pop(claimed, None)
+        if attempt is None:
+            load = store.LoadRecord(files.display_name(claimed.name), None, None,
+                                    self.settings.write_mode, None, utc_now())
+            attempt = _Attempt(claimed, load, time.perf_counter())
+            # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
+            try:
+                attempt.counts = self._load_file(attempt)
+            except Exception as exc:
+                return self._retry(attempt, exc) if _is_transient(exc) else self._fail(attempt, exc)
+            if attempt.counts is None:
                 return Outcome("vanished", claimed)
-            attempt.stage = "archive"
+        attempt.stage = "archive"
+        try:
             archived = files.move_unique(claimed, self.settings.processed)
-        except Exception as exc:
-            if _is_transient(exc) or (attempt.stage == "archive" and isinstance(exc, OSError)):
-                return self._retry(attempt, exc)
-            return self._fail(attempt, exc)
-        load = attempt.load
+        except FileNotFoundError:
+            log.warning("file_vanished", file=attempt.load.file_name, stage="archive")
+            return Outcome("vanished", claimed, attempt.counts)
+        except OSError as exc:
+            self._committed[claimed] = attempt
+            return self._retry(attempt, exc)
+        load, counts = attempt.load, attempt.counts
+        assert counts is not None  # set by the load, here or in the attempt that committed
         log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
                  run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
                  inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,

@@ -104,10 +104,18 @@ def _cast(array: pa.Array[Any], column: Column) -> pa.Array[Any]:
         return array.cast(pa.date32()).cast(pa.string())
     try:
         # safe=True: an out-of-range integer or a fractional value is an error, not a wrap.
-        return array.cast(column.arrow_type, safe=True)
+        result = array.cast(column.arrow_type, safe=True)
     except pa.ArrowInvalid as exc:
         raise ContractError([f"column {column.name!r} has values that do not fit "
                              f"{column.arrow_type}: {exc}"]) from exc
+    if pa.types.is_string(result.type):
+        try:
+            # Parquet does not guarantee valid UTF-8; Python needs it for every value.
+            result.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise BadInput(f"column {column.name!r} holds text that is not valid UTF-8",
+                           hint="have the producer write its strings as UTF-8") from exc
+    return result
 
 
 def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import contract
+from daemon.errors import SchemaMismatch
 
 SCHEMA_VERSION = 1
 _DATA = contract.COLUMN_NAMES
@@ -44,54 +45,88 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT; ROLLBACK and re-raise on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT; ROLLBACK and re-raise on any exception, COMMIT's too."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): a second
+        # ROLLBACK would fail and hide the error that matters.
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as rollback_exc:
+                exc.add_note(f"the rollback failed too: {rollback_exc}")
         raise
-    conn.execute("COMMIT")
+
+
+_LEDGER_COLUMNS = (
+    '"id" INTEGER PRIMARY KEY',
+    '"file_name" TEXT NOT NULL',
+    '"sha256" TEXT',
+    '"bytes" INTEGER',
+    """"status" TEXT NOT NULL CHECK ("status" IN ('processed', 'failed'))""",
+    '"write_mode" TEXT NOT NULL',
+    '"run_date" TEXT',
+    '"rows" INTEGER',
+    '"inserted" INTEGER NOT NULL DEFAULT 0',
+    '"updated" INTEGER NOT NULL DEFAULT 0',
+    '"unchanged" INTEGER NOT NULL DEFAULT 0',
+    '"deleted" INTEGER NOT NULL DEFAULT 0',
+    '"error" TEXT',
+    '"started_at" TEXT NOT NULL',
+    '"finished_at" TEXT NOT NULL',
+)
+
+
+def _tables() -> dict[str, tuple[str, ...]]:
+    """Each table's column definitions, in order; the first word of each is its name."""
+    types = {c.name: c.sql_type for c in contract.COLUMNS}
+    key = " PRIMARY KEY"
+    return {
+        contract.LEDGER_TABLE: _LEDGER_COLUMNS,
+        # Staging columns are nullable and the key counts its repeats, so that nulls and
+        # duplicate keys become check results with counts, not a bare constraint error.
+        contract.STAGING_TABLE: (
+            *(f"{q(n)} {types[n]}" + (key if n == contract.KEY else "") for n in _DATA),
+            '"occurrences" INTEGER NOT NULL DEFAULT 1',
+        ),
+        contract.FACT_TABLE: (
+            *(f"{q(n)} {types[n]} NOT NULL" + (key if n == contract.KEY else "") for n in _DATA),
+            '"loaded_at" TEXT NOT NULL',
+            f'"load_id" INTEGER REFERENCES {LEDGER} ("id")',
+        ),
+    }
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables if missing; idempotent, and versioned for later migrations."""
-    columns = {c.name: c for c in contract.COLUMNS}
-    fact_cols = ", ".join(
-        f"{q(n)} {columns[n].sql_type} NOT NULL" + (" PRIMARY KEY" if n == contract.KEY else "")
-        for n in _DATA
-    )
-    # Staging columns are nullable and the key counts repeats, so that nulls and duplicate
-    # keys become check results with counts rather than a bare constraint error.
-    staging_cols = ", ".join(
-        f"{q(n)} {columns[n].sql_type}" + (" PRIMARY KEY" if n == contract.KEY else "")
-        for n in _DATA
-    )
+    """Create the tables if missing, then insist that existing ones are ours.
+
+    Raises `SchemaMismatch` for a database written by another program (the prototype's
+    tables, say) or by a newer version, before any file could fail on it.
+    """
+    tables = _tables()
     with transaction(conn):
-        conn.execute(f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
-            "id" INTEGER PRIMARY KEY,
-            "file_name" TEXT NOT NULL,
-            "sha256" TEXT,
-            "bytes" INTEGER,
-            "status" TEXT NOT NULL CHECK ("status" IN ('processed', 'failed')),
-            "write_mode" TEXT NOT NULL,
-            "run_date" TEXT,
-            "rows" INTEGER,
-            "inserted" INTEGER NOT NULL DEFAULT 0,
-            "updated" INTEGER NOT NULL DEFAULT 0,
-            "unchanged" INTEGER NOT NULL DEFAULT 0,
-            "deleted" INTEGER NOT NULL DEFAULT 0,
-            "error" TEXT,
-            "started_at" TEXT NOT NULL,
-            "finished_at" TEXT NOT NULL)""")
-        conn.execute(f"""CREATE TABLE IF NOT EXISTS {STAGING} (
-            {staging_cols}, "occurrences" INTEGER NOT NULL DEFAULT 1)""")
-        conn.execute(f"""CREATE TABLE IF NOT EXISTS {FACT} (
-            {fact_cols}, "loaded_at" TEXT NOT NULL,
-            "load_id" INTEGER REFERENCES {LEDGER} ("id"))""")
-        date_col = q(contract.DATE_COLUMN)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"the database has schema version {version}; this daemon knows {SCHEMA_VERSION}",
+                hint="run the newer daemon that wrote it, or point --db at another file",
+            )
+        for table, columns in tables.items():
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})")
+        for table, columns in tables.items():
+            expected = [c.split()[0].strip('"') for c in columns]
+            actual = [row[1] for row in conn.execute(f"PRAGMA table_info({q(table)})")]
+            if actual != expected:
+                raise SchemaMismatch(
+                    f"table {table} has columns {actual}, expected {expected}",
+                    hint="this database was not created by this daemon; point --db at a new "
+                    "file, or migrate the table by hand",
+                )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.FACT_TABLE + '_run_date')} "
-                     f"ON {FACT} ({date_col})")
+                     f"ON {FACT} ({q(contract.DATE_COLUMN)})")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.LEDGER_TABLE + '_file_name')} "
                      f"ON {LEDGER} (\"file_name\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

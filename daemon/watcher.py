@@ -150,8 +150,14 @@ class Watcher:
 
     def loop(self) -> None:
         """Resume, sweep, then take files until stopped (or, with `once`, until drained)."""
-        for path in sorted(p for p in self.settings.work.iterdir()
-                           if not files.is_ignored(p.name)):
+        try:
+            left_over = files.in_claim_order(self.settings.work)
+        except OSError as exc:
+            left_over = []
+            log.error("work_unavailable", work=str(self.settings.work),
+                      reason=exc.strerror or str(exc),
+                      hint="restore the work directory; files in it are resumed at start-up")
+        for path in left_over:
             if self.stop_requested.is_set():
                 return
             log.info("file_resumed", file=files.display_name(path.name))
@@ -191,14 +197,20 @@ class Watcher:
             if self.stop_requested.is_set():
                 return True, None
             self._process(path)
+        if self._retries:
+            # While an environmental fault lasts, later drops wait: loaded first, they
+            # could be overwritten by an older drop of the same day once it is retried.
+            return bool(due), None
         ready, wait = self.inbox.due()
         for path in ready:
             if self.stop_requested.is_set():
                 break
             self.inbox.taken(path)
-            claimed = self.pipeline.claim(path)
-            if claimed is not None:
-                self._process(claimed)
+            claim = self.pipeline.claim(path)
+            if claim.status == "claimed":
+                self._process(claim.path)
+            else:
+                self.outcomes[claim.status] += 1
         return bool(due or ready), wait
 
     def _process(self, claimed: Path) -> None:

@@ -38,14 +38,13 @@ def wait_for(what: str, condition: Callable[[], bool]) -> None:
         time.sleep(0.05)
 
 
-def ledger_has(rows: int) -> bool:
-    if not DB.exists():
-        return False
-    with closing(sqlite3.connect(f"file:{DB}?mode=ro", uri=True)) as conn:
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM load_history").fetchone()[0]) >= rows
-        except sqlite3.OperationalError:
-            return False
+def outcome_events(log_path: Path) -> list[dict[str, object]]:
+    """The daemon's canonical per-file lines, written once a file is archived."""
+    return [e for e in log_events(log_path) if e["event"] in ("file_processed", "file_failed")]
+
+
+def outcomes_logged(log_path: Path, count: int) -> bool:
+    return len(outcome_events(log_path)) >= count
 
 
 def log_events(log_path: Path) -> list[dict[str, object]]:
@@ -72,9 +71,8 @@ def main() -> int:
             print(f"\n[run {number}] $ python -m generator --date {day} "
                   f"--inbox {inbox.relative_to(ROOT)}")
             subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            wait_for(f"run {number} to be recorded", partial(ledger_has, number))
-            event = [e for e in log_events(log_path)
-                     if e["event"] in ("file_processed", "file_failed")][-1]
+            wait_for(f"run {number} to be archived", partial(outcomes_logged, log_path, number))
+            event = outcome_events(log_path)[number - 1]
             print(f"[run {number}] daemon: " + json.dumps({k: event.get(k) for k in (
                 "event", "file", "rows", "inserted", "updated", "unchanged", "deleted",
                 "duration_ms")}))

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import contract
+from config import Settings, contract
 from generator.publish import publish_parquet
 from generator.transactions import generate
 from tests.conftest import (
@@ -224,8 +224,7 @@ def test_second_signal_exits_at_once_and_a_restart_resumes(tmp_path: Path,
     daemon.proc.send_signal(signal.SIGTERM)
     daemon.proc.send_signal(signal.SIGINT)
     code = daemon.proc.wait(timeout=30)
-    if daemon.matching("file_processed"):
-        return  # the file beat both signals; nothing left to resume
+    assert not daemon.matching("file_processed"), "the file must still be in flight"
     assert code in (-signal.SIGTERM, -signal.SIGINT)
     assert (daemon.settings.work / name(DAY1)).exists()
     assert fact_rows(daemon.settings.db) == []
@@ -262,12 +261,17 @@ def test_once_drains_and_reports_failures_in_its_exit_code(tmp_path: Path,
 def test_environment_and_config_file_settings_reach_the_daemon(tmp_path: Path,
                                                                start_daemon: Start) -> None:
     config = tmp_path / "etl.toml"
-    config.write_text('write_mode = "replace"\n')
-    daemon = start_daemon("--config", str(config), env={"ETL_SETTLE_SECONDS": "0.3"})
+    config.write_text('write_mode = "merge"\nbusy_timeout_seconds = 7.5\n')
+    daemon = start_daemon("--config", str(config), env={"ETL_WRITE_MODE": "replace"})
     [started] = daemon.matching("daemon_started")
-    assert started["write_mode"] == "replace"
-    # The flag given by the fixture wins over the environment variable.
-    assert float(started["settle_seconds"]) == daemon.settings.settle_seconds
+    assert started["write_mode"] == "replace"  # the environment beats the file
+    assert started["busy_timeout_seconds"] == 7.5  # the file beats the default
+    assert started["config_file"] == str(config)
+    daemon.stop()
+    # The flag beats the environment.
+    flagged = start_daemon("--config", str(config), "--write-mode", "merge",
+                           env={"ETL_WRITE_MODE": "replace"})
+    assert flagged.matching("daemon_started")[0]["write_mode"] == "merge"
 
 
 def test_bad_configuration_exits_2_with_one_json_line(tmp_path: Path, start_daemon: Start) -> None:
@@ -308,3 +312,26 @@ def test_directories_on_different_filesystems_are_refused(tmp_path: Path,
     finally:
         if processed.exists():
             processed.rmdir()
+
+
+def test_a_database_of_another_schema_is_refused_at_start(settings: Settings,
+                                                          start_daemon: Start) -> None:
+    conn = sqlite3.connect(settings.db)
+    # The prototype's fact table: no lineage column, and staging never cleared.
+    conn.execute("CREATE TABLE fact_transactions(txn_id TEXT PRIMARY KEY, customer_id INTEGER "
+                 "NOT NULL, amount REAL NOT NULL, run_date TEXT NOT NULL, loaded_at TEXT NOT NULL)")
+    conn.close()
+    daemon = start_daemon(wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.matching("database_unavailable")
+    assert "fact_transactions" in line["reason"] and line["hint"]
+
+
+def test_a_directory_that_cannot_be_made_is_a_configuration_error(
+        settings: Settings, start_daemon: Start) -> None:
+    settings.inbox.parent.mkdir(parents=True, exist_ok=True)
+    settings.inbox.write_bytes(b"")  # a file where the inbox should be
+    daemon = start_daemon(wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.matching("config_invalid")
+    assert str(settings.inbox) in line["reason"] and line["hint"]

@@ -323,3 +323,16 @@ def test_taken_forgets_the_file(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -
     inbox.taken(path)
     assert inbox.candidates == {}
     assert inbox.due() == ([], None)
+
+
+@pytest.mark.parametrize("breakage", ["missing", "a file"])
+def test_an_inbox_that_cannot_be_listed_is_reported_not_fatal(
+        inbox: Inbox, inbox_dir: Path, breakage: str) -> None:
+    inbox_dir.rmdir()
+    if breakage == "a file":
+        inbox_dir.write_bytes(b"")
+    with structlog.testing.capture_logs() as logs:
+        assert inbox.scan("rescan") == []
+    [line] = logs
+    assert line["event"] == "inbox_unavailable" and line["log_level"] == "error"
+    assert line["reason"] and line["hint"]

@@ -9,6 +9,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -18,18 +19,29 @@ import structlog
 from daemon import logs
 
 
+@contextmanager
+def configured(stream: io.StringIO, json: bool | None) -> Iterator[None]:
+    """`logs.configure(stream)` for the block; the global logging state restored after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook,
+             sys.unraisablehook)
+    try:
+        logs.configure(stream, json=json)
+        yield
+    finally:
+        logging.captureWarnings(False)
+        (root.handlers[:], level, sys.excepthook, threading.excepthook,
+         sys.unraisablehook) = saved
+        root.setLevel(level)
+        structlog.reset_defaults()
+
+
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
-    """Configure JSON logging into a buffer; restore the global logging state after."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    """JSON logging into a buffer for the test."""
     stream = io.StringIO()
-    logs.configure(stream, json=True)
-    yield stream
-    logging.captureWarnings(False)
-    root.handlers[:], level, sys.excepthook, threading.excepthook = saved
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with configured(stream, json=True):
+        yield stream
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -90,16 +102,21 @@ def test_a_tty_gets_readable_console_output() -> None:
         def isatty(self) -> bool:
             return True
 
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
     stream = Tty()
-    try:
-        logs.configure(stream)
+    with configured(stream, json=None):
         structlog.get_logger("daemon").info("daemon_started", pid=1)
-    finally:
-        logging.captureWarnings(False)
-        root.handlers[:], level, sys.excepthook, threading.excepthook = saved
-        root.setLevel(level)
-        structlog.reset_defaults()
     output = stream.getvalue()
     assert "daemon_started" in output and not output.lstrip().startswith("{")
+
+
+def test_a_closed_log_stream_is_reported_once_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with configured(Closed(), json=True):
+        for _ in range(3):
+            structlog.get_logger("daemon").info("file_processed")
+    [line] = capsys.readouterr().err.splitlines()
+    report = json.loads(line)
+    assert report["event"] == "log_write_failed" and "BrokenPipeError" in report["reason"]

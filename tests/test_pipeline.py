@@ -146,6 +146,14 @@ def _day() -> pa.Table:
     return day_table(DAY)
 
 
+def _not_utf8(rows: int) -> pa.Array[Any]:
+    """A string column whose bytes are not UTF-8, as a careless writer can produce."""
+    raw = pa.array([b"20260210-\xff%03d" % i for i in range(rows)], pa.binary())
+    _, offsets, data = raw.buffers()
+    assert offsets is not None and data is not None
+    return pa.StringArray.from_buffers(rows, offsets, data)
+
+
 def _with_null(column: str) -> pa.Table:
     return replaced_at(_day(), column, 3, None)
 
@@ -180,6 +188,8 @@ HOSTILE: list[tuple[str, Callable[[Path], None], str, str, str]] = [
     ("txn_id-other-day", _write_table(lambda: replaced_at(_day(), "txn_id", 0, "20260211-0000")),
      NAME, "checks", "file_date_prefix:txn_id"),
     ("zero-rows", _write_table(lambda: _day().slice(0, 0)), NAME, "checks", "no rows"),
+    ("txn_id-not-utf8", _write_table(lambda: with_column(_day(), "txn_id", _not_utf8(25))),
+     NAME, "read", "not valid UTF-8"),
     ("name-not-a-date", _write_table(_day), "transactions_latest.parquet", "name",
      "does not match"),
     ("impossible-date", _write_table(_day), "transactions_2026-02-30.parquet", "name",
@@ -320,3 +330,20 @@ def test_a_very_long_name_still_gets_its_sidecar(settings: Settings, pipeline: P
     assert sidecar.exists() and len(os.fsencode(sidecar.name)) <= 255
     assert outcome.path.name.endswith(".parquet")
     assert list(settings.work.iterdir()) == []
+
+
+def test_an_unwritable_archive_retries_only_the_move(settings: Settings,
+                                                     pipeline: Pipeline) -> None:
+    settings.processed.rmdir()
+    settings.processed.write_bytes(b"")  # a file where the archive directory should be
+    path = claimed(settings, day_table(DAY))
+    assert pipeline.process(path).status == "retry"
+    assert path.exists() and len(fact_rows(settings.db)) == 25
+    settings.processed.unlink()
+    with capture_logs() as logs:
+        outcome = pipeline.process(path)
+    assert outcome.status == "processed" and outcome.path == settings.processed / NAME
+    # One load, one ledger row, and the log reports the counts of that load.
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
+    [line] = [e for e in logs if e["event"] == "file_processed"]
+    assert (line["inserted"], line["unchanged"]) == (25, 0)

@@ -375,3 +375,25 @@ def test_every_config_error_has_a_hint(tmp_path: Path) -> None:
             case()
         assert info.value.hint.strip(), f"case {index} has no hint: {info.value.message}"
         assert info.value.hint in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["inbox", "work"])
+def test_a_database_inside_a_watched_directory_is_refused(tmp_path: Path, empty_toml: Path,
+                                                          where: str) -> None:
+    inbox = tmp_path / "in"
+    work = tmp_path / "wk"
+    db = (inbox if where == "inbox" else work) / "etl.db"
+    with pytest.raises(ConfigError, match=f"inside the {where} directory") as info:
+        load_settings({"inbox": inbox, "work": work, "db": db}, config_file=empty_toml,
+                      environ={})
+    assert info.value.hint
+
+
+def test_two_names_of_one_database_share_one_lock(tmp_path: Path, empty_toml: Path) -> None:
+    real = tmp_path / "etl.db"
+    real.write_bytes(b"")
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(real)
+    locks = {load_settings({"db": db, "inbox": tmp_path / f"in-{db.name}"},
+                           config_file=empty_toml, environ={}).lock_file for db in (real, alias)}
+    assert locks == {tmp_path / "etl.db.lock"}

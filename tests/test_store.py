@@ -11,6 +11,7 @@ import pytest
 
 from config import Settings, contract
 from daemon import store
+from daemon.errors import SchemaMismatch
 from tests.conftest import day_table, fact_rows, ledger
 
 DAY1 = "2026-02-10"
@@ -345,3 +346,48 @@ def test_ledger_refuses_an_unknown_status(fresh_db: sqlite3.Connection) -> None:
     attempt = store.LoadRecord("x.parquet", None, None, "upsert", None, "s")
     with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
         store.record_load(fresh_db, attempt, status="maybe", finished_at="f")
+
+
+def test_an_error_sqlite_already_rolled_back_is_not_hidden(fresh_db: sqlite3.Connection) -> None:
+    """SQLITE_FULL and SQLITE_IOERR end the transaction themselves; the original error
+    must surface, not "cannot rollback - no transaction is active"."""
+    class DiskFull(sqlite3.OperationalError):
+        pass
+
+    with pytest.raises(DiskFull), store.transaction(fresh_db):
+        fresh_db.execute("ROLLBACK")  # what SQLite does on its own for those errors
+        raise DiskFull("database or disk is full")
+    assert not fresh_db.in_transaction
+    with store.transaction(fresh_db):  # and the connection is usable again
+        fresh_db.execute("SELECT 1")
+
+
+def test_a_failed_commit_leaves_no_open_transaction(fresh_db: sqlite3.Connection,
+                                                    db_path: Path) -> None:
+    fresh_db.execute("PRAGMA foreign_keys = ON")
+    fresh_db.execute("PRAGMA defer_foreign_keys = ON")  # the violation surfaces at COMMIT
+    with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
+        fresh_db.execute(
+            'INSERT INTO fact_transactions VALUES (?, ?, ?, ?, ?, ?)',
+            ("20260210-0000", 1, 1.0, DAY1, "t", 999))
+    assert not fresh_db.in_transaction
+    assert fact_rows(db_path) == []
+
+
+@pytest.mark.parametrize("ddl", [
+    # The prototype's own tables, as its notebook created them.
+    "CREATE TABLE fact_transactions(txn_id TEXT PRIMARY KEY, customer_id INTEGER NOT NULL, "
+    "amount REAL NOT NULL, run_date TEXT NOT NULL, loaded_at TEXT NOT NULL)",
+    "CREATE TABLE staging_transactions(txn_id TEXT PRIMARY KEY, customer_id INTEGER NOT NULL,"
+    " amount REAL NOT NULL, run_date TEXT NOT NULL)",
+    "PRAGMA user_version = 99",
+])
+def test_a_foreign_schema_is_refused(tmp_path: Path, ddl: str) -> None:
+    conn = store.connect(tmp_path / "other.db")
+    try:
+        conn.execute(ddl)
+        with pytest.raises(SchemaMismatch) as info:
+            store.init_schema(conn)
+        assert info.value.hint
+    finally:
+        conn.close()

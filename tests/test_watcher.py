@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from structlog.testing import capture_logs
 from watchdog.events import FileSystemEvent
@@ -137,3 +138,47 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
     order = [e["file"] for e in logs if e["event"] == "file_processed"]
     assert order == [contract.file_name_for("2026-02-09"), NAME]
     assert [e["event"] for e in logs].index("file_resumed") == 0
+
+
+def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path,
+                                                         settings: Settings) -> None:
+    """Guards a found bug: a corrected re-drop loaded first, then the older drop's retry
+    overwrote it with the old values."""
+    conn = store.connect(settings.db, busy_timeout_seconds=0.05)
+    store.init_schema(conn)
+    blocker = sqlite3.connect(settings.db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    running = Watcher(settings, conn)
+    running.start()
+    original = day_table("2026-02-10")
+    corrected = original.set_column(2, "amount", pa.array([999.0] * 25))
+    try:
+        drop(write_parquet(tmp_path / "a", original, NAME), settings.inbox)
+        wait_until(lambda: running.outcomes["retry"] >= 1, "the first file to wait")
+        drop(write_parquet(tmp_path / "b", corrected, NAME), settings.inbox)
+        wait_until(lambda: running.outcomes["retry"] >= 2, "a second retry round")
+        assert (settings.inbox / NAME).exists()  # not claimed while the retry is pending
+        blocker.execute("ROLLBACK")
+        wait_until(lambda: running.outcomes["processed"] == 2, "both files to load in order")
+    finally:
+        running.request_stop()
+        running.join()
+        blocker.close()
+        conn.close()
+    assert {row[2] for row in fact_rows(settings.db)} == {999.0}
+
+
+def test_once_counts_a_file_it_could_not_claim(settings: Settings,
+                                               fresh_db: sqlite3.Connection) -> None:
+    running = Watcher(settings, fresh_db, once=True)
+    running.prepare()
+    settings.work.rmdir()
+    settings.work.write_bytes(b"")  # the claim's rename now fails
+    write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
+    with capture_logs() as logs:
+        running.start()
+        running.join()
+    assert running.outcomes["claim_failed"] == 1 and not running.crashed
+    assert (settings.inbox / NAME).exists()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "work_unavailable", "claim_failed"]
