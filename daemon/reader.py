@@ -25,8 +25,6 @@ BATCH_ROWS = 64 * 1024
 
 
 def _is_string(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        return _is_string(t.value_type)
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
                 or pa.types.is_string_view(t))
 
@@ -63,6 +61,11 @@ class ParquetSource:
             ) from exc
 
 
+def _values_type(t: pa.DataType) -> pa.DataType:
+    """What a column holds: dictionary encoding (pandas' categoricals) is only packaging."""
+    return t.value_type if isinstance(t, pa.DictionaryType) else t
+
+
 def schema_problems(schema: pa.Schema) -> list[str]:
     """The column diff between a file's schema and the contract; empty when it conforms."""
     problems = []
@@ -73,7 +76,7 @@ def schema_problems(schema: pa.Schema) -> list[str]:
             problems.append(f"missing column {column.name!r} (expected {expected})")
         elif len(found) > 1:
             problems.append(f"column {column.name!r} appears {len(found)} times")
-        elif not accepts(actual := schema.field(found[0]).type):
+        elif not accepts(_values_type(actual := schema.field(found[0]).type)):
             problems.append(f"column {column.name!r} is {actual}, expected {expected}")
     return problems
 
@@ -96,9 +99,9 @@ def open_parquet(handle: BinaryIO) -> ParquetSource:
 
 
 def _cast(array: pa.Array[Any], column: Column) -> pa.Array[Any]:
-    source = array.type
     if isinstance(array, pa.DictionaryArray):
         array = array.dictionary_decode()
+    source = array.type
     if column.kind == "date" and (pa.types.is_date32(source) or pa.types.is_date64(source)):
         # A Parquet DATE casts to the ISO form the contract stores.
         return array.cast(pa.date32()).cast(pa.string())

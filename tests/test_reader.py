@@ -9,6 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -287,3 +288,22 @@ def test_uint64_above_int64_max_fails_when_read(tmp_path: Path, value: int) -> N
 
 def test_schema_problems_empty_for_the_contract() -> None:
     assert reader.schema_problems(contract.ARROW_SCHEMA) == []
+
+
+def test_files_written_by_pandas_are_accepted(tmp_path: Path) -> None:
+    """pandas is the most common producer: categoricals, its string dtype, a named index."""
+    frame = day_table("2026-02-10").to_pandas()
+    frame["customer_id"] = frame["customer_id"].astype("category")
+    frame["txn_id"] = frame["txn_id"].astype("string")
+    frame["run_date"] = pd.to_datetime(frame["run_date"]).dt.date  # a Parquet DATE
+    frame = frame.set_index(pd.Index([f"line-{i}" for i in range(25)], name="line"))
+    path = tmp_path / "pandas.parquet"
+    frame.to_parquet(path)
+    with files.open_no_follow(path) as handle:
+        source = reader.open_parquet(handle)
+        table = pa.Table.from_batches(list(source.batches()))
+    assert source.extra_columns == ("line",)
+    assert table.schema == pa.schema([(c.name, c.arrow_type) for c in contract.COLUMNS])
+    assert table.column("run_date")[0].as_py() == "2026-02-10"
+    assert table.column("customer_id").to_pylist() == day_table(
+        "2026-02-10").column("customer_id").to_pylist()
