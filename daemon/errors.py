@@ -1,9 +1,10 @@
-"""The daemon's error classes: what is terminal for a file, what is worth retrying.
+"""The daemon's error classes: what is terminal for a file and what stops start-up.
 
 The pipeline is the per-file error boundary and decides by class: `BadInput` (and any
-unexpected `Exception`) sends the file to failed/ with a sidecar; `TransientError` keeps
-it in the work directory to be retried with backoff; `AlreadyRunning` stops start-up.
-All derive from `config.EtlError`, the project's one base, and carry a hint.
+unexpected `Exception`) sends the file to failed/ with a sidecar, while faults of the
+environment (SQLite busy/full/read-only, an archive that cannot be written) are
+recognised by the pipeline and retried. `AlreadyRunning` and `SchemaMismatch` stop
+start-up. All derive from `config.EtlError`, the project's one base, and carry a hint.
 """
 
 from __future__ import annotations
@@ -65,10 +66,6 @@ class ChecksFailed(BadInput):
             f"data-quality checks failed: {summary}",
             hint="correct the rows named in the sidecar's checks and drop the file again",
         )
-
-
-class TransientError(EtlError):
-    """The environment, not the file, is at fault (database busy, disk full): retry later."""
 
 
 class AlreadyRunning(EtlError):

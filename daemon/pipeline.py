@@ -5,8 +5,9 @@ This is the per-file error boundary. A claimed file is loaded in one transaction
 the ledger row, commit); only after the commit is it moved to processed/. Bad input and
 unexpected errors roll everything back, write a failed ledger row and move the file to
 failed/ with an `.error.json` sidecar. Environmental faults (database busy, disk full)
-leave the file in the work directory and ask the caller to retry. `KeyboardInterrupt`
-and `SystemExit` pass through untouched. It knows no threads, events or signals.
+leave the file in the work directory and ask the caller to retry; a load that committed
+but could not be archived is remembered, so its retry only moves the file. Neither
+`KeyboardInterrupt` nor `SystemExit` is caught. It knows no threads, events or signals.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ import structlog
 
 from config import Settings
 from daemon import checks, files, reader, store
-from daemon.errors import BadInput, ChecksFailed, ContractError, TransientError
+from daemon.errors import BadInput, ChecksFailed, ContractError
 
 log = structlog.get_logger("daemon.pipeline")
 
 Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished"]
 # SQLite primary result codes that describe the environment, not the file or our SQL.
-_TRANSIENT_SQLITE = {5: "SQLITE_BUSY", 6: "SQLITE_LOCKED", 7: "SQLITE_NOMEM",
-                     8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL",
-                     14: "SQLITE_CANTOPEN"}
+# BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+_TRANSIENT_SQLITE = frozenset({5, 6, 7, 8, 10, 13, 14})
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,6 @@ def utc_now() -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TransientError):
-        return True
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
 
