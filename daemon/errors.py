@@ -9,6 +9,7 @@ start-up. All derive from `config.EtlError`, the project's one base, and carry a
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -74,3 +75,28 @@ class AlreadyRunning(EtlError):
 
 class SchemaMismatch(EtlError):
     """The database holds tables this daemon did not create, or a newer schema."""
+
+
+def describe(exc: Exception, stage: str) -> dict[str, object]:
+    """The sidecar's account of an error: where, what, and what to do next."""
+    return {
+        "stage": stage,
+        "error_type": type(exc).__name__,
+        "message": getattr(exc, "message", str(exc)),
+        "reason": str(exc),
+        "hint": getattr(exc, "hint", "") or "this is a bug in the daemon; report it with "
+                "this sidecar and the log line",
+        "checks": [vars(f) for f in exc.failures] if isinstance(exc, ChecksFailed) else [],
+        "schema_problems": exc.problems if isinstance(exc, ContractError) else [],
+    }
+
+
+def open_error_message(exc: OSError) -> str:
+    """Why a claimed file could not be opened, in words for the sidecar."""
+    if exc.errno == errno.ELOOP:
+        return "the inbox entry is a symbolic link; the daemon never follows links"
+    if exc.errno == errno.EACCES:
+        return "permission denied reading the file"
+    if exc.errno == errno.EISDIR:
+        return "not a regular file"
+    return f"cannot open the file: {exc.strerror or exc}"

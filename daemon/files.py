@@ -162,6 +162,42 @@ def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
     raise AssertionError("unreachable: the candidate names never run out")
 
 
+def quarantine(src: Path, directory: Path, report: Mapping[str, object]) -> Path:
+    """Move `src` into `directory` with its error sidecar beside it; never overwrite.
+
+    The sidecar is written first, so a failed file is never without its reason: a crash
+    or a full disk in between leaves the file in the work directory, to be failed again.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for candidate in _candidate_names(src.name):
+        dst = directory / candidate
+        sidecar = directory / (candidate + SIDECAR_SUFFIX)
+        if os.path.lexists(dst) or os.path.lexists(sidecar):
+            continue
+        try:
+            write_sidecar(dst, report)
+        except FileExistsError:
+            continue
+        try:
+            rename_no_replace(src, dst)
+        except FileExistsError:
+            sidecar.unlink()
+            continue
+        except BaseException:
+            sidecar.unlink(missing_ok=True)
+            raise
+        fsync_dir(directory)
+        fsync_dir(src.parent)
+        return dst
+    raise AssertionError("unreachable: the candidate names never run out")
+
+
+def claim_key(handle: BinaryIO) -> str:
+    """Identifies one claim of a file: the claim's rename gave the inode a new ctime."""
+    st = os.fstat(handle.fileno())
+    return f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
+
+
 def in_claim_order(directory: Path) -> list[Path]:
     """The files in a work directory, oldest claim first.
 

@@ -12,11 +12,12 @@ but could not be archived is remembered, so its retry only moves the file. Neith
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,7 @@ import structlog
 
 from config import Settings
 from daemon import checks, files, reader, store
-from daemon.errors import BadInput, ChecksFailed, ContractError
+from daemon.errors import BadInput, describe, open_error_message
 
 log = structlog.get_logger("daemon.pipeline")
 
@@ -75,7 +76,7 @@ class Pipeline:
     def __init__(self, settings: Settings, conn: sqlite3.Connection) -> None:
         self.settings = settings
         self.conn = conn
-        self._committed: dict[Path, _Attempt] = {}
+        self._unfinished: dict[Path, Callable[[], Outcome]] = {}
 
     def claim(self, path: Path) -> Outcome:
         """Move an inbox file into the work directory: `claimed` with its new path, else
@@ -100,36 +101,21 @@ class Pipeline:
             return self._process(claimed)
 
     def _process(self, claimed: Path) -> Outcome:
-        # A file whose load committed but whose move failed only needs the move again.
-        attempt = self._committed.pop(claimed, None)
-        if attempt is None:
-            load = store.LoadRecord(files.display_name(claimed.name), None, None,
-                                    self.settings.write_mode, None, utc_now())
-            attempt = _Attempt(claimed, load, time.perf_counter())
-            # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
-            try:
-                attempt.counts = self._load_file(attempt)
-            except Exception as exc:
-                return self._retry(attempt, exc) if _is_transient(exc) else self._fail(attempt, exc)
-            if attempt.counts is None:
-                return Outcome("vanished", claimed)
-        attempt.stage = "archive"
+        # A file whose outcome is decided but could not be moved only needs the move again.
+        finish = self._unfinished.pop(claimed, None)
+        if finish is not None:
+            return finish()
+        load = store.LoadRecord(files.display_name(claimed.name), None, None,
+                                self.settings.write_mode, None, utc_now())
+        attempt = _Attempt(claimed, load, time.perf_counter())
+        # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
         try:
-            archived = files.move_unique(claimed, self.settings.processed)
-        except FileNotFoundError:
-            log.warning("file_vanished", file=attempt.load.file_name, stage="archive")
-            return Outcome("vanished", claimed, attempt.counts)
-        except OSError as exc:
-            self._committed[claimed] = attempt
-            return self._retry(attempt, exc)
-        load, counts = attempt.load, attempt.counts
-        assert counts is not None  # set by the load, here or in the attempt that committed
-        log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
-                 run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
-                 inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
-                 deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
-                 archived_as=files.display_name(str(archived)))
-        return Outcome("processed", archived, counts)
+            attempt.counts = self._load_file(attempt)
+        except Exception as exc:
+            return self._retry(attempt, exc) if _is_transient(exc) else self._fail(attempt, exc)
+        if attempt.counts is None:
+            return Outcome("vanished", claimed)
+        return self._archive(attempt)
 
     def _load_file(self, attempt: _Attempt) -> store.MergeCounts | None:
         """Open, hash, name, read and load one file; None if it vanished first."""
@@ -139,15 +125,21 @@ class Pipeline:
             log.warning("file_vanished", file=attempt.load.file_name)
             return None
         except OSError as exc:
-            raise BadInput(_open_error(exc), stage="open",
+            raise BadInput(open_error_message(exc), stage="open",
                            hint="drop a regular, readable file") from exc
         with handle:
             attempt.stage = "hash"
             sha256, size = files.sha256_of(handle)
-            attempt.load = replace(attempt.load, sha256=sha256, bytes=size)
+            attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
+                                   claim=files.claim_key(handle))
             attempt.stage = "name"
             run_date = files.run_date_from_name(attempt.path.name)
             attempt.load = replace(attempt.load, run_date=run_date)
+            recorded = store.recorded_outcome(self.conn, attempt.load.claim or "")
+            if recorded is not None and recorded[0] == "processed":
+                # Committed before a crash, not yet archived: the load is not repeated.
+                log.info("file_already_loaded", file=attempt.load.file_name)
+                return recorded[1]
             attempt.stage = "read"
             source = reader.open_parquet(handle)
             attempt.rows = source.rows
@@ -183,6 +175,26 @@ class Pipeline:
         store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
         return counts
 
+    def _archive(self, attempt: _Attempt) -> Outcome:
+        """Move a loaded file to processed/ and log its canonical line."""
+        attempt.stage = "archive"
+        load, counts = attempt.load, attempt.counts
+        assert counts is not None
+        try:
+            archived = files.move_unique(attempt.path, self.settings.processed)
+        except FileNotFoundError:
+            log.warning("file_vanished", file=load.file_name, stage="archive")
+            return Outcome("vanished", attempt.path, counts)
+        except OSError as exc:
+            self._unfinished[attempt.path] = partial(self._archive, attempt)
+            return self._retry(attempt, exc)
+        log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
+                 run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
+                 inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
+                 deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
+                 archived_as=files.display_name(str(archived)))
+        return Outcome("processed", archived, counts)
+
     def _retry(self, attempt: _Attempt, exc: Exception) -> Outcome:
         log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
                   error_type=type(exc).__name__, reason=str(exc),
@@ -191,49 +203,46 @@ class Pipeline:
         return Outcome("retry", attempt.path)
 
     def _fail(self, attempt: _Attempt, exc: Exception) -> Outcome:
+        """Record a terminal failure in the ledger, then quarantine the file."""
         stage = exc.stage if isinstance(exc, BadInput) else attempt.stage
-        load, reason = attempt.load, str(exc)
-        report: dict[str, object] = {
+        load = attempt.load
+        report = {
             "file": load.file_name,
-            "stage": stage,
-            "error_type": type(exc).__name__,
-            "message": getattr(exc, "message", reason),
-            "hint": getattr(exc, "hint", "") or "this is a bug in the daemon; report it "
-                    "with this sidecar and the log line",
-            "checks": [vars(f) for f in exc.failures] if isinstance(exc, ChecksFailed) else [],
-            "schema_problems": exc.problems if isinstance(exc, ContractError) else [],
+            **describe(exc, stage),
             "sha256": load.sha256,
             "bytes": load.bytes,
             "rows": attempt.rows,
+            "run_date": load.run_date,
             "write_mode": load.write_mode,
             "attempted_at": load.started_at,
         }
         try:
             with store.transaction(self.conn):
                 store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
-                                  rows=attempt.rows, error=f"{stage}: {reason}")
+                                  rows=attempt.rows, error=f"{stage}: {exc}")
         except Exception as db_exc:
             # The quarantine below must still happen: the ledger is not the only record.
             log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))
+        return self._quarantine(attempt, report, with_traceback=not isinstance(exc, BadInput))
+
+    def _quarantine(self, attempt: _Attempt, report: dict[str, object],
+                    with_traceback: bool) -> Outcome:
+        """Move a failed file to failed/ with its sidecar and log its canonical line."""
+        attempt.stage = "quarantine"
         try:
-            failed = files.move_unique(attempt.path, self.settings.failed)
-            files.write_sidecar(failed, report)
-        except OSError as move_exc:
-            attempt.stage = "quarantine"
-            return self._retry(attempt, move_exc)
+            failed = files.quarantine(attempt.path, self.settings.failed, report)
+        except FileNotFoundError:
+            log.warning("file_vanished", file=attempt.load.file_name, stage="quarantine")
+            return Outcome("vanished", attempt.path, report=report)
+        except OSError as exc:
+            self._unfinished[attempt.path] = partial(self._quarantine, attempt, report,
+                                                     with_traceback)
+            return self._retry(attempt, exc)
+        load = attempt.load
         log.error("file_failed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
-                  rows=attempt.rows, inserted=0, updated=0, unchanged=0, deleted=0,
-                  stage=stage, error_type=report["error_type"], reason=reason,
+                  run_date=load.run_date, write_mode=load.write_mode, rows=attempt.rows,
+                  inserted=0, updated=0, unchanged=0, deleted=0, stage=report["stage"],
+                  error_type=report["error_type"], reason=report["reason"],
                   checks=report["checks"], duration_ms=attempt.elapsed_ms(),
-                  failed_as=files.display_name(str(failed)), exc_info=not isinstance(exc, BadInput))
+                  failed_as=files.display_name(str(failed)), exc_info=with_traceback)
         return Outcome("failed", failed, report=report)
-
-
-def _open_error(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "the inbox entry is a symbolic link; the daemon never follows links"
-    if exc.errno == errno.EACCES:
-        return "permission denied reading the file"
-    if exc.errno == errno.EISDIR:
-        return "not a regular file"
-    return f"cannot open the file: {exc.strerror or exc}"

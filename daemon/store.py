@@ -77,6 +77,10 @@ _LEDGER_COLUMNS = (
     '"error" TEXT',
     '"started_at" TEXT NOT NULL',
     '"finished_at" TEXT NOT NULL',
+    # Which claim of the file this was (device, inode and ctime of the claimed file): a
+    # file resumed after a crash between COMMIT and the archive move is recognised as
+    # loaded already, not loaded twice.
+    '"claim" TEXT',
 )
 
 
@@ -129,6 +133,8 @@ def init_schema(conn: sqlite3.Connection) -> None:
                      f"ON {FACT} ({q(contract.DATE_COLUMN)})")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.LEDGER_TABLE + '_file_name')} "
                      f"ON {LEDGER} (\"file_name\")")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.LEDGER_TABLE + '_claim')} "
+                     f"ON {LEDGER} (\"claim\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -225,6 +231,7 @@ class LoadRecord:
     write_mode: str
     run_date: str | None
     started_at: str
+    claim: str | None = None
 
 
 def record_load(conn: sqlite3.Connection, load: LoadRecord, *, status: str, finished_at: str,
@@ -235,10 +242,10 @@ def record_load(conn: sqlite3.Connection, load: LoadRecord, *, status: str, fini
     """
     cursor = conn.execute(
         f'INSERT INTO {LEDGER} ("file_name", "sha256", "bytes", "status", "write_mode", '
-        '"run_date", "rows", "error", "started_at", "finished_at") '
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        '"run_date", "rows", "error", "started_at", "finished_at", "claim") '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (load.file_name, load.sha256, load.bytes, status, load.write_mode, load.run_date,
-         rows, error, load.started_at, finished_at),
+         rows, error, load.started_at, finished_at, load.claim),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
@@ -252,3 +259,16 @@ def update_load_counts(conn: sqlite3.Connection, load_id: int, counts: MergeCoun
         (counts.rows, counts.inserted, counts.updated, counts.unchanged, counts.deleted,
          finished_at, load_id),
     )
+
+
+def recorded_outcome(conn: sqlite3.Connection, claim: str) -> tuple[str, MergeCounts] | None:
+    """The latest ledger status and counts recorded for one claim of a file, if any."""
+    row = conn.execute(
+        f'SELECT "status", "rows", "inserted", "updated", "unchanged", "deleted" FROM {LEDGER} '
+        'WHERE "claim" = ? ORDER BY "id" DESC LIMIT 1',
+        (claim,),
+    ).fetchone()
+    if row is None:
+        return None
+    status, *counts = row
+    return str(status), MergeCounts(*(int(c or 0) for c in counts))

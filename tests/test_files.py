@@ -367,3 +367,18 @@ def test_write_sidecar_never_replaces_one_and_leaves_no_temp(tmp_path: Path) -> 
         files.write_sidecar(archived, {"n": 2})
     assert json.loads(first.read_text()) == {"n": 1}
     assert sorted(p.name for p in archived.parent.iterdir()) == sorted([NAME, first.name])
+
+
+def test_quarantine_writes_the_sidecar_and_never_leaves_it_orphaned(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    failed = tmp_path / "failed"
+    source = work / "transactions_2026-02-10.parquet"
+    source.write_bytes(b"x")
+    moved = files.quarantine(source, failed, {"stage": "read"})
+    assert moved == failed / source.name and not source.exists()
+    assert json.loads((failed / f"{source.name}.error.json").read_text()) == {"stage": "read"}
+    # A source that vanished before the move leaves no sidecar behind.
+    with pytest.raises(FileNotFoundError):
+        files.quarantine(source, failed, {"stage": "read"})
+    assert sorted(p.name for p in failed.iterdir()) == [source.name, f"{source.name}.error.json"]

@@ -347,3 +347,39 @@ def test_an_unwritable_archive_retries_only_the_move(settings: Settings,
     assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
     [line] = [e for e in logs if e["event"] == "file_processed"]
     assert (line["inserted"], line["unchanged"]) == (25, 0)
+
+
+def test_a_sidecar_that_cannot_be_written_keeps_the_file_for_a_retry(
+        settings: Settings, pipeline: Pipeline) -> None:
+    """Guards a found bug: the file was moved to failed/ first and left there without
+    its sidecar when the sidecar could not be written (a full disk, say)."""
+    blocker = settings.failed / f".sidecar-{os.getpid()}.tmp"
+    blocker.mkdir()  # the sidecar's temporary file cannot be created
+    path = settings.work / NAME
+    path.write_bytes(b"not parquet")
+    assert pipeline.process(path).status == "retry"
+    assert path.exists() and not (settings.failed / NAME).exists()
+    blocker.rmdir()
+    with capture_logs() as logs:
+        outcome = pipeline.process(path)
+    assert outcome.status == "failed"
+    assert (settings.failed / f"{NAME}.error.json").exists()
+    assert [r["status"] for r in ledger(settings.db)] == ["failed"]  # one attempt, one row
+    assert [e["event"] for e in logs] == ["file_failed"]
+
+
+def test_a_load_committed_before_a_crash_is_not_repeated_on_resume(
+        settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    """A crash between COMMIT and the archive move: the restarted daemon (a new Pipeline,
+    nothing in memory) finds the claim in the ledger and only archives the file."""
+    settings.work.mkdir(parents=True)
+    settings.processed.write_bytes(b"")  # the archive move fails: the file stays in work
+    path = claimed(settings, day_table(DAY))
+    assert Pipeline(settings, fresh_db).process(path).status == "retry"
+    settings.processed.unlink()
+    with capture_logs() as logs:
+        outcome = Pipeline(settings, fresh_db).process(path)
+    assert outcome.status == "processed"
+    assert [e["event"] for e in logs] == ["file_already_loaded", "file_processed"]
+    assert logs[-1]["inserted"] == 25
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]

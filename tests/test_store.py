@@ -75,7 +75,7 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("run_date", "TEXT", 0, 0), ("rows", "INTEGER", 0, 0), ("inserted", "INTEGER", 1, 0),
         ("updated", "INTEGER", 1, 0), ("unchanged", "INTEGER", 1, 0),
         ("deleted", "INTEGER", 1, 0), ("error", "TEXT", 0, 0), ("started_at", "TEXT", 1, 0),
-        ("finished_at", "TEXT", 1, 0)],
+        ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0)],
 }
 
 
@@ -316,7 +316,7 @@ def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path)
         "id": load_id, "file_name": "bad.parquet", "sha256": None, "bytes": None,
         "status": "failed", "write_mode": "upsert", "run_date": None, "rows": 7,
         "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0, "error": "boom",
-        "started_at": "s", "finished_at": "f"}]
+        "started_at": "s", "finished_at": "f", "claim": None}]
 
 
 def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
