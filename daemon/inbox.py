@@ -3,10 +3,12 @@
 Events and listings only nominate names; this module decides when a file may be taken.
 A file is complete when it arrived by rename, when it was closed after writing with a
 valid Parquet footer, or when its size and mtime have not changed for the settle time
-(by our own observation, or by its mtime being that old). Complete is not the same as
-valid: a complete file without a footer is handed over all the same, and fails as bad
-input rather than being waited on forever. Hidden and temporary names are ignored;
-entries that are neither regular files nor symlinks are skipped with one warning each.
+(by our own observation, or by its mtime being that old); a file that the events say its
+writer still holds open, and that has no footer yet, waits ten settle times instead.
+Complete is not the same as valid: a complete file without a footer is handed over all
+the same, and fails as bad input rather than being waited on forever. Hidden and
+temporary names are ignored; entries that are neither regular files nor symlinks are
+skipped with one warning each.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from daemon import files
 log = structlog.get_logger("daemon.inbox")
 
 Hint = Literal["created", "modified", "moved", "closed"]
+# A file still open for writing (by inotify's account) and without a Parquet footer gets
+# this many settle periods of quiet before it is taken and, being incomplete, fails.
+STALLED_WRITER_SETTLES = 10
 FoundBy = Literal["event", "sweep", "rescan"]
 
 
@@ -37,6 +42,8 @@ class Candidate:
     mtime_ns: int
     stable_since: float
     complete: bool = False
+    # Created or modified by an event and not closed since: a writer still holds it open.
+    writing: bool = False
 
 
 class Inbox:
@@ -77,6 +84,10 @@ class Inbox:
             self.candidates[name] = candidate
         else:
             self._observe(candidate, st)
+        if hint in ("created", "modified"):
+            candidate.writing = True
+        elif hint == "closed":
+            candidate.writing = False
         # A symlink is never read, so there is nothing to wait for: it goes to failed/.
         if hint == "moved" or stat.S_ISLNK(st.st_mode) or (
             hint == "closed" and files.has_parquet_footer(path)
@@ -126,14 +137,21 @@ class Inbox:
             except OSError:
                 del self.candidates[name]
                 continue
-            quiet = self.clock() - candidate.stable_since
-            age = self.wall_clock() - candidate.mtime_ns / 1e9
-            if candidate.complete or max(quiet, age) >= self.settle_seconds:
+            quiet = max(self.clock() - candidate.stable_since,
+                        self.wall_clock() - candidate.mtime_ns / 1e9)
+            needed = self._quiet_needed(candidate)
+            if candidate.complete or quiet >= needed:
                 ready.append(candidate.path)
             else:
-                remaining = self.settle_seconds - max(quiet, age)
-                wait = remaining if wait is None else min(wait, remaining)
+                wait = needed - quiet if wait is None else min(wait, needed - quiet)
         return ready, wait
+
+    def _quiet_needed(self, candidate: Candidate) -> float:
+        """Seconds without change after which `candidate` counts as complete."""
+        if candidate.writing and not files.has_parquet_footer(candidate.path):
+            # Its writer has it open and has not finished it: a pause is not the end.
+            return self.settle_seconds * STALLED_WRITER_SETTLES
+        return self.settle_seconds
 
     def taken(self, path: Path) -> None:
         self.candidates.pop(path.name, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -335,3 +336,21 @@ def test_a_directory_that_cannot_be_made_is_a_configuration_error(
     assert daemon.proc.wait(timeout=30) == 2
     [line] = daemon.matching("config_invalid")
     assert str(settings.inbox) in line["reason"] and line["hint"]
+
+
+def test_a_writer_pausing_longer_than_the_settle_time_is_waited_for(
+        start_daemon: Start) -> None:
+    """Guards a found bug: a producer writing in place that paused mid-file had its half
+    file quarantined, then kept writing into the quarantined copy."""
+    daemon = start_daemon()
+    path = daemon.settings.inbox / name(DAY1)
+    table = day_table(DAY1, rows=40)
+    with pq.ParquetWriter(path, contract.ARROW_SCHEMA) as writer:
+        writer.write_table(table.slice(0, 20))
+        # The producer's own pause under test (no condition to wait on): three settle
+        # times, well under the ten a file still open for writing is given.
+        time.sleep(daemon.settings.settle_seconds * 3)
+        assert not daemon.matching("file_claimed")
+        writer.write_table(table.slice(20))
+    [line] = daemon.wait_for("file_processed")
+    assert line["rows"] == 40 and not daemon.matching("file_failed")

@@ -6,10 +6,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import structlog
 
-from daemon.inbox import Hint, Inbox
+from daemon.inbox import STALLED_WRITER_SETTLES, Hint, Inbox
 from tests.conftest import day_table, write_parquet
 
 SETTLE = 10.0
@@ -73,10 +75,18 @@ def test_moved_file_is_due_at_once(inbox: Inbox, inbox_dir: Path, clocks: Clocks
     assert inbox.due() == ([path], None)
 
 
-@pytest.mark.parametrize("hint", [None, "created", "modified"])
+def parquet_bytes() -> bytes:
+    """A complete Parquet file's bytes, footer included."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(day_table("2026-02-10"), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+@pytest.mark.parametrize(("hint", "complete_parquet"), [
+    (None, False), (None, True), ("created", True), ("modified", True)])
 def test_fresh_file_waits_for_settle(inbox: Inbox, inbox_dir: Path, clocks: Clocks,
-                                     hint: Hint | None) -> None:
-    path = put(clocks, inbox_dir)
+                                     hint: Hint | None, complete_parquet: bool) -> None:
+    path = put(clocks, inbox_dir, content=parquet_bytes() if complete_parquet else b"partial")
     assert inbox.note(path, hint, "sweep") is not None
     assert inbox.due() == ([], SETTLE)
     clocks.advance(SETTLE - 2.5)
@@ -336,3 +346,26 @@ def test_an_inbox_that_cannot_be_listed_is_reported_not_fatal(
     [line] = logs
     assert line["event"] == "inbox_unavailable" and line["log_level"] == "error"
     assert line["reason"] and line["hint"]
+
+
+@pytest.mark.parametrize("hint", ["created", "modified"])
+def test_an_unfinished_file_its_writer_holds_open_waits_longer(
+        inbox: Inbox, inbox_dir: Path, clocks: Clocks, hint: Hint) -> None:
+    """Guards a found bug: a writer pausing longer than the settle time had its half-
+    written file quarantined, then went on writing into the quarantined copy."""
+    path = put(clocks, inbox_dir, content=b"PAR1 first row group")
+    inbox.note(path, hint, "event")
+    clocks.advance(SETTLE)
+    ready, wait = inbox.due()
+    assert ready == [] and wait == pytest.approx(SETTLE * (STALLED_WRITER_SETTLES - 1))
+    clocks.advance(SETTLE * (STALLED_WRITER_SETTLES - 1))
+    assert inbox.due() == ([path], None)  # a stalled writer is not waited on forever
+
+
+def test_a_closed_unfinished_file_waits_only_the_settle_time(
+        inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    path = put(clocks, inbox_dir, content=b"PAR1 truncated")
+    inbox.note(path, "created", "event")
+    inbox.note(path, "closed", "event")  # the writer is done, whatever it wrote
+    clocks.advance(SETTLE)
+    assert inbox.due() == ([path], None)
