@@ -92,6 +92,18 @@ class _OverflowListener(logging.Handler):
             self.hints.request_rescan()
 
 
+class _StopRaceFilter(logging.Filter):
+    """Drops watchdog's error for an event read while its emitter stops.
+
+    watchdog 7.1 logs "InotifyEmitter.queue_events() called when the thread is inactive"
+    at ERROR when an event (our own last move out of the inbox, say) races its stop; the
+    event is of no use then, and an ERROR on every clean stop would page someone.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
 class Watcher:
     """Owns the observer and the worker thread for one inbox."""
 
@@ -107,6 +119,7 @@ class Watcher:
         self._retries: dict[Path, tuple[float, int]] = {}
         self._observer: BaseObserver | None = None
         self._listener = _OverflowListener(self.hints)
+        self._stop_race = _StopRaceFilter()
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
 
@@ -122,6 +135,7 @@ class Watcher:
             self.prepare()
         if not self.once:
             logging.getLogger("watchdog").addHandler(self._listener)
+            logging.getLogger("watchdog.observers.inotify").addFilter(self._stop_race)
             self._observer = Observer()
             self._observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
                                     recursive=False)
@@ -139,6 +153,7 @@ class Watcher:
             self._observer.stop()
             self._observer.join()
             logging.getLogger("watchdog").removeHandler(self._listener)
+            logging.getLogger("watchdog.observers.inotify").removeFilter(self._stop_race)
 
     def _run(self) -> None:
         try:

@@ -69,6 +69,8 @@ def test_three_run_scenario(tmp_path: Path, start_daemon: Start) -> None:
     assert len(fact_rows(daemon.settings.db)) == 50
     assert daemon.stop() == 0
     assert daemon.matching("daemon_stopped", processed=3, failed=0)
+    # A clean run logs nothing an operator would be paged for.
+    assert [e for e in daemon.events() if e["level"] in ("error", "critical")] == []
     assert list(daemon.settings.inbox.iterdir()) == []
     assert list(daemon.settings.work.iterdir()) == []
     assert len(list(daemon.settings.processed.iterdir())) == 3
