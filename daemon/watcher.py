@@ -114,6 +114,9 @@ class Watcher:
         self.inbox = Inbox(settings.inbox, settings.settle_seconds)
         self.hints = Hints()
         self.stop_requested = threading.Event()
+        # Set once left-over claims are resumed and the inbox swept: from then on, a new
+        # file is found by its event (a seam for a readiness probe, too).
+        self.swept = threading.Event()
         self.outcomes: Counter[str] = Counter()
         self.crashed = False
         self._retries: dict[Path, tuple[float, int]] = {}
@@ -178,6 +181,7 @@ class Watcher:
             log.info("file_resumed", file=files.display_name(path.name))
             self._process(path)
         self._detected(self.inbox.scan("sweep"))
+        self.swept.set()
         next_rescan = time.monotonic() + self.settings.rescan_seconds
         while not self.stop_requested.is_set():
             items, overflow = self.hints.drain()

@@ -42,6 +42,7 @@ def prepared(tmp_path: Path, name: str = NAME, run_date: str = "2026-02-10") -> 
 
 def test_a_dropped_file_is_loaded_and_stop_joins_every_thread(
         tmp_path: Path, settings: Settings, watcher: Watcher) -> None:
+    assert watcher.swept.wait(timeout=30), "the start-up sweep"
     with capture_logs() as logs:
         drop(prepared(tmp_path), settings.inbox)
         wait_until(lambda: watcher.outcomes["processed"] == 1, "the file to load")
@@ -56,7 +57,7 @@ def test_an_overflow_warning_triggers_a_rescan(tmp_path: Path, settings: Setting
     running = Watcher(slow, fresh_db)
     running.start()
     try:
-        assert running._observer is not None
+        assert running._observer is not None and running.swept.wait(timeout=30)
         running._observer.unschedule_all()  # events are lost from here on
         drop(prepared(tmp_path), settings.inbox)
         with capture_logs() as logs:
