@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -93,25 +93,45 @@ def test_the_handler_records_the_destination_of_a_move() -> None:
     assert hints.wake.is_set()
 
 
-def test_a_locked_database_is_retried_until_it_loads(tmp_path: Path, settings: Settings) -> None:
+@dataclass
+class LockedDatabase:
+    """A watcher whose database another connection holds a write lock on."""
+
+    watcher: Watcher
+    blocker: sqlite3.Connection
+
+    def release(self) -> None:
+        self.blocker.execute("ROLLBACK")
+
+
+@pytest.fixture
+def locked_db(settings: Settings) -> Iterator[LockedDatabase]:
+    """A started watcher with a short busy timeout, its database write-locked by another
+    connection until `release()`; everything stopped and closed at teardown."""
     conn = store.connect(settings.db, busy_timeout_seconds=0.05)
     store.init_schema(conn)
     blocker = sqlite3.connect(settings.db, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     running = Watcher(settings, conn)
     running.start()
-    try:
-        drop(prepared(tmp_path), settings.inbox)
-        wait_until(lambda: running.outcomes["retry"] >= 1, "a transient failure")
-        assert (settings.work / NAME).exists() and not settings.failed.joinpath(NAME).exists()
+    yield LockedDatabase(running, blocker)
+    running.request_stop()
+    running.join()
+    if blocker.in_transaction:
         blocker.execute("ROLLBACK")
-        wait_until(lambda: running.outcomes["processed"] == 1 and not running._retries,
-                   "the retry to load it and be forgotten")
-    finally:
-        running.request_stop()
-        running.join()
-        blocker.close()
-        conn.close()
+    blocker.close()
+    conn.close()
+
+
+def test_a_locked_database_is_retried_until_it_loads(tmp_path: Path, settings: Settings,
+                                                     locked_db: LockedDatabase) -> None:
+    running = locked_db.watcher
+    drop(prepared(tmp_path), settings.inbox)
+    wait_until(lambda: running.outcomes["retry"] >= 1, "a transient failure")
+    assert (settings.work / NAME).exists() and not settings.failed.joinpath(NAME).exists()
+    locked_db.release()
+    wait_until(lambda: running.outcomes["processed"] == 1 and not running._retries,
+               "the retry to load it and be forgotten")
     assert len(fact_rows(settings.db)) == 25
     # The loaded file is not retried again (it would have been found vanished).
     assert running.outcomes["vanished"] == 0
@@ -141,31 +161,20 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
     assert [e["event"] for e in logs].index("file_resumed") == 0
 
 
-def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path,
-                                                         settings: Settings) -> None:
+def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path, settings: Settings,
+                                                         locked_db: LockedDatabase) -> None:
     """Guards a found bug: a corrected re-drop loaded first, then the older drop's retry
     overwrote it with the old values."""
-    conn = store.connect(settings.db, busy_timeout_seconds=0.05)
-    store.init_schema(conn)
-    blocker = sqlite3.connect(settings.db, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    running = Watcher(settings, conn)
-    running.start()
+    running = locked_db.watcher
     original = day_table("2026-02-10")
     corrected = original.set_column(2, "amount", pa.array([999.0] * 25))
-    try:
-        drop(write_parquet(tmp_path / "a", original, NAME), settings.inbox)
-        wait_until(lambda: running.outcomes["retry"] >= 1, "the first file to wait")
-        drop(write_parquet(tmp_path / "b", corrected, NAME), settings.inbox)
-        wait_until(lambda: running.outcomes["retry"] >= 2, "a second retry round")
-        assert (settings.inbox / NAME).exists()  # not claimed while the retry is pending
-        blocker.execute("ROLLBACK")
-        wait_until(lambda: running.outcomes["processed"] == 2, "both files to load in order")
-    finally:
-        running.request_stop()
-        running.join()
-        blocker.close()
-        conn.close()
+    drop(write_parquet(tmp_path / "a", original, NAME), settings.inbox)
+    wait_until(lambda: running.outcomes["retry"] >= 1, "the first file to wait")
+    drop(write_parquet(tmp_path / "b", corrected, NAME), settings.inbox)
+    wait_until(lambda: running.outcomes["retry"] >= 2, "a second retry round")
+    assert (settings.inbox / NAME).exists()  # not claimed while the retry is pending
+    locked_db.release()
+    wait_until(lambda: running.outcomes["processed"] == 2, "both files to load in order")
     assert {row[2] for row in fact_rows(settings.db)} == {999.0}
 
 
