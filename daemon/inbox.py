@@ -139,16 +139,18 @@ class Inbox:
                 continue
             quiet = max(self.clock() - candidate.stable_since,
                         self.wall_clock() - candidate.mtime_ns / 1e9)
-            needed = self._quiet_needed(candidate)
+            needed = self._quiet_needed(candidate, quiet)
             if candidate.complete or quiet >= needed:
                 ready.append(candidate.path)
             else:
                 wait = needed - quiet if wait is None else min(wait, needed - quiet)
         return ready, wait
 
-    def _quiet_needed(self, candidate: Candidate) -> float:
+    def _quiet_needed(self, candidate: Candidate, quiet: float) -> float:
         """Seconds without change after which `candidate` counts as complete."""
-        if candidate.writing and not files.has_parquet_footer(candidate.path):
+        # The footer is read only once the settle time is over, not on every pass.
+        if (quiet >= self.settle_seconds and candidate.writing
+                and not files.has_parquet_footer(candidate.path)):
             # Its writer has it open and has not finished it: a pause is not the end.
             return self.settle_seconds * STALLED_WRITER_SETTLES
         return self.settle_seconds
