@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -42,7 +42,6 @@ class Outcome:
     status: Status
     path: Path
     counts: store.MergeCounts | None = None
-    report: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -233,7 +232,7 @@ class Pipeline:
             failed = files.quarantine(attempt.path, self.settings.failed, report)
         except FileNotFoundError:
             log.warning("file_vanished", file=attempt.load.file_name, stage="quarantine")
-            return Outcome("vanished", attempt.path, report=report)
+            return Outcome("vanished", attempt.path)
         except OSError as exc:
             self._unfinished[attempt.path] = partial(self._quarantine, attempt, report,
                                                      with_traceback)
@@ -245,4 +244,4 @@ class Pipeline:
                   error_type=report["error_type"], reason=report["reason"],
                   checks=report["checks"], duration_ms=attempt.elapsed_ms(),
                   failed_as=files.display_name(str(failed)), exc_info=with_traceback)
-        return Outcome("failed", failed, report=report)
+        return Outcome("failed", failed)
