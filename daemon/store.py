@@ -1,18 +1,21 @@
-"""The SQLite side of a load: connection, transaction, schema, staging, merge, ledger.
+"""The SQLite side of a load: connection, transaction, schema, staged rows, merge, ledger.
 
 One connection factory (WAL, synchronous=FULL so a commit survives power loss before
 the file is archived, a busy timeout) and one transaction context manager (BEGIN
-IMMEDIATE; ROLLBACK on any exception, re-raised). All SQL binds its values and quotes its
-identifiers, which come only from `config.contract`. It knows nothing of files or checks.
+IMMEDIATE; ROLLBACK on any exception, re-raised). A file's rows arrive in a staging
+database written elsewhere (`daemon.staging`), attached here read-only for the checks
+and the merge. All SQL binds its values and quotes its identifiers, which come only
+from `config.contract`. It knows nothing of files or checks.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from config import contract
 from daemon.errors import SchemaMismatch
@@ -29,18 +32,45 @@ def q(identifier: str) -> str:
 
 STAGING, FACT, LEDGER, KEY = (q(contract.STAGING_TABLE), q(contract.FACT_TABLE),
                               q(contract.LEDGER_TABLE), q(contract.KEY))
+# The attached staging database and its table, as the checks and the merge read it.
+STAGED = f'"staging".{STAGING}'
+# 64 MiB of page cache: a 1M-row merge touches ~100 MB of pages, and a cache that holds
+# the hot index pages roughly halves its time; memory stays within the 5M-row budget.
+CACHE_KIB = 64 * 1024
+
+
+def _uri(path: Path, **params: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"file:{quote(str(path.absolute()))}" + (f"?{query}" if query else "")
 
 
 def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection:
     """The one way this project opens its database."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are ours (see `transaction`), not the module's.
-    conn = sqlite3.connect(path, timeout=busy_timeout_seconds, isolation_level=None,
-                           check_same_thread=False)
+    # uri=True so that ATTACH can pass `immutable=1` for the staging database.
+    conn = sqlite3.connect(_uri(path), timeout=busy_timeout_seconds, isolation_level=None,
+                           check_same_thread=False, uri=True)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return conn
+
+
+@contextmanager
+def attached_staging(conn: sqlite3.Connection, path: Path) -> Iterator[int]:
+    """Attach a closed staging database as `staging`, yield its row count, detach.
+
+    `immutable=1`: this connection takes no lock on the file and opens no journal for
+    it, so the other SQLite library that wrote it can never see its locks disturbed.
+    """
+    conn.execute("ATTACH DATABASE ? AS staging", (_uri(path, immutable="1"),))
+    try:
+        rows, = conn.execute(f"SELECT COUNT(*) FROM {STAGED}").fetchone()
+        yield int(rows)
+    finally:
+        conn.execute("DETACH DATABASE staging")
 
 
 @contextmanager
@@ -90,8 +120,9 @@ def _tables() -> dict[str, tuple[str, ...]]:
     key = " PRIMARY KEY"
     return {
         contract.LEDGER_TABLE: _LEDGER_COLUMNS,
-        # Staging columns are nullable and the key counts its repeats, so that nulls and
-        # duplicate keys become check results with counts, not a bare constraint error.
+        # The schema of record for staging, kept as version 1 defined it so that older
+        # databases open unchanged. It stays empty: each load stages its rows in a table
+        # of this name in its own staging database (see `daemon.staging`).
         contract.STAGING_TABLE: (
             *(f"{q(n)} {types[n]}" + (key if n == contract.KEY else "") for n in _DATA),
             '"occurrences" INTEGER NOT NULL DEFAULT 1',
@@ -138,37 +169,17 @@ def init_schema(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def clear_staging(conn: sqlite3.Connection) -> None:
-    conn.execute(f"DELETE FROM {STAGING}")
-
-
-def stage_rows(conn: sqlite3.Connection, rows: Iterable[Sequence[object]]) -> None:
-    """Append rows (in contract column order); a repeated key bumps `occurrences`."""
-    conn.executemany(
-        f"INSERT INTO {STAGING} ({', '.join(map(q, _DATA))}) "
-        f"VALUES ({', '.join('?' for _ in _DATA)}) "
-        f'ON CONFLICT ({KEY}) DO UPDATE SET "occurrences" = "occurrences" + 1',
-        rows,
-    )
-
-
 def surplus_rows(conn: sqlite3.Connection, column: str, limit: int) -> tuple[int, list[str]]:
-    """Rows in staging beyond the first for each repeated value of `column`, and samples."""
-    if column == contract.KEY:
-        total, = conn.execute(
-            f'SELECT COALESCE(SUM("occurrences" - 1), 0) FROM {STAGING} WHERE "occurrences" > 1'
-        ).fetchone()
-        samples = conn.execute(
-            f'SELECT {KEY} FROM {STAGING} WHERE "occurrences" > 1 ORDER BY {KEY} LIMIT ?',
-            (limit,),
-        ).fetchall()
-    else:
-        col = q(column)
-        repeated = f"SELECT {col} AS v, COUNT(*) AS n FROM {STAGING} WHERE {col} IS NOT NULL " \
-                   f"GROUP BY {col} HAVING COUNT(*) > 1"
-        total, = conn.execute(f"SELECT COALESCE(SUM(n - 1), 0) FROM ({repeated})").fetchone()
-        samples = conn.execute(f"SELECT v FROM ({repeated}) ORDER BY v LIMIT ?",
-                               (limit,)).fetchall()
+    """Staged rows beyond the first for each repeated non-null value of `column`, and up to
+    `limit` of those values; the samples are looked for only when there are repeats."""
+    col = q(column)
+    total, = conn.execute(
+        f"SELECT COUNT({col}) - COUNT(DISTINCT {col}) FROM {STAGED}").fetchone()
+    if not total:
+        return 0, []
+    samples = conn.execute(
+        f"SELECT {col} FROM {STAGED} WHERE {col} IS NOT NULL GROUP BY {col} "
+        f"HAVING COUNT(*) > 1 ORDER BY {col} LIMIT ?", (limit,)).fetchall()
     return int(total), [str(s) for s, in samples]
 
 
@@ -185,40 +196,64 @@ def _differs(left: str, right: str) -> str:
     return " OR ".join(f"{left}.{q(n)} IS NOT {right}.{q(n)}" for n in _VALUES)
 
 
-def merge(conn: sqlite3.Connection, *, loaded_at: str, load_id: int,
+def merge(conn: sqlite3.Connection, *, rows: int, loaded_at: str, load_id: int,
+          keys_sorted: bool, keys_counted: bool = False,
           replace_date: str | None = None) -> MergeCounts:
-    """Upsert staging into the fact table, rewriting only rows whose values changed.
+    """Upsert the staged rows (unique keys) into the fact table, rewriting only rows whose
+    values changed.
 
     With `replace_date`, the file is the whole truth for that run date: fact rows of the
-    date whose key is absent from staging are deleted. Counts are taken before the write
-    and cross-checked against SQLite's own change count.
+    date whose key is absent from staging are deleted. Keys are fed to the upsert in
+    order (sorted here unless `keys_sorted`): the fact's key index then grows at its
+    right edge. The split of SQLite's change count into inserts and updates costs only
+    the inserted rows: new rows take rowids above the largest one before the upsert.
+    `keys_sorted` promises strictly ascending keys, so unique ones; `keys_counted` says
+    the caller counted repeats in staging and found none (`surplus_rows`). Otherwise the
+    keys are counted here, and a repeated key raises `RuntimeError`: an upsert would
+    silently write its row twice. (On unsorted keys that count costs about as much as
+    the merge itself, so it is not paid twice.)
     """
-    rows, inserted, updated = conn.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(f.{KEY} IS NULL), 0), "
-        f"COALESCE(SUM(f.{KEY} IS NOT NULL AND ({_differs('s', 'f')})), 0) "
-        f"FROM {STAGING} AS s LEFT JOIN {FACT} AS f ON f.{KEY} = s.{KEY}"
-    ).fetchone()
+    if not (keys_sorted or keys_counted):
+        repeats, = conn.execute(
+            f"SELECT COUNT({KEY}) - COUNT(DISTINCT {KEY}) FROM {STAGED}").fetchone()
+        if repeats:
+            raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
+                               "repeated keys before the merge")
+    top, = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {FACT}").fetchone()
     target = ", ".join(map(q, (*_DATA, "loaded_at", "load_id")))
     assignments = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in (*_VALUES, "loaded_at", "load_id"))
+    order = "" if keys_sorted else f" ORDER BY {KEY}"
     # `WHERE true` disambiguates ON CONFLICT after a SELECT; the DO UPDATE's WHERE is
     # what keeps `loaded_at` stable for rows whose values did not change.
-    cursor = conn.execute(
+    changed = conn.execute(
         f"INSERT INTO {FACT} ({target}) "
-        f"SELECT {', '.join(map(q, _DATA))}, ?, ? FROM {STAGING} WHERE true "
+        f"SELECT {', '.join(map(q, _DATA))}, ?, ? FROM {STAGED} WHERE true{order} "
         f"ON CONFLICT ({KEY}) DO UPDATE SET {assignments} "
         f"WHERE {_differs(FACT, 'excluded')}",
         (loaded_at, load_id),
-    )
-    if cursor.rowcount != inserted + updated:
-        raise RuntimeError(f"merge wrote {cursor.rowcount} rows, expected {inserted + updated}")
+    ).rowcount
+    inserted, = conn.execute(f"SELECT COUNT(*) FROM {FACT} WHERE rowid > ?", (top,)).fetchone()
+    updated = changed - inserted
+    if not 0 <= updated <= rows - inserted:
+        raise RuntimeError(f"merge of {rows} rows changed {changed}, of which {inserted} "
+                           "were new: `rows` is not the staged row count")
     deleted = 0
-    if replace_date is not None:
+    # After the upsert every staged key is a fact row of the date (the checks saw to
+    # that), so the date's rows beyond `rows` are exactly those to delete; counting them
+    # on the date index spares the anti-join when there are none, the usual case.
+    if replace_date is not None and _rows_of_date(conn, replace_date) > rows:
         deleted = conn.execute(
             f"DELETE FROM {FACT} WHERE {q(contract.DATE_COLUMN)} = ? "
-            f"AND {KEY} NOT IN (SELECT {KEY} FROM {STAGING})",
+            f"AND {KEY} NOT IN (SELECT {KEY} FROM {STAGED})",
             (replace_date,),
         ).rowcount
     return MergeCounts(rows, inserted, updated, rows - inserted - updated, deleted)
+
+
+def _rows_of_date(conn: sqlite3.Connection, run_date: str) -> int:
+    count, = conn.execute(f"SELECT COUNT(*) FROM {FACT} WHERE {q(contract.DATE_COLUMN)} = ?",
+                          (run_date,)).fetchone()
+    return int(count)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
 from typing import Any
 
 import pyarrow as pa
@@ -157,7 +160,11 @@ def test_empty_batch_changes_nothing() -> None:
 
 def test_record_duplicates_sets_the_unique_check() -> None:
     checks = FileChecks(RUN_DATE)
-    assert checks.unique_columns() == ("txn_id",)
+    rows = clean_rows()
+    rows[3], rows[4] = rows[4], rows[3]
+    for batch in batches_of(rows, 5):
+        checks.observe(batch)
+    assert checks.unique_columns_to_count() == ("txn_id",)
     keys = [f"20260210-{i:04d}" for i in range(8)]
     checks.record_duplicates("txn_id", 9, keys)
     assert failed(checks) == {"unique:txn_id": CheckFailure("unique:txn_id", 9,
@@ -213,3 +220,103 @@ def test_custom_min_value() -> None:
     assert 0 < below < len(rows)
     checks.observe(batches_of(rows, 12)[0])
     assert checks.failures["min:amount"].failed_rows == below
+
+
+# --- keys in ascending order: uniqueness proven without counting ----------------------------
+
+
+def keys_in_batches(*batches: Sequence[str | None]) -> FileChecks:
+    """Observe batches of clean rows whose keys are the given ones, in that order."""
+    checks = FileChecks(RUN_DATE)
+    for keys in batches:
+        rows = clean_rows(len(keys))
+        for row, key in zip(rows, keys, strict=True):
+            row["txn_id"] = key
+        checks.observe(pa.RecordBatch.from_pylist(rows, schema=NULLABLE))
+    return checks
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 12, 25])
+def test_ascending_keys_within_and_across_batches_need_no_count(size: int) -> None:
+    checks = run(clean_rows(25), size)
+    assert checks.ascending("txn_id")
+    assert checks.unique_columns_to_count() == ()
+
+
+@pytest.mark.parametrize("batches", [
+    pytest.param([["20260210-0001", "20260210-0002"], ["20260210-0002", "20260210-0003"]],
+                 id="first-equals-previous-last"),
+    pytest.param([["20260210-0001", "20260210-0005"], ["20260210-0003", "20260210-0006"]],
+                 id="first-below-previous-last"),
+    pytest.param([["20260210-0001", "20260210-0009"], ["20260210-0010"], ["20260210-0002"]],
+                 id="below-an-earlier-batch"),
+    pytest.param([["20260210-0001", "20260210-0001"]], id="equal-within-a-batch"),
+    pytest.param([["20260210-0002", "20260210-0001", "20260210-0003"]],
+                 id="descending-within-a-batch"),
+    pytest.param([["20260210-0001", "20260210-0004"], [], ["20260210-0002"]],
+                 id="below-the-last-key-before-an-empty-batch"),
+    pytest.param([["20260210-é"], ["20260210-z"]], id="non-ascii-before-ascii"),
+])
+def test_a_key_not_above_the_one_before_must_be_counted(batches: list[list[str]]) -> None:
+    checks = keys_in_batches(*batches)
+    assert not checks.ascending("txn_id")
+    assert checks.unique_columns_to_count() == ("txn_id",)
+
+
+@pytest.mark.parametrize("batches", [
+    pytest.param([["20260210-0001"], [], ["20260210-0002"]], id="empty-batch-between"),
+    pytest.param([[], ["20260210-0001", "20260210-0002"]], id="empty-batch-first"),
+    pytest.param([["20260210-0009"], ["20260210-0010"]], id="longer-key"),
+    # Code point order, as SQLite orders UTF-8 by its bytes.
+    pytest.param([["20260210-Z", "20260210-a"], ["20260210-z", "20260210-é"],
+                  ["20260210-中", "20260210-😀"]], id="non-ascii"),
+])
+def test_ascending_keys_survive_empty_batches_and_non_ascii(batches: list[list[str]]) -> None:
+    checks = keys_in_batches(*batches)
+    assert checks.ascending("txn_id")
+    assert checks.unique_columns_to_count() == ()
+    keys = [k for batch in batches for k in batch]
+    with closing(sqlite3.connect(":memory:")) as conn:
+        assert keys == [k for k, in conn.execute(
+            "SELECT column1 FROM (VALUES " + ", ".join("(?)" for _ in keys) + ") ORDER BY 1",
+            keys)]
+
+
+@pytest.mark.parametrize("batches", [
+    pytest.param([[None, "20260210-0001"]], id="first"),
+    pytest.param([["20260210-0001", None, "20260210-0002"]], id="middle"),
+    pytest.param([["20260210-0001"], ["20260210-0002", None]], id="last-of-a-later-batch"),
+    pytest.param([[None]], id="only"),
+])
+def test_a_null_key_is_not_ascending(batches: list[list[str | None]]) -> None:
+    checks = keys_in_batches(*batches)
+    assert not checks.ascending("txn_id")
+    assert checks.unique_columns_to_count() == ("txn_id",)
+
+
+def test_a_column_declared_unique_is_tracked_like_the_key() -> None:
+    rows = clean_rows()
+    for index, row in enumerate(rows):
+        row["customer_id"] = 1000 - index  # strictly descending: must be counted
+    checks = FileChecks(RUN_DATE, (Check("unique", "customer_id"),))
+    for batch in batches_of(rows, 5):
+        checks.observe(batch)
+    assert checks.ascending("txn_id") and not checks.ascending("customer_id")
+    assert checks.unique_columns_to_count() == ("customer_id",)
+    assert not FileChecks(RUN_DATE).ascending("customer_id")  # not tracked: not proven
+
+
+def test_observing_passes_the_batches_through_and_observes_each() -> None:
+    rows = clean_rows(12)
+    rows[7]["amount"] = -1.0
+    batches = batches_of(rows, 5)
+    checks = FileChecks(RUN_DATE)
+    stream = checks.observing(iter(batches))
+    assert checks.rows == 0  # lazy: nothing observed before the consumer asks
+    first = next(stream)
+    assert first is batches[0] and checks.rows == 5
+    rest = list(stream)
+    assert all(a is b for a, b in zip([first, *rest], batches, strict=True))
+    assert checks.rows == 12
+    assert failed(checks) == {"min:amount": CheckFailure("min:amount", 1, [rows[7]["txn_id"]])}
+    assert checks.unique_columns_to_count() == ()

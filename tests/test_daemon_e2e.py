@@ -356,3 +356,24 @@ def test_a_writer_pausing_longer_than_the_settle_time_is_waited_for(
         writer.write_table(table.slice(20))
     [line] = daemon.wait_for("file_processed")
     assert line["rows"] == 40 and not daemon.matching("file_failed")
+
+
+def test_a_staging_leftover_is_removed_at_start(tmp_path: Path, settings: Settings,
+                                                start_daemon: Start) -> None:
+    """A daemon killed mid-load leaves its staging file; the next one deletes it."""
+    leftover = settings.db.with_name(f"{settings.db.name}.staging-abc")
+    leftover.write_bytes(b"half a staging database")
+    unrelated = settings.db.with_name("other.db.staging-abc")
+    unrelated.write_bytes(b"another database's")
+    drop(write_parquet(outbox(tmp_path), day_table(DAY1), name(DAY1)), settings.inbox)
+    daemon = start_daemon("--once", wait_started=False)
+    assert daemon.proc.wait(timeout=60) == 0
+    assert not leftover.exists()
+    assert unrelated.read_bytes() == b"another database's"
+    [line] = daemon.matching("staging_leftover_removed")
+    assert {k: line[k] for k in ("event", "level", "path")} == {
+        "event": "staging_leftover_removed", "level": "info", "path": str(leftover)}
+    events = [e["event"] for e in daemon.events()]
+    assert events.index("staging_leftover_removed") < events.index("file_processed")
+    assert len(fact_rows(settings.db)) == 25
+    assert [p.name for p in tmp_path.iterdir() if ".staging-" in p.name] == [unrelated.name]

@@ -7,10 +7,13 @@ ledger row, and the fact table byte-identical to before.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import random
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -24,7 +27,7 @@ from structlog.testing import capture_logs
 
 from config import Settings
 from daemon import store
-from daemon.pipeline import Pipeline
+from daemon.pipeline import Outcome, Pipeline
 from tests.conftest import day_table, fact_rows, ledger, write_parquet
 
 DAY = "2026-02-10"
@@ -55,6 +58,11 @@ def replaced_at(table: pa.Table, name: str, row: int, value: object) -> pa.Table
     return with_column(table, name, pa.array(values, table.schema.field(name).type))
 
 
+def staging_files(settings: Settings) -> list[str]:
+    """Staging files left beside the database: a finished attempt leaves none."""
+    return [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name]
+
+
 def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
                                                       pipeline: Pipeline) -> None:
     with capture_logs() as logs:
@@ -75,6 +83,7 @@ def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
     staging = sqlite3.connect(settings.db).execute(
         "SELECT COUNT(*) FROM staging_transactions").fetchone()
     assert staging == (0,)
+    assert staging_files(settings) == []
 
 
 def test_identical_rerun_changes_nothing_not_even_loaded_at(settings: Settings,
@@ -229,6 +238,7 @@ def test_bad_input_is_quarantined_and_changes_nothing(
     [line] = [e for e in logs if e["event"] == "file_failed"]
     assert line["stage"] == stage and phrase in line["reason"] and line["file"] == name
     assert list(settings.work.iterdir()) == []
+    assert staging_files(settings) == []
 
 
 def test_a_symlink_is_quarantined_without_being_followed(settings: Settings,
@@ -383,3 +393,74 @@ def test_a_load_committed_before_a_crash_is_not_repeated_on_resume(
     assert [e["event"] for e in logs] == ["file_already_loaded", "file_processed"]
     assert logs[-1]["inserted"] == 25
     assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
+
+
+def test_a_staging_file_that_cannot_be_written_is_retried_not_quarantined(
+        settings: Settings, pipeline: Pipeline, loaded: list[tuple[object, ...]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk under the staging file is the machine's fault, not the file's: the
+    file stays in the work directory and loads once there is room."""
+    real_mkstemp = tempfile.mkstemp
+    prefixes: list[str] = []
+
+    def full_for_staging(*args: Any, **kwargs: Any) -> Any:
+        prefix = str(kwargs.get("prefix", args[1] if len(args) > 1 else ""))
+        prefixes.append(prefix)
+        if prefix.startswith(f"{settings.db.name}.staging-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", full_for_staging)
+    path = claimed(settings, day_table(DAY))
+    history = ledger(settings.db)
+    with capture_logs() as logs:
+        outcome = pipeline.process(path)
+    assert outcome == Outcome("retry", path)
+    assert prefixes == [f"{settings.db.name}.staging-"]
+    assert path.exists() and list(settings.failed.iterdir()) == []
+    assert fact_rows(settings.db) == loaded
+    assert ledger(settings.db) == history  # a retry is not an attempt's outcome
+    assert staging_files(settings) == []
+    [line] = logs
+    assert {k: line[k] for k in ("event", "log_level", "file", "stage", "error_type")} == {
+        "event": "file_retry_scheduled", "log_level": "error", "file": NAME,
+        "stage": "stage", "error_type": "StagingUnavailable"}
+    assert "No space left on device" in line["reason"]
+
+    monkeypatch.undo()
+    assert pipeline.process(path) == Outcome("processed", settings.processed / NAME,
+                                             store.MergeCounts(25, 25, 0, 0, 0))
+    assert len(fact_rows(settings.db)) == len(loaded) + 25
+    assert [r["status"] for r in ledger(settings.db)] == ["processed", "processed"]
+    assert staging_files(settings) == []
+
+
+def test_a_file_with_unsorted_keys_loads_like_a_sorted_one(settings: Settings,
+                                                           fresh_db: sqlite3.Connection,
+                                                           tmp_path: Path) -> None:
+    """Unsorted keys take the other path: their repeats are counted in staging and the
+    merge sorts them. The outcome is the same."""
+    table = corrected_day()
+    order = list(range(table.num_rows))
+    random.Random(3).shuffle(order)
+    results = []
+    for name, day in (("sorted", table), ("unsorted", table.take(order))):
+        db_settings = Settings(**{**settings.__dict__, "db": tmp_path / f"{name}.db"})
+        conn = store.connect(db_settings.db)
+        try:
+            store.init_schema(conn)
+            pipeline = Pipeline(db_settings, conn)
+            settings.work.mkdir(parents=True, exist_ok=True)
+            pipeline.process(claimed(settings, day_table(DAY)))
+            statements: list[str] = []
+            conn.set_trace_callback(statements.append)
+            outcome = pipeline.process(claimed(settings, day))
+            conn.set_trace_callback(None)
+        finally:
+            conn.close()
+        assert outcome.counts == store.MergeCounts(22, 0, 2, 20, 0)
+        # Sorted keys are proven unique as they stream; unsorted ones are counted once,
+        # not again by the merge (that count costs as much as the merge itself).
+        assert sum("COUNT(DISTINCT" in s for s in statements) == (name == "unsorted")
+        results.append([r[:4] + r[5:] for r in fact_rows(db_settings.db)])  # not loaded_at
+    assert results[0] == results[1] and len(results[0]) == 25

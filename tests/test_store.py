@@ -1,22 +1,32 @@
-"""Unit tests for `daemon.store` against a real SQLite file."""
+"""Unit tests for `daemon.store` against a real SQLite file.
+
+Rows reach the store as they do in a load: written to a staging file by
+`daemon.staging.staged` and attached with `store.attached_staging`.
+"""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from config import Settings, contract
-from daemon import store
+from daemon import staging, store
 from daemon.errors import SchemaMismatch
 from tests.conftest import day_table, fact_rows, ledger
 
 DAY1 = "2026-02-10"
 DAY2 = "2026-02-11"
 Row = tuple[Any, ...]
+# The contract's types, but nullable: what the reader yields for a producer's file.
+NULLABLE = pa.schema([pa.field(c.name, c.arrow_type) for c in contract.COLUMNS])
 
 
 @pytest.fixture
@@ -36,10 +46,27 @@ def rows_of(run_date: str, count: int = 6, seed: int = 0) -> list[Row]:
     return [tuple(r.values()) for r in day_table(run_date, count, seed).to_pylist()]
 
 
-def stage(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> None:
-    with store.transaction(conn):
-        store.clear_staging(conn)
-        store.stage_rows(conn, rows)
+def table_of(rows: Sequence[Sequence[object]]) -> pa.Table:
+    return pa.Table.from_pylist([dict(zip(contract.COLUMN_NAMES, r, strict=True)) for r in rows],
+                                schema=NULLABLE)
+
+
+@contextmanager
+def staged(conn: sqlite3.Connection, rows: Sequence[Sequence[object]],
+           batch_rows: int = 4) -> Iterator[int]:
+    """Stage `rows` (contract column order) beside `conn`'s database as a load does, in
+    batches of `batch_rows`, and keep the staging file attached; yields its row count."""
+    db = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+    batches = table_of(rows).to_batches(max_chunksize=batch_rows)
+    with staging.staged(db, batches) as (path, count), \
+            store.attached_staging(conn, path) as attached:
+        assert attached == count == len(rows)
+        yield count
+
+
+def strictly_ascending(rows: Sequence[Sequence[Any]]) -> bool:
+    """What the checks prove for the pipeline before it says `keys_sorted`."""
+    return all(a[0] < b[0] for a, b in pairwise(rows))
 
 
 def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
@@ -49,13 +76,15 @@ def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
 
 
 def load(conn: sqlite3.Connection, rows: Sequence[Sequence[object]], loaded_at: str,
-         replace_date: str | None = None) -> tuple[store.MergeCounts, int]:
+         replace_date: str | None = None,
+         keys_sorted: bool | None = None) -> tuple[store.MergeCounts, int]:
     """Stage `rows` and merge them under a new ledger row, as one file's load does."""
-    stage(conn, rows)
-    with store.transaction(conn):
+    with staged(conn, rows) as count, store.transaction(conn):
         load_id = new_load(conn)
-        counts = store.merge(conn, loaded_at=loaded_at, load_id=load_id,
-                             replace_date=replace_date)
+        counts = store.merge(
+            conn, rows=count, loaded_at=loaded_at, load_id=load_id,
+            keys_sorted=strictly_ascending(rows) if keys_sorted is None else keys_sorted,
+            replace_date=replace_date)
     return counts, load_id
 
 
@@ -148,14 +177,15 @@ class Boom(Exception):
 
 def test_transaction_rolls_back_on_exception(fresh_db: sqlite3.Connection,
                                              other: sqlite3.Connection) -> None:
-    with pytest.raises(Boom), store.transaction(fresh_db):
-        new_load(fresh_db)
-        store.stage_rows(fresh_db, rows_of(DAY1))
+    with staged(fresh_db, rows_of(DAY1)) as count, pytest.raises(Boom), \
+            store.transaction(fresh_db):
+        load_id = new_load(fresh_db)
+        store.merge(fresh_db, rows=count, loaded_at="t1", load_id=load_id, keys_sorted=True)
         raise Boom
     assert not fresh_db.in_transaction
     assert _ledger_count(other) == 0
     assert other.execute(
-        f"SELECT COUNT(*) FROM {store.q(contract.STAGING_TABLE)}").fetchone() == (0,)
+        f"SELECT COUNT(*) FROM {store.q(contract.FACT_TABLE)}").fetchone() == (0,)
     # The connection is usable again afterwards.
     with store.transaction(fresh_db):
         new_load(fresh_db)
@@ -260,48 +290,135 @@ def test_replace_date_with_empty_staging_deletes_the_day(fresh_db: sqlite3.Conne
     assert {r[3] for r in fact_rows(db_path)} == {DAY2}
 
 
-# --- staging and duplicates ---------------------------------------------------------------
+def test_unsorted_merge_matches_sorted(tmp_path: Path) -> None:
+    """keys_sorted=False on unsorted input: the same counts and rows as a sorted merge,
+    and new rows still enter in key order (the fact's key index grows at its right edge)."""
+    first, second = rows_of(DAY1, 8)[:5], [list(r) for r in rows_of(DAY1, 8)]
+    second[1][2], second[3][1] = 4321.25, 77  # two updated, three unchanged, three new
+    shuffled = second[:]
+    random.Random(7).shuffle(shuffled)
+    assert not strictly_ascending(shuffled)
+    results = []
+    for name, rows, keys_sorted in (("sorted.db", second, True),
+                                    ("unsorted.db", shuffled, False)):
+        conn = store.connect(tmp_path / name)
+        try:
+            store.init_schema(conn)
+            load(conn, first, "t1")
+            counts, _ = load(conn, rows, "t2", keys_sorted=keys_sorted)
+            by_rowid = [k for k, in conn.execute(
+                f"SELECT {store.KEY} FROM {store.FACT} ORDER BY rowid")]
+        finally:
+            conn.close()
+        assert counts == store.MergeCounts(rows=8, inserted=3, updated=2, unchanged=3)
+        assert by_rowid == sorted(by_rowid)
+        results.append(fact_rows(tmp_path / name))
+    assert results[0] == results[1]
+    assert [r[-2] for r in results[1]] == ["t1", "t2", "t1", "t2", "t1", "t2", "t2", "t2"]
+
+
+@pytest.mark.parametrize(
+    "repeats",
+    [
+        pytest.param([("20260210-0006", 10, 1.0, DAY1), ("20260210-0006", 11, 2.0, DAY1)],
+                     id="new-key-changed"),
+        pytest.param([("20260210-0006", 10, 1.0, DAY1)] * 2, id="new-key-identical"),
+        pytest.param([("20260210-0001", 10, 1.0, DAY1), ("20260210-0001", 11, 2.0, DAY1)],
+                     id="existing-key-changed"),
+    ],
+)
+def test_a_repeated_staged_key_is_refused_not_written(fresh_db: sqlite3.Connection,
+                                                      db_path: Path, repeats: list[Row]) -> None:
+    """Guards a found bug: an upsert writes a repeated key's row twice (insert, then update)
+    and the count cross-check could not notice, so two rows passed as one of each."""
+    load(fresh_db, rows_of(DAY1, 4), "t1")
+    before, history = fact_rows(db_path), ledger(db_path)
+    rows = [*rows_of(DAY1, 6)[4:], *repeats]
+    with pytest.raises(RuntimeError, match="1 staged rows repeat a key"):
+        load(fresh_db, rows, "t2", keys_sorted=False)
+    assert fact_rows(db_path) == before
+    assert ledger(db_path) == history
+
+
+def test_a_row_count_unlike_the_staged_table_is_refused(fresh_db: sqlite3.Connection,
+                                                        db_path: Path) -> None:
+    with staged(fresh_db, rows_of(DAY1)) as count, pytest.raises(RuntimeError), \
+            store.transaction(fresh_db):
+        store.merge(fresh_db, rows=count - 1, loaded_at="t1", load_id=new_load(fresh_db),
+                    keys_sorted=True)
+    assert fact_rows(db_path) == []
+
+
+# --- staged rows and duplicates ------------------------------------------------------------
+
+
+def test_attached_staging_is_read_only_and_detached_afterwards(
+        fresh_db: sqlite3.Connection) -> None:
+    def schemas() -> list[str]:
+        return [name for _, name, _ in fresh_db.execute("PRAGMA database_list")]
+
+    with pytest.raises(Boom), staged(fresh_db, rows_of(DAY1)) as count:
+        assert count == 6
+        assert schemas() == ["main", "staging"]
+        assert fresh_db.execute(f"SELECT * FROM {store.STAGED}").fetchall() == rows_of(DAY1)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            fresh_db.execute(f"DELETE FROM {store.STAGED}")
+        raise Boom
+    assert schemas() == ["main"]
 
 
 @pytest.mark.parametrize(
     ("repeats", "surplus", "samples"),
     [
         ({"20260210-0000": 3}, 2, ["20260210-0000"]),
-        ({"20260210-0000": 1, "20260210-0001": 1}, 0, []),
         ({"20260210-0003": 2, "20260210-0001": 4, "20260210-0002": 1}, 4,
          ["20260210-0001", "20260210-0003"]),
+        ({f"20260210-{i:04d}": 2 for i in range(7, 0, -1)}, 7,
+         [f"20260210-{i:04d}" for i in range(1, 6)]),
     ],
 )
 def test_surplus_rows_counts_repeated_keys(fresh_db: sqlite3.Connection,
                                            repeats: dict[str, int], surplus: int,
                                            samples: list[str]) -> None:
     rows = [(key, 10, 1.0, DAY1) for key, n in repeats.items() for _ in range(n)]
-    stage(fresh_db, rows)
-    assert store.surplus_rows(fresh_db, "txn_id", 5) == (surplus, samples)
-    assert store.surplus_rows(fresh_db, "txn_id", 1) == (surplus, samples[:1])
+    with staged(fresh_db, rows):
+        assert store.surplus_rows(fresh_db, "txn_id", 5) == (surplus, samples)
+        assert store.surplus_rows(fresh_db, "txn_id", 1) == (surplus, samples[:1])
 
 
 def test_surplus_rows_on_a_non_key_column(fresh_db: sqlite3.Connection) -> None:
     customers = [10, 10, 10, 11, 12, 12, None, None]
     rows = [(f"20260210-{i:04d}", c, 1.0, DAY1) for i, c in enumerate(customers)]
-    stage(fresh_db, rows)
-    assert store.surplus_rows(fresh_db, "customer_id", 5) == (3, ["10", "12"])
+    with staged(fresh_db, rows):
+        assert store.surplus_rows(fresh_db, "customer_id", 5) == (3, ["10", "12"])
 
 
-def test_repeated_key_keeps_the_first_row(fresh_db: sqlite3.Connection,
-                                          other: sqlite3.Connection) -> None:
-    stage(fresh_db, [("20260210-0000", 10, 1.0, DAY1), ("20260210-0000", 11, 2.0, DAY1)])
-    assert other.execute(f"SELECT * FROM {store.q(contract.STAGING_TABLE)}").fetchall() == [
-        ("20260210-0000", 10, 1.0, DAY1, 2)]
+@pytest.mark.parametrize("column", ["txn_id", "customer_id"])
+def test_surplus_rows_of_unique_values_is_zero_without_sampling(
+        fresh_db: sqlite3.Connection, column: str) -> None:
+    statements: list[str] = []
+    rows = [(f"20260210-{i:04d}", 100 - i, 1.0, DAY1) for i in (3, 0, 8, 1, 5)]
+    with staged(fresh_db, rows):
+        fresh_db.set_trace_callback(statements.append)
+        try:
+            assert store.surplus_rows(fresh_db, column, 5) == (0, [])
+        finally:
+            fresh_db.set_trace_callback(None)
+    # One counting query; the sampling GROUP BY is never run.
+    assert len(statements) == 1 and "GROUP BY" not in statements[0]
 
 
-def test_clear_staging_empties_it(fresh_db: sqlite3.Connection,
-                                  other: sqlite3.Connection) -> None:
-    stage(fresh_db, rows_of(DAY1))
-    with store.transaction(fresh_db):
-        store.clear_staging(fresh_db)
-    assert other.execute(
-        f"SELECT COUNT(*) FROM {store.q(contract.STAGING_TABLE)}").fetchone() == (0,)
+@pytest.mark.parametrize(("keys", "expected"), [
+    (["20260210-0000", None, None, "20260210-0001", None], (0, [])),
+    ([None, "20260210-0001", None, "20260210-0001"], (1, ["20260210-0001"])),
+    ([None, None], (0, [])),
+], ids=["nulls-only-repeat", "nulls-and-a-repeat", "all-null"])
+def test_a_null_key_is_not_counted_as_a_repeat(fresh_db: sqlite3.Connection,
+                                               keys: list[str | None],
+                                               expected: tuple[int, list[str]]) -> None:
+    """Nulls are the not_null check's to count: as repeats they would count twice."""
+    with staged(fresh_db, [(k, 10, 1.0, DAY1) for k in keys]):
+        assert store.surplus_rows(fresh_db, "txn_id", 5) == expected
 
 
 # --- ledger -------------------------------------------------------------------------------

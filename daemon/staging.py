@@ -1,0 +1,141 @@
+"""The per-load staging database: one file's rows, bulk-written from Arrow, read by SQL.
+
+Each load stages its file into a fresh private SQLite file beside the database
+(`<db>.staging-XXXXXXXX`), written by the ADBC SQLite driver straight from the file's
+Arrow batches: values are bound in C, never turned into Python objects. The file is
+scratch, rebuilt from the source on any retry, so it is written without a journal or
+fsync. The driver links its own copy of SQLite, and two SQLite libraries holding one
+file open in one process break each other's POSIX locks. So they never share a file
+while it is open: the driver never opens the daemon's database, and it closes the
+staging file before the daemon's own connection attaches it read-only with
+`immutable=1` (no locks taken, no journal opened); the file is deleted once detached.
+This module owns that hand-over and nothing of the checks, the merge or the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import adbc_driver_manager as adbc
+import adbc_driver_sqlite
+import pyarrow as pa
+
+from config import EtlError, contract
+
+TABLE = contract.STAGING_TABLE
+
+
+class StagingUnavailable(EtlError):
+    """The private staging file could not be written. The batches are already contract-
+    shaped, so this is a fault of the machine (disk full, permissions, memory), never of
+    the input: the pipeline retries the load and never quarantines the file for it."""
+
+
+# Nullable, as the reader's batches are: a null must reach staging to be counted.
+_SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in contract.COLUMNS])
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _create_sql() -> str:
+    # No constraints: a null or a repeated key must arrive, to be counted by the checks.
+    columns = ", ".join(f"{_q(c.name)} {c.sql_type}" for c in contract.COLUMNS)
+    return f"CREATE TABLE {_q(TABLE)} ({columns})"
+
+
+def leftover_files(db: Path) -> list[Path]:
+    """Staging files of this database left by a process that was killed mid-load."""
+    return sorted(db.parent.glob(f"{_glob_escape(db.name)}.staging-*"))
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+class _Feed:
+    """Passes batches to the driver and keeps any exception raised while producing them:
+    the driver reports it as its own error, and the input's error is the one that matters."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self.batches = batches
+        self.error: BaseException | None = None
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self.batches:
+                self.rows += batch.num_rows
+                yield batch
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _execute(conn: adbc.AdbcConnection, sql: str) -> None:
+    with adbc.AdbcStatement(conn) as statement:
+        statement.set_sql_query(sql)
+        statement.execute_update()
+
+
+def _write(path: Path, feed: _Feed) -> None:
+    # The driver's low-level API: its DB-API layer would import pandas and
+    # pyarrow.dataset, some 60 MB of resident memory the daemon does not need.
+    # The connection is in autocommit; the transaction is ours, by SQL.
+    with adbc_driver_sqlite.connect(str(path)) as database, \
+            adbc.AdbcConnection(database) as conn:
+        _execute(conn, "PRAGMA journal_mode = OFF")
+        _execute(conn, "PRAGMA synchronous = OFF")
+        _execute(conn, "BEGIN")
+        _execute(conn, _create_sql())
+        with adbc.AdbcStatement(conn) as statement:
+            statement.set_options(**{adbc.INGEST_OPTION_TARGET_TABLE: TABLE,
+                                     adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND})
+            statement.bind_stream(pa.RecordBatchReader.from_batches(_SCHEMA, iter(feed)))
+            statement.execute_update()
+        _execute(conn, "COMMIT")
+
+
+@contextlib.contextmanager
+def staged(db: Path, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[Path, int]]:
+    """Write `batches` (contract-shaped) into a new staging file beside `db`; yield its
+    path and row count; delete it afterwards, whatever happened.
+
+    An exception raised while producing the batches is re-raised as it was; a failure of
+    the staging file itself is `StagingUnavailable`.
+    """
+    path: Path | None = None
+    feed = _Feed(batches)
+    try:
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"{db.name}.staging-", dir=db.parent)
+            os.close(fd)
+            path = Path(name)
+            _write(path, feed)
+        except (adbc.Error, OSError) as exc:
+            if feed.error is None:
+                raise StagingUnavailable(
+                    f"cannot write the staging file {path or db.parent}: {_reason(exc)}",
+                    hint="free disk space or memory, or make the database's directory "
+                    "writable; the file stays in the work directory and is retried",
+                ) from exc
+        if feed.error is not None:
+            # Raised outside the handler, so that it keeps its own cause and context
+            # instead of taking the driver's report of it as its context.
+            raise feed.error
+        assert path is not None
+        yield path, feed.rows
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
