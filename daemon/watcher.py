@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,31 @@ log = structlog.get_logger("daemon.watcher")
 _HINTS: dict[str, Hint] = {"created": "created", "modified": "modified", "moved": "moved",
                            "closed": "closed"}
 RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# watchdog holds each IN_MOVED_FROM for 0.5 s to pair it with its IN_MOVED_TO, and its
+# queue sleeps out that time even once the pair is made, holding back every event behind
+# it (our own claim of each file out of the inbox is one): 0.5 s on every drop. The kernel
+# queues the two halves of a rename back to back, so 10 ms pairs them as well; a half
+# left unpaired only turns a "moved" hint into "created", which waits for the settle
+# time: slower, never wrong.
+MOVE_PAIRING_SECONDS = 0.01
+
+
+def _observer() -> BaseObserver:
+    if not sys.platform.startswith("linux"):
+        return Observer()
+    from watchdog.observers.inotify import InotifyObserver
+
+    # Full events: a file renamed in from outside the inbox is reported as a move (so it
+    # is complete at once), not as a creation, which would wait for the settle time.
+    return InotifyObserver(generate_full_events=True)
+
+
+def _shorten_move_pairing() -> None:
+    try:
+        from watchdog.observers import inotify_move_event_grouper as grouping
+    except ImportError:  # not Linux, or watchdog before 6: nothing of this kind to shorten
+        return
+    grouping.InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
 
 
 class Hints:
@@ -73,9 +99,11 @@ class InboxEventHandler(FileSystemEventHandler):
             hint = _HINTS.get(event.event_type)
             if hint is None or event.is_directory:
                 return
-            # A rename into the inbox is the producer's "done": use where it landed.
+            # A rename into the inbox is the producer's "done": use where it landed. A
+            # move out of the inbox (our own claim, say) has no destination here.
             path = event.dest_path if hint == "moved" else event.src_path
-            self.hints.add(os.fsdecode(path), hint)
+            if path:
+                self.hints.add(os.fsdecode(path), hint)
         except Exception:
             self.hints.request_rescan()
 
@@ -139,7 +167,8 @@ class Watcher:
         if not self.once:
             logging.getLogger("watchdog").addHandler(self._listener)
             logging.getLogger("watchdog.observers.inotify").addFilter(self._stop_race)
-            self._observer = Observer()
+            _shorten_move_pairing()
+            self._observer = _observer()
             self._observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
                                     recursive=False)
             self._observer.start()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from structlog.testing import capture_logs
-from watchdog.events import FileSystemEvent
+from watchdog.events import FileMovedEvent, FileSystemEvent
 
 from config import Settings, contract
 from daemon import store
@@ -192,3 +192,28 @@ def test_once_counts_a_file_it_could_not_claim(settings: Settings,
     assert (settings.inbox / NAME).exists()
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [
         "work_unavailable", "claim_failed"]
+
+
+def test_a_file_renamed_in_from_outside_is_taken_without_waiting_to_settle(
+        tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    # A rename from another directory is an unpaired IN_MOVED_TO: by default watchdog
+    # reports it as a creation, which would wait the whole settle time.
+    patient = replace(settings, settle_seconds=120.0, rescan_seconds=3600.0)
+    running = Watcher(patient, fresh_db)
+    running.start()
+    try:
+        assert running.swept.wait(timeout=30), "the start-up sweep"
+        drop(prepared(tmp_path), settings.inbox)
+        wait_until(lambda: running.outcomes["processed"] == 1,
+                   "the moved-in file to load before its settle time", timeout=20)
+    finally:
+        running.request_stop()
+        running.join()
+
+
+def test_a_move_out_of_the_inbox_is_no_hint() -> None:
+    hints = Hints()
+    InboxEventHandler(hints).on_any_event(FileMovedEvent("/inbox/" + NAME, ""))
+    assert hints.drain() == ([], False)
+    InboxEventHandler(hints).on_any_event(FileMovedEvent("", "/inbox/" + NAME))
+    assert hints.drain() == ([("/inbox/" + NAME, "moved")], False)
