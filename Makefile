@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint run clean
+.PHONY: help install demo test lint bench bench-quick run clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,6 +28,12 @@ test: $(STAMP) ## run the test suite
 lint: $(STAMP) ## ruff and mypy --strict
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+bench: $(STAMP) ## the benchmark suite at the targets' sizes (minutes); writes bench/results.json
+	$(PY) -m bench --full
+
+bench-quick: $(STAMP) ## the same suite at small sizes (about a minute): a smoke test, not judged
+	$(PY) -m bench
 
 run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon

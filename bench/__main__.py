@@ -1,0 +1,143 @@
+"""`python -m bench [--full]`: the daemon's per-file path and the running daemon, measured.
+
+Quick mode (the default, seconds; CI runs it as a smoke test) and full mode (`--full`,
+minutes; the numbers in the README) run the same sections at different sizes:
+per-file cases through `daemon --once` beside the floor (`bench.floor`) on copies of
+the same database; the prototype's approach; one large file end to end through the
+running daemon; small-file latency; a burst; day 1 against the last day of a long
+history. It prints tables, writes `bench/results.json` and, in full mode, exits 1 if a
+target is missed (quick sizes are too small to judge the targets by).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.report import Target, table
+from bench.suite import FULL, QUICK, Bench
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def _section(label: str) -> float:
+    print(f"\n{label} ...", flush=True)
+    return time.perf_counter()
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    plan = bench.plan
+    empty = bench.template("empty", 0, 0)
+    history = bench.template("history", plan.history_days, plan.history_rows)
+    label = f"{plan.history_days}x{plan.history_rows // 1000}k"
+    results: dict[str, Any] = {"cases": []}
+    _section("per-file path: daemon --once against the floor")
+    for rows in plan.sizes:
+        for name, template in (("empty", empty), (label, history)):
+            results["cases"] += bench.case(rows, name, template)
+    _section("the prototype's approach")
+    results["prototype"] = bench.prototype_runs(history)
+    _section(f"end to end: {plan.e2e_rows:,} rows dropped into the running daemon")
+    results["end_to_end"] = bench.end_to_end(history)
+    _section(f"small files: {plan.drops} drops each way, then a burst of {plan.burst}")
+    results["small_files"] = bench.latency_and_burst()
+    _section(f"history growth: day 1 against day {plan.growth_days + 1}")
+    results["growth"] = bench.growth()
+    return results
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    e2e, small, growth = results["end_to_end"], results["small_files"], results["growth"]
+    rate = results["prototype"][-1]["rows_per_s"]
+    biggest = max(c["rows"] for c in results["cases"])
+    merge_at_e2e = next(c for c in results["cases"] if c["rows"] == e2e["rows"]
+                        and c["mode"] == "merge" and c["history"] != "empty")
+    return [
+        Target(f"{e2e['rows']:,} rows end to end / floor", e2e["first_s"] / e2e["floor_first_s"],
+               1.2),
+        Target(f"prototype (extrapolated) / daemon end to end, {e2e['rows']:,} rows",
+               e2e["rows"] / rate / e2e["first_s"], 15, at_most=False),
+        Target("identical re-run / first run, end to end", e2e["rerun_s"] / e2e["first_s"], 1.0),
+        Target("pages an identical re-run changed (ledger row only)",
+               merge_at_e2e["rerun_changed_pages"], 8),
+        Target(f"day {growth['history_days'] + 1} / day 1", growth["ratio"], 1.3),
+        Target(f"peak RSS MB, {biggest:,}-row file",
+               max(c["peak_rss_mb"] for c in results["cases"] if c["rows"] == biggest), 300),
+        *(Target(f"small files, {how} drop, p{q} ms", small[how][f"p{q}_ms"], limit)
+          for how in ("rename", "in_place") for q, limit in ((50, 50), (99, 200))),
+        Target("burst files/s", small["burst"]["files_per_s"], 100, at_most=False),
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    cases = [[c["rows"], c["history"], c["mode"], c["first_s"], c["floor_first_s"],
+              c["vs_floor_first"], c["rerun_s"], c["floor_rerun_s"], c["vs_floor_rerun"],
+              c["rerun_changed_pages"], c["peak_rss_mb"]] for c in results["cases"]]
+    rate = results["prototype"][-1]["rows_per_s"]
+    firsts = {(c["rows"], c["history"]): c["first_s"] for c in results["cases"]
+              if c["mode"] == "merge" and c["history"] != "empty"}
+    proto = [[rows, seconds, "measured" if any(p["rows"] == rows for p in results["prototype"])
+              else "extrapolated", daemon, seconds / daemon]
+             for (rows, _), daemon in firsts.items() for seconds in [rows / rate]]
+    e2e, small, growth = results["end_to_end"], results["small_files"], results["growth"]
+    lat = [[how, small[how]["drops"], small[how]["p50_ms"], small[how]["p95_ms"],
+            small[how]["p99_ms"]] for how in ("rename", "in_place")]
+    return "\n\n".join([
+        table("Per-file path (daemon --once; seconds are the daemon's own duration_ms)",
+              ["rows", "history", "mode", "first s", "floor s", "x floor", "re-run s",
+               "floor s", "x floor", "re-run pages", "RSS MB"], cases),
+        table("Prototype's approach vs the daemon (merge, with history)",
+              ["rows", "prototype s", "", "daemon s", "speed-up"], proto),
+        table("End to end through the running daemon (drop -> archived)",
+              ["rows", "first s", "re-drop s", "floor s", "x floor", "RSS MB"],
+              [[e2e["rows"], e2e["first_s"], e2e["rerun_s"], e2e["floor_first_s"],
+                e2e["first_s"] / e2e["floor_first_s"], e2e["peak_rss_mb"]]]),
+        table("Small files (25 rows), one at a time", ["drop", "n", "p50 ms", "p95 ms",
+                                                       "p99 ms"], lat),
+        table("Burst", ["files", "seconds", "files/s", "daemon RSS MB"],
+              [[small["burst"]["files"], small["burst"]["seconds"],
+                small["burst"]["files_per_s"], small["peak_rss_mb"]]]),
+        table("History growth (per-file seconds)", ["rows/day", "day 1 s", "days before",
+                                                   "last day s", "ratio"],
+              [[growth["rows_per_day"], growth["day1_s"], growth["history_days"],
+                growth["day_last_s"], growth["ratio"]]]),
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="the sizes of the targets (minutes)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where to build inputs and databases (default: the temp dir)")
+    args = parser.parse_args(argv)
+    plan = FULL if args.full else QUICK
+    root = Path(tempfile.mkdtemp(prefix="etl-bench-", dir=args.work))
+    started = time.perf_counter()
+    try:
+        machine = report.machine()
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+        results = run(Bench(plan, root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    judged = targets(results)
+    print("\n" + render(results))
+    print(f"\nTargets ({'full' if args.full else 'quick sizes, not judged'}):")
+    print("\n".join(t.line() for t in judged))
+    results = {"mode": "full" if args.full else "quick", "machine": machine,
+               "seconds": time.perf_counter() - started, **results,
+               "targets": [{**vars(t), "met": t.met} for t in judged]}
+    report.write_json(args.out, results)
+    print(f"\nwrote {args.out}")
+    return 1 if args.full and not all(t.met for t in judged) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Benchmark inputs: generated Parquet days, and databases that already hold history.
+
+Files come from the project's own deterministic generator, published as a producer
+would. A database with history is built in bulk, through the same staging hand-over the
+daemon uses (an ADBC-written scratch file attached read-only), so that building 365 days
+takes a minute rather than an hour; its rows carry no ledger lineage (`load_id` NULL).
+Each template is built once per run and copied for every case that starts from it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from config import contract
+from daemon import staging, store
+from generator.publish import publish_parquet
+from generator.transactions import generate
+
+FIRST_DAY = date(2026, 1, 1)
+SMALL_ROWS = 25
+
+
+def day(index: int) -> date:
+    """The run date of day `index` (0 is FIRST_DAY)."""
+    return FIRST_DAY + timedelta(days=index)
+
+
+def write_day(directory: Path, run_date: date, rows: int) -> Path:
+    """Publish one generated day into `directory` (atomically, as the generator does)."""
+    return publish_parquet(directory, contract.file_name_for(run_date.isoformat()),
+                           contract.ARROW_SCHEMA, generate(run_date, rows))
+
+
+def _days(first: int, days: int, rows: int) -> Iterator[pa.RecordBatch]:
+    for index in range(first, first + days):
+        yield from generate(day(index), rows)
+
+
+def build_history(db: Path, days: int, rows_per_day: int, first: int = 0) -> Path:
+    """A daemon database whose fact table holds `days` generated days (keys in order)."""
+    conn = store.connect(db)
+    try:
+        store.init_schema(conn)
+        if days:
+            columns = ", ".join(map(store.q, contract.COLUMN_NAMES))
+            with staging.staged(db, _days(first, days, rows_per_day)) as (path, _), \
+                    store.attached_staging(conn, path), store.transaction(conn):
+                conn.execute(f"INSERT INTO {store.FACT} ({columns}, \"loaded_at\") "
+                             f"SELECT {columns}, 'history' FROM {store.STAGED}")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return db
+
+
+def copy_db(template: Path, target: Path) -> Path:
+    """A private copy of a checkpointed template database (no WAL to carry over)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(template, target)
+    return target

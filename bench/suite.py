@@ -1,0 +1,192 @@
+"""The benchmark's sections: what is run, on which inputs, in which order.
+
+Sizes come from a `Plan` (quick or full). Each per-file case loads one generated day
+into copies of one template database, through the floor and through `daemon --once` in
+both write modes, first run and identical re-run, interleaved so that the machine's
+noise falls on both sides of every ratio.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import fixtures, prototype, runs, service
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sizes of one benchmark run; see QUICK and FULL."""
+
+    sizes: tuple[int, ...]
+    history_days: int
+    history_rows: int
+    repeats: int
+    prototype_sizes: tuple[int, ...]
+    e2e_rows: int
+    drops: int
+    burst: int
+    growth_days: int
+    growth_rows: int
+
+
+QUICK = Plan((10_000, 100_000), 5, 10_000, 1, (10_000,), 100_000, 30, 100, 30, 10_000)
+FULL = Plan((10_000, 100_000, 1_000_000, 5_000_000), 30, 100_000, 3, (10_000, 100_000),
+            1_000_000, 200, 1_000, 364, 100_000)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+class Bench:
+    """Runs the sections of one plan in a scratch directory `root`, printing progress."""
+
+    def __init__(self, plan: Plan, root: Path) -> None:
+        self.plan, self.root = plan, root
+        self.files = root / "files"
+        self.log = print
+
+    def day_file(self, index: int, rows: int) -> Path:
+        path = self.files / str(rows) / f"transactions_{fixtures.day(index).isoformat()}.parquet"
+        return path if path.exists() else fixtures.write_day(path.parent, fixtures.day(index), rows)
+
+    def template(self, name: str, days: int, rows: int) -> Path:
+        path = self.root / f"template-{name}.db"
+        if not path.exists():
+            fixtures.build_history(path, days, rows)
+        return path
+
+    def case(self, rows: int, history: str, template: Path) -> list[dict[str, Any]]:
+        """Floor and daemon (merge and replace), first run and identical re-run."""
+        parquet = self.day_file(self.plan.history_days, rows)
+        reps = 1 if rows >= 5_000_000 else self.plan.repeats
+        times: dict[str, list[float]] = {}
+        rss: dict[str, float] = {}
+        pages: dict[str, int] = {}
+        for rep in range(reps):
+            db = fixtures.copy_db(template, self.root / "floor.db")
+            for run in ("first", "rerun"):
+                times.setdefault(f"floor/{run}", []).append(runs.floor_once(db, parquet).seconds)
+            for mode in ("merge", "replace"):
+                case_dir = self.root / f"case-{rep}-{mode}"
+                shutil.rmtree(case_dir, ignore_errors=True)
+                db = fixtures.copy_db(template, self.root / "daemon.db")
+                for run in ("first", "rerun"):
+                    before = self.root / "before.db"
+                    if run == "rerun" and rep == 0:
+                        shutil.copyfile(db, before)
+                    result = runs.daemon_once(case_dir, db, parquet, mode)
+                    times.setdefault(f"{mode}/{run}", []).append(result.seconds)
+                    rss[mode] = max(rss.get(mode, 0.0), result.peak_rss_mb)
+                    if run == "rerun" and rep == 0:
+                        pages[mode] = runs.changed_pages(before, db)
+                        if result.counts["unchanged"] != rows:
+                            raise RuntimeError(f"an identical re-run changed rows: {result}")
+        floor_first, floor_rerun = median(times["floor/first"]), median(times["floor/rerun"])
+        out = []
+        for mode in ("merge", "replace"):
+            first, rerun = median(times[f"{mode}/first"]), median(times[f"{mode}/rerun"])
+            out.append({"rows": rows, "history": history, "mode": mode, "repeats": reps,
+                        "first_s": first, "rerun_s": rerun, "floor_first_s": floor_first,
+                        "floor_rerun_s": floor_rerun, "vs_floor_first": first / floor_first,
+                        "vs_floor_rerun": rerun / floor_rerun, "rerun_vs_first": rerun / first,
+                        "rerun_changed_pages": pages[mode], "peak_rss_mb": rss[mode]})
+            self.log(f"  {rows:>9,} rows, {history:>9}, {mode:7}: first {first:.3f} s "
+                     f"({first / floor_first:.2f}x floor), re-run {rerun:.3f} s")
+        return out
+
+    def prototype_runs(self, template: Path) -> list[dict[str, Any]]:
+        out = []
+        for rows in self.plan.prototype_sizes:
+            db = fixtures.copy_db(template, self.root / "prototype.db")
+            seconds = prototype.load(db, self.day_file(self.plan.history_days, rows))
+            out.append({"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds})
+            self.log(f"  prototype {rows:,} rows: {seconds:.2f} s")
+        return out
+
+    def end_to_end(self, template: Path) -> dict[str, Any]:
+        rows = self.plan.e2e_rows
+        parquet = self.day_file(self.plan.history_days, rows)
+        data = parquet.read_bytes()
+        db = fixtures.copy_db(template, self.root / "service.db")
+        root = self.root / "e2e"
+        shutil.rmtree(root, ignore_errors=True)
+        with service.running(root, db) as daemon:
+            out: dict[str, Any] = {"rows": rows}
+            name = parquet.name
+            for run in ("first", "rerun"):
+                daemon.done.pop(name, None)
+                started = service.drop_renamed(daemon.inbox, name, data)
+                out[f"{run}_s"] = daemon.wait_done({name})[name] - started
+            out["peak_rss_mb"] = daemon.peak_rss_mb()
+        floor = [runs.floor_once(fixtures.copy_db(template, self.root / "floor.db"),
+                                 parquet).seconds for _ in range(self.plan.repeats)]
+        out["floor_first_s"] = median(floor)
+        self.log(f"  {rows:,} rows dropped into the running daemon: {out['first_s']:.3f} s "
+                 f"(floor {out['floor_first_s']:.3f} s), re-drop {out['rerun_s']:.3f} s")
+        return out
+
+    def latency_and_burst(self) -> dict[str, Any]:
+        db = fixtures.build_history(self.root / "small.db", 0, 0)
+        root = self.root / "small"
+        shutil.rmtree(root, ignore_errors=True)
+        out: dict[str, Any] = {}
+        offset = 1000
+        with service.running(root, db) as daemon:
+            for how, drop in (("rename", service.drop_renamed),
+                              ("in_place", service.drop_in_place)):
+                latencies = []
+                for _ in range(self.plan.drops):
+                    name, data = self.small(offset)
+                    offset += 1
+                    started = drop(daemon.inbox, name, data)
+                    latencies.append((daemon.wait_done({name})[name] - started) * 1000)
+                out[how] = {"drops": len(latencies), "p50_ms": service.percentile(latencies, 50),
+                            "p95_ms": service.percentile(latencies, 95),
+                            "p99_ms": service.percentile(latencies, 99)}
+                self.log(f"  {how}: {out[how]}")
+            outbox = root / "outbox"
+            outbox.mkdir()
+            names = []
+            for _ in range(self.plan.burst):
+                name, data = self.small(offset)
+                offset += 1
+                (outbox / name).write_bytes(data)
+                names.append(name)
+            started = time.time()
+            for name in names:
+                (outbox / name).rename(daemon.inbox / name)
+            finished = max(daemon.wait_done(set(names)).values())
+            out["burst"] = {"files": len(names), "seconds": finished - started,
+                            "files_per_s": len(names) / (finished - started)}
+            out["peak_rss_mb"] = daemon.peak_rss_mb()
+            self.log(f"  burst: {out['burst']}")
+        return out
+
+    def small(self, index: int) -> tuple[str, bytes]:
+        path = self.day_file(index, fixtures.SMALL_ROWS)
+        return path.name, path.read_bytes()
+
+    def growth(self) -> dict[str, Any]:
+        """Per-file time for day 1 (empty fact) and day 365 (after 364 days)."""
+        rows, days = self.plan.growth_rows, self.plan.growth_days
+        empty = self.template("empty", 0, 0)
+        full = self.template(f"growth-{days}", days, rows)
+        day1, later = [], []
+        for rep in range(self.plan.repeats):
+            db = fixtures.copy_db(empty, self.root / "growth-day1.db")
+            day1.append(runs.daemon_once(self.root / f"growth-{rep}", db,
+                                         self.day_file(0, rows)).seconds)
+            # The big database is not copied: each repeat loads the next new day into it.
+            later.append(runs.daemon_once(self.root / f"growth-{rep}", full,
+                                          self.day_file(days + rep, rows)).seconds)
+        out = {"rows_per_day": rows, "history_days": days, "day1_s": median(day1),
+               "day_last_s": median(later), "ratio": median(later) / median(day1)}
+        self.log(f"  day 1 {out['day1_s']:.3f} s, day {days + 1} {out['day_last_s']:.3f} s")
+        return out
+

@@ -1,0 +1,43 @@
+"""The benchmark's own arithmetic: percentiles, page diffs and target verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.report import Target
+from bench.runs import PAGE_BYTES, changed_pages
+from bench.service import percentile
+
+
+@pytest.mark.parametrize(("q", "expected"), [(50, 50.0), (95, 95.0), (99, 99.0), (100, 100.0)])
+def test_percentile_is_nearest_rank(q: float, expected: float) -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert percentile(values, q) == expected
+
+
+def test_percentile_of_one_value_is_that_value() -> None:
+    assert percentile([7.0], 50) == percentile([7.0], 99) == 7.0
+
+
+def test_changed_pages_counts_differing_and_appended_pages(tmp_path: Path) -> None:
+    before = bytes(PAGE_BYTES * 4)
+    after = bytearray(before)
+    after[PAGE_BYTES + 10] = 1  # page 1 changed
+    after[3 * PAGE_BYTES] = 1  # page 3 changed
+    after += bytes(PAGE_BYTES * 2)  # two pages appended
+    (tmp_path / "a").write_bytes(before)
+    (tmp_path / "b").write_bytes(bytes(after))
+    assert changed_pages(tmp_path / "a", tmp_path / "b") == 4
+    assert changed_pages(tmp_path / "a", tmp_path / "a") == 0
+
+
+@pytest.mark.parametrize(("value", "limit", "at_most", "met"), [
+    (1.1, 1.2, True, True), (1.3, 1.2, True, False), (1.2, 1.2, True, True),
+    (16.0, 15.0, False, True), (14.0, 15.0, False, False),
+])
+def test_target_verdict(value: float, limit: float, at_most: bool, met: bool) -> None:
+    target = Target("x", value, limit, at_most)
+    assert target.met is met
+    assert ("MISSED" in target.line()) is not met
