@@ -147,7 +147,10 @@ class Watcher:
         self.swept = threading.Event()
         self.outcomes: Counter[str] = Counter()
         self.crashed = False
+        # Claimed files waiting for a (re)try, in claim order: when due, attempt count.
         self._retries: dict[Path, tuple[float, int]] = {}
+        # `once` only: a file had to wait, so this drain takes nothing more.
+        self._held = False
         self._observer: BaseObserver | None = None
         self._listener = _OverflowListener(self.hints)
         self._stop_race = _StopRaceFilter()
@@ -204,11 +207,11 @@ class Watcher:
             log.error("work_unavailable", work=str(self.settings.work),
                       reason=exc.strerror or str(exc),
                       hint="restore the work directory; files in it are resumed at start-up")
+        # Left-over claims join the retry queue, in claim order, due now: they are loaded
+        # before any new drop, and one that must wait holds back those claimed after it.
         for path in left_over:
-            if self.stop_requested.is_set():
-                return
             log.info("file_resumed", file=files.display_name(path.name))
-            self._process(path)
+            self._retries[path] = (0.0, 0)
         self._detected(self.inbox.scan("sweep"))
         self.swept.set()
         next_rescan = time.monotonic() + self.settings.rescan_seconds
@@ -227,7 +230,7 @@ class Watcher:
             did_work, wait = self._take_due()
             if did_work:
                 continue
-            if self.once and not self.inbox.candidates and not self._retries:
+            if self.once and (self._held or not (self.inbox.candidates or self._retries)):
                 return
             deadline = min([next_rescan, *(due for due, _ in self._retries.values())])
             timeout = deadline - time.monotonic()
@@ -239,16 +242,21 @@ class Watcher:
     def _take_due(self) -> tuple[bool, float | None]:
         """Run due retries and complete inbox files; say whether any ran, and how long
         until the next inbox file may be complete."""
-        now = time.monotonic()
-        due = [path for path, (at, _) in sorted(self._retries.items()) if at <= now]
-        for path in due:
+        # Strictly in claim order (the queue's insertion order): only its head may run,
+        # so a file that waits holds back every file claimed after it.
+        ran = False
+        while self._retries and not self._held:
+            path, (at, _) = next(iter(self._retries.items()))
             if self.stop_requested.is_set():
                 return True, None
+            if at > time.monotonic():
+                break
             self._process(path)
-        if self._retries:
+            ran = True
+        if self._retries or self._held:
             # While an environmental fault lasts, later drops wait: loaded first, they
             # could be overwritten by an older drop of the same day once it is retried.
-            return bool(due), None
+            return ran, None
         ready, wait = self.inbox.due()
         for path in ready:
             if self.stop_requested.is_set():
@@ -257,9 +265,11 @@ class Watcher:
             claim = self.pipeline.claim(path)
             if claim.status == "claimed":
                 self._process(claim.path)
+                if self._retries or self._held:
+                    break  # the later ready files wait behind it, in the inbox
             else:
                 self.outcomes[claim.status] += 1
-        return bool(due or ready), wait
+        return bool(ran or ready), wait
 
     def _process(self, claimed: Path) -> None:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
@@ -269,7 +279,10 @@ class Watcher:
             self._retries.pop(claimed, None)
             return
         if self.once:
-            # A drain must end: the file stays in the work directory for the next run.
+            # A drain must end: the file stays in the work directory for the next run,
+            # and so do the claims behind it and the drops still in the inbox, so that
+            # none of them is applied before it.
+            self._held = True
             return
         _, attempts = self._retries.get(claimed, (0.0, 0))
         delay = RETRY_BACKOFF_SECONDS[min(attempts, len(RETRY_BACKOFF_SECONDS) - 1)]

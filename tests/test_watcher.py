@@ -7,21 +7,26 @@ backoff, and `once` waiting for a file still settling.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from structlog.testing import capture_logs
 from watchdog.events import FileMovedEvent, FileSystemEvent
 
 from config import Settings, contract
-from daemon import store
+from daemon import files, store
 from daemon.watcher import Hints, InboxEventHandler, Watcher
-from tests.conftest import day_table, drop, fact_rows, wait_until, write_parquet
+from tests.conftest import day_table, drop, fact_rows, ledger, wait_until, write_parquet
 
 NAME = contract.file_name_for("2026-02-10")
 
@@ -217,3 +222,72 @@ def test_a_move_out_of_the_inbox_is_no_hint() -> None:
     assert hints.drain() == ([], False)
     InboxEventHandler(hints).on_any_event(FileMovedEvent("", "/inbox/" + NAME))
     assert hints.drain() == ([("/inbox/" + NAME, "moved")], False)
+
+
+def _staging_disk_full(monkeypatch: pytest.MonkeyPatch, settings: Settings,
+                       faults: list[int]) -> None:
+    """Make the next `faults[0]` staging files fail to be created (ENOSPC)."""
+    real_mkstemp = tempfile.mkstemp
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if str(kwargs.get("prefix", "")).startswith(f"{settings.db.name}.staging-") \
+                and faults[0] > 0:
+            faults[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", flaky)
+
+
+def corrected(run_date: str = "2026-02-10") -> pa.Table:
+    table = day_table(run_date)
+    amounts = pc.add(table.column("amount"), 1.0)
+    return table.set_column(table.schema.get_field_index("amount"), "amount", amounts)
+
+
+def test_a_once_drain_never_applies_a_later_drop_before_a_file_that_must_wait(
+        tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards a found bug: in a --once drain, the first drop of a day hit a transient
+    fault and stayed in the work directory while its corrected re-drop loaded; the next
+    drain then applied the older drop over the newer one."""
+    faults = [1]
+    _staging_disk_full(monkeypatch, settings, faults)
+    newer = "transactions_2026-02-10~1.parquet"
+    drop(prepared(tmp_path), settings.inbox)
+    drop(write_parquet(tmp_path / "outbox2", corrected(), newer), settings.inbox)
+    drains = []
+    for _ in range(2):
+        drain = Watcher(settings, fresh_db, once=True)
+        drain.start()
+        drain.join()
+        drains.append(dict(drain.outcomes))
+        if len(drains) == 1:
+            assert (settings.inbox / newer).exists()  # not claimed behind the waiting file
+    assert drains == [{"retry": 1}, {"processed": 2}]
+    assert [r["file_name"] for r in ledger(settings.db)] == [NAME, newer]
+    assert [r[2] for r in fact_rows(settings.db)] == corrected().column("amount").to_pylist()
+
+
+def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
+        tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left-over claims resume in claim order; one that must wait holds the rest back."""
+    settings.work.mkdir(parents=True, exist_ok=True)
+    older = drop(prepared(tmp_path), settings.work)
+    newer = drop(write_parquet(tmp_path / "outbox2", corrected(), NAME), settings.work,
+                 "transactions_2026-02-10~1.parquet")
+    # Claim order is by change time: make the corrected file the later claim.
+    os.utime(newer)
+    assert files.in_claim_order(settings.work) == [older, newer]
+    _staging_disk_full(monkeypatch, settings, [1])
+    running = Watcher(replace(settings, rescan_seconds=3600.0), fresh_db)
+    running.start()
+    try:
+        wait_until(lambda: running.outcomes["processed"] == 2, "both left-overs to load")
+    finally:
+        running.request_stop()
+        running.join()
+    assert running.outcomes["retry"] == 1
+    assert [r["file_name"] for r in ledger(settings.db)] == [older.name, newer.name]
+    assert [r[2] for r in fact_rows(settings.db)] == corrected().column("amount").to_pylist()
