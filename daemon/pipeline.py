@@ -155,33 +155,55 @@ class Pipeline:
 
     def _load_rows(self, source: reader.ParquetSource, attempt: _Attempt,
                    run_date: str) -> store.MergeCounts:
-        """Stage the rows while the row checks run, count repeats, then merge and record
-        in the file's one transaction."""
+        """Stage the rows while the row checks run; check and merge them; clean up."""
         attempt.stage = "stage"
         verdict = checks.FileChecks(run_date)
         batches = verdict.observing(source.batches())
-        with staging.staged(self.settings.db, batches) as (path, rows), \
-                store.attached_staging(self.conn, path) as staged_rows:
-            if staged_rows != rows:
-                raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
-            attempt.stage = "checks"
-            counted = verdict.unique_columns_to_count()
-            for column in counted:
-                verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
-                                                                      checks.SAMPLE_KEYS))
-            verdict.raise_for_failures()
-            attempt.stage = "load"
-            load = attempt.load
-            with store.transaction(self.conn):
-                load_id = store.record_load(self.conn, load, status="processed",
-                                            finished_at=load.started_at)
-                replace_date = run_date if self.settings.write_mode == "replace" else None
-                counts = store.merge(self.conn, rows=rows, loaded_at=utc_now(), load_id=load_id,
-                                     keys_sorted=verdict.ascending(contract.KEY),
-                                     keys_counted=contract.KEY in counted,
-                                     replace_date=replace_date)
-                store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
-                return counts
+        counts: store.MergeCounts | None = None
+        try:
+            with staging.staged(self.settings.db, batches) as (path, rows), \
+                    store.attached_staging(self.conn, path) as staged_rows:
+                if staged_rows != rows:
+                    raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
+                if rows != source.rows:
+                    # A footer whose count disagrees with its row groups: in replace mode
+                    # an empty read would otherwise delete the whole day.
+                    raise BadInput(f"the footer promises {source.rows} rows but the row "
+                                   f"groups hold {rows}", stage="read",
+                                   hint="the file is corrupt; have the producer write it again")
+                counts = self._check_and_merge(verdict, attempt, run_date, rows)
+        except Exception as exc:
+            if counts is None:
+                raise
+            # Committed: the load stands and the file is archived; only the staging
+            # database could not be let go of.
+            log.warning("staging_cleanup_failed", file=attempt.load.file_name, reason=str(exc),
+                        hint="restart the daemon if the next file reports the staging "
+                        "database in use")
+        return counts
+
+    def _check_and_merge(self, verdict: checks.FileChecks, attempt: _Attempt, run_date: str,
+                         rows: int) -> store.MergeCounts:
+        """Count repeats where needed, then the ledger row and the merge in the file's one
+        transaction."""
+        attempt.stage = "checks"
+        counted = verdict.unique_columns_to_count()
+        for column in counted:
+            verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
+                                                                  checks.SAMPLE_KEYS))
+        verdict.raise_for_failures()
+        attempt.stage = "load"
+        load = attempt.load
+        with store.transaction(self.conn):
+            load_id = store.record_load(self.conn, load, status="processed",
+                                        finished_at=load.started_at)
+            replace_date = run_date if self.settings.write_mode == "replace" else None
+            counts = store.merge(self.conn, rows=rows, loaded_at=utc_now(), load_id=load_id,
+                                 keys_sorted=verdict.ascending(contract.KEY),
+                                 keys_counted=contract.KEY in counted,
+                                 replace_date=replace_date)
+            store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
+        return counts
 
     def _archive(self, attempt: _Attempt) -> Outcome:
         """Move a loaded file to processed/ and log its canonical line."""

@@ -19,12 +19,16 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import adbc_driver_manager as adbc
 import adbc_driver_sqlite
 import pyarrow as pa
+import structlog
 
 from config import EtlError, contract
+
+log = structlog.get_logger("daemon.staging")
 
 TABLE = contract.STAGING_TABLE
 
@@ -84,10 +88,12 @@ def _execute(conn: adbc.AdbcConnection, sql: str) -> None:
 
 
 def _write(path: Path, feed: _Feed) -> None:
-    # The driver's low-level API: its DB-API layer would import pandas and
-    # pyarrow.dataset, some 60 MB of resident memory the daemon does not need.
+    # The driver's low-level API: its DB-API layer imports pyarrow.dataset, some 55 MB
+    # of resident memory the daemon does not need.
     # The connection is in autocommit; the transaction is ours, by SQL.
-    with adbc_driver_sqlite.connect(str(path)) as database, \
+    # A URI from the path's bytes: the driver takes text, and a name need not be UTF-8.
+    uri = "file://" + quote(os.fsencode(path.absolute()))
+    with adbc_driver_sqlite.connect(uri) as database, \
             adbc.AdbcConnection(database) as conn:
         _execute(conn, "PRAGMA journal_mode = OFF")
         _execute(conn, "PRAGMA synchronous = OFF")
@@ -132,7 +138,17 @@ def staged(db: Path, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[Path, 
         yield path, feed.rows
     finally:
         if path is not None:
-            path.unlink(missing_ok=True)
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a staging file; failing that, say so and go on. The load's outcome stands
+    (it may have committed already), and the next start deletes leftovers."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("staging_cleanup_failed", path=str(path), reason=str(exc),
+                    hint="delete the file by hand, or restart the daemon, which does")
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from `config.contract`. It knows nothing of files or checks.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,8 +41,10 @@ CACHE_KIB = 64 * 1024
 
 
 def _uri(path: Path, **params: str) -> str:
+    # From the path's bytes (a name need not be UTF-8), with an empty authority (a path
+    # may begin with `//`).
     query = "&".join(f"{k}={v}" for k, v in params.items())
-    return f"file:{quote(str(path.absolute()))}" + (f"?{query}" if query else "")
+    return "file://" + quote(os.fsencode(path.absolute())) + (f"?{query}" if query else "")
 
 
 def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection:
@@ -69,8 +72,14 @@ def attached_staging(conn: sqlite3.Connection, path: Path) -> Iterator[int]:
     try:
         rows, = conn.execute(f"SELECT COUNT(*) FROM {STAGED}").fetchone()
         yield int(rows)
-    finally:
-        conn.execute("DETACH DATABASE staging")
+    except BaseException as exc:
+        # A failing DETACH must not hide the error that ended the block.
+        try:
+            conn.execute("DETACH DATABASE staging")
+        except sqlite3.Error as detach_exc:
+            exc.add_note(f"detaching the staging database failed too: {detach_exc}")
+        raise
+    conn.execute("DETACH DATABASE staging")
 
 
 @contextmanager

@@ -7,6 +7,7 @@ ledger row, and the fact table byte-identical to before.
 
 from __future__ import annotations
 
+import decimal
 import errno
 import json
 import math
@@ -15,6 +16,7 @@ import random
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings
-from daemon import store
+from daemon import staging, store
 from daemon.pipeline import Outcome, Pipeline
 from tests.conftest import day_table, fact_rows, ledger, write_parquet
 
@@ -464,3 +466,154 @@ def test_a_file_with_unsorted_keys_loads_like_a_sorted_one(settings: Settings,
         assert sum("COUNT(DISTINCT" in s for s in statements) == (name == "unsorted")
         results.append([r[:4] + r[5:] for r in fact_rows(db_settings.db)])  # not loaded_at
     assert results[0] == results[1] and len(results[0]) == 25
+
+
+@pytest.fixture
+def undeletable_staging(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """`Path.unlink` refuses staging files (as a Windows-like lock or an odd mount
+    would); yields the paths it refused."""
+    real_unlink = Path.unlink
+    refused: list[Path] = []
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if ".staging-" in self.name:
+            refused.append(self)
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    return refused
+
+
+def test_a_staging_file_that_cannot_be_deleted_does_not_fail_the_load(
+        settings: Settings, pipeline: Pipeline, undeletable_staging: list[Path]) -> None:
+    """Guards a found bug: the failed delete escaped after the commit, so a loaded file
+    was quarantined and given a failed ledger row besides its processed one."""
+    with capture_logs() as logs:
+        outcome = pipeline.process(claimed(settings, day_table(DAY)))
+    assert outcome.status == "processed" and outcome.path == settings.processed / NAME
+    assert outcome.path.exists() and list(settings.failed.iterdir()) == []
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
+    assert len(fact_rows(settings.db)) == 25
+    [path] = undeletable_staging
+    [warning] = [e for e in logs if e["event"] == "staging_cleanup_failed"]
+    assert warning["log_level"] == "warning" and warning["path"] == str(path)
+    assert "Permission denied" in warning["reason"]
+    assert staging.leftover_files(settings.db) == [path]
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
+
+
+def test_a_staging_file_that_cannot_be_deleted_does_not_hide_why_a_file_failed(
+        settings: Settings, pipeline: Pipeline, undeletable_staging: list[Path]) -> None:
+    bad = replaced_at(day_table(DAY), "amount", 3, -1.0)
+    with capture_logs() as logs:
+        outcome = pipeline.process(claimed(settings, bad))
+    assert outcome.status == "failed"
+    sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
+    assert (sidecar["error_type"], sidecar["stage"]) == ("ChecksFailed", "checks")
+    assert "min:amount" in sidecar["message"]
+    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
+    assert fact_rows(settings.db) == []
+    [path] = undeletable_staging
+    assert [e["path"] for e in logs if e["event"] == "staging_cleanup_failed"] == [str(path)]
+    assert staging.leftover_files(settings.db) == [path]
+
+
+def test_a_detach_failing_after_the_commit_does_not_fail_the_load(
+        settings: Settings, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load has committed by the time the staging database is detached: a failure
+    then is logged, and the file is archived as loaded, not quarantined."""
+    real_attached = store.attached_staging
+
+    @contextmanager
+    def detach_fails(conn: sqlite3.Connection, path: Path) -> Iterator[int]:
+        with real_attached(conn, path) as rows:
+            yield rows
+        raise sqlite3.OperationalError("database staging is locked")
+
+    monkeypatch.setattr(store, "attached_staging", detach_fails)
+    with capture_logs() as logs:
+        outcome = pipeline.process(claimed(settings, day_table(DAY)))
+    assert outcome.status == "processed" and outcome.path.exists()
+    assert list(settings.failed.iterdir()) == []
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
+    assert len(fact_rows(settings.db)) == 25
+    [warning] = [e for e in logs if e["event"] == "staging_cleanup_failed"]
+    assert (warning["log_level"], warning["file"]) == ("warning", NAME)
+    assert warning["reason"] == "database staging is locked"
+    assert staging_files(settings) == []
+
+
+def _footer_overstating_rows(path: Path, rows: int) -> None:
+    """An empty file whose footer claims `rows` rows: its thrift `num_rows` (field 3,
+    an i64 of 0, just before the `row_groups` list header) patched in place."""
+    pq.write_table(day_table(DAY).slice(0, 0), path)
+    data = path.read_bytes()
+    at = data.rfind(b"\x16\x00\x19")
+    assert at > 0, "the footer's num_rows field was not found; pyarrow's layout changed"
+    assert rows < 64  # a one-byte zigzag varint
+    path.write_bytes(data[:at + 1] + bytes([rows * 2]) + data[at + 2:])
+    assert pq.read_metadata(path).num_rows == rows
+
+
+def test_a_footer_promising_rows_the_file_lacks_is_bad_input_not_an_empty_day(
+        settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    """Guards a found bug: such a file read as zero rows, and in replace mode its load
+    deleted the whole day."""
+    replace = Pipeline(Settings(**{**settings.__dict__, "write_mode": "replace"}), fresh_db)
+    settings.work.mkdir(parents=True)
+    assert replace.process(claimed(settings, day_table(DAY, 50))).status == "processed"
+    before = fact_rows(settings.db)
+    assert len(before) == 50
+    path = settings.work / NAME
+    _footer_overstating_rows(path, 50)
+    outcome = replace.process(path)
+    assert outcome.status == "failed" and outcome.path == settings.failed / NAME
+    sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
+    assert sidecar["stage"] == "read"
+    assert sidecar["message"] == "the footer promises 50 rows but the row groups hold 0"
+    assert "footer" in sidecar["reason"] and sidecar["hint"]
+    assert fact_rows(settings.db) == before
+    assert [r["status"] for r in ledger(settings.db)] == ["processed", "failed"]
+    assert "footer promises 50 rows" in ledger(settings.db)[-1]["error"]
+    assert staging_files(settings) == []
+
+
+@pytest.mark.parametrize("where", ["not-utf8", "double-slash"])
+def test_a_database_path_sqlite_uris_mishandled_loads(settings: Settings, tmp_path: Path,
+                                                     where: str) -> None:
+    """Guards a found bug: the URI was built from the path's text, so a directory name
+    that is not UTF-8 could not be encoded, and `//x/...` became the URI authority."""
+    if where == "not-utf8":
+        db = tmp_path / os.fsdecode(b"dir\xff") / "etl.db"
+    else:
+        db = Path("//" + str(tmp_path).lstrip("/") + "/x/etl.db")
+    conn = store.connect(db)
+    try:
+        store.init_schema(conn)
+        db_settings = Settings(**{**settings.__dict__, "db": db})
+        settings.work.mkdir(parents=True)
+        outcome = Pipeline(db_settings, conn).process(claimed(settings, day_table(DAY, 5)))
+    finally:
+        conn.close()
+    assert outcome.status == "processed"
+    assert [r[:4] for r in fact_rows(db)] == [tuple(r.values())
+                                              for r in day_table(DAY, 5).to_pylist()]
+    assert [(r["status"], r["inserted"]) for r in ledger(db)] == [("processed", 5)]
+    assert staging.leftover_files(db) == []
+
+
+def test_amounts_resent_as_decimals_are_unchanged(settings: Settings,
+                                                  pipeline: Pipeline) -> None:
+    """Guards a found bug: decimal amounts were cast straight to float64, which lands
+    one ulp off for some (894.06 read as 894.0600000000001), so re-sending a day's
+    amounts as decimal(12, 2) counted those rows as updated."""
+    day = replaced_at(day_table(DAY), "amount", 0, 894.06)
+    pipeline.process(claimed(settings, day))
+    before = fact_rows(settings.db)
+    decimals = pa.array([decimal.Decimal(str(a)) for a in day.column("amount").to_pylist()],
+                        pa.decimal128(12, 2))
+    outcome = pipeline.process(claimed(settings, with_column(day, "amount", decimals)))
+    assert outcome.counts == store.MergeCounts(25, 0, 0, 25, 0)
+    assert fact_rows(settings.db) == before
+    assert [(r["updated"], r["unchanged"]) for r in ledger(settings.db)] == [(0, 0), (0, 25)]

@@ -157,6 +157,20 @@ def test_accepted_variant_reads_as_contract(
                                  "amount": amounts, "run_date": DATES}
 
 
+def test_decimal_amounts_read_as_the_floats_their_text_names(tmp_path: Path) -> None:
+    """Guards a found bug: a direct decimal-to-float64 cast lands one ulp off for some
+    values (894.06 became 894.0600000000001), so an amount re-sent as a decimal counted
+    as changed. The float of a decimal is the float of its text."""
+    texts = ["894.06", "0.10", "123456.78"]
+    amounts = pa.array([decimal.Decimal(t) for t in texts], pa.decimal128(12, 2))
+    path = write(tmp_path / "in.parquet", table_of(with_(amount=amounts)()))
+    assert pq.read_schema(path).field("amount").type == pa.decimal128(12, 2)
+    _, batches = read_all(path)
+    read = pa.Table.from_batches(batches).column("amount")
+    assert read.type == pa.float64()
+    assert read.to_pylist() == [float(t) for t in texts]
+
+
 def test_row_groups_stream_as_several_batches(tmp_path: Path) -> None:
     path = write(tmp_path / "in.parquet", table_of(base_columns()), row_group_size=1)
     assert pq.read_metadata(path).num_row_groups == 3

@@ -7,11 +7,13 @@ with `store.attached_staging`, never by the driver that wrote them.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import adbc_driver_manager as adbc
 import adbc_driver_sqlite
@@ -162,8 +164,9 @@ def test_a_driver_failure_is_staging_unavailable_and_leaves_no_file(
     """The staging file exists by then: it is removed all the same."""
     created: list[Path] = []
 
-    def failing_connect(path: str) -> Any:
-        created.append(Path(path))
+    def failing_connect(uri: str) -> Any:
+        assert uri.startswith("file://")
+        created.append(Path(os.fsdecode(unquote_to_bytes(uri.removeprefix("file://")))))
         raise adbc.OperationalError("disk I/O error", status_code=adbc.AdbcStatusCode.IO)
 
     monkeypatch.setattr(adbc_driver_sqlite, "connect", failing_connect)

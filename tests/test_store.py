@@ -6,6 +6,7 @@ Rows reach the store as they do in a load: written to a staging file by
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -367,6 +368,24 @@ def test_attached_staging_is_read_only_and_detached_afterwards(
     assert schemas() == ["main"]
 
 
+def test_a_failing_detach_does_not_hide_the_error_that_ended_the_block(
+        fresh_db: sqlite3.Connection) -> None:
+    """Guards a found bug: DETACH ran in a `finally`, so its own error replaced the one
+    that ended the block (a check's failure, say), and the sidecar named the wrong cause."""
+    with pytest.raises(Boom) as caught, staged(fresh_db, rows_of(DAY1)):
+        # A statement still stepping through the attached table keeps it locked.
+        unfinished = fresh_db.execute(f"SELECT * FROM {store.STAGED}")
+        assert unfinished.fetchone() == rows_of(DAY1)[0]
+        raise Boom("the block's own error")
+    assert str(caught.value) == "the block's own error"
+    assert caught.value.__notes__ == [
+        "detaching the staging database failed too: database staging is locked"]
+    # Once the statement is finished the database detaches, and the connection is usable.
+    unfinished.close()
+    fresh_db.execute("DETACH DATABASE staging")
+    assert [name for _, name, _ in fresh_db.execute("PRAGMA database_list")] == ["main"]
+
+
 @pytest.mark.parametrize(
     ("repeats", "surplus", "samples"),
     [
@@ -508,3 +527,24 @@ def test_a_foreign_schema_is_refused(tmp_path: Path, ddl: str) -> None:
         assert info.value.hint
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("where", ["not-utf8", "double-slash"])
+def test_connect_opens_the_file_at_any_path(tmp_path: Path, where: str) -> None:
+    """Guards a found bug: the URI was built from the path's text, so a directory name
+    that is not UTF-8 could not be encoded, and a path beginning `//` gave the URI an
+    authority (`file://tmp/...`), which SQLite refuses."""
+    if where == "not-utf8":
+        db = tmp_path / os.fsdecode(b"dir\xff") / "etl.db"
+    else:
+        db = Path("//" + str(tmp_path).lstrip("/") + "/x/etl.db")
+    conn = store.connect(db)
+    try:
+        store.init_schema(conn)
+        with store.transaction(conn):
+            new_load(conn, "written.parquet")
+    finally:
+        conn.close()
+    # The very file at that path, not one at a path the URI made of it.
+    assert db.is_file()
+    assert [r["file_name"] for r in ledger(db)] == ["written.parquet"]
