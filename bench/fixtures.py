@@ -56,13 +56,8 @@ def build_history(db: Path, days: int, rows_per_day: int, first: int = 0) -> Pat
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
-    # History is old data, already on disk: without this, the kernel would still be
-    # writing back gigabytes of it while the first timed loads fsync their commits.
-    fd = os.open(db, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # History is old data, already on disk.
+    _fsync(db)
     return db
 
 
@@ -71,4 +66,15 @@ def copy_db(template: Path, target: Path) -> Path:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(template, target)
+    _fsync(target)
     return target
+
+
+def _fsync(path: Path) -> None:
+    """Have `path` on disk: a copy still being written back would slow whichever timed
+    commit comes next (its fsync waits behind it), not the load being measured."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
