@@ -100,6 +100,14 @@ def drop(source: Path, inbox: Path, name: str | None = None) -> Path:
     return target
 
 
+def awkward_db_path(tmp_path: Path, where: str) -> Path:
+    """A database path SQLite URIs once mishandled: `not-utf8` (a directory name that is
+    not UTF-8) or `double-slash` (a path beginning `//`)."""
+    if where == "not-utf8":
+        return tmp_path / os.fsdecode(b"dir\xff") / "etl.db"
+    return Path("//" + str(tmp_path).lstrip("/") + "/x/etl.db")
+
+
 def fact_rows(db_path: Path) -> list[tuple[Any, ...]]:
     """Every fact row in key order, read through a separate connection."""
     conn = sqlite3.connect(db_path)

@@ -30,7 +30,7 @@ from structlog.testing import capture_logs
 from config import Settings
 from daemon import staging, store
 from daemon.pipeline import Outcome, Pipeline
-from tests.conftest import day_table, fact_rows, ledger, write_parquet
+from tests.conftest import awkward_db_path, day_table, fact_rows, ledger, write_parquet
 
 DAY = "2026-02-10"
 NAME = f"transactions_{DAY}.parquet"
@@ -584,10 +584,7 @@ def test_a_database_path_sqlite_uris_mishandled_loads(settings: Settings, tmp_pa
                                                      where: str) -> None:
     """Guards a found bug: the URI was built from the path's text, so a directory name
     that is not UTF-8 could not be encoded, and `//x/...` became the URI authority."""
-    if where == "not-utf8":
-        db = tmp_path / os.fsdecode(b"dir\xff") / "etl.db"
-    else:
-        db = Path("//" + str(tmp_path).lstrip("/") + "/x/etl.db")
+    db = awkward_db_path(tmp_path, where)
     conn = store.connect(db)
     try:
         store.init_schema(conn)

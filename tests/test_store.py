@@ -6,7 +6,6 @@ Rows reach the store as they do in a load: written to a staging file by
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ import pytest
 from config import Settings, contract
 from daemon import staging, store
 from daemon.errors import SchemaMismatch
-from tests.conftest import day_table, fact_rows, ledger
+from tests.conftest import awkward_db_path, day_table, fact_rows, ledger
 
 DAY1 = "2026-02-10"
 DAY2 = "2026-02-11"
@@ -534,10 +533,7 @@ def test_connect_opens_the_file_at_any_path(tmp_path: Path, where: str) -> None:
     """Guards a found bug: the URI was built from the path's text, so a directory name
     that is not UTF-8 could not be encoded, and a path beginning `//` gave the URI an
     authority (`file://tmp/...`), which SQLite refuses."""
-    if where == "not-utf8":
-        db = tmp_path / os.fsdecode(b"dir\xff") / "etl.db"
-    else:
-        db = Path("//" + str(tmp_path).lstrip("/") + "/x/etl.db")
+    db = awkward_db_path(tmp_path, where)
     conn = store.connect(db)
     try:
         store.init_schema(conn)
