@@ -3,12 +3,12 @@
 This is the per-file error boundary. A claimed file's rows stream into a fresh staging
 database while the row checks run on the same batches; uniqueness is checked; then one
 transaction writes the ledger row and the merge and commits; only after the commit is
-the file moved to processed/. Bad input and
-unexpected errors roll everything back, write a failed ledger row and move the file to
-failed/ with an `.error.json` sidecar. Environmental faults (database busy, disk full)
-leave the file in the work directory and ask the caller to retry; a load that committed
-but could not be archived is remembered, so its retry only moves the file. Neither
-`KeyboardInterrupt` nor `SystemExit` is caught. It knows no threads, events or signals.
+the file moved to processed/. Bad input and unexpected errors roll everything back,
+write a failed ledger row and move the file to failed/ with an `.error.json` sidecar.
+Environmental faults (database busy, disk full) leave the file in the work directory
+and ask the caller to retry; a load that committed but could not be archived is
+remembered, so its retry only moves the file. Neither `KeyboardInterrupt` nor
+`SystemExit` is caught. It knows no threads, events or signals.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import adbc_driver_manager as adbc
 import adbc_driver_sqlite
@@ -27,6 +26,7 @@ import pyarrow as pa
 import structlog
 
 from config import EtlError, contract
+from daemon import store
 
 log = structlog.get_logger("daemon.staging")
 
@@ -43,14 +43,10 @@ class StagingUnavailable(EtlError):
 _SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in contract.COLUMNS])
 
 
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _create_sql() -> str:
     # No constraints: a null or a repeated key must arrive, to be counted by the checks.
-    columns = ", ".join(f"{_q(c.name)} {c.sql_type}" for c in contract.COLUMNS)
-    return f"CREATE TABLE {_q(TABLE)} ({columns})"
+    columns = ", ".join(f"{store.q(c.name)} {c.sql_type}" for c in contract.COLUMNS)
+    return f"CREATE TABLE {store.q(TABLE)} ({columns})"
 
 
 def leftover_files(db: Path) -> list[Path]:
@@ -91,9 +87,8 @@ def _write(path: Path, feed: _Feed) -> None:
     # The driver's low-level API: its DB-API layer imports pyarrow.dataset, some 55 MB
     # of resident memory the daemon does not need.
     # The connection is in autocommit; the transaction is ours, by SQL.
-    # A URI from the path's bytes: the driver takes text, and a name need not be UTF-8.
-    uri = "file://" + quote(os.fsencode(path.absolute()))
-    with adbc_driver_sqlite.connect(uri) as database, \
+    # A URI, not the path: the driver takes text, and a name need not be UTF-8.
+    with adbc_driver_sqlite.connect(store.uri(path)) as database, \
             adbc.AdbcConnection(database) as conn:
         _execute(conn, "PRAGMA journal_mode = OFF")
         _execute(conn, "PRAGMA synchronous = OFF")

@@ -40,7 +40,8 @@ STAGED = f'"staging".{STAGING}'
 CACHE_KIB = 64 * 1024
 
 
-def _uri(path: Path, **params: str) -> str:
+def uri(path: Path, **params: str) -> str:
+    """A `file:` URI for SQLite naming exactly `path`."""
     # From the path's bytes (a name need not be UTF-8), with an empty authority (a path
     # may begin with `//`).
     query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -52,7 +53,7 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are ours (see `transaction`), not the module's.
     # uri=True so that ATTACH can pass `immutable=1` for the staging database.
-    conn = sqlite3.connect(_uri(path), timeout=busy_timeout_seconds, isolation_level=None,
+    conn = sqlite3.connect(uri(path), timeout=busy_timeout_seconds, isolation_level=None,
                            check_same_thread=False, uri=True)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -68,7 +69,7 @@ def attached_staging(conn: sqlite3.Connection, path: Path) -> Iterator[int]:
     `immutable=1`: this connection takes no lock on the file and opens no journal for
     it, so the other SQLite library that wrote it can never see its locks disturbed.
     """
-    conn.execute("ATTACH DATABASE ? AS staging", (_uri(path, immutable="1"),))
+    conn.execute("ATTACH DATABASE ? AS staging", (uri(path, immutable="1"),))
     try:
         rows, = conn.execute(f"SELECT COUNT(*) FROM {STAGED}").fetchone()
         yield int(rows)
