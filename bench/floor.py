@@ -20,29 +20,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from config import contract
-from daemon.store import CACHE_KIB
+from daemon.store import CACHE_KIB, q
 
 TABLE = "floor_staging"
 
 
-def _q(name: str) -> str:
-    return '"' + name + '"'
-
-
 def upsert_sql() -> str:
-    data = ", ".join(map(_q, contract.COLUMN_NAMES))
+    data = ", ".join(map(q, contract.COLUMN_NAMES))
     values = [n for n in contract.COLUMN_NAMES if n != contract.KEY]
-    sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in (*values, "loaded_at"))
-    differs = " OR ".join(f"{_q(contract.FACT_TABLE)}.{_q(n)} IS NOT excluded.{_q(n)}"
+    sets = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in (*values, "loaded_at"))
+    differs = " OR ".join(f"{q(contract.FACT_TABLE)}.{q(n)} IS NOT excluded.{q(n)}"
                           for n in values)
-    return (f"INSERT INTO {_q(contract.FACT_TABLE)} ({data}, \"loaded_at\") "
-            f"SELECT {data}, 'floor' FROM {_q(TABLE)} WHERE true "
-            f"ON CONFLICT ({_q(contract.KEY)}) DO UPDATE SET {sets} WHERE {differs}")
+    return (f"INSERT INTO {q(contract.FACT_TABLE)} ({data}, \"loaded_at\") "
+            f"SELECT {data}, 'floor' FROM {q(TABLE)} WHERE true "
+            f"ON CONFLICT ({q(contract.KEY)}) DO UPDATE SET {sets} WHERE {differs}")
 
 
 def load(db: Path, parquet: Path) -> float:
     """Load `parquet` into `db` the minimal way; the seconds it took."""
-    columns = ", ".join(f"{_q(c.name)} {c.sql_type}" for c in contract.COLUMNS)
+    columns = ", ".join(f"{q(c.name)} {c.sql_type}" for c in contract.COLUMNS)
     started = time.perf_counter()
     # autocommit with explicit BEGIN/COMMIT: see daemon/staging.py for why.
     with adbc.connect(str(db), autocommit=True) as conn, conn.cursor() as cursor:
@@ -50,14 +46,14 @@ def load(db: Path, parquet: Path) -> float:
         cursor.fetchall()
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {_q(TABLE)} ({columns})")
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {q(TABLE)} ({columns})")
         cursor.execute("BEGIN IMMEDIATE")
         source = pq.ParquetFile(parquet)
         batches = source.iter_batches(columns=list(contract.COLUMN_NAMES))
         cursor.adbc_ingest(TABLE, pa.RecordBatchReader.from_batches(
             source.schema_arrow, batches), mode="append")
         cursor.execute(upsert_sql())
-        cursor.execute(f"DELETE FROM {_q(TABLE)}")
+        cursor.execute(f"DELETE FROM {q(TABLE)}")
         cursor.execute("COMMIT")
     return time.perf_counter() - started
 

@@ -224,8 +224,7 @@ def merge(conn: sqlite3.Connection, *, rows: int, loaded_at: str, load_id: int,
     the merge itself, so it is not paid twice.)
     """
     if not (keys_sorted or keys_counted):
-        repeats, = conn.execute(
-            f"SELECT COUNT({KEY}) - COUNT(DISTINCT {KEY}) FROM {STAGED}").fetchone()
+        repeats, _ = surplus_rows(conn, contract.KEY, limit=0)
         if repeats:
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")
