@@ -25,7 +25,7 @@ import structlog
 
 from config import ConfigError, load_settings
 from config.settings import WRITE_MODES
-from daemon import logs, staging, store
+from daemon import crashpoints, files, logs, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.watcher import Watcher
@@ -103,9 +103,13 @@ def _main(argv: Sequence[str] | None) -> int:
              "settle_seconds": args.settle_seconds, "rescan_seconds": args.rescan_seconds},
             config_file=args.config,
         )
+        armed = crashpoints.arm()
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
+    if armed:
+        log.warning("crash_point_armed", point=armed, hint=f"for crash tests only: unset "
+                    f"{crashpoints.ENV_VAR} to run normally")
     with ExitStack() as cleanup:
         lock = InstanceLock(settings.lock_file)
         try:
@@ -136,6 +140,7 @@ def _main(argv: Sequence[str] | None) -> int:
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
             return EXIT_USAGE
+        _remove_sidecar_leftovers(settings.failed)
         described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
         return _serve(described, watcher, args.once)
 
@@ -145,6 +150,14 @@ def _remove_staging_leftovers(db: Path) -> None:
     for leftover in staging.leftover_files(db):
         leftover.unlink(missing_ok=True)
         log.info("staging_leftover_removed", path=str(leftover))
+
+
+def _remove_sidecar_leftovers(failed: Path) -> None:
+    """A sidecar's temporary file outlives only a kill while it was written; its failed
+    file is still in the work directory and gets a new sidecar when it is resumed."""
+    for leftover in files.sidecar_leftovers(failed):
+        leftover.unlink(missing_ok=True)
+        log.info("sidecar_leftover_removed", path=str(leftover))
 
 
 def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from config import ConfigError, contract
+from daemon import crashpoints
 from daemon.errors import FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
@@ -167,29 +168,51 @@ def quarantine(src: Path, directory: Path, report: Mapping[str, object]) -> Path
 
     The sidecar is written first, so a failed file is never without its reason: a crash
     or a full disk in between leaves the file in the work directory, to be failed again.
+    A sidecar left without its file by such a crash, for this same file, is taken as
+    this file's: the move it was written for is finished instead of starting a `~N`.
     """
     directory.mkdir(parents=True, exist_ok=True)
     for candidate in _candidate_names(src.name):
         dst = directory / candidate
         sidecar = directory / (candidate + SIDECAR_SUFFIX)
-        if os.path.lexists(dst) or os.path.lexists(sidecar):
+        if os.path.lexists(dst):
             continue
-        try:
-            write_sidecar(dst, report)
-        except FileExistsError:
+        resumed = os.path.lexists(sidecar)
+        if resumed and not _is_sidecar_of(sidecar, report):
             continue
+        if not resumed:
+            try:
+                write_sidecar(dst, report)
+            except FileExistsError:
+                continue
+        crashpoints.reached("during_quarantine")
         try:
             rename_no_replace(src, dst)
         except FileExistsError:
-            sidecar.unlink()
+            if not resumed:
+                sidecar.unlink()
             continue
         except BaseException:
-            sidecar.unlink(missing_ok=True)
+            if not resumed:
+                sidecar.unlink(missing_ok=True)
             raise
         fsync_dir(directory)
         fsync_dir(src.parent)
         return dst
     raise AssertionError("unreachable: the candidate names never run out")
+
+
+def _is_sidecar_of(sidecar: Path, report: Mapping[str, object]) -> bool:
+    """Whether an existing sidecar was written for the file `report` describes (the same
+    name and content): only such a file may take its place."""
+    if report.get("sha256") is None:
+        return False
+    try:
+        written = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(written, dict) and written.get("sha256") == report["sha256"]
+            and written.get("file") == report.get("file"))
 
 
 def claim_key(handle: BinaryIO) -> str:
@@ -240,11 +263,19 @@ def prepare_directories(*directories: Path) -> None:
         )
 
 
+_SIDECAR_TEMP_PREFIX = ".sidecar-"
+
+
+def sidecar_leftovers(directory: Path) -> list[Path]:
+    """Temporary sidecars left in `directory` by a process killed while writing one."""
+    return sorted(directory.glob(f"{_SIDECAR_TEMP_PREFIX}*.tmp"))
+
+
 def write_sidecar(archived: Path, report: Mapping[str, object]) -> Path:
     """Write `<archived>.error.json` atomically (temp file, fsync, rename)."""
     sidecar = archived.with_name(archived.name + SIDECAR_SUFFIX)
     # A short temporary name: the sidecar's own may already be as long as a name can be.
-    temp = archived.with_name(f".sidecar-{os.getpid()}.tmp")
+    temp = archived.with_name(f"{_SIDECAR_TEMP_PREFIX}{os.getpid()}.tmp")
     payload = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
     with temp.open("w", encoding="utf-8") as handle:
         handle.write(payload)

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
 import structlog
 
 from config import Settings, contract
-from daemon import checks, files, reader, staging, store
+from daemon import checks, crashpoints, files, reader, staging, store
 from daemon.errors import BadInput, describe, open_error_message
 
 log = structlog.get_logger("daemon.pipeline")
@@ -72,6 +73,17 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
 
 
+def _passing_staging_point(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches`, passing the `during_staging` crash point once the first is written."""
+    first = True
+    for batch in batches:
+        yield batch
+        if first:
+            # The writer asks for the next batch only once it has written this one.
+            crashpoints.reached("during_staging")
+            first = False
+
+
 class Pipeline:
     """Loads claimed files into the database it is given; one instance per worker."""
 
@@ -95,6 +107,7 @@ class Pipeline:
                       hint="make the inbox and work directories writable by the daemon")
             return Outcome("claim_failed", path)
         log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
+        crashpoints.reached("after_claim")
         return Outcome("claimed", claimed)
 
     def process(self, claimed: Path) -> Outcome:
@@ -117,6 +130,7 @@ class Pipeline:
             return self._retry(attempt, exc) if _is_transient(exc) else self._fail(attempt, exc)
         if attempt.counts is None:
             return Outcome("vanished", claimed)
+        crashpoints.reached("after_commit")
         return self._archive(attempt)
 
     def _load_file(self, attempt: _Attempt) -> store.MergeCounts | None:
@@ -158,7 +172,7 @@ class Pipeline:
         """Stage the rows while the row checks run; check and merge them; clean up."""
         attempt.stage = "stage"
         verdict = checks.FileChecks(run_date)
-        batches = verdict.observing(source.batches())
+        batches = _passing_staging_point(verdict.observing(source.batches()))
         counts: store.MergeCounts | None = None
         try:
             with staging.staged(self.settings.db, batches) as (path, rows), \
@@ -192,6 +206,7 @@ class Pipeline:
             verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
                                                                   checks.SAMPLE_KEYS))
         verdict.raise_for_failures()
+        crashpoints.reached("after_checks")
         attempt.stage = "load"
         load = attempt.load
         with store.transaction(self.conn):
@@ -202,6 +217,7 @@ class Pipeline:
                                  keys_sorted=verdict.ascending(contract.KEY),
                                  keys_counted=contract.KEY in counted,
                                  replace_date=replace_date)
+            crashpoints.reached("during_merge")
             store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
         return counts
 
@@ -218,6 +234,7 @@ class Pipeline:
         except OSError as exc:
             self._unfinished[attempt.path] = partial(self._archive, attempt)
             return self._retry(attempt, exc)
+        crashpoints.reached("during_move")
         log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
                  run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
                  inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
@@ -248,8 +265,11 @@ class Pipeline:
         }
         try:
             with store.transaction(self.conn):
-                store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
-                                  rows=attempt.rows, error=f"{stage}: {exc}")
+                # Failed before, by an attempt killed before its quarantine: one row.
+                recorded = store.recorded_outcome(self.conn, load.claim) if load.claim else None
+                if recorded is None or recorded[0] != "failed":
+                    store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
+                                      rows=attempt.rows, error=f"{stage}: {exc}")
         except Exception as db_exc:
             # The quarantine below must still happen: the ledger is not the only record.
             log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))

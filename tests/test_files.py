@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -382,3 +382,44 @@ def test_quarantine_writes_the_sidecar_and_never_leaves_it_orphaned(tmp_path: Pa
     with pytest.raises(FileNotFoundError):
         files.quarantine(source, failed, {"stage": "read"})
     assert sorted(p.name for p in failed.iterdir()) == [source.name, f"{source.name}.error.json"]
+
+
+def _orphaned_sidecar(tmp_path: Path, report: Mapping[str, object]) -> tuple[Path, Path]:
+    """A file in work/ and, in failed/, a sidecar under its name without it: what a kill
+    between the sidecar and the move leaves."""
+    source = _make(tmp_path / "work", NAME, b"x")
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    files.write_sidecar(failed / NAME, report)
+    return source, failed
+
+
+def test_quarantine_finishes_the_move_its_orphaned_sidecar_was_written_for(
+        tmp_path: Path) -> None:
+    report = {"file": NAME, "sha256": "ab" * 32, "stage": "checks"}
+    source, failed = _orphaned_sidecar(tmp_path, report)
+    moved = files.quarantine(source, failed, {**report, "attempted_at": "later"})
+    assert moved == failed / NAME and moved.read_bytes() == b"x"
+    assert sorted(p.name for p in failed.iterdir()) == [NAME, f"{NAME}.error.json"]
+    assert json.loads((failed / f"{NAME}.error.json").read_text()) == report
+
+
+@pytest.mark.parametrize("other", [{"file": NAME, "sha256": "cd" * 32},
+                                   {"file": "other.parquet", "sha256": "ab" * 32},
+                                   {"file": NAME, "sha256": None}])
+def test_quarantine_leaves_a_sidecar_of_another_file_alone(tmp_path: Path,
+                                                           other: dict[str, object]) -> None:
+    source, failed = _orphaned_sidecar(tmp_path, other)
+    report = {"file": NAME, "sha256": "ab" * 32 if other["sha256"] else None}
+    moved = files.quarantine(source, failed, report)
+    assert moved.name == "transactions_2026-02-10~1.parquet"
+    assert json.loads((failed / f"{NAME}.error.json").read_text()) == other
+    assert json.loads((failed / f"{moved.name}.error.json").read_text()) == report
+
+
+def test_sidecar_leftovers_are_only_the_temporary_sidecars(tmp_path: Path) -> None:
+    failed = tmp_path / "failed"
+    for name in (".sidecar-123.tmp", ".sidecar-9.tmp", NAME, f"{NAME}.error.json", ".other.tmp"):
+        _make(failed, name, b"x")
+    assert [p.name for p in files.sidecar_leftovers(failed)] == [".sidecar-123.tmp",
+                                                                 ".sidecar-9.tmp"]

@@ -1,0 +1,111 @@
+"""Crash points and what a restart finds after a kill: arming, the failed path resumed.
+
+The kill -9 runs against the real daemon are in `test_survival.py`; these are the
+pieces they rely on, each checked on its own.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+import pytest
+
+from config import ConfigError, Settings
+from daemon import crashpoints, files
+from daemon.pipeline import Pipeline
+from tests.conftest import DaemonProcess, day_table, drop, ledger, write_parquet
+
+Start = Callable[..., DaemonProcess]
+NAME = "transactions_2026-02-10.parquet"
+
+
+@pytest.fixture
+def disarmed() -> Iterator[None]:
+    """Whatever a test arms is disarmed after it."""
+    yield
+    crashpoints.arm({})
+
+
+def test_unset_means_nothing_armed(disarmed: None) -> None:
+    assert crashpoints.arm({}) is None
+    for point in crashpoints.POINTS:
+        crashpoints.reached(point)  # returns: nothing is armed
+
+
+@pytest.mark.usefixtures("disarmed")
+def test_an_armed_point_counts_its_passes_and_ignores_the_others(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    raised: list[int] = []
+    monkeypatch.setattr(signal, "raise_signal", raised.append)
+    assert crashpoints.arm({crashpoints.ENV_VAR: "during_merge@2"}) == "during_merge"
+    crashpoints.reached("after_claim")
+    crashpoints.reached("during_merge")
+    assert raised == []
+    crashpoints.reached("during_merge")
+    assert raised == [signal.SIGSTOP]
+
+
+@pytest.mark.usefixtures("disarmed")
+@pytest.mark.parametrize("spec", ["after_clam", "during_merge@0", "during_merge@x",
+                                  "during_merge@"])
+def test_an_unknown_point_or_count_is_refused(spec: str) -> None:
+    with pytest.raises(ConfigError, match="names no crash point"):
+        crashpoints.arm({crashpoints.ENV_VAR: spec})
+
+
+def test_the_daemon_refuses_a_misspelt_crash_point(start_daemon: Start) -> None:
+    daemon = start_daemon(env={crashpoints.ENV_VAR: "after_comit"}, wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.matching("config_invalid")
+    assert "after_comit" in line["reason"] and "after_commit" in line["hint"]
+
+
+def _bad_day() -> pa.Table:
+    table = day_table("2026-02-10")
+    return table.set_column(2, "amount", pa.array([-1.0] * table.num_rows))
+
+
+def test_a_failure_resumed_after_a_kill_is_recorded_once(settings: Settings,
+                                                         fresh_db: sqlite3.Connection) -> None:
+    """A kill after the failed ledger row and before the quarantine: the restarted daemon
+    fails the same claim again, and must not record it twice."""
+    settings.work.mkdir(parents=True)
+    path = drop(write_parquet(settings.work.parent / "out", _bad_day()), settings.work)
+    # failed/ cannot be made (a file is in its way), so the first attempt stops after
+    # its ledger row with the file still in work/, as a kill there would leave it.
+    settings.failed.write_bytes(b"in the way")
+    assert Pipeline(settings, fresh_db).process(path).status == "retry"
+    settings.failed.unlink()
+    # A new Pipeline, as after a restart: nothing remembered in memory.
+    outcome = Pipeline(settings, fresh_db).process(path)
+    assert outcome.status == "failed" and outcome.path == settings.failed / NAME
+    rows = ledger(settings.db)
+    assert [r["status"] for r in rows] == ["failed"]
+
+
+def test_a_second_claim_of_the_same_bad_file_is_recorded_again(
+        settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    """Only the same claim is deduplicated: the same bytes dropped again are a new try."""
+    settings.work.mkdir(parents=True)
+    for _ in range(2):
+        path = drop(write_parquet(settings.work.parent / "out", _bad_day()), settings.work)
+        assert Pipeline(settings, fresh_db).process(path).status == "failed"
+    assert [r["status"] for r in ledger(settings.db)] == ["failed", "failed"]
+
+
+def test_a_sidecar_left_half_written_is_removed_at_start(settings: Settings,
+                                                         start_daemon: Start) -> None:
+    settings.failed.mkdir(parents=True)
+    leftover = settings.failed / ".sidecar-4242.tmp"
+    leftover.write_text('{"stage": ')
+    kept = settings.failed / f"{NAME}.error.json"
+    kept.write_text("{}")
+    daemon = start_daemon()
+    [line] = daemon.matching("sidecar_leftover_removed")
+    assert line["path"] == str(leftover)
+    assert not leftover.exists() and kept.exists()
+    assert files.sidecar_leftovers(settings.failed) == []
+
