@@ -212,7 +212,10 @@ class Watcher:
         for path in left_over:
             log.info("file_resumed", file=files.display_name(path.name))
             self._retries[path] = (0.0, 0)
-        self._detected(self.inbox.scan("sweep"))
+        swept = self.inbox.scan("sweep")
+        self._detected(swept)
+        # From here on a new file is found by its event (or a rescan): the daemon is ready.
+        log.info("inbox_swept", found=len(swept), resumed=len(left_over))
         self.swept.set()
         next_rescan = time.monotonic() + self.settings.rescan_seconds
         while not self.stop_requested.is_set():

@@ -163,7 +163,12 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
         running.join()
     order = [e["file"] for e in logs if e["event"] == "file_processed"]
     assert order == [contract.file_name_for("2026-02-09"), NAME]
-    assert [e["event"] for e in logs].index("file_resumed") == 0
+    events = [e["event"] for e in logs]
+    assert events.index("file_resumed") == 0
+    # One line says the start-up work is found: before any file is loaded.
+    [swept] = [e for e in logs if e["event"] == "inbox_swept"]
+    assert (swept["found"], swept["resumed"]) == (1, 1)
+    assert events.index("inbox_swept") < events.index("file_claimed")
 
 
 def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path, settings: Settings,
