@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench bench-quick run clean
+.PHONY: help install demo test lint bench bench-quick torture run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ bench: $(STAMP) ## the benchmark suite at the targets' sizes (minutes); writes b
 
 bench-quick: $(STAMP) ## the same suite at small sizes (about a minute): a smoke test, not judged
 	$(PY) -m bench
+
+torture: $(STAMP) ## kill -9 at each crash point, random kills, a 10,000-file burst (minutes)
+	$(PY) -m torture --full
 
 run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon

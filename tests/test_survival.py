@@ -1,0 +1,136 @@
+"""kill -9 at every named crash point, SIGKILLs at random moments, a burst with an
+inotify overflow: the real daemon, restarted after each kill, then audited.
+
+These are `python -m torture`'s scenarios at CI sizes (`make torture` runs them at the
+README's); each asserts that the audit found nothing. The audit itself is shown to see
+each kind of divergence, so that a pass means something.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from torture import scenarios
+from torture.audit import audit
+from torture.drops import Drop, Model
+from torture.scenarios import Result
+
+SEED = 20261126
+
+
+def _passed(result: Result) -> None:
+    assert result.divergences == [], "\n".join(result.divergences)
+
+
+@pytest.mark.parametrize("point", scenarios.CRASH_POINTS)
+@pytest.mark.parametrize("write_mode", ["merge", "replace"])
+def test_a_kill_at_each_crash_point_loses_and_repeats_nothing(tmp_path: Path, point: str,
+                                                              write_mode: str) -> None:
+    result = scenarios.crash_at_point(tmp_path, point, repeat=0, seed=SEED,
+                                      write_mode=write_mode)
+    _passed(result)
+    assert result.kills == 1 and result.restarts == 1
+    # The file in flight was found again where the kill left it, unless it was already
+    # in processed/ (a kill during the move to it).
+    assert result.details["resumed"] == (0 if point == "during_move" else 1)
+
+
+@pytest.mark.parametrize("write_mode", ["merge", "replace"])
+def test_random_kills_during_a_stream_of_drops(tmp_path: Path, write_mode: str) -> None:
+    result = scenarios.random_kills(tmp_path, drops_count=16, seed=SEED, write_mode=write_mode)
+    _passed(result)
+    assert result.kills >= 3
+
+
+def test_a_burst_that_overflows_the_inotify_queue_is_loaded_once(tmp_path: Path) -> None:
+    result = scenarios.burst(tmp_path, files=300, seed=SEED)
+    _passed(result)
+    assert result.details["overflows"] == result.details["overflow_rescans"] == 1
+    # The drops' events were lost in the overflow: the rescan found them.
+    assert result.details["found_by_rescan"] == 300
+
+
+@pytest.fixture(scope="module")
+def clean_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """One case run without kills, kept as a template for the audit's own tests."""
+    root = tmp_path_factory.mktemp("clean") / "case"
+    return root, scenarios.random_kills(root, drops_count=8, seed=SEED, kill_chance=0.0)
+
+
+def _copy(clean_case: tuple[Path, Result], tmp_path: Path) -> Path:
+    root = tmp_path / "case"
+    shutil.copytree(clean_case[0], root)
+    return root
+
+
+def _expected(write_mode: str = "merge") -> tuple[list[Drop], Model]:
+    """The drops `clean_case` made, and the model of them."""
+    drops = scenarios.random_drops(SEED, write_mode, 8)
+    model = Model(write_mode)
+    for drop in drops:
+        model.apply(drop)
+    return drops, model
+
+
+def _tamper_fact(root: Path) -> None:
+    with closing(sqlite3.connect(root / "etl.db")) as conn, conn:
+        conn.execute('DELETE FROM "fact_transactions" WHERE rowid = '
+                     '(SELECT MAX(rowid) FROM "fact_transactions")')
+        conn.execute('UPDATE "fact_transactions" SET "amount" = "amount" + 1 WHERE rowid = 1')
+
+
+def _tamper_archive(root: Path) -> None:
+    archived = sorted((root / "processed").iterdir())[0]
+    shutil.copy(archived, root / "processed" / ("copy-" + archived.name))
+    shutil.copy(archived, root / "inbox" / archived.name)
+
+
+def _tamper_sidecar(root: Path) -> None:
+    (root / "failed" / "transactions_1999-01-01.parquet.error.json").write_text("{}")
+
+
+def _tamper_ledger(root: Path) -> None:
+    with closing(sqlite3.connect(root / "etl.db")) as conn, conn:
+        conn.execute('DELETE FROM "load_history" WHERE "id" = 1')
+
+
+@pytest.mark.parametrize(("tamper", "phrases"), [
+    (_tamper_fact, ["fact keys: 1 expected but absent", "fact: 1 rows hold other values"]),
+    (_tamper_archive, ["processed/ (by content): 1 present but not expected", "inbox/: 1"]),
+    (_tamper_sidecar, ["sidecars without their file"]),
+    (_tamper_ledger, ["load_history processed rows vs processed/: 1 expected but absent"]),
+])
+def test_the_audit_sees_each_kind_of_divergence(clean_case: tuple[Path, Result],
+                                                tmp_path: Path,
+                                                tamper: Callable[[Path], None],
+                                                phrases: list[str]) -> None:
+    _passed(clean_case[1])
+    drops, model = _expected()
+    root = _copy(clean_case, tmp_path)
+    assert audit(root, root / "etl.db", drops, model) == []
+    tamper(root)
+    found = "\n".join(audit(root, root / "etl.db", drops, model))
+    for phrase in phrases:
+        assert phrase in found
+
+
+def test_the_report_totals_what_the_cases_did() -> None:
+    from torture.__main__ import render
+
+    def crash(mode: str, divergences: list[str]) -> Result:
+        return Result("crash:during_merge", mode, 5, 1, 1, 1.0, divergences,
+                      {"point": "during_merge", "resumed": 1, "already_loaded": 0})
+
+    text = render([crash("merge", []), crash("replace", ["fact: 1 keys appear twice"]),
+                   Result("random-kills", "merge", 30, 7, 7, 9.0, [],
+                          {"resumed": 3, "already_loaded": 1})])
+    [row] = [line.split() for line in text.splitlines() if line.strip().startswith("during_")]
+    assert row == ["during_merge", "2", "1", "1", "2", "2", "1"]
+    assert "DIVERGENCE crash:during_merge (replace): fact: 1 keys appear twice" in text
+    assert "Total: 2 crash-point kills, 7 random kills, 40 drops, 1 divergences" in text

@@ -1,0 +1,114 @@
+"""The promise, checked from outside: what a case directory must look like after the drops.
+
+Given the drops and the model, `audit` reads the database with the standard `sqlite3`
+module and lists the directories, and returns every divergence it finds as a sentence
+(an empty list is a pass): the fact table equals the model with no key twice; nothing is
+left in the inbox, the work directory or beside the database; every dropped file is in
+processed/ (good ones) or failed/ (bad ones) exactly once, each failed file with its
+sidecar and no sidecar without its file; `load_history` has one row per archived file
+with the archive's status and bytes; the database passes its integrity check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+from torture.drops import Drop, Model, Row
+
+SIDECAR_SUFFIX = ".error.json"
+_SHOWN = 3
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _differences(what: str, expected: Counter[str], actual: Counter[str]) -> list[str]:
+    missing, extra = expected - actual, actual - expected
+    found = []
+    if missing:
+        found.append(f"{what}: {sum(missing.values())} expected but absent "
+                     f"(e.g. {sorted(missing)[:_SHOWN]})")
+    if extra:
+        found.append(f"{what}: {sum(extra.values())} present but not expected "
+                     f"(e.g. {sorted(extra)[:_SHOWN]})")
+    return found
+
+
+def _fact(conn: sqlite3.Connection, model: Model) -> list[str]:
+    rows = conn.execute('SELECT "txn_id", "customer_id", "amount", "run_date" '
+                        'FROM "fact_transactions"').fetchall()
+    found = []
+    keys = Counter(str(r[0]) for r in rows)
+    repeated = [k for k, n in keys.items() if n > 1]
+    if repeated:
+        found.append(f"fact: {len(repeated)} keys appear more than once (e.g. {repeated[:_SHOWN]})")
+    actual: dict[str, Row] = {str(r[0]): (r[1], r[2], r[3]) for r in rows}
+    found += _differences("fact keys", Counter(model.fact.keys()), Counter(actual.keys()))
+    changed = [k for k in model.fact.keys() & actual.keys() if model.fact[k] != actual[k]]
+    if changed:
+        k = sorted(changed)[0]
+        found.append(f"fact: {len(changed)} rows hold other values than the drops say "
+                     f"(e.g. {k}: {actual[k]} instead of {model.fact[k]})")
+    return found
+
+
+def _archive(root: Path, drops: Sequence[Drop]) -> tuple[list[str], dict[str, Counter[str]]]:
+    found = []
+    archived: dict[str, Counter[str]] = {}
+    for status, directory in (("processed", root / "processed"), ("failed", root / "failed")):
+        names = {p.name for p in directory.iterdir()}
+        hidden = sorted(n for n in names if n.startswith("."))
+        if hidden:
+            found.append(f"{status}/: left-over hidden files {hidden[:_SHOWN]}")
+        sidecars = {n for n in names if n.endswith(SIDECAR_SUFFIX)}
+        files = names - sidecars - set(hidden)
+        if status == "failed":
+            orphans = sorted(s for s in sidecars if s.removesuffix(SIDECAR_SUFFIX) not in files)
+            bare = sorted(f for f in files if f + SIDECAR_SUFFIX not in sidecars)
+            if orphans:
+                found.append(f"failed/: sidecars without their file {orphans[:_SHOWN]}")
+            if bare:
+                found.append(f"failed/: files without their sidecar {bare[:_SHOWN]}")
+        elif sidecars:
+            found.append(f"processed/: sidecars {sorted(sidecars)[:_SHOWN]}")
+        archived[status] = Counter(_sha256(directory / f) for f in files)
+        expected = Counter(d.sha256 for d in drops if d.good == (status == "processed"))
+        found += _differences(f"{status}/ (by content)", expected, archived[status])
+    return found, archived
+
+
+def _ledger(conn: sqlite3.Connection, archived: dict[str, Counter[str]]) -> list[str]:
+    found = []
+    for status, files in archived.items():
+        rows = conn.execute('SELECT "sha256" FROM "load_history" WHERE "status" = ?',
+                            (status,)).fetchall()
+        found += _differences(f"load_history {status} rows vs {status}/",
+                              files, Counter(str(r[0]) for r in rows))
+    return found
+
+
+def audit(root: Path, db: Path, drops: Sequence[Drop], model: Model) -> list[str]:
+    """Every way the case directory breaks the promise; empty when it keeps it."""
+    found = []
+    for name in ("inbox", "work"):
+        left = sorted(p.name for p in (root / name).iterdir())
+        if left:
+            found.append(f"{name}/: {len(left)} files left (e.g. {left[:_SHOWN]})")
+    staging = sorted(p.name for p in db.parent.glob(db.name + ".staging-*"))
+    if staging:
+        found.append(f"staging databases left beside {db.name}: {staging[:_SHOWN]}")
+    archive_found, archived = _archive(root, drops)
+    found += archive_found
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        check, = conn.execute("PRAGMA integrity_check").fetchone()
+        if check != "ok":
+            found.append(f"database integrity check: {check}")
+        found += _fact(conn, model)
+        found += _ledger(conn, archived)
+    return found
