@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import stat
+import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -264,6 +265,8 @@ def prepare_directories(*directories: Path) -> None:
 
 
 _SIDECAR_TEMP_PREFIX = ".sidecar-"
+# Readable by whoever may read the archive, writable only by the daemon.
+SIDECAR_MODE = 0o644
 
 
 def sidecar_leftovers(directory: Path) -> list[Path]:
@@ -272,15 +275,24 @@ def sidecar_leftovers(directory: Path) -> list[Path]:
 
 
 def write_sidecar(archived: Path, report: Mapping[str, object]) -> Path:
-    """Write `<archived>.error.json` atomically (temp file, fsync, rename)."""
+    """Write `<archived>.error.json` atomically (temp file, fsync, rename), mode 0644."""
     sidecar = archived.with_name(archived.name + SIDECAR_SUFFIX)
-    # A short temporary name: the sidecar's own may already be as long as a name can be.
-    temp = archived.with_name(f"{_SIDECAR_TEMP_PREFIX}{os.getpid()}.tmp")
     payload = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
-    with temp.open("w", encoding="utf-8") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    # A fresh temporary name, created exclusively and never through a symlink (whoever can
+    # write failed/ could plant one), and short: the sidecar's own may be as long as a
+    # name can be.
+    fd, temp_name = tempfile.mkstemp(prefix=_SIDECAR_TEMP_PREFIX, suffix=".tmp",
+                                     dir=archived.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), SIDECAR_MODE)
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     try:
         rename_no_replace(temp, sidecar)
     except BaseException:

@@ -423,3 +423,17 @@ def test_sidecar_leftovers_are_only_the_temporary_sidecars(tmp_path: Path) -> No
         _make(failed, name, b"x")
     assert [p.name for p in files.sidecar_leftovers(failed)] == [".sidecar-123.tmp",
                                                                  ".sidecar-9.tmp"]
+
+
+def test_a_sidecar_is_never_written_through_a_planted_symlink(tmp_path: Path) -> None:
+    """failed/ may be writable by others: a link under any temporary name the daemon
+    could pick must not make it write elsewhere."""
+    failed = tmp_path / "failed"
+    victim = _make(tmp_path, "victim", b"keep me")
+    archived = _make(failed, NAME, b"x")
+    for name in (f".sidecar-{os.getpid()}.tmp", ".sidecar-planted.tmp"):
+        (failed / name).symlink_to(victim)
+    sidecar = files.write_sidecar(archived, {"stage": "read"})
+    assert victim.read_bytes() == b"keep me"
+    assert json.loads(sidecar.read_text()) == {"stage": "read"}
+    assert sidecar.stat().st_mode & 0o777 == files.SIDECAR_MODE

@@ -362,16 +362,18 @@ def test_an_unwritable_archive_retries_only_the_move(settings: Settings,
 
 
 def test_a_sidecar_that_cannot_be_written_keeps_the_file_for_a_retry(
-        settings: Settings, pipeline: Pipeline) -> None:
+        settings: Settings, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards a found bug: the file was moved to failed/ first and left there without
     its sidecar when the sidecar could not be written (a full disk, say)."""
-    blocker = settings.failed / f".sidecar-{os.getpid()}.tmp"
-    blocker.mkdir()  # the sidecar's temporary file cannot be created
+    def disk_full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
     path = settings.work / NAME
     path.write_bytes(b"not parquet")
     assert pipeline.process(path).status == "retry"
     assert path.exists() and not (settings.failed / NAME).exists()
-    blocker.rmdir()
+    monkeypatch.undo()
     with capture_logs() as logs:
         outcome = pipeline.process(path)
     assert outcome.status == "failed"
