@@ -1,0 +1,59 @@
+"""What the daemon refuses to trust: paths from events, names as SQL, links, other readers.
+
+The README's "What the daemon trusts" section is these tests in words. Symlinks and
+unreadable files have their own cases in the hostile-input corpus; sidecars written
+through a planted link in `test_files.py`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from config import Settings
+from daemon import staging
+from daemon.inbox import Inbox
+from daemon.pipeline import Pipeline
+from tests.conftest import day_table, fact_rows, ledger, write_parquet
+
+NAME = "transactions_2026-02-10.parquet"
+
+
+def test_event_paths_that_leave_the_inbox_are_never_candidates(tmp_path: Path) -> None:
+    inbox_dir = tmp_path / "inbox"
+    elsewhere = tmp_path / "elsewhere"
+    for directory in (inbox_dir / "sub", elsewhere):
+        directory.mkdir(parents=True)
+        (directory / NAME).write_bytes(b"PAR1")
+    inbox = Inbox(inbox_dir, settle_seconds=0.0)
+    for path in (inbox_dir / ".." / "elsewhere" / NAME, inbox_dir / "sub" / NAME,
+                 elsewhere / NAME, Path("/") / NAME):
+        assert inbox.note(path, "moved", "event") is None
+    assert inbox.candidates == {}
+    # A listing of the inbox does not descend into its subdirectories either.
+    assert inbox.scan("sweep") == []
+
+
+def test_a_file_name_is_stored_as_data_never_run_as_sql(settings: Settings,
+                                                        fresh_db: sqlite3.Connection) -> None:
+    pipeline = Pipeline(settings, fresh_db)
+    loaded = write_parquet(settings.work, day_table("2026-02-09"),
+                           "transactions_2026-02-09.parquet")
+    assert pipeline.process(loaded).status == "processed"
+    before = fact_rows(settings.db)
+    hostile = """transactions_2026-02-10'); DROP TABLE "fact_transactions"; --.parquet"""
+    path = write_parquet(settings.work, day_table("2026-02-10"), hostile)
+    outcome = pipeline.process(path)
+    assert outcome.status == "failed" and outcome.path.name == hostile
+    assert fact_rows(settings.db) == before
+    assert ledger(settings.db)[-1]["file_name"] == hostile
+
+
+def test_staged_rows_are_readable_only_by_the_daemon(settings: Settings,
+                                                     fresh_db: sqlite3.Connection) -> None:
+    batches = day_table("2026-02-10").to_batches()
+    with staging.staged(settings.db, iter(batches)) as (path, rows):
+        assert rows == 25
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent == settings.db.parent
+
