@@ -118,7 +118,8 @@ def random_drops(seed: int, write_mode: str, count: int) -> list[Drop]:
 def random_kills(root: Path, drops_count: int, seed: int, write_mode: str = "merge",
                  kill_chance: float = 0.35, max_delay: float = 0.25) -> Result:
     """A seeded stream of drops while the daemon is SIGKILLed at random moments: after
-    a random delay following a drop, and now and then again just after a restart."""
+    a random delay following a drop, now and then again just after a restart, and now
+    and then while it is still starting."""
     drops = random_drops(seed, write_mode, drops_count)
     rng = random.Random(f"{seed}:kills:{write_mode}")
     with Service(root, write_mode) as service:
@@ -138,6 +139,11 @@ def _random_kills(service: Service, drops: list[Drop], rng: random.Random,
             # Deliberately random moments, not a condition to wait for.
             time.sleep(rng.uniform(0, max_delay))
             service.kill()
+            if rng.random() < 0.2:
+                # Now and then during start-up too: the lock, the schema, the left-overs.
+                service.start(wait=False)
+                time.sleep(rng.uniform(0, 0.8))
+                service.kill()
             service.start()
     return _finish(service, "random-kills", drops, model, started)
 

@@ -77,8 +77,9 @@ class Service:
     def directory(self, name: str) -> Path:
         return self.root / name
 
-    def start(self, crash_at: str | None = None) -> None:
-        """Start a daemon and wait until it has swept the inbox; arm `crash_at` if given."""
+    def start(self, crash_at: str | None = None, *, wait: bool = True) -> None:
+        """Start a daemon and (unless not `wait`) wait until it has swept the inbox; arm
+        `crash_at` if given."""
         if self.process is not None and self.process.poll() is None:
             raise TortureError("a daemon is already running on this case")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
@@ -94,6 +95,8 @@ class Service:
             self.process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                             env=env)
         self.starts += 1
+        if not wait:
+            return
         # Swept, not only started: the observer is watching, so what is dropped from now
         # on is seen by its event.
         self.wait_event("inbox_swept", swept_before + 1)
