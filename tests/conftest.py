@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,6 +26,7 @@ import pytest
 
 from config import Settings, contract, load_settings
 from daemon import store
+from daemon.pipeline import Pipeline
 from generator.transactions import generate_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,15 +59,20 @@ def no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a daemon whose every directory and database is under `tmp_path`."""
+def settings_under(root: Path) -> Settings:
+    """Settings for a daemon whose every directory and database is under `root`."""
     return load_settings(
-        {"inbox": tmp_path / "inbox", "processed": tmp_path / "processed",
-         "failed": tmp_path / "failed", "db": tmp_path / "etl.db",
+        {"inbox": root / "inbox", "processed": root / "processed",
+         "failed": root / "failed", "db": root / "etl.db",
          "settle_seconds": 0.2, "rescan_seconds": 0.5},
         config_file=ROOT / "config" / "etl.toml", environ={},
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a daemon whose every directory and database is under `tmp_path`."""
+    return settings_under(tmp_path)
 
 
 @pytest.fixture
@@ -78,9 +84,40 @@ def fresh_db(settings: Settings) -> Iterator[sqlite3.Connection]:
     conn.close()
 
 
+@pytest.fixture
+def pipeline(settings: Settings, fresh_db: sqlite3.Connection) -> Pipeline:
+    """A `Pipeline` on `fresh_db`, its work, processed and failed directories made."""
+    for directory in (settings.work, settings.processed, settings.failed):
+        directory.mkdir(parents=True, exist_ok=True)
+    return Pipeline(settings, fresh_db)
+
+
+@pytest.fixture
+def loaded(settings: Settings, pipeline: Pipeline) -> list[tuple[object, ...]]:
+    """The fact rows once `pipeline` has loaded day 2026-02-09: what a bad file must leave
+    exactly as it was."""
+    path = write_parquet(settings.work, day_table("2026-02-09"), run_date="2026-02-09")
+    assert pipeline.process(path).status == "processed"
+    return fact_rows(settings.db)
+
+
 def day_table(run_date: str, rows: int = 25, seed: int = 0) -> pa.Table:
     """The generator's table for a day: the expected content of a dropped file."""
     return generate_table(date.fromisoformat(run_date), rows, seed)
+
+
+def with_column(table: pa.Table, name: str, values: pa.Array[Any] | list[Any]) -> pa.Table:
+    """`table` with column `name` replaced by `values` (and given their type)."""
+    index = table.schema.get_field_index(name)
+    array = values if isinstance(values, pa.Array) else pa.array(values)
+    return table.set_column(index, pa.field(name, array.type), array)
+
+
+def replaced_at(table: pa.Table, name: str, row: int, value: object) -> pa.Table:
+    """`table` with one value of column `name` replaced, the column's type kept."""
+    values = table.column(name).to_pylist()
+    values[row] = value
+    return with_column(table, name, pa.array(values, table.schema.field(name).type))
 
 
 def write_parquet(directory: Path, table: pa.Table, name: str | None = None,
@@ -163,31 +200,49 @@ class DaemonProcess:
         return self.proc.wait(timeout=timeout)
 
 
-@pytest.fixture
-def start_daemon(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    """Start real daemon processes on `settings`' directories; all killed at teardown."""
-    started: list[DaemonProcess] = []
+class Daemons:
+    """Starts real daemon processes on `settings`' directories; `close` kills those left.
 
-    def start(*extra: str, wait_started: bool = True, env: dict[str, str] | None = None,
-              log_name: str | None = None) -> DaemonProcess:
-        argv = [sys.executable, "-m", "daemon", "--inbox", str(settings.inbox),
+    Each log goes to a file in `log_dir`. `wrapper` is a command the daemon's argv is run
+    under (one that drops privileges, say) and must exec it, keeping its pid.
+    """
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.started: list[DaemonProcess] = []
+
+    def start(self, *extra: str, wait_started: bool = True, env: dict[str, str] | None = None,
+              log_name: str | None = None, wrapper: Sequence[str] = ()) -> DaemonProcess:
+        settings = self.settings
+        argv = [*wrapper, sys.executable, "-m", "daemon", "--inbox", str(settings.inbox),
                 "--processed", str(settings.processed), "--failed", str(settings.failed),
                 "--db", str(settings.db), "--settle-seconds", str(settings.settle_seconds),
                 "--rescan-seconds", str(settings.rescan_seconds), *extra]
-        log_path = tmp_path / (log_name or f"daemon-{len(started)}.log")
+        log_path = self.log_dir / (log_name or f"daemon-{len(self.started)}.log")
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
         child_env.update(env or {})
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(argv, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                                     env=child_env)
         daemon = DaemonProcess(proc, log_path, settings, argv)
-        started.append(daemon)
+        self.started.append(daemon)
         if wait_started:
             daemon.wait_for("daemon_started")
         return daemon
 
-    yield start
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
+    def close(self) -> None:
+        for daemon in self.started:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()
+                daemon.proc.wait()
+
+
+@pytest.fixture
+def start_daemon(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start real daemon processes on `settings`' directories; all killed at teardown."""
+    daemons = Daemons(settings, tmp_path)
+    try:
+        yield daemons.start
+    finally:
+        daemons.close()

@@ -30,34 +30,23 @@ from structlog.testing import capture_logs
 from config import Settings
 from daemon import staging, store
 from daemon.pipeline import Outcome, Pipeline
-from tests.conftest import awkward_db_path, day_table, fact_rows, ledger, write_parquet
+from tests.conftest import (
+    awkward_db_path,
+    day_table,
+    fact_rows,
+    ledger,
+    replaced_at,
+    with_column,
+    write_parquet,
+)
 
 DAY = "2026-02-10"
 NAME = f"transactions_{DAY}.parquet"
 
 
-@pytest.fixture
-def pipeline(settings: Settings, fresh_db: sqlite3.Connection) -> Pipeline:
-    for directory in (settings.work, settings.processed, settings.failed):
-        directory.mkdir(parents=True, exist_ok=True)
-    return Pipeline(settings, fresh_db)
-
-
 def claimed(settings: Settings, table: pa.Table, name: str = NAME) -> Path:
     """A file as the worker leaves it after the claim: in the work directory."""
     return write_parquet(settings.work, table, name)
-
-
-def with_column(table: pa.Table, name: str, values: pa.Array[Any] | list[Any]) -> pa.Table:
-    index = table.schema.get_field_index(name)
-    array = values if isinstance(values, pa.Array) else pa.array(values)
-    return table.set_column(index, pa.field(name, array.type), array)
-
-
-def replaced_at(table: pa.Table, name: str, row: int, value: object) -> pa.Table:
-    values = table.column(name).to_pylist()
-    values[row] = value
-    return with_column(table, name, pa.array(values, table.schema.field(name).type))
 
 
 def staging_files(settings: Settings) -> list[str]:
@@ -206,13 +195,6 @@ HOSTILE: list[tuple[str, Callable[[Path], None], str, str, str]] = [
     ("impossible-date", _write_table(_day), "transactions_2026-02-30.parquet", "name",
      "not a calendar date"),
 ]
-
-
-@pytest.fixture
-def loaded(settings: Settings, pipeline: Pipeline) -> Iterator[list[tuple[object, ...]]]:
-    """A fact table already holding day 2026-02-09; yields its rows."""
-    pipeline.process(claimed(settings, day_table("2026-02-09"), "transactions_2026-02-09.parquet"))
-    yield fact_rows(settings.db)
 
 
 @pytest.mark.parametrize(("write", "name", "stage", "phrase"),
