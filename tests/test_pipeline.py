@@ -1,8 +1,7 @@
 """The per-file path in-process: one transaction per file, archive, ledger, sidecars.
 
-The hostile-input table drives the real `Pipeline` against a real SQLite file that
-already holds a loaded day; each bad file must end in failed/ with a sidecar, a failed
-ledger row, and the fact table byte-identical to before.
+The hostile-input corpus, which drives this same `Pipeline` (and the real daemon) with
+every kind of bad file, is in tests/test_hostile.py.
 """
 
 from __future__ import annotations
@@ -10,19 +9,16 @@ from __future__ import annotations
 import decimal
 import errno
 import json
-import math
 import os
 import random
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from structlog.testing import capture_logs
@@ -122,109 +118,6 @@ def test_corrected_redrop(settings: Settings, fresh_db: sqlite3.Connection, mode
     assert ledger(settings.db)[1]["deleted"] == deleted
 
 
-def _write_bytes(data: bytes) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        path.write_bytes(data)
-    return write
-
-
-def _write_table(table: Callable[[], pa.Table]) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        pq.write_table(table(), path)
-    return write
-
-
-def _truncated(fraction: float) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        pq.write_table(day_table(DAY), path)
-        data = path.read_bytes()
-        path.write_bytes(data[: int(len(data) * fraction)])
-    return write
-
-
-def _day() -> pa.Table:
-    return day_table(DAY)
-
-
-def _not_utf8(rows: int) -> pa.Array[Any]:
-    """A string column whose bytes are not UTF-8, as a careless writer can produce."""
-    raw = pa.array([b"20260210-\xff%03d" % i for i in range(rows)], pa.binary())
-    _, offsets, data = raw.buffers()
-    assert offsets is not None and data is not None
-    return pa.StringArray.from_buffers(rows, offsets, data)
-
-
-def _with_null(column: str) -> pa.Table:
-    return replaced_at(_day(), column, 3, None)
-
-
-# (id, how to write the file, name, expected stage, a phrase the reason must contain)
-HOSTILE: list[tuple[str, Callable[[Path], None], str, str, str]] = [
-    ("zero-byte", _write_bytes(b""), NAME, "read", "not a readable Parquet file"),
-    ("truncated-90%", _truncated(0.9), NAME, "read", "not a readable Parquet file"),
-    ("truncated-10%", _truncated(0.1), NAME, "read", "not a readable Parquet file"),
-    ("random-bytes", _write_bytes(os.urandom(4096)), NAME, "read", "Parquet"),
-    ("csv", _write_bytes(b"txn_id,customer_id,amount,run_date\n20260210-0000,1,2.0,2026-02-10\n"),
-     NAME, "read", "Parquet"),
-    ("missing-column", _write_table(lambda: _day().drop_columns(["amount"])), NAME, "schema",
-     "missing column 'amount'"),
-    ("amount-as-string", _write_table(lambda: with_column(
-        _day(), "amount", pc.cast(_day().column("amount"), pa.string()).combine_chunks())),
-     NAME, "schema", "column 'amount' is string"),
-    ("customer-as-float", _write_table(lambda: with_column(
-        _day(), "customer_id", [1.5] * 25)), NAME, "schema", "column 'customer_id' is double"),
-    *[(f"null-{column}", _write_table(partial(_with_null, column)), NAME, "checks",
-       f"not_null:{column}") for column in ("txn_id", "customer_id", "amount", "run_date")],
-    ("duplicate-txn_id", _write_table(lambda: replaced_at(_day(), "txn_id", 5, "20260210-0004")),
-     NAME, "checks", "unique:txn_id"),
-    ("negative-amount", _write_table(lambda: replaced_at(_day(), "amount", 2, -0.01)), NAME,
-     "checks", "min:amount"),
-    ("nan-amount", _write_table(lambda: replaced_at(_day(), "amount", 2, math.nan)), NAME,
-     "checks", "finite:amount"),
-    ("inf-amount", _write_table(lambda: replaced_at(_day(), "amount", 2, math.inf)), NAME,
-     "checks", "finite:amount"),
-    ("run_date-mismatch", _write_table(lambda: replaced_at(_day(), "run_date", 0, "2026-02-11")),
-     NAME, "checks", "equals_file_date:run_date"),
-    ("txn_id-other-day", _write_table(lambda: replaced_at(_day(), "txn_id", 0, "20260211-0000")),
-     NAME, "checks", "file_date_prefix:txn_id"),
-    ("zero-rows", _write_table(lambda: _day().slice(0, 0)), NAME, "checks", "no rows"),
-    ("txn_id-not-utf8", _write_table(lambda: with_column(_day(), "txn_id", _not_utf8(25))),
-     NAME, "read", "not valid UTF-8"),
-    ("name-not-a-date", _write_table(_day), "transactions_latest.parquet", "name",
-     "does not match"),
-    ("impossible-date", _write_table(_day), "transactions_2026-02-30.parquet", "name",
-     "not a calendar date"),
-]
-
-
-@pytest.mark.parametrize(("write", "name", "stage", "phrase"),
-                         [pytest.param(*case[1:], id=case[0]) for case in HOSTILE])
-def test_bad_input_is_quarantined_and_changes_nothing(
-        settings: Settings, pipeline: Pipeline, loaded: list[tuple[object, ...]],
-        write: Callable[[Path], None], name: str, stage: str, phrase: str) -> None:
-    settings.work.mkdir(exist_ok=True)
-    path = settings.work / name
-    write(path)
-    with capture_logs() as logs:
-        outcome = pipeline.process(path)
-    assert outcome.status == "failed"
-    assert outcome.path == settings.failed / name and outcome.path.exists()
-    sidecar = json.loads((settings.failed / f"{name}.error.json").read_text())
-    assert sidecar["stage"] == stage
-    assert phrase in sidecar["message"]
-    assert sidecar["hint"] and sidecar["error_type"] and sidecar["attempted_at"]
-    if stage == "checks" and sidecar["checks"]:
-        assert all(c["failed_rows"] > 0 and len(c["sample_keys"]) <= 5 for c in sidecar["checks"])
-    assert fact_rows(settings.db) == loaded
-    failed_row = ledger(settings.db)[-1]
-    assert failed_row["status"] == "failed" and phrase in failed_row["error"]
-    assert (failed_row["inserted"], failed_row["updated"], failed_row["deleted"]) == (0, 0, 0)
-    [line] = [e for e in logs if e["event"] == "file_failed"]
-    assert line["stage"] == stage and phrase in line["reason"] and line["file"] == name
-    assert list(settings.work.iterdir()) == []
-    assert staging_files(settings) == []
-
-
 def test_a_symlink_is_quarantined_without_being_followed(settings: Settings,
                                                          pipeline: Pipeline) -> None:
     target = write_parquet(settings.work.parent / "elsewhere", day_table(DAY))
@@ -296,34 +189,6 @@ def test_extra_columns_are_ignored_with_a_warning(settings: Settings,
         assert pipeline.process(claimed(settings, table)).status == "processed"
     [warning] = [e for e in logs if e["event"] == "extra_columns_ignored"]
     assert warning["columns"] == ["note"] and warning["log_level"] == "warning"
-
-
-def test_a_name_that_is_not_utf8_is_quarantined_and_recorded_readably(
-        settings: Settings, pipeline: Pipeline) -> None:
-    raw = os.fsdecode(b"transactions_2026-02-10\xff.parquet")
-    path = settings.work / raw
-    with path.open("wb") as sink:  # pyarrow cannot open such a path by name
-        pq.write_table(day_table(DAY), sink)
-    with capture_logs() as logs:
-        outcome = pipeline.process(path)
-    assert outcome.status == "failed" and outcome.path.exists()
-    shown = "transactions_2026-02-10\\xff.parquet"
-    assert ledger(settings.db)[-1]["file_name"] == shown
-    assert [e["file"] for e in logs if e["event"] == "file_failed"] == [shown]
-    sidecar = outcome.path.with_name(outcome.path.name + ".error.json")
-    assert json.loads(sidecar.read_text())["stage"] == "name"
-
-
-def test_a_very_long_name_still_gets_its_sidecar(settings: Settings, pipeline: Pipeline) -> None:
-    long_name = "x" * 246 + ".parquet"  # 254 bytes: the sidecar name would not fit
-    path = settings.work / long_name
-    path.write_bytes(b"not parquet")
-    outcome = pipeline.process(path)
-    assert outcome.status == "failed"
-    sidecar = outcome.path.with_name(outcome.path.name + ".error.json")
-    assert sidecar.exists() and len(os.fsencode(sidecar.name)) <= 255
-    assert outcome.path.name.endswith(".parquet")
-    assert list(settings.work.iterdir()) == []
 
 
 def test_an_unwritable_archive_retries_only_the_move(settings: Settings,

@@ -1,0 +1,444 @@
+"""Hostile inputs: the corpus of bad files, and what the real daemon does with each.
+
+`CORPUS` is the one table of bad input, one line per kind: bytes that are not Parquet,
+Parquet cut short at several offsets, schemas off the contract, rows that break a
+check, names that break the naming rule. Each must end in failed/ exactly once with a
+sidecar, and a `file_failed` line of the same stage and reason; leave a failed ledger
+row, the fact table untouched and the inbox and work directory empty; and the daemon
+must load the next good file.
+
+The table runs twice. Case by case through the `Pipeline` in-process, each on a fresh
+database holding one loaded day, compared before and after. And all at once through one
+real daemon process (`corpus_run`, module-scoped: the whole table costs one start-up,
+not half a second of start-up per case), then checked case by case from its log, its
+directories and its database. Cases shaped by the filesystem rather than by the bytes
+(a directory or FIFO, symlinks, an unreadable file, a file deleted or rewritten before
+its claim, a name already archived), and the one kind that is accepted (an extra
+column), are named tests below the table, each on its own daemon.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from structlog.testing import capture_logs
+
+from config import Settings, contract
+from daemon import staging
+from daemon.files import display_name
+from daemon.pipeline import Pipeline
+from tests.conftest import (
+    DaemonProcess,
+    Daemons,
+    day_table,
+    drop,
+    fact_rows,
+    ledger,
+    replaced_at,
+    settings_under,
+    wait_until,
+    with_column,
+    write_parquet,
+)
+
+Start = Callable[..., DaemonProcess]
+Write = Callable[[Path, str], None]
+"""Writes a hostile file at a path, for a run date (the date its content is about)."""
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def footer_start(data: bytes) -> int:
+    """Where a Parquet file's footer (its thrift metadata) begins."""
+    return len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+
+
+def raw(data: bytes) -> Write:
+    """These bytes, whatever the date."""
+    def write(path: Path, day: str) -> None:
+        path.write_bytes(data)
+    return write
+
+
+def rows(change: Callable[[pa.Table], pa.Table]) -> Write:
+    """The day's generated rows, changed, as Parquet."""
+    def write(path: Path, day: str) -> None:
+        with path.open("wb") as sink:  # by handle: pyarrow cannot open a non-UTF-8 name
+            pq.write_table(change(day_table(day)), sink)
+    return write
+
+
+def encoded(transform: Callable[[bytes], bytes]) -> Write:
+    """The day's good Parquet file, its bytes transformed (cut short, corrupted, zipped)."""
+    def write(path: Path, day: str) -> None:
+        path.write_bytes(transform(parquet_bytes(day_table(day))))
+    return write
+
+
+def cut(keep: Callable[[bytes], int]) -> Write:
+    """The day's good Parquet file cut short: only its first `keep(data)` bytes."""
+    return encoded(lambda data: data[:keep(data)])
+
+
+def at(column: str, value: object, row: int = 2) -> Write:
+    """The day's rows with one value of `column` replaced."""
+    return rows(lambda t: replaced_at(t, column, row, value))
+
+
+def retyped(column: str, values: Callable[[pa.Table], pa.Array[Any] | list[Any]]) -> Write:
+    """The day's rows with `column` replaced by other values, of their own type."""
+    return rows(lambda t: with_column(t, column, values(t)))
+
+
+def cast(column: str, to: pa.DataType) -> Write:
+    """The day's rows with `column` cast to another type."""
+    return retyped(column, lambda t: t[column].combine_chunks().cast(to))
+
+
+def arrow_ipc(path: Path, day: str) -> None:
+    """The day's rows as an Arrow IPC (Feather v2) file: a columnar file, not Parquet."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, contract.ARROW_SCHEMA) as writer:
+        writer.write_table(day_table(day))
+    path.write_bytes(sink.getvalue().to_pybytes())
+
+
+def repeated_key(table: pa.Table) -> pa.Table:
+    """Row 5 given row 4's key: a duplicate `txn_id` inside one file."""
+    return replaced_at(table, "txn_id", 5, table["txn_id"][4].as_py())
+
+
+def repeated_row(table: pa.Table) -> pa.Table:
+    """The first row sent twice, identical: a repeat, not a harmless last-wins."""
+    return pa.concat_tables([table, table.slice(0, 1)])
+
+
+def halves(table: pa.Table) -> pa.Array[Any]:
+    """Customer ids with fractions, as a float column."""
+    return pc.add(table["customer_id"].combine_chunks().cast(pa.float64()), 0.5)
+
+
+def numbers(table: pa.Table) -> list[int]:
+    """Integer keys, where the contract wants text."""
+    return list(range(table.num_rows))
+
+
+def beyond_int64(table: pa.Table) -> pa.Array[Any]:
+    """Unsigned customer ids too large for the int64 the contract stores."""
+    return pa.array([2**63] * table.num_rows, pa.uint64())
+
+
+def not_utf8_keys(table: pa.Table) -> pa.Array[Any]:
+    """The day's keys with a byte that is not UTF-8 in each, as a careless writer can."""
+    keys = [str(k).encode() + b"\xff" for k in table["txn_id"].to_pylist()]
+    _, offsets, data = pa.array(keys, pa.binary()).buffers()
+    assert offsets is not None and data is not None
+    return pa.StringArray.from_buffers(len(keys), offsets, data)
+
+
+def without(column: str) -> Write:
+    """The day's rows without `column`."""
+    return rows(lambda t: t.drop_columns([column]))
+
+
+def amount_twice(table: pa.Table) -> pa.Table:
+    return table.append_column("amount", table["amount"])
+
+
+def all_null(table: pa.Table) -> pa.Array[Any]:
+    """A column of Arrow's null type: no values, and no type to read them as."""
+    return pa.nulls(table.num_rows)
+
+
+def garbled_page(data: bytes) -> bytes:
+    """The first page header overwritten, the footer left intact."""
+    return data[:4] + b"\xff" * 16 + data[20:]
+
+
+def same(table: pa.Table) -> pa.Table:
+    return table
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of hostile input, and the stage and phrase its failure must name."""
+
+    id: str
+    write: Write
+    stage: str
+    phrase: str  # the sidecar's message and the log line's reason must contain it
+    name: str | None = None  # the dropped name; by default the run date's file name
+
+    def file_name(self, day: str) -> str:
+        return self.name or contract.file_name_for(day)
+
+
+DAY = "2026-02-10"  # the run date of the pipeline-level cases, and of the bad names
+NOT_PARQUET = "not a readable Parquet file"
+CSV = b"txn_id,customer_id,amount,run_date\n20260210-0000,1,2.0,2026-02-10\n"
+# The Parquet magic at both ends and a plausible footer length, around no footer at all.
+LYING_FOOTER = b"PAR1" + bytes(range(100)) + (50).to_bytes(4, "little") + b"PAR1"
+LONG_NAME = "transactions_2026-02-10_" + "x" * 223 + ".parquet"  # 255 bytes, the most
+# 255 bytes too, but the daemon's shortening (so that `.error.json` fits) cuts an `é` in two.
+LONG_NAME_MULTIBYTE = "transactions_2026-02-10__" + "é" * 111 + ".parquet"
+NOT_UTF8_NAME = os.fsdecode(b"transactions_2026-02-10\xff.parquet")
+NEWLINE_NAME = "transactions_2026-02-10.parquet\n"
+NO_SUCH_DAY_NAME = "transactions_2026-02-30.parquet"
+MISMATCH = "does not match transactions_YYYY-MM-DD.parquet"
+
+CORPUS: list[Case] = [
+    # Not Parquet at all.
+    Case("zero-byte", raw(b""), "read", "Parquet file size is 0 bytes"),
+    Case("random-bytes", raw(random.Random(7).randbytes(4096)), "read", NOT_PARQUET),
+    Case("csv", raw(CSV), "read", NOT_PARQUET),
+    Case("arrow-ipc-file", arrow_ipc, "read", NOT_PARQUET),
+    Case("gzipped-parquet", encoded(gzip.compress), "read", NOT_PARQUET),
+    Case("magic-only", raw(b"PAR1"), "read", NOT_PARQUET),
+    Case("garbage-between-magics", raw(LYING_FOOTER), "read", "Couldn't deserialize thrift"),
+    # A good file cut short: inside the header magic, inside the first page, mid-data,
+    # where the footer starts, inside the footer, inside its length, the last byte.
+    Case("cut-in-header-magic", cut(lambda b: 2), "read", NOT_PARQUET),
+    Case("cut-in-first-page", cut(lambda b: 64), "read", NOT_PARQUET),
+    Case("cut-mid-data", cut(lambda b: footer_start(b) // 2), "read", NOT_PARQUET),
+    Case("cut-at-footer", cut(footer_start), "read", NOT_PARQUET),
+    Case("cut-in-footer", cut(lambda b: (footer_start(b) + len(b)) // 2), "read", NOT_PARQUET),
+    Case("cut-in-footer-length", cut(lambda b: len(b) - 6), "read", NOT_PARQUET),
+    Case("cut-last-byte", cut(lambda b: len(b) - 1), "read", NOT_PARQUET),
+    # A footer that parses, over pages that do not.
+    Case("garbage-page-header", encoded(garbled_page), "read", "Parquet data cannot be read"),
+    # Parquet, but not the contract's columns.
+    Case("missing-column", without("amount"), "schema", "missing column 'amount'"),
+    Case("no-columns", rows(lambda t: t.select([])), "schema", "missing column 'txn_id'"),
+    Case("column-twice", rows(amount_twice), "schema", "column 'amount' appears 2 times"),
+    Case("amount-as-string", cast("amount", pa.string()), "schema", "column 'amount' is string"),
+    Case("amount-null-type", retyped("amount", all_null), "schema", "column 'amount' is null"),
+    Case("customer_id-fractions", retyped("customer_id", halves), "schema", "is double"),
+    Case("customer_id-beyond-int64", retyped("customer_id", beyond_int64), "schema", "fit int64"),
+    Case("txn_id-as-integer", retyped("txn_id", numbers), "schema", "column 'txn_id' is int64"),
+    Case("run_date-as-timestamp", cast("run_date", pa.timestamp("s")), "schema", "is timestamp"),
+    Case("txn_id-not-utf8", retyped("txn_id", not_utf8_keys), "read", "not valid UTF-8"),
+    # The contract's columns, with rows that break a check.
+    *[Case(f"null-{c}", at(c, None), "checks", f"not_null:{c}") for c in contract.COLUMN_NAMES],
+    Case("duplicate-txn_id", rows(repeated_key), "checks", "unique:txn_id (1 rows)"),
+    Case("repeated-row", rows(repeated_row), "checks", "unique:txn_id (1 rows)"),
+    Case("negative-amount", at("amount", -0.01), "checks", "min:amount"),
+    Case("nan-amount", at("amount", math.nan), "checks", "finite:amount"),
+    Case("infinite-amount", at("amount", math.inf), "checks", "finite:amount"),
+    Case("minus-infinite-amount", at("amount", -math.inf), "checks", "finite:amount"),
+    Case("run_date-not-the-name's", at("run_date", "2000-01-01"), "checks", "equals_file_date"),
+    Case("txn_id-of-another-day", at("txn_id", "20000101-0002"), "checks", "file_date_prefix"),
+    Case("zero-rows", rows(lambda t: t.slice(0, 0)), "checks", "the file has no rows"),
+    # Good content under a name that breaks the naming rule.
+    Case("name-not-a-date", rows(same), "name", MISMATCH, "transactions_latest.parquet"),
+    Case("name-impossible-date", rows(same), "name", "not a calendar date", NO_SUCH_DAY_NAME),
+    Case("name-255-bytes", rows(same), "name", MISMATCH, LONG_NAME),
+    Case("name-255-bytes-multibyte", rows(same), "name", MISMATCH, LONG_NAME_MULTIBYTE),
+    Case("name-not-utf8", rows(same), "name", MISMATCH, NOT_UTF8_NAME),
+    Case("name-ending-in-newline", rows(same), "name", MISMATCH, NEWLINE_NAME),
+]
+CASES = [pytest.param(case, id=case.id) for case in CORPUS]
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_quarantined(case: Case, shown: str, line: Mapping[str, Any], failed: Path,
+                       db: Path) -> None:
+    """What one failed file must leave behind: the file in failed/ once, its sidecar, the
+    log line and the ledger row, all naming the same stage and reason."""
+    assert line["event"] == "file_failed" and line["file"] == shown
+    assert line["stage"] == case.stage, line["reason"]
+    assert case.phrase in line["reason"]
+    # Where it went (`failed_as`; a 255-byte name is shortened there so that its sidecar's
+    # fits), and under no other name: no `~1` copy of it.
+    [path] = [p for p in failed.iterdir() if display_name(str(p)) == line["failed_as"]]
+    stem = display_name(path.name).removesuffix(".parquet")
+    assert [p for p in failed.iterdir() if display_name(p.name).startswith(stem + "~")] == []
+    assert path.name.endswith(".parquet") == shown.endswith(".parquet")
+    sidecar_path = path.with_name(path.name + ".error.json")
+    assert len(os.fsencode(sidecar_path.name)) <= 255
+    sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    assert {k: sidecar[k] for k in ("file", "stage", "reason")} == {
+        "file": shown, "stage": case.stage, "reason": line["reason"]}
+    assert case.phrase in sidecar["message"]
+    assert sidecar["hint"] and sidecar["error_type"] and sidecar["attempted_at"]
+    assert (sidecar["sha256"], sidecar["bytes"]) == (sha256_of(path), path.stat().st_size)
+    if case.stage == "checks" and sidecar["checks"]:
+        assert all(c["failed_rows"] > 0 and len(c["sample_keys"]) <= 5
+                   for c in sidecar["checks"])
+    [row] = [r for r in ledger(db) if r["file_name"] == shown]
+    assert (row["status"], row["error"], row["sha256"]) == (
+        "failed", f"{case.stage}: {line['reason']}", sidecar["sha256"])
+    assert (row["inserted"], row["updated"], row["unchanged"], row["deleted"]) == (0, 0, 0, 0)
+
+
+# --- The corpus through the pipeline, in-process, one fresh database per case ----------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_pipeline_quarantines_it_and_changes_nothing(
+        case: Case, settings: Settings, pipeline: Pipeline,
+        loaded: list[tuple[object, ...]]) -> None:
+    path = settings.work / case.file_name(DAY)
+    case.write(path, DAY)
+    with capture_logs() as logs:
+        outcome = pipeline.process(path)
+    assert outcome.status == "failed" and outcome.path.parent == settings.failed
+    [line] = [e for e in logs if e["event"] == "file_failed"]
+    assert line["log_level"] == "error"
+    assert_quarantined(case, display_name(path.name), line, settings.failed, settings.db)
+    assert fact_rows(settings.db) == loaded
+    assert list(settings.work.iterdir()) == []
+    assert staging.leftover_files(settings.db) == []
+
+
+# --- The corpus through one real daemon ------------------------------------------------
+
+BASE_DAY = "2026-02-09"  # loaded first: the fact table no bad file may touch
+SERVING_DAY = "2026-02-28"  # dropped after the corpus: the daemon must still load it
+FIRST_CASE_DAY = date(2026, 3, 1)  # each case gets its own day, so its own file name
+
+
+@dataclass(frozen=True)
+class CorpusRun:
+    """One daemon's run over the whole corpus, frozen once the daemon has stopped."""
+
+    daemon: DaemonProcess
+    days: dict[str, str]  # case id: the run date of its file
+    fact_before: list[tuple[Any, ...]]
+    fact_after: list[tuple[Any, ...]]  # once every case had its outcome
+    fact_served: list[tuple[Any, ...]]  # once the good file after them was loaded
+    exit_code: int
+
+
+OUTCOMES = ("file_processed", "file_failed", "file_vanished", "file_retry_scheduled")
+
+
+def run_corpus(daemon: DaemonProcess, outbox: Path) -> CorpusRun:
+    settings = daemon.settings
+    drop(write_parquet(outbox, day_table(BASE_DAY), run_date=BASE_DAY), settings.inbox)
+    daemon.wait_for("file_processed")
+    before = fact_rows(settings.db)
+    days = {case.id: (FIRST_CASE_DAY + timedelta(days=i)).isoformat()
+            for i, case in enumerate(CORPUS)}
+    for case in CORPUS:
+        source = outbox / case.file_name(days[case.id])
+        case.write(source, days[case.id])
+        drop(source, settings.inbox)
+
+    # Wait for one outcome per file, whichever it is: a case the daemon gets wrong then
+    # fails its own test below, rather than this fixture for all of them.
+    def all_ended() -> bool:
+        if daemon.proc.poll() is not None:
+            pytest.fail(f"the daemon exited ({daemon.proc.returncode}) amid the corpus")
+        return sum(len(daemon.matching(event)) for event in OUTCOMES) >= len(CORPUS) + 1
+
+    wait_until(all_ended, f"an outcome for each of {len(CORPUS)} files, see {daemon.log_path}")
+    after = fact_rows(settings.db)
+    drop(write_parquet(outbox, day_table(SERVING_DAY), run_date=SERVING_DAY), settings.inbox)
+    daemon.wait_for("file_processed", file=contract.file_name_for(SERVING_DAY))
+    served = fact_rows(settings.db)
+    return CorpusRun(daemon, days, before, after, served, daemon.stop())
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
+    """The whole corpus dropped at once into one real daemon, which is then stopped."""
+    root = tmp_path_factory.mktemp("corpus")
+    daemons = Daemons(settings_under(root), root)
+    try:
+        yield run_corpus(daemons.start(), root / "outbox")
+    finally:
+        daemons.close()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_real_daemon_quarantines_it(case: Case, corpus_run: CorpusRun) -> None:
+    daemon, settings = corpus_run.daemon, corpus_run.daemon.settings
+    dropped = display_name(case.file_name(corpus_run.days[case.id]))
+    # Followed by its claim: the name in the work directory (and so in failed/) is the
+    # dropped one, shortened if it left no room for `.error.json`.
+    [claim] = daemon.matching("file_claimed", file=dropped)
+    shown = claim["work_path"].rpartition("/")[2]
+    assert [e["event"] for e in daemon.events()
+            if e.get("file") == shown and e["event"] in OUTCOMES] == ["file_failed"]
+    [line] = daemon.matching("file_failed", file=shown)
+    assert line["level"] == "error"
+    assert_quarantined(case, shown, line, settings.failed, settings.db)
+    assert corpus_run.fact_after == corpus_run.fact_before
+
+
+def test_the_real_daemon_serves_on_after_the_corpus(corpus_run: CorpusRun) -> None:
+    daemon, settings = corpus_run.daemon, corpus_run.daemon.settings
+    assert corpus_run.fact_after == corpus_run.fact_before
+    new = [r for r in corpus_run.fact_served if r not in corpus_run.fact_before]
+    assert [r[:4] for r in new] == [tuple(r.values())
+                                    for r in day_table(SERVING_DAY).to_pylist()]
+    assert corpus_run.exit_code == 0
+    [stopped] = daemon.matching("daemon_stopped")
+    assert (stopped["processed"], stopped["failed"], stopped["retry"], stopped["vanished"],
+            stopped["reason"]) == (2, len(CORPUS), 0, 0, "SIGTERM")
+    assert [r["status"] for r in ledger(settings.db)].count("failed") == len(CORPUS)
+    assert len(list(settings.failed.iterdir())) == 2 * len(CORPUS)  # each file and sidecar
+    assert list(settings.inbox.iterdir()) == []
+    assert list(settings.work.iterdir()) == []
+    assert staging.leftover_files(settings.db) == []
+    # Every error line is a file's failure: no crash, no unhandled exception.
+    assert {e["event"] for e in daemon.events() if e["level"] in ("error", "critical")} == {
+        "file_failed"}
+
+
+# --- Shaped by the filesystem: each on its own daemon ------------------------------------
+
+OTHER_DAY = "2026-02-20"
+
+
+def outbox(tmp_path: Path) -> Path:
+    """Where tests prepare files before dropping them: same filesystem, not watched."""
+    path = tmp_path / "outbox"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def assert_serving(daemon: DaemonProcess, tmp_path: Path, day: str = OTHER_DAY) -> None:
+    """The daemon is alive and loads a good file dropped now, all of it."""
+    before = len(fact_rows(daemon.settings.db))
+    drop(write_parquet(outbox(tmp_path), day_table(day), run_date=day), daemon.settings.inbox)
+    [line] = daemon.wait_for("file_processed", file=contract.file_name_for(day))
+    assert line["inserted"] == 25 and daemon.proc.poll() is None
+    assert len(fact_rows(daemon.settings.db)) == before + 25
+
+
+def test_an_extra_column_is_ignored_with_a_warning(tmp_path: Path, start_daemon: Start) -> None:
+    """The decision the README states: producers add columns, and that must not stop the
+    loads; the column is not read, and the log says so."""
+    daemon = start_daemon()
+    table = day_table(DAY).append_column("note", pa.array(["free text"] * 25))
+    drop(write_parquet(outbox(tmp_path), table, run_date=DAY), daemon.settings.inbox)
+    [line] = daemon.wait_for("file_processed")
+    [warning] = daemon.matching("extra_columns_ignored")
+    assert {k: warning[k] for k in ("level", "file", "columns")} == {
+        "level": "warning", "file": contract.file_name_for(DAY), "columns": ["note"]}
+    assert line["rows"] == line["inserted"] == 25
+    assert [r[:4] for r in fact_rows(daemon.settings.db)] == [
+        tuple(r.values()) for r in day_table(DAY).to_pylist()]
+    assert not daemon.matching("file_failed")
