@@ -25,6 +25,10 @@ import json
 import math
 import os
 import random
+import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -442,3 +446,183 @@ def test_an_extra_column_is_ignored_with_a_warning(tmp_path: Path, start_daemon:
     assert [r[:4] for r in fact_rows(daemon.settings.db)] == [
         tuple(r.values()) for r in day_table(DAY).to_pylist()]
     assert not daemon.matching("file_failed")
+
+
+def test_a_directory_or_fifo_named_like_a_drop_is_skipped_once_and_left_alone(
+        tmp_path: Path, start_daemon: Start) -> None:
+    # Rescans every 0.1 s, so that the wait below spans several of them.
+    daemon = start_daemon("--rescan-seconds", "0.1")
+    inbox = daemon.settings.inbox
+    directory = inbox / "x.parquet"
+    directory.mkdir()
+    inside = write_parquet(directory, day_table(DAY), run_date=DAY)  # never descended into
+    fifo = inbox / contract.file_name_for("2026-02-12")
+    os.mkfifo(fifo)  # a reader opening it would block
+    daemon.wait_for("inbox_entry_skipped", count=2)
+    assert_serving(daemon, tmp_path)
+    # The claim is that later rescans do not warn again, and a rescan that finds nothing
+    # logs nothing: there is no condition to poll, so let several of them pass.
+    time.sleep(10 * 0.1)
+    skipped = daemon.matching("inbox_entry_skipped")
+    assert sorted(e["file"] for e in skipped) == sorted(["x.parquet", fifo.name])
+    assert all(e["level"] == "warning" and e["reason"] and e["hint"] for e in skipped)
+    assert directory.is_dir() and inside.exists() and fifo.is_fifo()
+    assert not daemon.matching("file_claimed", file="x.parquet")
+    assert not daemon.matching("file_claimed", file=fifo.name)
+    assert list(daemon.settings.failed.iterdir()) == []
+    assert [e for e in daemon.events() if e["level"] in ("error", "critical")] == []
+
+
+def test_a_symlink_in_the_inbox_is_quarantined_without_being_read(
+        tmp_path: Path, start_daemon: Start) -> None:
+    """Never followed, whatever it points to: the link itself goes to failed/."""
+    elsewhere = tmp_path / "elsewhere"
+    target = write_parquet(elsewhere, day_table(DAY), run_date=DAY)
+    content = target.read_bytes()
+    # Its access time set before its modification time: under relatime (and strictatime)
+    # any read of it would move the access time, so an unchanged one proves none.
+    mtime_ns = target.stat().st_mtime_ns
+    os.utime(target, ns=(mtime_ns - 10**9, mtime_ns))
+    fifo = elsewhere / "pipe"
+    os.mkfifo(fifo)
+    targets = {"2026-02-12": target, "2026-02-13": fifo, "2026-02-14": elsewhere,
+               "2026-02-15": elsewhere / "missing.parquet"}
+    daemon = start_daemon()
+    for day, points_to in targets.items():
+        staged = outbox(tmp_path) / contract.file_name_for(day)
+        staged.symlink_to(points_to)
+        drop(staged, daemon.settings.inbox)
+    loop = daemon.settings.inbox / contract.file_name_for("2026-02-16")
+    loop.symlink_to(loop.name)  # a link to itself
+    lines = daemon.wait_for("file_failed", count=len(targets) + 1)
+    assert all((e["stage"], e["error_type"]) == ("open", "BadInput") for e in lines)
+    assert all("symbolic link" in e["reason"] for e in lines)
+    for day, points_to in {**targets, "2026-02-16": Path(loop.name)}.items():
+        quarantined = daemon.settings.failed / contract.file_name_for(day)
+        assert quarantined.is_symlink() and quarantined.readlink() == points_to
+        sidecar = json.loads(Path(f"{quarantined}.error.json").read_text())
+        assert (sidecar["stage"], sidecar["sha256"], sidecar["bytes"]) == ("open", None, None)
+        assert "never follows links" in sidecar["message"] and sidecar["hint"]
+    assert target.stat().st_atime_ns == mtime_ns - 10**9  # before this test reads it
+    assert target.read_bytes() == content and fifo.is_fifo()
+    assert [r["status"] for r in ledger(daemon.settings.db)] == ["failed"] * (len(targets) + 1)
+    assert fact_rows(daemon.settings.db) == []
+    assert_serving(daemon, tmp_path)
+
+
+@pytest.fixture
+def obeying_file_modes(tmp_path: Path) -> list[str]:
+    """A command prefix under which the daemon cannot read a file its mode forbids.
+
+    Root reads any file, and CI runs as root. A switch to an unprivileged user is not
+    open here (the interpreter lives under /root, 0700), so root runs the daemon without
+    the two capabilities that let it ignore file modes: CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH, dropped from its bounding set. A probe proves it works;
+    otherwise the test is skipped.
+    """
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root, and setpriv (util-linux) is not installed")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"secret")
+    probe.chmod(0)
+    reader = "import sys\ntry:\n    open(sys.argv[1], 'rb')\nexcept PermissionError:\n" \
+             "    sys.exit(13)"
+    result = subprocess.run([*prefix, sys.executable, "-c", reader, str(probe)],
+                            capture_output=True, text=True, check=False)
+    probe.unlink()
+    if result.returncode != 13:
+        pytest.skip(f"file modes are not enforced here (probe exit {result.returncode}: "
+                    f"{result.stderr.strip()[-200:]})")
+    return prefix
+
+
+def test_a_file_without_read_permission_is_quarantined(
+        tmp_path: Path, start_daemon: Start, obeying_file_modes: list[str]) -> None:
+    daemon = start_daemon(wrapper=obeying_file_modes)
+    name = contract.file_name_for(DAY)
+    unreadable = write_parquet(outbox(tmp_path), day_table(DAY), run_date=DAY)
+    unreadable.chmod(0)
+    drop(unreadable, daemon.settings.inbox)
+    [line] = daemon.wait_for("file_failed", file=name)
+    assert (line["stage"], line["error_type"]) == ("open", "BadInput")
+    assert "permission denied" in line["reason"]
+    quarantined = daemon.settings.failed / name
+    assert quarantined.exists() and quarantined.stat().st_mode & 0o777 == 0
+    sidecar = json.loads(Path(f"{quarantined}.error.json").read_text())
+    assert (sidecar["stage"], sidecar["reason"]) == ("open", line["reason"])
+    assert "permission denied" in sidecar["message"] and sidecar["hint"]
+    assert [(r["status"], r["file_name"]) for r in ledger(daemon.settings.db)] == [
+        ("failed", name)]
+    assert fact_rows(daemon.settings.db) == []
+    assert_serving(daemon, tmp_path)
+
+
+# A settle time long enough that the test's own step (a rewrite) surely lands
+# inside it, even on a loaded machine; neither test waits it out.
+LONG_SETTLE = ("--settle-seconds", "3")
+
+
+def test_a_file_rewritten_while_it_settles_loads_its_final_content_once(
+        tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon(*LONG_SETTLE)
+    name = contract.file_name_for(DAY)
+    first, final = day_table(DAY, rows=10, seed=1), day_table(DAY, rows=25, seed=2)
+    final_bytes = parquet_bytes(final)
+    with (daemon.settings.inbox / name).open("wb") as sink:
+        # A whole first version, its writer still holding the file open...
+        sink.write(parquet_bytes(first))
+        sink.flush()
+        daemon.wait_for("file_detected", file=name)
+        # ...then rewritten in place by the same writer, and closed.
+        sink.seek(0)
+        sink.truncate()
+        sink.write(final_bytes)
+    [line] = daemon.wait_for("file_processed", file=name)
+    assert (line["rows"], line["inserted"]) == (25, 25)
+    assert line["sha256"] == hashlib.sha256(final_bytes).hexdigest()
+    assert len(daemon.matching("file_claimed", file=name)) == 1
+    assert not daemon.matching("file_failed")
+    assert (daemon.settings.processed / name).read_bytes() == final_bytes
+    assert [r[:4] for r in fact_rows(daemon.settings.db)] == [
+        tuple(r.values()) for r in final.to_pylist()]
+    assert_serving(daemon, tmp_path)
+    assert len(daemon.matching("file_processed", file=name)) == 1
+
+
+@pytest.mark.parametrize("taken", ["processed", "failed", "failed-sidecar-only"])
+def test_a_name_already_archived_gets_a_suffix_and_the_old_file_is_untouched(
+        tmp_path: Path, start_daemon: Start, taken: str) -> None:
+    daemon = start_daemon()
+    settings = daemon.settings
+    name, suffixed = contract.file_name_for(DAY), f"transactions_{DAY}~1.parquet"
+    archive = settings.processed if taken == "processed" else settings.failed
+    archive.mkdir(parents=True, exist_ok=True)
+    old = {archive / f"{name}.error.json": b'{"stage": "an older failure"}\n'}
+    if taken != "failed-sidecar-only":
+        old[archive / name] = b"an older file of the same name"
+    for path, content in old.items():
+        path.write_bytes(content)
+    good = taken == "processed"
+    staged = outbox(tmp_path) / name
+    content = parquet_bytes(day_table(DAY)) if good else b"not parquet"
+    staged.write_bytes(content)
+    drop(staged, settings.inbox)
+    [line] = daemon.wait_for("file_processed" if good else "file_failed", file=name)
+    assert line["archived_as" if good else "failed_as"] == str(archive / suffixed)
+    assert {p: p.read_bytes() for p in old} == old
+    new = archive / suffixed
+    assert new.read_bytes() == content
+    if good:
+        assert not Path(f"{new}.error.json").exists()
+        assert len(fact_rows(settings.db)) == 25
+    else:
+        sidecar = json.loads(Path(f"{new}.error.json").read_text())
+        assert sidecar["sha256"] == sha256_of(new) and sidecar["stage"] == "read"
+        assert fact_rows(settings.db) == []
+    assert sorted(p.name for p in archive.iterdir()) == sorted(
+        [*(p.name for p in old), suffixed, *([] if good else [f"{suffixed}.error.json"])])
+    assert_serving(daemon, tmp_path)
