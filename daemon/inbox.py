@@ -8,7 +8,8 @@ writer still holds open, and that has no footer yet, waits ten settle times inst
 Complete is not the same as valid: a complete file without a footer is handed over all
 the same, and fails as bad input rather than being waited on forever. Hidden and
 temporary names are ignored; entries that are neither regular files nor symlinks are
-skipped with one warning each.
+skipped with one warning each; a candidate that disappears before its claim is logged as
+vanished.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class Inbox:
         candidate = self.candidates.get(name)
         try:
             st = path.lstat()
-        except OSError:  # gone, or its directory unreadable: nothing to take
-            self.candidates.pop(name, None)
+        except OSError as exc:  # gone, or its directory unreadable: nothing to take
+            self._forget(name, vanished=isinstance(exc, FileNotFoundError))
             return None
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             self.candidates.pop(name, None)
@@ -122,7 +123,7 @@ class Inbox:
                 if candidate is not None:
                     found.append(candidate)
         for name in set(self.candidates) - present:
-            del self.candidates[name]
+            self._forget(name, vanished=True)
         self._skipped &= present
         return found
 
@@ -134,8 +135,8 @@ class Inbox:
             candidate = self.candidates[name]
             try:
                 self._observe(candidate, candidate.path.lstat())
-            except OSError:
-                del self.candidates[name]
+            except OSError as exc:
+                self._forget(name, vanished=isinstance(exc, FileNotFoundError))
                 continue
             quiet = max(self.clock() - candidate.stable_since,
                         self.wall_clock() - candidate.mtime_ns / 1e9)
@@ -154,6 +155,13 @@ class Inbox:
             # Its writer has it open and has not finished it: a pause is not the end.
             return self.settle_seconds * STALLED_WRITER_SETTLES
         return self.settle_seconds
+
+    def _forget(self, name: str, *, vanished: bool) -> None:
+        """Drop a candidate that can no longer be seen. One that is gone (not merely
+        unreadable: the rescan reports an inbox it cannot list) was detected and will never
+        be claimed, so its `file_detected` line gets a `file_vanished` one."""
+        if self.candidates.pop(name, None) is not None and vanished:
+            log.info("file_vanished", file=files.display_name(name))
 
     def taken(self, path: Path) -> None:
         self.candidates.pop(path.name, None)

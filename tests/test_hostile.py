@@ -561,9 +561,26 @@ def test_a_file_without_read_permission_is_quarantined(
     assert_serving(daemon, tmp_path)
 
 
-# A settle time long enough that the test's own step (a rewrite) surely lands
+# A settle time long enough that the test's own step (delete, rewrite) surely lands
 # inside it, even on a loaded machine; neither test waits it out.
 LONG_SETTLE = ("--settle-seconds", "3")
+
+
+def test_a_file_deleted_before_its_claim_is_reported_vanished(
+        tmp_path: Path, start_daemon: Start) -> None:
+    daemon = start_daemon(*LONG_SETTLE)
+    name = contract.file_name_for(DAY)
+    path = daemon.settings.inbox / name
+    # Written in place, and incomplete: it waits out the settle time before its claim.
+    path.write_bytes(parquet_bytes(day_table(DAY))[:100])
+    daemon.wait_for("file_detected", file=name)
+    path.unlink()
+    [line] = daemon.wait_for("file_vanished", file=name, timeout=10)
+    assert line["level"] == "info"
+    assert not daemon.matching("file_claimed", file=name)
+    assert list(daemon.settings.failed.iterdir()) == []
+    assert ledger(daemon.settings.db) == [] and fact_rows(daemon.settings.db) == []
+    assert_serving(daemon, tmp_path)
 
 
 def test_a_file_rewritten_while_it_settles_loads_its_final_content_once(

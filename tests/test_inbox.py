@@ -265,21 +265,29 @@ def test_symlink_is_due_at_once(inbox: Inbox, inbox_dir: Path, tmp_path: Path,
 
 def test_vanished_file_disappears_from_candidates(inbox: Inbox, inbox_dir: Path,
                                                   clocks: Clocks) -> None:
+    """Guards a found bug: a detected file deleted before its claim was dropped without
+    a word, so its `file_detected` line was the last the log said of it."""
     first = put(clocks, inbox_dir, name="transactions_2026-02-10.parquet")
     second = put(clocks, inbox_dir, name="transactions_2026-02-11.parquet")
     third = put(clocks, inbox_dir, name="transactions_2026-02-12.parquet")
     assert len(inbox.scan("sweep")) == 3
-    first.unlink()
-    clocks.advance(SETTLE)
-    assert inbox.due() == ([second, third], None)
-    assert set(inbox.candidates) == {second.name, third.name}
-    second.unlink()
-    assert inbox.scan("rescan") == []
-    assert set(inbox.candidates) == {third.name}
-    third.unlink()
-    assert inbox.note(third, "moved", "event") is None
-    assert inbox.candidates == {}
-    assert inbox.due() == ([], None)
+    with structlog.testing.capture_logs() as logs:
+        first.unlink()
+        clocks.advance(SETTLE)
+        assert inbox.due() == ([second, third], None)
+        assert set(inbox.candidates) == {second.name, third.name}
+        second.unlink()
+        assert inbox.scan("rescan") == []
+        assert set(inbox.candidates) == {third.name}
+        third.unlink()
+        assert inbox.note(third, "moved", "event") is None
+        assert inbox.candidates == {}
+        assert inbox.due() == ([], None)
+        # A name never detected vanishes without a line: there is nothing to close.
+        assert inbox.note(inbox_dir / "transactions_2026-02-13.parquet", "created",
+                          "event") is None
+    assert logs == [{"event": "file_vanished", "log_level": "info", "file": path.name}
+                    for path in (first, second, third)]
 
 
 def test_scan_returns_only_newly_found(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
