@@ -131,7 +131,20 @@ def rename_no_replace(src: Path, dst: Path) -> None:
 def _fit(base: str, tail: str) -> str:
     """`base + tail`, with `base` cut so that the name and its sidecar fit NAME_MAX."""
     room = NAME_MAX - len(os.fsencode(tail + SIDECAR_SUFFIX))
-    return os.fsdecode(os.fsencode(base)[:max(room, 1)]) + tail
+    encoded = os.fsencode(base)
+    cut = encoded[:max(room, 1)]
+    if len(cut) < len(encoded) and _is_utf8(encoded):
+        # Between characters: a UTF-8 name cut inside one would no longer be UTF-8.
+        cut = cut.decode("utf-8", "ignore").encode()
+    return os.fsdecode(cut) + tail
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _candidate_names(name: str) -> Iterator[str]:

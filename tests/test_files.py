@@ -253,6 +253,17 @@ def test_move_unique_never_overwrites(tmp_path: Path, name: str, second: str,
     assert sorted(p.name for p in dest.iterdir()) == sorted([name, second, third])
 
 
+def test_move_unique_shortens_a_utf8_name_between_characters(tmp_path: Path) -> None:
+    """Guards a found bug: a 255-byte UTF-8 name was cut inside a character (to leave room
+    for `.error.json`), so the daemon made it a name that is not UTF-8."""
+    prefix = "transactions_2026-02-10__"  # 25 bytes, then two bytes per character
+    src = _make(tmp_path / "work", prefix + "é" * 111 + ".parquet", b"x")
+    moved = files.move_unique(src, tmp_path / "failed")
+    # 236 bytes are left before `.parquet`: 105 whole characters, not 105 and a half.
+    assert moved.name == prefix + "é" * 105 + ".parquet"
+    assert len(os.fsencode(moved.name + files.SIDECAR_SUFFIX)) <= files.NAME_MAX
+
+
 def test_move_unique_creates_the_directory_and_takes_a_new_name(tmp_path: Path) -> None:
     src = _make(tmp_path / "work", "whatever.bin", b"x")
     dest = tmp_path / "a" / "b"

@@ -265,10 +265,20 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def assert_quarantined(case: Case, shown: str, line: Mapping[str, Any], failed: Path,
-                       db: Path) -> None:
+def is_utf8(name: str) -> bool:
+    """Whether a file name's bytes are UTF-8 (`os.fsdecode` maps other bytes to surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def assert_quarantined(case: Case, dropped: str, shown: str, line: Mapping[str, Any],
+                       failed: Path, db: Path) -> None:
     """What one failed file must leave behind: the file in failed/ once, its sidecar, the
-    log line and the ledger row, all naming the same stage and reason."""
+    log line and the ledger row, all naming the same stage and reason. `dropped` is the
+    name it was dropped under, `shown` how the log names it."""
     assert line["event"] == "file_failed" and line["file"] == shown
     assert line["stage"] == case.stage, line["reason"]
     assert case.phrase in line["reason"]
@@ -278,6 +288,8 @@ def assert_quarantined(case: Case, shown: str, line: Mapping[str, Any], failed: 
     stem = display_name(path.name).removesuffix(".parquet")
     assert [p for p in failed.iterdir() if display_name(p.name).startswith(stem + "~")] == []
     assert path.name.endswith(".parquet") == shown.endswith(".parquet")
+    # Shortened or not, a name is still UTF-8 if it was.
+    assert is_utf8(path.name) == is_utf8(dropped)
     sidecar_path = path.with_name(path.name + ".error.json")
     assert len(os.fsencode(sidecar_path.name)) <= 255
     sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
@@ -309,7 +321,8 @@ def test_the_pipeline_quarantines_it_and_changes_nothing(
     assert outcome.status == "failed" and outcome.path.parent == settings.failed
     [line] = [e for e in logs if e["event"] == "file_failed"]
     assert line["log_level"] == "error"
-    assert_quarantined(case, display_name(path.name), line, settings.failed, settings.db)
+    assert_quarantined(case, path.name, display_name(path.name), line, settings.failed,
+                       settings.db)
     assert fact_rows(settings.db) == loaded
     assert list(settings.work.iterdir()) == []
     assert staging.leftover_files(settings.db) == []
@@ -378,16 +391,16 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
 @pytest.mark.parametrize("case", CASES)
 def test_the_real_daemon_quarantines_it(case: Case, corpus_run: CorpusRun) -> None:
     daemon, settings = corpus_run.daemon, corpus_run.daemon.settings
-    dropped = display_name(case.file_name(corpus_run.days[case.id]))
+    dropped = case.file_name(corpus_run.days[case.id])
     # Followed by its claim: the name in the work directory (and so in failed/) is the
     # dropped one, shortened if it left no room for `.error.json`.
-    [claim] = daemon.matching("file_claimed", file=dropped)
+    [claim] = daemon.matching("file_claimed", file=display_name(dropped))
     shown = claim["work_path"].rpartition("/")[2]
     assert [e["event"] for e in daemon.events()
             if e.get("file") == shown and e["event"] in OUTCOMES] == ["file_failed"]
     [line] = daemon.matching("file_failed", file=shown)
     assert line["level"] == "error"
-    assert_quarantined(case, shown, line, settings.failed, settings.db)
+    assert_quarantined(case, dropped, shown, line, settings.failed, settings.db)
     assert corpus_run.fact_after == corpus_run.fact_before
 
 
