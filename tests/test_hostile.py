@@ -196,7 +196,9 @@ class Case:
 
 
 DAY = "2026-02-10"  # the run date of the pipeline-level cases, and of the bad names
-NOT_PARQUET = "not a readable Parquet file"
+# pyarrow's words after ours: a file that is not Parquet is not called truncated.
+NOT_PARQUET = "not a readable Parquet file: Parquet magic bytes not found"
+TRUNCATED = "not a readable Parquet file: truncated, it begins as Parquet"
 CSV = b"txn_id,customer_id,amount,run_date\n20260210-0000,1,2.0,2026-02-10\n"
 # The Parquet magic at both ends and a plausible footer length, around no footer at all.
 LYING_FOOTER = b"PAR1" + bytes(range(100)) + (50).to_bytes(4, "little") + b"PAR1"
@@ -210,22 +212,22 @@ MISMATCH = "does not match transactions_YYYY-MM-DD.parquet"
 
 CORPUS: list[Case] = [
     # Not Parquet at all.
-    Case("zero-byte", raw(b""), "read", "Parquet file size is 0 bytes"),
+    Case("zero-byte", raw(b""), "read", "not a readable Parquet file: Parquet file size is 0"),
     Case("random-bytes", raw(random.Random(7).randbytes(4096)), "read", NOT_PARQUET),
     Case("csv", raw(CSV), "read", NOT_PARQUET),
     Case("arrow-ipc-file", arrow_ipc, "read", NOT_PARQUET),
     Case("gzipped-parquet", encoded(gzip.compress), "read", NOT_PARQUET),
-    Case("magic-only", raw(b"PAR1"), "read", NOT_PARQUET),
+    Case("magic-only", raw(b"PAR1"), "read", TRUNCATED),
     Case("garbage-between-magics", raw(LYING_FOOTER), "read", "Couldn't deserialize thrift"),
     # A good file cut short: inside the header magic, inside the first page, mid-data,
     # where the footer starts, inside the footer, inside its length, the last byte.
-    Case("cut-in-header-magic", cut(lambda b: 2), "read", NOT_PARQUET),
-    Case("cut-in-first-page", cut(lambda b: 64), "read", NOT_PARQUET),
-    Case("cut-mid-data", cut(lambda b: footer_start(b) // 2), "read", NOT_PARQUET),
-    Case("cut-at-footer", cut(footer_start), "read", NOT_PARQUET),
-    Case("cut-in-footer", cut(lambda b: (footer_start(b) + len(b)) // 2), "read", NOT_PARQUET),
-    Case("cut-in-footer-length", cut(lambda b: len(b) - 6), "read", NOT_PARQUET),
-    Case("cut-last-byte", cut(lambda b: len(b) - 1), "read", NOT_PARQUET),
+    Case("cut-in-header-magic", cut(lambda b: 2), "read", "Parquet file size is 2 bytes"),
+    Case("cut-in-first-page", cut(lambda b: 64), "read", TRUNCATED),
+    Case("cut-mid-data", cut(lambda b: footer_start(b) // 2), "read", TRUNCATED),
+    Case("cut-at-footer", cut(footer_start), "read", TRUNCATED),
+    Case("cut-in-footer", cut(lambda b: (footer_start(b) + len(b)) // 2), "read", TRUNCATED),
+    Case("cut-in-footer-length", cut(lambda b: len(b) - 6), "read", TRUNCATED),
+    Case("cut-last-byte", cut(lambda b: len(b) - 1), "read", TRUNCATED),
     # A footer that parses, over pages that do not.
     Case("garbage-page-header", encoded(garbled_page), "read", "Parquet data cannot be read"),
     # Parquet, but not the contract's columns.
