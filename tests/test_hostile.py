@@ -403,6 +403,9 @@ def test_the_real_daemon_quarantines_it(case: Case, corpus_run: CorpusRun) -> No
     [line] = daemon.matching("file_failed", file=shown)
     assert line["level"] == "error"
     assert_quarantined(case, dropped, shown, line, settings.failed, settings.db)
+    assert not os.path.lexists(settings.inbox / dropped)
+    assert shown not in [display_name(p.name) for p in settings.work.iterdir()]
+    # The fact table as a whole: unchanged from before the first case to after the last.
     assert corpus_run.fact_after == corpus_run.fact_before
 
 
@@ -633,9 +636,11 @@ def test_a_name_already_archived_gets_a_suffix_and_the_old_file_is_untouched(
     name, suffixed = contract.file_name_for(DAY), f"transactions_{DAY}~1.parquet"
     archive = settings.processed if taken == "processed" else settings.failed
     archive.mkdir(parents=True, exist_ok=True)
-    old = {archive / f"{name}.error.json": b'{"stage": "an older failure"}\n'}
+    old: dict[Path, bytes] = {}
     if taken != "failed-sidecar-only":
         old[archive / name] = b"an older file of the same name"
+    if taken != "processed":  # a sidecar alone still holds its name: it is never replaced
+        old[archive / f"{name}.error.json"] = b'{"stage": "an older failure"}\n'
     for path, content in old.items():
         path.write_bytes(content)
     good = taken == "processed"
@@ -652,8 +657,10 @@ def test_a_name_already_archived_gets_a_suffix_and_the_old_file_is_untouched(
         assert not Path(f"{new}.error.json").exists()
         assert len(fact_rows(settings.db)) == 25
     else:
+        # The new sidecar is beside the new file, and describes it.
         sidecar = json.loads(Path(f"{new}.error.json").read_text())
-        assert sidecar["sha256"] == sha256_of(new) and sidecar["stage"] == "read"
+        assert (sidecar["file"], sidecar["stage"]) == (name, "read")
+        assert sidecar["sha256"] == sha256_of(new) and sidecar["reason"] == line["reason"]
         assert fact_rows(settings.db) == []
     assert sorted(p.name for p in archive.iterdir()) == sorted(
         [*(p.name for p in old), suffixed, *([] if good else [f"{suffixed}.error.json"])])
