@@ -91,6 +91,8 @@ class Pipeline:
         self.settings = settings
         self.conn = conn
         self._unfinished: dict[Path, Callable[[], Outcome]] = {}
+        # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
+        self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
 
     def claim(self, path: Path) -> Outcome:
         """Move an inbox file into the work directory: `claimed` with its new path, else
@@ -110,8 +112,14 @@ class Pipeline:
         crashpoints.reached("after_claim")
         return Outcome("claimed", claimed)
 
-    def process(self, claimed: Path) -> Outcome:
-        """Load a claimed file and archive it; never raises for a bad or failing file."""
+    def process(self, claimed: Path, *, attempt: int = 1,
+                retry_in_seconds: float | None = None) -> Outcome:
+        """Load a claimed file and archive it; never raises for a bad or failing file.
+
+        `attempt` (1 for the first) and `retry_in_seconds` (when the caller tries again
+        if this attempt must wait; None: not in this run) only annotate the log line.
+        """
+        self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
         with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
             return self._process(claimed)
 
@@ -246,7 +254,7 @@ class Pipeline:
         log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
                   error_type=type(exc).__name__, reason=str(exc),
                   hint="the file stays in the work directory and is retried; fix the "
-                  "database or disk condition named in reason")
+                  "database or disk condition named in reason", **self._schedule)
         return Outcome("retry", attempt.path)
 
     def _fail(self, attempt: _Attempt, exc: Exception) -> Outcome:

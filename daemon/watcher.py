@@ -276,19 +276,22 @@ class Watcher:
 
     def _process(self, claimed: Path) -> None:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
-        outcome = self.pipeline.process(claimed)
+        _, attempts = self._retries.get(claimed, (0.0, 0))
+        # Decided before the attempt, so that its retry line can say when the next one is;
+        # a drain does not retry (see below).
+        delay = None if self.once else (
+            RETRY_BACKOFF_SECONDS[min(attempts, len(RETRY_BACKOFF_SECONDS) - 1)])
+        outcome = self.pipeline.process(claimed, attempt=attempts + 1, retry_in_seconds=delay)
         self.outcomes[outcome.status] += 1
         if outcome.status != "retry":
             self._retries.pop(claimed, None)
             return
-        if self.once:
+        if delay is None:
             # A drain must end: the file stays in the work directory for the next run,
             # and so do the claims behind it and the drops still in the inbox, so that
             # none of them is applied before it.
             self._held = True
             return
-        _, attempts = self._retries.get(claimed, (0.0, 0))
-        delay = RETRY_BACKOFF_SECONDS[min(attempts, len(RETRY_BACKOFF_SECONDS) - 1)]
         self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
 
     @staticmethod

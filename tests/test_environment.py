@@ -1,0 +1,189 @@
+"""Faults of the environment, against the real daemon process: what an operator sees.
+
+Another process holding the database, a full disk, a read-only archive, and stop
+signals under load. None of them is the file's fault: the file must never reach
+failed/ for it, must stay where it can be recovered (the work directory or the inbox),
+and must load exactly once when the fault is gone. Each test starts `python -m daemon`
+and waits on its JSON log lines, the directories and the database, never on fixed
+sleeps. Fixtures own what they set up: the lock-holding process is ended and every
+mount is undone at teardown, whatever the test did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from config import Settings, contract, load_settings
+from daemon import store
+from daemon.watcher import RETRY_BACKOFF_SECONDS
+from tests.conftest import (
+    ROOT,
+    DaemonProcess,
+    day_table,
+    drop,
+    fact_rows,
+    ledger,
+    write_parquet,
+)
+
+Start = Callable[..., DaemonProcess]
+DAY1, DAY2, DAY3 = "2026-02-10", "2026-02-11", "2026-02-12"
+# Another writer is given up on after this long, so that each retry comes quickly.
+FAST_BUSY = {"ETL_BUSY_TIMEOUT_SECONDS": "0.1"}
+
+
+def name(day: str) -> str:
+    return contract.file_name_for(day)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """As conftest's, with every directory and the database under `tmp_path/data`, so
+    that a test can mount a filesystem there; the daemons' logs stay outside it."""
+    data = tmp_path / "data"
+    return load_settings(
+        {"inbox": data / "inbox", "processed": data / "processed", "failed": data / "failed",
+         "db": data / "etl.db", "settle_seconds": 0.2, "rescan_seconds": 0.5},
+        config_file=ROOT / "config" / "etl.toml", environ={},
+    )
+
+
+def outbox(settings: Settings) -> Path:
+    """Where files are prepared before the drop: the inbox's filesystem, not watched."""
+    path = settings.db.parent / "outbox"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def prepare_day(settings: Settings, day: str, rows: int = 25) -> Path:
+    return write_parquet(outbox(settings), day_table(day, rows=rows), name(day))
+
+
+def drop_day(settings: Settings, day: str) -> Path:
+    return drop(prepare_day(settings, day), settings.inbox)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def initialised(settings: Settings) -> None:
+    """Create the daemon's database, as a previous run would have left it."""
+    conn = store.connect(settings.db)
+    try:
+        store.init_schema(conn)
+    finally:
+        conn.close()
+
+
+def integrity(db: Path) -> list[tuple[str, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
+# --- another process holds the database --------------------------------------------
+
+# A separate process, as a backup job or an operator's sqlite3 shell would be: it takes
+# the write lock, says so, and keeps it until its stdin closes.
+_LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+@dataclass
+class DatabaseLock:
+    """A process holding `BEGIN EXCLUSIVE` on the database until `release()`."""
+
+    proc: subprocess.Popen[str]
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=30) == 0, "the lock holder ended badly"
+
+    def end(self) -> None:
+        """Kill the holder if it still runs, and close its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def lock_database(settings: Settings) -> Iterator[Callable[[], DatabaseLock]]:
+    """Start a process that write-locks `settings.db`; returns once it holds the lock.
+    Every holder still running at teardown is killed."""
+    holders: list[DatabaseLock] = []
+
+    def lock() -> DatabaseLock:
+        proc = subprocess.Popen([sys.executable, "-c", _LOCKER, str(settings.db)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder = DatabaseLock(proc)
+        holders.append(holder)
+        assert proc.stdout is not None
+        # Bounded: the holder prints, or fails (its own busy timeout) and closes stdout.
+        assert proc.stdout.readline() == "locked\n", "the lock holder could not lock"
+        return holder
+
+    yield lock
+    for holder in holders:
+        holder.end()
+
+
+def test_a_database_locked_by_another_process_keeps_the_file_and_retries_it(
+        settings: Settings, start_daemon: Start,
+        lock_database: Callable[[], DatabaseLock]) -> None:
+    daemon = start_daemon(env=FAST_BUSY)
+    drop_day(settings, DAY1)
+    daemon.wait_for("file_processed")
+    before = fact_rows(settings.db)
+    held = lock_database()
+    drop_day(settings, DAY2)
+    drop_day(settings, DAY3)
+    retries = daemon.wait_for("file_retry_scheduled", count=2, file=name(DAY2))
+    # Loud, saying why, and waiting longer each time.
+    for line in retries:
+        assert (line["level"], line["stage"], line["error_type"]) == (
+            "error", "load", "OperationalError")
+        assert "locked" in line["reason"] and line["hint"]
+    assert [(r["attempt"], r["retry_in_seconds"]) for r in retries] == [
+        (n + 1, RETRY_BACKOFF_SECONDS[n]) for n in range(len(retries))]
+    # The file waits in the work directory, the later drop behind it in the inbox.
+    assert listing(settings.work) == [name(DAY2)]
+    assert listing(settings.inbox) == [name(DAY3)]
+    assert listing(settings.failed) == []
+    assert fact_rows(settings.db) == before
+    assert [r["file_name"] for r in ledger(settings.db)] == [name(DAY1)]
+
+    held.release()
+    daemon.wait_for("file_processed", count=3)
+    assert [(r["file_name"], r["status"], r["inserted"]) for r in ledger(settings.db)] == [
+        (name(d), "processed", 25) for d in (DAY1, DAY2, DAY3)]
+    assert len(fact_rows(settings.db)) == 75
+    assert listing(settings.processed) == [name(d) for d in (DAY1, DAY2, DAY3)]
+    assert listing(settings.work) == listing(settings.inbox) == listing(settings.failed) == []
+    assert not daemon.matching("file_failed")
+    assert daemon.stop() == 0
