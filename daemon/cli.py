@@ -10,6 +10,7 @@ directly: 0 done, 1 a `--once` drain left failed files (or the worker crashed),
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import sqlite3
@@ -23,17 +24,20 @@ from typing import NoReturn
 import pyarrow as pa
 import structlog
 
-from config import ConfigError, load_settings
+from config import ConfigError, Settings, load_settings
 from config.settings import WRITE_MODES
 from daemon import crashpoints, files, logs, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
-from daemon.watcher import Watcher
+from daemon.watcher import RETRY_BACKOFF_SECONDS, Watcher
 
 log = structlog.get_logger("daemon")
 
 EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SQLite primary result codes at start-up that another process causes and ends: BUSY 5
+# and LOCKED 6 (a backup, a migration, an open sqlite3 shell holding the write lock).
+_WAIT_AT_START = frozenset({5, 6})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,9 +126,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
         cleanup.callback(lock.release)
         try:
-            conn = store.connect(settings.db, settings.busy_timeout_seconds)
+            conn = _open_database(settings)
+            if conn is None:
+                return EXIT_OK
             cleanup.callback(conn.close)
-            store.init_schema(conn)
             _remove_staging_leftovers(settings.db)
         except SchemaMismatch as exc:
             log.error("database_unavailable", db=str(settings.db), reason=exc.message,
@@ -143,6 +148,40 @@ def _main(argv: Sequence[str] | None) -> int:
         _remove_sidecar_leftovers(settings.failed)
         described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
         return _serve(described, watcher, args.once)
+
+
+def _open_database(settings: Settings) -> sqlite3.Connection | None:
+    """Connect and check the schema, waiting with backoff while another process holds
+    the database busy or locked; None if a stop signal came while waiting.
+
+    Exiting instead would only have a service manager restart the daemon into the same
+    lock, over and over. Any other error is raised at once.
+    """
+    for attempt in itertools.count(1):
+        try:
+            conn = store.connect(settings.db, settings.busy_timeout_seconds)
+            try:
+                store.init_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+        except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in _WAIT_AT_START:
+                raise
+            delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
+            log.error("database_busy", db=str(settings.db), reason=str(exc),
+                      hint="another process holds a write lock on the database (a backup, "
+                      "a migration, an sqlite3 shell?); the daemon starts once it is "
+                      "released", attempt=attempt, retry_in_seconds=delay)
+        # The stop signals are still blocked here (see `main`): take one while waiting,
+        # so that a stop is prompt, and no handler is needed yet.
+        taken = signal.sigtimedwait(_STOP_SIGNALS, delay)
+        if taken is not None:
+            log.info("daemon_stopped", processed=0, failed=0, retry=0, vanished=0,
+                     claim_failed=0, reason=signal.Signals(taken.si_signo).name)
+            return None
+    raise AssertionError("unreachable: the attempts never run out")
 
 
 def _remove_staging_leftovers(db: Path) -> None:

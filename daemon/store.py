@@ -55,10 +55,16 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection
     # uri=True so that ATTACH can pass `immutable=1` for the staging database.
     conn = sqlite3.connect(uri(path), timeout=busy_timeout_seconds, isolation_level=None,
                            check_same_thread=False, uri=True)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    try:
+        # Switching to WAL takes a lock: another process can make it fail (busy), and
+        # the daemon then tries again at start-up, so do not leave this one open.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

@@ -187,3 +187,61 @@ def test_a_database_locked_by_another_process_keeps_the_file_and_retries_it(
     assert listing(settings.work) == listing(settings.inbox) == listing(settings.failed) == []
     assert not daemon.matching("file_failed")
     assert daemon.stop() == 0
+
+
+def test_a_daemon_started_on_a_locked_database_waits_for_it_then_serves(
+        settings: Settings, start_daemon: Start,
+        lock_database: Callable[[], DatabaseLock]) -> None:
+    """Guards a found bug: the daemon exited 2 (database_unavailable) when another
+    process held the database at start, and a service manager restarted it in a loop."""
+    initialised(settings)
+    held = lock_database()
+    daemon = start_daemon(env=FAST_BUSY, wait_started=False)
+    waits = daemon.wait_for("database_busy", count=2)
+    for line in waits:
+        assert line["level"] == "error" and "locked" in line["reason"] and line["hint"]
+        assert line["db"] == str(settings.db)
+    assert [(w["attempt"], w["retry_in_seconds"]) for w in waits] == [
+        (n + 1, RETRY_BACKOFF_SECONDS[n]) for n in range(len(waits))]
+    assert not daemon.matching("daemon_started")
+    held.release()
+    daemon.wait_for("daemon_started")
+    drop_day(settings, DAY1)
+    daemon.wait_for("file_processed")
+    assert len(fact_rows(settings.db)) == 25
+    assert daemon.stop() == 0
+
+
+def test_a_stop_signal_while_waiting_for_the_database_exits_0_at_once(
+        settings: Settings, start_daemon: Start,
+        lock_database: Callable[[], DatabaseLock]) -> None:
+    initialised(settings)
+    lock_database()  # held to the end: only the signal can end the wait
+    daemon = start_daemon(env=FAST_BUSY, wait_started=False)
+    daemon.wait_for("database_busy")
+    assert daemon.stop(timeout=10) == 0
+    assert [e["event"] for e in daemon.events()][-1] == "daemon_stopped"
+    assert daemon.matching("daemon_stopped", reason="SIGTERM", processed=0)
+    assert not daemon.matching("daemon_started")
+
+
+def _not_a_database(db: Path) -> None:
+    db.write_bytes(b"this is not a SQLite database, only text in its place\n" * 100)
+
+
+def _newer_schema(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    conn.close()
+
+
+@pytest.mark.parametrize("spoil", [_not_a_database, _newer_schema], ids=["not-a-db", "newer"])
+def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
+        settings: Settings, start_daemon: Start, spoil: Callable[[Path], None]) -> None:
+    settings.db.parent.mkdir(parents=True)
+    spoil(settings.db)
+    daemon = start_daemon(env=FAST_BUSY, wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.matching("database_unavailable")
+    assert line["level"] == "error" and line["reason"] and line["hint"]
+    assert not daemon.matching("database_busy")
