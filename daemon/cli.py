@@ -38,6 +38,8 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # SQLite primary result codes at start-up that another process causes and ends: BUSY 5
 # and LOCKED 6 (a backup, a migration, an open sqlite3 shell holding the write lock).
 _WAIT_AT_START = frozenset({5, 6})
+# How soon the main thread reports a stop signal its handler (flags only) took.
+_STOPPING_CHECK_SECONDS = 0.1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,6 +221,15 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
         # they reach this thread, whose join they interrupt to run the handler at once.
         # A signal taken by another thread would only wake this one when the join ends.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        # Say when the first signal was taken: two sent back to back arrive as one (a
+        # pending signal is not queued twice), so "again" means after this line.
+        announced = False
+        while not watcher.wait(_STOPPING_CHECK_SECONDS):
+            if received and not announced:
+                announced = True
+                log.info("daemon_stopping", reason=signal.Signals(received[0]).name,
+                         hint="the file in flight is finished first; send the signal "
+                         "again to exit at once (the file is then resumed at the next start)")
         watcher.join()
     finally:
         for sig, handler in previous.items():

@@ -182,6 +182,11 @@ class Watcher:
         self.stop_requested.set()
         self.hints.wake.set()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the worker to end; True once it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def join(self) -> None:
         self._thread.join()
         if self._observer is not None:

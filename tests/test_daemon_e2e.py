@@ -8,7 +8,6 @@ Every log line must parse as JSON (`DaemonProcess.events` fails otherwise).
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from config import Settings, contract
-from generator.publish import publish_parquet
 from generator.transactions import generate
 from tests.conftest import (
     DaemonProcess,
@@ -197,44 +195,6 @@ def test_a_file_written_in_place_is_taken_once_complete(tmp_path: Path,
     [line] = daemon.wait_for("file_processed")
     assert line["rows"] == 25
     assert not daemon.matching("file_failed")
-
-
-BIG_ROWS = 400_000  # about two seconds of loading: long enough to signal mid-file
-
-
-def drop_big_file_and_wait_for_claim(tmp_path: Path, daemon: DaemonProcess) -> None:
-    big = publish_parquet(outbox(tmp_path), name(DAY1), contract.ARROW_SCHEMA,
-                          generate(date.fromisoformat(DAY1), BIG_ROWS))
-    drop(big, daemon.settings.inbox)
-    daemon.wait_for("file_claimed")
-
-
-def test_sigterm_finishes_the_file_in_flight(tmp_path: Path, start_daemon: Start) -> None:
-    daemon = start_daemon()
-    drop_big_file_and_wait_for_claim(tmp_path, daemon)
-    daemon.proc.send_signal(signal.SIGTERM)
-    assert daemon.proc.wait(timeout=60) == 0
-    assert daemon.matching("file_processed", rows=BIG_ROWS)
-    assert daemon.matching("daemon_stopped", reason="SIGTERM")
-    assert (daemon.settings.processed / name(DAY1)).exists()
-    assert len(fact_rows(daemon.settings.db)) == BIG_ROWS
-
-
-def test_second_signal_exits_at_once_and_a_restart_resumes(tmp_path: Path,
-                                                            start_daemon: Start) -> None:
-    daemon = start_daemon()
-    drop_big_file_and_wait_for_claim(tmp_path, daemon)
-    daemon.proc.send_signal(signal.SIGTERM)
-    daemon.proc.send_signal(signal.SIGINT)
-    code = daemon.proc.wait(timeout=30)
-    assert not daemon.matching("file_processed"), "the file must still be in flight"
-    assert code in (-signal.SIGTERM, -signal.SIGINT)
-    assert (daemon.settings.work / name(DAY1)).exists()
-    assert fact_rows(daemon.settings.db) == []
-    again = start_daemon()
-    again.wait_for("file_resumed", file=name(DAY1))
-    again.wait_for("file_processed", rows=BIG_ROWS)
-    assert len(fact_rows(daemon.settings.db)) == BIG_ROWS
 
 
 def test_a_second_daemon_on_the_same_database_is_refused(start_daemon: Start) -> None:

@@ -12,11 +12,14 @@ mount is undone at teardown, whatever the test did.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,8 @@ import pytest
 from config import Settings, contract, load_settings
 from daemon import store
 from daemon.watcher import RETRY_BACKOFF_SECONDS
+from generator.publish import publish_parquet
+from generator.transactions import generate
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -245,3 +250,94 @@ def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
     [line] = daemon.matching("database_unavailable")
     assert line["level"] == "error" and line["reason"] and line["hint"]
     assert not daemon.matching("database_busy")
+
+
+# --- stop signals under load ---------------------------------------------------------
+
+BIG_DAY = "2026-02-01"
+BIG_ROWS = 400_000  # about a second of loading: long enough to signal mid-file
+SMALL_DAYS = tuple(f"2026-02-{day:02d}" for day in range(2, 22))  # 20 later days
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One large day, written once for the module; tests drop copies of it."""
+    return publish_parquet(tmp_path_factory.mktemp("big"), name(BIG_DAY), contract.ARROW_SCHEMA,
+                           generate(date.fromisoformat(BIG_DAY), BIG_ROWS))
+
+
+def backlog(settings: Settings, big_file: Path) -> dict[str, str]:
+    """The large day and 20 small later ones, waiting in the inbox before the daemon
+    starts, so that the large one is taken first; each file's SHA-256 by name."""
+    drop(Path(shutil.copyfile(big_file, outbox(settings) / big_file.name)), settings.inbox)
+    for day in SMALL_DAYS:
+        drop_day(settings, day)
+    return {p.name: sha256(p) for p in settings.inbox.iterdir()}
+
+
+def assert_each_loaded_once(settings: Settings, dropped: dict[str, str]) -> None:
+    history = ledger(settings.db)
+    assert sorted(r["file_name"] for r in history) == sorted(dropped)
+    assert {r["status"] for r in history} == {"processed"}
+    assert [r["inserted"] for r in history if r["file_name"] == name(BIG_DAY)] == [BIG_ROWS]
+    rows = fact_rows(settings.db)
+    assert len(rows) == BIG_ROWS + 25 * len(SMALL_DAYS)
+    assert {r[-1] for r in rows} == {r["id"] for r in history}  # every row from one load
+    # Archived byte for byte; nothing left anywhere else, scratch files included.
+    assert {p.name: sha256(p) for p in settings.processed.iterdir()} == dropped
+    assert listing(settings.inbox) == listing(settings.work) == listing(settings.failed) == []
+    assert [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name] == []
+
+
+def test_sigterm_under_load_finishes_the_file_in_flight_and_leaves_the_rest(
+        settings: Settings, start_daemon: Start, big_file: Path) -> None:
+    dropped = backlog(settings, big_file)
+    daemon = start_daemon()
+    daemon.wait_for("file_claimed", file=name(BIG_DAY))
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=60) == 0
+    assert [e["file"] for e in daemon.matching("file_processed")] == [name(BIG_DAY)]
+    assert [e["file"] for e in daemon.matching("file_claimed")] == [name(BIG_DAY)]
+    [stopping] = daemon.matching("daemon_stopping")
+    assert stopping["reason"] == "SIGTERM" and stopping["hint"]
+    [stopped] = daemon.matching("daemon_stopped")
+    assert (stopped["reason"], stopped["processed"]) == ("SIGTERM", 1)
+    # The later files were not touched: same names, same bytes, still in the inbox.
+    assert {p.name: sha256(p) for p in settings.inbox.iterdir()} == {
+        n: h for n, h in dropped.items() if n != name(BIG_DAY)}
+    assert listing(settings.work) == []
+    assert len(fact_rows(settings.db)) == BIG_ROWS
+
+    again = start_daemon()
+    again.wait_for("file_processed", count=len(SMALL_DAYS))
+    assert not again.matching("file_resumed")
+    assert_each_loaded_once(settings, dropped)
+
+
+def test_a_second_sigterm_exits_at_once_and_a_restart_resumes_exactly_once(
+        settings: Settings, start_daemon: Start, big_file: Path) -> None:
+    """Guards a found gap: two signals sent back to back reach the daemon as one (the
+    kernel does not queue a pending signal twice), so it stopped warm; `daemon_stopping`
+    now says when the first was taken, and a signal after it ends the process."""
+    dropped = backlog(settings, big_file)
+    daemon = start_daemon()
+    daemon.wait_for("file_claimed", file=name(BIG_DAY))
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.wait_for("daemon_stopping")
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == -signal.SIGTERM
+    assert not daemon.matching("file_processed"), "the file must still have been in flight"
+    assert not daemon.matching("daemon_stopped")
+    # Nothing committed; the claimed file intact in the work directory, the rest untouched.
+    assert fact_rows(settings.db) == [] and ledger(settings.db) == []
+    assert {p.name: sha256(p) for p in settings.work.iterdir()} == {
+        name(BIG_DAY): dropped[name(BIG_DAY)]}
+    assert {p.name: sha256(p) for p in settings.inbox.iterdir()} == {
+        n: h for n, h in dropped.items() if n != name(BIG_DAY)}
+
+    again = start_daemon()
+    again.wait_for("file_resumed", file=name(BIG_DAY))
+    lines = again.wait_for("file_processed", count=len(dropped))
+    assert lines[0]["file"] == name(BIG_DAY) and lines[0]["inserted"] == BIG_ROWS
+    assert not again.matching("file_already_loaded")
+    assert_each_loaded_once(settings, dropped)
