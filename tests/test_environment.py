@@ -12,6 +12,8 @@ mount is undone at teardown, whatever the test did.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -250,6 +252,133 @@ def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
     [line] = daemon.matching("database_unavailable")
     assert line["level"] == "error" and line["reason"] and line["hint"]
     assert not daemon.matching("database_busy")
+
+
+# --- an archive directory that cannot be written -------------------------------------
+
+
+@dataclass
+class ReadOnly:
+    """Makes directories unwritable even for root: a read-only bind mount, else the
+    immutable attribute, else (not root) the permission bits."""
+
+    method: str
+    active: list[Path]
+
+    def make(self, directory: Path) -> None:
+        if self.method == "bind":
+            _run("mount", "--bind", str(directory), str(directory))
+            try:
+                _run("mount", "-o", "remount,bind,ro", str(directory))
+            except BaseException:
+                _run("umount", str(directory))
+                raise
+        elif self.method == "chattr":
+            _run("chattr", "+i", str(directory))
+        else:
+            directory.chmod(0o555)
+        self.active.append(directory)
+
+    def undo(self, directory: Path) -> None:
+        self.active.remove(directory)
+        if self.method == "bind":
+            _run("umount", str(directory))
+        elif self.method == "chattr":
+            _run("chattr", "-i", str(directory))
+        else:
+            directory.chmod(0o755)
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30)
+
+
+def _unwritable(directory: Path) -> bool:
+    try:
+        (directory / "probe").touch()
+    except OSError:
+        return True
+    (directory / "probe").unlink()
+    return False
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[ReadOnly]:
+    """A `ReadOnly` whose method is proven on a probe directory first (skipped if none
+    works here); whatever is still read-only at teardown is made writable again."""
+    probe = tmp_path / "read-only-probe"
+    probe.mkdir()
+    tried = []
+    for method in ("bind", "chattr") if os.geteuid() == 0 else ("chmod",):
+        candidate = ReadOnly(method, [])
+        try:
+            candidate.make(probe)
+        except (OSError, subprocess.SubprocessError) as exc:
+            tried.append(f"{method}: {getattr(exc, 'stderr', None) or exc}")
+            continue
+        works = _unwritable(probe)
+        candidate.undo(probe)
+        if works:
+            break
+        tried.append(f"{method}: the directory stayed writable")
+    else:
+        pytest.skip(f"cannot make a directory read-only here ({'; '.join(tried)})")
+    yield candidate
+    for directory in list(candidate.active):
+        candidate.undo(directory)
+
+
+def test_a_read_only_processed_dir_keeps_the_loaded_file_in_work_then_archives_it_unloaded(
+        settings: Settings, start_daemon: Start, read_only: ReadOnly) -> None:
+    daemon = start_daemon()
+    read_only.make(settings.processed)
+    dropped = sha256(drop_day(settings, DAY1))
+    retry = daemon.wait_for("file_retry_scheduled", file=name(DAY1))[0]
+    assert (retry["level"], retry["stage"], retry["attempt"]) == ("error", "archive", 1)
+    assert retry["reason"] and retry["hint"]
+    # Committed once; the file waits in the work directory, whole.
+    history = ledger(settings.db)
+    assert [(r["status"], r["inserted"]) for r in history] == [("processed", 25)]
+    loaded = fact_rows(settings.db)
+    assert len(loaded) == 25
+    assert {p.name: sha256(p) for p in settings.work.iterdir()} == {name(DAY1): dropped}
+    assert listing(settings.processed) == listing(settings.failed) == []
+
+    read_only.undo(settings.processed)
+    [line] = daemon.wait_for("file_processed")
+    assert (line["inserted"], line["unchanged"]) == (25, 0)  # the counts of the one load
+    # Only moved: no second ledger row, every fact row as the one load left it.
+    assert ledger(settings.db) == history
+    assert fact_rows(settings.db) == loaded
+    assert {p.name: sha256(p) for p in settings.processed.iterdir()} == {name(DAY1): dropped}
+    assert listing(settings.work) == listing(settings.failed) == []
+
+
+def test_a_read_only_failed_dir_keeps_the_bad_file_in_work_then_quarantines_it_once(
+        settings: Settings, start_daemon: Start, read_only: ReadOnly) -> None:
+    daemon = start_daemon()
+    read_only.make(settings.failed)
+    bad = outbox(settings) / name(DAY2)
+    bad.write_bytes(b"not parquet at all")
+    drop(bad, settings.inbox)
+    retry = daemon.wait_for("file_retry_scheduled", file=name(DAY2))[0]
+    assert (retry["level"], retry["stage"]) == ("error", "quarantine")
+    assert retry["reason"] and retry["hint"]
+    # Waiting in the work directory, its reason already in the ledger.
+    assert (settings.work / name(DAY2)).read_bytes() == b"not parquet at all"
+    [row] = ledger(settings.db)
+    assert row["status"] == "failed" and row["error"]
+
+    read_only.undo(settings.failed)
+    [line] = daemon.wait_for("file_failed")
+    assert listing(settings.failed) == [name(DAY2), f"{name(DAY2)}.error.json"]
+    sidecar = json.loads((settings.failed / f"{name(DAY2)}.error.json").read_text())
+    assert sidecar["stage"] == line["stage"] and sidecar["reason"] and sidecar["hint"]
+    assert row["error"].startswith(f"{line['stage']}: ")
+    assert ledger(settings.db) == [row]  # one attempt, one row
+    assert (settings.failed / name(DAY2)).read_bytes() == b"not parquet at all"
+    assert listing(settings.work) == listing(settings.processed) == []
+    assert fact_rows(settings.db) == []
 
 
 # --- stop signals under load ---------------------------------------------------------
