@@ -279,6 +279,11 @@ class Pipeline:
                     store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
                                       rows=attempt.rows, error=f"{stage}: {exc}")
         except Exception as db_exc:
+            if _is_transient(db_exc):
+                # A busy or full database: the failure waits in the work directory to be
+                # recorded, as a load waits to be committed, instead of losing its row.
+                self._unfinished[attempt.path] = partial(self._fail, attempt, exc)
+                return self._retry(replace(attempt, stage="ledger"), db_exc)
             # The quarantine below must still happen: the ledger is not the only record.
             log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))
         return self._quarantine(attempt, report, with_traceback=not isinstance(exc, BadInput))

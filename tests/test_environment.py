@@ -38,6 +38,7 @@ from tests.conftest import (
     drop,
     fact_rows,
     ledger,
+    wait_until,
     write_parquet,
 )
 
@@ -194,6 +195,43 @@ def test_a_database_locked_by_another_process_keeps_the_file_and_retries_it(
     assert listing(settings.work) == listing(settings.inbox) == listing(settings.failed) == []
     assert not daemon.matching("file_failed")
     assert daemon.stop() == 0
+
+
+def drop_bad(settings: Settings, day: str) -> Path:
+    bad = outbox(settings) / name(day)
+    bad.write_bytes(b"not parquet at all")
+    return drop(bad, settings.inbox)
+
+
+def first_outcome(daemon: DaemonProcess, file: str) -> str:
+    """Wait for the file to be failed or to wait for a retry; say which came first."""
+    events = ("file_failed", "file_retry_scheduled")
+    wait_until(lambda: any(daemon.matching(e, file=file) for e in events), f"{file}'s outcome")
+    return next(str(e["event"]) for e in daemon.events()
+                if e["event"] in events and e.get("file") == file)
+
+
+def test_a_bad_file_whose_failure_cannot_be_recorded_waits_to_be_recorded(
+        settings: Settings, start_daemon: Start,
+        lock_database: Callable[[], DatabaseLock]) -> None:
+    """Guards a found bug: with the database locked (or full), a bad file went to
+    failed/ at once after `ledger_write_failed`, and the ledger lost that attempt."""
+    daemon = start_daemon(env=FAST_BUSY)
+    held = lock_database()
+    drop_bad(settings, DAY1)
+    assert first_outcome(daemon, name(DAY1)) == "file_retry_scheduled"
+    retry = daemon.matching("file_retry_scheduled")[0]
+    assert retry["stage"] == "ledger" and "locked" in retry["reason"]
+    assert listing(settings.work) == [name(DAY1)]
+    assert listing(settings.failed) == [] and ledger(settings.db) == []
+
+    held.release()
+    [line] = daemon.wait_for("file_failed")
+    [row] = ledger(settings.db)
+    assert row["status"] == "failed" and row["error"].startswith(f"{line['stage']}: ")
+    assert listing(settings.failed) == [name(DAY1), f"{name(DAY1)}.error.json"]
+    assert listing(settings.work) == []
+    assert not daemon.matching("ledger_write_failed")
 
 
 def test_a_daemon_started_on_a_locked_database_waits_for_it_then_serves(
@@ -358,9 +396,7 @@ def test_a_read_only_failed_dir_keeps_the_bad_file_in_work_then_quarantines_it_o
         settings: Settings, start_daemon: Start, read_only: ReadOnly) -> None:
     daemon = start_daemon()
     read_only.make(settings.failed)
-    bad = outbox(settings) / name(DAY2)
-    bad.write_bytes(b"not parquet at all")
-    drop(bad, settings.inbox)
+    drop_bad(settings, DAY2)
     retry = daemon.wait_for("file_retry_scheduled", file=name(DAY2))[0]
     assert (retry["level"], retry["stage"]) == ("error", "quarantine")
     assert retry["reason"] and retry["hint"]
