@@ -11,6 +11,7 @@ mount is undone at teardown, whatever the test did.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -204,8 +205,8 @@ def drop_bad(settings: Settings, day: str) -> Path:
 
 
 def first_outcome(daemon: DaemonProcess, file: str) -> str:
-    """Wait for the file to be failed or to wait for a retry; say which came first."""
-    events = ("file_failed", "file_retry_scheduled")
+    """Wait for the file to be loaded, failed or kept for a retry; say which came first."""
+    events = ("file_processed", "file_failed", "file_retry_scheduled")
     wait_until(lambda: any(daemon.matching(e, file=file) for e in events), f"{file}'s outcome")
     return next(str(e["event"]) for e in daemon.events()
                 if e["event"] in events and e.get("file") == file)
@@ -290,6 +291,124 @@ def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
     [line] = daemon.matching("database_unavailable")
     assert line["level"] == "error" and line["reason"] and line["hint"]
     assert not daemon.matching("database_busy")
+
+
+# --- a full disk ---------------------------------------------------------------------
+
+DISK_BYTES = 4 << 20
+
+
+@dataclass
+class SmallDisk:
+    """A small tmpfs holding the daemon's directories and database, and a ballast file
+    that fills it."""
+
+    root: Path
+
+    @property
+    def ballast(self) -> Path:
+        return self.root / "ballast"
+
+    def fill(self, leave: int = 0) -> None:
+        """Grow the ballast until the disk is full, then give `leave` bytes back."""
+        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for chunk in (b"\0" * (1 << 16), b"\0" * 4096):
+                try:
+                    while os.write(fd, chunk):
+                        pass
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+            os.ftruncate(fd, max(0, os.fstat(fd).st_size - leave))
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self.ballast.unlink()
+
+
+@pytest.fixture
+def small_disk(settings: Settings) -> Iterator[SmallDisk]:
+    """A 4 MiB tmpfs mounted where `settings` keeps everything (skipped if mounting is not
+    permitted), unmounted at teardown. Ask for it before `start_daemon`, so that the
+    daemons are killed first; a mount still busy is detached lazily all the same."""
+    root = settings.db.parent
+    root.mkdir(parents=True)
+    try:
+        _run("mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES // 1024}k,mode=0755", "tmpfs",
+             str(root))
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here: {getattr(exc, 'stderr', None) or exc}")
+    try:
+        yield SmallDisk(root)
+    finally:
+        try:
+            _run("umount", str(root))
+        except subprocess.CalledProcessError:
+            _run("umount", "--lazy", str(root))
+
+
+@dataclass(frozen=True)
+class FullAt:
+    """Where the next file meets the full disk, and how the daemon must say so."""
+
+    leave: int  # bytes left free after the ballast
+    rows: int  # in the dropped file; 0 drops a file that is not Parquet
+    stage: str
+    error_type: str
+    says: str  # in the reason
+
+
+FULL_AT = {
+    # Nothing free: the staging database cannot be written.
+    "staging": FullAt(0, 25, "stage", "StagingUnavailable", "disk is full"),
+    # Room for the staging database but not for the merge's pages in the WAL.
+    "merge": FullAt(800 << 10, 10_000, "load", "OperationalError", "disk is full"),
+    # A bad file whose failure cannot be written to the ledger.
+    "ledger": FullAt(0, 0, "ledger", "OperationalError", "disk is full"),
+}
+
+
+@pytest.mark.parametrize("case", FULL_AT.values(), ids=FULL_AT.keys())
+def test_a_full_disk_keeps_the_file_and_the_database_then_loads_it_once_there_is_room(
+        settings: Settings, small_disk: SmallDisk, start_daemon: Start, case: FullAt) -> None:
+    daemon = start_daemon()
+    drop_day(settings, DAY1)
+    daemon.wait_for("file_processed")
+    before, history = fact_rows(settings.db), ledger(settings.db)
+    if case.rows:
+        prepared = write_parquet(outbox(settings), day_table(DAY2, rows=case.rows), name(DAY2))
+    else:
+        prepared = outbox(settings) / name(DAY2)
+        prepared.write_bytes(b"not parquet at all")
+    dropped = sha256(prepared)
+    small_disk.fill(leave=case.leave)
+    drop(prepared, settings.inbox)
+
+    assert first_outcome(daemon, name(DAY2)) == "file_retry_scheduled"
+    line = daemon.matching("file_retry_scheduled", file=name(DAY2))[0]
+    assert (line["level"], line["stage"], line["error_type"]) == (
+        "error", case.stage, case.error_type)
+    assert case.says in line["reason"] and line["hint"]
+    # The file is whole in the work directory; the database intact and unchanged.
+    assert daemon.proc.poll() is None
+    assert {p.name: sha256(p) for p in settings.work.iterdir()} == {name(DAY2): dropped}
+    assert listing(settings.inbox) == listing(settings.failed) == []
+    assert integrity(settings.db) == [("ok",)]
+    assert fact_rows(settings.db) == before and ledger(settings.db) == history
+
+    small_disk.free()
+    outcome = "file_processed" if case.rows else "file_failed"
+    daemon.wait_for(outcome, file=name(DAY2))
+    assert [r["file_name"] for r in ledger(settings.db)] == [name(DAY1), name(DAY2)]
+    assert len(fact_rows(settings.db)) == len(before) + case.rows
+    archive = settings.processed if case.rows else settings.failed
+    assert sha256(archive / name(DAY2)) == dropped
+    assert listing(settings.work) == listing(settings.inbox) == []
+    assert [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name] == []
+    assert integrity(settings.db) == [("ok",)]
+    assert daemon.stop() == 0
 
 
 # --- an archive directory that cannot be written -------------------------------------
