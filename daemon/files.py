@@ -303,12 +303,9 @@ def write_sidecar(archived: Path, report: Mapping[str, object]) -> Path:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    try:
         rename_no_replace(temp, sidecar)
     except BaseException:
+        # The write too may fail (a full disk): leave no half-written file behind.
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(sidecar.parent)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract, load_settings
-from daemon import store
+from daemon import files, store
 from daemon.watcher import RETRY_BACKOFF_SECONDS
 from generator.publish import publish_parquet
 from generator.transactions import generate
@@ -409,6 +409,26 @@ def test_a_full_disk_keeps_the_file_and_the_database_then_loads_it_once_there_is
     assert [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name] == []
     assert integrity(settings.db) == [("ok",)]
     assert daemon.stop() == 0
+
+
+def test_a_sidecar_that_does_not_fit_on_the_disk_leaves_nothing_behind(
+        small_disk: SmallDisk) -> None:
+    """Guards a found bug: the sidecar's temporary file stayed in failed/ after a full
+    disk failed its write; a restarted daemon (another pid) never cleaned it up."""
+    failed, work = small_disk.root / "failed", small_disk.root / "work"
+    failed.mkdir()
+    work.mkdir()
+    bad = work / name(DAY1)
+    bad.write_bytes(b"not parquet at all")
+    report = {"stage": "read", "reason": "not a Parquet file " * 50}
+    small_disk.fill()
+    with pytest.raises(OSError) as full:
+        files.quarantine(bad, failed, report)
+    assert full.value.errno == errno.ENOSPC
+    assert listing(failed) == [] and bad.read_bytes() == b"not parquet at all"
+    small_disk.free()
+    assert files.quarantine(bad, failed, report) == failed / name(DAY1)
+    assert listing(failed) == [name(DAY1), f"{name(DAY1)}.error.json"]
 
 
 # --- an archive directory that cannot be written -------------------------------------
