@@ -35,9 +35,15 @@ log = structlog.get_logger("daemon")
 
 EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# SQLite primary result codes at start-up that another process causes and ends: BUSY 5
-# and LOCKED 6 (a backup, a migration, an open sqlite3 shell holding the write lock).
-_WAIT_AT_START = frozenset({5, 6})
+# SQLite errors at start-up that end without the daemon's help, so it waits for them:
+# another process's write lock (primary codes BUSY 5, LOCKED 6: a backup, a migration,
+# an sqlite3 shell) and a full disk (FULL 13; IOERR_SHMSIZE 4874, the -shm file of a
+# database closed cleanly cannot be created). Event and hint for each.
+_BUSY = ("database_busy", "another process holds a write lock on the database (a backup, "
+         "a migration, an sqlite3 shell?); the daemon starts once it is released")
+_FULL = ("database_full", "free space on the database's filesystem; the daemon starts "
+         "once there is room")
+_WAIT_AT_START = {5: _BUSY, 6: _BUSY, 13: _FULL, 4874: _FULL}
 # How soon the main thread reports a stop signal its handler (flags only) took.
 _STOPPING_CHECK_SECONDS = 0.1
 
@@ -154,10 +160,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _open_database(settings: Settings) -> sqlite3.Connection | None:
     """Connect and check the schema, waiting with backoff while another process holds
-    the database busy or locked; None if a stop signal came while waiting.
+    the database busy or locked, or its disk is full; None if a stop signal came while
+    waiting.
 
     Exiting instead would only have a service manager restart the daemon into the same
-    lock, over and over. Any other error is raised at once.
+    lock or full disk, over and over. Any other error is raised at once.
     """
     for attempt in itertools.count(1):
         try:
@@ -169,13 +176,14 @@ def _open_database(settings: Settings) -> sqlite3.Connection | None:
                 raise
             return conn
         except sqlite3.Error as exc:
-            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in _WAIT_AT_START:
+            code = getattr(exc, "sqlite_errorcode", None) or 0
+            waiting = _WAIT_AT_START.get(code) or _WAIT_AT_START.get(code & 0xFF)
+            if waiting is None:
                 raise
+            event, hint = waiting
             delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
-            log.error("database_busy", db=str(settings.db), reason=str(exc),
-                      hint="another process holds a write lock on the database (a backup, "
-                      "a migration, an sqlite3 shell?); the daemon starts once it is "
-                      "released", attempt=attempt, retry_in_seconds=delay)
+            log.error(event, db=str(settings.db), reason=str(exc), hint=hint,
+                      attempt=attempt, retry_in_seconds=delay)
         # The stop signals are still blocked here (see `main`): take one while waiting,
         # so that a stop is prompt, and no handler is needed yet.
         taken = signal.sigtimedwait(_STOP_SIGNALS, delay)

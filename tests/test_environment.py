@@ -431,6 +431,31 @@ def test_a_sidecar_that_does_not_fit_on_the_disk_leaves_nothing_behind(
     assert listing(failed) == [name(DAY1), f"{name(DAY1)}.error.json"]
 
 
+def test_a_daemon_started_on_a_full_disk_waits_for_room_then_serves(
+        settings: Settings, small_disk: SmallDisk, start_daemon: Start) -> None:
+    """Guards a found bug: a daemon (re)started on a full disk exited 2 (disk I/O error:
+    SQLite could not create its -shm file), so a service manager restarted it in a loop."""
+    first = start_daemon()
+    drop_day(settings, DAY1)
+    first.wait_for("file_processed")
+    assert first.stop() == 0
+    prepared = prepare_day(settings, DAY2)
+    small_disk.fill()
+    daemon = start_daemon(wait_started=False)
+    waits = daemon.wait_for("database_full", count=2)
+    for line in waits:
+        assert line["level"] == "error" and line["reason"] and line["hint"]
+    assert [(w["attempt"], w["retry_in_seconds"]) for w in waits] == [
+        (n + 1, RETRY_BACKOFF_SECONDS[n]) for n in range(len(waits))]
+    assert not daemon.matching("daemon_started")
+    small_disk.free()
+    daemon.wait_for("daemon_started")
+    drop(prepared, settings.inbox)
+    daemon.wait_for("file_processed", file=name(DAY2))
+    assert len(fact_rows(settings.db)) == 50 and integrity(settings.db) == [("ok",)]
+    assert daemon.stop() == 0
+
+
 # --- an archive directory that cannot be written -------------------------------------
 
 
