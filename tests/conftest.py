@@ -228,7 +228,9 @@ class Daemons:
         daemon = DaemonProcess(proc, log_path, settings, argv)
         self.started.append(daemon)
         if wait_started:
-            daemon.wait_for("daemon_started")
+            # Swept, not only started: from then on the inbox is watched, so a file written
+            # in place now is seen by its events (its writer's open) and not only by a scan.
+            daemon.wait_for("inbox_swept")
         return daemon
 
     def close(self) -> None:
