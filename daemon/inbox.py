@@ -4,7 +4,8 @@ Events and listings only nominate names; this module decides when a file may be 
 A file is complete when it arrived by rename, when it was closed after writing with a
 valid Parquet footer, or when its size and mtime have not changed for the settle time
 (by our own observation, or by its mtime being that old); a file that the events say its
-writer still holds open, and that has no footer yet, waits ten settle times instead.
+writer still holds open (or that a listing found, so that no event said whether one
+does), and that has no footer yet, waits ten settle times instead.
 Complete is not the same as valid: a complete file without a footer is handed over all
 the same, and fails as bad input rather than being waited on forever. Hidden and
 temporary names are ignored; entries that are neither regular files nor symlinks are
@@ -29,8 +30,9 @@ from daemon import files
 log = structlog.get_logger("daemon.inbox")
 
 Hint = Literal["created", "modified", "moved", "closed"]
-# A file still open for writing (by inotify's account) and without a Parquet footer gets
-# this many settle periods of quiet before it is taken and, being incomplete, fails.
+# A file still open for writing (by inotify's account, or not known to be closed) and
+# without a Parquet footer gets this many settle periods of quiet before it is taken and,
+# being incomplete, fails.
 STALLED_WRITER_SETTLES = 10
 FoundBy = Literal["event", "sweep", "rescan"]
 
@@ -44,7 +46,8 @@ class Candidate:
     stable_since: float
     complete: bool = False
     # Created or modified by an event and not closed since: a writer still holds it open.
-    writing: bool = False
+    # None when no event has said either way (found by a listing): it may be.
+    writing: bool | None = False
 
 
 class Inbox:
@@ -85,6 +88,10 @@ class Inbox:
             self.candidates[name] = candidate
         else:
             self._observe(candidate, st)
+        if new and hint is None:
+            # Found by a listing (at start-up, before the watch existed, or after an
+            # overflow): whether a writer holds it open is unknown.
+            candidate.writing = None
         if hint in ("created", "modified"):
             candidate.writing = True
         elif hint == "closed":
@@ -150,7 +157,7 @@ class Inbox:
     def _quiet_needed(self, candidate: Candidate, quiet: float) -> float:
         """Seconds without change after which `candidate` counts as complete."""
         # The footer is read only once the settle time is over, not on every pass.
-        if (quiet >= self.settle_seconds and candidate.writing
+        if (quiet >= self.settle_seconds and candidate.writing is not False
                 and not files.has_parquet_footer(candidate.path)):
             # Its writer has it open and has not finished it: a pause is not the end.
             return self.settle_seconds * STALLED_WRITER_SETTLES
