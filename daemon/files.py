@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -39,12 +40,18 @@ def is_ignored(name: str) -> bool:
     return name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES)
 
 
+def _quoted(name: str) -> str:
+    """`repr(name)` (so a newline shows as `\\n`), with undecodable bytes as `\\xNN`, as the
+    log and the ledger show them, not as Python's `\\udcNN` surrogates."""
+    return re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", repr(name))
+
+
 def run_date_from_name(name: str) -> str:
     """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
     match = contract.FILE_NAME_PATTERN.fullmatch(name)
     if match is None:
         raise FileNameError(
-            f"file name {name!r} does not match {contract.FILE_NAME_EXAMPLE}",
+            f"file name {_quoted(name)} does not match {contract.FILE_NAME_EXAMPLE}",
             hint="rename the file to the contract's pattern and drop it again",
         )
     text = match["date"]
@@ -52,7 +59,7 @@ def run_date_from_name(name: str) -> str:
         return date.fromisoformat(text).isoformat()
     except ValueError:
         raise FileNameError(
-            f"file name {name!r} holds {text!r}, which is not a calendar date",
+            f"file name {_quoted(name)} holds {text!r}, which is not a calendar date",
             hint="rename the file with the real run date and drop it again",
         ) from None
 

@@ -87,7 +87,7 @@ def test_run_date_from_bad_name_raises_with_hint(name: str, says: str) -> None:
     with pytest.raises(FileNameError) as caught:
         files.run_date_from_name(name)
     assert says in caught.value.message
-    assert repr(name) in caught.value.message
+    assert repr(name) in caught.value.message  # a newline shows as \n
     assert caught.value.hint
     assert caught.value.stage == "name"
 
@@ -448,3 +448,11 @@ def test_a_sidecar_is_never_written_through_a_planted_symlink(tmp_path: Path) ->
     assert victim.read_bytes() == b"keep me"
     assert json.loads(sidecar.read_text()) == {"stage": "read"}
     assert sidecar.stat().st_mode & 0o777 == files.SIDECAR_MODE
+
+
+def test_a_name_that_is_not_utf8_is_quoted_as_the_log_shows_it() -> None:
+    name = os.fsdecode(b"transactions_2026-02-10\xff.parquet")
+    with pytest.raises(FileNameError) as caught:
+        files.run_date_from_name(name)
+    assert "transactions_2026-02-10\\xff.parquet" in caught.value.message
+    assert "udcff" not in caught.value.message
