@@ -26,7 +26,7 @@ import structlog
 
 from config import ConfigError, Settings, load_settings
 from config.settings import WRITE_MODES
-from daemon import crashpoints, files, logs, staging, store
+from daemon import crashpoints, logs, quarantine, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.watcher import RETRY_BACKOFF_SECONDS, Watcher
@@ -204,7 +204,7 @@ def _remove_staging_leftovers(db: Path) -> None:
 def _remove_sidecar_leftovers(failed: Path) -> None:
     """A sidecar's temporary file outlives only a kill while it was written; its failed
     file is still in the work directory and gets a new sidecar when it is resumed."""
-    for leftover in files.sidecar_leftovers(failed):
+    for leftover in quarantine.sidecar_leftovers(failed):
         leftover.unlink(missing_ok=True)
         log.info("sidecar_leftover_removed", path=str(leftover))
 

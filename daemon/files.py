@@ -1,9 +1,10 @@
 """Names, hashing and moves of the files the daemon handles: the filesystem side of a load.
 
 Owns which inbox names are ignored, how a run date is read from a name, the no-follow
-open, the SHA-256, the Parquet-footer probe, and every move between inbox, work,
-processed and failed (atomic renames within one filesystem that never overwrite), plus
-the error sidecar. It knows nothing of SQLite or of what the rows mean.
+open, the SHA-256, the Parquet-footer probe, and the moves between inbox, work and
+processed (atomic renames within one filesystem that never overwrite, under a name whose
+error sidecar is free too); the move to failed/ is `daemon.quarantine`'s. It knows
+nothing of SQLite or of what the rows mean.
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ import ctypes
 import errno
 import hashlib
 import itertools
-import json
 import os
 import re
 import stat
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
 from config import ConfigError, contract
-from daemon import crashpoints
 from daemon.errors import FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
@@ -154,7 +152,7 @@ def _is_utf8(name: bytes) -> bool:
     return True
 
 
-def _candidate_names(name: str) -> Iterator[str]:
+def candidate_names(name: str) -> Iterator[str]:
     """`name`, then `stem~1.ext`, `stem~2.ext`, ..., each short enough to be created."""
     stem, dot, suffix = name.rpartition(".")
     base, ext = (stem, dot + suffix) if stem and len(suffix) < 16 else (name, "")
@@ -169,7 +167,7 @@ def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
     never land on an older one.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    for candidate in _candidate_names(name or src.name):
+    for candidate in candidate_names(name or src.name):
         dst = directory / candidate
         if os.path.lexists(directory / (candidate + SIDECAR_SUFFIX)):
             continue
@@ -182,58 +180,6 @@ def move_unique(src: Path, directory: Path, name: str | None = None) -> Path:
             fsync_dir(src.parent)
         return dst
     raise AssertionError("unreachable: the candidate names never run out")
-
-
-def quarantine(src: Path, directory: Path, report: Mapping[str, object]) -> Path:
-    """Move `src` into `directory` with its error sidecar beside it; never overwrite.
-
-    The sidecar is written first, so a failed file is never without its reason: a crash
-    or a full disk in between leaves the file in the work directory, to be failed again.
-    A sidecar left without its file by such a crash, for this same file, is taken as
-    this file's: the move it was written for is finished instead of starting a `~N`.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for candidate in _candidate_names(src.name):
-        dst = directory / candidate
-        sidecar = directory / (candidate + SIDECAR_SUFFIX)
-        if os.path.lexists(dst):
-            continue
-        resumed = os.path.lexists(sidecar)
-        if resumed and not _is_sidecar_of(sidecar, report):
-            continue
-        if not resumed:
-            try:
-                write_sidecar(dst, report)
-            except FileExistsError:
-                continue
-        crashpoints.reached("during_quarantine")
-        try:
-            rename_no_replace(src, dst)
-        except FileExistsError:
-            if not resumed:
-                sidecar.unlink()
-            continue
-        except BaseException:
-            if not resumed:
-                sidecar.unlink(missing_ok=True)
-            raise
-        fsync_dir(directory)
-        fsync_dir(src.parent)
-        return dst
-    raise AssertionError("unreachable: the candidate names never run out")
-
-
-def _is_sidecar_of(sidecar: Path, report: Mapping[str, object]) -> bool:
-    """Whether an existing sidecar was written for the file `report` describes (the same
-    name and content): only such a file may take its place."""
-    if report.get("sha256") is None:
-        return False
-    try:
-        written = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (isinstance(written, dict) and written.get("sha256") == report["sha256"]
-            and written.get("file") == report.get("file"))
 
 
 def claim_key(handle: BinaryIO) -> str:
@@ -282,39 +228,3 @@ def prepare_directories(*directories: Path) -> None:
             f"filesystems: {listing}",
             hint="put them on one filesystem: a move between filesystems is not atomic",
         )
-
-
-_SIDECAR_TEMP_PREFIX = ".sidecar-"
-# Readable by whoever may read the archive, writable only by the daemon.
-SIDECAR_MODE = 0o644
-
-
-def sidecar_leftovers(directory: Path) -> list[Path]:
-    """Temporary sidecars left in `directory` by a process killed while writing one."""
-    return sorted(directory.glob(f"{_SIDECAR_TEMP_PREFIX}*.tmp"))
-
-
-def write_sidecar(archived: Path, report: Mapping[str, object]) -> Path:
-    """Write `<archived>.error.json` atomically (temp file, fsync, rename), mode 0644."""
-    sidecar = archived.with_name(archived.name + SIDECAR_SUFFIX)
-    payload = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
-    # A fresh temporary name, created exclusively and never through a symlink (whoever can
-    # write failed/ could plant one), and short: the sidecar's own may be as long as a
-    # name can be.
-    fd, temp_name = tempfile.mkstemp(prefix=_SIDECAR_TEMP_PREFIX, suffix=".tmp",
-                                     dir=archived.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), SIDECAR_MODE)
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        rename_no_replace(temp, sidecar)
-    except BaseException:
-        # The write too may fail (a full disk): leave no half-written file behind.
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(sidecar.parent)
-    return sidecar
-

@@ -26,7 +26,7 @@ import pyarrow as pa
 import structlog
 
 from config import Settings, contract
-from daemon import checks, crashpoints, files, reader, staging, store
+from daemon import checks, crashpoints, files, quarantine, reader, staging, store
 from daemon.errors import BadInput, describe, open_error_message
 
 log = structlog.get_logger("daemon.pipeline")
@@ -293,7 +293,7 @@ class Pipeline:
         """Move a failed file to failed/ with its sidecar and log its canonical line."""
         attempt.stage = "quarantine"
         try:
-            failed = files.quarantine(attempt.path, self.settings.failed, report)
+            failed = quarantine.quarantine(attempt.path, self.settings.failed, report)
         except FileNotFoundError:
             log.warning("file_vanished", file=attempt.load.file_name, stage="quarantine")
             return Outcome("vanished", attempt.path)

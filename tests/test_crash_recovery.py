@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from config import ConfigError, Settings
-from daemon import crashpoints, files
+from daemon import crashpoints, quarantine
 from daemon.pipeline import Pipeline
 from tests.conftest import DaemonProcess, day_table, drop, ledger, write_parquet
 
@@ -107,5 +107,5 @@ def test_a_sidecar_left_half_written_is_removed_at_start(settings: Settings,
     [line] = daemon.matching("sidecar_leftover_removed")
     assert line["path"] == str(leftover)
     assert not leftover.exists() and kept.exists()
-    assert files.sidecar_leftovers(settings.failed) == []
+    assert quarantine.sidecar_leftovers(settings.failed) == []
 

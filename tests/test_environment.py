@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract, load_settings
-from daemon import files, store
+from daemon import quarantine, store
 from daemon.watcher import RETRY_BACKOFF_SECONDS
 from generator.publish import publish_parquet
 from generator.transactions import generate
@@ -438,11 +438,11 @@ def test_a_sidecar_that_does_not_fit_on_the_disk_leaves_nothing_behind(
     report = {"stage": "read", "reason": "not a Parquet file " * 50}
     small_disk.fill()
     with pytest.raises(OSError) as full:
-        files.quarantine(bad, failed, report)
+        quarantine.quarantine(bad, failed, report)
     assert full.value.errno == errno.ENOSPC
     assert listing(failed) == [] and bad.read_bytes() == b"not parquet at all"
     small_disk.free()
-    assert files.quarantine(bad, failed, report) == failed / name(DAY1)
+    assert quarantine.quarantine(bad, failed, report) == failed / name(DAY1)
     assert listing(failed) == [name(DAY1), f"{name(DAY1)}.error.json"]
 
 
