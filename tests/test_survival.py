@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from torture import scenarios
-from torture.audit import audit
+from torture.audit import TALLIES, audit
 from torture.drops import Drop, Model
 from torture.scenarios import Result
 
@@ -26,6 +26,7 @@ SEED = 20261126
 
 def _passed(result: Result) -> None:
     assert result.divergences == [], "\n".join(result.divergences)
+    assert set(result.tally) == set(TALLIES) and not any(result.tally.values())
 
 
 @pytest.mark.parametrize("point", scenarios.CRASH_POINTS)
@@ -100,37 +101,47 @@ def _tamper_ledger(root: Path) -> None:
         conn.execute('DELETE FROM "load_history" WHERE "id" = 1')
 
 
-@pytest.mark.parametrize(("tamper", "phrases"), [
-    (_tamper_fact, ["fact keys: 1 expected but absent", "fact: 1 rows hold other values"]),
-    (_tamper_archive, ["processed/ (by content): 1 present but not expected", "inbox/: 1"]),
-    (_tamper_sidecar, ["sidecars without their file"]),
-    (_tamper_ledger, ["load_history processed rows vs processed/: 1 expected but absent"]),
+@pytest.mark.parametrize(("tamper", "phrases", "tallies"), [
+    (_tamper_fact, ["fact keys: 1 expected but absent", "fact: 1 rows hold other values"],
+     {"rows lost": 1, "rows wrong": 1}),
+    (_tamper_archive, ["processed/ (by content): 1 present but not expected", "inbox/: 1"],
+     {"files duplicated": 1, "ledger rows missing": 1}),
+    (_tamper_sidecar, ["sidecars without their file"], {}),
+    (_tamper_ledger, ["load_history processed rows vs processed/: 1 expected but absent"],
+     {"ledger rows missing": 1}),
 ])
 def test_the_audit_sees_each_kind_of_divergence(clean_case: tuple[Path, Result],
                                                 tmp_path: Path,
                                                 tamper: Callable[[Path], None],
-                                                phrases: list[str]) -> None:
+                                                phrases: list[str],
+                                                tallies: dict[str, int]) -> None:
     _passed(clean_case[1])
     drops, model = _expected()
     root = _copy(clean_case, tmp_path)
-    assert audit(root, root / "etl.db", drops, model) == []
+    clean = audit(root, root / "etl.db", drops, model)
+    assert clean.divergences == [] and sum(clean.tally.values()) == 0
     tamper(root)
-    found = "\n".join(audit(root, root / "etl.db", drops, model))
+    findings = audit(root, root / "etl.db", drops, model)
+    found = "\n".join(findings.divergences)
     for phrase in phrases:
         assert phrase in found
+    assert {k: n for k, n in findings.tally.items() if n} == tallies
 
 
 def test_the_report_totals_what_the_cases_did() -> None:
     from torture.__main__ import render
 
-    def crash(mode: str, divergences: list[str]) -> Result:
+    def crash(mode: str, divergences: list[str], tally: dict[str, int]) -> Result:
         return Result("crash:during_merge", mode, 5, 1, 1, 1.0, divergences,
-                      {"point": "during_merge", "resumed": 1, "already_loaded": 0})
+                      {"point": "during_merge", "resumed": 1, "already_loaded": 0}, tally)
 
-    text = render([crash("merge", []), crash("replace", ["fact: 1 keys appear twice"]),
+    text = render([crash("merge", [], {}),
+                   crash("replace", ["fact: 1 keys appear more than once"],
+                         {"rows repeated": 1, "files lost": 2}),
                    Result("random-kills", "merge", 30, 7, 7, 9.0, [],
                           {"resumed": 3, "already_loaded": 1})])
     [row] = [line.split() for line in text.splitlines() if line.strip().startswith("during_")]
-    assert row == ["during_merge", "2", "1", "1", "2", "2", "1"]
-    assert "DIVERGENCE crash:during_merge (replace): fact: 1 keys appear twice" in text
-    assert "Total: 2 crash-point kills, 7 random kills, 40 drops, 1 divergences" in text
+    assert row == ["during_merge", "2", "1", "1", "2", "2", "2", "1", "1"]
+    assert "DIVERGENCE crash:during_merge (replace): fact: 1 keys appear more than once" in text
+    assert ("Total: 2 crash-point kills, 7 random kills, 40 drops: 2 lost, 1 duplicated "
+            "(files or rows), 1 divergences of any kind.") in text

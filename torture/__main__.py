@@ -63,6 +63,19 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
                      for row in cells)
 
 
+def _lost(results: list[Result]) -> int:
+    return sum(r.tally.get("files lost", 0) + r.tally.get("rows lost", 0) for r in results)
+
+
+def _duplicated(results: list[Result]) -> int:
+    return sum(r.tally.get("files duplicated", 0) + r.tally.get("rows repeated", 0)
+               + r.tally.get("ledger rows extra", 0) for r in results)
+
+
+def _divergences(results: list[Result]) -> int:
+    return sum(len(r.divergences) for r in results)
+
+
 def render(results: list[Result]) -> str:
     crashes = [r for r in results if r.scenario.startswith("crash:")]
     by_point: dict[str, list[Result]] = {}
@@ -70,32 +83,34 @@ def render(results: list[Result]) -> str:
         by_point.setdefault(str(r.details["point"]), []).append(r)
     randoms = [r for r in results if r.scenario == "random-kills"]
     bursts = [r for r in results if r.scenario == "burst"]
+    verdict = ["lost", "duplicated", "divergences"]
     out = ["Crash points (SIGKILL while frozen at the point, restart, audit)",
-           _table(["point", "runs", "merge", "replace", "kills", "resumed", "divergences"],
+           _table(["point", "runs", "merge", "replace", "kills", "resumed", *verdict],
                   [[p, len(rs), sum(r.write_mode == "merge" for r in rs),
                     sum(r.write_mode == "replace" for r in rs), sum(r.kills for r in rs),
                     sum(int(str(r.details["resumed"])) for r in rs),
-                    sum(len(r.divergences) for r in rs)] for p, rs in by_point.items()]),
+                    _lost(rs), _duplicated(rs), _divergences(rs)]
+                   for p, rs in by_point.items()]),
            "", "Random SIGKILLs during a stream of drops",
-           _table(["mode", "drops", "kills", "resumed", "already loaded", "divergences",
-                   "seconds"],
+           _table(["mode", "drops", "kills", "resumed", "already loaded", *verdict, "seconds"],
                   [[r.write_mode, r.drops, r.kills, r.details["resumed"],
-                    r.details["already_loaded"], len(r.divergences), r.seconds]
-                   for r in randoms]),
+                    r.details["already_loaded"], _lost([r]), _duplicated([r]),
+                    _divergences([r]), r.seconds] for r in randoms]),
            "", "Burst with an inotify queue overflow",
            _table(["files", "files/s", "overflows", "rescans", "found by rescan",
-                   "found by event", "divergences"],
+                   "found by event", *verdict],
                   [[r.drops, r.details["files_per_second"], r.details["overflows"],
                     r.details["overflow_rescans"], r.details["found_by_rescan"],
-                    r.details["found_by_event"], len(r.divergences)] for r in bursts])]
+                    r.details["found_by_event"], _lost([r]), _duplicated([r]),
+                    _divergences([r])] for r in bursts])]
     for r in results:
         for divergence in r.divergences:
             out.append(f"DIVERGENCE {r.scenario} ({r.write_mode}): {divergence}")
-    drops = sum(r.drops for r in results)
     out.append(f"\nTotal: {sum(r.kills for r in crashes)} crash-point kills, "
-               f"{sum(r.kills for r in randoms)} random kills, {drops} drops, "
-               f"{sum(len(r.divergences) for r in results)} divergences "
-               "(lost, duplicated or wrong rows, files or ledger rows).")
+               f"{sum(r.kills for r in randoms)} random kills, "
+               f"{sum(r.drops for r in results)} drops: {_lost(results)} lost, "
+               f"{_duplicated(results)} duplicated (files or rows), "
+               f"{_divergences(results)} divergences of any kind.")
     return "\n".join(out)
 
 

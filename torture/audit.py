@@ -16,6 +16,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torture.drops import Drop, Model, Row
@@ -28,8 +29,24 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _differences(what: str, expected: Counter[str], actual: Counter[str]) -> list[str]:
+# The tallies the report adds up: what "0 lost, 0 duplicated" is the sum of.
+TALLIES = ("files lost", "files duplicated", "rows lost", "rows extra", "rows repeated",
+           "rows wrong", "ledger rows missing", "ledger rows extra")
+
+
+@dataclass
+class Findings:
+    """Every divergence as a sentence, and the counts behind them by kind (`TALLIES`)."""
+
+    divergences: list[str] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)
+
+
+def _differences(what: str, expected: Counter[str], actual: Counter[str],
+                 tally: Counter[str], kinds: tuple[str, str]) -> list[str]:
     missing, extra = expected - actual, actual - expected
+    tally[kinds[0]] += sum(missing.values())
+    tally[kinds[1]] += sum(extra.values())
     found = []
     if missing:
         found.append(f"{what}: {sum(missing.values())} expected but absent "
@@ -40,17 +57,20 @@ def _differences(what: str, expected: Counter[str], actual: Counter[str]) -> lis
     return found
 
 
-def _fact(conn: sqlite3.Connection, model: Model) -> list[str]:
+def _fact(conn: sqlite3.Connection, model: Model, tally: Counter[str]) -> list[str]:
     rows = conn.execute('SELECT "txn_id", "customer_id", "amount", "run_date" '
                         'FROM "fact_transactions"').fetchall()
     found = []
     keys = Counter(str(r[0]) for r in rows)
     repeated = [k for k, n in keys.items() if n > 1]
+    tally["rows repeated"] += sum(keys[k] - 1 for k in repeated)
     if repeated:
         found.append(f"fact: {len(repeated)} keys appear more than once (e.g. {repeated[:_SHOWN]})")
     actual: dict[str, Row] = {str(r[0]): (r[1], r[2], r[3]) for r in rows}
-    found += _differences("fact keys", Counter(model.fact.keys()), Counter(actual.keys()))
+    found += _differences("fact keys", Counter(model.fact.keys()), Counter(actual.keys()),
+                          tally, ("rows lost", "rows extra"))
     changed = [k for k in model.fact.keys() & actual.keys() if model.fact[k] != actual[k]]
+    tally["rows wrong"] += len(changed)
     if changed:
         k = sorted(changed)[0]
         found.append(f"fact: {len(changed)} rows hold other values than the drops say "
@@ -58,7 +78,8 @@ def _fact(conn: sqlite3.Connection, model: Model) -> list[str]:
     return found
 
 
-def _archive(root: Path, drops: Sequence[Drop]) -> tuple[list[str], dict[str, Counter[str]]]:
+def _archive(root: Path, drops: Sequence[Drop],
+             tally: Counter[str]) -> tuple[list[str], dict[str, Counter[str]]]:
     found = []
     archived: dict[str, Counter[str]] = {}
     for status, directory in (("processed", root / "processed"), ("failed", root / "failed")):
@@ -79,23 +100,27 @@ def _archive(root: Path, drops: Sequence[Drop]) -> tuple[list[str], dict[str, Co
             found.append(f"processed/: sidecars {sorted(sidecars)[:_SHOWN]}")
         archived[status] = Counter(_sha256(directory / f) for f in files)
         expected = Counter(d.sha256 for d in drops if d.good == (status == "processed"))
-        found += _differences(f"{status}/ (by content)", expected, archived[status])
+        found += _differences(f"{status}/ (by content)", expected, archived[status], tally,
+                              ("files lost", "files duplicated"))
     return found, archived
 
 
-def _ledger(conn: sqlite3.Connection, archived: dict[str, Counter[str]]) -> list[str]:
+def _ledger(conn: sqlite3.Connection, archived: dict[str, Counter[str]],
+            tally: Counter[str]) -> list[str]:
     found = []
     for status, files in archived.items():
         rows = conn.execute('SELECT "sha256" FROM "load_history" WHERE "status" = ?',
                             (status,)).fetchall()
         found += _differences(f"load_history {status} rows vs {status}/",
-                              files, Counter(str(r[0]) for r in rows))
+                              files, Counter(str(r[0]) for r in rows), tally,
+                            ("ledger rows missing", "ledger rows extra"))
     return found
 
 
-def audit(root: Path, db: Path, drops: Sequence[Drop], model: Model) -> list[str]:
-    """Every way the case directory breaks the promise; empty when it keeps it."""
-    found = []
+def audit(root: Path, db: Path, drops: Sequence[Drop], model: Model) -> Findings:
+    """Every way the case directory breaks the promise; none when it keeps it."""
+    findings = Findings()
+    found, tally = findings.divergences, findings.tally
     for name in ("inbox", "work"):
         left = sorted(p.name for p in (root / name).iterdir())
         if left:
@@ -103,12 +128,12 @@ def audit(root: Path, db: Path, drops: Sequence[Drop], model: Model) -> list[str
     staging = sorted(p.name for p in db.parent.glob(db.name + ".staging-*"))
     if staging:
         found.append(f"staging databases left beside {db.name}: {staging[:_SHOWN]}")
-    archive_found, archived = _archive(root, drops)
+    archive_found, archived = _archive(root, drops, tally)
     found += archive_found
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         check, = conn.execute("PRAGMA integrity_check").fetchone()
         if check != "ok":
             found.append(f"database integrity check: {check}")
-        found += _fact(conn, model)
-        found += _ledger(conn, archived)
-    return found
+        found += _fact(conn, model, tally)
+        found += _ledger(conn, archived, tally)
+    return findings

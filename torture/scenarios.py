@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torture.audit import audit
+from torture.audit import TALLIES, audit
 from torture.drops import Drop, Model, Producer, publish
 from torture.service import Service, TortureError, wait_for
 
@@ -32,6 +32,8 @@ class Result:
     seconds: float
     divergences: list[str]
     details: dict[str, object] = field(default_factory=dict)
+    # The audit's counts by kind (`torture.audit.TALLIES`): all 0 when the promise held.
+    tally: dict[str, int] = field(default_factory=dict)
 
 
 def _archived(service: Service) -> int:
@@ -51,13 +53,14 @@ def _finish(service: Service, name: str, drops: list[Drop], model: Model,
             started: float, **details: object) -> Result:
     _drain(service, drops)
     code = service.stop()
-    divergences = audit(service.root, service.db, drops, model)
+    findings = audit(service.root, service.db, drops, model)
     if code != 0:
-        divergences.append(f"the daemon's clean stop exited {code}")
+        findings.divergences.append(f"the daemon's clean stop exited {code}")
     return Result(name, service.write_mode, len(drops), service.kills, service.starts - 1,
-                  round(time.monotonic() - started, 2), divergences,
+                  round(time.monotonic() - started, 2), findings.divergences,
                   {"resumed": service.count("file_resumed"),
-                   "already_loaded": service.count("file_already_loaded"), **details})
+                   "already_loaded": service.count("file_already_loaded"), **details},
+                  {kind: findings.tally[kind] for kind in TALLIES})
 
 
 def crash_at_point(root: Path, point: str, repeat: int, seed: int,
