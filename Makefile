@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SOAK_MINUTES ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench bench-quick torture run clean
+.PHONY: help install demo test lint bench bench-quick torture soak run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +38,9 @@ bench-quick: $(STAMP) ## the same suite at small sizes (about a minute): a smoke
 
 torture: $(STAMP) ## kill -9 at each crash point, random kills, a 10,000-file burst (minutes)
 	$(PY) -m torture --full
+
+soak: $(STAMP) ## SOAK_MINUTES (60) of steady drops into a real daemon: RSS and fds flat? writes soak.json
+	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES) --out soak.json
 
 run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon
