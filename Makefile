@@ -40,7 +40,7 @@ torture: $(STAMP) ## kill -9 at each crash point, random kills, a 10,000-file bu
 	$(PY) -m torture --full
 
 soak: $(STAMP) ## SOAK_MINUTES (60) of steady drops into a real daemon: RSS and fds flat? writes soak.json
-	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES) --out soak.json
+	$(PY) -m soak --minutes $(SOAK_MINUTES) --out soak.json
 
 run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon

@@ -6,7 +6,8 @@ would fail it and that noise would not.
 
 from __future__ import annotations
 
-from scripts.soak import Sample, base_name, judge_flat, reconcile
+from soak.observe import Sample, base_name, reconcile
+from soak.verdict import judge_flat
 
 MINUTES = 60
 DURATION = MINUTES * 60.0

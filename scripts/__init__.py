@@ -1,1 +1,0 @@
-"""Scripts run by make targets (demo, soak); a package so the tests can import them."""
