@@ -9,7 +9,6 @@ at a time for latency, all at once for a burst.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import subprocess
@@ -21,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from harness.logtail import LogTail
 
 TIMEOUT_SECONDS = 600.0
 
@@ -36,8 +37,7 @@ class Daemon:
     root: Path
     process: subprocess.Popen[bytes]
     log_path: Path
-    _offset: int = 0
-    _pending: str = ""
+    tail: LogTail
     done: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -45,16 +45,8 @@ class Daemon:
         return self.root / "inbox"
 
     def _read(self) -> None:
-        with self.log_path.open(encoding="utf-8") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-            self._offset = log.tell()
-        lines = (self._pending + chunk).split("\n")
-        self._pending = lines.pop()
-        for line in lines:
-            if not line.startswith("{"):
-                continue
-            event = json.loads(line)
+        events, _ = self.tail.read()
+        for event in events:
             if event["event"] in ("file_processed", "file_failed"):
                 self.done[str(event["file"])] = event
 
@@ -92,7 +84,7 @@ def running(root: Path, db: Path, write_mode: str = "merge") -> Iterator[Daemon]
             "--work", str(root / "work"), "--write-mode", write_mode]
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    daemon = Daemon(root, process, log_path)
+    daemon = Daemon(root, process, log_path, LogTail(log_path))
     try:
         deadline = time.monotonic() + 60
         while '"daemon_started"' not in log_path.read_text(encoding="utf-8"):

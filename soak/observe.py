@@ -9,7 +9,6 @@ daemon: it sees it only as a process, a log and directories.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from harness.logtail import LogTail
 from soak.drops import Drop
 
 # Warnings and errors a soak expects: a bad file's own canonical line.
@@ -40,11 +40,11 @@ class Sample:
     db_mb: float
 
 
-class LogTail:
+class DaemonLog:
     """The daemon's JSON log read incrementally; outcome lines matched to drops by name."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self._offset, self._pending = path, 0, ""
+        self.path, self._tail = path, LogTail(path)
         self.events: Counter[str] = Counter()
         self.problems: list[dict[str, Any]] = []
         self.stray: list[str] = []
@@ -56,18 +56,9 @@ class LogTail:
         self._waiting.setdefault(drop.name, deque()).append(drop)
 
     def read(self) -> None:
-        with self.path.open(encoding="utf-8", errors="replace") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-            self._offset = log.tell()
-        lines = (self._pending + chunk).split("\n")
-        self._pending = lines.pop()
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                self.stray.append(line)
-                continue
+        events, stray = self._tail.read()
+        self.stray += stray
+        for event in events:
             name = str(event.get("event"))
             self.events[name] += 1
             if (event.get("level") in ("warning", "error", "critical")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from soak.drops import Drop, Producer, SoakError
-from soak.observe import LogTail, Sample, archived_files, proc_status, reconcile, visible_files
+from soak.observe import DaemonLog, Sample, archived_files, proc_status, reconcile, visible_files
 from soak.verdict import JUDGE_MINUTES, judge_flat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ class Soak:
         self.sample_s = args.sample_seconds or min(10.0, max(2.0, self.duration / 60))
         for sub in ("inbox", "processed", "failed", "work", "staging"):
             (work / sub).mkdir(parents=True)
-        self.log = LogTail(work / "daemon.log")
+        self.log = DaemonLog(work / "daemon.log")
         self.producer = Producer(work, args.rows)
         self.drops: list[Drop] = []
         self.samples: list[Sample] = []

@@ -9,7 +9,6 @@ not is reported as a failure of the daemon, not skipped.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from harness.logtail import LogTail
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_SECONDS = 120.0
@@ -51,8 +52,7 @@ class Service:
         self.events: list[dict[str, Any]] = []
         self.starts = 0
         self.kills = 0
-        self._offset = 0
-        self._pending = b""
+        self._tail = LogTail(self.log_path)
 
     def __enter__(self) -> Service:
         return self
@@ -130,19 +130,10 @@ class Service:
 
     def read(self) -> list[dict[str, Any]]:
         """Parse the log lines written since the last call; return all events so far."""
-        with self.log_path.open("rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-            self._offset = log.tell()
-        lines = (self._pending + chunk).split(b"\n")
-        self._pending = lines.pop()
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                self.events.append(json.loads(line))
-            except ValueError as exc:
-                raise TortureError(f"the daemon wrote a line that is not JSON: {line!r}") from exc
+        events, stray = self._tail.read()
+        if stray:
+            raise TortureError(f"the daemon wrote a line that is not JSON: {stray[0]!r}")
+        self.events += events
         return self.events
 
     def count(self, event: str, **keys: object) -> int:
