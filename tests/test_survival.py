@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon import crashpoints
 from torture import scenarios
 from torture.audit import TALLIES, audit
 from torture.drops import Drop, Model
@@ -27,6 +28,10 @@ SEED = 20261126
 def _passed(result: Result) -> None:
     assert result.divergences == [], "\n".join(result.divergences)
     assert set(result.tally) == set(TALLIES) and not any(result.tally.values())
+
+
+def test_the_harness_knows_every_crash_point_the_daemon_has() -> None:
+    assert scenarios.CRASH_POINTS == crashpoints.POINTS
 
 
 @pytest.mark.parametrize("point", scenarios.CRASH_POINTS)

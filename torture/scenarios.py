@@ -18,12 +18,15 @@ from torture.audit import TALLIES, audit
 from torture.drops import Drop, Model, Producer, publish
 from torture.service import Service, TortureError, wait_for
 
+# The daemon's `crashpoints.POINTS`, written out: the harness does not import the daemon.
 CRASH_POINTS = ("after_claim", "during_staging", "after_checks", "during_merge",
                 "after_commit", "during_move", "during_quarantine")
 
 
 @dataclass
 class Result:
+    """One case: what was done to the daemon, and what the audit found afterwards."""
+
     scenario: str
     write_mode: str
     drops: int
