@@ -26,7 +26,7 @@ import pyarrow as pa
 import structlog
 
 from config import Settings, contract
-from daemon import checks, crashpoints, files, quarantine, reader, staging, store
+from daemon import checks, crashpoints, files, ledger, quarantine, reader, staging, store
 from daemon.errors import BadInput, describe, open_error_message
 
 log = structlog.get_logger("daemon.pipeline")
@@ -51,7 +51,7 @@ class _Attempt:
     """What is known of one attempt so far; filled in as its stages pass."""
 
     path: Path
-    load: store.LoadRecord
+    load: ledger.LoadRecord
     started: float
     stage: str = "open"
     rows: int | None = None
@@ -128,7 +128,7 @@ class Pipeline:
         finish = self._unfinished.pop(claimed, None)
         if finish is not None:
             return finish()
-        load = store.LoadRecord(files.display_name(claimed.name), None, None,
+        load = ledger.LoadRecord(files.display_name(claimed.name), None, None,
                                 self.settings.write_mode, None, utc_now())
         attempt = _Attempt(claimed, load, time.perf_counter())
         # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
@@ -159,7 +159,7 @@ class Pipeline:
             attempt.stage = "name"
             run_date = files.run_date_from_name(attempt.path.name)
             attempt.load = replace(attempt.load, run_date=run_date)
-            recorded = store.recorded_outcome(self.conn, attempt.load.claim or "")
+            recorded = ledger.recorded_outcome(self.conn, attempt.load.claim or "")
             if recorded is not None and recorded[0] == "processed":
                 # Committed before a crash, not yet archived: the load is not repeated.
                 log.info("file_already_loaded", file=attempt.load.file_name)
@@ -218,7 +218,7 @@ class Pipeline:
         attempt.stage = "load"
         load = attempt.load
         with store.transaction(self.conn):
-            load_id = store.record_load(self.conn, load, status="processed",
+            load_id = ledger.record_load(self.conn, load, status="processed",
                                         finished_at=load.started_at)
             replace_date = run_date if self.settings.write_mode == "replace" else None
             counts = store.merge(self.conn, rows=rows, loaded_at=utc_now(), load_id=load_id,
@@ -226,7 +226,7 @@ class Pipeline:
                                  keys_counted=contract.KEY in counted,
                                  replace_date=replace_date)
             crashpoints.reached("during_merge")
-            store.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
+            ledger.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
         return counts
 
     def _archive(self, attempt: _Attempt) -> Outcome:
@@ -274,9 +274,9 @@ class Pipeline:
         try:
             with store.transaction(self.conn):
                 # Failed before, by an attempt killed before its quarantine: one row.
-                recorded = store.recorded_outcome(self.conn, load.claim) if load.claim else None
+                recorded = ledger.recorded_outcome(self.conn, load.claim) if load.claim else None
                 if recorded is None or recorded[0] != "failed":
-                    store.record_load(self.conn, load, status="failed", finished_at=utc_now(),
+                    ledger.record_load(self.conn, load, status="failed", finished_at=utc_now(),
                                       rows=attempt.rows, error=f"{stage}: {exc}")
         except Exception as db_exc:
             if _is_transient(db_exc):

@@ -1,11 +1,12 @@
-"""The SQLite side of a load: connection, transaction, schema, staged rows, merge, ledger.
+"""The SQLite side of a load: connection, transaction, schema, staged rows, merge.
 
 One connection factory (WAL, synchronous=FULL so a commit survives power loss before
 the file is archived, a busy timeout) and one transaction context manager (BEGIN
 IMMEDIATE; ROLLBACK on any exception, re-raised). A file's rows arrive in a staging
 database written elsewhere (`daemon.staging`), attached here read-only for the checks
 and the merge. All SQL binds its values and quotes its identifiers, which come only
-from `config.contract`. It knows nothing of files or checks.
+from `config.contract`. The ledger's rows are `daemon.ledger`'s (its table is created
+here with the others). It knows nothing of files or checks.
 """
 
 from __future__ import annotations
@@ -269,56 +270,3 @@ def _rows_of_date(conn: sqlite3.Connection, run_date: str) -> int:
     count, = conn.execute(f"SELECT COUNT(*) FROM {FACT} WHERE {q(contract.DATE_COLUMN)} = ?",
                           (run_date,)).fetchone()
     return int(count)
-
-
-@dataclass(frozen=True)
-class LoadRecord:
-    """What the ledger knows about one attempt before its outcome."""
-
-    file_name: str
-    sha256: str | None
-    bytes: int | None
-    write_mode: str
-    run_date: str | None
-    started_at: str
-    claim: str | None = None
-
-
-def record_load(conn: sqlite3.Connection, load: LoadRecord, *, status: str, finished_at: str,
-                rows: int | None = None, error: str | None = None) -> int:
-    """Insert one `load_history` row with zero change counts and return its id.
-
-    A successful load fills in its counts with `update_load_counts` before the commit.
-    """
-    cursor = conn.execute(
-        f'INSERT INTO {LEDGER} ("file_name", "sha256", "bytes", "status", "write_mode", '
-        '"run_date", "rows", "error", "started_at", "finished_at", "claim") '
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (load.file_name, load.sha256, load.bytes, status, load.write_mode, load.run_date,
-         rows, error, load.started_at, finished_at, load.claim),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
-
-
-def update_load_counts(conn: sqlite3.Connection, load_id: int, counts: MergeCounts,
-                       finished_at: str) -> None:
-    conn.execute(
-        f'UPDATE {LEDGER} SET "rows" = ?, "inserted" = ?, "updated" = ?, "unchanged" = ?, '
-        '"deleted" = ?, "finished_at" = ? WHERE "id" = ?',
-        (counts.rows, counts.inserted, counts.updated, counts.unchanged, counts.deleted,
-         finished_at, load_id),
-    )
-
-
-def recorded_outcome(conn: sqlite3.Connection, claim: str) -> tuple[str, MergeCounts] | None:
-    """The latest ledger status and counts recorded for one claim of a file, if any."""
-    row = conn.execute(
-        f'SELECT "status", "rows", "inserted", "updated", "unchanged", "deleted" FROM {LEDGER} '
-        'WHERE "claim" = ? ORDER BY "id" DESC LIMIT 1',
-        (claim,),
-    ).fetchone()
-    if row is None:
-        return None
-    status, *counts = row
-    return str(status), MergeCounts(*(int(c or 0) for c in counts))
