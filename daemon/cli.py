@@ -244,7 +244,8 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
             signal.signal(sig, handler)
     outcomes = watcher.outcomes
     log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
-             retry=outcomes["retry"], vanished=outcomes["vanished"],
+             retry=outcomes["retry"],
+             vanished=outcomes["vanished"] + watcher.inbox.vanished,
              claim_failed=outcomes["claim_failed"],
              reason=signal.Signals(received[0]).name if received else
              ("worker_crashed" if watcher.crashed else "drained"))

@@ -62,6 +62,8 @@ class Inbox:
         self.wall_clock = wall_clock
         self.candidates: dict[str, Candidate] = {}
         self._skipped: set[str] = set()
+        # Detected files gone before their claim, for the daemon's closing tally.
+        self.vanished = 0
 
     def note(self, path: Path, hint: Hint | None, found_by: FoundBy) -> Candidate | None:
         """Record what an event or a listing says of `path`; return it if newly found."""
@@ -168,6 +170,7 @@ class Inbox:
         unreadable: the rescan reports an inbox it cannot list) was detected and will never
         be claimed, so its `file_detected` line gets a `file_vanished` one."""
         if self.candidates.pop(name, None) is not None and vanished:
+            self.vanished += 1
             log.info("file_vanished", file=files.display_name(name))
 
     def taken(self, path: Path) -> None:

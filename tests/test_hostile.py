@@ -599,6 +599,9 @@ def test_a_file_deleted_before_its_claim_is_reported_vanished(
     assert list(daemon.settings.failed.iterdir()) == []
     assert ledger(daemon.settings.db) == [] and fact_rows(daemon.settings.db) == []
     assert_serving(daemon, tmp_path)
+    assert daemon.stop() == 0
+    [stopped] = daemon.matching("daemon_stopped")
+    assert stopped["vanished"] == 1
 
 
 def test_a_file_rewritten_while_it_settles_loads_its_final_content_once(
