@@ -9,7 +9,6 @@ from __future__ import annotations
 import decimal
 import errno
 import json
-import os
 import random
 import sqlite3
 import tempfile
@@ -130,16 +129,6 @@ def test_a_symlink_is_quarantined_without_being_followed(settings: Settings,
     sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
     assert sidecar["stage"] == "open" and "symbolic link" in sidecar["message"]
     assert fact_rows(settings.db) == []
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_file_is_quarantined(settings: Settings, pipeline: Pipeline) -> None:
-    path = claimed(settings, day_table(DAY))
-    path.chmod(0)
-    outcome = pipeline.process(path)
-    assert outcome.status == "failed"
-    assert "permission denied" in json.loads(
-        (settings.failed / f"{NAME}.error.json").read_text())["message"]
 
 
 def test_a_failed_check_leaves_no_trace_in_staging_or_fact(settings: Settings,
