@@ -29,7 +29,7 @@ from config.settings import WRITE_MODES
 from daemon import crashpoints, logs, quarantine, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
-from daemon.watcher import RETRY_BACKOFF_SECONDS, Watcher
+from daemon.watcher import Watcher, retry_delay
 
 log = structlog.get_logger("daemon")
 
@@ -181,7 +181,7 @@ def _open_database(settings: Settings) -> sqlite3.Connection | None:
             if waiting is None:
                 raise
             event, hint = waiting
-            delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
+            delay = retry_delay(attempt)
             log.error(event, db=str(settings.db), reason=str(exc), hint=hint,
                       attempt=attempt, retry_in_seconds=delay)
         # The stop signals are still blocked here (see `main`): take one while waiting,

@@ -44,6 +44,11 @@ RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 MOVE_PAIRING_SECONDS = 0.01
 
 
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt number `attempt` (from 1), the last step held."""
+    return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
+
+
 def _observer() -> BaseObserver:
     if not sys.platform.startswith("linux"):
         return Observer()
@@ -284,8 +289,7 @@ class Watcher:
         _, attempts = self._retries.get(claimed, (0.0, 0))
         # Decided before the attempt, so that its retry line can say when the next one is;
         # a drain does not retry (see below).
-        delay = None if self.once else (
-            RETRY_BACKOFF_SECONDS[min(attempts, len(RETRY_BACKOFF_SECONDS) - 1)])
+        delay = None if self.once else retry_delay(attempts + 1)
         outcome = self.pipeline.process(claimed, attempt=attempts + 1, retry_in_seconds=delay)
         self.outcomes[outcome.status] += 1
         if outcome.status != "retry":
