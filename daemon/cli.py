@@ -15,7 +15,7 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -138,7 +138,7 @@ def _main(argv: Sequence[str] | None) -> int:
             if conn is None:
                 return EXIT_OK
             cleanup.callback(conn.close)
-            _remove_staging_leftovers(settings.db)
+            _remove_leftovers("staging_leftover_removed", staging.leftover_files(settings.db))
         except SchemaMismatch as exc:
             log.error("database_unavailable", db=str(settings.db), reason=exc.message,
                       hint=exc.hint)
@@ -153,7 +153,8 @@ def _main(argv: Sequence[str] | None) -> int:
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
             return EXIT_USAGE
-        _remove_sidecar_leftovers(settings.failed)
+        _remove_leftovers("sidecar_leftover_removed",
+                          quarantine.sidecar_leftovers(settings.failed))
         described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
         return _serve(described, watcher, args.once)
 
@@ -194,19 +195,13 @@ def _open_database(settings: Settings) -> sqlite3.Connection | None:
     raise AssertionError("unreachable: the attempts never run out")
 
 
-def _remove_staging_leftovers(db: Path) -> None:
-    """Staging files of a killed run are scratch; holding the lock, no one else uses them."""
-    for leftover in staging.leftover_files(db):
+def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
+    """Scratch files of a killed run (staging databases, sidecars' temporary files):
+    holding the lock, no one else uses them. A sidecar's failed file is still in the
+    work directory and gets a new sidecar when it is resumed."""
+    for leftover in leftovers:
         leftover.unlink(missing_ok=True)
-        log.info("staging_leftover_removed", path=str(leftover))
-
-
-def _remove_sidecar_leftovers(failed: Path) -> None:
-    """A sidecar's temporary file outlives only a kill while it was written; its failed
-    file is still in the work directory and gets a new sidecar when it is resumed."""
-    for leftover in quarantine.sidecar_leftovers(failed):
-        leftover.unlink(missing_ok=True)
-        log.info("sidecar_leftover_removed", path=str(leftover))
+        log.info(event, path=str(leftover))
 
 
 def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
