@@ -10,7 +10,6 @@ them and decides. Rows are never materialised whole: batches stream from the fil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -20,12 +19,10 @@ import pyarrow.parquet as pq
 
 from config import contract
 from config.contract import Column, ColumnKind
+from daemon import files
 from daemon.errors import BadInput, ContractError
-from daemon.files import PARQUET_MAGIC
 
 BATCH_ROWS = 64 * 1024
-# Header magic, footer length, footer magic: the least bytes a Parquet file can hold.
-_SMALLEST_PARQUET = 12
 
 
 def _is_string(t: pa.DataType) -> bool:
@@ -93,11 +90,13 @@ def open_parquet(handle: BinaryIO) -> ParquetSource:
         parquet = pq.ParquetFile(handle, pre_buffer=False)
         schema = parquet.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as exc:
-        size = _cut_short(handle)
-        if size is not None:
+        # pyarrow's error reads the same for a CSV and for a Parquet file that lost its
+        # end; the producer needs to know which of the two it sent.
+        framing = files.parquet_framing(handle)
+        if framing.cut_short:
             raise BadInput(
                 f"not a readable Parquet file: truncated, it begins as Parquet but has no "
-                f"footer at its end ({size} bytes): {exc}",
+                f"footer at its end ({framing.size} bytes): {exc}",
                 hint="the file was cut short in transfer or taken before it was complete; "
                 "publish the whole file by rename, then drop it again",
             ) from exc
@@ -110,19 +109,6 @@ def open_parquet(handle: BinaryIO) -> ParquetSource:
         raise ContractError(problems)
     extra = tuple(n for n in schema.names if n not in contract.COLUMN_NAMES)
     return ParquetSource(parquet, parquet.metadata.num_rows, extra)
-
-
-def _cut_short(handle: BinaryIO) -> int | None:
-    """The size of a file that starts with the Parquet magic but does not end with a
-    footer, or None. pyarrow's error reads the same for a CSV and for a Parquet file
-    that lost its end; the producer needs to know which of the two it sent."""
-    size = handle.seek(0, os.SEEK_END)
-    handle.seek(0)
-    head = handle.read(4)
-    handle.seek(max(size - 4, 0))
-    tail = handle.read(4)
-    starts = head == PARQUET_MAGIC
-    return size if starts and (size < _SMALLEST_PARQUET or tail != PARQUET_MAGIC) else None
 
 
 def _cast(array: pa.Array[Any], column: Column) -> pa.Array[Any]:
