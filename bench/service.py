@@ -97,15 +97,6 @@ def running(root: Path, db: Path, write_mode: str = "merge") -> Iterator[Daemon]
         process.wait(timeout=120)
 
 
-def drop_renamed(inbox: Path, name: str, data: bytes) -> float:
-    """Write a hidden temp file and rename it into place; the time just before the rename."""
-    temp = inbox / f".{name}.tmp"
-    temp.write_bytes(data)
-    started = time.time()
-    temp.rename(inbox / name)
-    return started
-
-
 def drop_in_place(inbox: Path, name: str, data: bytes) -> float:
     """Create the file under its final name and write it; the time just before the open."""
     started = time.time()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fixtures, prototype, runs, service
+from harness import drop as harness_drop
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Bench:
             name = parquet.name
             for run in ("first", "rerun"):
                 daemon.done.pop(name, None)
-                started = service.drop_renamed(daemon.inbox, name, data)
+                started = harness_drop.renamed(daemon.inbox, name, data)
                 out[f"{run}_s"] = daemon.wait_done({name})[name] - started
             out["peak_rss_mb"] = daemon.peak_rss_mb()
         floor = [runs.floor_once(fixtures.copy_db(template, self.root / "floor.db"),
@@ -138,7 +139,7 @@ class Bench:
         out: dict[str, Any] = {}
         offset = 1000
         with service.running(root, db) as daemon:
-            for how, drop in (("rename", service.drop_renamed),
+            for how, drop in (("rename", harness_drop.renamed),
                               ("in_place", service.drop_in_place)):
                 latencies = []
                 for _ in range(self.plan.drops):
@@ -196,7 +197,7 @@ class Bench:
         with service.running(root, db) as daemon:
             for index in range(first, first + self.plan.repeats + 2):
                 path = self.day_file(index, rows)
-                service.drop_renamed(daemon.inbox, path.name, path.read_bytes())
+                harness_drop.renamed(daemon.inbox, path.name, path.read_bytes())
                 daemon.wait_done({path.name})
                 seconds.append(float(daemon.done[path.name]["duration_ms"]) / 1000)
         return seconds

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from generator.transactions import generate_table
+from harness.drop import renamed
 
 Row = tuple[int, float, str]  # customer_id, amount, run_date; keyed by txn_id
 FIRST_DAY = date(2026, 1, 1)
@@ -157,13 +157,8 @@ class Producer:
 
 
 def publish(drop: Drop, inbox: Path) -> None:
-    """Write under a hidden name the daemon ignores, then rename into place."""
-    temp = inbox / f".{drop.name}.tmp"
-    with temp.open("wb") as sink:
-        sink.write(drop.data)
-        sink.flush()
-        os.fsync(sink.fileno())
-    temp.rename(inbox / drop.name)
+    """Drop it as a careful producer does: a hidden name the daemon ignores, a rename."""
+    renamed(inbox, drop.name, drop.data)
 
 
 @dataclass
