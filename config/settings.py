@@ -21,6 +21,9 @@ from config.errors import ConfigError
 
 WriteMode = Literal["merge", "replace"]
 WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
+ObserverKind = Literal["auto", "polling"]
+OBSERVERS: tuple[ObserverKind, ...] = ("auto", "polling")
+DEFAULT_HTTP_HOST = "127.0.0.1"
 ENV_PREFIX = "ETL_"
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("etl.toml")
 
@@ -38,6 +41,11 @@ class Settings:
     settle_seconds: float
     rescan_seconds: float
     busy_timeout_seconds: float
+    observer: ObserverKind
+    poll_seconds: float
+    # (host, port) of the metrics and health server, None when off; port 0 picks one.
+    http: tuple[str, int] | None
+    stall_seconds: float
     config_file: Path | None
 
     @property
@@ -70,6 +78,32 @@ def _write_mode(value: object) -> WriteMode:
     return value
 
 
+def _observer(value: object) -> ObserverKind:
+    if value not in OBSERVERS:
+        raise ValueError(f"expected one of {', '.join(OBSERVERS)}")
+    return value
+
+
+def _http(value: object) -> tuple[str, int] | None:
+    """`off` (or empty), `PORT`, `:PORT`, `HOST:PORT` or `[IPv6]:PORT`."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError("expected HOST:PORT, PORT or off")
+    text = str(value).strip()
+    if text.lower() in ("", "off"):
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    host = host.removeprefix("[").removesuffix("]") or DEFAULT_HTTP_HOST
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError("expected HOST:PORT, PORT or off") from None
+    if not 0 <= port <= 65535:
+        raise ValueError("the port must be between 0 and 65535")
+    return host, port
+
+
 # `work` has no default of its own: it is derived from the inbox (see `_default_work`).
 _PARSERS: dict[str, Callable[[object], object]] = {
     "inbox": _path,
@@ -81,6 +115,10 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "settle_seconds": _seconds,
     "rescan_seconds": _seconds,
     "busy_timeout_seconds": _seconds,
+    "observer": _observer,
+    "poll_seconds": _seconds,
+    "http": _http,
+    "stall_seconds": _seconds,
 }
 _DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
@@ -91,6 +129,12 @@ _DEFAULTS: dict[str, object] = {
     "settle_seconds": 1.0,
     "rescan_seconds": 5.0,
     "busy_timeout_seconds": 5.0,
+    "observer": "auto",
+    "poll_seconds": 1.0,
+    "http": "off",
+    # Longer than the slowest file's longest single step (the merge of 5M rows takes
+    # about 10 s here), so that only a stuck worker is called stalled.
+    "stall_seconds": 300.0,
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
 

@@ -1,51 +1,35 @@
-"""`python -m daemon`: argv, logging, the instance lock, signals, and the exit code.
+"""The command line: one entry point, its subcommands, their argv, and the exit code.
 
-Signal handlers only set the stop flag and restore the default disposition, so the
-first SIGTERM/SIGINT lets the file in flight finish (warm shutdown) and a second one
-ends the process at once. `main(argv)` returns the exit code so that tests call it
-directly: 0 done, 1 a `--once` drain left failed files (or the worker crashed),
-2 bad usage, configuration or database, 3 another daemon holds the lock.
+`filedrop-etl COMMAND ...` (the console script) and `python -m daemon COMMAND ...` are
+the same program. With no command, or with only the daemon's own options, it runs the
+daemon, so every command line written before the subcommands existed still works.
+Settings are resolved here once (flag, `ETL_<NAME>`, config file, default) and handed to
+the command; `main(argv)` returns the exit code so that tests call it directly.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import os
 import signal
-import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import NoReturn
 
-import pyarrow as pa
 import structlog
 
 from config import ConfigError, Settings, load_settings
-from config.settings import WRITE_MODES
-from daemon import crashpoints, logs, quarantine, staging, store
-from daemon.errors import AlreadyRunning, SchemaMismatch
-from daemon.lock import InstanceLock
-from daemon.watcher import Watcher, retry_delay
+from config.settings import OBSERVERS, WRITE_MODES
+from daemon import logs, service
 
 log = structlog.get_logger("daemon")
 
-EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# SQLite errors at start-up that end without the daemon's help, so it waits for them:
-# another process's write lock (primary codes BUSY 5, LOCKED 6: a backup, a migration,
-# an sqlite3 shell) and a full disk (FULL 13; IOERR_SHMSIZE 4874, the -shm file of a
-# database closed cleanly cannot be created). Event and hint for each.
-_BUSY = ("database_busy", "another process holds a write lock on the database (a backup, "
-         "a migration, an sqlite3 shell?); the daemon starts once it is released")
-_FULL = ("database_full", "free space on the database's filesystem; the daemon starts "
-         "once there is room")
-_WAIT_AT_START = {5: _BUSY, 6: _BUSY, 13: _FULL, 4874: _FULL}
-# How soon the main thread reports a stop signal its handler (flags only) took.
-_STOPPING_CHECK_SECONDS = 0.1
+PROG = "filedrop-etl"
+COMMANDS = ("run",)
+EXIT_USAGE = service.EXIT_USAGE
+RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
+               "http", "stall_seconds")
+_PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,197 +39,106 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="python -m daemon",
+def _settings_options() -> _Parser:
+    """The options every command shares: where the files and the database are."""
+    shared = _Parser(add_help=False)
+    shared.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML settings file (default: config/etl.toml; env ETL_CONFIG)")
+    shared.add_argument("--inbox", type=Path, metavar="DIR", help="directory to watch")
+    shared.add_argument("--processed", type=Path, metavar="DIR", help="archive of loaded files")
+    shared.add_argument("--failed", type=Path, metavar="DIR",
+                        help="quarantine, each file with <name>.error.json")
+    shared.add_argument("--work", type=Path, metavar="DIR",
+                        help="claimed files in flight (default .<inbox>.work beside the inbox)")
+    shared.add_argument("--db", type=Path, metavar="PATH", help="SQLite database")
+    return shared
+
+
+def _add_run(commands: argparse._SubParsersAction[_Parser],
+             shared: _Parser) -> None:
+    run = commands.add_parser(
+        "run", parents=[shared], help="watch the inbox and load each file (the default)",
         description="Watch an inbox and load each transactions_YYYY-MM-DD.parquet dropped "
         "into it into SQLite, idempotently. Every option falls back to the environment "
         "variable ETL_<NAME>, then the config file, then a built-in default.",
         epilog="exit codes: 0 stopped cleanly (or --once loaded every file); 1 --once left "
         "failed files, or the worker crashed; 2 bad usage, configuration or database; "
         "3 another daemon holds the lock on this database. SIGTERM/SIGINT finish the "
-        "file in flight; a second signal exits at once.",
-    )
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML settings file (default: config/etl.toml; env ETL_CONFIG)")
-    parser.add_argument("--inbox", type=Path, metavar="DIR", help="directory to watch")
-    parser.add_argument("--processed", type=Path, metavar="DIR", help="archive of loaded files")
-    parser.add_argument("--failed", type=Path, metavar="DIR",
-                        help="quarantine, each file with <name>.error.json")
-    parser.add_argument("--work", type=Path, metavar="DIR",
-                        help="claimed files in flight (default .<inbox>.work beside the inbox)")
-    parser.add_argument("--db", type=Path, metavar="PATH", help="SQLite database")
-    parser.add_argument("--write-mode", choices=WRITE_MODES,
-                        help="merge: upsert by key; replace: the file is the whole run_date")
-    parser.add_argument("--settle-seconds", type=float, metavar="S",
-                        help="quiet time before a file written in place is taken")
-    parser.add_argument("--rescan-seconds", type=float, metavar="S",
-                        help="interval of the safety-net inbox rescan")
-    parser.add_argument("--once", action="store_true",
-                        help="drain the inbox and exit: 0 if every file loaded, 1 if any failed")
+        "file in flight; a second signal exits at once.")
+    run.add_argument("--write-mode", choices=WRITE_MODES,
+                     help="merge: upsert by key; replace: the file is the whole run_date")
+    run.add_argument("--settle-seconds", type=float, metavar="S",
+                     help="quiet time before a file written in place is taken")
+    run.add_argument("--rescan-seconds", type=float, metavar="S",
+                     help="interval of the safety-net inbox rescan")
+    run.add_argument("--observer", choices=OBSERVERS,
+                     help="auto: inotify where available; polling: list the inbox every "
+                     "--poll-seconds (NFS, SMB and container mounts, where inotify sees nothing)")
+    run.add_argument("--poll-seconds", type=float, metavar="S",
+                     help="interval of the polling observer")
+    run.add_argument("--http", metavar="HOST:PORT",
+                     help="serve /metrics, /healthz, /readyz and a status page at / "
+                     "(host 127.0.0.1 unless given; off by default)")
+    run.add_argument("--stall-seconds", type=float, metavar="S",
+                     help="a worker silent this long counts as stalled (/healthz 503, no "
+                     "systemd watchdog ping)")
+    run.add_argument("--once", action="store_true",
+                     help="drain the inbox and exit: 0 if every file loaded, 1 if any failed")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="A file-drop ETL daemon: Parquet files dropped into an inbox are loaded "
+        "idempotently into SQLite. With no command it runs the daemon (`run`).",
+        epilog=f"`{prog} COMMAND --help` describes each command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    shared = _settings_options()
+    _add_run(commands, shared)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # Threads inherit the signal mask: block the stop signals while threads are started
-    # (`python -m daemon` does so even before its imports) and restore it at the end.
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return _main(argv)
+        return version("filedrop-etl")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _with_command(argv: Sequence[str], commands: Sequence[str]) -> list[str]:
+    """`run` unless argv names a command or asks for the top-level help or version."""
+    if argv and (argv[0] in commands or argv[0] in ("-h", "--help", "--version")):
+        return list(argv)
+    return ["run", *argv]
+
+
+def load(args: argparse.Namespace) -> Settings:
+    """The settings for a parsed command line; `ConfigError` names the bad source."""
+    names = _PATH_OPTIONS + (RUN_OPTIONS if args.command == "run" else ())
+    return load_settings({name: getattr(args, name) for name in names},
+                         config_file=args.config)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    # Threads inherit the signal mask: block the stop signals while threads are started
+    # (the entry points do so even before their imports) and restore it at the end.
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, service.STOP_SIGNALS)
+    try:
+        return _main(sys.argv[1:] if argv is None else argv, prog)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
-def _use_system_allocator_for_arrow() -> None:
-    """pyarrow's default allocator (mimalloc) keeps freed batches resident: about 100 MB
-    more peak memory on a 5M-row file, measured. An explicit ARROW_DEFAULT_MEMORY_POOL
-    is left as the operator set it."""
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        pa.set_memory_pool(pa.system_memory_pool())
-
-
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str], prog: str) -> int:
     logs.configure()
-    _use_system_allocator_for_arrow()
-    args = build_parser().parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(_with_command(argv, COMMANDS))
     try:
-        settings = load_settings(
-            {"inbox": args.inbox, "processed": args.processed, "failed": args.failed,
-             "work": args.work, "db": args.db, "write_mode": args.write_mode,
-             "settle_seconds": args.settle_seconds, "rescan_seconds": args.rescan_seconds},
-            config_file=args.config,
-        )
-        armed = crashpoints.arm()
+        settings = load(args)
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
-    if armed:
-        log.warning("crash_point_armed", point=armed, hint=f"for crash tests only: unset "
-                    f"{crashpoints.ENV_VAR} to run normally")
-    with ExitStack() as cleanup:
-        lock = InstanceLock(settings.lock_file)
-        try:
-            lock.acquire()
-        except AlreadyRunning as exc:
-            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
-            return EXIT_LOCKED
-        except OSError as exc:
-            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
-            return EXIT_USAGE
-        cleanup.callback(lock.release)
-        try:
-            conn = _open_database(settings)
-            if conn is None:
-                return EXIT_OK
-            cleanup.callback(conn.close)
-            _remove_leftovers("staging_leftover_removed", staging.leftover_files(settings.db))
-        except SchemaMismatch as exc:
-            log.error("database_unavailable", db=str(settings.db), reason=exc.message,
-                      hint=exc.hint)
-            return EXIT_USAGE
-        except (sqlite3.Error, OSError) as exc:
-            log.error("database_unavailable", db=str(settings.db), reason=str(exc),
-                      hint="check that the path is writable and is a SQLite database")
-            return EXIT_USAGE
-        watcher = Watcher(settings, conn, once=args.once)
-        try:
-            watcher.prepare()
-        except ConfigError as exc:
-            log.error("config_invalid", reason=exc.message, hint=exc.hint)
-            return EXIT_USAGE
-        _remove_leftovers("sidecar_leftover_removed",
-                          quarantine.sidecar_leftovers(settings.failed))
-        described = {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()}
-        return _serve(described, watcher, args.once)
-
-
-def _open_database(settings: Settings) -> sqlite3.Connection | None:
-    """Connect and check the schema, waiting with backoff while another process holds
-    the database busy or locked, or its disk is full; None if a stop signal came while
-    waiting.
-
-    Exiting instead would only have a service manager restart the daemon into the same
-    lock or full disk, over and over. Any other error is raised at once.
-    """
-    for attempt in itertools.count(1):
-        try:
-            conn = store.connect(settings.db, settings.busy_timeout_seconds)
-            try:
-                store.init_schema(conn)
-            except BaseException:
-                conn.close()
-                raise
-            return conn
-        except sqlite3.Error as exc:
-            code = getattr(exc, "sqlite_errorcode", None) or 0
-            waiting = _WAIT_AT_START.get(code) or _WAIT_AT_START.get(code & 0xFF)
-            if waiting is None:
-                raise
-            event, hint = waiting
-            delay = retry_delay(attempt)
-            log.error(event, db=str(settings.db), reason=str(exc), hint=hint,
-                      attempt=attempt, retry_in_seconds=delay)
-        # The stop signals are still blocked here (see `main`): take one while waiting,
-        # so that a stop is prompt, and no handler is needed yet.
-        taken = signal.sigtimedwait(_STOP_SIGNALS, delay)
-        if taken is not None:
-            log.info("daemon_stopped", processed=0, failed=0, retry=0, vanished=0,
-                     claim_failed=0, reason=signal.Signals(taken.si_signo).name)
-            return None
-    raise AssertionError("unreachable: the attempts never run out")
-
-
-def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
-    """Scratch files of a killed run (staging databases, sidecars' temporary files):
-    holding the lock, no one else uses them. A sidecar's failed file is still in the
-    work directory and gets a new sidecar when it is resumed."""
-    for leftover in leftovers:
-        leftover.unlink(missing_ok=True)
-        log.info(event, path=str(leftover))
-
-
-def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only flags: the worker finishes its file. A second signal ends the process at
-        # once, by that signal's default action, so the exit status names the signal.
-        received.append(signum)
-        watcher.request_stop()
-        if len(received) > 1:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
-    try:
-        log.info("daemon_started", pid=os.getpid(), once=once, **described)
-        watcher.start()
-        # Every other thread was started with the stop signals blocked (see `main`), so
-        # they reach this thread, whose join they interrupt to run the handler at once.
-        # A signal taken by another thread would only wake this one when the join ends.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        # Say when the first signal was taken: two sent back to back arrive as one (a
-        # pending signal is not queued twice), so "again" means after this line.
-        announced = False
-        while not watcher.wait(_STOPPING_CHECK_SECONDS):
-            if received and not announced:
-                announced = True
-                log.info("daemon_stopping", reason=signal.Signals(received[0]).name,
-                         hint="the file in flight is finished first; send the signal "
-                         "again to exit at once (the file is then resumed at the next start)")
-        watcher.join()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    outcomes = watcher.outcomes
-    log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
-             retry=outcomes["retry"],
-             vanished=outcomes["vanished"] + watcher.inbox.vanished,
-             claim_failed=outcomes["claim_failed"],
-             reason=signal.Signals(received[0]).name if received else
-             ("worker_crashed" if watcher.crashed else "drained"))
-    if watcher.crashed:
-        return EXIT_FAILED_FILES
-    if once and (outcomes["failed"] or outcomes["retry"] or outcomes["claim_failed"]):
-        return EXIT_FAILED_FILES
-    return EXIT_OK
+    return service.run(settings, once=args.once)

@@ -49,7 +49,13 @@ def retry_delay(attempt: int) -> float:
     return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
 
 
-def _observer() -> BaseObserver:
+def _observer(settings: Settings) -> BaseObserver:
+    if settings.observer == "polling":
+        # Lists the inbox every poll: sees what inotify cannot (NFS, SMB, a bind mount
+        # written from another host or container), at the cost of that latency.
+        from watchdog.observers.polling import PollingObserver
+
+        return PollingObserver(timeout=settings.poll_seconds)
     if not sys.platform.startswith("linux"):
         return Observer()
     from watchdog.observers.inotify import InotifyObserver
@@ -176,7 +182,7 @@ class Watcher:
             logging.getLogger("watchdog").addHandler(self._listener)
             logging.getLogger("watchdog.observers.inotify").addFilter(self._stop_race)
             _shorten_move_pairing()
-            self._observer = _observer()
+            self._observer = _observer(self.settings)
             self._observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
                                     recursive=False)
             self._observer.start()

@@ -52,6 +52,7 @@ def test_defaults_apply_when_no_source_sets_a_value(empty_toml: Path, tmp_path: 
     assert s.settle_seconds == 1.0
     assert s.rescan_seconds == 5.0
     assert s.busy_timeout_seconds == 5.0
+    assert (s.observer, s.poll_seconds, s.http, s.stall_seconds) == ("auto", 1.0, None, 300.0)
     assert s.inbox == tmp_path / "inbox"
     assert s.processed == tmp_path / "processed"
     assert s.failed == tmp_path / "failed"
@@ -397,3 +398,34 @@ def test_two_names_of_one_database_share_one_lock(tmp_path: Path, empty_toml: Pa
     locks = {load_settings({"db": db, "inbox": tmp_path / f"in-{db.name}"},
                            config_file=empty_toml, environ={}).lock_file for db in (real, alias)}
     assert locks == {tmp_path / "etl.db.lock"}
+
+
+# --- the service settings ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("off", None), ("", None), ("OFF", None),
+    ("9100", ("127.0.0.1", 9100)), (":9100", ("127.0.0.1", 9100)),
+    ("192.0.2.7:9100", ("192.0.2.7", 9100)), ("[::1]:0", ("::1", 0)),
+    ("localhost:80", ("localhost", 80)),
+])
+def test_http_address_forms(empty_toml: Path, text: str,
+                            expected: tuple[str, int] | None) -> None:
+    """Off unless set; a bare port listens on loopback only, never on every interface."""
+    s = load_settings(config_file=empty_toml, environ={"ETL_HTTP": text})
+    assert s.http == expected
+
+
+@pytest.mark.parametrize("text", ["host:", "host:port", "9100000", "-1", "a:b:c"])
+def test_bad_http_address_is_refused_naming_its_source(empty_toml: Path, text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=empty_toml, environ={"ETL_HTTP": text})
+    assert "environment variable ETL_HTTP" in caught.value.message
+
+
+def test_observer_and_poll_interval_from_the_config_file(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path / "etl.toml", 'observer = "polling"\npoll_seconds = 0.5\n')
+    s = load_settings(config_file=toml, environ={})
+    assert (s.observer, s.poll_seconds) == ("polling", 0.5)
+    with pytest.raises(ConfigError, match="expected one of auto, polling"):
+        load_settings({"observer": "fanotify"}, config_file=toml, environ={})
