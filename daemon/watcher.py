@@ -1,146 +1,38 @@
-"""When files are taken: the watchdog observer, the event hints, and the one worker loop.
+"""When files are taken: the one worker loop, fed by the observer's hints.
 
-The watchdog handler only records a path and a hint and wakes the worker; it never
-raises, because an exception there kills watchdog's dispatch thread. Events are hints:
-the worker sweeps the inbox at start-up, rescans it periodically and at once when
-inotify reports an overflow, and resumes files left in the work directory by a crash.
+Events are hints (`daemon.observer` records them): the worker sweeps the inbox at
+start-up, rescans it periodically and at once when inotify reports an overflow, and
+resumes files left in the work directory by a crash.
 One worker thread runs every file through the pipeline in name order. Stopping is a
-flag: the file in flight finishes, then the loop returns. This is the only module that
-knows threads and watchdog.
+flag: the file in flight finishes, then the loop returns. This module and
+`daemon.observer` are the only ones that know threads and watchdog.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import sqlite3
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
 
 from config import Settings
 from daemon import files
-from daemon.inbox import Candidate, Hint, Inbox
+from daemon.inbox import Candidate, Inbox
+from daemon.observer import Hints, InboxObserver
 from daemon.pipeline import Pipeline
 
 log = structlog.get_logger("daemon.watcher")
 
-_HINTS: dict[str, Hint] = {"created": "created", "modified": "modified", "moved": "moved",
-                           "closed": "closed"}
 RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-# watchdog holds each IN_MOVED_FROM for 0.5 s to pair it with its IN_MOVED_TO, and its
-# queue sleeps out that time even once the pair is made, holding back every event behind
-# it (our own claim of each file out of the inbox is one): 0.5 s on every drop. The kernel
-# queues the two halves of a rename back to back, so 10 ms pairs them as well; a half
-# left unpaired only turns a "moved" hint into "created", which waits for the settle
-# time: slower, never wrong.
-MOVE_PAIRING_SECONDS = 0.01
-
-
+# The idle worker wakes at least this often, so that its tick says it is alive (see
+# `Watcher.health`) even when the next rescan is an hour away.
+HEARTBEAT_SECONDS = 1.0
 def retry_delay(attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (from 1), the last step held."""
     return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
-
-
-def _observer(settings: Settings) -> BaseObserver:
-    if settings.observer == "polling":
-        # Lists the inbox every poll: sees what inotify cannot (NFS, SMB, a bind mount
-        # written from another host or container), at the cost of that latency.
-        from watchdog.observers.polling import PollingObserver
-
-        return PollingObserver(timeout=settings.poll_seconds)
-    if not sys.platform.startswith("linux"):
-        return Observer()
-    from watchdog.observers.inotify import InotifyObserver
-
-    # Full events: a file renamed in from outside the inbox is reported as a move (so it
-    # is complete at once), not as a creation, which would wait for the settle time.
-    return InotifyObserver(generate_full_events=True)
-
-
-def _shorten_move_pairing() -> None:
-    try:
-        from watchdog.observers import inotify_move_event_grouper as grouping
-    except ImportError:  # not Linux, or watchdog before 6: nothing of this kind to shorten
-        return
-    grouping.InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
-
-
-class Hints:
-    """Paths reported by events, handed from the observer thread to the worker."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[tuple[str, Hint]] = []
-        self._rescan = False
-        self.wake = threading.Event()
-
-    def add(self, path: str, hint: Hint) -> None:
-        with self._lock:
-            self._items.append((path, hint))
-        self.wake.set()
-
-    def request_rescan(self) -> None:
-        with self._lock:
-            self._rescan = True
-        self.wake.set()
-
-    def drain(self) -> tuple[list[tuple[str, Hint]], bool]:
-        with self._lock:
-            items, self._items = self._items, []
-            rescan, self._rescan = self._rescan, False
-        return items, rescan
-
-
-class InboxEventHandler(FileSystemEventHandler):
-    """Records file events as hints; nothing else, and never raises."""
-
-    def __init__(self, hints: Hints) -> None:
-        self.hints = hints
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        try:
-            hint = _HINTS.get(event.event_type)
-            if hint is None or event.is_directory:
-                return
-            # A rename into the inbox is the producer's "done": use where it landed. A
-            # move out of the inbox (our own claim, say) has no destination here.
-            path = event.dest_path if hint == "moved" else event.src_path
-            if path:
-                self.hints.add(os.fsdecode(path), hint)
-        except Exception:
-            self.hints.request_rescan()
-
-
-class _OverflowListener(logging.Handler):
-    """watchdog only logs an inotify overflow; turn that record into a rescan."""
-
-    def __init__(self, hints: Hints) -> None:
-        super().__init__(level=logging.WARNING)
-        self.hints = hints
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self.hints.request_rescan()
-
-
-class _StopRaceFilter(logging.Filter):
-    """Drops watchdog's error for an event read while its emitter stops.
-
-    watchdog 7.1 logs "InotifyEmitter.queue_events() called when the thread is inactive"
-    at ERROR when an event (our own last move out of the inbox, say) races its stop; the
-    event is of no use then, and an ERROR on every clean stop would page someone.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "called when the thread is inactive" not in record.getMessage()
 
 
 class Watcher:
@@ -158,13 +50,13 @@ class Watcher:
         self.swept = threading.Event()
         self.outcomes: Counter[str] = Counter()
         self.crashed = False
+        # When the worker loop last went round (monotonic), for `health`.
+        self.ticked_at = time.monotonic()
         # Claimed files waiting for a (re)try, in claim order: when due, attempt count.
         self._retries: dict[Path, tuple[float, int]] = {}
         # `once` only: a file had to wait, so this drain takes nothing more.
         self._held = False
-        self._observer: BaseObserver | None = None
-        self._listener = _OverflowListener(self.hints)
-        self._stop_race = _StopRaceFilter()
+        self._observer = InboxObserver(settings, self.hints)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
 
@@ -179,12 +71,6 @@ class Watcher:
         if not self._prepared:
             self.prepare()
         if not self.once:
-            logging.getLogger("watchdog").addHandler(self._listener)
-            logging.getLogger("watchdog.observers.inotify").addFilter(self._stop_race)
-            _shorten_move_pairing()
-            self._observer = _observer(self.settings)
-            self._observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
-                                    recursive=False)
             self._observer.start()
         self._thread.start()
 
@@ -198,13 +84,28 @@ class Watcher:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def health(self) -> list[str]:
+        """What is wrong with the worker and the observer now; empty while both are well.
+
+        Safe from any thread. The worker ticks on every turn of its loop (at least every
+        HEARTBEAT_SECONDS when idle) and around every file, so a silence longer than
+        `stall_seconds` means it is stuck.
+        """
+        problems = []
+        silent = time.monotonic() - self.ticked_at
+        if not self._thread.is_alive():
+            problems.append("the worker thread is not running"
+                            + (" (it crashed)" if self.crashed else ""))
+        elif silent > self.settings.stall_seconds:
+            problems.append(f"the worker has not ticked for {silent:.0f} s "
+                            f"(stall_seconds {self.settings.stall_seconds:g})")
+        if not self.once and not self._observer.is_alive():
+            problems.append("the inbox observer is not running")
+        return problems
+
     def join(self) -> None:
         self._thread.join()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join()
-            logging.getLogger("watchdog").removeHandler(self._listener)
-            logging.getLogger("watchdog.observers.inotify").removeFilter(self._stop_race)
+        self._observer.stop()
 
     def _run(self) -> None:
         try:
@@ -235,6 +136,7 @@ class Watcher:
         self.swept.set()
         next_rescan = time.monotonic() + self.settings.rescan_seconds
         while not self.stop_requested.is_set():
+            self.ticked_at = time.monotonic()
             items, overflow = self.hints.drain()
             for item, hint in items:
                 candidate = self.inbox.note(Path(item), hint, "event")
@@ -255,7 +157,7 @@ class Watcher:
             timeout = deadline - time.monotonic()
             if wait is not None:
                 timeout = min(timeout, wait)
-            self.hints.wake.wait(max(0.0, timeout))
+            self.hints.wake.wait(min(max(0.0, timeout), HEARTBEAT_SECONDS))
             self.hints.wake.clear()
 
     def _take_due(self) -> tuple[bool, float | None]:
@@ -292,11 +194,13 @@ class Watcher:
 
     def _process(self, claimed: Path) -> None:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
+        self.ticked_at = time.monotonic()
         _, attempts = self._retries.get(claimed, (0.0, 0))
         # Decided before the attempt, so that its retry line can say when the next one is;
         # a drain does not retry (see below).
         delay = None if self.once else retry_delay(attempts + 1)
         outcome = self.pipeline.process(claimed, attempt=attempts + 1, retry_in_seconds=delay)
+        self.ticked_at = time.monotonic()
         self.outcomes[outcome.status] += 1
         if outcome.status != "retry":
             self._retries.pop(claimed, None)

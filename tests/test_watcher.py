@@ -25,7 +25,8 @@ from watchdog.events import FileMovedEvent, FileSystemEvent
 
 from config import Settings, contract
 from daemon import files, store
-from daemon.watcher import Hints, InboxEventHandler, Watcher
+from daemon.observer import Hints, InboxEventHandler
+from daemon.watcher import Watcher
 from tests.conftest import day_table, drop, fact_rows, ledger, wait_until, write_parquet
 
 NAME = contract.file_name_for("2026-02-10")
@@ -62,8 +63,10 @@ def test_an_overflow_warning_triggers_a_rescan(tmp_path: Path, settings: Setting
     running = Watcher(slow, fresh_db)
     running.start()
     try:
-        assert running._observer is not None and running.swept.wait(timeout=30)
-        running._observer.unschedule_all()  # events are lost from here on
+        assert running.swept.wait(timeout=30)
+        observer = running._observer._observer
+        assert observer is not None
+        observer.unschedule_all()  # events are lost from here on
         drop(prepared(tmp_path), settings.inbox)
         with capture_logs() as logs:
             logging.getLogger("watchdog.observers.inotify_c").warning(
@@ -296,3 +299,24 @@ def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
     assert running.outcomes["retry"] == 1
     assert [r["file_name"] for r in ledger(settings.db)] == [older.name, newer.name]
     assert [r[2] for r in fact_rows(settings.db)] == corrected().column("amount").to_pylist()
+
+
+def test_health_names_a_stopped_worker_a_stall_and_a_dead_observer(
+        settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    running = Watcher(settings, fresh_db)
+    assert running.health() == ["the worker thread is not running",
+                                "the inbox observer is not running"]
+    running.start()
+    try:
+        assert running.swept.wait(timeout=30)
+        assert running.health() == []
+        # The idle loop ticks at least every HEARTBEAT_SECONDS: a tick long ago comes back.
+        running.ticked_at -= settings.stall_seconds + 60
+        [stalled] = running.health()
+        assert stalled.startswith("the worker has not ticked for ")
+        wait_until(lambda: running.health() == [], "the idle worker to tick again")
+    finally:
+        running.request_stop()
+        running.join()
+    assert running.health() == ["the worker thread is not running",
+                                "the inbox observer is not running"]
