@@ -1,0 +1,73 @@
+"""The status page's markup: escaping, empty states, the chart's numbers.
+
+What a person sees in a real browser is tested against the running daemon in
+tests/test_status_page.py; these check the document itself, fast.
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from daemon import page
+
+WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,
+                   problems=(), queue_depth=0, last_success="2026-03-01T10:00:00Z")
+HOSTILE = '<script>alert(1)</script>&"x".parquet'
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parsed(document: str) -> _Text:
+    parser = _Text()
+    parser.feed(document)
+    parser.close()
+    return parser
+
+
+def test_names_and_reasons_from_files_are_text_never_markup() -> None:
+    failed = [page.Failed(HOSTILE, "read", "<b>not parquet</b>", "drop <i>Parquet</i>",
+                          "2026-03-01T10:00:00Z")]
+    loads = [page.Load(1, HOSTILE, "failed", None, 0, 0, 0, 0, "2026-03-01T10:00:00Z",
+                       "read: <img src=x>")]
+    document = page.render(WELL, failed, loads, [])
+    seen = parsed(document)
+    assert "script" not in seen.tags and "img" not in seen.tags and "b" not in seen.tags
+    text = "".join(seen.text)
+    assert HOSTILE in text and "<b>not parquet</b>" in text and "read: <img src=x>" in text
+    assert f"filedrop-etl retry {HOSTILE}" in text
+
+
+def test_empty_database_says_so_in_each_section() -> None:
+    text = "".join(parsed(page.render(WELL, [], [], [])).text)
+    for phrase in ("Running", "None.", "No loads yet.", "No rows loaded yet."):
+        assert phrase in text
+
+
+def test_the_header_names_the_worst_state_first() -> None:
+    failing = page.render(WELL, [page.Failed("a", "checks", "r", "h", "t")], [], [])
+    assert "Running; 1 failed file waiting" in failing
+    starting = page.Health(**{**WELL.__dict__, "ready": False})
+    assert "Starting: the start-up sweep is not done yet" in page.render(starting, [], [], [])
+    sick = page.Health(**{**WELL.__dict__, "problems": ("the inbox observer is not running",)})
+    assert "Unhealthy: the inbox observer is not running" in page.render(sick, [], [], [])
+
+
+def test_the_chart_draws_the_last_days_with_their_numbers() -> None:
+    days = [page.Day(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32)]
+    days += [page.Day("2026-02-01", 0), page.Day("2026-02-02", 5_000_000)]
+    document = page.render(WELL, [], [], days)
+    assert document.count('<g class="bar">') == page.CHART_DAYS
+    assert "2026-01-01" not in document and "2026-01-02" not in document
+    assert ">5,000,000</text>" in document and "2026-02-01: 0 rows" in document
+    assert 'width="0"' in document  # a day of no rows has no bar, only its label
