@@ -1,8 +1,11 @@
 """Command line of the generator: parse dates and counts, then publish one file per day.
 
-Owns argv and exit codes only; the rows come from `transactions` and the atomic write
-from `publish`. The default inbox is the daemon's (flag, `ETL_INBOX`, config file, then
-`inbox/`), so producer and consumer agree without being told twice.
+Owns argv and exit codes only; the rows come from `transactions`, the atomic write from
+`publish` and the progress line from `progress`, which is drawn on stderr only when stderr
+is a terminal (or `--progress` asks), so piped and logged runs print what they always
+printed: one path per line on stdout. The default inbox is the daemon's (flag,
+`ETL_INBOX`, config file, then `inbox/`), so producer and consumer agree without being
+told twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from config import EtlError, contract, load_settings
+from generator.progress import Progress, Silent
 from generator.publish import publish_parquet
 from generator.transactions import generate
 
@@ -63,7 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="destination directory (default: the daemon's inbox, inbox/)")
     parser.add_argument("--seed", type=_non_negative, default=0, metavar="N",
                         help="varies the data while keeping it deterministic (default 0)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress line on stderr (default: when stderr is a "
+                             "terminal)")
     return parser
+
+
+def _progress(wanted: bool | None, days: int, rows: int) -> Silent:
+    if not (sys.stderr.isatty() if wanted is None else wanted):
+        return Silent()
+    return Progress(sys.stderr, days, rows, shares_terminal=sys.stdout.isatty())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,14 +90,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dates = list(dict.fromkeys(args.date))
     try:
         inbox = args.inbox or load_settings().inbox
-        for run_date in run_dates:
-            path = publish_parquet(
-                inbox,
-                contract.file_name_for(run_date.isoformat()),
-                contract.ARROW_SCHEMA,
-                generate(run_date, args.rows, args.seed),
-            )
-            print(path, flush=True)
+        with _progress(args.progress, len(run_dates), args.rows) as progress:
+            for run_date in run_dates:
+                path = publish_parquet(
+                    inbox,
+                    contract.file_name_for(run_date.isoformat()),
+                    contract.ARROW_SCHEMA,
+                    progress.track(generate(run_date, args.rows, args.seed)),
+                )
+                progress.clear()  # a path on the same terminal gets a line of its own
+                print(path, flush=True)
+                progress.day_done()
     except EtlError as exc:
         print(f"generator: {exc}", file=sys.stderr)
         return 2

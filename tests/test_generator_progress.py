@@ -1,11 +1,20 @@
-"""The generator's progress line: throttled, truncated, summarised; driven by a fake clock."""
+"""The generator's progress line: drawn on a terminal only, throttled, truncated, summarised.
+
+The subprocess tests give the real generator a real pseudo-terminal (in raw mode, so the
+bytes read are the bytes written); the formatting tests drive `Progress` with a fake clock.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import pty
+import select
+import subprocess
+import sys
 import termios
+import time
+import tty
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,6 +27,13 @@ from config import contract
 from generator.progress import Progress, Silent, compact, duration, terminal_columns
 from generator.publish import publish_parquet
 from generator.transactions import BATCH_ROWS, generate, generate_table
+
+from .conftest import ROOT, day_table
+
+COLUMNS = 60
+DAYS_ARGV = ["--start", "2026-02-10", "--days", "3", "--rows", "10"]
+NAMES = ["transactions_2026-02-10.parquet", "transactions_2026-02-11.parquet",
+         "transactions_2026-02-12.parquet"]
 
 
 class FakeClock:
@@ -229,3 +245,83 @@ def test_terminal_columns_falls_back_to_80() -> None:
     finally:
         os.close(leader)
         os.close(follower)
+
+
+# --- the real generator on a pseudo-terminal -----------------------------------------------
+
+
+def _run_generator(argv: list[str], inbox: Path, *, stderr_on_pty: bool = True,
+                   stdout_on_pty: bool = False) -> tuple[str, str, str]:
+    """Run `python -m generator`; return (stdout, stderr, what the pseudo-terminal got)."""
+    leader, follower = pty.openpty()
+    tty.setraw(follower)  # no "\n" -> "\r\n": the bytes read are the bytes written
+    termios.tcsetwinsize(follower, (24, COLUMNS))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "generator", *argv, "--inbox", str(inbox)],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+        stdout=follower if stdout_on_pty else subprocess.PIPE,
+        stderr=follower if stderr_on_pty else subprocess.PIPE,
+    ) as process:
+        os.close(follower)  # the child holds it now; EOF on the leader once the child exits
+        terminal = b""
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                if select.select([leader], [], [], 0.5)[0]:
+                    try:
+                        chunk = os.read(leader, 65536)
+                    except OSError:  # EIO: every copy of the follower is closed
+                        break
+                    if not chunk:
+                        break
+                    terminal += chunk
+            else:
+                pytest.fail("the generator did not finish within 60 s")
+            out = process.stdout.read() if process.stdout else b""
+            err = process.stderr.read() if process.stderr else b""
+            assert process.wait(timeout=60) == 0, err
+        finally:
+            os.close(leader)
+    return out.decode(), err.decode(), terminal.decode()
+
+
+def test_progress_on_a_terminal(tmp_path: Path) -> None:
+    """stderr a terminal: a line with days n/N redrawn in place, then the summary."""
+    out, _, terminal = _run_generator(DAYS_ARGV, tmp_path)
+    assert out.splitlines() == [str(tmp_path / name) for name in NAMES]
+    assert terminal.startswith("\rgenerator: days 0/3  rows 10/30 (33%)")
+    assert terminal.endswith("\n")
+    assert "\n" not in terminal[:-1]
+    drawn = _drawn(terminal)
+    assert all(len(line) <= COLUMNS - 1 for line in drawn[:-1])
+    assert drawn[-1].startswith("generator: wrote 3 days, 30 rows in ")
+    assert pq.read_table(tmp_path / NAMES[2]).equals(day_table("2026-02-12", rows=10))
+
+
+def test_paths_and_progress_share_a_terminal(tmp_path: Path) -> None:
+    """stdout on the same terminal: each path on a line of its own, the summary last."""
+    _, _, terminal = _run_generator(DAYS_ARGV, tmp_path, stdout_on_pty=True)
+    assert _screen(terminal)[:3] == [str(tmp_path / name) for name in NAMES]
+    assert len(_screen(terminal)) == 4
+    assert _screen(terminal)[3].startswith("generator: wrote 3 days, 30 rows in ")
+
+
+def test_no_progress_on_a_pipe(tmp_path: Path) -> None:
+    """stderr a pipe (scripts, logs): stderr stays empty and stdout is the paths alone."""
+    out, err, terminal = _run_generator(DAYS_ARGV, tmp_path, stderr_on_pty=False)
+    assert err == ""
+    assert terminal == ""
+    assert out == "".join(f"{tmp_path / name}\n" for name in NAMES)
+
+
+def test_no_progress_flag_silences_a_terminal(tmp_path: Path) -> None:
+    _, _, terminal = _run_generator([*DAYS_ARGV, "--no-progress"], tmp_path)
+    assert terminal == ""
+
+
+def test_progress_flag_draws_on_a_pipe(tmp_path: Path) -> None:
+    """`--progress` asks for the line even where it would not be drawn by default."""
+    _, err, _ = _run_generator([*DAYS_ARGV, "--progress"], tmp_path, stderr_on_pty=False)
+    assert err.startswith("\rgenerator: days 0/3")
+    assert _screen(err)[-1].startswith("generator: wrote 3 days, 30 rows in ")
