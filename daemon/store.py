@@ -5,8 +5,10 @@ the file is archived, a busy timeout) and one transaction context manager (BEGIN
 IMMEDIATE; ROLLBACK on any exception, re-raised). A file's rows arrive in a staging
 database written elsewhere (`daemon.staging`), attached here read-only for the checks
 and the merge. All SQL binds its values and quotes its identifiers, which come only
-from `config.contract`. The ledger's rows are `daemon.ledger`'s (its table is created
-here with the others). It knows nothing of files or checks.
+from `config.contract`. The ledger's and the retries' rows are `daemon.ledger`'s and
+`daemon.retries`' (their tables are created here with the others, and a database of an
+older schema version is migrated forward here). Readers that must never write (the
+operator's commands) open it with `connect_readonly`. It knows nothing of files or checks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from urllib.parse import quote
 from config import contract
 from daemon.errors import SchemaMismatch
 
-SCHEMA_VERSION = 1
+# 1: fact, staging and load_history. 2: `retries` (see `init_schema` for the migration).
+SCHEMA_VERSION = 2
 _DATA = contract.COLUMN_NAMES
 _VALUES = tuple(n for n in _DATA if n != contract.KEY)
 
@@ -34,6 +37,8 @@ def q(identifier: str) -> str:
 
 STAGING, FACT, LEDGER, KEY = (q(contract.STAGING_TABLE), q(contract.FACT_TABLE),
                               q(contract.LEDGER_TABLE), q(contract.KEY))
+RETRIES_TABLE = "retries"
+RETRIES = q(RETRIES_TABLE)
 # The attached staging database and its table, as the checks and the merge read it.
 STAGED = f'"staging".{STAGING}'
 # 64 MiB of page cache: a 1M-row merge touches ~100 MB of pages, and a cache that holds
@@ -49,12 +54,19 @@ def uri(path: Path, **params: str) -> str:
     return "file://" + quote(os.fsencode(path.absolute())) + (f"?{query}" if query else "")
 
 
-def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection:
-    """The one way this project opens its database."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def connect(path: Path, busy_timeout_seconds: float = 5.0, *,
+            create: bool = True) -> sqlite3.Connection:
+    """The one way this project opens its database for writing.
+
+    `create=False` for a command that writes to the daemon's database but must not
+    invent one where there is none: SQLite then refuses a missing file (CANTOPEN).
+    """
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are ours (see `transaction`), not the module's.
     # uri=True so that ATTACH can pass `immutable=1` for the staging database.
-    conn = sqlite3.connect(uri(path), timeout=busy_timeout_seconds, isolation_level=None,
+    conn = sqlite3.connect(uri(path) if create else uri(path, mode="rw"),
+                           timeout=busy_timeout_seconds, isolation_level=None,
                            check_same_thread=False, uri=True)
     try:
         # Switching to WAL takes a lock: another process can make it fail (busy), and
@@ -63,6 +75,25 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_readonly(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.Connection:
+    """A connection that can only read: for status and reports beside a running daemon.
+
+    `mode=ro` never creates the file (a missing database is `sqlite3.OperationalError`,
+    CANTOPEN) and takes no write lock, so the daemon's loads never wait for it; in WAL
+    mode a reader does not block the writer either. `query_only` is a second guard
+    against a write slipping in. The busy timeout covers the rare moments a reader must
+    wait (WAL recovery after a crash, the daemon switching the journal mode at start-up).
+    """
+    conn = sqlite3.connect(uri(path, mode="ro"), timeout=busy_timeout_seconds,
+                           isolation_level=None, check_same_thread=False, uri=True)
+    try:
+        conn.execute("PRAGMA query_only = ON")
     except BaseException:
         conn.close()
         raise
@@ -149,6 +180,18 @@ def _tables() -> dict[str, tuple[str, ...]]:
             '"loaded_at" TEXT NOT NULL',
             f'"load_id" INTEGER REFERENCES {LEDGER} ("id")',
         ),
+        # Version 2: one row per failed file an operator sent back to the inbox
+        # (`daemon.retries`). No foreign key: a retry names a file, not one attempt.
+        RETRIES_TABLE: (
+            '"id" INTEGER PRIMARY KEY',
+            '"file_name" TEXT NOT NULL',  # the name it was sent back under
+            '"failed_as" TEXT NOT NULL',  # its name in failed/ (`name~N` when taken)
+            '"sha256" TEXT',  # of the file sent back, which may have been fixed in place
+            '"reason" TEXT',  # the sidecar's one-line reason for the failure
+            '"sidecar" TEXT',  # the whole sidecar, which the retry removes
+            '"requested_by" TEXT',
+            '"requested_at" TEXT NOT NULL',
+        ),
     }
 
 
@@ -157,6 +200,11 @@ def init_schema(conn: sqlite3.Connection) -> None:
 
     Raises `SchemaMismatch` for a database written by another program (the prototype's
     tables, say) or by a newer version, before any file could fail on it.
+
+    This is also the forward migration, in place and in one transaction. From version 1
+    to 2 it is the `CREATE TABLE IF NOT EXISTS` of `retries`: only a table was added.
+    A later version that changes an existing table needs its own step here, run when
+    `user_version` is below it, before the column check.
     """
     tables = _tables()
     with transaction(conn):
@@ -183,6 +231,8 @@ def init_schema(conn: sqlite3.Connection) -> None:
                      f"ON {LEDGER} (\"file_name\")")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.LEDGER_TABLE + '_claim')} "
                      f"ON {LEDGER} (\"claim\")")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(RETRIES_TABLE + '_file_name')} "
+                     f"ON {RETRIES} (\"file_name\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

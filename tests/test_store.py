@@ -106,6 +106,10 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("updated", "INTEGER", 1, 0), ("unchanged", "INTEGER", 1, 0),
         ("deleted", "INTEGER", 1, 0), ("error", "TEXT", 0, 0), ("started_at", "TEXT", 1, 0),
         ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0)],
+    store.RETRIES_TABLE: [
+        ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("failed_as", "TEXT", 1, 0),
+        ("sha256", "TEXT", 0, 0), ("reason", "TEXT", 0, 0), ("sidecar", "TEXT", 0, 0),
+        ("requested_by", "TEXT", 0, 0), ("requested_at", "TEXT", 1, 0)],
 }
 
 

@@ -1,0 +1,105 @@
+"""Schema version 2 (`retries`) over a database version 1 wrote, upgraded in place.
+
+The version-1 database is built from the DDL that version wrote (copied from a database
+the version-1 daemon created), not from today's code, so the test keeps meaning what
+it says when the code moves on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from config import Settings, contract
+from daemon import queries, store
+from tests.conftest import fact_rows, ledger
+
+V1_DDL = (
+    'CREATE TABLE "load_history" ("id" INTEGER PRIMARY KEY, "file_name" TEXT NOT NULL, '
+    '"sha256" TEXT, "bytes" INTEGER, "status" TEXT NOT NULL CHECK ("status" IN '
+    "('processed', 'failed')), \"write_mode\" TEXT NOT NULL, \"run_date\" TEXT, "
+    '"rows" INTEGER, "inserted" INTEGER NOT NULL DEFAULT 0, "updated" INTEGER NOT NULL '
+    'DEFAULT 0, "unchanged" INTEGER NOT NULL DEFAULT 0, "deleted" INTEGER NOT NULL DEFAULT '
+    '0, "error" TEXT, "started_at" TEXT NOT NULL, "finished_at" TEXT NOT NULL, "claim" TEXT)',
+    'CREATE TABLE "staging_transactions" ("txn_id" TEXT PRIMARY KEY, "customer_id" INTEGER, '
+    '"amount" REAL, "run_date" TEXT, "occurrences" INTEGER NOT NULL DEFAULT 1)',
+    'CREATE TABLE "fact_transactions" ("txn_id" TEXT NOT NULL PRIMARY KEY, "customer_id" '
+    'INTEGER NOT NULL, "amount" REAL NOT NULL, "run_date" TEXT NOT NULL, "loaded_at" TEXT '
+    'NOT NULL, "load_id" INTEGER REFERENCES "load_history" ("id"))',
+    'CREATE INDEX "fact_transactions_run_date" ON "fact_transactions" ("run_date")',
+    'CREATE INDEX "load_history_file_name" ON "load_history" ("file_name")',
+    'CREATE INDEX "load_history_claim" ON "load_history" ("claim")',
+    "PRAGMA user_version = 1",
+)
+T = "2026-03-01T10:00:00.000000Z"
+
+
+def version_1_database(path: Path) -> None:
+    """A version-1 database holding one processed and one failed load."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in V1_DDL:
+        conn.execute(statement)
+    conn.execute("INSERT INTO load_history (file_name, sha256, bytes, status, write_mode, "
+                 "run_date, rows, inserted, started_at, finished_at, claim) VALUES "
+                 "('transactions_2026-03-01.parquet', 'ab', 10, 'processed', 'merge', "
+                 "'2026-03-01', 2, 2, ?, ?, '1:2:3')", (T, T))
+    conn.execute("INSERT INTO load_history (file_name, status, write_mode, error, "
+                 "started_at, finished_at) VALUES ('bad.parquet', 'failed', 'merge', "
+                 "'name: no', ?, ?)", (T, T))
+    conn.executemany("INSERT INTO fact_transactions VALUES (?, ?, ?, ?, ?, 1)",
+                     [("20260301-0000", 10, 5.5, "2026-03-01", T),
+                      ("20260301-0001", 11, 7.25, "2026-03-01", T)])
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
+        settings: Settings) -> None:
+    version_1_database(settings.db)
+    before = (ledger(settings.db), fact_rows(settings.db))
+    conn = store.connect(settings.db)
+    try:
+        store.init_schema(conn)
+        store.init_schema(conn)  # and the daemon's next start finds it as it left it
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({store.RETRIES})")]
+        assert columns[:3] == ["id", "file_name", "failed_as"]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"load_history_file_name", "load_history_claim",
+                "fact_transactions_run_date", "retries_file_name"} <= names
+    finally:
+        conn.close()
+    assert (ledger(settings.db), fact_rows(settings.db)) == before
+
+
+def test_a_version_1_database_reads_as_having_no_retries(settings: Settings) -> None:
+    """The read-only commands work before any daemon of this version migrated it."""
+    version_1_database(settings.db)
+    conn = store.connect_readonly(settings.db)
+    try:
+        assert queries.check_schema(conn) == 1
+        assert queries.retries(conn, ["bad.parquet"]) == []
+        assert [x.file_name for x in queries.attempts(conn, ["bad.parquet"])] == ["bad.parquet"]
+    finally:
+        conn.close()
+
+
+def test_the_read_only_connection_creates_nothing_and_writes_nothing(
+        settings: Settings) -> None:
+    missing = settings.db.with_name("nowhere.db")
+    with pytest.raises(sqlite3.OperationalError):
+        store.connect_readonly(missing)
+    with pytest.raises(sqlite3.OperationalError):
+        store.connect(missing, create=False)
+    assert not missing.exists()
+    version_1_database(settings.db)
+    conn = store.connect_readonly(settings.db)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+            conn.execute(f"DELETE FROM {store.q(contract.FACT_TABLE)}")
+    finally:
+        conn.close()
+    assert len(fact_rows(settings.db)) == 2
