@@ -98,7 +98,7 @@ def test_the_read_only_connection_creates_nothing_and_writes_nothing(
     version_1_database(settings.db)
     conn = store.connect_readonly(settings.db)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+        with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
             conn.execute(f"DELETE FROM {store.q(contract.FACT_TABLE)}")
     finally:
         conn.close()
