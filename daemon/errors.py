@@ -4,7 +4,8 @@ The pipeline is the per-file error boundary and decides by class: `BadInput` (an
 unexpected `Exception`) sends the file to failed/ with a sidecar, while faults of the
 environment (SQLite busy/full/read-only, an archive that cannot be written) are
 recognised by the pipeline and retried. `AlreadyRunning` and `SchemaMismatch` stop
-start-up. All derive from `config.EtlError`, the project's one base, and carry a hint.
+start-up; `DatabaseUnavailable` ends an operator's command. All derive from
+`config.EtlError`, the project's one base, and carry a hint.
 """
 
 from __future__ import annotations
@@ -100,3 +101,7 @@ def open_error_message(exc: OSError) -> str:
     if exc.errno == errno.EISDIR:
         return "not a regular file"
     return f"cannot open the file: {exc.strerror or exc}"
+
+
+class DatabaseUnavailable(EtlError):
+    """An operator's command found no database where the settings point, or none it can use."""

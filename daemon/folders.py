@@ -1,0 +1,104 @@
+"""What waits in the daemon's directories, as an operator sees it: read, never touched.
+
+Owns the listing of failed/ (each file with the one-line reason, stage and original
+name its `<name>.error.json` sidecar gives) and the counts of files waiting in the inbox
+and claimed in the work directory. The `status`, `show` and `retry` commands and the
+status page read the directories through it. It never moves, creates or deletes a
+file: the quarantine is `daemon.quarantine`'s and the retry `daemon.retries`'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon import files
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file in failed/ and what its sidecar says of it."""
+
+    name: str  # in failed/, shown (undecodable bytes as \xNN)
+    original: str  # the name it was dropped under: the one a retry gives it back
+    reason: str  # one line; says so when there is no readable sidecar
+    stage: str | None
+    hint: str | None
+    attempted_at: str | None
+    sha256: str | None  # of the file when it failed
+    path: Path = field(repr=False)
+    # The whole sidecar, or None without a readable one.
+    sidecar: dict[str, object] | None = field(default=None, repr=False)
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines too) as one space."""
+    return " ".join(text.split())
+
+
+def _dropped_name(value: object) -> str | None:
+    """The sidecar's `file` if it can be a name in the inbox again, else None.
+
+    The sidecar sits in a directory others may write: a path, a hidden name (which the
+    daemon would ignore forever) or a shown form of an undecodable name is not used.
+    """
+    if not isinstance(value, str) or value in ("", ".", "..") or files.is_ignored(value):
+        return None
+    if "/" in value or "\0" in value or "\\x" in value:
+        return None
+    return value
+
+
+def _read_sidecar(path: Path) -> tuple[dict[str, object] | None, str | None]:
+    """The sidecar's content, or None and why it could not be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, "no sidecar: put into failed/ by hand?"
+    except (OSError, ValueError) as exc:
+        return None, f"sidecar unreadable: {exc}"
+    if not isinstance(data, dict):
+        return None, "sidecar unreadable: not a JSON object"
+    return data, None
+
+
+def _text(data: dict[str, object], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else one_line(str(value))
+
+
+def failed_file(path: Path) -> FailedFile:
+    """One file in failed/ with what its sidecar says (whether or not it has one)."""
+    name = files.display_name(path.name)
+    data, problem = _read_sidecar(path.with_name(path.name + files.SIDECAR_SUFFIX))
+    if data is None:
+        return FailedFile(name, name, problem or "", None, None, None, None, path)
+    # `message` is what happened; `reason` repeats it with the hint in brackets.
+    reason = _text(data, "message") or _text(data, "reason") or "the sidecar gives no reason"
+    original = _dropped_name(data.get("file")) or name
+    return FailedFile(name, original, reason, _text(data, "stage"), _text(data, "hint"),
+                      _text(data, "attempted_at"), _text(data, "sha256"), path, data)
+
+
+def failed_files(directory: Path) -> list[FailedFile]:
+    """Every file waiting in failed/, oldest failure first (no sidecar: first of all)."""
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return []
+    found = [failed_file(p) for p in entries
+             if not p.name.endswith(files.SIDECAR_SUFFIX) and not files.is_ignored(p.name)]
+    return sorted(found, key=lambda f: (f.attempted_at or "", f.name))
+
+
+def waiting(directory: Path) -> int:
+    """Entries the daemon would take from the inbox (or resume from the work directory):
+    everything but the hidden and temporary names of writers at work, and directories."""
+    try:
+        with os.scandir(directory) as entries:
+            return sum(1 for e in entries
+                       if not files.is_ignored(e.name) and not e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return 0

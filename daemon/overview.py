@@ -1,0 +1,58 @@
+"""The status of one installation at a glance: daemon, loads, inbox and failed files.
+
+Owns the snapshot behind the `status` command (and the status page, which renders the
+same `Overview`): whether a daemon holds the lock on the database and its pid, loads
+processed and failed today (UTC) and in all, the last success, files waiting in the
+inbox and in flight in the work directory, and the failed files with their reasons.
+It only reads: the lock is probed without waiting (`lock.probe`), the database through
+a read-only connection the caller opens, the directories through `daemon.folders`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from config import Settings
+from daemon import folders, lock, queries
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One reading of the status; the database parts are None without a database."""
+
+    daemon: lock.LockState
+    db: Path
+    schema_version: int | None
+    today: str  # the UTC date `loads_today` counts
+    loads_today: queries.Tally | None
+    loads_total: queries.Tally | None
+    last_success: queries.Load | None
+    inbox: Path
+    waiting: int  # in the inbox
+    work: Path
+    in_flight: int  # claimed, in the work directory: loading now, or to resume
+    failed_dir: Path
+    failed: list[folders.FailedFile]
+
+    @property
+    def healthy(self) -> bool:
+        """No failed file waits for a retry."""
+        return not self.failed
+
+
+def gather(settings: Settings, conn: sqlite3.Connection | None, today: date) -> Overview:
+    """The status now; `conn` is a read-only connection, or None if there is no database."""
+    daemon = lock.probe(settings.lock_file)
+    version = loads_today = loads_total = last = None
+    if conn is not None:
+        version = queries.check_schema(conn)
+        loads_today = queries.tally(conn, since=today.isoformat())
+        loads_total = queries.tally(conn)
+        last = queries.last_success(conn)
+    return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
+                    last, settings.inbox, folders.waiting(settings.inbox), settings.work,
+                    folders.waiting(settings.work), settings.failed,
+                    folders.failed_files(settings.failed))

@@ -1,0 +1,191 @@
+"""Read-only questions to the database: the loads, the retries, and what the data holds.
+
+Owns the SELECTs of the operator's commands and of the status page, each returning
+frozen dataclasses that render as a table or as JSON alike: recent loads with filters,
+every attempt at one file, its retries, counts of loads today and in total, the last
+success, per-day and per-customer totals. It takes a connection (`store.connect_readonly`
+in the commands) and never writes. A version-1 database has no `retries` table: it
+reads as no retries, so the commands work before the daemon has migrated it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from config import contract
+from daemon import store
+from daemon.errors import SchemaMismatch
+
+Status = Literal["processed", "failed"]
+
+
+@dataclass(frozen=True)
+class Load:
+    """One `load_history` row: one attempt at one file."""
+
+    id: int
+    file_name: str
+    status: str
+    run_date: str | None
+    rows: int | None
+    inserted: int
+    updated: int
+    unchanged: int
+    deleted: int
+    error: str | None
+    write_mode: str
+    sha256: str | None
+    bytes: int | None
+    started_at: str
+    finished_at: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One `retries` row: a failed file an operator sent back to the inbox."""
+
+    id: int
+    file_name: str
+    failed_as: str
+    sha256: str | None
+    reason: str | None
+    requested_by: str | None
+    requested_at: str
+
+
+@dataclass(frozen=True)
+class Tally:
+    processed: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class DayTotal:
+    run_date: str
+    rows: int
+    customers: int
+    amount: float
+
+
+@dataclass(frozen=True)
+class CustomerTotal:
+    customer_id: int
+    transactions: int
+    amount: float
+
+
+@dataclass(frozen=True)
+class LoadFilter:
+    """Which loads `recent_loads` returns. `file` is a name, or a glob when it holds
+    `*`, `?` or `[`; `since`/`until` bound the time the attempt finished (ISO-8601 UTC
+    text as the ledger stores it: `since` inclusive, `until` exclusive)."""
+
+    limit: int = 20
+    file: str | None = None
+    status: Status | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+def _columns(cls: type[Any]) -> str:
+    return ", ".join(store.q(f.name) for f in fields(cls))
+
+
+def check_schema(conn: sqlite3.Connection) -> int:
+    """The database's schema version; `SchemaMismatch` unless the daemon could use it."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > store.SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"the database has schema version {version}; this program knows "
+            f"{store.SCHEMA_VERSION}", hint="use the newer filedrop-etl that wrote it")
+    if not _has_table(conn, contract.LEDGER_TABLE):
+        raise SchemaMismatch("the database has no load_history table",
+                             hint="point --db at the daemon's database")
+    return version
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None
+
+
+def recent_loads(conn: sqlite3.Connection, where: LoadFilter) -> list[Load]:
+    """The latest attempts matching `where`, newest first."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if where.file is not None:
+        glob = any(c in where.file for c in "*?[")
+        clauses.append('"file_name" GLOB ?' if glob else '"file_name" = ?')
+        params.append(where.file)
+    for clause, value in (('"status" = ?', where.status), ('"finished_at" >= ?', where.since),
+                          ('"finished_at" < ?', where.until)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    sql = (f"SELECT {_columns(Load)} FROM {store.LEDGER}"
+           + (" WHERE " + " AND ".join(clauses) if clauses else "")
+           + ' ORDER BY "id" DESC LIMIT ?')
+    return [Load(*row) for row in conn.execute(sql, (*params, where.limit))]
+
+
+def attempts(conn: sqlite3.Connection, names: Sequence[str]) -> list[Load]:
+    """Every attempt at files of these names, oldest first."""
+    marks = ", ".join("?" * len(names))
+    return [Load(*row) for row in conn.execute(
+        f'SELECT {_columns(Load)} FROM {store.LEDGER} WHERE "file_name" IN ({marks}) '
+        'ORDER BY "id"', tuple(names))]
+
+
+def retries(conn: sqlite3.Connection, names: Sequence[str]) -> list[Retry]:
+    """Every retry of files of these names (as sent back or as failed), oldest first."""
+    if not _has_table(conn, store.RETRIES_TABLE):
+        return []
+    marks = ", ".join("?" * len(names))
+    return [Retry(*row) for row in conn.execute(
+        f'SELECT {_columns(Retry)} FROM {store.RETRIES} WHERE "file_name" IN ({marks}) '
+        f'OR "failed_as" IN ({marks}) ORDER BY "id"', (*names, *names))]
+
+
+def tally(conn: sqlite3.Connection, since: str | None = None) -> Tally:
+    """Attempts processed and failed, in all or since `since` (by their finish time)."""
+    counts = dict(conn.execute(
+        f'SELECT "status", COUNT(*) FROM {store.LEDGER} WHERE "finished_at" >= ? '
+        'GROUP BY "status"', (since or "",)).fetchall())
+    return Tally(int(counts.get("processed", 0)), int(counts.get("failed", 0)))
+
+
+def last_success(conn: sqlite3.Connection) -> Load | None:
+    row = conn.execute(f"SELECT {_columns(Load)} FROM {store.LEDGER} "
+                       """WHERE "status" = 'processed' ORDER BY "id" DESC LIMIT 1""").fetchone()
+    return None if row is None else Load(*row)
+
+
+def _run_dates(since: str | None, until: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause on the fact's run date (both bounds inclusive) and its values."""
+    bounds = [(f"{store.q(contract.DATE_COLUMN)} {op} ?", v)
+              for op, v in ((">=", since), ("<=", until)) if v is not None]
+    return ("WHERE " + " AND ".join(c for c, _ in bounds) if bounds else "",
+            [v for _, v in bounds if v is not None])
+
+
+def day_totals(conn: sqlite3.Connection, since: str | None = None,
+               until: str | None = None) -> list[DayTotal]:
+    """Per run date of the fact table: rows, distinct customers, sum of amounts."""
+    where, params = _run_dates(since, until)
+    date = store.q(contract.DATE_COLUMN)
+    return [DayTotal(str(d), int(n), int(c), float(a)) for d, n, c, a in conn.execute(
+        f'SELECT {date}, COUNT(*), COUNT(DISTINCT "customer_id"), TOTAL("amount") '
+        f"FROM {store.FACT} {where} GROUP BY {date} ORDER BY {date}", params)]
+
+
+def customer_totals(conn: sqlite3.Connection, since: str | None = None,
+                    until: str | None = None) -> list[CustomerTotal]:
+    """The prototype's report: per customer, the sum of amounts (largest first), and
+    the number of transactions."""
+    where, params = _run_dates(since, until)
+    return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in conn.execute(
+        f'SELECT "customer_id", COUNT(*), TOTAL("amount") AS "total" FROM {store.FACT} '
+        f'{where} GROUP BY "customer_id" ORDER BY "total" DESC, "customer_id"', params)]
