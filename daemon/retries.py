@@ -1,0 +1,102 @@
+"""Sending a failed file back to the inbox, and the `retries` row that remembers it.
+
+Owns the retry of one file in failed/: it goes back under the name it was dropped
+under (its sidecar's `file`, not the `name~N` failed/ may have given it), by one atomic
+rename that never replaces a file in the inbox; its sidecar is then removed, and the
+retry is recorded in the `retries` table (created by `store.init_schema`). The daemon
+then finds the file as it finds any drop. Printing is the `retry` command's business.
+
+The order is chosen so that a crash at any point loses nothing and hides nothing:
+1. the `retries` row is committed first, so every file that went back has its record;
+   a crash right after leaves a row for a retry whose move never happened, and the file
+   still in failed/, where `status` keeps reporting it until it is retried again;
+2. the rename is the one step the daemon can see, and it is atomic: the daemon finds the
+   whole file in the inbox or nothing; a rename that fails takes the row back;
+3. the sidecar goes last, so a failed file is never without its reason; a crash before
+   it leaves a sidecar without its file in failed/, whose content the row holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+from config import Settings
+from daemon import files, store
+from daemon.folders import FailedFile
+
+Outcome = Literal["retried", "would_retry", "refused"]
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What became of one file; `reason` and `hint` say why a refused one stayed."""
+
+    failed_as: str
+    file_name: str
+    outcome: Outcome
+    retry_id: int | None = None
+    sha256: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+
+def _refused(failed: FailedFile, reason: str, hint: str) -> RetryResult:
+    return RetryResult(failed.name, failed.original, "refused", reason=reason, hint=hint)
+
+
+def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
+          requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
+    """Move one failed file back into the inbox and record it (see the module's order)."""
+    target = settings.inbox / failed.original
+    taken = (f"the inbox already holds a file named {failed.original}",
+             "wait until the daemon has taken it (`status` shows the inbox), then retry "
+             f"again; or move {failed.path} into the inbox by hand under another name")
+    if os.path.lexists(target):
+        return _refused(failed, *taken)
+    try:
+        # The file as it goes back, which may have been fixed in place since it failed;
+        # opened as the daemon opens it, so a link or a FIFO is refused here, not there.
+        with files.open_no_follow(failed.path) as handle:
+            sha256, _ = files.sha256_of(handle)
+    except OSError as exc:
+        return _refused(failed, f"cannot read {failed.name}: {exc.strerror or exc}",
+                        "put a regular, readable file in its place, or remove it")
+    if dry_run:
+        return RetryResult(failed.name, failed.original, "would_retry", sha256=sha256)
+    # As the daemon would at its start: a retry may come before any daemon ran here.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = failed.path.with_name(failed.path.name + files.SIDECAR_SUFFIX)
+    with store.transaction(conn):
+        cursor = conn.execute(
+            f'INSERT INTO {store.RETRIES} ("file_name", "failed_as", "sha256", "reason", '
+            '"sidecar", "requested_by", "requested_at") VALUES (?, ?, ?, ?, ?, ?, ?)',
+            (failed.original, failed.name, sha256, failed.reason,
+             json.dumps(failed.sidecar, sort_keys=True) if failed.sidecar else None,
+             requested_by, requested_at))
+        retry_id = cursor.lastrowid
+    try:
+        files.rename_no_replace(failed.path, target)
+    except OSError as exc:
+        with store.transaction(conn):
+            conn.execute(f'DELETE FROM {store.RETRIES} WHERE "id" = ?', (retry_id,))
+        if isinstance(exc, FileExistsError):
+            return _refused(failed, *taken)
+        if not os.path.lexists(failed.path):
+            return _refused(failed, f"{failed.name} left failed/ meanwhile",
+                            "someone else retried or removed it; see `show`")
+        return _refused(failed, f"cannot move {failed.name} into the inbox: "
+                        f"{exc.strerror or exc}", "make the inbox and failed/ writable")
+    files.fsync_dir(target.parent)
+    try:
+        sidecar.unlink(missing_ok=True)
+        files.fsync_dir(failed.path.parent)
+    except OSError as exc:
+        # The retry stands: the file is in the inbox and the row holds the sidecar.
+        return RetryResult(failed.name, failed.original, "retried", retry_id, sha256,
+                           reason=f"its sidecar could not be removed: {exc.strerror or exc}",
+                           hint=f"remove {sidecar} by hand")
+    return RetryResult(failed.name, failed.original, "retried", retry_id, sha256)
