@@ -3,8 +3,10 @@
 `filedrop-etl COMMAND ...` (the console script) and `python -m daemon COMMAND ...` are
 the same program. With no command, or with only the daemon's own options, it runs the
 daemon, so every command line written before the subcommands existed still works.
-Settings are resolved here once (flag, `ETL_<NAME>`, config file, default) and handed to
-the command; `main(argv)` returns the exit code so that tests call it directly.
+The operator's commands (`status`, `history`, `show`, `retry`, `report`) are
+`daemon.commands`'. Settings are resolved here once (flag, `ETL_<NAME>`, config file,
+default) and handed to the command; `main(argv)` returns the exit code so that tests
+call it directly.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import structlog
 
 from config import ConfigError, Settings, load_settings
 from config.settings import OBSERVERS, WRITE_MODES
+from daemon import commands as ops
 from daemon import logs, service
 
 log = structlog.get_logger("daemon")
 
 PROG = "filedrop-etl"
-COMMANDS = ("run",)
+COMMANDS = ("run", *ops.NAMES)
 EXIT_USAGE = service.EXIT_USAGE
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
                "http", "stall_seconds")
@@ -96,6 +99,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     shared = _settings_options()
     _add_run(commands, shared)
+    ops.add_parsers(commands, shared)
     return parser
 
 
@@ -133,12 +137,17 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 def _main(argv: Sequence[str], prog: str) -> int:
-    logs.configure()
+    argv = _with_command(argv, COMMANDS)
+    # The daemon logs to stdout; an operator's command keeps stdout for its tables or
+    # its JSON, and logs its errors on stderr.
+    logs.configure(sys.stderr if argv[0] in ops.NAMES else None)
     parser = build_parser(prog)
-    args = parser.parse_args(_with_command(argv, COMMANDS))
+    args = parser.parse_args(argv)
     try:
         settings = load(args)
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
+    if args.command != "run":
+        return ops.run(args.command, settings, args)
     return service.run(settings, once=args.once)

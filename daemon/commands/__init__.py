@@ -1,0 +1,68 @@
+"""The operator's commands beside `run`: status, history, show, retry and report.
+
+Each module adds its parser to the one entry point (`daemon.cli`) and runs with the
+settings resolved as the daemon's are, so that it finds the same database and
+directories. `run` here is the commands' error boundary: an error that says what to do
+next (`EtlError`) or a database that cannot be read now is logged, on stderr so that
+stdout holds only the tables or the JSON, and becomes exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from collections.abc import Callable
+
+import structlog
+
+from config import EtlError, Settings
+from daemon.commands import common, history, report, retry, status
+from daemon.errors import DatabaseUnavailable, SchemaMismatch
+
+log = structlog.get_logger("daemon.commands")
+
+Runner = Callable[[Settings, argparse.Namespace], int]
+_RUNNERS: dict[str, Runner] = {
+    "status": status.run,
+    "history": history.run_history,
+    "show": history.run_show,
+    "retry": retry.run,
+    "report": report.run,
+}
+NAMES = tuple(_RUNNERS)
+# SQLite's primary codes for a lock held by another process: BUSY 5, LOCKED 6.
+_BUSY = (5, 6)
+
+
+def add_parsers(commands: common.Subcommands,
+                shared: argparse.ArgumentParser) -> None:
+    """Add every command's parser, in the order `--help` lists them."""
+    for module in (status, history, retry, report):
+        module.add(commands, shared)
+
+
+def run(name: str, settings: Settings, args: argparse.Namespace) -> int:
+    """Run one command; its exit code, or 2 after logging why it could not run."""
+    db = str(settings.db)
+    try:
+        return _RUNNERS[name](settings, args)
+    except common.UsageError as exc:
+        log.error("usage_error", reason=exc.message, hint=f"see {name} --help")
+    except (DatabaseUnavailable, SchemaMismatch) as exc:
+        log.error("database_unavailable", db=db, reason=exc.message, hint=exc.hint)
+    except EtlError as exc:
+        log.error("command_failed", reason=exc.message, hint=exc.hint)
+    except OSError as exc:  # a directory the command may not read or write
+        log.error("command_failed", reason=str(exc),
+                  hint="check that the inbox, failed/ and the database are yours to use")
+    except sqlite3.Error as exc:
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in _BUSY:
+            log.error("database_busy", db=db, reason=str(exc),
+                      hint="another process holds a lock on the database for longer than "
+                      "the busy timeout (a backup? an sqlite3 shell?); try again shortly")
+        else:
+            log.error("database_unavailable", db=db, reason=str(exc),
+                      hint="check that the path is the daemon's SQLite database and that "
+                      "you may read it")
+    return common.EXIT_PROBLEM

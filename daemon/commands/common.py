@@ -1,0 +1,75 @@
+"""What the operator's commands share: opening the database, exit codes, help layout.
+
+Owns how a command reaches the daemon's database: read-only for every command but
+`retry` (never created, never written, never locking out the daemon), and for `retry`
+a write connection that does not create a database either and migrates an older schema
+in place as the daemon would. A missing or unusable database is `DatabaseUnavailable`,
+saying where it was looked for; the dispatcher (`daemon.commands.run`) logs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from config import EtlError, Settings
+from daemon import queries, store
+from daemon.errors import DatabaseUnavailable
+
+# `cli`'s subparsers make its own parser class, which the commands need not know.
+# (Generic only to the type checker: at run time the class cannot be subscripted.)
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[Any]
+else:
+    Subcommands = argparse._SubParsersAction
+# Shared by every operator command; `status` documents what each means for it.
+EXIT_OK, EXIT_ATTENTION, EXIT_PROBLEM = 0, 1, 2
+
+
+class UsageError(EtlError):
+    """A command line that parses but asks for something contradictory."""
+
+
+class Help(argparse.RawDescriptionHelpFormatter):
+    """Help whose epilog keeps its lines: the examples are meant to be copied."""
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (for jq and scripts) instead of tables")
+
+
+def database_missing(settings: Settings) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"there is no database at {settings.db} yet (from --db, else ETL_DB, else the "
+        "config file's `db`, else etl.db in the working directory)",
+        hint="the daemon creates it when it first starts; if it runs already, give this "
+        "command the same --db, ETL_DB or --config as the daemon")
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the daemon's database, its schema checked."""
+    if not settings.db.exists():
+        raise database_missing(settings)
+    with closing(store.connect_readonly(settings.db, settings.busy_timeout_seconds)) as conn:
+        queries.check_schema(conn)
+        yield conn
+
+
+@contextmanager
+def writing(settings: Settings) -> Iterator[sqlite3.Connection]:
+    """A write connection to the daemon's existing database, migrated to this schema.
+
+    The daemon holds no long write lock, so the busy timeout is all the waiting needed.
+    """
+    if not settings.db.exists():
+        raise database_missing(settings)
+    with closing(store.connect(settings.db, settings.busy_timeout_seconds,
+                               create=False)) as conn:
+        queries.check_schema(conn)
+        store.init_schema(conn)
+        yield conn

@@ -1,0 +1,149 @@
+"""The `history` and `show` commands: the ledger's loads, and the whole story of one file.
+
+`history` lists the latest `load_history` rows, filtered by file name (exact or glob),
+load time and status. `show FILE` gives every attempt at one file with its counts, its
+retries, and, while it waits in failed/, what its sidecar says. Both read only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from config import Settings
+from daemon import files, folders, queries
+from daemon.commands import common, table
+
+HISTORY_EPILOG = """\
+examples:
+  filedrop-etl history
+  filedrop-etl history --status failed --since 2026-03-01
+  filedrop-etl history --file 'transactions_2026-03-*' --limit 100
+  filedrop-etl history --json | jq '.[] | select(.deleted > 0)'
+
+--since and --until bound the time a load finished (UTC), not the run date in the file
+name; a date alone means the whole day (--until 2026-03-01 includes that day).
+
+exit codes: 0 done (also when no load matches); 2 bad usage or configuration, or no
+usable database.
+"""
+SHOW_EPILOG = """\
+examples:
+  filedrop-etl show transactions_2026-03-01.parquet
+  filedrop-etl show failed/transactions_2026-03-01~1.parquet --json | jq .failed
+
+FILE is the name the file was dropped under, or its name in failed/ (a directory part
+is ignored).
+
+exit codes: 0 done; 1 nothing is known of FILE; 2 bad usage or configuration, or no
+usable database.
+"""
+ERROR_WIDTH = 60
+
+
+def _moment(text: str, *, end: bool) -> str:
+    """A --since/--until value as ledger text (UTC); a date alone is its whole day."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+            return day.isoformat()
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (2026-03-01) or a time (2026-03-01T12:00, UTC "
+            "unless an offset is given)") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def add(commands: common.Subcommands,
+        shared: argparse.ArgumentParser) -> None:
+    history = commands.add_parser(
+        "history", parents=[shared], formatter_class=common.Help, epilog=HISTORY_EPILOG,
+        help="the latest loads from load_history, filtered",
+        description="The latest attempts at loading files, newest first, from the "
+        "load_history table: counts of rows inserted, updated, unchanged and deleted, "
+        "or the error of a failed attempt.")
+    history.add_argument("--limit", type=_positive, default=20, metavar="N",
+                         help="at most N loads (default 20)")
+    history.add_argument("--file", metavar="NAME",
+                         help="only this file name; a glob with * ? [ ]")
+    history.add_argument("--since", type=lambda t: _moment(t, end=False), metavar="WHEN",
+                         help="finished at or after WHEN (a date, or an ISO time)")
+    history.add_argument("--until", type=lambda t: _moment(t, end=True), metavar="WHEN",
+                         help="finished before the end of WHEN (a date, or an ISO time)")
+    history.add_argument("--status", choices=("processed", "failed"))
+    common.add_json(history)
+    show = commands.add_parser(
+        "show", parents=[shared], formatter_class=common.Help, epilog=SHOW_EPILOG,
+        help="every attempt at one file, its retries and its failure",
+        description="Everything known of one file: every attempt with its counts and "
+        "error, every retry, and its sidecar's account while it waits in failed/.")
+    show.add_argument("file", metavar="FILE", help="the file's name")
+    common.add_json(show)
+
+
+def run_history(settings: Settings, args: argparse.Namespace) -> int:
+    where = queries.LoadFilter(args.limit, args.file, args.status, args.since, args.until)
+    with common.reading(settings) as conn:
+        loads = queries.recent_loads(conn, where)
+    if args.json:
+        table.emit_json(loads)
+        return common.EXIT_OK
+    table.emit(table.render(
+        ("id", "finished", "file", "status", "run date", "rows", "inserted", "updated",
+         "unchanged", "deleted", "error"),
+        [(x.id, table.when(x.finished_at), x.file_name, x.status, x.run_date, x.rows,
+          x.inserted, x.updated, x.unchanged, x.deleted,
+          table.short(x.error, ERROR_WIDTH) if x.error else None) for x in loads],
+        empty="no loads match"))
+    return common.EXIT_OK
+
+
+def run_show(settings: Settings, args: argparse.Namespace) -> int:
+    name = files.display_name(Path(args.file).name)
+    # The file as failed/ holds it now: under its own name, or as `name~N`.
+    failed = [f for f in folders.failed_files(settings.failed) if name in (f.name, f.original)]
+    names = sorted({name, *(f.original for f in failed)})
+    with common.reading(settings) as conn:
+        attempts = queries.attempts(conn, names)
+        retries = queries.retries(conn, names)
+    if args.json:
+        table.emit_json({"file": name, "attempts": attempts, "retries": retries,
+                         "failed": [{**table.record(f), "sidecar": f.sidecar} for f in failed]})
+    else:
+        table.emit(_story(name, attempts, retries, failed))
+    found = attempts or retries or failed
+    return common.EXIT_OK if found else common.EXIT_ATTENTION
+
+
+def _story(name: str, attempts: list[queries.Load], retries: list[queries.Retry],
+           failed: list[folders.FailedFile]) -> str:
+    if not (attempts or retries or failed):
+        return f"nothing is known of {table.safe(name)}: no load, no retry, not in failed/"
+    parts = [f"{table.safe(name)}: {len(attempts)} attempt(s), {len(retries)} retry(ies)"
+             + (", waiting in failed/" if failed else ""),
+             "attempts\n" + table.render(
+                 ("id", "started", "finished", "status", "run date", "rows", "inserted",
+                  "updated", "unchanged", "deleted", "sha256", "error"),
+                 [(x.id, table.when(x.started_at), table.when(x.finished_at), x.status,
+                   x.run_date, x.rows, x.inserted, x.updated, x.unchanged, x.deleted,
+                   (x.sha256 or "")[:12] or None, x.error) for x in attempts])]
+    if retries:
+        parts.append("retries\n" + table.render(
+            ("id", "requested", "by", "failed as", "sent back as", "reason"),
+            [(r.id, table.when(r.requested_at), r.requested_by, r.failed_as, r.file_name,
+              r.reason) for r in retries]))
+    for f in failed:
+        parts.append(f"in failed/ as {f.name}\n" + table.pairs(
+            [("failed at", table.when(f.attempted_at)), ("stage", f.stage),
+             ("reason", f.reason), ("hint", f.hint), ("retry", f"`retry {f.name}` sends "
+                                                     f"it back as {f.original}")]))
+    return "\n\n".join(parts)

@@ -1,0 +1,67 @@
+"""The `report` command: what the fact table holds, per customer and per day.
+
+The prototype's customer totals (per customer, the sum of amounts, largest first, and
+the number of transactions), then per run date the row count, customers and total.
+Read only, from `daemon.queries`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from config import Settings
+from daemon import queries
+from daemon.commands import common, table
+
+EPILOG = """\
+examples:
+  filedrop-etl report
+  filedrop-etl report --since 2026-03-01 --until 2026-03-31
+  filedrop-etl report --json | jq '.customers[:5]'
+
+--since and --until bound the run date of the rows (both days included).
+
+exit codes: 0 done (also for an empty fact table); 2 bad usage or configuration, or no
+usable database.
+"""
+
+
+def _day(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-01") from None
+
+
+def add(commands: common.Subcommands,
+        shared: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "report", parents=[shared], formatter_class=common.Help, epilog=EPILOG,
+        help="customer totals, and totals and row counts per day",
+        description="The loaded transactions summed: per customer (the prototype's "
+        "customer totals) and per run date (rows, customers, total amount).")
+    parser.add_argument("--since", type=_day, metavar="DATE", help="from this run date on")
+    parser.add_argument("--until", type=_day, metavar="DATE", help="up to this run date")
+    common.add_json(parser)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    with common.reading(settings) as conn:
+        customers = queries.customer_totals(conn, args.since, args.until)
+        days = queries.day_totals(conn, args.since, args.until)
+    if args.json:
+        table.emit_json({"customers": customers, "days": days})
+        return common.EXIT_OK
+    rows = sum(d.rows for d in days)
+    amount = sum(d.amount for d in days)
+    table.emit("customer totals\n" + table.render(
+        ("customer", "transactions", "total"),
+        [(c.customer_id, c.transactions, c.amount) for c in customers],
+        empty="(no rows loaded)"))
+    table.emit("\nper day\n" + table.render(
+        ("run date", "rows", "customers", "total"),
+        [*((d.run_date, d.rows, d.customers, d.amount) for d in days),
+         *([("all", rows, len(customers), amount)] if days else [])],
+        empty="(no rows loaded)"))
+    return common.EXIT_OK

@@ -1,0 +1,114 @@
+"""The `status` command: is the daemon running, how have loads gone, what is waiting.
+
+Prints `daemon.overview`'s snapshot as aligned lines and a table of failed files, or as
+one JSON document. The exit code is for cron and monitoring: 1 while failed files wait
+in failed/ for a retry, 2 when there is no usable database (what can be read without
+one, the lock and the directories, is still printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+import structlog
+
+from config import Settings
+from daemon import overview
+from daemon.commands import common, table
+
+log = structlog.get_logger("daemon.commands")
+REASON_WIDTH = 90
+
+EPILOG = """\
+examples:
+  filedrop-etl status
+  filedrop-etl status --json | jq '.failed.files[] | {name, reason}'
+  filedrop-etl status --db /srv/etl/etl.db || alert "filedrop-etl needs attention"
+
+Loads today are those finished since midnight UTC. A file "in flight" is claimed by the
+daemon (in the work directory): being loaded now, or resumed at the next start.
+
+exit codes: 0 all well; 1 failed files wait in failed/ for `retry`; 2 bad usage or
+configuration, or no usable database (the rest of the status is still printed).
+"""
+
+
+def add(commands: common.Subcommands,
+        shared: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "status", parents=[shared], formatter_class=common.Help, epilog=EPILOG,
+        help="is the daemon running; loads today and in all; files waiting and failed",
+        description="Whether a daemon is running on this database (its lock, and its "
+        "pid), files processed and failed today (UTC) and in all, the last success, "
+        "files waiting in the inbox, and the failed files with their reasons. Reads "
+        "only: a running daemon is not disturbed.")
+    common.add_json(parser)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    today = datetime.now(UTC).date()
+    missing = None
+    if settings.db.exists():
+        with common.reading(settings) as conn:
+            snapshot = overview.gather(settings, conn, today)
+    else:
+        missing = common.database_missing(settings)
+        snapshot = overview.gather(settings, None, today)
+    code = (common.EXIT_PROBLEM if missing else
+            common.EXIT_OK if snapshot.healthy else common.EXIT_ATTENTION)
+    if args.json:
+        table.emit_json(_document(snapshot, code))
+    else:
+        table.emit(_text(snapshot))
+    if missing is not None:
+        log.error("database_unavailable", db=str(settings.db), reason=missing.message,
+                  hint=missing.hint)
+    return code
+
+
+def _document(s: overview.Overview, code: int) -> dict[str, object]:
+    return {
+        "daemon": {"running": s.daemon.held, "pid": s.daemon.pid,
+                   "lock_file": str(s.daemon.path)},
+        "database": {"path": str(s.db), "exists": s.schema_version is not None,
+                     "schema_version": s.schema_version},
+        "today": {"date": s.today, **vars(s.loads_today)} if s.loads_today else None,
+        "total": vars(s.loads_total) if s.loads_total else None,
+        "last_success": s.last_success,
+        "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
+                  "work": str(s.work)},
+        "failed": {"path": str(s.failed_dir), "files": s.failed},
+        "exit_code": code,
+    }
+
+
+def _text(s: overview.Overview) -> str:
+    daemon = (f"running, pid {s.daemon.pid or 'unknown'}" if s.daemon.held
+              else "not running") + f" (lock {s.daemon.path})"
+    last = s.last_success
+    lines: list[tuple[str, table.Cell]] = [
+        ("daemon", daemon),
+        ("database", str(s.db) if s.schema_version is not None
+         else f"none yet at {s.db}"),
+    ]
+    if s.loads_today is not None and s.loads_total is not None:
+        lines += [
+            ("today", f"{s.loads_today.processed} processed, {s.loads_today.failed} failed "
+                      f"({s.today}, UTC)"),
+            ("in all", f"{s.loads_total.processed} processed, {s.loads_total.failed} failed"),
+            ("last success", "never" if last is None else
+             f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)"),
+        ]
+    lines += [
+        ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
+        ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
+    ]
+    text = table.pairs(lines)
+    if s.failed:
+        rows = [(f.name, table.when(f.attempted_at), f.stage,
+                 table.short(f.reason, REASON_WIDTH)) for f in s.failed]
+        text += ("\n\n" + table.render(("file", "failed at", "stage", "reason"), rows)
+                 + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
+                 "`retry FILE` or `retry --all`")
+    return text

@@ -1,0 +1,212 @@
+"""The operator's commands on databases and directories filled by real loads.
+
+`cli.main` runs them in-process where the output is the point; the console script runs
+them as a subprocess where the process is (exit codes, stderr, a live daemon beside).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from config import Settings
+from daemon import cli
+from daemon.commands import table
+from daemon.pipeline import Pipeline
+from tests.conftest import ROOT, day_table, fact_rows, replaced_at, write_parquet
+
+SCRIPT = Path(sys.executable).with_name("filedrop-etl")
+DAYS = ("2026-03-01", "2026-03-02")
+BAD_DAY = "2026-03-03"
+BAD = f"transactions_{BAD_DAY}.parquet"
+
+
+@pytest.fixture(autouse=True)
+def restored_logging() -> Iterator[None]:
+    """`cli.main` configures logging for the process (onto pytest's captured stderr):
+    put it back as it was, so that later tests do not log into a closed stream."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook,
+             sys.unraisablehook)
+    yield
+    logging.captureWarnings(False)
+    (root.handlers[:], level, sys.excepthook, threading.excepthook, sys.unraisablehook) = saved
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def where(settings: Settings) -> list[str]:
+    return ["--inbox", str(settings.inbox), "--processed", str(settings.processed),
+            "--failed", str(settings.failed), "--db", str(settings.db)]
+
+
+def script(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *argv, *where(settings)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def command(settings: Settings, capsys: pytest.CaptureFixture[str],
+            *argv: str) -> tuple[int, str]:
+    code = cli.main([*argv, *where(settings)])
+    return code, capsys.readouterr().out
+
+
+def as_json(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code, out = command(settings, capsys, *argv, "--json")
+    assert code in (0, 1), out
+    return json.loads(out)
+
+
+@pytest.fixture
+def history(settings: Settings, pipeline: Pipeline) -> Settings:
+    """Two days loaded and one file failed (a negative amount), through the pipeline."""
+    for day in DAYS:
+        path = write_parquet(settings.work, day_table(day), run_date=day)
+        assert pipeline.process(path).status == "processed"
+    bad = replaced_at(day_table(BAD_DAY), "amount", 3, -1.0)
+    assert pipeline.process(write_parquet(settings.work, bad, run_date=BAD_DAY)).status == "failed"
+    settings.inbox.mkdir()
+    return settings
+
+
+def test_every_command_has_help_with_examples_and_exit_codes() -> None:
+    for name in ("status", "history", "show", "retry", "report"):
+        done = subprocess.run([str(SCRIPT), name, "--help"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"usage: filedrop-etl {name}")
+        assert "examples:\n  filedrop-etl " + name in done.stdout
+        assert "exit codes: 0" in done.stdout and "--db PATH" in done.stdout
+
+
+def test_status_without_a_database_says_where_it_looked_and_creates_none(
+        settings: Settings) -> None:
+    done = script(settings, "status")
+    assert done.returncode == 2
+    assert f"database  none yet at {settings.db}" in done.stdout
+    assert "daemon    not running" in done.stdout
+    [line] = [json.loads(x) for x in done.stderr.splitlines()]
+    assert line["event"] == "database_unavailable" and str(settings.db) in line["reason"]
+    assert "first starts" in line["hint"]
+    assert not settings.db.exists() and not settings.lock_file.exists()
+    for name in ("history", "report"):
+        assert script(settings, name).returncode == 2
+    assert not settings.db.exists()
+
+
+def test_status_counts_the_loads_and_lists_the_failed_files(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    (history.inbox / "transactions_2026-03-09.parquet").write_bytes(b"waiting")
+    (history.inbox / ".hidden.tmp").write_bytes(b"a writer at work")
+    code, out = command(history, capsys, "status")
+    assert code == 1
+    assert "today         2 processed, 1 failed" in out
+    assert "in all        2 processed, 1 failed" in out
+    assert f"transactions_{DAYS[1]}.parquet (25 rows)" in out
+    assert "inbox         1 waiting, 0 in flight" in out
+    assert "failed        1 waiting for a retry" in out
+    [header, row] = out.split("\n\n")[1].splitlines()
+    assert header.split() == ["FILE", "FAILED", "AT", "STAGE", "REASON"]
+    assert row.startswith(BAD) and "checks  data-quality checks failed: min:amount (1 rows)" in row
+    doc = as_json(history, capsys, "status")
+    assert doc["exit_code"] == 1 and doc["daemon"] == {
+        "running": False, "pid": None, "lock_file": str(history.lock_file)}
+    assert (doc["today"]["processed"], doc["today"]["failed"]) == (2, 1)
+    assert doc["last_success"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
+    assert doc["database"]["schema_version"] == 2 and doc["inbox"]["waiting"] == 1
+    [failed] = doc["failed"]["files"]
+    assert (failed["name"], failed["original"], failed["stage"]) == (BAD, BAD, "checks")
+
+
+def test_history_filters_by_name_status_time_and_count(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    loads = as_json(history, capsys, "history")
+    assert [x["file_name"] for x in loads] == [BAD, *(f"transactions_{d}.parquet"
+                                                     for d in reversed(DAYS))]
+    assert loads[1]["inserted"] == 25 and loads[0]["error"].startswith("checks: ")
+    assert len(as_json(history, capsys, "history", "--limit", "1")) == 1
+    assert [x["status"] for x in as_json(history, capsys, "history", "--status", "failed")] \
+        == ["failed"]
+    glob = as_json(history, capsys, "history", "--file", "transactions_2026-03-0[12]*")
+    assert len(glob) == 2
+    assert as_json(history, capsys, "history", "--file", "transactions_2026-03-0") == []
+    today = loads[0]["finished_at"][:10]
+    assert len(as_json(history, capsys, "history", "--since", today, "--until", today)) == 3
+    assert as_json(history, capsys, "history", "--until", "2000-01-01") == []
+    code, out = command(history, capsys, "history", "--status", "processed")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:4] == ["ID", "FINISHED", "FILE", "STATUS"]
+    assert lines[1].split()[5:11] == [DAYS[1], "25", "25", "0", "0", "0"]
+    with pytest.raises(SystemExit) as usage:  # argparse's way out, through the logger
+        command(history, capsys, "history", "--since", "yesterday")
+    assert usage.value.code == 2
+
+
+def test_show_tells_every_attempt_and_the_sidecar(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = command(history, capsys, "show", f"failed/{BAD}")
+    assert code == 0
+    assert out.startswith(f"{BAD}: 1 attempt(s), 0 retry(ies), waiting in failed/")
+    assert "stage      checks" in out and "hint       correct the rows" in out
+    doc = as_json(history, capsys, "show", BAD)
+    assert [a["status"] for a in doc["attempts"]] == ["failed"]
+    assert doc["failed"][0]["sidecar"]["checks"][0]["check"] == "min:amount"
+    code, out = command(history, capsys, "show", "transactions_1999-01-01.parquet")
+    assert code == 1 and out.startswith("nothing is known of transactions_1999-01-01.parquet")
+
+
+def test_report_gives_the_prototypes_customer_totals_and_the_days(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = fact_rows(history.db)
+    expected: dict[int, list[float]] = {}
+    for _, customer, amount, *_ in rows:
+        expected.setdefault(customer, []).append(amount)
+    doc = as_json(history, capsys, "report")
+    assert {c["customer_id"]: (c["transactions"], round(c["amount"], 6))
+            for c in doc["customers"]} == {k: (len(v), round(sum(v), 6))
+                                           for k, v in expected.items()}
+    totals = [c["amount"] for c in doc["customers"]]
+    assert totals == sorted(totals, reverse=True)
+    assert [(d["run_date"], d["rows"]) for d in doc["days"]] == [(d, 25) for d in DAYS]
+    assert as_json(history, capsys, "report", "--since", DAYS[1])["days"][0]["run_date"] \
+        == DAYS[1]
+    code, out = command(history, capsys, "report")
+    assert code == 0 and "CUSTOMER  TRANSACTIONS" in out
+    assert "\nall           50          5  " in out
+
+
+def test_tables_align_numbers_right_and_escape_control_characters() -> None:
+    text = table.render(("name", "rows", "total"),
+                        [("a\x1b[31m\n", 5, 1.5), ("bb", 123, None)])
+    assert text.splitlines() == [
+        "NAME           ROWS  TOTAL",
+        "a\\x1b[31m\\x0a     5   1.50",
+        "bb              123      -",
+    ]
+    assert table.render(("x",), [], empty="nothing") == "nothing"
+    assert table.when("2026-03-01T10:11:12.123456Z") == "2026-03-01 10:11:12Z"
+
+
+def test_a_newer_or_foreign_database_is_refused_read_only(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(settings.db)
+    conn.execute("CREATE TABLE other (x)")
+    conn.close()
+    before = settings.db.read_bytes()
+    assert cli.main(["history", *where(settings)]) == 2
+    conn = sqlite3.connect(settings.db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    assert cli.main(["report", *where(settings)]) == 2
+    assert settings.db.read_bytes() != before  # only by our own hand above

@@ -1,0 +1,135 @@
+"""`retry`: failed files back into the inbox, recorded; and a running daemon takes them.
+
+In-process for what the command does to the directories and the `retries` table; a
+real daemon and the console script for what a retry leads to.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import Settings
+from daemon import cli
+from daemon.pipeline import Pipeline
+from tests.conftest import (
+    ROOT,
+    DaemonProcess,
+    day_table,
+    drop,
+    ledger,
+    replaced_at,
+    write_parquet,
+)
+from tests.test_commands import SCRIPT, restored_logging, where
+
+Start = Callable[..., DaemonProcess]
+DAY = "2026-03-05"
+NAME = f"transactions_{DAY}.parquet"
+__all__ = ["restored_logging"]  # the autouse fixture, imported to apply here too
+
+
+def retries(db: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute('SELECT * FROM "retries" ORDER BY "id"')]
+    finally:
+        conn.close()
+
+
+def failed_by_hand(settings: Settings, as_name: str, original: str) -> Path:
+    """A good file in failed/ under `as_name`, its sidecar naming `original`."""
+    path = write_parquet(settings.failed, day_table(DAY), as_name)
+    sidecar = settings.failed / f"{as_name}.error.json"
+    sidecar.write_text(json.dumps({"file": original, "stage": "load", "message":
+                                   "database is\nlocked", "attempted_at": "2026-03-05T01:02:03Z"}))
+    return path
+
+
+def test_retry_sends_a_file_back_under_its_original_name_and_records_it(
+        settings: Settings, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    failed = failed_by_hand(settings, f"transactions_{DAY}~1.parquet", NAME)
+    content = failed.read_bytes()
+    assert cli.main(["retry", "--all", "--dry-run", *where(settings)]) == 0
+    assert "would retry" in capsys.readouterr().out and failed.exists()
+    assert retries(settings.db) == []
+    assert cli.main(["retry", NAME, *where(settings)]) == 0  # asked for by its original name
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:4] == [failed.name, "retried", NAME, "1"]
+    assert (settings.inbox / NAME).read_bytes() == content
+    assert sorted(settings.failed.iterdir()) == []
+    [row] = retries(settings.db)
+    assert (row["file_name"], row["failed_as"], row["reason"]) == (NAME, failed.name,
+                                                                  "database is locked")
+    assert json.loads(row["sidecar"])["stage"] == "load" and row["requested_at"].endswith("Z")
+
+
+def test_retry_never_overwrites_a_file_in_the_inbox(
+        settings: Settings, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    failed = failed_by_hand(settings, NAME, NAME)
+    settings.inbox.mkdir()
+    (settings.inbox / NAME).write_bytes(b"the newer drop")
+    assert cli.main(["retry", NAME, "unknown.parquet", *where(settings), "--json"]) == 1
+    taken, refused = sorted(json.loads(capsys.readouterr().out), key=lambda r: r["failed_as"])
+    assert taken["outcome"] == refused["outcome"] == "refused"
+    assert "already holds" in taken["reason"] and "wait until" in taken["hint"]
+    assert "not in failed/" in refused["reason"]
+    assert (settings.inbox / NAME).read_bytes() == b"the newer drop" and failed.exists()
+    assert (settings.failed / f"{NAME}.error.json").exists()
+    assert retries(settings.db) == []
+
+
+def test_retry_asks_for_files_or_all_and_needs_the_database(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    failed_by_hand(settings, NAME, NAME)
+    assert cli.main(["retry", *where(settings)]) == 2
+    assert cli.main(["retry", "--all", NAME, *where(settings)]) == 2
+    assert cli.main(["retry", "--all", *where(settings)]) == 2  # no database: none made
+    assert not settings.db.exists() and (settings.failed / NAME).exists()
+
+
+def test_retry_of_a_failed_file_has_the_running_daemon_take_it_again(
+        tmp_path: Path, settings: Settings, start_daemon: Start) -> None:
+    daemon = start_daemon()
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    drop(write_parquet(tmp_path / "out", bad, NAME), settings.inbox)
+    daemon.wait_for("file_failed", file=NAME)
+    status = subprocess.run([str(SCRIPT), "status", *where(settings)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert status.returncode == 1 and f"running, pid {daemon.proc.pid}" in status.stdout
+    done = subprocess.run([str(SCRIPT), "retry", NAME, *where(settings)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    daemon.wait_for("file_failed", count=2, file=NAME)
+    assert len(daemon.matching("file_claimed", file=NAME)) == 2
+    assert [r["status"] for r in ledger(settings.db)] == ["failed", "failed"]
+    [row] = retries(settings.db)
+    assert row["failed_as"] == NAME and "min:amount" in row["reason"]
+    assert daemon.proc.poll() is None
+
+
+def test_a_good_file_retried_from_failed_is_loaded_under_its_own_name(
+        settings: Settings, start_daemon: Start, pipeline: Pipeline) -> None:
+    daemon = start_daemon()
+    failed_by_hand(settings, f"transactions_{DAY}~2.parquet", NAME)
+    done = subprocess.run([str(SCRIPT), "retry", "--all", *where(settings)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    [line] = daemon.wait_for("file_processed", file=NAME)
+    assert line["rows"] == 25 and (settings.processed / NAME).exists()
+    status = subprocess.run([str(SCRIPT), "status", "--json", *where(settings)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert status.returncode == 0 and json.loads(status.stdout)["failed"]["files"] == []
+    assert daemon.stop() == 0
+    after = subprocess.run([str(SCRIPT), "status", *where(settings)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert "daemon        not running" in after.stdout and after.returncode == 0
