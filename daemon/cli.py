@@ -23,13 +23,14 @@ import structlog
 from config import ConfigError, Settings, load_settings
 from config.settings import OBSERVERS, WRITE_MODES
 from daemon import commands as ops
-from daemon import logs, service
+from daemon import logs
 
 log = structlog.get_logger("daemon")
 
 PROG = "filedrop-etl"
 COMMANDS = ("run", *ops.NAMES)
-EXIT_USAGE = service.EXIT_USAGE
+EXIT_USAGE = 2  # as `daemon.service`'s, which is imported only to run the daemon
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
                "http", "stall_seconds")
 _PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db")
@@ -129,7 +130,7 @@ def load(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     # Threads inherit the signal mask: block the stop signals while threads are started
     # (the entry points do so even before their imports) and restore it at the end.
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, service.STOP_SIGNALS)
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         return _main(sys.argv[1:] if argv is None else argv, prog)
     finally:
@@ -150,4 +151,8 @@ def _main(argv: Sequence[str], prog: str) -> int:
         return EXIT_USAGE
     if args.command != "run":
         return ops.run(args.command, settings, args)
+    # Imported here: the daemon's pipeline brings pyarrow and pandas (half a second),
+    # which the operator's commands do without.
+    from daemon import service
+
     return service.run(settings, once=args.once)

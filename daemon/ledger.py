@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from daemon import store
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with microseconds and `Z`, as the ledger stores time (and the logs)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

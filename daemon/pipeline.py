@@ -17,7 +17,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -59,11 +58,6 @@ class _Attempt:
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 1)
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with microseconds and `Z`: the shape of the log timestamps too."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -129,7 +123,7 @@ class Pipeline:
         if finish is not None:
             return finish()
         load = ledger.LoadRecord(files.display_name(claimed.name), None, None,
-                                self.settings.write_mode, None, utc_now())
+                                self.settings.write_mode, None, ledger.utc_now())
         attempt = _Attempt(claimed, load, time.perf_counter())
         # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
         try:
@@ -221,12 +215,12 @@ class Pipeline:
             load_id = ledger.record_load(self.conn, load, status="processed",
                                         finished_at=load.started_at)
             replace_date = run_date if self.settings.write_mode == "replace" else None
-            counts = store.merge(self.conn, rows=rows, loaded_at=utc_now(), load_id=load_id,
+            counts = store.merge(self.conn, rows=rows, loaded_at=ledger.utc_now(), load_id=load_id,
                                  keys_sorted=verdict.ascending(contract.KEY),
                                  keys_counted=contract.KEY in counted,
                                  replace_date=replace_date)
             crashpoints.reached("during_merge")
-            ledger.update_load_counts(self.conn, load_id, counts, finished_at=utc_now())
+            ledger.update_load_counts(self.conn, load_id, counts, finished_at=ledger.utc_now())
         return counts
 
     def _archive(self, attempt: _Attempt) -> Outcome:
@@ -276,8 +270,9 @@ class Pipeline:
                 # Failed before, by an attempt killed before its quarantine: one row.
                 recorded = ledger.recorded_outcome(self.conn, load.claim) if load.claim else None
                 if recorded is None or recorded[0] != "failed":
-                    ledger.record_load(self.conn, load, status="failed", finished_at=utc_now(),
-                                      rows=attempt.rows, error=f"{stage}: {exc}")
+                    ledger.record_load(self.conn, load, status="failed",
+                                       finished_at=ledger.utc_now(), rows=attempt.rows,
+                                       error=f"{stage}: {exc}")
         except Exception as db_exc:
             if _is_transient(db_exc):
                 # A busy or full database: the failure waits in the work directory to be

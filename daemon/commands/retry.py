@@ -14,9 +14,8 @@ import os
 from pathlib import Path
 
 from config import Settings
-from daemon import files, folders, lock, retries
+from daemon import files, folders, ledger, lock, retries
 from daemon.commands import common, table
-from daemon.pipeline import utc_now
 
 EPILOG = """\
 examples:
@@ -88,7 +87,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         # A dry run writes nothing, not even the migration of an older schema.
         connected = common.reading if args.dry_run else common.writing
         with connected(settings) as conn:
-            now, by = utc_now(), _requester()
+            now, by = ledger.utc_now(), _requester()
             results += [retries.retry(conn, settings, f, requested_by=by, requested_at=now,
                                       dry_run=args.dry_run) for f in chosen]
     if args.json:
