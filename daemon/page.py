@@ -4,8 +4,8 @@ Owns the markup only: a header saying whether the daemon is well, the failed fil
 their reasons (and the command that retries each), the latest loads, and the rows per
 day as an inline SVG bar chart with its numbers written out, so the page reads the same
 without colour, without pictures and in a text browser. Every value from the database
-or a file name is escaped here. What goes on the page is gathered by the server from the
-read-side queries; this module does no I/O.
+or a file name is escaped here. It renders what the read side (`daemon.queries`,
+`daemon.folders`) returns, and does no I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+
+from daemon.folders import FailedFile
+from daemon.queries import DayTotal, Load
 
 # The page refreshes itself: an operator leaves it open on a screen.
 REFRESH_SECONDS = 15
@@ -33,37 +36,8 @@ class Health:
     last_success: str | None
 
 
-@dataclass(frozen=True)
-class Load:
-    id: int
-    file_name: str
-    status: str
-    rows: int | None
-    inserted: int
-    updated: int
-    unchanged: int
-    deleted: int
-    finished_at: str
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Failed:
-    name: str
-    stage: str
-    reason: str
-    hint: str
-    attempted_at: str
-
-
-@dataclass(frozen=True)
-class Day:
-    run_date: str
-    rows: int
-
-
-def render(health: Health, failed: Sequence[Failed], loads: Sequence[Load],
-           days: Sequence[Day], *, prog: str = "filedrop-etl") -> str:
+def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
+           days: Sequence[DayTotal], *, prog: str = "filedrop-etl") -> str:
     """The whole page; `days` oldest first (only the last CHART_DAYS are drawn)."""
     return "\n".join([
         "<!doctype html>",
@@ -97,12 +71,13 @@ def _header(health: Health, failed: int, prog: str) -> str:
             f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
 
 
-def _failed(failed: Sequence[Failed], prog: str) -> str:
+def _failed(failed: Sequence[FailedFile], prog: str) -> str:
     if not failed:
         return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
     rows = "".join(
-        f"<tr><td>{escape(f.name)}</td><td>{escape(f.stage)}</td><td>{escape(f.reason)}"
-        f'<div class="hint">{escape(f.hint)}</div></td><td>{escape(f.attempted_at)}</td>'
+        f"<tr><td>{escape(f.name)}</td><td>{escape(f.stage or '')}</td><td>{escape(f.reason)}"
+        f'<div class="hint">{escape(f.hint or "")}</div></td>'
+        f"<td>{escape(f.attempted_at or '')}</td>"
         f"<td><code>{escape(prog)} retry {escape(f.name)}</code></td></tr>"
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
@@ -126,7 +101,7 @@ def _loads(loads: Sequence[Load]) -> str:
             f"<th>error</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _chart(days: Sequence[Day]) -> str:
+def _chart(days: Sequence[DayTotal]) -> str:
     if not days:
         return ('<section id="days"><h2>Rows per day</h2>'
                 "<p>No rows loaded yet.</p></section>")

@@ -7,8 +7,11 @@ tests/test_status_page.py; these check the document itself, fast.
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
 
 from daemon import page
+from daemon.folders import FailedFile
+from daemon.queries import DayTotal, Load
 
 WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,
                    problems=(), queue_depth=0, last_success="2026-03-01T10:00:00Z")
@@ -28,6 +31,11 @@ class _Text(HTMLParser):
         self.text.append(data)
 
 
+def failed_file(name: str, stage: str, reason: str, hint: str) -> FailedFile:
+    return FailedFile(name, name, reason, stage, hint, "2026-03-01T10:00:00Z", None,
+                      Path("failed") / name)
+
+
 def parsed(document: str) -> _Text:
     parser = _Text()
     parser.feed(document)
@@ -36,10 +44,9 @@ def parsed(document: str) -> _Text:
 
 
 def test_names_and_reasons_from_files_are_text_never_markup() -> None:
-    failed = [page.Failed(HOSTILE, "read", "<b>not parquet</b>", "drop <i>Parquet</i>",
-                          "2026-03-01T10:00:00Z")]
-    loads = [page.Load(1, HOSTILE, "failed", None, 0, 0, 0, 0, "2026-03-01T10:00:00Z",
-                       "read: <img src=x>")]
+    failed = [failed_file(HOSTILE, "read", "<b>not parquet</b>", "drop <i>Parquet</i>")]
+    loads = [Load(1, HOSTILE, "failed", None, None, 0, 0, 0, 0, "read: <img src=x>", "merge",
+                  None, None, "2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z")]
     document = page.render(WELL, failed, loads, [])
     seen = parsed(document)
     assert "script" not in seen.tags and "img" not in seen.tags and "b" not in seen.tags
@@ -55,7 +62,7 @@ def test_empty_database_says_so_in_each_section() -> None:
 
 
 def test_the_header_names_the_worst_state_first() -> None:
-    failing = page.render(WELL, [page.Failed("a", "checks", "r", "h", "t")], [], [])
+    failing = page.render(WELL, [failed_file("a", "checks", "r", "h")], [], [])
     assert "Running; 1 failed file waiting" in failing
     starting = page.Health(**{**WELL.__dict__, "ready": False})
     assert "Starting: the start-up sweep is not done yet" in page.render(starting, [], [], [])
@@ -64,8 +71,8 @@ def test_the_header_names_the_worst_state_first() -> None:
 
 
 def test_the_chart_draws_the_last_days_with_their_numbers() -> None:
-    days = [page.Day(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32)]
-    days += [page.Day("2026-02-01", 0), page.Day("2026-02-02", 5_000_000)]
+    days = [DayTotal(f"2026-01-{d:02d}", d * 1000, 1, 1.0) for d in range(1, 32)]
+    days += [DayTotal("2026-02-01", 0, 0, 0.0), DayTotal("2026-02-02", 5_000_000, 9, 1.0)]
     document = page.render(WELL, [], [], days)
     assert document.count('<g class="bar">') == page.CHART_DAYS
     assert "2026-01-01" not in document and "2026-01-02" not in document
