@@ -22,7 +22,7 @@ import pyarrow as pa
 import structlog
 
 from config import ConfigError, Settings
-from daemon import crashpoints, quarantine, staging, store
+from daemon import crashpoints, notify, quarantine, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.watcher import Watcher, retry_delay
@@ -40,6 +40,9 @@ _BUSY = ("database_busy", "another process holds a write lock on the database (a
 _FULL = ("database_full", "free space on the database's filesystem; the daemon starts "
          "once there is room")
 _WAIT_AT_START = {5: _BUSY, 6: _BUSY, 13: _FULL, 4874: _FULL}
+# While it waits at start-up, the daemon asks systemd for this much more than the next
+# attempt can take (the backoff step plus SQLite's busy timeout) each time it says why.
+_EXTEND_MARGIN_SECONDS = 30.0
 # How soon the main thread reports a stop signal its handler (flags only) took.
 _STOPPING_CHECK_SECONDS = 0.1
 
@@ -64,6 +67,7 @@ def run(settings: Settings, *, once: bool) -> int:
         log.warning("crash_point_armed", point=armed, hint=f"for crash tests only: unset "
                     f"{crashpoints.ENV_VAR} to run normally")
     with ExitStack() as cleanup:
+        notifier = cleanup.enter_context(notify.Notifier.from_environment())
         lock = InstanceLock(settings.lock_file)
         try:
             lock.acquire()
@@ -75,7 +79,7 @@ def run(settings: Settings, *, once: bool) -> int:
             return EXIT_USAGE
         cleanup.callback(lock.release)
         try:
-            conn = _open_database(settings)
+            conn = _open_database(settings, notifier)
             if conn is None:
                 return EXIT_OK
             cleanup.callback(conn.close)
@@ -97,7 +101,7 @@ def run(settings: Settings, *, once: bool) -> int:
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         described = {k: _shown(v) for k, v in vars(settings).items()}
-        return _serve(described, watcher, once)
+        return _serve(described, watcher, once, notifier)
 
 
 def _shown(value: object) -> object:
@@ -110,13 +114,16 @@ def _shown(value: object) -> object:
     return value
 
 
-def _open_database(settings: Settings) -> sqlite3.Connection | None:
+def _open_database(settings: Settings,
+                   notifier: notify.Notifier) -> sqlite3.Connection | None:
     """Connect and check the schema, waiting with backoff while another process holds
     the database busy or locked, or its disk is full; None if a stop signal came while
     waiting.
 
     Exiting instead would only have a service manager restart the daemon into the same
-    lock or full disk, over and over. Any other error is raised at once.
+    lock or full disk, over and over. Any other error is raised at once. Under systemd,
+    each attempt extends the start timeout (READY comes only once the inbox is swept),
+    so a daemon that waits is not killed as one that hangs.
     """
     for attempt in itertools.count(1):
         try:
@@ -136,6 +143,8 @@ def _open_database(settings: Settings) -> sqlite3.Connection | None:
             delay = retry_delay(attempt)
             log.error(event, db=str(settings.db), reason=str(exc), hint=hint,
                       attempt=attempt, retry_in_seconds=delay)
+            notifier.waiting(f"{event}: {exc} (attempt {attempt}, next in {delay:g} s)",
+                             delay + settings.busy_timeout_seconds + _EXTEND_MARGIN_SECONDS)
         # The stop signals are still blocked here (see `main`): take one while waiting,
         # so that a stop is prompt, and no handler is needed yet.
         taken = signal.sigtimedwait(STOP_SIGNALS, delay)
@@ -155,7 +164,8 @@ def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
         log.info(event, path=str(leftover))
 
 
-def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
+def _serve(described: dict[str, object], watcher: Watcher, once: bool,
+           notifier: notify.Notifier) -> int:
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -178,12 +188,20 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool) -> int:
         # Say when the first signal was taken: two sent back to back arrive as one (a
         # pending signal is not queued twice), so "again" means after this line.
         announced = False
-        while not watcher.wait(_STOPPING_CHECK_SECONDS):
+        while True:
+            stopped = watcher.wait(_STOPPING_CHECK_SECONDS)
+            # Checked once more after the worker ended: an idle worker ends within one
+            # wait of the signal, and systemd must still hear STOPPING=1.
             if received and not announced:
                 announced = True
                 log.info("daemon_stopping", reason=signal.Signals(received[0]).name,
                          hint="the file in flight is finished first; send the signal "
                          "again to exit at once (the file is then resumed at the next start)")
+                notifier.stopping(signal.Signals(received[0]).name)
+            if stopped:
+                break
+            # READY once swept, the watchdog while healthy (see daemon.notify).
+            notifier.tick(watcher)
         watcher.join()
     finally:
         for sig, handler in previous.items():
