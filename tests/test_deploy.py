@@ -24,7 +24,6 @@ from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "filedrop-etl.service"
-SHIPPED_EXEC = "/opt/filedrop-etl/.venv/bin/filedrop-etl"
 # systemd's tools need no running systemd; found by full path, and the tests that use
 # them skip where they are not installed.
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or ""
@@ -58,6 +57,11 @@ def one(key: str, section: str = "Service") -> str:
     return value
 
 
+def shipped_exec() -> str:
+    """The console script ExecStart= runs (the venv under the install directory)."""
+    return one("ExecStart").split()[0]
+
+
 def seconds(span: str) -> float:
     match = re.fullmatch(r"(\d+)(s|min)", span)
     assert match, f"write {span!r} as Ns or Nmin"
@@ -82,8 +86,9 @@ def test_the_unit_is_a_hardened_notify_service() -> None:
         "MemoryDenyWriteExecute": "yes",
     }
     assert {key: one(key) for key in expected} == expected
-    assert service["ExecStart"] == [
-        f"{SHIPPED_EXEC} run --config /etc/filedrop-etl/etl.toml"]
+    [command] = service["ExecStart"]
+    assert command.split() == [shipped_exec(), "run", "--config", "/etc/filedrop-etl/etl.toml"]
+    assert shipped_exec().endswith("/.venv/bin/filedrop-etl")  # what `make install` makes
     # Exits a restart cannot fix (bad configuration: 2, another daemon holds the lock: 3).
     assert one("RestartPreventExitStatus").split() == ["2", "3"]
     # The slowest file (a 5M-row merge, about 10 s here) finishes well within the stop.
@@ -116,7 +121,7 @@ def verify(unit_dir: Path, text: str) -> subprocess.CompletedProcess[str]:
     assert script.exists(), "the console script is not installed: make install"
     unit_dir.mkdir()
     path = unit_dir / "filedrop-etl.service"
-    path.write_text(text.replace(SHIPPED_EXEC, str(script)))
+    path.write_text(text.replace(shipped_exec(), str(script)))
     return subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", str(path)],
                           capture_output=True, text=True, timeout=60, check=False)
 
