@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SOAK_MINUTES ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench bench-quick torture soak run clean
+.PHONY: help install browser demo test lint bench bench-quick torture soak run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the daemon with its dev tools
+
+browser: ## Debian's chromium and chromedriver for the browser tests (apt-get; needs root)
+	bash scripts/install-browser.sh
 
 demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real daemon
 	$(PY) scripts/demo.py
