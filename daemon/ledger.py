@@ -72,3 +72,10 @@ def recorded_outcome(conn: sqlite3.Connection, claim: str) -> tuple[str, store.M
         return None
     status, *counts = row
     return str(status), store.MergeCounts(*(int(c or 0) for c in counts))
+
+
+def last_processed_at(conn: sqlite3.Connection) -> str | None:
+    """When the latest processed load finished (ISO-8601 UTC), None before the first."""
+    row = conn.execute(f'SELECT max("finished_at") FROM {store.LEDGER} '
+                       "WHERE \"status\" = 'processed'").fetchone()
+    return None if row is None or row[0] is None else str(row[0])

@@ -14,13 +14,15 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
 
 from config import Settings
-from daemon import files
+from daemon import files, ledger
 from daemon.inbox import Candidate, Inbox
+from daemon.metrics import OUTCOMES, Metrics
 from daemon.observer import Hints, InboxObserver
 from daemon.pipeline import Pipeline
 
@@ -59,6 +61,9 @@ class Watcher:
         self._observer = InboxObserver(settings, self.hints)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
+        # Always collected, served or not: a few counter updates per file (measured in
+        # the report of `make bench-quick`), and one code path with and without --http.
+        self.metrics = Metrics(settings, self, ledger.last_processed_at(conn))
 
     def prepare(self) -> None:
         """Create the directories; `ConfigError` if they span filesystems."""
@@ -102,6 +107,17 @@ class Watcher:
         if not self.once and not self._observer.is_alive():
             problems.append("the inbox observer is not running")
         return problems
+
+    def tally(self) -> Mapping[str, int]:
+        """Files by outcome so far, as `daemon_stopped` reports them; safe from any thread
+        (single dict look-ups, never an iteration the worker could change under it)."""
+        tally = {outcome: self.outcomes[outcome] for outcome in OUTCOMES}
+        tally["vanished"] += self.inbox.vanished  # detected, then deleted before the claim
+        return tally
+
+    def queue_depth(self) -> int:
+        """Files detected and not yet claimed, and claims waiting for a (re)try."""
+        return len(self.inbox.candidates) + len(self._retries)
 
     def join(self) -> None:
         self._thread.join()
@@ -199,9 +215,11 @@ class Watcher:
         # Decided before the attempt, so that its retry line can say when the next one is;
         # a drain does not retry (see below).
         delay = None if self.once else retry_delay(attempts + 1)
+        started = time.perf_counter()
         outcome = self.pipeline.process(claimed, attempt=attempts + 1, retry_in_seconds=delay)
         self.ticked_at = time.monotonic()
         self.outcomes[outcome.status] += 1
+        self.metrics.file_done(outcome.status, time.perf_counter() - started, outcome.counts)
         if outcome.status != "retry":
             self._retries.pop(claimed, None)
             return
@@ -213,8 +231,8 @@ class Watcher:
             return
         self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
 
-    @staticmethod
-    def _detected(found: list[Candidate]) -> None:
+    def _detected(self, found: list[Candidate]) -> None:
         for candidate in found:
             log.info("file_detected", file=files.display_name(candidate.path.name),
                      found_by=candidate.found_by)
+            self.metrics.detected(candidate.found_by)
