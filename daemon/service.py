@@ -25,6 +25,7 @@ from config import ConfigError, Settings
 from daemon import crashpoints, notify, quarantine, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
+from daemon.server import StatusServer
 from daemon.watcher import Watcher, retry_delay
 
 log = structlog.get_logger("daemon")
@@ -100,6 +101,14 @@ def run(settings: Settings, *, once: bool) -> int:
             return EXIT_USAGE
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
+        if settings.http is not None:
+            server = _serving(settings.http, watcher)
+            if server is None:
+                return EXIT_USAGE
+            # Started before the worker, which `_serve` starts: until then /healthz says
+            # it is not running (503) and /readyz waits for the sweep, both true.
+            cleanup.callback(server.stop)
+            server.start()
         described = {k: _shown(v) for k, v in vars(settings).items()}
         return _serve(described, watcher, once, notifier)
 
@@ -112,6 +121,17 @@ def _shown(value: object) -> object:
         host, port = value
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return value
+
+
+def _serving(address: tuple[str, int], watcher: Watcher) -> StatusServer | None:
+    """The HTTP server bound to `address`; None, with the reason logged, if it cannot be."""
+    try:
+        return StatusServer(address, watcher, watcher.metrics)
+    except OSError as exc:  # in use, not an address of this machine, unknown host
+        log.error("config_invalid", reason=f"cannot serve HTTP on {_shown(address)}: "
+                  f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "
+                  "address of this machine, or turn --http off")
+        return None
 
 
 def _open_database(settings: Settings,

@@ -1,0 +1,108 @@
+"""The metrics: a real daemon scraped over HTTP, its numbers against its own log lines.
+
+The end-to-end test drops a good file before the start (found by the sweep), a bad one
+and a re-drop (found by their events), scrapes /metrics and parses it with
+prometheus_client's parser; a restart must keep the last success time. In-process
+tests cover what a daemon run cannot steer cheaply: the queue and the vanished tally.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from config import Settings, contract
+from daemon import files
+from daemon.metrics import failed_files
+from daemon.watcher import Watcher
+from tests.conftest import DaemonProcess, day_table, drop, ledger, write_parquet
+from tests.http_client import Scrape, url_of
+
+Start = Callable[..., DaemonProcess]
+DAY, BAD_DAY = "2026-03-01", "2026-03-02"
+# No periodic rescan during the test: every file after the sweep is found by its event.
+QUIET = ("--http", "127.0.0.1:0", "--rescan-seconds", "3600")
+
+
+def test_a_scrape_counts_files_rows_durations_and_how_each_file_was_found(
+        tmp_path: Path, settings: Settings, start_daemon: Start) -> None:
+    good = write_parquet(tmp_path / "outbox", day_table(DAY), contract.file_name_for(DAY))
+    drop(good, settings.inbox)  # before the start: the sweep finds it
+    daemon = start_daemon(*QUIET)
+    base = url_of(daemon)
+    daemon.wait_for("file_processed")
+    bad = tmp_path / "outbox" / contract.file_name_for(BAD_DAY)
+    bad.write_bytes(b"not parquet at all")
+    drop(bad, settings.inbox)
+    daemon.wait_for("file_failed")
+    drop(write_parquet(tmp_path / "outbox", day_table(DAY), contract.file_name_for(DAY)),
+         settings.inbox)
+    processed = daemon.wait_for("file_processed", count=2)
+    scrape = Scrape.of(base)
+
+    assert scrape.by("etl_files_total", "outcome") == {
+        "processed": 2, "failed": 1, "retry": 0, "vanished": 0, "claim_failed": 0}
+    assert scrape.by("etl_rows_total", "change") == {
+        change: sum(line[change] for line in processed)
+        for change in ("inserted", "updated", "unchanged", "deleted")}
+    assert scrape.value("etl_rows_total", change="unchanged") == 25  # the re-drop
+    assert scrape.by("etl_file_duration_seconds_count", "outcome") == {
+        "processed": 2, "failed": 1, "retry": 0, "vanished": 0}
+    # The histogram's sum is the pipeline's own durations, give or take the call itself.
+    logged = sum(line["duration_ms"] for line in [*processed, *daemon.matching("file_failed")])
+    assert 0 < logged / 1000 <= sum(scrape.by("etl_file_duration_seconds_sum", "outcome")
+                                    .values()) < logged / 1000 + 0.5
+    assert scrape.by("etl_files_detected_total", "found_by") == {
+        "sweep": 1, "event": 2, "rescan": 0}
+    assert time.time() - 60 < scrape.value("etl_last_success_timestamp_seconds") <= time.time()
+    assert scrape.value("etl_daemon_info", version="0.1.0", write_mode="merge",
+                        observer="auto") == 1
+    assert (scrape.value("etl_queue_depth"), scrape.value("etl_failed_files")) == (0, 1)
+    assert (scrape.value("etl_healthy"), scrape.value("etl_ready")) == (1, 1)
+    assert daemon.stop() == 0
+
+    # A restart must not look like a day without success: seeded from the ledger.
+    restarted = start_daemon(*QUIET)
+    seeded = Scrape.of(url_of(restarted))
+    finished = max(r["finished_at"] for r in ledger(settings.db) if r["status"] == "processed")
+    assert seeded.value("etl_last_success_timestamp_seconds") == \
+        datetime.fromisoformat(finished).timestamp()
+    assert seeded.value("etl_files_total", outcome="processed") == 0
+    assert restarted.stop() == 0
+
+
+def test_the_queue_is_waiting_files_and_claims_waiting_for_a_retry(
+        tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    watcher = Watcher(settings, fresh_db)  # not started: the test is its worker
+    watcher.prepare()
+    for day in (DAY, BAD_DAY):
+        write_parquet(settings.inbox, day_table(day), contract.file_name_for(day))
+    assert len(watcher.inbox.scan("sweep")) == 2
+    watcher._retries[settings.work / "claimed.parquet"] = (time.monotonic() + 60, 1)
+    assert Scrape(watcher.metrics.exposition().decode()).value("etl_queue_depth") == 3
+
+
+def test_a_file_deleted_before_its_claim_counts_as_vanished(
+        settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    """As `daemon_stopped` counts it: the two tallies must not disagree."""
+    watcher = Watcher(settings, fresh_db)
+    watcher.prepare()
+    path = write_parquet(settings.inbox, day_table(DAY), contract.file_name_for(DAY))
+    watcher.inbox.scan("sweep")
+    path.unlink()
+    watcher.inbox.scan("rescan")
+    scrape = Scrape(watcher.metrics.exposition().decode())
+    assert scrape.value("etl_files_total", outcome="vanished") == 1
+
+
+def test_failed_files_counts_what_waits_for_a_person(tmp_path: Path) -> None:
+    failed = tmp_path / "failed"
+    assert failed_files(failed) == 0  # not made yet
+    failed.mkdir()
+    for name in ("a.parquet", "a.parquet" + files.SIDECAR_SUFFIX, "b.parquet",
+                 "b.parquet" + files.SIDECAR_SUFFIX, ".sidecar-x.tmp"):
+        (failed / name).write_bytes(b"")
+    assert failed_files(failed) == 2
