@@ -86,8 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.debug("http_request", method=self.command, path=self.path, status=int(code),
-                  client=self.client_address[0])
+        # `path` is unset when the request line did not parse (a 400 for it, say).
+        log.debug("http_request", method=self.command, path=getattr(self, "path", None),
+                  status=int(code), client=self.client_address[0])
 
     def log_message(self, format: str, *args: Any) -> None:  # the base's argument name
         log.debug("http_error", message=format % args, client=self.client_address[0])

@@ -1,4 +1,5 @@
-"""Shared fixtures: settings and databases on `tmp_path`, Parquet factories, a real daemon.
+"""Shared fixtures: settings and databases on `tmp_path`, Parquet factories, a real daemon,
+a headless browser.
 
 Fixtures are named after what they give and own what they create. An autouse guard fails
 any test that leaves a thread running (the watcher's worker, watchdog's observer).
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +29,9 @@ from config import Settings, contract, load_settings
 from daemon import store
 from daemon.pipeline import Pipeline
 from generator.transactions import generate_table
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 30.0
@@ -248,3 +252,36 @@ def start_daemon(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., D
         yield daemons.start
     finally:
         daemons.close()
+
+
+# Debian's chromium and its driver (`make browser`), never a browser Selenium downloads.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    # The network is closed here: without these chromium floods refused connections
+    # (updates, sync, field trials) into its log and slows its start.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    """Headless chromium through Selenium, with a fresh profile; quit at teardown."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"no headless browser ({CHROMIUM}, {CHROMEDRIVER}): run `make browser`")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    # An explicit driver and binary: Selenium Manager is never asked to fetch either.
+    service = Service(str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -1,0 +1,301 @@
+"""The HTTP server: real requests (urllib, a raw socket, a headless browser) to real servers.
+
+A daemon subprocess for what a user sees: the routes, off by default, a refused address,
+IPv6, a prompt stop with a client connected. An in-process watcher and server for what
+a daemon run cannot steer: readiness before the sweep, a worker held or dead, silent
+clients and the connection cap.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from structlog.testing import capture_logs
+
+from config import Settings, contract
+from daemon.server import StatusServer
+from daemon.watcher import Watcher
+from tests.conftest import DaemonProcess, day_table, drop, wait_until, write_parquet
+from tests.http_client import request, url_of
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from selenium.webdriver.chrome.webdriver import WebDriver
+
+Start = Callable[..., DaemonProcess]
+DAY = "2026-03-01"
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports process `pid` listens on: its socket descriptors in the LISTEN table."""
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            sockets.add(str(fd.readlink()))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and f"socket:[{fields[9]}]" in sockets:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def raw(port: int, data: bytes) -> bytes:
+    """Send `data` as is and read the whole answer: what urllib would tidy away."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_http_is_off_by_default_and_listens_only_when_asked(start_daemon: Start) -> None:
+    quiet = start_daemon(log_name="off.log")
+    assert listening_ports(quiet.proc.pid) == set()
+    assert not quiet.matching("http_started")
+    assert quiet.stop() == 0
+    served = start_daemon("--http", "127.0.0.1:0", log_name="on.log")
+    [started] = served.matching("http_started")
+    assert listening_ports(served.proc.pid) == {started["port"]}
+    assert served.stop() == 0
+
+
+def test_the_routes_answer_as_documented(start_daemon: Start) -> None:
+    daemon = start_daemon("--http", "127.0.0.1:0")
+    base = url_of(daemon)
+    health = request(base + "/healthz")
+    assert (health.status, health.text) == (200, "ok\n")
+    assert (request(base + "/readyz").status, request(base + "/readyz").text) == (200, "ready\n")
+    metrics = request(base + "/metrics")
+    assert metrics.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert 'etl_files_total{outcome="processed"} 0.0' in metrics.text
+    head = request(base + "/metrics", method="HEAD")
+    assert head.headers["Content-Length"] == metrics.headers["Content-Length"]
+    port = int(base.rsplit(":", 1)[1])
+    assert raw(port, b"HEAD /metrics HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200 ")
+    assert raw(port, b"HEAD /metrics HTTP/1.0\r\n\r\n").endswith(b"\r\n\r\n")  # no body
+    # A malformed request is answered, and logged (at debug) as JSON, not raw on stderr.
+    # (No status line: the version did not parse, so the answer is HTTP/0.9's, body only.)
+    assert b"400 - Bad request" in raw(port, b"GET /metrics HTTP/x.y\r\n\r\n")
+    # No status page yet (daemon/page.py): / is not found, like any other path.
+    assert [request(base + path).status for path in ("/", "/nope", "/metrics/x")] == [404] * 3
+    post = request(base + "/metrics", method="POST")
+    assert (post.status, post.headers["Allow"]) == (405, "GET, HEAD")
+    assert request(base + "/healthz", method="BREW").status == 501
+    assert daemon.stop() == 0
+    # Requests leave no access lines at info, and nothing raw: every line parsed as JSON.
+    assert {e["event"] for e in daemon.events()} >= {"http_started", "http_stopped"}
+    assert not [e for e in daemon.events() if e["event"].startswith("http_")
+                and e["event"] not in ("http_started", "http_stopped")]
+
+
+@pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "not-our-address"])
+def test_an_address_it_cannot_listen_on_exits_2_with_one_line(start_daemon: Start,
+                                                              taken: bool) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        # 192.0.2.1 is TEST-NET-1: no address of this machine (binding sends nothing).
+        address = f"127.0.0.1:{holder.getsockname()[1]}" if taken else "192.0.2.1:0"
+        daemon = start_daemon("--http", address, wait_started=False)
+        assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.events()
+    assert (line["event"], line["level"]) == ("config_invalid", "error")
+    assert line["reason"].startswith(f"cannot serve HTTP on {address}: ")
+    assert ("in use" if taken else "assign requested address") in line["reason"]
+    assert "free port" in line["hint"]
+
+
+def test_an_ipv6_address_is_served(start_daemon: Start) -> None:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    daemon = start_daemon("--http", "[::1]:0")
+    base = url_of(daemon)
+    assert base.startswith("http://[::1]:")
+    assert request(base + "/healthz").status == 200
+    assert daemon.stop() == 0
+
+
+def test_sigterm_stops_at_once_with_a_silent_client_connected(start_daemon: Start) -> None:
+    daemon = start_daemon("--http", "127.0.0.1:0")
+    [started] = daemon.matching("http_started")
+    with socket.create_connection(("127.0.0.1", started["port"])):
+        request(url_of(daemon) + "/healthz")  # served while the silent one waits
+        began = time.monotonic()
+        assert daemon.stop() == 0
+    # Well within the 10 s a silent client may otherwise hold its connection.
+    assert time.monotonic() - began < 5
+    assert daemon.matching("http_stopped")
+
+
+@pytest.fixture
+def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
+    """A watcher not yet started; stopped and joined at teardown if it was."""
+    held = Watcher(replace(settings, stall_seconds=0.5), fresh_db)
+    yield held
+    held.request_stop()
+    if held._thread.ident is not None:
+        held.join()
+
+
+@pytest.fixture
+def serve(watcher: Watcher) -> Iterator[Callable[..., str]]:
+    """Start a `StatusServer` on `watcher` (options as keywords); its base URL; stopped
+    at teardown."""
+    servers: list[StatusServer] = []
+
+    def start(**options: Any) -> str:
+        server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, **options)
+        servers.append(server)
+        server.start()
+        return f"http://127.0.0.1:{server.address[1]}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_readyz_waits_for_the_sweep_and_healthz_for_the_worker(
+        watcher: Watcher, serve: Callable[..., str]) -> None:
+    base = serve()
+    assert request(base + "/readyz").status == 503
+    health = request(base + "/healthz")
+    assert (health.status, health.text) == (
+        503, "the worker thread is not running\nthe inbox observer is not running\n")
+    watcher.start()
+    wait_until(lambda: request(base + "/readyz").status == 200, "ready after the sweep")
+    assert request(base + "/healthz").text == "ok\n"
+
+
+def test_healthz_is_503_while_the_worker_is_stuck_then_200(
+        tmp_path: Path, settings: Settings, watcher: Watcher, serve: Callable[..., str]) -> None:
+    entered, release = threading.Event(), threading.Event()
+    real = watcher.pipeline.process
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    watcher.pipeline.process = held  # type: ignore[method-assign]
+    base = serve()
+    watcher.start()
+    try:
+        drop(write_parquet(tmp_path / "out", day_table(DAY), contract.file_name_for(DAY)),
+             settings.inbox)
+        assert entered.wait(30), "the worker to take the file"
+        wait_until(lambda: request(base + "/healthz").status == 503, "a stall (0.5 s)")
+        assert request(base + "/healthz").text.startswith("the worker has not ticked for ")
+        assert request(base + "/metrics").status == 200  # the server itself is not held
+    finally:
+        release.set()
+    wait_until(lambda: request(base + "/healthz").status == 200, "healthy once it moves")
+    assert watcher.outcomes["processed"] == 1
+
+
+def test_healthz_is_503_once_the_worker_has_died(
+        tmp_path: Path, settings: Settings, watcher: Watcher, serve: Callable[..., str]) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug outside the pipeline's error boundary")
+
+    watcher.pipeline.process = broken  # type: ignore[method-assign]
+    base = serve()
+    with capture_logs() as logs:
+        watcher.start()
+        drop(write_parquet(tmp_path / "out", day_table(DAY), contract.file_name_for(DAY)),
+             settings.inbox)
+        wait_until(lambda: watcher.crashed, "the worker to crash")
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["worker_crashed"]
+    health = request(base + "/healthz")
+    assert (health.status, health.text) == (503, "the worker thread is not running "
+                                                 "(it crashed)\n")
+
+
+def test_a_silent_client_is_cut_off_without_holding_up_others(
+        serve: Callable[..., str]) -> None:
+    base = serve(request_timeout=0.5)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+        assert request(base + "/metrics").status == 200
+        began = time.monotonic()
+        assert silent.recv(1) == b""  # closed by the server, unanswered
+    assert time.monotonic() - began < 5
+
+
+def test_stop_cuts_open_connections_and_joins_every_thread(watcher: Watcher) -> None:
+    server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, request_timeout=60)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=10):
+            wait_until(lambda: bool(server._server._open), "the connection to be taken")
+            began = time.monotonic()
+            server.stop()
+            assert time.monotonic() - began < 2  # not the 60 s request timeout
+    finally:
+        server.stop()
+    # The autouse guard fails the test if a request thread outlived `stop`.
+
+
+def test_connections_over_the_cap_are_closed_unanswered(serve: Callable[..., str]) -> None:
+    base = serve(max_connections=1)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        wait_until(lambda: _refused(base), "the second connection to be refused")
+    wait_until(lambda: not _refused(base), "the slot to come back")
+
+
+def _refused(base: str) -> bool:
+    try:
+        request(base + "/metrics", timeout=5)
+    except (ConnectionError, OSError):
+        return True
+    return False
+
+
+def test_the_page_seam_serves_html_and_a_broken_page_is_a_500(
+        serve: Callable[..., str]) -> None:
+    page = serve(page=lambda: "<h1>status</h1>")
+    assert request(page + "/").headers["Content-Type"] == "text/html; charset=utf-8"
+    assert request(page + "/").text == "<h1>status</h1>"
+
+    def broken() -> str:
+        raise ValueError("a query went wrong")
+
+    failing = serve(page=broken)
+    with capture_logs() as logs:
+        assert request(failing + "/").status == 500
+    assert [(e["event"], e.get("status")) for e in logs] == [
+        ("http_route_failed", None), ("http_request", 500)]
+
+
+def test_a_browser_sees_the_health_and_the_metrics(tmp_path: Path, start_daemon: Start,
+                                                   browser: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+
+    daemon = start_daemon("--http", "127.0.0.1:0")
+    base = url_of(daemon)
+    drop(write_parquet(tmp_path / "out", day_table(DAY), contract.file_name_for(DAY)),
+         daemon.settings.inbox)
+    daemon.wait_for("file_processed")
+    browser.get(base + "/healthz")
+    assert browser.find_element(By.TAG_NAME, "body").text == "ok"
+    browser.get(base + "/metrics")
+    shown = browser.find_element(By.TAG_NAME, "body").text.splitlines()
+    assert 'etl_files_total{outcome="processed"} 1.0' in shown
+    assert 'etl_rows_total{change="inserted"} 25.0' in shown
+    assert daemon.stop() == 0
