@@ -1,34 +1,26 @@
-"""The HTTP server: real requests (urllib, a raw socket, a headless browser) to real servers.
+"""`--http` on the real daemon: real requests (urllib, a raw socket, a headless browser).
 
-A daemon subprocess for what a user sees: the routes, off by default, a refused address,
-IPv6, a prompt stop with a client connected. An in-process watcher and server for what
-a daemon run cannot steer: readiness before the sweep, a worker held or dead, silent
-clients and the connection cap.
+What a user sees: the routes, off by default, a refused address, IPv6, a prompt stop
+with a client connected, and what a person sees of /healthz and /metrics in a browser.
+What a daemon run cannot steer is in test_server.py, in-process.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from structlog.testing import capture_logs
 
-from config import Settings, contract
-from daemon.server import StatusServer
-from daemon.watcher import Watcher
-from tests.conftest import DaemonProcess, day_table, drop, wait_until, write_parquet
+from config import contract
+from tests.conftest import DaemonProcess, day_table, drop, write_parquet
 from tests.http_client import request, url_of
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from selenium.webdriver.chrome.webdriver import WebDriver
 
 Start = Callable[..., DaemonProcess]
@@ -141,146 +133,6 @@ def test_sigterm_stops_at_once_with_a_silent_client_connected(start_daemon: Star
     # Well within the 10 s a silent client may otherwise hold its connection.
     assert time.monotonic() - began < 5
     assert daemon.matching("http_stopped")
-
-
-@pytest.fixture
-def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
-    """A watcher not yet started; stopped and joined at teardown if it was."""
-    held = Watcher(replace(settings, stall_seconds=0.5), fresh_db)
-    yield held
-    held.request_stop()
-    if held._thread.ident is not None:
-        held.join()
-
-
-@pytest.fixture
-def serve(watcher: Watcher) -> Iterator[Callable[..., str]]:
-    """Start a `StatusServer` on `watcher` (options as keywords); its base URL; stopped
-    at teardown."""
-    servers: list[StatusServer] = []
-
-    def start(**options: Any) -> str:
-        server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, **options)
-        servers.append(server)
-        server.start()
-        return f"http://127.0.0.1:{server.address[1]}"
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def test_readyz_waits_for_the_sweep_and_healthz_for_the_worker(
-        watcher: Watcher, serve: Callable[..., str]) -> None:
-    base = serve()
-    assert request(base + "/readyz").status == 503
-    health = request(base + "/healthz")
-    assert (health.status, health.text) == (
-        503, "the worker thread is not running\nthe inbox observer is not running\n")
-    watcher.start()
-    wait_until(lambda: request(base + "/readyz").status == 200, "ready after the sweep")
-    assert request(base + "/healthz").text == "ok\n"
-
-
-def test_healthz_is_503_while_the_worker_is_stuck_then_200(
-        tmp_path: Path, settings: Settings, watcher: Watcher, serve: Callable[..., str]) -> None:
-    entered, release = threading.Event(), threading.Event()
-    real = watcher.pipeline.process
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        release.wait(30)
-        return real(*args, **kwargs)
-
-    watcher.pipeline.process = held  # type: ignore[method-assign]
-    base = serve()
-    watcher.start()
-    try:
-        drop(write_parquet(tmp_path / "out", day_table(DAY), contract.file_name_for(DAY)),
-             settings.inbox)
-        assert entered.wait(30), "the worker to take the file"
-        wait_until(lambda: request(base + "/healthz").status == 503, "a stall (0.5 s)")
-        assert request(base + "/healthz").text.startswith("the worker has not ticked for ")
-        assert request(base + "/metrics").status == 200  # the server itself is not held
-    finally:
-        release.set()
-    wait_until(lambda: request(base + "/healthz").status == 200, "healthy once it moves")
-    assert watcher.outcomes["processed"] == 1
-
-
-def test_healthz_is_503_once_the_worker_has_died(
-        tmp_path: Path, settings: Settings, watcher: Watcher, serve: Callable[..., str]) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("a bug outside the pipeline's error boundary")
-
-    watcher.pipeline.process = broken  # type: ignore[method-assign]
-    base = serve()
-    with capture_logs() as logs:
-        watcher.start()
-        drop(write_parquet(tmp_path / "out", day_table(DAY), contract.file_name_for(DAY)),
-             settings.inbox)
-        wait_until(lambda: watcher.crashed, "the worker to crash")
-    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["worker_crashed"]
-    health = request(base + "/healthz")
-    assert (health.status, health.text) == (503, "the worker thread is not running "
-                                                 "(it crashed)\n")
-
-
-def test_a_silent_client_is_cut_off_without_holding_up_others(
-        serve: Callable[..., str]) -> None:
-    base = serve(request_timeout=0.5)
-    port = int(base.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
-        assert request(base + "/metrics").status == 200
-        began = time.monotonic()
-        assert silent.recv(1) == b""  # closed by the server, unanswered
-    assert time.monotonic() - began < 5
-
-
-def test_stop_cuts_open_connections_and_joins_every_thread(watcher: Watcher) -> None:
-    server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, request_timeout=60)
-    server.start()
-    try:
-        with socket.create_connection(server.address, timeout=10):
-            wait_until(lambda: bool(server._server._open), "the connection to be taken")
-            began = time.monotonic()
-            server.stop()
-            assert time.monotonic() - began < 2  # not the 60 s request timeout
-    finally:
-        server.stop()
-    # The autouse guard fails the test if a request thread outlived `stop`.
-
-
-def test_connections_over_the_cap_are_closed_unanswered(serve: Callable[..., str]) -> None:
-    base = serve(max_connections=1)
-    port = int(base.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10):
-        wait_until(lambda: _refused(base), "the second connection to be refused")
-    wait_until(lambda: not _refused(base), "the slot to come back")
-
-
-def _refused(base: str) -> bool:
-    try:
-        request(base + "/metrics", timeout=5)
-    except (ConnectionError, OSError):
-        return True
-    return False
-
-
-def test_the_page_seam_serves_html_and_a_broken_page_is_a_500(
-        serve: Callable[..., str]) -> None:
-    page = serve(page=lambda: "<h1>status</h1>")
-    assert request(page + "/").headers["Content-Type"] == "text/html; charset=utf-8"
-    assert request(page + "/").text == "<h1>status</h1>"
-
-    def broken() -> str:
-        raise ValueError("a query went wrong")
-
-    failing = serve(page=broken)
-    with capture_logs() as logs:
-        assert request(failing + "/").status == 500
-    assert [(e["event"], e.get("status")) for e in logs] == [
-        ("http_route_failed", None), ("http_request", 500)]
 
 
 def test_a_browser_sees_the_health_and_the_metrics(tmp_path: Path, start_daemon: Start,
