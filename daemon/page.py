@@ -4,19 +4,27 @@ Owns the markup only: a header saying whether the daemon is well, the failed fil
 their reasons (and the command that retries each), the latest loads, and the rows per
 day as an inline SVG bar chart with its numbers written out, so the page reads the same
 without colour, without pictures and in a text browser. Every value from the database
-or a file name is escaped here. It renders what the read side (`daemon.queries`,
-`daemon.folders`) returns, and does no I/O.
+or a file name is escaped here. `source` gathers one page's facts per request: the
+daemon's own health, and the read side (`daemon.queries` on a read-only connection of
+its own, never the worker's; `daemon.folders` for failed/); `render` does no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from html import escape
+from typing import Protocol
 
+from config import Settings
+from daemon import folders, queries, store
 from daemon.folders import FailedFile
-from daemon.queries import DayTotal, Load
+from daemon.queries import DayRows, Load
 
+RECENT_LOADS = 20
 # The page refreshes itself: an operator leaves it open on a screen.
 REFRESH_SECONDS = 15
 CHART_DAYS = 31
@@ -36,8 +44,38 @@ class Health:
     last_success: str | None
 
 
+class _Daemon(Protocol):
+    swept: threading.Event
+
+    def health(self) -> list[str]: ...
+
+    def queue_depth(self) -> int: ...
+
+
+def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], str]:
+    """A renderer of the page as it is now, for the HTTP server's `/`."""
+
+    def current() -> str:
+        loads: list[Load] = []
+        days: list[DayRows] = []
+        last = None
+        try:
+            with closing(store.connect_readonly(settings.db)) as conn:
+                loads = queries.recent_loads(conn, queries.LoadFilter(limit=RECENT_LOADS))
+                days = queries.rows_per_day(conn, CHART_DAYS)
+                last = queries.last_success(conn)
+        except sqlite3.OperationalError:
+            pass  # busy beyond the timeout: the page shows what it has, and refreshes
+        health = Health(version, settings.write_mode, settings.observer,
+                        daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
+                        last.finished_at if last else None)
+        return render(health, folders.failed_files(settings.failed), loads, days)
+
+    return current
+
+
 def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
-           days: Sequence[DayTotal], *, prog: str = "filedrop-etl") -> str:
+           days: Sequence[DayRows], *, prog: str = "filedrop-etl") -> str:
     """The whole page; `days` oldest first (only the last CHART_DAYS are drawn)."""
     return "\n".join([
         "<!doctype html>",
@@ -101,7 +139,7 @@ def _loads(loads: Sequence[Load]) -> str:
             f"<th>error</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _chart(days: Sequence[DayTotal]) -> str:
+def _chart(days: Sequence[DayRows]) -> str:
     if not days:
         return ('<section id="days"><h2>Rows per day</h2>'
                 "<p>No rows loaded yet.</p></section>")

@@ -71,6 +71,12 @@ class DayTotal:
 
 
 @dataclass(frozen=True)
+class DayRows:
+    run_date: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class CustomerTotal:
     customer_id: int
     transactions: int
@@ -189,3 +195,16 @@ def customer_totals(conn: sqlite3.Connection, since: str | None = None,
     return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in conn.execute(
         f'SELECT "customer_id", COUNT(*), TOTAL("amount") AS "total" FROM {store.FACT} '
         f'{where} GROUP BY "customer_id" ORDER BY "total" DESC, "customer_id"', params)]
+
+
+def rows_per_day(conn: sqlite3.Connection, days: int) -> list[DayRows]:
+    """Fact rows per run date over the `days` calendar days up to the latest, oldest first.
+
+    Counted on the run-date index alone, from its newest end: the status page asks on
+    every refresh, and the history may hold years of rows.
+    """
+    date = store.q(contract.DATE_COLUMN)
+    return [DayRows(str(d), int(n)) for d, n in conn.execute(
+        f"SELECT {date}, COUNT(*) FROM {store.FACT} WHERE {date} > "
+        f"(SELECT date(MAX({date}), ?) FROM {store.FACT}) GROUP BY {date} ORDER BY {date}",
+        (f"-{days} days",))]

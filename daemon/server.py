@@ -1,4 +1,4 @@
-"""The HTTP side of the daemon: /metrics, /healthz, /readyz, and a seam for the page at /.
+"""The HTTP side of the daemon: /metrics, /healthz, /readyz, and the status page at /.
 
 A standard-library `ThreadingHTTPServer` on its own thread, on the address of `--http`
 (off by default). It only reads: the metrics' exposition and the watcher's health and
@@ -162,7 +162,7 @@ class StatusServer:
                  max_connections: int = MAX_CONNECTIONS) -> None:
         self.watched = watched
         self.metrics = metrics
-        # The status page's renderer (daemon/page.py, being written): `/` is 404 without.
+        # The status page's renderer (`daemon.page.source`): `/` is 404 without one.
         self.page = page
         self._server = _Server(address, self, request_timeout, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, name="etl-http",

@@ -82,8 +82,9 @@ def test_the_routes_answer_as_documented(start_daemon: Start) -> None:
     # A malformed request is answered, and logged (at debug) as JSON, not raw on stderr.
     # (No status line: the version did not parse, so the answer is HTTP/0.9's, body only.)
     assert b"400 - Bad request" in raw(port, b"GET /metrics HTTP/x.y\r\n\r\n")
-    # No status page yet (daemon/page.py): / is not found, like any other path.
-    assert [request(base + path).status for path in ("/", "/nope", "/metrics/x")] == [404] * 3
+    page = request(base + "/")
+    assert (page.status, page.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+    assert [request(base + path).status for path in ("/nope", "/metrics/x")] == [404] * 2
     post = request(base + "/metrics", method="POST")
     assert (post.status, post.headers["Allow"]) == (405, "GET, HEAD")
     assert request(base + "/healthz", method="BREW").status == 501

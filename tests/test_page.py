@@ -6,12 +6,13 @@ tests/test_status_page.py; these check the document itself, fast.
 
 from __future__ import annotations
 
+import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
 from daemon import page
 from daemon.folders import FailedFile
-from daemon.queries import DayTotal, Load
+from daemon.queries import DayRows, Load, rows_per_day
 
 WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,
                    problems=(), queue_depth=0, last_success="2026-03-01T10:00:00Z")
@@ -71,10 +72,22 @@ def test_the_header_names_the_worst_state_first() -> None:
 
 
 def test_the_chart_draws_the_last_days_with_their_numbers() -> None:
-    days = [DayTotal(f"2026-01-{d:02d}", d * 1000, 1, 1.0) for d in range(1, 32)]
-    days += [DayTotal("2026-02-01", 0, 0, 0.0), DayTotal("2026-02-02", 5_000_000, 9, 1.0)]
+    days = [DayRows(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32)]
+    days += [DayRows("2026-02-01", 0), DayRows("2026-02-02", 5_000_000)]
     document = page.render(WELL, [], [], days)
     assert document.count('<g class="bar">') == page.CHART_DAYS
     assert "2026-01-01" not in document and "2026-01-02" not in document
     assert ">5,000,000</text>" in document and "2026-02-01: 0 rows" in document
     assert 'width="0"' in document  # a day of no rows has no bar, only its label
+
+
+def test_rows_per_day_counts_the_last_days_up_to_the_latest(
+        fresh_db: sqlite3.Connection) -> None:
+    """Days older than the window are left out; days with no rows are not invented."""
+    rows = [(f"{day.replace('-', '')}-{i}", 1, 1.0, day, "t", None)
+            for day, count in (("2026-01-15", 3), ("2026-02-01", 2), ("2026-03-02", 4))
+            for i in range(count)]
+    fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)', rows)
+    assert rows_per_day(fresh_db, 31) == [DayRows("2026-02-01", 2), DayRows("2026-03-02", 4)]
+    assert rows_per_day(fresh_db, 1) == [DayRows("2026-03-02", 4)]
+    assert len(rows_per_day(fresh_db, 365)) == 3
