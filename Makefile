@@ -26,7 +26,8 @@ browser: ## Debian's chromium and chromedriver for the browser tests (apt-get; n
 demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real daemon
 	$(PY) scripts/demo.py
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the test suite (installs the headless browser first when run as root)
+	bash scripts/install-browser.sh --optional
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
