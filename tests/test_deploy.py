@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings, contract, load_settings
+from daemon.watcher import Watcher
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"
@@ -222,3 +226,19 @@ def test_the_daemon_loads_and_fails_files_under_memory_deny_write_execute(
     daemon.wait_for("file_failed")
     assert daemon.stop() == 0
     assert not daemon.matching("unhandled_exception")
+
+
+def test_the_sample_alert_rules_use_only_metrics_the_daemon_exposes(
+        settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    """An alert on a misspelt or renamed metric would never fire; nothing else says so."""
+    rules = yaml.safe_load((DEPLOY / "prometheus-alerts.yml").read_text(encoding="utf-8"))
+    [group] = rules["groups"]
+    alerts = {rule["alert"]: rule["expr"] for rule in group["rules"]}
+    assert {"EtlDaemonDown", "EtlDaemonUnhealthy", "EtlNoSuccessIn26h",
+            "EtlFailedFilesWaiting", "EtlQueueGrowing"} <= set(alerts)
+    exposed = {family.name for family in text_string_to_metric_families(
+        Watcher(settings, fresh_db).metrics.exposition().decode())}
+    for name, expr in alerts.items():
+        for metric in re.findall(r"\betl_[a-z_]+", expr):
+            # Counters are exposed as <name>_total; their family is named without it.
+            assert metric.removesuffix("_total") in exposed, f"{name}: {metric} not exposed"
