@@ -23,7 +23,7 @@ import structlog
 from config import ConfigError, Settings, load_settings
 from config.settings import OBSERVERS, WRITE_MODES
 from daemon import commands as ops
-from daemon import logs
+from daemon import logs, package_version
 
 log = structlog.get_logger("daemon")
 
@@ -96,21 +96,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description="A file-drop ETL daemon: Parquet files dropped into an inbox are loaded "
         "idempotently into SQLite. With no command it runs the daemon (`run`).",
         epilog=f"`{prog} COMMAND --help` describes each command.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     shared = _settings_options()
     _add_run(commands, shared)
     ops.add_parsers(commands, shared)
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("filedrop-etl")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 def _with_command(argv: Sequence[str], commands: Sequence[str]) -> list[str]:

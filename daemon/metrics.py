@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +33,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from config import Settings
-from daemon import files, store
+from daemon import files, package_version, store
 
 OUTCOMES = ("processed", "failed", "retry", "vanished", "claim_failed")
 CHANGES = ("inserted", "updated", "unchanged", "deleted")
@@ -69,13 +68,6 @@ class _Tally(Collector):
         for outcome in OUTCOMES:
             family.add_metric([outcome], tally.get(outcome, 0))
         yield family
-
-
-def package_version() -> str:
-    try:
-        return version("filedrop-etl")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 def failed_files(failed: Path) -> int:

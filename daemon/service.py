@@ -22,7 +22,7 @@ import pyarrow as pa
 import structlog
 
 from config import ConfigError, Settings
-from daemon import crashpoints, metrics, notify, page, quarantine, staging, store
+from daemon import crashpoints, notify, package_version, page, quarantine, staging, store
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.server import StatusServer
@@ -127,7 +127,7 @@ def _serving(address: tuple[str, int], watcher: Watcher) -> StatusServer | None:
     """The HTTP server bound to `address`; None, with the reason logged, if it cannot be."""
     try:
         return StatusServer(address, watcher, watcher.metrics,
-                            page=page.source(watcher.settings, watcher, metrics.package_version()))
+                            page=page.source(watcher.settings, watcher, package_version()))
     except OSError as exc:  # in use, not an address of this machine, unknown host
         log.error("config_invalid", reason=f"cannot serve HTTP on {_shown(address)}: "
                   f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "

@@ -159,14 +159,19 @@ def fact_rows(db_path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def ledger(db_path: Path) -> list[dict[str, Any]]:
-    """Every `load_history` row, oldest first, as dicts."""
+def table_rows(db_path: Path, table: str) -> list[dict[str, Any]]:
+    """Every row of `table`, oldest first (by `id`), as dicts."""
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute('SELECT * FROM "load_history" ORDER BY "id"')]
+        return [dict(r) for r in conn.execute(f'SELECT * FROM {store.q(table)} ORDER BY "id"')]
     finally:
         conn.close()
+
+
+def ledger(db_path: Path) -> list[dict[str, Any]]:
+    """Every `load_history` row, oldest first, as dicts."""
+    return table_rows(db_path, contract.LEDGER_TABLE)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from tests.conftest import (
     drop,
     ledger,
     replaced_at,
+    table_rows,
     write_parquet,
 )
 from tests.test_commands import SCRIPT, restored_logging, where
@@ -36,12 +37,7 @@ __all__ = ["restored_logging"]  # the autouse fixture, imported to apply here to
 
 
 def retries(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute('SELECT * FROM "retries" ORDER BY "id"')]
-    finally:
-        conn.close()
+    return table_rows(db, "retries")
 
 
 def failed_by_hand(settings: Settings, as_name: str, original: str) -> Path:
