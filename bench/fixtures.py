@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from config import contract
-from daemon import staging, store
+from daemon import schema, staging, store
 from generator.publish import publish_parquet
 from generator.transactions import generate
 
@@ -46,7 +46,7 @@ def build_history(db: Path, days: int, rows_per_day: int, first: int = 0) -> Pat
     """A daemon database whose fact table holds `days` generated days (keys in order)."""
     conn = store.connect(db)
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
         if days:
             columns = ", ".join(map(store.q, contract.COLUMN_NAMES))
             with staging.staged(db, _days(first, days, rows_per_day)) as (path, _), \

@@ -4,7 +4,7 @@ A successful load's row is written in the load's own transaction, with zero coun
 `update_load_counts` fills in before the commit; a failed attempt's row in one of its
 own. `recorded_outcome` tells a claim resumed after a crash from a new one: committed
 already (archive it, do not load it again) or failed already (do not record it twice).
-The table itself is created with the others by `store.init_schema`.
+The table itself is created with the others by `schema.init_schema`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from config import contract
-from daemon import store
+from daemon import schema, store
 from daemon.errors import SchemaMismatch
 
 Status = Literal["processed", "failed"]
@@ -103,10 +103,10 @@ def _columns(cls: type[Any]) -> str:
 def check_schema(conn: sqlite3.Connection) -> int:
     """The database's schema version; `SchemaMismatch` unless the daemon could use it."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > store.SCHEMA_VERSION:
+    if version > schema.SCHEMA_VERSION:
         raise SchemaMismatch(
             f"the database has schema version {version}; this program knows "
-            f"{store.SCHEMA_VERSION}", hint="use the newer filedrop-etl that wrote it")
+            f"{schema.SCHEMA_VERSION}", hint="use the newer filedrop-etl that wrote it")
     if not _has_table(conn, contract.LEDGER_TABLE):
         raise SchemaMismatch("the database has no load_history table",
                              hint="point --db at the daemon's database")

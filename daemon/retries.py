@@ -3,7 +3,7 @@
 Owns the retry of one file in failed/: it goes back under the name it was dropped
 under (its sidecar's `file`, not the `name~N` failed/ may have given it), by one atomic
 rename that never replaces a file in the inbox; its sidecar is then removed, and the
-retry is recorded in the `retries` table (created by `store.init_schema`). The daemon
+retry is recorded in the `retries` table (created by `schema.init_schema`). The daemon
 then finds the file as it finds any drop. Printing is the `retry` command's business.
 
 The order is chosen so that a crash at any point loses nothing and hides nothing:

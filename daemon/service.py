@@ -22,7 +22,16 @@ import pyarrow as pa
 import structlog
 
 from config import ConfigError, Settings
-from daemon import crashpoints, notify, package_version, page, quarantine, staging, store
+from daemon import (
+    crashpoints,
+    notify,
+    package_version,
+    page,
+    quarantine,
+    schema,
+    staging,
+    store,
+)
 from daemon.errors import AlreadyRunning, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.server import StatusServer
@@ -150,7 +159,7 @@ def _open_database(settings: Settings,
         try:
             conn = store.connect(settings.db, settings.busy_timeout_seconds)
             try:
-                store.init_schema(conn)
+                schema.init_schema(conn)
             except BaseException:
                 conn.close()
                 raise

@@ -1,4 +1,4 @@
-"""The SQLite side of a load: connection, transaction, schema, staged rows, merge.
+"""The SQLite side of a load: connection, transaction, staged rows, merge.
 
 One connection factory (WAL, synchronous=FULL so a commit survives power loss before
 the file is archived, a busy timeout) and one transaction context manager (BEGIN
@@ -6,9 +6,9 @@ IMMEDIATE; ROLLBACK on any exception, re-raised). A file's rows arrive in a stag
 database written elsewhere (`daemon.staging`), attached here read-only for the checks
 and the merge. All SQL binds its values and quotes its identifiers, which come only
 from `config.contract`. The ledger's and the retries' rows are `daemon.ledger`'s and
-`daemon.retries`' (their tables are created here with the others, and a database of an
-older schema version is migrated forward here). Readers that must never write (the
-operator's commands) open it with `connect_readonly`. It knows nothing of files or checks.
+`daemon.retries`'; the tables and their migration are `daemon.schema`'s. Readers that
+must never write (the operator's commands) open it with `connect_readonly`. It knows
+nothing of files or checks.
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from config import contract
-from daemon.errors import SchemaMismatch
 
-# 1: fact, staging and load_history. 2: `retries` (see `init_schema` for the migration).
-SCHEMA_VERSION = 2
 _DATA = contract.COLUMN_NAMES
 _VALUES = tuple(n for n in _DATA if n != contract.KEY)
 
@@ -137,103 +134,6 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             except sqlite3.Error as rollback_exc:
                 exc.add_note(f"the rollback failed too: {rollback_exc}")
         raise
-
-
-_LEDGER_COLUMNS = (
-    '"id" INTEGER PRIMARY KEY',
-    '"file_name" TEXT NOT NULL',
-    '"sha256" TEXT',
-    '"bytes" INTEGER',
-    """"status" TEXT NOT NULL CHECK ("status" IN ('processed', 'failed'))""",
-    '"write_mode" TEXT NOT NULL',
-    '"run_date" TEXT',
-    '"rows" INTEGER',
-    '"inserted" INTEGER NOT NULL DEFAULT 0',
-    '"updated" INTEGER NOT NULL DEFAULT 0',
-    '"unchanged" INTEGER NOT NULL DEFAULT 0',
-    '"deleted" INTEGER NOT NULL DEFAULT 0',
-    '"error" TEXT',
-    '"started_at" TEXT NOT NULL',
-    '"finished_at" TEXT NOT NULL',
-    # Which claim of the file this was (device, inode and ctime of the claimed file): a
-    # file resumed after a crash between COMMIT and the archive move is recognised as
-    # loaded already, not loaded twice.
-    '"claim" TEXT',
-)
-
-
-def _tables() -> dict[str, tuple[str, ...]]:
-    """Each table's column definitions, in order; the first word of each is its name."""
-    types = {c.name: c.sql_type for c in contract.COLUMNS}
-    key = " PRIMARY KEY"
-    return {
-        contract.LEDGER_TABLE: _LEDGER_COLUMNS,
-        # The schema of record for staging, kept as version 1 defined it so that older
-        # databases open unchanged. It stays empty: each load stages its rows in a table
-        # of this name in its own staging database (see `daemon.staging`).
-        contract.STAGING_TABLE: (
-            *(f"{q(n)} {types[n]}" + (key if n == contract.KEY else "") for n in _DATA),
-            '"occurrences" INTEGER NOT NULL DEFAULT 1',
-        ),
-        contract.FACT_TABLE: (
-            *(f"{q(n)} {types[n]} NOT NULL" + (key if n == contract.KEY else "") for n in _DATA),
-            '"loaded_at" TEXT NOT NULL',
-            f'"load_id" INTEGER REFERENCES {LEDGER} ("id")',
-        ),
-        # Version 2: one row per failed file an operator sent back to the inbox
-        # (`daemon.retries`). No foreign key: a retry names a file, not one attempt.
-        RETRIES_TABLE: (
-            '"id" INTEGER PRIMARY KEY',
-            '"file_name" TEXT NOT NULL',  # the name it was sent back under
-            '"failed_as" TEXT NOT NULL',  # its name in failed/ (`name~N` when taken)
-            '"sha256" TEXT',  # of the file sent back, which may have been fixed in place
-            '"reason" TEXT',  # the sidecar's one-line reason for the failure
-            '"sidecar" TEXT',  # the whole sidecar, which the retry removes
-            '"requested_by" TEXT',
-            '"requested_at" TEXT NOT NULL',
-        ),
-    }
-
-
-def init_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables if missing, then insist that existing ones are ours.
-
-    Raises `SchemaMismatch` for a database written by another program (the prototype's
-    tables, say) or by a newer version, before any file could fail on it.
-
-    This is also the forward migration, in place and in one transaction. From version 1
-    to 2 it is the `CREATE TABLE IF NOT EXISTS` of `retries`: only a table was added.
-    A later version that changes an existing table needs its own step here, run when
-    `user_version` is below it, before the column check.
-    """
-    tables = _tables()
-    with transaction(conn):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise SchemaMismatch(
-                f"the database has schema version {version}; this daemon knows {SCHEMA_VERSION}",
-                hint="run the newer daemon that wrote it, or point --db at another file",
-            )
-        for table, columns in tables.items():
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})")
-        for table, columns in tables.items():
-            expected = [c.split()[0].strip('"') for c in columns]
-            actual = [row[1] for row in conn.execute(f"PRAGMA table_info({q(table)})")]
-            if actual != expected:
-                raise SchemaMismatch(
-                    f"table {table} has columns {actual}, expected {expected}",
-                    hint="this database was not created by this daemon; point --db at a new "
-                    "file, or migrate the table by hand",
-                )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.FACT_TABLE + '_run_date')} "
-                     f"ON {FACT} ({q(contract.DATE_COLUMN)})")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.LEDGER_TABLE + '_file_name')} "
-                     f"ON {LEDGER} (\"file_name\")")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.LEDGER_TABLE + '_claim')} "
-                     f"ON {LEDGER} (\"claim\")")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(RETRIES_TABLE + '_file_name')} "
-                     f"ON {RETRIES} (\"file_name\")")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def surplus_rows(conn: sqlite3.Connection, column: str, limit: int) -> tuple[int, list[str]]:

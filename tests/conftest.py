@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from config import Settings, contract, load_settings
-from daemon import store
+from daemon import schema, store
 from daemon.pipeline import Pipeline
 from generator.transactions import generate_table
 
@@ -83,7 +83,7 @@ def settings(tmp_path: Path) -> Settings:
 def fresh_db(settings: Settings) -> Iterator[sqlite3.Connection]:
     """A connection to an initialised, empty database at `settings.db`."""
     conn = store.connect(settings.db)
-    store.init_schema(conn)
+    schema.init_schema(conn)
     yield conn
     conn.close()
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract, load_settings
-from daemon import quarantine, store
+from daemon import quarantine, schema, store
 from daemon.watcher import RETRY_BACKOFF_SECONDS
 from generator.publish import publish_parquet
 from generator.transactions import generate
@@ -98,7 +98,7 @@ def initialised(settings: Settings) -> None:
     """Create the daemon's database, as a previous run would have left it."""
     conn = store.connect(settings.db)
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
     finally:
         conn.close()
 
@@ -292,7 +292,7 @@ def _not_a_database(db: Path) -> None:
 
 def _newer_schema(db: Path) -> None:
     conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     conn.close()
 
 

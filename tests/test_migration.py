@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract
-from daemon import queries, store
+from daemon import queries, schema, store
 from tests.conftest import fact_rows, ledger
 
 V1_DDL = (
@@ -62,8 +62,8 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
     before = (ledger(settings.db), fact_rows(settings.db))
     conn = store.connect(settings.db)
     try:
-        store.init_schema(conn)
-        store.init_schema(conn)  # and the daemon's next start finds it as it left it
+        schema.init_schema(conn)
+        schema.init_schema(conn)  # and the daemon's next start finds it as it left it
         assert conn.execute("PRAGMA user_version").fetchone() == (2,)
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({store.RETRIES})")]
         assert columns[:3] == ["id", "file_name", "failed_as"]

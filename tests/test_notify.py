@@ -28,7 +28,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings, contract
-from daemon import notify, store
+from daemon import notify, schema, store
 from tests.conftest import DEADLINE_SECONDS, DaemonProcess, day_table, drop, write_parquet
 
 Start = Callable[..., DaemonProcess]
@@ -116,7 +116,7 @@ def drop_day(settings: Settings, day: str = DAY) -> None:
 def initialised(db: Path) -> None:
     conn = store.connect(db)
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
     finally:
         conn.close()
 

@@ -23,7 +23,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings
-from daemon import staging, store
+from daemon import schema, staging, store
 from daemon.pipeline import Outcome, Pipeline
 from tests.conftest import (
     awkward_db_path,
@@ -143,7 +143,7 @@ def test_a_failed_check_leaves_no_trace_in_staging_or_fact(settings: Settings,
 
 def test_a_locked_database_is_transient_and_keeps_the_file(settings: Settings) -> None:
     conn = store.connect(settings.db, busy_timeout_seconds=0.05)
-    store.init_schema(conn)
+    schema.init_schema(conn)
     settings.work.mkdir(parents=True)
     path = claimed(settings, day_table(DAY))
     blocker = sqlite3.connect(settings.db, isolation_level=None)
@@ -288,7 +288,7 @@ def test_a_file_with_unsorted_keys_loads_like_a_sorted_one(settings: Settings,
         db_settings = Settings(**{**settings.__dict__, "db": tmp_path / f"{name}.db"})
         conn = store.connect(db_settings.db)
         try:
-            store.init_schema(conn)
+            schema.init_schema(conn)
             pipeline = Pipeline(db_settings, conn)
             settings.work.mkdir(parents=True, exist_ok=True)
             pipeline.process(claimed(settings, day_table(DAY)))
@@ -425,7 +425,7 @@ def test_a_database_path_sqlite_uris_mishandled_loads(settings: Settings, tmp_pa
     db = awkward_db_path(tmp_path, where)
     conn = store.connect(db)
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
         db_settings = Settings(**{**settings.__dict__, "db": db})
         settings.work.mkdir(parents=True)
         outcome = Pipeline(db_settings, conn).process(claimed(settings, day_table(DAY, 5)))

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from config import EtlError, Settings, contract
-from daemon import staging, store
+from daemon import schema, staging, store
 from daemon.errors import BadInput
 from tests.conftest import day_table
 
@@ -73,7 +73,7 @@ def test_a_db_name_with_uri_characters_stages_and_attaches(tmp_path: Path) -> No
     db = tmp_path / "we ird?#%[1].db"
     conn = store.connect(db)
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
         table = day_table(DAY, 5)
         with staging.staged(db, table.to_batches()) as (path, rows):
             assert rows == 5 and path.name.startswith(db.name + ".staging-")

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from config import Settings, contract
-from daemon import staging, store
+from daemon import schema, staging, store
 from daemon.errors import SchemaMismatch
 from daemon.ledger import LoadRecord, record_load, update_load_counts
 from tests.conftest import awkward_db_path, day_table, fact_rows, ledger
@@ -117,7 +117,7 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
 def test_init_schema_creates_documented_columns(fresh_db: sqlite3.Connection,
                                                 other: sqlite3.Connection,
                                                 table: str) -> None:
-    store.init_schema(fresh_db)  # a second time: idempotent
+    schema.init_schema(fresh_db)  # a second time: idempotent
     info = other.execute(f"PRAGMA table_info({store.q(table)})").fetchall()
     assert [(name, kind, notnull, pk) for _, name, kind, notnull, _, pk in info] == SCHEMA[table]
 
@@ -132,12 +132,12 @@ def test_init_schema_is_idempotent_and_keeps_data(fresh_db: sqlite3.Connection,
     before = objects()
     assert {n for t, n in before if t == "table"} == set(SCHEMA)
     load(fresh_db, rows_of(DAY1), "t1")
-    store.init_schema(fresh_db)
-    store.init_schema(fresh_db)
+    schema.init_schema(fresh_db)
+    schema.init_schema(fresh_db)
     assert objects() == before
     assert len(fact_rows(db_path)) == 6
     assert len(ledger(db_path)) == 1
-    assert fresh_db.execute("PRAGMA user_version").fetchone() == (store.SCHEMA_VERSION,)
+    assert fresh_db.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,)
 
 
 def test_database_is_in_wal_mode(fresh_db: sqlite3.Connection,
@@ -150,7 +150,7 @@ def test_database_is_in_wal_mode(fresh_db: sqlite3.Connection,
 def test_connect_creates_the_parent_directory(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "a" / "b" / "etl.db")
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     finally:
@@ -308,7 +308,7 @@ def test_unsorted_merge_matches_sorted(tmp_path: Path) -> None:
                                     ("unsorted.db", shuffled, False)):
         conn = store.connect(tmp_path / name)
         try:
-            store.init_schema(conn)
+            schema.init_schema(conn)
             load(conn, first, "t1")
             counts, _ = load(conn, rows, "t2", keys_sorted=keys_sorted)
             by_rowid = [k for k, in conn.execute(
@@ -527,7 +527,7 @@ def test_a_foreign_schema_is_refused(tmp_path: Path, ddl: str) -> None:
     try:
         conn.execute(ddl)
         with pytest.raises(SchemaMismatch) as info:
-            store.init_schema(conn)
+            schema.init_schema(conn)
         assert info.value.hint
     finally:
         conn.close()
@@ -541,7 +541,7 @@ def test_connect_opens_the_file_at_any_path(tmp_path: Path, where: str) -> None:
     db = awkward_db_path(tmp_path, where)
     conn = store.connect(db)
     try:
-        store.init_schema(conn)
+        schema.init_schema(conn)
         with store.transaction(conn):
             new_load(conn, "written.parquet")
     finally:

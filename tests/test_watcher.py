@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from watchdog.events import FileMovedEvent, FileSystemEvent
 
 from config import Settings, contract
-from daemon import files, store
+from daemon import files, schema, store
 from daemon.observer import Hints, InboxEventHandler
 from daemon.watcher import Watcher
 from tests.conftest import day_table, drop, fact_rows, ledger, wait_until, write_parquet
@@ -117,7 +117,7 @@ def locked_db(settings: Settings) -> Iterator[LockedDatabase]:
     """A started watcher with a short busy timeout, its database write-locked by another
     connection until `release()`; everything stopped and closed at teardown."""
     conn = store.connect(settings.db, busy_timeout_seconds=0.05)
-    store.init_schema(conn)
+    schema.init_schema(conn)
     blocker = sqlite3.connect(settings.db, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     running = Watcher(settings, conn)

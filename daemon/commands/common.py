@@ -16,7 +16,7 @@ from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from config import EtlError, Settings
-from daemon import queries, store
+from daemon import queries, schema, store
 from daemon.errors import DatabaseUnavailable
 
 # `cli`'s subparsers make its own parser class, which the commands need not know.
@@ -71,5 +71,5 @@ def writing(settings: Settings) -> Iterator[sqlite3.Connection]:
     with closing(store.connect(settings.db, settings.busy_timeout_seconds,
                                create=False)) as conn:
         queries.check_schema(conn)
-        store.init_schema(conn)
+        schema.init_schema(conn)
         yield conn
