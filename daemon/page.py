@@ -21,6 +21,7 @@ from typing import Protocol
 
 from config import Settings
 from daemon import folders, queries, store
+from daemon.commands.table import when
 from daemon.folders import FailedFile
 from daemon.queries import DayRows, Load
 
@@ -101,7 +102,7 @@ def _header(health: Health, failed: int, prog: str) -> str:
         state, css = f"Running; {failed} failed file{'s' * (failed != 1)} waiting", "warn"
     else:
         state, css = "Running", "ok"
-    facts = [("last success", health.last_success or "never"),
+    facts = [("last success", when(health.last_success) or "never"),
              ("queue", str(health.queue_depth)), ("write mode", health.write_mode),
              ("observer", health.observer), ("version", health.version)]
     items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
@@ -115,7 +116,7 @@ def _failed(failed: Sequence[FailedFile], prog: str) -> str:
     rows = "".join(
         f"<tr><td>{escape(f.name)}</td><td>{escape(f.stage or '')}</td><td>{escape(f.reason)}"
         f'<div class="hint">{escape(f.hint or "")}</div></td>'
-        f"<td>{escape(f.attempted_at or '')}</td>"
+        f"<td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
         f"<td><code>{escape(prog)} retry {escape(f.name)}</code></td></tr>"
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
@@ -132,7 +133,8 @@ def _loads(loads: Sequence[Load]) -> str:
         f'<tr class="{escape(load.status)}"><td class="n">{load.id}</td>'
         f"<td>{escape(load.file_name)}</td><td>{escape(load.status)}</td>"
         + "".join(f'<td class="n">{_count(getattr(load, n))}</td>' for n in numbers)
-        + f"<td>{escape(load.finished_at)}</td><td>{escape(load.error or '')}</td></tr>"
+        + f'<td class="t">{escape(when(load.finished_at) or "")}</td>'
+        + f"<td>{escape(load.error or '')}</td></tr>"
         for load in loads)
     return ('<section id="loads"><h2>Recent loads</h2><table><thead><tr>'
             f'<th class="n">id</th><th>file</th><th>status</th>{head}<th>finished</th>'
@@ -174,5 +176,5 @@ dl{display:flex;flex-wrap:wrap;gap:1.5em;margin:.4em 0}dt{color:#666;font-size:.
 .ok{background:#e3f5e1}.warn{background:#fff3cd}.bad{background:#f8d7da}
 table{border-collapse:collapse}th,td{padding:.2em .6em;border-bottom:1px solid #ddd;
 text-align:left;vertical-align:top}.n{text-align:right}tr.failed td{color:#a11}
-.hint{color:#666;font-size:.9em}svg text{font-size:12px}svg rect{fill:#4a78b5}
+.hint{color:#666;font-size:.9em}.t{white-space:nowrap}svg text{font-size:12px}svg rect{fill:#4a78b5}
 """.strip()

@@ -8,6 +8,7 @@ rows-per-day chart, whose lengths must follow the numbers written beside them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,8 @@ def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
         [contract.file_name_for("2026-03-02"), "processed", "60"],
         [contract.file_name_for("2026-03-01"), "processed", "25"]]
     assert loads[1][4:8] == ["60", "0", "0", "0"]
+    # Times as the commands print them: to the second, UTC, on one line.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", row[8]) for row in loads)
 
     bars = browser.find_elements(By.CSS_SELECTOR, "#days svg g.bar")
     labels = [[t.text for t in bar.find_elements(By.TAG_NAME, "text")] for bar in bars]
