@@ -94,9 +94,17 @@ def main() -> int:
     print(f"\nCustomer totals ({fact_rows} rows in fact_transactions):")
     print(report.to_string(index=False))
 
+    # The operator's view of the same installation: the console script's `status`.
+    status_argv = [*daemon_argv[:3], "status", *daemon_argv[3:]]
+    print("\n$ " + " ".join(["filedrop-etl", *status_argv[3:]]))
+    status = subprocess.run(status_argv, cwd=ROOT, text=True, capture_output=True,
+                            check=False)
+    print(status.stdout + status.stderr, end="")
+
     rerun = ledger.iloc[1]
     ok = (code == 0 and list(ledger["status"]) == ["processed"] * 3
-          and rerun["inserted"] == 0 and rerun["updated"] == 0 and fact_rows == 50)
+          and rerun["inserted"] == 0 and rerun["updated"] == 0 and fact_rows == 50
+          and status.returncode == 0)
     print("\n" + ("OK: the re-run of 2026-02-10 inserted 0 and updated 0 rows."
                   if ok else "FAILED: the scenario did not behave as expected."))
     print(f"Data is in {DEMO.relative_to(ROOT)}/ (git-ignored); daemon log: "
