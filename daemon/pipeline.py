@@ -67,11 +67,14 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
 
 
-def _passing_staging_point(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """`batches`, passing the `during_staging` crash point once the first is written."""
+def _passing_staging_point(batches: Iterator[pa.RecordBatch],
+                           progress: Callable[[], None]) -> Iterator[pa.RecordBatch]:
+    """`batches`, passing the `during_staging` crash point once the first is written,
+    and calling `progress` after each."""
     first = True
     for batch in batches:
         yield batch
+        progress()
         if first:
             # The writer asks for the next batch only once it has written this one.
             crashpoints.reached("during_staging")
@@ -81,9 +84,13 @@ def _passing_staging_point(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
 class Pipeline:
     """Loads claimed files into the database it is given; one instance per worker."""
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection) -> None:
+    def __init__(self, settings: Settings, conn: sqlite3.Connection,
+                 progress: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.conn = conn
+        # Called as each batch of a file is staged: a file of many batches is work going
+        # on, not a stuck worker (the caller's health check).
+        self.progress = progress
         self._unfinished: dict[Path, Callable[[], Outcome]] = {}
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
@@ -174,7 +181,7 @@ class Pipeline:
         """Stage the rows while the row checks run; check and merge them; clean up."""
         attempt.stage = "stage"
         verdict = checks.FileChecks(run_date)
-        batches = _passing_staging_point(verdict.observing(source.batches()))
+        batches = _passing_staging_point(verdict.observing(source.batches()), self.progress)
         counts: store.MergeCounts | None = None
         try:
             with staging.staged(self.settings.db, batches) as (path, rows), \

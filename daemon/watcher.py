@@ -32,6 +32,8 @@ RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # The idle worker wakes at least this often, so that its tick says it is alive (see
 # `Watcher.health`) even when the next rescan is an hour away.
 HEARTBEAT_SECONDS = 1.0
+
+
 def retry_delay(attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (from 1), the last step held."""
     return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
@@ -43,7 +45,7 @@ class Watcher:
     def __init__(self, settings: Settings, conn: sqlite3.Connection, *, once: bool = False) -> None:
         self.settings = settings
         self.once = once
-        self.pipeline = Pipeline(settings, conn)
+        self.pipeline = Pipeline(settings, conn, progress=self._tick)
         self.inbox = Inbox(settings.inbox, settings.settle_seconds)
         self.hints = Hints()
         self.stop_requested = threading.Event()
@@ -52,7 +54,8 @@ class Watcher:
         self.swept = threading.Event()
         self.outcomes: Counter[str] = Counter()
         self.crashed = False
-        # When the worker loop last went round (monotonic), for `health`.
+        # When the worker last showed life (monotonic), for `health`: a turn of its loop,
+        # a file begun or ended, a batch of a file staged.
         self.ticked_at = time.monotonic()
         # Claimed files waiting for a (re)try, in claim order: when due, attempt count.
         self._retries: dict[Path, tuple[float, int]] = {}
@@ -93,8 +96,9 @@ class Watcher:
         """What is wrong with the worker and the observer now; empty while both are well.
 
         Safe from any thread. The worker ticks on every turn of its loop (at least every
-        HEARTBEAT_SECONDS when idle) and around every file, so a silence longer than
-        `stall_seconds` means it is stuck.
+        HEARTBEAT_SECONDS when idle), around every file and after each staged batch of
+        one, so a silence longer than `stall_seconds` means it is stuck (or one SQL
+        statement, a merge, took that long).
         """
         problems = []
         silent = time.monotonic() - self.ticked_at
@@ -118,6 +122,9 @@ class Watcher:
     def queue_depth(self) -> int:
         """Files detected and not yet claimed, and claims waiting for a (re)try."""
         return len(self.inbox.candidates) + len(self._retries)
+
+    def _tick(self) -> None:
+        self.ticked_at = time.monotonic()
 
     def join(self) -> None:
         self._thread.join()

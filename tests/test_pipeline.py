@@ -23,7 +23,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings
-from daemon import schema, staging, store
+from daemon import reader, schema, staging, store
 from daemon.pipeline import Outcome, Pipeline
 from tests.conftest import (
     awkward_db_path,
@@ -452,3 +452,16 @@ def test_amounts_resent_as_decimals_are_unchanged(settings: Settings,
     assert outcome.counts == store.MergeCounts(25, 0, 0, 25, 0)
     assert fact_rows(settings.db) == before
     assert [(r["updated"], r["unchanged"]) for r in ledger(settings.db)] == [(0, 0), (0, 25)]
+
+
+def test_progress_is_reported_after_each_staged_batch(settings: Settings,
+                                                      fresh_db: sqlite3.Connection) -> None:
+    """A long file shows life batch by batch, so the health check does not call its
+    worker stuck (and systemd does not restart it into the same file forever)."""
+    reports: list[int] = []
+    pipeline = Pipeline(settings, fresh_db, progress=lambda: reports.append(len(reports)))
+    settings.work.mkdir(parents=True)
+    rows = 2 * reader.BATCH_ROWS + 10
+    outcome = pipeline.process(claimed(settings, day_table(DAY, rows)))
+    assert outcome.status == "processed"
+    assert len(reports) == 3
