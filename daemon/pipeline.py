@@ -1,39 +1,34 @@
-"""What happens to one file: claim, read, stage, check, merge, record, archive.
+"""What happens to one file: claim, load, record, archive or quarantine.
 
-This is the per-file error boundary. A claimed file's rows stream into a fresh staging
-database while the row checks run on the same batches; uniqueness is checked; then one
-transaction writes the ledger row and the merge and commits; only after the commit is
-the file moved to processed/. Bad input and unexpected errors roll everything back,
-write a failed ledger row and move the file to failed/ with an `.error.json` sidecar.
-Environmental faults (database busy, disk full) leave the file in the work directory
-and ask the caller to retry; a load that committed but could not be archived is
-remembered, so its retry only moves the file. Neither `KeyboardInterrupt` nor
-`SystemExit` is caught. It knows no threads, events or signals.
+This is the per-file error boundary. A claimed file is loaded by `daemon.loading` (its
+rows staged and checked, then the ledger row and the merge in one transaction); only
+after that commit is the file moved to processed/. Bad input and unexpected errors roll
+everything back, write a failed ledger row and move the file to failed/ with an
+`.error.json` sidecar. Environmental faults (database busy, disk full) leave the file in
+the work directory and ask the caller to retry; a load that committed but could not be
+archived is remembered, so its retry only moves the file. Neither `KeyboardInterrupt`
+nor `SystemExit` is caught. It knows no threads, events or signals.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
-import pyarrow as pa
 import structlog
 
-from config import Settings, contract
-from daemon import checks, crashpoints, files, ledger, quarantine, reader, staging, store
-from daemon.errors import BadInput, describe, open_error_message
+from config import Settings
+from daemon import crashpoints, files, ledger, loading, quarantine, store
+from daemon.errors import BadInput, describe
 
 log = structlog.get_logger("daemon.pipeline")
 
 Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished"]
-# SQLite primary result codes that describe the environment, not the file or our SQL.
-# BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
-_TRANSIENT_SQLITE = frozenset({5, 6, 7, 8, 10, 13, 14})
 
 
 @dataclass(frozen=True)
@@ -43,42 +38,6 @@ class Outcome:
     status: Status
     path: Path
     counts: store.MergeCounts | None = None
-
-
-@dataclass
-class _Attempt:
-    """What is known of one attempt so far; filled in as its stages pass."""
-
-    path: Path
-    load: ledger.LoadRecord
-    started: float
-    stage: str = "open"
-    rows: int | None = None
-    counts: store.MergeCounts | None = None
-
-    def elapsed_ms(self) -> float:
-        return round((time.perf_counter() - self.started) * 1000, 1)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, staging.StagingUnavailable):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
-
-
-def _passing_staging_point(batches: Iterator[pa.RecordBatch],
-                           progress: Callable[[], None]) -> Iterator[pa.RecordBatch]:
-    """`batches`, passing the `during_staging` crash point once the first is written,
-    and calling `progress` after each."""
-    first = True
-    for batch in batches:
-        yield batch
-        progress()
-        if first:
-            # The writer asks for the next batch only once it has written this one.
-            crashpoints.reached("during_staging")
-            first = False
 
 
 class Pipeline:
@@ -131,106 +90,20 @@ class Pipeline:
             return finish()
         load = ledger.LoadRecord(files.display_name(claimed.name), None, None,
                                 self.settings.write_mode, None, ledger.utc_now())
-        attempt = _Attempt(claimed, load, time.perf_counter())
+        attempt = loading.Attempt(claimed, load, time.perf_counter())
         # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
         try:
-            attempt.counts = self._load_file(attempt)
+            attempt.counts = loading.load_file(attempt, self.settings, self.conn, self.progress)
         except Exception as exc:
-            return self._retry(attempt, exc) if _is_transient(exc) else self._fail(attempt, exc)
+            if loading.is_transient(exc):
+                return self._retry(attempt, exc)
+            return self._fail(attempt, exc)
         if attempt.counts is None:
             return Outcome("vanished", claimed)
         crashpoints.reached("after_commit")
         return self._archive(attempt)
 
-    def _load_file(self, attempt: _Attempt) -> store.MergeCounts | None:
-        """Open, hash, name, read and load one file; None if it vanished first."""
-        try:
-            handle = files.open_no_follow(attempt.path)
-        except FileNotFoundError:
-            log.warning("file_vanished", file=attempt.load.file_name)
-            return None
-        except OSError as exc:
-            raise BadInput(open_error_message(exc), stage="open",
-                           hint="drop a regular, readable file") from exc
-        with handle:
-            attempt.stage = "hash"
-            sha256, size = files.sha256_of(handle)
-            attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
-                                   claim=files.claim_key(handle))
-            attempt.stage = "name"
-            run_date = files.run_date_from_name(attempt.path.name)
-            attempt.load = replace(attempt.load, run_date=run_date)
-            recorded = ledger.recorded_outcome(self.conn, attempt.load.claim or "")
-            if recorded is not None and recorded[0] == "processed":
-                # Committed before a crash, not yet archived: the load is not repeated.
-                log.info("file_already_loaded", file=attempt.load.file_name)
-                return recorded[1]
-            attempt.stage = "read"
-            source = reader.open_parquet(handle)
-            attempt.rows = source.rows
-            if source.extra_columns:
-                log.warning("extra_columns_ignored", file=attempt.load.file_name,
-                            columns=list(source.extra_columns))
-            if source.rows == 0:
-                raise BadInput("the file has no rows", stage="checks",
-                               hint="a day's file must hold that day's transactions")
-            return self._load_rows(source, attempt, run_date)
-
-    def _load_rows(self, source: reader.ParquetSource, attempt: _Attempt,
-                   run_date: str) -> store.MergeCounts:
-        """Stage the rows while the row checks run; check and merge them; clean up."""
-        attempt.stage = "stage"
-        verdict = checks.FileChecks(run_date)
-        batches = _passing_staging_point(verdict.observing(source.batches()), self.progress)
-        counts: store.MergeCounts | None = None
-        try:
-            with staging.staged(self.settings.db, batches) as (path, rows), \
-                    store.attached_staging(self.conn, path) as staged_rows:
-                if staged_rows != rows:
-                    raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
-                if rows != source.rows:
-                    # A footer whose count disagrees with its row groups: in replace mode
-                    # an empty read would otherwise delete the whole day.
-                    raise BadInput(f"the footer promises {source.rows} rows but the row "
-                                   f"groups hold {rows}", stage="read",
-                                   hint="the file is corrupt; have the producer write it again")
-                counts = self._check_and_merge(verdict, attempt, run_date, rows)
-        except Exception as exc:
-            if counts is None:
-                raise
-            # Committed: the load stands and the file is archived; only the staging
-            # database could not be let go of.
-            log.warning("staging_cleanup_failed", file=attempt.load.file_name, reason=str(exc),
-                        hint="restart the daemon if the next file reports the staging "
-                        "database in use")
-        return counts
-
-    def _check_and_merge(self, verdict: checks.FileChecks, attempt: _Attempt, run_date: str,
-                         rows: int) -> store.MergeCounts:
-        """Count repeats where needed, then the ledger row and the merge in the file's one
-        transaction."""
-        attempt.stage = "checks"
-        counted = verdict.unique_columns_to_count()
-        for column in counted:
-            verdict.record_duplicates(column, *store.surplus_rows(self.conn, column,
-                                                                  checks.SAMPLE_KEYS))
-        verdict.raise_for_failures()
-        crashpoints.reached("after_checks")
-        attempt.stage = "load"
-        load = attempt.load
-        with store.transaction(self.conn):
-            load_id = ledger.record_load(self.conn, load, status="processed",
-                                        finished_at=load.started_at)
-            replace_date = run_date if self.settings.write_mode == "replace" else None
-            counts = store.merge(self.conn, rows=rows, loaded_at=ledger.utc_now(), load_id=load_id,
-                                 keys_sorted=verdict.ascending(contract.KEY),
-                                 keys_counted=contract.KEY in counted,
-                                 replace_date=replace_date)
-            crashpoints.reached("during_merge")
-            ledger.update_load_counts(self.conn, load_id, counts, finished_at=ledger.utc_now())
-        return counts
-
-    def _archive(self, attempt: _Attempt) -> Outcome:
+    def _archive(self, attempt: loading.Attempt) -> Outcome:
         """Move a loaded file to processed/ and log its canonical line."""
         attempt.stage = "archive"
         load, counts = attempt.load, attempt.counts
@@ -251,14 +124,14 @@ class Pipeline:
                  archived_as=files.display_name(str(archived)))
         return Outcome("processed", archived, counts)
 
-    def _retry(self, attempt: _Attempt, exc: Exception) -> Outcome:
+    def _retry(self, attempt: loading.Attempt, exc: Exception) -> Outcome:
         log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
                   error_type=type(exc).__name__, reason=str(exc),
                   hint="the file stays in the work directory and is retried; fix the "
                   "database or disk condition named in reason", **self._schedule)
         return Outcome("retry", attempt.path)
 
-    def _fail(self, attempt: _Attempt, exc: Exception) -> Outcome:
+    def _fail(self, attempt: loading.Attempt, exc: Exception) -> Outcome:
         """Record a terminal failure in the ledger, then quarantine the file."""
         stage = exc.stage if isinstance(exc, BadInput) else attempt.stage
         load = attempt.load
@@ -281,7 +154,7 @@ class Pipeline:
                                        finished_at=ledger.utc_now(), rows=attempt.rows,
                                        error=f"{stage}: {exc}")
         except Exception as db_exc:
-            if _is_transient(db_exc):
+            if loading.is_transient(db_exc):
                 # A busy or full database: the failure waits in the work directory to be
                 # recorded, as a load waits to be committed, instead of losing its row.
                 self._unfinished[attempt.path] = partial(self._fail, attempt, exc)
@@ -290,7 +163,7 @@ class Pipeline:
             log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))
         return self._quarantine(attempt, report, with_traceback=not isinstance(exc, BadInput))
 
-    def _quarantine(self, attempt: _Attempt, report: dict[str, object],
+    def _quarantine(self, attempt: loading.Attempt, report: dict[str, object],
                     with_traceback: bool) -> Outcome:
         """Move a failed file to failed/ with its sidecar and log its canonical line."""
         attempt.stage = "quarantine"
