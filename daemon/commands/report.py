@@ -8,11 +8,16 @@ Read only, from `daemon.queries`.
 from __future__ import annotations
 
 import argparse
+import math
+from dataclasses import replace
 from datetime import date
 
 from config import Settings
 from daemon import queries
 from daemon.commands import common, table
+
+# Amounts are money: shown, and given to scripts, to the cent, as the tables print them.
+CENTS = 2
 
 EPILOG = """\
 examples:
@@ -20,7 +25,9 @@ examples:
   filedrop-etl report --since 2026-03-01 --until 2026-03-31
   filedrop-etl report --json | jq '.customers[:5]'
 
---since and --until bound the run date of the rows (both days included).
+--since and --until bound the run date of the rows (both days included). Amounts are
+rounded to the cent, in the tables and in --json alike; the fact table keeps them as
+loaded.
 
 exit codes: 0 done (also for an empty fact table); 2 bad usage or configuration, or no
 usable database.
@@ -50,11 +57,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     with common.reading(settings) as conn:
         customers = queries.customer_totals(conn, args.since, args.until)
         days = queries.day_totals(conn, args.since, args.until)
-    if args.json:
-        table.emit_json({"customers": customers, "days": days})
-        return common.EXIT_OK
     rows = sum(d.rows for d in days)
-    amount = sum(d.amount for d in days)
+    # Summed exactly, then rounded once: float sums of cents drift (5417.820000000001).
+    amount = round(math.fsum(d.amount for d in days), CENTS)
+    if args.json:
+        table.emit_json({
+            "customers": [replace(c, amount=round(c.amount, CENTS)) for c in customers],
+            "days": [replace(d, amount=round(d.amount, CENTS)) for d in days],
+            "total": {"rows": rows, "customers": len(customers), "amount": amount},
+        })
+        return common.EXIT_OK
     table.emit("customer totals\n" + table.render(
         ("customer", "transactions", "total"),
         [(c.customer_id, c.transactions, c.amount) for c in customers],
