@@ -10,8 +10,8 @@ waits on its supervisor, so a full queue or a missing socket is logged once per 
 `systemd_notify_failed` and the message is dropped; without NOTIFY_SOCKET every call
 does nothing. `Notifier.tick`, called on each turn of the main loop, sends READY=1 once
 the start-up sweep is done and pings the watchdog at half its interval, but only while
-the worker and the observer are healthy, so that a stuck worker gets the service
-restarted. Nothing here raises on a send, blocks, or starts a thread.
+the worker and the observer are not stuck (threads alive, the worker ticking), so that a
+stuck worker gets the service restarted. Nothing here raises on a send, blocks, or starts a thread.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Supervised(Protocol):
     swept: threading.Event
     outcomes: Counter[str]
 
-    def health(self) -> list[str]: ...
+    def stuck(self) -> list[str]: ...
 
 
 def summary(watched: Supervised) -> str:
@@ -139,7 +139,7 @@ class Notifier:
             # Half the interval, as sd_watchdog_enabled(3) advises: one late turn of the
             # loop does not cost the service its life.
             self._next_ping = now + self.watchdog_seconds / 2
-            self._feed(watched.health())
+            self._feed(watched.stuck())
         if self._ready and not self.withheld and now >= self._next_status:
             self._next_status = now + STATUS_EVERY_SECONDS
             status = summary(watched)

@@ -4,22 +4,31 @@ The handler only records a path and a hint and wakes the worker; it never raises
 because an exception there kills watchdog's dispatch thread. An inotify overflow, which
 watchdog only logs, becomes a request for a rescan. The observer is inotify (with full
 events) on Linux, or polling on request for filesystems whose changes inotify never
-sees. It knows nothing of files' contents, the pipeline, or the worker loop.
+sees. It notices when its watch is lost (the inbox deleted or replaced) and can watch
+again. It knows nothing of files' contents, the pipeline, or the worker loop.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import sys
 import threading
+from pathlib import Path
+from typing import Literal
 
+import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from config import Settings
+from config import ConfigError, Settings
+from daemon import files
 from daemon.inbox import Hint
+
+log = structlog.get_logger("daemon.observer")
 
 _HINTS: dict[str, Hint] = {"created": "created", "modified": "modified", "moved": "moved",
                            "closed": "closed"}
@@ -126,8 +135,29 @@ class _StopRaceFilter(logging.Filter):
         return "called when the thread is inactive" not in record.getMessage()
 
 
+Lost = Literal["missing", "replaced", "deaf"]
+# Why a watch was lost, as `health` and `inbox_rewatched` say it.
+LOST: dict[Lost, str] = {"missing": "no directory at its path (deleted?)",
+                         "replaced": "another directory took its path (renamed away?)",
+                         "deaf": "its watch ended"}
+
+
+def _identity(directory: Path) -> tuple[int, int]:
+    """Which directory is at `directory` now; OSError if none is."""
+    status = directory.stat()
+    if not stat.S_ISDIR(status.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory))
+    return status.st_dev, status.st_ino
+
+
 class InboxObserver:
-    """One observer on one inbox, with watchdog's log records turned into hints."""
+    """One observer on one inbox, with watchdog's log records turned into hints.
+
+    A watch is on a directory, not on a path: when the inbox is deleted, watchdog's
+    emitter for it ends (the observer thread lives on, deaf); when it is renamed away
+    and another takes its name, the watch follows the old one. `watch_lost` tells
+    either apart from a sound watch, and `keep_watching` watches the inbox anew.
+    """
 
     def __init__(self, settings: Settings, hints: Hints) -> None:
         self.settings = settings
@@ -135,18 +165,76 @@ class InboxObserver:
         self._listener = _OverflowListener(hints)
         self._stop_race = _StopRaceFilter()
         self._observer: BaseObserver | None = None
+        self._watched: tuple[int, int] | None = None
+        # The last reason the inbox could not be watched again, so it is logged once.
+        self._unwatched: str | None = None
 
     def start(self) -> None:
         logging.getLogger("watchdog").addHandler(self._listener)
         logging.getLogger("watchdog.observers.inotify").addFilter(self._stop_race)
         _shorten_move_pairing()
         self._observer = _observer(self.settings)
-        self._observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
-                                recursive=False)
+        self._schedule(self._observer)
         self._observer.start()
 
+    def _schedule(self, observer: BaseObserver) -> None:
+        # The identity first: a directory swapped in between is then seen as lost.
+        self._watched = _identity(self.settings.inbox)
+        observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
+                          recursive=False)
+
     def is_alive(self) -> bool:
+        """Whether the observer thread runs (its watch may still be lost: `watch_lost`)."""
         return self._observer is not None and self._observer.is_alive()
+
+    def watch_lost(self) -> Lost | None:
+        """None while the inbox is watched; else why not: no directory at its path
+        (`missing`), another directory there (`replaced`), or the watch ended (`deaf`).
+        Safe from any thread: a stat and reads of the emitters' state."""
+        if self._observer is None:
+            return None
+        try:
+            identity = _identity(self.settings.inbox)
+        except OSError:
+            return "missing"
+        if identity != self._watched:
+            return "replaced"
+        emitters = self._observer.emitters
+        if not emitters or not all(emitter.is_alive() for emitter in emitters):
+            return "deaf"
+        return None
+
+    def keep_watching(self) -> bool:
+        """Watch the inbox again if its watch was lost, creating it again if it was
+        deleted (as the daemon's start would); True if it did, so that the caller
+        rescans for what came while it was not watched. A failure is logged once per
+        reason and tried again at the next call; `watch_lost` says so meanwhile."""
+        lost = self.watch_lost()
+        if lost is None or self._observer is None:
+            self._unwatched = None
+            return False
+        settings, inbox = self.settings, str(self.settings.inbox)
+        try:
+            if lost == "missing":
+                files.prepare_directories(settings.inbox, settings.work, settings.processed,
+                                          settings.failed)
+            self._observer.unschedule_all()
+            self._schedule(self._observer)
+        except (ConfigError, OSError) as exc:
+            reason = exc.message if isinstance(exc, ConfigError) else str(exc)
+            if reason != self._unwatched:
+                self._unwatched = reason
+                log.error("inbox_unwatched", inbox=inbox, lost=lost, reason=reason,
+                          hint="make the inbox a directory the daemon can write again; "
+                          "it is watched again as soon as it is (files dropped meanwhile "
+                          "are found then)")
+            return False
+        self._unwatched = None
+        log.warning("inbox_rewatched", inbox=inbox, lost=lost, recreated=lost == "missing",
+                    reason=LOST[lost], hint="something deleted or replaced the inbox while "
+                    "the daemon ran; it is watched again, and rescanned for files dropped "
+                    "meanwhile")
+        return True
 
     def stop(self) -> None:
         if self._observer is None:

@@ -2,7 +2,8 @@
 
 Events are hints (`daemon.observer` records them): the worker sweeps the inbox at
 start-up, rescans it periodically and at once when inotify reports an overflow, and
-resumes files left in the work directory by a crash.
+resumes files left in the work directory by a crash. Once a second it checks that the
+inbox is still watched, and watches it again (creating it again if it was deleted).
 One worker thread runs every file through the pipeline in name order. Stopping is a
 flag: the file in flight finishes, then the loop returns. This module and
 `daemon.observer` are the only ones that know threads and watchdog.
@@ -23,7 +24,7 @@ from config import Settings
 from daemon import files, ledger
 from daemon.inbox import Candidate, Inbox
 from daemon.metrics import OUTCOMES, Metrics
-from daemon.observer import Hints, InboxObserver
+from daemon.observer import LOST, Hints, InboxObserver
 from daemon.pipeline import Pipeline
 
 log = structlog.get_logger("daemon.watcher")
@@ -92,8 +93,9 @@ class Watcher:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def health(self) -> list[str]:
-        """What is wrong with the worker and the observer now; empty while both are well.
+    def stuck(self) -> list[str]:
+        """What is wrong that a restart would cure: the worker or the observer thread
+        dead, or a worker silent for `stall_seconds`; what the systemd watchdog acts on.
 
         Safe from any thread. The worker ticks on every turn of its loop (at least every
         HEARTBEAT_SECONDS when idle), around every file and after each staged batch of
@@ -110,6 +112,17 @@ class Watcher:
                             f"(stall_seconds {self.settings.stall_seconds:g})")
         if not self.once and not self._observer.is_alive():
             problems.append("the inbox observer is not running")
+        return problems
+
+    def health(self) -> list[str]:
+        """What is wrong now, for /healthz; empty while all is well. `stuck`, and an
+        inbox that is not watched: a restart would not bring that back (the daemon
+        watches it again by itself once it can), so the systemd watchdog ignores it."""
+        problems = self.stuck()
+        if not self.once and self._observer.is_alive():
+            lost = self._observer.watch_lost()
+            if lost is not None:
+                problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
         return problems
 
     def tally(self) -> Mapping[str, int]:
@@ -158,17 +171,23 @@ class Watcher:
         log.info("inbox_swept", found=len(swept), resumed=len(left_over))
         self.swept.set()
         next_rescan = time.monotonic() + self.settings.rescan_seconds
+        next_watch_check = time.monotonic() + HEARTBEAT_SECONDS
         while not self.stop_requested.is_set():
             self.ticked_at = time.monotonic()
+            rewatched = False
+            if not self.once and self.ticked_at >= next_watch_check:
+                rewatched = self._observer.keep_watching()
+                next_watch_check = self.ticked_at + HEARTBEAT_SECONDS
             items, overflow = self.hints.drain()
             for item, hint in items:
                 candidate = self.inbox.note(Path(item), hint, "event")
                 self._detected([candidate] if candidate else [])
-            if overflow or time.monotonic() >= next_rescan:
+            if overflow or rewatched or time.monotonic() >= next_rescan:
                 found = self.inbox.scan("rescan")
-                if found or overflow:
+                if found or overflow or rewatched:
                     log.info("inbox_rescanned", found=len(found),
-                             reason="overflow" if overflow else "periodic")
+                             reason="overflow" if overflow else
+                             "rewatched" if rewatched else "periodic")
                 self._detected(found)
                 next_rescan = time.monotonic() + self.settings.rescan_seconds
             did_work, wait = self._take_due()

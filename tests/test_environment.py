@@ -1,13 +1,13 @@
 """Faults of the environment, against the real daemon process: what an operator sees.
 
-Another process holding the database, a full disk, a read-only archive, and stop
-signals under load. None of them is the file's fault: the file must never reach
-failed/ for it, must stay where it can be recovered (the work directory or the inbox),
-and must load exactly once when the fault is gone. Each test but one (the sidecar's,
-in-process) starts `python -m daemon` and waits on its JSON log lines, the directories
-and the database, never on fixed sleeps. Fixtures own what they set up: the
-lock-holding process is ended and every mount is undone at teardown, whatever the
-test did.
+Another process holding the database, a full disk, a read-only archive, the inbox
+deleted or replaced under a running daemon, and stop signals under load. None of them is
+the file's fault: the file must never reach failed/ for it, must stay where it can be
+recovered (the work directory or the inbox), and must load exactly once when the fault
+is gone. Each test but one (the sidecar's, in-process) starts `python -m daemon` and
+waits on its JSON log lines, the directories and the database, never on fixed sleeps.
+Fixtures own what they set up: the lock-holding process is ended and every mount is
+undone at teardown, whatever the test did.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -30,7 +31,7 @@ import pytest
 
 from config import Settings, contract, load_settings
 from daemon import quarantine, schema, store
-from daemon.watcher import RETRY_BACKOFF_SECONDS
+from daemon.watcher import HEARTBEAT_SECONDS, RETRY_BACKOFF_SECONDS
 from generator.publish import publish_parquet
 from generator.transactions import generate
 from tests.conftest import (
@@ -43,6 +44,7 @@ from tests.conftest import (
     wait_until,
     write_parquet,
 )
+from tests.http_client import request, url_of
 
 Start = Callable[..., DaemonProcess]
 DAY1, DAY2, DAY3 = "2026-02-10", "2026-02-11", "2026-02-12"
@@ -682,3 +684,71 @@ def test_a_second_signal_exits_at_once_and_a_restart_resumes_exactly_once(
     assert lines[0]["file"] == name(BIG_DAY) and lines[0]["inserted"] == BIG_ROWS
     assert not again.matching("file_already_loaded")
     assert_each_loaded_once(settings, dropped)
+
+
+# With the safety-net rescan an hour away, a drop is found by an event or not at all.
+WATCH_ONLY = ("--rescan-seconds", "3600", "--http", "127.0.0.1:0")
+OBSERVERS = {"inotify": (), "polling": ("--observer", "polling", "--poll-seconds", "0.2")}
+
+
+def loaded_by_its_event(daemon: DaemonProcess, settings: Settings, day: str) -> None:
+    """Drop `day` and see it found by an event (not a rescan) and loaded."""
+    drop_day(settings, day)
+    [line] = daemon.wait_for("file_processed", file=name(day))
+    assert line["inserted"] == 25
+    assert daemon.matching("file_detected", file=name(day), found_by="event")
+
+
+@pytest.mark.parametrize("observer", OBSERVERS, ids=list(OBSERVERS))
+def test_a_deleted_inbox_is_created_again_and_watched_again(
+        settings: Settings, start_daemon: Start, observer: str) -> None:
+    """Guards a found gap: deleting the inbox ended watchdog's emitter while the observer
+    thread lived on, so /healthz said ok and no drop was ever seen by an event again."""
+    daemon = start_daemon(*WATCH_ONLY, *OBSERVERS[observer])
+    loaded_by_its_event(daemon, settings, DAY1)
+    shutil.rmtree(settings.inbox)
+    [line] = daemon.wait_for("inbox_rewatched")
+    assert (line["lost"], line["recreated"], line["level"]) == ("missing", True, "warning")
+    assert settings.inbox.is_dir()
+    assert request(url_of(daemon) + "/healthz").status == 200
+    loaded_by_its_event(daemon, settings, DAY2)
+
+
+@pytest.mark.parametrize("observer", OBSERVERS, ids=list(OBSERVERS))
+def test_an_inbox_replaced_by_another_directory_is_watched_at_its_path(
+        settings: Settings, start_daemon: Start, observer: str) -> None:
+    """A watch follows its directory: renamed away, it would go on reporting the old one."""
+    daemon = start_daemon(*WATCH_ONLY, *OBSERVERS[observer])
+    old = settings.inbox.with_name("inbox.old")
+    settings.inbox.rename(old)
+    settings.inbox.mkdir()
+    [line] = daemon.wait_for("inbox_rewatched")
+    assert (line["lost"], line["recreated"]) == ("replaced", False)
+    loaded_by_its_event(daemon, settings, DAY1)
+    # The directory renamed away is no longer the inbox: nothing in it is taken.
+    drop(prepare_day(settings, DAY2), old)
+    loaded_by_its_event(daemon, settings, DAY3)
+    assert listing(old) == [name(DAY2)]
+
+
+def test_an_inbox_that_cannot_be_made_again_is_unhealthy_until_it_can(
+        settings: Settings, start_daemon: Start) -> None:
+    daemon = start_daemon(*WATCH_ONLY)
+    base = url_of(daemon)
+    shutil.rmtree(settings.inbox)
+    settings.inbox.write_bytes(b"a file where the inbox was")
+    [line] = daemon.wait_for("inbox_unwatched")
+    assert line["lost"] == "missing" and str(settings.inbox) in line["reason"]
+    health = request(base + "/healthz")
+    assert health.status == 503 and f"the inbox {settings.inbox} is not watched" in health.text
+    # Unhealthy for as long as it lasts (three watch checks, one a second), and said
+    # once in the log, not at every check.
+    until = time.monotonic() + 3 * HEARTBEAT_SECONDS
+    while time.monotonic() < until:
+        assert request(base + "/healthz").status == 503
+    assert len(daemon.matching("inbox_unwatched")) == 1
+    settings.inbox.unlink()
+    daemon.wait_for("inbox_rewatched")
+    wait_until(lambda: request(base + "/healthz").status == 200, "/healthz back to 200")
+    assert len(daemon.matching("inbox_unwatched")) == 1
+    loaded_by_its_event(daemon, settings, DAY1)

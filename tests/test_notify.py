@@ -327,7 +327,7 @@ class Watched:
     outcomes: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
-    def health(self) -> list[str]:
+    def stuck(self) -> list[str]:
         return list(self.problems)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -320,3 +321,25 @@ def test_health_names_a_stopped_worker_a_stall_and_a_dead_observer(
         running.join()
     assert running.health() == ["the worker thread is not running",
                                 "the inbox observer is not running"]
+
+
+def test_an_unwatched_inbox_is_unhealthy_but_not_stuck(settings: Settings,
+                                                       fresh_db: sqlite3.Connection) -> None:
+    """A restart cannot make a directory where a file is (it would only exit 2 at start):
+    /healthz reports it, while the systemd watchdog, fed from `stuck`, keeps the daemon
+    running to watch the inbox again by itself."""
+    running = Watcher(settings, fresh_db)
+    running.start()
+    try:
+        assert running.swept.wait(timeout=30)
+        shutil.rmtree(settings.inbox)
+        settings.inbox.write_bytes(b"not a directory")
+        wait_until(lambda: running.health() != [], "the lost watch to be noticed")
+        assert running.health() == [
+            f"the inbox {settings.inbox} is not watched: no directory at its path (deleted?)"]
+        assert running.stuck() == []
+        settings.inbox.unlink()
+        wait_until(lambda: running.health() == [], "the inbox to be watched again")
+    finally:
+        running.request_stop()
+        running.join()
