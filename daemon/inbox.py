@@ -112,7 +112,8 @@ class Inbox:
             candidate.complete = False
 
     def scan(self, found_by: FoundBy) -> list[Candidate]:
-        """List the directory; forget vanished names and return the newly found ones."""
+        """List the directory; forget vanished names and return the newly found ones, in
+        name order (the order they are loaded in, so that the log reads the same way)."""
         found = []
         present = set()
         try:
@@ -134,7 +135,7 @@ class Inbox:
         for name in set(self.candidates) - present:
             self._forget(name, vanished=True)
         self._skipped &= present
-        return found
+        return sorted(found, key=lambda candidate: candidate.path.name)
 
     def due(self) -> tuple[list[Path], float | None]:
         """Complete files in name order, and seconds until the next one may become so."""

@@ -404,3 +404,13 @@ def test_a_complete_or_old_file_a_listing_found_waits_no_longer(
     assert inbox.due()[0] == [abandoned]  # left half-written long ago: not waited on
     clocks.advance(SETTLE)
     assert inbox.due()[0] == [complete, abandoned]
+
+
+def test_a_scan_lists_files_in_name_order(inbox: Inbox, inbox_dir: Path,
+                                          clocks: Clocks) -> None:
+    """The order they are loaded in: `file_detected` lines of a sweep read the same way
+    (directory order is whatever the filesystem keeps)."""
+    days = [f"transactions_2026-02-{d:02}.parquet" for d in (17, 3, 28, 10, 1, 22, 5, 14)]
+    for name in days:
+        put(clocks, inbox_dir, name=name)
+    assert [c.path.name for c in inbox.scan("sweep")] == sorted(days)
