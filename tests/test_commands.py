@@ -22,7 +22,8 @@ import structlog
 
 from config import Settings
 from daemon import cli
-from daemon.commands import table
+from daemon.commands import history as history_command
+from daemon.commands import report, retry, status, table
 from daemon.pipeline import Pipeline
 from tests.conftest import ROOT, day_table, fact_rows, replaced_at, write_parquet
 
@@ -88,6 +89,23 @@ def test_every_command_has_help_with_examples_and_exit_codes() -> None:
         assert done.stdout.startswith(f"usage: filedrop-etl {name}")
         assert "examples:\n  filedrop-etl " + name in done.stdout
         assert "exit codes: 0" in done.stdout and "--db PATH" in done.stdout
+
+
+def test_descriptions_wrap_to_the_terminal_and_epilogs_keep_their_lines(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The audit found each description printed as one line of 200 characters."""
+    monkeypatch.setenv("COLUMNS", "60")
+    epilogs = {"status": status.EPILOG, "history": history_command.HISTORY_EPILOG,
+               "show": history_command.SHOW_EPILOG, "retry": retry.EPILOG,
+               "report": report.EPILOG}
+    for name, epilog in epilogs.items():
+        with pytest.raises(SystemExit) as done:
+            cli.main([name, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1].splitlines()
+        assert len(description) > 1 and max(map(len, description)) <= 60, name
+        assert epilog.strip() in text  # its examples unwrapped, even past 60 columns
 
 
 def test_status_without_a_database_says_where_it_looked_and_creates_none(

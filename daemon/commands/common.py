@@ -34,7 +34,17 @@ class UsageError(EtlError):
 
 
 class Help(argparse.RawDescriptionHelpFormatter):
-    """Help whose epilog keeps its lines: the examples are meant to be copied."""
+    """Help whose epilog keeps its lines: the examples are meant to be copied.
+
+    A text with line breaks in it was laid out by hand (the epilogs) and is kept as it
+    is; a text of one paragraph (the descriptions) is wrapped to the terminal's width,
+    as the options' help is.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
