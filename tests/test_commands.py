@@ -171,6 +171,36 @@ def test_history_filters_by_name_status_time_and_count(
     assert usage.value.code == 2
 
 
+def test_until_a_time_to_the_second_includes_that_whole_second(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """The audit's case: a load that finished at 23:27:40.8 shows as 23:27:40 in the
+    FINISHED column, and `--until` copied from there left it out."""
+    loads = as_json(history, capsys, "history")
+    shown = table.when(loads[0]["finished_at"])
+    assert shown is not None
+    assert as_json(history, capsys, "history", "--until", shown) == loads
+    assert as_json(history, capsys, "history", "--since", shown)[0] == loads[0]
+    basic_date = shown[:10].replace("-", "")  # 20261126: a date too, its whole day
+    assert as_json(history, capsys, "history", "--until", basic_date) == loads
+
+
+@pytest.mark.parametrize(("text", "since", "until"), [
+    ("2026-03-01", "2026-03-01T00:00:00", "2026-03-02T00:00:00"),
+    ("20260301", "2026-03-01T00:00:00", "2026-03-02T00:00:00"),
+    ("2026-03-01T23", "2026-03-01T23:00:00", "2026-03-02T00:00:00"),
+    ("2026-03-01T23:27", "2026-03-01T23:27:00", "2026-03-01T23:28:00"),
+    ("2026-03-01 23:27:40Z", "2026-03-01T23:27:40", "2026-03-01T23:27:41"),
+    ("2026-03-01T23:27:40+01:00", "2026-03-01T22:27:40", "2026-03-01T22:27:41"),
+])
+def test_a_time_bound_covers_what_its_precision_names(text: str, since: str,
+                                                      until: str) -> None:
+    moment = history_command._moment
+    assert (moment(text, end=False), moment(text, end=True)) \
+        == (f"{since}.000000Z", f"{until}.000000Z")
+    # Given to the microsecond, a time is that instant, --until included.
+    assert moment("2026-03-01T23:27:40.8", end=True) == "2026-03-01T23:27:40.800001Z"
+
+
 def test_show_tells_every_attempt_and_the_sidecar(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = command(history, capsys, "show", f"failed/{BAD}")
