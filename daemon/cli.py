@@ -209,7 +209,7 @@ def _main(argv: Sequence[str], prog: str) -> int:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
     if args.command != "run":
-        return ops.run(args.command, settings, args)
+        return ops.run(args.command, settings, args, prog=prog)
     # Imported here: the daemon's pipeline brings pyarrow and pandas (half a second),
     # which the operator's commands do without.
     from daemon import service

@@ -238,6 +238,42 @@ def test_report_gives_the_prototypes_customer_totals_and_the_days(
     assert "\nall           50          5  " in out
 
 
+@pytest.mark.parametrize(("name", "since", "until"), [
+    ("report", "2026-02-11", "2026-02-01"),
+    ("history", "2026-02-11", "2026-02-01"),
+    ("history", "2026-02-01T10:01", "2026-02-01T10:00:59"),  # its whole second, still before
+])
+def test_a_reversed_range_is_a_usage_error_naming_both_ends(
+        history: Settings, capsys: pytest.CaptureFixture[str], name: str, since: str,
+        until: str) -> None:
+    """The audit's case: `report --since 2026-02-11 --until 2026-02-01` printed
+    "(no rows loaded)" with rows loaded, and history took such a range silently."""
+    code = cli.main([name, "--since", since, "--until", until, *where(history)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    [line] = [json.loads(text) for text in err.splitlines()]
+    assert line["event"] == "usage_error"
+    assert line["reason"] == f"--since {since} is after --until {until}"
+    assert line["hint"].endswith(f"; see filedrop-etl {name} --help")
+
+
+def test_a_range_without_rows_says_so_rather_than_that_nothing_is_loaded(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = command(history, capsys, "report", "--since", DAYS[0], "--until", DAYS[0])
+    assert code == 0 and "\nall           25  " in out  # one day is a range too
+    code, out = command(history, capsys, "report", "--since", "2026-02-01", "--until",
+                        "2026-02-11")
+    assert code == 0 and out.count("(no rows in that range)") == 2
+    assert "no rows loaded" not in out
+
+
+def test_a_range_of_an_empty_fact_table_says_nothing_is_loaded(
+        settings: Settings, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = command(settings, capsys, "report", "--since", "2026-02-01")
+    assert code == 0 and out.count("(no rows loaded)") == 2
+
+
 def test_tables_align_numbers_right_and_escape_control_characters() -> None:
     text = table.render(("name", "rows", "total"),
                         [("a\x1b[31m\n", 5, 1.5), ("bb", 123, None)])

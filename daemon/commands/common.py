@@ -47,6 +47,12 @@ class Help(argparse.RawDescriptionHelpFormatter):
         return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
+def reversed_range(since: str, until: str) -> UsageError:
+    """A --since after its --until, as typed: such a range would match nothing, silently."""
+    return UsageError(f"--since {since} is after --until {until}",
+                      hint="swap the two, or drop one to leave that end open")
+
+
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (for jq and scripts) instead of tables")

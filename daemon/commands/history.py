@@ -78,6 +78,13 @@ def _named(text: str) -> tuple[datetime, timedelta]:
     return datetime.combine(day, time(), UTC), timedelta(days=1)
 
 
+def _checked(text: str, *, end: bool) -> str:
+    """`text` as typed, once argparse knows it a valid --since or --until: an error of
+    the command's names it as the operator wrote it."""
+    _moment(text, end=end)
+    return text
+
+
 def _precision(text: str) -> timedelta:
     """The unit of the last part of the time of day in `text`: an hour, a minute, a
     second, or, given a fraction of a second (or a form not recognised), the ledger's
@@ -112,9 +119,9 @@ def add(commands: common.Subcommands,
                          help="at most N loads (default 20)")
     history.add_argument("--file", metavar="NAME",
                          help="only this file name; a glob with * ? [ ]")
-    history.add_argument("--since", type=lambda t: _moment(t, end=False), metavar="WHEN",
+    history.add_argument("--since", type=lambda t: _checked(t, end=False), metavar="WHEN",
                          help="finished at or after WHEN (a date, or an ISO time)")
-    history.add_argument("--until", type=lambda t: _moment(t, end=True), metavar="WHEN",
+    history.add_argument("--until", type=lambda t: _checked(t, end=True), metavar="WHEN",
                          help="finished before the end of WHEN (a date, or an ISO time)")
     history.add_argument("--status", choices=("processed", "failed"))
     common.add_json(history)
@@ -128,7 +135,12 @@ def add(commands: common.Subcommands,
 
 
 def run_history(settings: Settings, args: argparse.Namespace) -> int:
-    where = queries.LoadFilter(args.limit, args.file, args.status, args.since, args.until)
+    since = None if args.since is None else _moment(args.since, end=False)
+    until = None if args.until is None else _moment(args.until, end=True)
+    # `until` is the first instant past the range: a range starting there is empty.
+    if since is not None and until is not None and since >= until:
+        raise common.reversed_range(args.since, args.until)
+    where = queries.LoadFilter(args.limit, args.file, args.status, since, until)
     with common.reading(settings) as conn:
         loads = queries.recent_loads(conn, where)
     if args.json:
