@@ -123,6 +123,28 @@ def test_status_without_a_database_says_where_it_looked_and_creates_none(
     assert not settings.db.exists()
 
 
+def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The reason listed the whole lookup order (--db, else ETL_DB, else ...) even when
+    ETL_DB had set the path."""
+    def reason(*argv: str) -> str:
+        assert cli.main(["history", *argv]) == 2
+        [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        return str(line["reason"])
+
+    missing = f"there is no database at {settings.db} yet"
+    elsewhere = where(settings)[:-2]  # all but --db
+    monkeypatch.setenv("ETL_DB", str(settings.db))
+    assert reason(*where(settings)) == f"{missing} (given by --db)"
+    assert reason(*elsewhere) == f"{missing} (from ETL_DB)"
+    monkeypatch.delenv("ETL_DB")
+    config = tmp_path / "etl.toml"
+    config.write_text(f'db = "{settings.db}"\n', encoding="utf-8")
+    assert reason("--config", str(config), *elsewhere) \
+        == f"{missing} (from `db` in the config file {config})"
+
+
 def test_status_counts_the_loads_and_lists_the_failed_files(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     (history.inbox / "transactions_2026-03-09.parquet").write_bytes(b"waiting")

@@ -58,10 +58,23 @@ def add_json(parser: argparse.ArgumentParser) -> None:
                         help="print one JSON document (for jq and scripts) instead of tables")
 
 
+def _db_source(settings: Settings) -> str:
+    """Where the database's path came from, as the operator would change it."""
+    named = {
+        "flag": "given by --db",
+        "environment": "from ETL_DB",
+        "config file": f"from `db` in the config file {settings.config_file}",
+        "default": "the default, etl.db in the working directory: neither --db, ETL_DB "
+                   "nor the config file sets `db`",
+    }
+    # Settings built by hand record no sources: the whole lookup order, then.
+    return named.get(settings.sources.get("db", ""), "from --db, else ETL_DB, else the "
+                     "config file's `db`, else etl.db in the working directory")
+
+
 def database_missing(settings: Settings) -> DatabaseUnavailable:
     return DatabaseUnavailable(
-        f"there is no database at {settings.db} yet (from --db, else ETL_DB, else the "
-        "config file's `db`, else etl.db in the working directory)",
+        f"there is no database at {settings.db} yet ({_db_source(settings)})",
         hint="the daemon creates it when it first starts; if it runs already, give this "
         "command the same --db, ETL_DB or --config as the daemon")
 
