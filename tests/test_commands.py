@@ -145,6 +145,19 @@ def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
         == f"{missing} (from `db` in the config file {config})"
 
 
+def test_a_directory_given_as_the_database_is_called_one(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """`history --db /tmp` said only "disk I/O error", SQLite's word for it."""
+    settings.db.mkdir(parents=True)
+    for name in ("history", "status", "report"):
+        assert cli.main([name, *where(settings)]) == 2
+        [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        assert line["event"] == "database_unavailable"
+        assert line["reason"] == f"{settings.db} is a directory, not a database file " \
+            "(given by --db)"
+        assert f"--db {settings.db / 'etl.db'}" in line["hint"]
+
+
 def test_status_counts_the_loads_and_lists_the_failed_files(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     (history.inbox / "transactions_2026-03-09.parquet").write_bytes(b"waiting")

@@ -79,11 +79,22 @@ def database_missing(settings: Settings) -> DatabaseUnavailable:
         "command the same --db, ETL_DB or --config as the daemon")
 
 
+def _check_present(settings: Settings) -> None:
+    # SQLite calls a directory only a "disk I/O error", which names neither the path nor
+    # the mistake.
+    if settings.db.is_dir():
+        raise DatabaseUnavailable(
+            f"{settings.db} is a directory, not a database file ({_db_source(settings)})",
+            hint="give the database file itself, the one the daemon uses (such as "
+            f"--db {settings.db / 'etl.db'})")
+    if not settings.db.exists():
+        raise database_missing(settings)
+
+
 @contextmanager
 def reading(settings: Settings) -> Iterator[sqlite3.Connection]:
     """A read-only connection to the daemon's database, its schema checked."""
-    if not settings.db.exists():
-        raise database_missing(settings)
+    _check_present(settings)
     with closing(store.connect_readonly(settings.db, settings.busy_timeout_seconds)) as conn:
         queries.check_schema(conn)
         yield conn
@@ -95,8 +106,7 @@ def writing(settings: Settings) -> Iterator[sqlite3.Connection]:
 
     The daemon holds no long write lock, so the busy timeout is all the waiting needed.
     """
-    if not settings.db.exists():
-        raise database_missing(settings)
+    _check_present(settings)
     with closing(store.connect(settings.db, settings.busy_timeout_seconds,
                                create=False)) as conn:
         queries.check_schema(conn)
