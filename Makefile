@@ -50,4 +50,4 @@ run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon
 
 clean: ## remove runtime data (databases, archives, demo output); keeps .venv
-	rm -rf .demo processed failed .inbox.work etl.db etl.db-wal etl.db-shm
+	rm -rf .demo processed failed .inbox.work etl.db etl.db-wal etl.db-shm etl.db.lock

@@ -3,8 +3,9 @@
 Precedence, highest first: an explicit argument (a command-line flag), the environment
 variable `ETL_<NAME>`, the TOML file (`--config`, `ETL_CONFIG`, else `config/etl.toml`
 shipped beside this module), then the defaults below. This is the only module in the
-project that reads the environment. Relative paths are resolved against the working
-directory at start-up, so a later `chdir` cannot move the inbox.
+project that reads the environment. Each value's source is recorded with it, so that
+a message about the value can say where to change it. Relative paths are resolved
+against the working directory at start-up, so a later `chdir` cannot move the inbox.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -23,6 +24,8 @@ WriteMode = Literal["merge", "replace"]
 WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
 ObserverKind = Literal["auto", "polling"]
 OBSERVERS: tuple[ObserverKind, ...] = ("auto", "polling")
+# Where a setting's value came from, highest precedence first.
+Source = Literal["flag", "environment", "config file", "default"]
 DEFAULT_HTTP_HOST = "127.0.0.1"
 ENV_PREFIX = "ETL_"
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("etl.toml")
@@ -47,6 +50,9 @@ class Settings:
     http: tuple[str, int] | None
     stall_seconds: float
     config_file: Path | None
+    # Where each setting came from (`work` derived from the inbox counts as "default"),
+    # so that a message about a value can name its source; empty if built by hand.
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
     @property
     def lock_file(self) -> Path:
@@ -187,13 +193,15 @@ def load_settings(
     file_values = _read_toml(chosen_file) if chosen_file else {}
 
     resolved: dict[str, object] = {}
+    sources: dict[str, Source] = {}
     for name, parse in _PARSERS.items():
         env_name = f"{ENV_PREFIX}{name.upper()}"
-        for source, values in (
-            ("flag", explicit),
-            (f"environment variable {env_name}", env),
-            (f"config file key {name!r}", file_values),
-            ("default", _DEFAULTS),
+        kind: Source
+        for kind, source, values in (
+            ("flag", "flag", explicit),
+            ("environment", f"environment variable {env_name}", env),
+            ("config file", f"config file key {name!r}", file_values),
+            ("default", "default", _DEFAULTS),
         ):
             key = env_name if values is env else name
             if key in values:
@@ -204,13 +212,16 @@ def load_settings(
                         f"invalid {name} from {source}: {values[key]!r}: {exc}",
                         hint=f"correct the {source}",
                     ) from None
+                sources[name] = kind
                 break
     inbox = cast(Path, resolved["inbox"])
     if inbox == inbox.parent:
         raise ConfigError("the inbox cannot be the filesystem root",
                           hint="give the inbox a directory of its own")
     resolved.setdefault("work", _default_work(inbox))
+    sources.setdefault("work", "default")
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
+    resolved["sources"] = sources
     settings = Settings(**cast(dict[str, Any], resolved))
     _check_layout(settings)
     return settings

@@ -2,7 +2,8 @@
 
 `filedrop-etl COMMAND ...` (the console script) and `python -m daemon COMMAND ...` are
 the same program. With no command, or with only the daemon's own options, it runs the
-daemon, so every command line written before the subcommands existed still works.
+daemon, so every command line written before the subcommands existed still works;
+options may stand before the command as well as after it (`--db X status`).
 The operator's commands (`status`, `history`, `show`, `retry`, `report`) are
 `daemon.commands`'. Settings are resolved here once (flag, `ETL_<NAME>`, config file,
 default) and handed to the command; `main(argv)` returns the exit code so that tests
@@ -12,6 +13,7 @@ call it directly.
 from __future__ import annotations
 
 import argparse
+import difflib
 import signal
 import sys
 from collections.abc import Sequence
@@ -104,11 +106,70 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
-def _with_command(argv: Sequence[str], commands: Sequence[str]) -> list[str]:
-    """`run` unless argv names a command or asks for the top-level help or version."""
-    if argv and (argv[0] in commands or argv[0] in ("-h", "--help", "--version")):
-        return list(argv)
-    return ["run", *argv]
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's own parser, by name."""
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def _option_values(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """Every option of every command, and whether it takes a value (`--db PATH`)."""
+    return {option: action.nargs != 0 for command in _commands(parser).values()
+            for action in command._actions for option in action.option_strings}
+
+
+def _takes_value(arg: str, values: dict[str, bool]) -> bool:
+    """Whether the option `arg` takes the next word as its value (`--db=PATH` does not)."""
+    if "=" in arg:
+        return False
+    if arg in values:
+        return values[arg]
+    # argparse also takes a unique beginning of an option: `--proc DIR` for `--processed`.
+    matches = [takes for option, takes in values.items() if option.startswith(arg)]
+    return len(matches) == 1 and matches[0]
+
+
+def _first_word(argv: Sequence[str], parser: argparse.ArgumentParser) -> int | None:
+    """Where the first word that is neither an option nor an option's value stands."""
+    values = _option_values(parser)
+    at = 0
+    while at < len(argv):
+        arg = argv[at]
+        if arg == "--":  # what follows is no command; argparse will say so
+            return None
+        if not arg.startswith("-"):
+            return at
+        at += 2 if _takes_value(arg, values) else 1
+    return None
+
+
+def _placed(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], str | None]:
+    """argv with its command first, and the word that stands where a command should but
+    names none (`stats`), if any.
+
+    `run` goes first unless argv names a command or asks for the top-level help or
+    version. Options may stand before the command (`--db X status`, as an alias or a
+    wrapper script writes them), so the command is looked for past them and moved to
+    the front: argparse takes a command's options only after the command.
+    """
+    if argv and argv[0] in ("-h", "--help", "--version"):
+        return list(argv), None
+    at = _first_word(argv, parser)
+    if at is None:
+        return ["run", *argv], None
+    if argv[at] in COMMANDS:
+        return [argv[at], *argv[:at], *argv[at + 1:]], None
+    return ["run", *argv], argv[at]
+
+
+def _unknown_command(word: str, prog: str) -> int:
+    """Log that `word` stands where a command should; the exit code of a usage error."""
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    log.error("usage_error",
+              reason=f"unknown command {word!r} (choose from {', '.join(COMMANDS)})",
+              hint=(f"did you mean `{prog} {close[0]}`? " if close else "")
+              + f"see {prog} --help")
+    return EXIT_USAGE
 
 
 def load(args: argparse.Namespace) -> Settings:
@@ -129,19 +190,26 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 def _main(argv: Sequence[str], prog: str) -> int:
-    argv = _with_command(argv, COMMANDS)
+    parser = build_parser(prog)
+    argv, unknown = _placed(argv, parser)
     # The daemon logs to stdout; an operator's command keeps stdout for its tables or
     # its JSON, and logs its errors on stderr.
-    logs.configure(sys.stderr if argv[0] in ops.NAMES else None)
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    logs.configure(sys.stderr if argv[0] in ops.NAMES or unknown else None)
+    if unknown is not None:
+        # `run` would call it an unrecognized argument, which names no command there is.
+        return _unknown_command(unknown, prog)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse hands a command's unknown arguments up to the top-level parser, whose
+        # hint would be the top-level help: the command's own help is the one to read.
+        _commands(parser)[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         settings = load(args)
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
     if args.command != "run":
-        return ops.run(args.command, settings, args)
+        return ops.run(args.command, settings, args, prog=prog)
     # Imported here: the daemon's pipeline brings pyarrow and pandas (half a second),
     # which the operator's commands do without.
     from daemon import service

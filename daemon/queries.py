@@ -197,6 +197,11 @@ def customer_totals(conn: sqlite3.Connection, since: str | None = None,
         f'{where} GROUP BY "customer_id" ORDER BY "total" DESC, "customer_id"', params)]
 
 
+def has_rows(conn: sqlite3.Connection) -> bool:
+    """Whether the fact table holds any row at all (its first row, not a count)."""
+    return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {store.FACT})").fetchone()[0])
+
+
 def rows_per_day(conn: sqlite3.Connection, days: int) -> list[DayRows]:
     """Fact rows per run date over the `days` calendar days up to the latest, oldest first.
 

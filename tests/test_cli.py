@@ -46,9 +46,43 @@ def test_the_console_script_is_installed_and_lists_its_commands() -> None:
 @pytest.mark.parametrize("argv", [[], ["--once"], ["--settle-seconds", "0.1"]])
 def test_daemon_options_without_a_command_mean_run(argv: list[str]) -> None:
     """Command lines written before the subcommands existed still run the daemon."""
-    assert cli._with_command(argv, cli.COMMANDS) == ["run", *argv]
-    assert cli._with_command(["run", *argv], cli.COMMANDS) == ["run", *argv]
-    assert cli._with_command(["--help"], cli.COMMANDS) == ["--help"]
+    parser = cli.build_parser()
+    assert cli._placed(argv, parser) == (["run", *argv], None)
+    assert cli._placed(["run", *argv], parser) == (["run", *argv], None)
+    assert cli._placed(["--help"], parser) == (["--help"], None)
+
+
+def test_options_may_stand_before_the_command(settings: Settings) -> None:
+    """`--db X status` ran the daemon's parser, which called `status` the stray word."""
+    parser = cli.build_parser()
+    assert cli._placed(["--db", "x.db", "status"], parser) == (["status", "--db", "x.db"], None)
+    assert cli._placed(["--db=x.db", "--proc", "p", "history", "--limit", "3"], parser) \
+        == (["history", "--db=x.db", "--proc", "p", "--limit", "3"], None)
+    # A command's name as an option's value is that value: the daemon runs.
+    assert cli._placed(["--inbox", "status"], parser) == (["run", "--inbox", "status"], None)
+    done = run_script("--db", str(settings.db), "--inbox", str(settings.inbox), "status",
+                      "--json")
+    assert done.returncode == 2  # no database there yet, as status reports
+    assert json.loads(done.stdout)["database"]["path"] == str(settings.db)
+
+
+def test_a_mistyped_command_is_called_unknown_with_the_commands_there_are() -> None:
+    done = run_script("stats")
+    assert (done.returncode, done.stdout) == (2, "")
+    [line] = [json.loads(text) for text in done.stderr.splitlines()]
+    assert line["event"] == "usage_error"
+    assert line["reason"] == ("unknown command 'stats' (choose from run, status, history, "
+                              "show, retry, report)")
+    assert line["hint"] == "did you mean `filedrop-etl status`? see filedrop-etl --help"
+
+
+@pytest.mark.parametrize("option", ["--bogus", "--once"])
+def test_an_unknown_option_of_a_command_points_at_that_commands_help(option: str) -> None:
+    done = run_script("status", option)
+    assert done.returncode == 2
+    [line] = [json.loads(text) for text in done.stderr.splitlines()]
+    assert line["reason"] == f"unrecognized arguments: {option}"
+    assert line["hint"] == "see filedrop-etl status --help"
 
 
 @pytest.mark.parametrize("command", [(), ("run",)])

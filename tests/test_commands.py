@@ -22,7 +22,8 @@ import structlog
 
 from config import Settings
 from daemon import cli
-from daemon.commands import table
+from daemon.commands import history as history_command
+from daemon.commands import report, retry, status, table
 from daemon.pipeline import Pipeline
 from tests.conftest import ROOT, day_table, fact_rows, replaced_at, write_parquet
 
@@ -90,6 +91,23 @@ def test_every_command_has_help_with_examples_and_exit_codes() -> None:
         assert "exit codes: 0" in done.stdout and "--db PATH" in done.stdout
 
 
+def test_descriptions_wrap_to_the_terminal_and_epilogs_keep_their_lines(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The audit found each description printed as one line of 200 characters."""
+    monkeypatch.setenv("COLUMNS", "60")
+    epilogs = {"status": status.EPILOG, "history": history_command.HISTORY_EPILOG,
+               "show": history_command.SHOW_EPILOG, "retry": retry.EPILOG,
+               "report": report.EPILOG}
+    for name, epilog in epilogs.items():
+        with pytest.raises(SystemExit) as done:
+            cli.main([name, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1].splitlines()
+        assert len(description) > 1 and max(map(len, description)) <= 60, name
+        assert epilog.strip() in text  # its examples unwrapped, even past 60 columns
+
+
 def test_status_without_a_database_says_where_it_looked_and_creates_none(
         settings: Settings) -> None:
     done = script(settings, "status")
@@ -103,6 +121,41 @@ def test_status_without_a_database_says_where_it_looked_and_creates_none(
     for name in ("history", "report"):
         assert script(settings, name).returncode == 2
     assert not settings.db.exists()
+
+
+def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The reason listed the whole lookup order (--db, else ETL_DB, else ...) even when
+    ETL_DB had set the path."""
+    def reason(*argv: str) -> str:
+        assert cli.main(["history", *argv]) == 2
+        [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        return str(line["reason"])
+
+    missing = f"there is no database at {settings.db} yet"
+    elsewhere = where(settings)[:-2]  # all but --db
+    monkeypatch.setenv("ETL_DB", str(settings.db))
+    assert reason(*where(settings)) == f"{missing} (given by --db)"
+    assert reason(*elsewhere) == f"{missing} (from ETL_DB)"
+    monkeypatch.delenv("ETL_DB")
+    config = tmp_path / "etl.toml"
+    config.write_text(f'db = "{settings.db}"\n', encoding="utf-8")
+    assert reason("--config", str(config), *elsewhere) \
+        == f"{missing} (from `db` in the config file {config})"
+
+
+def test_a_directory_given_as_the_database_is_called_one(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """`history --db /tmp` said only "disk I/O error", SQLite's word for it."""
+    settings.db.mkdir(parents=True)
+    for name in ("history", "status", "report"):
+        assert cli.main([name, *where(settings)]) == 2
+        [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        assert line["event"] == "database_unavailable"
+        assert line["reason"] == f"{settings.db} is a directory, not a database file " \
+            "(given by --db)"
+        assert f"--db {settings.db / 'etl.db'}" in line["hint"]
 
 
 def test_status_counts_the_loads_and_lists_the_failed_files(
@@ -153,6 +206,36 @@ def test_history_filters_by_name_status_time_and_count(
     assert usage.value.code == 2
 
 
+def test_until_a_time_to_the_second_includes_that_whole_second(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """The audit's case: a load that finished at 23:27:40.8 shows as 23:27:40 in the
+    FINISHED column, and `--until` copied from there left it out."""
+    loads = as_json(history, capsys, "history")
+    shown = table.when(loads[0]["finished_at"])
+    assert shown is not None
+    assert as_json(history, capsys, "history", "--until", shown) == loads
+    assert as_json(history, capsys, "history", "--since", shown)[0] == loads[0]
+    basic_date = shown[:10].replace("-", "")  # 20261126: a date too, its whole day
+    assert as_json(history, capsys, "history", "--until", basic_date) == loads
+
+
+@pytest.mark.parametrize(("text", "since", "until"), [
+    ("2026-03-01", "2026-03-01T00:00:00", "2026-03-02T00:00:00"),
+    ("20260301", "2026-03-01T00:00:00", "2026-03-02T00:00:00"),
+    ("2026-03-01T23", "2026-03-01T23:00:00", "2026-03-02T00:00:00"),
+    ("2026-03-01T23:27", "2026-03-01T23:27:00", "2026-03-01T23:28:00"),
+    ("2026-03-01 23:27:40Z", "2026-03-01T23:27:40", "2026-03-01T23:27:41"),
+    ("2026-03-01T23:27:40+01:00", "2026-03-01T22:27:40", "2026-03-01T22:27:41"),
+])
+def test_a_time_bound_covers_what_its_precision_names(text: str, since: str,
+                                                      until: str) -> None:
+    moment = history_command._moment
+    assert (moment(text, end=False), moment(text, end=True)) \
+        == (f"{since}.000000Z", f"{until}.000000Z")
+    # Given to the microsecond, a time is that instant, --until included.
+    assert moment("2026-03-01T23:27:40.8", end=True) == "2026-03-01T23:27:40.800001Z"
+
+
 def test_show_tells_every_attempt_and_the_sidecar(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = command(history, capsys, "show", f"failed/{BAD}")
@@ -188,6 +271,42 @@ def test_report_gives_the_prototypes_customer_totals_and_the_days(
     code, out = command(history, capsys, "report")
     assert code == 0 and "CUSTOMER  TRANSACTIONS" in out
     assert "\nall           50          5  " in out
+
+
+@pytest.mark.parametrize(("name", "since", "until"), [
+    ("report", "2026-02-11", "2026-02-01"),
+    ("history", "2026-02-11", "2026-02-01"),
+    ("history", "2026-02-01T10:01", "2026-02-01T10:00:59"),  # its whole second, still before
+])
+def test_a_reversed_range_is_a_usage_error_naming_both_ends(
+        history: Settings, capsys: pytest.CaptureFixture[str], name: str, since: str,
+        until: str) -> None:
+    """The audit's case: `report --since 2026-02-11 --until 2026-02-01` printed
+    "(no rows loaded)" with rows loaded, and history took such a range silently."""
+    code = cli.main([name, "--since", since, "--until", until, *where(history)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    [line] = [json.loads(text) for text in err.splitlines()]
+    assert line["event"] == "usage_error"
+    assert line["reason"] == f"--since {since} is after --until {until}"
+    assert line["hint"].endswith(f"; see filedrop-etl {name} --help")
+
+
+def test_a_range_without_rows_says_so_rather_than_that_nothing_is_loaded(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = command(history, capsys, "report", "--since", DAYS[0], "--until", DAYS[0])
+    assert code == 0 and "\nall           25  " in out  # one day is a range too
+    code, out = command(history, capsys, "report", "--since", "2026-02-01", "--until",
+                        "2026-02-11")
+    assert code == 0 and out.count("(no rows in that range)") == 2
+    assert "no rows loaded" not in out
+
+
+def test_a_range_of_an_empty_fact_table_says_nothing_is_loaded(
+        settings: Settings, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = command(settings, capsys, "report", "--since", "2026-02-01")
+    assert code == 0 and out.count("(no rows loaded)") == 2
 
 
 def test_tables_align_numbers_right_and_escape_control_characters() -> None:

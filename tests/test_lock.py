@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 
 from daemon import lock
 from daemon.errors import AlreadyRunning
+from tests.conftest import ROOT
 
 HOLDER = """
 import sys
@@ -25,6 +27,7 @@ InstanceLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 sys.stdin.read()
 """
+MAKE = shutil.which("make")
 
 
 def test_probe_of_a_lock_file_that_does_not_exist_creates_none(tmp_path: Path) -> None:
@@ -69,3 +72,15 @@ def test_a_daemon_starting_during_a_probe_still_takes_the_lock(tmp_path: Path) -
         releaser.join()
         daemon.release()
         os.close(fd)
+
+
+@pytest.mark.skipif(MAKE is None, reason="make is not installed")
+def test_make_clean_removes_the_lock_file_beside_the_database(tmp_path: Path) -> None:
+    """The lock file is never deleted by the daemon (see `daemon.lock`): `make clean`,
+    which removes the runtime data, must take it with the database it guards."""
+    for name in ("etl.db", "etl.db-wal", "etl.db-shm", "etl.db.lock"):
+        (tmp_path / name).write_bytes(b"")
+    assert MAKE is not None
+    subprocess.run([MAKE, "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C",
+                    str(tmp_path), "clean"], check=True, capture_output=True, timeout=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError, Settings, load_settings
+from config.settings import SETTING_NAMES
 
 
 def write_toml(path: Path, text: str) -> Path:
@@ -68,6 +69,17 @@ def test_flag_beats_env_beats_file_beats_default(layered_toml: Path) -> None:
     assert s.write_mode == "merge"          # env over file ("replace")
     assert s.rescan_seconds == 7.0          # file over default (5.0)
     assert s.busy_timeout_seconds == 5.0    # default, nobody set it
+
+
+def test_each_setting_records_the_layer_it_came_from(layered_toml: Path) -> None:
+    """So that a message about a value can name its source (`status` with no database)."""
+    env = {"ETL_SETTLE_SECONDS": "3.5", "ETL_WRITE_MODE": "merge"}
+    s = load_settings({"rescan_seconds": 4.5}, config_file=layered_toml, environ=env)
+    assert {name: s.sources[name] for name in ("rescan_seconds", "settle_seconds", "inbox",
+                                               "busy_timeout_seconds", "work")} == {
+        "rescan_seconds": "flag", "settle_seconds": "environment", "inbox": "config file",
+        "busy_timeout_seconds": "default", "work": "default"}
+    assert set(s.sources) == set(SETTING_NAMES)
 
 
 @pytest.mark.parametrize(

@@ -41,13 +41,15 @@ def add_parsers(commands: common.Subcommands,
         module.add(commands, shared)
 
 
-def run(name: str, settings: Settings, args: argparse.Namespace) -> int:
+def run(name: str, settings: Settings, args: argparse.Namespace, *,
+        prog: str = "filedrop-etl") -> int:
     """Run one command; its exit code, or 2 after logging why it could not run."""
     db = str(settings.db)
     try:
         return _RUNNERS[name](settings, args)
     except common.UsageError as exc:
-        log.error("usage_error", reason=exc.message, hint=f"see {name} --help")
+        log.error("usage_error", reason=exc.message,
+                  hint="; ".join(filter(None, (exc.hint, f"see {prog} {name} --help"))))
     except (DatabaseUnavailable, SchemaMismatch) as exc:
         log.error("database_unavailable", db=db, reason=exc.message, hint=exc.hint)
     except EtlError as exc:

@@ -34,7 +34,23 @@ class UsageError(EtlError):
 
 
 class Help(argparse.RawDescriptionHelpFormatter):
-    """Help whose epilog keeps its lines: the examples are meant to be copied."""
+    """Help whose epilog keeps its lines: the examples are meant to be copied.
+
+    A text with line breaks in it was laid out by hand (the epilogs) and is kept as it
+    is; a text of one paragraph (the descriptions) is wrapped to the terminal's width,
+    as the options' help is.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+def reversed_range(since: str, until: str) -> UsageError:
+    """A --since after its --until, as typed: such a range would match nothing, silently."""
+    return UsageError(f"--since {since} is after --until {until}",
+                      hint="swap the two, or drop one to leave that end open")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -42,19 +58,43 @@ def add_json(parser: argparse.ArgumentParser) -> None:
                         help="print one JSON document (for jq and scripts) instead of tables")
 
 
+def _db_source(settings: Settings) -> str:
+    """Where the database's path came from, as the operator would change it."""
+    named = {
+        "flag": "given by --db",
+        "environment": "from ETL_DB",
+        "config file": f"from `db` in the config file {settings.config_file}",
+        "default": "the default, etl.db in the working directory: neither --db, ETL_DB "
+                   "nor the config file sets `db`",
+    }
+    # Settings built by hand record no sources: the whole lookup order, then.
+    return named.get(settings.sources.get("db", ""), "from --db, else ETL_DB, else the "
+                     "config file's `db`, else etl.db in the working directory")
+
+
 def database_missing(settings: Settings) -> DatabaseUnavailable:
     return DatabaseUnavailable(
-        f"there is no database at {settings.db} yet (from --db, else ETL_DB, else the "
-        "config file's `db`, else etl.db in the working directory)",
+        f"there is no database at {settings.db} yet ({_db_source(settings)})",
         hint="the daemon creates it when it first starts; if it runs already, give this "
         "command the same --db, ETL_DB or --config as the daemon")
+
+
+def _check_present(settings: Settings) -> None:
+    # SQLite calls a directory only a "disk I/O error", which names neither the path nor
+    # the mistake.
+    if settings.db.is_dir():
+        raise DatabaseUnavailable(
+            f"{settings.db} is a directory, not a database file ({_db_source(settings)})",
+            hint="give the database file itself, the one the daemon uses (such as "
+            f"--db {settings.db / 'etl.db'})")
+    if not settings.db.exists():
+        raise database_missing(settings)
 
 
 @contextmanager
 def reading(settings: Settings) -> Iterator[sqlite3.Connection]:
     """A read-only connection to the daemon's database, its schema checked."""
-    if not settings.db.exists():
-        raise database_missing(settings)
+    _check_present(settings)
     with closing(store.connect_readonly(settings.db, settings.busy_timeout_seconds)) as conn:
         queries.check_schema(conn)
         yield conn
@@ -66,8 +106,7 @@ def writing(settings: Settings) -> Iterator[sqlite3.Connection]:
 
     The daemon holds no long write lock, so the busy timeout is all the waiting needed.
     """
-    if not settings.db.exists():
-        raise database_missing(settings)
+    _check_present(settings)
     with closing(store.connect(settings.db, settings.busy_timeout_seconds,
                                create=False)) as conn:
         queries.check_schema(conn)

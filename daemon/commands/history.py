@@ -8,7 +8,8 @@ retries, and, while it waits in failed/, what its sidecar says. Both read only.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from config import Settings
@@ -23,7 +24,8 @@ examples:
   filedrop-etl history --json | jq '.[] | select(.deleted > 0)'
 
 --since and --until bound the time a load finished (UTC), not the run date in the file
-name; a date alone means the whole day (--until 2026-03-01 includes that day).
+name. A value covers what it names: a date alone the whole day (--until 2026-03-01
+includes that day), a time to the second as the tables print it the whole second.
 
 exit codes: 0 done (also when no load matches); 2 bad usage or configuration, or no
 usable database.
@@ -40,20 +42,62 @@ exit codes: 0 done; 1 nothing is known of FILE; 2 bad usage or configuration, or
 usable database.
 """
 ERROR_WIDTH = 60
+# The time of day at the end of an ISO time, after its `T` (or the space the tables
+# print), to tell how precisely the time was given.
+_TIME_OF_DAY = re.compile(r"[Tt ](?P<hour>\d{2})(?P<minute>:?\d{2})?(?P<second>:?\d{2})?"
+                          r"(?P<fraction>[.,]\d+)?(?:[Zz]|[+-][\d:.,]+)?$")
 
 
 def _moment(text: str, *, end: bool) -> str:
-    """A --since/--until value as ledger text (UTC); a date alone is its whole day."""
+    """A --since/--until value as ledger text (UTC): the start of what it names, or, for
+    the end, the first instant past it.
+
+    A value names all that its precision covers: a date its whole day, a time to the
+    second its whole second. The tables print whole seconds, so a load that finished at
+    23:27:40.8 shows as 23:27:40: `--until` copied from there must include it.
+    """
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-            return day.isoformat()
-        moment = datetime.fromisoformat(text)
+        start, span = _named(text)
+        return _ledger(start + span if end else start)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (2026-03-01) or a time (2026-03-01T12:00, UTC "
             "unless an offset is given)") from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # the end of year 9999, or an offset past it
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range") from None
+
+
+def _named(text: str) -> tuple[datetime, timedelta]:
+    """The first instant (UTC) of what `text` names, and how long that lasts."""
+    try:
+        day = date.fromisoformat(text)  # 2026-03-01 and 20260301 alike
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return utc, _precision(text)
+    return datetime.combine(day, time(), UTC), timedelta(days=1)
+
+
+def _checked(text: str, *, end: bool) -> str:
+    """`text` as typed, once argparse knows it a valid --since or --until: an error of
+    the command's names it as the operator wrote it."""
+    _moment(text, end=end)
+    return text
+
+
+def _precision(text: str) -> timedelta:
+    """The unit of the last part of the time of day in `text`: an hour, a minute, a
+    second, or, given a fraction of a second (or a form not recognised), the ledger's
+    microsecond, the instant itself."""
+    match = _TIME_OF_DAY.search(text)
+    if match is None or match["fraction"]:
+        return timedelta(microseconds=1)
+    if match["second"]:
+        return timedelta(seconds=1)
+    return timedelta(minutes=1) if match["minute"] else timedelta(hours=1)
+
+
+def _ledger(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -75,9 +119,9 @@ def add(commands: common.Subcommands,
                          help="at most N loads (default 20)")
     history.add_argument("--file", metavar="NAME",
                          help="only this file name; a glob with * ? [ ]")
-    history.add_argument("--since", type=lambda t: _moment(t, end=False), metavar="WHEN",
+    history.add_argument("--since", type=lambda t: _checked(t, end=False), metavar="WHEN",
                          help="finished at or after WHEN (a date, or an ISO time)")
-    history.add_argument("--until", type=lambda t: _moment(t, end=True), metavar="WHEN",
+    history.add_argument("--until", type=lambda t: _checked(t, end=True), metavar="WHEN",
                          help="finished before the end of WHEN (a date, or an ISO time)")
     history.add_argument("--status", choices=("processed", "failed"))
     common.add_json(history)
@@ -91,7 +135,12 @@ def add(commands: common.Subcommands,
 
 
 def run_history(settings: Settings, args: argparse.Namespace) -> int:
-    where = queries.LoadFilter(args.limit, args.file, args.status, args.since, args.until)
+    since = None if args.since is None else _moment(args.since, end=False)
+    until = None if args.until is None else _moment(args.until, end=True)
+    # `until` is the first instant past the range: a range starting there is empty.
+    if since is not None and until is not None and since >= until:
+        raise common.reversed_range(args.since, args.until)
+    where = queries.LoadFilter(args.limit, args.file, args.status, since, until)
     with common.reading(settings) as conn:
         loads = queries.recent_loads(conn, where)
     if args.json:

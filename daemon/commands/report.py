@@ -54,9 +54,15 @@ def add(commands: common.Subcommands,
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.since is not None and args.until is not None and args.since > args.until:
+        raise common.reversed_range(args.since, args.until)
+    ranged = args.since is not None or args.until is not None
     with common.reading(settings) as conn:
         customers = queries.customer_totals(conn, args.since, args.until)
         days = queries.day_totals(conn, args.since, args.until)
+        # Nothing in the range is not nothing loaded: say which it is.
+        empty = ("(no rows in that range)" if ranged and not days and queries.has_rows(conn)
+                 else "(no rows loaded)")
     rows = sum(d.rows for d in days)
     # Summed exactly, then rounded once: float sums of cents drift (5417.820000000001).
     amount = round(math.fsum(d.amount for d in days), CENTS)
@@ -70,10 +76,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     table.emit("customer totals\n" + table.render(
         ("customer", "transactions", "total"),
         [(c.customer_id, c.transactions, c.amount) for c in customers],
-        empty="(no rows loaded)"))
+        empty=empty))
     table.emit("\nper day\n" + table.render(
         ("run date", "rows", "customers", "total"),
         [*((d.run_date, d.rows, d.customers, d.amount) for d in days),
          *([("all", rows, len(customers), amount)] if days else [])],
-        empty="(no rows loaded)"))
+        empty=empty))
     return common.EXIT_OK
