@@ -99,8 +99,15 @@ def run(settings: Settings, *, once: bool) -> int:
                       hint=exc.hint)
             return EXIT_USAGE
         except (sqlite3.Error, OSError) as exc:
-            log.error("database_unavailable", db=str(settings.db), reason=str(exc),
-                      hint="check that the path is writable and is a SQLite database")
+            if settings.db.is_dir():
+                # SQLite says only "unable to open database file", naming neither.
+                log.error("database_unavailable", db=str(settings.db),
+                          reason=f"{settings.db} is a directory, not a database file",
+                          hint="give the database file itself, which the daemon creates "
+                          f"if it does not exist (such as --db {settings.db / 'etl.db'})")
+            else:
+                log.error("database_unavailable", db=str(settings.db), reason=str(exc),
+                          hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
         watcher = Watcher(settings, conn, once=once)
         try:

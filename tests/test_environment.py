@@ -298,7 +298,12 @@ def _newer_schema(db: Path) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("spoil", [_not_a_database, _newer_schema], ids=["not-a-db", "newer"])
+def _a_directory(db: Path) -> None:
+    db.mkdir()
+
+
+@pytest.mark.parametrize("spoil", [_not_a_database, _newer_schema, _a_directory],
+                         ids=["not-a-db", "newer", "a-directory"])
 def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
         settings: Settings, start_daemon: Start, spoil: Callable[[Path], None]) -> None:
     settings.db.parent.mkdir(parents=True)
@@ -308,6 +313,10 @@ def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
     [line] = daemon.matching("database_unavailable")
     assert line["level"] == "error" and line["reason"] and line["hint"]
     assert not daemon.matching("database_busy")
+    if spoil is _a_directory:
+        # Not SQLite's "unable to open database file": the path and the mistake.
+        assert line["reason"] == f"{settings.db} is a directory, not a database file"
+        assert f"--db {settings.db / 'etl.db'}" in line["hint"]
 
 
 # --- a full disk ---------------------------------------------------------------------
