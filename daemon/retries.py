@@ -4,7 +4,9 @@ Owns the retry of one file in failed/: it goes back under the name it was droppe
 under (its sidecar's `file`, not the `name~N` failed/ may have given it), by one atomic
 rename that never replaces a file in the inbox; its sidecar is then removed, and the
 retry is recorded in the `retries` table (created by `schema.init_schema`). The daemon
-then finds the file as it finds any drop. Printing is the `retry` command's business.
+then finds the file as it finds any drop. A file whose name can never load is refused
+(`name_refusal`): that name would fail it again. Printing is the `retry` command's
+business.
 
 The order is chosen so that a crash at any point loses nothing and hides nothing:
 1. the `retries` row is committed first, so every file that went back has its record;
@@ -26,9 +28,11 @@ from typing import Literal
 
 from config import Settings
 from daemon import files, store
+from daemon.errors import FileNameError
 from daemon.folders import FailedFile
 
 Outcome = Literal["retried", "would_retry", "refused"]
+NAME_NEVER_LOADS = "its name can never load"
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,28 @@ def _refused(failed: FailedFile, reason: str, hint: str) -> RetryResult:
     return RetryResult(failed.name, failed.original, "refused", reason=reason, hint=hint)
 
 
+def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
+    """Why a retry cannot help `failed`, and what to do instead; None when it can.
+
+    A retry gives the file back the name it was dropped under: if the daemon cannot read
+    a run date from that name, the file fails at its name again, whatever it holds. The
+    `show` command and the status page say this instead of proposing the retry.
+    """
+    try:
+        files.run_date_from_name(failed.original)
+    except FileNameError as exc:
+        return (f"{NAME_NEVER_LOADS}: {exc.message}",
+                f"move {failed.path} into the inbox yourself under a name like "
+                f"{files.NAME_RULE}, then delete its {files.SIDECAR_SUFFIX} sidecar")
+    return None
+
+
 def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
     """Move one failed file back into the inbox and record it (see the module's order)."""
+    refusal = name_refusal(failed)
+    if refusal is not None:
+        return _refused(failed, *refusal)
     target = settings.inbox / failed.original
     taken = (f"the inbox already holds a file named {failed.original}",
              "wait until the daemon has taken it (`status` shows the inbox), then retry "

@@ -129,3 +129,34 @@ def test_a_good_file_retried_from_failed_is_loaded_under_its_own_name(
     after = subprocess.run([str(SCRIPT), "status", *where(settings)], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=False)
     assert "daemon        not running" in after.stdout and after.returncode == 0
+
+
+def test_a_file_that_failed_on_its_name_is_refused_with_the_name_it_needs(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: `retry` sent a name-stage failure back under the same name, to fail again,
+    and `show` and `status` proposed it."""
+    unnamed = "2024-01-01.parquet"
+    assert pipeline.process(write_parquet(settings.work, day_table(DAY), unnamed)).status \
+        == "failed"
+    capsys.readouterr()  # the pipeline's log lines
+    for argv in (["retry", unnamed], ["retry", "--all"], ["retry", "--all", "--dry-run"]):
+        assert cli.main([*argv, *where(settings), "--json"]) == 1
+        [result] = json.loads(capsys.readouterr().out)
+        assert result["outcome"] == "refused", argv
+        assert result["reason"].startswith("its name can never load: file name "
+                                           f"'{unnamed}' does not match")
+        assert result["hint"].startswith(f"move {settings.failed / unnamed} into the inbox "
+                                         "yourself under a name like "
+                                         "transactions_YYYY-MM-DD.parquet")
+        assert "~N before .parquet is allowed" in result["hint"]
+    assert (settings.failed / unnamed).exists() and retries(settings.db) == []
+    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
+    assert cli.main(["show", unnamed, *where(settings)]) == 0
+    shown = capsys.readouterr().out
+    assert "`retry" not in shown and "retry      cannot help: its name can never load" in shown
+    assert "instead    move " in shown
+    assert cli.main(["status", *where(settings)]) == 1
+    status = capsys.readouterr().out
+    assert (f"\n{unnamed} cannot be retried (its name can never load): move "
+            f"{settings.failed / unnamed} into the inbox yourself under a name like "
+            "transactions_YYYY-MM-DD.parquet") in status

@@ -14,6 +14,7 @@ from pathlib import Path
 from config import Settings
 from daemon import files, folders, queries
 from daemon.commands import common, table
+from daemon.retries import name_refusal
 
 HISTORY_EPILOG = """\
 examples:
@@ -142,8 +143,12 @@ def _story(name: str, attempts: list[queries.Load], retries: list[queries.Retry]
             [(r.id, table.when(r.requested_at), r.requested_by, r.failed_as, r.file_name,
               r.reason) for r in retries]))
     for f in failed:
+        refusal = name_refusal(f)
+        # Never a retry that cannot work: a name that cannot load fails at its name again.
+        retry: list[tuple[str, table.Cell]] = (
+            [("retry", f"`retry {f.name}` sends it back as {f.original}")] if refusal is None
+            else [("retry", f"cannot help: {refusal[0]}"), ("instead", refusal[1])])
         parts.append(f"in failed/ as {f.name}\n" + table.pairs(
             [("failed at", table.when(f.attempted_at)), ("stage", f.stage),
-             ("reason", f.reason), ("hint", f.hint), ("retry", f"`retry {f.name}` sends "
-                                                     f"it back as {f.original}")]))
+             ("reason", f.reason), ("hint", f.hint), *retry]))
     return "\n\n".join(parts)

@@ -2,8 +2,8 @@
 
 Picks the files (named ones, or every one in failed/), has `daemon.retries` move each
 back under its original name and record the retry in the database, and says what became
-of each. A name already taken in the inbox is refused, never overwritten. `--dry-run`
-says what would happen and changes nothing.
+of each. A name already taken in the inbox is refused, never overwritten, and so is a
+name that can never load. `--dry-run` says what would happen and changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ examples:
   filedrop-etl retry --all --json | jq '.[] | select(.outcome == "refused")'
 
 Fix the cause first (the producer, or the file itself in failed/): a file retried as it
-was fails again for the same reason. Each file goes back under the name it was dropped
+was fails again for the same reason. A file whose name cannot load (its stage is `name`)
+is refused: a retry would give it back that name; move it into the inbox yourself under
+a name like transactions_YYYY-MM-DD.parquet (a ~N before .parquet is allowed) and delete
+its sidecar. Each file goes back under the name it was dropped
 under, by one atomic rename; its sidecar is removed, and the retry is recorded in the
 `retries` table with the sidecar's content. A running daemon loads it at once; without
 one it waits in the inbox.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from config import Settings
-from daemon import overview
+from daemon import overview, retries
 from daemon.commands import common, table
 
 log = structlog.get_logger("daemon.commands")
@@ -111,4 +111,10 @@ def _text(s: overview.Overview) -> str:
         text += ("\n\n" + table.render(("file", "failed at", "stage", "reason"), rows)
                  + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
                  "`retry FILE` or `retry --all`")
+        # `retry` refuses these: proposing it would only have them fail again.
+        for f in s.failed:
+            refusal = retries.name_refusal(f)
+            if refusal is not None:
+                text += "\n" + table.safe(f"{f.name} cannot be retried "
+                                          f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")
     return text
