@@ -33,11 +33,16 @@ from daemon.folders import FailedFile
 
 Outcome = Literal["retried", "would_retry", "refused"]
 NAME_NEVER_LOADS = "its name can never load"
+# Stages where the file's own bytes were at fault, so the same bytes fail there again.
+# Not open, hash, stage or load, where the environment or a bug (fixed since, perhaps)
+# was the cause; not name, which `name_refusal` decides by the name alone.
+CONTENT_STAGES = frozenset({"read", "schema", "checks"})
 
 
 @dataclass(frozen=True)
 class RetryResult:
-    """What became of one file; `reason` and `hint` say why a refused one stayed."""
+    """What became of one file; `reason` and `hint` say why a refused one stayed, or
+    warn of one sent back (or that would be) all the same."""
 
     failed_as: str
     file_name: str
@@ -68,6 +73,20 @@ def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
     return None
 
 
+def _sent_back(failed: FailedFile, outcome: Outcome, retry_id: int | None, sha256: str,
+               *warnings: tuple[str, str]) -> RetryResult:
+    """The result for a file sent back (or that would be), its warnings (a reason and a
+    hint each) joined by `; `: first, whether it goes back as it was when its content
+    failed (the sidecar's sha256), to fail the same way."""
+    if failed.stage in CONTENT_STAGES and failed.sha256 == sha256:
+        warnings = ((f"unchanged since it failed at {failed.stage} (same sha256): it will "
+                     "most likely fail again", "fix the file or its producer first"),
+                    *warnings)
+    return RetryResult(failed.name, failed.original, outcome, retry_id, sha256,
+                       "; ".join(r for r, _ in warnings) or None,
+                       "; ".join(h for _, h in warnings) or None)
+
+
 def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
     """Move one failed file back into the inbox and record it (see the module's order)."""
@@ -89,7 +108,7 @@ def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
         return _refused(failed, f"cannot read {failed.name}: {exc.strerror or exc}",
                         "put a regular, readable file in its place, or remove it")
     if dry_run:
-        return RetryResult(failed.name, failed.original, "would_retry", sha256=sha256)
+        return _sent_back(failed, "would_retry", None, sha256)
     # As the daemon would at its start: a retry may come before any daemon ran here.
     target.parent.mkdir(parents=True, exist_ok=True)
     sidecar = failed.path.with_name(failed.path.name + files.SIDECAR_SUFFIX)
@@ -119,7 +138,7 @@ def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
         files.fsync_dir(failed.path.parent)
     except OSError as exc:
         # The retry stands: the file is in the inbox and the row holds the sidecar.
-        return RetryResult(failed.name, failed.original, "retried", retry_id, sha256,
-                           reason=f"its sidecar could not be removed: {exc.strerror or exc}",
-                           hint=f"remove {sidecar} by hand")
-    return RetryResult(failed.name, failed.original, "retried", retry_id, sha256)
+        return _sent_back(failed, "retried", retry_id, sha256, (
+            f"its sidecar could not be removed: {exc.strerror or exc}",
+            f"remove {sidecar} by hand"))
+    return _sent_back(failed, "retried", retry_id, sha256)

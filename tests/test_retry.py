@@ -6,6 +6,7 @@ real daemon and the console script for what a retry leads to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -160,3 +161,41 @@ def test_a_file_that_failed_on_its_name_is_refused_with_the_name_it_needs(
     assert (f"\n{unnamed} cannot be retried (its name can never load): move "
             f"{settings.failed / unnamed} into the inbox yourself under a name like "
             "transactions_YYYY-MM-DD.parquet") in status
+
+
+def test_a_file_unchanged_since_its_content_failed_goes_back_with_a_warning(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: a file retried byte for byte as it failed its checks went back without a
+    word, to fail again. A failure at load (a bug, the environment) is not the file's."""
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    other = f"transactions_{DAY}~7.parquet"
+    load_failure = failed_by_hand(settings, other, other)
+    sidecar = settings.failed / f"{other}.error.json"
+    same = hashlib.sha256(load_failure.read_bytes()).hexdigest()
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "sha256": same}))
+    capsys.readouterr()  # the pipeline's log lines
+    assert cli.main(["retry", "--all", "--dry-run", "--json", *where(settings)]) == 0
+    warned, unwarned = sorted(json.loads(capsys.readouterr().out),
+                              key=lambda r: r["failed_as"] != NAME)
+    assert (warned["failed_as"], warned["outcome"]) == (NAME, "would_retry")
+    assert warned["reason"] == ("unchanged since it failed at checks (same sha256): it will "
+                                "most likely fail again")
+    assert warned["hint"] == "fix the file or its producer first"
+    assert (unwarned["failed_as"], unwarned["reason"], unwarned["hint"]) == (other, None, None)
+    assert cli.main(["retry", NAME, *where(settings)]) == 0  # a warning, not a refusal
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:4] == [NAME, "retried", NAME, "1"]
+    assert "unchanged since it failed at checks (same sha256)" in out
+    assert (settings.inbox / NAME).exists()
+
+
+def test_a_file_fixed_in_failed_goes_back_without_a_warning(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    write_parquet(settings.failed, day_table(DAY), NAME)  # corrected in place
+    capsys.readouterr()
+    assert cli.main(["retry", NAME, "--json", *where(settings)]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert (result["outcome"], result["reason"], result["hint"]) == ("retried", None, None)

@@ -24,13 +24,15 @@ examples:
   filedrop-etl retry --all --json | jq '.[] | select(.outcome == "refused")'
 
 Fix the cause first (the producer, or the file itself in failed/): a file retried as it
-was fails again for the same reason. A file whose name cannot load (its stage is `name`)
-is refused: a retry would give it back that name; move it into the inbox yourself under
-a name like transactions_YYYY-MM-DD.parquet (a ~N before .parquet is allowed) and delete
-its sidecar. Each file goes back under the name it was dropped
-under, by one atomic rename; its sidecar is removed, and the retry is recorded in the
-`retries` table with the sidecar's content. A running daemon loads it at once; without
-one it waits in the inbox.
+was fails again for the same reason. One that goes back byte for byte as it failed at
+read, schema or checks (its sidecar's sha256) is sent back with a warning in its reason
+and hint; after a failure at open or load the cause may have been elsewhere. A file
+whose name cannot load (its stage is `name`) is refused: a retry would give it back that
+name; move it into the inbox yourself under a name like transactions_YYYY-MM-DD.parquet
+(a ~N before .parquet is allowed) and delete its sidecar. Each file goes back under the
+name it was dropped under, by one atomic rename; its sidecar is removed, and the retry
+is recorded in the `retries` table with the sidecar's content. A running daemon loads it
+at once; without one it waits in the inbox.
 
 exit codes: 0 every file was sent back (or there was none); 1 a file was refused or is
 not in failed/; 2 bad usage or configuration, or no usable database.
