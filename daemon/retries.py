@@ -26,7 +26,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from config import Settings
+from config import Settings, contract
 from daemon import files, store
 from daemon.errors import FileNameError
 from daemon.folders import FailedFile
@@ -87,6 +87,19 @@ def _sent_back(failed: FailedFile, outcome: Outcome, retry_id: int | None, sha25
                        "; ".join(h for _, h in warnings) or None)
 
 
+def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
+    """Why a file whose name is taken in the inbox stays, and what to do: the name it
+    could go by instead is one the daemon loads as the same run date, free now."""
+    dropped = contract.file_name_for(files.run_date_from_name(failed.original))
+    free = next(name for name in files.candidate_names(dropped)
+                if name != failed.original and not os.path.lexists(settings.inbox / name))
+    return (f"the inbox already holds a file named {failed.original}",
+            "wait until the daemon has taken it (`status` shows the inbox), then retry "
+            f"again; or move {failed.path} into the inbox by hand as {free} (another "
+            f"name must still be {files.NAME_RULE}), then delete its "
+            f"{files.SIDECAR_SUFFIX} sidecar")
+
+
 def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
     """Move one failed file back into the inbox and record it (see the module's order)."""
@@ -94,11 +107,8 @@ def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
     if refusal is not None:
         return _refused(failed, *refusal)
     target = settings.inbox / failed.original
-    taken = (f"the inbox already holds a file named {failed.original}",
-             "wait until the daemon has taken it (`status` shows the inbox), then retry "
-             f"again; or move {failed.path} into the inbox by hand under another name")
     if os.path.lexists(target):
-        return _refused(failed, *taken)
+        return _refused(failed, *_taken(settings, failed))
     try:
         # The file as it goes back, which may have been fixed in place since it failed;
         # opened as the daemon opens it, so a link or a FIFO is refused here, not there.
@@ -126,7 +136,7 @@ def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
         with store.transaction(conn):
             conn.execute(f'DELETE FROM {store.RETRIES} WHERE "id" = ?', (retry_id,))
         if isinstance(exc, FileExistsError):
-            return _refused(failed, *taken)
+            return _refused(failed, *_taken(settings, failed))
         if not os.path.lexists(failed.path):
             return _refused(failed, f"{failed.name} left failed/ meanwhile",
                             "someone else retried or removed it; see `show`")

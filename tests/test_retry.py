@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from daemon import cli
+from daemon import cli, files
 from daemon.pipeline import Pipeline
 from tests.conftest import (
     ROOT,
@@ -83,6 +83,25 @@ def test_retry_never_overwrites_a_file_in_the_inbox(
     assert (settings.inbox / NAME).read_bytes() == b"the newer drop" and failed.exists()
     assert (settings.failed / f"{NAME}.error.json").exists()
     assert retries(settings.db) == []
+
+
+def test_a_taken_name_is_refused_with_another_name_that_still_loads(
+        settings: Settings, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: the hint said "under another name", and most other names fail at the name."""
+    failed_by_hand(settings, f"transactions_{DAY}~3.parquet", NAME)
+    settings.inbox.mkdir()
+    for taken in (NAME, f"transactions_{DAY}~1.parquet"):
+        (settings.inbox / taken).write_bytes(b"waiting")
+    assert cli.main(["retry", NAME, "--json", *where(settings)]) == 1
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["outcome"] == "refused"
+    free = f"transactions_{DAY}~2.parquet"
+    assert files.run_date_from_name(free) == DAY
+    assert (f"into the inbox by hand as {free} (another name must still be "
+            "transactions_YYYY-MM-DD.parquet with the run date of its rows (a ~N before "
+            ".parquet is allowed") in result["hint"]
+    assert "-copy.parquet fails on its name" in result["hint"]
 
 
 def test_retry_asks_for_files_or_all_and_needs_the_database(
