@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from config import Settings
-from daemon import overview, retries
+from daemon import overview, queries, retries
 from daemon.commands import common, table
 
 log = structlog.get_logger("daemon.commands")
@@ -26,8 +26,14 @@ examples:
   filedrop-etl status --json | jq '.failed.files[] | {name, reason}'
   filedrop-etl status --db /srv/etl/etl.db || alert "filedrop-etl needs attention"
 
-Loads today are those finished since midnight UTC. A file "in flight" is claimed by the
-daemon (in the work directory): being loaded now, or resumed at the next start.
+Files today and in all count each file once (its name as dropped, as load_history has
+it), by its latest attempt in the period: processed if that one loaded, else failed.
+Loads count the attempts: a file that failed, was retried and failed again is 1 failed
+file and 2 loads. Today is attempts finished since midnight UTC; the JSON's `processed`
+and `failed` are files, `loads` the attempts. (The daemon's own tally, in
+etl_files_total and daemon_stopped, counts attempts since it started.) A file "in
+flight" is claimed by the daemon (in the work directory): being loaded now, or resumed
+at the next start.
 
 exit codes: 0 all well; 1 failed files wait in failed/ for `retry`; 2 bad usage or
 configuration, or no usable database (the rest of the status is still printed).
@@ -83,6 +89,14 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
     }
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _files(tally: queries.Tally) -> str:
+    return f"{_count(tally.processed, 'file')} processed, {tally.failed} failed"
+
+
 def _text(s: overview.Overview) -> str:
     daemon = (f"running, pid {s.daemon.pid or 'unknown'}" if s.daemon.held
               else "not running") + f" (lock {s.daemon.path})"
@@ -94,9 +108,9 @@ def _text(s: overview.Overview) -> str:
     ]
     if s.loads_today is not None and s.loads_total is not None:
         lines += [
-            ("today", f"{s.loads_today.processed} processed, {s.loads_today.failed} failed "
-                      f"({s.today}, UTC)"),
-            ("in all", f"{s.loads_total.processed} processed, {s.loads_total.failed} failed"),
+            ("today", f"{_files(s.loads_today)} ({_count(s.loads_today.loads, 'load')}, "
+                      f"{s.today} UTC)"),
+            ("in all", f"{_files(s.loads_total)} ({_count(s.loads_total.loads, 'load')})"),
             ("last success", "never" if last is None else
              f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)"),
         ]
