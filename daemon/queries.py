@@ -11,6 +11,7 @@ migrated it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -159,6 +160,23 @@ def retries(conn: sqlite3.Connection, names: Sequence[str]) -> list[Retry]:
     return [Retry(*row) for row in conn.execute(
         f'SELECT {_columns(Retry)} FROM {store.RETRIES} WHERE "file_name" IN ({marks}) '
         f'OR "failed_as" IN ({marks}) ORDER BY "id"', (*names, *names))]
+
+
+def retry_of_sidecar(conn: sqlite3.Connection, failed_as: str,
+                     sidecar: dict[str, object] | None) -> Retry | None:
+    """The retry of the file failed/ held as `failed_as` that recorded this very sidecar:
+    the retry that left it behind (`daemon.retries`), or None if none did."""
+    if sidecar is None or not _has_table(conn, store.RETRIES_TABLE):
+        return None
+    for *row, recorded in conn.execute(
+            f'SELECT {_columns(Retry)}, "sidecar" FROM {store.RETRIES} '
+            'WHERE "failed_as" = ? ORDER BY "id" DESC', (failed_as,)):
+        try:
+            if recorded is not None and json.loads(recorded) == sidecar:
+                return Retry(*row)
+        except ValueError:
+            continue  # a row edited by hand: it cannot vouch for this sidecar
+    return None
 
 
 def tally(conn: sqlite3.Connection, since: str | None = None) -> Tally:

@@ -15,7 +15,8 @@ The order is chosen so that a crash at any point loses nothing and hides nothing
 2. the rename is the one step the daemon can see, and it is atomic: the daemon finds the
    whole file in the inbox or nothing; a rename that fails takes the row back;
 3. the sidecar goes last, so a failed file is never without its reason; a crash before
-   it leaves a sidecar without its file in failed/, whose content the row holds.
+   it leaves a sidecar without its file in failed/, whose content the row holds:
+   `remove_leftover` finishes that step (`retry --all` calls it).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from config import Settings, contract
-from daemon import files, store
+from daemon import files, queries, store
 from daemon.errors import FileNameError
-from daemon.folders import FailedFile
+from daemon.folders import FailedFile, LeftoverSidecar
 
-Outcome = Literal["retried", "would_retry", "refused"]
+Outcome = Literal["retried", "would_retry", "refused", "sidecar_removed",
+                  "would_remove_sidecar"]
 NAME_NEVER_LOADS = "its name can never load"
 # Stages where the file's own bytes were at fault, so the same bytes fail there again.
 # Not open, hash, stage or load, where the environment or a bug (fixed since, perhaps)
@@ -152,3 +154,33 @@ def retry(conn: sqlite3.Connection, settings: Settings, failed: FailedFile, *,
             f"its sidecar could not be removed: {exc.strerror or exc}",
             f"remove {sidecar} by hand"))
     return _sent_back(failed, "retried", retry_id, sha256)
+
+
+def remove_leftover(conn: sqlite3.Connection, leftover: LeftoverSidecar, *,
+                    dry_run: bool = False) -> RetryResult | None:
+    """Remove a sidecar whose retry is recorded with its content (step 3 above, which a
+    crash or an error cut short); None if no retry recorded it, or it is gone already.
+
+    A sidecar no retry vouches for is left to a person: its file may have been moved
+    out by hand, and it may be the only account of why that file failed.
+    """
+    recorded = queries.retry_of_sidecar(conn, leftover.name, leftover.content)
+    if recorded is None:
+        return None
+    reason = (f"its file went back to the inbox as {recorded.file_name} by retry "
+              f"{recorded.id}, which holds this sidecar's content")
+    if dry_run:
+        return RetryResult(leftover.name, recorded.file_name, "would_remove_sidecar",
+                           recorded.id, recorded.sha256, reason=reason)
+    try:
+        leftover.path.unlink()
+        files.fsync_dir(leftover.path.parent)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return RetryResult(leftover.name, recorded.file_name, "refused", recorded.id,
+                           recorded.sha256, f"its sidecar, left by retry {recorded.id}, "
+                           f"could not be removed: {exc.strerror or exc}",
+                           f"remove {leftover.path} by hand")
+    return RetryResult(leftover.name, recorded.file_name, "sidecar_removed", recorded.id,
+                       recorded.sha256, reason=reason)

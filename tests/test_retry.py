@@ -218,3 +218,41 @@ def test_a_file_fixed_in_failed_goes_back_without_a_warning(
     assert cli.main(["retry", NAME, "--json", *where(settings)]) == 0
     [result] = json.loads(capsys.readouterr().out)
     assert (result["outcome"], result["reason"], result["hint"]) == ("retried", None, None)
+
+
+def test_sidecars_left_without_their_file_are_told_and_a_retrys_are_removed(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: a sidecar left in failed/ by a retry cut short (after its rename, before the
+    sidecar's removal) or by a file moved out by hand went unmentioned, forever."""
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    sidecar = settings.failed / f"{NAME}.error.json"
+    content = sidecar.read_bytes()
+    assert cli.main(["retry", NAME, *where(settings)]) == 0
+    sidecar.write_bytes(content)  # as a crash before the sidecar's removal leaves it
+    by_hand = f"transactions_{DAY}~4.parquet"
+    failed_by_hand(settings, by_hand, NAME).rename(settings.inbox / by_hand)
+    capsys.readouterr()
+    assert cli.main(["status", *where(settings)]) == 0
+    out = capsys.readouterr().out
+    assert "leftovers     2 sidecars without a file in failed/" in out
+    recorded, unrecorded = out.split("SIDECAR WITHOUT ITS FILE")[1].splitlines()[1:]
+    assert recorded.startswith(f"{NAME}.error.json") and "`retry --all` removes it" in recorded
+    assert unrecorded.startswith(f"{by_hand}.error.json") and "  -  " in unrecorded
+    assert "read it, then remove it by hand" in unrecorded
+    assert cli.main(["status", "--json", *where(settings)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(x["file"], x["retry_id"]) for x in doc["failed"]["leftover_sidecars"]] == [
+        (NAME, 1), (by_hand, None)]
+    assert doc["failed"]["leftover_sidecars"][0]["sidecar"] == str(sidecar)
+
+    assert cli.main(["retry", "--all", "--dry-run", "--json", *where(settings)]) == 0
+    [would] = json.loads(capsys.readouterr().out)
+    assert (would["failed_as"], would["outcome"], would["retry_id"]) == (
+        NAME, "would_remove_sidecar", 1) and sidecar.exists()
+    assert cli.main(["retry", "--all", *where(settings)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:5] == [NAME, "sidecar", "removed", NAME, "1"]
+    assert "left alone: 1 sidecar(s) in failed/ without a file and without a recorded" in out
+    assert not sidecar.exists() and (settings.failed / f"{by_hand}.error.json").exists()
+    assert len(retries(settings.db)) == 1  # removing a leftover records no retry

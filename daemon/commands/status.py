@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from config import Settings
-from daemon import overview, queries, retries
+from daemon import files, overview, queries, retries
 from daemon.commands import common, table
 
 log = structlog.get_logger("daemon.commands")
@@ -34,6 +34,10 @@ and `failed` are files, `loads` the attempts. (The daemon's own tally, in
 etl_files_total and daemon_stopped, counts attempts since it started.) A file "in
 flight" is claimed by the daemon (in the work directory): being loaded now, or resumed
 at the next start.
+
+A sidecar left in failed/ without its file (leftovers) was left by a retry cut short
+between its move and the sidecar's removal, which `retry --all` finishes, or by a file
+moved out by hand: read it, then remove it yourself.
 
 exit codes: 0 all well; 1 failed files wait in failed/ for `retry`; 2 bad usage or
 configuration, or no usable database (the rest of the status is still printed).
@@ -84,7 +88,11 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
         "last_success": s.last_success,
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
-        "failed": {"path": str(s.failed_dir), "files": s.failed},
+        "failed": {"path": str(s.failed_dir), "files": s.failed,
+                   "leftover_sidecars": [
+                       {"sidecar": files.display_name(str(x.sidecar.path)), "file": x.sidecar.name,
+                        "retry_id": x.retry.id if x.retry else None, "hint": _leftover_hint(x)}
+                       for x in s.leftovers]},
         "exit_code": code,
     }
 
@@ -118,6 +126,9 @@ def _text(s: overview.Overview) -> str:
         ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
         ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
     ]
+    if s.leftovers:
+        lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
+                                   "in failed/"))
     text = table.pairs(lines)
     if s.failed:
         rows = [(f.name, table.when(f.attempted_at), f.stage,
@@ -131,4 +142,19 @@ def _text(s: overview.Overview) -> str:
             if refusal is not None:
                 text += "\n" + table.safe(f"{f.name} cannot be retried "
                                           f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")
+    if s.leftovers:
+        text += "\n\n" + table.render(
+            ("sidecar without its file", "retry id", "what to do"),
+            [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
+              _leftover_hint(x)) for x in s.leftovers])
     return text
+
+
+def _leftover_hint(x: overview.Leftover) -> str:
+    if x.retry is not None:
+        return (f"left by a retry that sent its file back as {x.retry.file_name}: "
+                "`retry --all` removes it")
+    # The daemon writes a sidecar just before it moves the file in: a file in flight may
+    # be that file, which the daemon finishes moving itself.
+    return ("no retry recorded it: unless a file is in flight, its file was moved out by "
+            "hand; read it, then remove it by hand")
