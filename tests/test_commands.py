@@ -189,8 +189,11 @@ def test_show_tells_every_attempt_and_the_sidecar(
     doc = as_json(history, capsys, "show", BAD)
     assert [a["status"] for a in doc["attempts"]] == ["failed"]
     assert doc["failed"][0]["sidecar"]["checks"][0]["check"] == "min:amount"
-    code, out = command(history, capsys, "show", "transactions_1999-01-01.parquet")
-    assert code == 1 and out.startswith("nothing is known of transactions_1999-01-01.parquet")
+    # Audit: the lack of an answer went to stdout, where scripts read answers.
+    assert cli.main(["show", "transactions_1999-01-01.parquet", *where(history)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("nothing is known of transactions_1999-01-01.parquet: no "
+                                 "load, no retry, not in failed/\n")
 
 
 def test_report_gives_the_prototypes_customer_totals_and_the_days(

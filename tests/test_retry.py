@@ -256,3 +256,28 @@ def test_sidecars_left_without_their_file_are_told_and_a_retrys_are_removed(
     assert "left alone: 1 sidecar(s) in failed/ without a file and without a recorded" in out
     assert not sidecar.exists() and (settings.failed / f"{by_hand}.error.json").exists()
     assert len(retries(settings.db)) == 1  # removing a leftover records no retry
+
+
+def test_show_finds_a_retried_file_by_its_name_in_failed(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: `show NAME~1` (its name in failed/) knew nothing of the file once retried,
+    though the ledger has its attempts under the name it was dropped under."""
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    for _ in range(2):  # the second failure finds NAME taken in failed/
+        assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    numbered = f"transactions_{DAY}~1.parquet"
+    assert (settings.failed / numbered).exists()
+    assert cli.main(["retry", numbered, *where(settings)]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", numbered, *where(settings)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{numbered}: 2 attempt(s), 1 retry(ies)")
+    assert cli.main(["show", numbered, "--json", *where(settings)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [a["file_name"] for a in doc["attempts"]] == [NAME, NAME]
+    assert [(r["failed_as"], r["file_name"]) for r in doc["retries"]] == [(numbered, NAME)]
+    # Moved out by hand, a `~N` name leaves no trace: show says which name to try.
+    assert cli.main(["show", f"transactions_{DAY}~2.parquet", *where(settings)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"nothing is known of transactions_{DAY}~2.parquet")
+    assert err.rstrip().endswith(f"try `show {NAME}`")
