@@ -45,6 +45,13 @@ def _quoted(name: str) -> str:
     return re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", repr(name))
 
 
+# What `run_date_from_name` accepts, in words, for every hint that asks a person for a new
+# name (tests/test_files.py holds the two examples to what the parser does with them).
+NAME_RULE = (f"{contract.FILE_NAME_EXAMPLE} with the run date of its rows (a ~N before "
+             ".parquet is allowed: transactions_2026-03-04~1.parquet loads, "
+             "transactions_2026-03-04-copy.parquet fails on its name)")
+
+
 def run_date_from_name(name: str) -> str:
     """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
     match = contract.FILE_NAME_PATTERN.fullmatch(name)

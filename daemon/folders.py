@@ -1,10 +1,11 @@
 """What waits in the daemon's directories, as an operator sees it: read, never touched.
 
-Owns the listing of failed/ (each file with the one-line reason, stage and original
-name its `<name>.error.json` sidecar gives) and the counts of files waiting in the inbox
-and claimed in the work directory. The `status`, `show` and `retry` commands and the
-status page read the directories through it. It never moves, creates or deletes a
-file: the quarantine is `daemon.quarantine`'s and the retry `daemon.retries`'.
+Owns the listing of failed/ (each file with the one-line reason, stage and original name
+its `<name>.error.json` sidecar gives, and the sidecars left without their file) and the
+counts of files waiting in the inbox and claimed in the work directory. The `status`,
+`show` and `retry` commands and the status page read the directories through it. It
+never moves, creates or deletes a file: the quarantine is `daemon.quarantine`'s and the
+retry `daemon.retries`'.
 """
 
 from __future__ import annotations
@@ -91,6 +92,30 @@ def failed_files(directory: Path) -> list[FailedFile]:
     found = [failed_file(p) for p in entries
              if not p.name.endswith(files.SIDECAR_SUFFIX) and not files.is_ignored(p.name)]
     return sorted(found, key=lambda f: (f.attempted_at or "", f.name))
+
+
+@dataclass(frozen=True)
+class LeftoverSidecar:
+    """A sidecar in failed/ without its file: the file was moved out by hand, or a `retry`
+    stopped between its rename and the sidecar's removal (`daemon.retries`), or the
+    daemon is between writing a sidecar and moving its file in (`daemon.quarantine`)."""
+
+    name: str  # of the file it was written for, as failed/ held it (shown)
+    path: Path
+    content: dict[str, object] | None  # None if unreadable
+
+
+def leftover_sidecars(directory: Path) -> list[LeftoverSidecar]:
+    """Every sidecar in failed/ whose file is not beside it, by name."""
+    try:
+        entries = sorted(directory.iterdir())
+    except FileNotFoundError:
+        return []
+    return [LeftoverSidecar(files.display_name(p.name.removesuffix(files.SIDECAR_SUFFIX)), p,
+                            _read_sidecar(p)[0])
+            for p in entries if p.name.endswith(files.SIDECAR_SUFFIX)
+            and not files.is_ignored(p.name)
+            and not os.path.lexists(p.with_name(p.name.removesuffix(files.SIDECAR_SUFFIX)))]
 
 
 def waiting(directory: Path) -> int:

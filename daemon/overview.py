@@ -1,11 +1,12 @@
 """The status of one installation at a glance: daemon, loads, inbox and failed files.
 
 Owns the snapshot behind the `status` command (and the status page, which renders the
-same `Overview`): whether a daemon holds the lock on the database and its pid, loads
-processed and failed today (UTC) and in all, the last success, files waiting in the
-inbox and in flight in the work directory, and the failed files with their reasons.
-It only reads: the lock is probed without waiting (`lock.probe`), the database through
-a read-only connection the caller opens, the directories through `daemon.folders`.
+same `Overview`): whether a daemon holds the lock on the database and its pid, files
+processed and failed (and their loads) today (UTC) and in all, the last success, files
+waiting in the inbox and in flight in the work directory, and the failed files with
+their reasons and the sidecars left there without their file. It only reads: the lock is
+probed without waiting (`lock.probe`), the database through a read-only connection the
+caller opens, the directories through `daemon.folders`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from pathlib import Path
 
 from config import Settings
 from daemon import folders, lock, queries
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A sidecar in failed/ without its file, and the retry that left it (None if none
+    recorded it, or without a database)."""
+
+    sidecar: folders.LeftoverSidecar
+    retry: queries.Retry | None
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Overview:
     in_flight: int  # claimed, in the work directory: loading now, or to resume
     failed_dir: Path
     failed: list[folders.FailedFile]
+    leftovers: list[Leftover]
 
     @property
     def healthy(self) -> bool:
@@ -52,7 +63,10 @@ def gather(settings: Settings, conn: sqlite3.Connection | None, today: date) -> 
         loads_today = queries.tally(conn, since=today.isoformat())
         loads_total = queries.tally(conn)
         last = queries.last_success(conn)
+    leftovers = [Leftover(x, None if conn is None else
+                          queries.retry_of_sidecar(conn, x.name, x.content))
+                 for x in folders.leftover_sidecars(settings.failed)]
     return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
                     last, settings.inbox, folders.waiting(settings.inbox), settings.work,
                     folders.waiting(settings.work), settings.failed,
-                    folders.failed_files(settings.failed))
+                    folders.failed_files(settings.failed), leftovers)

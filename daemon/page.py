@@ -1,9 +1,10 @@
 """The status page at `/`: one server-rendered HTML document, no script, no build step.
 
 Owns the markup only: a header saying whether the daemon is well, the failed files with
-their reasons (and the command that retries each), the latest loads, and the rows per
-day as an inline SVG bar chart with its numbers written out, so the page reads the same
-without colour, without pictures and in a text browser. Every value from the database
+their reasons (and the command that retries each, or what to do instead where a retry
+cannot help), the latest loads, and the rows per day as an inline SVG bar chart with its
+numbers written out, so the page reads the same without colour, without pictures and in
+a text browser. Every value from the database
 or a file name is escaped here. `source` gathers one page's facts per request: the
 daemon's own health, and the read side (`daemon.queries` on a read-only connection of
 its own, never the worker's; `daemon.folders` for failed/); `render` does no I/O.
@@ -24,6 +25,7 @@ from daemon import folders, queries, store
 from daemon.commands.table import when
 from daemon.folders import FailedFile
 from daemon.queries import DayRows, Load
+from daemon.retries import name_refusal
 
 RECENT_LOADS = 20
 # The page refreshes itself: an operator leaves it open on a screen.
@@ -117,11 +119,20 @@ def _failed(failed: Sequence[FailedFile], prog: str) -> str:
         f"<tr><td>{escape(f.name)}</td><td>{escape(f.stage or '')}</td><td>{escape(f.reason)}"
         f'<div class="hint">{escape(f.hint or "")}</div></td>'
         f"<td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
-        f"<td><code>{escape(prog)} retry {escape(f.name)}</code></td></tr>"
+        f"<td>{_to_retry(f, prog)}</td></tr>"
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
             f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
+
+
+def _to_retry(failed: FailedFile, prog: str) -> str:
+    """The command that retries the file, or, when its name can never load (so a retry
+    would fail it again), what to do instead."""
+    refusal = name_refusal(failed)
+    if refusal is None:
+        return f"<code>{escape(prog)} retry {escape(failed.name)}</code>"
+    return f'not by retry: {escape(refusal[0])}<div class="hint">{escape(refusal[1])}</div>'
 
 
 def _loads(loads: Sequence[Load]) -> str:

@@ -2,14 +2,16 @@
 
 Owns the SELECTs of the operator's commands and of the status page, each returning
 frozen dataclasses that render as a table or as JSON alike: recent loads with filters,
-every attempt at one file, its retries, counts of loads today and in total, the last
-success, per-day and per-customer totals. It takes a connection (`store.connect_readonly`
-in the commands) and never writes. A version-1 database has no `retries` table: it
-reads as no retries, so the commands work before the daemon has migrated it.
+every attempt at one file, its retries, counts of files and loads today and in total,
+the last success, per-day and per-customer totals. It takes a connection
+(`store.connect_readonly` in the commands) and never writes. A version-1 database has no
+`retries` table: it reads as no retries, so the commands work before the daemon has
+migrated it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -58,8 +60,13 @@ class Retry:
 
 @dataclass(frozen=True)
 class Tally:
+    """Files with an attempt in a period, each counted once by its latest attempt there
+    (`processed` or `failed`), and `loads`, the attempts themselves: a file failed,
+    retried and failed again is one failed file and two loads."""
+
     processed: int
     failed: int
+    loads: int
 
 
 @dataclass(frozen=True)
@@ -155,12 +162,34 @@ def retries(conn: sqlite3.Connection, names: Sequence[str]) -> list[Retry]:
         f'OR "failed_as" IN ({marks}) ORDER BY "id"', (*names, *names))]
 
 
+def retry_of_sidecar(conn: sqlite3.Connection, failed_as: str,
+                     sidecar: dict[str, object] | None) -> Retry | None:
+    """The retry of the file failed/ held as `failed_as` that recorded this very sidecar:
+    the retry that left it behind (`daemon.retries`), or None if none did."""
+    if sidecar is None or not _has_table(conn, store.RETRIES_TABLE):
+        return None
+    for *row, recorded in conn.execute(
+            f'SELECT {_columns(Retry)}, "sidecar" FROM {store.RETRIES} '
+            'WHERE "failed_as" = ? ORDER BY "id" DESC', (failed_as,)):
+        try:
+            if recorded is not None and json.loads(recorded) == sidecar:
+                return Retry(*row)
+        except ValueError:
+            continue  # a row edited by hand: it cannot vouch for this sidecar
+    return None
+
+
 def tally(conn: sqlite3.Connection, since: str | None = None) -> Tally:
-    """Attempts processed and failed, in all or since `since` (by their finish time)."""
-    counts = dict(conn.execute(
-        f'SELECT "status", COUNT(*) FROM {store.LEDGER} WHERE "finished_at" >= ? '
-        'GROUP BY "status"', (since or "",)).fetchall())
-    return Tally(int(counts.get("processed", 0)), int(counts.get("failed", 0)))
+    """Files processed and failed, and their loads, in all or since `since` (by the time
+    the attempts finished). A file is a name as the ledger records it, the name dropped."""
+    # With one max() in the SELECT, SQLite takes the bare "status" from the row holding
+    # the max: each file's latest attempt in the period.
+    files = {status: (int(n), int(loads)) for status, n, loads in conn.execute(
+        'SELECT "status", COUNT(*), SUM("loads") FROM (SELECT "status", MAX("id"), '
+        f'COUNT(*) AS "loads" FROM {store.LEDGER} WHERE "finished_at" >= ? '
+        'GROUP BY "file_name") GROUP BY "status"', (since or "",))}
+    return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
+                 sum(loads for _, loads in files.values()))
 
 
 def last_success(conn: sqlite3.Connection) -> Load | None:

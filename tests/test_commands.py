@@ -164,8 +164,8 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
     (history.inbox / ".hidden.tmp").write_bytes(b"a writer at work")
     code, out = command(history, capsys, "status")
     assert code == 1
-    assert "today         2 processed, 1 failed" in out
-    assert "in all        2 processed, 1 failed" in out
+    assert "today         2 files processed, 1 failed (3 loads, " in out
+    assert "in all        2 files processed, 1 failed (3 loads)" in out
     assert f"transactions_{DAYS[1]}.parquet (25 rows)" in out
     assert "inbox         1 waiting, 0 in flight" in out
     assert "failed        1 waiting for a retry" in out
@@ -175,11 +175,38 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
     doc = as_json(history, capsys, "status")
     assert doc["exit_code"] == 1 and doc["daemon"] == {
         "running": False, "pid": None, "lock_file": str(history.lock_file)}
-    assert (doc["today"]["processed"], doc["today"]["failed"]) == (2, 1)
+    assert (doc["today"]["processed"], doc["today"]["failed"], doc["today"]["loads"]) \
+        == (2, 1, 3)
     assert doc["last_success"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
     assert doc["database"]["schema_version"] == 2 and doc["inbox"]["waiting"] == 1
     [failed] = doc["failed"]["files"]
     assert (failed["name"], failed["original"], failed["stage"]) == (BAD, BAD, "checks")
+
+
+def test_status_counts_files_by_their_latest_attempt_and_the_loads_beside(
+        settings: Settings, pipeline: Pipeline, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: `status` counted attempts as files, so one file failed, retried as it was
+    and failed again was 2 failed files."""
+    def load(day: str, good: bool) -> str:
+        table = day_table(day) if good else replaced_at(day_table(day), "amount", 3, -1.0)
+        return pipeline.process(write_parquet(settings.work, table, run_date=day)).status
+
+    assert [load(BAD_DAY, good=False), load(BAD_DAY, good=False)] == ["failed"] * 2
+    assert [load(DAYS[0], good=False), load(DAYS[0], good=True)] == ["failed", "processed"]
+    assert load(DAYS[1], good=True) == "processed"
+    with fresh_db:  # DAYS[1] was loaded long before today
+        fresh_db.execute("""UPDATE "load_history" SET "finished_at" = '2000-01-01T00:00:00Z'
+                            WHERE "file_name" = ?""", (f"transactions_{DAYS[1]}.parquet",))
+    capsys.readouterr()  # the pipeline's log lines
+    code, out = command(settings, capsys, "status")
+    assert code == 1  # the failed file waits
+    assert "today         1 file processed, 1 failed (4 loads, " in out
+    assert "in all        2 files processed, 1 failed (5 loads)" in out
+    doc = as_json(settings, capsys, "status")
+    assert {k: doc["today"][k] for k in ("processed", "failed", "loads")} == {
+        "processed": 1, "failed": 1, "loads": 4}
+    assert doc["total"] == {"processed": 2, "failed": 1, "loads": 5}
 
 
 def test_history_filters_by_name_status_time_and_count(
@@ -245,8 +272,11 @@ def test_show_tells_every_attempt_and_the_sidecar(
     doc = as_json(history, capsys, "show", BAD)
     assert [a["status"] for a in doc["attempts"]] == ["failed"]
     assert doc["failed"][0]["sidecar"]["checks"][0]["check"] == "min:amount"
-    code, out = command(history, capsys, "show", "transactions_1999-01-01.parquet")
-    assert code == 1 and out.startswith("nothing is known of transactions_1999-01-01.parquet")
+    # Audit: the lack of an answer went to stdout, where scripts read answers.
+    assert cli.main(["show", "transactions_1999-01-01.parquet", *where(history)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("nothing is known of transactions_1999-01-01.parquet: no "
+                                 "load, no retry, not in failed/\n")
 
 
 def test_report_gives_the_prototypes_customer_totals_and_the_days(

@@ -91,6 +91,16 @@ def test_run_date_from_bad_name_raises_with_hint(name: str, says: str) -> None:
     assert caught.value.stage == "name"
 
 
+def test_the_name_rule_in_words_holds_to_the_parser() -> None:
+    """The hints that ask for a new name quote NAME_RULE: its examples must do as it says."""
+    assert "transactions_YYYY-MM-DD.parquet" in files.NAME_RULE
+    assert files.run_date_from_name("transactions_2026-03-04~1.parquet") == "2026-03-04"
+    assert "transactions_2026-03-04~1.parquet loads" in files.NAME_RULE
+    with pytest.raises(FileNameError):
+        files.run_date_from_name("transactions_2026-03-04-copy.parquet")
+    assert "transactions_2026-03-04-copy.parquet fails on its name" in files.NAME_RULE
+
+
 # --- open_no_follow -----------------------------------------------------------------------
 
 

@@ -53,7 +53,22 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     assert "script" not in seen.tags and "img" not in seen.tags and "b" not in seen.tags
     text = "".join(seen.text)
     assert HOSTILE in text and "<b>not parquet</b>" in text and "read: <img src=x>" in text
-    assert f"filedrop-etl retry {HOSTILE}" in text
+    # Such a name can never load: what to do instead, the name escaped there too.
+    assert f"move failed/{HOSTILE} into the inbox yourself" in text
+
+
+def test_a_retry_is_proposed_only_where_it_can_work() -> None:
+    """Audit: a file that failed on its name was shown with `retry NAME`, which sends it
+    back under that same name to fail again."""
+    good = "transactions_2026-03-01~1.parquet"
+    document = page.render(WELL, [failed_file(good, "checks", "r", "h"),
+                                  failed_file("2024-01-01.parquet", "name", "r", "h")], [], [])
+    text = "".join(parsed(document).text)
+    assert f"filedrop-etl retry {good}" in text
+    assert "retry 2024-01-01.parquet" not in text
+    assert "not by retry: its name can never load" in text
+    assert ("move failed/2024-01-01.parquet into the inbox yourself under a name like "
+            "transactions_YYYY-MM-DD.parquet") in text
 
 
 def test_empty_database_says_so_in_each_section() -> None:

@@ -6,6 +6,7 @@ real daemon and the console script for what a retry leads to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from daemon import cli
+from daemon import cli, files
 from daemon.pipeline import Pipeline
 from tests.conftest import (
     ROOT,
@@ -84,6 +85,25 @@ def test_retry_never_overwrites_a_file_in_the_inbox(
     assert retries(settings.db) == []
 
 
+def test_a_taken_name_is_refused_with_another_name_that_still_loads(
+        settings: Settings, fresh_db: sqlite3.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: the hint said "under another name", and most other names fail at the name."""
+    failed_by_hand(settings, f"transactions_{DAY}~3.parquet", NAME)
+    settings.inbox.mkdir()
+    for taken in (NAME, f"transactions_{DAY}~1.parquet"):
+        (settings.inbox / taken).write_bytes(b"waiting")
+    assert cli.main(["retry", NAME, "--json", *where(settings)]) == 1
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["outcome"] == "refused"
+    free = f"transactions_{DAY}~2.parquet"
+    assert files.run_date_from_name(free) == DAY
+    assert (f"into the inbox by hand as {free} (another name must still be "
+            "transactions_YYYY-MM-DD.parquet with the run date of its rows (a ~N before "
+            ".parquet is allowed") in result["hint"]
+    assert "-copy.parquet fails on its name" in result["hint"]
+
+
 def test_retry_asks_for_files_or_all_and_needs_the_database(
         settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     failed_by_hand(settings, NAME, NAME)
@@ -129,3 +149,135 @@ def test_a_good_file_retried_from_failed_is_loaded_under_its_own_name(
     after = subprocess.run([str(SCRIPT), "status", *where(settings)], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=False)
     assert "daemon        not running" in after.stdout and after.returncode == 0
+
+
+def test_a_file_that_failed_on_its_name_is_refused_with_the_name_it_needs(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: `retry` sent a name-stage failure back under the same name, to fail again,
+    and `show` and `status` proposed it."""
+    unnamed = "2024-01-01.parquet"
+    assert pipeline.process(write_parquet(settings.work, day_table(DAY), unnamed)).status \
+        == "failed"
+    capsys.readouterr()  # the pipeline's log lines
+    for argv in (["retry", unnamed], ["retry", "--all"], ["retry", "--all", "--dry-run"]):
+        assert cli.main([*argv, *where(settings), "--json"]) == 1
+        [result] = json.loads(capsys.readouterr().out)
+        assert result["outcome"] == "refused", argv
+        assert result["reason"].startswith("its name can never load: file name "
+                                           f"'{unnamed}' does not match")
+        assert result["hint"].startswith(f"move {settings.failed / unnamed} into the inbox "
+                                         "yourself under a name like "
+                                         "transactions_YYYY-MM-DD.parquet")
+        assert "~N before .parquet is allowed" in result["hint"]
+    assert (settings.failed / unnamed).exists() and retries(settings.db) == []
+    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
+    assert cli.main(["show", unnamed, *where(settings)]) == 0
+    shown = capsys.readouterr().out
+    assert "`retry" not in shown and "retry      cannot help: its name can never load" in shown
+    assert "instead    move " in shown
+    assert cli.main(["status", *where(settings)]) == 1
+    status = capsys.readouterr().out
+    assert (f"\n{unnamed} cannot be retried (its name can never load): move "
+            f"{settings.failed / unnamed} into the inbox yourself under a name like "
+            "transactions_YYYY-MM-DD.parquet") in status
+
+
+def test_a_file_unchanged_since_its_content_failed_goes_back_with_a_warning(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: a file retried byte for byte as it failed its checks went back without a
+    word, to fail again. A failure at load (a bug, the environment) is not the file's."""
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    other = f"transactions_{DAY}~7.parquet"
+    load_failure = failed_by_hand(settings, other, other)
+    sidecar = settings.failed / f"{other}.error.json"
+    same = hashlib.sha256(load_failure.read_bytes()).hexdigest()
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "sha256": same}))
+    capsys.readouterr()  # the pipeline's log lines
+    assert cli.main(["retry", "--all", "--dry-run", "--json", *where(settings)]) == 0
+    warned, unwarned = sorted(json.loads(capsys.readouterr().out),
+                              key=lambda r: r["failed_as"] != NAME)
+    assert (warned["failed_as"], warned["outcome"]) == (NAME, "would_retry")
+    assert warned["reason"] == ("unchanged since it failed at checks (same sha256): it will "
+                                "most likely fail again")
+    assert warned["hint"] == "fix the file or its producer first"
+    assert (unwarned["failed_as"], unwarned["reason"], unwarned["hint"]) == (other, None, None)
+    assert cli.main(["retry", NAME, *where(settings)]) == 0  # a warning, not a refusal
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:4] == [NAME, "retried", NAME, "1"]
+    assert "unchanged since it failed at checks (same sha256)" in out
+    assert (settings.inbox / NAME).exists()
+
+
+def test_a_file_fixed_in_failed_goes_back_without_a_warning(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    write_parquet(settings.failed, day_table(DAY), NAME)  # corrected in place
+    capsys.readouterr()
+    assert cli.main(["retry", NAME, "--json", *where(settings)]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert (result["outcome"], result["reason"], result["hint"]) == ("retried", None, None)
+
+
+def test_sidecars_left_without_their_file_are_told_and_a_retrys_are_removed(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: a sidecar left in failed/ by a retry cut short (after its rename, before the
+    sidecar's removal) or by a file moved out by hand went unmentioned, forever."""
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    sidecar = settings.failed / f"{NAME}.error.json"
+    content = sidecar.read_bytes()
+    assert cli.main(["retry", NAME, *where(settings)]) == 0
+    sidecar.write_bytes(content)  # as a crash before the sidecar's removal leaves it
+    by_hand = f"transactions_{DAY}~4.parquet"
+    failed_by_hand(settings, by_hand, NAME).rename(settings.inbox / by_hand)
+    capsys.readouterr()
+    assert cli.main(["status", *where(settings)]) == 0
+    out = capsys.readouterr().out
+    assert "leftovers     2 sidecars without a file in failed/" in out
+    recorded, unrecorded = out.split("SIDECAR WITHOUT ITS FILE")[1].splitlines()[1:]
+    assert recorded.startswith(f"{NAME}.error.json") and "`retry --all` removes it" in recorded
+    assert unrecorded.startswith(f"{by_hand}.error.json") and "  -  " in unrecorded
+    assert "read it, then remove it by hand" in unrecorded
+    assert cli.main(["status", "--json", *where(settings)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(x["file"], x["retry_id"]) for x in doc["failed"]["leftover_sidecars"]] == [
+        (NAME, 1), (by_hand, None)]
+    assert doc["failed"]["leftover_sidecars"][0]["sidecar"] == str(sidecar)
+
+    assert cli.main(["retry", "--all", "--dry-run", "--json", *where(settings)]) == 0
+    [would] = json.loads(capsys.readouterr().out)
+    assert (would["failed_as"], would["outcome"], would["retry_id"]) == (
+        NAME, "would_remove_sidecar", 1) and sidecar.exists()
+    assert cli.main(["retry", "--all", *where(settings)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:5] == [NAME, "sidecar", "removed", NAME, "1"]
+    assert "left alone: 1 sidecar(s) in failed/ without a file and without a recorded" in out
+    assert not sidecar.exists() and (settings.failed / f"{by_hand}.error.json").exists()
+    assert len(retries(settings.db)) == 1  # removing a leftover records no retry
+
+
+def test_show_finds_a_retried_file_by_its_name_in_failed(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Audit: `show NAME~1` (its name in failed/) knew nothing of the file once retried,
+    though the ledger has its attempts under the name it was dropped under."""
+    bad = replaced_at(day_table(DAY), "amount", 0, -3.0)
+    for _ in range(2):  # the second failure finds NAME taken in failed/
+        assert pipeline.process(write_parquet(settings.work, bad, NAME)).status == "failed"
+    numbered = f"transactions_{DAY}~1.parquet"
+    assert (settings.failed / numbered).exists()
+    assert cli.main(["retry", numbered, *where(settings)]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", numbered, *where(settings)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{numbered}: 2 attempt(s), 1 retry(ies)")
+    assert cli.main(["show", numbered, "--json", *where(settings)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [a["file_name"] for a in doc["attempts"]] == [NAME, NAME]
+    assert [(r["failed_as"], r["file_name"]) for r in doc["retries"]] == [(numbered, NAME)]
+    # Moved out by hand, a `~N` name leaves no trace: show says which name to try.
+    assert cli.main(["show", f"transactions_{DAY}~2.parquet", *where(settings)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"nothing is known of transactions_{DAY}~2.parquet")
+    assert err.rstrip().endswith(f"try `show {NAME}`")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from config import Settings
 from daemon import files, folders, queries
 from daemon.commands import common, table
+from daemon.retries import name_refusal
 
 HISTORY_EPILOG = """\
 examples:
@@ -36,10 +38,11 @@ examples:
   filedrop-etl show failed/transactions_2026-03-01~1.parquet --json | jq .failed
 
 FILE is the name the file was dropped under, or its name in failed/ (a directory part
-is ignored).
+is ignored), also once a retry has sent it back: the retries table keeps that name.
 
-exit codes: 0 done; 1 nothing is known of FILE; 2 bad usage or configuration, or no
-usable database.
+exit codes: 0 done; 1 nothing is known of FILE (said on stderr, with the name to try
+when FILE has a ~N that failed/ gave it); 2 bad usage or configuration, or no usable
+database.
 """
 ERROR_WIDTH = 60
 # The time of day at the end of an ISO time, after its `T` (or the space the tables
@@ -160,23 +163,38 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
     name = files.display_name(Path(args.file).name)
     # The file as failed/ holds it now: under its own name, or as `name~N`.
     failed = [f for f in folders.failed_files(settings.failed) if name in (f.name, f.original)]
-    names = sorted({name, *(f.original for f in failed)})
+    names = {name, *(f.original for f in failed)}
     with common.reading(settings) as conn:
-        attempts = queries.attempts(conn, names)
-        retries = queries.retries(conn, names)
+        # Once retried, a `name~N` of failed/ lives on only in its retries' `failed_as`:
+        # the ledger has the file's attempts under the name it was sent back as.
+        names |= {r.file_name for r in queries.retries(conn, sorted(names))}
+        attempts = queries.attempts(conn, sorted(names))
+        retries = queries.retries(conn, sorted(names))
+    found = attempts or retries or failed
     if args.json:
         table.emit_json({"file": name, "attempts": attempts, "retries": retries,
                          "failed": [{**table.record(f), "sidecar": f.sidecar} for f in failed]})
-    else:
+    elif found:
         table.emit(_story(name, attempts, retries, failed))
-    found = attempts or retries or failed
+    else:
+        # Not an answer but the lack of one: stdout stays empty for whoever reads it.
+        table.emit(_unknown(name), sys.stderr)
     return common.EXIT_OK if found else common.EXIT_ATTENTION
+
+
+def _unknown(name: str) -> str:
+    text = f"nothing is known of {table.safe(name)}: no load, no retry, not in failed/"
+    # failed/ and processed/ add `~N` to a name already taken there: the file is known
+    # by the name it came with.
+    numbered = re.fullmatch(r"(.+)~\d+(\.[^.]*)?", name)
+    if numbered is not None:
+        text += ("; a `~N` name is the one failed/ or processed/ gave a file whose own was "
+                 f"taken: try `show {table.safe(numbered[1] + (numbered[2] or ''))}`")
+    return text
 
 
 def _story(name: str, attempts: list[queries.Load], retries: list[queries.Retry],
            failed: list[folders.FailedFile]) -> str:
-    if not (attempts or retries or failed):
-        return f"nothing is known of {table.safe(name)}: no load, no retry, not in failed/"
     parts = [f"{table.safe(name)}: {len(attempts)} attempt(s), {len(retries)} retry(ies)"
              + (", waiting in failed/" if failed else ""),
              "attempts\n" + table.render(
@@ -191,8 +209,12 @@ def _story(name: str, attempts: list[queries.Load], retries: list[queries.Retry]
             [(r.id, table.when(r.requested_at), r.requested_by, r.failed_as, r.file_name,
               r.reason) for r in retries]))
     for f in failed:
+        refusal = name_refusal(f)
+        # Never a retry that cannot work: a name that cannot load fails at its name again.
+        retry: list[tuple[str, table.Cell]] = (
+            [("retry", f"`retry {f.name}` sends it back as {f.original}")] if refusal is None
+            else [("retry", f"cannot help: {refusal[0]}"), ("instead", refusal[1])])
         parts.append(f"in failed/ as {f.name}\n" + table.pairs(
             [("failed at", table.when(f.attempted_at)), ("stage", f.stage),
-             ("reason", f.reason), ("hint", f.hint), ("retry", f"`retry {f.name}` sends "
-                                                     f"it back as {f.original}")]))
+             ("reason", f.reason), ("hint", f.hint), *retry]))
     return "\n\n".join(parts)

@@ -1,9 +1,9 @@
 """The `status` command: is the daemon running, how have loads gone, what is waiting.
 
-Prints `daemon.overview`'s snapshot as aligned lines and a table of failed files, or as
-one JSON document. The exit code is for cron and monitoring: 1 while failed files wait
-in failed/ for a retry, 2 when there is no usable database (what can be read without
-one, the lock and the directories, is still printed).
+Prints `daemon.overview`'s snapshot as aligned lines, a table of failed files and one of
+sidecars left without their file, or as one JSON document. The exit code is for cron and
+monitoring: 1 while failed files wait in failed/ for a retry, 2 when there is no usable
+database (what can be read without one, the lock and the directories, is still printed).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from config import Settings
-from daemon import overview
+from daemon import files, overview, queries, retries
 from daemon.commands import common, table
 
 log = structlog.get_logger("daemon.commands")
@@ -26,8 +26,18 @@ examples:
   filedrop-etl status --json | jq '.failed.files[] | {name, reason}'
   filedrop-etl status --db /srv/etl/etl.db || alert "filedrop-etl needs attention"
 
-Loads today are those finished since midnight UTC. A file "in flight" is claimed by the
-daemon (in the work directory): being loaded now, or resumed at the next start.
+Files today and in all count each file once (its name as dropped, as load_history has
+it), by its latest attempt in the period: processed if that one loaded, else failed.
+Loads count the attempts: a file that failed, was retried and failed again is 1 failed
+file and 2 loads. Today is attempts finished since midnight UTC; the JSON's `processed`
+and `failed` are files, `loads` the attempts. (The daemon's own tally, in
+etl_files_total and daemon_stopped, counts attempts since it started.) A file "in
+flight" is claimed by the daemon (in the work directory): being loaded now, or resumed
+at the next start.
+
+A sidecar left in failed/ without its file (leftovers) was left by a retry cut short
+between its move and the sidecar's removal, which `retry --all` finishes, or by a file
+moved out by hand: read it, then remove it yourself.
 
 exit codes: 0 all well; 1 failed files wait in failed/ for `retry`; 2 bad usage or
 configuration, or no usable database (the rest of the status is still printed).
@@ -78,9 +88,21 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
         "last_success": s.last_success,
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
-        "failed": {"path": str(s.failed_dir), "files": s.failed},
+        "failed": {"path": str(s.failed_dir), "files": s.failed,
+                   "leftover_sidecars": [
+                       {"sidecar": files.display_name(str(x.sidecar.path)), "file": x.sidecar.name,
+                        "retry_id": x.retry.id if x.retry else None, "hint": _leftover_hint(x)}
+                       for x in s.leftovers]},
         "exit_code": code,
     }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _files(tally: queries.Tally) -> str:
+    return f"{_count(tally.processed, 'file')} processed, {tally.failed} failed"
 
 
 def _text(s: overview.Overview) -> str:
@@ -94,9 +116,9 @@ def _text(s: overview.Overview) -> str:
     ]
     if s.loads_today is not None and s.loads_total is not None:
         lines += [
-            ("today", f"{s.loads_today.processed} processed, {s.loads_today.failed} failed "
-                      f"({s.today}, UTC)"),
-            ("in all", f"{s.loads_total.processed} processed, {s.loads_total.failed} failed"),
+            ("today", f"{_files(s.loads_today)} ({_count(s.loads_today.loads, 'load')}, "
+                      f"{s.today} UTC)"),
+            ("in all", f"{_files(s.loads_total)} ({_count(s.loads_total.loads, 'load')})"),
             ("last success", "never" if last is None else
              f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)"),
         ]
@@ -104,6 +126,9 @@ def _text(s: overview.Overview) -> str:
         ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
         ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
     ]
+    if s.leftovers:
+        lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
+                                   "in failed/"))
     text = table.pairs(lines)
     if s.failed:
         rows = [(f.name, table.when(f.attempted_at), f.stage,
@@ -111,4 +136,25 @@ def _text(s: overview.Overview) -> str:
         text += ("\n\n" + table.render(("file", "failed at", "stage", "reason"), rows)
                  + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
                  "`retry FILE` or `retry --all`")
+        # `retry` refuses these: proposing it would only have them fail again.
+        for f in s.failed:
+            refusal = retries.name_refusal(f)
+            if refusal is not None:
+                text += "\n" + table.safe(f"{f.name} cannot be retried "
+                                          f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")
+    if s.leftovers:
+        text += "\n\n" + table.render(
+            ("sidecar without its file", "retry id", "what to do"),
+            [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
+              _leftover_hint(x)) for x in s.leftovers])
     return text
+
+
+def _leftover_hint(x: overview.Leftover) -> str:
+    if x.retry is not None:
+        return (f"left by a retry that sent its file back as {x.retry.file_name}: "
+                "`retry --all` removes it")
+    # The daemon writes a sidecar just before it moves the file in: a file in flight may
+    # be that file, which the daemon finishes moving itself.
+    return ("no retry recorded it: unless a file is in flight, its file was moved out by "
+            "hand; read it, then remove it by hand")
