@@ -66,8 +66,9 @@ CHECKS: tuple[Check, ...] = (
     Check("file_date_prefix", KEY),
 )
 
-# The run date is taken from the file name; anything before or after it is free, so an
-# archived name with a uniqueness suffix (`transactions_2026-02-10~1.parquet`) still parses.
+# The run date is taken from the file name, which is this and nothing else but for an
+# optional `~N` before `.parquet`, so that an archived name with a uniqueness suffix
+# (`transactions_2026-02-10~1.parquet`) still parses.
 # Use with `fullmatch`: `$` would also accept a name ending in a newline.
 FILE_NAME_PATTERN = re.compile(r"transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+)?\.parquet")
 FILE_NAME_EXAMPLE = "transactions_YYYY-MM-DD.parquet"
