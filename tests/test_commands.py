@@ -348,6 +348,10 @@ def test_tables_align_numbers_right_and_escape_control_characters() -> None:
         "bb              123      -",
     ]
     assert table.render(("x",), [], empty="nothing") == "nothing"
+    # A count column of only unknowns lines up as the numbers it would hold.
+    assert table.render(("rows", "inserted"), [(None, 0)], numeric=("rows",)).splitlines() \
+        == ["ROWS  INSERTED", "   -         0"]
+    assert table.render(("rows", "inserted"), [(None, 0)]).splitlines()[1] == "-            0"
     assert table.when("2026-03-01T10:11:12.123456Z") == "2026-03-01 10:11:12Z"
 
 

@@ -45,6 +45,8 @@ when FILE has a ~N that failed/ gave it); 2 bad usage or configuration, or no us
 database.
 """
 ERROR_WIDTH = 60
+# A failed attempt's rows are often unknown ("-"): still aligned as the numbers they are.
+COUNTS = ("id", "rows", "inserted", "updated", "unchanged", "deleted")
 # The time of day at the end of an ISO time, after its `T` (or the space the tables
 # print), to tell how precisely the time was given.
 _TIME_OF_DAY = re.compile(r"[Tt ](?P<hour>\d{2})(?P<minute>:?\d{2})?(?P<second>:?\d{2})?"
@@ -155,7 +157,7 @@ def run_history(settings: Settings, args: argparse.Namespace) -> int:
         [(x.id, table.when(x.finished_at), x.file_name, x.status, x.run_date, x.rows,
           x.inserted, x.updated, x.unchanged, x.deleted,
           table.short(x.error, ERROR_WIDTH) if x.error else None) for x in loads],
-        empty="no loads match"))
+        empty="no loads match", numeric=COUNTS))
     return common.EXIT_OK
 
 
@@ -202,7 +204,8 @@ def _story(name: str, attempts: list[queries.Load], retries: list[queries.Retry]
                   "updated", "unchanged", "deleted", "sha256", "error"),
                  [(x.id, table.when(x.started_at), table.when(x.finished_at), x.status,
                    x.run_date, x.rows, x.inserted, x.updated, x.unchanged, x.deleted,
-                   (x.sha256 or "")[:12] or None, x.error) for x in attempts])]
+                   (x.sha256 or "")[:12] or None, x.error) for x in attempts],
+                 numeric=COUNTS)]
     if retries:
         parts.append("retries\n" + table.render(
             ("id", "requested", "by", "failed as", "sent back as", "reason"),

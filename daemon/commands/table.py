@@ -14,7 +14,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -50,13 +50,18 @@ def _shown(value: Cell) -> str:
 
 
 def render(columns: Sequence[str], rows: Iterable[Sequence[Cell]], *,
-           empty: str = "(none)") -> str:
-    """An aligned table, its header in capitals; `empty` when there are no rows."""
+           empty: str = "(none)", numeric: Collection[str] = ()) -> str:
+    """An aligned table, its header in capitals; `empty` when there are no rows.
+
+    Columns of numbers are right-aligned, and so are those named in `numeric` whatever
+    they hold: a count column of only "-" (unknown) still lines up with its neighbours.
+    """
     raw = [list(row) for row in rows]
     if not raw:
         return empty
-    right = [all(isinstance(r[i], int | float) or r[i] is None for r in raw)
-             and any(r[i] is not None for r in raw) for i in range(len(columns))]
+    right = [columns[i] in numeric
+             or (all(isinstance(r[i], int | float) or r[i] is None for r in raw)
+                 and any(r[i] is not None for r in raw)) for i in range(len(columns))]
     cells = [[c.upper() for c in columns], *([_shown(v) for v in row] for row in raw)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = ["  ".join(cell.rjust(w) if r else cell.ljust(w)
