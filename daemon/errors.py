@@ -104,4 +104,4 @@ def open_error_message(exc: OSError) -> str:
 
 
 class DatabaseUnavailable(EtlError):
-    """An operator's command found no database where the settings point, or none it can use."""
+    """No database where the settings point, or none that can be used (a directory)."""

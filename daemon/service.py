@@ -32,7 +32,7 @@ from daemon import (
     staging,
     store,
 )
-from daemon.errors import AlreadyRunning, SchemaMismatch
+from daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from daemon.lock import InstanceLock
 from daemon.server import StatusServer
 from daemon.watcher import Watcher, retry_delay
@@ -94,20 +94,13 @@ def run(settings: Settings, *, once: bool) -> int:
                 return EXIT_OK
             cleanup.callback(conn.close)
             _remove_leftovers("staging_leftover_removed", staging.leftover_files(settings.db))
-        except SchemaMismatch as exc:
+        except (SchemaMismatch, DatabaseUnavailable) as exc:
             log.error("database_unavailable", db=str(settings.db), reason=exc.message,
                       hint=exc.hint)
             return EXIT_USAGE
         except (sqlite3.Error, OSError) as exc:
-            if settings.db.is_dir():
-                # SQLite says only "unable to open database file", naming neither.
-                log.error("database_unavailable", db=str(settings.db),
-                          reason=f"{settings.db} is a directory, not a database file",
-                          hint="give the database file itself, which the daemon creates "
-                          f"if it does not exist (such as --db {settings.db / 'etl.db'})")
-            else:
-                log.error("database_unavailable", db=str(settings.db), reason=str(exc),
-                          hint="check that the path is writable and is a SQLite database")
+            log.error("database_unavailable", db=str(settings.db), reason=str(exc),
+                      hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
         watcher = Watcher(settings, conn, once=once)
         try:

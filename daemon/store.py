@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from config import contract
+from daemon.errors import DatabaseUnavailable
 
 _DATA = contract.COLUMN_NAMES
 _VALUES = tuple(n for n in _DATA if n != contract.KEY)
@@ -51,13 +52,25 @@ def uri(path: Path, **params: str) -> str:
     return "file://" + quote(os.fsencode(path.absolute())) + (f"?{query}" if query else "")
 
 
+def not_a_database_file(path: Path) -> DatabaseUnavailable:
+    """The error for a database path that is a directory: SQLite says only "unable to
+    open database file" (or, reading, "disk I/O error"), naming neither."""
+    return DatabaseUnavailable(
+        f"{path} is a directory, not a database file",
+        hint="give the database file itself, the one the daemon uses (it creates it if "
+        f"it does not exist), such as --db {path / 'etl.db'}")
+
+
 def connect(path: Path, busy_timeout_seconds: float = 5.0, *,
             create: bool = True) -> sqlite3.Connection:
     """The one way this project opens its database for writing.
 
     `create=False` for a command that writes to the daemon's database but must not
     invent one where there is none: SQLite then refuses a missing file (CANTOPEN).
+    A directory at `path` is `DatabaseUnavailable`.
     """
+    if path.is_dir():
+        raise not_a_database_file(path)
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: transactions are ours (see `transaction`), not the module's.
@@ -86,7 +99,10 @@ def connect_readonly(path: Path, busy_timeout_seconds: float = 5.0) -> sqlite3.C
     mode a reader does not block the writer either. `query_only` is a second guard
     against a write slipping in. The busy timeout covers the rare moments a reader must
     wait (WAL recovery after a crash, the daemon switching the journal mode at start-up).
+    A directory at `path` is `DatabaseUnavailable`.
     """
+    if path.is_dir():
+        raise not_a_database_file(path)
     conn = sqlite3.connect(uri(path, mode="ro"), timeout=busy_timeout_seconds,
                            isolation_level=None, check_same_thread=False, uri=True)
     try:

@@ -80,13 +80,12 @@ def database_missing(settings: Settings) -> DatabaseUnavailable:
 
 
 def _check_present(settings: Settings) -> None:
-    # SQLite calls a directory only a "disk I/O error", which names neither the path nor
-    # the mistake.
+    # The connection would refuse a directory too (`store.not_a_database_file`); here
+    # the message can also say where the path came from.
     if settings.db.is_dir():
-        raise DatabaseUnavailable(
-            f"{settings.db} is a directory, not a database file ({_db_source(settings)})",
-            hint="give the database file itself, the one the daemon uses (such as "
-            f"--db {settings.db / 'etl.db'})")
+        refused = store.not_a_database_file(settings.db)
+        raise DatabaseUnavailable(f"{refused.message} ({_db_source(settings)})",
+                                  hint=refused.hint)
     if not settings.db.exists():
         raise database_missing(settings)
 
