@@ -27,6 +27,7 @@ import structlog
 
 from config import EtlError, contract
 from daemon import store
+from daemon.errors import BadInput
 
 log = structlog.get_logger("daemon.staging")
 
@@ -38,6 +39,18 @@ class StagingUnavailable(EtlError):
     shaped, so this is a fault of the machine (disk full, permissions, memory), never of
     the input: the pipeline retries the load and never quarantines the file for it."""
 
+
+class StagingFailed(EtlError):
+    """The driver refused contract-shaped rows for no reason of the machine's: a bug,
+    so the file is set aside with a traceback rather than retried forever."""
+
+
+# SQLite's own words (`sqlite3_errstr`) for faults of the machine. The ADBC driver reports
+# only the message, never the result code, so the words are all there is to go by.
+_MACHINE_FAULTS = ("database or disk is full", "disk I/O error", "out of memory",
+                   "unable to open database file", "attempt to write a readonly database",
+                   "database is locked")
+_TOO_BIG = "string or blob too big"
 
 # Nullable, as the reader's batches are: a null must reach staging to be counted.
 _SCHEMA = pa.schema([pa.field(c.name, c.arrow_type) for c in contract.COLUMNS])
@@ -60,7 +73,13 @@ def _glob_escape(name: str) -> str:
 
 class _Feed:
     """Passes batches to the driver and keeps any exception raised while producing them:
-    the driver reports it as its own error, and the input's error is the one that matters."""
+    the driver reports it as its own error, and the input's error is the one that matters.
+
+    Only the source's own errors are kept. A driver that fails mid-stream (a full disk)
+    lets go of the stream, which closes this generator: the `GeneratorExit` thrown in at
+    its `yield` is the driver's doing, not the input's, and kept as the input's error it
+    once escaped the per-file boundary and crashed the worker.
+    """
 
     def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
         self.batches = batches
@@ -68,13 +87,17 @@ class _Feed:
         self.rows = 0
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in self.batches:
-                self.rows += batch.num_rows
-                yield batch
-        except BaseException as exc:
-            self.error = exc
-            raise
+        source = iter(self.batches)
+        while True:
+            try:
+                batch = next(source)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                self.error = exc
+                raise
+            self.rows += batch.num_rows
+            yield batch
 
 
 def _execute(conn: adbc.AdbcConnection, sql: str) -> None:
@@ -108,7 +131,8 @@ def staged(db: Path, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[Path, 
     path and row count; delete it afterwards, whatever happened.
 
     An exception raised while producing the batches is re-raised as it was; a failure of
-    the staging file itself is `StagingUnavailable`.
+    the staging file itself is `StagingUnavailable` when the machine is at fault (see
+    `_staging_error` for the rest).
     """
     path: Path | None = None
     feed = _Feed(batches)
@@ -120,11 +144,7 @@ def staged(db: Path, batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[Path, 
             _write(path, feed)
         except (adbc.Error, OSError) as exc:
             if feed.error is None:
-                raise StagingUnavailable(
-                    f"cannot write the staging file {path or db.parent}: {_reason(exc)}",
-                    hint="free disk space or memory, or make the database's directory "
-                    "writable; the file stays in the work directory and is retried",
-                ) from exc
+                raise _staging_error(exc, path or db.parent) from exc
         if feed.error is not None:
             # Raised outside the handler, so that it keeps its own cause and context
             # instead of taking the driver's report of it as its context.
@@ -144,6 +164,22 @@ def _remove(path: Path) -> None:
     except OSError as exc:
         log.warning("staging_cleanup_failed", path=str(path), reason=str(exc),
                     hint="delete the file by hand, or restart the daemon, which does")
+
+
+def _staging_error(exc: adbc.Error | OSError, where: Path) -> EtlError:
+    """What a failure to write the staging file means: the machine's fault (retried), a
+    value too large to store (the file's), or else a bug (the file is set aside)."""
+    reason = _reason(exc)
+    if isinstance(exc, OSError) or any(words in reason for words in _MACHINE_FAULTS):
+        return StagingUnavailable(
+            f"cannot write the staging file {where}: {reason}",
+            hint="free disk space or memory, or make the database's directory "
+            "writable; the file stays in the work directory and is retried")
+    if _TOO_BIG in reason:
+        return BadInput(f"a value or row is too large for SQLite to store: {reason}",
+                        stage="stage", hint="have the producer keep each value and row "
+                        "well under 1 GB, then drop the file again")
+    return StagingFailed(f"the staging database refused the rows: {reason}")
 
 
 def _reason(exc: BaseException) -> str:
