@@ -49,6 +49,11 @@ class Settings:
     # (host, port) of the metrics and health server, None when off; port 0 picks one.
     http: tuple[str, int] | None
     stall_seconds: float
+    # Larger inputs are refused as bad input before they are read; None: no limit.
+    max_file_bytes: int | None
+    max_file_rows: int | None
+    # Starts that may resume one claimed file without an outcome before it is set aside.
+    max_resumes: int
     config_file: Path | None
     # Where each setting came from (`work` derived from the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
@@ -110,6 +115,47 @@ def _http(value: object) -> tuple[str, int] | None:
     return host, port
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("expected a whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if number < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return number
+
+
+def _limit(value: object, units: Mapping[str, int]) -> int | None:
+    """`off` (or empty, or 0) for no limit, else a whole number of at least 1, optionally
+    with one of `units`' suffixes."""
+    text = str(value).strip().upper() if isinstance(value, str) else value
+    if text in ("", "OFF", 0):
+        return None
+    if isinstance(text, str) and text[-1:] in units and text[-1:]:
+        number, unit = text[:-1].strip(), units[text[-1]]
+        try:
+            scaled = float(number) * unit
+        except ValueError:
+            raise ValueError("expected a number, optionally with K, M, G or T") from None
+        if not math.isfinite(scaled) or scaled < 1:
+            raise ValueError("expected a positive size")
+        return int(scaled)
+    return _count(text)
+
+
+def _file_bytes(value: object) -> int | None:
+    return _limit(value, _SIZE_UNITS)
+
+
+def _file_rows(value: object) -> int | None:
+    return _limit(value, {})
+
+
 # `work` has no default of its own: it is derived from the inbox (see `_default_work`).
 _PARSERS: dict[str, Callable[[object], object]] = {
     "inbox": _path,
@@ -125,6 +171,9 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "poll_seconds": _seconds,
     "http": _http,
     "stall_seconds": _seconds,
+    "max_file_bytes": _file_bytes,
+    "max_file_rows": _file_rows,
+    "max_resumes": _count,
 }
 _DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
@@ -141,6 +190,11 @@ _DEFAULTS: dict[str, object] = {
     # Longer than the slowest file's longest single step (the merge of 5M rows takes
     # about 10 s here), so that only a stuck worker is called stalled.
     "stall_seconds": 300.0,
+    "max_file_bytes": "off",
+    "max_file_rows": "off",
+    # A file the daemon stopped on three times running (a crash, the OOM killer, the
+    # watchdog) would most likely stop it again: set it aside so later files load.
+    "max_resumes": 3,
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
 

@@ -34,7 +34,7 @@ COMMANDS = ("run", *ops.NAMES)
 EXIT_USAGE = 2  # as `daemon.service`'s, which is imported only to run the daemon
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
-               "http", "stall_seconds")
+               "http", "stall_seconds", "max_file_bytes", "max_file_rows", "max_resumes")
 _PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db")
 
 
@@ -88,6 +88,15 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
     run.add_argument("--stall-seconds", type=float, metavar="S",
                      help="a worker silent this long counts as stalled (/healthz 503, no "
                      "systemd watchdog ping)")
+    run.add_argument("--max-file-bytes", metavar="SIZE",
+                     help="refuse larger files as bad input, unread: bytes, or with K, M, G "
+                     "or T (powers of 1024), or off (the default)")
+    run.add_argument("--max-file-rows", metavar="N",
+                     help="refuse files of more rows as bad input, or off (the default)")
+    run.add_argument("--max-resumes", metavar="N",
+                     help="starts that may resume one claimed file without an outcome (the "
+                     "daemon stopped while loading it each time) before it is set aside in "
+                     "failed/ (default 3)")
     run.add_argument("--once", action="store_true",
                      help="drain the inbox and exit: 0 if every file loaded, 1 if any failed")
 

@@ -11,7 +11,7 @@ start-up; `DatabaseUnavailable` ends an operator's command. All derive from
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from config import EtlError
@@ -70,6 +70,25 @@ class ChecksFailed(BadInput):
         )
 
 
+class StoppedTooOften(BadInput):
+    """The daemon stopped while loading this file every time it was resumed: the file is
+    set aside so that the files behind it load (see `daemon.resumes`)."""
+
+    stage = "resume"
+
+    def __init__(self, attempts: Sequence[Mapping[str, object]]) -> None:
+        self.attempts = [dict(a) for a in attempts]
+        times = ", ".join(str(a.get("resumed_at")) for a in self.attempts)
+        super().__init__(
+            f"the daemon stopped while loading this file each of the {len(self.attempts)} "
+            f"times it was resumed (at {times}), without reaching an outcome; it is set "
+            "aside so that the files behind it load",
+            hint="look in the daemon's log at those times for what ended it (worker_crashed, "
+            "the out-of-memory killer, the systemd watchdog); once that is fixed, "
+            "`filedrop-etl retry` sends the file back",
+        )
+
+
 class AlreadyRunning(EtlError):
     """Another daemon holds the single-instance lock on this database."""
 
@@ -78,7 +97,7 @@ class SchemaMismatch(EtlError):
     """The database holds tables this daemon did not create, or a newer schema."""
 
 
-def describe(exc: Exception, stage: str) -> dict[str, object]:
+def describe(exc: BaseException, stage: str) -> dict[str, object]:
     """The sidecar's account of an error: where, what, and what to do next."""
     return {
         "stage": stage,
@@ -89,6 +108,7 @@ def describe(exc: Exception, stage: str) -> dict[str, object]:
                 "this sidecar and the log line",
         "checks": [vars(f) for f in exc.failures] if isinstance(exc, ChecksFailed) else [],
         "schema_problems": exc.problems if isinstance(exc, ContractError) else [],
+        **({"resumes": exc.attempts} if isinstance(exc, StoppedTooOften) else {}),
     }
 
 

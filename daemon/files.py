@@ -16,7 +16,7 @@ import itertools
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -32,6 +32,8 @@ SIDECAR_SUFFIX = ".error.json"
 NAME_MAX = 255  # bytes in one file name on ext4, xfs, btrfs and tmpfs
 PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
+# About a tenth of a second of hashing here, so the worker's life shows at that pace.
+PROGRESS_BYTES = 64 << 20
 
 
 def is_ignored(name: str) -> bool:
@@ -82,14 +84,22 @@ def open_no_follow(path: Path) -> BinaryIO:
         raise
 
 
-def sha256_of(handle: BinaryIO) -> tuple[str, int]:
-    """Lowercase hex SHA-256 and size of an open file, read from its start; rewinds it."""
+def sha256_of(handle: BinaryIO,
+              progress: Callable[[], None] = lambda: None) -> tuple[str, int]:
+    """Lowercase hex SHA-256 and size of an open file, read from its start; rewinds it.
+
+    `progress` is called after every `PROGRESS_BYTES` read: hashing a file of many
+    gigabytes (or a sparse one) is work going on, not a stuck worker.
+    """
     handle.seek(0)
     digest = hashlib.sha256()
-    size = 0
+    size, next_progress = 0, PROGRESS_BYTES
     while chunk := handle.read(_CHUNK):
         digest.update(chunk)
         size += len(chunk)
+        if size >= next_progress:
+            progress()
+            next_progress += PROGRESS_BYTES
     handle.seek(0)
     return digest.hexdigest(), size
 

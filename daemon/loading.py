@@ -11,6 +11,7 @@ It neither moves files nor logs outcomes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -47,9 +48,15 @@ class Attempt:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` is the environment's (a busy or full database, no staging room), so
-    the file waits for a retry instead of failing."""
-    if isinstance(exc, staging.StagingUnavailable):
+    """Whether `exc` is the environment's (a busy or full database, no staging room, no
+    memory), so the file waits for a retry instead of failing.
+
+    Memory is the machine's, whatever asked for it: Python's `sqlite3` reports SQLite's
+    NOMEM as `MemoryError`, not as an `sqlite3.Error`, and pyarrow's `ArrowMemoryError`
+    is one too. A file too large to ever fit is refused by `max_file_bytes` and
+    `max_file_rows`, not by blaming it for the memory it was denied.
+    """
+    if isinstance(exc, staging.StagingUnavailable | MemoryError):
         return True
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE
@@ -68,8 +75,10 @@ def load_file(attempt: Attempt, settings: Settings, conn: sqlite3.Connection,
         raise BadInput(open_error_message(exc), stage="open",
                        hint="drop a regular, readable file") from exc
     with handle:
+        _refuse_larger_than(os.fstat(handle.fileno()).st_size, settings.max_file_bytes,
+                            "bytes", "max_file_bytes")
         attempt.stage = "hash"
-        sha256, size = files.sha256_of(handle)
+        sha256, size = files.sha256_of(handle, progress)
         attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
                                claim=files.claim_key(handle))
         attempt.stage = "name"
@@ -81,8 +90,9 @@ def load_file(attempt: Attempt, settings: Settings, conn: sqlite3.Connection,
             log.info("file_already_loaded", file=attempt.load.file_name)
             return recorded[1]
         attempt.stage = "read"
-        source = reader.open_parquet(handle)
+        source = reader.open_parquet(handle, conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH))
         attempt.rows = source.rows
+        _refuse_larger_than(source.rows, settings.max_file_rows, "rows", "max_file_rows")
         if source.extra_columns:
             log.warning("extra_columns_ignored", file=attempt.load.file_name,
                         columns=list(source.extra_columns))
@@ -90,6 +100,15 @@ def load_file(attempt: Attempt, settings: Settings, conn: sqlite3.Connection,
             raise BadInput("the file has no rows", stage="checks",
                            hint="a day's file must hold that day's transactions")
         return _load_rows(source, attempt, run_date, settings, conn, progress)
+
+
+def _refuse_larger_than(amount: int, limit: int | None, unit: str, setting: str) -> None:
+    """`BadInput` for an input over the operator's limit, before any of it is read."""
+    if limit is not None and amount > limit:
+        raise BadInput(f"the file holds {amount:,} {unit}, more than {setting} "
+                       f"({limit:,})", stage="open" if unit == "bytes" else "read",
+                       hint=f"have the producer split it into smaller files, or raise "
+                       f"{setting} if files this large are expected")
 
 
 def _passing_staging_point(batches: Iterator[pa.RecordBatch],

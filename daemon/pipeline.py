@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
 from config import Settings
 from daemon import crashpoints, files, ledger, loading, quarantine, store
-from daemon.errors import BadInput, describe
+from daemon.errors import BadInput, StoppedTooOften, describe
 
 log = structlog.get_logger("daemon.pipeline")
 
@@ -81,7 +81,37 @@ class Pipeline:
         """
         self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
         with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
-            return self._process(claimed)
+            try:
+                return self._process(claimed)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                # A fault after the verdict, while archiving, quarantining or recording
+                # it (the load's own are handled in `_process`): the file stays claimed
+                # and is tried again, never lost and never the worker's end.
+                log.error("file_retry_scheduled", file=files.display_name(claimed.name),
+                          stage="outcome", error_type=type(exc).__name__, reason=str(exc),
+                          hint="the file stays in the work directory and is retried; this "
+                          "is a bug in the daemon: report it with this line",
+                          exc_info=True, **self._schedule)
+                return Outcome("retry", claimed)
+
+    def set_aside(self, claimed: Path, attempts: list[dict[str, Any]], *,
+                  attempt: int = 1, retry_in_seconds: float | None = None) -> Outcome:
+        """Quarantine a resumed file, unread, that the daemon stopped on every time it was
+        resumed (`attempts`, from `daemon.resumes`): reading it again could end it again."""
+        self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
+        shown = files.display_name(claimed.name)
+        with structlog.contextvars.bound_contextvars(file=shown):
+            try:
+                size: int | None = claimed.lstat().st_size
+                run_date: str | None = files.run_date_from_name(claimed.name)
+            except (OSError, BadInput):
+                size = run_date = None
+            load = ledger.LoadRecord(shown, None, size, self.settings.write_mode, run_date,
+                                    ledger.utc_now())
+            attempt_ = loading.Attempt(claimed, load, time.perf_counter(), stage="resume")
+            return self._fail(attempt_, StoppedTooOften(attempts))
 
     def _process(self, claimed: Path) -> Outcome:
         # A file whose outcome is decided but could not be moved only needs the move again.
@@ -91,10 +121,14 @@ class Pipeline:
         load = ledger.LoadRecord(files.display_name(claimed.name), None, None,
                                 self.settings.write_mode, None, ledger.utc_now())
         attempt = loading.Attempt(claimed, load, time.perf_counter())
-        # `Exception`, not `BaseException`: KeyboardInterrupt and SystemExit pass through.
         try:
             attempt.counts = loading.load_file(attempt, self.settings, self.conn, self.progress)
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the process's to handle, never a verdict on the file
+        except BaseException as exc:
+            # Any other `BaseException` too (a `GeneratorExit` a library let out once):
+            # past this boundary it would end the worker, and every restart would resume
+            # the file first and end again.
             if loading.is_transient(exc):
                 return self._retry(attempt, exc)
             return self._fail(attempt, exc)
@@ -124,14 +158,16 @@ class Pipeline:
                  archived_as=files.display_name(str(archived)))
         return Outcome("processed", archived, counts)
 
-    def _retry(self, attempt: loading.Attempt, exc: Exception) -> Outcome:
+    def _retry(self, attempt: loading.Attempt, exc: BaseException) -> Outcome:
+        # Python's MemoryError says nothing at all: name what it means.
+        reason = str(exc) or ("out of memory" if isinstance(exc, MemoryError) else repr(exc))
         log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
-                  error_type=type(exc).__name__, reason=str(exc),
+                  error_type=type(exc).__name__, reason=reason,
                   hint="the file stays in the work directory and is retried; fix the "
-                  "database or disk condition named in reason", **self._schedule)
+                  "database, disk or memory condition named in reason", **self._schedule)
         return Outcome("retry", attempt.path)
 
-    def _fail(self, attempt: loading.Attempt, exc: Exception) -> Outcome:
+    def _fail(self, attempt: loading.Attempt, exc: BaseException) -> Outcome:
         """Record a terminal failure in the ledger, then quarantine the file."""
         stage = exc.stage if isinstance(exc, BadInput) else attempt.stage
         load = attempt.load
