@@ -25,7 +25,8 @@ from daemon import files, ledger
 from daemon.inbox import Candidate, Inbox
 from daemon.metrics import OUTCOMES, Metrics
 from daemon.observer import LOST, Hints, InboxObserver
-from daemon.pipeline import Pipeline
+from daemon.pipeline import Outcome, Pipeline
+from daemon.resumes import Resumes
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -62,6 +63,10 @@ class Watcher:
         self._retries: dict[Path, tuple[float, int]] = {}
         # `once` only: a file had to wait, so this drain takes nothing more.
         self._held = False
+        # Left-over claims not yet attempted in this run, and the journal of how often
+        # the daemon stopped while loading each (see `daemon.resumes`).
+        self._resumed: set[Path] = set()
+        self.resumes = Resumes(settings.work, settings.max_resumes)
         self._observer = InboxObserver(settings, self.hints)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
@@ -162,9 +167,15 @@ class Watcher:
                       hint="restore the work directory; files in it are resumed at start-up")
         # Left-over claims join the retry queue, in claim order, due now: they are loaded
         # before any new drop, and one that must wait holds back those claimed after it.
+        unfinished = self.resumes.keep_only(left_over)
         for path in left_over:
-            log.info("file_resumed", file=files.display_name(path.name))
+            # How often the daemon already stopped while loading it: at max_resumes it
+            # is set aside instead of loaded (see `_attempt`).
+            log.info("file_resumed", file=files.display_name(path.name),
+                     unfinished_attempts=unfinished.get(path.name, 0),
+                     max_resumes=self.settings.max_resumes)
             self._retries[path] = (0.0, 0)
+        self._resumed.update(left_over)
         swept = self.inbox.scan("sweep")
         self._detected(swept)
         # From here on a new file is found by its event (or a rescan): the daemon is ready.
@@ -242,7 +253,7 @@ class Watcher:
         # a drain does not retry (see below).
         delay = None if self.once else retry_delay(attempts + 1)
         started = time.perf_counter()
-        outcome = self.pipeline.process(claimed, attempt=attempts + 1, retry_in_seconds=delay)
+        outcome = self._attempt(claimed, attempts + 1, delay)
         self.ticked_at = time.monotonic()
         self.outcomes[outcome.status] += 1
         self.metrics.file_done(outcome.status, time.perf_counter() - started, outcome.counts)
@@ -256,6 +267,21 @@ class Watcher:
             self._held = True
             return
         self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
+
+    def _attempt(self, claimed: Path, attempt: int, delay: float | None) -> Outcome:
+        """One attempt at a claimed file; a resumed one is written down first, and set
+        aside unread if the daemon stopped while loading it every time it was resumed."""
+        if claimed not in self._resumed:
+            return self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay)
+        self._resumed.discard(claimed)
+        stopped_on = self.resumes.begin(claimed)
+        if stopped_on is None:
+            outcome = self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay)
+        else:
+            outcome = self.pipeline.set_aside(claimed, stopped_on, attempt=attempt,
+                                              retry_in_seconds=delay)
+        self.resumes.ended(claimed)
+        return outcome
 
     def _detected(self, found: list[Candidate]) -> None:
         for candidate in found:

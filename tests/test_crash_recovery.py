@@ -6,16 +6,20 @@ pieces they rely on, each checked on its own.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from structlog.testing import capture_logs
 
 from config import ConfigError, Settings
 from daemon import crashpoints, quarantine
 from daemon.pipeline import Pipeline
+from daemon.resumes import Resumes
 from tests.conftest import DaemonProcess, day_table, drop, ledger, write_parquet
 
 Start = Callable[..., DaemonProcess]
@@ -109,3 +113,72 @@ def test_a_sidecar_left_half_written_is_removed_at_start(settings: Settings,
     assert not leftover.exists() and kept.exists()
     assert quarantine.sidecar_leftovers(settings.failed) == []
 
+
+
+# --- a file the daemon keeps stopping on -------------------------------------------------
+
+ARMED = {crashpoints.ENV_VAR: "during_staging"}
+
+
+def _killed_at_the_crash_point(daemon: DaemonProcess) -> None:
+    daemon.wait_for("crash_point_reached")
+    daemon.proc.kill()
+    daemon.proc.wait()
+
+
+def test_a_file_the_daemon_keeps_stopping_on_is_set_aside_after_max_resumes(
+        settings: Settings, start_daemon: Start) -> None:
+    """Guards a found bug: a file that ended the daemon was resumed first at every start
+    and ended it again, so under systemd's restarts no later drop ever loaded. Here the
+    crash point stands in for what ends it (a crash in a library, the OOM killer)."""
+    daemon = start_daemon("--max-resumes", "2", env=ARMED)
+    drop(write_parquet(settings.inbox.parent / "out", day_table("2026-02-10")), settings.inbox)
+    _killed_at_the_crash_point(daemon)  # the first claim
+    for run in (1, 2):
+        daemon = start_daemon("--max-resumes", "2", env=ARMED, log_name=f"run-{run}.log")
+        [resumed] = daemon.matching("file_resumed", file=NAME)
+        assert (resumed["unfinished_attempts"], resumed["max_resumes"]) == (run - 1, 2)
+        _killed_at_the_crash_point(daemon)
+    # Unarmed now: the file is set aside by its count, not because it would end this run.
+    daemon = start_daemon("--max-resumes", "2", log_name="run-3.log")
+    [line] = daemon.wait_for("file_failed", file=NAME)
+    assert (line["stage"], line["error_type"]) == ("resume", "StoppedTooOften")
+    assert "stopped while loading this file each of the 2 times it was resumed" in line[
+        "reason"]
+    sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
+    assert [set(entry) for entry in sidecar["resumes"]] == [{"resumed_at", "pid"}] * 2
+    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
+    assert list(settings.work.iterdir()) == []  # the journal too is gone
+    # The queue is not wedged: the next drop loads.
+    other = "transactions_2026-02-11.parquet"
+    drop(write_parquet(settings.inbox.parent / "out", day_table("2026-02-11"),
+                       run_date="2026-02-11"), settings.inbox)
+    daemon.wait_for("file_processed", file=other)
+    assert daemon.stop() == 0
+
+
+def test_a_resumed_file_that_loads_leaves_no_count_behind(settings: Settings,
+                                                          start_daemon: Start) -> None:
+    daemon = start_daemon(env=ARMED)
+    drop(write_parquet(settings.inbox.parent / "out", day_table("2026-02-10")), settings.inbox)
+    _killed_at_the_crash_point(daemon)
+    daemon = start_daemon(log_name="run-1.log")
+    daemon.wait_for("file_processed", file=NAME)
+    assert list(settings.work.iterdir()) == []
+    assert [r["status"] for r in ledger(settings.db)] == ["processed"]
+
+
+def test_the_resume_journal_counts_forgets_and_survives_damage(tmp_path: Path) -> None:
+    resumes = Resumes(tmp_path, limit=2)
+    kept, gone = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    assert resumes.begin(kept) is None and resumes.begin(gone) is None
+    assert resumes.keep_only([kept]) == {"a.parquet": 1}
+    assert resumes.begin(kept) is None
+    assert [set(e) for e in resumes.begin(kept) or []] == [{"resumed_at", "pid"}] * 2
+    resumes.ended(kept)
+    assert not resumes.path.exists()
+    resumes.path.write_text("{not json")
+    with capture_logs() as logs:
+        assert resumes.begin(kept) is None
+    assert [e["event"] for e in logs] == ["resumes_unreadable"]
+    assert resumes.keep_only([kept]) == {"a.parquet": 1}
