@@ -23,7 +23,7 @@ import structlog
 
 from config import Settings, contract
 from daemon import checks, crashpoints, files, ledger, reader, staging, store
-from daemon.errors import BadInput, open_error_message
+from daemon.errors import BadInput, DatabaseMoved, open_error_message
 
 log = structlog.get_logger("daemon.pipeline")
 
@@ -49,14 +49,15 @@ class Attempt:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` is the environment's (a busy or full database, no staging room, no
-    memory), so the file waits for a retry instead of failing.
+    memory, a database file deleted or replaced under the daemon), so the file waits for
+    a retry instead of failing.
 
     Memory is the machine's, whatever asked for it: Python's `sqlite3` reports SQLite's
     NOMEM as `MemoryError`, not as an `sqlite3.Error`, and pyarrow's `ArrowMemoryError`
     is one too. A file too large to ever fit is refused by `max_file_bytes` and
     `max_file_rows`, not by blaming it for the memory it was denied.
     """
-    if isinstance(exc, staging.StagingUnavailable | MemoryError):
+    if isinstance(exc, staging.StagingUnavailable | MemoryError | DatabaseMoved):
         return True
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _TRANSIENT_SQLITE

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import structlog
 
 from config import Settings
-from daemon import crashpoints, files, ledger, loading, quarantine, store
-from daemon.errors import BadInput, StoppedTooOften, describe
+from daemon import crashpoints, dbfile, files, ledger, loading, quarantine, store
+from daemon.errors import BadInput, DatabaseMoved, StoppedTooOften, describe
 
 log = structlog.get_logger("daemon.pipeline")
 
@@ -142,6 +142,13 @@ class Pipeline:
         attempt.stage = "archive"
         load, counts = attempt.load, attempt.counts
         assert counts is not None
+        try:
+            # Its rows must be in the database at the configured path: one deleted or
+            # replaced since the commit holds them nowhere anybody looks. The retry then
+            # loads it again into whatever file is there once the daemon may write.
+            dbfile.check_same_file(self.conn)
+        except DatabaseMoved as exc:
+            return self._retry(attempt, exc)
         try:
             archived = files.move_unique(attempt.path, self.settings.processed)
         except FileNotFoundError:

@@ -2,7 +2,8 @@
 
 One connection factory (WAL, synchronous=FULL so a commit survives power loss before
 the file is archived, a busy timeout) and one transaction context manager (BEGIN
-IMMEDIATE; ROLLBACK on any exception, re-raised). A file's rows arrive in a staging
+IMMEDIATE; ROLLBACK on any exception, re-raised; no COMMIT into a database file that is
+no longer the one at its path). A file's rows arrive in a staging
 database written elsewhere (`daemon.staging`), attached here read-only for the checks
 and the merge. All SQL binds its values and quotes its identifiers, which come only
 from `config.contract`. The ledger's and the retries' rows are `daemon.ledger`'s and
@@ -22,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from config import contract
+from daemon import dbfile
 from daemon.errors import DatabaseUnavailable
 
 _DATA = contract.COLUMN_NAMES
@@ -67,7 +69,9 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0, *,
 
     `create=False` for a command that writes to the daemon's database but must not
     invent one where there is none: SQLite then refuses a missing file (CANTOPEN).
-    A directory at `path` is `DatabaseUnavailable`.
+    A directory at `path` is `DatabaseUnavailable`. The connection remembers which file
+    it opened, and every commit through `transaction` first checks that the file at
+    `path` is still that one (`daemon.dbfile`).
     """
     if path.is_dir():
         raise not_a_database_file(path)
@@ -77,7 +81,7 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0, *,
     # uri=True so that ATTACH can pass `immutable=1` for the staging database.
     conn = sqlite3.connect(uri(path) if create else uri(path, mode="rw"),
                            timeout=busy_timeout_seconds, isolation_level=None,
-                           check_same_thread=False, uri=True)
+                           check_same_thread=False, uri=True, factory=dbfile.Connection)
     try:
         # Switching to WAL takes a lock: another process can make it fail (busy), and
         # the daemon then tries again at start-up, so do not leave this one open.
@@ -85,6 +89,8 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0, *,
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        # The file exists now (the journal mode is written in it): which one it is.
+        conn.path, conn.opened = path, dbfile.identity(path)
     except BaseException:
         conn.close()
         raise
@@ -136,10 +142,14 @@ def attached_staging(conn: sqlite3.Connection, path: Path) -> Iterator[int]:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT; ROLLBACK and re-raise on any exception, COMMIT's too."""
+    """BEGIN IMMEDIATE ... COMMIT; ROLLBACK and re-raise on any exception, COMMIT's too,
+    and `DatabaseMoved` (before COMMIT) if the database's path no longer holds the file."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        # Last, right before the commit: rows committed into a deleted file, or into one
+        # whose path another file took, are rows nobody will find.
+        dbfile.check_same_file(conn)
         conn.execute("COMMIT")
     except BaseException as exc:
         # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): a second

@@ -22,6 +22,7 @@ import structlog
 
 from config import Settings
 from daemon import files, ledger
+from daemon.dbfile import DatabaseWatch
 from daemon.inbox import Candidate, Inbox
 from daemon.metrics import OUTCOMES, Metrics
 from daemon.observer import LOST, Hints, InboxObserver
@@ -47,6 +48,9 @@ class Watcher:
     def __init__(self, settings: Settings, conn: sqlite3.Connection, *, once: bool = False) -> None:
         self.settings = settings
         self.once = once
+        # Whether the database's path still holds the file the worker writes to: no file
+        # is taken while it does not (checked every turn of the loop).
+        self.database = DatabaseWatch(conn, settings.db)
         self.pipeline = Pipeline(settings, conn, progress=self._tick)
         self.inbox = Inbox(settings.inbox, settings.settle_seconds)
         self.hints = Hints()
@@ -128,6 +132,10 @@ class Watcher:
             lost = self._observer.watch_lost()
             if lost is not None:
                 problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
+        if self.database.lost is not None:
+            problems.append(f"the database {self.settings.db} is not the file the daemon "
+                            f"opened ({self.database.lost}): no file is loaded until it is "
+                            "back or the daemon is restarted")
         return problems
 
     def tally(self) -> Mapping[str, int]:
@@ -160,14 +168,15 @@ class Watcher:
         """Resume, sweep, then take files until stopped (or, with `once`, until drained)."""
         try:
             left_over = files.in_claim_order(self.settings.work)
+            # Only of a work directory that could be listed: its journal is in it.
+            unfinished = self.resumes.keep_only(left_over)
         except OSError as exc:
-            left_over = []
+            left_over, unfinished = [], {}
             log.error("work_unavailable", work=str(self.settings.work),
                       reason=exc.strerror or str(exc),
                       hint="restore the work directory; files in it are resumed at start-up")
         # Left-over claims join the retry queue, in claim order, due now: they are loaded
         # before any new drop, and one that must wait holds back those claimed after it.
-        unfinished = self.resumes.keep_only(left_over)
         for path in left_over:
             # How often the daemon already stopped while loading it: at max_resumes it
             # is set aside instead of loaded (see `_attempt`).
@@ -201,6 +210,12 @@ class Watcher:
                              "rewatched" if rewatched else "periodic")
                 self._detected(found)
                 next_rescan = time.monotonic() + self.settings.rescan_seconds
+            if self.database.check():
+                if self.once:
+                    return  # a drain cannot go on; the exit code says so
+                self.hints.wake.wait(HEARTBEAT_SECONDS)
+                self.hints.wake.clear()
+                continue
             did_work, wait = self._take_due()
             if did_work:
                 continue
