@@ -74,6 +74,15 @@ FILE_NAME_PATTERN = re.compile(r"transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+
 FILE_NAME_EXAMPLE = "transactions_YYYY-MM-DD.parquet"
 
 
+def key_prefix(run_date: str) -> str:
+    """The prefix every key of `run_date` (ISO, `YYYY-MM-DD`) starts with: `YYYYMMDD-`.
+
+    From the ISO text, whose year always has four digits; `strftime("%Y")` drops the
+    leading zeros of years below 1000 on glibc (`10101-` for 0001-01-01).
+    """
+    return run_date.replace("-", "") + "-"
+
+
 def file_name_for(run_date: str) -> str:
     """The name a producer gives the file holding `run_date`'s transactions."""
     return f"transactions_{run_date}.parquet"

@@ -56,7 +56,7 @@ class FileChecks:
             case "equals_file_date":
                 mask = pc.not_equal(values, pa.scalar(self.run_date, values.type))
             case "file_date_prefix":
-                mask = pc.invert(pc.starts_with(values, self.run_date.replace("-", "") + "-"))
+                mask = pc.invert(pc.starts_with(values, contract.key_prefix(self.run_date)))
             case "unique":
                 return None
         # A null value breaks only `not_null`, never a comparison.

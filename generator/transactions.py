@@ -41,15 +41,15 @@ def generate(run_date: date, rows: int, seed: int = 0) -> Iterator[pa.RecordBatc
     if rows < 0:
         raise ValueError("rows must not be negative")
     base = stable_seed(run_date, seed)
-    prefix = run_date.strftime("%Y%m%d")
     iso = run_date.isoformat()
+    prefix = contract.key_prefix(iso)
     width = key_width(rows)
     for index, start in enumerate(range(0, rows, BATCH_ROWS)):
         count = min(BATCH_ROWS, rows - start)
         rng = np.random.Generator(np.random.PCG64([base, index]))
         customers = CUSTOMERS[rng.integers(0, len(CUSTOMERS), count)]
         amounts = np.round(rng.random(count) * MAX_AMOUNT, 2)
-        keys = [f"{prefix}-{i:0{width}d}" for i in range(start, start + count)]
+        keys = [f"{prefix}{i:0{width}d}" for i in range(start, start + count)]
         yield pa.record_batch(
             [
                 pa.array(keys, pa.string()),

@@ -14,12 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import contract
+from config import Settings, contract
+from daemon.pipeline import Pipeline
 from generator import cli
 from generator.publish import publish_parquet
 from generator.transactions import BATCH_ROWS, generate, generate_table
 
-from .conftest import ROOT, day_table
+from .conftest import ROOT, day_table, write_parquet
 
 DAY = date(2026, 2, 10)
 FILE_NAME = "transactions_2026-02-10.parquet"
@@ -409,3 +410,17 @@ def test_unwritable_inbox_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert out == []
     assert "cannot write to the inbox" in err
     assert blocker.read_text(encoding="utf-8") == "not a directory"
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "0999-12-31", "9999-12-31"])
+def test_its_files_for_years_of_any_width_load(day: str, settings: Settings,
+                                               pipeline: Pipeline) -> None:
+    """Guards a found bug: keys were prefixed with `strftime("%Y%m%d")`, which glibc does not
+    zero-pad below the year 1000 (`10101-0000` for 0001-01-01), so the generator's own file
+    failed the daemon's key check."""
+    table = generate_table(date.fromisoformat(day), 25)
+    assert table.column("txn_id")[0].as_py() == day.replace("-", "") + "-0000"
+    claimed = write_parquet(settings.work, table, run_date=day)
+    outcome = pipeline.process(claimed)
+    assert outcome.status == "processed" and outcome.counts is not None
+    assert outcome.counts.inserted == 25
