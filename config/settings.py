@@ -294,11 +294,13 @@ def _check_layout(settings: Settings) -> None:
                 hint="give each of inbox, work, processed and failed its own directory",
             )
         seen[real] = name
-    # A database in a watched directory would be taken for a dropped file.
+    # A database in a watched directory would be taken for a dropped file; in an archive,
+    # its files would be counted and listed as archived (or failed) files forever.
     db_dir = settings.db.resolve().parent
-    for name in ("inbox", "work"):
-        if db_dir == dirs[name].resolve():
+    for name, directory in dirs.items():
+        if db_dir == directory.resolve():
             raise ConfigError(
                 f"the database {settings.db} is inside the {name} directory",
-                hint="keep the database outside the inbox and the work directory",
+                hint="keep the database outside the inbox, work, processed and failed "
+                "directories",
             )

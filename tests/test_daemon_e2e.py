@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -21,6 +23,7 @@ import pytest
 from config import Settings, contract
 from generator.transactions import generate
 from tests.conftest import (
+    ROOT,
     DaemonProcess,
     day_table,
     drop,
@@ -337,3 +340,21 @@ def test_a_staging_leftover_is_removed_at_start(tmp_path: Path, settings: Settin
     assert events.index("staging_leftover_removed") < events.index("file_processed")
     assert len(fact_rows(settings.db)) == 25
     assert [p.name for p in tmp_path.iterdir() if ".staging-" in p.name] == [unrelated.name]
+
+
+@pytest.mark.parametrize("where", ["processed", "failed"])
+def test_a_database_inside_an_archive_is_refused_by_the_daemon_and_the_commands(
+        settings: Settings, start_daemon: Start, where: str) -> None:
+    """Guards a found bug: `--db failed/etl.db` was accepted, and `status` then listed the
+    database's own files as failed files, forever."""
+    db = str(getattr(settings, where) / "etl.db")
+    daemon = start_daemon("--db", db, wait_started=False)
+    assert daemon.proc.wait(timeout=30) == 2
+    [line] = daemon.matching("config_invalid")
+    assert f"the database {db} is inside the {where} directory" in line["reason"]
+    assert not Path(db).exists()
+    status = subprocess.run(
+        [sys.executable, "-m", "daemon", "status", "--db", db, "--inbox", str(settings.inbox),
+         "--processed", str(settings.processed), "--failed", str(settings.failed)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+    assert status.returncode == 2 and f"inside the {where} directory" in status.stderr

@@ -390,14 +390,12 @@ def test_every_config_error_has_a_hint(tmp_path: Path) -> None:
         assert info.value.hint in str(info.value)
 
 
-@pytest.mark.parametrize("where", ["inbox", "work"])
-def test_a_database_inside_a_watched_directory_is_refused(tmp_path: Path, empty_toml: Path,
-                                                          where: str) -> None:
-    inbox = tmp_path / "in"
-    work = tmp_path / "wk"
-    db = (inbox if where == "inbox" else work) / "etl.db"
+@pytest.mark.parametrize("where", ["inbox", "work", "processed", "failed"])
+def test_a_database_inside_one_of_the_daemons_directories_is_refused(
+        tmp_path: Path, empty_toml: Path, where: str) -> None:
+    dirs = {name: tmp_path / name for name in ("inbox", "work", "processed", "failed")}
     with pytest.raises(ConfigError, match=f"inside the {where} directory") as info:
-        load_settings({"inbox": inbox, "work": work, "db": db}, config_file=empty_toml,
+        load_settings({**dirs, "db": dirs[where] / "etl.db"}, config_file=empty_toml,
                       environ={})
     assert info.value.hint
 
