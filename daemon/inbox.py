@@ -2,8 +2,10 @@
 
 Events and listings only nominate names; this module decides when a file may be taken.
 A file is complete when it arrived by rename, when it was closed after writing with a
-valid Parquet footer, or when its size and mtime have not changed for the settle time
-(by our own observation, or by its mtime being that old); a file that the events say its
+valid Parquet footer, or when its size and mtime have not changed for the settle time,
+as the daemon itself observed it on its own monotonic clock (never by comparing the
+mtime with the daemon's clock: a producer's or an NFS server's clock that lags would make
+a file still being written look long finished); a file that the events say its
 writer still holds open (or that a listing found, so that no event said whether one
 does), and that has no footer yet, waits ten settle times instead.
 Complete is not the same as valid: a complete file without a footer is handed over all
@@ -54,12 +56,10 @@ class Inbox:
     """Tracks candidate files in one directory; not thread-safe: the worker owns it."""
 
     def __init__(self, directory: Path, settle_seconds: float,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = directory
         self.settle_seconds = settle_seconds
         self.clock = clock
-        self.wall_clock = wall_clock
         self.candidates: dict[str, Candidate] = {}
         self._skipped: set[str] = set()
         # Detected files gone before their claim, for the daemon's closing tally.
@@ -148,8 +148,7 @@ class Inbox:
             except OSError as exc:
                 self._forget(name, vanished=isinstance(exc, FileNotFoundError))
                 continue
-            quiet = max(self.clock() - candidate.stable_since,
-                        self.wall_clock() - candidate.mtime_ns / 1e9)
+            quiet = self.clock() - candidate.stable_since
             needed = self._quiet_needed(candidate, quiet)
             if candidate.complete or quiet >= needed:
                 ready.append(candidate.path)

@@ -8,6 +8,7 @@ Every log line must parse as JSON (`DaemonProcess.events` fails otherwise).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -317,6 +318,33 @@ def test_a_writer_pausing_longer_than_the_settle_time_is_waited_for(
         time.sleep(daemon.settings.settle_seconds * 3)
         assert not daemon.matching("file_claimed")
         writer.write_table(table.slice(20))
+    [line] = daemon.wait_for("file_processed")
+    assert line["rows"] == 40 and not daemon.matching("file_failed")
+
+
+@pytest.mark.parametrize("observer", ["auto", "polling"])
+def test_a_writer_whose_clock_lags_is_waited_for_all_the_same(
+        start_daemon: Start, observer: str) -> None:
+    """Guards a found bug: quiet time took the larger of the daemon's own observation and
+    the wall clock's distance from the file's mtime, so a file written in place on a host
+    (or NFS server) whose clock lags by an hour looked finished and was claimed mid-write."""
+    daemon = start_daemon("--observer", observer, "--poll-seconds", "0.1")
+    path = daemon.settings.inbox / name(DAY1)
+    table = day_table(DAY1, rows=40)
+
+    def lagging_mtime() -> None:
+        behind = time.time_ns() - 3600 * 10**9
+        os.utime(path, ns=(behind, behind))
+
+    with path.open("wb") as handle, pq.ParquetWriter(handle, contract.ARROW_SCHEMA) as writer:
+        writer.write_table(table.slice(0, 20))
+        handle.flush()  # so that no buffered write comes after the mtime is set
+        lagging_mtime()
+        # The producer's own pause under test, as above: three settle times.
+        time.sleep(daemon.settings.settle_seconds * 3)
+        assert not daemon.matching("file_claimed")
+        writer.write_table(table.slice(20))
+    lagging_mtime()
     [line] = daemon.wait_for("file_processed")
     assert line["rows"] == 40 and not daemon.matching("file_failed")
 
