@@ -4,7 +4,8 @@ The handler only records a path and a hint and wakes the worker; it never raises
 because an exception there kills watchdog's dispatch thread. An inotify overflow, which
 watchdog only logs, becomes a request for a rescan. The observer is inotify (with full
 events) on Linux, or polling on request for filesystems whose changes inotify never
-sees. It notices when its watch is lost (the inbox deleted or replaced) and can watch
+sees. A symlinked inbox is watched at the directory it points to. It notices when its
+watch is lost (the inbox deleted or replaced, its link pointed elsewhere) and can watch
 again. It knows nothing of files' contents, the pipeline, or the worker loop.
 """
 
@@ -92,10 +93,17 @@ class Hints:
 
 
 class InboxEventHandler(FileSystemEventHandler):
-    """Records file events as hints; nothing else, and never raises."""
+    """Records file events as hints; nothing else, and never raises.
 
-    def __init__(self, hints: Hints) -> None:
+    Events name files under `watched` (the directory a symlinked inbox points to); the
+    hints name them under `inbox`, the path the rest of the daemon knows.
+    """
+
+    def __init__(self, hints: Hints, inbox: str | None = None,
+                 watched: str | None = None) -> None:
         self.hints = hints
+        self.inbox = inbox
+        self.watched = watched
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
@@ -104,11 +112,17 @@ class InboxEventHandler(FileSystemEventHandler):
                 return
             # A rename into the inbox is the producer's "done": use where it landed. A
             # move out of the inbox (our own claim, say) has no destination here.
-            path = event.dest_path if hint == "moved" else event.src_path
+            path = os.fsdecode(event.dest_path if hint == "moved" else event.src_path)
             if path:
-                self.hints.add(os.fsdecode(path), hint)
+                self.hints.add(self._as_inbox(path), hint)
         except Exception:
             self.hints.request_rescan()
+
+    def _as_inbox(self, path: str) -> str:
+        directory, name = os.path.split(path)
+        if self.inbox is not None and directory == self.watched:
+            return os.fspath(Path(self.inbox, name))
+        return path
 
 
 class _OverflowListener(logging.Handler):
@@ -135,10 +149,11 @@ class _StopRaceFilter(logging.Filter):
         return "called when the thread is inactive" not in record.getMessage()
 
 
-Lost = Literal["missing", "replaced", "deaf"]
+Lost = Literal["missing", "replaced", "repointed", "deaf"]
 # Why a watch was lost, as `health` and `inbox_rewatched` say it.
 LOST: dict[Lost, str] = {"missing": "no directory at its path (deleted?)",
                          "replaced": "another directory took its path (renamed away?)",
+                         "repointed": "the symbolic link now points to another directory",
                          "deaf": "its watch ended"}
 
 
@@ -155,8 +170,9 @@ class InboxObserver:
 
     A watch is on a directory, not on a path: when the inbox is deleted, watchdog's
     emitter for it ends (the observer thread lives on, deaf); when it is renamed away
-    and another takes its name, the watch follows the old one. `watch_lost` tells
-    either apart from a sound watch, and `keep_watching` watches the inbox anew.
+    and another takes its name, or a symlinked inbox is pointed elsewhere, the watch
+    follows the old one. `watch_lost` tells each apart from a sound watch, and
+    `keep_watching` watches the inbox anew.
     """
 
     def __init__(self, settings: Settings, hints: Hints) -> None:
@@ -166,6 +182,8 @@ class InboxObserver:
         self._stop_race = _StopRaceFilter()
         self._observer: BaseObserver | None = None
         self._watched: tuple[int, int] | None = None
+        # The directory watched: the inbox, or what it links to.
+        self._target = os.fspath(settings.inbox)
         # The last reason the inbox could not be watched again, so it is logged once.
         self._unwatched: str | None = None
 
@@ -180,7 +198,11 @@ class InboxObserver:
     def _schedule(self, observer: BaseObserver) -> None:
         # The identity first: a directory swapped in between is then seen as lost.
         self._watched = _identity(self.settings.inbox)
-        observer.schedule(InboxEventHandler(self.hints), os.fspath(self.settings.inbox),
+        # The directory itself, never a symbolic link to it: watchdog watches the link
+        # (inotify's IN_DONT_FOLLOW) and hears nothing of the files behind it.
+        inbox = os.fspath(self.settings.inbox)
+        self._target = os.path.realpath(inbox)
+        observer.schedule(InboxEventHandler(self.hints, inbox, self._target), self._target,
                           recursive=False)
 
     def is_alive(self) -> bool:
@@ -198,7 +220,8 @@ class InboxObserver:
         except OSError:
             return "missing"
         if identity != self._watched:
-            return "replaced"
+            linked = os.path.realpath(self.settings.inbox) != self._target
+            return "repointed" if linked and self.settings.inbox.is_symlink() else "replaced"
         emitters = self._observer.emitters
         if not emitters or not all(emitter.is_alive() for emitter in emitters):
             return "deaf"

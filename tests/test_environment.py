@@ -775,3 +775,53 @@ def test_an_inbox_that_cannot_be_made_again_is_unhealthy_until_it_can(
     wait_until(lambda: request(base + "/healthz").status == 200, "/healthz back to 200")
     assert len(daemon.matching("inbox_unwatched")) == 1
     loaded_by_its_event(daemon, settings, DAY1)
+
+
+# --- a symlinked inbox ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("observer", OBSERVERS, ids=list(OBSERVERS))
+def test_a_symlinked_inbox_is_watched_where_it_points_and_when_it_is_repointed(
+        settings: Settings, start_daemon: Start, observer: str) -> None:
+    """Guards a found bug: watchdog watched the link itself and heard nothing of the files
+    behind it, so drops were found only by the rescan while /healthz said ok."""
+    first = settings.inbox.with_name("landing-1")
+    first.mkdir(parents=True)
+    settings.inbox.symlink_to(first.name)
+    daemon = start_daemon(*WATCH_ONLY, *OBSERVERS[observer])
+    loaded_by_its_event(daemon, settings, DAY1)  # through the link
+    drop(prepare_day(settings, DAY2), first)  # by the directory's own path
+    daemon.wait_for("file_processed", file=name(DAY2))
+    assert daemon.matching("file_detected", file=name(DAY2), found_by="event")
+
+    second = settings.inbox.with_name("landing-2")
+    second.mkdir()
+    temporary = settings.inbox.with_name("inbox.new-link")
+    temporary.symlink_to(second.name)
+    temporary.replace(settings.inbox)  # re-pointed atomically, as deploy tools do
+    [line] = daemon.wait_for("inbox_rewatched")
+    assert (line["lost"], line["recreated"]) == ("repointed", False)
+    assert "points to another directory" in line["reason"]
+    loaded_by_its_event(daemon, settings, DAY3)
+    assert listing(second) == [] and request(url_of(daemon) + "/healthz").status == 200
+    # The directory it no longer points to is no longer the inbox.
+    drop(prepare_day(settings, "2026-02-13"), first)
+    loaded_by_its_event(daemon, settings, "2026-02-14")
+    assert listing(first) == [name("2026-02-13")]
+
+
+def test_a_symlinked_inbox_whose_directory_is_gone_is_unhealthy(
+        settings: Settings, start_daemon: Start) -> None:
+    target = settings.inbox.with_name("landing")
+    target.mkdir(parents=True)
+    settings.inbox.symlink_to(target.name)
+    daemon = start_daemon(*WATCH_ONLY)
+    base = url_of(daemon)
+    target.rmdir()
+    [line] = daemon.wait_for("inbox_unwatched")
+    assert line["lost"] == "missing"
+    health = request(base + "/healthz")
+    assert health.status == 503 and f"the inbox {settings.inbox} is not watched" in health.text
+    target.mkdir()
+    daemon.wait_for("inbox_rewatched")
+    loaded_by_its_event(daemon, settings, DAY1)
