@@ -69,7 +69,8 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
         "variable ETL_<NAME>, then the config file, then a built-in default.",
         epilog="exit codes: 0 stopped cleanly (or --once loaded every file); 1 --once left "
         "failed files, or the worker crashed; 2 bad usage, configuration or database; "
-        "3 another daemon holds the lock on this database. SIGTERM/SIGINT finish the "
+        "3 another daemon holds the lock on this database, or uses this inbox or work "
+        "directory. SIGTERM/SIGINT finish the "
         "file in flight; a second signal exits at once.")
     run.add_argument("--write-mode", choices=WRITE_MODES,
                      help="merge: upsert by key; replace: the file is the whole run_date")

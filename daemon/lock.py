@@ -1,10 +1,13 @@
-"""The single-instance lock: one daemon per database, enforced by `fcntl.flock`.
+"""The single-instance locks: one daemon per database, per inbox and per work directory.
 
-The lock file sits beside the database and is never deleted: deleting it would let a
-second daemon lock a fresh inode while the first still holds the old one. The holder
-writes its pid into it so that a refused daemon can say who holds it. The kernel drops
-the lock when the process dies, so a crash never leaves a stale lock behind. `probe`
-tells a reader (the `status` command) whether a daemon holds it, without waiting.
+All are `fcntl.flock` locks, which the kernel drops when the process dies, so a crash
+never leaves a stale lock behind. The database's lock file sits beside the database and
+is never deleted: deleting it would let a second daemon lock a fresh inode while the
+first still holds the old one. The holder writes its pid into it so that a refused daemon
+can say who holds it; `probe` tells a reader (the `status` command) whether a daemon
+holds it, without waiting. The inbox and the work directory are claimed by a lock on the
+directory itself (`DirectoryClaim`): no file is added where producers drop theirs, and
+the holder's pid is read from the kernel's lock table.
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from daemon.errors import AlreadyRunning
+
+log = structlog.get_logger("daemon.lock")
 
 # `probe` holds a shared lock for an instant: a daemon starting in that instant would
 # take it for another daemon. It tries again over this long before giving up.
@@ -98,3 +105,96 @@ def _lock_exclusive(fd: int) -> bool:
                 return False
             time.sleep(pause)
     raise AssertionError("unreachable: the last pause is None")
+
+
+class DirectoryClaim:
+    """An exclusive lock on a directory itself: one daemon at a time may take files from
+    an inbox, or keep claims in a work directory. Two daemons with different databases on
+    one inbox would otherwise split its files between them, silently.
+
+    Where the filesystem cannot lock a directory (NFS emulates `flock` with byte-range
+    locks, which a directory opened read-only cannot take), `acquire` returns False and
+    the caller says so; nothing else is lost.
+    """
+
+    def __init__(self, directory: Path, what: str, hint: str) -> None:
+        self.directory = directory
+        self.what = what  # "the inbox", "the work directory"
+        self.hint = hint
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Claim the directory; `AlreadyRunning` naming the holder if another daemon has,
+        False if this filesystem cannot lock it. A claim held before (of a directory since
+        deleted or replaced) is let go first."""
+        self.release()
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if not _lock_exclusive(fd):
+                holder = _flock_holder(os.fstat(fd))
+                raise AlreadyRunning(
+                    f"another daemon (pid {holder or 'unknown'}) is already using {self.what} "
+                    f"{self.directory}", hint=self.hint)
+        except OSError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
+class DirectoryClaims:
+    """The inbox and the work directory, each claimed for the daemon's lifetime."""
+
+    def __init__(self, inbox: Path, work: Path) -> None:
+        self.inbox = DirectoryClaim(
+            inbox, "the inbox", hint="stop that daemon first: two daemons on one inbox "
+            "would split its files between their databases; give each its own --inbox")
+        self.work = DirectoryClaim(
+            work, "the work directory", hint="stop that daemon first, or give this one "
+            "its own --work")
+
+    def acquire(self) -> None:
+        """Claim both; `AlreadyRunning` if another daemon holds either."""
+        for claim in (self.inbox, self.work):
+            if not claim.acquire():
+                log.warning("directory_unlocked", directory=str(claim.directory),
+                            reason=f"{claim.what}'s filesystem cannot lock a directory (NFS?)",
+                            hint="make sure yourself that no other daemon uses it")
+
+    def reclaim_inbox(self) -> None:
+        """Claim the inbox again once it was made anew (deleted, replaced, re-pointed):
+        the old claim holds the directory that is gone."""
+        try:
+            self.inbox.acquire()
+        except AlreadyRunning as exc:
+            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+
+    def release(self) -> None:
+        self.inbox.release()
+        self.work.release()
+
+
+def _flock_holder(status: os.stat_result) -> int | None:
+    """The pid holding a flock on the file `status` describes, from /proc/locks (Linux),
+    whose lines read `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    wanted = (os.major(status.st_dev), os.minor(status.st_dev), status.st_ino)
+    for line in lines:
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # a waiter, or another kind of lock
+        major, minor, inode = fields[5].split(":")
+        if (int(major, 16), int(minor, 16), int(inode)) == wanted and fields[4].isdigit():
+            return int(fields[4])
+    return None

@@ -4,7 +4,8 @@ Signal handlers only set the stop flag and restore the default disposition, so t
 first SIGTERM/SIGINT lets the file in flight finish (warm shutdown) and a second one
 ends the process at once. `run(settings, once=)` returns the exit code: 0 done, 1 a
 `--once` drain left failed files (or the worker crashed), 2 bad configuration or
-database, 3 another daemon holds the lock. Argv is `daemon.cli`'s.
+database, 3 another daemon holds a lock (the database, the inbox or the work
+directory). Argv is `daemon.cli`'s.
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def run(settings: Settings, *, once: bool) -> int:
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
             return EXIT_USAGE
+        except AlreadyRunning as exc:
+            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+            return EXIT_LOCKED
+        cleanup.callback(watcher.claims.release)
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         if settings.http is not None:

@@ -24,6 +24,7 @@ from config import Settings
 from daemon import files, ledger
 from daemon.dbfile import DatabaseWatch
 from daemon.inbox import Candidate, Inbox
+from daemon.lock import DirectoryClaims
 from daemon.metrics import OUTCOMES, Metrics
 from daemon.observer import LOST, Hints, InboxObserver
 from daemon.pipeline import Outcome, Pipeline
@@ -72,6 +73,7 @@ class Watcher:
         self._resumed: set[Path] = set()
         self.resumes = Resumes(settings.work, settings.max_resumes)
         self._observer = InboxObserver(settings, self.hints)
+        self.claims = DirectoryClaims(settings.inbox, settings.work)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
         # Always collected, served or not: a few counter updates per file (measured in
@@ -79,9 +81,11 @@ class Watcher:
         self.metrics = Metrics(settings, self, ledger.last_processed_at(conn))
 
     def prepare(self) -> None:
-        """Create the directories; `ConfigError` if they span filesystems."""
+        """Create the directories and claim the inbox and the work directory; `ConfigError`
+        if they span filesystems, `AlreadyRunning` if another daemon uses one of them."""
         files.prepare_directories(self.settings.inbox, self.settings.work,
                                   self.settings.processed, self.settings.failed)
+        self.claims.acquire()
         self._prepared = True
 
     def start(self) -> None:
@@ -155,6 +159,7 @@ class Watcher:
     def join(self) -> None:
         self._thread.join()
         self._observer.stop()
+        self.claims.release()
 
     def _run(self) -> None:
         try:
@@ -197,6 +202,8 @@ class Watcher:
             rewatched = False
             if not self.once and self.ticked_at >= next_watch_check:
                 rewatched = self._observer.keep_watching()
+                if rewatched:
+                    self.claims.reclaim_inbox()
                 next_watch_check = self.ticked_at + HEARTBEAT_SECONDS
             items, overflow = self.hints.drain()
             for item, hint in items:

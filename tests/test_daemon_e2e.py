@@ -210,6 +210,38 @@ def test_a_second_daemon_on_the_same_database_is_refused(start_daemon: Start) ->
     assert first.proc.poll() is None
 
 
+@pytest.mark.parametrize("shared", ["inbox", "inbox-own-work", "work"])
+def test_a_second_daemon_on_the_same_inbox_or_work_directory_is_refused(
+        tmp_path: Path, settings: Settings, start_daemon: Start, shared: str) -> None:
+    """Guards a found bug: two daemons with different databases on one inbox both
+    started, and split its files between their databases without a word."""
+    first = start_daemon()
+    other = tmp_path / "other"
+    argv = ["--db", str(other / "etl.db"), "--processed", str(other / "processed"),
+            "--failed", str(other / "failed")]
+    if shared == "inbox-own-work":
+        argv += ["--work", str(other / "work")]
+    elif shared == "work":
+        argv += ["--inbox", str(other / "inbox"), "--work", str(settings.work)]
+    second = start_daemon(*argv, wait_started=False, log_name="second.log")
+    assert second.proc.wait(timeout=30) == 3
+    [refusal] = second.matching("daemon_already_running")
+    what = "the work directory" if shared == "work" else "the inbox"
+    directory = settings.work if shared == "work" else settings.inbox
+    assert refusal["reason"] == (f"another daemon (pid {first.proc.pid}) is already using "
+                                 f"{what} {directory}")
+    assert refusal["hint"] and not second.matching("file_claimed")
+    assert first.proc.poll() is None
+    # The first still loads, into its own database only.
+    drop(write_parquet(outbox(tmp_path), day_table(DAY1), run_date=DAY1), settings.inbox)
+    first.wait_for("file_processed", file=name(DAY1))
+    assert not (other / "etl.db").exists() or ledger(other / "etl.db") == []
+    # Once the first stops, the directory is free again.
+    assert first.stop() == 0
+    third = start_daemon(*argv, log_name="third.log")
+    assert third.proc.poll() is None
+
+
 def test_once_drains_and_reports_failures_in_its_exit_code(tmp_path: Path,
                                                            start_daemon: Start) -> None:
     inbox = tmp_path / "inbox"

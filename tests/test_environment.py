@@ -825,3 +825,19 @@ def test_a_symlinked_inbox_whose_directory_is_gone_is_unhealthy(
     target.mkdir()
     daemon.wait_for("inbox_rewatched")
     loaded_by_its_event(daemon, settings, DAY1)
+
+
+def test_an_inbox_made_again_is_claimed_again(settings: Settings, start_daemon: Start,
+                                              tmp_path: Path) -> None:
+    """The claim is a lock on the directory itself: the one deleted goes with it, so the
+    daemon claims the inbox it made again, and a second daemon is still refused."""
+    daemon = start_daemon(*WATCH_ONLY)
+    shutil.rmtree(settings.inbox)
+    daemon.wait_for("inbox_rewatched")
+    other = tmp_path / "other"
+    second = start_daemon("--db", str(other / "etl.db"), "--work", str(other / "work"),
+                          wait_started=False, log_name="second.log")
+    assert second.proc.wait(timeout=30) == 3
+    [refusal] = second.matching("daemon_already_running")
+    assert f"(pid {daemon.proc.pid}) is already using the inbox" in refusal["reason"]
+    loaded_by_its_event(daemon, settings, DAY1)
