@@ -54,6 +54,18 @@ NAME_RULE = (f"{contract.FILE_NAME_EXAMPLE} with the run date of its rows (a ~N 
              "transactions_2026-03-04-copy.parquet fails on its name)")
 
 
+_REDROP = re.compile(r"(?P<stem>.*)~(?P<n>\d+)(?P<ext>\.[^.~]*)?", re.DOTALL)
+
+
+def redrop_of(name: str) -> tuple[str, int]:
+    """The name a `~N` re-drop shares with its first drop, and N (0 for the first):
+    `transactions_D~10.parquet` is (`transactions_D.parquet`, 10)."""
+    match = _REDROP.fullmatch(name)
+    if match is None:
+        return name, 0
+    return match["stem"] + (match["ext"] or ""), int(match["n"])
+
+
 def run_date_from_name(name: str) -> str:
     """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
     match = contract.FILE_NAME_PATTERN.fullmatch(name)

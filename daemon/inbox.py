@@ -46,10 +46,22 @@ class Candidate:
     size: int
     mtime_ns: int
     stable_since: float
+    # When it was dropped, as the filesystem recorded it: a rename into the inbox, or the
+    # last write of a file written in place, each sets the inode's ctime.
+    ctime_ns: int = 0
     complete: bool = False
     # Created or modified by an event and not closed since: a writer still holds it open.
     # None when no event has said either way (found by a listing): it may be.
     writing: bool | None = False
+
+    @property
+    def order(self) -> tuple[str, int, int, str]:
+        """Where it stands in the order files are loaded in: by name, but a day dropped
+        under several names (`D`, `D~2`, `D~10`) in the order of its drops, so that the
+        later drop is applied last and wins; drops of equal time (a filesystem with coarse
+        timestamps) by their `~N` as a number."""
+        first, suffix = files.redrop_of(self.path.name)
+        return first, self.ctime_ns, suffix, self.path.name
 
 
 class Inbox:
@@ -65,8 +77,10 @@ class Inbox:
         # Detected files gone before their claim, for the daemon's closing tally.
         self.vanished = 0
 
-    def note(self, path: Path, hint: Hint | None, found_by: FoundBy) -> Candidate | None:
-        """Record what an event or a listing says of `path`; return it if newly found."""
+    def note(self, path: Path, hint: Hint | None, found_by: FoundBy,
+             now: float | None = None) -> Candidate | None:
+        """Record what an event or a listing says of `path` (at `now`, by default the
+        clock's); return it if newly found."""
         name = path.name
         if path.parent != self.directory or files.is_ignored(name):
             return None
@@ -85,11 +99,13 @@ class Inbox:
                             hint="remove it from the inbox")
             return None
         new = candidate is None
+        now = self.clock() if now is None else now
         if candidate is None:
-            candidate = Candidate(path, found_by, st.st_size, st.st_mtime_ns, self.clock())
+            candidate = Candidate(path, found_by, st.st_size, st.st_mtime_ns, now,
+                                  st.st_ctime_ns)
             self.candidates[name] = candidate
         else:
-            self._observe(candidate, st)
+            self._observe(candidate, st, now)
         if new and hint is None:
             # Found by a listing (at start-up, before the watch existed, or after an
             # overflow): whether a writer holds it open is unknown.
@@ -105,17 +121,20 @@ class Inbox:
             candidate.complete = True
         return candidate if new else None
 
-    def _observe(self, candidate: Candidate, st: os.stat_result) -> None:
+    def _observe(self, candidate: Candidate, st: os.stat_result, now: float) -> None:
         if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
             candidate.size, candidate.mtime_ns = st.st_size, st.st_mtime_ns
-            candidate.stable_since = self.clock()
+            candidate.ctime_ns = st.st_ctime_ns  # written again: dropped later than it was
+            candidate.stable_since = now
             candidate.complete = False
 
     def scan(self, found_by: FoundBy) -> list[Candidate]:
-        """List the directory; forget vanished names and return the newly found ones, in
-        name order (the order they are loaded in, so that the log reads the same way)."""
+        """List the directory; forget vanished names and return the newly found ones in
+        the order they are loaded in (`Candidate.order`), so that the log reads the same
+        way. Files one listing finds are seen at one moment: they settle together."""
         found = []
         present = set()
+        now = self.clock()
         try:
             entries = os.scandir(self.directory)
         except OSError as exc:
@@ -129,30 +148,36 @@ class Inbox:
         with entries:
             for entry in entries:
                 present.add(entry.name)
-                candidate = self.note(Path(entry.path), None, found_by)
+                candidate = self.note(Path(entry.path), None, found_by, now)
                 if candidate is not None:
                     found.append(candidate)
         for name in set(self.candidates) - present:
             self._forget(name, vanished=True)
         self._skipped &= present
-        return sorted(found, key=lambda candidate: candidate.path.name)
+        return sorted(found, key=lambda candidate: candidate.order)
 
     def due(self) -> tuple[list[Path], float | None]:
-        """Complete files in name order, and seconds until the next one may become so."""
+        """Complete files in load order (`Candidate.order`), and seconds until the next
+        one may become so. A later drop of a day waits while an earlier drop of that day
+        is not complete yet: taken first, it would be overwritten by the older one."""
         ready: list[Path] = []
         wait: float | None = None
-        for name in sorted(self.candidates):
-            candidate = self.candidates[name]
+        now = self.clock()
+        for name, candidate in list(self.candidates.items()):
             try:
-                self._observe(candidate, candidate.path.lstat())
+                self._observe(candidate, candidate.path.lstat(), now)
             except OSError as exc:
                 self._forget(name, vanished=isinstance(exc, FileNotFoundError))
-                continue
-            quiet = self.clock() - candidate.stable_since
+        held: set[str] = set()  # days (first drops' names) with an earlier drop settling
+        for candidate in sorted(self.candidates.values(), key=lambda c: c.order):
+            quiet = now - candidate.stable_since
             needed = self._quiet_needed(candidate, quiet)
-            if candidate.complete or quiet >= needed:
+            day = files.redrop_of(candidate.path.name)[0]
+            if (candidate.complete or quiet >= needed) and day not in held:
                 ready.append(candidate.path)
-            else:
+                continue
+            held.add(day)
+            if not (candidate.complete or quiet >= needed):
                 wait = needed - quiet if wait is None else min(wait, needed - quiet)
         return ready, wait
 

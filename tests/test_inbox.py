@@ -319,14 +319,56 @@ def test_note_returns_candidate_only_when_new(inbox: Inbox, inbox_dir: Path,
     assert inbox.candidates[NAME].found_by == "event"
 
 
-def test_due_files_come_in_name_order(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+def test_due_files_come_by_day_and_a_days_drops_in_drop_order(
+        inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    # Dropped in this order: the ~1 of the 10th before the plain name of the 10th.
     names = ["transactions_2026-02-12.parquet", "transactions_2026-02-10~1.parquet",
              "transactions_2026-02-11.parquet", "transactions_2026-02-10.parquet"]
     for name in names:
         inbox.note(put(clocks, inbox_dir, name=name), "moved", "event")
     ready, wait = inbox.due()
-    assert [p.name for p in ready] == sorted(names)
+    assert [p.name for p in ready] == [
+        "transactions_2026-02-10~1.parquet", "transactions_2026-02-10.parquet",
+        "transactions_2026-02-11.parquet", "transactions_2026-02-12.parquet"]
     assert wait is None
+
+
+def _same_ctime(inbox: Inbox, paths: list[Path]) -> None:
+    """What a filesystem with coarse timestamps records for drops close together."""
+    for path in paths:
+        inbox.candidates[path.name].ctime_ns = 1_700_000_000 * 10**9
+
+
+def test_drops_of_one_day_at_the_same_time_go_by_their_suffix_as_a_number(
+        inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    """Guards a found bug: by name, `~10` sorts before `~2`, so an older drop could be
+    applied last."""
+    names = ["transactions_2026-02-10~10.parquet", "transactions_2026-02-10~2.parquet",
+             "transactions_2026-02-10.parquet", "transactions_2026-02-10~1.parquet"]
+    paths = [put(clocks, inbox_dir, name=name) for name in names]
+    for path in paths:
+        inbox.note(path, "moved", "event")
+    _same_ctime(inbox, paths)
+    assert [p.name for p in inbox.due()[0]] == [
+        "transactions_2026-02-10.parquet", "transactions_2026-02-10~1.parquet",
+        "transactions_2026-02-10~2.parquet", "transactions_2026-02-10~10.parquet"]
+
+
+def test_a_later_drop_of_a_day_waits_for_an_earlier_one_still_settling(
+        inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:
+    earlier = put(clocks, inbox_dir, content=b"PAR1 being written")
+    inbox.note(earlier, "created", "event")
+    later = put(clocks, inbox_dir, name="transactions_2026-02-10~1.parquet")
+    inbox.note(later, "moved", "event")
+    other_day = put(clocks, inbox_dir, name="transactions_2026-02-11.parquet")
+    inbox.note(other_day, "moved", "event")
+    # The other day goes; the later drop of the 10th waits behind the earlier one.
+    assert inbox.due() == ([other_day], SETTLE)
+    inbox.taken(other_day)
+    earlier.write_bytes(parquet_bytes())  # its writer finishes and closes it
+    inbox.note(earlier, "closed", "event")
+    # Complete only now, after the renamed one: by its last write, it is the later drop.
+    assert [p.name for p in inbox.due()[0]] == [later.name, earlier.name]
 
 
 def test_due_wait_is_the_nearest_remaining(inbox: Inbox, inbox_dir: Path,
