@@ -25,14 +25,13 @@ import structlog
 from config import ConfigError, Settings, load_settings
 from config.settings import OBSERVERS, WRITE_MODES
 from daemon import commands as ops
-from daemon import logs, package_version
+from daemon import logs, package_version, signals
 
 log = structlog.get_logger("daemon")
 
 PROG = "filedrop-etl"
 COMMANDS = ("run", *ops.NAMES)
 EXIT_USAGE = 2  # as `daemon.service`'s, which is imported only to run the daemon
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
                "http", "stall_seconds", "max_file_bytes", "max_file_rows", "max_resumes")
 _PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db")
@@ -70,8 +69,9 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
         epilog="exit codes: 0 stopped cleanly (or --once loaded every file); 1 --once left "
         "failed files, or the worker crashed; 2 bad usage, configuration or database; "
         "3 another daemon holds the lock on this database, or uses this inbox or work "
-        "directory. SIGTERM/SIGINT finish the "
-        "file in flight; a second signal exits at once.")
+        "directory; 131 SIGQUIT. SIGTERM/SIGINT finish the file in flight; a second "
+        "signal exits at once. SIGHUP rescans the inbox, SIGUSR1 logs the daemon's "
+        "status; other stray signals are logged and ignored.")
     run.add_argument("--write-mode", choices=WRITE_MODES,
                      help="merge: upsert by key; replace: the file is the whole run_date")
     run.add_argument("--settle-seconds", type=float, metavar="S",
@@ -192,7 +192,7 @@ def load(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     # Threads inherit the signal mask: block the stop signals while threads are started
     # (the entry points do so even before their imports) and restore it at the end.
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.STOP)
     try:
         return _main(sys.argv[1:] if argv is None else argv, prog)
     finally:
@@ -219,7 +219,12 @@ def _main(argv: Sequence[str], prog: str) -> int:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
     if args.command != "run":
+        # A command is not the daemon: a hang-up or a quit ends it as it would any tool.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(signals.TAKEN) - set(signals.STOP))
         return ops.run(args.command, settings, args, prog=prog)
+    # Blocked until the daemon's handlers are in place, for callers that did not come
+    # through `daemon.console` (tests call `main`): the imports below start threads.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals.TAKEN)
     # Imported here: the daemon's pipeline brings pyarrow and pandas (half a second),
     # which the operator's commands do without.
     from daemon import service

@@ -72,7 +72,8 @@ class Hints:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[tuple[str, Hint]] = []
-        self._rescan = False
+        # Why a rescan was asked for (`overflow`, `signal`), None if it was not.
+        self._rescan: str | None = None
         self.wake = threading.Event()
 
     def add(self, path: str, hint: Hint) -> None:
@@ -80,15 +81,16 @@ class Hints:
             self._items.append((path, hint))
         self.wake.set()
 
-    def request_rescan(self) -> None:
+    def request_rescan(self, reason: str = "overflow") -> None:
         with self._lock:
-            self._rescan = True
+            self._rescan = reason
         self.wake.set()
 
-    def drain(self) -> tuple[list[tuple[str, Hint]], bool]:
+    def drain(self) -> tuple[list[tuple[str, Hint]], str | None]:
+        """The hints so far, and why a rescan was asked for (None if it was not)."""
         with self._lock:
             items, self._items = self._items, []
-            rescan, self._rescan = self._rescan, False
+            rescan, self._rescan = self._rescan, None
         return items, rescan
 
 

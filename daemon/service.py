@@ -14,10 +14,11 @@ import itertools
 import os
 import signal
 import sqlite3
+import sys
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
+from typing import NoReturn
 
 import pyarrow as pa
 import structlog
@@ -30,6 +31,7 @@ from daemon import (
     page,
     quarantine,
     schema,
+    signals,
     staging,
     store,
 )
@@ -41,7 +43,6 @@ from daemon.watcher import Watcher, retry_delay
 log = structlog.get_logger("daemon")
 
 EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # SQLite errors at start-up that end without the daemon's help, so it waits for them:
 # another process's write lock (primary codes BUSY 5, LOCKED 6: a backup, a migration,
 # an sqlite3 shell) and a full disk (FULL 13; IOERR_SHMSIZE 4874, the -shm file of a
@@ -91,8 +92,8 @@ def run(settings: Settings, *, once: bool) -> int:
         cleanup.callback(lock.release)
         try:
             conn = _open_database(settings, notifier)
-            if conn is None:
-                return EXIT_OK
+            if isinstance(conn, int):
+                return conn
             cleanup.callback(conn.close)
             _remove_leftovers("staging_leftover_removed", staging.leftover_files(settings.db))
         except (SchemaMismatch, DatabaseUnavailable) as exc:
@@ -150,10 +151,10 @@ def _serving(address: tuple[str, int], watcher: Watcher) -> StatusServer | None:
 
 
 def _open_database(settings: Settings,
-                   notifier: notify.Notifier) -> sqlite3.Connection | None:
+                   notifier: notify.Notifier) -> sqlite3.Connection | int:
     """Connect and check the schema, waiting with backoff while another process holds
-    the database busy or locked, or its disk is full; None if a stop signal came while
-    waiting.
+    the database busy or locked, or its disk is full; the exit code instead if a signal
+    that ends the daemon came while waiting.
 
     Exiting instead would only have a service manager restart the daemon into the same
     lock or full disk, over and over. Any other error is raised at once. Under systemd,
@@ -180,14 +181,31 @@ def _open_database(settings: Settings,
                       attempt=attempt, retry_in_seconds=delay)
             notifier.waiting(f"{event}: {exc} (attempt {attempt}, next in {delay:g} s)",
                              delay + settings.busy_timeout_seconds + _EXTEND_MARGIN_SECONDS)
-        # The stop signals are still blocked here (see `main`): take one while waiting,
-        # so that a stop is prompt, and no handler is needed yet.
-        taken = signal.sigtimedwait(STOP_SIGNALS, delay)
-        if taken is not None:
+        # The daemon's signals are still blocked here (see `daemon.cli`): take one while
+        # waiting, so that a stop is prompt, and no handler is needed yet.
+        taken = signal.sigtimedwait(signals.TAKEN, delay)
+        code = None if taken is None else signals.on_start_up(taken.si_signo)
+        if taken is not None and code is not None:
             log.info("daemon_stopped", processed=0, failed=0, retry=0, vanished=0,
-                     claim_failed=0, reason=signal.Signals(taken.si_signo).name)
-            return None
+                     claim_failed=0, reason=signals.name(taken.si_signo))
+            return code
     raise AssertionError("unreachable: the attempts never run out")
+
+
+def _stopped(watcher: Watcher, reason: str) -> None:
+    outcomes = watcher.outcomes
+    log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
+             retry=outcomes["retry"], vanished=outcomes["vanished"] + watcher.inbox.vanished,
+             claim_failed=outcomes["claim_failed"], reason=reason)
+
+
+def _quit_now(watcher: Watcher, notifier: notify.Notifier, code: int) -> NoReturn:
+    """End the process at once (SIGQUIT), without waiting for the file in flight: it
+    stays claimed and is resumed at the next start; the kernel drops the locks."""
+    notifier.stopping(signals.name(signals.QUIT))
+    _stopped(watcher, signals.name(signals.QUIT))
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
@@ -201,52 +219,41 @@ def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
 
 def _serve(described: dict[str, object], watcher: Watcher, once: bool,
            notifier: notify.Notifier) -> int:
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only flags: the worker finishes its file. A second signal ends the process at
-        # once, by that signal's default action, so the exit status names the signal.
-        received.append(signum)
-        watcher.request_stop()
-        if len(received) > 1:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    taken = signals.Signals(watcher)
+    taken.install()
     try:
         log.info("daemon_started", pid=os.getpid(), once=once, **described)
         watcher.start()
-        # Every other thread was started with the stop signals blocked (see `main`), so
-        # they reach this thread, whose join they interrupt to run the handler at once.
-        # A signal taken by another thread would only wake this one when the join ends.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        # Say when the first signal was taken: two sent back to back arrive as one (a
-        # pending signal is not queued twice), so "again" means after this line.
+        # Every other thread was started with the daemon's signals blocked (see
+        # `daemon.cli`), so they reach this thread, whose join they interrupt to run the
+        # handler at once. One taken by another thread would wait for the join to end.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals.TAKEN)
+        # Say when the first stop signal was taken: two sent back to back arrive as one
+        # (a pending signal is not queued twice), so "again" means after this line.
         announced = False
         while True:
             stopped = watcher.wait(_STOPPING_CHECK_SECONDS)
+            code = taken.dispatch()
+            if code is not None:
+                _quit_now(watcher, notifier, code)
             # Checked once more after the worker ended: an idle worker ends within one
             # wait of the signal, and systemd must still hear STOPPING=1.
-            if received and not announced:
+            if taken.stops and not announced:
                 announced = True
-                log.info("daemon_stopping", reason=signal.Signals(received[0]).name,
+                log.info("daemon_stopping", reason=signals.name(taken.stops[0]),
                          hint="the file in flight is finished first; send the signal "
                          "again to exit at once (the file is then resumed at the next start)")
-                notifier.stopping(signal.Signals(received[0]).name)
+                notifier.stopping(signals.name(taken.stops[0]))
             if stopped:
                 break
             # READY once swept, the watchdog while healthy (see daemon.notify).
             notifier.tick(watcher)
         watcher.join()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        taken.restore()
+    received = taken.stops
     outcomes = watcher.outcomes
-    log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
-             retry=outcomes["retry"],
-             vanished=outcomes["vanished"] + watcher.inbox.vanished,
-             claim_failed=outcomes["claim_failed"],
-             reason=signal.Signals(received[0]).name if received else
+    _stopped(watcher, signals.name(received[0]) if received else
              ("worker_crashed" if watcher.crashed else "drained"))
     if watcher.crashed:
         return EXIT_FAILED_FILES

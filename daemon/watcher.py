@@ -61,6 +61,8 @@ class Watcher:
         self.swept = threading.Event()
         self.outcomes: Counter[str] = Counter()
         self.crashed = False
+        # The claimed file the worker is on, None between files.
+        self.current: Path | None = None
         # When the worker last showed life (monotonic), for `health`: a turn of its loop,
         # a file begun or ended, a batch of a file staged.
         self.ticked_at = time.monotonic()
@@ -100,6 +102,17 @@ class Watcher:
         """Ask the worker to stop after the file in flight; safe from a signal handler."""
         self.stop_requested.set()
         self.hints.wake.set()
+
+    def request_rescan(self, reason: str) -> None:
+        """Ask the worker to rescan the inbox now (logged with `reason`)."""
+        self.hints.request_rescan(reason)
+
+    def status(self) -> dict[str, object]:
+        """What the worker is doing, for a `daemon_status` line; safe from any thread."""
+        current = self.current
+        return {"file": files.display_name(current.name) if current else None,
+                "queue_depth": self.queue_depth(), "outcomes": dict(self.tally()),
+                "problems": self.health()}
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the worker to end; True once it has."""
@@ -205,16 +218,15 @@ class Watcher:
                 if rewatched:
                     self.claims.reclaim_inbox()
                 next_watch_check = self.ticked_at + HEARTBEAT_SECONDS
-            items, overflow = self.hints.drain()
+            items, asked = self.hints.drain()
             for item, hint in items:
                 candidate = self.inbox.note(Path(item), hint, "event")
                 self._detected([candidate] if candidate else [])
-            if overflow or rewatched or time.monotonic() >= next_rescan:
+            if asked or rewatched or time.monotonic() >= next_rescan:
                 found = self.inbox.scan("rescan")
-                if found or overflow or rewatched:
+                if found or asked or rewatched:
                     log.info("inbox_rescanned", found=len(found),
-                             reason="overflow" if overflow else
-                             "rewatched" if rewatched else "periodic")
+                             reason=asked or ("rewatched" if rewatched else "periodic"))
                 self._detected(found)
                 next_rescan = time.monotonic() + self.settings.rescan_seconds
             if self.database.check():
@@ -270,12 +282,14 @@ class Watcher:
     def _process(self, claimed: Path) -> None:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
         self.ticked_at = time.monotonic()
+        self.current = claimed
         _, attempts = self._retries.get(claimed, (0.0, 0))
         # Decided before the attempt, so that its retry line can say when the next one is;
         # a drain does not retry (see below).
         delay = None if self.once else retry_delay(attempts + 1)
         started = time.perf_counter()
         outcome = self._attempt(claimed, attempts + 1, delay)
+        self.current = None
         self.ticked_at = time.monotonic()
         self.outcomes[outcome.status] += 1
         self.metrics.file_done(outcome.status, time.perf_counter() - started, outcome.counts)

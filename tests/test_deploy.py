@@ -100,7 +100,8 @@ def test_the_unit_is_a_hardened_notify_service() -> None:
     # The stall, not the ping interval, decides when a stuck worker is restarted.
     watchdog = seconds(one("WatchdogSec"))
     assert 2 <= watchdog <= production_settings().stall_seconds
-    assert "ExecReload" not in service  # settings are read once: restart, not reload
+    # A reload is a SIGHUP (a rescan of the inbox); settings are read once: restart.
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert "CapabilityBoundingSet" in service and service["CapabilityBoundingSet"] == []
 
 

@@ -288,6 +288,27 @@ def test_a_stop_signal_while_waiting_for_the_database_exits_0_at_once(
     assert not daemon.matching("daemon_started")
 
 
+def test_signals_while_waiting_for_the_database_are_answered_and_sigquit_ends_it(
+        settings: Settings, start_daemon: Start,
+        lock_database: Callable[[], DatabaseLock]) -> None:
+    """The daemon's signals are blocked from its first instruction and taken during the
+    start-up wait: none ends it without a word, and a quit is a quit."""
+    initialised(settings)
+    lock_database()
+    daemon = start_daemon(env=FAST_BUSY, wait_started=False)
+    daemon.wait_for("database_busy")
+    daemon.proc.send_signal(signal.SIGHUP)
+    [line] = daemon.wait_for("signal_received")
+    assert (line["signal"], line["action"]) == ("SIGHUP", "none")
+    daemon.proc.send_signal(signal.SIGUSR2)
+    daemon.wait_for("signal_ignored", signal="SIGUSR2")
+    assert daemon.proc.poll() is None
+    daemon.proc.send_signal(signal.SIGQUIT)
+    assert daemon.proc.wait(timeout=10) == 128 + signal.SIGQUIT
+    assert daemon.matching("daemon_stopped", reason="SIGQUIT")
+    assert not daemon.matching("daemon_started")
+
+
 def _not_a_database(db: Path) -> None:
     db.write_bytes(b"this is not a SQLite database, only text in its place\n" * 100)
 

@@ -88,7 +88,7 @@ def test_the_event_handler_never_raises() -> None:
 
     hints = Hints()
     InboxEventHandler(hints).on_any_event(Broken("x"))
-    assert hints.drain() == ([], True)
+    assert hints.drain() == ([], "overflow")
 
 
 def test_the_handler_records_the_destination_of_a_move() -> None:
@@ -98,7 +98,7 @@ def test_the_handler_records_the_destination_of_a_move() -> None:
     handler = InboxEventHandler(hints)
     handler.on_any_event(FileMovedEvent("/in/.a.tmp", "/in/a.parquet"))
     handler.on_any_event(FileClosedEvent("/in/b.parquet"))
-    assert hints.drain() == ([("/in/a.parquet", "moved"), ("/in/b.parquet", "closed")], False)
+    assert hints.drain() == ([("/in/a.parquet", "moved"), ("/in/b.parquet", "closed")], None)
     assert hints.wake.is_set()
 
 
@@ -228,9 +228,9 @@ def test_a_file_renamed_in_from_outside_is_taken_without_waiting_to_settle(
 def test_a_move_out_of_the_inbox_is_no_hint() -> None:
     hints = Hints()
     InboxEventHandler(hints).on_any_event(FileMovedEvent("/inbox/" + NAME, ""))
-    assert hints.drain() == ([], False)
+    assert hints.drain() == ([], None)
     InboxEventHandler(hints).on_any_event(FileMovedEvent("", "/inbox/" + NAME))
-    assert hints.drain() == ([("/inbox/" + NAME, "moved")], False)
+    assert hints.drain() == ([("/inbox/" + NAME, "moved")], None)
 
 
 def _staging_disk_full(monkeypatch: pytest.MonkeyPatch, settings: Settings,
