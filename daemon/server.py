@@ -5,7 +5,9 @@ A standard-library `ThreadingHTTPServer` on its own thread, on the address of `-
 readiness; it never touches the worker's database connection and the worker never waits
 for it. Each connection gets a socket timeout, at most `max_connections` are served at
 once and `stop` cuts those still open, so a slow or hostile client can neither stall the
-daemon nor hold up its stop; every thread it starts is joined there. Access and error
+daemon nor hold up its stop; every thread it starts is joined there. When all are taken,
+a new connection takes the place of the oldest one that has not sent its request yet:
+idle clients can never keep a probe from being answered. Access and error
 lines are structured debug events (`http_request`, `http_error`), never raw stderr.
 HTTP/1.0, one request per connection: no idle keep-alive threads to wait for.
 """
@@ -35,6 +37,8 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_CONNECTIONS = 16
 # How soon serve_forever notices `shutdown` (its default 0.5 s would slow every stop).
 _POLL_SECONDS = 0.1
+# How long a new connection waits for the slot of an idle one it had cut.
+_EVICT_WAIT_SECONDS = 1.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -48,6 +52,14 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Every read and write of this connection, the request line included.
         self.connection.settimeout(self.server.request_timeout)
+
+    def parse_request(self) -> bool:
+        # The request line and the headers are in: from now on it is served, no longer
+        # a client that only holds a connection open.
+        parsed = super().parse_request()
+        if parsed:
+            self.server.serving(self.connection)
+        return parsed
 
     def do_GET(self) -> None:
         self._respond(head=False)
@@ -106,7 +118,8 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self.request_timeout = request_timeout
         self._slots = threading.BoundedSemaphore(max_connections)
-        self._open: set[socket.socket] = set()
+        # Open connections, oldest first, and whether each has sent its whole request.
+        self._open: dict[socket.socket, bool] = {}
         self._lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -117,12 +130,12 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.acquire(blocking=False) and not self._evict_idle(client_address):
             log.debug("http_refused", reason="too many connections", client=client_address[0])
             self.shutdown_request(request)
             return
         with self._lock:
-            self._open.add(request)
+            self._open[request] = False
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -135,9 +148,33 @@ class _Server(ThreadingHTTPServer):
         finally:
             self._done(request)
 
+    def _evict_idle(self, client_address: Any) -> bool:
+        """Make room for a new connection by cutting the oldest one that has not sent a
+        whole request yet; True once its slot is taken for the new one.
+
+        Clients that connect and say nothing (or say it slowly) must not be able to keep
+        a liveness probe from being answered: a probe that fails under a handful of idle
+        clients gets a healthy daemon restarted. A request being answered is never cut.
+        """
+        with self._lock:
+            idle = next((s for s, serving in self._open.items() if not serving), None)
+        if idle is None:
+            return False
+        log.debug("http_evicted", reason="a new connection needs its slot",
+                  client=client_address[0])
+        with contextlib.suppress(OSError):  # closed meanwhile
+            idle.shutdown(socket.SHUT_RDWR)
+        # Its thread sees the end of its stream at once and gives the slot back.
+        return self._slots.acquire(timeout=_EVICT_WAIT_SECONDS)
+
+    def serving(self, request: socket.socket) -> None:
+        with self._lock:
+            if request in self._open:
+                self._open[request] = True
+
     def _done(self, request: socket.socket) -> None:
         with self._lock:
-            self._open.discard(request)
+            self._open.pop(request, None)
         self._slots.release()
 
     def cut_open(self) -> None:

@@ -138,12 +138,60 @@ def test_stop_cuts_open_connections_and_joins_every_thread(watcher: Watcher) -> 
     # The autouse guard fails the test if a request thread outlived `stop`.
 
 
-def test_connections_over_the_cap_are_closed_unanswered(serve: Callable[..., str]) -> None:
-    base = serve(max_connections=1)
-    port = int(base.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10):
-        wait_until(lambda: _refused(base), "the second connection to be refused")
+def test_connections_over_the_cap_are_closed_unanswered_while_all_are_served(
+        serve: Callable[..., str]) -> None:
+    answering = threading.Event()
+    release = threading.Event()
+
+    def slow_page() -> str:
+        answering.set()
+        release.wait(timeout=30)
+        return "<h1>slow</h1>"
+
+    base = serve(max_connections=1, page=slow_page)
+    first = threading.Thread(target=request, args=(base + "/",))
+    first.start()
+    try:
+        assert answering.wait(timeout=10)
+        assert _refused(base)  # the one slot is answering a request: never cut
+    finally:
+        release.set()
+        first.join()
     wait_until(lambda: not _refused(base), "the slot to come back")
+
+
+def _idle_clients(base: str, count: int, says: bytes = b"") -> list[socket.socket]:
+    port = int(base.rsplit(":", 1)[1])
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=10)
+               for _ in range(count)]
+    for client in clients:
+        client.sendall(says)
+    return clients
+
+
+@pytest.mark.parametrize("says", [b"", b"GET /healthz HTTP/1.0\r\nHost: x\r\n"],
+                         ids=["silent", "slow-headers"])
+def test_idle_clients_never_keep_a_probe_from_being_answered(
+        watcher: Watcher, serve: Callable[..., str], says: bytes) -> None:
+    """Guards a found bug: 16 idle TCP connections filled every slot for their 10 s
+    timeout, and /healthz failed at once: a liveness probe that restarts a healthy
+    daemon. The oldest idle connection now gives its place to a new one."""
+    watcher.start()
+    base = serve()
+    assert watcher.swept.wait(timeout=30)
+    threads_before = threading.active_count()
+    clients = _idle_clients(base, 40, says)
+    try:
+        for _ in range(5):
+            began = time.monotonic()
+            health = request(base + "/healthz", timeout=5)
+            assert (health.status, health.text) == (200, "ok\n")
+            assert time.monotonic() - began < 2
+        # Bounded: one thread per slot at most, whatever the number of clients.
+        assert threading.active_count() <= threads_before + 16
+    finally:
+        for client in clients:
+            client.close()
 
 
 def _refused(base: str) -> bool:
