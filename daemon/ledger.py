@@ -16,9 +16,15 @@ from datetime import UTC, datetime
 from daemon import store
 
 
+def stamp(moment: datetime) -> str:
+    """`moment` (UTC) as the ledger stores time: ISO-8601 with microseconds and `Z`, so
+    that stored times compare as text."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def utc_now() -> str:
-    """ISO-8601 UTC with microseconds and `Z`, as the ledger stores time (and the logs)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now, as the ledger stores time (and the logs)."""
+    return stamp(datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -72,10 +78,3 @@ def recorded_outcome(conn: sqlite3.Connection, claim: str) -> tuple[str, store.M
         return None
     status, *counts = row
     return str(status), store.MergeCounts(*(int(c or 0) for c in counts))
-
-
-def last_processed_at(conn: sqlite3.Connection) -> str | None:
-    """When the latest processed load finished (ISO-8601 UTC), None before the first."""
-    row = conn.execute(f'SELECT max("finished_at") FROM {store.LEDGER} '
-                       "WHERE \"status\" = 'processed'").fetchone()
-    return None if row is None or row[0] is None else str(row[0])

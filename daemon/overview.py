@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 from config import Settings
-from daemon import folders, lock, queries
+from daemon import folders, ledger, lock, queries
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Overview:
     loads_today: queries.Tally | None
     loads_total: queries.Tally | None
     last_success: queries.Load | None
+    # Loads recorded as finished later than now: a clock that ran ahead, since corrected.
+    loads_in_the_future: int | None
     inbox: Path
     waiting: int  # in the inbox
     work: Path
@@ -54,19 +56,23 @@ class Overview:
         return not self.failed
 
 
-def gather(settings: Settings, conn: sqlite3.Connection | None, today: date) -> Overview:
-    """The status now; `conn` is a read-only connection, or None if there is no database."""
+def gather(settings: Settings, conn: sqlite3.Connection | None, now: datetime) -> Overview:
+    """The status at `now` (UTC); `conn` is a read-only connection, or None if there is no
+    database."""
     daemon = lock.probe(settings.lock_file)
-    version = loads_today = loads_total = last = None
+    version = loads_today = loads_total = last = future = None
+    today = now.date()
     if conn is not None:
+        stamp = ledger.stamp(now)
         version = queries.check_schema(conn)
         loads_today = queries.tally(conn, since=today.isoformat())
         loads_total = queries.tally(conn)
-        last = queries.last_success(conn)
+        last = queries.last_success(conn, stamp)
+        future = queries.loads_in_the_future(conn, stamp)
     leftovers = [Leftover(x, None if conn is None else
                           queries.retry_of_sidecar(conn, x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
     return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
-                    last, settings.inbox, folders.waiting(settings.inbox), settings.work,
+                    last, future, settings.inbox, folders.waiting(settings.inbox), settings.work,
                     folders.waiting(settings.work), settings.failed,
                     folders.failed_files(settings.failed), leftovers)

@@ -21,7 +21,7 @@ from html import escape
 from typing import Protocol
 
 from config import Settings
-from daemon import folders, queries, store
+from daemon import folders, ledger, queries, store
 from daemon.commands.table import when
 from daemon.folders import FailedFile
 from daemon.queries import DayRows, Load
@@ -66,7 +66,7 @@ def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], st
             with closing(store.connect_readonly(settings.db)) as conn:
                 loads = queries.recent_loads(conn, queries.LoadFilter(limit=RECENT_LOADS))
                 days = queries.rows_per_day(conn, CHART_DAYS)
-                last = queries.last_success(conn)
+                last = queries.last_success(conn, ledger.utc_now())
         except sqlite3.OperationalError:
             pass  # busy beyond the timeout: the page shows what it has, and refreshes
         health = Health(version, settings.write_mode, settings.observer,

@@ -192,10 +192,24 @@ def tally(conn: sqlite3.Connection, since: str | None = None) -> Tally:
                  sum(loads for _, loads in files.values()))
 
 
-def last_success(conn: sqlite3.Connection) -> Load | None:
+def last_success(conn: sqlite3.Connection, now: str) -> Load | None:
+    """The latest processed load finished by `now` (ISO-8601 UTC, as the ledger writes).
+
+    A load recorded later than now was timed by a clock that ran ahead and has since
+    been corrected: taken as the last success, it would silence the no-success alert
+    until that future time came. The status page, `status` and the metric all use this.
+    """
     row = conn.execute(f"SELECT {_columns(Load)} FROM {store.LEDGER} "
-                       """WHERE "status" = 'processed' ORDER BY "id" DESC LIMIT 1""").fetchone()
+                       """WHERE "status" = 'processed' AND "finished_at" <= ? """
+                       'ORDER BY "id" DESC LIMIT 1', (now,)).fetchone()
     return None if row is None else Load(*row)
+
+
+def loads_in_the_future(conn: sqlite3.Connection, now: str) -> int:
+    """Loads whose recorded finish is later than `now`: a clock that ran ahead."""
+    count, = conn.execute(f'SELECT COUNT(*) FROM {store.LEDGER} WHERE "finished_at" > ?',
+                          (now,)).fetchone()
+    return int(count)
 
 
 def _run_dates(since: str | None, until: str | None) -> tuple[str, list[str]]:

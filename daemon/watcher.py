@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from config import Settings
-from daemon import files, ledger
+from daemon import files, ledger, queries
 from daemon.dbfile import DatabaseWatch
 from daemon.inbox import Candidate, Inbox
 from daemon.lock import DirectoryClaims
@@ -80,7 +80,8 @@ class Watcher:
         self._prepared = False
         # Always collected, served or not: a few counter updates per file (measured in
         # the report of `make bench-quick`), and one code path with and without --http.
-        self.metrics = Metrics(settings, self, ledger.last_processed_at(conn))
+        last = queries.last_success(conn, ledger.utc_now())
+        self.metrics = Metrics(settings, self, last.finished_at if last else None)
 
     def prepare(self) -> None:
         """Create the directories and claim the inbox and the work directory; `ConfigError`

@@ -8,7 +8,10 @@ tests cover what a daemon run cannot steer cheaply: the queue and the vanished t
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,11 +21,11 @@ from config import Settings, contract
 from daemon import files
 from daemon.metrics import failed_files
 from daemon.watcher import Watcher
-from tests.conftest import DaemonProcess, day_table, drop, ledger, write_parquet
+from tests.conftest import ROOT, DaemonProcess, day_table, drop, ledger, write_parquet
 from tests.http_client import Scrape, url_of
 
 Start = Callable[..., DaemonProcess]
-DAY, BAD_DAY = "2026-03-01", "2026-03-02"
+DAY, BAD_DAY, LATER_DAY = "2026-03-01", "2026-03-02", "2026-03-03"
 # No periodic rescan during the test: every file after the sweep is found by its event.
 QUIET = ("--http", "127.0.0.1:0", "--rescan-seconds", "3600")
 
@@ -74,11 +77,44 @@ def test_a_scrape_counts_files_rows_durations_and_how_each_file_was_found(
     assert restarted.stop() == 0
 
 
+def test_a_success_recorded_in_the_future_is_not_the_last_one(
+        tmp_path: Path, settings: Settings, start_daemon: Start) -> None:
+    """Guards a found bug: after a clock that ran ahead was set back, a restart seeded
+    the last-success metric from the future `finished_at`, which silenced the no-success
+    alert until that time came, and `status` said otherwise."""
+    daemon = start_daemon(*QUIET)
+    for day in (DAY, LATER_DAY):
+        drop(write_parquet(tmp_path / "outbox", day_table(day), contract.file_name_for(day)),
+             settings.inbox)
+        daemon.wait_for("file_processed", file=contract.file_name_for(day))
+    assert daemon.stop() == 0
+    # The second load was timed by a clock a year ahead (since set back).
+    conn = sqlite3.connect(settings.db)
+    with conn:
+        conn.execute("UPDATE load_history SET finished_at = '2027-12-03T10:00:00.000000Z' "
+                     "WHERE file_name = ?", (contract.file_name_for(LATER_DAY),))
+    conn.close()
+    [first] = [r for r in ledger(settings.db) if r["file_name"] == contract.file_name_for(DAY)]
+
+    restarted = start_daemon(*QUIET, log_name="restarted.log")
+    seeded = Scrape.of(url_of(restarted)).value("etl_last_success_timestamp_seconds")
+    assert seeded == datetime.fromisoformat(first["finished_at"]).timestamp() < time.time()
+    status = subprocess.run(
+        [sys.executable, "-m", "daemon", "status", "--json", "--db", str(settings.db),
+         "--inbox", str(settings.inbox), "--processed", str(settings.processed),
+         "--failed", str(settings.failed)],
+        cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    document = json.loads(status.stdout)
+    assert document["last_success"]["finished_at"] == first["finished_at"]
+    assert document["loads_in_the_future"] == 1
+    assert restarted.stop() == 0
+
+
 def test_the_queue_is_waiting_files_and_claims_waiting_for_a_retry(
         tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
     watcher = Watcher(settings, fresh_db)  # not started: the test is its worker
     watcher.prepare()
-    for day in (DAY, BAD_DAY):
+    for day in (DAY, LATER_DAY):
         write_parquet(settings.inbox, day_table(day), contract.file_name_for(day))
     assert len(watcher.inbox.scan("sweep")) == 2
     watcher._retries[settings.work / "claimed.parquet"] = (time.monotonic() + 60, 1)

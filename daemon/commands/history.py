@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from config import Settings
-from daemon import files, folders, queries
+from daemon import files, folders, ledger, queries
 from daemon.commands import common, table
 from daemon.retries import name_refusal
 
@@ -103,7 +103,7 @@ def _precision(text: str) -> timedelta:
 
 
 def _ledger(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ledger.stamp(moment)
 
 
 def _positive(text: str) -> int:

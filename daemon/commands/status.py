@@ -57,14 +57,14 @@ def add(commands: common.Subcommands,
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    today = datetime.now(UTC).date()
+    now = datetime.now(UTC)
     missing = None
     if settings.db.exists():
         with common.reading(settings) as conn:
-            snapshot = overview.gather(settings, conn, today)
+            snapshot = overview.gather(settings, conn, now)
     else:
         missing = common.database_missing(settings)
-        snapshot = overview.gather(settings, None, today)
+        snapshot = overview.gather(settings, None, now)
     code = (common.EXIT_PROBLEM if missing else
             common.EXIT_OK if snapshot.healthy else common.EXIT_ATTENTION)
     if args.json:
@@ -86,6 +86,7 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
         "today": {"date": s.today, **vars(s.loads_today)} if s.loads_today else None,
         "total": vars(s.loads_total) if s.loads_total else None,
         "last_success": s.last_success,
+        "loads_in_the_future": s.loads_in_the_future,
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
         "failed": {"path": str(s.failed_dir), "files": s.failed,
@@ -122,6 +123,10 @@ def _text(s: overview.Overview) -> str:
             ("last success", "never" if last is None else
              f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)"),
         ]
+    if s.loads_in_the_future:
+        lines.append(("clock", f"{_count(s.loads_in_the_future, 'load')} recorded as "
+                      "finished later than now: the clock ran ahead and was set back "
+                      "(not counted as the last success)"))
     lines += [
         ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
         ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
