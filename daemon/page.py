@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Protocol
 
@@ -65,7 +66,9 @@ def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], st
         try:
             with closing(store.connect_readonly(settings.db)) as conn:
                 loads = queries.recent_loads(conn, queries.LoadFilter(limit=RECENT_LOADS))
-                days = queries.rows_per_day(conn, CHART_DAYS)
+                # A day of margin: a producer's day may begin before UTC's.
+                latest = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+                days = queries.rows_per_day(conn, CHART_DAYS, latest)
                 last = queries.last_success(conn, ledger.utc_now())
         except sqlite3.OperationalError:
             pass  # busy beyond the timeout: the page shows what it has, and refreshes

@@ -245,14 +245,21 @@ def has_rows(conn: sqlite3.Connection) -> bool:
     return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {store.FACT})").fetchone()[0])
 
 
-def rows_per_day(conn: sqlite3.Connection, days: int) -> list[DayRows]:
-    """Fact rows per run date over the `days` calendar days up to the latest, oldest first.
+def rows_per_day(conn: sqlite3.Connection, days: int, latest: str) -> list[DayRows]:
+    """Fact rows per run date over the `days` calendar days up to the newest run date not
+    after `latest` (ISO; today, give or take a time zone), oldest first; up to the newest
+    of all when every run date is later.
 
-    Counted on the run-date index alone, from its newest end: the status page asks on
-    every refresh, and the history may hold years of rows.
+    One far-future run date (a valid `9999-12-31` file) must not leave only itself in
+    the window. Counted on the run-date index alone, from its newest end: the status page
+    asks on every refresh, and the history may hold years of rows.
     """
     date = store.q(contract.DATE_COLUMN)
     return [DayRows(str(d), int(n)) for d, n in conn.execute(
-        f"SELECT {date}, COUNT(*) FROM {store.FACT} WHERE {date} > "
-        f"(SELECT date(MAX({date}), ?) FROM {store.FACT}) GROUP BY {date} ORDER BY {date}",
-        (f"-{days} days",))]
+        f"WITH anchor(day) AS (SELECT COALESCE("
+        f"(SELECT MAX({date}) FROM {store.FACT} WHERE {date} <= ?), "
+        f"(SELECT MAX({date}) FROM {store.FACT}))) "
+        f"SELECT {date}, COUNT(*) FROM {store.FACT}, anchor "
+        f"WHERE {date} > date(anchor.day, ?) AND {date} <= anchor.day "
+        f"GROUP BY {date} ORDER BY {date}",
+        (latest, f"-{days} days"))]

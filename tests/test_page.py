@@ -103,6 +103,20 @@ def test_rows_per_day_counts_the_last_days_up_to_the_latest(
             for day, count in (("2026-01-15", 3), ("2026-02-01", 2), ("2026-03-02", 4))
             for i in range(count)]
     fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)', rows)
-    assert rows_per_day(fresh_db, 31) == [DayRows("2026-02-01", 2), DayRows("2026-03-02", 4)]
-    assert rows_per_day(fresh_db, 1) == [DayRows("2026-03-02", 4)]
-    assert len(rows_per_day(fresh_db, 365)) == 3
+    today = "2026-03-05"
+    assert rows_per_day(fresh_db, 31, today) == [DayRows("2026-02-01", 2),
+                                                  DayRows("2026-03-02", 4)]
+    assert rows_per_day(fresh_db, 1, today) == [DayRows("2026-03-02", 4)]
+    assert len(rows_per_day(fresh_db, 365, today)) == 3
+
+
+def test_rows_per_day_is_not_emptied_by_one_far_future_day(
+        fresh_db: sqlite3.Connection) -> None:
+    """Guards a found bug: the window ended at the largest run date, so one valid
+    `9999-12-31` file left only that day in the chart."""
+    days = ("2026-02-27", "2026-02-28", "2026-03-01", "9999-12-31")
+    fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)',
+                         [(f"{d.replace('-', '')}-0", 1, 1.0, d, "t", None) for d in days])
+    assert [d.run_date for d in rows_per_day(fresh_db, 31, "2026-03-02")] == list(days[:3])
+    # Every run date later than today: the window ends at the newest, as before.
+    assert [d.run_date for d in rows_per_day(fresh_db, 31, "2020-01-01")] == ["9999-12-31"]
