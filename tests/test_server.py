@@ -172,12 +172,14 @@ def _idle_clients(base: str, count: int, says: bytes = b"") -> list[socket.socke
 @pytest.mark.parametrize("says", [b"", b"GET /healthz HTTP/1.0\r\nHost: x\r\n"],
                          ids=["silent", "slow-headers"])
 def test_idle_clients_never_keep_a_probe_from_being_answered(
-        watcher: Watcher, serve: Callable[..., str], says: bytes) -> None:
+        watcher: Watcher, says: bytes) -> None:
     """Guards a found bug: 16 idle TCP connections filled every slot for their 10 s
     timeout, and /healthz failed at once: a liveness probe that restarts a healthy
     daemon. The oldest idle connection now gives its place to a new one."""
     watcher.start()
-    base = serve()
+    server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics)
+    server.start()
+    base = f"http://127.0.0.1:{server.address[1]}"
     assert watcher.swept.wait(timeout=30)
     threads_before = threading.active_count()
     clients = _idle_clients(base, 40, says)
@@ -192,6 +194,9 @@ def test_idle_clients_never_keep_a_probe_from_being_answered(
     finally:
         for client in clients:
             client.close()
+        # What the server makes of the clients' ends, before the test's own end.
+        wait_until(lambda: not server._server._open, "the idle connections to close")
+        server.stop()
 
 
 def _refused(base: str) -> bool:
