@@ -159,6 +159,15 @@ def fact_rows(db_path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def integrity(db: Path) -> list[tuple[str, ...]]:
+    """What `PRAGMA integrity_check` says of a database file: `[("ok",)]` when whole."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
 def table_rows(db_path: Path, table: str) -> list[dict[str, Any]]:
     """Every row of `table`, oldest first (by `id`), as dicts."""
     conn = sqlite3.connect(db_path)

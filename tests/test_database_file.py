@@ -25,6 +25,7 @@ from tests.conftest import (
     DaemonProcess,
     day_table,
     drop,
+    integrity,
     write_parquet,
 )
 from tests.http_client import request, url_of
@@ -41,14 +42,6 @@ def load(daemon: DaemonProcess, tmp_path: Path, day: str) -> None:
     drop(write_parquet(tmp_path / "outbox", day_table(day), run_date=day),
          daemon.settings.inbox)
     daemon.wait_for("file_processed", file=name(day))
-
-
-def integrity(db: Path) -> list[tuple[str, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        conn.close()
 
 
 def files_in(db: Path) -> list[str]:

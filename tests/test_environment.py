@@ -40,6 +40,7 @@ from tests.conftest import (
     day_table,
     drop,
     fact_rows,
+    integrity,
     ledger,
     wait_until,
     write_parquet,
@@ -110,14 +111,6 @@ def fact_count(db: Path, what: str = "*") -> int:
     try:
         count, = conn.execute(f"SELECT COUNT({what}) FROM {store.FACT}").fetchone()
         return int(count)
-    finally:
-        conn.close()
-
-
-def integrity(db: Path) -> list[tuple[str, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchall()
     finally:
         conn.close()
 
