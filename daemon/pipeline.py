@@ -73,15 +73,21 @@ class Pipeline:
         return Outcome("claimed", claimed)
 
     def process(self, claimed: Path, *, attempt: int = 1,
-                retry_in_seconds: float | None = None) -> Outcome:
+                retry_in_seconds: float | None = None,
+                stopped_on: list[dict[str, Any]] | None = None) -> Outcome:
         """Load a claimed file and archive it; never raises for a bad or failing file.
 
         `attempt` (1 for the first) and `retry_in_seconds` (when the caller tries again
         if this attempt must wait; None: not in this run) only annotate the log line.
+        `stopped_on` (from `daemon.resumes`): the daemon stopped while loading this file
+        every time it was resumed, so it is quarantined unread instead: reading it again
+        could end the daemon again.
         """
         self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
         with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
             try:
+                if stopped_on is not None:
+                    return self._set_aside(claimed, stopped_on)
                 return self._process(claimed)
             except (KeyboardInterrupt, SystemExit):
                 raise
@@ -96,22 +102,17 @@ class Pipeline:
                           exc_info=True, **self._schedule)
                 return Outcome("retry", claimed)
 
-    def set_aside(self, claimed: Path, attempts: list[dict[str, Any]], *,
-                  attempt: int = 1, retry_in_seconds: float | None = None) -> Outcome:
-        """Quarantine a resumed file, unread, that the daemon stopped on every time it was
-        resumed (`attempts`, from `daemon.resumes`): reading it again could end it again."""
-        self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
-        shown = files.display_name(claimed.name)
-        with structlog.contextvars.bound_contextvars(file=shown):
-            try:
-                size: int | None = claimed.lstat().st_size
-                run_date: str | None = files.run_date_from_name(claimed.name)
-            except (OSError, BadInput):
-                size = run_date = None
-            load = ledger.LoadRecord(shown, None, size, self.settings.write_mode, run_date,
-                                    ledger.utc_now())
-            attempt_ = loading.Attempt(claimed, load, time.perf_counter(), stage="resume")
-            return self._fail(attempt_, StoppedTooOften(attempts))
+    def _set_aside(self, claimed: Path, stopped_on: list[dict[str, Any]]) -> Outcome:
+        """Record and quarantine a file, unread, as `StoppedTooOften`."""
+        try:
+            size: int | None = claimed.lstat().st_size
+            run_date: str | None = files.run_date_from_name(claimed.name)
+        except (OSError, BadInput):
+            size = run_date = None
+        load = ledger.LoadRecord(files.display_name(claimed.name), None, size,
+                                self.settings.write_mode, run_date, ledger.utc_now())
+        attempt = loading.Attempt(claimed, load, time.perf_counter(), stage="resume")
+        return self._fail(attempt, StoppedTooOften(stopped_on))
 
     def _process(self, claimed: Path) -> Outcome:
         # A file whose outcome is decided but could not be moved only needs the move again.

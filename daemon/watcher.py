@@ -311,12 +311,8 @@ class Watcher:
         if claimed not in self._resumed:
             return self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay)
         self._resumed.discard(claimed)
-        stopped_on = self.resumes.begin(claimed)
-        if stopped_on is None:
-            outcome = self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay)
-        else:
-            outcome = self.pipeline.set_aside(claimed, stopped_on, attempt=attempt,
-                                              retry_in_seconds=delay)
+        outcome = self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay,
+                                        stopped_on=self.resumes.begin(claimed))
         self.resumes.ended(claimed)
         return outcome
 
