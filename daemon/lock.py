@@ -144,6 +144,10 @@ class DirectoryClaim:
         self._fd = fd
         return True
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the lock
@@ -161,8 +165,15 @@ class DirectoryClaims:
             work, "the work directory", hint="stop that daemon first, or give this one "
             "its own --work")
 
+    @property
+    def held(self) -> bool:
+        return self.inbox.held and self.work.held
+
     def acquire(self) -> None:
-        """Claim both; `AlreadyRunning` if another daemon holds either."""
+        """Claim both (unless held already); `AlreadyRunning` if another daemon holds
+        either."""
+        if self.held:
+            return
         for claim in (self.inbox, self.work):
             if not claim.acquire():
                 log.warning("directory_unlocked", directory=str(claim.directory),

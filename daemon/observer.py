@@ -240,9 +240,10 @@ class InboxObserver:
             return False
         settings, inbox = self.settings, str(self.settings.inbox)
         try:
-            if lost == "missing":
-                files.prepare_directories(settings.inbox, settings.work, settings.processed,
-                                          settings.failed)
+            # Made again if it is missing; and whatever took its place must be on the work
+            # directory's filesystem, or no claim (a rename) could ever succeed there.
+            files.prepare_directories(settings.inbox, settings.work, settings.processed,
+                                      settings.failed)
             self._observer.unschedule_all()
             self._schedule(self._observer)
         except (ConfigError, OSError) as exc:

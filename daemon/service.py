@@ -26,6 +26,7 @@ import structlog
 from config import ConfigError, Settings
 from daemon import (
     crashpoints,
+    files,
     notify,
     package_version,
     page,
@@ -36,7 +37,7 @@ from daemon import (
     store,
 )
 from daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
-from daemon.lock import InstanceLock
+from daemon.lock import DirectoryClaims, InstanceLock
 from daemon.server import StatusServer
 from daemon.watcher import Watcher, retry_delay
 
@@ -90,6 +91,20 @@ def run(settings: Settings, *, once: bool) -> int:
             log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
             return EXIT_USAGE
         cleanup.callback(lock.release)
+        # Before the database is opened (or made): a daemon refused for the inbox or the
+        # work directory leaves nothing behind.
+        claims = DirectoryClaims(settings.inbox, settings.work)
+        try:
+            files.prepare_directories(settings.inbox, settings.work, settings.processed,
+                                      settings.failed)
+            claims.acquire()
+        except ConfigError as exc:
+            log.error("config_invalid", reason=exc.message, hint=exc.hint)
+            return EXIT_USAGE
+        except AlreadyRunning as exc:
+            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+            return EXIT_LOCKED
+        cleanup.callback(claims.release)
         try:
             conn = _open_database(settings, notifier)
             if isinstance(conn, int):
@@ -104,16 +119,12 @@ def run(settings: Settings, *, once: bool) -> int:
             log.error("database_unavailable", db=str(settings.db), reason=str(exc),
                       hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
-        watcher = Watcher(settings, conn, once=once)
+        watcher = Watcher(settings, conn, once=once, claims=claims)
         try:
-            watcher.prepare()
+            watcher.prepare()  # made and claimed above; unless they changed meanwhile
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
             return EXIT_USAGE
-        except AlreadyRunning as exc:
-            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
-            return EXIT_LOCKED
-        cleanup.callback(watcher.claims.release)
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         if settings.http is not None:

@@ -46,7 +46,8 @@ def retry_delay(attempt: int) -> float:
 class Watcher:
     """Owns the observer and the worker thread for one inbox."""
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection, *, once: bool = False) -> None:
+    def __init__(self, settings: Settings, conn: sqlite3.Connection, *, once: bool = False,
+                 claims: DirectoryClaims | None = None) -> None:
         self.settings = settings
         self.once = once
         # Whether the database's path still holds the file the worker writes to: no file
@@ -75,7 +76,8 @@ class Watcher:
         self._resumed: set[Path] = set()
         self.resumes = Resumes(settings.work, settings.max_resumes)
         self._observer = InboxObserver(settings, self.hints)
-        self.claims = DirectoryClaims(settings.inbox, settings.work)
+        # The inbox and the work directory, claimed by `prepare` unless the caller has.
+        self.claims = claims or DirectoryClaims(settings.inbox, settings.work)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
         # Always collected, served or not: a few counter updates per file (measured in

@@ -855,3 +855,35 @@ def test_an_inbox_made_again_is_claimed_again(settings: Settings, start_daemon: 
     [refusal] = second.matching("daemon_already_running")
     assert f"(pid {daemon.proc.pid}) is already using the inbox" in refusal["reason"]
     loaded_by_its_event(daemon, settings, DAY1)
+
+
+def test_a_symlinked_inbox_pointed_at_another_filesystem_is_unhealthy_not_half_used(
+        settings: Settings, start_daemon: Start) -> None:
+    """No claim (a rename into the work directory) can succeed from another filesystem:
+    the daemon says so instead of watching a directory it could never take a file from."""
+    first = settings.inbox.with_name("landing")
+    first.mkdir(parents=True)
+    settings.inbox.symlink_to(first.name)
+    elsewhere = settings.inbox.with_name("elsewhere")
+    elsewhere.mkdir()
+    try:
+        _run("mount", "-t", "tmpfs", "-o", "size=1024k", "tmpfs", str(elsewhere))
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {getattr(exc, 'stderr', None) or exc}")
+    try:
+        daemon = start_daemon(*WATCH_ONLY)
+        base = url_of(daemon)
+        temporary = settings.inbox.with_name("inbox.new-link")
+        temporary.symlink_to(elsewhere.name)
+        temporary.replace(settings.inbox)
+        [line] = daemon.wait_for("inbox_unwatched")
+        assert line["lost"] == "repointed" and "different filesystems" in line["reason"]
+        health = request(base + "/healthz")
+        assert health.status == 503 and "is not watched" in health.text
+        temporary.symlink_to(first.name)
+        temporary.replace(settings.inbox)
+        wait_until(lambda: request(base + "/healthz").status == 200, "/healthz back to 200")
+        loaded_by_its_event(daemon, settings, DAY1)
+        assert daemon.stop() == 0
+    finally:
+        _run("umount", "--lazy", str(elsewhere))
