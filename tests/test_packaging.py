@@ -1,0 +1,92 @@
+"""The wheel a user builds from the repository, installed into a fresh venv and run.
+
+Guards a found bug: `pip wheel .` left `daemon.commands` out (the package list named the
+top-level packages only), so an installed `filedrop-etl` failed at import, while the
+Makefile's editable install hid it. The wheel is built once for the module, installed
+with its dependencies the way a user installs it (about 15 s, most of it pip), and run
+from a directory outside the repository, so nothing can be imported from the tree.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGES = ("daemon", "generator", "config")
+
+
+@dataclass(frozen=True)
+class Installed:
+    wheel: Path
+    venv: Path
+    cwd: Path
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.venv / "bin" / argv[0]), *argv[1:]], cwd=self.cwd,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+
+def _run(*argv: str, cwd: Path) -> None:
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout}\n{done.stderr}"
+
+
+# Left out of the copy the wheel is built from: what a fresh clone does not have, and a
+# `build/` left by an earlier build, which setuptools would reuse (and so hide the bug).
+_NOT_IN_A_CLONE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", "*.db*", "inbox",
+    "processed", "failed", ".inbox.work", ".demo")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    root = tmp_path_factory.mktemp("packaging")
+    source = root / "source"
+    shutil.copytree(ROOT, source, ignore=_NOT_IN_A_CLONE)
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root),
+         str(source), cwd=root)
+    [wheel] = root.glob("filedrop_etl-*.whl")
+    venv = root / "venv"
+    _run(sys.executable, "-m", "venv", str(venv), cwd=root)
+    _run(str(venv / "bin" / "pip"), "install", "--quiet", str(wheel), cwd=root)
+    work = root / "elsewhere"
+    work.mkdir()
+    yield Installed(wheel, venv, work)
+
+
+def test_the_wheel_holds_every_package_of_the_tree(installed: Installed) -> None:
+    in_tree = {str(init.parent.relative_to(ROOT)) for package in PACKAGES
+               for init in (ROOT / package).rglob("__init__.py")}
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = set(wheel.namelist())
+    in_wheel = {name.rpartition("/")[0] for name in names if name.endswith("/__init__.py")}
+    assert "daemon/commands" in in_tree
+    assert in_tree <= in_wheel, f"left out of the wheel: {sorted(in_tree - in_wheel)}"
+    assert "config/etl.toml" in names
+    assert not any(name.startswith("tests/") for name in names)
+
+
+def test_the_installed_console_script_runs_its_commands_and_the_daemon(
+        installed: Installed) -> None:
+    where = installed.run("python", "-c", "import daemon.commands; print(daemon.__file__)")
+    assert where.returncode == 0 and where.stdout.startswith(str(installed.venv)), where
+    version = installed.run("filedrop-etl", "--version")
+    assert version.returncode == 0 and version.stdout.startswith("filedrop-etl "), version
+    generated = installed.run("python", "-m", "generator", "--date", "2026-02-10",
+                              "--inbox", "inbox")
+    assert generated.returncode == 0, generated
+    loaded = installed.run("filedrop-etl", "run", "--once", "--db", "etl.db")
+    assert loaded.returncode == 0, loaded
+    assert '"event": "file_processed"' in loaded.stdout
+    status = installed.run("filedrop-etl", "status", "--db", "etl.db", "--json")
+    assert status.returncode == 0 and '"processed": 1' in status.stdout, status
