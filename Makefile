@@ -4,21 +4,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOAK_MINUTES ?= 60
+CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test lint bench bench-quick torture soak run clean
+.PHONY: help install install-runtime browser demo test lint bench bench-quick torture soak run clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the daemon with its dev tools
+
+install-runtime: ## for servers: .venv with the daemon and its runtime dependencies only, no dev tools
+	$(CHECK_PYTHON)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# Built into a wheel and installed as a copy, not linked to this tree: a `git pull`
+	# changes nothing until `make install-runtime` runs again.
+	$(PY) -m pip install --quiet .
+	rm -f $(STAMP)  # not the developer's install: `make install` (or test) makes that again
 
 browser: ## Debian's chromium and chromedriver for the browser tests (apt-get; needs root)
 	bash scripts/install-browser.sh

@@ -2,9 +2,10 @@
 
 Guards a found bug: `pip wheel .` left `daemon.commands` out (the package list named the
 top-level packages only), so an installed `filedrop-etl` failed at import, while the
-Makefile's editable install hid it. The wheel is built once for the module, installed
-with its dependencies the way a user installs it (about 15 s, most of it pip), and run
-from a directory outside the repository, so nothing can be imported from the tree.
+Makefile's editable install hid it. `make install-runtime` (the servers' install) builds
+the wheel and installs it with its dependencies into a new venv, once for the module
+(about 15 s, most of it pip); it is run from a directory outside the repository, so
+nothing can be imported from the tree.
 """
 
 from __future__ import annotations
@@ -50,18 +51,18 @@ _NOT_IN_A_CLONE = shutil.ignore_patterns(
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """`make install-runtime` in a clean copy of the tree: pip builds the wheel and
+    installs it into a new venv, as on a server."""
     root = tmp_path_factory.mktemp("packaging")
     source = root / "source"
     shutil.copytree(ROOT, source, ignore=_NOT_IN_A_CLONE)
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root),
-         str(source), cwd=root)
+    _run("make", "install-runtime", f"PYTHON={sys.executable}", cwd=source)
+    _run(str(source / ".venv" / "bin" / "pip"), "wheel", "--no-deps", "--quiet", "-w",
+         str(root), str(source), cwd=root)
     [wheel] = root.glob("filedrop_etl-*.whl")
-    venv = root / "venv"
-    _run(sys.executable, "-m", "venv", str(venv), cwd=root)
-    _run(str(venv / "bin" / "pip"), "install", "--quiet", str(wheel), cwd=root)
     work = root / "elsewhere"
     work.mkdir()
-    yield Installed(wheel, venv, work)
+    yield Installed(wheel, source / ".venv", work)
 
 
 def test_the_wheel_holds_every_package_of_the_tree(installed: Installed) -> None:
@@ -90,3 +91,11 @@ def test_the_installed_console_script_runs_its_commands_and_the_daemon(
     assert '"event": "file_processed"' in loaded.stdout
     status = installed.run("filedrop-etl", "status", "--db", "etl.db", "--json")
     assert status.returncode == 0 and '"processed": 1' in status.stdout, status
+
+
+def test_a_runtime_install_has_no_dev_tools(installed: Installed) -> None:
+    for tool in ("pytest", "ruff", "mypy"):
+        assert not (installed.venv / "bin" / tool).exists(), tool
+    found = installed.run("python", "-c", "import importlib.util as u; "
+                          "print([m for m in ('selenium', 'pytest') if u.find_spec(m)])")
+    assert found.stdout.strip() == "[]", found
