@@ -172,14 +172,58 @@ def _placed(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[
     return ["run", *argv], argv[at]
 
 
-def _unknown_command(word: str, prog: str) -> int:
-    """Log that `word` stands where a command should; the exit code of a usage error."""
+def _is_known(arg: str, values: dict[str, bool]) -> bool:
+    """Whether `arg` is an option of some command, or a unique beginning of one."""
+    name = arg.partition("=")[0]
+    return name in values or sum(option.startswith(name) for option in values) == 1
+
+
+def _unknown_option(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The first option in `argv` that no command has (before any `--`)."""
+    values = _option_values(parser)
+    for arg in argv:
+        if arg == "--":
+            return None
+        if arg.startswith("-") and arg != "-" and not _is_known(arg, values):
+            return arg
+    return None
+
+
+def _did_you_mean(option: str, options: Sequence[str]) -> str:
+    """`did you mean `--processed`? ` for `--proccessed`, or nothing."""
+    close = difflib.get_close_matches(option.partition("=")[0], options, n=1, cutoff=0.7)
+    return f"did you mean `{close[0]}`? " if close else ""
+
+
+def _unknown_command(word: str, argv: Sequence[str], parser: argparse.ArgumentParser,
+                     prog: str) -> int:
+    """Log that `word` stands where a command should; the exit code of a usage error.
+
+    An unknown option before it is the likelier mistake (`--da X status`: `X` is `--da`'s
+    value, and `--da` a typo of `--db`), so that is what is reported then.
+    """
+    option = _unknown_option(argv, parser)
+    if option is not None:
+        log.error("usage_error", reason=f"unknown option {option!r}",
+                  hint=_did_you_mean(option, list(_option_values(parser)))
+                  + f"see {prog} --help")
+        return EXIT_USAGE
     close = difflib.get_close_matches(word, COMMANDS, n=1)
     log.error("usage_error",
               reason=f"unknown command {word!r} (choose from {', '.join(COMMANDS)})",
               hint=(f"did you mean `{prog} {close[0]}`? " if close else "")
               + f"see {prog} --help")
     return EXIT_USAGE
+
+
+def _unrecognized(command: argparse.ArgumentParser, extras: Sequence[str]) -> NoReturn:
+    """A command's arguments it does not take, with the option it most likely meant."""
+    options = [o for action in command._actions for o in action.option_strings]
+    typo = next((e for e in extras if e.startswith("-")), None)
+    log.error("usage_error", reason=f"unrecognized arguments: {' '.join(extras)}",
+              hint=(_did_you_mean(typo, options) if typo else "")
+              + f"see {command.prog} --help")
+    sys.exit(EXIT_USAGE)
 
 
 def load(args: argparse.Namespace) -> Settings:
@@ -207,12 +251,12 @@ def _main(argv: Sequence[str], prog: str) -> int:
     logs.configure(sys.stderr if argv[0] in ops.NAMES or unknown else None)
     if unknown is not None:
         # `run` would call it an unrecognized argument, which names no command there is.
-        return _unknown_command(unknown, prog)
+        return _unknown_command(unknown, argv, parser, prog)
     args, extras = parser.parse_known_args(argv)
     if extras:
         # argparse hands a command's unknown arguments up to the top-level parser, whose
         # hint would be the top-level help: the command's own help is the one to read.
-        _commands(parser)[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+        _unrecognized(_commands(parser)[args.command], extras)
     try:
         settings = load(args)
     except ConfigError as exc:

@@ -76,6 +76,28 @@ def test_a_mistyped_command_is_called_unknown_with_the_commands_there_are() -> N
     assert line["hint"] == "did you mean `filedrop-etl status`? see filedrop-etl --help"
 
 
+@pytest.mark.parametrize(("argv", "reason", "hint"), [
+    # `X` is the value of the mistyped option, not a command.
+    (["--da", "X", "status"], "unknown option '--da'",
+     "did you mean `--db`? see filedrop-etl --help"),
+    (["--proccessed", "p"], "unknown option '--proccessed'",
+     "did you mean `--processed`? see filedrop-etl --help"),
+    (["status", "--proccessed", "p"], "unrecognized arguments: --proccessed p",
+     "did you mean `--processed`? see filedrop-etl status --help"),
+    (["run", "--settle-secs=2"], "unrecognized arguments: --settle-secs=2",
+     "did you mean `--settle-seconds`? see filedrop-etl run --help"),
+])
+def test_a_mistyped_option_is_named_with_the_option_meant(
+        argv: list[str], reason: str, hint: str) -> None:
+    """Guards found gaps: `--da X status` was reported as an unknown command `X`, and a
+    misspelt option got no suggestion."""
+    done = run_script(*argv)
+    assert done.returncode == 2
+    # On stdout for the daemon (its log), on stderr for a command (stdout is its output).
+    [line] = [json.loads(text) for text in (done.stdout + done.stderr).splitlines()]
+    assert (line["event"], line["reason"], line["hint"]) == ("usage_error", reason, hint)
+
+
 @pytest.mark.parametrize("option", ["--bogus", "--once"])
 def test_an_unknown_option_of_a_command_points_at_that_commands_help(option: str) -> None:
     done = run_script("status", option)
