@@ -10,6 +10,7 @@ against the working directory at start-up, so a later `chdir` cannot move the in
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
@@ -58,6 +59,9 @@ class Settings:
     # Where each setting came from (`work` derived from the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+    # `ETL_*` variables in the environment that name no setting (a typo, most likely),
+    # each with the variable it most likely meant (or None); warned of, never refused.
+    unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
 
     @property
     def lock_file(self) -> Path:
@@ -197,6 +201,24 @@ _DEFAULTS: dict[str, object] = {
     "max_resumes": 3,
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
+# The prefix's variables that are not settings: the config file's, and the crash tests'
+# (`daemon.crashpoints`).
+OTHER_VARIABLES = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}CRASH_AT")
+
+
+def _unknown_variables(env: Mapping[str, str]) -> dict[str, str | None]:
+    """`ETL_*` names in `env` that mean nothing here, each with its likeliest meaning."""
+    known = [f"{ENV_PREFIX}{name.upper()}" for name in SETTING_NAMES] + list(OTHER_VARIABLES)
+    unknown = sorted(n for n in env if n.startswith(ENV_PREFIX) and n not in known)
+    return {name: _meant(name, known) for name in unknown}
+
+
+def _meant(name: str, known: list[str]) -> str | None:
+    """The known name closest to `name` that begins with the same letter after the prefix
+    (ETL_DATABASE: ETL_DB; ETL_FOO: none, though ETL_WORK shares as many letters)."""
+    first = name[len(ENV_PREFIX):len(ENV_PREFIX) + 1]
+    alike = [k for k in known if k[len(ENV_PREFIX):len(ENV_PREFIX) + 1] == first]
+    return next(iter(difflib.get_close_matches(name, alike, n=1, cutoff=0.6)), None)
 
 
 def _default_work(inbox: Path) -> Path:
@@ -276,6 +298,7 @@ def load_settings(
     sources.setdefault("work", "default")
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources
+    resolved["unknown_variables"] = _unknown_variables(env)
     settings = Settings(**cast(dict[str, Any], resolved))
     _check_layout(settings)
     return settings

@@ -262,6 +262,11 @@ def _main(argv: Sequence[str], prog: str) -> int:
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
+    for variable, meant in settings.unknown_variables.items():
+        # A warning, not a refusal: other tools may use the prefix too.
+        log.warning("environment_variable_unknown", variable=variable,
+                    hint=(f"did you mean {meant}? " if meant else "") + "ETL_ variables set "
+                    "the settings of the same name (ETL_DB for db); this one is ignored")
     if args.command != "run":
         # A command is not the daemon: a hang-up or a quit ends it as it would any tool.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(signals.TAKEN) - set(signals.STOP))

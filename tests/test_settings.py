@@ -14,6 +14,9 @@ import pytest
 
 from config import ConfigError, Settings, load_settings
 from config.settings import SETTING_NAMES
+from tests.conftest import DaemonProcess
+
+Start = Callable[..., DaemonProcess]
 
 
 def write_toml(path: Path, text: str) -> Path:
@@ -439,3 +442,23 @@ def test_observer_and_poll_interval_from_the_config_file(tmp_path: Path) -> None
     assert (s.observer, s.poll_seconds) == ("polling", 0.5)
     with pytest.raises(ConfigError, match="expected one of auto, polling"):
         load_settings({"observer": "fanotify"}, config_file=toml, environ={})
+
+
+def test_unknown_etl_variables_are_reported_with_what_they_most_likely_meant(
+        empty_toml: Path) -> None:
+    """Guards a found gap: a typo like ETL_DATABASE was ignored without a word, while an
+    unknown TOML key is refused. A variable is only warned of: other tools may share the
+    prefix."""
+    s = load_settings(config_file=empty_toml, environ={
+        "ETL_DATABASE": "x.db", "ETL_INBOXX": "in", "ETL_FOO": "1", "ETL_CONFIG_": "c",
+        "ETL_DB": "etl.db", "ETL_CRASH_AT": "", "HOME": "/root"})
+    assert dict(s.unknown_variables) == {"ETL_DATABASE": "ETL_DB", "ETL_INBOXX": "ETL_INBOX",
+                                         "ETL_FOO": None, "ETL_CONFIG_": "ETL_CONFIG"}
+
+
+def test_the_daemon_warns_of_an_unknown_etl_variable_at_start(start_daemon: Start) -> None:
+    daemon = start_daemon(env={"ETL_DATABASE": "elsewhere.db"})
+    [line] = daemon.matching("environment_variable_unknown")
+    assert (line["level"], line["variable"]) == ("warning", "ETL_DATABASE")
+    assert line["hint"].startswith("did you mean ETL_DB?")
+    assert daemon.proc.poll() is None
