@@ -28,6 +28,11 @@ SAMPLE_KEYS = 5
 # above moves that 0.4 s from the first file a daemon loads to its start-up.
 
 
+def _text(value: object) -> str | None:
+    """A sample value as the sidecar and the messages carry it: text, None for a null."""
+    return None if value is None else str(value)
+
+
 class FileChecks:
     """Accumulates check results over the batches of one file."""
 
@@ -74,12 +79,14 @@ class FileChecks:
                 failure = self.failures[check.name]
                 room = SAMPLE_KEYS - len(failure.sample_keys)
                 if room > 0:
+                    values = batch.column(check.column)
                     for index in pc.indices_nonzero(mask)[:room].to_pylist():
                         assert index is not None
                         key = keys[index].as_py()
                         failure.sample_keys.append(
                             key if key is not None else f"<null key, row {self.rows + index}>"
                         )
+                        failure.sample_values.append(_text(values[index].as_py()))
                 failure.failed_rows += bad
         for column, ascending in self._ascending.items():
             if ascending:
@@ -107,12 +114,14 @@ class FileChecks:
         return self._ascending.get(column, False)
 
     def record_duplicates(self, column: str, rows: int, sample_keys: Sequence[str]) -> None:
-        """Take the store's count of surplus rows under repeated keys for `unique` checks."""
+        """Take the store's count of surplus rows under repeated keys for `unique` checks;
+        the repeated value is the sample (for the key itself, the key)."""
         for check in self.checks:
             if check.kind == "unique" and check.column == column:
                 failure = self.failures[check.name]
                 failure.failed_rows = rows
                 failure.sample_keys = list(sample_keys[:SAMPLE_KEYS])
+                failure.sample_values = list(failure.sample_keys)
 
     def unique_columns_to_count(self) -> tuple[str, ...]:
         """Columns declared unique whose values did not arrive strictly ascending: the

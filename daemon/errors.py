@@ -51,11 +51,28 @@ class ContractError(BadInput):
 
 @dataclass
 class CheckFailure:
-    """One failed data-quality check: how many rows broke it and a few of their keys."""
+    """One failed data-quality check: how many rows broke it, and a few of them: their
+    keys and, beside each, the value that broke the check (as text; None for a null)."""
 
     check: str
     failed_rows: int
     sample_keys: list[str] = field(default_factory=list)
+    sample_values: list[str | None] = field(default_factory=list)
+
+    def described(self, samples: int = 3) -> str:
+        """`min:amount (2 rows): -0.01 at 20260210-0003, -5.0 at 20260210-0009`."""
+        pairs = zip(self.sample_keys, self.sample_values, strict=False)  # values: newer
+        shown = [f"{_short(value)} at {key}" for key, value in list(pairs)[:samples]]
+        more = ", ..." if self.failed_rows > len(shown) and shown else ""
+        return f"{self.check} ({self.failed_rows} rows)" + (
+            f": {', '.join(shown)}{more}" if shown else "")
+
+
+def _short(value: str | None, width: int = 40) -> str:
+    """A sample value as a message shows it: null, or quoted and cut to `width`."""
+    if value is None:
+        return "null"
+    return repr(value if len(value) <= width else value[:width - 1] + "…")
 
 
 class ChecksFailed(BadInput):
@@ -63,10 +80,11 @@ class ChecksFailed(BadInput):
 
     def __init__(self, failures: Sequence[CheckFailure]) -> None:
         self.failures = list(failures)
-        summary = ", ".join(f"{f.check} ({f.failed_rows} rows)" for f in self.failures)
+        summary = "; ".join(f.described() for f in self.failures)
         super().__init__(
             f"data-quality checks failed: {summary}",
-            hint="correct the rows named in the sidecar's checks and drop the file again",
+            hint="correct the rows named in the sidecar's checks (sample keys and values) "
+            "and drop the file again",
         )
 
 

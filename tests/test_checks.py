@@ -167,8 +167,9 @@ def test_record_duplicates_sets_the_unique_check() -> None:
     assert checks.unique_columns_to_count() == ("txn_id",)
     keys = [f"20260210-{i:04d}" for i in range(8)]
     checks.record_duplicates("txn_id", 9, keys)
-    assert failed(checks) == {"unique:txn_id": CheckFailure("unique:txn_id", 9,
-                                                            keys[:SAMPLE_KEYS])}
+    samples: list[str | None] = list(keys[:SAMPLE_KEYS])
+    assert failed(checks) == {"unique:txn_id": CheckFailure(
+        "unique:txn_id", 9, keys[:SAMPLE_KEYS], samples)}
     checks.record_duplicates("txn_id", 0, [])
     assert failed(checks) == {}
 
@@ -318,5 +319,28 @@ def test_observing_passes_the_batches_through_and_observes_each() -> None:
     rest = list(stream)
     assert all(a is b for a, b in zip([first, *rest], batches, strict=True))
     assert checks.rows == 12
-    assert failed(checks) == {"min:amount": CheckFailure("min:amount", 1, [rows[7]["txn_id"]])}
+    assert failed(checks) == {"min:amount": CheckFailure("min:amount", 1, [rows[7]["txn_id"]],
+                                                         ["-1.0"])}
     assert checks.unique_columns_to_count() == ()
+
+
+def test_each_failure_carries_the_offending_values_beside_their_keys() -> None:
+    """Guards a found gap: `equals_file_date:run_date (2 rows)` never said which dates the
+    rows held. The values travel with the keys into the sidecar and the message."""
+    rows = clean_rows(10)
+    rows[3]["run_date"] = "2000-01-01"
+    rows[8]["run_date"] = "1999-12-31"
+    rows[5]["amount"] = None
+    checks = FileChecks(RUN_DATE)
+    for batch in batches_of(rows, 4):
+        checks.observe(batch)
+    found = failed(checks)
+    date = found["equals_file_date:run_date"]
+    assert (date.sample_keys, date.sample_values) == (
+        [rows[3]["txn_id"], rows[8]["txn_id"]], ["2000-01-01", "1999-12-31"])
+    assert found["not_null:amount"].sample_values == [None]
+    with pytest.raises(ChecksFailed) as caught:
+        checks.raise_for_failures()
+    assert (f"equals_file_date:run_date (2 rows): '2000-01-01' at {rows[3]['txn_id']}, "
+            f"'1999-12-31' at {rows[8]['txn_id']}") in caught.value.message
+    assert f"not_null:amount (1 rows): null at {rows[5]['txn_id']}" in caught.value.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -269,6 +270,10 @@ def test_show_tells_every_attempt_and_the_sidecar(
     assert code == 0
     assert out.startswith(f"{BAD}: 1 attempt(s), 0 retry(ies), waiting in failed/")
     assert "stage      checks" in out and "hint       correct the rows" in out
+    # The rows to correct, by key, with the values that broke the check.
+    [check] = [line for line in out.splitlines() if line.startswith("check ")]
+    assert re.fullmatch(r"check +min:amount \(1 rows\): '-[0-9.]+' at 2026\d{4}-\d{4}",
+                        check), check
     doc = as_json(history, capsys, "show", BAD)
     assert [a["status"] for a in doc["attempts"]] == ["failed"]
     assert doc["failed"][0]["sidecar"]["checks"][0]["check"] == "min:amount"

@@ -301,8 +301,12 @@ def assert_quarantined(case: Case, dropped: str, shown: str, line: Mapping[str, 
     assert sidecar["hint"] and sidecar["error_type"] and sidecar["attempted_at"]
     assert (sidecar["sha256"], sidecar["bytes"]) == (sha256_of(path), path.stat().st_size)
     if case.stage == "checks" and sidecar["checks"]:
-        assert all(c["failed_rows"] > 0 and len(c["sample_keys"]) <= 5
+        assert all(c["failed_rows"] > 0 and 0 < len(c["sample_keys"]) <= 5
                    for c in sidecar["checks"])
+        # Each sample key with the value that broke the check, also in the reason.
+        assert all(len(c["sample_values"]) == len(c["sample_keys"]) for c in sidecar["checks"])
+        first = sidecar["checks"][0]
+        assert f" at {first['sample_keys'][0]}" in line["reason"]
     [row] = [r for r in ledger(db) if r["file_name"] == shown]
     assert (row["status"], row["error"], row["sha256"]) == (
         "failed", f"{case.stage}: {line['reason']}", sidecar["sha256"])

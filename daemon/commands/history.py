@@ -16,6 +16,7 @@ from pathlib import Path
 from config import Settings
 from daemon import files, folders, ledger, queries
 from daemon.commands import common, table
+from daemon.errors import CheckFailure
 from daemon.retries import name_refusal
 
 HISTORY_EPILOG = """\
@@ -184,6 +185,10 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
     return common.EXIT_OK if found else common.EXIT_ATTENTION
 
 
+# All the samples a sidecar keeps (`daemon.checks.SAMPLE_KEYS`, without its imports).
+SAMPLES_SHOWN = 5
+
+
 def _unknown(name: str) -> str:
     text = f"nothing is known of {table.safe(name)}: no load, no retry, not in failed/"
     # failed/ and processed/ add `~N` to a name already taken there: the file is known
@@ -219,5 +224,21 @@ def _story(name: str, attempts: list[queries.Load], retries: list[queries.Retry]
             else [("retry", f"cannot help: {refusal[0]}"), ("instead", refusal[1])])
         parts.append(f"in failed/ as {f.name}\n" + table.pairs(
             [("failed at", table.when(f.attempted_at)), ("stage", f.stage),
-             ("reason", f.reason), ("hint", f.hint), *retry]))
+             ("reason", f.reason), *_checks(f), ("hint", f.hint), *retry]))
     return "\n\n".join(parts)
+
+
+def _checks(failed: folders.FailedFile) -> list[tuple[str, table.Cell]]:
+    """Each failed check of the sidecar with its sample keys and values, a line each: the
+    rows its hint tells the producer to correct."""
+    checks = (failed.sidecar or {}).get("checks")
+    if not isinstance(checks, list):
+        return []
+    lines: list[tuple[str, table.Cell]] = []
+    for check in checks:
+        try:
+            failure = CheckFailure(**check)
+        except TypeError:  # a sidecar of another shape: its reason says it already
+            continue
+        lines.append(("check", failure.described(samples=SAMPLES_SHOWN)))
+    return lines
