@@ -25,8 +25,9 @@ WriteMode = Literal["merge", "replace"]
 WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
 ObserverKind = Literal["auto", "polling"]
 OBSERVERS: tuple[ObserverKind, ...] = ("auto", "polling")
-# Where a setting's value came from, highest precedence first.
-Source = Literal["flag", "environment", "config file", "default"]
+# Where a setting's value came from, highest precedence first; `daemon`: a folder an
+# operator's command found recorded by the daemon (`daemon.nodes`), no source naming one.
+Source = Literal["flag", "environment", "config file", "default", "daemon"]
 DEFAULT_HTTP_HOST = "127.0.0.1"
 ENV_PREFIX = "ETL_"
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("etl.toml")
@@ -267,6 +268,9 @@ def load_settings(
     if chosen_file is None and DEFAULT_CONFIG_FILE.exists():
         chosen_file = DEFAULT_CONFIG_FILE
     file_values = _read_toml(chosen_file) if chosen_file else {}
+    # The file shipped beside this module holds the defaults, written out: a value from it
+    # is a default (a command may then take the daemon's recorded folders instead).
+    file_kind: Source = "default" if chosen_file == DEFAULT_CONFIG_FILE else "config file"
 
     resolved: dict[str, object] = {}
     sources: dict[str, Source] = {}
@@ -276,7 +280,7 @@ def load_settings(
         for kind, source, values in (
             ("flag", "flag", explicit),
             ("environment", f"environment variable {env_name}", env),
-            ("config file", f"config file key {name!r}", file_values),
+            (file_kind, f"config file key {name!r}", file_values),
             ("default", "default", _DEFAULTS),
         ):
             key = env_name if values is env else name

@@ -270,10 +270,14 @@ def display_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def prepare_directories(*directories: Path) -> None:
-    """Create the directories and insist they share one filesystem, where rename is atomic."""
+def prepare_directories(*directories: Path) -> list[Path]:
+    """Create the directories and insist they share one filesystem, where rename is atomic;
+    the ones that had to be created."""
+    created = []
     try:
         for directory in directories:
+            if not directory.is_dir():
+                created.append(directory)
             directory.mkdir(parents=True, exist_ok=True)
         devices = {directory: directory.stat().st_dev for directory in directories}
     except OSError as exc:
@@ -288,3 +292,4 @@ def prepare_directories(*directories: Path) -> None:
             f"filesystems: {listing}",
             hint="put them on one filesystem: a move between filesystems is not atomic",
         )
+    return created

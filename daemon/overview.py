@@ -42,6 +42,8 @@ class Overview:
     last_success: queries.Load | None
     # Loads recorded as finished later than now: a clock that ran ahead, since corrected.
     loads_in_the_future: int | None
+    # Where the daemon said at its last start it keeps its folders, and which it made.
+    recorded: queries.Daemon | None
     inbox: Path
     waiting: int  # in the inbox
     work: Path
@@ -60,7 +62,7 @@ def gather(settings: Settings, conn: sqlite3.Connection | None, now: datetime) -
     """The status at `now` (UTC); `conn` is a read-only connection, or None if there is no
     database."""
     daemon = lock.probe(settings.lock_file)
-    version = loads_today = loads_total = last = future = None
+    version = loads_today = loads_total = last = future = recorded = None
     today = now.date()
     if conn is not None:
         stamp = ledger.stamp(now)
@@ -69,10 +71,11 @@ def gather(settings: Settings, conn: sqlite3.Connection | None, now: datetime) -
         loads_total = queries.tally(conn)
         last = queries.last_success(conn, stamp)
         future = queries.loads_in_the_future(conn, stamp)
+        recorded = next(iter(queries.daemons(conn)), None)
     leftovers = [Leftover(x, None if conn is None else
                           queries.retry_of_sidecar(conn, x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
     return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
-                    last, future, settings.inbox, folders.waiting(settings.inbox), settings.work,
-                    folders.waiting(settings.work), settings.failed,
+                    last, future, recorded, settings.inbox, folders.waiting(settings.inbox),
+                    settings.work, folders.waiting(settings.work), settings.failed,
                     folders.failed_files(settings.failed), leftovers)

@@ -162,6 +162,33 @@ def retries(conn: sqlite3.Connection, names: Sequence[str]) -> list[Retry]:
         f'OR "failed_as" IN ({marks}) ORDER BY "id"', (*names, *names))]
 
 
+@dataclass(frozen=True)
+class Daemon:
+    """A `daemons` row: where a daemon keeps its folders, as it resolved them at its last
+    start, and which of them that start created."""
+
+    node: str
+    pid: int
+    started_at: str
+    inbox: str
+    work: str
+    processed: str
+    failed: str
+    created: list[str]
+
+
+def daemons(conn: sqlite3.Connection) -> list[Daemon]:
+    """Every daemon that started on this database, the latest start first; none before
+    version 3 (no daemon of it has started there yet)."""
+    if not _has_table(conn, schema.DAEMONS_TABLE):
+        return []
+    rows = conn.execute(f'SELECT {_columns(Daemon)} FROM {store.q(schema.DAEMONS_TABLE)} '
+                        'ORDER BY "started_at" DESC').fetchall()
+    return [Daemon(str(node), int(pid), str(started), str(inbox), str(work), str(processed),
+                   str(failed), json.loads(created))
+            for node, pid, started, inbox, work, processed, failed, created in rows]
+
+
 def retry_of_sidecar(conn: sqlite3.Connection, failed_as: str,
                      sidecar: dict[str, object] | None) -> Retry | None:
     """The retry of the file failed/ held as `failed_as` that recorded this very sidecar:

@@ -14,8 +14,10 @@ from config import contract
 from daemon.errors import SchemaMismatch
 from daemon.store import FACT, LEDGER, RETRIES, RETRIES_TABLE, q, transaction
 
-# 1: fact, staging and load_history. 2: `retries` (see `init_schema` for the migration).
-SCHEMA_VERSION = 2
+# 1: fact, staging and load_history. 2: `retries`. 3: `daemons` (see `init_schema` for
+# the migration).
+SCHEMA_VERSION = 3
+DAEMONS_TABLE = "daemons"
 _DATA = contract.COLUMN_NAMES
 
 _LEDGER_COLUMNS = (
@@ -71,6 +73,19 @@ def _tables() -> dict[str, tuple[str, ...]]:
             '"requested_by" TEXT',
             '"requested_at" TEXT NOT NULL',
         ),
+        # Version 3: where each daemon (by node: its host) keeps its folders, as it
+        # resolved them at its last start (`daemon.daemons`), so that a command given only
+        # the database finds them; and which of them that start had to create.
+        DAEMONS_TABLE: (
+            '"node" TEXT PRIMARY KEY',
+            '"pid" INTEGER NOT NULL',
+            '"started_at" TEXT NOT NULL',
+            '"inbox" TEXT NOT NULL',
+            '"work" TEXT NOT NULL',
+            '"processed" TEXT NOT NULL',
+            '"failed" TEXT NOT NULL',
+            '"created" TEXT NOT NULL',  # a JSON list of the folders' names
+        ),
     }
 
 
@@ -81,7 +96,8 @@ def init_schema(conn: sqlite3.Connection) -> None:
     tables, say) or by a newer version, before any file could fail on it.
 
     This is also the forward migration, in place and in one transaction. From version 1
-    to 2 it is the `CREATE TABLE IF NOT EXISTS` of `retries`: only a table was added.
+    to 2 it is the `CREATE TABLE IF NOT EXISTS` of `retries`, and from 2 to 3 that of
+    `daemons`: only tables were added.
     A later version that changes an existing table needs its own step here, run when
     `user_version` is below it, before the column check.
     """

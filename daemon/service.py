@@ -27,6 +27,7 @@ from config import ConfigError, Settings
 from daemon import (
     crashpoints,
     files,
+    nodes,
     notify,
     package_version,
     page,
@@ -95,8 +96,7 @@ def run(settings: Settings, *, once: bool) -> int:
         # work directory leaves nothing behind.
         claims = DirectoryClaims(settings.inbox, settings.work)
         try:
-            files.prepare_directories(settings.inbox, settings.work, settings.processed,
-                                      settings.failed)
+            created = _prepare_folders(settings)
             claims.acquire()
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
@@ -106,7 +106,7 @@ def run(settings: Settings, *, once: bool) -> int:
             return EXIT_LOCKED
         cleanup.callback(claims.release)
         try:
-            conn = _open_database(settings, notifier)
+            conn = _open_database(settings, notifier, created)
             if isinstance(conn, int):
                 return conn
             cleanup.callback(conn.close)
@@ -139,6 +139,18 @@ def run(settings: Settings, *, once: bool) -> int:
         return _serve(described, watcher, once, notifier)
 
 
+def _prepare_folders(settings: Settings) -> list[str]:
+    """Make the folders that are missing, saying so for each (a mistyped path is made
+    too, parents and all); the names of those made. `ConfigError` as for the files'."""
+    made = files.prepare_directories(*(getattr(settings, n) for n in nodes.FOLDERS))
+    names = [name for name in nodes.FOLDERS if getattr(settings, name) in made]
+    for name in names:
+        log.info(f"{name}_created", path=str(getattr(settings, name)),
+                 hint=f"the daemon made this {name} folder, as it did not exist; if its path "
+                 f"is a typo, stop the daemon and correct the {name} setting")
+    return names
+
+
 def _shown(value: object) -> object:
     """A setting as `daemon_started` logs it: paths as text, the HTTP address as HOST:PORT."""
     if isinstance(value, Path):
@@ -161,11 +173,12 @@ def _serving(address: tuple[str, int], watcher: Watcher) -> StatusServer | None:
         return None
 
 
-def _open_database(settings: Settings,
-                   notifier: notify.Notifier) -> sqlite3.Connection | int:
-    """Connect and check the schema, waiting with backoff while another process holds
-    the database busy or locked, or its disk is full; the exit code instead if a signal
-    that ends the daemon came while waiting.
+def _open_database(settings: Settings, notifier: notify.Notifier,
+                   created: list[str]) -> sqlite3.Connection | int:
+    """Connect, check the schema and record this start (`daemon.nodes`, with the folders
+    it `created`), waiting with backoff while another process holds the database busy or
+    locked, or its disk is full; the exit code instead if a signal that ends the daemon
+    came while waiting.
 
     Exiting instead would only have a service manager restart the daemon into the same
     lock or full disk, over and over. Any other error is raised at once. Under systemd,
@@ -177,6 +190,7 @@ def _open_database(settings: Settings,
             conn = store.connect(settings.db, settings.busy_timeout_seconds)
             try:
                 schema.init_schema(conn)
+                nodes.record_start(conn, settings, created)
             except BaseException:
                 conn.close()
                 raise

@@ -90,8 +90,9 @@ def fresh_db(settings: Settings) -> Iterator[sqlite3.Connection]:
 
 @pytest.fixture
 def pipeline(settings: Settings, fresh_db: sqlite3.Connection) -> Pipeline:
-    """A `Pipeline` on `fresh_db`, its work, processed and failed directories made."""
-    for directory in (settings.work, settings.processed, settings.failed):
+    """A `Pipeline` on `fresh_db`, its folders made (inbox, work, processed, failed), as
+    a daemon's start makes them."""
+    for directory in (settings.inbox, settings.work, settings.processed, settings.failed):
         directory.mkdir(parents=True, exist_ok=True)
     return Pipeline(settings, fresh_db)
 

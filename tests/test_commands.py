@@ -78,7 +78,7 @@ def history(settings: Settings, pipeline: Pipeline) -> Settings:
         assert pipeline.process(path).status == "processed"
     bad = replaced_at(day_table(BAD_DAY), "amount", 3, -1.0)
     assert pipeline.process(write_parquet(settings.work, bad, run_date=BAD_DAY)).status == "failed"
-    settings.inbox.mkdir()
+    settings.inbox.mkdir(exist_ok=True)
     return settings
 
 
@@ -179,7 +179,7 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
     assert (doc["today"]["processed"], doc["today"]["failed"], doc["today"]["loads"]) \
         == (2, 1, 3)
     assert doc["last_success"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
-    assert doc["database"]["schema_version"] == 2 and doc["inbox"]["waiting"] == 1
+    assert doc["database"]["schema_version"] == 3 and doc["inbox"]["waiting"] == 1
     [failed] = doc["failed"]["files"]
     assert (failed["name"], failed["original"], failed["stage"]) == (BAD, BAD, "checks")
 

@@ -1,4 +1,5 @@
-"""Schema version 2 (`retries`) over a database version 1 wrote, upgraded in place.
+"""Today's schema (version 2 added `retries`, 3 `daemons`) over a database version 1 wrote,
+upgraded in place.
 
 The version-1 database is built from the DDL that version wrote (copied from a database
 the version-1 daemon created), not from today's code, so the test keeps meaning what
@@ -64,9 +65,13 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
     try:
         schema.init_schema(conn)
         schema.init_schema(conn)  # and the daemon's next start finds it as it left it
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,) \
+            == (3,)
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({store.RETRIES})")]
         assert columns[:3] == ["id", "file_name", "failed_as"]
+        columns = [r[1] for r in conn.execute('PRAGMA table_info("daemons")')]
+        assert columns == ["node", "pid", "started_at", "inbox", "work", "processed",
+                           "failed", "created"]
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert {"load_history_file_name", "load_history_claim",
                 "fact_transactions_run_date", "retries_file_name"} <= names
@@ -82,6 +87,7 @@ def test_a_version_1_database_reads_as_having_no_retries(settings: Settings) -> 
     try:
         assert queries.check_schema(conn) == 1
         assert queries.retries(conn, ["bad.parquet"]) == []
+        assert queries.daemons(conn) == []  # no daemon of version 3 has started on it
         assert [x.file_name for x in queries.attempts(conn, ["bad.parquet"])] == ["bad.parquet"]
     finally:
         conn.close()

@@ -52,7 +52,7 @@ def demo_db(settings: Settings, pipeline: Pipeline) -> Path:
     bad = replaced_at(day_table(BAD_DAY), "amount", 3, -1.0)
     assert pipeline.process(write_parquet(settings.work, bad, run_date=BAD_DAY)).status \
         == "failed"
-    settings.inbox.mkdir()
+    settings.inbox.mkdir(exist_ok=True)
     assert cli.main(["retry", "--all", "--inbox", str(settings.inbox), "--failed",
                      str(settings.failed), "--processed", str(settings.processed),
                      "--db", str(settings.db)]) == 0

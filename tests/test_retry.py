@@ -42,7 +42,9 @@ def retries(db: Path) -> list[dict[str, Any]]:
 
 
 def failed_by_hand(settings: Settings, as_name: str, original: str) -> Path:
-    """A good file in failed/ under `as_name`, its sidecar naming `original`."""
+    """A good file in failed/ under `as_name`, its sidecar naming `original`; the inbox
+    there, as a daemon's start leaves it."""
+    settings.inbox.mkdir(parents=True, exist_ok=True)
     path = write_parquet(settings.failed, day_table(DAY), as_name)
     sidecar = settings.failed / f"{as_name}.error.json"
     sidecar.write_text(json.dumps({"file": original, "stage": "load", "message":
@@ -73,7 +75,7 @@ def test_retry_never_overwrites_a_file_in_the_inbox(
         settings: Settings, fresh_db: sqlite3.Connection,
         capsys: pytest.CaptureFixture[str]) -> None:
     failed = failed_by_hand(settings, NAME, NAME)
-    settings.inbox.mkdir()
+    settings.inbox.mkdir(exist_ok=True)
     (settings.inbox / NAME).write_bytes(b"the newer drop")
     assert cli.main(["retry", NAME, "unknown.parquet", *where(settings), "--json"]) == 1
     taken, refused = sorted(json.loads(capsys.readouterr().out), key=lambda r: r["failed_as"])
@@ -90,7 +92,7 @@ def test_a_taken_name_is_refused_with_another_name_that_still_loads(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Audit: the hint said "under another name", and most other names fail at the name."""
     failed_by_hand(settings, f"transactions_{DAY}~3.parquet", NAME)
-    settings.inbox.mkdir()
+    settings.inbox.mkdir(exist_ok=True)
     for taken in (NAME, f"transactions_{DAY}~1.parquet"):
         (settings.inbox / taken).write_bytes(b"waiting")
     assert cli.main(["retry", NAME, "--json", *where(settings)]) == 1

@@ -110,6 +110,10 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("failed_as", "TEXT", 1, 0),
         ("sha256", "TEXT", 0, 0), ("reason", "TEXT", 0, 0), ("sidecar", "TEXT", 0, 0),
         ("requested_by", "TEXT", 0, 0), ("requested_at", "TEXT", 1, 0)],
+    "daemons": [
+        ("node", "TEXT", 0, 1), ("pid", "INTEGER", 1, 0), ("started_at", "TEXT", 1, 0),
+        ("inbox", "TEXT", 1, 0), ("work", "TEXT", 1, 0), ("processed", "TEXT", 1, 0),
+        ("failed", "TEXT", 1, 0), ("created", "TEXT", 1, 0)],
 }
 
 

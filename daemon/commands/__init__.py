@@ -30,6 +30,14 @@ _RUNNERS: dict[str, Runner] = {
     "report": report.run,
 }
 NAMES = tuple(_RUNNERS)
+# The folders each command reads: each must exist (see `common.daemon_folders`).
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "status": ("inbox", "work", "failed"),
+    "history": (),
+    "show": ("failed",),
+    "retry": ("inbox", "failed"),
+    "report": (),
+}
 # SQLite's primary codes for a lock held by another process: BUSY 5, LOCKED 6.
 _BUSY = (5, 6)
 
@@ -46,6 +54,13 @@ def run(name: str, settings: Settings, args: argparse.Namespace, *,
     """Run one command; its exit code, or 2 after logging why it could not run."""
     db = str(settings.db)
     try:
+        settings, disagreements = common.daemon_folders(settings, _NEEDS[name])
+        for note in disagreements:
+            log.warning("folder_disagrees", folder=note.folder, given=note.given,
+                        source=note.source, daemon=note.daemon,
+                        hint=f"the daemon uses {note.daemon}, as it recorded at its start; "
+                        f"this command reads {note.given}: drop the {note.folder} setting "
+                        "to read the daemon's")
         return _RUNNERS[name](settings, args)
     except common.UsageError as exc:
         log.error("usage_error", reason=exc.message,

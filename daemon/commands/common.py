@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import EtlError, Settings
-from daemon import queries, schema, store
+from daemon import nodes, queries, schema, store
 from daemon.errors import DatabaseUnavailable
 
 # `cli`'s subparsers make its own parser class, which the commands need not know.
@@ -88,6 +90,65 @@ def _check_present(settings: Settings) -> None:
                                   hint=refused.hint)
     if not settings.db.exists():
         raise database_missing(settings)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A folder given to a command (flag, variable, config file) that is not the one the
+    daemon recorded at its start."""
+
+    folder: str
+    given: str
+    source: str
+    daemon: str
+
+
+def daemon_folders(settings: Settings,
+                   needed: Sequence[str]) -> tuple[Settings, list[Disagreement]]:
+    """`settings` with the folders the daemon recorded at its last start (`daemon.nodes`)
+    wherever no flag, variable or config file names them, and the folders given that
+    disagree with the daemon's; `FolderMissing` for a folder in `needed` that does not
+    exist, which would otherwise read as empty ("0 failed", all well).
+
+    So `status --db /srv/etl/etl.db` alone, from any directory, counts the daemon's
+    failed files, as the README's cron example expects.
+    """
+    recorded: queries.Daemon | None = None
+    if settings.db.is_file():
+        with reading(settings) as conn:
+            found = queries.daemons(conn)
+        recorded = next((d for d in found if d.node == nodes.this_node()),
+                        found[0] if found else None)
+    chosen: dict[str, Path] = {}
+    sources = dict(settings.sources)
+    disagreements = []
+    for folder in nodes.FOLDERS:
+        given, source = getattr(settings, folder), settings.sources.get(folder, "default")
+        daemons = Path(getattr(recorded, folder)) if recorded else None
+        if daemons is not None and source == "default":
+            chosen[folder], sources[folder] = daemons, "daemon"
+        elif daemons is not None and daemons != given:
+            disagreements.append(Disagreement(folder, str(given), source, str(daemons)))
+    settings = replace(settings, **chosen, sources=sources)  # type: ignore[arg-type]
+    # Without a database the command says that (exit 2), which is the news.
+    for folder in needed if settings.db.is_file() else ():
+        path: Path = getattr(settings, folder)
+        if not path.is_dir():
+            raise FolderMissing(folder, path, settings.sources.get(folder, "default"))
+    return settings, disagreements
+
+
+class FolderMissing(EtlError):
+    """A folder a command reads does not exist: there is nothing to count, not zero."""
+
+    def __init__(self, folder: str, path: Path, source: str) -> None:
+        origin = {"daemon": "the daemon's, as it recorded it at its start",
+                  "default": f"the default; the daemon has not recorded its {folder} in "
+                             "this database"}.get(source, f"from the {source}")
+        super().__init__(
+            f"the {folder} directory {path} does not exist ({origin})",
+            hint=f"give the daemon's --{folder}, --config or --db; if it is the daemon's, "
+            "it was removed: the daemon makes it again at its next start")
 
 
 @contextmanager

@@ -87,6 +87,8 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
         "total": vars(s.loads_total) if s.loads_total else None,
         "last_success": s.last_success,
         "loads_in_the_future": s.loads_in_the_future,
+        # The daemon's own account of its folders at its last start (null before one).
+        "recorded": s.recorded,
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
         "failed": {"path": str(s.failed_dir), "files": s.failed,
@@ -131,6 +133,12 @@ def _text(s: overview.Overview) -> str:
         ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
         ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
     ]
+    if s.recorded is not None:
+        made = s.recorded.created
+        lines.append(("folders", f"the daemon's, as it recorded them at its start "
+                      f"{table.when(s.recorded.started_at)} (pid {s.recorded.pid} on "
+                      f"{s.recorded.node})" + (f"; that start created {', '.join(made)}"
+                                               if made else "")))
     if s.leftovers:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
