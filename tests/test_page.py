@@ -6,7 +6,9 @@ tests/test_status_page.py; these check the document itself, fast.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -46,11 +48,14 @@ def parsed(document: str) -> _Text:
 
 def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     failed = [failed_file(HOSTILE, "read", "<b>not parquet</b>", "drop <i>Parquet</i>")]
-    loads = [Load(1, HOSTILE, "failed", None, None, 0, 0, 0, 0, "read: <img src=x>", "merge",
-                  None, None, "2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z")]
-    document = page.render(WELL, failed, loads, [])
+    # Another file's failed load: its error is shown in the loads' table.
+    loads = [Load(1, HOSTILE + "2", "failed", None, None, 0, 0, 0, 0, "read: <img src=x>",
+                  "merge", None, None, "2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z")]
+    document = page.render(WELL, failed, loads, [], last_day=loads)
     seen = parsed(document)
-    assert "script" not in seen.tags and "img" not in seen.tags and "b" not in seen.tags
+    # The one script is the page's own (its refresh), never a name's or a reason's.
+    assert seen.tags.count("script") == 1 and f"<script>{page._REFRESH}</script>" in document
+    assert "img" not in seen.tags and "b" not in seen.tags
     text = "".join(seen.text)
     assert HOSTILE in text and "<b>not parquet</b>" in text and "read: <img src=x>" in text
     # Such a name can never load: what to do instead, the name escaped there too.
@@ -86,14 +91,48 @@ def test_the_header_names_the_worst_state_first() -> None:
     assert "Unhealthy: the inbox observer is not running" in page.render(sick, [], [], [])
 
 
-def test_the_chart_draws_the_last_days_with_their_numbers() -> None:
-    days = [DayRows(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32)]
+def test_the_chart_draws_the_last_days_with_their_numbers_and_gaps() -> None:
+    days = [DayRows(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32) if d != 20]
     days += [DayRows("2026-02-01", 0), DayRows("2026-02-02", 5_000_000)]
     document = page.render(WELL, [], [], days)
-    assert document.count('<g class="bar">') == page.CHART_DAYS
-    assert "2026-01-01" not in document and "2026-01-02" not in document
-    assert ">5,000,000</text>" in document and "2026-02-01: 0 rows" in document
-    assert 'width="0"' in document  # a day of no rows has no bar, only its label
+    # One slot a calendar day, up to the latest: the 31 days from 2026-01-03.
+    assert document.count('<g class="day"') + document.count('<g class="gap"') \
+        == page.CHART_DAYS
+    assert 'data-day="2026-01-03"' in document and 'data-day="2026-01-02"' not in document
+    # A day without a row is a gap in its place; a day of 0 rows a column of no height.
+    assert '<g class="gap" data-day="2026-01-20">' in document
+    assert '<g class="day" data-day="2026-02-01" data-rows="0">' in document
+    assert ">5,000,000</text>" in document  # the scale's top
+    assert "<td>2026-02-02</td><td class=\"n\">5,000,000</td>" in document  # the numbers
+
+
+def test_the_figures_and_the_timeline_of_the_last_day() -> None:
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+    def load(id_: int, status: str, rows: int, finished: str, seconds: float) -> Load:
+        end = datetime.fromisoformat(finished)
+        start = (end - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return Load(id_, f"transactions_2026-03-0{id_}.parquet", status, None, rows, rows, 0,
+                    0, 0, None, "merge", None, None, start, finished)
+
+    last_day = [load(1, "processed", 1000, "2026-03-01T20:00:00.000000Z", 2.0),  # yesterday
+                load(2, "processed", 3000, "2026-03-02T10:00:00.000000Z", 0.5),
+                load(3, "failed", 0, "2026-03-02T11:00:00.000000Z", 0.01),
+                load(4, "processed", 50, "2026-03-01T09:00:00.000000Z", 1.0)]  # > 24 h ago
+    document = page.render(WELL, [], [], [], last_day=last_day[:3], now=now)
+    shown = document.split('<dl class="figures">')[1].split("</dl>")[0]
+    figures = dict(zip(re.findall(r"<dt>([^<]+)</dt>", shown),
+                       re.findall(r"<dd>([^<]+)</dd>", shown), strict=True))
+    assert figures == {"processed today": "1", "failed today": "1",
+                       "rows loaded today": "3,000", "loads per hour": "0.1",
+                       "rows/s while loading": "1,600", "median load": "500 ms",
+                       "worst load": "2.0 s"}
+    # Each load a mark, the failed one red (by its class), as large as it had rows.
+    assert document.count('<circle class="processed"') == 2
+    assert document.count('<circle class="failed"') == 1
+    assert "transactions_2026-03-03.parquet: failed, 0 rows in 0.010 s" in document
+    assert "No loads in the last 24 hours." in page.render(WELL, [], [], [],
+                                                           last_day=last_day[3:], now=now)
 
 
 def test_rows_per_day_counts_the_last_days_up_to_the_latest(

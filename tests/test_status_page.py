@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
 from config import contract
 from tests.conftest import DaemonProcess, day_table, drop, write_parquet
 from tests.http_client import url_of
@@ -21,8 +23,10 @@ if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
 
 Start = Callable[..., DaemonProcess]
-GOOD = {"2026-03-01": 25, "2026-03-02": 60}
-BAD = contract.file_name_for("2026-03-03")
+# 2026-03-02 is never loaded: a gap in the rows-per-day chart.
+GOOD = {"2026-03-01": 25, "2026-03-03": 60}
+SCREEN = (1400, 1000)
+BAD = contract.file_name_for("2026-03-04")
 
 
 def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
@@ -38,9 +42,34 @@ def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
     drop(tmp_path / "out" / BAD, daemon.settings.inbox)
     daemon.wait_for("file_failed", file=BAD)
 
+    browser.set_window_size(*SCREEN)
     browser.get(url_of(daemon) + "/")
     assert browser.title == "filedrop-etl status"
     assert browser.find_element(By.ID, "state").text == "Running; 1 failed file waiting"
+    fold = browser.execute_script("return window.innerHeight")
+
+    # At the top: today's counts and the last day's pace.
+    figures = {d.find_element(By.TAG_NAME, "dt").text: d.find_element(By.TAG_NAME, "dd").text
+               for d in browser.find_elements(By.CSS_SELECTOR, "dl.figures > div")}
+    assert (figures["processed today"], figures["failed today"],
+            figures["rows loaded today"]) == ("2", "1", "85")
+    assert figures["loads per hour"] == "0.1" and figures["worst load"].endswith(("ms", "s"))
+
+    # The loads over time: a mark each, the failed one red.
+    marks = browser.find_elements(By.CSS_SELECTOR, "#timeline svg circle")
+    assert len(marks) == 3
+    [red] = browser.find_elements(By.CSS_SELECTOR, "#timeline svg circle.failed")
+    assert red.value_of_css_property("fill") == "rgb(221, 17, 17)"
+    # The rows per day, above the fold: a column per day, the missing day a gap.
+    columns = {c.get_attribute("data-day"): c.find_element(By.TAG_NAME, "rect").size["height"]
+               for c in browser.find_elements(By.CSS_SELECTOR, "#days svg g.day")}
+    assert set(columns) == set(GOOD)
+    assert browser.find_elements(By.CSS_SELECTOR, '#days svg g.gap[data-day="2026-03-02"]')
+    first, last = columns["2026-03-01"], columns["2026-03-03"]
+    assert abs(first / last - 25 / 60) < 0.03
+    for chart in ("#timeline svg", "#days svg"):
+        box = browser.find_element(By.CSS_SELECTOR, chart).rect
+        assert box["y"] + box["height"] <= fold, f"{chart} is below the fold"
 
     [failed] = browser.find_elements(By.CSS_SELECTOR, "#failed tbody tr")
     name, stage, reason, _, retry = (c.text for c in failed.find_elements(By.TAG_NAME, "td"))
@@ -53,18 +82,33 @@ def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
     # Newest first: id, file, status, then rows and the four counts.
     assert [row[1:4] for row in loads] == [
         [BAD, "failed", ""],
-        [contract.file_name_for("2026-03-02"), "processed", "60"],
+        [contract.file_name_for("2026-03-03"), "processed", "60"],
         [contract.file_name_for("2026-03-01"), "processed", "25"]]
     assert loads[1][4:8] == ["60", "0", "0", "0"]
     # Times as the commands print them: to the second, UTC, on one line.
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", row[8]) for row in loads)
+    # The reason is said once, in the failed files; the load points at it.
+    assert loads[0][9] == "see Failed files"
+    # File names stay on one line: as high as a one-word cell beside them.
+    name_cell, status_cell = browser.find_elements(By.CSS_SELECTOR, "#loads tbody tr td")[1:3]
+    assert name_cell.size["height"] == status_cell.size["height"]
 
-    bars = browser.find_elements(By.CSS_SELECTOR, "#days svg g.bar")
-    labels = [[t.text for t in bar.find_elements(By.TAG_NAME, "text")] for bar in bars]
-    assert labels == [["2026-03-01", "25"], ["2026-03-02", "60"]]
-    widths = [bar.find_element(By.TAG_NAME, "rect").size["width"] for bar in bars]
-    assert widths[1] > widths[0] > 0
-    assert abs(widths[0] / widths[1] - 25 / 60) < 0.02
+    # What the screen shows, as a picture: red where the failed load's mark is.
+    shot = tmp_path / "status-page.png"
+    assert browser.save_screenshot(str(shot))
+    with Image.open(shot) as picture:
+        assert picture.size[0] == SCREEN[0]
+        ratio = picture.size[0] / browser.execute_script("return window.innerWidth")
+        center = red.rect
+        x = (center["x"] + center["width"] / 2) * ratio
+        y = (center["y"] + center["height"] / 2) * ratio
+        pixel = picture.convert("RGB").getpixel((round(x), round(y)))
+    assert isinstance(pixel, tuple)
+    r, g, b = pixel[:3]
+    assert r > 180 and g < 90 and b < 90, (r, g, b)
+    # It refreshes itself, unless the reader has scrolled.
+    [script] = browser.find_elements(By.TAG_NAME, "script")
+    assert "scrollY" in (script.get_attribute("innerHTML") or "")
     assert daemon.stop() == 0
 
 
@@ -77,9 +121,10 @@ def test_the_page_tells_a_fresh_install_there_is_nothing_yet(start_daemon: Start
     assert browser.find_element(By.ID, "state").text == "Running"
     sections = {s.get_attribute("id"): s.text for s in
                 browser.find_elements(By.TAG_NAME, "section")}
-    assert sections == {"failed": "Failed files\nNone.",
-                        "loads": "Recent loads\nNo loads yet.",
-                        "days": "Rows per day\nNo rows loaded yet."}
+    assert {k: v for k, v in sections.items() if k != "figures"} == {
+        "failed": "Failed files\nNone.", "loads": "Recent loads\nNo loads yet.",
+        "timeline": "Loads, last 24 hours\nNo loads in the last 24 hours.",
+        "days": "Rows per day\nNo rows loaded yet."}
     facts = browser.find_element(By.TAG_NAME, "dl").text.splitlines()
     assert facts[:2] == ["last success", "never"]
     assert daemon.stop() == 0
