@@ -1,7 +1,7 @@
 """`python -m bench [--full]`: the daemon's per-file path and the running daemon, measured.
 
 Quick mode (the default, seconds; CI runs it as a smoke test) and full mode (`--full`,
-minutes; the numbers in the README) run the same sections at different sizes:
+minutes; the numbers of docs/performance.md) run the same sections at different sizes:
 per-file cases through `daemon --once` beside the floor (`bench.floor`) on copies of
 the same database; the prototype's approach; one large file end to end through the
 running daemon; small-file latency; a burst; day 1 against the last day of a long

@@ -2,8 +2,8 @@
 inotify overflow: the real daemon, restarted after each kill, then audited.
 
 These are `python -m torture`'s scenarios at CI sizes (`make torture` runs them at the
-README's); each asserts that the audit found nothing. The audit itself is shown to see
-each kind of divergence, so that a pass means something.
+sizes docs/robustness.md quotes); each asserts that the audit found nothing. The audit
+itself is shown to see each kind of divergence, so that a pass means something.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ SIGKILLs, and a burst with an inotify overflow, each on its own case directory u
 temporary root, and audits each. Prints the figures and writes `torture/results.json`.
 Exit status 1 if any case diverged or could not be driven; the case directories of a
 failed run are kept for inspection. The default plan is a smoke run of about a minute;
-`--full` is the one whose figures the README quotes (`make torture`).
+`--full` is the one whose figures docs/robustness.md quotes (`make torture`).
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def render(results: list[Result]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m torture", description=__doc__)
-    parser.add_argument("--full", action="store_true", help="the README's sizes (minutes)")
+    parser.add_argument("--full", action="store_true",
+                        help="the sizes docs/robustness.md quotes (minutes)")
     parser.add_argument("--seed", type=int, default=1, help="replays a run exactly")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the case directories")
