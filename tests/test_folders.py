@@ -56,6 +56,8 @@ def test_status_with_only_the_database_finds_the_daemons_failed_files(
     other.mkdir()
     done = status(elsewhere, "--db", str(settings.db), "--failed", str(other))
     assert done.returncode == 0
+    assert "folders       not all the daemon's: at its start" in done.stdout
+    assert f"recorded failed {settings.failed} (pid" in done.stdout
     [note] = [json.loads(line) for line in done.stderr.splitlines()]
     assert (note["event"], note["folder"], note["given"], note["daemon"]) == (
         "folder_disagrees", "failed", str(other), str(settings.failed))

@@ -134,11 +134,16 @@ def _text(s: overview.Overview) -> str:
         ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
     ]
     if s.recorded is not None:
-        made = s.recorded.created
-        lines.append(("folders", f"the daemon's, as it recorded them at its start "
-                      f"{table.when(s.recorded.started_at)} (pid {s.recorded.pid} on "
-                      f"{s.recorded.node})" + (f"; that start created {', '.join(made)}"
-                                               if made else "")))
+        made, at = s.recorded.created, table.when(s.recorded.started_at)
+        shown = {"inbox": s.inbox, "work": s.work, "failed": s.failed_dir}
+        others = [f"{name} {getattr(s.recorded, name)}" for name, path in shown.items()
+                  if str(path) != getattr(s.recorded, name)]
+        said = (f"not all the daemon's: at its start {at} it recorded {', '.join(others)}"
+                if others else f"the daemon's, as it recorded them at its start {at}")
+        said += f" (pid {s.recorded.pid} on {s.recorded.node})"
+        if made:
+            said += f"; that start created {', '.join(made)}"
+        lines.append(("folders", said))
     if s.leftovers:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
