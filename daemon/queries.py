@@ -282,11 +282,16 @@ def rows_per_day(conn: sqlite3.Connection, days: int, latest: str) -> list[DayRo
     asks on every refresh, and the history may hold years of rows.
     """
     date = store.q(contract.DATE_COLUMN)
+    # The anchor on its own first: joined into the count, it made SQLite group the rows in
+    # a temporary B-tree instead of along the index (1.1 s instead of 0.2 on 3M rows).
+    before, newest = conn.execute(
+        f"SELECT (SELECT MAX({date}) FROM {store.FACT} WHERE {date} <= ?), "
+        f"(SELECT MAX({date}) FROM {store.FACT})", (latest,)).fetchone()
+    last = before or newest
+    if last is None:
+        return []
+    # An upper bound only when there are later days: checked on every row, it costs.
+    upper, bound = ("", ()) if last == newest else (f" AND {date} <= ?", (last,))
     return [DayRows(str(d), int(n)) for d, n in conn.execute(
-        f"WITH anchor(day) AS (SELECT COALESCE("
-        f"(SELECT MAX({date}) FROM {store.FACT} WHERE {date} <= ?), "
-        f"(SELECT MAX({date}) FROM {store.FACT}))) "
-        f"SELECT {date}, COUNT(*) FROM {store.FACT}, anchor "
-        f"WHERE {date} > date(anchor.day, ?) AND {date} <= anchor.day "
-        f"GROUP BY {date} ORDER BY {date}",
-        (latest, f"-{days} days"))]
+        f"SELECT {date}, COUNT(*) FROM {store.FACT} WHERE {date} > date(?, ?){upper} "
+        f"GROUP BY {date} ORDER BY {date}", (last, f"-{days} days", *bound))]
