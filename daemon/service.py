@@ -120,11 +120,7 @@ def run(settings: Settings, *, once: bool) -> int:
                       hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
         watcher = Watcher(settings, conn, once=once, claims=claims)
-        try:
-            watcher.prepare()  # made and claimed above; unless they changed meanwhile
-        except ConfigError as exc:
-            log.error("config_invalid", reason=exc.message, hint=exc.hint)
-            return EXIT_USAGE
+        watcher.prepare()  # the folders are made and claimed above: nothing to do twice
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         if settings.http is not None:

@@ -87,10 +87,12 @@ class Watcher:
 
     def prepare(self) -> None:
         """Create the directories and claim the inbox and the work directory; `ConfigError`
-        if they span filesystems, `AlreadyRunning` if another daemon uses one of them."""
-        files.prepare_directories(self.settings.inbox, self.settings.work,
-                                  self.settings.processed, self.settings.failed)
-        self.claims.acquire()
+        if they span filesystems, `AlreadyRunning` if another daemon uses one of them.
+        Claims handed in already held mean the caller did both (`daemon.service`)."""
+        if not self.claims.held:
+            files.prepare_directories(self.settings.inbox, self.settings.work,
+                                      self.settings.processed, self.settings.failed)
+            self.claims.acquire()
         self._prepared = True
 
     def start(self) -> None:
