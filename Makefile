@@ -31,30 +31,30 @@ install-runtime: ## for servers: .venv with the daemon and its runtime dependenc
 	rm -f $(STAMP)  # not the developer's install: `make install` (or test) makes that again
 
 browser: ## Debian's chromium and chromedriver for the browser tests (apt-get; needs root)
-	bash scripts/install-browser.sh
+	bash tools/install-browser.sh
 
 demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real daemon
-	$(PY) scripts/demo.py
+	$(PY) -m tools.demo
 
 test: $(STAMP) ## run the test suite (installs the headless browser first when run as root)
-	bash scripts/install-browser.sh --optional
+	bash tools/install-browser.sh --optional
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-bench: $(STAMP) ## the benchmark suite at the targets' sizes (minutes); writes bench/results.json
-	$(PY) -m bench --full
+bench: $(STAMP) ## the benchmark suite at the targets' sizes (minutes); writes tools/bench/results.json
+	$(PY) -m tools.bench --full
 
 bench-quick: $(STAMP) ## the same suite at small sizes (about a minute): a smoke test, not judged
-	$(PY) -m bench
+	$(PY) -m tools.bench
 
 torture: $(STAMP) ## kill -9 at each crash point, random kills, a 10,000-file burst (minutes)
-	$(PY) -m torture --full
+	$(PY) -m tools.torture --full
 
 soak: $(STAMP) ## SOAK_MINUTES (60) of steady drops into a real daemon: RSS and fds flat? writes soak.json
-	$(PY) -m soak --minutes $(SOAK_MINUTES) --out soak.json
+	$(PY) -m tools.soak --minutes $(SOAK_MINUTES) --out soak.json
 
 run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon

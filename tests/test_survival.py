@@ -1,7 +1,7 @@
 """kill -9 at every named crash point, SIGKILLs at random moments, a burst with an
 inotify overflow: the real daemon, restarted after each kill, then audited.
 
-These are `python -m torture`'s scenarios at CI sizes (`make torture` runs them at the
+These are `python -m tools.torture`'s scenarios at CI sizes (`make torture` runs them at the
 sizes docs/robustness.md quotes); each asserts that the audit found nothing. The audit
 itself is shown to see each kind of divergence, so that a pass means something.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from daemon import crashpoints
-from torture import scenarios
-from torture.audit import TALLIES, audit
-from torture.drops import Drop, Model
-from torture.scenarios import Result
+from tools.torture import scenarios
+from tools.torture.audit import TALLIES, audit
+from tools.torture.drops import Drop, Model
+from tools.torture.scenarios import Result
 
 SEED = 20261126
 
@@ -134,7 +134,7 @@ def test_the_audit_sees_each_kind_of_divergence(clean_case: tuple[Path, Result],
 
 
 def test_the_report_totals_what_the_cases_did() -> None:
-    from torture.__main__ import render
+    from tools.torture.__main__ import render
 
     def crash(mode: str, divergences: list[str], tally: dict[str, int]) -> Result:
         return Result("crash:during_merge", mode, 5, 1, 1, 1.0, divergences,

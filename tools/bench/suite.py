@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import fixtures, prototype, runs, service
-from harness import drop as harness_drop
+from tools.bench import fixtures, prototype, runs, service
+from tools.harness import drop as harness_drop
 
 
 @dataclass(frozen=True)

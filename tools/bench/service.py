@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.logtail import LogTail
+from tools.harness.logtail import LogTail
 
 TIMEOUT_SECONDS = 600.0
 

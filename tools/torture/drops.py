@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from generator.transactions import generate_table
-from harness.drop import renamed
+from tools.harness.drop import renamed
 
 Row = tuple[int, float, str]  # customer_id, amount, run_date; keyed by txn_id
 FIRST_DAY = date(2026, 1, 1)

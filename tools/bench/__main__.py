@@ -1,11 +1,11 @@
-"""`python -m bench [--full]`: the daemon's per-file path and the running daemon, measured.
+"""`python -m tools.bench [--full]`: the daemon's per-file path and the running daemon, measured.
 
 Quick mode (the default, seconds; CI runs it as a smoke test) and full mode (`--full`,
 minutes; the numbers of docs/performance.md) run the same sections at different sizes:
 per-file cases through `daemon --once` beside the floor (`bench.floor`) on copies of
 the same database; the prototype's approach; one large file end to end through the
 running daemon; small-file latency; a burst; day 1 against the last day of a long
-history. It prints tables, writes `bench/results.json` and, in full mode, exits 1 if a
+history. It prints tables, writes `tools/bench/results.json` and, in full mode, exits 1 if a
 target is missed (quick sizes are too small to judge the targets by).
 """
 
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import report
-from bench.report import Target, table
-from bench.suite import FULL, QUICK, Bench
+from tools.bench import report
+from tools.bench.report import Target, table
+from tools.bench.suite import FULL, QUICK, Bench
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -114,7 +114,8 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the sizes of the targets (minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--work", type=Path, default=None,

@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.logtail import LogTail
-from soak.drops import Drop
+from tools.harness.logtail import LogTail
+from tools.soak.drops import Drop
 
 # Warnings and errors a soak expects: a bad file's own canonical line.
 EXPECTED_PROBLEM_EVENTS = frozenset({"file_failed"})

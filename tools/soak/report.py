@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from soak.run import Soak
-from soak.verdict import (
+from tools.soak.run import Soak
+from tools.soak.verdict import (
     END_WINDOW,
     FD_SLACK,
     JUDGE_MINUTES,

@@ -19,7 +19,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torture.drops import Drop, Model, Row
+from tools.torture.drops import Drop, Model, Row
 
 SIDECAR_SUFFIX = ".error.json"
 _SHOWN = 3

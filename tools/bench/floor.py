@@ -4,7 +4,7 @@ Read the Parquet file, bulk-ingest its Arrow batches into a plain staging table 
 same database through the ADBC SQLite driver, run the upsert SQL (the daemon's shape:
 `WHERE true`, skip unchanged rows), empty staging, and commit: one transaction, the same
 WAL, `synchronous` and cache settings as the daemon. No hashing, checks, ledger or file
-moves. It runs as its own process (`python -m bench.floor DB FILE`), so the driver's
+moves. It runs as its own process (`python -m tools.bench.floor DB FILE`), so the driver's
 SQLite is the only one that opens the database there, and prints its time as JSON.
 """
 

@@ -6,8 +6,8 @@ would fail it and that noise would not.
 
 from __future__ import annotations
 
-from soak.observe import Sample, base_name, reconcile
-from soak.verdict import judge_flat
+from tools.soak.observe import Sample, base_name, reconcile
+from tools.soak.verdict import judge_flat
 
 MINUTES = 60
 DURATION = MINUTES * 60.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.logtail import LogTail
+from tools.harness.logtail import LogTail
 
 
 def test_a_line_counts_once_its_newline_is_written(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from soak.observe import Sample
+from tools.soak.observe import Sample
 
 # The flatness verdict: medians of the warm-up window against the end window. The warm-up
 # is not the start: SQLite's page cache (64 MiB, bounded) fills while the history grows,

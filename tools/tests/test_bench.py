@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import Target
-from bench.runs import PAGE_BYTES, changed_pages
-from bench.service import percentile
+from tools.bench.report import Target
+from tools.bench.runs import PAGE_BYTES, changed_pages
+from tools.bench.service import percentile
 
 
 @pytest.mark.parametrize(("q", "expected"), [(50, 50.0), (95, 95.0), (99, 99.0), (100, 100.0)])

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torture.audit import TALLIES, audit
-from torture.drops import Drop, Model, Producer, publish
-from torture.service import Service, TortureError, wait_for
+from tools.torture.audit import TALLIES, audit
+from tools.torture.drops import Drop, Model, Producer, publish
+from tools.torture.service import Service, TortureError, wait_for
 
 # The daemon's `crashpoints.POINTS`, written out: the harness does not import the daemon.
 CRASH_POINTS = ("after_claim", "during_staging", "after_checks", "during_merge",

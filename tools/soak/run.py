@@ -17,11 +17,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from soak.drops import Drop, Producer, SoakError
-from soak.observe import DaemonLog, Sample, archived_files, proc_status, reconcile, visible_files
-from soak.verdict import JUDGE_MINUTES, judge_flat
+from tools.soak.drops import Drop, Producer, SoakError
+from tools.soak.observe import (
+    DaemonLog,
+    Sample,
+    archived_files,
+    proc_status,
+    reconcile,
+    visible_files,
+)
+from tools.soak.verdict import JUDGE_MINUTES, judge_flat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 60.0
 DRAIN_SECONDS = 600.0
 STOP_SECONDS = 120.0

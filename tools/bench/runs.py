@@ -75,7 +75,7 @@ def daemon_once(case: Path, db: Path, parquet: Path, write_mode: str = "merge") 
 
 
 def floor_once(db: Path, parquet: Path) -> Run:
-    stdout, rss = _run([sys.executable, "-m", "bench.floor", str(db), str(parquet)])
+    stdout, rss = _run([sys.executable, "-m", "tools.bench.floor", str(db), str(parquet)])
     return Run(float(json.loads(stdout)["seconds"]), rss, {})
 
 

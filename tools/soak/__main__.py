@@ -1,4 +1,4 @@
-"""`python -m soak` (`make soak`): an hour of steady drops; the daemon's RSS and fds stay flat.
+"""`python -m tools.soak` (`make soak`): an hour of steady drops; RSS and fds stay flat.
 
 Owns the command line, the work directory and the JSON record of a run. A run starts
 `python -m daemon` on a fresh work directory (JSON log to `daemon.log` there), drops a
@@ -27,15 +27,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from soak.drops import SoakError
-from soak.report import report
-from soak.run import Soak
-from soak.verdict import JUDGE_MINUTES
+from tools.soak.drops import SoakError
+from tools.soak.report import report
+from tools.soak.run import Soak
+from tools.soak.verdict import JUDGE_MINUTES
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m soak", description="Drop files into a real daemon at a steady rate "
+        prog="python -m tools.soak", description="Drop files into a real daemon at a steady rate "
         "and check that its RSS and open descriptors stay flat and no file is lost.")
     parser.add_argument("--minutes", type=float, default=60.0,
                         help=f"drop phase (default 60; flatness is judged from "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 DB = DEMO / "etl.db"
 RUNS = ("2026-02-10", "2026-02-10", "2026-02-11")

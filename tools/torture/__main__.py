@@ -1,8 +1,8 @@
-"""`python -m torture [--full] [--seed N]`: crash, kill and flood the daemon; print figures.
+"""`python -m tools.torture [--full] [--seed N]`: crash, kill and flood the daemon; print figures.
 
 Runs every named crash point (in both write modes), streams of drops under random
 SIGKILLs, and a burst with an inotify overflow, each on its own case directory under a
-temporary root, and audits each. Prints the figures and writes `torture/results.json`.
+temporary root, and audits each. Prints the figures and writes `tools/torture/results.json`.
 Exit status 1 if any case diverged or could not be driven; the case directories of a
 failed run are kept for inspection. The default plan is a smoke run of about a minute;
 `--full` is the one whose figures docs/robustness.md quotes (`make torture`).
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from torture import scenarios
-from torture.scenarios import Result
-from torture.service import TortureError
+from tools.torture import scenarios
+from tools.torture.scenarios import Result
+from tools.torture.service import TortureError
 
 HERE = Path(__file__).resolve().parent
 
@@ -115,7 +115,7 @@ def render(results: list[Result]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m torture", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.torture", description=__doc__)
     parser.add_argument("--full", action="store_true",
                         help="the sizes docs/robustness.md quotes (minutes)")
     parser.add_argument("--seed", type=int, default=1, help="replays a run exactly")

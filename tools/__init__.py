@@ -1,0 +1,1 @@
+"""Proving tools: the benchmark, soak, torture, the harness they share, the demo."""

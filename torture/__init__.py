@@ -1,1 +1,0 @@
-"""Crash, kill and flood the real daemon, then audit what it left: `python -m torture`."""
