@@ -1,8 +1,9 @@
 """The data contract: table names, the key, the column schema and the declared checks.
 
-This is data, not behaviour: the daemon's store builds its SQL from it, the checks module
-interprets `CHECKS`, and the generator writes `ARROW_SCHEMA`. Changing a column here changes
-all three together. Nothing in this module touches files or databases.
+This is data, not behaviour: a `Contract` value, passed to the warehouse backends (which
+build their SQL from it), the reader and the checks (which interpret its `checks`); the
+generator writes its `arrow_schema`. `TRANSACTIONS` is the one feed declared today.
+Nothing in this module touches files or databases.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class Column:
     name: str
     kind: ColumnKind
     arrow_type: pa.DataType
-    sql_type: str
+    sql_type: str  # SQLite's
+    pg_type: str  # PostgreSQL's
 
 
 @dataclass(frozen=True)
@@ -40,38 +42,90 @@ class Check:
         return f"{self.kind}:{self.column}"
 
 
-STAGING_TABLE = "staging_transactions"
-FACT_TABLE = "fact_transactions"
-LEDGER_TABLE = "load_history"
-KEY = "txn_id"
-DATE_COLUMN = "run_date"
+@dataclass(frozen=True)
+class Contract:
+    """One feed's contract as a value: its tables, key, columns, checks and file names.
 
-COLUMNS: tuple[Column, ...] = (
-    Column("txn_id", "string", pa.string(), "TEXT"),
-    Column("customer_id", "integer", pa.int64(), "INTEGER"),
-    Column("amount", "float", pa.float64(), "REAL"),
-    Column("run_date", "date", pa.string(), "TEXT"),
+    Passed to whatever needs it (the reader, the checks, each warehouse backend) rather
+    than read from module globals, so that several feeds can be declared side by side.
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    key: str
+    date_column: str
+    checks: tuple[Check, ...]
+    fact_table: str
+    staging_table: str
+    ledger_table: str
+    # The run date is taken from the file name; use with `fullmatch` (`$` would also
+    # accept a name ending in a newline).
+    file_name_pattern: re.Pattern[str]
+    file_name_example: str
+    file_name_format: str
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """The columns other than the key: those whose change makes an update."""
+        return tuple(c.name for c in self.columns if c.name != self.key)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type, nullable=False) for c in self.columns])
+
+    def file_name_for(self, run_date: str) -> str:
+        """The name a producer gives the file holding `run_date`'s rows."""
+        return self.file_name_format.format(run_date=run_date)
+
+
+_COLUMNS: tuple[Column, ...] = (
+    Column("txn_id", "string", pa.string(), "TEXT", "text"),
+    Column("customer_id", "integer", pa.int64(), "INTEGER", "bigint"),
+    Column("amount", "float", pa.float64(), "REAL", "double precision"),
+    Column("run_date", "date", pa.string(), "TEXT", "date"),
 )
-COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-ARROW_SCHEMA = pa.schema([pa.field(c.name, c.arrow_type, nullable=False) for c in COLUMNS])
 
-CHECKS: tuple[Check, ...] = (
-    *(Check("not_null", c.name) for c in COLUMNS),
-    Check("unique", KEY),
-    Check("min", "amount", 0.0),
-    Check("finite", "amount"),
-    Check("equals_file_date", DATE_COLUMN),
-    # Keys are `YYYYMMDD-NNNN`: a key that names another day is a producer bug that would
-    # otherwise let one day's file overwrite another day's rows.
-    Check("file_date_prefix", KEY),
+TRANSACTIONS = Contract(
+    name="transactions",
+    columns=_COLUMNS,
+    key="txn_id",
+    date_column="run_date",
+    checks=(
+        *(Check("not_null", c.name) for c in _COLUMNS),
+        Check("unique", "txn_id"),
+        Check("min", "amount", 0.0),
+        Check("finite", "amount"),
+        Check("equals_file_date", "run_date"),
+        # Keys are `YYYYMMDD-NNNN`: a key that names another day is a producer bug that
+        # would otherwise let one day's file overwrite another day's rows.
+        Check("file_date_prefix", "txn_id"),
+    ),
+    fact_table="fact_transactions",
+    staging_table="staging_transactions",
+    ledger_table="load_history",
+    # An optional `~N` before `.parquet`, so that an archived name with a uniqueness
+    # suffix (`transactions_2026-02-10~1.parquet`) still parses.
+    file_name_pattern=re.compile(r"transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+)?\.parquet"),
+    file_name_example="transactions_YYYY-MM-DD.parquet",
+    file_name_format="transactions_{run_date}.parquet",
 )
 
-# The run date is taken from the file name, which is this and nothing else but for an
-# optional `~N` before `.parquet`, so that an archived name with a uniqueness suffix
-# (`transactions_2026-02-10~1.parquet`) still parses.
-# Use with `fullmatch`: `$` would also accept a name ending in a newline.
-FILE_NAME_PATTERN = re.compile(r"transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+)?\.parquet")
-FILE_NAME_EXAMPLE = "transactions_YYYY-MM-DD.parquet"
+# The default feed's parts under their first names, for the generator and the tests.
+STAGING_TABLE = TRANSACTIONS.staging_table
+FACT_TABLE = TRANSACTIONS.fact_table
+LEDGER_TABLE = TRANSACTIONS.ledger_table
+KEY = TRANSACTIONS.key
+DATE_COLUMN = TRANSACTIONS.date_column
+COLUMNS = TRANSACTIONS.columns
+COLUMN_NAMES = TRANSACTIONS.column_names
+ARROW_SCHEMA = TRANSACTIONS.arrow_schema
+CHECKS = TRANSACTIONS.checks
+FILE_NAME_PATTERN = TRANSACTIONS.file_name_pattern
+FILE_NAME_EXAMPLE = TRANSACTIONS.file_name_example
 
 
 def key_prefix(run_date: str) -> str:
@@ -85,4 +139,4 @@ def key_prefix(run_date: str) -> str:
 
 def file_name_for(run_date: str) -> str:
     """The name a producer gives the file holding `run_date`'s transactions."""
-    return f"transactions_{run_date}.parquet"
+    return TRANSACTIONS.file_name_for(run_date)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from config.contract import TRANSACTIONS, Contract
+from config.database import PostgresUrl, is_postgres_url
 from config.errors import ConfigError
 
 WriteMode = Literal["merge", "replace"]
@@ -40,7 +43,8 @@ class Settings:
     inbox: Path
     processed: Path
     failed: Path
-    db: Path
+    # A SQLite file, or a PostgreSQL server (`postgresql://...`; see `config.database`).
+    db: Path | PostgresUrl
     work: Path
     write_mode: WriteMode
     settle_seconds: float
@@ -56,6 +60,10 @@ class Settings:
     max_file_rows: int | None
     # Starts that may resume one claimed file without an outcome before it is set aside.
     max_resumes: int
+    # This daemon's name among those sharing a PostgreSQL warehouse; the host's by default.
+    node: str
+    # How long a claim held in PostgreSQL stays this daemon's without a heartbeat.
+    lease_seconds: float
     config_file: Path | None
     # Where each setting came from (`work` derived from the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
@@ -63,15 +71,33 @@ class Settings:
     # `ETL_*` variables in the environment that name no setting (a typo, most likely),
     # each with the variable it most likely meant (or None); warned of, never refused.
     unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
+    # The feed this daemon loads: its tables, key, columns and checks, as a value.
+    contract: Contract = field(default=TRANSACTIONS, compare=False)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the warehouse is a server several daemons may share (PostgreSQL)."""
+        return isinstance(self.db, PostgresUrl)
 
     @property
     def lock_file(self) -> Path:
-        """The single-instance lock lives beside the database file it protects.
+        """The single-instance lock: beside the SQLite file it protects; for a shared
+        warehouse, in this node's work directory (one daemon per node).
 
         Beside the real file, symlinks resolved: two names of one database share one lock.
         """
+        if isinstance(self.db, PostgresUrl):
+            return self.work.with_name(self.work.name + ".lock")
         real = self.db.resolve()
         return real.with_name(real.name + ".lock")
+
+    @property
+    def db_file(self) -> Path:
+        """The SQLite database file; `ConfigError` for a PostgreSQL warehouse."""
+        if isinstance(self.db, PostgresUrl):
+            raise ConfigError(f"{self.db} is a PostgreSQL server, not a SQLite file",
+                              hint="this needs the SQLite backend")
+        return self.db
 
 
 def _path(value: object) -> Path:
@@ -79,6 +105,19 @@ def _path(value: object) -> Path:
         raise ValueError("expected a non-empty path")
     # abspath, not resolve(): `..` is folded but a symlinked directory keeps its name.
     return Path(os.path.abspath(Path(value).expanduser()))  # noqa: PTH100 (see above)
+
+
+def _database(value: object) -> Path | PostgresUrl:
+    if isinstance(value, str) and is_postgres_url(value):
+        return PostgresUrl(value)
+    return _path(value)
+
+
+def _node(value: object) -> str:
+    text = str(value).strip() if isinstance(value, str) else ""
+    if not text or len(text) > 200 or any(c in text for c in "/\\\0") or text in (".", ".."):
+        raise ValueError("expected a name of up to 200 characters, without / or \\")
+    return text
 
 
 def _seconds(value: object) -> float:
@@ -166,7 +205,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "inbox": _path,
     "processed": _path,
     "failed": _path,
-    "db": _path,
+    "db": _database,
     "work": _path,
     "write_mode": _write_mode,
     "settle_seconds": _seconds,
@@ -179,6 +218,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_file_bytes": _file_bytes,
     "max_file_rows": _file_rows,
     "max_resumes": _count,
+    "node": _node,
+    "lease_seconds": _seconds,
 }
 _DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
@@ -200,6 +241,10 @@ _DEFAULTS: dict[str, object] = {
     # A file the daemon stopped on three times running (a crash, the OOM killer, the
     # watchdog) would most likely stop it again: set it aside so later files load.
     "max_resumes": 3,
+    "node": socket.gethostname() or "localhost",
+    # A dead node's claims are taken over this long after its last heartbeat; it renews
+    # them every third of it, so one slow beat does not lose them.
+    "lease_seconds": 30.0,
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
 # The prefix's variables that are not settings: the config file's, and the crash tests'
@@ -222,10 +267,13 @@ def _meant(name: str, known: list[str]) -> str | None:
     return next(iter(difflib.get_close_matches(name, alike, n=1, cutoff=0.6)), None)
 
 
-def _default_work(inbox: Path) -> Path:
+def _default_work(inbox: Path, db: object, node: str) -> Path:
     # Beside the inbox, so the claim is a rename within one filesystem, and hidden, so a
-    # human listing the parent sees the inbox and not our bookkeeping.
-    return inbox.with_name(f".{inbox.name}.work")
+    # human listing the parent sees the inbox and not our bookkeeping. Daemons sharing
+    # a PostgreSQL warehouse may share the inbox: each node claims into its own folder,
+    # where the others can find its files if it dies.
+    work = inbox.with_name(f".{inbox.name}.work")
+    return work / node if isinstance(db, PostgresUrl) else work
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -298,7 +346,7 @@ def load_settings(
     if inbox == inbox.parent:
         raise ConfigError("the inbox cannot be the filesystem root",
                           hint="give the inbox a directory of its own")
-    resolved.setdefault("work", _default_work(inbox))
+    resolved.setdefault("work", _default_work(inbox, resolved["db"], cast(str, resolved["node"])))
     sources.setdefault("work", "default")
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources
@@ -323,6 +371,8 @@ def _check_layout(settings: Settings) -> None:
         seen[real] = name
     # A database in a watched directory would be taken for a dropped file; in an archive,
     # its files would be counted and listed as archived (or failed) files forever.
+    if isinstance(settings.db, PostgresUrl):
+        return
     db_dir = settings.db.resolve().parent
     for name, directory in dirs.items():
         if db_dir == directory.resolve():

@@ -1,4 +1,5 @@
-"""Consumes dropped files: cli -> service -> watcher -> pipeline -> store/checks/files."""
+"""Consumes dropped files: app (the process) -> watch (detection, the worker) -> load (one
+file) -> warehouse (the seam; sqlite/ and postgresql/ behind it); ops serves operators."""
 
 from importlib.metadata import PackageNotFoundError, version
 

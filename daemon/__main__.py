@@ -1,5 +1,5 @@
 """`python -m daemon`: see `daemon.console` and `daemon.cli`."""
 
-from daemon.console import main
+from daemon.app.console import main
 
 raise SystemExit(main(prog="python -m daemon"))

@@ -141,11 +141,5 @@ def open_error_message(exc: OSError) -> str:
     return f"cannot open the file: {exc.strerror or exc}"
 
 
-class DatabaseMoved(EtlError):
-    """The file at the database's path is no longer the one the daemon holds open (deleted,
-    or replaced by another, a restored backup say): what is committed now would land in a
-    file nobody reads, or beside a file it does not belong to."""
-
-
 class DatabaseUnavailable(EtlError):
     """No database where the settings point, or none that can be used (a directory)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from config import ConfigError, contract
+from config.contract import TRANSACTIONS, Contract
 from daemon.errors import FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
@@ -66,12 +67,12 @@ def redrop_of(name: str) -> tuple[str, int]:
     return match["stem"] + (match["ext"] or ""), int(match["n"])
 
 
-def run_date_from_name(name: str) -> str:
+def run_date_from_name(name: str, feed: Contract = TRANSACTIONS) -> str:
     """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
-    match = contract.FILE_NAME_PATTERN.fullmatch(name)
+    match = feed.file_name_pattern.fullmatch(name)
     if match is None:
         raise FileNameError(
-            f"file name {_quoted(name)} does not match {contract.FILE_NAME_EXAMPLE}",
+            f"file name {_quoted(name)} does not match {feed.file_name_example}",
             hint="rename the file to the contract's pattern and drop it again",
         )
     text = match["date"]

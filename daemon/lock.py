@@ -157,8 +157,9 @@ class DirectoryClaim:
 class DirectoryClaims:
     """The inbox and the work directory, each claimed for the daemon's lifetime."""
 
-    def __init__(self, inbox: Path, work: Path) -> None:
-        self.inbox = DirectoryClaim(
+    def __init__(self, inbox: Path | None, work: Path) -> None:
+        # No inbox: daemons sharing a warehouse may share an inbox (see `daemon.watch`).
+        self.inbox = None if inbox is None else DirectoryClaim(
             inbox, "the inbox", hint="stop that daemon first: two daemons on one inbox "
             "would split its files between their databases; give each its own --inbox")
         self.work = DirectoryClaim(
@@ -166,15 +167,19 @@ class DirectoryClaims:
             "its own --work")
 
     @property
+    def _claims(self) -> tuple[DirectoryClaim, ...]:
+        return (self.work,) if self.inbox is None else (self.inbox, self.work)
+
+    @property
     def held(self) -> bool:
-        return self.inbox.held and self.work.held
+        return all(claim.held for claim in self._claims)
 
     def acquire(self) -> None:
         """Claim both (unless held already); `AlreadyRunning` if another daemon holds
         either."""
         if self.held:
             return
-        for claim in (self.inbox, self.work):
+        for claim in self._claims:
             if not claim.acquire():
                 log.warning("directory_unlocked", directory=str(claim.directory),
                             reason=f"{claim.what}'s filesystem cannot lock a directory (NFS?)",
@@ -183,14 +188,16 @@ class DirectoryClaims:
     def reclaim_inbox(self) -> None:
         """Claim the inbox again once it was made anew (deleted, replaced, re-pointed):
         the old claim holds the directory that is gone."""
+        if self.inbox is None:
+            return
         try:
             self.inbox.acquire()
         except AlreadyRunning as exc:
             log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
 
     def release(self) -> None:
-        self.inbox.release()
-        self.work.release()
+        for claim in self._claims:
+            claim.release()
 
 
 def _flock_holder(status: os.stat_result) -> int | None:

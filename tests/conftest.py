@@ -26,9 +26,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from config import Settings, contract, load_settings
-from daemon import schema, store
-from daemon.pipeline import Pipeline
+from config.contract import TRANSACTIONS
+from daemon.load.pipeline import Pipeline
+from daemon.warehouse.sqlite import dbfile, schema
+from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 from generator.transactions import generate_table
+from tests import backends
+from tests import sqlite_store as store
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -63,14 +67,33 @@ def no_leaked_threads() -> Iterator[None]:
     assert not leaked, f"threads left running: {[t.name for t in leaked]}"
 
 
-def settings_under(root: Path) -> Settings:
-    """Settings for a daemon whose every directory and database is under `root`."""
+def settings_under(root: Path, db: str | None = None) -> Settings:
+    """Settings for a daemon whose every directory is under `root`, and its database too
+    unless `db` names a PostgreSQL server."""
     return load_settings(
         {"inbox": root / "inbox", "processed": root / "processed",
-         "failed": root / "failed", "db": root / "etl.db",
-         "settle_seconds": 0.2, "rescan_seconds": 0.5},
+         "failed": root / "failed", "db": db or root / "etl.db",
+         "settle_seconds": 0.2, "rescan_seconds": 0.5, "lease_seconds": 2.0},
         config_file=ROOT / "config" / "etl.toml", environ={},
     )
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose tables land in a schema of this test's own (dropped after);
+    skips (fails under CI) without a server."""
+    with backends.scratch_schema(backends.server_url()) as url:
+        yield url
+
+
+@pytest.fixture(params=backends.BACKENDS)
+def any_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """`settings` on each backend in turn: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        yield settings_under(tmp_path)
+        return
+    with backends.scratch_schema(backends.server_url()) as url:
+        yield settings_under(tmp_path, url)
 
 
 @pytest.fixture
@@ -79,11 +102,17 @@ def settings(tmp_path: Path) -> Settings:
     return settings_under(tmp_path)
 
 
+def as_warehouse(conn: sqlite3.Connection) -> SqliteWarehouse:
+    """The worker's warehouse on an open SQLite connection (the one `connect` made)."""
+    assert isinstance(conn, dbfile.Connection)
+    return SqliteWarehouse(conn, conn.path, TRANSACTIONS)
+
+
 @pytest.fixture
 def fresh_db(settings: Settings) -> Iterator[sqlite3.Connection]:
-    """A connection to an initialised, empty database at `settings.db`."""
-    conn = store.connect(settings.db)
-    schema.init_schema(conn)
+    """A connection to an initialised, empty database at `settings.db_file`."""
+    conn = store.connect(settings.db_file)
+    schema.init_schema(conn, TRANSACTIONS)
     yield conn
     conn.close()
 
@@ -94,7 +123,7 @@ def pipeline(settings: Settings, fresh_db: sqlite3.Connection) -> Pipeline:
     a daemon's start makes them."""
     for directory in (settings.inbox, settings.work, settings.processed, settings.failed):
         directory.mkdir(parents=True, exist_ok=True)
-    return Pipeline(settings, fresh_db)
+    return Pipeline(settings, as_warehouse(fresh_db))
 
 
 @pytest.fixture
@@ -103,7 +132,7 @@ def loaded(settings: Settings, pipeline: Pipeline) -> list[tuple[object, ...]]:
     exactly as it was."""
     path = write_parquet(settings.work, day_table("2026-02-09"), run_date="2026-02-09")
     assert pipeline.process(path).status == "processed"
-    return fact_rows(settings.db)
+    return fact_rows(settings.db_file)
 
 
 def day_table(run_date: str, rows: int = 25, seed: int = 0) -> pa.Table:
@@ -236,7 +265,9 @@ class Daemons:
         settings = self.settings
         argv = [*wrapper, sys.executable, "-m", "daemon", "--inbox", str(settings.inbox),
                 "--processed", str(settings.processed), "--failed", str(settings.failed),
-                "--db", str(settings.db), "--settle-seconds", str(settings.settle_seconds),
+                "--db", backends.db_arg(settings),
+                "--settle-seconds", str(settings.settle_seconds),
+                "--lease-seconds", str(settings.lease_seconds),
                 "--rescan-seconds", str(settings.rescan_seconds), *extra]
         log_path = self.log_dir / (log_name or f"daemon-{len(self.started)}.log")
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}

@@ -13,8 +13,8 @@ import pytest
 
 from config import contract
 from config.contract import Check
-from daemon.checks import SAMPLE_KEYS, FileChecks
 from daemon.errors import CheckFailure, ChecksFailed
+from daemon.load.checks import SAMPLE_KEYS, FileChecks
 from tests.conftest import day_table
 
 RUN_DATE = "2026-02-10"
@@ -206,7 +206,7 @@ def test_raise_for_failures_follows_the_given_order() -> None:
     rows = clean_rows()
     rows[0]["customer_id"] = None
     rows[1]["amount"] = -1.0
-    checks = FileChecks(RUN_DATE, order)
+    checks = FileChecks(RUN_DATE, checks=order)
     checks.observe(batches_of(rows, 12)[0])
     with pytest.raises(ChecksFailed) as caught:
         checks.raise_for_failures()
@@ -216,7 +216,7 @@ def test_raise_for_failures_follows_the_given_order() -> None:
 def test_custom_min_value() -> None:
     rows = clean_rows()
     amounts = [row["amount"] for row in rows]
-    checks = FileChecks(RUN_DATE, (Check("min", "amount", 100.0),))
+    checks = FileChecks(RUN_DATE, checks=(Check("min", "amount", 100.0),))
     below = sum(a < 100.0 for a in amounts)
     assert 0 < below < len(rows)
     checks.observe(batches_of(rows, 12)[0])
@@ -299,7 +299,7 @@ def test_a_column_declared_unique_is_tracked_like_the_key() -> None:
     rows = clean_rows()
     for index, row in enumerate(rows):
         row["customer_id"] = 1000 - index  # strictly descending: must be counted
-    checks = FileChecks(RUN_DATE, (Check("unique", "customer_id"),))
+    checks = FileChecks(RUN_DATE, checks=(Check("unique", "customer_id"),))
     for batch in batches_of(rows, 5):
         checks.observe(batch)
     assert checks.ascending("txn_id") and not checks.ascending("customer_id")

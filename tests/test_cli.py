@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from daemon import cli
+from daemon.app import cli
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
 Start = Callable[..., DaemonProcess]

@@ -22,10 +22,10 @@ import pytest
 import structlog
 
 from config import Settings
-from daemon import cli
-from daemon.commands import history as history_command
-from daemon.commands import report, retry, status, table
-from daemon.pipeline import Pipeline
+from daemon.app import cli
+from daemon.load.pipeline import Pipeline
+from daemon.ops.commands import history as history_command
+from daemon.ops.commands import report, retry, status, table
 from tests.conftest import ROOT, day_table, fact_rows, replaced_at, write_parquet
 
 SCRIPT = Path(sys.executable).with_name("filedrop-etl")
@@ -50,7 +50,7 @@ def restored_logging() -> Iterator[None]:
 
 def where(settings: Settings) -> list[str]:
     return ["--inbox", str(settings.inbox), "--processed", str(settings.processed),
-            "--failed", str(settings.failed), "--db", str(settings.db)]
+            "--failed", str(settings.failed), "--db", str(settings.db_file)]
 
 
 def script(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -113,15 +113,15 @@ def test_status_without_a_database_says_where_it_looked_and_creates_none(
         settings: Settings) -> None:
     done = script(settings, "status")
     assert done.returncode == 2
-    assert f"database  none yet at {settings.db}" in done.stdout
+    assert f"database  none yet at {settings.db_file}" in done.stdout
     assert "daemon    not running" in done.stdout
     [line] = [json.loads(x) for x in done.stderr.splitlines()]
-    assert line["event"] == "database_unavailable" and str(settings.db) in line["reason"]
+    assert line["event"] == "database_unavailable" and str(settings.db_file) in line["reason"]
     assert "first starts" in line["hint"]
-    assert not settings.db.exists() and not settings.lock_file.exists()
+    assert not settings.db_file.exists() and not settings.lock_file.exists()
     for name in ("history", "report"):
         assert script(settings, name).returncode == 2
-    assert not settings.db.exists()
+    assert not settings.db_file.exists()
 
 
 def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
@@ -134,14 +134,14 @@ def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
         [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
         return str(line["reason"])
 
-    missing = f"there is no database at {settings.db} yet"
+    missing = f"there is no database at {settings.db_file} yet"
     elsewhere = where(settings)[:-2]  # all but --db
-    monkeypatch.setenv("ETL_DB", str(settings.db))
+    monkeypatch.setenv("ETL_DB", str(settings.db_file))
     assert reason(*where(settings)) == f"{missing} (given by --db)"
     assert reason(*elsewhere) == f"{missing} (from ETL_DB)"
     monkeypatch.delenv("ETL_DB")
     config = tmp_path / "etl.toml"
-    config.write_text(f'db = "{settings.db}"\n', encoding="utf-8")
+    config.write_text(f'db = "{settings.db_file}"\n', encoding="utf-8")
     assert reason("--config", str(config), *elsewhere) \
         == f"{missing} (from `db` in the config file {config})"
 
@@ -149,14 +149,14 @@ def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
 def test_a_directory_given_as_the_database_is_called_one(
         settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     """`history --db /tmp` said only "disk I/O error", SQLite's word for it."""
-    settings.db.mkdir(parents=True)
+    settings.db_file.mkdir(parents=True)
     for name in ("history", "status", "report"):
         assert cli.main([name, *where(settings)]) == 2
         [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
         assert line["event"] == "database_unavailable"
-        assert line["reason"] == f"{settings.db} is a directory, not a database file " \
+        assert line["reason"] == f"{settings.db_file} is a directory, not a database file " \
             "(given by --db)"
-        assert f"--db {settings.db / 'etl.db'}" in line["hint"]
+        assert f"--db {settings.db_file / 'etl.db'}" in line["hint"]
 
 
 def test_status_counts_the_loads_and_lists_the_failed_files(
@@ -286,7 +286,7 @@ def test_show_tells_every_attempt_and_the_sidecar(
 
 def test_report_gives_the_prototypes_customer_totals_and_the_days(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    rows = fact_rows(history.db)
+    rows = fact_rows(history.db_file)
     expected: dict[int, list[float]] = {}
     for _, customer, amount, *_ in rows:
         expected.setdefault(customer, []).append(amount)
@@ -362,14 +362,14 @@ def test_tables_align_numbers_right_and_escape_control_characters() -> None:
 
 def test_a_newer_or_foreign_database_is_refused_read_only(
         settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(settings.db)
+    settings.db_file.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(settings.db_file)
     conn.execute("CREATE TABLE other (x)")
     conn.close()
-    before = settings.db.read_bytes()
+    before = settings.db_file.read_bytes()
     assert cli.main(["history", *where(settings)]) == 2
-    conn = sqlite3.connect(settings.db)
+    conn = sqlite3.connect(settings.db_file)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
     assert cli.main(["report", *where(settings)]) == 2
-    assert settings.db.read_bytes() != before  # only by our own hand above
+    assert settings.db_file.read_bytes() != before  # only by our own hand above

@@ -17,10 +17,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import ConfigError, Settings
-from daemon import crashpoints, quarantine
-from daemon.pipeline import Pipeline
-from daemon.resumes import Resumes
-from tests.conftest import DaemonProcess, day_table, drop, ledger, write_parquet
+from daemon import crashpoints
+from daemon.load import quarantine
+from daemon.load.pipeline import Pipeline
+from daemon.watch.resumes import Resumes
+from tests.conftest import DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
 
 Start = Callable[..., DaemonProcess]
 NAME = "transactions_2026-02-10.parquet"
@@ -81,12 +82,12 @@ def test_a_failure_resumed_after_a_kill_is_recorded_once(settings: Settings,
     # failed/ cannot be made (a file is in its way), so the first attempt stops after
     # its ledger row with the file still in work/, as a kill there would leave it.
     settings.failed.write_bytes(b"in the way")
-    assert Pipeline(settings, fresh_db).process(path).status == "retry"
+    assert Pipeline(settings, as_warehouse(fresh_db)).process(path).status == "retry"
     settings.failed.unlink()
     # A new Pipeline, as after a restart: nothing remembered in memory.
-    outcome = Pipeline(settings, fresh_db).process(path)
+    outcome = Pipeline(settings, as_warehouse(fresh_db)).process(path)
     assert outcome.status == "failed" and outcome.path == settings.failed / NAME
-    rows = ledger(settings.db)
+    rows = ledger(settings.db_file)
     assert [r["status"] for r in rows] == ["failed"]
 
 
@@ -96,8 +97,8 @@ def test_a_second_claim_of_the_same_bad_file_is_recorded_again(
     settings.work.mkdir(parents=True)
     for _ in range(2):
         path = drop(write_parquet(settings.work.parent / "out", _bad_day()), settings.work)
-        assert Pipeline(settings, fresh_db).process(path).status == "failed"
-    assert [r["status"] for r in ledger(settings.db)] == ["failed", "failed"]
+        assert Pipeline(settings, as_warehouse(fresh_db)).process(path).status == "failed"
+    assert [r["status"] for r in ledger(settings.db_file)] == ["failed", "failed"]
 
 
 def test_a_sidecar_left_half_written_is_removed_at_start(settings: Settings,
@@ -147,7 +148,7 @@ def test_a_file_the_daemon_keeps_stopping_on_is_set_aside_after_max_resumes(
         "reason"]
     sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
     assert [set(entry) for entry in sidecar["resumes"]] == [{"resumed_at", "pid"}] * 2
-    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
+    assert [r["status"] for r in ledger(settings.db_file)] == ["failed"]
     assert list(settings.work.iterdir()) == []  # the journal too is gone
     # The queue is not wedged: the next drop loads.
     other = "transactions_2026-02-11.parquet"
@@ -165,7 +166,7 @@ def test_a_resumed_file_that_loads_leaves_no_count_behind(settings: Settings,
     daemon = start_daemon(log_name="run-1.log")
     daemon.wait_for("file_processed", file=NAME)
     assert list(settings.work.iterdir()) == []
-    assert [r["status"] for r in ledger(settings.db)] == ["processed"]
+    assert [r["status"] for r in ledger(settings.db_file)] == ["processed"]
 
 
 def test_the_resume_journal_counts_forgets_and_survives_damage(tmp_path: Path) -> None:

@@ -66,9 +66,9 @@ def test_three_run_scenario(tmp_path: Path, start_daemon: Start) -> None:
     assert [(e["file"], e["inserted"], e["updated"], e["unchanged"]) for e in lines] == [
         (name(DAY1), 25, 0, 0), (name(DAY1), 0, 0, 25), (name(DAY2), 25, 0, 0)]
     assert [(r["status"], r["inserted"], r["updated"], r["unchanged"])
-            for r in ledger(daemon.settings.db)] == [
+            for r in ledger(daemon.settings.db_file)] == [
         ("processed", 25, 0, 0), ("processed", 0, 0, 25), ("processed", 25, 0, 0)]
-    assert len(fact_rows(daemon.settings.db)) == 50
+    assert len(fact_rows(daemon.settings.db_file)) == 50
     assert daemon.stop() == 0
     assert daemon.matching("daemon_stopped", processed=3, failed=0)
     # A clean run logs nothing an operator would be paged for.
@@ -82,11 +82,11 @@ def test_identical_redrop_leaves_fact_byte_identical(tmp_path: Path, start_daemo
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    before = fact_rows(daemon.settings.db)
+    before = fact_rows(daemon.settings.db_file)
     # Re-drop the archived file itself: the very same bytes.
     drop(daemon.settings.processed / name(DAY1), daemon.settings.inbox)
     [_, again] = daemon.wait_for("file_processed", count=2)
-    assert fact_rows(daemon.settings.db) == before
+    assert fact_rows(daemon.settings.db_file) == before
     assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 25)
 
 
@@ -100,7 +100,7 @@ def test_corrected_redrop_in_replace_mode_makes_the_day_equal_the_file(
     drop_day(tmp_path, daemon, DAY1, corrected)
     last = daemon.wait_for("file_processed", count=3)[-1]
     assert last["deleted"] == 5 and last["rows"] == 20
-    rows = fact_rows(daemon.settings.db)
+    rows = fact_rows(daemon.settings.db_file)
     day1 = sorted((r[0], r[1], r[2]) for r in rows if r[3] == DAY1)
     assert day1 == sorted(zip(corrected.column("txn_id").to_pylist(),
                               corrected.column("customer_id").to_pylist(),
@@ -113,13 +113,13 @@ def test_corrected_redrop_in_merge_mode_updates_and_keeps(tmp_path: Path,
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    original = {r[0]: r for r in fact_rows(daemon.settings.db)}
+    original = {r[0]: r for r in fact_rows(daemon.settings.db_file)}
     corrected = day_table(DAY1, rows=20, seed=7)
     drop_day(tmp_path, daemon, DAY1, corrected)
     last = daemon.wait_for("file_processed", count=2)[-1]
     assert last["deleted"] == 0 and last["inserted"] == 0
     assert last["updated"] + last["unchanged"] == 20 and last["updated"] > 0
-    after = {r[0]: r for r in fact_rows(daemon.settings.db)}
+    after = {r[0]: r for r in fact_rows(daemon.settings.db_file)}
     assert len(after) == 25
     untouched = [k for k in original if k not in corrected.column("txn_id").to_pylist()]
     assert all(after[k] == original[k] for k in untouched)
@@ -130,7 +130,7 @@ def test_bad_inputs_go_to_failed_and_the_daemon_serves_on(tmp_path: Path,
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    before = fact_rows(daemon.settings.db)
+    before = fact_rows(daemon.settings.db_file)
     bad = {
         "transactions_2026-02-12.parquet": b"",
         "transactions_2026-02-13.parquet": b"txn_id,amount\n1,2\n",
@@ -149,7 +149,7 @@ def test_bad_inputs_go_to_failed_and_the_daemon_serves_on(tmp_path: Path,
     for line in failed:
         sidecar = json.loads((daemon.settings.failed / f"{line['file']}.error.json").read_text())
         assert sidecar["message"] and sidecar["hint"]
-    assert fact_rows(daemon.settings.db) == before
+    assert fact_rows(daemon.settings.db_file) == before
     # Still alive and serving.
     drop_day(tmp_path, daemon, DAY2)
     daemon.wait_for("file_processed", file=name(DAY2))
@@ -290,7 +290,7 @@ def test_the_ledger_is_readable_while_the_daemon_runs(tmp_path: Path,
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    reader = sqlite3.connect(f"file:{daemon.settings.db}?mode=ro", uri=True)
+    reader = sqlite3.connect(f"file:{daemon.settings.db_file}?mode=ro", uri=True)
     try:
         assert reader.execute("SELECT status FROM load_history").fetchall() == [("processed",)]
     finally:
@@ -315,7 +315,7 @@ def test_directories_on_different_filesystems_are_refused(tmp_path: Path,
 
 def test_a_database_of_another_schema_is_refused_at_start(settings: Settings,
                                                           start_daemon: Start) -> None:
-    conn = sqlite3.connect(settings.db)
+    conn = sqlite3.connect(settings.db_file)
     # The prototype's fact table: no lineage column, and staging never cleared.
     conn.execute("CREATE TABLE fact_transactions(txn_id TEXT PRIMARY KEY, customer_id INTEGER "
                  "NOT NULL, amount REAL NOT NULL, run_date TEXT NOT NULL, loaded_at TEXT NOT NULL)")
@@ -384,9 +384,9 @@ def test_a_writer_whose_clock_lags_is_waited_for_all_the_same(
 def test_a_staging_leftover_is_removed_at_start(tmp_path: Path, settings: Settings,
                                                 start_daemon: Start) -> None:
     """A daemon killed mid-load leaves its staging file; the next one deletes it."""
-    leftover = settings.db.with_name(f"{settings.db.name}.staging-abc")
+    leftover = settings.db_file.with_name(f"{settings.db_file.name}.staging-abc")
     leftover.write_bytes(b"half a staging database")
-    unrelated = settings.db.with_name("other.db.staging-abc")
+    unrelated = settings.db_file.with_name("other.db_file.staging-abc")
     unrelated.write_bytes(b"another database's")
     drop(write_parquet(outbox(tmp_path), day_table(DAY1), name(DAY1)), settings.inbox)
     daemon = start_daemon("--once", wait_started=False)
@@ -398,7 +398,7 @@ def test_a_staging_leftover_is_removed_at_start(tmp_path: Path, settings: Settin
         "event": "staging_leftover_removed", "level": "info", "path": str(leftover)}
     events = [e["event"] for e in daemon.events()]
     assert events.index("staging_leftover_removed") < events.index("file_processed")
-    assert len(fact_rows(settings.db)) == 25
+    assert len(fact_rows(settings.db_file)) == 25
     assert [p.name for p in tmp_path.iterdir() if ".staging-" in p.name] == [unrelated.name]
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract
-from daemon import store
-from daemon.errors import DatabaseMoved
-from daemon.pipeline import Pipeline
+from daemon.load.pipeline import Pipeline
+from daemon.warehouse.api import DatabaseMoved
+from tests import sqlite_store as store
 from tests.conftest import (
     DaemonProcess,
     day_table,
@@ -72,11 +72,11 @@ def test_a_deleted_database_stops_the_loads_until_a_restart(
     daemon = start_daemon("--http", "127.0.0.1:0")
     base = url_of(daemon)
     load(daemon, tmp_path, DAY1)
-    settings.db.unlink()
+    settings.db_file.unlink()
     [lost] = daemon.wait_for("database_lost")
-    assert (lost["level"], lost["lost"], lost["db"]) == ("error", "missing", str(settings.db))
+    assert (lost["level"], lost["lost"], lost["db"]) == ("error", "missing", str(settings.db_file))
     assert "restart the daemon" in lost["hint"]
-    assert_unhealthy(base, f"the database {settings.db} is not the file the daemon opened")
+    assert_unhealthy(base, f"the database {settings.db_file} is not the file the daemon opened")
 
     drop(write_parquet(tmp_path / "outbox", day_table(DAY2), run_date=DAY2), settings.inbox)
     daemon.wait_for("file_detected", file=name(DAY2))
@@ -88,7 +88,7 @@ def test_a_deleted_database_stops_the_loads_until_a_restart(
     # The operator's answer: a restart, which makes a new database at the path.
     restarted = start_daemon(log_name="restarted.log")
     restarted.wait_for("file_processed", file=name(DAY2))
-    assert files_in(settings.db) == [name(DAY2)]
+    assert files_in(settings.db_file) == [name(DAY2)]
 
 
 def test_a_backup_moved_into_its_place_is_left_whole_and_so_is_the_old_file(
@@ -97,14 +97,14 @@ def test_a_backup_moved_into_its_place_is_left_whole_and_so_is_the_old_file(
     base = url_of(daemon)
     load(daemon, tmp_path, DAY1)
     backup = tmp_path / "backup.db"
-    with sqlite3.connect(settings.db) as source, sqlite3.connect(backup) as copy:
+    with sqlite3.connect(settings.db_file) as source, sqlite3.connect(backup) as copy:
         source.backup(copy)
     source.close()
     copy.close()
     load(daemon, tmp_path, DAY2)
-    moved = tmp_path / "moved.db"
-    settings.db.rename(moved)
-    backup.rename(settings.db)
+    moved = tmp_path / "moved.db_file"
+    settings.db_file.rename(moved)
+    backup.rename(settings.db_file)
     [lost] = daemon.wait_for("database_lost")
     assert lost["lost"] == "replaced"
     assert_unhealthy(base, "(replaced)")
@@ -115,14 +115,14 @@ def test_a_backup_moved_into_its_place_is_left_whole_and_so_is_the_old_file(
     assert daemon.stop() == 0
     # Both files whole: the moved one holds every load committed into it (its write-ahead
     # log, found by the old path, was emptied into it), the restored one only its own.
-    assert integrity(moved) == integrity(settings.db) == [("ok",)]
+    assert integrity(moved) == integrity(settings.db_file) == [("ok",)]
     assert files_in(moved) == [name(DAY1), name(DAY2)]
-    assert files_in(settings.db) == [name(DAY1)]
+    assert files_in(settings.db_file) == [name(DAY1)]
 
     restarted = start_daemon(log_name="restarted.log")
     restarted.wait_for("file_processed", file=name(DAY3))
-    assert files_in(settings.db) == [name(DAY1), name(DAY3)]
-    assert integrity(settings.db) == [("ok",)]
+    assert files_in(settings.db_file) == [name(DAY1), name(DAY3)]
+    assert integrity(settings.db_file) == [("ok",)]
 
 
 def test_the_same_file_moved_back_resumes_the_loads(
@@ -130,21 +130,21 @@ def test_the_same_file_moved_back_resumes_the_loads(
     daemon = start_daemon("--http", "127.0.0.1:0")
     base = url_of(daemon)
     aside = tmp_path / "aside.db"
-    settings.db.rename(aside)
+    settings.db_file.rename(aside)
     daemon.wait_for("database_lost")
-    aside.rename(settings.db)
+    aside.rename(settings.db_file)
     [back] = daemon.wait_for("database_returned")
-    assert back["db"] == str(settings.db)
+    assert back["db"] == str(settings.db_file)
     load(daemon, tmp_path, DAY1)
     assert request(base + "/healthz").status == 200
-    assert files_in(settings.db) == [name(DAY1)]
+    assert files_in(settings.db_file) == [name(DAY1)]
 
 
 def test_no_commit_lands_in_a_file_that_left_its_path(settings: Settings) -> None:
-    conn = store.connect(settings.db)
+    conn = store.connect(settings.db_file)
     try:
         conn.execute("CREATE TABLE t (x)")
-        settings.db.rename(settings.db.with_name("gone.db"))
+        settings.db_file.rename(settings.db_file.with_name("gone.db"))
         with pytest.raises(DatabaseMoved, match="no file is at that path"), \
                 store.transaction(conn):
             conn.execute("INSERT INTO t VALUES (1)")
@@ -156,8 +156,8 @@ def test_no_commit_lands_in_a_file_that_left_its_path(settings: Settings) -> Non
 def test_a_load_into_a_replaced_database_waits_in_the_work_directory(
         settings: Settings, pipeline: Pipeline, fresh_db: sqlite3.Connection) -> None:
     claimed = write_parquet(settings.work, day_table(DAY1), run_date=DAY1)
-    settings.db.rename(settings.db.with_name("old.db"))
-    settings.db.write_bytes(b"")  # another file at the path
+    settings.db_file.rename(settings.db_file.with_name("old.db"))
+    settings.db_file.write_bytes(b"")  # another file at the path
     outcome = pipeline.process(claimed)
     assert (outcome.status, outcome.path) == ("retry", claimed)
     assert claimed.exists() and list(settings.processed.iterdir()) == []

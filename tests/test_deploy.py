@@ -23,8 +23,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings, contract, load_settings
-from daemon.watcher import Watcher
-from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
+from daemon.watch.watcher import Watcher
+from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "filedrop-etl.service"
@@ -217,7 +217,7 @@ def test_the_daemon_loads_and_fails_files_under_memory_deny_write_execute(
     if not mdwe_supported():
         pytest.skip("the kernel has no PR_SET_MDWE (Linux 6.3+)")
     daemon = start_daemon(wrapper=[sys.executable, "-c", _MDWE_WRAPPER])
-    outbox = daemon.settings.db.parent / "outbox"
+    outbox = daemon.settings.db_file.parent / "outbox"
     good = write_parquet(outbox, day_table("2026-02-10", rows=5000), run_date="2026-02-10")
     drop(good, daemon.settings.inbox)
     daemon.wait_for("file_processed", rows=5000)
@@ -238,7 +238,7 @@ def test_the_sample_alert_rules_use_only_metrics_the_daemon_exposes(
     assert {"EtlDaemonDown", "EtlDaemonUnhealthy", "EtlNoSuccessIn26h",
             "EtlFailedFilesWaiting", "EtlQueueGrowing"} <= set(alerts)
     exposed = {family.name for family in text_string_to_metric_families(
-        Watcher(settings, fresh_db).metrics.exposition().decode())}
+        Watcher(settings, as_warehouse(fresh_db)).metrics.exposition().decode())}
     for name, expr in alerts.items():
         for metric in re.findall(r"\betl_[a-z_]+", expr):
             # Counters are exposed as <name>_total; their family is named without it.

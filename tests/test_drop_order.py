@@ -57,7 +57,7 @@ def test_drops_of_one_day_found_together_are_applied_in_the_order_they_were_drop
     assert [line["file"] for line in lines] == [name for name, _ in drops]
     assert [line["file"] for line in daemon.matching("file_detected")] == [
         name for name, _ in drops]
-    assert [r[:4] for r in fact_rows(settings.db)] == expected_rows(
+    assert [r[:4] for r in fact_rows(settings.db_file)] == expected_rows(
         mode, [table for _, table in drops])
 
 
@@ -73,4 +73,4 @@ def test_a_later_drop_waits_for_an_earlier_one_still_settling(
     dropped(tmp_path, settings, later, f"transactions_{DAY}~1.parquet")
     lines = daemon.wait_for("file_processed", count=2)
     assert [line["file"] for line in lines] == [FIRST, f"transactions_{DAY}~1.parquet"]
-    assert [r[:4] for r in fact_rows(settings.db)] == expected_rows(mode, [earlier, later])
+    assert [r[:4] for r in fact_rows(settings.db_file)] == expected_rows(mode, [earlier, later])

@@ -30,10 +30,13 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract, load_settings
-from daemon import quarantine, schema, store
-from daemon.watcher import HEARTBEAT_SECONDS, RETRY_BACKOFF_SECONDS
+from config.contract import TRANSACTIONS
+from daemon.load import quarantine
+from daemon.warehouse.sqlite import schema
+from daemon.watch.watcher import HEARTBEAT_SECONDS, RETRY_BACKOFF_SECONDS
 from generator.publish import publish_parquet
 from generator.transactions import generate
+from tests import sqlite_store as store
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -71,7 +74,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def outbox(settings: Settings) -> Path:
     """Where files are prepared before the drop: the inbox's filesystem, not watched."""
-    path = settings.db.parent / "outbox"
+    path = settings.db_file.parent / "outbox"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -99,9 +102,9 @@ def _run(*argv: str) -> None:
 
 def initialised(settings: Settings) -> None:
     """Create the daemon's database, as a previous run would have left it."""
-    conn = store.connect(settings.db)
+    conn = store.connect(settings.db_file)
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, TRANSACTIONS)
     finally:
         conn.close()
 
@@ -153,12 +156,12 @@ class DatabaseLock:
 
 @pytest.fixture
 def lock_database(settings: Settings) -> Iterator[Callable[[], DatabaseLock]]:
-    """Start a process that write-locks `settings.db`; returns once it holds the lock.
+    """Start a process that write-locks `settings.db_file`; returns once it holds the lock.
     Every holder still running at teardown is killed."""
     holders: list[DatabaseLock] = []
 
     def lock() -> DatabaseLock:
-        proc = subprocess.Popen([sys.executable, "-c", _LOCKER, str(settings.db)],
+        proc = subprocess.Popen([sys.executable, "-c", _LOCKER, str(settings.db_file)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         holder = DatabaseLock(proc)
         holders.append(holder)
@@ -178,7 +181,7 @@ def test_a_database_locked_by_another_process_keeps_the_file_and_retries_it(
     daemon = start_daemon(env=FAST_BUSY)
     drop_day(settings, DAY1)
     daemon.wait_for("file_processed")
-    before = fact_rows(settings.db)
+    before = fact_rows(settings.db_file)
     held = lock_database()
     drop_day(settings, DAY2)
     drop_day(settings, DAY3)
@@ -194,14 +197,14 @@ def test_a_database_locked_by_another_process_keeps_the_file_and_retries_it(
     assert listing(settings.work) == [name(DAY2)]
     assert listing(settings.inbox) == [name(DAY3)]
     assert listing(settings.failed) == []
-    assert fact_rows(settings.db) == before
-    assert [r["file_name"] for r in ledger(settings.db)] == [name(DAY1)]
+    assert fact_rows(settings.db_file) == before
+    assert [r["file_name"] for r in ledger(settings.db_file)] == [name(DAY1)]
 
     held.release()
     daemon.wait_for("file_processed", count=3)
-    assert [(r["file_name"], r["status"], r["inserted"]) for r in ledger(settings.db)] == [
+    assert [(r["file_name"], r["status"], r["inserted"]) for r in ledger(settings.db_file)] == [
         (name(d), "processed", 25) for d in (DAY1, DAY2, DAY3)]
-    assert len(fact_rows(settings.db)) == 75
+    assert len(fact_rows(settings.db_file)) == 75
     assert listing(settings.processed) == [name(d) for d in (DAY1, DAY2, DAY3)]
     assert listing(settings.work) == listing(settings.inbox) == listing(settings.failed) == []
     assert not daemon.matching("file_failed")
@@ -234,11 +237,11 @@ def test_a_bad_file_whose_failure_cannot_be_recorded_waits_to_be_recorded(
     retry = daemon.matching("file_retry_scheduled")[0]
     assert retry["stage"] == "ledger" and "locked" in retry["reason"]
     assert listing(settings.work) == [name(DAY1)]
-    assert listing(settings.failed) == [] and ledger(settings.db) == []
+    assert listing(settings.failed) == [] and ledger(settings.db_file) == []
 
     held.release()
     [line] = daemon.wait_for("file_failed")
-    [row] = ledger(settings.db)
+    [row] = ledger(settings.db_file)
     assert row["status"] == "failed" and row["error"].startswith(f"{line['stage']}: ")
     assert listing(settings.failed) == [name(DAY1), f"{name(DAY1)}.error.json"]
     assert listing(settings.work) == []
@@ -256,7 +259,7 @@ def test_a_daemon_started_on_a_locked_database_waits_for_it_then_serves(
     waits = daemon.wait_for("database_busy", count=2)
     for line in waits:
         assert line["level"] == "error" and "locked" in line["reason"] and line["hint"]
-        assert line["db"] == str(settings.db)
+        assert line["db"] == str(settings.db_file)
     assert [(w["attempt"], w["retry_in_seconds"]) for w in waits] == [
         (n + 1, RETRY_BACKOFF_SECONDS[n]) for n in range(len(waits))]
     assert not daemon.matching("daemon_started")
@@ -264,7 +267,7 @@ def test_a_daemon_started_on_a_locked_database_waits_for_it_then_serves(
     daemon.wait_for("daemon_started")
     drop_day(settings, DAY1)
     daemon.wait_for("file_processed")
-    assert len(fact_rows(settings.db)) == 25
+    assert len(fact_rows(settings.db_file)) == 25
     assert daemon.stop() == 0
 
 
@@ -320,8 +323,8 @@ def _a_directory(db: Path) -> None:
                          ids=["not-a-db", "newer", "a-directory"])
 def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
         settings: Settings, start_daemon: Start, spoil: Callable[[Path], None]) -> None:
-    settings.db.parent.mkdir(parents=True)
-    spoil(settings.db)
+    settings.db_file.parent.mkdir(parents=True)
+    spoil(settings.db_file)
     daemon = start_daemon(env=FAST_BUSY, wait_started=False)
     assert daemon.proc.wait(timeout=30) == 2
     [line] = daemon.matching("database_unavailable")
@@ -329,8 +332,8 @@ def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
     assert not daemon.matching("database_busy")
     if spoil is _a_directory:
         # Not SQLite's "unable to open database file": the path and the mistake.
-        assert line["reason"] == f"{settings.db} is a directory, not a database file"
-        assert f"--db {settings.db / 'etl.db'}" in line["hint"]
+        assert line["reason"] == f"{settings.db_file} is a directory, not a database file"
+        assert f"--db {settings.db_file / 'etl.db'}" in line["hint"]
 
 
 # --- a full disk ---------------------------------------------------------------------
@@ -376,7 +379,7 @@ def small_disk(settings: Settings) -> Iterator[SmallDisk]:
     """A 4 MiB tmpfs mounted where `settings` keeps everything (skipped if mounting is not
     permitted), unmounted at teardown. Ask for it before `start_daemon`, so that the
     daemons are killed first; a mount still busy is detached lazily all the same."""
-    root = settings.db.parent
+    root = settings.db_file.parent
     root.mkdir(parents=True)
     try:
         _run("mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES // 1024}k,mode=0755", "tmpfs",
@@ -430,7 +433,7 @@ def test_a_full_disk_keeps_the_file_and_the_database_then_loads_it_once_there_is
     daemon = start_daemon()
     drop_day(settings, DAY1)
     daemon.wait_for("file_processed")
-    before, history = fact_rows(settings.db), ledger(settings.db)
+    before, history = fact_rows(settings.db_file), ledger(settings.db_file)
     if case.rows:
         prepared = write_parquet(outbox(settings), day_table(DAY2, rows=case.rows), name(DAY2))
     else:
@@ -449,19 +452,19 @@ def test_a_full_disk_keeps_the_file_and_the_database_then_loads_it_once_there_is
     assert daemon.proc.poll() is None
     assert {p.name: sha256(p) for p in settings.work.iterdir()} == {name(DAY2): dropped}
     assert listing(settings.inbox) == listing(settings.failed) == []
-    assert integrity(settings.db) == [("ok",)]
-    assert fact_rows(settings.db) == before and ledger(settings.db) == history
+    assert integrity(settings.db_file) == [("ok",)]
+    assert fact_rows(settings.db_file) == before and ledger(settings.db_file) == history
 
     small_disk.free()
     outcome = "file_processed" if case.rows else "file_failed"
     daemon.wait_for(outcome, file=name(DAY2))
-    assert [r["file_name"] for r in ledger(settings.db)] == [name(DAY1), name(DAY2)]
-    assert len(fact_rows(settings.db)) == len(before) + case.rows
+    assert [r["file_name"] for r in ledger(settings.db_file)] == [name(DAY1), name(DAY2)]
+    assert len(fact_rows(settings.db_file)) == len(before) + case.rows
     archive = settings.processed if case.rows else settings.failed
     assert sha256(archive / name(DAY2)) == dropped
     assert listing(settings.work) == listing(settings.inbox) == []
-    assert [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name] == []
-    assert integrity(settings.db) == [("ok",)]
+    assert [p.name for p in settings.db_file.parent.iterdir() if ".staging-" in p.name] == []
+    assert integrity(settings.db_file) == [("ok",)]
     assert daemon.stop() == 0
 
 
@@ -500,13 +503,13 @@ def test_a_daemon_started_on_a_full_disk_waits_for_room_then_serves(
     line = daemon.wait_for("database_full")[0]
     assert (line["level"], line["attempt"], line["retry_in_seconds"]) == (
         "error", 1, RETRY_BACKOFF_SECONDS[0])
-    assert line["db"] == str(settings.db) and line["reason"] and line["hint"]
+    assert line["db"] == str(settings.db_file) and line["reason"] and line["hint"]
     assert not daemon.matching("daemon_started")
     small_disk.free()
     daemon.wait_for("daemon_started")
     drop(prepared, settings.inbox)
     daemon.wait_for("file_processed", file=name(DAY2))
-    assert len(fact_rows(settings.db)) == 50 and integrity(settings.db) == [("ok",)]
+    assert len(fact_rows(settings.db_file)) == 50 and integrity(settings.db_file) == [("ok",)]
     assert daemon.stop() == 0
 
 
@@ -589,9 +592,9 @@ def test_a_read_only_processed_dir_keeps_the_loaded_file_in_work_then_archives_i
     assert (retry["level"], retry["stage"], retry["attempt"]) == ("error", "archive", 1)
     assert retry["reason"] and retry["hint"]
     # Committed once; the file waits in the work directory, whole.
-    history = ledger(settings.db)
+    history = ledger(settings.db_file)
     assert [(r["status"], r["inserted"]) for r in history] == [("processed", 25)]
-    loaded = fact_rows(settings.db)
+    loaded = fact_rows(settings.db_file)
     assert len(loaded) == 25
     assert {p.name: sha256(p) for p in settings.work.iterdir()} == {name(DAY1): dropped}
     assert listing(settings.processed) == listing(settings.failed) == []
@@ -600,8 +603,8 @@ def test_a_read_only_processed_dir_keeps_the_loaded_file_in_work_then_archives_i
     [line] = daemon.wait_for("file_processed")
     assert (line["inserted"], line["unchanged"]) == (25, 0)  # the counts of the one load
     # Only moved: no second ledger row, every fact row as the one load left it.
-    assert ledger(settings.db) == history
-    assert fact_rows(settings.db) == loaded
+    assert ledger(settings.db_file) == history
+    assert fact_rows(settings.db_file) == loaded
     assert {p.name: sha256(p) for p in settings.processed.iterdir()} == {name(DAY1): dropped}
     assert listing(settings.work) == listing(settings.failed) == []
 
@@ -616,7 +619,7 @@ def test_a_read_only_failed_dir_keeps_the_bad_file_in_work_then_quarantines_it_o
     assert retry["reason"] and retry["hint"]
     # Waiting in the work directory, its reason already in the ledger.
     assert (settings.work / name(DAY2)).read_bytes() == b"not parquet at all"
-    [row] = ledger(settings.db)
+    [row] = ledger(settings.db_file)
     assert row["status"] == "failed" and row["error"]
 
     read_only.undo(settings.failed)
@@ -625,10 +628,10 @@ def test_a_read_only_failed_dir_keeps_the_bad_file_in_work_then_quarantines_it_o
     sidecar = json.loads((settings.failed / f"{name(DAY2)}.error.json").read_text())
     assert sidecar["stage"] == line["stage"] and sidecar["reason"] and sidecar["hint"]
     assert row["error"].startswith(f"{line['stage']}: ")
-    assert ledger(settings.db) == [row]  # one attempt, one row
+    assert ledger(settings.db_file) == [row]  # one attempt, one row
     assert (settings.failed / name(DAY2)).read_bytes() == b"not parquet at all"
     assert listing(settings.work) == listing(settings.processed) == []
-    assert fact_rows(settings.db) == []
+    assert fact_rows(settings.db_file) == []
 
 
 # --- stop signals under load ---------------------------------------------------------
@@ -655,17 +658,17 @@ def backlog(settings: Settings, big_file: Path) -> dict[str, str]:
 
 
 def assert_each_loaded_once(settings: Settings, dropped: dict[str, str]) -> None:
-    history = ledger(settings.db)
+    history = ledger(settings.db_file)
     assert sorted(r["file_name"] for r in history) == sorted(dropped)
     assert {r["status"] for r in history} == {"processed"}
     assert [r["inserted"] for r in history if r["file_name"] == name(BIG_DAY)] == [BIG_ROWS]
     # Counted in SQL: a list of 400,000 tuples costs more than the daemon's load.
-    assert fact_count(settings.db) == BIG_ROWS + 25 * len(SMALL_DAYS)
-    assert fact_count(settings.db, "DISTINCT load_id") == len(history)
+    assert fact_count(settings.db_file) == BIG_ROWS + 25 * len(SMALL_DAYS)
+    assert fact_count(settings.db_file, "DISTINCT load_id") == len(history)
     # Archived byte for byte; nothing left anywhere else, scratch files included.
     assert {p.name: sha256(p) for p in settings.processed.iterdir()} == dropped
     assert listing(settings.inbox) == listing(settings.work) == listing(settings.failed) == []
-    assert [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name] == []
+    assert [p.name for p in settings.db_file.parent.iterdir() if ".staging-" in p.name] == []
 
 
 def test_sigterm_under_load_finishes_the_file_in_flight_and_leaves_the_rest(
@@ -685,7 +688,7 @@ def test_sigterm_under_load_finishes_the_file_in_flight_and_leaves_the_rest(
     assert {p.name: sha256(p) for p in settings.inbox.iterdir()} == {
         n: h for n, h in dropped.items() if n != name(BIG_DAY)}
     assert listing(settings.work) == []
-    assert fact_count(settings.db) == BIG_ROWS
+    assert fact_count(settings.db_file) == BIG_ROWS
 
     again = start_daemon()
     again.wait_for("file_processed", count=len(SMALL_DAYS))
@@ -709,7 +712,7 @@ def test_a_second_signal_exits_at_once_and_a_restart_resumes_exactly_once(
     assert not daemon.matching("file_processed"), "the file must still have been in flight"
     assert not daemon.matching("daemon_stopped")
     # Nothing committed; the claimed file intact in the work directory, the rest untouched.
-    assert fact_count(settings.db) == 0 and ledger(settings.db) == []
+    assert fact_count(settings.db_file) == 0 and ledger(settings.db_file) == []
     assert {p.name: sha256(p) for p in settings.work.iterdir()} == {
         name(BIG_DAY): dropped[name(BIG_DAY)]}
     assert {p.name: sha256(p) for p in settings.inbox.iterdir()} == {

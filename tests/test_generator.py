@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from config import Settings, contract
-from daemon.pipeline import Pipeline
+from daemon.load.pipeline import Pipeline
 from generator import cli
 from generator.publish import publish_parquet
 from generator.transactions import BATCH_ROWS, generate, generate_table

@@ -42,9 +42,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings, contract
-from daemon import staging
 from daemon.files import display_name
-from daemon.pipeline import Pipeline
+from daemon.load.pipeline import Pipeline
+from daemon.warehouse.sqlite import staging
 from tests.conftest import (
     DaemonProcess,
     Daemons,
@@ -328,10 +328,10 @@ def test_the_pipeline_quarantines_it_and_changes_nothing(
     [line] = [e for e in logs if e["event"] == "file_failed"]
     assert line["log_level"] == "error"
     assert_quarantined(case, path.name, display_name(path.name), line, settings.failed,
-                       settings.db)
-    assert fact_rows(settings.db) == loaded
+                       settings.db_file)
+    assert fact_rows(settings.db_file) == loaded
     assert list(settings.work.iterdir()) == []
-    assert staging.leftover_files(settings.db) == []
+    assert staging.leftover_files(settings.db_file) == []
 
 
 # --- The corpus through one real daemon ------------------------------------------------
@@ -360,7 +360,7 @@ def run_corpus(daemon: DaemonProcess, outbox: Path) -> CorpusRun:
     settings = daemon.settings
     drop(write_parquet(outbox, day_table(BASE_DAY), run_date=BASE_DAY), settings.inbox)
     daemon.wait_for("file_processed")
-    before = fact_rows(settings.db)
+    before = fact_rows(settings.db_file)
     days = {case.id: (FIRST_CASE_DAY + timedelta(days=i)).isoformat()
             for i, case in enumerate(CORPUS)}
     for case in CORPUS:
@@ -376,10 +376,10 @@ def run_corpus(daemon: DaemonProcess, outbox: Path) -> CorpusRun:
         return sum(len(daemon.matching(event)) for event in OUTCOMES) >= len(CORPUS) + 1
 
     wait_until(all_ended, f"an outcome for each of {len(CORPUS)} files, see {daemon.log_path}")
-    after = fact_rows(settings.db)
+    after = fact_rows(settings.db_file)
     drop(write_parquet(outbox, day_table(SERVING_DAY), run_date=SERVING_DAY), settings.inbox)
     daemon.wait_for("file_processed", file=contract.file_name_for(SERVING_DAY))
-    served = fact_rows(settings.db)
+    served = fact_rows(settings.db_file)
     return CorpusRun(daemon, days, before, after, served, daemon.stop())
 
 
@@ -406,7 +406,7 @@ def test_the_real_daemon_quarantines_it(case: Case, corpus_run: CorpusRun) -> No
             if e.get("file") == shown and e["event"] in OUTCOMES] == ["file_failed"]
     [line] = daemon.matching("file_failed", file=shown)
     assert line["level"] == "error"
-    assert_quarantined(case, dropped, shown, line, settings.failed, settings.db)
+    assert_quarantined(case, dropped, shown, line, settings.failed, settings.db_file)
     assert not os.path.lexists(settings.inbox / dropped)
     assert shown not in [display_name(p.name) for p in settings.work.iterdir()]
     # The fact table as a whole: unchanged from before the first case to after the last.
@@ -423,11 +423,11 @@ def test_the_real_daemon_serves_on_after_the_corpus(corpus_run: CorpusRun) -> No
     [stopped] = daemon.matching("daemon_stopped")
     assert (stopped["processed"], stopped["failed"], stopped["retry"], stopped["vanished"],
             stopped["reason"]) == (2, len(CORPUS), 0, 0, "SIGTERM")
-    assert [r["status"] for r in ledger(settings.db)].count("failed") == len(CORPUS)
+    assert [r["status"] for r in ledger(settings.db_file)].count("failed") == len(CORPUS)
     assert len(list(settings.failed.iterdir())) == 2 * len(CORPUS)  # each file and sidecar
     assert list(settings.inbox.iterdir()) == []
     assert list(settings.work.iterdir()) == []
-    assert staging.leftover_files(settings.db) == []
+    assert staging.leftover_files(settings.db_file) == []
     # Every error line is a file's failure: no crash, no unhandled exception.
     assert {e["event"] for e in daemon.events() if e["level"] in ("error", "critical")} == {
         "file_failed"}
@@ -447,11 +447,11 @@ def outbox(tmp_path: Path) -> Path:
 
 def assert_serving(daemon: DaemonProcess, tmp_path: Path, day: str = OTHER_DAY) -> None:
     """The daemon is alive and loads a good file dropped now, all of it."""
-    before = len(fact_rows(daemon.settings.db))
+    before = len(fact_rows(daemon.settings.db_file))
     drop(write_parquet(outbox(tmp_path), day_table(day), run_date=day), daemon.settings.inbox)
     [line] = daemon.wait_for("file_processed", file=contract.file_name_for(day))
     assert line["inserted"] == 25 and daemon.proc.poll() is None
-    assert len(fact_rows(daemon.settings.db)) == before + 25
+    assert len(fact_rows(daemon.settings.db_file)) == before + 25
 
 
 def test_an_extra_column_is_ignored_with_a_warning(tmp_path: Path, start_daemon: Start) -> None:
@@ -465,7 +465,7 @@ def test_an_extra_column_is_ignored_with_a_warning(tmp_path: Path, start_daemon:
     assert {k: warning[k] for k in ("level", "file", "columns")} == {
         "level": "warning", "file": contract.file_name_for(DAY), "columns": ["note"]}
     assert line["rows"] == line["inserted"] == 25
-    assert [r[:4] for r in fact_rows(daemon.settings.db)] == [
+    assert [r[:4] for r in fact_rows(daemon.settings.db_file)] == [
         tuple(r.values()) for r in day_table(DAY).to_pylist()]
     assert not daemon.matching("file_failed")
 
@@ -527,8 +527,8 @@ def test_a_symlink_in_the_inbox_is_quarantined_without_being_read(
         assert "never follows links" in sidecar["message"] and sidecar["hint"]
     assert target.stat().st_atime_ns == mtime_ns - 10**9  # before this test reads it
     assert target.read_bytes() == content and fifo.is_fifo()
-    assert [r["status"] for r in ledger(daemon.settings.db)] == ["failed"] * (len(targets) + 1)
-    assert fact_rows(daemon.settings.db) == []
+    assert [r["status"] for r in ledger(daemon.settings.db_file)] == ["failed"] * (len(targets) + 1)
+    assert fact_rows(daemon.settings.db_file) == []
     assert_serving(daemon, tmp_path)
 
 
@@ -577,9 +577,9 @@ def test_a_file_without_read_permission_is_quarantined(
     sidecar = json.loads(Path(f"{quarantined}.error.json").read_text())
     assert (sidecar["stage"], sidecar["reason"]) == ("open", line["reason"])
     assert "permission denied" in sidecar["message"] and sidecar["hint"]
-    assert [(r["status"], r["file_name"]) for r in ledger(daemon.settings.db)] == [
+    assert [(r["status"], r["file_name"]) for r in ledger(daemon.settings.db_file)] == [
         ("failed", name)]
-    assert fact_rows(daemon.settings.db) == []
+    assert fact_rows(daemon.settings.db_file) == []
     assert_serving(daemon, tmp_path)
 
 
@@ -601,7 +601,7 @@ def test_a_file_deleted_before_its_claim_is_reported_vanished(
     assert line["level"] == "info"
     assert not daemon.matching("file_claimed", file=name)
     assert list(daemon.settings.failed.iterdir()) == []
-    assert ledger(daemon.settings.db) == [] and fact_rows(daemon.settings.db) == []
+    assert ledger(daemon.settings.db_file) == [] and fact_rows(daemon.settings.db_file) == []
     assert_serving(daemon, tmp_path)
     assert daemon.stop() == 0
     [stopped] = daemon.matching("daemon_stopped")
@@ -629,7 +629,7 @@ def test_a_file_rewritten_while_it_settles_loads_its_final_content_once(
     assert len(daemon.matching("file_claimed", file=name)) == 1
     assert not daemon.matching("file_failed")
     assert (daemon.settings.processed / name).read_bytes() == final_bytes
-    assert [r[:4] for r in fact_rows(daemon.settings.db)] == [
+    assert [r[:4] for r in fact_rows(daemon.settings.db_file)] == [
         tuple(r.values()) for r in final.to_pylist()]
     assert_serving(daemon, tmp_path)
     assert len(daemon.matching("file_processed", file=name)) == 1
@@ -662,13 +662,13 @@ def test_a_name_already_archived_gets_a_suffix_and_the_old_file_is_untouched(
     assert new.read_bytes() == content
     if good:
         assert not Path(f"{new}.error.json").exists()
-        assert len(fact_rows(settings.db)) == 25
+        assert len(fact_rows(settings.db_file)) == 25
     else:
         # The new sidecar is beside the new file, and describes it.
         sidecar = json.loads(Path(f"{new}.error.json").read_text())
         assert (sidecar["file"], sidecar["stage"]) == (name, "read")
         assert sidecar["sha256"] == sha256_of(new) and sidecar["reason"] == line["reason"]
-        assert fact_rows(settings.db) == []
+        assert fact_rows(settings.db_file) == []
     assert sorted(p.name for p in archive.iterdir()) == sorted(
         [*(p.name for p in old), suffixed, *([] if good else [f"{suffixed}.error.json"])])
     assert_serving(daemon, tmp_path)

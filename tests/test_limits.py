@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from config import ConfigError, Settings, contract, load_settings
-from daemon import files, reader
-from daemon.pipeline import Pipeline
+from daemon import files
+from daemon.load import reader
+from daemon.load.pipeline import Pipeline
 from tests.conftest import (
     DaemonProcess,
     day_table,
@@ -63,7 +64,7 @@ def test_a_value_longer_than_sqlite_stores_fails_naming_the_column_and_the_limit
     assert (line["stage"], line["error_type"]) == ("read", "ValueTooLarge")
     assert ("column 'txn_id' holds a value of 1,000,000,001 bytes" in line["reason"]
             and "at most 1,000,000,000 bytes" in line["reason"])
-    [row] = ledger(daemon.settings.db)
+    [row] = ledger(daemon.settings.db_file)
     assert row["status"] == "failed" and "txn_id" in row["error"]
     assert (daemon.settings.failed / f"{NAME}.error.json").exists()
     assert not daemon.matching("worker_crashed")
@@ -147,7 +148,7 @@ def test_files_over_the_operators_limits_fail_unread_and_the_rest_load(
     assert line["stage"] == "read" and "2,000 rows, more than max_file_rows (1,000)" in line[
         "reason"]
     load_next_day(daemon, tmp_path)
-    assert len(fact_rows(daemon.settings.db)) == 25
+    assert len(fact_rows(daemon.settings.db_file)) == 25
 
 
 def test_hashing_reports_progress_every_so_many_bytes(tmp_path: Path) -> None:
@@ -174,7 +175,7 @@ def test_a_huge_file_shows_the_worker_alive_while_it_is_hashed(
     outcome = pipeline.process(claimed)
     assert outcome.status == "failed"
     assert len(ticks) == 4
-    [row] = ledger(settings.db)
+    [row] = ledger(settings.db_file)
     assert row["bytes"] == files.PROGRESS_BYTES * 4 and row["sha256"] is not None
 
 
@@ -206,4 +207,4 @@ def test_running_out_of_memory_is_retried_not_blamed_on_the_file(
     [processed] = daemon.wait_for("file_processed", file=NAME)
     assert processed["inserted"] == 1_000_000
     assert list(daemon.settings.failed.iterdir()) == []
-    assert [r["status"] for r in ledger(daemon.settings.db)] == ["processed"]
+    assert [r["status"] for r in ledger(daemon.settings.db_file)] == ["processed"]

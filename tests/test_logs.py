@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon import logs
+from daemon.app import logs
 
 
 @contextmanager

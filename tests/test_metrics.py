@@ -19,9 +19,9 @@ from pathlib import Path
 
 from config import Settings, contract
 from daemon import files
-from daemon.metrics import failed_files
-from daemon.watcher import Watcher
-from tests.conftest import ROOT, DaemonProcess, day_table, drop, ledger, write_parquet
+from daemon.ops.metrics import failed_files
+from daemon.watch.watcher import Watcher
+from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
 from tests.http_client import Scrape, url_of
 
 Start = Callable[..., DaemonProcess]
@@ -70,7 +70,7 @@ def test_a_scrape_counts_files_rows_durations_and_how_each_file_was_found(
     # A restart must not look like a day without success: seeded from the ledger.
     restarted = start_daemon(*QUIET)
     seeded = Scrape.of(url_of(restarted))
-    finished = max(r["finished_at"] for r in ledger(settings.db) if r["status"] == "processed")
+    finished = max(r["finished_at"] for r in ledger(settings.db_file) if r["status"] == "processed")
     assert seeded.value("etl_last_success_timestamp_seconds") == \
         datetime.fromisoformat(finished).timestamp()
     assert seeded.value("etl_files_total", outcome="processed") == 0
@@ -89,18 +89,18 @@ def test_a_success_recorded_in_the_future_is_not_the_last_one(
         daemon.wait_for("file_processed", file=contract.file_name_for(day))
     assert daemon.stop() == 0
     # The second load was timed by a clock a year ahead (since set back).
-    conn = sqlite3.connect(settings.db)
+    conn = sqlite3.connect(settings.db_file)
     with conn:
         conn.execute("UPDATE load_history SET finished_at = '2027-12-03T10:00:00.000000Z' "
                      "WHERE file_name = ?", (contract.file_name_for(LATER_DAY),))
     conn.close()
-    [first] = [r for r in ledger(settings.db) if r["file_name"] == contract.file_name_for(DAY)]
+    [first] = [r for r in ledger(settings.db_file) if r["file_name"] == contract.file_name_for(DAY)]
 
     restarted = start_daemon(*QUIET, log_name="restarted.log")
     seeded = Scrape.of(url_of(restarted)).value("etl_last_success_timestamp_seconds")
     assert seeded == datetime.fromisoformat(first["finished_at"]).timestamp() < time.time()
     status = subprocess.run(
-        [sys.executable, "-m", "daemon", "status", "--json", "--db", str(settings.db),
+        [sys.executable, "-m", "daemon", "status", "--json", "--db", str(settings.db_file),
          "--inbox", str(settings.inbox), "--processed", str(settings.processed),
          "--failed", str(settings.failed)],
         cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
@@ -112,7 +112,7 @@ def test_a_success_recorded_in_the_future_is_not_the_last_one(
 
 def test_the_queue_is_waiting_files_and_claims_waiting_for_a_retry(
         tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
-    watcher = Watcher(settings, fresh_db)  # not started: the test is its worker
+    watcher = Watcher(settings, as_warehouse(fresh_db))  # not started: the test is its worker
     watcher.prepare()
     for day in (DAY, LATER_DAY):
         write_parquet(settings.inbox, day_table(day), contract.file_name_for(day))
@@ -124,7 +124,7 @@ def test_the_queue_is_waiting_files_and_claims_waiting_for_a_retry(
 def test_a_file_deleted_before_its_claim_counts_as_vanished(
         settings: Settings, fresh_db: sqlite3.Connection) -> None:
     """As `daemon_stopped` counts it: the two tallies must not disagree."""
-    watcher = Watcher(settings, fresh_db)
+    watcher = Watcher(settings, as_warehouse(fresh_db))
     watcher.prepare()
     path = write_parquet(settings.inbox, day_table(DAY), contract.file_name_for(DAY))
     watcher.inbox.scan("sweep")

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from config import Settings, contract
-from daemon import queries, schema, store
+from config.contract import TRANSACTIONS
+from daemon import warehouse
+from daemon.warehouse.sqlite import schema
+from tests import sqlite_store as store
 from tests.conftest import fact_rows, ledger
 
 V1_DDL = (
@@ -59,12 +62,12 @@ def version_1_database(path: Path) -> None:
 
 def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
         settings: Settings) -> None:
-    version_1_database(settings.db)
-    before = (ledger(settings.db), fact_rows(settings.db))
-    conn = store.connect(settings.db)
+    version_1_database(settings.db_file)
+    before = (ledger(settings.db_file), fact_rows(settings.db_file))
+    conn = store.connect(settings.db_file)
     try:
-        schema.init_schema(conn)
-        schema.init_schema(conn)  # and the daemon's next start finds it as it left it
+        schema.init_schema(conn, TRANSACTIONS)
+        schema.init_schema(conn, TRANSACTIONS)  # and the daemon's next start finds it as it left it
         assert conn.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,) \
             == (3,)
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({store.RETRIES})")]
@@ -77,35 +80,32 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
                 "fact_transactions_run_date", "retries_file_name"} <= names
     finally:
         conn.close()
-    assert (ledger(settings.db), fact_rows(settings.db)) == before
+    assert (ledger(settings.db_file), fact_rows(settings.db_file)) == before
 
 
 def test_a_version_1_database_reads_as_having_no_retries(settings: Settings) -> None:
     """The read-only commands work before any daemon of this version migrated it."""
-    version_1_database(settings.db)
-    conn = store.connect_readonly(settings.db)
-    try:
-        assert queries.check_schema(conn) == 1
-        assert queries.retries(conn, ["bad.parquet"]) == []
-        assert queries.daemons(conn) == []  # no daemon of version 3 has started on it
-        assert [x.file_name for x in queries.attempts(conn, ["bad.parquet"])] == ["bad.parquet"]
-    finally:
-        conn.close()
+    version_1_database(settings.db_file)
+    with warehouse.reading(settings) as history:
+        assert history.schema_version() == 1
+        assert history.retries(["bad.parquet"]) == []
+        assert history.daemons() == []  # no daemon of version 3 has started on it
+        assert [x.file_name for x in history.attempts(["bad.parquet"])] == ["bad.parquet"]
 
 
 def test_the_read_only_connection_creates_nothing_and_writes_nothing(
         settings: Settings) -> None:
-    missing = settings.db.with_name("nowhere.db")
+    missing = settings.db_file.with_name("nowhere.db")
     with pytest.raises(sqlite3.OperationalError):
         store.connect_readonly(missing)
     with pytest.raises(sqlite3.OperationalError):
         store.connect(missing, create=False)
     assert not missing.exists()
-    version_1_database(settings.db)
-    conn = store.connect_readonly(settings.db)
+    version_1_database(settings.db_file)
+    conn = store.connect_readonly(settings.db_file)
     try:
         with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
             conn.execute(f"DELETE FROM {store.q(contract.FACT_TABLE)}")
     finally:
         conn.close()
-    assert len(fact_rows(settings.db)) == 2
+    assert len(fact_rows(settings.db_file)) == 2

@@ -28,7 +28,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings, contract
-from daemon import notify, schema, store
+from config.contract import TRANSACTIONS
+from daemon.app import notify
+from daemon.warehouse.sqlite import schema
+from tests import sqlite_store as store
 from tests.conftest import DEADLINE_SECONDS, DaemonProcess, day_table, drop, write_parquet
 
 Start = Callable[..., DaemonProcess]
@@ -109,14 +112,14 @@ def path_listener(tmp_path: Path) -> Iterator[Listener]:
 
 
 def drop_day(settings: Settings, day: str = DAY) -> None:
-    outbox = settings.db.parent / "outbox"
+    outbox = settings.db_file.parent / "outbox"
     drop(write_parquet(outbox, day_table(day), contract.file_name_for(day)), settings.inbox)
 
 
 def initialised(db: Path) -> None:
     conn = store.connect(db)
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, TRANSACTIONS)
     finally:
         conn.close()
 
@@ -153,8 +156,8 @@ def test_ready_once_swept_status_as_files_load_and_stopping_on_sigterm(
 
 def test_a_locked_database_holds_ready_back_and_extends_the_start_timeout(
         settings: Settings, start_daemon: Start, path_listener: Listener) -> None:
-    initialised(settings.db)
-    holder = write_locked(settings.db)
+    initialised(settings.db_file)
+    holder = write_locked(settings.db_file)
     try:
         daemon = start_daemon(env={"NOTIFY_SOCKET": path_listener.address,
                                    "ETL_BUSY_TIMEOUT_SECONDS": "0.1"}, wait_started=False)
@@ -192,13 +195,13 @@ def test_a_stalled_worker_gets_no_pings_until_it_ticks_again(
         settings: Settings, start_daemon: Start, path_listener: Listener) -> None:
     """The worker blocks inside SQLite's busy handler (60 s) behind another process's
     write lock: alive, but silent for longer than stall_seconds."""
-    initialised(settings.db)
+    initialised(settings.db_file)
     daemon = start_daemon("--stall-seconds", "2",
                           env={"NOTIFY_SOCKET": path_listener.address,
                                "WATCHDOG_USEC": "400000", "ETL_BUSY_TIMEOUT_SECONDS": "60"})
     path_listener.wait_for("READY", "1")
     path_listener.wait_for("WATCHDOG", "1")
-    holder = write_locked(settings.db)
+    holder = write_locked(settings.db_file)
     try:
         drop_day(settings)
         unhealthy = path_listener.wait_for("STATUS")

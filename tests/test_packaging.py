@@ -71,15 +71,16 @@ def test_the_wheel_holds_every_package_of_the_tree(installed: Installed) -> None
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
     in_wheel = {name.rpartition("/")[0] for name in names if name.endswith("/__init__.py")}
-    assert "daemon/commands" in in_tree
+    assert {"daemon/ops/commands", "daemon/warehouse/sqlite",
+            "daemon/warehouse/postgresql"} <= in_tree
     assert in_tree <= in_wheel, f"left out of the wheel: {sorted(in_tree - in_wheel)}"
     assert "config/etl.toml" in names
-    assert not any(name.startswith("tests/") for name in names)
+    assert not any(name.startswith(("tests/", "tools/")) for name in names)
 
 
 def test_the_installed_console_script_runs_its_commands_and_the_daemon(
         installed: Installed) -> None:
-    where = installed.run("python", "-c", "import daemon.commands; print(daemon.__file__)")
+    where = installed.run("python", "-c", "import daemon.ops.commands; print(daemon.__file__)")
     assert where.returncode == 0 and where.stdout.startswith(str(installed.venv)), where
     version = installed.run("filedrop-etl", "--version")
     assert version.returncode == 0 and version.stdout.startswith("filedrop-etl "), version

@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
-from daemon import page
-from daemon.folders import FailedFile
-from daemon.queries import DayRows, Load, rows_per_day
+from config.contract import TRANSACTIONS
+from daemon.ops import page
+from daemon.ops.folders import FailedFile
+from daemon.warehouse.api import DayRows, Load
+from daemon.warehouse.sqlite.history import SqliteHistory
 
 WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,
                    problems=(), queue_depth=0, last_success="2026-03-01T10:00:00Z")
@@ -141,12 +143,14 @@ def test_rows_per_day_counts_the_last_days_up_to_the_latest(
     rows = [(f"{day.replace('-', '')}-{i}", 1, 1.0, day, "t", None)
             for day, count in (("2026-01-15", 3), ("2026-02-01", 2), ("2026-03-02", 4))
             for i in range(count)]
-    fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)', rows)
+    fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)',
+                         rows)
     today = "2026-03-05"
-    assert rows_per_day(fresh_db, 31, today) == [DayRows("2026-02-01", 2),
+    history = SqliteHistory(fresh_db, TRANSACTIONS)
+    assert history.rows_per_day(31, today) == [DayRows("2026-02-01", 2),
                                                   DayRows("2026-03-02", 4)]
-    assert rows_per_day(fresh_db, 1, today) == [DayRows("2026-03-02", 4)]
-    assert len(rows_per_day(fresh_db, 365, today)) == 3
+    assert history.rows_per_day(1, today) == [DayRows("2026-03-02", 4)]
+    assert len(SqliteHistory(fresh_db, TRANSACTIONS).rows_per_day(365, today)) == 3
 
 
 def test_rows_per_day_is_not_emptied_by_one_far_future_day(
@@ -156,6 +160,7 @@ def test_rows_per_day_is_not_emptied_by_one_far_future_day(
     days = ("2026-02-27", "2026-02-28", "2026-03-01", "9999-12-31")
     fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)',
                          [(f"{d.replace('-', '')}-0", 1, 1.0, d, "t", None) for d in days])
-    assert [d.run_date for d in rows_per_day(fresh_db, 31, "2026-03-02")] == list(days[:3])
+    history = SqliteHistory(fresh_db, TRANSACTIONS)
+    assert [d.run_date for d in history.rows_per_day(31, "2026-03-02")] == list(days[:3])
     # Every run date later than today: the window ends at the newest, as before.
-    assert [d.run_date for d in rows_per_day(fresh_db, 31, "2020-01-01")] == ["9999-12-31"]
+    assert [d.run_date for d in history.rows_per_day(31, "2020-01-01")] == ["9999-12-31"]

@@ -23,9 +23,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings
-from daemon import reader, schema, staging, store
-from daemon.pipeline import Outcome, Pipeline
+from config.contract import TRANSACTIONS
+from daemon.load import reader
+from daemon.load.pipeline import Outcome, Pipeline
+from daemon.warehouse.sqlite import schema, staging
+from daemon.warehouse.sqlite import warehouse as sqlite_warehouse
+from tests import sqlite_store as store
 from tests.conftest import (
+    as_warehouse,
     awkward_db_path,
     day_table,
     fact_rows,
@@ -46,7 +51,7 @@ def claimed(settings: Settings, table: pa.Table, name: str = NAME) -> Path:
 
 def staging_files(settings: Settings) -> list[str]:
     """Staging files left beside the database: a finished attempt leaves none."""
-    return [p.name for p in settings.db.parent.iterdir() if ".staging-" in p.name]
+    return [p.name for p in settings.db_file.parent.iterdir() if ".staging-" in p.name]
 
 
 def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
@@ -56,8 +61,8 @@ def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
     assert outcome.status == "processed"
     assert outcome.path == settings.processed / NAME and outcome.path.exists()
     assert list(settings.work.iterdir()) == []
-    assert len(fact_rows(settings.db)) == 25
-    [row] = ledger(settings.db)
+    assert len(fact_rows(settings.db_file)) == 25
+    [row] = ledger(settings.db_file)
     assert (row["status"], row["rows"], row["inserted"], row["updated"], row["unchanged"],
             row["deleted"], row["error"]) == ("processed", 25, 25, 0, 0, 0, None)
     assert row["sha256"] and len(row["sha256"]) == 64 and row["sha256"] == row["sha256"].lower()
@@ -66,7 +71,7 @@ def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
                                  "deleted")} == {"file": NAME, "rows": 25, "inserted": 25,
                                                  "updated": 0, "unchanged": 0, "deleted": 0}
     assert line["sha256"] == row["sha256"] and line["duration_ms"] >= 0
-    staging = sqlite3.connect(settings.db).execute(
+    staging = sqlite3.connect(settings.db_file).execute(
         "SELECT COUNT(*) FROM staging_transactions").fetchone()
     assert staging == (0,)
     assert staging_files(settings) == []
@@ -75,11 +80,11 @@ def test_a_clean_file_is_loaded_archived_and_recorded(settings: Settings,
 def test_identical_rerun_changes_nothing_not_even_loaded_at(settings: Settings,
                                                            pipeline: Pipeline) -> None:
     pipeline.process(claimed(settings, day_table(DAY)))
-    before = fact_rows(settings.db)
+    before = fact_rows(settings.db_file)
     outcome = pipeline.process(claimed(settings, day_table(DAY)))
     assert outcome.status == "processed"
-    assert fact_rows(settings.db) == before
-    second = ledger(settings.db)[1]
+    assert fact_rows(settings.db_file) == before
+    second = ledger(settings.db_file)[1]
     assert (second["inserted"], second["updated"], second["unchanged"]) == (0, 0, 25)
     # Nothing is overwritten in the archive either.
     assert sorted(p.name for p in settings.processed.iterdir()) == [
@@ -97,15 +102,15 @@ def corrected_day() -> pa.Table:
 def test_corrected_redrop(settings: Settings, fresh_db: sqlite3.Connection, mode: str,
                           expected_rows: int, deleted: int) -> None:
     mode_settings = Settings(**{**settings.__dict__, "write_mode": mode})
-    pipeline = Pipeline(mode_settings, fresh_db)
+    pipeline = Pipeline(mode_settings, as_warehouse(fresh_db))
     settings.work.mkdir(parents=True)
     pipeline.process(claimed(settings, day_table(DAY)))
-    first = {r[0]: r for r in fact_rows(settings.db)}
+    first = {r[0]: r for r in fact_rows(settings.db_file)}
     outcome = pipeline.process(claimed(settings, corrected_day()))
     assert outcome.counts is not None
     assert (outcome.counts.inserted, outcome.counts.updated, outcome.counts.unchanged,
             outcome.counts.deleted) == (0, 2, 20, deleted)
-    after = {r[0]: r for r in fact_rows(settings.db)}
+    after = {r[0]: r for r in fact_rows(settings.db_file)}
     assert len(after) == expected_rows
     changed = {k for k in after if after[k] != first[k]}
     assert changed == {f"{DAY.replace('-', '')}-0000", f"{DAY.replace('-', '')}-0001"}
@@ -114,7 +119,7 @@ def test_corrected_redrop(settings: Settings, fresh_db: sqlite3.Connection, mode
         # The day in the fact table now equals the file.
         table = corrected_day()
         assert sorted(after) == sorted(str(k) for k in table.column("txn_id").to_pylist())
-    assert ledger(settings.db)[1]["deleted"] == deleted
+    assert ledger(settings.db_file)[1]["deleted"] == deleted
 
 
 def test_a_symlink_is_quarantined_without_being_followed(settings: Settings,
@@ -128,29 +133,29 @@ def test_a_symlink_is_quarantined_without_being_followed(settings: Settings,
     assert target.exists()
     sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
     assert sidecar["stage"] == "open" and "symbolic link" in sidecar["message"]
-    assert fact_rows(settings.db) == []
+    assert fact_rows(settings.db_file) == []
 
 
 def test_a_failed_check_leaves_no_trace_in_staging_or_fact(settings: Settings,
                                                            pipeline: Pipeline) -> None:
     bad = replaced_at(day_table(DAY), "amount", 24, -1.0)
     assert pipeline.process(claimed(settings, bad)).status == "failed"
-    conn = sqlite3.connect(settings.db)
+    conn = sqlite3.connect(settings.db_file)
     assert conn.execute("SELECT COUNT(*) FROM staging_transactions").fetchone() == (0,)
     assert conn.execute("SELECT COUNT(*) FROM fact_transactions").fetchone() == (0,)
     conn.close()
 
 
 def test_a_locked_database_is_transient_and_keeps_the_file(settings: Settings) -> None:
-    conn = store.connect(settings.db, busy_timeout_seconds=0.05)
-    schema.init_schema(conn)
+    conn = store.connect(settings.db_file, busy_timeout_seconds=0.05)
+    schema.init_schema(conn, TRANSACTIONS)
     settings.work.mkdir(parents=True)
     path = claimed(settings, day_table(DAY))
-    blocker = sqlite3.connect(settings.db, isolation_level=None)
+    blocker = sqlite3.connect(settings.db_file, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with capture_logs() as logs:
-            outcome = Pipeline(settings, conn).process(path)
+            outcome = Pipeline(settings, as_warehouse(conn)).process(path)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -158,7 +163,7 @@ def test_a_locked_database_is_transient_and_keeps_the_file(settings: Settings) -
     assert not settings.failed.exists() or list(settings.failed.iterdir()) == []
     assert [e["event"] for e in logs] == ["file_retry_scheduled"]
     # Once the lock is gone the same file loads normally.
-    assert Pipeline(settings, conn).process(path).status == "processed"
+    assert Pipeline(settings, as_warehouse(conn)).process(path).status == "processed"
     conn.close()
 
 
@@ -186,13 +191,13 @@ def test_an_unwritable_archive_retries_only_the_move(settings: Settings,
     settings.processed.write_bytes(b"")  # a file where the archive directory should be
     path = claimed(settings, day_table(DAY))
     assert pipeline.process(path).status == "retry"
-    assert path.exists() and len(fact_rows(settings.db)) == 25
+    assert path.exists() and len(fact_rows(settings.db_file)) == 25
     settings.processed.unlink()
     with capture_logs() as logs:
         outcome = pipeline.process(path)
     assert outcome.status == "processed" and outcome.path == settings.processed / NAME
     # One load, one ledger row, and the log reports the counts of that load.
-    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db_file)] == [("processed", 25)]
     [line] = [e for e in logs if e["event"] == "file_processed"]
     assert (line["inserted"], line["unchanged"]) == (25, 0)
 
@@ -214,7 +219,7 @@ def test_a_sidecar_that_cannot_be_written_keeps_the_file_for_a_retry(
         outcome = pipeline.process(path)
     assert outcome.status == "failed"
     assert (settings.failed / f"{NAME}.error.json").exists()
-    assert [r["status"] for r in ledger(settings.db)] == ["failed"]  # one attempt, one row
+    assert [r["status"] for r in ledger(settings.db_file)] == ["failed"]  # one attempt, one row
     assert [e["event"] for e in logs] == ["file_failed"]
 
 
@@ -225,14 +230,14 @@ def test_a_load_committed_before_a_crash_is_not_repeated_on_resume(
     settings.work.mkdir(parents=True)
     settings.processed.write_bytes(b"")  # the archive move fails: the file stays in work
     path = claimed(settings, day_table(DAY))
-    assert Pipeline(settings, fresh_db).process(path).status == "retry"
+    assert Pipeline(settings, as_warehouse(fresh_db)).process(path).status == "retry"
     settings.processed.unlink()
     with capture_logs() as logs:
-        outcome = Pipeline(settings, fresh_db).process(path)
+        outcome = Pipeline(settings, as_warehouse(fresh_db)).process(path)
     assert outcome.status == "processed"
     assert [e["event"] for e in logs] == ["file_already_loaded", "file_processed"]
     assert logs[-1]["inserted"] == 25
-    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db_file)] == [("processed", 25)]
 
 
 def test_a_staging_file_that_cannot_be_written_is_retried_not_quarantined(
@@ -246,20 +251,20 @@ def test_a_staging_file_that_cannot_be_written_is_retried_not_quarantined(
     def full_for_staging(*args: Any, **kwargs: Any) -> Any:
         prefix = str(kwargs.get("prefix", args[1] if len(args) > 1 else ""))
         prefixes.append(prefix)
-        if prefix.startswith(f"{settings.db.name}.staging-"):
+        if prefix.startswith(f"{settings.db_file.name}.staging-"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_mkstemp(*args, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", full_for_staging)
     path = claimed(settings, day_table(DAY))
-    history = ledger(settings.db)
+    history = ledger(settings.db_file)
     with capture_logs() as logs:
         outcome = pipeline.process(path)
     assert outcome == Outcome("retry", path)
-    assert prefixes == [f"{settings.db.name}.staging-"]
+    assert prefixes == [f"{settings.db_file.name}.staging-"]
     assert path.exists() and list(settings.failed.iterdir()) == []
-    assert fact_rows(settings.db) == loaded
-    assert ledger(settings.db) == history  # a retry is not an attempt's outcome
+    assert fact_rows(settings.db_file) == loaded
+    assert ledger(settings.db_file) == history  # a retry is not an attempt's outcome
     assert staging_files(settings) == []
     [line] = logs
     assert {k: line[k] for k in ("event", "log_level", "file", "stage", "error_type")} == {
@@ -270,8 +275,8 @@ def test_a_staging_file_that_cannot_be_written_is_retried_not_quarantined(
     monkeypatch.undo()
     assert pipeline.process(path) == Outcome("processed", settings.processed / NAME,
                                              store.MergeCounts(25, 25, 0, 0, 0))
-    assert len(fact_rows(settings.db)) == len(loaded) + 25
-    assert [r["status"] for r in ledger(settings.db)] == ["processed", "processed"]
+    assert len(fact_rows(settings.db_file)) == len(loaded) + 25
+    assert [r["status"] for r in ledger(settings.db_file)] == ["processed", "processed"]
     assert staging_files(settings) == []
 
 
@@ -286,10 +291,10 @@ def test_a_file_with_unsorted_keys_loads_like_a_sorted_one(settings: Settings,
     results = []
     for name, day in (("sorted", table), ("unsorted", table.take(order))):
         db_settings = Settings(**{**settings.__dict__, "db": tmp_path / f"{name}.db"})
-        conn = store.connect(db_settings.db)
+        conn = store.connect(db_settings.db_file)
         try:
-            schema.init_schema(conn)
-            pipeline = Pipeline(db_settings, conn)
+            schema.init_schema(conn, TRANSACTIONS)
+            pipeline = Pipeline(db_settings, as_warehouse(conn))
             settings.work.mkdir(parents=True, exist_ok=True)
             pipeline.process(claimed(settings, day_table(DAY)))
             statements: list[str] = []
@@ -302,7 +307,7 @@ def test_a_file_with_unsorted_keys_loads_like_a_sorted_one(settings: Settings,
         # Sorted keys are proven unique as they stream; unsorted ones are counted once,
         # not again by the merge (that count costs as much as the merge itself).
         assert sum("COUNT(DISTINCT" in s for s in statements) == (name == "unsorted")
-        results.append([r[:4] + r[5:] for r in fact_rows(db_settings.db)])  # not loaded_at
+        results.append([r[:4] + r[5:] for r in fact_rows(db_settings.db_file)])  # not loaded_at
     assert results[0] == results[1] and len(results[0]) == 25
 
 
@@ -331,13 +336,13 @@ def test_a_staging_file_that_cannot_be_deleted_does_not_fail_the_load(
         outcome = pipeline.process(claimed(settings, day_table(DAY)))
     assert outcome.status == "processed" and outcome.path == settings.processed / NAME
     assert outcome.path.exists() and list(settings.failed.iterdir()) == []
-    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
-    assert len(fact_rows(settings.db)) == 25
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db_file)] == [("processed", 25)]
+    assert len(fact_rows(settings.db_file)) == 25
     [path] = undeletable_staging
     [warning] = [e for e in logs if e["event"] == "staging_cleanup_failed"]
     assert warning["log_level"] == "warning" and warning["path"] == str(path)
     assert "Permission denied" in warning["reason"]
-    assert staging.leftover_files(settings.db) == [path]
+    assert staging.leftover_files(settings.db_file) == [path]
     assert [e["event"] for e in logs if e["log_level"] == "error"] == []
 
 
@@ -350,32 +355,32 @@ def test_a_staging_file_that_cannot_be_deleted_does_not_hide_why_a_file_failed(
     sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
     assert (sidecar["error_type"], sidecar["stage"]) == ("ChecksFailed", "checks")
     assert "min:amount" in sidecar["message"]
-    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
-    assert fact_rows(settings.db) == []
+    assert [r["status"] for r in ledger(settings.db_file)] == ["failed"]
+    assert fact_rows(settings.db_file) == []
     [path] = undeletable_staging
     assert [e["path"] for e in logs if e["event"] == "staging_cleanup_failed"] == [str(path)]
-    assert staging.leftover_files(settings.db) == [path]
+    assert staging.leftover_files(settings.db_file) == [path]
 
 
 def test_a_detach_failing_after_the_commit_does_not_fail_the_load(
         settings: Settings, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     """The load has committed by the time the staging database is detached: a failure
     then is logged, and the file is archived as loaded, not quarantined."""
-    real_attached = store.attached_staging
+    real_attached = sqlite_warehouse.attached_staging
 
     @contextmanager
-    def detach_fails(conn: sqlite3.Connection, path: Path) -> Iterator[int]:
-        with real_attached(conn, path) as rows:
+    def detach_fails(conn: sqlite3.Connection, path: Path, table: str) -> Iterator[int]:
+        with real_attached(conn, path, table) as rows:
             yield rows
         raise sqlite3.OperationalError("database staging is locked")
 
-    monkeypatch.setattr(store, "attached_staging", detach_fails)
+    monkeypatch.setattr(sqlite_warehouse, "attached_staging", detach_fails)
     with capture_logs() as logs:
         outcome = pipeline.process(claimed(settings, day_table(DAY)))
     assert outcome.status == "processed" and outcome.path.exists()
     assert list(settings.failed.iterdir()) == []
-    assert [(r["status"], r["inserted"]) for r in ledger(settings.db)] == [("processed", 25)]
-    assert len(fact_rows(settings.db)) == 25
+    assert [(r["status"], r["inserted"]) for r in ledger(settings.db_file)] == [("processed", 25)]
+    assert len(fact_rows(settings.db_file)) == 25
     [warning] = [e for e in logs if e["event"] == "staging_cleanup_failed"]
     assert (warning["log_level"], warning["file"]) == ("warning", NAME)
     assert warning["reason"] == "database staging is locked"
@@ -398,10 +403,11 @@ def test_a_footer_promising_rows_the_file_lacks_is_bad_input_not_an_empty_day(
         settings: Settings, fresh_db: sqlite3.Connection) -> None:
     """Guards a found bug: such a file read as zero rows, and in replace mode its load
     deleted the whole day."""
-    replace = Pipeline(Settings(**{**settings.__dict__, "write_mode": "replace"}), fresh_db)
+    replace = Pipeline(Settings(**{**settings.__dict__, "write_mode": "replace"}),
+                       as_warehouse(fresh_db))
     settings.work.mkdir(parents=True)
     assert replace.process(claimed(settings, day_table(DAY, 50))).status == "processed"
-    before = fact_rows(settings.db)
+    before = fact_rows(settings.db_file)
     assert len(before) == 50
     path = settings.work / NAME
     _footer_overstating_rows(path, 50)
@@ -411,9 +417,9 @@ def test_a_footer_promising_rows_the_file_lacks_is_bad_input_not_an_empty_day(
     assert sidecar["stage"] == "read"
     assert sidecar["message"] == "the footer promises 50 rows but the row groups hold 0"
     assert "footer" in sidecar["reason"] and sidecar["hint"]
-    assert fact_rows(settings.db) == before
-    assert [r["status"] for r in ledger(settings.db)] == ["processed", "failed"]
-    assert "footer promises 50 rows" in ledger(settings.db)[-1]["error"]
+    assert fact_rows(settings.db_file) == before
+    assert [r["status"] for r in ledger(settings.db_file)] == ["processed", "failed"]
+    assert "footer promises 50 rows" in ledger(settings.db_file)[-1]["error"]
     assert staging_files(settings) == []
 
 
@@ -425,10 +431,11 @@ def test_a_database_path_sqlite_uris_mishandled_loads(settings: Settings, tmp_pa
     db = awkward_db_path(tmp_path, where)
     conn = store.connect(db)
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, TRANSACTIONS)
         db_settings = Settings(**{**settings.__dict__, "db": db})
         settings.work.mkdir(parents=True)
-        outcome = Pipeline(db_settings, conn).process(claimed(settings, day_table(DAY, 5)))
+        outcome = Pipeline(db_settings, as_warehouse(conn)).process(
+            claimed(settings, day_table(DAY, 5)))
     finally:
         conn.close()
     assert outcome.status == "processed"
@@ -445,13 +452,13 @@ def test_amounts_resent_as_decimals_are_unchanged(settings: Settings,
     amounts as decimal(12, 2) counted those rows as updated."""
     day = replaced_at(day_table(DAY), "amount", 0, 894.06)
     pipeline.process(claimed(settings, day))
-    before = fact_rows(settings.db)
+    before = fact_rows(settings.db_file)
     decimals = pa.array([decimal.Decimal(str(a)) for a in day.column("amount").to_pylist()],
                         pa.decimal128(12, 2))
     outcome = pipeline.process(claimed(settings, with_column(day, "amount", decimals)))
     assert outcome.counts == store.MergeCounts(25, 0, 0, 25, 0)
-    assert fact_rows(settings.db) == before
-    assert [(r["updated"], r["unchanged"]) for r in ledger(settings.db)] == [(0, 0), (0, 25)]
+    assert fact_rows(settings.db_file) == before
+    assert [(r["updated"], r["unchanged"]) for r in ledger(settings.db_file)] == [(0, 0), (0, 25)]
 
 
 def test_progress_is_reported_after_each_staged_batch(settings: Settings,
@@ -459,7 +466,8 @@ def test_progress_is_reported_after_each_staged_batch(settings: Settings,
     """A long file shows life batch by batch, so the health check does not call its
     worker stuck (and systemd does not restart it into the same file forever)."""
     reports: list[int] = []
-    pipeline = Pipeline(settings, fresh_db, progress=lambda: reports.append(len(reports)))
+    pipeline = Pipeline(settings, as_warehouse(fresh_db),
+                        progress=lambda: reports.append(len(reports)))
     settings.work.mkdir(parents=True)
     rows = 2 * reader.BATCH_ROWS + 10
     outcome = pipeline.process(claimed(settings, day_table(DAY, rows)))

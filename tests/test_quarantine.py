@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import quarantine
+from daemon.load import quarantine
 
 NAME = "transactions_2026-02-10.parquet"
 

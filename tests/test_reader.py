@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from config import contract
-from daemon import files, reader
+from daemon import files
 from daemon.errors import BadInput, ContractError
+from daemon.load import reader
 from tests.conftest import day_table, write_parquet
 
 RUN_DATE = "2026-02-10"

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from daemon import cli
-from daemon.pipeline import Pipeline
+from daemon.app import cli
+from daemon.load.pipeline import Pipeline
 from tests.conftest import ROOT, day_table, replaced_at, write_parquet
 
 SECTION = "### Reading the load history with the sqlite3 shell"
@@ -55,8 +55,8 @@ def demo_db(settings: Settings, pipeline: Pipeline) -> Path:
     settings.inbox.mkdir(exist_ok=True)
     assert cli.main(["retry", "--all", "--inbox", str(settings.inbox), "--failed",
                      str(settings.failed), "--processed", str(settings.processed),
-                     "--db", str(settings.db)]) == 0
-    return settings.db
+                     "--db", str(settings.db_file)]) == 0
+    return settings.db_file
 
 
 def test_the_readme_has_the_recipes() -> None:

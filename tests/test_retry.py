@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from config import Settings
-from daemon import cli, files
-from daemon.pipeline import Pipeline
+from daemon import files
+from daemon.app import cli
+from daemon.load.pipeline import Pipeline
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -59,13 +60,13 @@ def test_retry_sends_a_file_back_under_its_original_name_and_records_it(
     content = failed.read_bytes()
     assert cli.main(["retry", "--all", "--dry-run", *where(settings)]) == 0
     assert "would retry" in capsys.readouterr().out and failed.exists()
-    assert retries(settings.db) == []
+    assert retries(settings.db_file) == []
     assert cli.main(["retry", NAME, *where(settings)]) == 0  # asked for by its original name
     out = capsys.readouterr().out
     assert out.splitlines()[1].split()[:4] == [failed.name, "retried", NAME, "1"]
     assert (settings.inbox / NAME).read_bytes() == content
     assert sorted(settings.failed.iterdir()) == []
-    [row] = retries(settings.db)
+    [row] = retries(settings.db_file)
     assert (row["file_name"], row["failed_as"], row["reason"]) == (NAME, failed.name,
                                                                   "database is locked")
     assert json.loads(row["sidecar"])["stage"] == "load" and row["requested_at"].endswith("Z")
@@ -84,7 +85,7 @@ def test_retry_never_overwrites_a_file_in_the_inbox(
     assert "not in failed/" in refused["reason"]
     assert (settings.inbox / NAME).read_bytes() == b"the newer drop" and failed.exists()
     assert (settings.failed / f"{NAME}.error.json").exists()
-    assert retries(settings.db) == []
+    assert retries(settings.db_file) == []
 
 
 def test_a_taken_name_is_refused_with_another_name_that_still_loads(
@@ -112,7 +113,7 @@ def test_retry_asks_for_files_or_all_and_needs_the_database(
     assert cli.main(["retry", *where(settings)]) == 2
     assert cli.main(["retry", "--all", NAME, *where(settings)]) == 2
     assert cli.main(["retry", "--all", *where(settings)]) == 2  # no database: none made
-    assert not settings.db.exists() and (settings.failed / NAME).exists()
+    assert not settings.db_file.exists() and (settings.failed / NAME).exists()
 
 
 def test_retry_of_a_failed_file_has_the_running_daemon_take_it_again(
@@ -129,8 +130,8 @@ def test_retry_of_a_failed_file_has_the_running_daemon_take_it_again(
     assert done.returncode == 0, done.stderr
     daemon.wait_for("file_failed", count=2, file=NAME)
     assert len(daemon.matching("file_claimed", file=NAME)) == 2
-    assert [r["status"] for r in ledger(settings.db)] == ["failed", "failed"]
-    [row] = retries(settings.db)
+    assert [r["status"] for r in ledger(settings.db_file)] == ["failed", "failed"]
+    [row] = retries(settings.db_file)
     assert row["failed_as"] == NAME and "min:amount" in row["reason"]
     assert daemon.proc.poll() is None
 
@@ -171,8 +172,8 @@ def test_a_file_that_failed_on_its_name_is_refused_with_the_name_it_needs(
                                          "yourself under a name like "
                                          "transactions_YYYY-MM-DD.parquet")
         assert "~N before .parquet is allowed" in result["hint"]
-    assert (settings.failed / unnamed).exists() and retries(settings.db) == []
-    assert [r["status"] for r in ledger(settings.db)] == ["failed"]
+    assert (settings.failed / unnamed).exists() and retries(settings.db_file) == []
+    assert [r["status"] for r in ledger(settings.db_file)] == ["failed"]
     assert cli.main(["show", unnamed, *where(settings)]) == 0
     shown = capsys.readouterr().out
     assert "`retry" not in shown and "retry      cannot help: its name can never load" in shown
@@ -257,7 +258,7 @@ def test_sidecars_left_without_their_file_are_told_and_a_retrys_are_removed(
     assert out.splitlines()[1].split()[:5] == [NAME, "sidecar", "removed", NAME, "1"]
     assert "left alone: 1 sidecar(s) in failed/ without a file and without a recorded" in out
     assert not sidecar.exists() and (settings.failed / f"{by_hand}.error.json").exists()
-    assert len(retries(settings.db)) == 1  # removing a leftover records no retry
+    assert len(retries(settings.db_file)) == 1  # removing a leftover records no retry
 
 
 def test_show_finds_a_retried_file_by_its_name_in_failed(

@@ -11,10 +11,11 @@ import sqlite3
 from pathlib import Path
 
 from config import Settings
-from daemon import staging
-from daemon.inbox import Inbox
-from daemon.pipeline import Pipeline
-from tests.conftest import day_table, fact_rows, ledger, write_parquet
+from config.contract import TRANSACTIONS
+from daemon.load.pipeline import Pipeline
+from daemon.warehouse.sqlite import staging
+from daemon.watch.inbox import Inbox
+from tests.conftest import as_warehouse, day_table, fact_rows, ledger, write_parquet
 
 NAME = "transactions_2026-02-10.parquet"
 
@@ -36,24 +37,24 @@ def test_event_paths_that_leave_the_inbox_are_never_candidates(tmp_path: Path) -
 
 def test_a_file_name_is_stored_as_data_never_run_as_sql(settings: Settings,
                                                         fresh_db: sqlite3.Connection) -> None:
-    pipeline = Pipeline(settings, fresh_db)
+    pipeline = Pipeline(settings, as_warehouse(fresh_db))
     loaded = write_parquet(settings.work, day_table("2026-02-09"),
                            "transactions_2026-02-09.parquet")
     assert pipeline.process(loaded).status == "processed"
-    before = fact_rows(settings.db)
+    before = fact_rows(settings.db_file)
     hostile = """transactions_2026-02-10'); DROP TABLE "fact_transactions"; --.parquet"""
     path = write_parquet(settings.work, day_table("2026-02-10"), hostile)
     outcome = pipeline.process(path)
     assert outcome.status == "failed" and outcome.path.name == hostile
-    assert fact_rows(settings.db) == before
-    assert ledger(settings.db)[-1]["file_name"] == hostile
+    assert fact_rows(settings.db_file) == before
+    assert ledger(settings.db_file)[-1]["file_name"] == hostile
 
 
 def test_staged_rows_are_readable_only_by_the_daemon(settings: Settings,
                                                      fresh_db: sqlite3.Connection) -> None:
     batches = day_table("2026-02-10").to_batches()
-    with staging.staged(settings.db, iter(batches)) as (path, rows):
+    with staging.staged(settings.db_file, iter(batches), TRANSACTIONS) as (path, rows):
         assert rows == 25
         assert path.stat().st_mode & 0o777 == 0o600
-        assert path.parent == settings.db.parent
+        assert path.parent == settings.db_file.parent
 

@@ -20,9 +20,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from config import Settings, contract
-from daemon.server import StatusServer
-from daemon.watcher import Watcher
-from tests.conftest import day_table, drop, wait_until, write_parquet
+from daemon.ops.server import StatusServer
+from daemon.watch.watcher import Watcher
+from tests.conftest import as_warehouse, day_table, drop, wait_until, write_parquet
 from tests.http_client import request
 
 DAY = "2026-03-01"
@@ -31,7 +31,7 @@ DAY = "2026-03-01"
 @pytest.fixture
 def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
     """A watcher not yet started; stopped and joined at teardown if it was."""
-    held = Watcher(replace(settings, stall_seconds=0.5), fresh_db)
+    held = Watcher(replace(settings, stall_seconds=0.5), as_warehouse(fresh_db))
     yield held
     held.request_stop()
     if held._thread.ident is not None:

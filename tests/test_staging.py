@@ -21,8 +21,10 @@ import pyarrow as pa
 import pytest
 
 from config import EtlError, Settings, contract
-from daemon import schema, staging, store
+from config.contract import TRANSACTIONS
 from daemon.errors import BadInput
+from daemon.warehouse.sqlite import schema, staging
+from tests import sqlite_store as store
 from tests.conftest import day_table
 
 DAY = "2026-02-10"
@@ -50,21 +52,21 @@ def test_staged_yields_the_path_and_count_and_holds_exactly_the_rows(
     ])
     batches = table.combine_chunks().to_batches(max_chunksize=7)
     assert len(batches) == 4
-    with staging.staged(settings.db, batches) as (path, rows):
+    with staging.staged(settings.db_file, batches, TRANSACTIONS) as (path, rows):
         assert rows == 25
-        assert path.parent == settings.db.parent
+        assert path.parent == settings.db_file.parent
         assert path.name.startswith("etl.db.staging-")
-        assert staging.leftover_files(settings.db) == [path]
+        assert staging.leftover_files(settings.db_file) == [path]
         count, staged = read_back(fresh_db, path)
     assert count == 25
     assert staged == [tuple(r.values()) for r in table.to_pylist()]
     assert not path.exists()
-    assert staging_files(settings.db.parent) == []
+    assert staging_files(settings.db_file.parent) == []
 
 
 def test_staged_with_no_batches_is_an_empty_table(settings: Settings,
                                                   fresh_db: sqlite3.Connection) -> None:
-    with staging.staged(settings.db, []) as (path, rows):
+    with staging.staged(settings.db_file, [], TRANSACTIONS) as (path, rows):
         assert (rows, read_back(fresh_db, path)) == (0, (0, []))
     assert not path.exists()
 
@@ -73,9 +75,9 @@ def test_a_db_name_with_uri_characters_stages_and_attaches(tmp_path: Path) -> No
     db = tmp_path / "we ird?#%[1].db"
     conn = store.connect(db)
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, TRANSACTIONS)
         table = day_table(DAY, 5)
-        with staging.staged(db, table.to_batches()) as (path, rows):
+        with staging.staged(db, table.to_batches(), TRANSACTIONS) as (path, rows):
             assert rows == 5 and path.name.startswith(db.name + ".staging-")
             assert read_back(conn, path) == (5, [tuple(r.values()) for r in table.to_pylist()])
         # The database is the file of that exact name: nothing cut at `?` or `#`.
@@ -90,12 +92,12 @@ class Boom(Exception):
 
 
 def test_the_file_is_deleted_when_the_block_raises(settings: Settings) -> None:
-    with pytest.raises(Boom), staging.staged(settings.db, day_table(DAY).to_batches()) as (
-            path, _):
+    with pytest.raises(Boom), staging.staged(
+            settings.db_file, day_table(DAY).to_batches(), TRANSACTIONS) as (path, _):
         assert path.is_file()
         raise Boom
     assert not path.exists()
-    assert staging_files(settings.db.parent) == []
+    assert staging_files(settings.db_file.parent) == []
 
 
 def failing_after(batches: int, error: BaseException) -> Iterator[pa.RecordBatch]:
@@ -113,19 +115,19 @@ def test_an_error_of_the_batches_comes_out_unchanged(settings: Settings,
     error = BadInput("the Parquet data cannot be read", hint="write it again")
     error.__cause__ = cause
     with pytest.raises(BadInput) as caught, \
-            staging.staged(settings.db, failing_after(batches, error)):
+            staging.staged(settings.db_file, failing_after(batches, error), TRANSACTIONS):
         pytest.fail("the block must not run")
     assert caught.value is error
     assert caught.value.__cause__ is cause
     assert caught.value.__context__ is None
-    assert staging_files(settings.db.parent) == []
+    assert staging_files(settings.db_file.parent) == []
 
 
 def test_an_interrupt_while_reading_passes_through(settings: Settings) -> None:
     with pytest.raises(KeyboardInterrupt), \
-            staging.staged(settings.db, failing_after(2, KeyboardInterrupt())):
+            staging.staged(settings.db_file, failing_after(2, KeyboardInterrupt()), TRANSACTIONS):
         pytest.fail("the block must not run")
-    assert staging_files(settings.db.parent) == []
+    assert staging_files(settings.db_file.parent) == []
 
 
 def assert_unavailable(info: pytest.ExceptionInfo[staging.StagingUnavailable],
@@ -138,7 +140,7 @@ def assert_unavailable(info: pytest.ExceptionInfo[staging.StagingUnavailable],
 def test_a_missing_directory_is_staging_unavailable(tmp_path: Path) -> None:
     db = tmp_path / "absent" / "etl.db"
     with pytest.raises(staging.StagingUnavailable) as info, \
-            staging.staged(db, day_table(DAY).to_batches()):
+            staging.staged(db, day_table(DAY).to_batches(), TRANSACTIONS):
         pytest.fail("the block must not run")
     assert_unavailable(info, "No such file or directory")
     assert isinstance(info.value.__cause__, FileNotFoundError)
@@ -153,10 +155,10 @@ def test_a_full_disk_is_staging_unavailable(settings: Settings,
 
     monkeypatch.setattr(tempfile, "mkstemp", full)
     with pytest.raises(staging.StagingUnavailable) as info, \
-            staging.staged(settings.db, day_table(DAY).to_batches()):
+            staging.staged(settings.db_file, day_table(DAY).to_batches(), TRANSACTIONS):
         pytest.fail("the block must not run")
     assert_unavailable(info, "No space left on device")
-    assert staging_files(settings.db.parent) == []
+    assert staging_files(settings.db_file.parent) == []
 
 
 def test_a_driver_failure_is_staging_unavailable_and_leaves_no_file(
@@ -171,17 +173,17 @@ def test_a_driver_failure_is_staging_unavailable_and_leaves_no_file(
 
     monkeypatch.setattr(adbc_driver_sqlite, "connect", failing_connect)
     with pytest.raises(staging.StagingUnavailable) as info, \
-            staging.staged(settings.db, day_table(DAY).to_batches()):
+            staging.staged(settings.db_file, day_table(DAY).to_batches(), TRANSACTIONS):
         pytest.fail("the block must not run")
     assert_unavailable(info, "disk I/O error")
-    assert [p.parent for p in created] == [settings.db.parent]
+    assert [p.parent for p in created] == [settings.db_file.parent]
     assert str(created[0]) in info.value.message
-    assert staging_files(settings.db.parent) == []
+    assert staging_files(settings.db_file.parent) == []
 
 
 def test_leftover_files_are_this_databases_staging_files_only(tmp_path: Path) -> None:
     names = ["etl.db", "etl.db-wal", "etl.db-shm", "etl.db.lock", "etl.db.staging-abc",
-             "etl.db.staging-x1y2z3w4", "other.db.staging-abc", "xetl.db.staging-abc",
+             "etl.db.staging-x1y2z3w4", "other.db_file.staging-abc", "xetl.db.staging-abc",
              "etl.db.staging", "etl.dbx.staging-abc", "etl.db.stagingx"]
     for name in names:
         (tmp_path / name).write_bytes(b"")

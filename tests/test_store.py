@@ -18,9 +18,12 @@ import pyarrow as pa
 import pytest
 
 from config import Settings, contract
-from daemon import schema, staging, store
+from config.contract import TRANSACTIONS
 from daemon.errors import SchemaMismatch
-from daemon.ledger import LoadRecord, record_load, update_load_counts
+from daemon.warehouse.api import LoadRecord
+from daemon.warehouse.sqlite import schema, staging
+from daemon.warehouse.sqlite.ledger import record_load, update_load_counts
+from tests import sqlite_store as store
 from tests.conftest import awkward_db_path, day_table, fact_rows, ledger
 
 DAY1 = "2026-02-10"
@@ -32,7 +35,7 @@ NULLABLE = pa.schema([pa.field(c.name, c.arrow_type) for c in contract.COLUMNS])
 
 @pytest.fixture
 def db_path(settings: Settings) -> Path:
-    return settings.db
+    return settings.db_file
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def staged(conn: sqlite3.Connection, rows: Sequence[Sequence[object]],
     batches of `batch_rows`, and keep the staging file attached; yields its row count."""
     db = Path(conn.execute("PRAGMA database_list").fetchone()[2])
     batches = table_of(rows).to_batches(max_chunksize=batch_rows)
-    with staging.staged(db, batches) as (path, count), \
+    with staging.staged(db, batches, TRANSACTIONS) as (path, count), \
             store.attached_staging(conn, path) as attached:
         assert attached == count == len(rows)
         yield count
@@ -72,7 +75,7 @@ def strictly_ascending(rows: Sequence[Sequence[Any]]) -> bool:
 
 def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
     load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z")
-    return record_load(conn, load, status="processed",
+    return record_load(conn, store.TABLES, load, status="processed",
                              finished_at="2026-02-10T00:00:01Z")
 
 
@@ -121,7 +124,7 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
 def test_init_schema_creates_documented_columns(fresh_db: sqlite3.Connection,
                                                 other: sqlite3.Connection,
                                                 table: str) -> None:
-    schema.init_schema(fresh_db)  # a second time: idempotent
+    schema.init_schema(fresh_db, TRANSACTIONS)  # a second time: idempotent
     info = other.execute(f"PRAGMA table_info({store.q(table)})").fetchall()
     assert [(name, kind, notnull, pk) for _, name, kind, notnull, _, pk in info] == SCHEMA[table]
 
@@ -136,8 +139,8 @@ def test_init_schema_is_idempotent_and_keeps_data(fresh_db: sqlite3.Connection,
     before = objects()
     assert {n for t, n in before if t == "table"} == set(SCHEMA)
     load(fresh_db, rows_of(DAY1), "t1")
-    schema.init_schema(fresh_db)
-    schema.init_schema(fresh_db)
+    schema.init_schema(fresh_db, TRANSACTIONS)
+    schema.init_schema(fresh_db, TRANSACTIONS)
     assert objects() == before
     assert len(fact_rows(db_path)) == 6
     assert len(ledger(db_path)) == 1
@@ -154,7 +157,7 @@ def test_database_is_in_wal_mode(fresh_db: sqlite3.Connection,
 def test_connect_creates_the_parent_directory(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "a" / "b" / "etl.db")
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, TRANSACTIONS)
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     finally:
@@ -312,7 +315,7 @@ def test_unsorted_merge_matches_sorted(tmp_path: Path) -> None:
                                     ("unsorted.db", shuffled, False)):
         conn = store.connect(tmp_path / name)
         try:
-            schema.init_schema(conn)
+            schema.init_schema(conn, TRANSACTIONS)
             load(conn, first, "t1")
             counts, _ = load(conn, rows, "t2", keys_sorted=keys_sorted)
             by_rowid = [k for k, in conn.execute(
@@ -454,7 +457,7 @@ def test_a_null_key_is_not_counted_as_a_repeat(fresh_db: sqlite3.Connection,
 def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path) -> None:
     attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s")
     with store.transaction(fresh_db):
-        load_id = record_load(fresh_db, attempt, status="failed", finished_at="f",
+        load_id = record_load(fresh_db, store.TABLES, attempt, status="failed", finished_at="f",
                                     rows=7, error="boom")
     assert ledger(db_path) == [{
         "id": load_id, "file_name": "bad.parquet", "sha256": None, "bytes": None,
@@ -468,10 +471,10 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
     attempt = LoadRecord(contract.file_name_for(DAY1), "ab" * 32, 1234, "replace_date",
                                DAY1, "s")
     with store.transaction(fresh_db):
-        first = record_load(fresh_db, attempt, status="processed", finished_at="f0",
+        first = record_load(fresh_db, store.TABLES, attempt, status="processed", finished_at="f0",
                                   rows=999)
-        update_load_counts(fresh_db, first, store.MergeCounts(9, 1, 2, 6, 0), "f0")
-        second = record_load(fresh_db, attempt, status="processed", finished_at="f1")
+        update_load_counts(fresh_db, store.TABLES, first, store.MergeCounts(9, 1, 2, 6, 0), "f0")
+        second = record_load(fresh_db, store.TABLES, attempt, status="processed", finished_at="f1")
     assert second == first + 1
     rows = ledger(db_path)
     assert [(r["rows"], r["inserted"], r["updated"], r["unchanged"], r["deleted"])
@@ -480,7 +483,7 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
     assert rows[0]["bytes"] == 1234
     assert rows[0]["run_date"] == DAY1
     with store.transaction(fresh_db):
-        update_load_counts(fresh_db, second, store.MergeCounts(5, 4, 0, 1, 3), "f2")
+        update_load_counts(fresh_db, store.TABLES, second, store.MergeCounts(5, 4, 0, 1, 3), "f2")
     rows = ledger(db_path)
     assert [(r["rows"], r["inserted"], r["updated"], r["unchanged"], r["deleted"],
              r["finished_at"]) for r in rows] == [(9, 1, 2, 6, 0, "f0"), (5, 4, 0, 1, 3, "f2")]
@@ -489,7 +492,7 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
 def test_ledger_refuses_an_unknown_status(fresh_db: sqlite3.Connection) -> None:
     attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s")
     with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
-        record_load(fresh_db, attempt, status="maybe", finished_at="f")
+        record_load(fresh_db, store.TABLES, attempt, status="maybe", finished_at="f")
 
 
 def test_an_error_sqlite_already_rolled_back_is_not_hidden(fresh_db: sqlite3.Connection) -> None:
@@ -527,11 +530,11 @@ def test_a_failed_commit_leaves_no_open_transaction(fresh_db: sqlite3.Connection
     "PRAGMA user_version = 99",
 ])
 def test_a_foreign_schema_is_refused(tmp_path: Path, ddl: str) -> None:
-    conn = store.connect(tmp_path / "other.db")
+    conn = store.connect(tmp_path / "other.db_file")
     try:
         conn.execute(ddl)
         with pytest.raises(SchemaMismatch) as info:
-            schema.init_schema(conn)
+            schema.init_schema(conn, TRANSACTIONS)
         assert info.value.hint
     finally:
         conn.close()
@@ -545,7 +548,7 @@ def test_connect_opens_the_file_at_any_path(tmp_path: Path, where: str) -> None:
     db = awkward_db_path(tmp_path, where)
     conn = store.connect(db)
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, TRANSACTIONS)
         with store.transaction(conn):
             new_load(conn, "written.parquet")
     finally:

@@ -25,10 +25,21 @@ from structlog.testing import capture_logs
 from watchdog.events import FileMovedEvent, FileSystemEvent
 
 from config import Settings, contract
-from daemon import files, schema, store
-from daemon.observer import Hints, InboxEventHandler
-from daemon.watcher import Watcher
-from tests.conftest import day_table, drop, fact_rows, ledger, wait_until, write_parquet
+from config.contract import TRANSACTIONS
+from daemon import files
+from daemon.warehouse.sqlite import schema
+from daemon.watch.observer import Hints, InboxEventHandler
+from daemon.watch.watcher import Watcher
+from tests import sqlite_store as store
+from tests.conftest import (
+    as_warehouse,
+    day_table,
+    drop,
+    fact_rows,
+    ledger,
+    wait_until,
+    write_parquet,
+)
 
 NAME = contract.file_name_for("2026-02-10")
 
@@ -36,7 +47,7 @@ NAME = contract.file_name_for("2026-02-10")
 @pytest.fixture
 def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
     """A started watcher; stopped and joined at teardown."""
-    running = Watcher(settings, fresh_db)
+    running = Watcher(settings, as_warehouse(fresh_db))
     running.start()
     yield running
     running.request_stop()
@@ -61,7 +72,7 @@ def test_a_dropped_file_is_loaded_and_stop_joins_every_thread(
 def test_an_overflow_warning_triggers_a_rescan(tmp_path: Path, settings: Settings,
                                                fresh_db: sqlite3.Connection) -> None:
     slow = replace(settings, rescan_seconds=3600.0)
-    running = Watcher(slow, fresh_db)
+    running = Watcher(slow, as_warehouse(fresh_db))
     running.start()
     try:
         assert running.swept.wait(timeout=30)
@@ -117,11 +128,11 @@ class LockedDatabase:
 def locked_db(settings: Settings) -> Iterator[LockedDatabase]:
     """A started watcher with a short busy timeout, its database write-locked by another
     connection until `release()`; everything stopped and closed at teardown."""
-    conn = store.connect(settings.db, busy_timeout_seconds=0.05)
-    schema.init_schema(conn)
-    blocker = sqlite3.connect(settings.db, isolation_level=None)
+    conn = store.connect(settings.db_file, busy_timeout_seconds=0.05)
+    schema.init_schema(conn, TRANSACTIONS)
+    blocker = sqlite3.connect(settings.db_file, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    running = Watcher(settings, conn)
+    running = Watcher(settings, as_warehouse(conn))
     running.start()
     yield LockedDatabase(running, blocker)
     running.request_stop()
@@ -141,7 +152,7 @@ def test_a_locked_database_is_retried_until_it_loads(tmp_path: Path, settings: S
     locked_db.release()
     wait_until(lambda: running.outcomes["processed"] == 1 and not running._retries,
                "the retry to load it and be forgotten")
-    assert len(fact_rows(settings.db)) == 25
+    assert len(fact_rows(settings.db_file)) == 25
     # The loaded file is not retried again (it would have been found vanished).
     assert running.outcomes["vanished"] == 0
 
@@ -150,7 +161,7 @@ def test_once_waits_for_a_settling_file_then_exits(settings: Settings,
                                                    fresh_db: sqlite3.Connection) -> None:
     # Written in place just now, with no event to say it is complete: it must settle.
     write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
-    running = Watcher(settings, fresh_db, once=True)
+    running = Watcher(settings, as_warehouse(fresh_db), once=True)
     running.start()
     running.join()
     assert running.outcomes["processed"] == 1 and not running.crashed
@@ -162,7 +173,7 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
     write_parquet(settings.work, day_table("2026-02-09"), contract.file_name_for("2026-02-09"))
     write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
     with capture_logs() as logs:
-        running = Watcher(settings, fresh_db, once=True)
+        running = Watcher(settings, as_warehouse(fresh_db), once=True)
         running.start()
         running.join()
     order = [e["file"] for e in logs if e["event"] == "file_processed"]
@@ -189,12 +200,12 @@ def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path, setting
     assert (settings.inbox / NAME).exists()  # not claimed while the retry is pending
     locked_db.release()
     wait_until(lambda: running.outcomes["processed"] == 2, "both files to load in order")
-    assert {row[2] for row in fact_rows(settings.db)} == {999.0}
+    assert {row[2] for row in fact_rows(settings.db_file)} == {999.0}
 
 
 def test_once_counts_a_file_it_could_not_claim(settings: Settings,
                                                fresh_db: sqlite3.Connection) -> None:
-    running = Watcher(settings, fresh_db, once=True)
+    running = Watcher(settings, as_warehouse(fresh_db), once=True)
     running.prepare()
     settings.work.rmdir()
     settings.work.write_bytes(b"")  # the claim's rename now fails
@@ -213,7 +224,7 @@ def test_a_file_renamed_in_from_outside_is_taken_without_waiting_to_settle(
     # A rename from another directory is an unpaired IN_MOVED_TO: by default watchdog
     # reports it as a creation, which would wait the whole settle time.
     patient = replace(settings, settle_seconds=120.0, rescan_seconds=3600.0)
-    running = Watcher(patient, fresh_db)
+    running = Watcher(patient, as_warehouse(fresh_db))
     running.start()
     try:
         assert running.swept.wait(timeout=30), "the start-up sweep"
@@ -239,7 +250,7 @@ def _staging_disk_full(monkeypatch: pytest.MonkeyPatch, settings: Settings,
     real_mkstemp = tempfile.mkstemp
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
-        if str(kwargs.get("prefix", "")).startswith(f"{settings.db.name}.staging-") \
+        if str(kwargs.get("prefix", "")).startswith(f"{settings.db_file.name}.staging-") \
                 and faults[0] > 0:
             faults[0] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -267,15 +278,15 @@ def test_a_once_drain_never_applies_a_later_drop_before_a_file_that_must_wait(
     drop(write_parquet(tmp_path / "outbox2", corrected(), newer), settings.inbox)
     drains = []
     for _ in range(2):
-        drain = Watcher(settings, fresh_db, once=True)
+        drain = Watcher(settings, as_warehouse(fresh_db), once=True)
         drain.start()
         drain.join()
         drains.append(dict(drain.outcomes))
         if len(drains) == 1:
             assert (settings.inbox / newer).exists()  # not claimed behind the waiting file
     assert drains == [{"retry": 1}, {"processed": 2}]
-    assert [r["file_name"] for r in ledger(settings.db)] == [NAME, newer]
-    assert [r[2] for r in fact_rows(settings.db)] == corrected().column("amount").to_pylist()
+    assert [r["file_name"] for r in ledger(settings.db_file)] == [NAME, newer]
+    assert [r[2] for r in fact_rows(settings.db_file)] == corrected().column("amount").to_pylist()
 
 
 def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
@@ -290,7 +301,7 @@ def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
     os.utime(newer)
     assert files.in_claim_order(settings.work) == [older, newer]
     _staging_disk_full(monkeypatch, settings, [1])
-    running = Watcher(replace(settings, rescan_seconds=3600.0), fresh_db)
+    running = Watcher(replace(settings, rescan_seconds=3600.0), as_warehouse(fresh_db))
     running.start()
     try:
         wait_until(lambda: running.outcomes["processed"] == 2, "both left-overs to load")
@@ -298,13 +309,13 @@ def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
         running.request_stop()
         running.join()
     assert running.outcomes["retry"] == 1
-    assert [r["file_name"] for r in ledger(settings.db)] == [older.name, newer.name]
-    assert [r[2] for r in fact_rows(settings.db)] == corrected().column("amount").to_pylist()
+    assert [r["file_name"] for r in ledger(settings.db_file)] == [older.name, newer.name]
+    assert [r[2] for r in fact_rows(settings.db_file)] == corrected().column("amount").to_pylist()
 
 
 def test_health_names_a_stopped_worker_a_stall_and_a_dead_observer(
         settings: Settings, fresh_db: sqlite3.Connection) -> None:
-    running = Watcher(settings, fresh_db)
+    running = Watcher(settings, as_warehouse(fresh_db))
     assert running.health() == ["the worker thread is not running",
                                 "the inbox observer is not running"]
     running.start()
@@ -328,7 +339,7 @@ def test_an_unwatched_inbox_is_unhealthy_but_not_stuck(settings: Settings,
     """A restart cannot make a directory where a file is (it would only exit 2 at start):
     /healthz reports it, while the systemd watchdog, fed from `stuck`, keeps the daemon
     running to watch the inbox again by itself."""
-    running = Watcher(settings, fresh_db)
+    running = Watcher(settings, as_warehouse(fresh_db))
     running.start()
     try:
         assert running.swept.wait(timeout=30)

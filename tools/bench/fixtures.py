@@ -18,7 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from config import contract
-from daemon import schema, staging, store
+from daemon.warehouse.sql import q
+from daemon.warehouse.sqlite import connection, schema, staging
 from generator.publish import publish_parquet
 from generator.transactions import generate
 
@@ -44,15 +45,18 @@ def _days(first: int, days: int, rows: int) -> Iterator[pa.RecordBatch]:
 
 def build_history(db: Path, days: int, rows_per_day: int, first: int = 0) -> Path:
     """A daemon database whose fact table holds `days` generated days (keys in order)."""
-    conn = store.connect(db)
+    conn = connection.connect(db)
+    feed = contract.TRANSACTIONS
     try:
-        schema.init_schema(conn)
+        schema.init_schema(conn, feed)
         if days:
-            columns = ", ".join(map(store.q, contract.COLUMN_NAMES))
-            with staging.staged(db, _days(first, days, rows_per_day)) as (path, _), \
-                    store.attached_staging(conn, path), store.transaction(conn):
-                conn.execute(f"INSERT INTO {store.FACT} ({columns}, \"loaded_at\") "
-                             f"SELECT {columns}, 'history' FROM {store.STAGED}")
+            columns = ", ".join(map(q, feed.column_names))
+            with staging.staged(db, _days(first, days, rows_per_day), feed) as (path, _), \
+                    connection.attached_staging(conn, path, feed.staging_table), \
+                    connection.transaction(conn):
+                conn.execute(f"INSERT INTO {q(feed.fact_table)} ({columns}, \"loaded_at\") "
+                             f"SELECT {columns}, 'history' "
+                             f"FROM {connection.staged_table(feed.staging_table)}")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from config import contract
-from daemon.store import CACHE_KIB, q
+from daemon.warehouse.sql import q
+from daemon.warehouse.sqlite.connection import CACHE_KIB
 
 TABLE = "floor_staging"
 

@@ -1,0 +1,1 @@
+"""The process: the command line, the service's start and stop, logs, signals, systemd."""

@@ -1,0 +1,280 @@
+"""The `run` command: the instance lock, the database, signals, and the exit code.
+
+Signal handlers only set the stop flag and restore the default disposition, so the
+first SIGTERM/SIGINT lets the file in flight finish (warm shutdown) and a second one
+ends the process at once. `run(settings, once=)` returns the exit code: 0 done, 1 a
+`--once` drain left failed files (or the worker crashed), 2 bad configuration or
+database, 3 another daemon holds a lock (the database, the inbox or the work
+directory). Argv is `daemon.cli`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import NoReturn
+
+import pyarrow as pa
+import structlog
+
+from config import ConfigError, Settings
+from daemon import crashpoints, files, package_version, warehouse
+from daemon.app import notify, signals
+from daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
+from daemon.load import quarantine
+from daemon.lock import DirectoryClaims, InstanceLock
+from daemon.ops import page
+from daemon.ops.server import StatusServer
+from daemon.warehouse.api import (
+    FOLDER_NAMES,
+    Folders,
+    Warehouse,
+    WarehouseBusy,
+    WarehouseFault,
+    WarehouseFull,
+    WarehouseUnavailable,
+)
+from daemon.watch.watcher import Watcher, retry_delay
+
+log = structlog.get_logger("daemon")
+
+EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+# Faults at start-up that end without the daemon's help, so it waits for them: another
+# process's write lock (a backup, a migration, an sqlite3 shell), a full disk, and, for
+# a server, the server out of reach. Event and hint for each.
+_WAIT_AT_START: dict[type[WarehouseFault], tuple[str, str]] = {
+    WarehouseBusy: ("database_busy", "another process holds a write lock on the database "
+                    "(a backup, a migration, an sqlite3 shell?); the daemon starts once it "
+                    "is released"),
+    WarehouseFull: ("database_full", "free space on the database's filesystem; the daemon "
+                    "starts once there is room"),
+    WarehouseUnavailable: ("database_unavailable", "the daemon starts once the server "
+                           "answers; check that it runs and that this host may reach it"),
+}
+# While it waits at start-up, the daemon asks systemd for this much more than the next
+# attempt can take (the backoff step plus SQLite's busy timeout) each time it says why.
+_EXTEND_MARGIN_SECONDS = 30.0
+# How soon the main thread reports a stop signal its handler (flags only) took.
+_STOPPING_CHECK_SECONDS = 0.1
+
+
+def _use_system_allocator_for_arrow() -> None:
+    """pyarrow's default allocator (mimalloc) keeps freed batches resident: about 100 MB
+    more peak memory on a 5M-row file, measured. An explicit ARROW_DEFAULT_MEMORY_POOL
+    is left as the operator set it."""
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+def run(settings: Settings, *, once: bool) -> int:
+    """The daemon itself: lock, database, watcher, until stopped; the exit code."""
+    _use_system_allocator_for_arrow()
+    try:
+        armed = crashpoints.arm()
+    except ConfigError as exc:
+        log.error("config_invalid", reason=exc.message, hint=exc.hint)
+        return EXIT_USAGE
+    if armed:
+        log.warning("crash_point_armed", point=armed, hint=f"for crash tests only: unset "
+                    f"{crashpoints.ENV_VAR} to run normally")
+    with ExitStack() as cleanup:
+        notifier = cleanup.enter_context(notify.Notifier.from_environment())
+        lock = InstanceLock(settings.lock_file)
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+            return EXIT_LOCKED
+        except OSError as exc:
+            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
+            return EXIT_USAGE
+        cleanup.callback(lock.release)
+        # Before the database is opened (or made): a daemon refused for the inbox or the
+        # work directory leaves nothing behind.
+        claims = DirectoryClaims(settings.inbox, settings.work)
+        try:
+            created = _prepare_folders(settings)
+            claims.acquire()
+        except ConfigError as exc:
+            log.error("config_invalid", reason=exc.message, hint=exc.hint)
+            return EXIT_USAGE
+        except AlreadyRunning as exc:
+            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
+            return EXIT_LOCKED
+        cleanup.callback(claims.release)
+        try:
+            opened = _open_database(settings, notifier, created)
+            if isinstance(opened, int):
+                return opened
+            cleanup.callback(opened.close)
+        except (SchemaMismatch, DatabaseUnavailable, AlreadyRunning) as exc:
+            event = ("daemon_already_running" if isinstance(exc, AlreadyRunning)
+                     else "database_unavailable")
+            log.error(event, db=str(settings.db), reason=exc.message, hint=exc.hint)
+            return EXIT_LOCKED if isinstance(exc, AlreadyRunning) else EXIT_USAGE
+        except (WarehouseFault, OSError) as exc:
+            log.error("database_unavailable", db=str(settings.db), reason=str(exc),
+                      hint="check that the path is writable and is a SQLite database")
+            return EXIT_USAGE
+        watcher = Watcher(settings, opened, once=once, claims=claims)
+        watcher.prepare()  # the folders are made and claimed above: nothing to do twice
+        _remove_leftovers("sidecar_leftover_removed",
+                          quarantine.sidecar_leftovers(settings.failed))
+        if settings.http is not None:
+            server = _serving(settings.http, watcher)
+            if server is None:
+                return EXIT_USAGE
+            # Started before the worker, which `_serve` starts: until then /healthz says
+            # it is not running (503) and /readyz waits for the sweep, both true.
+            cleanup.callback(server.stop)
+            server.start()
+        described = {k: _shown(v) for k, v in vars(settings).items()}
+        return _serve(described, watcher, once, notifier)
+
+
+def _prepare_folders(settings: Settings) -> list[str]:
+    """Make the folders that are missing, saying so for each (a mistyped path is made
+    too, parents and all); the names of those made. `ConfigError` as for the files'."""
+    made = files.prepare_directories(*(getattr(settings, n) for n in FOLDER_NAMES))
+    names = [name for name in FOLDER_NAMES if getattr(settings, name) in made]
+    for name in names:
+        log.info(f"{name}_created", path=str(getattr(settings, name)),
+                 hint=f"the daemon made this {name} folder, as it did not exist; if its path "
+                 f"is a typo, stop the daemon and correct the {name} setting")
+    return names
+
+
+def _shown(value: object) -> object:
+    """A setting as `daemon_started` logs it: paths as text, the HTTP address as HOST:PORT."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        host, port = value
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return value
+
+
+def _serving(address: tuple[str, int], watcher: Watcher) -> StatusServer | None:
+    """The HTTP server bound to `address`; None, with the reason logged, if it cannot be."""
+    try:
+        return StatusServer(address, watcher, watcher.metrics,
+                            page=page.source(watcher.settings, watcher, package_version()))
+    except OSError as exc:  # in use, not an address of this machine, unknown host
+        log.error("config_invalid", reason=f"cannot serve HTTP on {_shown(address)}: "
+                  f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "
+                  "address of this machine, or turn --http off")
+        return None
+
+
+def _open_database(settings: Settings, notifier: notify.Notifier,
+                   created: list[str]) -> Warehouse | int:
+    """Open the warehouse (migrated, this start recorded with the folders it `created`),
+    waiting with backoff while another process holds the database busy or locked, its
+    disk is full or its server out of reach; the exit code instead if a signal that ends
+    the daemon came while waiting.
+
+    Exiting instead would only have a service manager restart the daemon into the same
+    lock or full disk, over and over. Any other error is raised at once. Under systemd,
+    each attempt extends the start timeout (READY comes only once the inbox is swept),
+    so a daemon that waits is not killed as one that hangs.
+    """
+    for attempt in itertools.count(1):
+        folders = Folders(**{n: str(getattr(settings, n)) for n in FOLDER_NAMES}, created=created)
+        try:
+            return warehouse.open_warehouse(settings, folders)
+        except WarehouseFault as exc:
+            waiting = _WAIT_AT_START.get(type(exc))
+            if waiting is None or (isinstance(exc, WarehouseUnavailable) and not settings.shared):
+                raise
+            event, hint = waiting
+            delay = retry_delay(attempt)
+            log.error(event, db=str(settings.db), reason=exc.message, hint=hint,
+                      attempt=attempt, retry_in_seconds=delay)
+            notifier.waiting(f"{event}: {exc.message} (attempt {attempt}, next in {delay:g} s)",
+                             delay + settings.busy_timeout_seconds + _EXTEND_MARGIN_SECONDS)
+        # The daemon's signals are still blocked here (see `daemon.cli`): take one while
+        # waiting, so that a stop is prompt, and no handler is needed yet.
+        taken = signal.sigtimedwait(signals.TAKEN, delay)
+        code = None if taken is None else signals.on_start_up(taken.si_signo)
+        if taken is not None and code is not None:
+            log.info("daemon_stopped", processed=0, failed=0, retry=0, vanished=0,
+                     claim_failed=0, reason=signals.name(taken.si_signo))
+            return code
+    raise AssertionError("unreachable: the attempts never run out")
+
+
+def _stopped(watcher: Watcher, reason: str) -> None:
+    outcomes = watcher.outcomes
+    log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
+             retry=outcomes["retry"], vanished=outcomes["vanished"] + watcher.inbox.vanished,
+             claim_failed=outcomes["claim_failed"], reason=reason)
+
+
+def _quit_now(watcher: Watcher, notifier: notify.Notifier, code: int) -> NoReturn:
+    """End the process at once (SIGQUIT), without waiting for the file in flight: it
+    stays claimed and is resumed at the next start; the kernel drops the locks."""
+    notifier.stopping(signals.name(signals.QUIT))
+    _stopped(watcher, signals.name(signals.QUIT))
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
+    """Scratch files of a killed run (staging databases, sidecars' temporary files):
+    holding the lock, no one else uses them. A sidecar's failed file is still in the
+    work directory and gets a new sidecar when it is resumed."""
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+        log.info(event, path=str(leftover))
+
+
+def _serve(described: dict[str, object], watcher: Watcher, once: bool,
+           notifier: notify.Notifier) -> int:
+    taken = signals.Signals(watcher)
+    taken.install()
+    try:
+        log.info("daemon_started", pid=os.getpid(), once=once, **described)
+        watcher.start()
+        # Every other thread was started with the daemon's signals blocked (see
+        # `daemon.cli`), so they reach this thread, whose join they interrupt to run the
+        # handler at once. One taken by another thread would wait for the join to end.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals.TAKEN)
+        # Say when the first stop signal was taken: two sent back to back arrive as one
+        # (a pending signal is not queued twice), so "again" means after this line.
+        announced = False
+        while True:
+            stopped = watcher.wait(_STOPPING_CHECK_SECONDS)
+            code = taken.dispatch()
+            if code is not None:
+                _quit_now(watcher, notifier, code)
+            # Checked once more after the worker ended: an idle worker ends within one
+            # wait of the signal, and systemd must still hear STOPPING=1.
+            if taken.stops and not announced:
+                announced = True
+                log.info("daemon_stopping", reason=signals.name(taken.stops[0]),
+                         hint="the file in flight is finished first; send the signal "
+                         "again to exit at once (the file is then resumed at the next start)")
+                notifier.stopping(signals.name(taken.stops[0]))
+            if stopped:
+                break
+            # READY once swept, the watchdog while healthy (see daemon.notify).
+            notifier.tick(watcher)
+        watcher.join()
+    finally:
+        taken.restore()
+    received = taken.stops
+    outcomes = watcher.outcomes
+    _stopped(watcher, signals.name(received[0]) if received else
+             ("worker_crashed" if watcher.crashed else "drained"))
+    if watcher.crashed:
+        return EXIT_FAILED_FILES
+    if once and watcher.database_lost is not None:
+        return EXIT_FAILED_FILES  # the drain stopped short: see `database_lost`
+    if once and (outcomes["failed"] or outcomes["retry"] or outcomes["claim_failed"]):
+        return EXIT_FAILED_FILES
+    return EXIT_OK

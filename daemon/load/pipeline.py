@@ -1,0 +1,286 @@
+"""What happens to one file: claim, load, record, archive or quarantine.
+
+This is the per-file error boundary. A claimed file is loaded by `daemon.loading` (its
+rows staged and checked, then the ledger row and the merge in one transaction); only
+after that commit is the file moved to processed/. Bad input and unexpected errors roll
+everything back, write a failed ledger row and move the file to failed/ with an
+`.error.json` sidecar. Environmental faults (database busy, disk full) leave the file in
+the work directory and ask the caller to retry; a load that committed but could not be
+archived is remembered, so its retry only moves the file. Neither `KeyboardInterrupt`
+nor `SystemExit` is caught. It knows no threads, events or signals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from config import Settings
+from daemon import clock, crashpoints, files
+from daemon.errors import BadInput, StoppedTooOften, describe
+from daemon.load import loading, quarantine
+from daemon.warehouse.api import (
+    ClaimLost,
+    LoadRecord,
+    MergeCounts,
+    Ticket,
+    Warehouse,
+    WarehouseFault,
+)
+
+log = structlog.get_logger("daemon.pipeline")
+
+Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended; `path` is where the file now is."""
+
+    status: Status
+    path: Path
+    counts: MergeCounts | None = None
+
+
+class Pipeline:
+    """Loads claimed files into the database it is given; one instance per worker."""
+
+    def __init__(self, settings: Settings, warehouse: Warehouse,
+                 progress: Callable[[], None] = lambda: None) -> None:
+        self.settings = settings
+        self.warehouse = warehouse
+        # Called as each batch of a file is staged: a file of many batches is work going
+        # on, not a stuck worker (the caller's health check).
+        self.progress = progress
+        self._unfinished: dict[Path, Callable[[], Outcome]] = {}
+        # The claims this daemon holds in a shared warehouse, by claimed file.
+        self.tickets: dict[Path, Ticket] = {}
+        # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
+        self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
+
+    def claim(self, path: Path) -> Outcome:
+        """Move an inbox file into the work directory: `claimed` with its new path, else
+        `vanished` (already gone) or `claim_failed` (left in the inbox)."""
+        shown = files.display_name(path.name)
+        try:
+            claimed = files.move_unique(path, self.settings.work)
+        except FileNotFoundError:
+            log.info("file_vanished", file=shown)
+            return Outcome("vanished", path)
+        except OSError as exc:
+            # Left in the inbox, where the next periodic rescan offers it again.
+            log.error("claim_failed", file=shown, reason=str(exc),
+                      hint="make the inbox and work directories writable by the daemon")
+            return Outcome("claim_failed", path)
+        log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
+        crashpoints.reached("after_claim")
+        return Outcome("claimed", claimed)
+
+    def process(self, claimed: Path, *, attempt: int = 1,
+                retry_in_seconds: float | None = None,
+                stopped_on: list[dict[str, Any]] | None = None) -> Outcome:
+        """Load a claimed file and archive it; never raises for a bad or failing file.
+
+        `attempt` (1 for the first) and `retry_in_seconds` (when the caller tries again
+        if this attempt must wait; None: not in this run) only annotate the log line.
+        `stopped_on` (from `daemon.resumes`): the daemon stopped while loading this file
+        every time it was resumed, so it is quarantined unread instead: reading it again
+        could end the daemon again.
+        """
+        self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
+        with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
+            try:
+                self._ticket(claimed)
+                if stopped_on is not None:
+                    outcome = self._set_aside(claimed, stopped_on)
+                else:
+                    outcome = self._process(claimed)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                # A fault after the verdict, while archiving, quarantining or recording
+                # it (the load's own are handled in `_process`), or while claiming it in
+                # a shared warehouse: the file stays claimed and is tried again, never
+                # lost and never the worker's end.
+                stage = "claim" if claimed not in self.tickets else "outcome"
+                log.error("file_retry_scheduled", file=files.display_name(claimed.name),
+                          stage=stage, error_type=type(exc).__name__, reason=str(exc),
+                          hint="the file stays in the work directory and is retried"
+                          + ("" if isinstance(exc, WarehouseFault) else "; this is a bug "
+                             "in the daemon: report it with this line"),
+                          exc_info=not isinstance(exc, WarehouseFault), **self._schedule)
+                return Outcome("retry", claimed)
+            if outcome.status in ("processed", "failed", "vanished"):
+                self._release(claimed)
+            return outcome
+
+    def _ticket(self, claimed: Path) -> None:
+        """Hold the claim of `claimed` in a shared warehouse (recorded at the claim, or
+        now for a file resumed or taken over); `ClaimLost` if another daemon holds it."""
+        if claimed not in self.tickets:
+            ticket = self.warehouse.claims.claimed(claimed)
+            if ticket is not None:
+                self.tickets[claimed] = ticket
+
+    def _release(self, claimed: Path) -> None:
+        """Forget the claim of a file that left the work directory; a claim that can not
+        be forgotten now points at nothing, and the next take-over removes it."""
+        ticket = self.tickets.pop(claimed, None)
+        if ticket is None:
+            return
+        try:
+            self.warehouse.claims.released(ticket)
+        except WarehouseFault as exc:
+            log.warning("claim_release_failed", file=files.display_name(claimed.name),
+                        reason=str(exc), hint="nothing to do: the claim is removed later")
+
+    def _set_aside(self, claimed: Path, stopped_on: list[dict[str, Any]]) -> Outcome:
+        """Record and quarantine a file, unread, as `StoppedTooOften`."""
+        try:
+            size: int | None = claimed.lstat().st_size
+            run_date: str | None = files.run_date_from_name(claimed.name,
+                                                            self.settings.contract)
+        except (OSError, BadInput):
+            size = run_date = None
+        load = LoadRecord(files.display_name(claimed.name), None, size,
+                          self.settings.write_mode, run_date, clock.utc_now())
+        attempt = loading.Attempt(claimed, load, time.perf_counter(), stage="resume",
+                                  ticket=self.tickets.get(claimed))
+        return self._fail(attempt, StoppedTooOften(stopped_on))
+
+    def _process(self, claimed: Path) -> Outcome:
+        # A file whose outcome is decided but could not be moved only needs the move again.
+        finish = self._unfinished.pop(claimed, None)
+        if finish is not None:
+            return finish()
+        load = LoadRecord(files.display_name(claimed.name), None, None,
+                          self.settings.write_mode, None, clock.utc_now())
+        attempt = loading.Attempt(claimed, load, time.perf_counter(),
+                                  ticket=self.tickets.get(claimed))
+        try:
+            attempt.counts = loading.load_file(attempt, self.settings, self.warehouse,
+                                               self.progress)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the process's to handle, never a verdict on the file
+        except ClaimLost as exc:
+            return self._let_go(attempt, exc)
+        except BaseException as exc:
+            # Any other `BaseException` too (a `GeneratorExit` a library let out once):
+            # past this boundary it would end the worker, and every restart would resume
+            # the file first and end again.
+            if loading.is_transient(exc):
+                return self._retry(attempt, exc)
+            return self._fail(attempt, exc)
+        if attempt.counts is None:
+            return Outcome("vanished", claimed)
+        crashpoints.reached("after_commit")
+        return self._archive(attempt)
+
+    def _archive(self, attempt: loading.Attempt) -> Outcome:
+        """Move a loaded file to processed/ and log its canonical line."""
+        attempt.stage = "archive"
+        load, counts = attempt.load, attempt.counts
+        assert counts is not None
+        try:
+            # Its rows must be in the database at the configured path: one deleted or
+            # replaced since the commit holds them nowhere anybody looks. The retry then
+            # loads it again into whatever file is there once the daemon may write.
+            self.warehouse.check_in_place()
+        except WarehouseFault as exc:
+            return self._retry(attempt, exc)
+        try:
+            archived = files.move_unique(attempt.path, self.settings.processed)
+        except FileNotFoundError:
+            log.warning("file_vanished", file=load.file_name, stage="archive")
+            return Outcome("vanished", attempt.path, counts)
+        except OSError as exc:
+            self._unfinished[attempt.path] = partial(self._archive, attempt)
+            return self._retry(attempt, exc)
+        crashpoints.reached("during_move")
+        log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
+                 run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
+                 inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
+                 deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
+                 archived_as=files.display_name(str(archived)))
+        return Outcome("processed", archived, counts)
+
+    def _let_go(self, attempt: loading.Attempt, exc: ClaimLost) -> Outcome:
+        """This daemon's lease on the file ran out (nothing was committed): another may
+        have taken it over. The claim is forgotten; the retry claims the file again if it
+        is still here, and finds it gone if the other daemon moved it."""
+        self.tickets.pop(attempt.path, None)
+        log.warning("claim_lost", file=attempt.load.file_name, stage=attempt.stage,
+                    reason=str(exc), hint=exc.hint)
+        return Outcome("retry", attempt.path)
+
+    def _retry(self, attempt: loading.Attempt, exc: BaseException) -> Outcome:
+        # Python's MemoryError says nothing at all: name what it means.
+        reason = str(exc) or ("out of memory" if isinstance(exc, MemoryError) else repr(exc))
+        # A driver's error translated at the seam keeps its own class as `error_type` and
+        # its own words as `reason` (as before the seam); the seam's name is added.
+        driver = exc.driver_error if isinstance(exc, WarehouseFault) else None
+        fault = {"fault": type(exc).__name__} if driver else {}
+        if driver and isinstance(exc, WarehouseFault):
+            reason = exc.message
+        log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
+                  error_type=driver or type(exc).__name__, reason=reason, **fault,
+                  hint="the file stays in the work directory and is retried; fix the "
+                  "database, disk or memory condition named in reason", **self._schedule)
+        return Outcome("retry", attempt.path)
+
+    def _fail(self, attempt: loading.Attempt, exc: BaseException) -> Outcome:
+        """Record a terminal failure in the ledger, then quarantine the file."""
+        stage = exc.stage if isinstance(exc, BadInput) else attempt.stage
+        load = attempt.load
+        report = {
+            "file": load.file_name,
+            **describe(exc, stage),
+            "sha256": load.sha256,
+            "bytes": load.bytes,
+            "rows": attempt.rows,
+            "run_date": load.run_date,
+            "write_mode": load.write_mode,
+            "attempted_at": load.started_at,
+        }
+        try:
+            self.warehouse.record_failure(load, rows=attempt.rows, error=f"{stage}: {exc}",
+                                          ticket=attempt.ticket)
+        except ClaimLost as lost:
+            return self._let_go(attempt, lost)
+        except Exception as db_exc:
+            if loading.is_transient(db_exc):
+                # A busy or full database: the failure waits in the work directory to be
+                # recorded, as a load waits to be committed, instead of losing its row.
+                self._unfinished[attempt.path] = partial(self._fail, attempt, exc)
+                return self._retry(replace(attempt, stage="ledger"), db_exc)
+            # The quarantine below must still happen: the ledger is not the only record.
+            log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))
+        return self._quarantine(attempt, report, with_traceback=not isinstance(exc, BadInput))
+
+    def _quarantine(self, attempt: loading.Attempt, report: dict[str, object],
+                    with_traceback: bool) -> Outcome:
+        """Move a failed file to failed/ with its sidecar and log its canonical line."""
+        attempt.stage = "quarantine"
+        try:
+            failed = quarantine.quarantine(attempt.path, self.settings.failed, report)
+        except FileNotFoundError:
+            log.warning("file_vanished", file=attempt.load.file_name, stage="quarantine")
+            return Outcome("vanished", attempt.path)
+        except OSError as exc:
+            self._unfinished[attempt.path] = partial(self._quarantine, attempt, report,
+                                                     with_traceback)
+            return self._retry(attempt, exc)
+        load = attempt.load
+        log.error("file_failed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
+                  run_date=load.run_date, write_mode=load.write_mode, rows=attempt.rows,
+                  inserted=0, updated=0, unchanged=0, deleted=0, stage=report["stage"],
+                  error_type=report["error_type"], reason=report["reason"],
+                  checks=report["checks"], duration_ms=attempt.elapsed_ms(),
+                  failed_as=files.display_name(str(failed)), exc_info=with_traceback)
+        return Outcome("failed", failed)

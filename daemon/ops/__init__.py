@@ -1,0 +1,1 @@
+"""Operations: the operator's commands, the HTTP probes, metrics and the status page."""

@@ -1,0 +1,181 @@
+"""What the operator's commands share: opening the database, exit codes, help layout.
+
+Owns how a command reaches the daemon's database: read-only for every command but
+`retry` (never created, never written, never locking out the daemon), and for `retry`
+a write connection that does not create a database either and migrates an older schema
+in place as the daemon would. A missing or unusable database is `DatabaseUnavailable`,
+saying where it was looked for; the dispatcher (`daemon.commands.run`) logs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from config import EtlError, Settings
+from config.database import PostgresUrl
+from daemon import warehouse
+from daemon.errors import DatabaseUnavailable
+from daemon.warehouse import api
+
+# `cli`'s subparsers make its own parser class, which the commands need not know.
+# (Generic only to the type checker: at run time the class cannot be subscripted.)
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[Any]
+else:
+    Subcommands = argparse._SubParsersAction
+# Shared by every operator command; `status` documents what each means for it.
+EXIT_OK, EXIT_ATTENTION, EXIT_PROBLEM = 0, 1, 2
+
+
+class UsageError(EtlError):
+    """A command line that parses but asks for something contradictory."""
+
+
+class Help(argparse.RawDescriptionHelpFormatter):
+    """Help whose epilog keeps its lines: the examples are meant to be copied.
+
+    A text with line breaks in it was laid out by hand (the epilogs) and is kept as it
+    is; a text of one paragraph (the descriptions) is wrapped to the terminal's width,
+    as the options' help is.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+def reversed_range(since: str, until: str) -> UsageError:
+    """A --since after its --until, as typed: such a range would match nothing, silently."""
+    return UsageError(f"--since {since} is after --until {until}",
+                      hint="swap the two, or drop one to leave that end open")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (for jq and scripts) instead of tables")
+
+
+def _db_source(settings: Settings) -> str:
+    """Where the database's path came from, as the operator would change it."""
+    named = {
+        "flag": "given by --db",
+        "environment": "from ETL_DB",
+        "config file": f"from `db` in the config file {settings.config_file}",
+        "default": "the default, etl.db in the working directory: neither --db, ETL_DB "
+                   "nor the config file sets `db`",
+    }
+    # Settings built by hand record no sources: the whole lookup order, then.
+    return named.get(settings.sources.get("db", ""), "from --db, else ETL_DB, else the "
+                     "config file's `db`, else etl.db in the working directory")
+
+
+def database_missing(settings: Settings) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"there is no database at {settings.db} yet ({_db_source(settings)})",
+        hint="the daemon creates it when it first starts; if it runs already, give this "
+        "command the same --db, ETL_DB or --config as the daemon")
+
+
+def _check_present(settings: Settings) -> None:
+    # The backend would refuse a missing file or a directory too; here the message can
+    # also say where the path came from. A server is asked by connecting.
+    if isinstance(settings.db, PostgresUrl):
+        return
+    if settings.db.is_dir():
+        raise DatabaseUnavailable(
+            f"{settings.db} is a directory, not a database file ({_db_source(settings)})",
+            hint="give the database file itself, the one the daemon uses (it creates it if "
+            f"it does not exist), such as --db {settings.db / 'etl.db'}")
+    if not settings.db.exists():
+        raise database_missing(settings)
+
+
+def has_database(settings: Settings) -> bool:
+    """Whether there is a database file to ask (a server always may be: it is asked)."""
+    return isinstance(settings.db, PostgresUrl) or settings.db.is_file()
+
+
+def database_named(settings: Settings) -> bool:
+    """Whether anything is at the database's path (a directory is then refused by name)."""
+    return isinstance(settings.db, PostgresUrl) or settings.db.exists()
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A folder given to a command (flag, variable, config file) that is not the one the
+    daemon recorded at its start."""
+
+    folder: str
+    given: str
+    source: str
+    daemon: str
+
+
+def daemon_folders(settings: Settings,
+                   needed: Sequence[str]) -> tuple[Settings, list[Disagreement]]:
+    """`settings` with the folders the daemon recorded at its last start (`daemon.nodes`)
+    wherever no flag, variable or config file names them, and the folders given that
+    disagree with the daemon's; `FolderMissing` for a folder in `needed` that does not
+    exist, which would otherwise read as empty ("0 failed", all well).
+
+    So `status --db /srv/etl/etl.db` alone, from any directory, counts the daemon's
+    failed files, as the README's cron example expects.
+    """
+    recorded: api.Daemon | None = None
+    if has_database(settings):
+        with reading(settings) as history:
+            found = history.daemons()
+        recorded = next((d for d in found if d.node == settings.node),
+                        found[0] if found else None)
+    chosen: dict[str, Path] = {}
+    sources = dict(settings.sources)
+    disagreements = []
+    for folder in api.FOLDER_NAMES:
+        given, source = getattr(settings, folder), settings.sources.get(folder, "default")
+        daemons = Path(getattr(recorded, folder)) if recorded else None
+        if daemons is not None and source == "default":
+            chosen[folder], sources[folder] = daemons, "daemon"
+        elif daemons is not None and daemons != given:
+            disagreements.append(Disagreement(folder, str(given), source, str(daemons)))
+    settings = replace(settings, **chosen, sources=sources)  # type: ignore[arg-type]
+    # Without a database the command says that (exit 2), which is the news.
+    for folder in needed if has_database(settings) else ():
+        path: Path = getattr(settings, folder)
+        if not path.is_dir():
+            raise FolderMissing(folder, path, settings.sources.get(folder, "default"))
+    return settings, disagreements
+
+
+class FolderMissing(EtlError):
+    """A folder a command reads does not exist: there is nothing to count, not zero."""
+
+    def __init__(self, folder: str, path: Path, source: str) -> None:
+        origin = {"daemon": "the daemon's, as it recorded it at its start",
+                  "default": f"the default; the daemon has not recorded its {folder} in "
+                             "this database"}.get(source, f"from the {source}")
+        super().__init__(
+            f"the {folder} directory {path} does not exist ({origin})",
+            hint=f"give the daemon's --{folder}, --config or --db; if it is the daemon's, "
+            "it was removed: the daemon makes it again at its next start")
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[api.History]:
+    """The read-only history of the daemon's warehouse, its schema checked."""
+    _check_present(settings)
+    with warehouse.reading(settings) as history:
+        yield history
+
+
+@contextmanager
+def writing(settings: Settings) -> Iterator[api.RetryLog]:
+    """The retry log of the daemon's existing warehouse, migrated to this schema."""
+    _check_present(settings)
+    with warehouse.writing(settings) as retry_log:
+        yield retry_log

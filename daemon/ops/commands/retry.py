@@ -1,0 +1,134 @@
+"""The `retry` command: send failed files back to the inbox for the daemon to load again.
+
+Picks the files (named ones, or every one in failed/), has `daemon.retries` move each
+back under its original name and record the retry in the database, and says what became
+of each. A name already taken in the inbox is refused, never overwritten, and so is a
+name that can never load. `--all` also removes the sidecars that retries cut short left
+behind. `--dry-run` says what would happen and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from contextlib import ExitStack
+from pathlib import Path
+
+from config import Settings
+from daemon import clock, files, lock
+from daemon.ops import folders, retries
+from daemon.ops.commands import common, table
+from daemon.warehouse import api
+
+EPILOG = """\
+examples:
+  filedrop-etl retry transactions_2026-03-01.parquet
+  filedrop-etl retry --all --dry-run
+  filedrop-etl retry --all --json | jq '.[] | select(.outcome == "refused")'
+
+Fix the cause first (the producer, or the file itself in failed/): a file retried as it
+was fails again for the same reason. One that goes back byte for byte as it failed at
+read, schema or checks (its sidecar's sha256) is sent back with a warning in its reason
+and hint; after a failure at open or load the cause may have been elsewhere. A file
+whose name cannot load (its stage is `name`) is refused: a retry would give it back that
+name; move it into the inbox yourself under a name like transactions_YYYY-MM-DD.parquet
+(a ~N before .parquet is allowed) and delete its sidecar. Each file goes back under the
+name it was dropped under, by one atomic rename; its sidecar is removed, and the retry
+is recorded in the `retries` table with the sidecar's content. A running daemon loads it
+at once; without one it waits in the inbox. --all also removes the sidecars a retry cut
+short left in failed/ without their file (outcome `sidecar removed`: the retries row
+holds their content); any other sidecar without a file is left for a person.
+
+exit codes: 0 every file was sent back (or there was none); 1 a file was refused or is
+not in failed/; 2 bad usage or configuration, or no usable database.
+"""
+
+
+def add(commands: common.Subcommands,
+        shared: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "retry", parents=[shared], formatter_class=common.Help, epilog=EPILOG,
+        help="move failed files back into the inbox, recording the retry",
+        description="Move failed files from failed/ back into the inbox under their "
+        "original names, atomically and never over a file already there, and record "
+        "each retry in the database.")
+    parser.add_argument("files", nargs="*", metavar="FILE",
+                        help="a failed file's name (as in failed/, or as dropped)")
+    parser.add_argument("--all", action="store_true", help="every file in failed/")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="say what would be retried; change nothing")
+    common.add_json(parser)
+
+
+def _requester() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a passwd entry (containers)
+        return f"uid {os.getuid()}"
+
+
+def _chosen(settings: Settings, args: argparse.Namespace
+            ) -> tuple[list[folders.FailedFile], list[str]]:
+    """The failed files asked for, and the names asked for that are not in failed/."""
+    waiting = folders.failed_files(settings.failed)
+    if args.all:
+        return waiting, []
+    chosen, unknown = [], []
+    for asked in args.files:
+        name = files.display_name(Path(asked).name)
+        # Its name in failed/ first; else the name it was dropped under (if only one).
+        matches = ([f for f in waiting if f.name == name]
+                   or [f for f in waiting if f.original == name])
+        if len(matches) == 1:
+            chosen.append(matches[0])
+        else:
+            unknown.append(name)
+    return chosen, unknown
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.all == bool(args.files):
+        raise common.UsageError("name the files to retry, or give --all (not both)")
+    chosen, unknown = _chosen(settings, args)
+    # Listed before any retry, so that a sidecar this run fails to remove is told once.
+    leftovers = folders.leftover_sidecars(settings.failed) if args.all else []
+    results = [retries.RetryResult(name, name, "refused", reason=f"{name} is not in failed/",
+                                   hint="see `status` for the failed files, or `show` for one")
+               for name in unknown]
+    left_alone = 0
+    if chosen or leftovers:
+        # A dry run writes nothing, not even the migration of an older schema.
+        with ExitStack() as opened:
+            history: api.History | api.RetryLog
+            log: api.RetryLog | None = None
+            if args.dry_run:
+                history = opened.enter_context(common.reading(settings))
+            else:
+                history = log = opened.enter_context(common.writing(settings))
+            now, by = clock.utc_now(), _requester()
+            results += [retries.retry(log, settings, f, requested_by=by, requested_at=now,
+                                      dry_run=args.dry_run) for f in chosen]
+            for leftover in leftovers:
+                result = retries.remove_leftover(history, leftover, dry_run=args.dry_run)
+                if result is None:
+                    left_alone += 1
+                else:
+                    results.append(result)
+    if args.json:
+        table.emit_json(results)
+    else:
+        table.emit(table.render(
+            ("failed as", "outcome", "inbox name", "retry id", "reason", "hint"),
+            [(r.failed_as, r.outcome.replace("_", " "), r.file_name, r.retry_id, r.reason,
+              r.hint) for r in results],
+            empty=f"nothing to retry: {settings.failed} holds no failed file"))
+        if left_alone:
+            table.emit(f"\nleft alone: {left_alone} sidecar(s) in failed/ without a file "
+                       "and without a recorded retry; see `status`")
+        sent = sum(r.outcome == "retried" for r in results)
+        if sent and not lock.probe(settings.lock_file).held:
+            table.emit(f"\nno daemon is running on {settings.db}: the files wait in the inbox "
+                  "until one starts")
+    refused = any(r.outcome == "refused" for r in results)
+    return common.EXIT_ATTENTION if refused else common.EXIT_OK

@@ -1,0 +1,180 @@
+"""The `status` command: is the daemon running, how have loads gone, what is waiting.
+
+Prints `daemon.overview`'s snapshot as aligned lines, a table of failed files and one of
+sidecars left without their file, or as one JSON document. The exit code is for cron and
+monitoring: 1 while failed files wait in failed/ for a retry, 2 when there is no usable
+database (what can be read without one, the lock and the directories, is still printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+import structlog
+
+from config import Settings
+from daemon import files
+from daemon.ops import overview, retries
+from daemon.ops.commands import common, table
+from daemon.warehouse import api
+
+log = structlog.get_logger("daemon.commands")
+REASON_WIDTH = 90
+
+EPILOG = """\
+examples:
+  filedrop-etl status
+  filedrop-etl status --json | jq '.failed.files[] | {name, reason}'
+  filedrop-etl status --db /srv/etl/etl.db || alert "filedrop-etl needs attention"
+
+Files today and in all count each file once (its name as dropped, as load_history has
+it), by its latest attempt in the period: processed if that one loaded, else failed.
+Loads count the attempts: a file that failed, was retried and failed again is 1 failed
+file and 2 loads. Today is attempts finished since midnight UTC; the JSON's `processed`
+and `failed` are files, `loads` the attempts. (The daemon's own tally, in
+etl_files_total and daemon_stopped, counts attempts since it started.) A file "in
+flight" is claimed by the daemon (in the work directory): being loaded now, or resumed
+at the next start.
+
+A sidecar left in failed/ without its file (leftovers) was left by a retry cut short
+between its move and the sidecar's removal, which `retry --all` finishes, or by a file
+moved out by hand: read it, then remove it yourself.
+
+exit codes: 0 all well; 1 failed files wait in failed/ for `retry`; 2 bad usage or
+configuration, or no usable database (the rest of the status is still printed).
+"""
+
+
+def add(commands: common.Subcommands,
+        shared: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "status", parents=[shared], formatter_class=common.Help, epilog=EPILOG,
+        help="is the daemon running; loads today and in all; files waiting and failed",
+        description="Whether a daemon is running on this database (its lock, and its "
+        "pid), files processed and failed today (UTC) and in all, the last success, "
+        "files waiting in the inbox, and the failed files with their reasons. Reads "
+        "only: a running daemon is not disturbed.")
+    common.add_json(parser)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    missing = None
+    if common.database_named(settings):
+        with common.reading(settings) as history:
+            snapshot = overview.gather(settings, history, now)
+    else:
+        missing = common.database_missing(settings)
+        snapshot = overview.gather(settings, None, now)
+    code = (common.EXIT_PROBLEM if missing else
+            common.EXIT_OK if snapshot.healthy else common.EXIT_ATTENTION)
+    if args.json:
+        table.emit_json(_document(snapshot, code))
+    else:
+        table.emit(_text(snapshot))
+    if missing is not None:
+        log.error("database_unavailable", db=str(settings.db), reason=missing.message,
+                  hint=missing.hint)
+    return code
+
+
+def _document(s: overview.Overview, code: int) -> dict[str, object]:
+    return {
+        "daemon": {"running": s.daemon.held, "pid": s.daemon.pid,
+                   "lock_file": str(s.daemon.path)},
+        "database": {"path": str(s.db), "exists": s.schema_version is not None,
+                     "schema_version": s.schema_version},
+        "today": {"date": s.today, **vars(s.loads_today)} if s.loads_today else None,
+        "total": vars(s.loads_total) if s.loads_total else None,
+        "last_success": s.last_success,
+        "loads_in_the_future": s.loads_in_the_future,
+        # The daemon's own account of its folders at its last start (null before one).
+        "recorded": s.recorded,
+        "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
+                  "work": str(s.work)},
+        "failed": {"path": str(s.failed_dir), "files": s.failed,
+                   "leftover_sidecars": [
+                       {"sidecar": files.display_name(str(x.sidecar.path)), "file": x.sidecar.name,
+                        "retry_id": x.retry.id if x.retry else None, "hint": _leftover_hint(x)}
+                       for x in s.leftovers]},
+        "exit_code": code,
+    }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _files(tally: api.Tally) -> str:
+    return f"{_count(tally.processed, 'file')} processed, {tally.failed} failed"
+
+
+def _text(s: overview.Overview) -> str:
+    daemon = (f"running, pid {s.daemon.pid or 'unknown'}" if s.daemon.held
+              else "not running") + f" (lock {s.daemon.path})"
+    last = s.last_success
+    lines: list[tuple[str, table.Cell]] = [
+        ("daemon", daemon),
+        ("database", str(s.db) if s.schema_version is not None
+         else f"none yet at {s.db}"),
+    ]
+    if s.loads_today is not None and s.loads_total is not None:
+        lines += [
+            ("today", f"{_files(s.loads_today)} ({_count(s.loads_today.loads, 'load')}, "
+                      f"{s.today} UTC)"),
+            ("in all", f"{_files(s.loads_total)} ({_count(s.loads_total.loads, 'load')})"),
+            ("last success", "never" if last is None else
+             f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)"),
+        ]
+    if s.loads_in_the_future:
+        lines.append(("clock", f"{_count(s.loads_in_the_future, 'load')} recorded as "
+                      "finished later than now: the clock ran ahead and was set back "
+                      "(not counted as the last success)"))
+    lines += [
+        ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
+        ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
+    ]
+    if s.recorded is not None:
+        made, at = s.recorded.created, table.when(s.recorded.started_at)
+        shown = {"inbox": s.inbox, "work": s.work, "failed": s.failed_dir}
+        others = [f"{name} {getattr(s.recorded, name)}" for name, path in shown.items()
+                  if str(path) != getattr(s.recorded, name)]
+        said = (f"not all the daemon's: at its start {at} it recorded {', '.join(others)}"
+                if others else f"the daemon's, as it recorded them at its start {at}")
+        said += f" (pid {s.recorded.pid} on {s.recorded.node})"
+        if made:
+            said += f"; that start created {', '.join(made)}"
+        lines.append(("folders", said))
+    if s.leftovers:
+        lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
+                                   "in failed/"))
+    text = table.pairs(lines)
+    if s.failed:
+        rows = [(f.name, table.when(f.attempted_at), f.stage,
+                 table.short(f.reason, REASON_WIDTH)) for f in s.failed]
+        text += ("\n\n" + table.render(("file", "failed at", "stage", "reason"), rows)
+                 + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
+                 "`retry FILE` or `retry --all`")
+        # `retry` refuses these: proposing it would only have them fail again.
+        for f in s.failed:
+            refusal = retries.name_refusal(f)
+            if refusal is not None:
+                text += "\n" + table.safe(f"{f.name} cannot be retried "
+                                          f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")
+    if s.leftovers:
+        text += "\n\n" + table.render(
+            ("sidecar without its file", "retry id", "what to do"),
+            [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
+              _leftover_hint(x)) for x in s.leftovers])
+    return text
+
+
+def _leftover_hint(x: overview.Leftover) -> str:
+    if x.retry is not None:
+        return (f"left by a retry that sent its file back as {x.retry.file_name}: "
+                "`retry --all` removes it")
+    # The daemon writes a sidecar just before it moves the file in: a file in flight may
+    # be that file, which the daemon finishes moving itself.
+    return ("no retry recorded it: unless a file is in flight, its file was moved out by "
+            "hand; read it, then remove it by hand")

@@ -1,0 +1,147 @@
+"""The daemon's Prometheus metrics: their names, labels and buckets, and the one registry.
+
+Each `Metrics` owns a private `CollectorRegistry` (not the process-wide default, so that
+tests can make many and no library's metrics leak in). The worker reports what only it
+sees as it happens (a file's duration and row counts, how a file was found); the rest is
+read at scrape time from the watcher (`Watched`): the files by outcome (the tally
+`daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, and
+the files waiting in failed/. Every labelled series exists from the start at 0, so that
+`rate()` and alerts see the first file. It serves nothing and knows no threads; see
+`daemon.server`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from config import Settings
+from daemon import files, package_version
+from daemon.warehouse import api
+
+OUTCOMES = ("processed", "failed", "retry", "vanished", "claim_failed")
+CHANGES = ("inserted", "updated", "unchanged", "deleted")
+FOUND_BY = ("event", "sweep", "rescan")
+# From a 25-row file (about 10 ms) to a 5M-row one (tens of seconds) and a stuck disk.
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    120.0, 300.0, 600.0)
+
+
+class Watched(Protocol):
+    """What the metrics read from the running daemon at scrape time (the watcher)."""
+
+    swept: threading.Event
+
+    def tally(self) -> Mapping[str, int]: ...
+
+    def queue_depth(self) -> int: ...
+
+    def health(self) -> list[str]: ...
+
+
+class _Tally(Collector):
+    """`etl_files_total{outcome}`, read from the watcher's own tally at each scrape."""
+
+    def __init__(self, watched: Watched) -> None:
+        self.watched = watched
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("etl_files", "Files by how their last attempt ended",
+                                     labels=["outcome"])
+        tally = self.watched.tally()
+        for outcome in OUTCOMES:
+            family.add_metric([outcome], tally.get(outcome, 0))
+        yield family
+
+
+def failed_files(failed: Path) -> int:
+    """Files waiting in failed/ for a person: neither sidecars nor hidden temporaries."""
+    try:
+        with os.scandir(failed) as entries:
+            return sum(1 for e in entries if not e.name.endswith(files.SIDECAR_SUFFIX)
+                       and not files.is_ignored(e.name))
+    except OSError:
+        return 0  # gone or unreadable: the worker's own log lines say so
+
+
+def last_success(finished_at: str | None) -> float:
+    """Unix time of a ledger `finished_at` (ISO-8601 UTC), 0 for none."""
+    return datetime.fromisoformat(finished_at).timestamp() if finished_at else 0.0
+
+
+class Metrics:
+    """One daemon's metrics; the worker calls `file_done` and `detected`."""
+
+    def __init__(self, settings: Settings, watched: Watched,
+                 last_finished_at: str | None = None) -> None:
+        # No `_created` series beside every counter and histogram: in the text format
+        # Prometheus ignores them, and they would double what a scrape carries. (The
+        # switch is process-wide; no other metrics live in this process.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.registry.register(_Tally(watched))
+        self.rows = Counter("etl_rows", "Fact rows by what loading files did to them",
+                            ["change"], registry=registry)
+        self.duration = Histogram("etl_file_duration_seconds",
+                                  "Seconds from a claimed file's open to its move",
+                                  ["outcome"], buckets=DURATION_BUCKETS, registry=registry)
+        self.found = Counter("etl_files_detected", "Files detected in the inbox, by what "
+                             "found them", ["found_by"], registry=registry)
+        for change in CHANGES:
+            self.rows.labels(change)
+        for outcome in OUTCOMES:
+            if outcome != "claim_failed":  # a failed claim never reaches the pipeline
+                self.duration.labels(outcome)
+        for found_by in FOUND_BY:
+            self.found.labels(found_by)
+        # Seeded from the ledger, so that a restart does not look like a day without one.
+        self.last_success = Gauge("etl_last_success_timestamp_seconds",
+                                  "Unix time the last file was processed", registry=registry)
+        self.last_success.set(last_success(last_finished_at))
+        Info("etl_daemon", "The running daemon", registry=registry).info({
+            "version": package_version(), "write_mode": settings.write_mode,
+            "observer": settings.observer})
+        Gauge("etl_queue_depth", "Files detected and waiting, and claims waiting for a "
+              "retry", registry=registry).set_function(watched.queue_depth)
+        Gauge("etl_healthy", "1 while the worker and the observer are alive and the worker "
+              "ticks (see /healthz)", registry=registry).set_function(
+                  lambda: not watched.health())
+        Gauge("etl_ready", "1 once the start-up sweep is done", registry=registry
+              ).set_function(watched.swept.is_set)
+        Gauge("etl_failed_files", "Files in failed/ waiting for a person", registry=registry
+              ).set_function(lambda: failed_files(settings.failed))
+
+    def detected(self, found_by: str) -> None:
+        self.found.labels(found_by).inc()
+
+    def file_done(self, outcome: str, seconds: float, counts: api.MergeCounts | None) -> None:
+        """One attempt at a claimed file ended (its tally is the watcher's)."""
+        self.duration.labels(outcome).observe(seconds)
+        if outcome == "processed":
+            self.last_success.set(time.time())
+        # Counts come with every committed load, even one whose file then vanished
+        # before its archive: its rows changed all the same.
+        if counts is not None:
+            for change in CHANGES:
+                self.rows.labels(change).inc(getattr(counts, change))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,82 @@
+"""The status of one installation at a glance: daemon, loads, inbox and failed files.
+
+Owns the snapshot behind the `status` command (and the status page, which renders the
+same `Overview`): whether a daemon holds the lock on the database and its pid, files
+processed and failed (and their loads) today (UTC) and in all, the last success, files
+waiting in the inbox and in flight in the work directory, and the failed files with
+their reasons and the sidecars left there without their file. It only reads: the lock is
+probed without waiting (`lock.probe`), the database through a read-only connection the
+caller opens, the directories through `daemon.folders`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from config import Settings
+from daemon import clock, lock
+from daemon.ops import folders
+from daemon.warehouse import api
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A sidecar in failed/ without its file, and the retry that left it (None if none
+    recorded it, or without a database)."""
+
+    sidecar: folders.LeftoverSidecar
+    retry: api.Retry | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One reading of the status; the database parts are None without a database."""
+
+    daemon: lock.LockState
+    db: object  # a path, or a server's URL (which never shows a password)
+    schema_version: int | None
+    today: str  # the UTC date `loads_today` counts
+    loads_today: api.Tally | None
+    loads_total: api.Tally | None
+    last_success: api.Load | None
+    # Loads recorded as finished later than now: a clock that ran ahead, since corrected.
+    loads_in_the_future: int | None
+    # Where the daemon said at its last start it keeps its folders, and which it made.
+    recorded: api.Daemon | None
+    inbox: Path
+    waiting: int  # in the inbox
+    work: Path
+    in_flight: int  # claimed, in the work directory: loading now, or to resume
+    failed_dir: Path
+    failed: list[folders.FailedFile]
+    leftovers: list[Leftover]
+
+    @property
+    def healthy(self) -> bool:
+        """No failed file waits for a retry."""
+        return not self.failed
+
+
+def gather(settings: Settings, history: api.History | None, now: datetime) -> Overview:
+    """The status at `now` (UTC); `history` is a read-only connection, or None if there is no
+    database."""
+    daemon = lock.probe(settings.lock_file)
+    version = loads_today = loads_total = last = future = recorded = None
+    today = now.date()
+    if history is not None:
+        stamp = clock.stamp(now)
+        version = history.schema_version()
+        loads_today = history.tally(since=today.isoformat())
+        loads_total = history.tally()
+        last = history.last_success(stamp)
+        future = history.loads_in_the_future(stamp)
+        recorded = next(iter(history.daemons()), None)
+    leftovers = [Leftover(x, None if history is None else
+                          history.retry_of_sidecar(x.name, x.content))
+                 for x in folders.leftover_sidecars(settings.failed)]
+    return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
+                    last, future, recorded, settings.inbox, folders.waiting(settings.inbox),
+                    settings.work, folders.waiting(settings.work), settings.failed,
+                    folders.failed_files(settings.failed), leftovers)

@@ -1,0 +1,250 @@
+"""The status page at `/`: one server-rendered HTML document, a few lines of script.
+
+Owns the markup only. Above the fold on a 1400x1000 screen: whether the daemon is well,
+today's counts (files processed and failed, rows loaded) and the last 24 hours' loads per
+hour, rows per second while loading and median and worst load duration, then the two
+charts of `daemon.charts` side by side. Below: the failed files with their reasons (and
+the command that retries each, or what to do instead where a retry cannot help) and the
+latest loads, whose errors point at the failed file's reason rather than repeat it. The
+page reloads itself every REFRESH_SECONDS, unless the reader has scrolled it (a small
+script; without script, a meta refresh). Every value from the database or a file name
+is escaped here. `source` gathers one page's facts per request: the daemon's own health,
+and the read side (`daemon.queries` on a read-only connection of its own, never the
+worker's; `daemon.folders` for failed/); `render` does no I/O.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+from typing import Protocol
+
+from config import Settings
+from daemon import clock, warehouse
+from daemon.errors import DatabaseUnavailable, SchemaMismatch
+from daemon.ops import charts, folders
+from daemon.ops.commands.table import when
+from daemon.ops.folders import FailedFile
+from daemon.ops.retries import name_refusal
+from daemon.warehouse import api
+from daemon.warehouse.api import DayRows, Load, WarehouseFault
+
+RECENT_LOADS = 20
+# The page refreshes itself: an operator leaves it open on a screen.
+REFRESH_SECONDS = 15
+CHART_DAYS = 31
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the header says: the daemon's own view of itself."""
+
+    version: str
+    write_mode: str
+    observer: str
+    ready: bool
+    problems: Sequence[str]
+    queue_depth: int
+    last_success: str | None
+
+
+class _Daemon(Protocol):
+    swept: threading.Event
+
+    def health(self) -> list[str]: ...
+
+    def queue_depth(self) -> int: ...
+
+
+def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], str]:
+    """A renderer of the page as it is now, for the HTTP server's `/`."""
+
+    def current() -> str:
+        loads: list[Load] = []
+        last_day: list[Load] = []
+        days: list[DayRows] = []
+        last = None
+        now = datetime.now(UTC)
+        try:
+            with warehouse.reading(settings) as history:
+                loads = history.recent_loads(api.LoadFilter(limit=RECENT_LOADS))
+                since = clock.stamp(now - timedelta(hours=charts.TIMELINE_HOURS))
+                # Every load of the last day (LIMIT -1: no limit), for its figures.
+                last_day = history.recent_loads(api.LoadFilter(limit=-1, since=since))
+                # A day of margin: a producer's day may begin before UTC's.
+                latest = (now.date() + timedelta(days=1)).isoformat()
+                days = history.rows_per_day(CHART_DAYS, latest)
+                last = history.last_success(clock.stamp(now))
+        except (WarehouseFault, DatabaseUnavailable, SchemaMismatch):
+            pass  # busy beyond the timeout: the page shows what it has, and refreshes
+        health = Health(version, settings.write_mode, settings.observer,
+                        daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
+                        last.finished_at if last else None)
+        return render(health, folders.failed_files(settings.failed), loads, days,
+                      last_day=last_day, now=now)
+
+    return current
+
+
+def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
+           days: Sequence[DayRows], *, last_day: Sequence[Load] = (),
+           now: datetime | None = None, prog: str = "filedrop-etl") -> str:
+    """The whole page; `days` oldest first (the CHART_DAYS up to the latest are drawn);
+    `last_day`, every load of the 24 hours before `now`, for the figures and the
+    timeline."""
+    now = now or datetime.now(UTC)
+    marks = [_mark(load) for load in last_day]
+    return "\n".join([
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{prog} status</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        _header(health, len(failed), prog),
+        _figures(marks, now),
+        '<div class="charts"><section id="timeline"><h2>Loads, last 24 hours</h2>'
+        f"{charts.timeline(marks, now)}</section>"
+        '<section id="days"><h2>Rows per day</h2>'
+        f"{charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS)}"
+        "</section></div>",
+        _failed(failed, prog),
+        _loads(loads, {f.original for f in failed} | {f.name for f in failed}),
+        f"<script>{_REFRESH}</script>",
+        "</body></html>",
+    ])
+
+
+def _mark(load: Load) -> charts.Mark:
+    finished = datetime.fromisoformat(load.finished_at)
+    seconds = (finished - datetime.fromisoformat(load.started_at)).total_seconds()
+    return charts.Mark(load.file_name, load.status == "failed", load.rows or 0, finished,
+                       max(seconds, 0.0))
+
+
+def _figures(marks: Sequence[charts.Mark], now: datetime) -> str:
+    """Today's counts (UTC) and the last 24 hours' pace, as the header's second line."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    latest: dict[str, charts.Mark] = {}
+    for mark in sorted(marks, key=lambda m: m.finished):  # each file by its latest attempt
+        if mark.finished >= midnight:
+            latest[mark.file_name] = mark
+    processed = [m for m in marks if not m.failed]
+    busy = sum(m.seconds for m in processed)
+    durations = sorted(m.seconds for m in marks)
+    figures = [
+        ("processed today", f"{sum(not m.failed for m in latest.values()):,}"),
+        ("failed today", f"{sum(m.failed for m in latest.values()):,}"),
+        ("rows loaded today", f"{sum(m.rows for m in processed if m.finished >= midnight):,}"),
+        ("loads per hour", f"{len(marks) / charts.TIMELINE_HOURS:,.1f}"),
+        ("rows/s while loading", f"{sum(m.rows for m in processed) / busy:,.0f}"
+         if busy else "-"),
+        ("median load", _seconds(statistics.median(durations)) if durations else "-"),
+        ("worst load", _seconds(durations[-1]) if durations else "-"),
+    ]
+    cells = "".join(f"<div><dd>{escape(v)}</dd><dt>{escape(k)}</dt></div>" for k, v in figures)
+    return (f'<section id="figures"><dl class="figures">{cells}</dl>'
+            f'<p class="hint">today: since 00:00 UTC; the rest: the last '
+            f"{charts.TIMELINE_HOURS} hours</p></section>")
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+def _header(health: Health, failed: int, prog: str) -> str:
+    if health.problems:
+        state, css = "Unhealthy: " + "; ".join(health.problems), "bad"
+    elif not health.ready:
+        state, css = "Starting: the start-up sweep is not done yet", "warn"
+    elif failed:
+        state, css = f"Running; {failed} failed file{'s' * (failed != 1)} waiting", "warn"
+    else:
+        state, css = "Running", "ok"
+    facts = [("last success", when(health.last_success) or "never"),
+             ("queue", str(health.queue_depth)), ("write mode", health.write_mode),
+             ("observer", health.observer), ("version", health.version)]
+    items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
+    return (f"<header><h1>{escape(prog)}</h1>"
+            f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
+
+
+def _failed(failed: Sequence[FailedFile], prog: str) -> str:
+    if not failed:
+        return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
+    rows = "".join(
+        f'<tr><td class="f">{escape(f.name)}</td><td>{escape(f.stage or "")}</td>'
+        f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
+        f"</td><td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
+        f"<td>{_to_retry(f, prog)}</td></tr>"
+        for f in failed)
+    return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
+            "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
+            f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
+
+
+def _to_retry(failed: FailedFile, prog: str) -> str:
+    """The command that retries the file, or, when its name can never load (so a retry
+    would fail it again), what to do instead."""
+    refusal = name_refusal(failed)
+    if refusal is None:
+        return f"<code>{escape(prog)} retry {escape(failed.name)}</code>"
+    return f'not by retry: {escape(refusal[0])}<div class="hint">{escape(refusal[1])}</div>'
+
+
+def _loads(loads: Sequence[Load], waiting: set[str]) -> str:
+    """The latest loads. The error of a load whose file waits in failed/ is its reason in
+    the table above: it is pointed at, not said twice."""
+    if not loads:
+        return '<section id="loads"><h2>Recent loads</h2><p>No loads yet.</p></section>'
+    numbers = ("rows", "inserted", "updated", "unchanged", "deleted")
+    head = "".join(f'<th class="n">{n}</th>' for n in numbers)
+    rows = "".join(
+        f'<tr><td class="n">{load.id}</td>'
+        f'<td class="f">{escape(load.file_name)}</td>'
+        f'<td class="{escape(load.status)}">{escape(load.status)}</td>'
+        + "".join(f'<td class="n">{_count(getattr(load, n))}</td>' for n in numbers)
+        + f'<td class="t">{escape(when(load.finished_at) or "")}</td>'
+        + f"<td>{_error(load, waiting)}</td></tr>"
+        for load in loads)
+    return ('<section id="loads"><h2>Recent loads</h2><table><thead><tr>'
+            f'<th class="n">id</th><th>file</th><th>status</th>{head}<th>finished</th>'
+            f"<th>error</th></tr></thead><tbody>{rows}</tbody></table></section>")
+
+
+def _error(load: Load, waiting: set[str]) -> str:
+    if not load.error:
+        return ""
+    if load.file_name in waiting:
+        return '<span class="hint">see Failed files</span>'
+    return escape(load.error)
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.2em 1.5em;color:#222}
+h1{margin:0 .6em .2em 0;display:inline-block}h2{margin:1em 0 .3em;font-size:1.05em}
+dl{display:flex;flex-wrap:wrap;gap:1.5em;margin:.4em 0}dt{color:#666;font-size:.85em}dd{margin:0}
+dl.figures{gap:2.2em}dl.figures dd{font-size:1.6em;font-weight:600}
+#state{font-weight:600;padding:.3em .6em;display:inline-block;border-radius:4px}
+.ok{background:#e3f5e1}.warn{background:#fff3cd}.bad{background:#f8d7da}
+.charts{display:flex;flex-wrap:wrap;gap:2em}
+table{border-collapse:collapse}th,td{padding:.2em .6em;border-bottom:1px solid #ddd;
+text-align:left;vertical-align:top}.n{text-align:right}td.failed{color:#a11;font-weight:600}
+td.f{white-space:nowrap}td.reason{max-width:60em}
+.hint{color:#666;font-size:.9em}.t{white-space:nowrap}
+svg text{font-size:11px}svg .axis{fill:#666}svg line.grid{stroke:#eee}
+svg rect{fill:#4a78b5}svg circle.processed{fill:#4a78b5;fill-opacity:.7}
+svg circle.failed{fill:#d11;fill-opacity:.9}details{font-size:.9em;color:#444}
+""".strip()
+# Reload every REFRESH_SECONDS, unless the reader has scrolled: a reload would jump back
+# to the top and lose their place.
+_REFRESH = (f"setTimeout(function(){{if(window.scrollY>0){{return;}}location.reload();}},"
+            f"{REFRESH_SECONDS * 1000});")

@@ -1,0 +1,186 @@
+"""Sending a failed file back to the inbox, and the `retries` row that remembers it.
+
+Owns the retry of one file in failed/: it goes back under the name it was dropped
+under (its sidecar's `file`, not the `name~N` failed/ may have given it), by one atomic
+rename that never replaces a file in the inbox; its sidecar is then removed, and the
+retry is recorded in the `retries` table (created by `schema.init_schema`). The daemon
+then finds the file as it finds any drop. A file whose name can never load is refused
+(`name_refusal`): that name would fail it again. Printing is the `retry` command's
+business.
+
+The order is chosen so that a crash at any point loses nothing and hides nothing:
+1. the `retries` row is committed first, so every file that went back has its record;
+   a crash right after leaves a row for a retry whose move never happened, and the file
+   still in failed/, where `status` keeps reporting it until it is retried again;
+2. the rename is the one step the daemon can see, and it is atomic: the daemon finds the
+   whole file in the inbox or nothing; a rename that fails takes the row back;
+3. the sidecar goes last, so a failed file is never without its reason; a crash before
+   it leaves a sidecar without its file in failed/, whose content the row holds:
+   `remove_leftover` finishes that step (`retry --all` calls it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from config import Settings, contract
+from daemon import files
+from daemon.errors import FileNameError
+from daemon.ops.folders import FailedFile, LeftoverSidecar
+from daemon.warehouse import api
+
+Outcome = Literal["retried", "would_retry", "refused", "sidecar_removed",
+                  "would_remove_sidecar"]
+NAME_NEVER_LOADS = "its name can never load"
+# Stages where the file's own bytes were at fault, so the same bytes fail there again.
+# Not open, hash, stage or load, where the environment or a bug (fixed since, perhaps)
+# was the cause; not name, which `name_refusal` decides by the name alone.
+CONTENT_STAGES = frozenset({"read", "schema", "checks"})
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What became of one file; `reason` and `hint` say why a refused one stayed, or
+    warn of one sent back (or that would be) all the same."""
+
+    failed_as: str
+    file_name: str
+    outcome: Outcome
+    retry_id: int | None = None
+    sha256: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+
+def _refused(failed: FailedFile, reason: str, hint: str) -> RetryResult:
+    return RetryResult(failed.name, failed.original, "refused", reason=reason, hint=hint)
+
+
+def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
+    """Why a retry cannot help `failed`, and what to do instead; None when it can.
+
+    A retry gives the file back the name it was dropped under: if the daemon cannot read
+    a run date from that name, the file fails at its name again, whatever it holds. The
+    `show` command and the status page say this instead of proposing the retry.
+    """
+    try:
+        files.run_date_from_name(failed.original)
+    except FileNameError as exc:
+        return (f"{NAME_NEVER_LOADS}: {exc.message}",
+                f"move {failed.path} into the inbox yourself under a name like "
+                f"{files.NAME_RULE}, then delete its {files.SIDECAR_SUFFIX} sidecar")
+    return None
+
+
+def _sent_back(failed: FailedFile, outcome: Outcome, retry_id: int | None, sha256: str,
+               *warnings: tuple[str, str]) -> RetryResult:
+    """The result for a file sent back (or that would be), its warnings (a reason and a
+    hint each) joined by `; `: first, whether it goes back as it was when its content
+    failed (the sidecar's sha256), to fail the same way."""
+    if failed.stage in CONTENT_STAGES and failed.sha256 == sha256:
+        warnings = ((f"unchanged since it failed at {failed.stage} (same sha256): it will "
+                     "most likely fail again", "fix the file or its producer first"),
+                    *warnings)
+    return RetryResult(failed.name, failed.original, outcome, retry_id, sha256,
+                       "; ".join(r for r, _ in warnings) or None,
+                       "; ".join(h for _, h in warnings) or None)
+
+
+def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
+    """Why a file whose name is taken in the inbox stays, and what to do: the name it
+    could go by instead is one the daemon loads as the same run date, free now."""
+    dropped = contract.file_name_for(files.run_date_from_name(failed.original))
+    free = next(name for name in files.candidate_names(dropped)
+                if name != failed.original and not os.path.lexists(settings.inbox / name))
+    return (f"the inbox already holds a file named {failed.original}",
+            "wait until the daemon has taken it (`status` shows the inbox), then retry "
+            f"again; or move {failed.path} into the inbox by hand as {free} (another "
+            f"name must still be {files.NAME_RULE}), then delete its "
+            f"{files.SIDECAR_SUFFIX} sidecar")
+
+
+class _Sidecars(Protocol):
+    def retry_of_sidecar(self, failed_as: str,
+                         sidecar: dict[str, object] | None) -> api.Retry | None: ...
+
+
+def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
+          requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
+    """Move one failed file back into the inbox and record it (see the module's order)."""
+    refusal = name_refusal(failed)
+    if refusal is not None:
+        return _refused(failed, *refusal)
+    target = settings.inbox / failed.original
+    if os.path.lexists(target):
+        return _refused(failed, *_taken(settings, failed))
+    try:
+        # The file as it goes back, which may have been fixed in place since it failed;
+        # opened as the daemon opens it, so a link or a FIFO is refused here, not there.
+        with files.open_no_follow(failed.path) as handle:
+            sha256, _ = files.sha256_of(handle)
+    except OSError as exc:
+        return _refused(failed, f"cannot read {failed.name}: {exc.strerror or exc}",
+                        "put a regular, readable file in its place, or remove it")
+    if dry_run or log is None:
+        return _sent_back(failed, "would_retry", None, sha256)
+    # As the daemon would at its start: a retry may come before any daemon ran here.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = failed.path.with_name(failed.path.name + files.SIDECAR_SUFFIX)
+    retry_id = log.record_retry(
+        file_name=failed.original, failed_as=failed.name, sha256=sha256, reason=failed.reason,
+        sidecar=json.dumps(failed.sidecar, sort_keys=True) if failed.sidecar else None,
+        requested_by=requested_by, requested_at=requested_at)
+    try:
+        files.rename_no_replace(failed.path, target)
+    except OSError as exc:
+        log.forget_retry(retry_id)
+        if isinstance(exc, FileExistsError):
+            return _refused(failed, *_taken(settings, failed))
+        if not os.path.lexists(failed.path):
+            return _refused(failed, f"{failed.name} left failed/ meanwhile",
+                            "someone else retried or removed it; see `show`")
+        return _refused(failed, f"cannot move {failed.name} into the inbox: "
+                        f"{exc.strerror or exc}", "make the inbox and failed/ writable")
+    files.fsync_dir(target.parent)
+    try:
+        sidecar.unlink(missing_ok=True)
+        files.fsync_dir(failed.path.parent)
+    except OSError as exc:
+        # The retry stands: the file is in the inbox and the row holds the sidecar.
+        return _sent_back(failed, "retried", retry_id, sha256, (
+            f"its sidecar could not be removed: {exc.strerror or exc}",
+            f"remove {sidecar} by hand"))
+    return _sent_back(failed, "retried", retry_id, sha256)
+
+
+def remove_leftover(history: _Sidecars, leftover: LeftoverSidecar, *,
+                    dry_run: bool = False) -> RetryResult | None:
+    """Remove a sidecar whose retry is recorded with its content (step 3 above, which a
+    crash or an error cut short); None if no retry recorded it, or it is gone already.
+
+    A sidecar no retry vouches for is left to a person: its file may have been moved
+    out by hand, and it may be the only account of why that file failed.
+    """
+    recorded = history.retry_of_sidecar(leftover.name, leftover.content)
+    if recorded is None:
+        return None
+    reason = (f"its file went back to the inbox as {recorded.file_name} by retry "
+              f"{recorded.id}, which holds this sidecar's content")
+    if dry_run:
+        return RetryResult(leftover.name, recorded.file_name, "would_remove_sidecar",
+                           recorded.id, recorded.sha256, reason=reason)
+    try:
+        leftover.path.unlink()
+        files.fsync_dir(leftover.path.parent)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return RetryResult(leftover.name, recorded.file_name, "refused", recorded.id,
+                           recorded.sha256, f"its sidecar, left by retry {recorded.id}, "
+                           f"could not be removed: {exc.strerror or exc}",
+                           f"remove {leftover.path} by hand")
+    return RetryResult(leftover.name, recorded.file_name, "sidecar_removed", recorded.id,
+                       recorded.sha256, reason=reason)

@@ -1,0 +1,58 @@
+"""SQL text both backends share: quoted identifiers and one contract's table names.
+
+Identifiers come only from a `Contract` value and are always quoted; values are always
+bound. Both SQLite and PostgreSQL quote identifiers with double quotes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.contract import Contract
+
+RETRIES_TABLE = "retries"
+DAEMONS_TABLE = "daemons"
+
+
+def q(identifier: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One contract's tables and columns, quoted for SQL."""
+
+    contract: Contract
+
+    @property
+    def fact(self) -> str:
+        return q(self.contract.fact_table)
+
+    @property
+    def ledger(self) -> str:
+        return q(self.contract.ledger_table)
+
+    @property
+    def staging(self) -> str:
+        return q(self.contract.staging_table)
+
+    @property
+    def key(self) -> str:
+        return q(self.contract.key)
+
+    @property
+    def date(self) -> str:
+        return q(self.contract.date_column)
+
+    @property
+    def retries(self) -> str:
+        return q(RETRIES_TABLE)
+
+    @property
+    def daemons(self) -> str:
+        return q(DAEMONS_TABLE)
+
+    def columns(self, names: tuple[str, ...] | None = None, prefix: str = "") -> str:
+        """`"a", "b"` (the contract's columns unless `names`), each after `prefix`."""
+        return ", ".join(prefix + q(n) for n in (names or self.contract.column_names))

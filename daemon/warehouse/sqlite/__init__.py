@@ -1,0 +1,97 @@
+"""The embedded SQLite backend: one database file, one daemon, no server.
+
+`open_warehouse` gives the worker its warehouse (connected, migrated, its start
+recorded, staging files left by a killed run removed); `reading` and `writing` give the
+operator's commands and the page the history and the retry log, translating every
+SQLite error raised in their block into the seam's terms, so that nothing outside this
+package sees `sqlite3`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import structlog
+
+from config.contract import Contract
+from daemon.errors import DatabaseUnavailable
+from daemon.warehouse.api import Folders, WarehouseBusy, WarehouseFault, WarehouseFull
+from daemon.warehouse.sqlite import connection, nodes, schema, staging
+from daemon.warehouse.sqlite.faults import fault_of, translated
+from daemon.warehouse.sqlite.history import SqliteHistory, check_schema
+from daemon.warehouse.sqlite.retry_log import SqliteRetryLog
+from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
+
+log = structlog.get_logger("daemon")
+
+__all__ = ["SqliteWarehouse", "open_warehouse", "reading", "writing"]
+
+
+def open_warehouse(db: Path, contract: Contract, *, busy_timeout_seconds: float, node: str,
+                   folders: Folders) -> SqliteWarehouse:
+    """Connect, migrate, record this start; a `WarehouseFault` to wait out (busy, full);
+    `SchemaMismatch` or `DatabaseUnavailable` to stop on."""
+    try:
+        with translated():
+            conn = connection.connect(db, busy_timeout_seconds)
+            try:
+                schema.init_schema(conn, contract)
+                nodes.record_start(conn, node, folders)
+            except BaseException:
+                conn.close()
+                raise
+    except (WarehouseBusy, WarehouseFull):
+        raise
+    except WarehouseFault as exc:
+        raise DatabaseUnavailable(exc.message, hint="check that the path is writable and "
+                                  "is a SQLite database") from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise DatabaseUnavailable(str(exc), hint="check that the path is writable and is "
+                                  "a SQLite database") from exc
+    for leftover in staging.leftover_files(db):
+        # Scratch of a killed run: holding the lock, no one else uses it.
+        leftover.unlink(missing_ok=True)
+        log.info("staging_leftover_removed", path=str(leftover))
+    return SqliteWarehouse(conn, db, contract)
+
+
+@contextmanager
+def _translating() -> Iterator[None]:
+    """Every SQLite error in the block in the seam's terms: a fault of the environment
+    as its `WarehouseFault`, anything else (not a database, a damaged file) as
+    `DatabaseUnavailable`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        fault = fault_of(exc)
+        if fault is not None:
+            raise fault from exc
+        raise DatabaseUnavailable(str(exc), hint="check that the path is the daemon's "
+                                  "SQLite database and that you may read it") from exc
+
+
+@contextmanager
+def reading(db: Path, contract: Contract,
+            busy_timeout_seconds: float) -> Iterator[SqliteHistory]:
+    """The read-only history of the existing database at `db`, its schema checked."""
+    with _translating(), closing(connection.connect_readonly(db, busy_timeout_seconds)) as conn:
+        history = SqliteHistory(conn, contract)
+        history.schema_version()
+        yield history
+
+
+@contextmanager
+def writing(db: Path, contract: Contract,
+            busy_timeout_seconds: float) -> Iterator[SqliteRetryLog]:
+    """The retry log of the existing database at `db`, migrated to this schema.
+
+    The daemon holds no long write lock, so the busy timeout is all the waiting needed.
+    """
+    with _translating(), closing(connection.connect(db, busy_timeout_seconds,
+                                                    create=False)) as conn:
+        check_schema(conn, contract)
+        schema.init_schema(conn, contract)
+        yield SqliteRetryLog(conn, contract)

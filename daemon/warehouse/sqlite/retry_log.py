@@ -1,0 +1,44 @@
+"""The SQLite retry log: the `retry` command's rows, one per failed file sent back.
+
+Each write is a transaction of its own on a write connection to the daemon's existing
+database (never created here). Whether a sidecar left behind was recorded by a retry is
+the history's question, asked on the same connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from config.contract import Contract
+from daemon.warehouse.api import Retry
+from daemon.warehouse.sql import Tables
+from daemon.warehouse.sqlite.connection import transaction
+from daemon.warehouse.sqlite.history import SqliteHistory
+
+
+class SqliteRetryLog:
+    def __init__(self, conn: sqlite3.Connection, contract: Contract) -> None:
+        self.conn, self.t = conn, Tables(contract)
+
+    def record_retry(self, *, file_name: str, failed_as: str, sha256: str | None,
+                     reason: str | None, sidecar: str | None, requested_by: str | None,
+                     requested_at: str) -> int:
+        with transaction(self.conn):
+            cursor = self.conn.execute(
+                f'INSERT INTO {self.t.retries} ("file_name", "failed_as", "sha256", '
+                '"reason", "sidecar", "requested_by", "requested_at") '
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (file_name, failed_as, sha256, reason, sidecar, requested_by, requested_at))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def forget_retry(self, retry_id: int) -> None:
+        with transaction(self.conn):
+            self.conn.execute(f'DELETE FROM {self.t.retries} WHERE "id" = ?', (retry_id,))
+
+    def retry_of_sidecar(self, failed_as: str,
+                         sidecar: dict[str, object] | None) -> Retry | None:
+        return SqliteHistory(self.conn, self.t.contract).retry_of_sidecar(failed_as, sidecar)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,191 @@
+"""The per-load staging database: one file's rows, bulk-written from Arrow, read by SQL.
+
+Each load stages its file into a fresh private SQLite file beside the database
+(`<db>.staging-XXXXXXXX`), written by the ADBC SQLite driver straight from the file's
+Arrow batches: values are bound in C, never turned into Python objects. The file is
+scratch, rebuilt from the source on any retry, so it is written without a journal or
+fsync. The driver links its own copy of SQLite, and two SQLite libraries holding one
+file open in one process break each other's POSIX locks. So they never share a file
+while it is open: the driver never opens the daemon's database, and it closes the
+staging file before the daemon's own connection attaches it read-only with
+`immutable=1` (no locks taken, no journal opened); the file is deleted once detached.
+This module owns that hand-over and nothing of the checks, the merge or the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import adbc_driver_manager as adbc
+import adbc_driver_sqlite
+import pyarrow as pa
+import structlog
+
+from config import EtlError
+from config.contract import Contract
+from daemon.errors import BadInput
+from daemon.warehouse.api import WarehouseFault
+from daemon.warehouse.sql import q
+from daemon.warehouse.sqlite.connection import uri
+
+log = structlog.get_logger("daemon.staging")
+
+class StagingUnavailable(WarehouseFault):
+    """The private staging file could not be written. The batches are already contract-
+    shaped, so this is a fault of the machine (disk full, permissions, memory), never of
+    the input: the pipeline retries the load and never quarantines the file for it."""
+
+
+class StagingFailed(EtlError):
+    """The driver refused contract-shaped rows for no reason of the machine's: a bug,
+    so the file is set aside with a traceback rather than retried forever."""
+
+
+# SQLite's own words (`sqlite3_errstr`) for faults of the machine. The ADBC driver reports
+# only the message, never the result code, so the words are all there is to go by.
+_MACHINE_FAULTS = ("database or disk is full", "disk I/O error", "out of memory",
+                   "unable to open database file", "attempt to write a readonly database",
+                   "database is locked")
+_TOO_BIG = "string or blob too big"
+
+def _schema(contract: Contract) -> pa.Schema:
+    # Nullable, as the reader's batches are: a null must reach staging to be counted.
+    return pa.schema([pa.field(c.name, c.arrow_type) for c in contract.columns])
+
+
+def _create_sql(contract: Contract) -> str:
+    # No constraints: a null or a repeated key must arrive, to be counted by the checks.
+    columns = ", ".join(f"{q(c.name)} {c.sql_type}" for c in contract.columns)
+    return f"CREATE TABLE {q(contract.staging_table)} ({columns})"
+
+
+def leftover_files(db: Path) -> list[Path]:
+    """Staging files of this database left by a process that was killed mid-load."""
+    return sorted(db.parent.glob(f"{_glob_escape(db.name)}.staging-*"))
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+class _Feed:
+    """Passes batches to the driver and keeps any exception raised while producing them:
+    the driver reports it as its own error, and the input's error is the one that matters.
+
+    Only the source's own errors are kept. A driver that fails mid-stream (a full disk)
+    lets go of the stream, which closes this generator: the `GeneratorExit` thrown in at
+    its `yield` is the driver's doing, not the input's, and kept as the input's error it
+    once escaped the per-file boundary and crashed the worker.
+    """
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self.batches = batches
+        self.error: BaseException | None = None
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        source = iter(self.batches)
+        while True:
+            try:
+                batch = next(source)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                self.error = exc
+                raise
+            self.rows += batch.num_rows
+            yield batch
+
+
+def _execute(conn: adbc.AdbcConnection, sql: str) -> None:
+    with adbc.AdbcStatement(conn) as statement:
+        statement.set_sql_query(sql)
+        statement.execute_update()
+
+
+def _write(path: Path, feed: _Feed, contract: Contract) -> None:
+    # The driver's low-level API: its DB-API layer imports pyarrow.dataset, some 55 MB
+    # of resident memory the daemon does not need.
+    # The connection is in autocommit; the transaction is ours, by SQL.
+    # A URI, not the path: the driver takes text, and a name need not be UTF-8.
+    with adbc_driver_sqlite.connect(uri(path)) as database, \
+            adbc.AdbcConnection(database) as conn:
+        _execute(conn, "PRAGMA journal_mode = OFF")
+        _execute(conn, "PRAGMA synchronous = OFF")
+        _execute(conn, "BEGIN")
+        _execute(conn, _create_sql(contract))
+        with adbc.AdbcStatement(conn) as statement:
+            statement.set_options(**{adbc.INGEST_OPTION_TARGET_TABLE: contract.staging_table,
+                                     adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND})
+            statement.bind_stream(pa.RecordBatchReader.from_batches(_schema(contract),
+                                                                    iter(feed)))
+            statement.execute_update()
+        _execute(conn, "COMMIT")
+
+
+@contextlib.contextmanager
+def staged(db: Path, batches: Iterable[pa.RecordBatch],
+           contract: Contract) -> Iterator[tuple[Path, int]]:
+    """Write `batches` (contract-shaped) into a new staging file beside `db`; yield its
+    path and row count; delete it afterwards, whatever happened.
+
+    An exception raised while producing the batches is re-raised as it was; a failure of
+    the staging file itself is `StagingUnavailable` when the machine is at fault (see
+    `_staging_error` for the rest).
+    """
+    path: Path | None = None
+    feed = _Feed(batches)
+    try:
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"{db.name}.staging-", dir=db.parent)
+            os.close(fd)
+            path = Path(name)
+            _write(path, feed, contract)
+        except (adbc.Error, OSError) as exc:
+            if feed.error is None:
+                raise _staging_error(exc, path or db.parent) from exc
+        if feed.error is not None:
+            # Raised outside the handler, so that it keeps its own cause and context
+            # instead of taking the driver's report of it as its context.
+            raise feed.error
+        assert path is not None
+        yield path, feed.rows
+    finally:
+        if path is not None:
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a staging file; failing that, say so and go on. The load's outcome stands
+    (it may have committed already), and the next start deletes leftovers."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("staging_cleanup_failed", path=str(path), reason=str(exc),
+                    hint="delete the file by hand, or restart the daemon, which does")
+
+
+def _staging_error(exc: adbc.Error | OSError, where: Path) -> EtlError:
+    """What a failure to write the staging file means: the machine's fault (retried), a
+    value too large to store (the file's), or else a bug (the file is set aside)."""
+    reason = _reason(exc)
+    if isinstance(exc, OSError) or any(words in reason for words in _MACHINE_FAULTS):
+        return StagingUnavailable(
+            f"cannot write the staging file {where}: {reason}",
+            hint="free disk space or memory, or make the database's directory "
+            "writable; the file stays in the work directory and is retried")
+    if _TOO_BIG in reason:
+        return BadInput(f"a value or row is too large for SQLite to store: {reason}",
+                        stage="stage", hint="have the producer keep each value and row "
+                        "well under 1 GB, then drop the file again")
+    return StagingFailed(f"the staging database refused the rows: {reason}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+

@@ -1,0 +1,129 @@
+"""The SQLite backend's warehouse: the worker's role of the seam on one database file.
+
+Each file's rows are staged in a private SQLite file (`staging`) attached read-only to
+the daemon's connection; the checks count repeats there, then one transaction writes
+the ledger row, the merge and the counts (`ledger`, `merge`). Every call runs inside
+`faults.translated`, so SQLite's errors of the environment leave as the seam's faults;
+`check_in_place` and `lost` guard against a database file deleted or replaced under the
+open connection (`dbfile`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+
+from config.contract import Contract
+from daemon import clock, crashpoints
+from daemon.warehouse.api import (
+    Claims,
+    Load,
+    LoadRecord,
+    MergeCounts,
+    MergePlan,
+    Recorded,
+    TakenOver,
+    Ticket,
+)
+from daemon.warehouse.sql import Tables
+from daemon.warehouse.sqlite import dbfile, ledger, merge, staging
+from daemon.warehouse.sqlite.connection import attached_staging, transaction
+
+__all__ = ["LocalClaims", "SqliteStaged", "SqliteWarehouse", "attached_staging"]
+from daemon.warehouse.sqlite.faults import translated
+from daemon.warehouse.sqlite.history import SqliteHistory
+
+
+class SqliteStaged:
+    """One file's rows in the attached staging database."""
+
+    def __init__(self, conn: sqlite3.Connection, tables: Tables, rows: int) -> None:
+        self.conn, self.tables, self.rows = conn, tables, rows
+
+    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+        with translated():
+            return merge.surplus_rows(self.conn, self.tables, column, limit)
+
+    def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
+        with translated(), transaction(self.conn):
+            load_id = ledger.record_load(self.conn, self.tables, load, status="processed",
+                                         finished_at=load.started_at)
+            counts = merge.merge(self.conn, self.tables, plan, rows=self.rows,
+                                 loaded_at=clock.utc_now(), load_id=load_id)
+            crashpoints.reached("during_merge")
+            ledger.update_load_counts(self.conn, self.tables, load_id, counts,
+                                      finished_at=clock.utc_now())
+        return counts
+
+
+class SqliteWarehouse:
+    """The worker's warehouse on an open, migrated connection it now owns."""
+
+    def __init__(self, conn: sqlite3.Connection, db: Path, contract: Contract) -> None:
+        self.conn, self.db, self.contract = conn, db, contract
+        self.tables = Tables(contract)
+        self.value_limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        self.where = str(db)
+        self._watch = dbfile.DatabaseWatch(conn, db)
+        self.claims: Claims = LocalClaims()
+
+    def recorded(self, claim: str) -> Recorded | None:
+        with translated():
+            return ledger.recorded_outcome(self.conn, self.tables, claim)
+
+    @contextmanager
+    def staged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[SqliteStaged]:
+        with staging.staged(self.db, batches, self.contract) as (path, rows), \
+                translated(), \
+                attached_staging(self.conn, path, self.contract.staging_table) as staged_rows:
+            if staged_rows != rows:
+                raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
+            yield SqliteStaged(self.conn, self.tables, rows)
+
+    def record_failure(self, load: LoadRecord, *, rows: int | None, error: str,
+                       ticket: Ticket | None = None) -> None:
+        with translated(), transaction(self.conn):
+            # Failed before, by an attempt killed before its quarantine: one row.
+            recorded = (ledger.recorded_outcome(self.conn, self.tables, load.claim)
+                        if load.claim else None)
+            if recorded is None or recorded.status != "failed":
+                ledger.record_load(self.conn, self.tables, load, status="failed",
+                                   finished_at=clock.utc_now(), rows=rows, error=error)
+
+    def check_in_place(self) -> None:
+        dbfile.check_same_file(self.conn)
+
+    def lost(self) -> str | None:
+        self._watch.check()
+        return self._watch.lost
+
+    def last_success(self, now: str) -> Load | None:
+        with translated():
+            return SqliteHistory(self.conn, self.contract).last_success(now)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class LocalClaims:
+    """One daemon per database file: its work directory is its own (claimed by `flock`),
+    so claims need no record, and no other daemon takes its files over."""
+
+    def claimed(self, path: Path) -> Ticket | None:
+        return None
+
+    def released(self, ticket: Ticket) -> None:
+        raise AssertionError("an embedded warehouse hands out no tickets")
+
+    def take_over(self) -> list[TakenOver]:
+        return []
+
+    def beat(self, file_in_hand: str | None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

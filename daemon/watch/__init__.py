@@ -1,0 +1,1 @@
+"""Detection: when a file is taken, and the one worker that takes it."""

@@ -1,0 +1,352 @@
+"""When files are taken: the one worker loop, fed by the observer's hints.
+
+Events are hints (`daemon.observer` records them): the worker sweeps the inbox at
+start-up, rescans it periodically and at once when inotify reports an overflow, and
+resumes files left in the work directory by a crash. Once a second it checks that the
+inbox is still watched, and watches it again (creating it again if it was deleted).
+One worker thread runs every file through the pipeline in name order. Stopping is a
+flag: the file in flight finishes, then the loop returns. This module and
+`daemon.observer` are the only ones that know threads and watchdog.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+
+from config import Settings
+from daemon import clock, files
+from daemon.load.pipeline import Outcome, Pipeline
+from daemon.lock import DirectoryClaims
+from daemon.ops.metrics import OUTCOMES, Metrics
+from daemon.warehouse.api import Warehouse
+from daemon.watch.inbox import Candidate, Inbox
+from daemon.watch.observer import LOST, Hints, InboxObserver
+from daemon.watch.resumes import Resumes
+from daemon.watch.sharing import Heartbeat, take_over
+
+log = structlog.get_logger("daemon.watcher")
+
+RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# The idle worker wakes at least this often, so that its tick says it is alive (see
+# `Watcher.health`) even when the next rescan is an hour away.
+HEARTBEAT_SECONDS = 1.0
+
+
+def claimed_directories(settings: Settings) -> tuple[Path | None, Path]:
+    """The directories one daemon holds for itself: its work directory, and its inbox
+    unless the warehouse is shared, where several daemons may watch one inbox (each
+    claims into its own work directory, and the warehouse's claims say whose is which)."""
+    return (None if settings.shared else settings.inbox), settings.work
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt number `attempt` (from 1), the last step held."""
+    return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
+
+
+class Watcher:
+    """Owns the observer and the worker thread for one inbox."""
+
+    def __init__(self, settings: Settings, warehouse: Warehouse, *, once: bool = False,
+                 claims: DirectoryClaims | None = None) -> None:
+        self.settings = settings
+        self.once = once
+        self.warehouse = warehouse
+        # Why the warehouse may not be written now (SQLite: its path no longer holds the
+        # file the worker writes to), None while it may: no file is taken meanwhile
+        # (checked every turn of the loop).
+        self.database_lost: str | None = None
+        self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
+        self.inbox = Inbox(settings.inbox, settings.settle_seconds)
+        self.hints = Hints()
+        self.stop_requested = threading.Event()
+        # Set once left-over claims are resumed and the inbox swept: from then on, a new
+        # file is found by its event (a seam for a readiness probe, too).
+        self.swept = threading.Event()
+        self.outcomes: Counter[str] = Counter()
+        self.crashed = False
+        # The claimed file the worker is on, None between files.
+        self.current: Path | None = None
+        # When the worker last showed life (monotonic), for `health`: a turn of its loop,
+        # a file begun or ended, a batch of a file staged.
+        self.ticked_at = time.monotonic()
+        # Claimed files waiting for a (re)try, in claim order: when due, attempt count.
+        self._retries: dict[Path, tuple[float, int]] = {}
+        # `once` only: a file had to wait, so this drain takes nothing more.
+        self._held = False
+        # Left-over claims not yet attempted in this run, and the journal of how often
+        # the daemon stopped while loading each (see `daemon.resumes`).
+        self._resumed: set[Path] = set()
+        self.resumes = Resumes(settings.work, settings.max_resumes)
+        self._observer = InboxObserver(settings, self.hints)
+        # The inbox and the work directory, claimed by `prepare` unless the caller has.
+        self.claims = claims or DirectoryClaims(*claimed_directories(settings))
+        self._thread = threading.Thread(target=self._run, name="etl-worker")
+        self._prepared = False
+        # Always collected, served or not: a few counter updates per file (measured in
+        # the report of `make bench-quick`), and one code path with and without --http.
+        last = warehouse.last_success(clock.utc_now())
+        self.metrics = Metrics(settings, self, last.finished_at if last else None)
+        self.heartbeat = Heartbeat(settings, warehouse.claims, lambda: self.current)
+
+    def prepare(self) -> None:
+        """Create the directories and claim the inbox and the work directory; `ConfigError`
+        if they span filesystems, `AlreadyRunning` if another daemon uses one of them.
+        Claims handed in already held mean the caller did both (`daemon.service`)."""
+        if not self.claims.held:
+            files.prepare_directories(self.settings.inbox, self.settings.work,
+                                      self.settings.processed, self.settings.failed)
+            self.claims.acquire()
+        self._prepared = True
+
+    def start(self) -> None:
+        """Start the observer (unless `once`) and the worker thread."""
+        if not self._prepared:
+            self.prepare()
+        if not self.once:
+            self._observer.start()
+        if self.settings.shared:
+            self.heartbeat.start()
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the file in flight; safe from a signal handler."""
+        self.stop_requested.set()
+        self.hints.wake.set()
+
+    def request_rescan(self, reason: str) -> None:
+        """Ask the worker to rescan the inbox now (logged with `reason`)."""
+        self.hints.request_rescan(reason)
+
+    def status(self) -> dict[str, object]:
+        """What the worker is doing, for a `daemon_status` line; safe from any thread."""
+        current = self.current
+        return {"file": files.display_name(current.name) if current else None,
+                "queue_depth": self.queue_depth(), "outcomes": dict(self.tally()),
+                "problems": self.health()}
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the worker to end; True once it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stuck(self) -> list[str]:
+        """What is wrong that a restart would cure: the worker or the observer thread
+        dead, or a worker silent for `stall_seconds`; what the systemd watchdog acts on.
+
+        Safe from any thread. The worker ticks on every turn of its loop (at least every
+        HEARTBEAT_SECONDS when idle), around every file and after each staged batch of
+        one, so a silence longer than `stall_seconds` means it is stuck (or one SQL
+        statement, a merge, took that long).
+        """
+        problems = []
+        silent = time.monotonic() - self.ticked_at
+        if not self._thread.is_alive():
+            problems.append("the worker thread is not running"
+                            + (" (it crashed)" if self.crashed else ""))
+        elif silent > self.settings.stall_seconds:
+            problems.append(f"the worker has not ticked for {silent:.0f} s "
+                            f"(stall_seconds {self.settings.stall_seconds:g})")
+        if not self.once and not self._observer.is_alive():
+            problems.append("the inbox observer is not running")
+        return problems
+
+    def health(self) -> list[str]:
+        """What is wrong now, for /healthz; empty while all is well. `stuck`, and an
+        inbox that is not watched: a restart would not bring that back (the daemon
+        watches it again by itself once it can), so the systemd watchdog ignores it."""
+        problems = self.stuck()
+        if not self.once and self._observer.is_alive():
+            lost = self._observer.watch_lost()
+            if lost is not None:
+                problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
+        if self.database_lost is not None:
+            problems.append(f"the database {self.settings.db} is not the file the daemon "
+                            f"opened ({self.database_lost}): no file is loaded until it is "
+                            "back or the daemon is restarted")
+        return problems
+
+    def tally(self) -> Mapping[str, int]:
+        """Files by outcome so far, as `daemon_stopped` reports them; safe from any thread
+        (single dict look-ups, never an iteration the worker could change under it)."""
+        tally = {outcome: self.outcomes[outcome] for outcome in OUTCOMES}
+        tally["vanished"] += self.inbox.vanished  # detected, then deleted before the claim
+        return tally
+
+    def queue_depth(self) -> int:
+        """Files detected and not yet claimed, and claims waiting for a (re)try."""
+        return len(self.inbox.candidates) + len(self._retries)
+
+    def _tick(self) -> None:
+        self.ticked_at = time.monotonic()
+
+    def join(self) -> None:
+        self._thread.join()
+        self._observer.stop()
+        self.heartbeat.stop()
+        self.claims.release()
+
+    def _run(self) -> None:
+        try:
+            self.loop()
+        except BaseException:
+            # Logged here, not re-raised: the main thread sees `crashed` and exits non-zero.
+            self.crashed = True
+            log.exception("worker_crashed")
+
+    def loop(self) -> None:
+        """Resume, sweep, then take files until stopped (or, with `once`, until drained)."""
+        try:
+            left_over = files.in_claim_order(self.settings.work)
+            # Only of a work directory that could be listed: its journal is in it.
+            unfinished = self.resumes.keep_only(left_over)
+        except OSError as exc:
+            left_over, unfinished = [], {}
+            log.error("work_unavailable", work=str(self.settings.work),
+                      reason=exc.strerror or str(exc),
+                      hint="restore the work directory; files in it are resumed at start-up")
+        # Left-over claims join the retry queue, in claim order, due now: they are loaded
+        # before any new drop, and one that must wait holds back those claimed after it.
+        for path in left_over:
+            # How often the daemon already stopped while loading it: at max_resumes it
+            # is set aside instead of loaded (see `_attempt`).
+            log.info("file_resumed", file=files.display_name(path.name),
+                     unfinished_attempts=unfinished.get(path.name, 0),
+                     max_resumes=self.settings.max_resumes)
+            self._retries[path] = (0.0, 0)
+        self._resumed.update(left_over)
+        self._take_over()
+        swept = self.inbox.scan("sweep")
+        self._detected(swept)
+        # From here on a new file is found by its event (or a rescan): the daemon is ready.
+        log.info("inbox_swept", found=len(swept), resumed=len(left_over))
+        self.swept.set()
+        next_rescan = time.monotonic() + self.settings.rescan_seconds
+        next_watch_check = time.monotonic() + HEARTBEAT_SECONDS
+        while not self.stop_requested.is_set():
+            self.ticked_at = time.monotonic()
+            rewatched = False
+            if not self.once and self.ticked_at >= next_watch_check:
+                rewatched = self._observer.keep_watching()
+                if rewatched:
+                    self.claims.reclaim_inbox()
+                next_watch_check = self.ticked_at + HEARTBEAT_SECONDS
+            items, asked = self.hints.drain()
+            for item, hint in items:
+                candidate = self.inbox.note(Path(item), hint, "event")
+                self._detected([candidate] if candidate else [])
+            if asked or rewatched or time.monotonic() >= next_rescan:
+                found = self.inbox.scan("rescan")
+                if found or asked or rewatched:
+                    log.info("inbox_rescanned", found=len(found),
+                             reason=asked or ("rewatched" if rewatched else "periodic"))
+                self._detected(found)
+                self._take_over()
+                next_rescan = time.monotonic() + self.settings.rescan_seconds
+            self.database_lost = self.warehouse.lost()
+            if self.database_lost is not None:
+                if self.once:
+                    return  # a drain cannot go on; the exit code says so
+                self.hints.wake.wait(HEARTBEAT_SECONDS)
+                self.hints.wake.clear()
+                continue
+            did_work, wait = self._take_due()
+            if did_work:
+                continue
+            if self.once and (self._held or not (self.inbox.candidates or self._retries)):
+                return
+            deadline = min([next_rescan, *(due for due, _ in self._retries.values())])
+            timeout = deadline - time.monotonic()
+            if wait is not None:
+                timeout = min(timeout, wait)
+            self.hints.wake.wait(min(max(0.0, timeout), HEARTBEAT_SECONDS))
+            self.hints.wake.clear()
+
+    def _take_over(self) -> None:
+        """Files of dead daemons sharing the warehouse join the retry queue, due now."""
+        if not self.settings.shared:
+            return
+        for file in take_over(self.warehouse.claims):
+            if file.ticket is not None:
+                self.pipeline.tickets[file.path] = file.ticket
+            self._retries.setdefault(file.path, (0.0, 0))
+
+    def _take_due(self) -> tuple[bool, float | None]:
+        """Run due retries and complete inbox files; say whether any ran, and how long
+        until the next inbox file may be complete."""
+        # Strictly in claim order (the queue's insertion order): only its head may run,
+        # so a file that waits holds back every file claimed after it.
+        ran = False
+        while self._retries and not self._held:
+            path, (at, _) = next(iter(self._retries.items()))
+            if self.stop_requested.is_set():
+                return True, None
+            if at > time.monotonic():
+                break
+            self._process(path)
+            ran = True
+        if self._retries or self._held:
+            # While an environmental fault lasts, later drops wait: loaded first, they
+            # could be overwritten by an older drop of the same day once it is retried.
+            return ran, None
+        ready, wait = self.inbox.due()
+        for path in ready:
+            if self.stop_requested.is_set():
+                break
+            self.inbox.taken(path)
+            claim = self.pipeline.claim(path)
+            if claim.status == "claimed":
+                self._process(claim.path)
+                if self._retries or self._held:
+                    break  # the later ready files wait behind it, in the inbox
+            else:
+                self.outcomes[claim.status] += 1
+        return bool(ran or ready), wait
+
+    def _process(self, claimed: Path) -> None:
+        """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
+        self.ticked_at = time.monotonic()
+        self.current = claimed
+        _, attempts = self._retries.get(claimed, (0.0, 0))
+        # Decided before the attempt, so that its retry line can say when the next one is;
+        # a drain does not retry (see below).
+        delay = None if self.once else retry_delay(attempts + 1)
+        started = time.perf_counter()
+        outcome = self._attempt(claimed, attempts + 1, delay)
+        self.current = None
+        self.ticked_at = time.monotonic()
+        self.outcomes[outcome.status] += 1
+        self.metrics.file_done(outcome.status, time.perf_counter() - started, outcome.counts)
+        if outcome.status != "retry":
+            self._retries.pop(claimed, None)
+            return
+        if delay is None:
+            # A drain must end: the file stays in the work directory for the next run,
+            # and so do the claims behind it and the drops still in the inbox, so that
+            # none of them is applied before it.
+            self._held = True
+            return
+        self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
+
+    def _attempt(self, claimed: Path, attempt: int, delay: float | None) -> Outcome:
+        """One attempt at a claimed file; a resumed one is written down first, and set
+        aside unread if the daemon stopped while loading it every time it was resumed."""
+        if claimed not in self._resumed:
+            return self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay)
+        self._resumed.discard(claimed)
+        outcome = self.pipeline.process(claimed, attempt=attempt, retry_in_seconds=delay,
+                                        stopped_on=self.resumes.begin(claimed))
+        self.resumes.ended(claimed)
+        return outcome
+
+    def _detected(self, found: list[Candidate]) -> None:
+        for candidate in found:
+            log.info("file_detected", file=files.display_name(candidate.path.name),
+                     found_by=candidate.found_by)
+            self.metrics.detected(candidate.found_by)

@@ -1,0 +1,85 @@
+"""The dependency arrows of the tree, held: who may import whom.
+
+Read from the source with `ast` (nothing is imported): `generator` and `daemon` never
+import each other; only a backend's own package imports its database driver; the
+per-file load never imports operations, detection or the process; the warehouse
+imports none of the packages that use it; nothing imports the process (`daemon.app`)
+but the entry points; the proving tools are never imported by the product.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVERS = {"sqlite3": "daemon.warehouse.sqlite", "adbc_driver_sqlite": "daemon.warehouse.sqlite",
+           "adbc_driver_manager": "daemon.warehouse.sqlite",
+           "psycopg": "daemon.warehouse.postgresql", "pgpq": "daemon.warehouse.postgresql"}
+# (importer's package, packages it must never import)
+FORBIDDEN = [
+    ("daemon", ("generator", "tools", "tests")),
+    ("generator", ("daemon", "tools", "tests")),
+    ("config", ("daemon", "generator", "tools")),
+    ("daemon.load", ("daemon.ops", "daemon.watch", "daemon.app")),
+    ("daemon.warehouse", ("daemon.load", "daemon.watch", "daemon.ops", "daemon.app")),
+    ("daemon.ops", ("daemon.watch", "daemon.load", "daemon.app")),
+    ("daemon.watch", ("daemon.app",)),
+    ("daemon.warehouse.sqlite", ("daemon.warehouse.postgresql",)),
+    ("daemon.warehouse.postgresql", ("daemon.warehouse.sqlite",)),
+]
+ENTRY_POINTS = {"daemon.__main__", "daemon.app"}
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for top in ("daemon", "generator", "config"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def test_the_tree_is_read() -> None:
+    names = dict(modules())
+    assert {"daemon.warehouse.api", "daemon.warehouse.sqlite.warehouse", "daemon.load.pipeline",
+            "daemon.watch.watcher", "daemon.ops.server", "daemon.app.service"} <= set(names)
+
+
+@pytest.mark.parametrize(("module", "path"), list(modules()), ids=lambda v: str(v))
+def test_imports_follow_the_arrows(module: str, path: Path) -> None:
+    wrong = []
+    for name in imports(path):
+        for driver, owner in DRIVERS.items():
+            if within(name, driver) and not within(module, owner):
+                wrong.append(f"{name}: only {owner} imports the {driver} driver")
+        for importer, banned in FORBIDDEN:
+            if within(module, importer):
+                wrong += [f"{name}: {importer} never imports {b}" for b in banned
+                          if within(name, b)]
+        if within(name, "daemon.app") and not any(within(module, e) for e in ENTRY_POINTS):
+            wrong.append(f"{name}: nothing imports the process but its entry points")
+    assert not wrong, f"{module} breaks the import rules: {wrong}"
+
+
+def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> None:
+    stray = tmp_path / "stray.py"
+    stray.write_text("import sqlite3\nfrom daemon.ops import server\n")
+    assert {"sqlite3", "daemon.ops", "daemon.ops.server"} <= imports(stray)
+    assert not within("daemon.load.pipeline", DRIVERS["sqlite3"])
