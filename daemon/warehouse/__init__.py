@@ -20,11 +20,11 @@ def open_warehouse(settings: Settings, folders: Folders) -> Warehouse:
     `WarehouseFault` the caller may wait out, or `SchemaMismatch` /
     `DatabaseUnavailable` to stop on."""
     if isinstance(settings.db, PostgresUrl):
-        from daemon.warehouse import postgresql
+        import daemon.warehouse.postgresql as postgresql
 
         return postgresql.open_warehouse(settings.db, settings.contract, settings=settings,
                                          folders=folders)
-    from daemon.warehouse import sqlite
+    import daemon.warehouse.sqlite as sqlite
 
     return sqlite.open_warehouse(settings.db, settings.contract, node=settings.node,
                                  busy_timeout_seconds=settings.busy_timeout_seconds,
@@ -36,13 +36,13 @@ def reading(settings: Settings) -> Iterator[History]:
     """The read-only history; never creates a database. Errors raised in the block leave
     it as `WarehouseFault`, `DatabaseUnavailable` or `SchemaMismatch`."""
     if isinstance(settings.db, PostgresUrl):
-        from daemon.warehouse import postgresql
+        import daemon.warehouse.postgresql as postgresql
 
         with postgresql.reading(settings.db, settings.contract,
                                 settings.busy_timeout_seconds) as history:
             yield history
         return
-    from daemon.warehouse import sqlite
+    import daemon.warehouse.sqlite as sqlite
 
     with sqlite.reading(settings.db, settings.contract,
                         settings.busy_timeout_seconds) as history:
@@ -53,13 +53,13 @@ def reading(settings: Settings) -> Iterator[History]:
 def writing(settings: Settings) -> Iterator[RetryLog]:
     """The retry log of the existing warehouse, migrated to this schema."""
     if isinstance(settings.db, PostgresUrl):
-        from daemon.warehouse import postgresql
+        import daemon.warehouse.postgresql as postgresql
 
         with postgresql.writing(settings.db, settings.contract,
                                 settings.busy_timeout_seconds) as log:
             yield log
         return
-    from daemon.warehouse import sqlite
+    import daemon.warehouse.sqlite as sqlite
 
     with sqlite.writing(settings.db, settings.contract,
                         settings.busy_timeout_seconds) as log:

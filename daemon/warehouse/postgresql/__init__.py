@@ -1,35 +1,96 @@
-"""The PostgreSQL backend (being built): until it lands, a URL is refused clearly."""
+"""The PostgreSQL backend: one warehouse on a server, shared by several daemons.
+
+`open_warehouse` connects (a server out of reach is `WarehouseUnavailable`, which the
+daemon waits out), migrates, records this start (one daemon per node) and takes back the
+claims a killed run of this node left; `reading` and `writing` give the commands and the
+page the history and the retry log, translating every driver error raised in their
+block into the seam's terms, so that nothing outside this package sees psycopg.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from pathlib import Path
+
+import psycopg
 
 from config import Settings
 from config.contract import Contract
 from config.database import PostgresUrl
 from daemon.errors import DatabaseUnavailable
-from daemon.warehouse.api import Folders, History, RetryLog
+from daemon.warehouse.api import Folders
+from daemon.warehouse.postgresql import nodes, schema
+from daemon.warehouse.postgresql.claims import PostgresClaims
+from daemon.warehouse.postgresql.connection import connect
+from daemon.warehouse.postgresql.faults import fault_of, translated
+from daemon.warehouse.postgresql.history import PostgresHistory
+from daemon.warehouse.postgresql.retry_log import PostgresRetryLog
+from daemon.warehouse.postgresql.warehouse import PostgresWarehouse
 
-
-def _refuse(url: PostgresUrl) -> NoReturn:
-    raise DatabaseUnavailable(f"{url}: the PostgreSQL backend is not in this build yet",
-                              hint="give --db a SQLite file path")
+__all__ = ["PostgresWarehouse", "open_warehouse", "reading", "writing"]
 
 
 def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
-                   folders: Folders) -> NoReturn:
-    _refuse(url)
+                   folders: Folders) -> PostgresWarehouse:
+    """Connect, migrate, record this start; a `WarehouseFault` to wait out, or
+    `SchemaMismatch`, `AlreadyRunning` or `DatabaseUnavailable` to stop on."""
+    claims = PostgresClaims(url, settings.busy_timeout_seconds, node=settings.node,
+                            work=Path(folders.work), lease_seconds=settings.lease_seconds)
+    try:
+        with _translating():
+            conn = connect(url, settings.busy_timeout_seconds)
+            try:
+                schema.migrate(conn, contract)
+                nodes.record_start(conn, settings.node, folders, owner=claims.owner,
+                                   lease_seconds=settings.lease_seconds)
+                claims.take_back()
+            except BaseException:
+                conn.close()
+                raise
+    except BaseException:
+        claims.close()
+        raise
+    return PostgresWarehouse(url, contract, settings.busy_timeout_seconds, claims, conn)
 
 
 @contextmanager
-def reading(url: PostgresUrl, contract: Contract, timeout: float) -> Iterator[History]:
-    _refuse(url)
-    yield
+def _translating() -> Iterator[None]:
+    """Every driver error in the block in the seam's terms: a fault of the environment as
+    its `WarehouseFault`, anything else (no such database, a refused login) as
+    `DatabaseUnavailable`."""
+    try:
+        with translated():
+            yield
+    except psycopg.Error as exc:
+        fault = fault_of(exc)
+        if fault is not None:  # pragma: no cover (translated() raised it already)
+            raise fault from exc
+        words = str(exc).strip().splitlines()
+        raise DatabaseUnavailable(words[0] if words else type(exc).__name__,
+                                  hint="check the database URL, the user's rights on "
+                                  "it, and that the database exists") from exc
 
 
 @contextmanager
-def writing(url: PostgresUrl, contract: Contract, timeout: float) -> Iterator[RetryLog]:
-    _refuse(url)
-    yield
+def reading(url: PostgresUrl, contract: Contract,
+            busy_timeout_seconds: float) -> Iterator[PostgresHistory]:
+    """The read-only history of the warehouse, its schema checked."""
+    with _translating():
+        conn = connect(url, busy_timeout_seconds, read_only=True)
+        with conn:
+            history = PostgresHistory(conn, contract)
+            history.schema_version()
+            yield history
+
+
+@contextmanager
+def writing(url: PostgresUrl, contract: Contract,
+            busy_timeout_seconds: float) -> Iterator[PostgresRetryLog]:
+    """The retry log of the existing warehouse, migrated to this schema."""
+    with _translating():
+        conn = connect(url, busy_timeout_seconds)
+        with conn:
+            schema.check(conn, contract)
+            schema.migrate(conn, contract)
+            yield PostgresRetryLog(conn, contract)

@@ -1,0 +1,175 @@
+"""Claims shared by daemons on one PostgreSQL warehouse: leases, fences, take-over.
+
+A daemon renames a file from the shared inbox into its own work directory (the rename
+decides between daemons racing for it), then records the claim: a `claims` row with
+this process's owner (unique per start), a fence, and a lease ending at the database's
+`now()` plus `lease_seconds`. `beat` renews the leases and the node's heartbeat; the
+load's commit renews the file's lease only while it is still live and the fence
+unchanged (`renew_in`), so a daemon whose lease ran out can not commit. `take_over`
+gives the files of daemons whose leases ran out to this one: under the dead daemon's
+work-directory lock (a live daemon holds its own), one statement bumps their fences and
+makes this daemon their owner; the files are moved into this daemon's work directory,
+and files its claims never recorded (it died between rename and record) are claimed too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from config.database import PostgresUrl
+from daemon import files
+from daemon.errors import AlreadyRunning
+from daemon.lock import DirectoryClaim
+from daemon.warehouse.api import ClaimLost, TakenOver, Ticket
+from daemon.warehouse.postgresql.connection import Connection, connect, stmt, usable
+from daemon.warehouse.postgresql.faults import translated
+from daemon.warehouse.postgresql.schema import CLAIMS_TABLE
+from daemon.warehouse.sql import DAEMONS_TABLE, q
+
+CLAIMS, DAEMONS = q(CLAIMS_TABLE), q(DAEMONS_TABLE)
+
+
+class PostgresClaims:
+    """This process's claims, on a session of their own (the heartbeat's thread and the
+    worker share it; psycopg serialises them, and every statement is short)."""
+
+    def __init__(self, url: PostgresUrl, busy_timeout_seconds: float, *, node: str,
+                 work: Path, lease_seconds: float) -> None:
+        self.url, self.timeout = url, busy_timeout_seconds
+        self.node, self.work, self.lease = node, work, lease_seconds
+        self.owner = f"{node}:{uuid.uuid4()}"
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if not usable(self._conn):
+            with translated():
+                self._conn = connect(self.url, self.timeout)
+        assert self._conn is not None
+        return self._conn
+
+    def _lease(self) -> str:
+        return f"{self.lease} seconds"
+
+    def take_back(self) -> None:
+        """At start, holding this node's work directory: the claims a killed run of this
+        node left are this process's now (nobody else may take them meanwhile)."""
+        with translated():
+            self.conn.execute(stmt(
+                f'UPDATE {CLAIMS} SET "owner" = %s, "fence" = "fence" + 1, '
+                '"lease_until" = now() + %s::interval WHERE "node" = %s'),
+                (self.owner, self._lease(), self.node))
+
+    def claimed(self, path: Path) -> Ticket | None:
+        with translated():
+            row = self.conn.execute(stmt(
+                f'INSERT INTO {CLAIMS} AS c ("node", "name", "owner", "fence", "lease_until", '
+                '"claimed_at") VALUES (%s, %s, %s, 1, now() + %s::interval, now()) '
+                'ON CONFLICT ("node", "name") DO UPDATE SET "owner" = EXCLUDED."owner", '
+                '"fence" = c."fence" + 1, "lease_until" = EXCLUDED."lease_until" '
+                'WHERE c."owner" = EXCLUDED."owner" OR c."lease_until" < now() '
+                'RETURNING "id", "fence"'),
+                (self.node, path.name, self.owner, self._lease())).fetchone()
+        if row is None:
+            raise ClaimLost(f"another daemon holds a live claim on {path.name}",
+                            hint="it is retried once that claim lapses")
+        return Ticket(int(str(row[0])), int(str(row[1])))
+
+    def renew_in(self, conn: Connection, ticket: Ticket) -> bool:
+        """On `conn`, in the load's transaction: renew the lease of `ticket` if it is
+        still this process's and live; whether it was."""
+        row = conn.execute(stmt(
+            f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval WHERE "id" = %s '
+            'AND "owner" = %s AND "fence" = %s AND "lease_until" > now() RETURNING "id"'),
+            (self._lease(), ticket.id, self.owner, ticket.fence)).fetchone()
+        return row is not None
+
+    def released(self, ticket: Ticket) -> None:
+        with translated():
+            self.conn.execute(stmt(f'DELETE FROM {CLAIMS} WHERE "id" = %s AND "owner" = %s'),
+                              (ticket.id, self.owner))
+
+    def beat(self, file_in_hand: str | None) -> None:
+        with translated(), self.conn.transaction():
+            self.conn.execute(stmt(
+                f'UPDATE {DAEMONS} SET "heartbeat_at" = now(), "lease_until" = now() + '
+                '%s::interval, "file_in_hand" = %s WHERE "node" = %s AND "owner" = %s'),
+                (self._lease(), file_in_hand, self.node, self.owner))
+            self.conn.execute(stmt(
+                f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval '
+                'WHERE "owner" = %s'), (self._lease(), self.owner))
+
+    def take_over(self) -> list[TakenOver]:
+        with translated():
+            dead = self.conn.execute(stmt(
+                f'SELECT "node", "work" FROM {DAEMONS} WHERE "node" <> %s AND '
+                '("lease_until" IS NULL OR "lease_until" < now()) ORDER BY "node"'),
+                (self.node,)).fetchall()
+        taken: list[TakenOver] = []
+        for node, work in dead:
+            directory = Path(str(work))
+            if not directory.is_dir():
+                continue
+            lock = DirectoryClaim(directory, f"the work directory of node {node}", hint="")
+            try:
+                lock.acquire()
+            except (AlreadyRunning, OSError):
+                continue  # alive after all (its own lock), or being taken by another
+            try:
+                taken += self._take_from(str(node), directory)
+            finally:
+                lock.release()
+        return taken
+
+    def _take_from(self, node: str, directory: Path) -> list[TakenOver]:
+        with translated():
+            rows = {str(name): Ticket(int(str(i)), int(str(f))) for i, name, f in
+                    self.conn.execute(stmt(
+                        f'UPDATE {CLAIMS} SET "owner" = %s, "fence" = "fence" + 1, '
+                        '"lease_until" = now() + %s::interval WHERE "node" = %s '
+                        'AND "lease_until" < now() RETURNING "id", "name", "fence"'),
+                        (self.owner, self._lease(), node))}
+            recorded = {str(n) for n, in self.conn.execute(
+                stmt(f'SELECT "name" FROM {CLAIMS} WHERE "node" = %s'), (node,))}
+        taken = []
+        for path in files.in_claim_order(directory):
+            ticket = rows.pop(path.name, None)
+            if ticket is None and path.name not in recorded:
+                ticket = self._orphan(node, path.name)  # its daemon died before recording
+            if ticket is None:
+                continue  # a live claim of another daemon's
+            moved = files.move_unique(path, self.work)
+            with translated():
+                self.conn.execute(stmt(f'UPDATE {CLAIMS} SET "node" = %s, "name" = %s '
+                                       'WHERE "id" = %s AND "owner" = %s'),
+                                  (self.node, moved.name, ticket.id, self.owner))
+            taken.append(TakenOver(moved, node, ticket))
+        for gone in rows.values():  # archived before its daemon could forget the claim
+            self.released(gone)
+        return taken
+
+    def _orphan(self, node: str, name: str) -> Ticket | None:
+        with translated():
+            row = self.conn.execute(stmt(
+                f'INSERT INTO {CLAIMS} ("node", "name", "owner", "fence", "lease_until", '
+                '"claimed_at") VALUES (%s, %s, %s, 1, now() + %s::interval, now()) '
+                'ON CONFLICT ("node", "name") DO NOTHING RETURNING "id", "fence"'),
+                (node, name, self.owner, self._lease())).fetchone()
+        return None if row is None else Ticket(int(str(row[0])), int(str(row[1])))
+
+    def close(self) -> None:
+        """Let go: this process's claims and heartbeat lapse now, so that another daemon
+        may take over at once what this one leaves claimed."""
+        if usable(self._conn):
+            assert self._conn is not None
+            try:
+                with translated(), self._conn.transaction():
+                    self._conn.execute(stmt(f'UPDATE {CLAIMS} SET "lease_until" = now() '
+                                            'WHERE "owner" = %s'), (self.owner,))
+                    self._conn.execute(stmt(
+                        f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL '
+                        'WHERE "node" = %s AND "owner" = %s'), (self.node, self.owner))
+            except Exception:  # noqa: S110 (stopping: the leases lapse anyway)
+                pass
+            self._conn.close()

@@ -1,0 +1,62 @@
+"""The PostgreSQL connection: the one factory and the one transaction context manager.
+
+Connections run in autocommit, and every write is an explicit transaction
+(`transaction`), as the SQLite backend's are. Each session names itself
+(`application_name`, seen in `pg_stat_activity`), waits at most the busy timeout for a
+lock (`lock_timeout`: a lock held longer is `WarehouseBusy`, retried, rather than a
+worker blocked behind a long `ALTER` or a forgotten `psql` session), and keeps its
+statements from running unbounded (`idle_in_transaction_session_timeout`). A
+connection failure is raised as the driver's error; `faults` translates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from config.database import PostgresUrl
+
+Connection = psycopg.Connection[tuple[object, ...]]
+APPLICATION = "filedrop-etl"
+# A session left inside a transaction this long (a worker killed mid-load without the
+# socket closing, say) is ended by the server, releasing its locks.
+IDLE_IN_TRANSACTION_MS = 10 * 60 * 1000
+
+
+def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
+            read_only: bool = False) -> Connection:
+    """The one way this project opens a PostgreSQL session."""
+    conn = psycopg.connect(url.url, autocommit=True, application_name=APPLICATION,
+                           connect_timeout=max(2, round(busy_timeout_seconds)))
+    try:
+        # Integers the daemon computed, not input: SET takes no bound parameters.
+        conn.execute(stmt(f"SET lock_timeout = {max(1, round(busy_timeout_seconds * 1000))}"))
+        conn.execute(stmt(f"SET idle_in_transaction_session_timeout = "
+                          f"{IDLE_IN_TRANSACTION_MS}"))
+        conn.execute("SET TIME ZONE 'UTC'")
+        if read_only:
+            conn.execute("SET default_transaction_read_only = on")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """BEGIN ... COMMIT; ROLLBACK and re-raise on any exception."""
+    with conn.transaction():
+        yield conn
+
+
+def stmt(text: str) -> bytes:
+    """SQL text for psycopg, whose types admit only literal strings: ours is assembled
+    from quoted identifiers of the contract, and every value is bound."""
+    return text.encode()
+
+
+def usable(conn: Connection | None) -> bool:
+    """Whether a session can still be used (not closed, not broken by a lost server)."""
+    return conn is not None and not conn.closed and not conn.broken

@@ -1,0 +1,74 @@
+"""PostgreSQL's errors, translated at the backend's boundary into the seam's faults.
+
+One table, by SQLSTATE class and condition: a lock that could not be had in time, a
+deadlock or a serialisation failure is `WarehouseBusy`; no disk (53100), memory
+(53200) or other resources (class 53) is `WarehouseFull`; a server out of reach, shut
+down, restarting or terminating the session (class 08, 57P01-57P03, a closed
+connection) is `WarehouseUnavailable`. Each keeps the server's words as its message and
+the driver's error as its cause; anything else passes through (terminal). libpq never
+puts a password in its messages, and this module adds none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors
+
+from daemon.warehouse.api import (
+    WarehouseBusy,
+    WarehouseFault,
+    WarehouseFull,
+    WarehouseUnavailable,
+)
+
+# Most specific first: most of these are `OperationalError`s too.
+_FAULTS: tuple[tuple[tuple[type[Exception], ...], type[WarehouseFault]], ...] = (
+    ((errors.LockNotAvailable, errors.DeadlockDetected, errors.SerializationFailure,
+      errors.QueryCanceled), WarehouseBusy),
+    ((errors.InsufficientResources, errors.DiskFull, errors.OutOfMemory,
+      errors.TooManyConnections), WarehouseFull),
+    ((errors.AdminShutdown, errors.CrashShutdown, errors.CannotConnectNow,
+      errors.ReadOnlySqlTransaction, errors.ConnectionException, psycopg.InterfaceError),
+     WarehouseUnavailable),
+)
+HINTS: dict[type[WarehouseFault], str] = {
+    WarehouseBusy: "another session holds a lock the load needs (a long query, a "
+    "migration, a psql session left in a transaction?); it is retried",
+    WarehouseFull: "the server is out of disk, memory or connections; free them",
+    WarehouseUnavailable: "the server is out of reach or restarting; check that it runs "
+    "and that this host may connect",
+}
+
+
+def fault_of(exc: BaseException) -> WarehouseFault | None:
+    """The seam's fault for a PostgreSQL error of the environment; None for any other."""
+    if not isinstance(exc, psycopg.Error):
+        return None
+    for kinds, fault in _FAULTS:
+        # libpq's own failures (refused, reset, closed) carry no SQLSTATE at all.
+        lost = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+        if isinstance(exc, kinds) or (lost and fault is WarehouseUnavailable):
+            made = fault(_words(exc), hint=HINTS[fault])
+            made.driver_error = type(exc).__name__
+            return made
+    return None
+
+
+def _words(exc: psycopg.Error) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Run a block, raising a PostgreSQL error of the environment as its fault."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        fault = fault_of(exc)
+        if fault is None:
+            raise
+        raise fault from exc

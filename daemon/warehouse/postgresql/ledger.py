@@ -1,0 +1,47 @@
+"""The PostgreSQL ledger: one `load_history` row per attempt, and its word on a claim.
+
+As SQLite's: a successful load's row is written in the load's own transaction, with
+zero counts filled in before the commit; a failed attempt's in one of its own. Times go
+in as the ledger's ISO text, cast to `timestamptz`; the run date as `date`.
+"""
+
+from __future__ import annotations
+
+from daemon.warehouse.api import LoadRecord, MergeCounts, Recorded
+from daemon.warehouse.postgresql.connection import Connection, stmt
+from daemon.warehouse.sql import Tables
+
+
+def record_load(conn: Connection, tables: Tables, load: LoadRecord, *, status: str,
+                finished_at: str, rows: int | None = None, error: str | None = None) -> int:
+    """Insert one `load_history` row with zero change counts; its id."""
+    row = conn.execute(stmt(
+        f'INSERT INTO {tables.ledger} ("file_name", "sha256", "bytes", "status", '
+        '"write_mode", "run_date", "rows", "error", "started_at", "finished_at", "claim") '
+        "VALUES (%s, %s, %s, %s, %s, %s::date, %s, %s, %s::timestamptz, %s::timestamptz, %s) "
+        'RETURNING "id"'),
+        (load.file_name, load.sha256, load.bytes, status, load.write_mode, load.run_date,
+         rows, error, load.started_at, finished_at, load.claim)).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def update_load_counts(conn: Connection, tables: Tables, load_id: int, counts: MergeCounts,
+                       finished_at: str) -> None:
+    conn.execute(stmt(
+        f'UPDATE {tables.ledger} SET "rows" = %s, "inserted" = %s, "updated" = %s, '
+        '"unchanged" = %s, "deleted" = %s, "finished_at" = %s::timestamptz WHERE "id" = %s'),
+        (counts.rows, counts.inserted, counts.updated, counts.unchanged, counts.deleted,
+         finished_at, load_id))
+
+
+def recorded_outcome(conn: Connection, tables: Tables, claim: str) -> Recorded | None:
+    """The latest ledger status and counts recorded for one claim of a file, if any."""
+    row = conn.execute(stmt(
+        'SELECT "status", "rows", "inserted", "updated", "unchanged", "deleted" '
+        f'FROM {tables.ledger} WHERE "claim" = %s ORDER BY "id" DESC LIMIT 1'),
+        (claim,)).fetchone()
+    if row is None:
+        return None
+    status, *counts = row
+    return Recorded(str(status), MergeCounts(*(int(str(c or 0)) for c in counts)))

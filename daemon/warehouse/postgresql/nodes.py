@@ -1,0 +1,51 @@
+"""The daemons (nodes) working on this PostgreSQL warehouse: where each keeps its folders.
+
+At its start a daemon records, under its node's name, its pid, its folders (as SQLite's
+`daemons` table keeps them) and, here, its owner (unique per start) and a lease its
+heartbeat renews. One daemon per node: a node whose lease is still live elsewhere (another
+work directory: not a killed run of this one, whose work directory this start now holds)
+refuses the start, as a second daemon on one SQLite file is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from daemon.errors import AlreadyRunning
+from daemon.warehouse.api import Folders
+from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from daemon.warehouse.sql import DAEMONS_TABLE, q
+
+DAEMONS = q(DAEMONS_TABLE)
+
+
+def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
+                 lease_seconds: float) -> None:
+    """Record this daemon's start; `AlreadyRunning` if the node is live elsewhere."""
+    with transaction(conn):
+        row = conn.execute(stmt(
+            f'INSERT INTO {DAEMONS} AS d ("node", "pid", "started_at", "inbox", "work", '
+            '"processed", "failed", "created", "owner", "heartbeat_at", "lease_until") '
+            "VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, now(), now() + %s::interval) "
+            'ON CONFLICT ("node") DO UPDATE SET "pid" = EXCLUDED."pid", '
+            '"started_at" = EXCLUDED."started_at", "inbox" = EXCLUDED."inbox", '
+            '"work" = EXCLUDED."work", "processed" = EXCLUDED."processed", '
+            '"failed" = EXCLUDED."failed", "created" = EXCLUDED."created", '
+            '"owner" = EXCLUDED."owner", "heartbeat_at" = EXCLUDED."heartbeat_at", '
+            '"lease_until" = EXCLUDED."lease_until", "file_in_hand" = NULL '
+            'WHERE d."lease_until" IS NULL OR d."lease_until" < now() '
+            'OR d."work" = EXCLUDED."work" '
+            'RETURNING "node"'),
+            (node, os.getpid(), folders.inbox, folders.work, folders.processed,
+             folders.failed, json.dumps(folders.created), owner,
+             f"{lease_seconds} seconds")).fetchone()
+        if row is None:
+            held = conn.execute(stmt(
+                f'SELECT "pid", "work", "heartbeat_at" FROM {DAEMONS} WHERE "node" = %s'),
+                (node,)).fetchone()
+            pid, work, beat = held if held else ("?", "?", "?")
+            raise AlreadyRunning(
+                f"node {node} is already running elsewhere (pid {pid}, work directory "
+                f"{work}, last heartbeat {beat})",
+                hint="give each daemon its own --node (ETL_NODE), or stop that one first")

@@ -1,0 +1,151 @@
+"""The PostgreSQL backend's warehouse: the worker's role of the seam on a server.
+
+`staged` opens the file's one transaction on the worker's session and streams the rows
+in (`staging`); `commit` checks that this daemon still holds the file's claim (the fence,
+on the database's clock, extending the lease for the archive that follows), takes the
+run date's advisory lock, writes the ledger row, merges and commits. Every call runs
+inside `faults.translated`; a session the server lost is opened again on the next call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import pyarrow as pa
+
+from config.contract import Contract
+from config.database import PostgresUrl
+from daemon import clock, crashpoints
+from daemon.warehouse.api import (
+    ClaimLost,
+    Claims,
+    Load,
+    LoadRecord,
+    MergeCounts,
+    MergePlan,
+    Recorded,
+    Ticket,
+)
+from daemon.warehouse.postgresql import ledger, merge, staging
+from daemon.warehouse.postgresql.claims import PostgresClaims
+from daemon.warehouse.postgresql.connection import Connection, connect, usable
+from daemon.warehouse.postgresql.faults import translated
+from daemon.warehouse.postgresql.history import PostgresHistory
+from daemon.warehouse.postgresql.schema import LOCK_SPACE
+from daemon.warehouse.sql import Tables
+
+# PostgreSQL stores at most 1 GB in one field.
+VALUE_LIMIT = (1 << 30) - 1
+
+
+class PostgresStaged:
+    """One file's rows in the session's staging table, its transaction open."""
+
+    def __init__(self, owner: PostgresWarehouse, rows: int) -> None:
+        self.owner, self.rows = owner, rows
+        self.committed = False
+
+    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+        with translated():
+            return merge.surplus_rows(self.owner.conn, column, limit)
+
+    def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
+        conn, tables = self.owner.conn, self.owner.tables
+        with translated():
+            self.owner.hold(plan.ticket)
+            if load.run_date is not None:
+                # One load of a date at a time, across every daemon; others run alongside.
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                             (LOCK_SPACE, int(load.run_date.replace("-", ""))))
+            load_id = ledger.record_load(conn, tables, load, status="processed",
+                                         finished_at=load.started_at)
+            counts = merge.merge(conn, tables, plan, rows=self.rows,
+                                 loaded_at=clock.utc_now(), load_id=load_id)
+            crashpoints.reached("during_merge")
+            ledger.update_load_counts(conn, tables, load_id, counts,
+                                      finished_at=clock.utc_now())
+            conn.execute("COMMIT")
+        self.committed = True
+        return counts
+
+
+class PostgresWarehouse:
+    """The worker's warehouse: its own session, opened again if the server drops it."""
+
+    def __init__(self, url: PostgresUrl, contract: Contract, busy_timeout_seconds: float,
+                 claims: PostgresClaims, conn: Connection) -> None:
+        self.url, self.contract, self.timeout = url, contract, busy_timeout_seconds
+        self.tables = Tables(contract)
+        self.value_limit = VALUE_LIMIT
+        self.where = str(url)
+        self._claims = claims
+        self.claims: Claims = claims
+        self._conn: Connection | None = conn
+
+    @property
+    def conn(self) -> Connection:
+        """The session, opened again after a lost one (a fault if that fails too)."""
+        if not usable(self._conn):
+            with translated():
+                self._conn = connect(self.url, self.timeout)
+        assert self._conn is not None
+        return self._conn
+
+    def hold(self, ticket: Ticket | None) -> None:
+        """`ClaimLost` unless this daemon still holds `ticket` (inside the transaction)."""
+        if ticket is not None and not self._claims.renew_in(self.conn, ticket):
+            raise ClaimLost(
+                f"this daemon's claim on the file lapsed (claim {ticket.id}, fence "
+                f"{ticket.fence}): another daemon may have taken it over",
+                hint="nothing was committed; the file is claimed again if it is still "
+                "here, or loaded by the daemon that took it")
+
+    def recorded(self, claim: str) -> Recorded | None:
+        with translated():
+            return ledger.recorded_outcome(self.conn, self.tables, claim)
+
+    @contextmanager
+    def staged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PostgresStaged]:
+        conn = self.conn
+        with translated():
+            conn.execute("BEGIN")
+        done: PostgresStaged | None = None
+        try:
+            with translated():
+                staging.ensure_table(conn, self.contract)
+                rows = staging.copy_in(conn, self.contract, batches)
+            done = PostgresStaged(self, rows)
+            yield done
+        finally:
+            if (done is None or not done.committed) and usable(conn):
+                with translated():
+                    conn.execute("ROLLBACK")
+
+    def record_failure(self, load: LoadRecord, *, rows: int | None, error: str,
+                       ticket: Ticket | None = None) -> None:
+        conn = self.conn
+        with translated(), conn.transaction():
+            self.hold(ticket)
+            recorded = (ledger.recorded_outcome(conn, self.tables, load.claim)
+                        if load.claim else None)
+            if recorded is None or recorded.status != "failed":
+                ledger.record_load(conn, self.tables, load, status="failed",
+                                   finished_at=clock.utc_now(), rows=rows, error=error)
+
+    def check_in_place(self) -> None:
+        return None  # a server's database has no path to be moved from
+
+    def lost(self) -> str | None:
+        return None
+
+    def last_success(self, now: str) -> Load | None:
+        with translated():
+            return PostgresHistory(self.conn, self.contract).last_success(now)
+
+    def close(self) -> None:
+        self._claims.close()
+        if self._conn is not None:
+            self._conn.close()
+
+
