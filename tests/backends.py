@@ -1,9 +1,9 @@
 """Both warehouse backends as the tests reach them: settings for each, rows read back.
 
-PostgreSQL comes from `ETL_TEST_POSTGRES` (a URL to a database the tests may create
+PostgreSQL comes from `FILEDROP_TEST_POSTGRES` (a URL to a database the tests may create
 schemas in; `.ci/run` makes a scratch database and drops it after). Each test gets a
 schema of its own (the URL's `search_path`), dropped at teardown. Without the variable
-the PostgreSQL cases skip with the reason, unless `ETL_REQUIRE_POSTGRES` is set (CI):
+the PostgreSQL cases skip with the reason, unless `FILEDROP_REQUIRE_POSTGRES` is set (CI):
 then they fail. Rows are read back in the SQLite forms (dates and times as the ledger's
 text), so one assertion holds for both backends.
 """
@@ -27,8 +27,8 @@ from psycopg.rows import dict_row
 from config import Settings, contract
 from config.database import PostgresUrl
 
-POSTGRES_ENV = "ETL_TEST_POSTGRES"
-REQUIRE_ENV = "ETL_REQUIRE_POSTGRES"
+POSTGRES_ENV = "FILEDROP_TEST_POSTGRES"
+REQUIRE_ENV = "FILEDROP_REQUIRE_POSTGRES"
 BACKENDS = ("sqlite", "postgresql")
 _TIME = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 

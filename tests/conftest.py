@@ -27,7 +27,9 @@ import pytest
 
 from config import Settings, contract, load_settings
 from config.contract import TRANSACTIONS
+from daemon import warehouse
 from daemon.load.pipeline import Pipeline
+from daemon.warehouse.api import FOLDER_NAMES, Folders
 from daemon.warehouse.sqlite import dbfile, schema
 from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 from generator.transactions import generate_table
@@ -97,9 +99,18 @@ def any_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Set
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for a daemon whose every directory and database is under `tmp_path`."""
-    return settings_under(tmp_path)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for a daemon whose every directory and database is under `tmp_path`; on
+    PostgreSQL instead when a test asks (`@on_both_backends`), in a schema of its own."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield settings_under(tmp_path)
+        return
+    with backends.scratch_schema(backends.server_url()) as url:
+        yield settings_under(tmp_path, url)
+
+
+# A test (or its daemon, through `start_daemon`) run once on each backend.
+on_both_backends = pytest.mark.parametrize("settings", backends.BACKENDS, indirect=True)
 
 
 def as_warehouse(conn: sqlite3.Connection) -> SqliteWarehouse:
@@ -118,12 +129,21 @@ def fresh_db(settings: Settings) -> Iterator[sqlite3.Connection]:
 
 
 @pytest.fixture
-def pipeline(settings: Settings, fresh_db: sqlite3.Connection) -> Pipeline:
-    """A `Pipeline` on `fresh_db`, its folders made (inbox, work, processed, failed), as
-    a daemon's start makes them."""
+def pipeline(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """A `Pipeline` on `fresh_db` (or, for PostgreSQL settings, on the warehouse opened as
+    the daemon opens it), its folders made (inbox, work, processed, failed), as a
+    daemon's start makes them."""
     for directory in (settings.inbox, settings.work, settings.processed, settings.failed):
         directory.mkdir(parents=True, exist_ok=True)
-    return Pipeline(settings, as_warehouse(fresh_db))
+    if not settings.shared:
+        yield Pipeline(settings, as_warehouse(request.getfixturevalue("fresh_db")))
+        return
+    inbox, work, processed, failed = (str(getattr(settings, n)) for n in FOLDER_NAMES)
+    opened = warehouse.open_warehouse(settings, Folders(inbox, work, processed, failed))
+    try:
+        yield Pipeline(settings, opened)
+    finally:
+        opened.close()
 
 
 @pytest.fixture

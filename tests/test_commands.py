@@ -26,7 +26,9 @@ from daemon.app import cli
 from daemon.load.pipeline import Pipeline
 from daemon.ops.commands import history as history_command
 from daemon.ops.commands import report, retry, status, table
-from tests.conftest import ROOT, day_table, fact_rows, replaced_at, write_parquet
+from tests import backends
+from tests.backends import fact_rows_in
+from tests.conftest import ROOT, day_table, on_both_backends, replaced_at, write_parquet
 
 SCRIPT = Path(sys.executable).with_name("filedrop-etl")
 DAYS = ("2026-03-01", "2026-03-02")
@@ -50,7 +52,7 @@ def restored_logging() -> Iterator[None]:
 
 def where(settings: Settings) -> list[str]:
     return ["--inbox", str(settings.inbox), "--processed", str(settings.processed),
-            "--failed", str(settings.failed), "--db", str(settings.db_file)]
+            "--failed", str(settings.failed), "--db", backends.db_arg(settings)]
 
 
 def script(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -159,6 +161,7 @@ def test_a_directory_given_as_the_database_is_called_one(
         assert f"--db {settings.db_file / 'etl.db'}" in line["hint"]
 
 
+@on_both_backends
 def test_status_counts_the_loads_and_lists_the_failed_files(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     (history.inbox / "transactions_2026-03-09.parquet").write_bytes(b"waiting")
@@ -210,6 +213,7 @@ def test_status_counts_files_by_their_latest_attempt_and_the_loads_beside(
     assert doc["total"] == {"processed": 2, "failed": 1, "loads": 5}
 
 
+@on_both_backends
 def test_history_filters_by_name_status_time_and_count(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     loads = as_json(history, capsys, "history")
@@ -264,6 +268,7 @@ def test_a_time_bound_covers_what_its_precision_names(text: str, since: str,
     assert moment("2026-03-01T23:27:40.8", end=True) == "2026-03-01T23:27:40.800001Z"
 
 
+@on_both_backends
 def test_show_tells_every_attempt_and_the_sidecar(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = command(history, capsys, "show", f"failed/{BAD}")
@@ -284,9 +289,10 @@ def test_show_tells_every_attempt_and_the_sidecar(
                                  "load, no retry, not in failed/\n")
 
 
+@on_both_backends
 def test_report_gives_the_prototypes_customer_totals_and_the_days(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    rows = fact_rows(history.db_file)
+    rows = fact_rows_in(history)
     expected: dict[int, list[float]] = {}
     for _, customer, amount, *_ in rows:
         expected.setdefault(customer, []).append(amount)
@@ -327,6 +333,7 @@ def test_a_reversed_range_is_a_usage_error_naming_both_ends(
     assert line["hint"].endswith(f"; see filedrop-etl {name} --help")
 
 
+@on_both_backends
 def test_a_range_without_rows_says_so_rather_than_that_nothing_is_loaded(
         history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = command(history, capsys, "report", "--since", DAYS[0], "--until", DAYS[0])

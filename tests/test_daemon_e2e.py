@@ -23,13 +23,14 @@ import pytest
 
 from config import Settings, contract
 from generator.transactions import generate
+from tests.backends import fact_rows_in, ledger_in
 from tests.conftest import (
     ROOT,
     DaemonProcess,
     day_table,
     drop,
     fact_rows,
-    ledger,
+    on_both_backends,
     write_parquet,
 )
 
@@ -55,6 +56,7 @@ def drop_day(tmp_path: Path, daemon: DaemonProcess, day: str, table: pa.Table | 
     drop(source, daemon.settings.inbox)
 
 
+@on_both_backends
 def test_three_run_scenario(tmp_path: Path, start_daemon: Start) -> None:
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
@@ -66,9 +68,9 @@ def test_three_run_scenario(tmp_path: Path, start_daemon: Start) -> None:
     assert [(e["file"], e["inserted"], e["updated"], e["unchanged"]) for e in lines] == [
         (name(DAY1), 25, 0, 0), (name(DAY1), 0, 0, 25), (name(DAY2), 25, 0, 0)]
     assert [(r["status"], r["inserted"], r["updated"], r["unchanged"])
-            for r in ledger(daemon.settings.db_file)] == [
+            for r in ledger_in(daemon.settings)] == [
         ("processed", 25, 0, 0), ("processed", 0, 0, 25), ("processed", 25, 0, 0)]
-    assert len(fact_rows(daemon.settings.db_file)) == 50
+    assert len(fact_rows_in(daemon.settings)) == 50
     assert daemon.stop() == 0
     assert daemon.matching("daemon_stopped", processed=3, failed=0)
     # A clean run logs nothing an operator would be paged for.
@@ -78,18 +80,20 @@ def test_three_run_scenario(tmp_path: Path, start_daemon: Start) -> None:
     assert len(list(daemon.settings.processed.iterdir())) == 3
 
 
+@on_both_backends
 def test_identical_redrop_leaves_fact_byte_identical(tmp_path: Path, start_daemon: Start) -> None:
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    before = fact_rows(daemon.settings.db_file)
+    before = fact_rows_in(daemon.settings)
     # Re-drop the archived file itself: the very same bytes.
     drop(daemon.settings.processed / name(DAY1), daemon.settings.inbox)
     [_, again] = daemon.wait_for("file_processed", count=2)
-    assert fact_rows(daemon.settings.db_file) == before
+    assert fact_rows_in(daemon.settings) == before
     assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 25)
 
 
+@on_both_backends
 def test_corrected_redrop_in_replace_mode_makes_the_day_equal_the_file(
         tmp_path: Path, start_daemon: Start) -> None:
     daemon = start_daemon("--write-mode", "replace")
@@ -100,7 +104,7 @@ def test_corrected_redrop_in_replace_mode_makes_the_day_equal_the_file(
     drop_day(tmp_path, daemon, DAY1, corrected)
     last = daemon.wait_for("file_processed", count=3)[-1]
     assert last["deleted"] == 5 and last["rows"] == 20
-    rows = fact_rows(daemon.settings.db_file)
+    rows = fact_rows_in(daemon.settings)
     day1 = sorted((r[0], r[1], r[2]) for r in rows if r[3] == DAY1)
     assert day1 == sorted(zip(corrected.column("txn_id").to_pylist(),
                               corrected.column("customer_id").to_pylist(),
@@ -108,29 +112,31 @@ def test_corrected_redrop_in_replace_mode_makes_the_day_equal_the_file(
     assert len([r for r in rows if r[3] == DAY2]) == 25
 
 
+@on_both_backends
 def test_corrected_redrop_in_merge_mode_updates_and_keeps(tmp_path: Path,
                                                           start_daemon: Start) -> None:
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    original = {r[0]: r for r in fact_rows(daemon.settings.db_file)}
+    original = {r[0]: r for r in fact_rows_in(daemon.settings)}
     corrected = day_table(DAY1, rows=20, seed=7)
     drop_day(tmp_path, daemon, DAY1, corrected)
     last = daemon.wait_for("file_processed", count=2)[-1]
     assert last["deleted"] == 0 and last["inserted"] == 0
     assert last["updated"] + last["unchanged"] == 20 and last["updated"] > 0
-    after = {r[0]: r for r in fact_rows(daemon.settings.db_file)}
+    after = {r[0]: r for r in fact_rows_in(daemon.settings)}
     assert len(after) == 25
     untouched = [k for k in original if k not in corrected.column("txn_id").to_pylist()]
     assert all(after[k] == original[k] for k in untouched)
 
 
+@on_both_backends
 def test_bad_inputs_go_to_failed_and_the_daemon_serves_on(tmp_path: Path,
                                                           start_daemon: Start) -> None:
     daemon = start_daemon()
     drop_day(tmp_path, daemon, DAY1)
     daemon.wait_for("file_processed")
-    before = fact_rows(daemon.settings.db_file)
+    before = fact_rows_in(daemon.settings)
     bad = {
         "transactions_2026-02-12.parquet": b"",
         "transactions_2026-02-13.parquet": b"txn_id,amount\n1,2\n",
@@ -149,13 +155,14 @@ def test_bad_inputs_go_to_failed_and_the_daemon_serves_on(tmp_path: Path,
     for line in failed:
         sidecar = json.loads((daemon.settings.failed / f"{line['file']}.error.json").read_text())
         assert sidecar["message"] and sidecar["hint"]
-    assert fact_rows(daemon.settings.db_file) == before
+    assert fact_rows_in(daemon.settings) == before
     # Still alive and serving.
     drop_day(tmp_path, daemon, DAY2)
     daemon.wait_for("file_processed", file=name(DAY2))
     assert daemon.proc.poll() is None
 
 
+@on_both_backends
 def test_files_present_before_start_are_swept_in_name_order(tmp_path: Path,
                                                             start_daemon: Start,
                                                             ) -> None:
@@ -242,6 +249,7 @@ def test_a_second_daemon_on_the_same_inbox_or_work_directory_is_refused(
     assert third.proc.poll() is None
 
 
+@on_both_backends
 def test_once_drains_and_reports_failures_in_its_exit_code(tmp_path: Path,
                                                            start_daemon: Start) -> None:
     inbox = tmp_path / "inbox"

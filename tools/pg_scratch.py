@@ -3,7 +3,7 @@
 For `.ci/run` (and anyone running the PostgreSQL tests by hand): `create` waits up to 30
 seconds for the server to answer, then creates database NAME, saying so; `drop` removes
 it, closing any session still on it. Exit 2 with the reason when the server is out of
-reach. The tests then take `postgresql://.../NAME` from `ETL_TEST_POSTGRES`.
+reach. The tests then take `postgresql://.../NAME` from `FILEDROP_TEST_POSTGRES`.
 """
 
 from __future__ import annotations
