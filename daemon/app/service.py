@@ -39,7 +39,7 @@ from daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.watch.watcher import Watcher, retry_delay
+from daemon.watch.watcher import Watcher, claimed_directories, retry_delay
 
 log = structlog.get_logger("daemon")
 
@@ -96,7 +96,7 @@ def run(settings: Settings, *, once: bool) -> int:
         cleanup.callback(lock.release)
         # Before the database is opened (or made): a daemon refused for the inbox or the
         # work directory leaves nothing behind.
-        claims = DirectoryClaims(settings.inbox, settings.work)
+        claims = DirectoryClaims(*claimed_directories(settings))
         try:
             created = _prepare_folders(settings)
             claims.acquire()
