@@ -61,6 +61,8 @@ class Pipeline:
         self._unfinished: dict[Path, Callable[[], Outcome]] = {}
         # The claims this daemon holds in a shared warehouse, by claimed file.
         self.tickets: dict[Path, Ticket] = {}
+        # When each file claimed in this run was dropped (its inbox entry's ctime, ns).
+        self._dropped: dict[Path, int] = {}
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
 
@@ -69,6 +71,9 @@ class Pipeline:
         `vanished` (already gone) or `claim_failed` (left in the inbox)."""
         shown = files.display_name(path.name)
         try:
+            # When it was dropped, before the rename changes it: the drop's place in
+            # line among the drops of its run date (see `Ticket.dropped_ns`).
+            dropped = path.lstat().st_ctime_ns
             claimed = files.move_unique(path, self.settings.work)
         except FileNotFoundError:
             log.info("file_vanished", file=shown)
@@ -78,6 +83,7 @@ class Pipeline:
             log.error("claim_failed", file=shown, reason=str(exc),
                       hint="make the inbox and work directories writable by the daemon")
             return Outcome("claim_failed", path)
+        self._dropped[claimed] = dropped
         log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
         crashpoints.reached("after_claim")
         return Outcome("claimed", claimed)
@@ -123,8 +129,15 @@ class Pipeline:
     def _ticket(self, claimed: Path) -> None:
         """Hold the claim of `claimed` in a shared warehouse (recorded at the claim, or
         now for a file resumed or taken over); `ClaimLost` if another daemon holds it."""
-        if claimed not in self.tickets:
-            ticket = self.warehouse.claims.claimed(claimed)
+        if self.settings.shared and claimed not in self.tickets:
+            dropped = self._dropped.pop(claimed, None)
+            if dropped is None:
+                # Resumed from the work directory: its claim's ctime is the best left.
+                try:
+                    dropped = claimed.lstat().st_ctime_ns
+                except FileNotFoundError:
+                    return  # gone: the load finds it so, and says it vanished
+            ticket = self.warehouse.claims.claimed(claimed, dropped)
             if ticket is not None:
                 self.tickets[claimed] = ticket
 
@@ -203,11 +216,12 @@ class Pipeline:
             self._unfinished[attempt.path] = partial(self._archive, attempt)
             return self._retry(attempt, exc)
         crashpoints.reached("during_move")
+        superseded = {"superseded": True} if counts.superseded else {}
         log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
                  run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
                  inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
                  deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
-                 archived_as=files.display_name(str(archived)))
+                 archived_as=files.display_name(str(archived)), **superseded)
         return Outcome("processed", archived, counts)
 
     def _let_go(self, attempt: loading.Attempt, exc: ClaimLost) -> Outcome:

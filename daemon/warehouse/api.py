@@ -32,6 +32,9 @@ class MergeCounts:
     updated: int
     unchanged: int
     deleted: int = 0
+    # A later drop of the same run date was committed first: this file's rows were not
+    # merged (a shared warehouse only, where daemons race).
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Ticket:
 
     id: int
     fence: int
+    # When the file was dropped (the inbox entry's ctime, ns): of two drops of one run
+    # date, the later one's rows stand, whichever daemon commits last.
+    dropped_ns: int = 0
 
     @property
     def key(self) -> str:
@@ -268,9 +274,9 @@ class Claims(Protocol):
     has one daemon: its claims record nothing and hand out no tickets.
     """
 
-    def claimed(self, path: Path) -> Ticket | None:
+    def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
         """Record (or take back, after a restart) the claim of a file in this daemon's
-        work directory."""
+        work directory, dropped at `dropped_ns` (its inbox entry's ctime)."""
         ...
 
     def released(self, ticket: Ticket) -> None:

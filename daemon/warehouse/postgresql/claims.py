@@ -30,6 +30,10 @@ from daemon.warehouse.sql import DAEMONS_TABLE, q
 CLAIMS, DAEMONS = q(CLAIMS_TABLE), q(DAEMONS_TABLE)
 
 
+def _ticket(row: tuple[object, ...]) -> Ticket:
+    return Ticket(*(int(str(value)) for value in row[:3]))
+
+
 class PostgresClaims:
     """This process's claims, on a session of their own (the heartbeat's thread and the
     worker share it; psycopg serialises them, and every statement is short)."""
@@ -61,20 +65,21 @@ class PostgresClaims:
                 '"lease_until" = now() + %s::interval WHERE "node" = %s'),
                 (self.owner, self._lease(), self.node))
 
-    def claimed(self, path: Path) -> Ticket | None:
+    def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
         with translated():
             row = self.conn.execute(stmt(
                 f'INSERT INTO {CLAIMS} AS c ("node", "name", "owner", "fence", "lease_until", '
-                '"claimed_at") VALUES (%s, %s, %s, 1, now() + %s::interval, now()) '
+                '"claimed_at", "dropped_ns") VALUES (%s, %s, %s, 1, now() + %s::interval, '
+                'now(), %s) '
                 'ON CONFLICT ("node", "name") DO UPDATE SET "owner" = EXCLUDED."owner", '
                 '"fence" = c."fence" + 1, "lease_until" = EXCLUDED."lease_until" '
                 'WHERE c."owner" = EXCLUDED."owner" OR c."lease_until" < now() '
-                'RETURNING "id", "fence"'),
-                (self.node, path.name, self.owner, self._lease())).fetchone()
+                'RETURNING "id", "fence", "dropped_ns"'),
+                (self.node, path.name, self.owner, self._lease(), dropped_ns)).fetchone()
         if row is None:
             raise ClaimLost(f"another daemon holds a live claim on {path.name}",
                             hint="it is retried once that claim lapses")
-        return Ticket(int(str(row[0])), int(str(row[1])))
+        return _ticket(row)
 
     def renew_in(self, conn: Connection, ticket: Ticket) -> bool:
         """On `conn`, in the load's transaction: renew the lease of `ticket` if it is
@@ -124,19 +129,20 @@ class PostgresClaims:
 
     def _take_from(self, node: str, directory: Path) -> list[TakenOver]:
         with translated():
-            rows = {str(name): Ticket(int(str(i)), int(str(f))) for i, name, f in
+            rows = {str(name): _ticket((i, f, d)) for i, name, f, d in
                     self.conn.execute(stmt(
                         f'UPDATE {CLAIMS} SET "owner" = %s, "fence" = "fence" + 1, '
                         '"lease_until" = now() + %s::interval WHERE "node" = %s '
-                        'AND "lease_until" < now() RETURNING "id", "name", "fence"'),
-                        (self.owner, self._lease(), node))}
+                        'AND "lease_until" < now() RETURNING "id", "name", "fence", '
+                        '"dropped_ns"'), (self.owner, self._lease(), node))}
             recorded = {str(n) for n, in self.conn.execute(
                 stmt(f'SELECT "name" FROM {CLAIMS} WHERE "node" = %s'), (node,))}
         taken = []
         for path in files.in_claim_order(directory):
             ticket = rows.pop(path.name, None)
             if ticket is None and path.name not in recorded:
-                ticket = self._orphan(node, path.name)  # its daemon died before recording
+                # Its daemon died before recording the claim.
+                ticket = self._orphan(node, path.name, path.lstat().st_ctime_ns)
             if ticket is None:
                 continue  # a live claim of another daemon's
             moved = files.move_unique(path, self.work)
@@ -149,14 +155,15 @@ class PostgresClaims:
             self.released(gone)
         return taken
 
-    def _orphan(self, node: str, name: str) -> Ticket | None:
+    def _orphan(self, node: str, name: str, dropped_ns: int) -> Ticket | None:
         with translated():
             row = self.conn.execute(stmt(
                 f'INSERT INTO {CLAIMS} ("node", "name", "owner", "fence", "lease_until", '
-                '"claimed_at") VALUES (%s, %s, %s, 1, now() + %s::interval, now()) '
-                'ON CONFLICT ("node", "name") DO NOTHING RETURNING "id", "fence"'),
-                (node, name, self.owner, self._lease())).fetchone()
-        return None if row is None else Ticket(int(str(row[0])), int(str(row[1])))
+                '"claimed_at", "dropped_ns") VALUES (%s, %s, %s, 1, now() + %s::interval, '
+                'now(), %s) ON CONFLICT ("node", "name") DO NOTHING '
+                'RETURNING "id", "fence", "dropped_ns"'),
+                (node, name, self.owner, self._lease(), dropped_ns)).fetchone()
+        return None if row is None else _ticket(row)
 
     def close(self) -> None:
         """Let go: this process's claims and heartbeat lapse now, so that another daemon

@@ -44,4 +44,5 @@ def recorded_outcome(conn: Connection, tables: Tables, claim: str) -> Recorded |
     if row is None:
         return None
     status, *counts = row
-    return Recorded(str(status), MergeCounts(*(int(str(c or 0)) for c in counts)))
+    rows, inserted, updated, unchanged, deleted = (int(str(c or 0)) for c in counts)
+    return Recorded(str(status), MergeCounts(rows, inserted, updated, unchanged, deleted))

@@ -29,11 +29,11 @@ from daemon.warehouse.api import (
 )
 from daemon.warehouse.postgresql import ledger, merge, staging
 from daemon.warehouse.postgresql.claims import PostgresClaims
-from daemon.warehouse.postgresql.connection import Connection, connect, usable
+from daemon.warehouse.postgresql.connection import Connection, connect, stmt, usable
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.history import PostgresHistory
-from daemon.warehouse.postgresql.schema import LOCK_SPACE
-from daemon.warehouse.sql import Tables
+from daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
+from daemon.warehouse.sql import Tables, q
 
 # PostgreSQL stores at most 1 GB in one field.
 VALUE_LIMIT = (1 << 30) - 1
@@ -60,8 +60,14 @@ class PostgresStaged:
                              (LOCK_SPACE, int(load.run_date.replace("-", ""))))
             load_id = ledger.record_load(conn, tables, load, status="processed",
                                          finished_at=load.started_at)
-            counts = merge.merge(conn, tables, plan, rows=self.rows,
-                                 loaded_at=clock.utc_now(), load_id=load_id)
+            if self.owner.latest_drop(load.run_date, plan.ticket):
+                counts = merge.merge(conn, tables, plan, rows=self.rows,
+                                     loaded_at=clock.utc_now(), load_id=load_id)
+            else:
+                counts = MergeCounts(self.rows, 0, 0, self.rows, 0, superseded=True)
+                conn.execute(stmt(f'UPDATE {tables.ledger} SET "error" = %s WHERE "id" = %s'),
+                             ("superseded: a later drop of this run date was loaded first; "
+                              "its rows stand", load_id))
             crashpoints.reached("during_merge")
             ledger.update_load_counts(conn, tables, load_id, counts,
                                       finished_at=clock.utc_now())
@@ -100,6 +106,18 @@ class PostgresWarehouse:
                 f"{ticket.fence}): another daemon may have taken it over",
                 hint="nothing was committed; the file is claimed again if it is still "
                 "here, or loaded by the daemon that took it")
+
+    def latest_drop(self, run_date: str | None, ticket: Ticket | None) -> bool:
+        """Under the run date's lock: whether this file is the date's latest drop so far
+        (and record it so); False if a later drop of the date was committed first."""
+        if run_date is None or ticket is None:
+            return True
+        row = self.conn.execute(stmt(
+            f'INSERT INTO {q(DROPS_TABLE)} AS d ("run_date", "dropped_ns") '
+            'VALUES (%s::date, %s) ON CONFLICT ("run_date") DO UPDATE SET "dropped_ns" = '
+            'EXCLUDED."dropped_ns" WHERE d."dropped_ns" <= EXCLUDED."dropped_ns" '
+            'RETURNING 1'), (run_date, ticket.dropped_ns)).fetchone()
+        return row is not None
 
     def recorded(self, claim: str) -> Recorded | None:
         with translated():

@@ -52,4 +52,5 @@ def recorded_outcome(conn: sqlite3.Connection, tables: Tables, claim: str) -> Re
     if row is None:
         return None
     status, *counts = row
-    return Recorded(str(status), MergeCounts(*(int(c or 0) for c in counts)))
+    rows, inserted, updated, unchanged, deleted = (int(c or 0) for c in counts)
+    return Recorded(str(status), MergeCounts(rows, inserted, updated, unchanged, deleted))

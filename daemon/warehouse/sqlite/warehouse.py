@@ -113,7 +113,7 @@ class LocalClaims:
     """One daemon per database file: its work directory is its own (claimed by `flock`),
     so claims need no record, and no other daemon takes its files over."""
 
-    def claimed(self, path: Path) -> Ticket | None:
+    def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
         return None
 
     def released(self, ticket: Ticket) -> None:

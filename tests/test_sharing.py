@@ -1,0 +1,231 @@
+"""Daemons sharing one PostgreSQL warehouse and one inbox, as real processes.
+
+Each test starts several `python -m daemon --node NAME` on one inbox and one server (a
+schema of the test's own), drops a stream of files, kills one daemon mid-load, and then
+checks what matters: every drop archived once, the fact table equal to a computation
+made here from the drops alone, the ledger equal to the archive, the killed daemon's
+file taken over. The fence is shown refusing a stale owner's commit in-process, and the
+server killing the worker's session (`pg_terminate_backend`) mid-COPY and mid-merge is
+shown to lose nothing. PostgreSQL only: without a server these skip (fail under CI).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from config import Settings, contract
+from config.database import PostgresUrl
+from daemon import warehouse
+from daemon.warehouse.api import FOLDER_NAMES, ClaimLost, Folders, LoadRecord, MergePlan
+from tests.backends import fact_rows_in, ledger_in
+from tests.conftest import (
+    DaemonProcess,
+    day_table,
+    drop,
+    replaced_at,
+    settings_under,
+    wait_until,
+    write_parquet,
+)
+
+Start = Callable[..., DaemonProcess]
+Expected = dict[str, tuple[int, float, str]]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_url: str) -> Settings:
+    """This module's daemons share a PostgreSQL warehouse (see `pg_url`)."""
+    return settings_under(tmp_path, pg_url)
+
+
+def prepared(tmp_path: Path, table: pa.Table, name: str) -> Path:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    return write_parquet(outbox, table, name)
+
+
+def rows_of(table: pa.Table) -> Expected:
+    return {r["txn_id"]: (r["customer_id"], r["amount"], r["run_date"])
+            for r in table.to_pylist()}
+
+
+def archived(settings: Settings) -> list[str]:
+    done = [p.name for p in settings.processed.iterdir()]
+    failed = [p.name for p in settings.failed.iterdir() if not p.name.endswith(".json")]
+    return sorted(done + failed)
+
+
+def work_left(settings: Settings) -> list[Path]:
+    root = settings.work.parent
+    return [p for p in root.rglob("*") if p.is_file() and p.suffix == ".parquet"]
+
+
+@pytest.mark.parametrize("daemons", [2, 4])
+def test_daemons_sharing_an_inbox_load_each_file_once_though_one_is_killed(
+        settings: Settings, tmp_path: Path, start_daemon: Start, daemons: int) -> None:
+    # The first daemon freezes inside its first merge; the test then kills it.
+    victim = start_daemon("--node", "n0", "--rescan-seconds", "0.3",
+                          env={"ETL_CRASH_AT": "during_merge"}, log_name="n0.log")
+    others = [start_daemon("--node", f"n{i}", "--rescan-seconds", "0.3",
+                           log_name=f"n{i}.log") for i in range(1, daemons)]
+    days = [f"2026-04-{d:02d}" for d in range(1, 9)]
+    expected: Expected = {}
+    drops: list[str] = []
+
+    def send(table: pa.Table, name: str, good: bool = True) -> None:
+        drop(prepared(tmp_path, table, name), settings.inbox)
+        drops.append(name)
+        if good:
+            expected.update(rows_of(table))
+
+    for day in days:
+        send(day_table(day, 3000), contract.file_name_for(day))
+    victim.wait_for("crash_point_reached")
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+    # Identical and corrected re-drops, and bad files, while the others carry on.
+    send(day_table(days[0], 3000), f"transactions_{days[0]}~1.parquet")
+    corrected = replaced_at(day_table(days[1], 3000), "amount", 7, 4242.5)
+    send(corrected, f"transactions_{days[1]}~1.parquet")
+    (tmp_path / "outbox" / "transactions_2026-04-20.parquet").write_bytes(b"not parquet")
+    drop(tmp_path / "outbox" / "transactions_2026-04-20.parquet", settings.inbox)
+    drops.append("transactions_2026-04-20.parquet")
+    negative = replaced_at(day_table("2026-04-21", 50), "amount", 3, -1.0)
+    send(negative, "transactions_2026-04-21.parquet", good=False)
+    wait_until(lambda: len(archived(settings)) == len(drops) and not work_left(settings),
+               f"all {len(drops)} drops archived", timeout=120)
+
+    assert archived(settings) == sorted(drops)  # each once, under its own name
+    assert not list(settings.inbox.iterdir())
+    assert {r[0]: (r[1], r[2], r[3]) for r in fact_rows_in(settings)} == expected
+    ledger = ledger_in(settings)
+    assert sorted(r["file_name"] for r in ledger if r["status"] == "processed") == sorted(
+        p.name for p in settings.processed.iterdir())
+    assert sorted(r["file_name"] for r in ledger if r["status"] == "failed") == [
+        "transactions_2026-04-20.parquet", "transactions_2026-04-21.parquet"]
+    taken = [e for d in others for e in d.matching("file_taken_over", from_node="n0")]
+    assert len(taken) == 1, "the killed daemon's file was taken over by one other"
+    assert sum(len(d.matching("file_processed")) for d in others) == len(drops) - 2
+    for daemon in others:
+        assert daemon.stop() == 0
+
+
+def test_two_drops_of_one_date_racing_in_replace_mode_end_with_the_later_files_rows(
+        settings: Settings, tmp_path: Path, start_daemon: Start) -> None:
+    """The earlier drop's daemon commits last, and still the later drop's rows stand."""
+    day = "2026-05-01"
+    first, later = day_table(day, 2000, seed=1), day_table(day, 1500, seed=2)
+    drop(prepared(tmp_path, first, contract.file_name_for(day)), settings.inbox)
+    drop(prepared(tmp_path, later, f"transactions_{day}~1.parquet"), settings.inbox)
+    # r0 takes the earlier drop and stops before its transaction ...
+    slow = start_daemon("--node", "r0", "--write-mode", "replace", log_name="r0.log",
+                        env={"ETL_CRASH_AT": "after_checks"})
+    [claimed] = slow.wait_for("file_claimed")
+    assert claimed["file"] == contract.file_name_for(day)
+    slow.wait_for("crash_point_reached")
+    # ... while r1 loads the later one, then r0 goes on and commits the earlier.
+    fast = start_daemon("--node", "r1", "--write-mode", "replace", log_name="r1.log")
+    fast.wait_for("file_processed", file=f"transactions_{day}~1.parquet")
+    slow.proc.send_signal(signal.SIGCONT)
+    [late] = slow.wait_for("file_processed")
+    assert late["superseded"] is True and (late["inserted"], late["deleted"]) == (0, 0)
+    assert {r[0]: (r[1], r[2], r[3]) for r in fact_rows_in(settings)} == rows_of(later)
+    [superseded] = [r for r in ledger_in(settings) if r["file_name"] == claimed["file"]]
+    assert superseded["status"] == "processed" and "superseded" in superseded["error"]
+    for daemon in (slow, fast):
+        assert daemon.stop() == 0
+
+
+@pytest.fixture
+def two_nodes(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Settings]]:
+    """Two daemons' settings on one warehouse and one inbox (nodes `a` and `b`)."""
+    from dataclasses import replace
+
+    pair = tuple(replace(settings, node=n, work=tmp_path / ".inbox.work" / n) for n in "ab")
+    for one in pair:
+        for name in FOLDER_NAMES:
+            getattr(one, name).mkdir(parents=True, exist_ok=True)
+    yield pair[0], pair[1]
+
+
+def folders_of(settings: Settings) -> Folders:
+    inbox, work, processed, failed = (str(getattr(settings, n)) for n in FOLDER_NAMES)
+    return Folders(inbox, work, processed, failed)
+
+
+def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settings],
+                                               tmp_path: Path) -> None:
+    a_settings, b_settings = two_nodes
+    a = warehouse.open_warehouse(a_settings, folders_of(a_settings))
+    b = warehouse.open_warehouse(b_settings, folders_of(b_settings))
+    try:
+        table = day_table("2026-06-01", 100)
+        claimed = write_parquet(a_settings.work, table, run_date="2026-06-01")
+        ticket = a.claims.claimed(claimed, claimed.lstat().st_ctime_ns)
+        assert ticket is not None
+        # `a` stalls past its lease (a pause, a partition): its lease runs out ...
+        assert isinstance(a_settings.db, PostgresUrl)
+        with psycopg.connect(a_settings.db.url, autocommit=True) as admin:
+            admin.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+            admin.execute("UPDATE daemons SET lease_until = now() - interval '1 second' "
+                          "WHERE node = 'a'")
+        # ... and `b` takes the file over, bumping its fence.
+        [taken] = b.claims.take_over()
+        assert taken.from_node == "a" and taken.ticket is not None
+        assert taken.ticket.id == ticket.id and taken.ticket.fence == ticket.fence + 1
+        assert taken.path.parent == b_settings.work and not claimed.exists()
+        # `a` wakes and tries to commit what it had staged: refused, nothing written.
+        load = LoadRecord(claimed.name, None, None, "merge", "2026-06-01", "2026-06-01T00:00:00Z",
+                          ticket.key)
+        with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
+            staged.commit(load, MergePlan(True, True, ticket=ticket))
+        assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
+        # The new owner commits it.
+        with b.staged(table.to_batches()) as staged:
+            counts = staged.commit(load, MergePlan(True, True, ticket=taken.ticket))
+        assert counts.inserted == 100 and len(fact_rows_in(a_settings)) == 100
+    finally:
+        a.close()
+        b.close()
+
+
+def _terminate_when(url: str, phase: str, timeout: float = 60.0) -> int:
+    """Wait until the daemon's session runs a statement starting `phase`, then have the
+    server end that session; the pid ended."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        found: list[Any] = []
+
+        def running() -> bool:
+            found[:] = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'filedrop-etl' "
+                "AND state = 'active' AND query LIKE %s", (phase + "%",)).fetchall()
+            return bool(found)
+
+        wait_until(running, f"a session running {phase}", timeout)
+        [(pid,)] = found
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return int(pid)
+
+
+@pytest.mark.parametrize("phase", ["COPY", 'INSERT INTO "fact_transactions"'])
+def test_a_session_the_server_ends_mid_load_loses_nothing(
+        settings: Settings, tmp_path: Path, start_daemon: Start, phase: str) -> None:
+    daemon = start_daemon()
+    table = day_table("2026-07-01", 400_000)
+    drop(prepared(tmp_path, table, "transactions_2026-07-01.parquet"), settings.inbox)
+    assert isinstance(settings.db, PostgresUrl)
+    _terminate_when(settings.db.url, phase)
+    [retry] = daemon.wait_for("file_retry_scheduled")
+    assert retry["fault"] == "WarehouseUnavailable" and retry["stage"] in ("stage", "load")
+    [done] = daemon.wait_for("file_processed", timeout=120)
+    assert (done["rows"], done["inserted"]) == (400_000, 400_000)
+    assert len(fact_rows_in(settings)) == 400_000
+    assert [r["status"] for r in ledger_in(settings)] == ["processed"]
+    assert daemon.stop() == 0
