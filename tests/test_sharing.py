@@ -11,10 +11,14 @@ shown to lose nothing. PostgreSQL only: without a server these skip (fail under 
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 import psycopg
 import pyarrow as pa
@@ -24,8 +28,9 @@ from config import Settings, contract
 from config.database import PostgresUrl
 from daemon import warehouse
 from daemon.warehouse.api import FOLDER_NAMES, ClaimLost, Folders, LoadRecord, MergePlan
-from tests.backends import fact_rows_in, ledger_in
+from tests.backends import db_arg, fact_rows_in, ledger_in
 from tests.conftest import (
+    ROOT,
     DaemonProcess,
     day_table,
     drop,
@@ -229,3 +234,41 @@ def test_a_session_the_server_ends_mid_load_loses_nothing(
     assert len(fact_rows_in(settings)) == 400_000
     assert [r["status"] for r in ledger_in(settings)] == ["processed"]
     assert daemon.stop() == 0
+
+
+def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
+        settings: Settings, tmp_path: Path, start_daemon: Start) -> None:
+    # A longer lease than the other tests': this one loads a large file on two cores.
+    busy = start_daemon("--node", "n0", "--http", "127.0.0.1:0", "--lease-seconds", "10",
+                        log_name="n0.log")
+    idle = start_daemon("--node", "n1", "--lease-seconds", "10", log_name="n1.log")
+    big = contract.file_name_for("2026-08-01")
+    drop(prepared(tmp_path, day_table("2026-08-01", 400_000), big), settings.inbox)
+    assert isinstance(settings.db, PostgresUrl)
+    with psycopg.connect(settings.db.url, autocommit=True) as conn:
+        wait_until(lambda: conn.execute("SELECT count(*) FROM daemons WHERE file_in_hand = %s",
+                                        (big,)).fetchone() == (1,),
+                   "a heartbeat reporting the big file in hand", timeout=60)
+    argv = ["status", "--db", db_arg(settings), "--inbox", str(settings.inbox),
+            "--failed", str(settings.failed)]
+    _, out = run_cli([*argv, "--json"])
+    nodes = json.loads(out)["nodes"]
+    assert sorted(n["node"] for n in nodes) == ["n0", "n1"]
+    assert all(n["alive"] and n["heartbeat_at"] for n in nodes), nodes
+    assert [n["node"] for n in nodes if n["file_in_hand"] == big] in (["n0"], ["n1"])
+    [loader] = [d for d in (busy, idle) if d.matching("file_claimed", file=big)]
+    loader.wait_for("file_processed")
+    assert idle.stop() == 0
+    _, out = run_cli(argv)
+    assert "nodes         2 daemons on this warehouse" in out
+    [n1] = [line for line in out.splitlines() if line.startswith("n1 ")]
+    assert n1.split()[1] == "stopped"
+    [port] = [e["port"] for e in busy.matching("http_started")]
+    page = urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+    assert '<section id="nodes">' in page and ">n1<" in page and ">stopped<" in page
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "daemon", *argv], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=ROOT)
+    return done.returncode, done.stdout

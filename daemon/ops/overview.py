@@ -45,6 +45,9 @@ class Overview:
     loads_in_the_future: int | None
     # Where the daemon said at its last start it keeps its folders, and which it made.
     recorded: api.Daemon | None
+    # Every daemon (node) recorded on the warehouse, latest start first; on a shared
+    # warehouse each with its last heartbeat and the file in its hands.
+    nodes: list[api.Daemon]
     inbox: Path
     waiting: int  # in the inbox
     work: Path
@@ -64,6 +67,7 @@ def gather(settings: Settings, history: api.History | None, now: datetime) -> Ov
     database."""
     daemon = lock.probe(settings.lock_file)
     version = loads_today = loads_total = last = future = recorded = None
+    nodes: list[api.Daemon] = []
     today = now.date()
     if history is not None:
         stamp = clock.stamp(now)
@@ -72,11 +76,13 @@ def gather(settings: Settings, history: api.History | None, now: datetime) -> Ov
         loads_total = history.tally()
         last = history.last_success(stamp)
         future = history.loads_in_the_future(stamp)
-        recorded = next(iter(history.daemons()), None)
+        nodes = history.daemons()
+        recorded = next((d for d in nodes if d.node == settings.node), None) or next(
+            iter(nodes), None)
     leftovers = [Leftover(x, None if history is None else
                           history.retry_of_sidecar(x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
     return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
-                    last, future, recorded, settings.inbox, folders.waiting(settings.inbox),
+                    last, future, recorded, nodes, settings.inbox, folders.waiting(settings.inbox),
                     settings.work, folders.waiting(settings.work), settings.failed,
                     folders.failed_files(settings.failed), leftovers)

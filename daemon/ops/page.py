@@ -31,7 +31,7 @@ from daemon.ops.commands.table import when
 from daemon.ops.folders import FailedFile
 from daemon.ops.retries import name_refusal
 from daemon.warehouse import api
-from daemon.warehouse.api import DayRows, Load, WarehouseFault
+from daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
 
 RECENT_LOADS = 20
 # The page refreshes itself: an operator leaves it open on a screen.
@@ -68,6 +68,7 @@ def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], st
         last_day: list[Load] = []
         days: list[DayRows] = []
         last = None
+        nodes: list[Daemon] = []
         now = datetime.now(UTC)
         try:
             with warehouse.reading(settings) as history:
@@ -79,20 +80,22 @@ def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], st
                 latest = (now.date() + timedelta(days=1)).isoformat()
                 days = history.rows_per_day(CHART_DAYS, latest)
                 last = history.last_success(clock.stamp(now))
+                nodes = history.daemons()
         except (WarehouseFault, DatabaseUnavailable, SchemaMismatch):
             pass  # busy beyond the timeout: the page shows what it has, and refreshes
         health = Health(version, settings.write_mode, settings.observer,
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
         return render(health, folders.failed_files(settings.failed), loads, days,
-                      last_day=last_day, now=now)
+                      last_day=last_day, now=now, nodes=nodes)
 
     return current
 
 
 def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
            days: Sequence[DayRows], *, last_day: Sequence[Load] = (),
-           now: datetime | None = None, prog: str = "filedrop-etl") -> str:
+           now: datetime | None = None, prog: str = "filedrop-etl",
+           nodes: Sequence[Daemon] = ()) -> str:
     """The whole page; `days` oldest first (the CHART_DAYS up to the latest are drawn);
     `last_day`, every load of the 24 hours before `now`, for the figures and the
     timeline."""
@@ -113,6 +116,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         f"{charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS)}"
         "</section></div>",
         _failed(failed, prog),
+        _nodes(nodes),
         _loads(loads, {f.original for f in failed} | {f.name for f in failed}),
         f"<script>{_REFRESH}</script>",
         "</body></html>",
@@ -214,6 +218,21 @@ def _loads(loads: Sequence[Load], waiting: set[str]) -> str:
     return ('<section id="loads"><h2>Recent loads</h2><table><thead><tr>'
             f'<th class="n">id</th><th>file</th><th>status</th>{head}<th>finished</th>'
             f"<th>error</th></tr></thead><tbody>{rows}</tbody></table></section>")
+
+
+def _nodes(nodes: Sequence[Daemon]) -> str:
+    """The daemons sharing the warehouse (PostgreSQL), with their heartbeats; nothing
+    for a warehouse of one daemon."""
+    if not any(d.alive is not None for d in nodes):
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(d.node)}</td><td class=\"{'processed' if d.alive else 'failed'}\">"
+        f"{'alive' if d.alive else 'stopped'}</td>"
+        f'<td class="t">{escape(when(d.heartbeat_at) or "-")}</td>'
+        f'<td class="f">{escape(d.file_in_hand or "-")}</td></tr>' for d in nodes)
+    return ('<section id="nodes"><h2>Daemons</h2><table><thead><tr><th>node</th>'
+            "<th>state</th><th>last heartbeat</th><th>file in hand</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></section>")
 
 
 def _error(load: Load, waiting: set[str]) -> str:

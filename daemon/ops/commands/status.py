@@ -91,6 +91,10 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
         "loads_in_the_future": s.loads_in_the_future,
         # The daemon's own account of its folders at its last start (null before one).
         "recorded": s.recorded,
+        # Every daemon on the warehouse: on PostgreSQL, with its heartbeat and file in hand.
+        "nodes": [{"node": d.node, "pid": d.pid, "started_at": d.started_at,
+                   "alive": d.alive, "heartbeat_at": d.heartbeat_at,
+                   "file_in_hand": d.file_in_hand, "work": d.work} for d in s.nodes],
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
         "failed": {"path": str(s.failed_dir), "files": s.failed,
@@ -146,10 +150,17 @@ def _text(s: overview.Overview) -> str:
         if made:
             said += f"; that start created {', '.join(made)}"
         lines.append(("folders", said))
+    if any(d.alive is not None for d in s.nodes):
+        lines.append(("nodes", _count(len(s.nodes), "daemon") + " on this warehouse"))
     if s.leftovers:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
     text = table.pairs(lines)
+    if any(d.alive is not None for d in s.nodes):
+        text += "\n\n" + table.render(
+            ("node", "state", "last heartbeat", "file in hand", "pid"),
+            [(d.node, "alive" if d.alive else "stopped", table.when(d.heartbeat_at),
+              d.file_in_hand or "-", d.pid) for d in s.nodes])
     if s.failed:
         rows = [(f.name, table.when(f.attempted_at), f.stage,
                  table.short(f.reason, REASON_WIDTH)) for f in s.failed]
