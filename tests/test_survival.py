@@ -47,6 +47,17 @@ def test_a_kill_at_each_crash_point_loses_and_repeats_nothing(tmp_path: Path, po
     assert result.details["resumed"] == (0 if point == "during_move" else 1)
 
 
+@pytest.mark.parametrize("point", scenarios.CRASH_POINTS)
+def test_a_kill_at_each_crash_point_loses_and_repeats_nothing_on_postgresql(
+        tmp_path: Path, point: str, pg_url: str) -> None:
+    """The same kills against a PostgreSQL warehouse: the transaction the killed
+    session held is rolled back by the server, the restart takes back its own claims."""
+    result = scenarios.crash_at_point(tmp_path, point, repeat=0, seed=SEED, db_url=pg_url)
+    _passed(result)
+    assert result.kills == 1 and result.restarts == 1
+    assert result.details["resumed"] == (0 if point == "during_move" else 1)
+
+
 @pytest.mark.parametrize("write_mode", ["merge", "replace"])
 def test_random_kills_during_a_stream_of_drops(tmp_path: Path, write_mode: str) -> None:
     result = scenarios.random_kills(tmp_path, drops_count=16, seed=SEED, write_mode=write_mode)

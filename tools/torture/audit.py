@@ -14,10 +14,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from tools.torture.drops import Drop, Model, Row
 
@@ -57,9 +61,9 @@ def _differences(what: str, expected: Counter[str], actual: Counter[str],
     return found
 
 
-def _fact(conn: sqlite3.Connection, model: Model, tally: Counter[str]) -> list[str]:
-    rows = conn.execute('SELECT "txn_id", "customer_id", "amount", "run_date" '
-                        'FROM "fact_transactions"').fetchall()
+def _fact(read: Read, model: Model, tally: Counter[str]) -> list[str]:
+    rows = read('SELECT "txn_id", "customer_id", "amount", "run_date" '
+                'FROM "fact_transactions"', ())
     found = []
     keys = Counter(str(r[0]) for r in rows)
     repeated = [k for k, n in keys.items() if n > 1]
@@ -105,19 +109,18 @@ def _archive(root: Path, drops: Sequence[Drop],
     return found, archived
 
 
-def _ledger(conn: sqlite3.Connection, archived: dict[str, Counter[str]],
+def _ledger(read: Read, archived: dict[str, Counter[str]],
             tally: Counter[str]) -> list[str]:
     found = []
     for status, files in archived.items():
-        rows = conn.execute('SELECT "sha256" FROM "load_history" WHERE "status" = ?',
-                            (status,)).fetchall()
+        rows = read('SELECT "sha256" FROM "load_history" WHERE "status" = ?', (status,))
         found += _differences(f"load_history {status} rows vs {status}/",
                               files, Counter(str(r[0]) for r in rows), tally,
                             ("ledger rows missing", "ledger rows extra"))
     return found
 
 
-def audit(root: Path, db: Path, drops: Sequence[Drop], model: Model) -> Findings:
+def audit(root: Path, db: Path | str, drops: Sequence[Drop], model: Model) -> Findings:
     """Every way the case directory breaks the promise; none when it keeps it."""
     findings = Findings()
     found, tally = findings.divergences, findings.tally
@@ -125,15 +128,34 @@ def audit(root: Path, db: Path, drops: Sequence[Drop], model: Model) -> Findings
         left = sorted(p.name for p in (root / name).iterdir())
         if left:
             found.append(f"{name}/: {len(left)} files left (e.g. {left[:_SHOWN]})")
+    archive_found, archived = _archive(root, drops, tally)
+    found += archive_found
+    if isinstance(db, str):  # a PostgreSQL URL
+        with psycopg.connect(db) as server:
+            read = _reader(server)
+            found += _fact(read, model, tally)
+            found += _ledger(read, archived, tally)
+        return findings
     staging = sorted(p.name for p in db.parent.glob(db.name + ".staging-*"))
     if staging:
         found.append(f"staging databases left beside {db.name}: {staging[:_SHOWN]}")
-    archive_found, archived = _archive(root, drops, tally)
-    found += archive_found
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         check, = conn.execute("PRAGMA integrity_check").fetchone()
         if check != "ok":
             found.append(f"database integrity check: {check}")
-        found += _fact(conn, model, tally)
-        found += _ledger(conn, archived, tally)
+        found += _fact(_reader(conn), model, tally)
+        found += _ledger(_reader(conn), archived, tally)
     return findings
+
+
+Read = Callable[[str, tuple[object, ...]], list[tuple[Any, ...]]]
+
+
+def _reader(conn: sqlite3.Connection | psycopg.Connection[tuple[Any, ...]]) -> Read:
+    """Rows of a query on either database, dates as ISO text (SQLite's `?` marks)."""
+    def read(query: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        if isinstance(conn, sqlite3.Connection):
+            return conn.execute(query, params).fetchall()
+        rows = conn.execute(query.replace("?", "%s").encode(), params).fetchall()
+        return [tuple(v.isoformat() if isinstance(v, date) else v for v in r) for r in rows]
+    return read

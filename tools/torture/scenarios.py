@@ -67,7 +67,7 @@ def _finish(service: Service, name: str, drops: list[Drop], model: Model,
 
 
 def crash_at_point(root: Path, point: str, repeat: int, seed: int,
-                   write_mode: str = "merge") -> Result:
+                   write_mode: str = "merge", db_url: str | None = None) -> Result:
     """Arm `point` (at a seeded pass), drop until the daemon freezes there, SIGKILL it,
     restart it unarmed, drop the rest and audit."""
     rng = random.Random(f"{seed}:{point}:{repeat}")
@@ -79,7 +79,7 @@ def crash_at_point(root: Path, point: str, repeat: int, seed: int,
     # may fail before staging); the bad one is quarantined.
     passes = {"after_claim": 5, "during_quarantine": 1}.get(point, 4)
     hit = rng.randint(1, passes)
-    with Service(root, write_mode) as service:
+    with Service(root, write_mode, db_url=db_url) as service:
         return _crash_at(service, point, hit, drops)
 
 

@@ -41,8 +41,11 @@ def wait_for(condition: Callable[[], bool], what: str,
 class Service:
     """A case directory and the daemon process currently serving it."""
 
-    def __init__(self, root: Path, write_mode: str = "merge", *extra: str) -> None:
+    def __init__(self, root: Path, write_mode: str = "merge", *extra: str,
+                 db_url: str | None = None) -> None:
         self.root = root
+        # A PostgreSQL warehouse instead of the case's own SQLite file, when given.
+        self.db_url = db_url
         self.write_mode = write_mode
         self.extra = extra
         for name in ("inbox", "work", "processed", "failed"):
@@ -67,8 +70,8 @@ class Service:
         return self.root / "inbox"
 
     @property
-    def db(self) -> Path:
-        return self.root / "etl.db"
+    def db(self) -> Path | str:
+        return self.db_url or self.root / "etl.db"
 
     @property
     def log_path(self) -> Path:
@@ -88,6 +91,8 @@ class Service:
         argv = [sys.executable, "-m", "daemon", "--inbox", str(self.inbox),
                 "--work", str(self.root / "work"), "--processed", str(self.root / "processed"),
                 "--failed", str(self.root / "failed"), "--db", str(self.db),
+                # A restart finds its claims lapsed soon (PostgreSQL; SQLite ignores it).
+                "--lease-seconds", "2",
                 "--write-mode", self.write_mode, "--settle-seconds", "0.2",
                 "--rescan-seconds", "1", *self.extra]
         swept_before = self.count("inbox_swept")
