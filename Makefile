@@ -4,10 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOAK_MINUTES ?= 60
+# The server and database `make demo-postgres` uses (it makes a schema filedrop_demo there).
+POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime browser demo test lint bench bench-quick torture soak run clean
+.PHONY: help install install-runtime browser demo demo-postgres test lint bench bench-quick torture soak run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +38,9 @@ browser: ## Debian's chromium and chromedriver for the browser tests (apt-get; n
 demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real daemon
 	$(PY) -m tools.demo
 
+demo-postgres: $(STAMP) ## the same scenario on PostgreSQL (POSTGRES_URL=...), two daemons sharing the inbox
+	$(PY) -m tools.demo_postgres '$(POSTGRES_URL)'
+
 test: $(STAMP) ## run the test suite (installs the headless browser first when run as root)
 	bash tools/install-browser.sh --optional
 	$(PY) -m pytest
@@ -60,4 +65,4 @@ run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
 	$(PY) -m daemon
 
 clean: ## remove runtime data (databases, archives, demo output); keeps .venv
-	rm -rf .demo processed failed .inbox.work etl.db etl.db-wal etl.db-shm etl.db.lock
+	rm -rf .demo .demo-postgres processed failed .inbox.work etl.db etl.db-wal etl.db-shm etl.db.lock
