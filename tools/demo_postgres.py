@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -43,9 +45,17 @@ def outcomes() -> list[tuple[str, dict[str, object]]]:
     return sorted(found, key=lambda pair: str(pair[1]["timestamp"]))
 
 
-def wait_for(what: str, condition: object) -> None:
+def swept(log: Path) -> bool:
+    return any(e["event"] == "inbox_swept" for e in events(log))
+
+
+def archived(count: int) -> bool:
+    return len(outcomes()) >= count
+
+
+def wait_for(what: str, condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + TIMEOUT_SECONDS
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"demo-postgres: timed out waiting for {what}; see {DEMO}/*.log")
         time.sleep(0.05)
@@ -80,14 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                                             stderr=subprocess.STDOUT))
     try:
         for node in NODES:
-            wait_for(f"{node} to start", lambda n=node: any(  # type: ignore[misc]
-                e["event"] == "inbox_swept" for e in events(DEMO / f"{n}.log")))
+            wait_for(f"{node} to start", partial(swept, DEMO / f"{node}.log"))
         for number, day in enumerate(RUNS, start=1):
             print(f"\n[run {number}] $ python -m generator --date {day} "
                   "--inbox .demo-postgres/inbox")
             subprocess.run([sys.executable, "-m", "generator", "--date", day, "--inbox",
                             str(inbox)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            wait_for(f"run {number} to be archived", lambda n=number: len(outcomes()) >= n)
+            wait_for(f"run {number} to be archived", partial(archived, number))
             node, event = outcomes()[number - 1]
             print(f"[run {number}] {node}: " + json.dumps({k: event.get(k) for k in (
                 "event", "file", "rows", "inserted", "updated", "unchanged", "duration_ms")}))
