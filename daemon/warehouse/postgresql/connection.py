@@ -4,9 +4,10 @@ Connections run in autocommit, and every write is an explicit transaction
 (`transaction`), as the SQLite backend's are. Each session names itself
 (`application_name`, seen in `pg_stat_activity`), waits at most the busy timeout for a
 lock (`lock_timeout`: a lock held longer is `WarehouseBusy`, retried, rather than a
-worker blocked behind a long `ALTER` or a forgotten `psql` session), and keeps its
-statements from running unbounded (`idle_in_transaction_session_timeout`). A
-connection failure is raised as the driver's error; `faults` translates it.
+worker blocked behind a long `ALTER` or a forgotten `psql` session), and lets the server
+end it if it is left idle inside a transaction (`idle_in_transaction_session_timeout`).
+No `statement_timeout`: a large COPY or merge may rightly take minutes. A connection
+failure is raised as the driver's error; `faults` translates it.
 """
 
 from __future__ import annotations

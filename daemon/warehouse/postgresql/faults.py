@@ -43,9 +43,19 @@ HINTS: dict[type[WarehouseFault], str] = {
 }
 
 
+# A refused connection carries no SQLSTATE in libpq; these words (the server's, in its
+# default English) say it was refused for good, not for now: waiting would not help.
+_REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no pg_hba.conf entry",
+                     "password authentication", "permission denied for database",
+                     "invalid port number", "could not translate host name")
+
+
 def fault_of(exc: BaseException) -> WarehouseFault | None:
-    """The seam's fault for a PostgreSQL error of the environment; None for any other."""
+    """The seam's fault for a PostgreSQL error of the environment; None for any other
+    (a missing database or a refused login is terminal: the caller names it)."""
     if not isinstance(exc, psycopg.Error):
+        return None
+    if exc.sqlstate is None and any(w in str(exc) for w in _REFUSED_FOR_GOOD):
         return None
     for kinds, fault in _FAULTS:
         # libpq's own failures (refused, reset, closed) carry no SQLSTATE at all.

@@ -51,7 +51,10 @@ def glob_to_regex(glob: str) -> str:
             out.append(".*")
         elif c == "?":
             out.append(".")
-        elif c == "[" and (end := glob.find("]", i + (2 if glob[i + 1:i + 2] == "!" else 1))) > 0:
+        # A `]` first in the set (after any `!` or `^`) is one of its characters, as in
+        # SQLite's GLOB: the set's end is looked for after it, or `[]a]` is `[]`, no regex.
+        elif c == "[" and (end := glob.find(
+                "]", i + 2 + (glob[i + 1:i + 2] in ("!", "^")))) > 0:
             body = glob[i + 1:end]
             body = "^" + body[1:] if body.startswith("!") else body
             out.append("[" + body.replace("\\", "\\\\") + "]")
