@@ -50,10 +50,10 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(PY) -m mypy
 
 bench: $(STAMP) ## the benchmark suite at the targets' sizes (minutes); writes tools/bench/results.json
-	$(PY) -m tools.bench --full
+	$(PY) -m tools.bench --full --postgres '$(POSTGRES_URL)'
 
 bench-quick: $(STAMP) ## the same suite at small sizes (about a minute): a smoke test, not judged
-	$(PY) -m tools.bench
+	$(PY) -m tools.bench --postgres '$(POSTGRES_URL)'
 
 torture: $(STAMP) ## kill -9 at each crash point, random kills, a 10,000-file burst (minutes)
 	$(PY) -m tools.torture --full

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.bench import report
+import psycopg
+
+from tools.bench import postgres, report
 from tools.bench.report import Target, table
 from tools.bench.suite import FULL, QUICK, Bench
 
@@ -30,6 +32,33 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 def _section(label: str) -> float:
     print(f"\n{label} ...", flush=True)
     return time.perf_counter()
+
+
+def run_postgres(server: str | None, full: bool, bench: Bench) -> dict[str, Any] | None:
+    """The PostgreSQL column, or None (said why) without a server that answers."""
+    if server is None:
+        print("\nPostgreSQL column skipped: no --postgres URL")
+        return None
+    try:
+        psycopg.connect(server, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        print(f"\nPostgreSQL column skipped: {server} does not answer: {str(exc).strip()}")
+        return None
+    plan = postgres.PG_FULL if full else postgres.PG_QUICK
+    big = bench.day_file(plan.history_rows // 100_000 + 1, plan.file_rows)
+    _section(f"PostgreSQL: {plan.file_rows:,} rows into {plan.history_rows:,}, "
+             "drop -> archived, against its floor")
+    large = postgres.large_file(server, plan, big, bench.root)
+    print(f"  daemon {large['daemon_s']:.3f} s, floor {large['floor_s']:.3f} s: "
+          f"{large['vs_floor']:.2f}x")
+    _section(f"PostgreSQL: {plan.shared_files} files of {plan.shared_rows:,} rows, "
+             f"shared by {', '.join(map(str, plan.daemons))} daemons")
+    files = [bench.day_file(200 + i, plan.shared_rows) for i in range(plan.shared_files)]
+    shared = postgres.sharing(server, plan, files, bench.root)
+    for one in shared:
+        print(f"  {one['daemons']} daemon(s): {one['seconds']:.2f} s, "
+              f"{one['loads_per_minute']:.1f} loads/min")
+    return {"large_file": large, "sharing": shared}
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -51,6 +80,35 @@ def run(bench: Bench) -> dict[str, Any]:
     _section(f"history growth: days from day 1 against days from day {plan.growth_days + 1}")
     results["growth"] = bench.growth()
     return results
+
+
+def postgres_targets(pg: dict[str, Any] | None) -> list[Target]:
+    if pg is None:
+        return []
+    large, shared = pg["large_file"], {s["daemons"]: s for s in pg["sharing"]}
+    return [
+        Target(f"PostgreSQL: {large['rows']:,} rows into {large['history_rows']:,} / floor",
+               large["vs_floor"], 1.2),
+        Target("PostgreSQL: loads/min, 2 daemons / 1 daemon",
+               shared[2]["loads_per_minute"] / shared[1]["loads_per_minute"], 1.0,
+               at_most=False),
+    ]
+
+
+def render_postgres(pg: dict[str, Any] | None) -> str:
+    if pg is None:
+        return "PostgreSQL: skipped (no server)"
+    large = pg["large_file"]
+    return "\n\n".join([
+        table("PostgreSQL: one file into a warehouse with history (running daemon, drop -> "
+              "archived)", ["history rows", "rows", "daemon s", "floor s", "x floor"],
+              [[large["history_rows"], large["rows"], large["daemon_s"], large["floor_s"],
+                large["vs_floor"]]]),
+        table("PostgreSQL: daemons sharing one inbox (files dropped at once)",
+              ["daemons", "files", "rows each", "seconds", "loads/min"],
+              [[s["daemons"], s["files"], s["rows_each"], s["seconds"], s["loads_per_minute"]]
+               for s in pg["sharing"]]),
+    ])
 
 
 def targets(results: dict[str, Any]) -> list[Target]:
@@ -118,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the sizes of the targets (minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="a PostgreSQL database to measure the PostgreSQL column in "
+                        "(it makes and drops schemas bench_*); skipped without one")
     parser.add_argument("--work", type=Path, default=None,
                         help="where to build inputs and databases (default: the temp dir)")
     args = parser.parse_args(argv)
@@ -127,11 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         machine = report.machine()
         print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
-        results = run(Bench(plan, root))
+        bench = Bench(plan, root)
+        results = run(bench)
+        results["postgres"] = run_postgres(args.postgres, args.full, bench)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    judged = targets(results)
-    print("\n" + render(results))
+    judged = targets(results) + postgres_targets(results["postgres"])
+    print("\n" + render(results) + "\n\n" + render_postgres(results["postgres"]))
     print(f"\nTargets ({'full' if args.full else 'quick sizes, not judged'}):")
     print("\n".join(t.line() for t in judged))
     results = {"mode": "full" if args.full else "quick", "machine": machine,
