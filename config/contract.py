@@ -74,6 +74,13 @@ class Contract:
         return tuple(c.name for c in self.columns if c.name != self.key)
 
     @property
+    def keys_carry_their_date(self) -> bool:
+        """Whether the checks hold every row's key and date column to its file's date: a
+        key can then only ever be found among the rows of its own date."""
+        kinds = {(c.kind, c.column) for c in self.checks}
+        return {("file_date_prefix", self.key), ("equals_file_date", self.date_column)} <= kinds
+
+    @property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow_type, nullable=False) for c in self.columns])
 

@@ -201,6 +201,30 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
         b.close()
 
 
+def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
+        two_nodes: tuple[Settings, Settings]) -> None:
+    """The commit checks the lease against the clock now, not against the time its
+    transaction began (when the lease was still live)."""
+    a_settings, _ = two_nodes
+    a = warehouse.open_warehouse(a_settings, folders_of(a_settings))
+    try:
+        table = day_table("2026-06-02", 100)
+        claimed = write_parquet(a_settings.work, table, run_date="2026-06-02")
+        ticket = a.claims.claimed(claimed, claimed.lstat().st_ctime_ns)
+        assert ticket is not None
+        load = LoadRecord(claimed.name, None, None, "merge", "2026-06-02",
+                          "2026-06-02T00:00:00Z", ticket.key)
+        assert isinstance(a_settings.db, PostgresUrl)
+        with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
+            # The transaction is open; the lease ends now, after it began.
+            with psycopg.connect(a_settings.db.url, autocommit=True) as admin:
+                admin.execute("UPDATE claims SET lease_until = clock_timestamp()")
+            staged.commit(load, MergePlan(True, True, ticket=ticket))
+        assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
+    finally:
+        a.close()
+
+
 def _terminate_when(url: str, phase: str, timeout: float = 60.0) -> int:
     """Wait until the daemon's session runs a statement starting `phase`, then have the
     server end that session; the pid ended."""

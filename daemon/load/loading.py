@@ -174,5 +174,5 @@ def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str
     key = verdict.contract.key
     plan = MergePlan(keys_sorted=verdict.ascending(key), keys_counted=key in counted,
                      replace_date=run_date if settings.write_mode == "replace" else None,
-                     ticket=attempt.ticket)
+                     ticket=attempt.ticket, run_date=run_date)
     return staged.commit(attempt.load, plan)

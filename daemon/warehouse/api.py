@@ -95,6 +95,8 @@ class MergePlan:
     keys_counted: bool
     replace_date: str | None = None
     ticket: Ticket | None = None
+    # The file's run date, which every staged row and key carries (the checks saw to it).
+    run_date: str | None = None
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,12 @@ class PostgresClaims:
     def renew_in(self, conn: Connection, ticket: Ticket) -> bool:
         """On `conn`, in the load's transaction: renew the lease of `ticket` if it is
         still this process's and live; whether it was."""
+        # clock_timestamp(), not now(): inside the load's transaction now() is the time
+        # it began, minutes ago for a large file, when the lease may still have been live.
         row = conn.execute(stmt(
-            f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval WHERE "id" = %s '
-            'AND "owner" = %s AND "fence" = %s AND "lease_until" > now() RETURNING "id"'),
+            f'UPDATE {CLAIMS} SET "lease_until" = clock_timestamp() + %s::interval '
+            'WHERE "id" = %s AND "owner" = %s AND "fence" = %s '
+            'AND "lease_until" > clock_timestamp() RETURNING "id"'),
             (self._lease(), ticket.id, self.owner, ticket.fence)).fetchone()
         return row is not None
 
@@ -96,14 +99,18 @@ class PostgresClaims:
                               (ticket.id, self.owner))
 
     def beat(self, file_in_hand: str | None) -> None:
-        with translated(), self.conn.transaction():
+        # Two statements, each its own transaction: the node's heartbeat never waits.
+        # The claim of a file being committed is locked by its load, which renews that
+        # lease itself (`renew_in`): the beat skips it rather than wait for the commit.
+        with translated():
             self.conn.execute(stmt(
                 f'UPDATE {DAEMONS} SET "heartbeat_at" = now(), "lease_until" = now() + '
                 '%s::interval, "file_in_hand" = %s WHERE "node" = %s AND "owner" = %s'),
                 (self._lease(), file_in_hand, self.node, self.owner))
             self.conn.execute(stmt(
-                f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval '
-                'WHERE "owner" = %s'), (self._lease(), self.owner))
+                f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval WHERE "id" IN '
+                f'(SELECT "id" FROM {CLAIMS} WHERE "owner" = %s FOR UPDATE SKIP LOCKED)'),
+                (self._lease(), self.owner))
 
     def take_over(self) -> list[TakenOver]:
         with translated():

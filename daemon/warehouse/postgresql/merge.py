@@ -36,6 +36,21 @@ def surplus_rows(conn: Connection, column: str, limit: int) -> tuple[int, list[s
     return total, [str(s) for s, in samples]
 
 
+def _present(conn: Connection, tables: Tables, plan: MergePlan) -> int:
+    """Staged keys already in the fact table. Where keys carry their date, only the
+    date's rows can hold them: a new day (the usual file) is known to have none from the
+    date index alone, and a re-run is counted over that day's rows, not the whole table."""
+    key, day = tables.key, plan.run_date
+    if day is None or not tables.contract.keys_carry_their_date:
+        return _one(conn, f"SELECT count(*) FROM {STAGED} s WHERE EXISTS "
+                          f"(SELECT 1 FROM {tables.fact} f WHERE f.{key} = s.{key})")
+    if not _one(conn, f"SELECT count(*) FROM (SELECT 1 FROM {tables.fact} "
+                      f"WHERE {tables.date} = %s::date LIMIT 1) AS any_row", (day,)):
+        return 0
+    return _one(conn, f"SELECT count(*) FROM {tables.fact} f WHERE f.{tables.date} = %s::date "
+                      f"AND EXISTS (SELECT 1 FROM {STAGED} s WHERE s.{key} = f.{key})", (day,))
+
+
 def merge(conn: Connection, tables: Tables, plan: MergePlan, *, rows: int, loaded_at: str,
           load_id: int) -> MergeCounts:
     """Upsert the staged rows into the fact table; the counts. Repeated keys must have
@@ -47,8 +62,7 @@ def merge(conn: Connection, tables: Tables, plan: MergePlan, *, rows: int, loade
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")
     key = tables.key
-    inserted = _one(conn, f"SELECT count(*) FROM {STAGED} s WHERE NOT EXISTS "
-                          f"(SELECT 1 FROM {tables.fact} f WHERE f.{key} = s.{key})")
+    inserted = rows - _present(conn, tables, plan)
     values = contract.value_columns
     target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
     assignments = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}"
