@@ -24,6 +24,10 @@ APPLICATION = "filedrop-etl"
 # A session left inside a transaction this long (a worker killed mid-load without the
 # socket closing, say) is ended by the server, releasing its locks.
 IDLE_IN_TRANSACTION_MS = 10 * 60 * 1000
+# How often the server checks, during a long statement, that the daemon is still there
+# (PostgreSQL 14 and later).
+CLIENT_CHECK_MS = 5000
+CHECK_CLIENT_SINCE = 140000
 
 
 def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
@@ -37,6 +41,10 @@ def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
         conn.execute(stmt(f"SET idle_in_transaction_session_timeout = "
                           f"{IDLE_IN_TRANSACTION_MS}"))
         conn.execute("SET TIME ZONE 'UTC'")
+        if conn.info.server_version >= CHECK_CLIENT_SINCE:
+            # A daemon killed mid-statement: the server notices the closed socket only
+            # when it next writes to it, so a long query would run on, holding its locks.
+            conn.execute(stmt(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}"))
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
     except BaseException:

@@ -11,13 +11,14 @@ of the source (the reader's, a bad file) is re-raised as it was, not as the COPY
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import pgpq
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from config.contract import Contract
+from daemon.warehouse.feed import Feed
 from daemon.warehouse.postgresql.connection import Connection, stmt
 from daemon.warehouse.sql import q
 
@@ -47,40 +48,19 @@ def _for_postgres(batch: pa.RecordBatch, contract: Contract, schema: pa.Schema) 
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-class _Feed:
-    """The batches, keeping an error the source itself raised (see the module)."""
-
-    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
-        self.batches = batches
-        self.error: BaseException | None = None
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        source = iter(self.batches)
-        while True:
-            try:
-                batch = next(source)
-            except StopIteration:
-                return
-            except BaseException as exc:
-                self.error = exc
-                raise
-            yield batch
-
-
 def copy_in(conn: Connection, contract: Contract, batches: Iterable[pa.RecordBatch]) -> int:
     """Stream `batches` into the session's staging table (inside the caller's
     transaction); the rows staged."""
     schema = _schema(contract)
     encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
     columns = ", ".join(q(c.name) for c in contract.columns)
-    feed, rows = _Feed(batches), 0
+    feed = Feed(batches)
     try:
         with conn.cursor() as cursor, cursor.copy(
                 stmt(f"COPY {TABLE} ({columns}) FROM STDIN WITH (FORMAT BINARY)")) as copy:
             copy.write(encoder.write_header())
             for batch in feed:
                 copy.write(encoder.write_batch(_for_postgres(batch, contract, schema)))
-                rows += batch.num_rows
             copy.write(encoder.finish())
     except BaseException:
         if feed.error is None:
@@ -89,4 +69,4 @@ def copy_in(conn: Connection, contract: Contract, batches: Iterable[pa.RecordBat
         # Outside the handler: the source's error keeps its own cause and context.
         raise feed.error
     conn.execute(stmt(f"ANALYZE {TABLE}"))
-    return rows
+    return feed.rows

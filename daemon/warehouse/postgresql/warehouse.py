@@ -58,6 +58,10 @@ class PostgresStaged:
                 # One load of a date at a time, across every daemon; others run alongside.
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
                              (LOCK_SPACE, int(load.run_date.replace("-", ""))))
+            # The fact table's statistics lag behind a burst of loads (autovacuum analyzes
+            # it later): a planner that thinks it nearly empty picks nested loops, which
+            # over a staging table without an index grow with the product of the sizes.
+            conn.execute("SET LOCAL enable_nestloop = off")
             load_id = ledger.record_load(conn, tables, load, status="processed",
                                          finished_at=load.started_at)
             if self.owner.latest_drop(load.run_date, plan.ticket):

@@ -29,6 +29,7 @@ from config import EtlError
 from config.contract import Contract
 from daemon.errors import BadInput
 from daemon.warehouse.api import WarehouseFault
+from daemon.warehouse.feed import Feed
 from daemon.warehouse.sql import q
 from daemon.warehouse.sqlite.connection import uri
 
@@ -72,42 +73,13 @@ def _glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-class _Feed:
-    """Passes batches to the driver and keeps any exception raised while producing them:
-    the driver reports it as its own error, and the input's error is the one that matters.
-
-    Only the source's own errors are kept. A driver that fails mid-stream (a full disk)
-    lets go of the stream, which closes this generator: the `GeneratorExit` thrown in at
-    its `yield` is the driver's doing, not the input's, and kept as the input's error it
-    once escaped the per-file boundary and crashed the worker.
-    """
-
-    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
-        self.batches = batches
-        self.error: BaseException | None = None
-        self.rows = 0
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        source = iter(self.batches)
-        while True:
-            try:
-                batch = next(source)
-            except StopIteration:
-                return
-            except BaseException as exc:
-                self.error = exc
-                raise
-            self.rows += batch.num_rows
-            yield batch
-
-
 def _execute(conn: adbc.AdbcConnection, sql: str) -> None:
     with adbc.AdbcStatement(conn) as statement:
         statement.set_sql_query(sql)
         statement.execute_update()
 
 
-def _write(path: Path, feed: _Feed, contract: Contract) -> None:
+def _write(path: Path, feed: Feed, contract: Contract) -> None:
     # The driver's low-level API: its DB-API layer imports pyarrow.dataset, some 55 MB
     # of resident memory the daemon does not need.
     # The connection is in autocommit; the transaction is ours, by SQL.
@@ -138,7 +110,7 @@ def staged(db: Path, batches: Iterable[pa.RecordBatch],
     `_staging_error` for the rest).
     """
     path: Path | None = None
-    feed = _Feed(batches)
+    feed = Feed(batches)
     try:
         try:
             fd, name = tempfile.mkstemp(prefix=f"{db.name}.staging-", dir=db.parent)
