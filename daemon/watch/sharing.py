@@ -32,14 +32,21 @@ class Heartbeat:
         self.claims, self.in_hand = claims, in_hand
         self.interval = settings.lease_seconds / 3
         self._stop = threading.Event()
+        # Set to beat at once: the file in hand changed, which `status` should show now.
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="etl-heartbeat", daemon=True)
         self.failing = False
 
     def start(self) -> None:
         self._thread.start()
 
+    def nudge(self) -> None:
+        """Beat now rather than at the next interval (from the worker; never waits)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
 
@@ -59,7 +66,9 @@ class Heartbeat:
                 if self.failing:
                     log.info("heartbeat_restored")
                 self.failing = False
-            if self._stop.wait(self.interval):
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
                 return
 
 

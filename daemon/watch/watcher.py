@@ -313,6 +313,7 @@ class Watcher:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
         self.ticked_at = time.monotonic()
         self.current = claimed
+        self.heartbeat.nudge()
         _, attempts = self._retries.get(claimed, (0.0, 0))
         # Decided before the attempt, so that its retry line can say when the next one is;
         # a drain does not retry (see below).
