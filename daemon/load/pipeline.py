@@ -25,11 +25,11 @@ from config import Settings
 from daemon import clock, crashpoints, files
 from daemon.errors import BadInput, StoppedTooOften, describe
 from daemon.load import loading, quarantine
+from daemon.load.holds import Holds
 from daemon.warehouse.api import (
     ClaimLost,
     LoadRecord,
     MergeCounts,
-    Ticket,
     Warehouse,
     WarehouseFault,
 )
@@ -59,10 +59,7 @@ class Pipeline:
         # on, not a stuck worker (the caller's health check).
         self.progress = progress
         self._unfinished: dict[Path, Callable[[], Outcome]] = {}
-        # The claims this daemon holds in a shared warehouse, by claimed file.
-        self.tickets: dict[Path, Ticket] = {}
-        # When each file claimed in this run was dropped (its inbox entry's ctime, ns).
-        self._dropped: dict[Path, int] = {}
+        self.holds = Holds(settings, warehouse.claims)
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
 
@@ -83,7 +80,7 @@ class Pipeline:
             log.error("claim_failed", file=shown, reason=str(exc),
                       hint="make the inbox and work directories writable by the daemon")
             return Outcome("claim_failed", path)
-        self._dropped[claimed] = dropped
+        self.holds.dropped(claimed, dropped)
         log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
         crashpoints.reached("after_claim")
         return Outcome("claimed", claimed)
@@ -102,7 +99,7 @@ class Pipeline:
         self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
         with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
             try:
-                self._ticket(claimed)
+                self.holds.hold(claimed)
                 if stopped_on is not None:
                     outcome = self._set_aside(claimed, stopped_on)
                 else:
@@ -114,7 +111,7 @@ class Pipeline:
                 # it (the load's own are handled in `_process`), or while claiming it in
                 # a shared warehouse: the file stays claimed and is tried again, never
                 # lost and never the worker's end.
-                stage = "claim" if claimed not in self.tickets else "outcome"
+                stage = "outcome" if self.holds.held(claimed) else "claim"
                 log.error("file_retry_scheduled", file=files.display_name(claimed.name),
                           stage=stage, error_type=type(exc).__name__, reason=str(exc),
                           hint="the file stays in the work directory and is retried"
@@ -123,35 +120,8 @@ class Pipeline:
                           exc_info=not isinstance(exc, WarehouseFault), **self._schedule)
                 return Outcome("retry", claimed)
             if outcome.status in ("processed", "failed", "vanished"):
-                self._release(claimed)
+                self.holds.release(claimed)
             return outcome
-
-    def _ticket(self, claimed: Path) -> None:
-        """Hold the claim of `claimed` in a shared warehouse (recorded at the claim, or
-        now for a file resumed or taken over); `ClaimLost` if another daemon holds it."""
-        if self.settings.shared and claimed not in self.tickets:
-            dropped = self._dropped.pop(claimed, None)
-            if dropped is None:
-                # Resumed from the work directory: its claim's ctime is the best left.
-                try:
-                    dropped = claimed.lstat().st_ctime_ns
-                except FileNotFoundError:
-                    return  # gone: the load finds it so, and says it vanished
-            ticket = self.warehouse.claims.claimed(claimed, dropped)
-            if ticket is not None:
-                self.tickets[claimed] = ticket
-
-    def _release(self, claimed: Path) -> None:
-        """Forget the claim of a file that left the work directory; a claim that can not
-        be forgotten now points at nothing, and the next take-over removes it."""
-        ticket = self.tickets.pop(claimed, None)
-        if ticket is None:
-            return
-        try:
-            self.warehouse.claims.released(ticket)
-        except WarehouseFault as exc:
-            log.warning("claim_release_failed", file=files.display_name(claimed.name),
-                        reason=str(exc), hint="nothing to do: the claim is removed later")
 
     def _set_aside(self, claimed: Path, stopped_on: list[dict[str, Any]]) -> Outcome:
         """Record and quarantine a file, unread, as `StoppedTooOften`."""
@@ -164,7 +134,7 @@ class Pipeline:
         load = LoadRecord(files.display_name(claimed.name), None, size,
                           self.settings.write_mode, run_date, clock.utc_now())
         attempt = loading.Attempt(claimed, load, time.perf_counter(), stage="resume",
-                                  ticket=self.tickets.get(claimed))
+                                  ticket=self.holds.tickets.get(claimed))
         return self._fail(attempt, StoppedTooOften(stopped_on))
 
     def _process(self, claimed: Path) -> Outcome:
@@ -175,7 +145,7 @@ class Pipeline:
         load = LoadRecord(files.display_name(claimed.name), None, None,
                           self.settings.write_mode, None, clock.utc_now())
         attempt = loading.Attempt(claimed, load, time.perf_counter(),
-                                  ticket=self.tickets.get(claimed))
+                                  ticket=self.holds.tickets.get(claimed))
         try:
             attempt.counts = loading.load_file(attempt, self.settings, self.warehouse,
                                                self.progress)
@@ -228,7 +198,7 @@ class Pipeline:
         """This daemon's lease on the file ran out (nothing was committed): another may
         have taken it over. The claim is forgotten; the retry claims the file again if it
         is still here, and finds it gone if the other daemon moved it."""
-        self.tickets.pop(attempt.path, None)
+        self.holds.lost(attempt.path)
         log.warning("claim_lost", file=attempt.load.file_name, stage=attempt.stage,
                     reason=str(exc), hint=exc.hint)
         return Outcome("retry", attempt.path)

@@ -4,250 +4,81 @@ Three roles, each a protocol a backend implements: `Warehouse` (the worker's: th
 ledger's word on a claim, the staged rows, the one transaction of ledger row and merge,
 a failure's row), `History` (read-only: the commands, the status page, the metric) and
 `RetryLog` (the `retry` command's two writes). The values that cross the seam are the
-frozen dataclasses below. Faults of the environment cross it as `WarehouseFault`s
-(busy, full, unavailable, moved, claim lost): "wait and retry", each backend translating
-its driver's errors into them at its own boundary; anything else is terminal.
+frozen dataclasses of `values`; faults of the environment cross it as the
+`WarehouseFault`s of `faults` (busy, full, unavailable, moved, claim lost): "wait and
+retry". Both are re-exported here, so that a user of the seam imports from one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import pyarrow as pa
 
-from config import EtlError
 from config.contract import Contract
+from daemon.warehouse.faults import (
+    ClaimLost,
+    DatabaseMoved,
+    WarehouseBusy,
+    WarehouseFault,
+    WarehouseFull,
+    WarehouseUnavailable,
+)
+from daemon.warehouse.values import (
+    FOLDER_NAMES,
+    CustomerTotal,
+    Daemon,
+    DayRows,
+    DayTotal,
+    Folders,
+    Load,
+    LoadFilter,
+    LoadRecord,
+    MergeCounts,
+    MergePlan,
+    Recorded,
+    Retry,
+    Status,
+    TakenOver,
+    Tally,
+    Ticket,
+)
 
-Status = Literal["processed", "failed"]
-
-
-@dataclass(frozen=True)
-class MergeCounts:
-    rows: int
-    inserted: int
-    updated: int
-    unchanged: int
-    deleted: int = 0
-    # A later drop of the same run date was committed first: this file's rows were not
-    # merged (a shared warehouse only, where daemons race).
-    superseded: bool = False
-
-
-@dataclass(frozen=True)
-class LoadRecord:
-    """What the ledger knows about one attempt before its outcome."""
-
-    file_name: str
-    sha256: str | None
-    bytes: int | None
-    write_mode: str
-    run_date: str | None
-    started_at: str
-    claim: str | None = None
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """The ledger's latest word on one claim of a file."""
-
-    status: str
-    counts: MergeCounts
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """A file claimed in a shared warehouse: its claim row, and the fence this process
-    holds on it. `key` is the ledger's `claim` for the file: the row's, so it survives a
-    take-over by another daemon (which bumps the fence, not the row)."""
-
-    id: int
-    fence: int
-    # When the file was dropped (the inbox entry's ctime, ns): of two drops of one run
-    # date, the later one's rows stand, whichever daemon commits last.
-    dropped_ns: int = 0
-
-    @property
-    def key(self) -> str:
-        return f"claim:{self.id}"
-
-
-@dataclass(frozen=True)
-class TakenOver:
-    """A file this daemon took over from a dead one, now in this daemon's work directory."""
-
-    path: Path
-    from_node: str
-    ticket: Ticket | None
+__all__ = [
+    "FOLDER_NAMES",
+    "ClaimLost",
+    "Claims",
+    "CustomerTotal",
+    "Daemon",
+    "DatabaseMoved",
+    "DayRows",
+    "DayTotal",
+    "Folders",
+    "History",
+    "Load",
+    "LoadFilter",
+    "LoadRecord",
+    "MergeCounts",
+    "MergePlan",
+    "Recorded",
+    "Retry",
+    "RetryLog",
+    "Staged",
+    "Status",
+    "TakenOver",
+    "Tally",
+    "Ticket",
+    "Warehouse",
+    "WarehouseBusy",
+    "WarehouseFault",
+    "WarehouseFull",
+    "WarehouseUnavailable",
+]
 
 
-@dataclass(frozen=True)
-class MergePlan:
-    """How to merge one file's staged rows. `keys_sorted` promises strictly ascending
-    keys; `keys_counted` says the checks counted repeated keys and found none;
-    `replace_date`: the file is the whole truth for that run date; `ticket`: the claim
-    the commit must still hold (a shared warehouse), or None."""
-
-    keys_sorted: bool
-    keys_counted: bool
-    replace_date: str | None = None
-    ticket: Ticket | None = None
-    # The file's run date, which every staged row and key carries (the checks saw to it).
-    run_date: str | None = None
-
-
-@dataclass(frozen=True)
-class Load:
-    """One `load_history` row: one attempt at one file."""
-
-    id: int
-    file_name: str
-    status: str
-    run_date: str | None
-    rows: int | None
-    inserted: int
-    updated: int
-    unchanged: int
-    deleted: int
-    error: str | None
-    write_mode: str
-    sha256: str | None
-    bytes: int | None
-    started_at: str
-    finished_at: str
-
-
-@dataclass(frozen=True)
-class Retry:
-    """One `retries` row: a failed file an operator sent back to the inbox."""
-
-    id: int
-    file_name: str
-    failed_as: str
-    sha256: str | None
-    reason: str | None
-    requested_by: str | None
-    requested_at: str
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Files with an attempt in a period, each counted once by its latest attempt there
-    (`processed` or `failed`), and `loads`, the attempts themselves: a file failed,
-    retried and failed again is one failed file and two loads."""
-
-    processed: int
-    failed: int
-    loads: int
-
-
-@dataclass(frozen=True)
-class DayTotal:
-    run_date: str
-    rows: int
-    customers: int
-    amount: float
-
-
-@dataclass(frozen=True)
-class DayRows:
-    run_date: str
-    rows: int
-
-
-@dataclass(frozen=True)
-class CustomerTotal:
-    customer_id: int
-    transactions: int
-    amount: float
-
-
-@dataclass(frozen=True)
-class LoadFilter:
-    """Which loads `recent_loads` returns. `file` is a name, or a glob when it holds
-    `*`, `?` or `[`; `since`/`until` bound the time the attempt finished (ISO-8601 UTC
-    text as the ledger stores it: `since` inclusive, `until` exclusive)."""
-
-    limit: int = 20
-    file: str | None = None
-    status: Status | None = None
-    since: str | None = None
-    until: str | None = None
-
-
-@dataclass(frozen=True)
-class Daemon:
-    """A daemon (a node) that started on this warehouse: where it keeps its folders, as
-    it resolved them at its last start, which of them that start created, and (on a
-    shared warehouse) its last heartbeat and the file in its hands."""
-
-    node: str
-    pid: int
-    started_at: str
-    inbox: str
-    work: str
-    processed: str
-    failed: str
-    created: list[str]
-    heartbeat_at: str | None = None
-    file_in_hand: str | None = None
-    alive: bool | None = None
-
-
-# The folders a daemon records at its start, in this order.
-FOLDER_NAMES = ("inbox", "work", "processed", "failed")
-
-
-@dataclass(frozen=True)
-class Folders:
-    """The folders a daemon resolved at its start, and the names of those it made."""
-
-    inbox: str
-    work: str
-    processed: str
-    failed: str
-    created: list[str] = field(default_factory=list)
-
-
-# --- faults: the environment's, so the file waits for a retry -------------------------
-
-class WarehouseFault(EtlError):
-    """The database can not take the work now (busy, full, gone): wait and retry.
-
-    `driver_error` names the driver's own error class when a backend translated one
-    (the log's `error_type` keeps naming it, as it did before the seam)."""
-
-    driver_error: str | None = None
-
-
-class WarehouseBusy(WarehouseFault):
-    """Another writer holds a lock, or a lock wait timed out."""
-
-
-class WarehouseFull(WarehouseFault):
-    """No room: the disk, or the memory the database needed."""
-
-
-class WarehouseUnavailable(WarehouseFault):
-    """The database can not be reached or written (a lost connection, a server shutting
-    down, a read-only or missing file)."""
-
-
-class DatabaseMoved(WarehouseFault):
-    """The file at the database's path is no longer the one the daemon holds open (deleted,
-    or replaced by another, a restored backup say): what is committed now would land in a
-    file nobody reads, or beside a file it does not belong to."""
-
-
-class ClaimLost(WarehouseFault):
-    """Another daemon took this file over after this one's lease ran out: this daemon
-    must not commit it, and lets go of it."""
-
-
-# --- the roles -------------------------------------------------------------------------
 
 class Staged(Protocol):
     """One file's rows, staged in the warehouse and not yet merged."""

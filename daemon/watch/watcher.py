@@ -274,7 +274,7 @@ class Watcher:
             return
         for file in take_over(self.warehouse.claims):
             if file.ticket is not None:
-                self.pipeline.tickets[file.path] = file.ticket
+                self.pipeline.holds.adopt(file.path, file.ticket)
             self._retries.setdefault(file.path, (0.0, 0))
 
     def _take_due(self) -> tuple[bool, float | None]:

@@ -179,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", default=None,
                         help="a PostgreSQL database to measure the PostgreSQL column in "
                         "(it makes and drops schemas bench_*); skipped without one")
+    parser.add_argument("--only", choices=("sqlite", "postgres"), default=None,
+                        help="run one column only (default: both)")
     parser.add_argument("--work", type=Path, default=None,
                         help="where to build inputs and databases (default: the temp dir)")
     args = parser.parse_args(argv)
@@ -189,12 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine = report.machine()
         print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
         bench = Bench(plan, root)
-        results = run(bench)
-        results["postgres"] = run_postgres(args.postgres, args.full, bench)
+        results = run(bench) if args.only != "postgres" else {}
+        results["postgres"] = (run_postgres(args.postgres, args.full, bench)
+                               if args.only != "sqlite" else None)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    judged = targets(results) + postgres_targets(results["postgres"])
-    print("\n" + render(results) + "\n\n" + render_postgres(results["postgres"]))
+    sqlite = args.only != "postgres"
+    judged = (targets(results) if sqlite else []) + postgres_targets(results["postgres"])
+    print("\n" + (render(results) + "\n\n" if sqlite else "")
+          + render_postgres(results["postgres"]))
     print(f"\nTargets ({'full' if args.full else 'quick sizes, not judged'}):")
     print("\n".join(t.line() for t in judged))
     results = {"mode": "full" if args.full else "quick", "machine": machine,

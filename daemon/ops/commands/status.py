@@ -156,11 +156,6 @@ def _text(s: overview.Overview) -> str:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
     text = table.pairs(lines)
-    if any(d.alive is not None for d in s.nodes):
-        text += "\n\n" + table.render(
-            ("node", "state", "last heartbeat", "file in hand", "pid"),
-            [(d.node, "alive" if d.alive else "stopped", table.when(d.heartbeat_at),
-              d.file_in_hand or "-", d.pid) for d in s.nodes])
     if s.failed:
         rows = [(f.name, table.when(f.attempted_at), f.stage,
                  table.short(f.reason, REASON_WIDTH)) for f in s.failed]
@@ -178,6 +173,11 @@ def _text(s: overview.Overview) -> str:
             ("sidecar without its file", "retry id", "what to do"),
             [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
               _leftover_hint(x)) for x in s.leftovers])
+    if any(d.alive is not None for d in s.nodes):
+        text += "\n\n" + table.render(
+            ("node", "state", "last heartbeat", "file in hand", "pid"),
+            [(d.node, "alive" if d.alive else "stopped", table.when(d.heartbeat_at),
+              d.file_in_hand or "-", d.pid) for d in s.nodes])
     return text
 
 

@@ -1,0 +1,74 @@
+"""The claims this daemon holds on its claimed files, where several daemons share the work.
+
+On a shared warehouse each claimed file is recorded as this daemon's (`Claims.claimed`,
+with the time it was dropped, taken before the claim's rename changed it) before it is
+loaded; the ticket goes with the load to its commit, which checks it; the claim is
+forgotten once the file has left the work directory. A file taken over from a dead
+daemon arrives with its ticket. On an embedded warehouse nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from config import Settings
+from daemon import files
+from daemon.warehouse.api import Claims, Ticket, WarehouseFault
+
+log = structlog.get_logger("daemon.pipeline")
+
+
+class Holds:
+    """This daemon's tickets, by claimed file."""
+
+    def __init__(self, settings: Settings, claims: Claims) -> None:
+        self.shared, self.claims = settings.shared, claims
+        self.tickets: dict[Path, Ticket] = {}
+        # When each file claimed in this run was dropped (its inbox entry's ctime, ns).
+        self._dropped: dict[Path, int] = {}
+
+    def dropped(self, claimed: Path, ctime_ns: int) -> None:
+        self._dropped[claimed] = ctime_ns
+
+    def adopt(self, claimed: Path, ticket: Ticket) -> None:
+        """A file taken over from another daemon, with the ticket the take-over gave."""
+        self.tickets[claimed] = ticket
+
+    def held(self, claimed: Path) -> bool:
+        """Whether the claim of `claimed` is this daemon's (always, unshared)."""
+        return not self.shared or claimed in self.tickets
+
+    def hold(self, claimed: Path) -> Ticket | None:
+        """Hold the claim of `claimed` (recorded now for a file claimed, resumed or taken
+        over); `ClaimLost` if another daemon holds it, a fault if it can not be asked."""
+        if not self.shared or claimed in self.tickets:
+            return self.tickets.get(claimed)
+        dropped = self._dropped.pop(claimed, None)
+        if dropped is None:
+            # Resumed from the work directory: its claim's ctime is the best left.
+            try:
+                dropped = claimed.lstat().st_ctime_ns
+            except FileNotFoundError:
+                return None  # gone: the load finds it so, and says it vanished
+        ticket = self.claims.claimed(claimed, dropped)
+        if ticket is not None:
+            self.tickets[claimed] = ticket
+        return ticket
+
+    def lost(self, claimed: Path) -> None:
+        """The claim lapsed: forget it; a retry claims the file again if it is here."""
+        self.tickets.pop(claimed, None)
+
+    def release(self, claimed: Path) -> None:
+        """Forget the claim of a file that left the work directory; a claim that can not
+        be forgotten now points at nothing, and the next take-over removes it."""
+        ticket = self.tickets.pop(claimed, None)
+        if ticket is None:
+            return
+        try:
+            self.claims.released(ticket)
+        except WarehouseFault as exc:
+            log.warning("claim_release_failed", file=files.display_name(claimed.name),
+                        reason=str(exc), hint="nothing to do: the claim is removed later")
