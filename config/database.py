@@ -18,6 +18,22 @@ def is_postgres_url(value: str) -> bool:
     return value.split("://", 1)[0].lower() in SCHEMES and "://" in value
 
 
+def redact(url: str) -> str:
+    """`url` with any password (in the user part or the query) replaced by `***`; other
+    text as it is. Tolerant: a URL too malformed to use is still shown without one."""
+    if not is_postgres_url(url):
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = urlencode([(k, "***" if k == "password" else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 @dataclass(frozen=True)
 class PostgresUrl:
     """A PostgreSQL server and database, as libpq's URL; printed without its password."""
@@ -38,14 +54,7 @@ class PostgresUrl:
     @property
     def redacted(self) -> str:
         """The URL with any password replaced by `***` (in the netloc or the query)."""
-        parts = urlsplit(self.url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            user, _, host = netloc.rpartition("@")
-            netloc = f"{user.split(':', 1)[0]}:***@{host}"
-        query = urlencode([(k, "***" if k == "password" else v)
-                           for k, v in parse_qsl(parts.query, keep_blank_values=True)])
-        return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+        return redact(self.url)
 
     @property
     def database(self) -> str:

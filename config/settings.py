@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from config.contract import TRANSACTIONS, Contract
-from config.database import PostgresUrl, is_postgres_url
+from config.database import PostgresUrl, is_postgres_url, redact
 from config.errors import ConfigError
 
 WriteMode = Literal["merge", "replace"]
@@ -336,8 +336,10 @@ def load_settings(
                 try:
                     resolved[name] = parse(values[key])
                 except (TypeError, ValueError) as exc:
+                    shown = values[key]
                     raise ConfigError(
-                        f"invalid {name} from {source}: {values[key]!r}: {exc}",
+                        f"invalid {name} from {source}: "
+                        f"{redact(shown) if isinstance(shown, str) else shown!r}: {exc}",
                         hint=f"correct the {source}",
                     ) from None
                 sources[name] = kind

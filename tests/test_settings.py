@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from config import ConfigError, Settings, load_settings
+from config.database import PostgresUrl
 from config.settings import SETTING_NAMES
 from tests.conftest import DaemonProcess
 
@@ -462,3 +463,19 @@ def test_the_daemon_warns_of_an_unknown_etl_variable_at_start(start_daemon: Star
     assert (line["level"], line["variable"]) == ("warning", "ETL_DATABASE")
     assert line["hint"].startswith("did you mean ETL_DB?")
     assert daemon.proc.poll() is None
+
+
+@pytest.mark.parametrize("value", [
+    "postgresql://etl:hunter2@db:99999/warehouse",  # a bad port
+    "postgresql://etl:hunter2@db:5432/",  # no database
+    "postgres://etl@db/warehouse?password=hunter2&sslmode=bogus&port=x",
+])
+def test_a_postgresql_url_is_never_shown_with_its_password(value: str) -> None:
+    try:
+        settings = load_settings({"db": value}, environ={})
+    except ConfigError as exc:
+        shown = str(exc)
+    else:
+        assert isinstance(settings.db, PostgresUrl)
+        shown = f"{settings.db} {settings.db!r} {settings.db.redacted}"
+    assert "hunter2" not in shown and "***" in shown
