@@ -30,7 +30,7 @@ def redact(url: str) -> str:
         if ":" in user:
             netloc = f"{user.split(':', 1)[0]}:***@{host}"
     query = urlencode([(k, "***" if k == "password" else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
