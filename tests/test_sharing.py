@@ -296,3 +296,19 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     done = subprocess.run([sys.executable, "-m", "daemon", *argv], capture_output=True,
                           text=True, timeout=60, check=False, cwd=ROOT)
     return done.returncode, done.stdout
+
+
+def test_a_second_daemon_under_a_node_name_in_use_elsewhere_is_refused(
+        settings: Settings, tmp_path: Path, start_daemon: Start) -> None:
+    first = start_daemon("--node", "same", log_name="first.log")
+    second = start_daemon("--node", "same", "--work", str(tmp_path / "elsewhere"),
+                          wait_started=False, log_name="second.log")
+    assert second.proc.wait(timeout=60) == 3
+    [refused] = second.matching("daemon_already_running")
+    assert "node same is already running elsewhere" in refused["reason"]
+    assert "--node" in refused["hint"]
+    assert first.proc.poll() is None and first.stop() == 0
+    # Once the first has stopped (its lease let go), the node may start elsewhere.
+    third = start_daemon("--node", "same", "--work", str(tmp_path / "elsewhere"),
+                         log_name="third.log")
+    assert third.stop() == 0
