@@ -1,66 +1,74 @@
 """The warehouse seam: the one place that chooses the backend for a `db` setting.
 
 A path is the embedded SQLite backend (`sqlite/`); a `postgresql://` URL is PostgreSQL
-(`postgresql/`, imported only then). The roles and the values that cross the seam are
+(`postgresql/`, imported only then). `backend` makes the choice, once, for everything
+the daemon and the commands open; the roles and the values that cross the seam are
 `api`'s; nothing outside the backend packages imports a database driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from functools import partial
 
 from config import Settings
 from config.database import PostgresUrl
 from daemon.warehouse.api import Folders, History, RetryLog, Warehouse
 
 
-def open_warehouse(settings: Settings, folders: Folders) -> Warehouse:
-    """The worker's warehouse, migrated and this start recorded. Raises a
-    `WarehouseFault` the caller may wait out, or `SchemaMismatch` /
-    `DatabaseUnavailable` to stop on."""
+@dataclass(frozen=True)
+class Backend:
+    """One backend's three doors, bound to the settings they were chosen for."""
+
+    name: str
+    open: Callable[[Folders], Warehouse]
+    reading: Callable[[], AbstractContextManager[History]]
+    writing: Callable[[], AbstractContextManager[RetryLog]]
+
+
+def backend(settings: Settings) -> Backend:
+    """The backend the `db` setting names: PostgreSQL for a URL, else SQLite."""
+    timeout = settings.busy_timeout_seconds
     if isinstance(settings.db, PostgresUrl):
         import daemon.warehouse.postgresql as postgresql
 
-        return postgresql.open_warehouse(settings.db, settings.contract, settings=settings,
-                                         folders=folders)
+        url = settings.db
+        return Backend(
+            "postgresql",
+            lambda folders: postgresql.open_warehouse(url, settings.contract,
+                                                      settings=settings, folders=folders),
+            partial(postgresql.reading, url, settings.contract, timeout),
+            partial(postgresql.writing, url, settings.contract, timeout))
     import daemon.warehouse.sqlite as sqlite
 
-    return sqlite.open_warehouse(settings.db, settings.contract, node=settings.node,
-                                 busy_timeout_seconds=settings.busy_timeout_seconds,
-                                 folders=folders)
+    db = settings.db
+    return Backend(
+        "sqlite",
+        lambda folders: sqlite.open_warehouse(db, settings.contract, node=settings.node,
+                                              busy_timeout_seconds=timeout, folders=folders),
+        partial(sqlite.reading, db, settings.contract, timeout),
+        partial(sqlite.writing, db, settings.contract, timeout))
+
+
+def open_warehouse(settings: Settings, folders: Folders) -> Warehouse:
+    """The worker's warehouse, migrated and this start recorded. Raises a
+    `WarehouseFault` the caller may wait out, or `SchemaMismatch`, `AlreadyRunning` or
+    `DatabaseUnavailable` to stop on."""
+    return backend(settings).open(folders)
 
 
 @contextmanager
 def reading(settings: Settings) -> Iterator[History]:
     """The read-only history; never creates a database. Errors raised in the block leave
     it as `WarehouseFault`, `DatabaseUnavailable` or `SchemaMismatch`."""
-    if isinstance(settings.db, PostgresUrl):
-        import daemon.warehouse.postgresql as postgresql
-
-        with postgresql.reading(settings.db, settings.contract,
-                                settings.busy_timeout_seconds) as history:
-            yield history
-        return
-    import daemon.warehouse.sqlite as sqlite
-
-    with sqlite.reading(settings.db, settings.contract,
-                        settings.busy_timeout_seconds) as history:
+    with backend(settings).reading() as history:
         yield history
 
 
 @contextmanager
 def writing(settings: Settings) -> Iterator[RetryLog]:
     """The retry log of the existing warehouse, migrated to this schema."""
-    if isinstance(settings.db, PostgresUrl):
-        import daemon.warehouse.postgresql as postgresql
-
-        with postgresql.writing(settings.db, settings.contract,
-                                settings.busy_timeout_seconds) as log:
-            yield log
-        return
-    import daemon.warehouse.sqlite as sqlite
-
-    with sqlite.writing(settings.db, settings.contract,
-                        settings.busy_timeout_seconds) as log:
+    with backend(settings).writing() as log:
         yield log

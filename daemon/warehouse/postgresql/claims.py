@@ -22,7 +22,7 @@ from daemon import files
 from daemon.errors import AlreadyRunning
 from daemon.lock import DirectoryClaim
 from daemon.warehouse.api import ClaimLost, TakenOver, Ticket
-from daemon.warehouse.postgresql.connection import Connection, connect, stmt, usable
+from daemon.warehouse.postgresql.connection import Connection, Session, stmt
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.schema import CLAIMS_TABLE
 from daemon.warehouse.sql import DAEMONS_TABLE, q
@@ -43,15 +43,12 @@ class PostgresClaims:
         self.url, self.timeout = url, busy_timeout_seconds
         self.node, self.work, self.lease = node, work, lease_seconds
         self.owner = f"{node}:{uuid.uuid4()}"
-        self._conn: Connection | None = None
+        self._session = Session(url, busy_timeout_seconds)
 
     @property
     def conn(self) -> Connection:
-        if not usable(self._conn):
-            with translated():
-                self._conn = connect(self.url, self.timeout)
-        assert self._conn is not None
-        return self._conn
+        with translated():
+            return self._session.conn
 
     def _lease(self) -> str:
         return f"{self.lease} seconds"
@@ -175,15 +172,15 @@ class PostgresClaims:
     def close(self) -> None:
         """Let go: this process's claims and heartbeat lapse now, so that another daemon
         may take over at once what this one leaves claimed."""
-        if usable(self._conn):
-            assert self._conn is not None
+        conn = self._session.open
+        if conn is not None:
             try:
-                with translated(), self._conn.transaction():
-                    self._conn.execute(stmt(f'UPDATE {CLAIMS} SET "lease_until" = now() '
-                                            'WHERE "owner" = %s'), (self.owner,))
-                    self._conn.execute(stmt(
+                with translated(), conn.transaction():
+                    conn.execute(stmt(f'UPDATE {CLAIMS} SET "lease_until" = now() '
+                                      'WHERE "owner" = %s'), (self.owner,))
+                    conn.execute(stmt(
                         f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL '
                         'WHERE "node" = %s AND "owner" = %s'), (self.node, self.owner))
             except Exception:  # noqa: S110 (stopping: the leases lapse anyway)
                 pass
-            self._conn.close()
+        self._session.close()

@@ -69,3 +69,28 @@ def stmt(text: str) -> bytes:
 def usable(conn: Connection | None) -> bool:
     """Whether a session can still be used (not closed, not broken by a lost server)."""
     return conn is not None and not conn.closed and not conn.broken
+
+
+class Session:
+    """A session opened on first use, and again after the server lost it (a restart,
+    `pg_terminate_backend`): the next call connects anew, or raises the driver's error
+    for the caller's `faults.translated` to turn into a fault."""
+
+    def __init__(self, url: PostgresUrl, busy_timeout_seconds: float,
+                 conn: Connection | None = None) -> None:
+        self.url, self.timeout, self._conn = url, busy_timeout_seconds, conn
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None or not usable(self._conn):
+            self._conn = connect(self.url, self.timeout)
+        return self._conn
+
+    @property
+    def open(self) -> Connection | None:
+        """The session if it is usable now, without connecting."""
+        return self._conn if usable(self._conn) else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

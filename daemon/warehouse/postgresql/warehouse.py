@@ -29,7 +29,7 @@ from daemon.warehouse.api import (
 )
 from daemon.warehouse.postgresql import ledger, merge, staging
 from daemon.warehouse.postgresql.claims import PostgresClaims
-from daemon.warehouse.postgresql.connection import Connection, connect, stmt, usable
+from daemon.warehouse.postgresql.connection import Connection, Session, stmt, usable
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.history import PostgresHistory
 from daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
@@ -91,16 +91,13 @@ class PostgresWarehouse:
         self.where = str(url)
         self._claims = claims
         self.claims: Claims = claims
-        self._conn: Connection | None = conn
+        self._session = Session(url, busy_timeout_seconds, conn)
 
     @property
     def conn(self) -> Connection:
         """The session, opened again after a lost one (a fault if that fails too)."""
-        if not usable(self._conn):
-            with translated():
-                self._conn = connect(self.url, self.timeout)
-        assert self._conn is not None
-        return self._conn
+        with translated():
+            return self._session.conn
 
     def hold(self, ticket: Ticket | None) -> None:
         """`ClaimLost` unless this daemon still holds `ticket` (inside the transaction)."""
@@ -167,7 +164,6 @@ class PostgresWarehouse:
 
     def close(self) -> None:
         self._claims.close()
-        if self._conn is not None:
-            self._conn.close()
+        self._session.close()
 
 
