@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
@@ -23,10 +22,11 @@ from config import Settings
 from daemon import clock, files
 from daemon.load.pipeline import Outcome, Pipeline
 from daemon.lock import DirectoryClaims
-from daemon.ops.metrics import OUTCOMES, Metrics
+from daemon.ops.metrics import Metrics
 from daemon.warehouse.api import Warehouse
 from daemon.watch.inbox import Candidate, Inbox
-from daemon.watch.observer import LOST, Hints, InboxObserver
+from daemon.watch.observer import Hints, InboxObserver
+from daemon.watch.report import WorkerReport
 from daemon.watch.resumes import Resumes
 from daemon.watch.sharing import Heartbeat, take_over
 
@@ -50,7 +50,7 @@ def retry_delay(attempt: int) -> float:
     return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
 
 
-class Watcher:
+class Watcher(WorkerReport):
     """Owns the observer and the worker thread for one inbox."""
 
     def __init__(self, settings: Settings, warehouse: Warehouse, *, once: bool = False,
@@ -124,64 +124,10 @@ class Watcher:
         """Ask the worker to rescan the inbox now (logged with `reason`)."""
         self.hints.request_rescan(reason)
 
-    def status(self) -> dict[str, object]:
-        """What the worker is doing, for a `daemon_status` line; safe from any thread."""
-        current = self.current
-        return {"file": files.display_name(current.name) if current else None,
-                "queue_depth": self.queue_depth(), "outcomes": dict(self.tally()),
-                "problems": self.health()}
-
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the worker to end; True once it has."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
-
-    def stuck(self) -> list[str]:
-        """What is wrong that a restart would cure: the worker or the observer thread
-        dead, or a worker silent for `stall_seconds`; what the systemd watchdog acts on.
-
-        Safe from any thread. The worker ticks on every turn of its loop (at least every
-        HEARTBEAT_SECONDS when idle), around every file and after each staged batch of
-        one, so a silence longer than `stall_seconds` means it is stuck (or one SQL
-        statement, a merge, took that long).
-        """
-        problems = []
-        silent = time.monotonic() - self.ticked_at
-        if not self._thread.is_alive():
-            problems.append("the worker thread is not running"
-                            + (" (it crashed)" if self.crashed else ""))
-        elif silent > self.settings.stall_seconds:
-            problems.append(f"the worker has not ticked for {silent:.0f} s "
-                            f"(stall_seconds {self.settings.stall_seconds:g})")
-        if not self.once and not self._observer.is_alive():
-            problems.append("the inbox observer is not running")
-        return problems
-
-    def health(self) -> list[str]:
-        """What is wrong now, for /healthz; empty while all is well. `stuck`, and an
-        inbox that is not watched: a restart would not bring that back (the daemon
-        watches it again by itself once it can), so the systemd watchdog ignores it."""
-        problems = self.stuck()
-        if not self.once and self._observer.is_alive():
-            lost = self._observer.watch_lost()
-            if lost is not None:
-                problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
-        if self.database_lost is not None:
-            problems.append(f"the database {self.settings.db} is not the file the daemon "
-                            f"opened ({self.database_lost}): no file is loaded until it is "
-                            "back or the daemon is restarted")
-        return problems
-
-    def tally(self) -> Mapping[str, int]:
-        """Files by outcome so far, as `daemon_stopped` reports them; safe from any thread
-        (single dict look-ups, never an iteration the worker could change under it)."""
-        tally = {outcome: self.outcomes[outcome] for outcome in OUTCOMES}
-        tally["vanished"] += self.inbox.vanished  # detected, then deleted before the claim
-        return tally
-
-    def queue_depth(self) -> int:
-        """Files detected and not yet claimed, and claims waiting for a (re)try."""
-        return len(self.inbox.candidates) + len(self._retries)
 
     def _tick(self) -> None:
         self.ticked_at = time.monotonic()
