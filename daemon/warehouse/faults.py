@@ -3,12 +3,16 @@
 Each backend translates its driver's errors into these at its own boundary
 (`sqlite/faults.py`, `postgresql/faults.py`); the per-file boundary retries a file for
 any `WarehouseFault` and never quarantines it for one. Anything else a backend raises
-is terminal.
+is terminal. `translating` is the one way a backend applies its table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from config import EtlError
+from daemon.errors import DatabaseUnavailable
 
 
 class WarehouseFault(EtlError):
@@ -42,3 +46,24 @@ class DatabaseMoved(WarehouseFault):
 class ClaimLost(WarehouseFault):
     """Another daemon took this file over after this one's lease ran out: this daemon
     must not commit it, and lets go of it."""
+
+
+@contextmanager
+def translating(driver_error: type[Exception],
+                fault_of: Callable[[BaseException], WarehouseFault | None], *,
+                otherwise: str | None = None) -> Iterator[None]:
+    """Run a block, raising a driver error of the environment as its fault (`fault_of`,
+    the backend's table). Any other driver error passes through as it is, or, given
+    `otherwise` (a hint: for the commands, which name every failure), becomes
+    `DatabaseUnavailable` with the driver's first line."""
+    try:
+        yield
+    except driver_error as exc:
+        fault = fault_of(exc)
+        if fault is not None:
+            raise fault from exc
+        if otherwise is None:
+            raise
+        words = str(exc).strip().splitlines()
+        raise DatabaseUnavailable(words[0] if words else type(exc).__name__,
+                                  hint=otherwise) from exc

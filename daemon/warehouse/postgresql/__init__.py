@@ -13,17 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
-
 from config import Settings
 from config.contract import Contract
 from config.database import PostgresUrl
-from daemon.errors import DatabaseUnavailable
 from daemon.warehouse.api import Folders
 from daemon.warehouse.postgresql import nodes, schema
 from daemon.warehouse.postgresql.claims import PostgresClaims
 from daemon.warehouse.postgresql.connection import connect
-from daemon.warehouse.postgresql.faults import fault_of, translated
+from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.history import PostgresHistory
 from daemon.warehouse.postgresql.retry_log import PostgresRetryLog
 from daemon.warehouse.postgresql.warehouse import PostgresWarehouse
@@ -38,7 +35,7 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
     claims = PostgresClaims(url, settings.busy_timeout_seconds, node=settings.node,
                             work=Path(folders.work), lease_seconds=settings.lease_seconds)
     try:
-        with _translating():
+        with translated(_TERMINAL_HINT):
             conn = connect(url, settings.busy_timeout_seconds)
             try:
                 schema.migrate(conn, contract)
@@ -54,29 +51,17 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
     return PostgresWarehouse(url, contract, settings.busy_timeout_seconds, claims, conn)
 
 
-@contextmanager
-def _translating() -> Iterator[None]:
-    """Every driver error in the block in the seam's terms: a fault of the environment as
-    its `WarehouseFault`, anything else (no such database, a refused login) as
-    `DatabaseUnavailable`."""
-    try:
-        with translated():
-            yield
-    except psycopg.Error as exc:
-        fault = fault_of(exc)
-        if fault is not None:  # pragma: no cover (translated() raised it already)
-            raise fault from exc
-        words = str(exc).strip().splitlines()
-        raise DatabaseUnavailable(words[0] if words else type(exc).__name__,
-                                  hint="check the database URL, the user's rights on "
-                                  "it, and that the database exists") from exc
+# Terminal for the start and the commands: a database that does not exist, a login
+# refused, a URL libpq can not use.
+_TERMINAL_HINT = ("check the database URL, the user's rights on it, and that the database "
+                  "exists")
 
 
 @contextmanager
 def reading(url: PostgresUrl, contract: Contract,
             busy_timeout_seconds: float) -> Iterator[PostgresHistory]:
     """The read-only history of the warehouse, its schema checked."""
-    with _translating():
+    with translated(_TERMINAL_HINT):
         conn = connect(url, busy_timeout_seconds, read_only=True)
         with conn:
             history = PostgresHistory(conn, contract)
@@ -88,7 +73,7 @@ def reading(url: PostgresUrl, contract: Contract,
 def writing(url: PostgresUrl, contract: Contract,
             busy_timeout_seconds: float) -> Iterator[PostgresRetryLog]:
     """The retry log of the existing warehouse, migrated to this schema."""
-    with _translating():
+    with translated(_TERMINAL_HINT):
         conn = connect(url, busy_timeout_seconds)
         with conn:
             schema.check(conn, contract)

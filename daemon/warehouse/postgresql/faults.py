@@ -11,8 +11,7 @@ puts a password in its messages, and this module adds none.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import psycopg
 from psycopg import errors
@@ -23,6 +22,7 @@ from daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
+from daemon.warehouse.faults import translating
 
 # Most specific first: most of these are `OperationalError`s too.
 _FAULTS: tuple[tuple[tuple[type[Exception], ...], type[WarehouseFault]], ...] = (
@@ -72,13 +72,6 @@ def _words(exc: psycopg.Error) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-@contextmanager
-def translated() -> Iterator[None]:
-    """Run a block, raising a PostgreSQL error of the environment as its fault."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        fault = fault_of(exc)
-        if fault is None:
-            raise
-        raise fault from exc
+def translated(otherwise: str | None = None) -> AbstractContextManager[None]:
+    """Run a block with this backend's table applied (see `warehouse.faults.translating`)."""
+    return translating(psycopg.Error, fault_of, otherwise=otherwise)

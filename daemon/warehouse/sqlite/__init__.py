@@ -20,7 +20,7 @@ from config.contract import Contract
 from daemon.errors import DatabaseUnavailable
 from daemon.warehouse.api import Folders, WarehouseBusy, WarehouseFault, WarehouseFull
 from daemon.warehouse.sqlite import connection, nodes, schema, staging
-from daemon.warehouse.sqlite.faults import fault_of, translated
+from daemon.warehouse.sqlite.faults import translated
 from daemon.warehouse.sqlite.history import SqliteHistory, check_schema
 from daemon.warehouse.sqlite.retry_log import SqliteRetryLog
 from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
@@ -58,26 +58,16 @@ def open_warehouse(db: Path, contract: Contract, *, busy_timeout_seconds: float,
     return SqliteWarehouse(conn, db, contract)
 
 
-@contextmanager
-def _translating() -> Iterator[None]:
-    """Every SQLite error in the block in the seam's terms: a fault of the environment
-    as its `WarehouseFault`, anything else (not a database, a damaged file) as
-    `DatabaseUnavailable`."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        fault = fault_of(exc)
-        if fault is not None:
-            raise fault from exc
-        raise DatabaseUnavailable(str(exc), hint="check that the path is the daemon's "
-                                  "SQLite database and that you may read it") from exc
+# For the commands: what is not a fault of the environment is still named, not a trace.
+_READ_HINT = "check that the path is the daemon's SQLite database and that you may read it"
 
 
 @contextmanager
 def reading(db: Path, contract: Contract,
             busy_timeout_seconds: float) -> Iterator[SqliteHistory]:
     """The read-only history of the existing database at `db`, its schema checked."""
-    with _translating(), closing(connection.connect_readonly(db, busy_timeout_seconds)) as conn:
+    with translated(_READ_HINT), \
+            closing(connection.connect_readonly(db, busy_timeout_seconds)) as conn:
         history = SqliteHistory(conn, contract)
         history.schema_version()
         yield history
@@ -90,7 +80,7 @@ def writing(db: Path, contract: Contract,
 
     The daemon holds no long write lock, so the busy timeout is all the waiting needed.
     """
-    with _translating(), closing(connection.connect(db, busy_timeout_seconds,
+    with translated(_READ_HINT), closing(connection.connect(db, busy_timeout_seconds,
                                                     create=False)) as conn:
         check_schema(conn, contract)
         schema.init_schema(conn, contract)

@@ -10,8 +10,7 @@ driver's error as its cause; any other error passes through as it is (terminal).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from daemon.warehouse.api import (
     WarehouseBusy,
@@ -19,6 +18,7 @@ from daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
+from daemon.warehouse.faults import translating
 
 _FAULTS: dict[int, type[WarehouseFault]] = {
     5: WarehouseBusy, 6: WarehouseBusy,
@@ -49,13 +49,6 @@ def fault_of(exc: BaseException) -> WarehouseFault | None:
     return fault
 
 
-@contextmanager
-def translated() -> Iterator[None]:
-    """Run a block, raising a SQLite error of the environment as its `WarehouseFault`."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        fault = fault_of(exc)
-        if fault is None:
-            raise
-        raise fault from exc
+def translated(otherwise: str | None = None) -> AbstractContextManager[None]:
+    """Run a block with this backend's table applied (see `warehouse.faults.translating`)."""
+    return translating(sqlite3.Error, fault_of, otherwise=otherwise)
