@@ -26,6 +26,17 @@ class MergeCounts:
     # merged (a shared warehouse only, where daemons race).
     superseded: bool = False
 
+    @classmethod
+    def of_upsert(cls, rows: int, changed: int, inserted: int, deleted: int = 0) -> MergeCounts:
+        """The counts of an upsert of `rows` staged rows that the database says changed
+        `changed` rows, `inserted` of them new; `RuntimeError` if those can not be true
+        (`rows` is then not the staged row count, and the ledger would lie)."""
+        updated = changed - inserted
+        if not 0 <= updated <= rows - inserted:
+            raise RuntimeError(f"merge of {rows} rows changed {changed}, of which {inserted} "
+                               "were new: `rows` is not the staged row count")
+        return cls(rows, inserted, updated, rows - inserted - updated, deleted)
+
 
 @dataclass(frozen=True)
 class LoadRecord:

@@ -10,6 +10,8 @@ updates. Replace mode deletes the date's rows whose key the file no longer has.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from daemon.warehouse.api import MergeCounts, MergePlan
 from daemon.warehouse.postgresql.connection import Connection, stmt
 from daemon.warehouse.postgresql.staging import TABLE as STAGED
@@ -73,15 +75,13 @@ def merge(conn: Connection, tables: Tables, plan: MergePlan, *, rows: int, loade
         f"ON CONFLICT ({key}) DO UPDATE SET {assignments} "
         f"WHERE ({tables.columns(values, 'f.')}) IS DISTINCT FROM "
         f"({tables.columns(values, 'EXCLUDED.')})"), (loaded_at, load_id)).rowcount
-    updated = changed - inserted
-    if not 0 <= updated <= rows - inserted:
-        raise RuntimeError(f"merge of {rows} rows changed {changed}, of which {inserted} "
-                           "were new: `rows` is not the staged row count")
-    deleted = 0
-    day = plan.replace_date
+    counts = MergeCounts.of_upsert(rows, changed, inserted)
+    # As in SQLite: after the upsert every staged key is a row of the date, so only a date
+    # with more rows than the file has any to delete (the usual re-drop has none).
+    day, deleted = plan.replace_date, 0
     if day is not None and _one(conn, f"SELECT count(*) FROM {tables.fact} "
                                       f"WHERE {tables.date} = %s::date", (day,)) > rows:
         deleted = conn.execute(stmt(
             f"DELETE FROM {tables.fact} f WHERE f.{tables.date} = %s::date AND NOT EXISTS "
             f"(SELECT 1 FROM {STAGED} s WHERE s.{key} = f.{key})"), (day,)).rowcount
-    return MergeCounts(rows, inserted, updated, rows - inserted - updated, deleted)
+    return replace(counts, deleted=deleted)

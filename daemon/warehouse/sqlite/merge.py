@@ -8,6 +8,7 @@ identifiers, which come only from the contract (`daemon.warehouse.sql.Tables`).
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 from daemon.warehouse.api import MergeCounts, MergePlan
 from daemon.warehouse.sql import Tables, q
@@ -72,22 +73,18 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
     ).rowcount
     inserted, = conn.execute(f"SELECT COUNT(*) FROM {tables.fact} WHERE rowid > ?",
                              (top,)).fetchone()
-    updated = changed - inserted
-    if not 0 <= updated <= rows - inserted:
-        raise RuntimeError(f"merge of {rows} rows changed {changed}, of which {inserted} "
-                           "were new: `rows` is not the staged row count")
-    deleted = 0
+    counts = MergeCounts.of_upsert(rows, changed, inserted)
     # After the upsert every staged key is a fact row of the date (the checks saw to
     # that), so the date's rows beyond `rows` are exactly those to delete; counting them
     # on the date index spares the anti-join when there are none, the usual case.
-    day = plan.replace_date
+    day, deleted = plan.replace_date, 0
     if day is not None and _rows_of_date(conn, tables, day) > rows:
         deleted = conn.execute(
             f"DELETE FROM {tables.fact} WHERE {tables.date} = ? "
             f"AND {tables.key} NOT IN (SELECT {tables.key} FROM {staged})",
             (day,),
         ).rowcount
-    return MergeCounts(rows, inserted, updated, rows - inserted - updated, deleted)
+    return replace(counts, deleted=deleted)
 
 
 def _rows_of_date(conn: sqlite3.Connection, tables: Tables, run_date: str) -> int:
