@@ -14,6 +14,16 @@ RETRIES_TABLE = "retries"
 DAEMONS_TABLE = "daemons"
 
 
+def date_range(column: str, since: str | None, until: str | None,
+               mark: str) -> tuple[str, list[str]]:
+    """A WHERE clause bounding `column` (both ends inclusive, each optional), with `mark`
+    as the backend's placeholder for a date, and its values."""
+    bounds = [(f"{column} {op} {mark}", v)
+              for op, v in ((">=", since), ("<=", until)) if v is not None]
+    return ("WHERE " + " AND ".join(c for c, _ in bounds) if bounds else "",
+            [v for _, v in bounds if v is not None])
+
+
 def q(identifier: str) -> str:
     """Quote an SQL identifier."""
     return '"' + identifier.replace('"', '""') + '"'

@@ -8,9 +8,11 @@ What a load is (`LoadRecord`), how to merge it (`MergePlan`) and what it changed
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["processed", "failed"]
 
@@ -132,6 +134,22 @@ class Retry:
     reason: str | None
     requested_by: str | None
     requested_at: str
+
+
+def recording(candidates: Iterable[Sequence[Any]],
+              sidecar: dict[str, object] | None) -> Retry | None:
+    """Of `retries` rows, each followed by the sidecar it recorded (JSON text), the first
+    that recorded exactly `sidecar`; None if none did. A row whose JSON does not parse
+    (edited by hand) can not vouch for a sidecar."""
+    if sidecar is None:
+        return None
+    for *row, recorded in candidates:
+        try:
+            if recorded is not None and json.loads(recorded) == sidecar:
+                return Retry(*row)
+        except ValueError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)

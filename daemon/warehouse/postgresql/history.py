@@ -26,7 +26,8 @@ from daemon.warehouse.api import (
 )
 from daemon.warehouse.postgresql import schema
 from daemon.warehouse.postgresql.connection import Connection, stmt
-from daemon.warehouse.sql import Tables
+from daemon.warehouse.sql import Tables, date_range
+from daemon.warehouse.values import recording
 
 
 def text_time(column: str) -> str:
@@ -130,15 +131,9 @@ class PostgresHistory:
                          sidecar: dict[str, object] | None) -> Retry | None:
         if sidecar is None:
             return None
-        for *row, recorded in self._rows(
-                f'SELECT {_RETRY}, "sidecar" FROM {self.t.retries} WHERE "failed_as" = %s '
-                'ORDER BY "id" DESC', (failed_as,)):
-            try:
-                if recorded is not None and json.loads(recorded) == sidecar:
-                    return Retry(*row)
-            except ValueError:
-                continue  # a row edited by hand: it cannot vouch for this sidecar
-        return None
+        return recording(self._rows(
+            f'SELECT {_RETRY}, "sidecar" FROM {self.t.retries} WHERE "failed_as" = %s '
+            'ORDER BY "id" DESC', (failed_as,)), sidecar)
 
     def tally(self, since: str | None = None) -> Tally:
         where = 'WHERE "finished_at" >= %s::timestamptz' if since else ""
@@ -161,15 +156,9 @@ class PostgresHistory:
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
         return int(count)
 
-    def _run_dates(self, since: str | None, until: str | None) -> tuple[str, list[str]]:
-        bounds = [(f"{self.t.date} {op} %s::date", v)
-                  for op, v in ((">=", since), ("<=", until)) if v is not None]
-        return ("WHERE " + " AND ".join(c for c, _ in bounds) if bounds else "",
-                [v for _, v in bounds if v is not None])
-
     def day_totals(self, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
-        where, params = self._run_dates(since, until)
+        where, params = date_range(self.t.date, since, until, "%s::date")
         date = self.t.date
         return [DayTotal(str(d), int(n), int(c), float(a)) for d, n, c, a in self._rows(
             f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*), count(DISTINCT "
@@ -178,7 +167,7 @@ class PostgresHistory:
 
     def customer_totals(self, since: str | None = None,
                         until: str | None = None) -> list[CustomerTotal]:
-        where, params = self._run_dates(since, until)
+        where, params = date_range(self.t.date, since, until, "%s::date")
         return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in self._rows(
             'SELECT "customer_id", count(*), coalesce(sum("amount"), 0) AS "total" '
             f'FROM {self.t.fact} {where} GROUP BY "customer_id" '

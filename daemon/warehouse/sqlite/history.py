@@ -29,8 +29,9 @@ from daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, q
+from daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, date_range, q
 from daemon.warehouse.sqlite import schema
+from daemon.warehouse.values import recording
 
 
 def _columns(cls: type[Any]) -> str:
@@ -126,15 +127,9 @@ class SqliteHistory:
         the retry that left it behind (`daemon.retries`), or None if none did."""
         if sidecar is None or not _has_table(self.conn, RETRIES_TABLE):
             return None
-        for *row, recorded in self.conn.execute(
-                f'SELECT {_columns(Retry)}, "sidecar" FROM {self.t.retries} '
-                'WHERE "failed_as" = ? ORDER BY "id" DESC', (failed_as,)):
-            try:
-                if recorded is not None and json.loads(recorded) == sidecar:
-                    return Retry(*row)
-            except ValueError:
-                continue  # a row edited by hand: it cannot vouch for this sidecar
-        return None
+        return recording(self.conn.execute(
+            f'SELECT {_columns(Retry)}, "sidecar" FROM {self.t.retries} '
+            'WHERE "failed_as" = ? ORDER BY "id" DESC', (failed_as,)), sidecar)
 
 
     def tally(self, since: str | None = None) -> Tally:
@@ -170,18 +165,10 @@ class SqliteHistory:
         return int(count)
 
 
-    def _run_dates(self, since: str | None, until: str | None) -> tuple[str, list[str]]:
-        """A WHERE clause on the fact's run date (both bounds inclusive) and its values."""
-        bounds = [(f"{self.t.date} {op} ?", v)
-                  for op, v in ((">=", since), ("<=", until)) if v is not None]
-        return ("WHERE " + " AND ".join(c for c, _ in bounds) if bounds else "",
-                [v for _, v in bounds if v is not None])
-
-
     def day_totals(self, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
         """Per run date of the fact table: rows, distinct customers, sum of amounts."""
-        where, params = self._run_dates(since, until)
+        where, params = date_range(self.t.date, since, until, "?")
         date = self.t.date
         return [DayTotal(str(d), int(n), int(c), float(a)) for d, n, c, a in self.conn.execute(
             f'SELECT {date}, COUNT(*), COUNT(DISTINCT "customer_id"), TOTAL("amount") '
@@ -192,7 +179,7 @@ class SqliteHistory:
                         until: str | None = None) -> list[CustomerTotal]:
         """The prototype's report: per customer, the sum of amounts (largest first), and
         the number of transactions."""
-        where, params = self._run_dates(since, until)
+        where, params = date_range(self.t.date, since, until, "?")
         return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in self.conn.execute(
             f'SELECT "customer_id", COUNT(*), TOTAL("amount") AS "total" FROM {self.t.fact} '
             f'{where} GROUP BY "customer_id" ORDER BY "total" DESC, "customer_id"', params)]
