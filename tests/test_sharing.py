@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -27,7 +28,15 @@ import pytest
 from config import Settings, contract
 from config.database import PostgresUrl
 from daemon import warehouse
-from daemon.warehouse.api import FOLDER_NAMES, ClaimLost, Folders, LoadRecord, MergePlan
+from daemon.warehouse.api import (
+    FOLDER_NAMES,
+    ClaimLost,
+    Folders,
+    LoadRecord,
+    MergePlan,
+    Ticket,
+    Warehouse,
+)
 from tests.backends import db_arg, fact_rows_in, ledger_in
 from tests.conftest import (
     ROOT,
@@ -165,16 +174,33 @@ def folders_of(settings: Settings) -> Folders:
     return Folders(inbox, work, processed, failed)
 
 
+@contextmanager
+def opened(settings: Settings) -> Iterator[Warehouse]:
+    """The worker's warehouse of a daemon with `settings`, as its start opens it."""
+    held = warehouse.open_warehouse(settings, folders_of(settings))
+    try:
+        yield held
+    finally:
+        held.close()
+
+
+def claimed_day(held: Warehouse, settings: Settings,
+                day: str) -> tuple[pa.Table, Path, Ticket, LoadRecord]:
+    """A day's file in the daemon's work directory, its claim recorded: the table, the
+    file, the ticket and the load record its commit would write."""
+    table = day_table(day, 100)
+    claimed = write_parquet(settings.work, table, run_date=day)
+    ticket = held.claims.claimed(claimed, claimed.lstat().st_ctime_ns)
+    assert ticket is not None
+    return table, claimed, ticket, LoadRecord(claimed.name, None, None, "merge", day,
+                                              f"{day}T00:00:00Z", ticket.key)
+
+
 def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settings],
                                                tmp_path: Path) -> None:
     a_settings, b_settings = two_nodes
-    a = warehouse.open_warehouse(a_settings, folders_of(a_settings))
-    b = warehouse.open_warehouse(b_settings, folders_of(b_settings))
-    try:
-        table = day_table("2026-06-01", 100)
-        claimed = write_parquet(a_settings.work, table, run_date="2026-06-01")
-        ticket = a.claims.claimed(claimed, claimed.lstat().st_ctime_ns)
-        assert ticket is not None
+    with opened(a_settings) as a, opened(b_settings) as b:
+        table, claimed, ticket, load = claimed_day(a, a_settings, "2026-06-01")
         # `a` stalls past its lease (a pause, a partition): its lease runs out ...
         assert isinstance(a_settings.db, PostgresUrl)
         with psycopg.connect(a_settings.db.url, autocommit=True) as admin:
@@ -187,8 +213,6 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
         assert taken.ticket.id == ticket.id and taken.ticket.fence == ticket.fence + 1
         assert taken.path.parent == b_settings.work and not claimed.exists()
         # `a` wakes and tries to commit what it had staged: refused, nothing written.
-        load = LoadRecord(claimed.name, None, None, "merge", "2026-06-01", "2026-06-01T00:00:00Z",
-                          ticket.key)
         with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
             staged.commit(load, MergePlan(True, True, ticket=ticket))
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
@@ -196,9 +220,6 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
         with b.staged(table.to_batches()) as staged:
             counts = staged.commit(load, MergePlan(True, True, ticket=taken.ticket))
         assert counts.inserted == 100 and len(fact_rows_in(a_settings)) == 100
-    finally:
-        a.close()
-        b.close()
 
 
 def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
@@ -206,14 +227,8 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
     """The commit checks the lease against the clock now, not against the time its
     transaction began (when the lease was still live)."""
     a_settings, _ = two_nodes
-    a = warehouse.open_warehouse(a_settings, folders_of(a_settings))
-    try:
-        table = day_table("2026-06-02", 100)
-        claimed = write_parquet(a_settings.work, table, run_date="2026-06-02")
-        ticket = a.claims.claimed(claimed, claimed.lstat().st_ctime_ns)
-        assert ticket is not None
-        load = LoadRecord(claimed.name, None, None, "merge", "2026-06-02",
-                          "2026-06-02T00:00:00Z", ticket.key)
+    with opened(a_settings) as a:
+        table, _claimed, ticket, load = claimed_day(a, a_settings, "2026-06-02")
         assert isinstance(a_settings.db, PostgresUrl)
         with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
             # The transaction is open; the lease ends now, after it began.
@@ -221,8 +236,6 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
                 admin.execute("UPDATE claims SET lease_until = clock_timestamp()")
             staged.commit(load, MergePlan(True, True, ticket=ticket))
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
-    finally:
-        a.close()
 
 
 def _terminate_when(url: str, phase: str, timeout: float = 60.0) -> int:
