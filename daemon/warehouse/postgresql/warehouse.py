@@ -42,18 +42,18 @@ VALUE_LIMIT = (1 << 30) - 1
 class PostgresStaged:
     """One file's rows in the session's staging table, its transaction open."""
 
-    def __init__(self, owner: PostgresWarehouse, rows: int) -> None:
-        self.owner, self.rows = owner, rows
+    def __init__(self, warehouse: PostgresWarehouse, rows: int) -> None:
+        self.warehouse, self.rows = warehouse, rows
         self.committed = False
 
     def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
         with translated():
-            return merge.surplus_rows(self.owner.conn, column, limit)
+            return merge.surplus_rows(self.warehouse.conn, column, limit)
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
-        conn, tables = self.owner.conn, self.owner.tables
+        conn, tables = self.warehouse.conn, self.warehouse.tables
         with translated():
-            self.owner.hold(plan.ticket)
+            self.warehouse.hold(plan.ticket)
             if load.run_date is not None:
                 # One load of a date at a time, across every daemon; others run alongside.
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
@@ -64,7 +64,7 @@ class PostgresStaged:
             conn.execute("SET LOCAL enable_nestloop = off")
             load_id = ledger.record_load(conn, tables, load, status="processed",
                                          finished_at=load.started_at)
-            if self.owner.latest_drop(load.run_date, plan.ticket):
+            if self.warehouse.latest_drop(load.run_date, plan.ticket):
                 counts = merge.merge(conn, tables, plan, rows=self.rows,
                                      loaded_at=clock.utc_now(), load_id=load_id)
             else:
