@@ -273,7 +273,7 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool,
              ("worker_crashed" if watcher.crashed else "drained"))
     if watcher.crashed:
         return EXIT_FAILED_FILES
-    if once and watcher.database_lost is not None:
+    if once and watcher.warehouse.lost is not None:
         return EXIT_FAILED_FILES  # the drain stopped short: see `database_lost`
     if once and (outcomes["failed"] or outcomes["retry"] or outcomes["claim_failed"]):
         return EXIT_FAILED_FILES

@@ -153,9 +153,15 @@ class Warehouse(Protocol):
         (SQLite: the file at the path is no longer the one open)."""
         ...
 
+    def watch(self) -> str | None:
+        """Checked every turn of the worker's loop: why nothing may be loaded now (the
+        backend logs when that begins and ends, after `lost` says so), or None."""
+        ...
+
+    @property
     def lost(self) -> str | None:
-        """Asked every turn of the worker's loop: why nothing may be loaded now (the
-        backend logs when that begins and ends), or None."""
+        """What `watch` last found, for /healthz from any thread: it changes before the
+        line that says so is logged, so a reader of the log finds the probe agreeing."""
         ...
 
     def last_success(self, now: str) -> Load | None:

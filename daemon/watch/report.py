@@ -18,6 +18,7 @@ from pathlib import Path
 from config import Settings
 from daemon import files
 from daemon.ops.metrics import OUTCOMES
+from daemon.warehouse.api import Warehouse
 from daemon.watch.inbox import Inbox
 from daemon.watch.observer import LOST, InboxObserver
 
@@ -31,7 +32,7 @@ class WorkerReport:
     current: Path | None
     ticked_at: float
     crashed: bool
-    database_lost: str | None
+    warehouse: Warehouse
     outcomes: Counter[str]
     inbox: Inbox
     _retries: dict[Path, tuple[float, int]]
@@ -75,9 +76,10 @@ class WorkerReport:
             lost = self._observer.watch_lost()
             if lost is not None:
                 problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
-        if self.database_lost is not None:
+        moved = self.warehouse.lost
+        if moved is not None:
             problems.append(f"the database {self.settings.db} is not the file the daemon "
-                            f"opened ({self.database_lost}): no file is loaded until it is "
+                            f"opened ({moved}): no file is loaded until it is "
                             "back or the daemon is restarted")
         return problems
 

@@ -57,11 +57,9 @@ class Watcher(WorkerReport):
                  claims: DirectoryClaims | None = None) -> None:
         self.settings = settings
         self.once = once
+        # Its `watch` says, every turn of the loop, why it may not be written now (SQLite:
+        # its path no longer holds the file the worker writes to): no file is taken then.
         self.warehouse = warehouse
-        # Why the warehouse may not be written now (SQLite: its path no longer holds the
-        # file the worker writes to), None while it may: no file is taken meanwhile
-        # (checked every turn of the loop).
-        self.database_lost: str | None = None
         self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
         self.inbox = Inbox(settings.inbox, settings.settle_seconds)
         self.hints = Hints()
@@ -195,8 +193,7 @@ class Watcher(WorkerReport):
                 self._detected(found)
                 self._take_over()
                 next_rescan = time.monotonic() + self.settings.rescan_seconds
-            self.database_lost = self.warehouse.lost()
-            if self.database_lost is not None:
+            if self.warehouse.watch() is not None:
                 if self.once:
                     return  # a drain cannot go on; the exit code says so
                 self.hints.wake.wait(HEARTBEAT_SECONDS)

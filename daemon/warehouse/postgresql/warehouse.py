@@ -155,6 +155,10 @@ class PostgresWarehouse:
     def check_in_place(self) -> None:
         return None  # a server's database has no path to be moved from
 
+    def watch(self) -> str | None:
+        return None  # a server has no file to lose: its faults are the calls' own
+
+    @property
     def lost(self) -> str | None:
         return None
 

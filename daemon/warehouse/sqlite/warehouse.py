@@ -97,8 +97,12 @@ class SqliteWarehouse:
     def check_in_place(self) -> None:
         dbfile.check_same_file(self.conn)
 
-    def lost(self) -> str | None:
+    def watch(self) -> str | None:
         self._watch.check()
+        return self._watch.lost
+
+    @property
+    def lost(self) -> str | None:
         return self._watch.lost
 
     def last_success(self, now: str) -> Load | None:
