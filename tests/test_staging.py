@@ -161,21 +161,32 @@ def test_a_full_disk_is_staging_unavailable(settings: Settings,
     assert staging_files(settings.db_file.parent) == []
 
 
+# The driver's words for a full disk, and (found with the daemon's memory capped) the
+# loader's when no memory is left to map the driver, which is loaded for each file.
+DRIVER_FAULTS = {
+    "disk I/O error": adbc.AdbcStatusCode.IO,
+    "NOT_FOUND: [Driver Manager] Could not load `libadbc_driver_sqlite.so`: dlopen() failed: "
+    "libadbc_driver_sqlite.so: failed to map segment from shared object":
+        adbc.AdbcStatusCode.NOT_FOUND,
+}
+
+
+@pytest.mark.parametrize("reason", list(DRIVER_FAULTS), ids=["io", "no-memory-to-load"])
 def test_a_driver_failure_is_staging_unavailable_and_leaves_no_file(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, reason: str) -> None:
     """The staging file exists by then: it is removed all the same."""
     created: list[Path] = []
 
     def failing_connect(uri: str) -> Any:
         assert uri.startswith("file://")
         created.append(Path(os.fsdecode(unquote_to_bytes(uri.removeprefix("file://")))))
-        raise adbc.OperationalError("disk I/O error", status_code=adbc.AdbcStatusCode.IO)
+        raise adbc.OperationalError(reason, status_code=DRIVER_FAULTS[reason])
 
     monkeypatch.setattr(adbc_driver_sqlite, "connect", failing_connect)
     with pytest.raises(staging.StagingUnavailable) as info, \
             staging.staged(settings.db_file, day_table(DAY).to_batches(), TRANSACTIONS):
         pytest.fail("the block must not run")
-    assert_unavailable(info, "disk I/O error")
+    assert_unavailable(info, reason)
     assert [p.parent for p in created] == [settings.db_file.parent]
     assert str(created[0]) in info.value.message
     assert staging_files(settings.db_file.parent) == []

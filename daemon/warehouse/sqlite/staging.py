@@ -50,7 +50,10 @@ class StagingFailed(EtlError):
 # only the message, never the result code, so the words are all there is to go by.
 _MACHINE_FAULTS = ("database or disk is full", "disk I/O error", "out of memory",
                    "unable to open database file", "attempt to write a readonly database",
-                   "database is locked")
+                   "database is locked",
+                   # The driver is loaded for each file: with no memory left, the loader
+                   # can not map it (ENOMEM from mmap, in the loader's words).
+                   "failed to map segment from shared object", "Cannot allocate memory")
 _TOO_BIG = "string or blob too big"
 
 def _schema(contract: Contract) -> pa.Schema:
