@@ -80,6 +80,13 @@ class Contract:
         kinds = {(c.kind, c.column) for c in self.checks}
         return {("file_date_prefix", self.key), ("equals_file_date", self.date_column)} <= kinds
 
+    def key_bounds(self, first: str, last: str) -> tuple[str, str]:
+        """Keys of the run dates `first` to `last` (ISO, both included) lie in [low, high):
+        where `keys_carry_their_date`, a date range is a key range, which the fact's own
+        key index serves without an index on the date."""
+        upper = key_prefix(last)
+        return key_prefix(first), upper[:-1] + chr(ord(upper[-1]) + 1)
+
     @property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow_type, nullable=False) for c in self.columns])

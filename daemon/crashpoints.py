@@ -30,6 +30,10 @@ POINTS = (
     "during_move",        # renamed into processed/; no `file_processed` line yet
     "during_quarantine",  # the sidecar is in failed/; the file is still in the work directory
 )
+# Points on the way to the first file, not on every file's path.
+START_POINTS = (
+    "during_migration",  # the schema's migration has copied the fact table; no COMMIT
+)
 
 
 def _off(point: str) -> None:
@@ -69,8 +73,9 @@ def arm(environ: Mapping[str, str] = os.environ) -> str | None:
         reached = _off
         return None
     point, at, count = spec.partition("@")
-    if point not in POINTS or (at and not (count.isdigit() and int(count) > 0)):
+    if point not in (*POINTS, *START_POINTS) or (at and not (count.isdigit() and int(count) > 0)):
         raise ConfigError(f"{ENV_VAR}={spec!r} names no crash point",
-                          hint=f"use one of {', '.join(POINTS)}, optionally @N for the N-th pass")
+                          hint=f"use one of {', '.join((*POINTS, *START_POINTS))}, "
+                          "optionally @N for the N-th pass")
     reached = _Armed(point, int(count or 1))
     return point

@@ -40,9 +40,9 @@ def surplus_rows(conn: sqlite3.Connection, column: str, limit: int) -> tuple[int
 
 
 def merge(conn: sqlite3.Connection, *, rows: int, loaded_at: str, load_id: int,
-          keys_sorted: bool, keys_counted: bool = False,
-          replace_date: str | None = None) -> api.MergeCounts:
-    plan = api.MergePlan(keys_sorted, keys_counted, replace_date)
-    return _merge.merge(conn, TABLES, plan, rows=rows, loaded_at=loaded_at, load_id=load_id)
+          keys_sorted: bool, keys_counted: bool = False, replace_date: str | None = None,
+          run_date: str | None = None, tables: Tables = TABLES) -> api.MergeCounts:
+    plan = api.MergePlan(keys_sorted, keys_counted, replace_date, run_date=run_date)
+    return _merge.merge(conn, tables, plan, rows=rows, loaded_at=loaded_at, load_id=load_id)
 
 

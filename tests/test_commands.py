@@ -26,6 +26,8 @@ from daemon.app import cli
 from daemon.load.pipeline import Pipeline
 from daemon.ops.commands import history as history_command
 from daemon.ops.commands import report, retry, status, table
+from daemon.warehouse.postgresql import schema as pg_schema
+from daemon.warehouse.sqlite import schema as sqlite_schema
 from tests import backends
 from tests.backends import fact_rows_in
 from tests.conftest import ROOT, day_table, on_both_backends, replaced_at, write_parquet
@@ -182,7 +184,9 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
     assert (doc["today"]["processed"], doc["today"]["failed"], doc["today"]["loads"]) \
         == (2, 1, 3)
     assert doc["last_success"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
-    assert doc["database"]["schema_version"] == 3 and doc["inbox"]["waiting"] == 1
+    version = pg_schema.SCHEMA_VERSION if history.shared else sqlite_schema.SCHEMA_VERSION
+    assert doc["database"]["schema_version"] == version == (3 if history.shared else 4)
+    assert doc["inbox"]["waiting"] == 1
     [failed] = doc["failed"]["files"]
     assert (failed["name"], failed["original"], failed["stage"]) == (BAD, BAD, "checks")
 

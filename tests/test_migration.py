@@ -1,5 +1,5 @@
-"""Today's schema (version 2 added `retries`, 3 `daemons`) over a database version 1 wrote,
-upgraded in place.
+"""Today's schema (version 2 added `retries`, 3 `daemons`, 4 rebuilt the fact table) over
+a database version 1 wrote, upgraded in place.
 
 The version-1 database is built from the DDL that version wrote (copied from a database
 the version-1 daemon created), not from today's code, so the test keeps meaning what
@@ -69,15 +69,18 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
         schema.init_schema(conn, TRANSACTIONS)
         schema.init_schema(conn, TRANSACTIONS)  # and the daemon's next start finds it as it left it
         assert conn.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,) \
-            == (3,)
+            == (4,)
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({store.RETRIES})")]
         assert columns[:3] == ["id", "file_name", "failed_as"]
         columns = [r[1] for r in conn.execute('PRAGMA table_info("daemons")')]
         assert columns == ["node", "pid", "started_at", "inbox", "work", "processed",
                            "failed", "created"]
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"load_history_file_name", "load_history_claim",
-                "fact_transactions_run_date", "retries_file_name"} <= names
+        assert {"load_history_file_name", "load_history_claim", "retries_file_name"} <= names
+        # Version 4: the keys carry their date, so the key's B-tree serves date ranges.
+        assert "fact_transactions_run_date" not in names
+        assert conn.execute('SELECT * FROM "fact_transactions_days"').fetchall() == [
+            ("2026-03-01", 2)]
     finally:
         conn.close()
     assert (ledger(settings.db_file), fact_rows(settings.db_file)) == before

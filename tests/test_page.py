@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -137,14 +138,20 @@ def test_the_figures_and_the_timeline_of_the_last_day() -> None:
                                                            last_day=last_day[3:], now=now)
 
 
+def insert_facts(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    """Fact rows written by hand, and the rows per day a load would have kept with them."""
+    conn.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)', rows)
+    conn.execute('INSERT INTO "fact_transactions_days" SELECT "run_date", COUNT(*) '
+                 'FROM "fact_transactions" GROUP BY "run_date"')
+
+
 def test_rows_per_day_counts_the_last_days_up_to_the_latest(
         fresh_db: sqlite3.Connection) -> None:
     """Days older than the window are left out; days with no rows are not invented."""
     rows = [(f"{day.replace('-', '')}-{i}", 1, 1.0, day, "t", None)
             for day, count in (("2026-01-15", 3), ("2026-02-01", 2), ("2026-03-02", 4))
             for i in range(count)]
-    fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)',
-                         rows)
+    insert_facts(fresh_db, rows)
     today = "2026-03-05"
     history = SqliteHistory(fresh_db, TRANSACTIONS)
     assert history.rows_per_day(31, today) == [DayRows("2026-02-01", 2),
@@ -158,8 +165,7 @@ def test_rows_per_day_is_not_emptied_by_one_far_future_day(
     """Guards a found bug: the window ended at the largest run date, so one valid
     `9999-12-31` file left only that day in the chart."""
     days = ("2026-02-27", "2026-02-28", "2026-03-01", "9999-12-31")
-    fresh_db.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)',
-                         [(f"{d.replace('-', '')}-0", 1, 1.0, d, "t", None) for d in days])
+    insert_facts(fresh_db, [(f"{d.replace('-', '')}-0", 1, 1.0, d, "t", None) for d in days])
     history = SqliteHistory(fresh_db, TRANSACTIONS)
     assert [d.run_date for d in history.rows_per_day(31, "2026-03-02")] == list(days[:3])
     # Every run date later than today: the window ends at the newest, as before.

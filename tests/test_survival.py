@@ -97,9 +97,10 @@ def _expected(write_mode: str = "merge") -> tuple[list[Drop], Model]:
 
 def _tamper_fact(root: Path) -> None:
     with closing(sqlite3.connect(root / "etl.db")) as conn, conn:
-        conn.execute('DELETE FROM "fact_transactions" WHERE rowid = '
-                     '(SELECT MAX(rowid) FROM "fact_transactions")')
-        conn.execute('UPDATE "fact_transactions" SET "amount" = "amount" + 1 WHERE rowid = 1')
+        conn.execute('DELETE FROM "fact_transactions" WHERE "txn_id" = '
+                     '(SELECT MAX("txn_id") FROM "fact_transactions")')
+        conn.execute('UPDATE "fact_transactions" SET "amount" = "amount" + 1 WHERE "txn_id" = '
+                     '(SELECT MIN("txn_id") FROM "fact_transactions")')
 
 
 def _tamper_archive(root: Path) -> None:

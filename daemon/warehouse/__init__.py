@@ -69,6 +69,6 @@ def reading(settings: Settings) -> Iterator[History]:
 
 @contextmanager
 def writing(settings: Settings) -> Iterator[RetryLog]:
-    """The retry log of the existing warehouse, migrated to this schema."""
+    """The retry log of the existing warehouse (with its `retries` table)."""
     with backend(settings).writing() as log:
         yield log

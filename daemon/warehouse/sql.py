@@ -12,6 +12,8 @@ from config.contract import Contract
 
 RETRIES_TABLE = "retries"
 DAEMONS_TABLE = "daemons"
+# The fact table's rows per run date (`fact_transactions_days`), kept by each load.
+DAYS_SUFFIX = "_days"
 
 
 def date_range(column: str, since: str | None, until: str | None,
@@ -38,6 +40,10 @@ class Tables:
     @property
     def fact(self) -> str:
         return q(self.contract.fact_table)
+
+    @property
+    def days(self) -> str:
+        return q(self.contract.fact_table + DAYS_SUFFIX)
 
     @property
     def ledger(self) -> str:

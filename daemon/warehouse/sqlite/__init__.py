@@ -76,12 +76,15 @@ def reading(db: Path, contract: Contract,
 @contextmanager
 def writing(db: Path, contract: Contract,
             busy_timeout_seconds: float) -> Iterator[SqliteRetryLog]:
-    """The retry log of the existing database at `db`, migrated to this schema.
+    """The retry log of the existing database at `db`, with its `retries` table.
 
-    The daemon holds no long write lock, so the busy timeout is all the waiting needed.
+    A version-1 database has none: it is migrated here. A later one is left to the
+    daemon's next start: rebuilding the fact table (version 4) takes a while, and a
+    daemon of the older release may still be running on it. The daemon holds no long
+    write lock, so the busy timeout is all the waiting needed.
     """
     with translated(_READ_HINT), closing(connection.connect(db, busy_timeout_seconds,
                                                     create=False)) as conn:
-        check_schema(conn, contract)
-        schema.init_schema(conn, contract)
+        if check_schema(conn, contract) < schema.RETRIES_VERSION:
+            schema.init_schema(conn, contract)
         yield SqliteRetryLog(conn, contract)

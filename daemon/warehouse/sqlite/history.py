@@ -29,7 +29,14 @@ from daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, date_range, q
+from daemon.warehouse.sql import (
+    DAEMONS_TABLE,
+    DAYS_SUFFIX,
+    RETRIES_TABLE,
+    Tables,
+    date_range,
+    q,
+)
 from daemon.warehouse.sqlite import schema
 from daemon.warehouse.values import recording
 
@@ -165,10 +172,26 @@ class SqliteHistory:
         return int(count)
 
 
+    def _date_range(self, since: str | None, until: str | None) -> tuple[str, list[str]]:
+        """The WHERE clause of run dates `since` to `until` (each optional), with a key range
+        beside each bound where keys carry their date: the fact has no date index then
+        (version 4), and its key's B-tree serves the range."""
+        where, params = date_range(self.t.date, since, until, "?")
+        contract, key = self.t.contract, self.t.key
+        if not contract.keys_carry_their_date:
+            return where, params
+        if since is not None:
+            where += f" AND {key} >= ?"
+            params.append(contract.key_bounds(since, since)[0])
+        if until is not None:
+            where += f" AND {key} < ?"
+            params.append(contract.key_bounds(until, until)[1])
+        return where, params
+
     def day_totals(self, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
         """Per run date of the fact table: rows, distinct customers, sum of amounts."""
-        where, params = date_range(self.t.date, since, until, "?")
+        where, params = self._date_range(since, until)
         date = self.t.date
         return [DayTotal(str(d), int(n), int(c), float(a)) for d, n, c, a in self.conn.execute(
             f'SELECT {date}, COUNT(*), COUNT(DISTINCT "customer_id"), TOTAL("amount") '
@@ -179,7 +202,7 @@ class SqliteHistory:
                         until: str | None = None) -> list[CustomerTotal]:
         """The prototype's report: per customer, the sum of amounts (largest first), and
         the number of transactions."""
-        where, params = date_range(self.t.date, since, until, "?")
+        where, params = self._date_range(since, until)
         return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in self.conn.execute(
             f'SELECT "customer_id", COUNT(*), TOTAL("amount") AS "total" FROM {self.t.fact} '
             f'{where} GROUP BY "customer_id" ORDER BY "total" DESC, "customer_id"', params)]
@@ -196,20 +219,24 @@ class SqliteHistory:
         of all when every run date is later.
 
         One far-future run date (a valid `9999-12-31` file) must not leave only itself in
-        the window. Counted on the run-date index alone, from its newest end: the status page
-        asks on every refresh, and the history may hold years of rows.
+        the window. Read from the rows-per-day table each load keeps (version 4): the
+        status page asks on every refresh, and the fact may hold years of rows. A database
+        not yet migrated is counted on its run-date index, from its newest end.
         """
-        date = self.t.date
+        counted = _has_table(self.conn, self.t.contract.fact_table + DAYS_SUFFIX)
+        table, date = (self.t.days if counted else self.t.fact), self.t.date
         # The anchor on its own first: joined into the count, it made SQLite group the rows in
         # a temporary B-tree instead of along the index (1.1 s instead of 0.2 on 3M rows).
         before, newest = self.conn.execute(
-            f"SELECT (SELECT MAX({date}) FROM {self.t.fact} WHERE {date} <= ?), "
-            f"(SELECT MAX({date}) FROM {self.t.fact})", (latest,)).fetchone()
+            f"SELECT (SELECT MAX({date}) FROM {table} WHERE {date} <= ?), "
+            f"(SELECT MAX({date}) FROM {table})", (latest,)).fetchone()
         last = before or newest
         if last is None:
             return []
         # An upper bound only when there are later days: checked on every row, it costs.
         upper, bound = ("", ()) if last == newest else (f" AND {date} <= ?", (last,))
+        rows = '"rows"' if counted else "COUNT(*)"
+        group = "" if counted else f" GROUP BY {date}"
         return [DayRows(str(d), int(n)) for d, n in self.conn.execute(
-            f"SELECT {date}, COUNT(*) FROM {self.t.fact} WHERE {date} > date(?, ?){upper} "
-            f"GROUP BY {date} ORDER BY {date}", (last, f"-{days} days", *bound))]
+            f"SELECT {date}, {rows} FROM {table} WHERE {date} > date(?, ?){upper}"
+            f"{group} ORDER BY {date}", (last, f"-{days} days", *bound))]

@@ -38,18 +38,20 @@ def _differs(tables: Tables, left: str, right: str) -> str:
 def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: int,
           loaded_at: str, load_id: int) -> MergeCounts:
     """Upsert the staged rows (unique keys) into the fact table, rewriting only rows whose
-    values changed.
+    values changed; keep the rows-per-day table true.
 
     With `plan.replace_date`, the file is the whole truth for that run date: fact rows of
     the date whose key is absent from staging are deleted. Keys are fed to the upsert in
-    order (sorted here unless `keys_sorted`): the fact's key index then grows at its
-    right edge. The split of SQLite's change count into inserts and updates costs only
-    the inserted rows: new rows take rowids above the largest one before the upsert.
-    `keys_sorted` promises strictly ascending keys, so unique ones; `keys_counted` says
-    the caller counted repeats in staging and found none (`surplus_rows`). Otherwise the
-    keys are counted here, and a repeated key raises `RuntimeError`: an upsert would
-    silently write its row twice. (On unsorted keys that count costs about as much as
-    the merge itself, so it is not paid twice.)
+    order (sorted here unless `keys_sorted`): the fact's B-tree then grows at its right
+    edge. `keys_sorted` promises strictly ascending keys, so unique ones; `keys_counted`
+    says the caller counted repeats in staging and found none (`surplus_rows`).
+    Otherwise the keys are counted here, and a repeated key raises `RuntimeError`: an
+    upsert would silently write its row twice. (On unsorted keys that count costs about
+    as much as the merge itself, so it is not paid twice.)
+
+    Where keys carry their date, the file's rows can only meet rows of its own date, a
+    key range: the split of SQLite's change count into inserts and updates is that
+    range's count before and after, and a new day (the usual file) has an empty range.
     """
     contract, staged = tables.contract, staged_table(tables.contract.staging_table)
     if not (plan.keys_sorted or plan.keys_counted):
@@ -57,7 +59,10 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
         if repeats:
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")
-    top, = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {tables.fact}").fetchone()
+    day = plan.run_date or plan.replace_date
+    dated = day is not None and contract.keys_carry_their_date
+    before = _rows_of_date(conn, tables, day) if dated and day is not None else 0
+    present, touched = (0, []) if dated else _meeting(conn, tables)
     target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
     assignments = ", ".join(f"{q(n)} = excluded.{q(n)}"
                             for n in (*contract.value_columns, "loaded_at", "load_id"))
@@ -71,23 +76,68 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
         f"WHERE {_differs(tables, tables.fact, 'excluded')}",
         (loaded_at, load_id),
     ).rowcount
-    inserted, = conn.execute(f"SELECT COUNT(*) FROM {tables.fact} WHERE rowid > ?",
-                             (top,)).fetchone()
+    after = before + changed  # a new day's every change is an insert
+    if dated and day is not None:
+        if before and changed:
+            after = _rows_of_date(conn, tables, day)
+        elif before:
+            after = before  # an identical re-run
+        inserted = after - before
+    else:
+        inserted = rows - present
     counts = MergeCounts.of_upsert(rows, changed, inserted)
-    # After the upsert every staged key is a fact row of the date (the checks saw to
-    # that), so the date's rows beyond `rows` are exactly those to delete; counting them
-    # on the date index spares the anti-join when there are none, the usual case.
-    day, deleted = plan.replace_date, 0
-    if day is not None and _rows_of_date(conn, tables, day) > rows:
-        deleted = conn.execute(
-            f"DELETE FROM {tables.fact} WHERE {tables.date} = ? "
-            f"AND {tables.key} NOT IN (SELECT {tables.key} FROM {staged})",
-            (day,),
-        ).rowcount
+    deleted = 0
+    if plan.replace_date is not None:
+        # After the upsert every staged key is a fact row of the date (the checks saw to
+        # that), so the date's rows beyond `rows` are exactly those to delete; counting
+        # them spares the anti-join when there are none, the usual case.
+        day_rows = after if dated else _rows_of_date(conn, tables, plan.replace_date)
+        if day_rows > rows:
+            where, bound = _of_date(tables, plan.replace_date)
+            deleted = conn.execute(
+                f"DELETE FROM {tables.fact} WHERE {where} "
+                f"AND {tables.key} NOT IN (SELECT {tables.key} FROM {staged})", bound).rowcount
+    for date in ([day] if dated and day is not None else touched):
+        count = after - deleted if dated else _rows_of_date(conn, tables, date)
+        _set_rows_of_date(conn, tables, date, count)
     return replace(counts, deleted=deleted)
 
 
+def _meeting(conn: sqlite3.Connection, tables: Tables) -> tuple[int, list[str]]:
+    """Where keys need not carry their date: how many staged keys the fact table holds
+    already, and every date the upsert may change the row count of (the staged rows'
+    dates, and those of the fact rows it will move to another date)."""
+    staged, key, date = staged_table(tables.contract.staging_table), tables.key, tables.date
+    present, = conn.execute(f"SELECT COUNT(*) FROM {staged} AS s WHERE EXISTS "
+                            f"(SELECT 1 FROM {tables.fact} AS f WHERE f.{key} = s.{key})"
+                            ).fetchone()
+    dates = conn.execute(f"SELECT {date} FROM {staged} UNION SELECT f.{date} "
+                         f"FROM {staged} AS s JOIN {tables.fact} AS f ON f.{key} = s.{key}"
+                         ).fetchall()
+    return int(present), [str(d) for d, in dates if d is not None]
+
+
+def _of_date(tables: Tables, run_date: str) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (and its values) of a date's fact rows: a key range where keys
+    carry their date (the key's own B-tree), else the date index."""
+    if tables.contract.keys_carry_their_date:
+        return f"{tables.key} >= ? AND {tables.key} < ?", tables.contract.key_bounds(
+            run_date, run_date)
+    return f"{tables.date} = ?", (run_date,)
+
+
 def _rows_of_date(conn: sqlite3.Connection, tables: Tables, run_date: str) -> int:
-    count, = conn.execute(f"SELECT COUNT(*) FROM {tables.fact} WHERE {tables.date} = ?",
-                          (run_date,)).fetchone()
+    where, bound = _of_date(tables, run_date)
+    count, = conn.execute(f"SELECT COUNT(*) FROM {tables.fact} WHERE {where}",
+                          bound).fetchone()
     return int(count)
+
+
+def _set_rows_of_date(conn: sqlite3.Connection, tables: Tables, run_date: str,
+                      rows: int) -> None:
+    if rows:
+        conn.execute(f'INSERT INTO {tables.days} ({tables.date}, "rows") VALUES (?, ?) '
+                     f'ON CONFLICT ({tables.date}) DO UPDATE SET "rows" = excluded."rows"',
+                     (run_date, rows))
+    else:
+        conn.execute(f"DELETE FROM {tables.days} WHERE {tables.date} = ?", (run_date,))

@@ -9,15 +9,23 @@ given; what goes into the tables is the ledger's, the merge's and the retries'.
 from __future__ import annotations
 
 import sqlite3
+import time
+
+import structlog
 
 from config.contract import Contract
 from daemon.errors import SchemaMismatch
-from daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, q
+from daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
+from daemon.warehouse.sqlite import migrate
 from daemon.warehouse.sqlite.connection import transaction
 
-# 1: fact, staging and load_history. 2: `retries`. 3: `daemons` (see `init_schema` for
-# the migration).
-SCHEMA_VERSION = 3
+log = structlog.get_logger("daemon.schema")
+
+# 1: fact, staging and load_history. 2: `retries`. 3: `daemons`. 4: the fact table
+# WITHOUT ROWID, `<fact>_days` (see `init_schema` for the migrations).
+SCHEMA_VERSION = 4
+# The version that added the `retries` table, which `retry` writes.
+RETRIES_VERSION = 2
 
 _LEDGER_COLUMNS = (
     '"id" INTEGER PRIMARY KEY',
@@ -61,6 +69,12 @@ def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
             '"loaded_at" TEXT NOT NULL',
             f'"load_id" INTEGER REFERENCES {ledger} ("id")',
         ),
+        # Version 4: the fact's rows per run date, written by each load in its own
+        # transaction, so that the page and `report` need not count the fact table.
+        contract.fact_table + DAYS_SUFFIX: (
+            f"{q(contract.date_column)} TEXT PRIMARY KEY",
+            '"rows" INTEGER NOT NULL',
+        ),
         # Version 2: one row per failed file an operator sent back to the inbox
         # (`daemon.retries`). No foreign key: a retry names a file, not one attempt.
         RETRIES_TABLE: (
@@ -89,19 +103,33 @@ def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
     }
 
 
-def init_schema(conn: sqlite3.Connection, contract: Contract) -> None:
+def _without_rowid(contract: Contract) -> frozenset[str]:
+    # Version 4: the fact's rows live in its key's B-tree, not in a rowid table beside a
+    # key index: one B-tree written per row instead of two, and a third of the size.
+    return frozenset({contract.fact_table, contract.fact_table + DAYS_SUFFIX})
+
+
+def _create(table: str, columns: tuple[str, ...], without_rowid: bool) -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)})"
+            + (" WITHOUT ROWID" if without_rowid else ""))
+
+
+def init_schema(conn: sqlite3.Connection, contract: Contract, *,
+                chunk_rows: int = migrate.CHUNK_ROWS) -> None:
     """Create the tables if missing, then insist that existing ones are ours.
 
     Raises `SchemaMismatch` for a database written by another program (the prototype's
     tables, say) or by a newer version, before any file could fail on it.
 
-    This is also the forward migration, in place and in one transaction. From version 1
-    to 2 it is the `CREATE TABLE IF NOT EXISTS` of `retries`, and from 2 to 3 that of
-    `daemons`: only tables were added.
-    A later version that changes an existing table needs its own step here, run when
-    `user_version` is below it, before the column check.
+    This is also the forward migration, in place and in one transaction: a failed or
+    killed migration leaves the database as it was. From version 1 to 2 it is the
+    `CREATE TABLE IF NOT EXISTS` of `retries`, and from 2 to 3 that of `daemons`. From
+    3 to 4 the fact table is rebuilt (`migrate.rebuild_fact`, logged with its progress)
+    and its rows per day counted.
     """
     tables, names = _tables(contract), Tables(contract)
+    one_btree = _without_rowid(contract)
+    started = time.monotonic()
     with transaction(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -109,8 +137,9 @@ def init_schema(conn: sqlite3.Connection, contract: Contract) -> None:
                 f"the database has schema version {version}; this daemon knows {SCHEMA_VERSION}",
                 hint="run the newer daemon that wrote it, or point --db at another file",
             )
+        rebuild = version < 4 and _has_table(conn, contract.fact_table)
         for table, columns in tables.items():
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})")
+            conn.execute(_create(q(table), columns, table in one_btree))
         for table, columns in tables.items():
             expected = [c.split()[0].strip('"') for c in columns]
             actual = [row[1] for row in conn.execute(f"PRAGMA table_info({q(table)})")]
@@ -120,8 +149,16 @@ def init_schema(conn: sqlite3.Connection, contract: Contract) -> None:
                     hint="this database was not created by this daemon; point --db at a new "
                     "file, or migrate the table by hand",
                 )
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.fact_table + '_run_date')} "
-                     f"ON {names.fact} ({names.date})")
+        migrated = None
+        if rebuild:
+            fact = tables[contract.fact_table]
+            migrated = migrate.rebuild_fact(
+                conn, names, lambda name: _create(name, fact, True), from_version=version,
+                to_version=SCHEMA_VERSION, chunk_rows=chunk_rows)
+        if not contract.keys_carry_their_date:
+            # Replace mode deletes a date's missing keys, and a key range can not find them.
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.fact_table + '_run_date')} "
+                         f"ON {names.fact} ({names.date})")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.ledger_table + '_file_name')} "
                      f"ON {names.ledger} (\"file_name\")")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.ledger_table + '_claim')} "
@@ -129,3 +166,16 @@ def init_schema(conn: sqlite3.Connection, contract: Contract) -> None:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(RETRIES_TABLE + '_file_name')} "
                      f"ON {names.retries} (\"file_name\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if migrated is not None:
+        log.info("schema_migrated", from_version=version, to_version=SCHEMA_VERSION,
+                 table=contract.fact_table, rows=migrated,
+                 steps=["fact table rebuilt WITHOUT ROWID",
+                        *([] if not contract.keys_carry_their_date else
+                          ["run-date index dropped: keys carry their date"]),
+                        f"rows per day counted into {contract.fact_table + DAYS_SUFFIX}"],
+                 duration_ms=round((time.monotonic() - started) * 1000))
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (name,)).fetchone() is not None

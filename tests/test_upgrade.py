@@ -1,0 +1,177 @@
+"""A database the last release wrote (schema version 3), taken over by this one (4).
+
+`tests/data/release-3/` holds a database written by the release before version 4 with
+its own daemon (the commands are in its README): three days loaded, a re-run, a
+correction in replace mode, a bad file failed, retried and failed again. Beside it, that
+release's `report`, `history` and `show` output for it. The migration must keep every
+row as it was (`loaded_at` and `load_id` too), and the commands must answer as that
+release did; then loads, re-runs and reports go on as before. A migration that fails or
+is killed leaves the database as it was, and the next start finishes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from config import Settings
+from config.contract import TRANSACTIONS
+from daemon import crashpoints, warehouse
+from daemon.warehouse.sqlite import schema
+from tests import sqlite_store as store
+from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
+
+RELEASE = Path(__file__).parent / "data" / "release-3"
+Start = Callable[..., DaemonProcess]
+
+
+@pytest.fixture
+def released(settings: Settings) -> Settings:
+    """`settings` whose database is a copy of the one the last release wrote."""
+    settings.db_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RELEASE / "etl.db", settings.db_file)
+    return settings
+
+
+def contents(db: Path) -> dict[str, Any]:
+    """Everything the tables hold, read with plain SQL (any version), and the version."""
+    with closing(sqlite3.connect(db)) as conn:
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            return conn.execute(sql).fetchall()
+        return {"version": rows("PRAGMA user_version")[0][0],
+                "fact": rows('SELECT * FROM "fact_transactions" ORDER BY "txn_id"'),
+                "ledger": rows('SELECT * FROM "load_history" ORDER BY "id"'),
+                "retries": rows('SELECT * FROM "retries" ORDER BY "id"')}
+
+
+def objects(db: Path) -> list[tuple[str, str, str | None]]:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+def run_command(settings: Settings, *argv: str) -> Any:
+    """A command as an operator runs it; its JSON output."""
+    done = subprocess.run([sys.executable, "-m", "daemon", *argv, "--db", str(settings.db_file),
+                           "--json"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def as_released(name: str) -> Any:
+    return json.loads((RELEASE / name).read_text())
+
+
+def drop_day(settings: Settings, tmp_path: Path, run_date: str, rows: int) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    drop(write_parquet(outbox, day_table(run_date, rows), run_date=run_date), settings.inbox)
+
+
+def test_the_last_releases_database_migrates_then_loads_reruns_and_reports_as_before(
+        released: Settings, start_daemon: Start, tmp_path: Path) -> None:
+    before = contents(released.db_file)
+    assert before["version"] == 3 and len(before["fact"]) == 590
+    daemon = start_daemon()
+    [started] = daemon.matching("schema_migration_started")
+    assert (started["from_version"], started["to_version"], started["rows"]) == (3, 4, 590)
+    assert [p["rows_copied"] for p in daemon.matching("schema_migration_progress")] == [590]
+    [migrated] = daemon.matching("schema_migrated")
+    assert (migrated["from_version"], migrated["to_version"], migrated["rows"]) == (3, 4, 590)
+    assert migrated["duration_ms"] >= 0 and "fact table rebuilt WITHOUT ROWID" in migrated["steps"]
+    after = contents(released.db_file)
+    assert after == {**before, "version": 4}
+    assert "WITHOUT ROWID" in str(dict((n, s) for _, n, s in objects(released.db_file))[
+        "fact_transactions"])
+    for argv, output in ((["report"], "report.json"), (["history", "--limit", "100"],
+                                                          "history.json"),
+                         (["show", "transactions_2026-03-02.parquet"], "show.json")):
+        assert run_command(released, *argv) == as_released(output), argv
+
+    # The same day again, as the release loaded it: nothing changes but the ledger.
+    drop_day(released, tmp_path, "2026-03-01", 300)
+    [rerun] = daemon.wait_for("file_processed", file="transactions_2026-03-01.parquet")
+    assert (rerun["inserted"], rerun["updated"], rerun["unchanged"]) == (0, 0, 300)
+    assert contents(released.db_file)["fact"] == before["fact"]
+    # A new day is loaded and reported beside the old ones.
+    drop_day(released, tmp_path, "2026-03-05", 30)
+    [new] = daemon.wait_for("file_processed", file="transactions_2026-03-05.parquet")
+    assert (new["inserted"], new["updated"], new["unchanged"]) == (30, 0, 0)
+    report = run_command(released, "report")
+    assert report["days"][:-1] == as_released("report.json")["days"]
+    assert (report["days"][-1]["run_date"], report["days"][-1]["rows"]) == ("2026-03-05", 30)
+    assert sum(c["transactions"] for c in report["customers"]) == 620
+    status = run_command(released, "status")
+    assert status["database"]["schema_version"] == 4
+    assert daemon.stop() == 0
+
+
+def test_a_killed_migration_leaves_the_database_as_it_was_and_the_next_start_finishes_it(
+        released: Settings, start_daemon: Start) -> None:
+    before, shape = contents(released.db_file), objects(released.db_file)
+    crashed: DaemonProcess = start_daemon(wait_started=False,
+                                          env={crashpoints.ENV_VAR: "during_migration"})
+    crashed.wait_for("crash_point_reached", point="during_migration")
+    crashed.proc.send_signal(signal.SIGKILL)
+    crashed.proc.wait()
+    assert (contents(released.db_file), objects(released.db_file)) == (before, shape)
+    daemon = start_daemon()
+    assert daemon.matching("schema_migrated")
+    assert contents(released.db_file) == {**before, "version": 4}
+    assert daemon.stop() == 0
+
+
+def test_a_failed_migration_rolls_back_and_says_so(released: Settings,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure inside the migration (here raised where the crash point is) leaves the
+    database as it was: same tables, same indexes, same rows, version 3."""
+    before, shape = contents(released.db_file), objects(released.db_file)
+
+    def failing(point: str) -> None:
+        if point == "during_migration":
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(crashpoints, "reached", failing)
+    conn = store.connect(released.db_file)
+    try:
+        with structlog.testing.capture_logs() as logs, \
+                pytest.raises(sqlite3.OperationalError, match="full"):
+            schema.init_schema(conn, TRANSACTIONS)
+    finally:
+        conn.close()
+    assert [e["event"] for e in logs] == ["schema_migration_started", "schema_migration_progress"]
+    assert (contents(released.db_file), objects(released.db_file)) == (before, shape)
+
+
+def test_a_large_table_is_copied_in_chunks_each_logged(released: Settings) -> None:
+    conn = store.connect(released.db_file)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            schema.init_schema(conn, TRANSACTIONS, chunk_rows=200)
+        days = conn.execute('SELECT * FROM "fact_transactions_days" ORDER BY 1').fetchall()
+    finally:
+        conn.close()
+    progress = [e for e in logs if e["event"] == "schema_migration_progress"]
+    assert [(e["rows_copied"], e["rows"]) for e in progress] == [(200, 590), (400, 590),
+                                                                 (590, 590)]
+    assert [e["event"] for e in logs][-1] == "schema_migrated"
+    assert days == [("2026-03-01", 300), ("2026-03-02", 250), ("2026-03-03", 40)]
+
+
+def test_the_retry_command_leaves_the_migration_to_the_daemon(released: Settings) -> None:
+    """`retry` writes the `retries` table, which version 3 has: it does not rebuild the
+    fact table under a daemon of the older release that may still be running."""
+    before, shape = contents(released.db_file), objects(released.db_file)
+    with warehouse.writing(released) as retries:
+        assert retries is not None
+    assert (contents(released.db_file), objects(released.db_file)) == (before, shape)
