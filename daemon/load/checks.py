@@ -47,6 +47,8 @@ class FileChecks:
         tracked = (contract.key, *(c.column for c in self.checks if c.kind == "unique"))
         self._ascending = dict.fromkeys(tracked, True)
         self._last: dict[str, Any] = {}
+        # Unique columns whose repeats were counted already (`record_duplicates`).
+        self._counted: set[str] = set()
 
     def _bad_rows(self, check: Check, batch: pa.RecordBatch) -> pa.BooleanArray | None:
         """A boolean mask of the rows that break `check`, or None for non-row checks."""
@@ -117,6 +119,7 @@ class FileChecks:
     def record_duplicates(self, column: str, rows: int, sample_keys: Sequence[str]) -> None:
         """Take the store's count of surplus rows under repeated keys for `unique` checks;
         the repeated value is the sample (for the key itself, the key)."""
+        self._counted.add(column)
         for check in self.checks:
             if check.kind == "unique" and check.column == column:
                 failure = self.failures[check.name]
@@ -124,11 +127,15 @@ class FileChecks:
                 failure.sample_keys = list(sample_keys[:SAMPLE_KEYS])
                 failure.sample_values = list(failure.sample_keys)
 
+    def counted(self, column: str) -> bool:
+        """Whether the repeats of `column` were counted (`record_duplicates`)."""
+        return column in self._counted
+
     def unique_columns_to_count(self) -> tuple[str, ...]:
-        """Columns declared unique whose values did not arrive strictly ascending: the
-        store must count their repeats."""
-        return tuple(c.column for c in self.checks
-                     if c.kind == "unique" and not self.ascending(c.column))
+        """Columns declared unique whose values did not arrive strictly ascending and
+        whose repeats nobody counted yet: the store must count them."""
+        return tuple(c.column for c in self.checks if c.kind == "unique"
+                     and not self.ascending(c.column) and not self.counted(c.column))
 
     def raise_for_failures(self) -> None:
         """Raise `ChecksFailed` listing every failed check, in declaration order."""

@@ -23,7 +23,7 @@ import structlog
 from config import Settings
 from daemon import crashpoints, files
 from daemon.errors import BadInput, open_error_message
-from daemon.load import checks, reader
+from daemon.load import checks, ordering, reader
 from daemon.warehouse.api import (
     LoadRecord,
     MergeCounts,
@@ -134,13 +134,35 @@ def _passing_staging_point(batches: Iterator[pa.RecordBatch],
 def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
                settings: Settings, warehouse: Warehouse,
                progress: Callable[[], None]) -> MergeCounts:
-    """Stage the rows while the row checks run; check and merge them; clean up."""
+    """Stage the rows while the row checks run; check and merge them; clean up. A file
+    whose keys arrive out of order is staged again in key order if it fits in memory."""
+    try:
+        return _stage_and_merge(source, source.batches(), attempt, run_date, settings,
+                                warehouse, progress, watch_order=True)
+    except ordering.KeysUnsorted:
+        pass
+    in_order = ordering.InOrder.of(source.batches(), warehouse.contract.key,
+                                   checks.SAMPLE_KEYS)
+    return _stage_and_merge(source, in_order.batches(reader.BATCH_ROWS), attempt, run_date,
+                            settings, warehouse, progress, in_order=in_order)
+
+
+def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBatch],
+                     attempt: Attempt, run_date: str, settings: Settings,
+                     warehouse: Warehouse, progress: Callable[[], None], *,
+                     watch_order: bool = False,
+                     in_order: ordering.InOrder | None = None) -> MergeCounts:
     attempt.stage = "stage"
     verdict = checks.FileChecks(run_date, warehouse.contract)
-    batches = _passing_staging_point(verdict.observing(source.batches()), progress)
+    if in_order is not None:
+        verdict.record_duplicates(warehouse.contract.key, in_order.repeats,
+                                  in_order.repeated_keys)
+    observed = verdict.observing(batches)
+    if watch_order:
+        observed = ordering.watching(observed, verdict, source.rows)
     counts: MergeCounts | None = None
     try:
-        with warehouse.staged(batches) as staged:
+        with warehouse.staged(_passing_staging_point(observed, progress)) as staged:
             rows = staged.rows
             if rows != source.rows:
                 # A footer whose count disagrees with its row groups: in replace mode
@@ -172,7 +194,8 @@ def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str
     crashpoints.reached("after_checks")
     attempt.stage = "load"
     key = verdict.contract.key
-    plan = MergePlan(keys_sorted=verdict.ascending(key), keys_counted=key in counted,
+    plan = MergePlan(keys_sorted=verdict.ascending(key),
+                     keys_counted=key in counted or verdict.counted(key),
                      replace_date=run_date if settings.write_mode == "replace" else None,
                      ticket=attempt.ticket, run_date=run_date)
     return staged.commit(attempt.load, plan)
