@@ -1,11 +1,12 @@
-"""The PostgreSQL floor: the least a correct load of one file into PostgreSQL must do.
+"""The PostgreSQL floor: the simplest correct load of one file, into a table of its own.
 
 `python -m tools.bench.pg_floor URL FILE` reads the Parquet file, binary-COPYs its rows
 (encoded by pgpq, run dates cast in Arrow, as the daemon does) into an unindexed
-temporary table, and runs the same skip-unchanged `INSERT ... ON CONFLICT` into the fact
-table, in one transaction, on a session already open: nothing else (no hash, no checks,
-no ledger, no claim, no archive). It prints the seconds that took. Its own process, so
-that its memory and the daemon's do not mix.
+temporary table, and runs a skip-unchanged `INSERT ... ON CONFLICT` into `floor_fact`,
+a plain table with the fact's columns and only its primary key (none of the daemon's
+schema: no date index, no lineage), in one transaction, on a session already open:
+nothing else (no hash, no checks, no ledger, no claim, no archive). It prints the
+seconds that took. Its own process, so that its memory and the daemon's do not mix.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from config.contract import TRANSACTIONS as FEED
 from daemon.warehouse.sql import Tables, q
 
 STAGE = q("floor_stage")
+TABLE = "floor_fact"
+
+
+def create_sql() -> bytes:
+    """The floor's plain table: the fact's columns, only the key's index."""
+    columns = ", ".join(f"{q(c.name)} {c.pg_type}" + (" PRIMARY KEY" if c.name == FEED.key
+                                                       else "") for c in FEED.columns)
+    return f'CREATE TABLE {q(TABLE)} ({columns}, "loaded_at" timestamptz NOT NULL)'.encode()
 
 
 def _pg_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -50,7 +59,7 @@ def load(url: str, path: str) -> float:
             copy.write(encoder.finish())
         sets = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in (*values, "loaded_at"))
         conn.execute((
-            f"INSERT INTO {t.fact} AS f ({t.columns()}, \"loaded_at\") "
+            f"INSERT INTO {q(TABLE)} AS f ({t.columns()}, \"loaded_at\") "
             f"SELECT {t.columns()}, now() FROM {STAGE} ON CONFLICT ({t.key}) DO UPDATE "
             f"SET {sets} WHERE ({t.columns(values, 'f.')}) IS DISTINCT FROM "
             f"({t.columns(values, 'EXCLUDED.')})").encode())

@@ -31,9 +31,9 @@ from psycopg import sql
 
 from config.contract import TRANSACTIONS as FEED
 from daemon.warehouse.postgresql import schema
-from daemon.warehouse.sql import Tables
+from daemon.warehouse.sql import Tables, q
 from generator.transactions import generate
-from tools.bench import fixtures
+from tools.bench import fixtures, pg_floor
 from tools.harness import drop as harness_drop
 from tools.harness.logtail import LogTail
 
@@ -79,23 +79,28 @@ def _history(rows: int) -> Iterator[pa.RecordBatch]:
             yield pa.RecordBatch.from_arrays(arrays, [*FEED.column_names, "loaded_at"])
 
 
-def build_history(url: str, rows: int) -> None:
-    """The daemon's tables (its own migration), the fact holding `rows` generated rows."""
+def build_history(url: str, rows: int, *, floor: bool = False) -> None:
+    """The daemon's tables (its own migration), the fact holding `rows` generated rows;
+    or, for the `floor`, its plain table holding them."""
     t = Tables(FEED)
+    fact = q(pg_floor.TABLE) if floor else t.fact
     with psycopg.connect(url, autocommit=True) as conn:
-        schema.migrate(conn, FEED)
+        if floor:
+            conn.execute(pg_floor.create_sql())
+        else:
+            schema.migrate(conn, FEED)
         batches = _history(rows)
         first = next(batches, None)
         if first is not None:
             encoder = pgpq.ArrowToPostgresBinaryEncoder(first.schema)
             with conn.cursor() as cursor, cursor.copy(
-                    f"COPY {t.fact} ({t.columns()}, \"loaded_at\") FROM STDIN "
+                    f"COPY {fact} ({t.columns()}, \"loaded_at\") FROM STDIN "
                     "WITH (FORMAT BINARY)".encode()) as copy:
                 copy.write(encoder.write_header())
                 for batch in (first, *batches):
                     copy.write(encoder.write_batch(batch))
                 copy.write(encoder.finish())
-        conn.execute(f"VACUUM ANALYZE {t.fact}".encode())
+        conn.execute(f"VACUUM ANALYZE {fact}".encode())
 
 
 class Daemons:
@@ -154,7 +159,7 @@ def _floor(url: str, parquet: Path) -> float:
 def large_file(server: str, plan: PgPlan, parquet: Path, root: Path) -> dict[str, Any]:
     """One large file into history: the floor, then the running daemon, same history."""
     floor_url = fresh_schema(server, "bench_floor")
-    build_history(floor_url, plan.history_rows)
+    build_history(floor_url, plan.history_rows, floor=True)
     floor = _floor(floor_url, parquet)
     drop_schema(server, "bench_floor")
     url = fresh_schema(server, "bench_daemon")

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.bench import fixtures, prototype, runs, service
+import numpy as np
+import pyarrow.parquet as pq
+
+from tools.bench import fixtures, floor, prototype, runs, service
 from tools.harness import drop as harness_drop
 
 
@@ -36,7 +39,8 @@ class Plan:
 
 
 QUICK = Plan((10_000, 100_000), 5, 10_000, 1, (10_000,), 100_000, 30, 100, 30, 10_000)
-FULL = Plan((10_000, 100_000, 1_000_000, 5_000_000), 30, 100_000, 3, (10_000, 100_000),
+# The prototype runs on the end-to-end file itself (1M rows: about two minutes).
+FULL = Plan((10_000, 100_000, 1_000_000, 5_000_000), 30, 100_000, 3, (1_000_000,),
             1_000_000, 200, 1_000, 364, 100_000)
 
 
@@ -62,6 +66,11 @@ class Bench:
             fixtures.build_history(path, days, rows)
         return path
 
+    def floor_template(self, template: Path) -> Path:
+        """The floor's own database holding the rows of the daemon's `template`."""
+        path = template.with_name(f"floor-{template.name}")
+        return path if path.exists() else floor.make_history(path, template)
+
     def case(self, rows: int, history: str, template: Path) -> list[dict[str, Any]]:
         """Floor and daemon (merge and replace), first run and identical re-run."""
         parquet = self.day_file(self.plan.history_days, rows)
@@ -70,7 +79,7 @@ class Bench:
         rss: dict[str, float] = {}
         pages: dict[str, int] = {}
         for rep in range(reps):
-            db = fixtures.copy_db(template, self.root / "floor.db")
+            db = fixtures.copy_db(self.floor_template(template), self.root / "floor.db")
             for run in ("first", "rerun"):
                 times.setdefault(f"floor/{run}", []).append(runs.floor_once(db, parquet).seconds)
             for mode in ("merge", "replace"):
@@ -110,26 +119,49 @@ class Bench:
             self.log(f"  prototype {rows:,} rows: {seconds:.2f} s")
         return out
 
+    def shuffled(self, parquet: Path) -> Path:
+        """The same rows as `parquet`, keys in a random (fixed) order."""
+        path = self.files / "shuffled" / parquet.name
+        if not path.exists():
+            table = pq.read_table(parquet)
+            order = np.random.default_rng(7).permutation(table.num_rows)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table.take(order), path)
+        return path
+
     def end_to_end(self, template: Path) -> dict[str, Any]:
+        """The daemon as a user runs it (drop, then archived) against the floor on the same
+        prior rows, interleaved run by run; then the same file again, and the same rows
+        with their keys shuffled into a fresh copy of the history."""
         rows = self.plan.e2e_rows
         parquet = self.day_file(self.plan.history_days, rows)
-        data = parquet.read_bytes()
-        db = fixtures.copy_db(template, self.root / "service.db")
-        root = self.root / "e2e"
-        shutil.rmtree(root, ignore_errors=True)
-        with service.running(root, db) as daemon:
-            out: dict[str, Any] = {"rows": rows}
-            name = parquet.name
-            for run in ("first", "rerun"):
-                daemon.done.pop(name, None)
-                started = harness_drop.renamed(daemon.inbox, name, data)
-                out[f"{run}_s"] = daemon.wait_done({name})[name] - started
-            out["peak_rss_mb"] = daemon.peak_rss_mb()
-        floor = [runs.floor_once(fixtures.copy_db(template, self.root / "floor.db"),
-                                 parquet).seconds for _ in range(self.plan.repeats)]
-        out["floor_first_s"] = median(floor)
+        shuffled = self.shuffled(parquet)
+        times: dict[str, list[float]] = {"first": [], "rerun": [], "floor": [], "unsorted": []}
+        rss = 0.0
+        for _ in range(self.plan.repeats):
+            times["floor"].append(runs.floor_once(
+                fixtures.copy_db(self.floor_template(template), self.root / "floor.db"),
+                parquet).seconds)
+            for runs_of_file in (("first", "rerun"), ("unsorted",)):
+                source = shuffled if runs_of_file == ("unsorted",) else parquet
+                db = fixtures.copy_db(template, self.root / "service.db")
+                root = self.root / "e2e"
+                shutil.rmtree(root, ignore_errors=True)
+                with service.running(root, db) as daemon:
+                    for run in runs_of_file:
+                        daemon.done.pop(source.name, None)
+                        started = harness_drop.renamed(daemon.inbox, source.name,
+                                                       source.read_bytes())
+                        times[run].append(daemon.wait_done({source.name})[source.name]
+                                          - started)
+                    rss = max(rss, daemon.peak_rss_mb())
+        out = {"rows": rows, "repeats": self.plan.repeats,
+               **{f"{run}_s": median(seconds) for run, seconds in times.items()
+                  if run != "floor"},
+               "floor_first_s": median(times["floor"]), "peak_rss_mb": rss}
         self.log(f"  {rows:,} rows dropped into the running daemon: {out['first_s']:.3f} s "
-                 f"(floor {out['floor_first_s']:.3f} s), re-drop {out['rerun_s']:.3f} s")
+                 f"(floor {out['floor_first_s']:.3f} s), re-drop {out['rerun_s']:.3f} s, "
+                 f"keys shuffled {out['unsorted_s']:.3f} s")
         return out
 
     def latency_and_burst(self) -> dict[str, Any]:
