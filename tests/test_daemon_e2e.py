@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -110,6 +111,38 @@ def test_corrected_redrop_in_replace_mode_makes_the_day_equal_the_file(
                               corrected.column("customer_id").to_pylist(),
                               corrected.column("amount").to_pylist(), strict=True))
     assert len([r for r in rows if r[3] == DAY2]) == 25
+
+
+@on_both_backends
+def test_shuffled_keys_load_as_sorted_ones_and_a_repeat_among_them_is_named(
+        tmp_path: Path, start_daemon: Start) -> None:
+    """A producer that writes its keys in any order: the file is sorted in memory and
+    loads as the sorted one would, in either write mode, and a repeated key among
+    shuffled ones fails the `unique` check with the key named in the sidecar."""
+    daemon = start_daemon("--write-mode", "replace")
+    shuffled = day_table(DAY1, rows=300).take(random.Random(2).sample(range(300), 300))
+    drop_day(tmp_path, daemon, DAY1, shuffled)
+    [first] = daemon.wait_for("file_processed")
+    assert (first["inserted"], first["updated"], first["deleted"]) == (300, 0, 0)
+    rows = fact_rows_in(daemon.settings)
+    assert sorted(r[0] for r in rows) == sorted(shuffled.column("txn_id").to_pylist())
+    corrected = day_table(DAY1, rows=280, seed=3)
+    drop_day(tmp_path, daemon, DAY1, corrected.take(random.Random(4).sample(range(280), 280)))
+    [_, again] = daemon.wait_for("file_processed", count=2)
+    assert (again["inserted"], again["updated"], again["unchanged"], again["deleted"]) == (
+        0, 280, 0, 20)
+    repeated = pa.concat_tables([shuffled.slice(0, 150), shuffled.slice(40, 1),
+                                 shuffled.slice(150)])
+    drop_day(tmp_path, daemon, DAY2, repeated.set_column(
+        3, "run_date", pa.array([DAY2] * 301)).set_column(
+        0, "txn_id", pa.array([k.replace(DAY1.replace("-", ""), DAY2.replace("-", ""))
+                               for k in repeated.column("txn_id").to_pylist()])))
+    [failed] = daemon.wait_for("file_failed", file=name(DAY2))
+    [unique] = [c for c in failed["checks"] if c["check"] == "unique:txn_id"]
+    key = shuffled.column("txn_id")[40].as_py().replace(DAY1.replace("-", ""),
+                                                           DAY2.replace("-", ""))
+    assert (unique["failed_rows"], unique["sample_keys"]) == (1, [key])
+    assert len(fact_rows_in(daemon.settings)) == 280
 
 
 @on_both_backends
