@@ -38,7 +38,7 @@ def write_day(directory: Path, run_date: date, rows: int) -> Path:
                            contract.ARROW_SCHEMA, generate(run_date, rows))
 
 
-def _days(first: int, days: int, rows: int) -> Iterator[pa.RecordBatch]:
+def batches_of_days(first: int, days: int, rows: int) -> Iterator[pa.RecordBatch]:
     for index in range(first, first + days):
         yield from generate(day(index), rows)
 
@@ -51,7 +51,8 @@ def build_history(db: Path, days: int, rows_per_day: int, first: int = 0) -> Pat
         schema.init_schema(conn, feed)
         if days:
             columns = ", ".join(map(q, feed.column_names))
-            with staging.staged(db, _days(first, days, rows_per_day), feed) as (path, _), \
+            batches = batches_of_days(first, days, rows_per_day)
+            with staging.staged(db, batches, feed) as (path, _), \
                     connection.attached_staging(conn, path, feed.staging_table), \
                     connection.transaction(conn):
                 conn.execute(f"INSERT INTO {q(feed.fact_table)} ({columns}, \"loaded_at\") "
