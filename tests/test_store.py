@@ -83,15 +83,15 @@ def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
 
 
 def load(conn: sqlite3.Connection, rows: Sequence[Sequence[object]], loaded_at: str,
-         replace_date: str | None = None,
-         keys_sorted: bool | None = None) -> tuple[store.MergeCounts, int]:
+         replace_date: str | None = None, keys_sorted: bool | None = None,
+         run_date: str | None = None) -> tuple[store.MergeCounts, int]:
     """Stage `rows` and merge them under a new ledger row, as one file's load does."""
     with staged(conn, rows) as count, store.transaction(conn):
         load_id = new_load(conn)
         counts = store.merge(
             conn, rows=count, loaded_at=loaded_at, load_id=load_id,
             keys_sorted=strictly_ascending(rows) if keys_sorted is None else keys_sorted,
-            replace_date=replace_date)
+            replace_date=replace_date, run_date=run_date)
     return counts, load_id
 
 
@@ -234,6 +234,18 @@ def test_identical_merge_changes_nothing(fresh_db: sqlite3.Connection, db_path: 
     counts, _ = load(fresh_db, rows, "t2")
     assert counts == store.MergeCounts(rows=6, inserted=0, updated=0, unchanged=6, deleted=0)
     assert fact_rows(db_path) == before  # loaded_at and load_id included
+
+
+@pytest.mark.parametrize("replace_date", [None, DAY1], ids=["merge", "replace"])
+def test_an_identical_rerun_writes_nothing_but_its_ledger_row(fresh_db: sqlite3.Connection,
+                                                              replace_date: str | None) -> None:
+    """Not the fact rows, and not the day's row count either (it is unchanged)."""
+    rows = rows_of(DAY1)
+    load(fresh_db, rows, "t1", run_date=DAY1)
+    changes = fresh_db.total_changes
+    counts, _ = load(fresh_db, rows, "t2", run_date=DAY1, replace_date=replace_date)
+    assert counts.unchanged == 6
+    assert fresh_db.total_changes - changes == 1  # the ledger row
 
 
 def test_identical_merge_with_replace_date_changes_nothing(fresh_db: sqlite3.Connection,

@@ -136,8 +136,10 @@ def _rows_of_date(conn: sqlite3.Connection, tables: Tables, run_date: str) -> in
 def _set_rows_of_date(conn: sqlite3.Connection, tables: Tables, run_date: str,
                       rows: int) -> None:
     if rows:
+        # Written only when it changed: an identical re-run leaves every page of the
+        # database alone but its ledger row's.
         conn.execute(f'INSERT INTO {tables.days} ({tables.date}, "rows") VALUES (?, ?) '
-                     f'ON CONFLICT ({tables.date}) DO UPDATE SET "rows" = excluded."rows"',
-                     (run_date, rows))
+                     f'ON CONFLICT ({tables.date}) DO UPDATE SET "rows" = excluded."rows" '
+                     f'WHERE "rows" IS NOT excluded."rows"', (run_date, rows))
     else:
         conn.execute(f"DELETE FROM {tables.days} WHERE {tables.date} = ?", (run_date,))
