@@ -119,8 +119,9 @@ def _tamper_ledger(root: Path) -> None:
 
 
 @pytest.mark.parametrize(("tamper", "phrases", "tallies"), [
-    (_tamper_fact, ["fact keys: 1 expected but absent", "fact: 1 rows hold other values"],
-     {"rows lost": 1, "rows wrong": 1}),
+    (_tamper_fact, ["fact keys: 1 expected but absent", "fact: 1 rows hold other values",
+                    "fact_transactions_days: 1 days disagree with the fact table"],
+     {"rows lost": 1, "rows wrong": 1, "days miscounted": 1}),
     (_tamper_archive, ["processed/ (by content): 1 present but not expected", "inbox/: 1"],
      {"files duplicated": 1, "ledger rows missing": 1}),
     (_tamper_sidecar, ["sidecars without their file"], {}),

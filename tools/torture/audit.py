@@ -6,7 +6,8 @@ module and lists the directories, and returns every divergence it finds as a sen
 left in the inbox, the work directory or beside the database; every dropped file is in
 processed/ (good ones) or failed/ (bad ones) exactly once, each failed file with its
 sidecar and no sidecar without its file; `load_history` has one row per archived file
-with the archive's status and bytes; the database passes its integrity check.
+with the archive's status and bytes; the database passes its integrity check, and (on
+SQLite) its rows per day agree with the fact table.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _sha256(path: Path) -> str:
 
 # The tallies the report adds up: what "0 lost, 0 duplicated" is the sum of.
 TALLIES = ("files lost", "files duplicated", "rows lost", "rows extra", "rows repeated",
-           "rows wrong", "ledger rows missing", "ledger rows extra")
+           "rows wrong", "days miscounted", "ledger rows missing", "ledger rows extra")
 
 
 @dataclass
@@ -144,8 +145,20 @@ def audit(root: Path, db: Path | str, drops: Sequence[Drop], model: Model) -> Fi
         if check != "ok":
             found.append(f"database integrity check: {check}")
         found += _fact(_reader(conn), model, tally)
+        found += _days(conn, tally)
         found += _ledger(_reader(conn), archived, tally)
     return findings
+
+
+def _days(conn: sqlite3.Connection, tally: Counter[str]) -> list[str]:
+    """The rows per day each load keeps (SQLite's schema version 4) against a count."""
+    kept = dict(conn.execute('SELECT "run_date", "rows" FROM "fact_transactions_days"'))
+    counted = dict(conn.execute('SELECT "run_date", COUNT(*) FROM "fact_transactions" '
+                                'GROUP BY "run_date"'))
+    wrong = sorted(d for d in kept.keys() | counted.keys() if kept.get(d) != counted.get(d))
+    tally["days miscounted"] += len(wrong)
+    return [f"fact_transactions_days: {len(wrong)} days disagree with the fact table (e.g. "
+            f"{[(d, kept.get(d), counted.get(d)) for d in wrong[:_SHOWN]]})"] if wrong else []
 
 
 Read = Callable[[str, tuple[object, ...]], list[tuple[Any, ...]]]
