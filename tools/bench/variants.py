@@ -101,18 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.variants",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="rows of the new day; the history holds 30 days of a tenth each")
     args = parser.parse_args(argv)
+    per_day = max(1, args.rows // 10)
     root = Path(tempfile.mkdtemp(prefix="etl-variants-"))
     try:
-        history = _staged(root, "history.db", fixtures.batches_of_days(0, 30, 100_000))
-        day = _staged(root, "day.db", generate(fixtures.day(30), 1_000_000))
+        history = _staged(root, "history.db", fixtures.batches_of_days(0, 30, per_day))
+        day = _staged(root, "day.db", generate(fixtures.day(30), args.rows))
         built = {name: _build(root, f"design{i}", ddl, history)
                  for i, (name, ddl) in enumerate(DESIGNS.items())}
         times: dict[str, list[float]] = {name: [] for name in built}
         for _ in range(args.repeats):
             for name, db in built.items():
                 times[name].append(_merge(db, day, root))
-        print("1M new rows into 3M: the merge's SQL and its commit, median seconds")
+        print(f"{args.rows:,} new rows into {30 * per_day:,}: the merge's SQL and its "
+              "commit, median seconds")
         floor = statistics.median(times["the floor's plain table"])
         for name, seconds in times.items():
             size = built[name].stat().st_size / 1e6
@@ -124,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    for _ in range(args.repeats)]
         kept = [_rows_per_day(v3, "SELECT run_date, rows FROM days WHERE run_date > "
                                   "'2026-01-01'") for _ in range(args.repeats)]
-        print("rows per day over 3M rows, median seconds: counted on the date index "
+        print(f"rows per day over {30 * per_day:,} rows, median seconds: counted on the date index "
               f"{statistics.median(counted):.4f} s, read from the rows-per-day table "
               f"{statistics.median(kept):.4f} s")
     finally:

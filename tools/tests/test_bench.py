@@ -1,4 +1,5 @@
-"""The benchmark's own arithmetic: percentiles, page diffs and target verdicts."""
+"""The benchmark's own arithmetic (percentiles, page diffs, target verdicts), and the
+variants tool at a small size."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.bench import variants
 from tools.bench.report import Target
 from tools.bench.runs import PAGE_BYTES, changed_pages
 from tools.bench.service import percentile
@@ -41,3 +43,15 @@ def test_target_verdict(value: float, limit: float, at_most: bool, met: bool) ->
     target = Target("x", value, limit, at_most)
     assert target.met is met
     assert ("MISSED" in target.line()) is not met
+
+
+def test_the_variants_measure_each_design_on_the_same_rows(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`tools.bench.variants` at a small size: every design merged, the floor at 1.00x."""
+    assert variants.main(["--rows", "2000", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2,000 new rows into 6,000: the merge's SQL")
+    lines = {line.split("  ")[1].strip(): line for line in out.splitlines()[1:5]}
+    assert set(lines) == set(variants.DESIGNS)
+    assert "1.00x floor" in lines["the floor's plain table"]
+    assert "counted on the date index" in out
