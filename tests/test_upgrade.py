@@ -28,7 +28,7 @@ import structlog
 from config import Settings
 from config.contract import TRANSACTIONS
 from daemon import crashpoints, warehouse
-from daemon.warehouse.sqlite import schema
+from daemon.warehouse.sqlite import migrate, schema
 from tests import sqlite_store as store
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
@@ -89,6 +89,11 @@ def test_the_last_releases_database_migrates_then_loads_reruns_and_reports_as_be
     [migrated] = daemon.matching("schema_migrated")
     assert (migrated["from_version"], migrated["to_version"], migrated["rows"]) == (3, 4, 590)
     assert migrated["duration_ms"] >= 0 and "fact table rebuilt WITHOUT ROWID" in migrated["steps"]
+    # The old table's pages went back to the disk.
+    assert "file compacted (VACUUM)" in migrated["steps"]
+    assert migrated["file_bytes"] < migrated["file_bytes_before"]
+    with closing(sqlite3.connect(released.db_file)) as conn:
+        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
     after = contents(released.db_file)
     assert after == {**before, "version": 4}
     assert "WITHOUT ROWID" in str(dict((n, s) for _, n, s in objects(released.db_file))[
@@ -175,3 +180,22 @@ def test_the_retry_command_leaves_the_migration_to_the_daemon(released: Settings
     with warehouse.writing(released) as retries:
         assert retries is not None
     assert (contents(released.db_file), objects(released.db_file)) == (before, shape)
+
+
+def test_a_compaction_that_cannot_run_is_a_warning_and_the_migration_stands(
+        released: Settings) -> None:
+    """Another writer holds the database when the compaction would run: the migration is
+    committed all the same, and the operator is told how to compact it later."""
+    conn = store.connect(released.db_file, busy_timeout_seconds=0.1)
+    other = sqlite3.connect(released.db_file, isolation_level=None)
+    try:
+        schema.init_schema(conn, TRANSACTIONS)  # migrated and compacted
+        other.execute("BEGIN IMMEDIATE")
+        with structlog.testing.capture_logs() as logs:
+            assert not migrate.compact(conn)
+    finally:
+        other.close()
+        conn.close()
+    assert [(e["event"], e["log_level"]) for e in logs] == [("schema_vacuum_skipped", "warning")]
+    assert "locked" in logs[0]["reason"] and "VACUUM" in logs[0]["hint"]
+    assert contents(released.db_file)["version"] == 4

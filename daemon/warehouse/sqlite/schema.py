@@ -125,7 +125,7 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
     killed migration leaves the database as it was. From version 1 to 2 it is the
     `CREATE TABLE IF NOT EXISTS` of `retries`, and from 2 to 3 that of `daemons`. From
     3 to 4 the fact table is rebuilt (`migrate.rebuild_fact`, logged with its progress)
-    and its rows per day counted.
+    and its rows per day counted; once that is committed, the file is compacted.
     """
     tables, names = _tables(contract), Tables(contract)
     one_btree = _without_rowid(contract)
@@ -167,12 +167,16 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
                      f"ON {names.retries} (\"file_name\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     if migrated is not None:
+        grown = migrate.file_bytes(conn)
+        compacted = migrate.compact(conn)
         log.info("schema_migrated", from_version=version, to_version=SCHEMA_VERSION,
-                 table=contract.fact_table, rows=migrated,
+                 table=contract.fact_table, rows=migrated, file_bytes_before=grown,
+                 file_bytes=migrate.file_bytes(conn) if compacted else grown,
                  steps=["fact table rebuilt WITHOUT ROWID",
                         *([] if not contract.keys_carry_their_date else
                           ["run-date index dropped: keys carry their date"]),
-                        f"rows per day counted into {contract.fact_table + DAYS_SUFFIX}"],
+                        f"rows per day counted into {contract.fact_table + DAYS_SUFFIX}",
+                        *(["file compacted (VACUUM)"] if compacted else [])],
                  duration_ms=round((time.monotonic() - started) * 1000))
 
 
