@@ -56,15 +56,10 @@ def check_schema(conn: sqlite3.Connection, contract: Contract) -> int:
         raise SchemaMismatch(
             f"the database has schema version {version}; this program knows "
             f"{schema.SCHEMA_VERSION}", hint="use the newer filedrop-etl that wrote it")
-    if not _has_table(conn, contract.ledger_table):
+    if not schema.has_table(conn, contract.ledger_table):
         raise SchemaMismatch("the database has no load_history table",
                              hint="point --db at the daemon's database")
     return version
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (name,)).fetchone() is not None
 
 
 class SqliteHistory:
@@ -108,7 +103,7 @@ class SqliteHistory:
 
     def retries(self, names: Sequence[str]) -> list[Retry]:
         """Every retry of files of these names (as sent back or as failed), oldest first."""
-        if not _has_table(self.conn, RETRIES_TABLE):
+        if not schema.has_table(self.conn, RETRIES_TABLE):
             return []
         marks = ", ".join("?" * len(names))
         return [Retry(*row) for row in self.conn.execute(
@@ -119,7 +114,7 @@ class SqliteHistory:
     def daemons(self) -> list[Daemon]:
         """Every daemon that started on this database, the latest start first; none before
         version 3 (no daemon of it has started there yet)."""
-        if not _has_table(self.conn, DAEMONS_TABLE):
+        if not schema.has_table(self.conn, DAEMONS_TABLE):
             return []
         rows = self.conn.execute(f'SELECT {_columns(Daemon)} FROM {self.t.daemons} '
                             'ORDER BY "started_at" DESC').fetchall()
@@ -132,7 +127,7 @@ class SqliteHistory:
                          sidecar: dict[str, object] | None) -> Retry | None:
         """The retry of the file failed/ held as `failed_as` that recorded this very sidecar:
         the retry that left it behind (`daemon.retries`), or None if none did."""
-        if sidecar is None or not _has_table(self.conn, RETRIES_TABLE):
+        if sidecar is None or not schema.has_table(self.conn, RETRIES_TABLE):
             return None
         return recording(self.conn.execute(
             f'SELECT {_columns(Retry)}, "sidecar" FROM {self.t.retries} '
@@ -223,8 +218,8 @@ class SqliteHistory:
         status page asks on every refresh, and the fact may hold years of rows. A database
         not yet migrated is counted on its run-date index, from its newest end.
         """
-        counted = _has_table(self.conn, self.t.contract.fact_table + DAYS_SUFFIX)
-        table, date = (self.t.days if counted else self.t.fact), self.t.date
+        kept = schema.has_table(self.conn, self.t.contract.fact_table + DAYS_SUFFIX)
+        table, date = (self.t.days if kept else self.t.fact), self.t.date
         # The anchor on its own first: joined into the count, it made SQLite group the rows in
         # a temporary B-tree instead of along the index (1.1 s instead of 0.2 on 3M rows).
         before, newest = self.conn.execute(
@@ -235,8 +230,8 @@ class SqliteHistory:
             return []
         # An upper bound only when there are later days: checked on every row, it costs.
         upper, bound = ("", ()) if last == newest else (f" AND {date} <= ?", (last,))
-        rows = '"rows"' if counted else "COUNT(*)"
-        group = "" if counted else f" GROUP BY {date}"
+        rows = '"rows"' if kept else "COUNT(*)"
+        group = "" if kept else f" GROUP BY {date}"
         return [DayRows(str(d), int(n)) for d, n in self.conn.execute(
             f"SELECT {date}, {rows} FROM {table} WHERE {date} > date(?, ?){upper}"
             f"{group} ORDER BY {date}", (last, f"-{days} days", *bound))]

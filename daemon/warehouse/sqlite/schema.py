@@ -137,7 +137,7 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
                 f"the database has schema version {version}; this daemon knows {SCHEMA_VERSION}",
                 hint="run the newer daemon that wrote it, or point --db at another file",
             )
-        rebuild = version < 4 and _has_table(conn, contract.fact_table)
+        rebuild = version < 4 and has_table(conn, contract.fact_table)
         for table, columns in tables.items():
             conn.execute(_create(q(table), columns, table in one_btree))
         for table, columns in tables.items():
@@ -180,6 +180,7 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
                  duration_ms=round((time.monotonic() - started) * 1000))
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the database holds a table of that name (an older version may not)."""
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                         (name,)).fetchone() is not None
