@@ -76,15 +76,12 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
         f"WHERE {_differs(tables, tables.fact, 'excluded')}",
         (loaded_at, load_id),
     ).rowcount
-    after = before + changed  # a new day's every change is an insert
-    if dated and day is not None:
-        if before and changed:
-            after = _rows_of_date(conn, tables, day)
-        elif before:
-            after = before  # an identical re-run
-        inserted = after - before
-    else:
-        inserted = rows - present
+    # A new day's every change is an insert, and an identical re-run changes nothing:
+    # only a re-run that changed rows needs the day counted again.
+    after = before + changed
+    if dated and day is not None and before and changed:
+        after = _rows_of_date(conn, tables, day)
+    inserted = after - before if dated else rows - present
     counts = MergeCounts.of_upsert(rows, changed, inserted)
     deleted = 0
     if plan.replace_date is not None:
