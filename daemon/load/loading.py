@@ -138,7 +138,7 @@ def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
     whose keys arrive out of order is staged again in key order if it fits in memory."""
     try:
         return _stage_and_merge(source, source.batches(), attempt, run_date, settings,
-                                warehouse, progress, watch_order=True)
+                                warehouse, progress)
     except ordering.KeysUnsorted:
         pass
     in_order = ordering.InOrder.of(source.batches(), warehouse.contract.key,
@@ -150,16 +150,17 @@ def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
 def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBatch],
                      attempt: Attempt, run_date: str, settings: Settings,
                      warehouse: Warehouse, progress: Callable[[], None], *,
-                     watch_order: bool = False,
                      in_order: ordering.InOrder | None = None) -> MergeCounts:
+    """Stage `batches`, check and merge them. The file's own order is watched (and
+    `KeysUnsorted` raised); rows already sorted `in_order` bring their repeats."""
     attempt.stage = "stage"
     verdict = checks.FileChecks(run_date, warehouse.contract)
-    if in_order is not None:
+    observed = verdict.observing(batches)
+    if in_order is None:
+        observed = ordering.watching(observed, verdict, source.rows)
+    else:
         verdict.record_duplicates(warehouse.contract.key, in_order.repeats,
                                   in_order.repeated_keys)
-    observed = verdict.observing(batches)
-    if watch_order:
-        observed = ordering.watching(observed, verdict, source.rows)
     counts: MergeCounts | None = None
     try:
         with warehouse.staged(_passing_staging_point(observed, progress)) as staged:
