@@ -17,6 +17,8 @@ from config.contract import TRANSACTIONS
 from daemon.ops import page
 from daemon.ops.folders import FailedFile
 from daemon.warehouse.api import DayRows, Load
+from daemon.warehouse.sql import Tables
+from daemon.warehouse.sqlite import migrate
 from daemon.warehouse.sqlite.history import SqliteHistory
 
 WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,
@@ -141,8 +143,7 @@ def test_the_figures_and_the_timeline_of_the_last_day() -> None:
 def insert_facts(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
     """Fact rows written by hand, and the rows per day a load would have kept with them."""
     conn.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)', rows)
-    conn.execute('INSERT INTO "fact_transactions_days" SELECT "run_date", COUNT(*) '
-                 'FROM "fact_transactions" GROUP BY "run_date"')
+    migrate.count_days(conn, Tables(TRANSACTIONS))
 
 
 def test_rows_per_day_counts_the_last_days_up_to_the_latest(

@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from config import contract
-from daemon.warehouse.sql import DAYS_SUFFIX, q
-from daemon.warehouse.sqlite import connection, schema, staging
+from daemon.warehouse.sql import Tables, q
+from daemon.warehouse.sqlite import connection, migrate, schema, staging
 from generator.publish import publish_parquet
 from generator.transactions import generate
 
@@ -59,10 +59,7 @@ def build_history(db: Path, days: int, rows_per_day: int, first: int = 0) -> Pat
                              f"SELECT {columns}, 'history' "
                              f"FROM {connection.staged_table(feed.staging_table)}")
                 # The rows per day each load keeps (schema version 4).
-                date = q(feed.date_column)
-                conn.execute(f"INSERT INTO {q(feed.fact_table + DAYS_SUFFIX)} "
-                             f"SELECT {date}, COUNT(*) FROM {q(feed.fact_table)} "
-                             f"GROUP BY {date}")
+                migrate.count_days(conn, Tables(feed))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

@@ -60,14 +60,19 @@ def rebuild_fact(conn: sqlite3.Connection, tables: Tables, create: Callable[[str
                  rows=total, seconds=round(time.monotonic() - started, 1))
     if copied != total:
         raise RuntimeError(f"the migration copied {copied} of {total} rows")
-    date = tables.date
-    conn.execute(f"DELETE FROM {tables.days}")
-    conn.execute(f"INSERT INTO {tables.days} ({date}, \"rows\") "
-                 f"SELECT {date}, COUNT(*) FROM {fact} GROUP BY {date}")
+    count_days(conn, tables)
     conn.execute(f"DROP TABLE {fact}")
     conn.execute(f"ALTER TABLE {new} RENAME TO {fact}")
     crashpoints.reached("during_migration")
     return int(total)
+
+
+def count_days(conn: sqlite3.Connection, tables: Tables) -> None:
+    """Fill the rows-per-day table by counting the fact table (which loads then keep)."""
+    date = tables.date
+    conn.execute(f"DELETE FROM {tables.days}")
+    conn.execute(f'INSERT INTO {tables.days} ({date}, "rows") '
+                 f"SELECT {date}, COUNT(*) FROM {tables.fact} GROUP BY {date}")
 
 
 def file_bytes(conn: sqlite3.Connection) -> int:
