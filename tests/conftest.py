@@ -244,8 +244,10 @@ class DaemonProcess:
 
     def events(self) -> list[dict[str, Any]]:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        # Every line must be JSON: a non-JSON line here is itself a failure.
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        # Up to the last complete line: the daemon may be writing the next one now. Every
+        # complete line must be JSON: a non-JSON line here is itself a failure.
+        complete = text[:text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def matching(self, event: str, **keys: object) -> list[dict[str, Any]]:
         return [e for e in self.events()
