@@ -80,6 +80,13 @@ class Settings:
         return isinstance(self.db, PostgresUrl)
 
     @property
+    def work_root(self) -> Path:
+        """Where this inbox's daemons keep their work, hidden beside it: a SQLite daemon's
+        work directory, the folder of each PostgreSQL node's (by default), and the marks
+        of the warehouse the inbox's daemons share (`daemon.lock.WarehouseMark`)."""
+        return self.inbox.with_name(f".{self.inbox.name}.work")
+
+    @property
     def lock_file(self) -> Path:
         """The single-instance lock: beside the SQLite file it protects; for a shared
         warehouse, in this node's work directory (one daemon per node).
@@ -113,10 +120,22 @@ def _database(value: object) -> Path | PostgresUrl:
     return _path(value)
 
 
+# A node's name is a file name twice over: its work directory and `<node>.lock` beside it
+# (at most 255 bytes each on ext4, xfs, btrfs and tmpfs), with room to spare.
+NODE_NAME_BYTES = 200
+
+
 def _node(value: object) -> str:
     text = str(value).strip() if isinstance(value, str) else ""
-    if not text or len(text) > 200 or any(c in text for c in "/\\\0") or text in (".", ".."):
-        raise ValueError("expected a name of up to 200 characters, without / or \\")
+    if not text or any(c in text for c in "/\\\0") or text in (".", ".."):
+        raise ValueError("expected a name without / or \\")
+    if len(text.encode("utf-8", "surrogateescape")) > NODE_NAME_BYTES:
+        raise ValueError(f"expected a name of up to {NODE_NAME_BYTES} bytes (UTF-8): "
+                         f"{len(text.encode('utf-8', 'surrogateescape'))} given")
+    if text.startswith(".") or text.endswith(".lock"):
+        # `.`: hidden, as the daemons' own bookkeeping is; `.lock`: node X's lock file
+        # is `X.lock`, beside X's work directory.
+        raise ValueError("a node name may not begin with '.' nor end with '.lock'")
     return text
 
 
@@ -272,8 +291,8 @@ def _default_work(inbox: Path, db: object, node: str) -> Path:
     # human listing the parent sees the inbox and not our bookkeeping. Daemons sharing
     # a PostgreSQL warehouse may share the inbox: each node claims into its own folder,
     # where the others can find its files if it dies.
-    work = inbox.with_name(f".{inbox.name}.work")
-    return work / node if isinstance(db, PostgresUrl) else work
+    root = inbox.with_name(f".{inbox.name}.work")  # `Settings.work_root`
+    return root / node if isinstance(db, PostgresUrl) else root
 
 
 def _read_toml(path: Path) -> dict[str, object]:

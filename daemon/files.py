@@ -250,20 +250,49 @@ def claim_key(handle: BinaryIO) -> str:
 
 
 def in_claim_order(directory: Path) -> list[Path]:
-    """The files in a work directory, oldest claim first.
+    """The claimed files in a work directory, oldest claim first.
 
     The claim is a rename, and a rename sets the inode's ctime: that, not the name (where
-    `~10` sorts before `~2`), is the order the files arrived in.
+    `~10` sorts before `~2`), is the order the files arrived in. What is not a claimed
+    file is left alone (`is_claimed_entry`).
     """
     entries = []
     for path in directory.iterdir():
-        if is_ignored(path.name):
-            continue
         try:
-            entries.append((path.lstat().st_ctime_ns, path.name, path))
+            status = path.lstat()
         except FileNotFoundError:
             continue
+        if is_claimed_entry(path, status):
+            entries.append((status.st_ctime_ns, path.name, path))
     return [path for _, _, path in sorted(entries)]
+
+
+# A node's lock file, `<work root>/<node>.lock`, beside its work directory (PostgreSQL).
+LOCK_SUFFIX = ".lock"
+
+
+def is_claimed_entry(path: Path, status: os.stat_result) -> bool:
+    """Whether an entry of a work directory is a file some daemon claimed from the inbox:
+    not a hidden or temporary name (the daemon's own journal), not a directory, and not a
+    node's lock file beside its directory. A work root that daemons sharing a PostgreSQL
+    warehouse used holds their work directories and lock files: they are never files."""
+    if is_ignored(path.name) or stat.S_ISDIR(status.st_mode):
+        return False
+    if path.name.endswith(LOCK_SUFFIX):
+        try:
+            node = path.with_name(path.name.removesuffix(LOCK_SUFFIX)).lstat()
+        except OSError:
+            return True
+        return not stat.S_ISDIR(node.st_mode)
+    return True
+
+
+def claimed_count(directory: Path) -> int:
+    """How many claimed files a work directory holds (0 if it does not exist)."""
+    try:
+        return len(in_claim_order(directory))
+    except FileNotFoundError:
+        return 0
 
 
 def display_name(name: str) -> str:

@@ -13,6 +13,7 @@ the holder's pid is read from the kernel's lock table.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -94,11 +95,13 @@ class InstanceLock:
             self._fd = None
 
 
-def _lock_exclusive(fd: int) -> bool:
-    """Take the exclusive lock without blocking; a `probe` in progress is waited out."""
+def _lock_exclusive(fd: int, *, shared: bool = False) -> bool:
+    """Take the exclusive (or `shared`) lock without blocking; a `probe` in progress, or
+    another daemon's look at a warehouse mark (`WarehouseMark`), is waited out."""
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     for pause in (*_ACQUIRE_GRACE_SECONDS, None):
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             if pause is None:
@@ -108,19 +111,24 @@ def _lock_exclusive(fd: int) -> bool:
 
 
 class DirectoryClaim:
-    """An exclusive lock on a directory itself: one daemon at a time may take files from
-    an inbox, or keep claims in a work directory. Two daemons with different databases on
-    one inbox would otherwise split its files between them, silently.
+    """A lock on a directory itself: one daemon at a time may take files from an inbox,
+    or keep claims in a work directory. Two daemons with different databases on one
+    inbox would otherwise split its files between them, silently.
+
+    Daemons sharing a PostgreSQL warehouse share an inbox: each holds it `shared`, which
+    refuses, in either order, a daemon that would hold it alone (a SQLite daemon, whose
+    claims the others can not see), and is refused by it.
 
     Where the filesystem cannot lock a directory (NFS emulates `flock` with byte-range
     locks, which a directory opened read-only cannot take), `acquire` returns False and
     the caller says so; nothing else is lost.
     """
 
-    def __init__(self, directory: Path, what: str, hint: str) -> None:
+    def __init__(self, directory: Path, what: str, hint: str, *, shared: bool = False) -> None:
         self.directory = directory
         self.what = what  # "the inbox", "the work directory"
         self.hint = hint
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> bool:
@@ -130,11 +138,12 @@ class DirectoryClaim:
         self.release()
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            if not _lock_exclusive(fd):
-                holder = _flock_holder(os.fstat(fd))
+            if not _lock_exclusive(fd, shared=self.shared):
+                pid, kind = _flock_holder(os.fstat(fd))
                 raise AlreadyRunning(
-                    f"another daemon (pid {holder or 'unknown'}) is already using {self.what} "
-                    f"{self.directory}", hint=self.hint)
+                    f"another daemon (pid {pid or 'unknown'}) is already using {self.what} "
+                    f"{self.directory}{_HOLDER_KINDS.get((self.shared, kind), '')}",
+                    hint=self.hint)
         except OSError:
             os.close(fd)
             return False
@@ -154,21 +163,33 @@ class DirectoryClaim:
             self._fd = None
 
 
+# Who holds an inbox this daemon may not have, by (this daemon shares it, the holder's
+# lock): the reason says which kind of daemon is in the way.
+_HOLDER_KINDS: dict[tuple[bool, str | None], str] = {
+    (False, "READ"): ", shared by daemons on a PostgreSQL warehouse (a daemon with a "
+                     "warehouse of its own would take their files and claims as its own)",
+    (True, "WRITE"): " with a warehouse of its own (SQLite): daemons sharing a PostgreSQL "
+                     "warehouse can not share that inbox with it",
+}
+
+
 class DirectoryClaims:
     """The inbox and the work directory, each claimed for the daemon's lifetime."""
 
-    def __init__(self, inbox: Path | None, work: Path) -> None:
-        # No inbox: daemons sharing a warehouse may share an inbox (see `daemon.watch`).
-        self.inbox = None if inbox is None else DirectoryClaim(
-            inbox, "the inbox", hint="stop that daemon first: two daemons on one inbox "
-            "would split its files between their databases; give each its own --inbox")
+    def __init__(self, inbox: Path, work: Path, *, shared: bool = False) -> None:
+        # Shared: daemons on one PostgreSQL warehouse may share an inbox (each claims into
+        # its own work directory), but no daemon may share it with one of another kind.
+        self.inbox = DirectoryClaim(
+            inbox, "the inbox", shared=shared,
+            hint="stop that daemon first: two daemons with different warehouses on one "
+            "inbox would split its files between them; give each its own --inbox")
         self.work = DirectoryClaim(
             work, "the work directory", hint="stop that daemon first, or give this one "
             "its own --work")
 
     @property
     def _claims(self) -> tuple[DirectoryClaim, ...]:
-        return (self.work,) if self.inbox is None else (self.inbox, self.work)
+        return (self.inbox, self.work)
 
     @property
     def held(self) -> bool:
@@ -188,8 +209,6 @@ class DirectoryClaims:
     def reclaim_inbox(self) -> None:
         """Claim the inbox again once it was made anew (deleted, replaced, re-pointed):
         the old claim holds the directory that is gone."""
-        if self.inbox is None:
-            return
         try:
             self.inbox.acquire()
         except AlreadyRunning as exc:
@@ -200,13 +219,14 @@ class DirectoryClaims:
             claim.release()
 
 
-def _flock_holder(status: os.stat_result) -> int | None:
-    """The pid holding a flock on the file `status` describes, from /proc/locks (Linux),
-    whose lines read `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`."""
+def _flock_holder(status: os.stat_result) -> tuple[int | None, str | None]:
+    """The pid holding a flock on the file `status` describes, and how (`READ`: shared,
+    `WRITE`: exclusive), from /proc/locks (Linux), whose lines read
+    `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`."""
     try:
         lines = Path("/proc/locks").read_text().splitlines()
     except OSError:
-        return None
+        return None, None
     wanted = (os.major(status.st_dev), os.minor(status.st_dev), status.st_ino)
     for line in lines:
         fields = line.split()
@@ -214,5 +234,72 @@ def _flock_holder(status: os.stat_result) -> int | None:
             continue  # a waiter, or another kind of lock
         major, minor, inode = fields[5].split(":")
         if (int(major, 16), int(minor, 16), int(inode)) == wanted and fields[4].isdigit():
-            return int(fields[4])
-    return None
+            return int(fields[4]), fields[3]
+    return None, None
+
+
+class WarehouseMark:
+    """Which warehouse the daemons sharing one inbox load into. Each holds, shared, a
+    mark named after its warehouse in the inbox's work root (`.warehouse-<digest>.lock`,
+    hidden, so no daemon takes it for a file); a daemon that finds another warehouse's
+    mark held is refused, as two daemons with different databases on one inbox would
+    split its files between them.
+
+    To tell a held mark from a stale one, a daemon tries it exclusively for an instant: a
+    daemon of that warehouse starting in that instant waits it out (`_lock_exclusive`).
+    """
+
+    PREFIX = ".warehouse-"
+
+    def __init__(self, root: Path, identity: str, shown: str) -> None:
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        self.root, self.shown = root, shown
+        self.path = root / f"{self.PREFIX}{digest}{_LOCK}"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Hold this warehouse's mark; `AlreadyRunning` if another's is held."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            if not _lock_exclusive(fd, shared=True):
+                raise AlreadyRunning(f"the warehouse mark {self.path} is held exclusively",
+                                     hint="try again: another daemon was looking at it")
+            if os.fstat(fd).st_size == 0:
+                os.pwrite(fd, f"{self.shown}\n".encode(), 0)
+            self._refuse_others()
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _refuse_others(self) -> None:
+        for other in sorted(self.root.glob(f"{self.PREFIX}*{_LOCK}")):
+            if other == self.path:
+                continue
+            try:
+                fd = os.open(other, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pid, _ = _flock_holder(os.fstat(fd))
+                    used = os.pread(fd, 512, 0).decode(errors="replace").strip()
+                    raise AlreadyRunning(
+                        f"another daemon (pid {pid or 'unknown'}) loads files from this inbox "
+                        f"into another warehouse ({used or 'unknown'}); this daemon's is "
+                        f"{self.shown}", hint="daemons sharing an inbox must share one "
+                        "warehouse: give this daemon the same --db, or its own --inbox") from None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_LOCK = ".lock"

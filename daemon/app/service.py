@@ -27,7 +27,7 @@ from daemon import crashpoints, files, package_version, warehouse
 from daemon.app import notify, signals
 from daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from daemon.load import quarantine
-from daemon.lock import DirectoryClaims, InstanceLock
+from daemon.lock import InstanceLock
 from daemon.ops import page
 from daemon.ops.server import StatusServer
 from daemon.warehouse.api import (
@@ -39,7 +39,7 @@ from daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.watch.watcher import Watcher, claimed_directories, retry_delay
+from daemon.watch.watcher import Watcher, directory_claims, retry_delay
 
 log = structlog.get_logger("daemon")
 
@@ -96,7 +96,7 @@ def run(settings: Settings, *, once: bool) -> int:
         cleanup.callback(lock.release)
         # Before the database is opened (or made): a daemon refused for the inbox or the
         # work directory leaves nothing behind.
-        claims = DirectoryClaims(*claimed_directories(settings))
+        claims = directory_claims(settings)
         try:
             created = _prepare_folders(settings)
             claims.acquire()

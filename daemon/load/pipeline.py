@@ -148,7 +148,7 @@ class Pipeline:
                                   ticket=self.holds.tickets.get(claimed))
         try:
             attempt.counts = loading.load_file(attempt, self.settings, self.warehouse,
-                                               self.progress)
+                                               partial(self._progress, claimed))
         except (KeyboardInterrupt, SystemExit):
             raise  # the process's to handle, never a verdict on the file
         except ClaimLost as exc:
@@ -164,6 +164,11 @@ class Pipeline:
             return Outcome("vanished", claimed)
         crashpoints.reached("after_commit")
         return self._archive(attempt)
+
+    def _progress(self, claimed: Path) -> None:
+        """A batch staged (or a stretch hashed): the worker is alive, and the claim kept."""
+        self.progress()
+        self.holds.keep(claimed)
 
     def _archive(self, attempt: loading.Attempt) -> Outcome:
         """Move a loaded file to processed/ and log its canonical line."""

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config import Settings
 from daemon import files
 
 
@@ -116,6 +117,23 @@ def leftover_sidecars(directory: Path) -> list[LeftoverSidecar]:
             for p in entries if p.name.endswith(files.SIDECAR_SUFFIX)
             and not files.is_ignored(p.name)
             and not os.path.lexists(p.with_name(p.name.removesuffix(files.SIDECAR_SUFFIX)))]
+
+
+def in_flight(settings: Settings) -> int:
+    """Claimed files not yet archived: in this daemon's work directory, or, where daemons
+    share the inbox (PostgreSQL), in every node's work directory under the inbox's work
+    root and in the root itself (files a SQLite daemon on this inbox claimed, which the
+    next daemon to start adopts)."""
+    root = settings.work_root
+    if not settings.shared or root == settings.work:
+        return files.claimed_count(settings.work)
+    try:
+        nodes = {p for p in root.iterdir()
+                 if not files.is_ignored(p.name) and p.is_dir() and not p.is_symlink()}
+    except FileNotFoundError:
+        nodes = set()
+    nodes.add(settings.work)
+    return files.claimed_count(root) + sum(files.claimed_count(node) for node in nodes)
 
 
 def waiting(directory: Path) -> int:

@@ -84,5 +84,5 @@ def gather(settings: Settings, history: api.History | None, now: datetime) -> Ov
                  for x in folders.leftover_sidecars(settings.failed)]
     return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox, folders.waiting(settings.inbox),
-                    settings.work, folders.waiting(settings.work), settings.failed,
+                    settings.work, folders.in_flight(settings), settings.failed,
                     folders.failed_files(settings.failed), leftovers)

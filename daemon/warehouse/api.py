@@ -22,6 +22,7 @@ from config.contract import Contract
 from daemon.warehouse.faults import (
     ClaimLost,
     DatabaseMoved,
+    NodeTaken,
     WarehouseBusy,
     WarehouseFault,
     WarehouseFull,
@@ -63,6 +64,7 @@ __all__ = [
     "LoadRecord",
     "MergeCounts",
     "MergePlan",
+    "NodeTaken",
     "Recorded",
     "Retry",
     "RetryLog",
@@ -116,13 +118,19 @@ class Claims(Protocol):
         """Forget a claim whose file has left the work directory (an outcome)."""
         ...
 
+    def renew(self, ticket: Ticket) -> bool:
+        """Extend the lease of a claim this daemon still holds (a load renews its own
+        while it stages, whatever the heartbeat does); False if it is no longer held."""
+        ...
+
     def take_over(self) -> list[TakenOver]:
         """The files of daemons whose leases ran out, moved into this one's work
         directory and claimed with a new fence."""
         ...
 
     def beat(self, file_in_hand: str | None) -> None:
-        """Renew this daemon's leases and record its heartbeat (another thread)."""
+        """Renew this daemon's leases and record its heartbeat (another thread);
+        `NodeTaken` if another daemon started under this one's node name meanwhile."""
         ...
 
     def close(self) -> None: ...

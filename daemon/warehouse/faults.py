@@ -48,6 +48,12 @@ class ClaimLost(WarehouseFault):
     must not commit it, and lets go of it."""
 
 
+class NodeTaken(EtlError):
+    """Another daemon started under this daemon's node name (on another inbox, after this
+    one was paused past its lease): the node's claims are that daemon's now, so this one
+    must claim nothing more."""
+
+
 @contextmanager
 def translating(driver_error: type[Exception],
                 fault_of: Callable[[BaseException], WarehouseFault | None], *,

@@ -21,6 +21,7 @@ from daemon.ops.metrics import OUTCOMES
 from daemon.warehouse.api import Warehouse
 from daemon.watch.inbox import Inbox
 from daemon.watch.observer import LOST, InboxObserver
+from daemon.watch.sharing import Heartbeat
 
 
 class WorkerReport:
@@ -38,6 +39,7 @@ class WorkerReport:
     _retries: dict[Path, tuple[float, int]]
     _thread: threading.Thread
     _observer: InboxObserver
+    heartbeat: Heartbeat
 
     def status(self) -> dict[str, object]:
         """What the worker is doing, for a `daemon_status` line; safe from any thread."""
@@ -68,10 +70,14 @@ class WorkerReport:
         return problems
 
     def health(self) -> list[str]:
-        """What is wrong now, for /healthz; empty while all is well. `stuck`, and an
-        inbox that is not watched: a restart would not bring that back (the daemon
-        watches it again by itself once it can), so the systemd watchdog ignores it."""
+        """What is wrong now, for /healthz; empty while all is well. `stuck`, and what a
+        restart would not bring back, so the systemd watchdog ignores it: an inbox that
+        is not watched (the daemon watches it again by itself once it can), a shared
+        warehouse the heartbeat cannot reach (it beats on until it can), a node name
+        another daemon took."""
         problems = self.stuck()
+        if self.settings.shared:
+            problems += self.heartbeat.problems()
         if not self.once and self._observer.is_alive():
             lost = self._observer.watch_lost()
             if lost is not None:

@@ -1,11 +1,16 @@
-"""Working beside other daemons on one warehouse: the heartbeat and the take-over.
+"""Working beside other daemons on one warehouse: the heartbeat, strays and the take-over.
 
 A daemon sharing a PostgreSQL warehouse renews its claims' leases from a thread of its
 own (`Heartbeat`, every third of `lease_seconds`), so that a long merge on the worker's
-connection never lets them run out. The worker, at each periodic rescan, takes over the
-files of daemons whose leases did run out (`take_over`): the warehouse moves them into
-this daemon's work directory and bumps their fences, and they join the retry queue ahead
-of new drops. With an embedded warehouse both are no-ops: there is no one to share with.
+connection never lets them run out. The heartbeat never dies of an error: it logs it
+(once per streak), keeps beating, and says what is wrong for /healthz; when the
+warehouse answers again it says so to the worker, whose waiting files are then due at
+once. Another daemon starting under this node's name ends the beats for good: this
+daemon must claim nothing more. At start, files a daemon of another kind (SQLite) left
+claimed in the inbox's work root are adopted (`adopt_strays`). The worker, at each
+periodic rescan, takes over the files of daemons whose leases did run out
+(`take_over`): they join the retry queue ahead of new drops. With an embedded warehouse
+there is no one to share with.
 """
 
 from __future__ import annotations
@@ -18,24 +23,32 @@ import structlog
 
 from config import Settings
 from daemon import files
-from daemon.warehouse.api import Claims, TakenOver, WarehouseFault
+from daemon.warehouse.api import Claims, NodeTaken, TakenOver, WarehouseFault
 
 log = structlog.get_logger("daemon.watcher")
+
+_FAILED_HINT = ("this daemon's claims lapse unless the warehouse answers again within "
+                "lease_seconds; another daemon then takes its files over, and this one can "
+                "no longer commit them")
 
 
 class Heartbeat:
     """Renews this daemon's leases and heartbeat until stopped; logs when it can not
-    (once per streak of failures) and when it can again."""
+    (once per streak of failures) and when it can again (then calls `restored`)."""
 
     def __init__(self, settings: Settings, claims: Claims,
-                 in_hand: Callable[[], Path | None]) -> None:
-        self.claims, self.in_hand = claims, in_hand
+                 in_hand: Callable[[], Path | None],
+                 restored: Callable[[], None] = lambda: None) -> None:
+        self.claims, self.in_hand, self.restored = claims, in_hand, restored
         self.interval = settings.lease_seconds / 3
         self._stop = threading.Event()
         # Set to beat at once: the file in hand changed, which `status` should show now.
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="etl-heartbeat", daemon=True)
-        self.failing = False
+        # Why the last beat failed (None while beating); read by other threads.
+        self.failing: str | None = None
+        # Set once another daemon took this node's name: no more claims, no more beats.
+        self.node_taken: str | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -50,26 +63,85 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join()
 
+    def problems(self) -> list[str]:
+        """What /healthz says of the heartbeat; safe from any thread."""
+        if self.node_taken is not None:
+            return [self.node_taken]
+        problems = []
+        if self._thread.ident is not None and not self._thread.is_alive() \
+                and not self._stop.is_set():
+            problems.append("the heartbeat thread is not running")
+        failing = self.failing
+        if failing is not None:
+            problems.append(f"the heartbeat cannot renew this daemon's leases: {failing}")
+        return problems
+
     def _run(self) -> None:
-        while True:
-            current = self.in_hand()
-            try:
-                self.claims.beat(files.display_name(current.name) if current else None)
-            except WarehouseFault as exc:
-                if not self.failing:
-                    log.error("heartbeat_failed", reason=str(exc),
-                              hint="this daemon's claims lapse unless the warehouse answers "
-                              "again within lease_seconds; another daemon then takes its "
-                              "files over, and this one can no longer commit them")
-                self.failing = True
-            else:
-                if self.failing:
-                    log.info("heartbeat_restored")
-                self.failing = False
+        while not self._stop.is_set():
+            if not self._beat():
+                return
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self._stop.is_set():
-                return
+
+    def _beat(self) -> bool:
+        """One beat; False once beating must end (the node is another daemon's)."""
+        current = self.in_hand()
+        try:
+            self.claims.beat(files.display_name(current.name) if current else None)
+        except NodeTaken as exc:
+            self.node_taken = exc.message
+            log.error("node_taken", reason=exc.message, hint=exc.hint)
+            return False
+        except Exception as exc:  # a beat's error is logged, never its end
+            self._failed(exc)
+            return True
+        if self.failing is not None:
+            log.info("heartbeat_restored")
+            self.failing = None
+            self.restored()
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        fault = isinstance(exc, WarehouseFault)
+        reason = exc.message if isinstance(exc, WarehouseFault) else f"{type(exc).__name__}: {exc}"
+        if self.failing is None:
+            # Anything but the warehouse's own faults is unexpected (a table changed by
+            # hand, a bug): its traceback is logged once, and the beats go on.
+            log.error("heartbeat_failed", reason=reason, error_type=type(exc).__name__,
+                      hint=_FAILED_HINT if fault else _FAILED_HINT + "; this is not a "
+                      "fault of the server's reach: report this line",
+                      exc_info=not fault)
+        self.failing = reason
+
+
+def adopt_strays(settings: Settings) -> list[Path]:
+    """Files left claimed in the inbox's work root itself, where a daemon with a warehouse
+    of its own (SQLite) claims into by default (`.<inbox>.work`), moved into this daemon's
+    work directory to be resumed with its own. None of those daemons runs now: it would
+    hold the inbox alone, and this daemon shares it (`daemon.lock`)."""
+    root = settings.work_root
+    if root == settings.work:
+        return []  # this daemon's own work directory: its files are resumed as they are
+    adopted = []
+    try:
+        strays = files.in_claim_order(root)
+    except OSError:
+        return []
+    for stray in strays:
+        try:
+            moved = files.move_unique(stray, settings.work)
+        except FileNotFoundError:
+            continue  # another daemon adopted it first
+        except OSError as exc:
+            log.error("work_unavailable", work=str(root), reason=exc.strerror or str(exc),
+                      hint="make the work root writable; the file is adopted at the next "
+                      "start")
+            continue
+        log.info("file_adopted", file=files.display_name(moved.name), work=str(root),
+                 hint="claimed by a daemon of another warehouse (SQLite) on this inbox "
+                 "before it stopped; loaded into this one")
+        adopted.append(moved)
+    return adopted
 
 
 def take_over(claims: Claims) -> list[TakenOver]:
@@ -78,8 +150,14 @@ def take_over(claims: Claims) -> list[TakenOver]:
     try:
         taken = claims.take_over()
     except WarehouseFault as exc:
-        log.warning("take_over_failed", reason=str(exc),
-                    hint="the next rescan tries again")
+        log.warning("take_over_failed", reason=exc.message, hint="the next rescan tries again")
+        return []
+    except Exception as exc:  # never the worker's end: see below
+        # Not the warehouse's reach: a table changed under the daemon, a bug. The worker
+        # goes on loading its own files; the next rescan tries again.
+        log.error("take_over_failed", reason=f"{type(exc).__name__}: {exc}",
+                  hint="the next rescan tries again; report this line if it repeats",
+                  exc_info=True)
         return []
     for file in taken:
         log.info("file_taken_over", file=files.display_name(file.path.name),

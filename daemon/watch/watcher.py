@@ -28,7 +28,7 @@ from daemon.watch.inbox import Candidate, Inbox
 from daemon.watch.observer import Hints, InboxObserver
 from daemon.watch.report import WorkerReport
 from daemon.watch.resumes import Resumes
-from daemon.watch.sharing import Heartbeat, take_over
+from daemon.watch.sharing import Heartbeat, adopt_strays, take_over
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -38,11 +38,11 @@ RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 HEARTBEAT_SECONDS = 1.0
 
 
-def claimed_directories(settings: Settings) -> tuple[Path | None, Path]:
-    """The directories one daemon holds for itself: its work directory, and its inbox
-    unless the warehouse is shared, where several daemons may watch one inbox (each
+def directory_claims(settings: Settings) -> DirectoryClaims:
+    """The directories one daemon holds: its work directory for itself, and its inbox,
+    alone unless the warehouse is shared, where several daemons may watch one inbox (each
     claims into its own work directory, and the warehouse's claims say whose is which)."""
-    return (None if settings.shared else settings.inbox), settings.work
+    return DirectoryClaims(settings.inbox, settings.work, shared=settings.shared)
 
 
 def retry_delay(attempt: int) -> float:
@@ -84,14 +84,18 @@ class Watcher(WorkerReport):
         self.resumes = Resumes(settings.work, settings.max_resumes)
         self._observer = InboxObserver(settings, self.hints)
         # The inbox and the work directory, claimed by `prepare` unless the caller has.
-        self.claims = claims or DirectoryClaims(*claimed_directories(settings))
+        self.claims = claims or directory_claims(settings)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
         # Always collected, served or not: a few counter updates per file (measured in
         # the report of `make bench-quick`), and one code path with and without --http.
         last = warehouse.last_success(clock.utc_now())
         self.metrics = Metrics(settings, self, last.finished_at if last else None)
-        self.heartbeat = Heartbeat(settings, warehouse.claims, lambda: self.current)
+        self.heartbeat = Heartbeat(settings, warehouse.claims, lambda: self.current,
+                                   restored=self._warehouse_back)
+        # Set by the heartbeat when the warehouse answers again after failing to: the
+        # files waiting for a retry are due at once, not at their next backoff step.
+        self._back = threading.Event()
 
     def prepare(self) -> None:
         """Create the directories and claim the inbox and the work directory; `ConfigError`
@@ -130,6 +134,16 @@ class Watcher(WorkerReport):
     def _tick(self) -> None:
         self.ticked_at = time.monotonic()
 
+    def _warehouse_back(self) -> None:
+        """From the heartbeat's thread: the warehouse answers again."""
+        self._back.set()
+        self.hints.wake.set()
+
+    def _blocked(self) -> str | None:
+        """Why no file may be taken now: the database is not the file the worker writes
+        to (SQLite), or this daemon's node name is another daemon's now."""
+        return self.warehouse.watch() or self.heartbeat.node_taken
+
     def join(self) -> None:
         self._thread.join()
         self._observer.stop()
@@ -146,6 +160,8 @@ class Watcher(WorkerReport):
 
     def loop(self) -> None:
         """Resume, sweep, then take files until stopped (or, with `once`, until drained)."""
+        if self.settings.shared:
+            adopt_strays(self.settings)
         try:
             left_over = files.in_claim_order(self.settings.work)
             # Only of a work directory that could be listed: its journal is in it.
@@ -193,7 +209,10 @@ class Watcher(WorkerReport):
                 self._detected(found)
                 self._take_over()
                 next_rescan = time.monotonic() + self.settings.rescan_seconds
-            if self.warehouse.watch() is not None:
+            if self._back.is_set():
+                self._back.clear()
+                self._retries = {path: (0.0, tries) for path, (_, tries) in self._retries.items()}
+            if self._blocked() is not None:
                 if self.once:
                     return  # a drain cannot go on; the exit code says so
                 self.hints.wake.wait(HEARTBEAT_SECONDS)
@@ -213,7 +232,7 @@ class Watcher(WorkerReport):
 
     def _take_over(self) -> None:
         """Files of dead daemons sharing the warehouse join the retry queue, due now."""
-        if not self.settings.shared:
+        if not self.settings.shared or self.heartbeat.node_taken is not None:
             return
         for file in take_over(self.warehouse.claims):
             if file.ticket is not None:

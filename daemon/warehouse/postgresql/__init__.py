@@ -1,10 +1,12 @@
 """The PostgreSQL backend: one warehouse on a server, shared by several daemons.
 
 `open_warehouse` connects (a server out of reach is `WarehouseUnavailable`, which the
-daemon waits out), migrates, records this start (one daemon per node) and takes back the
-claims a killed run of this node left; `reading` and `writing` give the commands and the
-page the history and the retry log, translating every driver error raised in their
-block into the seam's terms, so that nothing outside this package sees psycopg.
+daemon waits out), marks the inbox's work root with this warehouse (a daemon of another
+warehouse on the same inbox is refused), migrates, records this start (one daemon per
+node) and takes back the claims a killed run of this node left; `reading` and `writing`
+give the commands and the page the history and the retry log, translating every driver
+error raised in their block into the seam's terms, so that nothing outside this package
+sees psycopg.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from config import Settings
 from config.contract import Contract
 from config.database import PostgresUrl
+from daemon.lock import WarehouseMark
 from daemon.warehouse.api import Folders
 from daemon.warehouse.postgresql import nodes, schema
 from daemon.warehouse.postgresql.claims import PostgresClaims
@@ -34,10 +37,14 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
     `SchemaMismatch`, `AlreadyRunning` or `DatabaseUnavailable` to stop on."""
     claims = PostgresClaims(url, settings.busy_timeout_seconds, node=settings.node,
                             work=Path(folders.work), lease_seconds=settings.lease_seconds)
+    mark: WarehouseMark | None = None
     try:
         with translated(_TERMINAL_HINT):
             conn = connect(url, settings.busy_timeout_seconds)
             try:
+                mark = WarehouseMark(settings.work_root, nodes.identity(conn),
+                                     url.redacted)
+                mark.acquire()
                 schema.migrate(conn, contract)
                 nodes.record_start(conn, settings.node, folders, owner=claims.owner,
                                    lease_seconds=settings.lease_seconds)
@@ -47,8 +54,10 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
                 raise
     except BaseException:
         claims.close()
+        if mark is not None:
+            mark.release()
         raise
-    return PostgresWarehouse(url, contract, settings.busy_timeout_seconds, claims, conn)
+    return PostgresWarehouse(url, contract, settings.busy_timeout_seconds, claims, conn, mark)
 
 
 # Terminal for the start and the commands: a database that does not exist, a login

@@ -10,28 +10,56 @@ gives the files of daemons whose leases ran out to this one: under the dead daem
 work-directory lock (a live daemon holds its own), one statement bumps their fences and
 makes this daemon their owner; the files are moved into this daemon's work directory,
 and files its claims never recorded (it died between rename and record) are claimed too.
+Only daemons of this inbox are taken from: a node's directory is `<work root>/<node>`,
+computed here, never a path read from the database as is. A file name is data: it is
+bound as text the server accepts (`stored`), and a failure on one file of a take-over
+is that file's alone.
 """
 
 from __future__ import annotations
 
+import stat
 import uuid
 from pathlib import Path
+
+import structlog
 
 from config.database import PostgresUrl
 from daemon import files
 from daemon.errors import AlreadyRunning
 from daemon.lock import DirectoryClaim
-from daemon.warehouse.api import ClaimLost, TakenOver, Ticket
+from daemon.warehouse.api import ClaimLost, NodeTaken, TakenOver, Ticket, WarehouseFault
 from daemon.warehouse.postgresql.connection import Connection, Session, stmt
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.schema import CLAIMS_TABLE
 from daemon.warehouse.sql import DAEMONS_TABLE, q
 
 CLAIMS, DAEMONS = q(CLAIMS_TABLE), q(DAEMONS_TABLE)
+log = structlog.get_logger("daemon.watcher")
 
 
 def _ticket(row: tuple[object, ...]) -> Ticket:
     return Ticket(*(int(str(value)) for value in row[:3]))
+
+
+def stored(name: str) -> str:
+    """A file name as the claims table holds it: a name that is not UTF-8 (the server
+    takes only text) with its undecodable bytes as `\\xNN`, as the ledger and the log
+    show it."""
+    return files.display_name(name)
+
+
+def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
+    """The work directory of `node` if it shares this daemon's work root: `<root>/<node>`,
+    a real directory, and the one the node recorded at its start. None for a node of
+    another inbox (or a row edited to point anywhere else)."""
+    directory = root / node
+    if directory.parent != root or node in ("", ".", "..") or recorded_work != str(directory):
+        return None
+    try:
+        return directory if stat.S_ISDIR(directory.lstat().st_mode) else None
+    except OSError:
+        return None
 
 
 class PostgresClaims:
@@ -72,7 +100,8 @@ class PostgresClaims:
                 '"fence" = c."fence" + 1, "lease_until" = EXCLUDED."lease_until" '
                 'WHERE c."owner" = EXCLUDED."owner" OR c."lease_until" < now() '
                 'RETURNING "id", "fence", "dropped_ns"'),
-                (self.node, path.name, self.owner, self._lease(), dropped_ns)).fetchone()
+                (self.node, stored(path.name), self.owner, self._lease(),
+                 dropped_ns)).fetchone()
         if row is None:
             raise ClaimLost(f"another daemon holds a live claim on {path.name}",
                             hint="it is retried once that claim lapses")
@@ -90,6 +119,16 @@ class PostgresClaims:
             (self._lease(), ticket.id, self.owner, ticket.fence)).fetchone()
         return row is not None
 
+    def renew(self, ticket: Ticket) -> bool:
+        """Outside any load's transaction, on this session: extend the lease of `ticket`
+        if it is still this process's, with its fence, and live."""
+        with translated():
+            return self.conn.execute(stmt(
+                f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval '
+                'WHERE "id" = %s AND "owner" = %s AND "fence" = %s '
+                'AND "lease_until" > now() RETURNING "id"'),
+                (self._lease(), ticket.id, self.owner, ticket.fence)).fetchone() is not None
+
     def released(self, ticket: Ticket) -> None:
         with translated():
             self.conn.execute(stmt(f'DELETE FROM {CLAIMS} WHERE "id" = %s AND "owner" = %s'),
@@ -100,14 +139,30 @@ class PostgresClaims:
         # The claim of a file being committed is locked by its load, which renews that
         # lease itself (`renew_in`): the beat skips it rather than wait for the commit.
         with translated():
-            self.conn.execute(stmt(
+            beaten = self.conn.execute(stmt(
                 f'UPDATE {DAEMONS} SET "heartbeat_at" = now(), "lease_until" = now() + '
                 '%s::interval, "file_in_hand" = %s WHERE "node" = %s AND "owner" = %s'),
-                (self._lease(), file_in_hand, self.node, self.owner))
+                (self._lease(), file_in_hand, self.node, self.owner)).rowcount
+            if not beaten:
+                self._node_taken()
             self.conn.execute(stmt(
                 f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval WHERE "id" IN '
                 f'(SELECT "id" FROM {CLAIMS} WHERE "owner" = %s FOR UPDATE SKIP LOCKED)'),
                 (self._lease(), self.owner))
+
+    def _node_taken(self) -> None:
+        """The node's row is another start's now: say whose, as `NodeTaken`."""
+        row = self.conn.execute(stmt(
+            f'SELECT "pid", "work", "started_at" FROM {DAEMONS} WHERE "node" = %s'),
+            (self.node,)).fetchone()
+        pid, work, started = row if row else ("?", "?", "?")
+        raise NodeTaken(
+            f"another daemon started as node {self.node} (pid {pid}, work directory {work}, "
+            f"at {started}) while this one ran: the node's claims are that daemon's now, "
+            "so this daemon claims no more files",
+            hint="give each daemon its own --node (ETL_NODE); stop this one, and restart it "
+            "under its own name to load the files left in its work directory "
+            f"{self.work}")
 
     def take_over(self) -> list[TakenOver]:
         with translated():
@@ -117,9 +172,9 @@ class PostgresClaims:
                 (self.node,)).fetchall()
         taken: list[TakenOver] = []
         for node, work in dead:
-            directory = Path(str(work))
-            if not directory.is_dir():
-                continue
+            directory = node_directory(self.work.parent, str(node), str(work))
+            if directory is None:
+                continue  # a daemon of another inbox: its own files are its own
             lock = DirectoryClaim(directory, f"the work directory of node {node}", hint="")
             try:
                 lock.acquire()
@@ -143,21 +198,38 @@ class PostgresClaims:
                 stmt(f'SELECT "name" FROM {CLAIMS} WHERE "node" = %s'), (node,))}
         taken = []
         for path in files.in_claim_order(directory):
-            ticket = rows.pop(path.name, None)
-            if ticket is None and path.name not in recorded:
-                # Its daemon died before recording the claim.
-                ticket = self._orphan(node, path.name, path.lstat().st_ctime_ns)
-            if ticket is None:
-                continue  # a live claim of another daemon's
-            moved = files.move_unique(path, self.work)
-            with translated():
-                self.conn.execute(stmt(f'UPDATE {CLAIMS} SET "node" = %s, "name" = %s '
-                                       'WHERE "id" = %s AND "owner" = %s'),
-                                  (self.node, moved.name, ticket.id, self.owner))
-            taken.append(TakenOver(moved, node, ticket))
+            try:
+                file = self._take_file(node, path, rows.pop(stored(path.name), None),
+                                       stored(path.name) in recorded)
+            except WarehouseFault:
+                raise  # the warehouse's, not the file's: the next rescan tries again
+            except Exception as exc:
+                # One file's trouble is its own: the others are taken, this one is left
+                # where it is for a later take-over (or its own daemon's restart).
+                log.error("take_over_failed", file=files.display_name(path.name),
+                          from_node=node, error_type=type(exc).__name__, reason=str(exc),
+                          hint="the file is left in that node's work directory and tried "
+                          "again at the next rescan; report this line if it repeats")
+                continue
+            if file is not None:
+                taken.append(file)
         for gone in rows.values():  # archived before its daemon could forget the claim
             self.released(gone)
         return taken
+
+    def _take_file(self, node: str, path: Path, ticket: Ticket | None,
+                   recorded: bool) -> TakenOver | None:
+        if ticket is None and not recorded:
+            # Its daemon died before recording the claim.
+            ticket = self._orphan(node, stored(path.name), path.lstat().st_ctime_ns)
+        if ticket is None:
+            return None  # a live claim of another daemon's
+        moved = files.move_unique(path, self.work)
+        with translated():
+            self.conn.execute(stmt(f'UPDATE {CLAIMS} SET "node" = %s, "name" = %s '
+                                   'WHERE "id" = %s AND "owner" = %s'),
+                              (self.node, stored(moved.name), ticket.id, self.owner))
+        return TakenOver(moved, node, ticket)
 
     def _orphan(self, node: str, name: str, dropped_ns: int) -> Ticket | None:
         with translated():

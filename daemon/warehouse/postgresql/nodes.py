@@ -4,13 +4,16 @@ At its start a daemon records, under its node's name, its pid, its folders (as S
 `daemons` table keeps them) and, here, its owner (unique per start) and a lease its
 heartbeat renews. One daemon per node: a node whose lease is still live elsewhere (another
 work directory: not a killed run of this one, whose work directory this start now holds)
-refuses the start, as a second daemon on one SQLite file is refused.
+refuses the start, as a second daemon on one SQLite file is refused. `identity` says
+which warehouse this is, for the daemons sharing an inbox to agree on it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+
+import psycopg
 
 from daemon.errors import AlreadyRunning
 from daemon.warehouse.api import Folders
@@ -49,3 +52,18 @@ def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
                 f"node {node} is already running elsewhere (pid {pid}, work directory "
                 f"{work}, last heartbeat {beat})",
                 hint="give each daemon its own --node (ETL_NODE), or stop that one first")
+
+
+def identity(conn: Connection) -> str:
+    """This warehouse, the same from every host whatever name the URL gives the server: the
+    cluster's system identifier, the database and the schema the tables are in. Where the
+    server keeps its identifier from this role, its address stands in."""
+    try:
+        row = conn.execute("SELECT (SELECT system_identifier FROM pg_control_system())::text, "
+                           "current_database(), current_schema()").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        row = conn.execute("SELECT coalesce(host(inet_server_addr()), 'local') || ':' || "
+                           "coalesce(inet_server_port(), 0)::text, current_database(), "
+                           "current_schema()").fetchone()
+    assert row is not None
+    return "postgresql:" + "/".join(str(part) for part in row)

@@ -17,6 +17,7 @@ import pyarrow as pa
 from config.contract import Contract
 from config.database import PostgresUrl
 from daemon import clock, crashpoints
+from daemon.lock import WarehouseMark
 from daemon.warehouse.api import (
     ClaimLost,
     Claims,
@@ -84,7 +85,8 @@ class PostgresWarehouse:
     """The worker's warehouse: its own session, opened again if the server drops it."""
 
     def __init__(self, url: PostgresUrl, contract: Contract, busy_timeout_seconds: float,
-                 claims: PostgresClaims, conn: Connection) -> None:
+                 claims: PostgresClaims, conn: Connection,
+                 mark: WarehouseMark | None = None) -> None:
         self.url, self.contract, self.timeout = url, contract, busy_timeout_seconds
         self.tables = Tables(contract)
         self.value_limit = VALUE_LIMIT
@@ -92,6 +94,8 @@ class PostgresWarehouse:
         self._claims = claims
         self.claims: Claims = claims
         self._session = Session(url, busy_timeout_seconds, conn)
+        # Held while the daemon runs: the inbox's daemons all load into this warehouse.
+        self._mark = mark
 
     @property
     def conn(self) -> Connection:
@@ -169,5 +173,7 @@ class PostgresWarehouse:
     def close(self) -> None:
         self._claims.close()
         self._session.close()
+        if self._mark is not None:
+            self._mark.release()
 
 

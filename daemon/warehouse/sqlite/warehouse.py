@@ -123,6 +123,9 @@ class LocalClaims:
     def released(self, ticket: Ticket) -> None:
         raise AssertionError("an embedded warehouse hands out no tickets")
 
+    def renew(self, ticket: Ticket) -> bool:
+        raise AssertionError("an embedded warehouse hands out no tickets")
+
     def take_over(self) -> list[TakenOver]:
         return []
 
