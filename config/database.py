@@ -132,7 +132,7 @@ def _problem(reading: _Reading) -> str | None:
         if text and _bad_escape(text):
             return (f"the {part} holds a % that is not %XX (or is %00, or escapes what is "
                     "not UTF-8): write % as %25")
-        if text and " " in text:  # libpq 17 refuses one within a part, quoting the part
+        if text and " " in text:  # libpq (18, bundled) refuses one inside a part, quoting it
             return f"the {part} holds a space: write it as %20"
     if any(_bad_host(entry) for entry in reading.hosts.split(",")):
         return ("a host is not HOST[:PORT] or [IPV6][:PORT] with a port from 1 to 65535")
