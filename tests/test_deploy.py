@@ -1,11 +1,13 @@
-"""deploy/: the systemd unit, its production settings and its system user.
+"""deploy/: the systemd unit, its PostgreSQL drop-in, its production settings and user.
 
 The unit is read as data (its directives and values), checked by `systemd-analyze
 verify` and `security --offline` where systemd's tools are installed (they need no
 running systemd), and held against deploy/etl.toml: every path the daemon writes must be
-one the hardening leaves writable. The user comes from the sysusers file, created under
-a scratch root. MemoryDenyWriteExecute= is tried for real: the daemon loads and fails
-files under the kernel's own W^X refusal (PR_SET_MDWE), which is what systemd asks of it.
+one the hardening leaves writable. The PostgreSQL drop-in is verified with the unit, and
+keeps the password off the command line and out of the unit: in a credential. The user
+comes from the sysusers file, created under a scratch root. MemoryDenyWriteExecute= is
+tried for real: the daemon loads and fails files under the kernel's own W^X refusal
+(PR_SET_MDWE), which is what systemd asks of it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings, contract, load_settings
+from config.database import PostgresUrl, secrets
 from daemon.watch.watcher import Watcher
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "filedrop-etl.service"
+DROP_IN = DEPLOY / "filedrop-etl-postgresql.conf"
 # systemd's tools need no running systemd; found by full path, and the tests that use
 # them skip where they are not installed.
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or ""
@@ -119,14 +123,19 @@ def test_every_path_the_daemon_writes_is_left_writable_by_the_hardening() -> Non
     assert settings.http is None  # the HTTP server is opt-in
 
 
-def verify(unit_dir: Path, text: str) -> subprocess.CompletedProcess[str]:
-    """`systemd-analyze verify` of `text` as filedrop-etl.service, run by this venv's
-    own console script (verify checks that ExecStart= is executable)."""
+def verify(unit_dir: Path, text: str, drop_in: str | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    """`systemd-analyze verify` of `text` as filedrop-etl.service (with `drop_in` in its
+    .d directory, where verify reads it), run by this venv's own console script (verify
+    checks that ExecStart= is executable)."""
     script = Path(sys.executable).with_name("filedrop-etl")
     assert script.exists(), "the console script is not installed: make install"
     unit_dir.mkdir()
     path = unit_dir / "filedrop-etl.service"
     path.write_text(text.replace(shipped_exec(), str(script)))
+    if drop_in is not None:
+        (unit_dir / "filedrop-etl.service.d").mkdir()
+        (unit_dir / "filedrop-etl.service.d" / "postgresql.conf").write_text(drop_in)
     return subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", str(path)],
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -146,6 +155,42 @@ def test_systemd_analyze_verify_finds_nothing_to_say_about_the_unit(tmp_path: Pa
     broken = verify(tmp_path / "broken", UNIT.read_text().replace("KillMode=mixed",
                                                                   "KillMode=mixd"))
     assert any("mixd" in line for line in about_our_unit(broken.stderr)), broken.stderr
+
+
+def test_the_postgresql_drop_in_keeps_the_password_in_a_credential() -> None:
+    """A password on the command line is every local user's to read (ps); one in the
+    unit, every user's too (`systemctl show`). The drop-in puts it in neither."""
+    drop_in = unit(DROP_IN.read_text())
+    service = drop_in["Service"]
+    env = dict(value.partition("=")[::2] for value in service["Environment"])
+    assert secrets(env["ETL_DB"]) == [] and PostgresUrl(env["ETL_DB"]).database
+    [credential] = service["LoadCredential"]
+    name, _, source = credential.partition(":")
+    assert env["PGPASSFILE"] == f"%d/{name}"  # the credentials directory, the service's
+    assert Path(source).parent == Path("/etc/filedrop-etl")
+    # The command line stays the unit's (no --db), and no file of the unit's own holds it.
+    assert {"ExecStart", "EnvironmentFile"}.isdisjoint(service)
+    assert drop_in["Unit"]["After"] == drop_in["Unit"]["Wants"] == ["network-online.target"]
+    # The daemon it starts: on PostgreSQL, its work directory its node's own (so that
+    # daemons may share the inbox), and every path it writes under the writable one.
+    settings = load_settings(config_file=DEPLOY / "etl.toml", environ={"ETL_DB": env["ETL_DB"]})
+    assert settings.shared and settings.sources["db"] == "environment"
+    assert settings.work == settings.inbox.with_name(".inbox.work") / settings.node
+    [writable] = [Path(p) for p in one("ReadWritePaths").split()]
+    assert all(getattr(settings, name).is_relative_to(writable) for name in (
+        "inbox", "work", "processed", "failed", "lock_file"))
+
+
+@systemd_analyze
+def test_systemd_analyze_verify_finds_nothing_to_say_about_the_postgresql_drop_in(
+        tmp_path: Path) -> None:
+    result = verify(tmp_path / "unit", UNIT.read_text(), DROP_IN.read_text())
+    assert result.returncode == 0, result.stderr
+    assert about_our_unit(result.stderr) == []
+    # The drop-in is read: a mistake in it is reported.
+    broken = verify(tmp_path / "broken", UNIT.read_text(),
+                    DROP_IN.read_text().replace("PGPASSFILE=%d/", "PGPASSFILE=%Q/"))
+    assert any("%Q" in line for line in about_our_unit(broken.stderr)), broken.stderr
 
 
 @systemd_analyze

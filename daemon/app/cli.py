@@ -25,7 +25,7 @@ import structlog
 from config import ConfigError, Settings, load_settings
 from config.settings import OBSERVERS, WRITE_MODES
 from daemon import package_version
-from daemon.app import logs, signals
+from daemon.app import exposure, logs, signals
 from daemon.ops import commands as ops
 
 log = structlog.get_logger("daemon")
@@ -60,8 +60,8 @@ def _settings_options() -> _Parser:
     # Text, not a Path: a PostgreSQL URL must keep its `//`.
     shared.add_argument("--db", metavar="PATH|URL",
                         help="the SQLite database file, or a PostgreSQL server as "
-                        "postgresql://USER@HOST:PORT/DBNAME (password from the URL, "
-                        "PGPASSWORD or ~/.pgpass)")
+                        "postgresql://USER@HOST:PORT/DBNAME (its password from ~/.pgpass "
+                        "or PGPASSFILE: in a URL here, every local user can read it)")
     shared.add_argument("--node", metavar="NAME",
                         help="this daemon's name among daemons sharing a PostgreSQL "
                         "warehouse (default: the host name; env ETL_NODE)")
@@ -270,11 +270,13 @@ def _main(argv: Sequence[str], prog: str) -> int:
         # argparse hands a command's unknown arguments up to the top-level parser, whose
         # hint would be the top-level help: the command's own help is the one to read.
         _unrecognized(_commands(parser)[args.command], extras)
+    exposure.warn_of_command_line(args.db)
     try:
         settings = load(args)
     except ConfigError as exc:
         log.error("config_invalid", reason=exc.message, hint=exc.hint)
         return EXIT_USAGE
+    exposure.warn_of_config_file(settings)
     for variable, meant in settings.unknown_variables.items():
         # A warning, not a refusal: other tools may use the prefix too.
         log.warning("environment_variable_unknown", variable=variable,

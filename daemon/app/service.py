@@ -23,6 +23,7 @@ import pyarrow as pa
 import structlog
 
 from config import ConfigError, Settings
+from config.database import PostgresUrl
 from daemon import crashpoints, files, package_version, warehouse
 from daemon.app import notify, signals
 from daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
@@ -150,8 +151,9 @@ def _prepare_folders(settings: Settings) -> list[str]:
 
 
 def _shown(value: object) -> object:
-    """A setting as `daemon_started` logs it: paths as text, the HTTP address as HOST:PORT."""
-    if isinstance(value, Path):
+    """A setting as `daemon_started` logs it: paths as text, a server's URL as its text
+    without secrets (its repr names nothing), the HTTP address as HOST:PORT."""
+    if isinstance(value, Path | PostgresUrl):
         return str(value)
     if isinstance(value, tuple):
         host, port = value
