@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from config import ConfigError, contract
 from config.contract import TRANSACTIONS, Contract
-from daemon.errors import FileNameError
+from daemon.errors import BadInput, FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
 IGNORED_PREFIXES: tuple[str, ...] = (".",)
@@ -97,17 +97,27 @@ def open_no_follow(path: Path) -> BinaryIO:
         raise
 
 
-def sha256_of(handle: BinaryIO,
-              progress: Callable[[], None] = lambda: None) -> tuple[str, int]:
+def sha256_of(handle: BinaryIO, progress: Callable[[], None] = lambda: None,
+              limit: int | None = None) -> tuple[str, int]:
     """Lowercase hex SHA-256 and size of an open file, read from its start; rewinds it.
 
     `progress` is called after every `PROGRESS_BYTES` read: hashing a file of many
-    gigabytes (or a sparse one) is work going on, not a stuck worker.
+    gigabytes (or a sparse one) is work going on, not a stuck worker. With `limit` (the
+    operator's `max_file_bytes`), at most `limit + 1` bytes are read: a file found longer
+    is `BadInput` at stage `hash`, the rest unread. Its size was checked before, but a
+    file can grow while it is read, and a size taken earlier says nothing of that.
     """
     handle.seek(0)
     digest = hashlib.sha256()
     size, next_progress = 0, PROGRESS_BYTES
-    while chunk := handle.read(_CHUNK):
+    while chunk := handle.read(_CHUNK if limit is None else min(_CHUNK, limit + 1 - size)):
+        if limit is not None and size + len(chunk) > limit:
+            raise BadInput(
+                f"the file grew while it was read, to more than max_file_bytes "
+                f"({limit:,} bytes)", stage="hash",
+                hint="have the producer write the file elsewhere (or under a temporary "
+                "name) and move it into the inbox once it is complete; split it into "
+                "smaller files, or raise max_file_bytes if files this large are expected")
         digest.update(chunk)
         size += len(chunk)
         if size >= next_progress:

@@ -15,13 +15,17 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import structlog
 
 from config import Settings
+from config.database import PostgresUrl
+from daemon import clock
 from daemon.app import cli
 from daemon.load.pipeline import Pipeline
 from daemon.ops.commands import history as history_command
@@ -215,6 +219,41 @@ def test_status_counts_files_by_their_latest_attempt_and_the_loads_beside(
     assert {k: doc["today"][k] for k in ("processed", "failed", "loads")} == {
         "processed": 1, "failed": 1, "loads": 4}
     assert doc["total"] == {"processed": 2, "failed": 1, "loads": 5}
+
+
+def finish_at(settings: Settings, file_name: str, stamp: str) -> None:
+    """Set when the ledger says `file_name`'s loads finished, as a clock that ran ahead
+    would have recorded them."""
+    if isinstance(settings.db, PostgresUrl):
+        with psycopg.connect(settings.db.url) as conn:
+            conn.execute('UPDATE "load_history" SET "finished_at" = %s::timestamptz '
+                         'WHERE "file_name" = %s', (stamp, file_name))
+        return
+    local = sqlite3.connect(settings.db)
+    with local:
+        local.execute('UPDATE "load_history" SET "finished_at" = ? WHERE "file_name" = ?',
+                      (stamp, file_name))
+    local.close()
+
+
+@on_both_backends
+def test_a_load_recorded_in_the_future_counts_in_all_but_not_today(
+        history: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """Guards a found bug (issue 21): a load finished "tomorrow" by a clock that ran
+    ahead (since set back) was counted in today's files."""
+    finish_at(history, f"transactions_{DAYS[1]}.parquet",
+              clock.stamp(datetime.now(UTC) + timedelta(days=1)))
+    code, out = command(history, capsys, "status")
+    assert code == 1
+    assert "today         1 file processed, 1 failed (2 loads, " in out
+    assert "in all        2 files processed, 1 failed (3 loads)" in out
+    assert f"transactions_{DAYS[0]}.parquet (25 rows)" in out  # the last success by now
+    assert "clock         1 load recorded as finished later than now" in out
+    doc = as_json(history, capsys, "status")
+    assert {k: doc["today"][k] for k in ("processed", "failed", "loads")} == {
+        "processed": 1, "failed": 1, "loads": 2}
+    assert doc["total"] == {"processed": 2, "failed": 1, "loads": 3}
+    assert doc["loads_in_the_future"] == 1
 
 
 @on_both_backends

@@ -10,10 +10,14 @@ compression_level=1`; writing it takes 20 s and 8 GB, so it is kept, not made).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 import resource
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +26,7 @@ import pytest
 
 from config import ConfigError, Settings, contract, load_settings
 from daemon import files
+from daemon.errors import BadInput
 from daemon.load import reader
 from daemon.load.pipeline import Pipeline
 from tests.conftest import (
@@ -178,6 +183,48 @@ def test_a_huge_file_shows_the_worker_alive_while_it_is_hashed(
     assert len(ticks) == 4
     [row] = ledger(settings.db_file)
     assert row["bytes"] == files.PROGRESS_BYTES * 4 and row["sha256"] is not None
+
+
+def test_a_file_that_grows_past_max_file_bytes_while_hashed_is_read_no_further(
+        settings: Settings, pipeline: Pipeline) -> None:
+    """Guards a found bug (issue 21): the limit was held against the size taken at the
+    open only, so a sparse file that grew after it (here to a gigabyte of holes, from the
+    first progress tick of its hash) was read to its end. It fails at `hash`, unhashed,
+    its rest unread: one tick of progress, not sixteen."""
+    limit = files.PROGRESS_BYTES + (32 << 20)
+    pipeline.settings = replace(settings, max_file_bytes=limit)
+    claimed = settings.work / NAME
+    with claimed.open("wb") as handle:
+        handle.truncate(files.PROGRESS_BYTES + 1)  # under the limit when it is opened
+    ticks: list[None] = []
+
+    def grow() -> None:
+        ticks.append(None)
+        os.truncate(claimed, 1 << 30)
+
+    pipeline.progress = grow
+    outcome = pipeline.process(claimed)
+    assert outcome.status == "failed" and len(ticks) == 1
+    [row] = ledger(settings.db_file)
+    assert (row["sha256"], row["bytes"]) == (None, None)
+    assert row["error"].startswith(f"hash: the file grew while it was read, to more than "
+                                   f"max_file_bytes ({limit:,} bytes)")
+    sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
+    assert (sidecar["stage"], sidecar["error_type"]) == ("hash", "BadInput")
+
+
+def test_hashing_reads_at_most_one_byte_past_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "sparse"
+    with path.open("wb") as handle:
+        handle.truncate(1 << 30)
+    with path.open("rb") as handle:
+        with pytest.raises(BadInput, match=r"more than max_file_bytes \(4,096 bytes\)"):
+            files.sha256_of(handle, limit=4096)
+        assert handle.tell() == 4097
+    os.truncate(path, 4096)
+    with path.open("rb") as handle:  # a file of the limit's size is within it
+        assert files.sha256_of(handle, limit=4096) == (hashlib.sha256(bytes(4096)).hexdigest(),
+                                                       4096)
 
 
 def _address_space_kib(pid: int) -> int:

@@ -47,7 +47,8 @@ def test_a_scrape_counts_files_rows_durations_and_how_each_file_was_found(
     scrape = Scrape.of(base)
 
     assert scrape.by("etl_files_total", "outcome") == {
-        "processed": 2, "failed": 1, "retry": 0, "vanished": 0, "claim_failed": 0}
+        "processed": 2, "failed": 1, "retry": 0, "vanished": 0, "claim_failed": 0,
+        "claimed_elsewhere": 0}
     assert scrape.by("etl_rows_total", "change") == {
         change: sum(line[change] for line in processed)
         for change in ("inserted", "updated", "unchanged", "deleted")}

@@ -140,6 +140,21 @@ def test_the_figures_and_the_timeline_of_the_last_day() -> None:
                                                            last_day=last_day[3:], now=now)
 
 
+def test_a_load_recorded_in_the_future_is_not_in_todays_figures() -> None:
+    """Guards a found bug (issue 21): a load finished "tomorrow" by a clock that ran ahead
+    counted as processed today, as in `status`."""
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    ahead = Load(1, "transactions_2026-03-01.parquet", "processed", None, 500, 500, 0, 0, 0,
+                 None, "merge", None, None, "2026-03-03T09:59:00.000000Z",
+                 "2026-03-03T10:00:00.000000Z")
+    shown = page.render(WELL, [], [], [], last_day=[ahead], now=now).split(
+        '<dl class="figures">')[1].split("</dl>")[0]
+    figures = dict(zip(re.findall(r"<dt>([^<]+)</dt>", shown),
+                       re.findall(r"<dd>([^<]+)</dd>", shown), strict=True))
+    assert (figures["processed today"], figures["rows loaded today"],
+            figures["loads per hour"]) == ("0", "0", "0.0")
+
+
 def insert_facts(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
     """Fact rows written by hand, and the rows per day a load would have kept with them."""
     conn.executemany('INSERT INTO "fact_transactions" VALUES (?, ?, ?, ?, ?, ?)', rows)

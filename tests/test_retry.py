@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 from collections.abc import Callable
@@ -221,6 +222,25 @@ def test_a_file_fixed_in_failed_goes_back_without_a_warning(
     assert cli.main(["retry", NAME, "--json", *where(settings)]) == 0
     [result] = json.loads(capsys.readouterr().out)
     assert (result["outcome"], result["reason"], result["hint"]) == ("retried", None, None)
+
+
+def test_a_file_over_max_file_bytes_goes_back_unread_with_a_warning(
+        settings: Settings, fresh_db: sqlite3.Connection, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards a found bug (issue 21): `retry` hashed the file whole whatever its size,
+    so a sparse file of holes refused by the daemon unread took minutes to send back."""
+    failed = failed_by_hand(settings, NAME, NAME)
+    os.truncate(failed, 1 << 30)
+    monkeypatch.setenv("ETL_MAX_FILE_BYTES", "1M")
+    assert cli.main(["retry", NAME, "--json", *where(settings)]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert (result["outcome"], result["sha256"]) == ("retried", None)
+    assert result["reason"] == (f"it holds more than max_file_bytes ({1 << 20:,} bytes), so "
+                                "the daemon refuses it again, unread (stage open)")
+    assert "raise max_file_bytes" in result["hint"]
+    assert (settings.inbox / NAME).stat().st_size == 1 << 30
+    [row] = retries(settings.db_file)
+    assert row["sha256"] is None
 
 
 def test_sidecars_left_without_their_file_are_told_and_a_retrys_are_removed(

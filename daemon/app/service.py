@@ -205,16 +205,15 @@ def _open_database(settings: Settings, notifier: notify.Notifier,
         code = None if taken is None else signals.on_start_up(taken.si_signo)
         if taken is not None and code is not None:
             log.info("daemon_stopped", processed=0, failed=0, retry=0, vanished=0,
-                     claim_failed=0, reason=signals.name(taken.si_signo))
+                     claim_failed=0, claimed_elsewhere=0,
+                     reason=signals.name(taken.si_signo))
             return code
     raise AssertionError("unreachable: the attempts never run out")
 
 
 def _stopped(watcher: Watcher, reason: str) -> None:
-    outcomes = watcher.outcomes
-    log.info("daemon_stopped", processed=outcomes["processed"], failed=outcomes["failed"],
-             retry=outcomes["retry"], vanished=outcomes["vanished"] + watcher.inbox.vanished,
-             claim_failed=outcomes["claim_failed"], reason=reason)
+    # The watcher's own tally, as the metrics and `daemon_status` give it.
+    log.info("daemon_stopped", **watcher.tally(), reason=reason)
 
 
 def _quit_now(watcher: Watcher, notifier: notify.Notifier, code: int) -> NoReturn:

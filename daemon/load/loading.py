@@ -83,7 +83,7 @@ def load_file(attempt: Attempt, settings: Settings, warehouse: Warehouse,
         _refuse_larger_than(os.fstat(handle.fileno()).st_size, settings.max_file_bytes,
                             "bytes", "max_file_bytes")
         attempt.stage = "hash"
-        sha256, size = files.sha256_of(handle, progress)
+        sha256, size = files.sha256_of(handle, progress, settings.max_file_bytes)
         attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
                                claim=attempt.ticket.key if attempt.ticket
                                else files.claim_key(handle))

@@ -33,10 +33,12 @@ from daemon.warehouse.api import (
     Warehouse,
     WarehouseFault,
 )
+from daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.pipeline")
 
-Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished"]
+Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished",
+                 "claimed_elsewhere"]
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,26 @@ class Pipeline:
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
 
-    def claim(self, path: Path) -> Outcome:
+    def claim(self, path: Path, seen: Identity | None = None) -> Outcome:
         """Move an inbox file into the work directory: `claimed` with its new path, else
-        `vanished` (already gone) or `claim_failed` (left in the inbox)."""
+        `claimed_elsewhere` (another daemon on a shared inbox took it first), `vanished`
+        (deleted) or `claim_failed` (left in the inbox). `seen`: the file as the inbox last
+        saw it (`whereabouts.identity`), to find it by if it is gone before this look."""
         shown = files.display_name(path.name)
         try:
+            st = path.lstat()
+            seen = identity(st)
             # When it was dropped, before the rename changes it: the drop's place in
             # line among the drops of its run date (see `Ticket.dropped_ns`).
-            dropped = path.lstat().st_ctime_ns
+            dropped = st.st_ctime_ns
             claimed = files.move_unique(path, self.settings.work)
         except FileNotFoundError:
+            whereabouts = Whereabouts.of(self.settings)
+            elsewhere = (None if whereabouts is None
+                         else whereabouts.claimed_elsewhere(path.name, seen))
+            if elsewhere is not None:
+                log.info("file_claimed_elsewhere", file=shown, by=elsewhere.by)
+                return Outcome("claimed_elsewhere", path)
             log.info("file_vanished", file=shown)
             return Outcome("vanished", path)
         except OSError as exc:

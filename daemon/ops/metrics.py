@@ -36,7 +36,8 @@ from config import Settings
 from daemon import files, package_version
 from daemon.warehouse import api
 
-OUTCOMES = ("processed", "failed", "retry", "vanished", "claim_failed")
+# `claimed_elsewhere`: another daemon sharing the inbox took the file first (not deleted).
+OUTCOMES = ("processed", "failed", "retry", "vanished", "claim_failed", "claimed_elsewhere")
 CHANGES = ("inserted", "updated", "unchanged", "deleted")
 FOUND_BY = ("event", "sweep", "rescan")
 # From a 25-row file (about 10 ms) to a 5M-row one (tens of seconds) and a stuck disk.
@@ -108,7 +109,8 @@ class Metrics:
         for change in CHANGES:
             self.rows.labels(change)
         for outcome in OUTCOMES:
-            if outcome != "claim_failed":  # a failed claim never reaches the pipeline
+            # A claim that failed or was another daemon's never reaches the pipeline.
+            if outcome not in ("claim_failed", "claimed_elsewhere"):
                 self.duration.labels(outcome)
         for found_by in FOUND_BY:
             self.found.labels(found_by)

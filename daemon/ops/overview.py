@@ -72,7 +72,9 @@ def gather(settings: Settings, history: api.History | None, now: datetime) -> Ov
     if history is not None:
         stamp = clock.stamp(now)
         version = history.schema_version()
-        loads_today = history.tally(since=today.isoformat())
+        # Up to now: a load recorded later (a clock that ran ahead, since set back) did
+        # not happen today, whatever its date says; `loads_in_the_future` counts it.
+        loads_today = history.tally(since=today.isoformat(), until=stamp)
         loads_total = history.tally()
         last = history.last_success(stamp)
         future = history.loads_in_the_future(stamp)

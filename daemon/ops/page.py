@@ -132,6 +132,9 @@ def _mark(load: Load) -> charts.Mark:
 
 def _figures(marks: Sequence[charts.Mark], now: datetime) -> str:
     """Today's counts (UTC) and the last 24 hours' pace, as the header's second line."""
+    # A load recorded later than now (a clock that ran ahead, since set back) happened at
+    # no time the figures can place: as in `status`, it counts neither today nor lately.
+    marks = [m for m in marks if m.finished <= now]
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     latest: dict[str, charts.Mark] = {}
     for mark in sorted(marks, key=lambda m: m.finished):  # each file by its latest attempt

@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import BinaryIO, Literal, Protocol
 
 from config import Settings, contract
 from daemon import files
-from daemon.errors import FileNameError
+from daemon.errors import BadInput, FileNameError
 from daemon.ops.folders import FailedFile, LeftoverSidecar
 from daemon.warehouse import api
 
@@ -75,12 +75,12 @@ def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
     return None
 
 
-def _sent_back(failed: FailedFile, outcome: Outcome, retry_id: int | None, sha256: str,
-               *warnings: tuple[str, str]) -> RetryResult:
+def _sent_back(failed: FailedFile, outcome: Outcome, retry_id: int | None,
+               sha256: str | None, *warnings: tuple[str, str]) -> RetryResult:
     """The result for a file sent back (or that would be), its warnings (a reason and a
     hint each) joined by `; `: first, whether it goes back as it was when its content
     failed (the sidecar's sha256), to fail the same way."""
-    if failed.stage in CONTENT_STAGES and failed.sha256 == sha256:
+    if failed.stage in CONTENT_STAGES and sha256 is not None and failed.sha256 == sha256:
         warnings = ((f"unchanged since it failed at {failed.stage} (same sha256): it will "
                      "most likely fail again", "fix the file or its producer first"),
                     *warnings)
@@ -102,6 +102,22 @@ def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
             f"{files.SIDECAR_SUFFIX} sidecar")
 
 
+def _hashed(handle: BinaryIO, limit: int | None) -> tuple[str | None, list[tuple[str, str]]]:
+    """The SHA-256 of a file going back, or None and a warning for a file larger than
+    `limit` (`max_file_bytes`): the daemon refuses it unread, so it is not read here
+    either (a sparse file of a terabyte would take hours), nor past the limit if it grows."""
+    if limit is None:
+        return files.sha256_of(handle)[0], []
+    try:
+        if os.fstat(handle.fileno()).st_size <= limit:
+            return files.sha256_of(handle, limit=limit)[0], []
+    except BadInput:
+        pass  # it grew while it was read
+    return None, [(f"it holds more than max_file_bytes ({limit:,} bytes), so the daemon "
+                   "refuses it again, unread (stage open)", "raise max_file_bytes first if "
+                   "files this large are expected, or have the producer split it")]
+
+
 class _Sidecars(Protocol):
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> api.Retry | None: ...
@@ -120,12 +136,12 @@ def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
         # The file as it goes back, which may have been fixed in place since it failed;
         # opened as the daemon opens it, so a link or a FIFO is refused here, not there.
         with files.open_no_follow(failed.path) as handle:
-            sha256, _ = files.sha256_of(handle)
+            sha256, warnings = _hashed(handle, settings.max_file_bytes)
     except OSError as exc:
         return _refused(failed, f"cannot read {failed.name}: {exc.strerror or exc}",
                         "put a regular, readable file in its place, or remove it")
     if dry_run or log is None:
-        return _sent_back(failed, "would_retry", None, sha256)
+        return _sent_back(failed, "would_retry", None, sha256, *warnings)
     # As the daemon would at its start: a retry may come before any daemon ran here.
     target.parent.mkdir(parents=True, exist_ok=True)
     sidecar = failed.path.with_name(failed.path.name + files.SIDECAR_SUFFIX)
@@ -150,10 +166,10 @@ def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
         files.fsync_dir(failed.path.parent)
     except OSError as exc:
         # The retry stands: the file is in the inbox and the row holds the sidecar.
-        return _sent_back(failed, "retried", retry_id, sha256, (
+        return _sent_back(failed, "retried", retry_id, sha256, *warnings, (
             f"its sidecar could not be removed: {exc.strerror or exc}",
             f"remove {sidecar} by hand"))
-    return _sent_back(failed, "retried", retry_id, sha256)
+    return _sent_back(failed, "retried", retry_id, sha256, *warnings)
 
 
 def remove_leftover(history: _Sidecars, leftover: LeftoverSidecar, *,

@@ -12,7 +12,8 @@ Complete is not the same as valid: a complete file without a footer is handed ov
 the same, and fails as bad input rather than being waited on forever. Hidden and
 temporary names are ignored; entries that are neither regular files nor symlinks are
 skipped with one warning each; a candidate that disappears before its claim is logged as
-vanished.
+claimed elsewhere when another daemon on a shared inbox took it (`daemon.whereabouts`),
+else as vanished.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Literal
 import structlog
 
 from daemon import files
+from daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.inbox")
 
@@ -53,6 +55,9 @@ class Candidate:
     # Created or modified by an event and not closed since: a writer still holds it open.
     # None when no event has said either way (found by a listing): it may be.
     writing: bool | None = False
+    # Its device, inode, size and mtime as last seen (`whereabouts.identity`): a file
+    # another daemon claimed is found by them.
+    seen: Identity | None = None
 
     @property
     def order(self) -> tuple[str, int, int, str]:
@@ -68,14 +73,19 @@ class Inbox:
     """Tracks candidate files in one directory; not thread-safe: the worker owns it."""
 
     def __init__(self, directory: Path, settle_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 whereabouts: Whereabouts | None = None) -> None:
         self.directory = directory
         self.settle_seconds = settle_seconds
         self.clock = clock
+        # Where other daemons sharing the inbox put the files they claim; None if none do.
+        self.whereabouts = whereabouts
         self.candidates: dict[str, Candidate] = {}
         self._skipped: set[str] = set()
-        # Detected files gone before their claim, for the daemon's closing tally.
+        # Detected files gone before their claim, for the daemon's closing tally: deleted,
+        # or claimed by another daemon sharing the inbox.
         self.vanished = 0
+        self.claimed_elsewhere = 0
 
     def note(self, path: Path, hint: Hint | None, found_by: FoundBy,
              now: float | None = None) -> Candidate | None:
@@ -106,6 +116,7 @@ class Inbox:
             self.candidates[name] = candidate
         else:
             self._observe(candidate, st, now)
+        candidate.seen = identity(st)
         if new and hint is None:
             # Found by a listing (at start-up, before the watch existed, or after an
             # overflow): whether a writer holds it open is unknown.
@@ -122,6 +133,7 @@ class Inbox:
         return candidate if new else None
 
     def _observe(self, candidate: Candidate, st: os.stat_result, now: float) -> None:
+        candidate.seen = identity(st)
         if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
             candidate.size, candidate.mtime_ns = st.st_size, st.st_mtime_ns
             candidate.ctime_ns = st.st_ctime_ns  # written again: dropped later than it was
@@ -193,10 +205,22 @@ class Inbox:
     def _forget(self, name: str, *, vanished: bool) -> None:
         """Drop a candidate that can no longer be seen. One that is gone (not merely
         unreadable: the rescan reports an inbox it cannot list) was detected and will never
-        be claimed, so its `file_detected` line gets a `file_vanished` one."""
-        if self.candidates.pop(name, None) is not None and vanished:
-            self.vanished += 1
-            log.info("file_vanished", file=files.display_name(name))
+        be claimed here, so its `file_detected` line gets a `file_claimed_elsewhere` one if
+        another daemon sharing the inbox has it, else a `file_vanished` one."""
+        candidate = self.candidates.pop(name, None)
+        if candidate is None or not vanished:
+            return
+        elsewhere = (None if self.whereabouts is None
+                     else self.whereabouts.claimed_elsewhere(name, candidate.seen))
+        if elsewhere is not None:
+            self.claimed_elsewhere += 1
+            log.info("file_claimed_elsewhere", file=files.display_name(name), by=elsewhere.by)
+            return
+        self.vanished += 1
+        log.info("file_vanished", file=files.display_name(name))
 
-    def taken(self, path: Path) -> None:
-        self.candidates.pop(path.name, None)
+    def taken(self, path: Path) -> Identity | None:
+        """Forget a candidate the worker is claiming now; its identity as last seen
+        (for `Pipeline.claim`), None if it was not a candidate."""
+        candidate = self.candidates.pop(path.name, None)
+        return None if candidate is None else candidate.seen

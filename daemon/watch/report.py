@@ -93,7 +93,9 @@ class WorkerReport:
         """Files by outcome so far, as `daemon_stopped` reports them; safe from any thread
         (single dict look-ups, never an iteration the worker could change under it)."""
         tally = {outcome: self.outcomes[outcome] for outcome in OUTCOMES}
-        tally["vanished"] += self.inbox.vanished  # detected, then deleted before the claim
+        # Detected, then gone before the claim: deleted, or another daemon's now.
+        tally["vanished"] += self.inbox.vanished
+        tally["claimed_elsewhere"] += self.inbox.claimed_elsewhere
         return tally
 
     def queue_depth(self) -> int:

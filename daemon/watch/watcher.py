@@ -29,6 +29,7 @@ from daemon.watch.observer import Hints, InboxObserver
 from daemon.watch.report import WorkerReport
 from daemon.watch.resumes import Resumes
 from daemon.watch.sharing import Heartbeat, adopt_strays, take_over
+from daemon.whereabouts import Whereabouts
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -61,7 +62,8 @@ class Watcher(WorkerReport):
         # its path no longer holds the file the worker writes to): no file is taken then.
         self.warehouse = warehouse
         self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
-        self.inbox = Inbox(settings.inbox, settings.settle_seconds)
+        self.inbox = Inbox(settings.inbox, settings.settle_seconds,
+                           whereabouts=Whereabouts.of(settings))
         self.hints = Hints()
         self.stop_requested = threading.Event()
         # Set once left-over claims are resumed and the inbox swept: from then on, a new
@@ -261,8 +263,8 @@ class Watcher(WorkerReport):
         for path in ready:
             if self.stop_requested.is_set():
                 break
-            self.inbox.taken(path)
-            claim = self.pipeline.claim(path)
+            seen = self.inbox.taken(path)
+            claim = self.pipeline.claim(path, seen)
             if claim.status == "claimed":
                 self._process(claim.path)
                 if self._retries or self._held:

@@ -30,7 +30,8 @@ examples:
 Fix the cause first (the producer, or the file itself in failed/): a file retried as it
 was fails again for the same reason. One that goes back byte for byte as it failed at
 read, schema or checks (its sidecar's sha256) is sent back with a warning in its reason
-and hint; after a failure at open or load the cause may have been elsewhere. A file
+and hint; after a failure at open or load the cause may have been elsewhere. So is one
+larger than max_file_bytes, unread: the daemon would refuse it again. A file
 whose name cannot load (its stage is `name`) is refused: a retry would give it back that
 name; move it into the inbox yourself under a name like transactions_YYYY-MM-DD.parquet
 (a ~N before .parquet is allowed) and delete its sidecar. Each file goes back under the

@@ -31,8 +31,9 @@ examples:
 Files today and in all count each file once (its name as dropped, as load_history has
 it), by its latest attempt in the period: processed if that one loaded, else failed.
 Loads count the attempts: a file that failed, was retried and failed again is 1 failed
-file and 2 loads. Today is attempts finished since midnight UTC; the JSON's `processed`
-and `failed` are files, `loads` the attempts. (The daemon's own tally, in
+file and 2 loads. Today is attempts finished since midnight UTC and not later than
+now (a load recorded later, by a clock that ran ahead, counts in all only); the JSON's
+`processed` and `failed` are files, `loads` the attempts. (The daemon's own tally, in
 etl_files_total and daemon_stopped, counts attempts since it started.) A file "in
 flight" is claimed by the daemon (in the work directory): being loaded now, or resumed
 at the next start.
@@ -134,7 +135,7 @@ def _text(s: overview.Overview) -> str:
     if s.loads_in_the_future:
         lines.append(("clock", f"{_count(s.loads_in_the_future, 'load')} recorded as "
                       "finished later than now: the clock ran ahead and was set back "
-                      "(not counted as the last success)"))
+                      "(not counted today, nor as the last success)"))
     lines += [
         ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
         ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),

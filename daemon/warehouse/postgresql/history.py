@@ -135,13 +135,15 @@ class PostgresHistory:
             f'SELECT {_RETRY}, "sidecar" FROM {self.t.retries} WHERE "failed_as" = %s '
             'ORDER BY "id" DESC', (failed_as,)), sidecar)
 
-    def tally(self, since: str | None = None) -> Tally:
-        where = 'WHERE "finished_at" >= %s::timestamptz' if since else ""
+    def tally(self, since: str | None = None, until: str | None = None) -> Tally:
+        bounds = [(f'"finished_at" {op} %s::timestamptz', value)
+                  for op, value in ((">=", since), ("<=", until)) if value]
+        where = ("WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
         files = {str(status): (int(n), int(loads)) for status, n, loads in self._rows(
             'SELECT "status", count(*), sum("loads") FROM (SELECT DISTINCT ON ("file_name") '
             '"status", count(*) OVER (PARTITION BY "file_name") AS "loads" '
             f'FROM {self.t.ledger} {where} ORDER BY "file_name", "id" DESC) AS latest '
-            'GROUP BY "status"', (since,) if since else ())}
+            'GROUP BY "status"', tuple(v for _, v in bounds))}
         return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
                      sum(loads for _, loads in files.values()))
 

@@ -134,15 +134,18 @@ class SqliteHistory:
             'WHERE "failed_as" = ? ORDER BY "id" DESC', (failed_as,)), sidecar)
 
 
-    def tally(self, since: str | None = None) -> Tally:
-        """Files processed and failed, and their loads, in all or since `since` (by the time
-        the attempts finished). A file is a name as the ledger records it, the name dropped."""
+    def tally(self, since: str | None = None, until: str | None = None) -> Tally:
+        """Files processed and failed, and their loads, in all or since `since` and up to
+        `until` (each optional, by the time the attempts finished: `until` keeps out a load
+        recorded later than now, by a clock that ran ahead). A file is a name as the ledger
+        records it, the name dropped."""
         # With one max() in the SELECT, SQLite takes the bare "status" from the row holding
         # the max: each file's latest attempt in the period.
+        upper, bound = ('AND "finished_at" <= ? ', (until,)) if until else ("", ())
         files = {status: (int(n), int(loads)) for status, n, loads in self.conn.execute(
             'SELECT "status", COUNT(*), SUM("loads") FROM (SELECT "status", MAX("id"), '
-            f'COUNT(*) AS "loads" FROM {self.t.ledger} WHERE "finished_at" >= ? '
-            'GROUP BY "file_name") GROUP BY "status"', (since or "",))}
+            f'COUNT(*) AS "loads" FROM {self.t.ledger} WHERE "finished_at" >= ? {upper}'
+            'GROUP BY "file_name") GROUP BY "status"', (since or "", *bound))}
         return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
                      sum(loads for _, loads in files.values()))
 
