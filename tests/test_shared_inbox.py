@@ -11,8 +11,11 @@ PostgreSQL only where a server is named: without one these skip (fail under CI).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from config.database import PostgresUrl
 from daemon.ops import folders
 from tests import backends
 from tests.conftest import (
+    ROOT,
     DaemonProcess,
     Daemons,
     day_table,
@@ -202,6 +206,17 @@ def test_a_file_name_that_is_not_utf8_fails_at_its_name_and_the_next_file_loads(
     daemon.wait_for("file_processed", file=name)
     assert not daemon.matching("file_retry_scheduled")
     assert daemon.stop() == 0
+    # The operator's commands take the name as the shell gives it, bytes and all.
+    for command in (["history", "--json", "--file"], ["show", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon", *command, os.fsencode(BAD_NAME),
+             "--db", backends.db_arg(settings), "--inbox", str(settings.inbox),
+             "--failed", str(settings.failed)], capture_output=True, cwd=ROOT, timeout=60,
+            check=False)
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        loads = answer if isinstance(answer, list) else answer["attempts"]
+        assert [x["file_name"] for x in loads] == [failed["file"]]
 
 
 def test_a_take_over_survives_a_file_name_that_is_not_utf8(

@@ -70,8 +70,8 @@ def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
         files.run_date_from_name(failed.original)
     except FileNameError as exc:
         return (f"{NAME_NEVER_LOADS}: {exc.message}",
-                f"move {failed.path} into the inbox yourself under a name like "
-                f"{files.NAME_RULE}, then delete its {files.SIDECAR_SUFFIX} sidecar")
+                f"move {files.display_name(str(failed.path))} into the inbox yourself under a "
+                f"name like {files.NAME_RULE}, then delete its {files.SIDECAR_SUFFIX} sidecar")
     return None
 
 
@@ -97,8 +97,8 @@ def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
                 if name != failed.original and not os.path.lexists(settings.inbox / name))
     return (f"the inbox already holds a file named {failed.original}",
             "wait until the daemon has taken it (`status` shows the inbox), then retry "
-            f"again; or move {failed.path} into the inbox by hand as {free} (another "
-            f"name must still be {files.NAME_RULE}), then delete its "
+            f"again; or move {files.display_name(str(failed.path))} into the inbox by hand as "
+            f"{free} (another name must still be {files.NAME_RULE}), then delete its "
             f"{files.SIDECAR_SUFFIX} sidecar")
 
 

@@ -148,7 +148,9 @@ def run_history(settings: Settings, args: argparse.Namespace) -> int:
     # `until` is the first instant past the range: a range starting there is empty.
     if since is not None and until is not None and since >= until:
         raise common.reversed_range(args.since, args.until)
-    where = api.LoadFilter(args.limit, args.file, args.status, since, until)
+    # The ledger holds names as the log shows them: an undecodable byte as `\xNN`.
+    file = None if args.file is None else files.display_name(args.file)
+    where = api.LoadFilter(args.limit, file, args.status, since, until)
     with common.reading(settings) as history:
         loads = history.recent_loads(where)
     if args.json:
