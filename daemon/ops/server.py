@@ -37,10 +37,11 @@ TEXT = "text/plain; charset=utf-8"
 # does not linger; `stop` does not wait for it (see `_Server.cut_open`).
 REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_CONNECTIONS = 16
-# Requests for the status page answered at once; one more gets a 503 at once (`BUSY`), so
-# that the page's viewers never hold more than these of the connections: the others stay
-# free for /healthz, /readyz and /metrics.
-PAGE_SLOTS = 4
+# Requests for the status page answered at once, by default half of `max_connections`:
+# one more gets a 503 at once (`BUSY`), so that the page's viewers never hold more than
+# these of the connections, and the others stay free for /healthz, /readyz and /metrics.
+# (Those being answered wait for the one page being made: `daemon.ops.snapshot`.)
+PAGE_SLOTS = MAX_CONNECTIONS // 2
 HTML = "text/html; charset=utf-8"
 RETRY_AFTER_SECONDS = 1
 # A screen left open on the page (its own script reloads only a page that loaded) comes
@@ -130,6 +131,10 @@ class _Server(ThreadingHTTPServer):
     # Request threads are joined by server_close(), not left behind as daemon threads.
     daemon_threads = False
     block_on_close = True
+    # The listen backlog (socketserver's 5): ten clients connecting at once (a few
+    # viewers whose refreshes coincide, and a probe) overflowed it, and the kernel's
+    # dropped SYN made the last ones wait a second for their retry.
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], app: StatusServer, request_timeout: float,
                  max_connections: int) -> None:
@@ -216,12 +221,13 @@ class StatusServer:
     def __init__(self, address: tuple[str, int], watched: Watched, metrics: Metrics, *,
                  page: Callable[[], str] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT_SECONDS,
-                 max_connections: int = MAX_CONNECTIONS, page_slots: int = PAGE_SLOTS) -> None:
+                 max_connections: int = MAX_CONNECTIONS,
+                 page_slots: int | None = None) -> None:
         self.watched = watched
         self.metrics = metrics
         # The status page's renderer (`daemon.ops.page.source`): `/` is 404 without one.
         self.page = page
-        self._page_slots = threading.BoundedSemaphore(page_slots)
+        self._page_slots = threading.BoundedSemaphore(page_slots or max(1, max_connections // 2))
         self._server = _Server(address, self, request_timeout, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, name="etl-http",
                                         kwargs={"poll_interval": _POLL_SECONDS})
@@ -253,7 +259,7 @@ class StatusServer:
         """`route`'s answer, with the headers it needs."""
         if path == "/" and self.page is not None:
             # Not blocking: a request that waited here would hold a connection a probe
-            # may need. The viewers in the slots share one page (`daemon.ops.snapshot`).
+            # may need.
             if not self._page_slots.acquire(blocking=False):
                 return 503, HTML, BUSY, {"Retry-After": str(RETRY_AFTER_SECONDS)}
             try:
