@@ -221,14 +221,19 @@ def worker(root: Path, db: str, files: int, admin: str | None,
         with _peak_sessions(admin, database) as peak:
             for viewer in viewers:
                 viewer.start()
+            # The drops begin once the viewers are served: not all within the first make.
+            while pages[0] < 8:
+                time.sleep(0.01)
+            served = pages[0]
             watched = statistics.median(_drops(root, tail, 100, files))
+            served = pages[0] - served
             stop.set()
             for viewer in viewers:
                 viewer.join()
     finally:
         process.terminate()
         process.wait(timeout=60)
-    return {"quiet_ms": quiet, "watched_ms": watched, "pages": pages[0],
+    return {"quiet_ms": quiet, "watched_ms": watched, "pages": served,
             "peak_sessions": peak[0]}
 
 
@@ -270,14 +275,14 @@ def measure(root: Path, db: str, args: argparse.Namespace, admin: str | None = N
         w = worker(root, db, args.files, admin, database)
         print(f"  small files, median duration_ms: {w['quiet_ms']:.0f} with no viewer, "
               f"{w['watched_ms']:.0f} with 4 reloading the page ({w['pages']} pages "
-              f"served); most daemon sessions at once {w['peak_sessions']}", flush=True)
+              f"served meanwhile); most daemon sessions at once {w['peak_sessions']}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.page")
     parser.add_argument("--loads", type=int, default=100_000)
     parser.add_argument("--viewers", type=int, default=8)
-    parser.add_argument("--files", type=int, default=15,
+    parser.add_argument("--files", type=int, default=30,
                         help="small files per phase of the daemon's part (0: skip it)")
     parser.add_argument("--postgres", help="a server's URL (a scratch database is made)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
