@@ -287,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", help="a server's URL (a scratch database is made)")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args(argv)
-    # The in-process server's lines (debug, one per request) are not the measurement.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     with tempfile.TemporaryDirectory(prefix="page-bench-") as scratch:
         if args.only != "postgresql":
             print("SQLite", flush=True)
@@ -303,4 +301,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # The in-process server's lines (debug, one per request) are not the measurement.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     sys.exit(main())
