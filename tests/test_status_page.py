@@ -55,10 +55,12 @@ def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
             figures["rows loaded today"]) == ("2", "1", "85")
     assert figures["loads per hour"] == "0.1" and figures["worst load"].endswith(("ms", "s"))
 
-    # The loads over time: a mark each, the failed one red.
-    marks = browser.find_elements(By.CSS_SELECTOR, "#timeline svg circle")
-    assert len(marks) == 3
+    # The loads over time: a mark per quarter hour and status (the two processed ones
+    # may fall in one or in two), the failed one red.
+    marks = browser.find_elements(By.CSS_SELECTOR, "#timeline svg circle.processed")
+    assert sum(int(m.get_attribute("data-loads") or 0) for m in marks) == 2
     [red] = browser.find_elements(By.CSS_SELECTOR, "#timeline svg circle.failed")
+    assert red.get_attribute("data-loads") == "1"
     assert red.value_of_css_property("fill") == "rgb(221, 17, 17)"
     # The rows per day, above the fold: a column per day, the missing day a gap.
     columns = {c.get_attribute("data-day"): c.find_element(By.TAG_NAME, "rect").size["height"]

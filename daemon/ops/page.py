@@ -3,21 +3,23 @@
 Owns the markup only. Above the fold on a 1400x1000 screen: whether the daemon is well,
 today's counts (files processed and failed, rows loaded) and the last 24 hours' loads per
 hour, rows per second while loading and median and worst load duration, then the two
-charts of `daemon.charts` side by side. Below: the failed files with their reasons (and
+charts of `daemon.ops.charts` side by side. Below: the failed files with their reasons (and
 the command that retries each, or what to do instead where a retry cannot help) and the
 latest loads, whose errors point at the failed file's reason rather than repeat it. The
 page reloads itself every REFRESH_SECONDS, unless the reader has scrolled it (a small
 script; without script, a meta refresh). Every value from the database or a file name
-is escaped here. `source` gathers one page's facts per request: the daemon's own health,
-and the read side (`daemon.queries` on a read-only connection of its own, never the
-worker's; `daemon.folders` for failed/); `render` does no I/O.
+is escaped here. `StatusPage` (made by `source`) gathers the page's facts: the daemon's
+own health, and the read side (the history on one read session of its own, kept across
+requests and never the worker's; `daemon.folders` for failed/), at most once a second
+for all viewers (`daemon.ops.snapshot`); `render` does no I/O. What the page shows of the
+last day is a fixed number of values counted by the database (`daemon.ops.figures`), so
+that the page is as large and as quick for 100,000 loads a day as for one.
 """
 
 from __future__ import annotations
 
-import statistics
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -26,7 +28,7 @@ from typing import Protocol
 from config import Settings
 from daemon import clock, warehouse
 from daemon.errors import DatabaseUnavailable, SchemaMismatch
-from daemon.ops import charts, folders
+from daemon.ops import charts, figures, folders, snapshot
 from daemon.ops.commands.table import when
 from daemon.ops.folders import FailedFile
 from daemon.ops.retries import name_refusal
@@ -60,22 +62,35 @@ class _Daemon(Protocol):
     def queue_depth(self) -> int: ...
 
 
-def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], str]:
-    """A renderer of the page as it is now, for the HTTP server's `/`."""
+class StatusPage:
+    """The page as it is now, for the HTTP server's `/`: made at most once a second for
+    every viewer of the moment (`Snapshot`), from one kept read session
+    (`warehouse.kept_reading`: on PostgreSQL one session for all viewers, not one per
+    request). `close` ends that session."""
 
-    def current() -> str:
+    def __init__(self, settings: Settings, daemon: _Daemon, version: str, *,
+                 fresh_seconds: float = snapshot.FRESH_SECONDS) -> None:
+        self.settings, self.daemon, self.version = settings, daemon, version
+        self._history = warehouse.kept_reading(settings)
+        self._snapshot = snapshot.Snapshot(self._make, fresh_seconds)
+
+    def __call__(self) -> str:
+        return self._snapshot()
+
+    def close(self) -> None:
+        self._history.close()
+
+    def _make(self) -> str:
         loads: list[Load] = []
-        last_day: list[Load] = []
+        facts = figures.NOTHING
         days: list[DayRows] = []
         last = None
         nodes: list[Daemon] = []
         now = datetime.now(UTC)
         try:
-            with warehouse.reading(settings) as history:
+            with self._history.reading() as history:
                 loads = history.recent_loads(api.LoadFilter(limit=RECENT_LOADS))
-                since = clock.stamp(now - timedelta(hours=charts.TIMELINE_HOURS))
-                # Every load of the last day (LIMIT -1: no limit), for its figures.
-                last_day = history.recent_loads(api.LoadFilter(limit=-1, since=since))
+                facts = figures.last_day(history, now)
                 # A day of margin: a producer's day may begin before UTC's.
                 latest = (now.date() + timedelta(days=1)).isoformat()
                 days = history.rows_per_day(CHART_DAYS, latest)
@@ -83,24 +98,27 @@ def source(settings: Settings, daemon: _Daemon, version: str) -> Callable[[], st
                 nodes = history.daemons()
         except (WarehouseFault, DatabaseUnavailable, SchemaMismatch):
             pass  # busy beyond the timeout: the page shows what it has, and refreshes
-        health = Health(version, settings.write_mode, settings.observer,
+        settings, daemon = self.settings, self.daemon
+        health = Health(self.version, settings.write_mode, settings.observer,
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
         return render(health, folders.failed_files(settings.failed), loads, days,
-                      last_day=last_day, now=now, nodes=nodes)
+                      last_day=facts, now=now, nodes=nodes)
 
-    return current
+
+def source(settings: Settings, daemon: _Daemon, version: str) -> StatusPage:
+    """A renderer of the page as it is now, for the HTTP server's `/`."""
+    return StatusPage(settings, daemon, version)
 
 
 def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
-           days: Sequence[DayRows], *, last_day: Sequence[Load] = (),
+           days: Sequence[DayRows], *, last_day: figures.LastDay = figures.NOTHING,
            now: datetime | None = None, prog: str = "filedrop-etl",
            nodes: Sequence[Daemon] = ()) -> str:
     """The whole page; `days` oldest first (the CHART_DAYS up to the latest are drawn);
-    `last_day`, every load of the 24 hours before `now`, for the figures and the
+    `last_day`, the loads of the 24 hours before `now`, for the figures and the
     timeline."""
     now = now or datetime.now(UTC)
-    marks = [_mark(load) for load in last_day]
     return "\n".join([
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -109,9 +127,9 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         f"<title>{prog} status</title>",
         f"<style>{_STYLE}</style></head><body>",
         _header(health, len(failed), prog),
-        _figures(marks, now),
+        figures.line(last_day, now),
         '<div class="charts"><section id="timeline"><h2>Loads, last 24 hours</h2>'
-        f"{charts.timeline(marks, now)}</section>"
+        f"{charts.timeline(last_day.bins, now)}</section>"
         '<section id="days"><h2>Rows per day</h2>'
         f"{charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS)}"
         "</section></div>",
@@ -121,46 +139,6 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         f"<script>{_REFRESH}</script>",
         "</body></html>",
     ])
-
-
-def _mark(load: Load) -> charts.Mark:
-    finished = datetime.fromisoformat(load.finished_at)
-    seconds = (finished - datetime.fromisoformat(load.started_at)).total_seconds()
-    return charts.Mark(load.file_name, load.status == "failed", load.rows or 0, finished,
-                       max(seconds, 0.0))
-
-
-def _figures(marks: Sequence[charts.Mark], now: datetime) -> str:
-    """Today's counts (UTC) and the last 24 hours' pace, as the header's second line."""
-    # A load recorded later than now (a clock that ran ahead, since set back) happened at
-    # no time the figures can place: as in `status`, it counts neither today nor lately.
-    marks = [m for m in marks if m.finished <= now]
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    latest: dict[str, charts.Mark] = {}
-    for mark in sorted(marks, key=lambda m: m.finished):  # each file by its latest attempt
-        if mark.finished >= midnight:
-            latest[mark.file_name] = mark
-    processed = [m for m in marks if not m.failed]
-    busy = sum(m.seconds for m in processed)
-    durations = sorted(m.seconds for m in marks)
-    figures = [
-        ("processed today", f"{sum(not m.failed for m in latest.values()):,}"),
-        ("failed today", f"{sum(m.failed for m in latest.values()):,}"),
-        ("rows loaded today", f"{sum(m.rows for m in processed if m.finished >= midnight):,}"),
-        ("loads per hour", f"{len(marks) / charts.TIMELINE_HOURS:,.1f}"),
-        ("rows/s while loading", f"{sum(m.rows for m in processed) / busy:,.0f}"
-         if busy else "-"),
-        ("median load", _seconds(statistics.median(durations)) if durations else "-"),
-        ("worst load", _seconds(durations[-1]) if durations else "-"),
-    ]
-    cells = "".join(f"<div><dd>{escape(v)}</dd><dt>{escape(k)}</dt></div>" for k, v in figures)
-    return (f'<section id="figures"><dl class="figures">{cells}</dl>'
-            f'<p class="hint">today: since 00:00 UTC; the rest: the last '
-            f"{charts.TIMELINE_HOURS} hours</p></section>")
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
 def _header(health: Health, failed: int, prog: str) -> str:
@@ -264,7 +242,8 @@ td.f{white-space:nowrap}td.reason{max-width:60em}
 .hint{color:#666;font-size:.9em}.t{white-space:nowrap}
 svg text{font-size:11px}svg .axis{fill:#666}svg line.grid{stroke:#eee}
 svg rect{fill:#4a78b5}svg circle.processed{fill:#4a78b5;fill-opacity:.7}
-svg circle.failed{fill:#d11;fill-opacity:.9}details{font-size:.9em;color:#444}
+svg circle.failed{fill:#d11;fill-opacity:.9}svg line.range{stroke:#4a78b5;stroke-opacity:.5}
+details{font-size:.9em;color:#444}
 """.strip()
 # Reload every REFRESH_SECONDS, unless the reader has scrolled: a reload would jump back
 # to the top and lose their place.

@@ -7,7 +7,9 @@ for it. Each connection gets a socket timeout, at most `max_connections` are ser
 once and `stop` cuts those still open, so a slow or hostile client can neither stall the
 daemon nor hold up its stop; every thread it starts is joined there. When all are taken,
 a new connection takes the place of the oldest one that has not sent its request yet:
-idle clients can never keep a probe from being answered. Access and error
+idle clients can never keep a probe from being answered. Nor can the status page's
+viewers: at most `page_slots` page requests are answered at once, and one more gets a
+503 with `Retry-After` at once rather than wait on a connection. Access and error
 lines are structured debug events (`http_request`, `http_error`), never raw stderr.
 HTTP/1.0, one request per connection: no idle keep-alive threads to wait for.
 """
@@ -20,7 +22,7 @@ import socketserver
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import structlog
@@ -35,10 +37,28 @@ TEXT = "text/plain; charset=utf-8"
 # does not linger; `stop` does not wait for it (see `_Server.cut_open`).
 REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_CONNECTIONS = 16
+# Requests for the status page answered at once, by default half of `max_connections`:
+# one more gets a 503 at once (`BUSY`), so that the page's viewers never hold more than
+# these of the connections, and the others stay free for /healthz, /readyz and /metrics.
+# (Those being answered wait for the one page being made: `daemon.ops.snapshot`.)
+PAGE_SLOTS = MAX_CONNECTIONS // 2
+HTML = "text/html; charset=utf-8"
+RETRY_AFTER_SECONDS = 1
+# A screen left open on the page (its own script reloads only a page that loaded) comes
+# back by itself.
+BUSY = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv='
+        f'"refresh" content="{RETRY_AFTER_SECONDS}"><title>filedrop-etl status</title>'
+        "</head><body><p>Busy: the status page is being made for other viewers. It "
+        f"reloads itself in {RETRY_AFTER_SECONDS} s.</p></body></html>\n").encode()
 # How soon serve_forever notices `shutdown` (its default 0.5 s would slow every stop).
 _POLL_SECONDS = 0.1
 # How long a new connection waits for the slot of an idle one it had cut.
 _EVICT_WAIT_SECONDS = 1.0
+
+
+@runtime_checkable
+class _Closing(Protocol):
+    def close(self) -> None: ...
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -77,13 +97,14 @@ class _Handler(BaseHTTPRequestHandler):
     do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed  # noqa: N815
 
     def _respond(self, head: bool) -> None:
+        extra: dict[str, str] = {}
         try:
-            status, content_type, body = self.server.app.route(urlsplit(self.path).path)
+            status, content_type, body, extra = self.server.app.answer(urlsplit(self.path).path)
         except Exception:
             # A bug in a route must not reach socketserver, which prints to stderr.
             log.exception("http_route_failed", path=self.path)
             status, content_type, body = 500, TEXT, b"internal error; see the daemon's log\n"
-        self._send(status, content_type, body, head=head)
+        self._send(status, content_type, body, head=head, extra=extra)
 
     def _send(self, status: int, content_type: str, body: bytes, head: bool,
               extra: dict[str, str] | None = None) -> None:
@@ -110,6 +131,10 @@ class _Server(ThreadingHTTPServer):
     # Request threads are joined by server_close(), not left behind as daemon threads.
     daemon_threads = False
     block_on_close = True
+    # The listen backlog (socketserver's 5): ten clients connecting at once (a few
+    # viewers whose refreshes coincide, and a probe) overflowed it, and the kernel's
+    # dropped SYN made the last ones wait a second for their retry.
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], app: StatusServer, request_timeout: float,
                  max_connections: int) -> None:
@@ -196,11 +221,13 @@ class StatusServer:
     def __init__(self, address: tuple[str, int], watched: Watched, metrics: Metrics, *,
                  page: Callable[[], str] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT_SECONDS,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS,
+                 page_slots: int | None = None) -> None:
         self.watched = watched
         self.metrics = metrics
-        # The status page's renderer (`daemon.page.source`): `/` is 404 without one.
+        # The status page's renderer (`daemon.ops.page.source`): `/` is 404 without one.
         self.page = page
+        self._page_slots = threading.BoundedSemaphore(page_slots or max(1, max_connections // 2))
         self._server = _Server(address, self, request_timeout, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, name="etl-http",
                                         kwargs={"poll_interval": _POLL_SECONDS})
@@ -223,11 +250,26 @@ class StatusServer:
             self._thread.join()
         self._server.cut_open()
         self._server.server_close()  # closes the socket and joins the request threads
+        if isinstance(self.page, _Closing):
+            self.page.close()  # its database session; no request uses it any more
         if self._thread.ident is not None:
             log.info("http_stopped")
 
+    def answer(self, path: str) -> tuple[int, str, bytes, dict[str, str]]:
+        """`route`'s answer, with the headers it needs."""
+        if path == "/" and self.page is not None:
+            # Not blocking: a request that waited here would hold a connection a probe
+            # may need.
+            if not self._page_slots.acquire(blocking=False):
+                return 503, HTML, BUSY, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            try:
+                return 200, HTML, self.page().encode(), {}
+            finally:
+                self._page_slots.release()
+        return (*self.route(path), {})
+
     def route(self, path: str) -> tuple[int, str, bytes]:
-        """Status, content type and body for a GET of `path`."""
+        """Status, content type and body for a GET of `path` (the page: `answer`)."""
         if path == "/metrics":
             return 200, CONTENT_TYPE_LATEST, self.metrics.exposition()
         if path == "/healthz":
@@ -237,6 +279,4 @@ class StatusServer:
         if path == "/readyz":
             return (200, TEXT, b"ready\n") if self.watched.swept.is_set() \
                 else (503, TEXT, b"not ready: the start-up sweep is not done\n")
-        if path == "/" and self.page is not None:
-            return 200, "text/html; charset=utf-8", self.page().encode()
         return 404, TEXT, b"not found: try /metrics, /healthz or /readyz\n"

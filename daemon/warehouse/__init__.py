@@ -15,17 +15,18 @@ from functools import partial
 
 from config import Settings
 from config.database import PostgresUrl
-from daemon.warehouse.api import Folders, History, RetryLog, Warehouse
+from daemon.warehouse.api import Folders, History, KeptHistory, RetryLog, Warehouse
 
 
 @dataclass(frozen=True)
 class Backend:
-    """One backend's three doors, bound to the settings they were chosen for."""
+    """One backend's doors, bound to the settings they were chosen for."""
 
     name: str
     open: Callable[[Folders], Warehouse]
     reading: Callable[[], AbstractContextManager[History]]
     writing: Callable[[], AbstractContextManager[RetryLog]]
+    kept: Callable[[], KeptHistory]
 
 
 def backend(settings: Settings) -> Backend:
@@ -40,7 +41,8 @@ def backend(settings: Settings) -> Backend:
             lambda folders: postgresql.open_warehouse(url, settings.contract,
                                                       settings=settings, folders=folders),
             partial(postgresql.reading, url, settings.contract, timeout),
-            partial(postgresql.writing, url, settings.contract, timeout))
+            partial(postgresql.writing, url, settings.contract, timeout),
+            partial(postgresql.KeptReading, url, settings.contract, timeout))
     import daemon.warehouse.sqlite as sqlite
 
     db = settings.db
@@ -49,7 +51,8 @@ def backend(settings: Settings) -> Backend:
         lambda folders: sqlite.open_warehouse(db, settings.contract, node=settings.node,
                                               busy_timeout_seconds=timeout, folders=folders),
         partial(sqlite.reading, db, settings.contract, timeout),
-        partial(sqlite.writing, db, settings.contract, timeout))
+        partial(sqlite.writing, db, settings.contract, timeout),
+        partial(sqlite.KeptReading, db, settings.contract, timeout))
 
 
 def open_warehouse(settings: Settings, folders: Folders) -> Warehouse:
@@ -65,6 +68,13 @@ def reading(settings: Settings) -> Iterator[History]:
     it as `WarehouseFault`, `DatabaseUnavailable` or `SchemaMismatch`."""
     with backend(settings).reading() as history:
         yield history
+
+
+def kept_reading(settings: Settings) -> KeptHistory:
+    """The read-only history for a long-lived reader (the status page): on PostgreSQL,
+    one session kept across uses; close it when done. Its `reading` raises as
+    `reading` does. Nothing is opened before the first use."""
+    return backend(settings).kept()
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 Three roles, each a protocol a backend implements: `Warehouse` (the worker's: the
 ledger's word on a claim, the staged rows, the one transaction of ledger row and merge,
-a failure's row), `History` (read-only: the commands, the status page, the metric) and
-`RetryLog` (the `retry` command's two writes). The values that cross the seam are the
+a failure's row), `History` (read-only: the commands, the status page, the metric; for
+the page on one kept session, `KeptHistory`) and `RetryLog` (the `retry` command's two
+writes). The values that cross the seam are the
 frozen dataclasses of `values`; faults of the environment cross it as the
 `WarehouseFault`s of `faults` (busy, full, unavailable, moved, claim lost): "wait and
 retry". Both are re-exported here, so that a user of the seam imports from one place.
@@ -36,6 +37,7 @@ from daemon.warehouse.values import (
     DayTotal,
     Folders,
     Load,
+    LoadBin,
     LoadFilter,
     LoadRecord,
     MergeCounts,
@@ -59,7 +61,9 @@ __all__ = [
     "DayTotal",
     "Folders",
     "History",
+    "KeptHistory",
     "Load",
+    "LoadBin",
     "LoadFilter",
     "LoadRecord",
     "MergeCounts",
@@ -198,6 +202,28 @@ class History(Protocol):
                         until: str | None = None) -> list[CustomerTotal]: ...
     def has_rows(self) -> bool: ...
     def rows_per_day(self, days: int, latest: str) -> list[DayRows]: ...
+
+    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+        """The loads finished from `since` to `until` (both included), counted in the
+        database by slice of `seconds` and status: as many values for 100,000 loads as
+        for 100 (the status page's timeline and figures)."""
+        ...
+
+    def median_load(self, since: str, until: str) -> float | None:
+        """The median duration in seconds of the loads finished from `since` to `until`
+        (the mean of the middle two for an even count), or None if there were none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class KeptHistory(Protocol):
+    """The read-only history for a long-lived reader (the status page), on a session of
+    its own that lasts across uses where the backend has sessions to spare: many viewers,
+    one session. `reading` raises as `warehouse.reading` does."""
+
+    def reading(self) -> AbstractContextManager[History]: ...
+
     def close(self) -> None: ...
 
 

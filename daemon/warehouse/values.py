@@ -2,8 +2,9 @@
 
 What a load is (`LoadRecord`), how to merge it (`MergePlan`) and what it changed
 (`MergeCounts`); the ledger's word on a claim (`Recorded`); a shared warehouse's claim
-(`Ticket`, `TakenOver`); and what the read side answers (`Load`, `Retry`, `Tally`,
-`DayTotal`, `DayRows`, `CustomerTotal`, `Daemon`), as tables and JSON render them alike.
+(`Ticket`, `TakenOver`); and what the read side answers (`Load`, `LoadBin`, `Retry`,
+`Tally`, `DayTotal`, `DayRows`, `CustomerTotal`, `Daemon`), as tables and JSON render
+them alike.
 """
 
 from __future__ import annotations
@@ -161,6 +162,24 @@ class Tally:
     processed: int
     failed: int
     loads: int
+
+
+@dataclass(frozen=True)
+class LoadBin:
+    """The loads of one status that finished within one slice of time: what the status
+    page's timeline draws, however many loads there were. `slice` numbers the slices of
+    `seconds` from the Unix epoch (a slice begins at `slice * seconds`); durations are in
+    seconds (negative ones, of a clock set back mid-load, count as 0); `file_name` is the
+    file's when the slice holds one load of the status, else None."""
+
+    slice: int
+    status: str
+    loads: int
+    rows: int
+    fastest: float
+    slowest: float
+    busy: float
+    file_name: str | None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench import variants
+from tools.bench import page, variants
 from tools.bench.report import Target
 from tools.bench.runs import PAGE_BYTES, changed_pages
 from tools.bench.service import percentile
@@ -55,3 +55,12 @@ def test_the_variants_measure_each_design_on_the_same_rows(
     assert set(lines) == set(variants.DESIGNS)
     assert "1.00x floor" in lines["the floor's plain table"]
     assert "counted on the date index" in out
+
+
+def test_the_page_bench_measures_a_small_ledger(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tools.bench.page` at a small size (SQLite, no daemon run): it runs, and says the
+    page took one read session per page made."""
+    assert page.main(["--loads", "200", "--viewers", "3", "--files", "0",
+                      "--only", "sqlite"]) == 0
+    said = capsys.readouterr().out
+    assert "200 loads in the last 24 h" in said and "answers [200, 200, 200]" in said

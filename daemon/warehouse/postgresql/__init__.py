@@ -4,16 +4,19 @@
 daemon waits out), marks the inbox's work root with this warehouse (a daemon of another
 warehouse on the same inbox is refused), migrates, records this start (one daemon per
 node) and takes back the claims a killed run of this node left; `reading` and `writing`
-give the commands and the page the history and the retry log, translating every driver
-error raised in their block into the seam's terms, so that nothing outside this package
-sees psycopg.
+give the commands and the page (on one kept session, `KeptReading`) the history and the
+retry log, translating every driver error raised in their block into the seam's terms,
+so that nothing outside this package sees psycopg.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 from config import Settings
 from config.contract import Contract
@@ -22,13 +25,13 @@ from daemon.lock import WarehouseMark
 from daemon.warehouse.api import Folders
 from daemon.warehouse.postgresql import nodes, schema
 from daemon.warehouse.postgresql.claims import PostgresClaims
-from daemon.warehouse.postgresql.connection import connect
+from daemon.warehouse.postgresql.connection import Connection, connect, usable
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.history import PostgresHistory
 from daemon.warehouse.postgresql.retry_log import PostgresRetryLog
 from daemon.warehouse.postgresql.warehouse import PostgresWarehouse
 
-__all__ = ["PostgresWarehouse", "open_warehouse", "reading", "writing"]
+__all__ = ["KeptReading", "PostgresWarehouse", "open_warehouse", "reading", "writing"]
 
 
 def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
@@ -76,6 +79,50 @@ def reading(url: PostgresUrl, contract: Contract,
             history = PostgresHistory(conn, contract)
             history.schema_version()
             yield history
+
+
+class KeptReading:
+    """The history on one read-only session kept across uses: the status page's, so that
+    its viewers cost one session of the server's `max_connections`, not one each.
+
+    Opened at the first use, and again once the server has lost it (a restart,
+    `pg_terminate_backend`, `idle_session_timeout`): a session found broken by the
+    schema check that begins each use is replaced there and then, so that the page after
+    an outage is not one refresh late. In autocommit, so between uses it holds no
+    transaction and no lock. One use at a time.
+    """
+
+    def __init__(self, url: PostgresUrl, contract: Contract,
+                 busy_timeout_seconds: float) -> None:
+        self.url, self.contract, self.timeout = url, contract, busy_timeout_seconds
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def reading(self) -> Iterator[PostgresHistory]:
+        with self._lock, translated(_TERMINAL_HINT):
+            yield self._checked()
+
+    def _checked(self) -> PostgresHistory:
+        if self._conn is not None:
+            history = PostgresHistory(self._conn, self.contract)
+            try:
+                history.schema_version()
+                return history
+            except psycopg.Error:
+                if usable(self._conn):
+                    raise  # the session is fine: the error is the database's
+            self._conn.close()
+        self._conn = connect(self.url, self.timeout, read_only=True)
+        history = PostgresHistory(self._conn, self.contract)
+        history.schema_version()
+        return history
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 @contextmanager

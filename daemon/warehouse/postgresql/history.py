@@ -20,6 +20,7 @@ from daemon.warehouse.api import (
     DayRows,
     DayTotal,
     Load,
+    LoadBin,
     LoadFilter,
     Retry,
     Tally,
@@ -193,4 +194,26 @@ class PostgresHistory:
             f"WHERE {date} > %s::date - %s{upper} GROUP BY {date} ORDER BY {date}",
             (last, days, *bound))]
 
+    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+        rows = self._rows(
+            # date_part, not extract: double precision, where extract's numeric took
+            # twice as long (PostgreSQL 14 and later).
+            """SELECT floor(date_part('epoch', "finished_at") / %s)::bigint AS "slice", """
+            f'"status", count(*), coalesce(sum("rows"), 0), min({_TOOK}), max({_TOOK}), '
+            f'sum({_TOOK}), min("file_name") {_FINISHED.format(self.t.ledger)} '
+            'GROUP BY "slice", "status" ORDER BY "slice", "status"', (seconds, since, until))
+        return [LoadBin(int(n), str(status), int(loads), int(total), float(low), float(high),
+                        float(busy), str(name) if loads == 1 else None)
+                for n, status, loads, total, low, high, busy, name in rows]
 
+    def median_load(self, since: str, until: str) -> float | None:
+        [(median,)] = self._rows(
+            f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_TOOK}) "
+            f"{_FINISHED.format(self.t.ledger)}", (since, until))
+        return None if median is None else float(median)
+
+
+# A load's duration in seconds (clamped at 0: a clock set back mid-load).
+_TOOK = """greatest(0, date_part('epoch', "finished_at" - "started_at"))"""
+_FINISHED = ('FROM {} WHERE "finished_at" >= %s::timestamptz '
+             'AND "finished_at" <= %s::timestamptz')

@@ -2,16 +2,16 @@
 
 `open_warehouse` gives the worker its warehouse (connected, migrated, its start
 recorded, staging files left by a killed run removed); `reading` and `writing` give the
-operator's commands and the page the history and the retry log, translating every
-SQLite error raised in their block into the seam's terms, so that nothing outside this
-package sees `sqlite3`.
+operator's commands and the page (through `KeptReading`) the history and the retry log,
+translating every SQLite error raised in their block into the seam's terms, so that
+nothing outside this package sees `sqlite3`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 
 import structlog
@@ -27,7 +27,7 @@ from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 
 log = structlog.get_logger("daemon")
 
-__all__ = ["SqliteWarehouse", "open_warehouse", "reading", "writing"]
+__all__ = ["KeptReading", "SqliteWarehouse", "open_warehouse", "reading", "writing"]
 
 
 def open_warehouse(db: Path, contract: Contract, *, busy_timeout_seconds: float, node: str,
@@ -71,6 +71,22 @@ def reading(db: Path, contract: Contract,
         history = SqliteHistory(conn, contract)
         history.schema_version()
         yield history
+
+
+class KeptReading:
+    """The history for a long-lived reader (the status page). A SQLite reader is a file
+    handle, not a server's session: it is opened for each use (a millisecond), so that
+    it always reads the file now at the path, where a kept one would go on reading a file
+    deleted or replaced there."""
+
+    def __init__(self, db: Path, contract: Contract, busy_timeout_seconds: float) -> None:
+        self.db, self.contract, self.timeout = db, contract, busy_timeout_seconds
+
+    def reading(self) -> AbstractContextManager[SqliteHistory]:
+        return reading(self.db, self.contract, self.timeout)
+
+    def close(self) -> None:
+        pass  # nothing kept
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from daemon.warehouse.api import (
     DayRows,
     DayTotal,
     Load,
+    LoadBin,
     LoadFilter,
     Retry,
     Tally,
@@ -238,3 +239,33 @@ class SqliteHistory:
         return [DayRows(str(d), int(n)) for d, n in self.conn.execute(
             f"SELECT {date}, {rows} FROM {table} WHERE {date} > date(?, ?){upper}"
             f"{group} ORDER BY {date}", (last, f"-{days} days", *bound))]
+
+    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+        """The loads finished from `since` to `until`, by slice of `seconds` and status."""
+        rows = self.conn.execute(
+            # strftime('%s') numbers the slices in whole seconds, exactly at their edges.
+            """SELECT CAST(strftime('%s', "finished_at") AS INTEGER) / ? AS "slice", """
+            '"status", COUNT(*), TOTAL("rows"), MIN("took"), MAX("took"), TOTAL("took"), '
+            'MIN("file_name") FROM (SELECT "finished_at", "status", "rows", "file_name", '
+            f'{_TOOK} AS "took" {_FINISHED.format(self.t.ledger)}) '
+            'GROUP BY "slice", "status" ORDER BY "slice", "status"', (seconds, since, until))
+        return [LoadBin(int(n), str(status), int(loads), int(total), float(low), float(high),
+                        float(busy), str(name) if loads == 1 else None)
+                for n, status, loads, total, low, high, busy, name in rows]
+
+    def median_load(self, since: str, until: str) -> float | None:
+        """The median load duration in seconds, from `since` to `until`; None if none."""
+        where = _FINISHED.format(self.t.ledger)
+        count = int(self.conn.execute(f"SELECT COUNT(*) {where}", (since, until)).fetchone()[0])
+        if not count:
+            return None
+        # SQLite has no percentile: the middle one (or two) of the sorted durations.
+        middle = [float(took) for took, in self.conn.execute(
+            f'SELECT {_TOOK} AS "took" {where} ORDER BY "took" LIMIT ? OFFSET ?',
+            (since, until, 2 - count % 2, (count - 1) // 2))]
+        return sum(middle) / len(middle)
+
+
+# A load's duration in seconds, from the ledger's text (clamped at 0: a clock set back).
+_TOOK = 'max(0.0, (julianday("finished_at") - julianday("started_at")) * 86400.0)'
+_FINISHED = 'FROM {} WHERE "finished_at" >= ? AND "finished_at" <= ?'

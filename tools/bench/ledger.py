@@ -1,0 +1,92 @@
+"""A ledger full of loads: `fill` writes N `load_history` rows of the last day, fast.
+
+For the status page's measurements (`tools.bench.page`) and its tests: the page's cost
+is a matter of how many loads finished in the last 24 hours, and a daemon would take
+hours to make 100,000 of them. The rows are made up but shaped like the daemon's (a
+file name, a run date, rows and counts, durations from 10 ms to a minute on a log
+scale, one in fifty failed), spread evenly over the hours before `now`, and written with
+bound-parameter bulk inserts: `executemany` on SQLite, arrays through `unnest` on
+PostgreSQL (`insert`, which also writes rows of the caller's). The schema is made first,
+as the daemon's migration makes it; nothing else (no fact rows, no daemon recorded), so
+a daemon may start on the database afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from config import Settings
+from config.database import PostgresUrl
+from daemon.warehouse.postgresql import schema as pg_schema
+from daemon.warehouse.postgresql.connection import stmt
+from daemon.warehouse.sql import Tables
+from daemon.warehouse.sqlite import connection as sqlite_connection
+from daemon.warehouse.sqlite import schema as sqlite_schema
+
+# Inserted per statement on PostgreSQL: bounded memory, few round trips.
+_CHUNK = 20_000
+COLUMNS = ("file_name", "sha256", "bytes", "status", "write_mode", "run_date", "rows",
+           "inserted", "updated", "unchanged", "deleted", "error", "started_at", "finished_at")
+_PG_TYPES = ("text", "text", "bigint", "text", "text", "date", "bigint", "bigint", "bigint",
+             "bigint", "bigint", "text", "timestamptz", "timestamptz")
+
+
+def stamp(moment: datetime) -> str:
+    """The ledger's text of a UTC time (isoformat: several times faster than strftime)."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def loads(count: int, now: datetime, *, hours: float = 24.0,
+          seed: int = 0) -> Iterator[tuple[object, ...]]:
+    """`count` ledger rows (in `COLUMNS` order) finished evenly over the `hours` before
+    `now`, oldest first."""
+    pick = random.Random(seed)  # noqa: S311 (made-up durations, not secrets)
+    span = timedelta(hours=hours)
+    for i in range(count):
+        finished = now - span + span * (i + 0.5) / count
+        seconds = 10 ** pick.uniform(-2, 1.8)  # 10 ms to about a minute
+        failed = pick.random() < 0.02
+        rows = pick.randint(25, 100_000)
+        day = (now.date() - timedelta(days=i % 365)).isoformat()
+        yield (f"transactions_{day}~{i}.parquet", None, rows * 40,
+               "failed" if failed else "processed", "merge", day,
+               None if failed else rows, 0 if failed else rows, 0, 0, 0,
+               "checks: a made-up failure" if failed else None,
+               stamp(finished - timedelta(seconds=seconds)), stamp(finished))
+
+
+def fill(settings: Settings, count: int, now: datetime | None = None, *,
+         hours: float = 24.0) -> None:
+    """Make the warehouse's schema (if missing) and add `count` loads of the `hours`
+    before `now` to its ledger."""
+    insert(settings, loads(count, now or datetime.now(UTC), hours=hours))
+
+
+def insert(settings: Settings, rows: Iterable[tuple[object, ...]]) -> None:
+    """Make the warehouse's schema (if missing) and add `rows` (in `COLUMNS` order) to
+    its ledger, in one transaction on SQLite, in chunks on PostgreSQL."""
+    ledger = Tables(settings.contract).ledger
+    names = ", ".join(f'"{c}"' for c in COLUMNS)
+    rows = iter(rows)
+    if not isinstance(settings.db, PostgresUrl):
+        lite = sqlite_connection.connect(settings.db_file)
+        try:
+            sqlite_schema.init_schema(lite, settings.contract)
+            lite.execute("BEGIN")
+            lite.executemany(f"INSERT INTO {ledger} ({names}) VALUES "
+                             f"({', '.join('?' * len(COLUMNS))})", rows)
+            lite.execute("COMMIT")
+        finally:
+            lite.close()
+        return
+    arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+    with psycopg.connect(settings.db.url, autocommit=True) as conn:
+        pg_schema.migrate(conn, settings.contract)
+        while chunk := [row for _, row in zip(range(_CHUNK), rows, strict=False)]:
+            conn.execute(stmt(f"INSERT INTO {ledger} ({names}) SELECT * FROM unnest({arrays})"),
+                         [list(column) for column in zip(*chunk, strict=True)])
+        conn.execute(stmt(f"ANALYZE {ledger}"))
