@@ -3,7 +3,10 @@
 A value beginning `postgresql://` or `postgres://` is a libpq connection URL; anything
 else is a path. The URL is kept whole for connecting, but its text form never shows a
 password (`str`, `repr`, logs, error messages): libpq reads one from the URL, from
-`PGPASSWORD` or from `~/.pgpass`, and only the URL's own is hidden here.
+`PGPASSWORD` or from `~/.pgpass`, and only the URL's own is hidden here. A server's URL
+carries with it how long the daemon waits on that server (the settings
+`network_timeout_seconds` and `statement_timeout_seconds`), so that every session opened
+on it is bounded alike; they are not part of the URL's text, nor of its equality.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 SCHEMES = ("postgresql", "postgres")
+# How long a silent server is waited on before the session is checked (and given up if
+# the server does not answer a second connection either): `network_timeout_seconds`.
+NETWORK_TIMEOUT_SECONDS = 30.0
 
 
 def is_postgres_url(value: str) -> bool:
@@ -39,6 +45,10 @@ class PostgresUrl:
     """A PostgreSQL server and database, as libpq's URL; printed without its password."""
 
     url: str = field(repr=False)
+    # How long the daemon waits on this server (see the module's docstring); None: no
+    # statement timeout, as a load may rightly take minutes.
+    network_timeout_seconds: float = field(default=NETWORK_TIMEOUT_SECONDS, compare=False)
+    statement_timeout_seconds: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
