@@ -258,6 +258,8 @@ class DaemonProcess:
 
     def events(self) -> list[dict[str, Any]]:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        # Up to the last complete line: the daemon may be writing the next one now.
+        text = text[:text.rfind("\n") + 1]
         # Every line must be JSON: a non-JSON line here is itself a failure.
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 

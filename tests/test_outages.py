@@ -12,6 +12,7 @@ these skip (fail under CI).
 from __future__ import annotations
 
 import secrets
+import select
 import signal
 import socket
 import time
@@ -330,6 +331,8 @@ def test_a_suspected_session_is_checked_and_replaced_before_use(
         old = session.conn
         tcp_proxy.set_mode("blackhole")
         tcp_proxy.set_mode("pass")  # the black-holed connection is closed as it leaves
+        wait_until(lambda: bool(select.select([old.fileno()], [], [], 0)[0]),
+                   "the proxy's close to reach the session's socket")
         assert session.conn is not old  # closed by the proxy: seen without a round trip
         quiet = session.conn
         session.suspect()
