@@ -10,7 +10,10 @@ misread (an unencoded `@` or `/` in a password puts part of it in the host or th
 database name) or would refuse with part of the URL quoted in its message (a bad `%`
 escape, a parameter it does not know) is refused here instead, and shown with everything
 before its last `@` masked. A password from `PGPASSWORD`, `PGPASSFILE` or `~/.pgpass`
-never passes through here.
+never passes through here. A server's URL carries with it how long the daemon waits on
+that server (the settings `network_timeout_seconds` and `statement_timeout_seconds`), so
+that every session opened on it is bounded alike; they are not part of the URL's text,
+nor of its equality.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ LIBPQ_PARAMETERS = SECRET_PARAMETERS | frozenset((
     "oauth_scope", "sslkeylogfile", "ssl",
 ))
 _HEX = frozenset("0123456789abcdefABCDEF")
+# How long a silent server is waited on before the session is checked (and given up if
+# the server does not answer a second connection either): `network_timeout_seconds`.
+NETWORK_TIMEOUT_SECONDS = 30.0
 
 
 def is_postgres_url(value: str) -> bool:
@@ -205,6 +211,10 @@ class PostgresUrl:
     """A PostgreSQL server and database, as libpq's URL; printed without its secrets."""
 
     url: str = field(repr=False)
+    # How long the daemon waits on this server (see the module's docstring); None: no
+    # statement timeout, as a load may rightly take minutes.
+    network_timeout_seconds: float = field(default=NETWORK_TIMEOUT_SECONDS, compare=False)
+    statement_timeout_seconds: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         scheme, sep, rest = self.url.partition("://")

@@ -16,12 +16,12 @@ import os
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from config.contract import TRANSACTIONS, Contract
-from config.database import PostgresUrl, is_postgres_url, redact
+from config.database import NETWORK_TIMEOUT_SECONDS, PostgresUrl, is_postgres_url, redact
 from config.errors import ConfigError
 
 WriteMode = Literal["merge", "replace"]
@@ -64,6 +64,11 @@ class Settings:
     node: str
     # How long a claim held in PostgreSQL stays this daemon's without a heartbeat.
     lease_seconds: float
+    # PostgreSQL: how long a silent server is waited on before its session is checked
+    # and, unanswered, given up; also bounds the connect and TCP's keepalives.
+    network_timeout_seconds: float
+    # PostgreSQL: the longest one statement may run on the server; None: no limit.
+    statement_timeout_seconds: float | None
     config_file: Path | None
     # Where each setting came from (`work` derived from the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
@@ -144,6 +149,14 @@ def _seconds(value: object) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ValueError("expected a positive number of seconds")
     return number
+
+
+def _seconds_or_off(value: object) -> float | None:
+    """`off` (or empty, or 0) for none, else a positive number of seconds."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text in ("", "off") or (not isinstance(text, bool) and text in (0, "0")):
+        return None
+    return _seconds(text)
 
 
 def _write_mode(value: object) -> WriteMode:
@@ -239,6 +252,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_resumes": _count,
     "node": _node,
     "lease_seconds": _seconds,
+    "network_timeout_seconds": _seconds,
+    "statement_timeout_seconds": _seconds_or_off,
 }
 _DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
@@ -264,6 +279,11 @@ _DEFAULTS: dict[str, object] = {
     # A dead node's claims are taken over this long after its last heartbeat; it renews
     # them every third of it, so one slow beat does not lose them.
     "lease_seconds": 30.0,
+    # A lost network or a frozen server is noticed within about this; a server that
+    # answers, however slowly, is never given up on for it (see `postgresql.liveness`).
+    "network_timeout_seconds": NETWORK_TIMEOUT_SECONDS,
+    # Off: a load's COPY or merge may rightly take minutes.
+    "statement_timeout_seconds": "off",
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
 # The prefix's variables that are not settings: the config file's, and the crash tests'
@@ -367,7 +387,13 @@ def load_settings(
     if inbox == inbox.parent:
         raise ConfigError("the inbox cannot be the filesystem root",
                           hint="give the inbox a directory of its own")
-    resolved.setdefault("work", _default_work(inbox, resolved["db"], cast(str, resolved["node"])))
+    db = resolved["db"]
+    if isinstance(db, PostgresUrl):
+        # Every session on the server is bounded alike, whoever opens it.
+        resolved["db"] = db = replace(
+            db, network_timeout_seconds=cast(float, resolved["network_timeout_seconds"]),
+            statement_timeout_seconds=cast(float | None, resolved["statement_timeout_seconds"]))
+    resolved.setdefault("work", _default_work(inbox, db, cast(str, resolved["node"])))
     sources.setdefault("work", "default")
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,6 +36,7 @@ from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 from generator.transactions import generate_table
 from tests import backends
 from tests import sqlite_store as store
+from tests.tcp_proxy import TcpProxy
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -86,6 +88,18 @@ def pg_url() -> Iterator[str]:
     skips (fails under CI) without a server."""
     with backends.scratch_schema(backends.server_url()) as url:
         yield url
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the test server (`tests.tcp_proxy`: pass, refuse, black-hole,
+    cut), its thread and connections closed at teardown; skips without a server."""
+    parts = urlsplit(backends.server_url())
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    try:
+        yield proxy
+    finally:
+        proxy.close()
 
 
 @pytest.fixture(params=backends.BACKENDS)

@@ -445,6 +445,26 @@ def test_observer_and_poll_interval_from_the_config_file(tmp_path: Path) -> None
         load_settings({"observer": "fanotify"}, config_file=toml, environ={})
 
 
+def test_a_servers_timeouts_from_each_source_go_with_its_url(tmp_path: Path) -> None:
+    """`network_timeout_seconds` and `statement_timeout_seconds` (off by default) reach
+    every session on the server through the URL, which they leave as it was."""
+    toml = write_toml(tmp_path / "etl.toml", 'db = "postgresql://etl@db/warehouse"\n'
+                      "network_timeout_seconds = 12\n")
+    s = load_settings(config_file=toml, environ={"ETL_STATEMENT_TIMEOUT_SECONDS": "600"})
+    assert (s.network_timeout_seconds, s.statement_timeout_seconds) == (12.0, 600.0)
+    assert isinstance(s.db, PostgresUrl)
+    assert (s.db.network_timeout_seconds, s.db.statement_timeout_seconds) == (12.0, 600.0)
+    assert s.db == PostgresUrl("postgresql://etl@db/warehouse")
+    for off in ("off", "0", ""):
+        flagged = load_settings({"statement_timeout_seconds": off}, config_file=toml,
+                                environ={})
+        assert flagged.statement_timeout_seconds is None
+    defaults = load_settings({"db": "postgresql://etl@db/warehouse"}, environ={})
+    assert (defaults.network_timeout_seconds, defaults.statement_timeout_seconds) == (30, None)
+    with pytest.raises(ConfigError, match="invalid network_timeout_seconds from flag"):
+        load_settings({"network_timeout_seconds": "0"}, config_file=toml, environ={})
+
+
 def test_unknown_etl_variables_are_reported_with_what_they_most_likely_meant(
         empty_toml: Path) -> None:
     """Guards a found gap: a typo like ETL_DATABASE was ignored without a word, while an

@@ -35,7 +35,7 @@ COMMANDS = ("run", *ops.NAMES)
 EXIT_USAGE = 2  # as `daemon.service`'s, which is imported only to run the daemon
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
                "http", "stall_seconds", "max_file_bytes", "max_file_rows", "max_resumes",
-               "lease_seconds")
+               "lease_seconds", "network_timeout_seconds", "statement_timeout_seconds")
 _PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db", "node")
 
 
@@ -111,6 +111,15 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
     run.add_argument("--lease-seconds", type=float, metavar="S",
                      help="PostgreSQL only: how long this daemon's claims outlive its last "
                      "heartbeat before another daemon takes its files over (default 30)")
+    run.add_argument("--network-timeout-seconds", type=float, metavar="S",
+                     help="PostgreSQL only: a server silent this long is asked on a second "
+                     "connection whether it still works on the statement; unanswered, the "
+                     "session is given up and the file retried (default 30; also bounds "
+                     "the connect and TCP keepalives)")
+    run.add_argument("--statement-timeout-seconds", metavar="S",
+                     help="PostgreSQL only: the longest one statement may run on the server "
+                     "before it is cancelled and the file retried, or off (the default: a "
+                     "large load may rightly take minutes)")
     run.add_argument("--once", action="store_true",
                      help="drain the inbox and exit: 0 if every file loaded, 1 if any failed")
 

@@ -5,8 +5,11 @@ deadlock or a serialisation failure is `WarehouseBusy`; no disk (53100), memory
 (53200) or other resources (class 53) is `WarehouseFull`; a server out of reach, shut
 down, restarting or terminating the session (class 08, 57P01-57P03, a closed
 connection) is `WarehouseUnavailable`. Each keeps the server's words as its message and
-the driver's error as its cause; anything else passes through (terminal). libpq never
-puts a password in its messages, and this module adds none.
+the driver's error as its cause; anything else passes through (terminal). A connection
+refused for good (a login or a right refused, no such database, no such host) is
+terminal where the daemon starts or a command runs; once the daemon runs, every failure
+to connect again is `WarehouseUnavailable` (`reconnect_fault`): access may come back.
+libpq never puts a password in its messages, and this module adds none.
 """
 
 from __future__ import annotations
@@ -44,10 +47,24 @@ HINTS: dict[type[WarehouseFault], str] = {
 
 
 # A refused connection carries no SQLSTATE in libpq; these words (the server's, in its
-# default English) say it was refused for good, not for now: waiting would not help.
+# default English, and the resolver's) say it was refused for good, not for now: waiting
+# would not help. A host name the resolver says does not exist is taken for a typo in the
+# URL (psycopg resolves it itself: "failed to resolve host 'x': [Errno -2] Name or
+# service not known"; libpq's own words: "could not translate host name"); a name server
+# that does not answer ("Temporary failure in name resolution") is waited for.
 _REFUSED_FOR_GOOD = ("does not exist", "authentication failed", "no pg_hba.conf entry",
                      "password authentication", "permission denied for database",
-                     "invalid port number", "could not translate host name")
+                     "invalid port number", "Name or service not known",
+                     "No address associated with hostname",
+                     "nodename nor servname provided")
+# Once the daemon runs, a refusal is waited out (see the module's docstring).
+REFUSED_HINT = ("the server refused this daemon's connection (a revoked right, a changed "
+                "password or pg_hba.conf, a renamed database?); the daemon retries until "
+                "access is restored")
+# A statement cancelled by the operator's statement_timeout_seconds is `WarehouseBusy`.
+_STATEMENT_TIMEOUT = "statement timeout"
+_STATEMENT_TIMEOUT_HINT = ("a statement ran longer than statement_timeout_seconds; the file "
+                           "is retried: raise the setting if loads rightly take that long")
 
 
 def fault_of(exc: BaseException) -> WarehouseFault | None:
@@ -61,10 +78,22 @@ def fault_of(exc: BaseException) -> WarehouseFault | None:
         # libpq's own failures (refused, reset, closed) carry no SQLSTATE at all.
         lost = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
         if isinstance(exc, kinds) or (lost and fault is WarehouseUnavailable):
-            made = fault(_words(exc), hint=HINTS[fault])
+            hint = (_STATEMENT_TIMEOUT_HINT if _STATEMENT_TIMEOUT in str(exc)
+                    else HINTS[fault])
+            made = fault(_words(exc), hint=hint)
             made.driver_error = type(exc).__name__
             return made
     return None
+
+
+def reconnect_fault(exc: psycopg.Error) -> WarehouseFault:
+    """The fault for a failure to connect again once the daemon runs: the table's, or,
+    for a connection refused for good, `WarehouseUnavailable` with `REFUSED_HINT`."""
+    fault = fault_of(exc)
+    if fault is None:
+        fault = WarehouseUnavailable(_words(exc), hint=REFUSED_HINT)
+        fault.driver_error = type(exc).__name__
+    return fault
 
 
 def _words(exc: psycopg.Error) -> str:
