@@ -2,8 +2,9 @@
 
 A path is the embedded SQLite backend (`sqlite/`); a `postgresql://` URL is PostgreSQL
 (`postgresql/`, imported only then). `backend` makes the choice, once, for everything
-the daemon and the commands open; the roles and the values that cross the seam are
-`api`'s; nothing outside the backend packages imports a database driver.
+the daemon and the commands open (and `migrate` runs); the roles and the values that
+cross the seam are `api`'s; nothing outside the backend packages imports a database
+driver.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from functools import partial
 
 from config import Settings
 from config.database import PostgresUrl
-from daemon.warehouse.api import Folders, History, RetryLog, Warehouse
+from daemon.warehouse.api import Folders, History, Migration, RetryLog, Warehouse
 
 
 @dataclass(frozen=True)
 class Backend:
-    """One backend's three doors, bound to the settings they were chosen for."""
+    """One backend's doors, bound to the settings they were chosen for."""
 
     name: str
     open: Callable[[Folders], Warehouse]
     reading: Callable[[], AbstractContextManager[History]]
     writing: Callable[[], AbstractContextManager[RetryLog]]
+    # Create or migrate the schema; PostgreSQL also grants a runtime role (the argument).
+    migrate: Callable[[str | None], Migration]
 
 
 def backend(settings: Settings) -> Backend:
@@ -40,7 +43,8 @@ def backend(settings: Settings) -> Backend:
             lambda folders: postgresql.open_warehouse(url, settings.contract,
                                                       settings=settings, folders=folders),
             partial(postgresql.reading, url, settings.contract, timeout),
-            partial(postgresql.writing, url, settings.contract, timeout))
+            partial(postgresql.writing, url, settings.contract, timeout),
+            partial(postgresql.migrating, url, settings.contract, timeout))
     import daemon.warehouse.sqlite as sqlite
 
     db = settings.db
@@ -49,7 +53,8 @@ def backend(settings: Settings) -> Backend:
         lambda folders: sqlite.open_warehouse(db, settings.contract, node=settings.node,
                                               busy_timeout_seconds=timeout, folders=folders),
         partial(sqlite.reading, db, settings.contract, timeout),
-        partial(sqlite.writing, db, settings.contract, timeout))
+        partial(sqlite.writing, db, settings.contract, timeout),
+        partial(sqlite.migrating, db, settings.contract, timeout, settings.lock_file))
 
 
 def open_warehouse(settings: Settings, folders: Folders) -> Warehouse:
@@ -72,3 +77,10 @@ def writing(settings: Settings) -> Iterator[RetryLog]:
     """The retry log of the existing warehouse (with its `retries` table)."""
     with backend(settings).writing() as log:
         yield log
+
+
+def migrate(settings: Settings, grant: str | None = None) -> Migration:
+    """Create or migrate the warehouse's schema; on PostgreSQL, and given `grant`, grant
+    that role what the daemons and `retry` need to run as it."""
+    return backend(settings).migrate(grant)
+
