@@ -31,7 +31,9 @@ from psycopg import sql
 
 from config import Settings, contract
 from config.database import PostgresUrl
-from daemon.errors import SchemaMismatch
+from daemon import warehouse
+from daemon.errors import DatabaseUnavailable, SchemaMismatch
+from daemon.warehouse.postgresql import roles as pg_roles
 from daemon.warehouse.postgresql import schema
 from daemon.warehouse.postgresql.connection import connect
 from tests import backends
@@ -317,3 +319,35 @@ def test_a_runtime_role_without_its_grants_is_refused_naming_what_it_lacks(
         assert (runtime.inbox / contract.file_name_for("2026-03-01")).exists()
     finally:
         daemons.close()
+
+
+def test_a_runtime_role_that_may_not_use_temporary_tables_is_told_what_to_grant(
+        tmp_path: Path) -> None:
+    """In a database of its own, where PUBLIC lost TEMPORARY (a hardened site's)."""
+    server = backends.server_url()
+    tag = secrets.token_hex(5)
+    made = Roles(f"t_owner_{tag}", f"t_runtime_{tag}", "etl")
+    database = f"t_temp_{tag}"
+    ident = sql.Identifier
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident(database)))
+        for role in (made.owner, made.runtime):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident(role)))
+    here = urlunsplit(urlsplit(server)._replace(path=f"/{database}"))
+    try:
+        with psycopg.connect(here, autocommit=True) as conn:
+            conn.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC")
+                         .format(ident(database)))
+            conn.execute(sql.SQL("CREATE SCHEMA etl AUTHORIZATION {}").format(ident(made.owner)))
+        owner = settings_under(tmp_path, made.url(here, made.owner))
+        done = warehouse.migrate(owner, grant=made.runtime)
+        [note] = done.notes
+        assert f"GRANT TEMPORARY ON DATABASE \"{database}\" TO \"{made.runtime}\"" in note
+        with connect(PostgresUrl(made.url(here, made.runtime)), 2.0) as conn, \
+                pytest.raises(DatabaseUnavailable, match="may not create temporary tables"):
+            pg_roles.check(conn, owner.contract)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident(database)))
+            for role in (made.runtime, made.owner):
+                conn.execute(sql.SQL("DROP ROLE {}").format(ident(role)))

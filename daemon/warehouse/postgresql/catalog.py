@@ -58,6 +58,11 @@ def role(conn: Connection) -> str:
     return str(row[0]) if row else "?"
 
 
+def database(conn: Connection) -> str:
+    row = conn.execute("SELECT current_database()").fetchone()
+    return str(row[0]) if row else "?"
+
+
 def schema(conn: Connection) -> str | None:
     """The schema new tables go in (the first usable one of the search_path), if any."""
     row = conn.execute("SELECT current_schema()").fetchone()

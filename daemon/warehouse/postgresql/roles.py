@@ -23,9 +23,10 @@ from daemon.warehouse.sql import q
 RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
-def _temp_hint(role: str) -> str:
+def _temp_hint(conn: Connection, role: str) -> str:
     return (f"as the database's owner or a superuser: GRANT TEMPORARY ON DATABASE "
-            f"<database> TO {q(role)} (each load stages its rows in a temporary table)")
+            f"{q(catalog.database(conn))} TO {q(role)} (each load stages its rows in a "
+            "temporary table)")
 
 
 def check(conn: Connection, contract: Contract) -> None:
@@ -42,7 +43,7 @@ def check(conn: Connection, contract: Contract) -> None:
             f"{role}` (see the README's \"Two roles\"), then start again")
     if not catalog.may_use_temp(conn):
         raise DatabaseUnavailable(f"role {role} may not create temporary tables here",
-                                  hint=_temp_hint(role))
+                                  hint=_temp_hint(conn, role))
 
 
 def grant(conn: Connection, contract: Contract, role: str) -> list[str]:
@@ -62,5 +63,6 @@ def grant(conn: Connection, contract: Contract, role: str) -> list[str]:
         conn.execute(stmt(f"GRANT {', '.join(RUNTIME_PRIVILEGES)} ON TABLE {named} TO {who}"))
         conn.execute(stmt(f"GRANT SELECT ON TABLE {q(VERSION_TABLE)} TO {who}"))
     if not catalog.may_use_temp(conn, role):
-        return [f"role {role} may not create temporary tables here: " + _temp_hint(role)]
+        return [f"role {role} may not create temporary tables here: "
+                + _temp_hint(conn, role)]
     return []
