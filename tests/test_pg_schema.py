@@ -181,7 +181,7 @@ def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_lo
             conn.execute(b'UPDATE "filedrop_schema" SET "version" = 2')
         with merge_running(url_of(settings)), loading(url_of(settings)) as loads:
             daemon = daemons.start(wait_started=False, env=BUSY)
-            [busy] = daemon.wait_for("database_busy")
+            busy = daemon.wait_for("database_busy")[0]
             slowest = loads.slowest
         assert slowest < STALL_LIMIT_SECONDS
         assert "gave up after" in busy["reason"] and busy["attempt"] == 1
@@ -281,7 +281,8 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
         assert "filedrop-etl migrate" in line["hint"]
         retried = command(runtime, "retry", "--all")
         assert retried.returncode == 2
-        [line] = [json.loads(x) for x in retried.stderr.splitlines()]
+        [line] = [e for e in map(json.loads, retried.stderr.splitlines())
+                  if e["event"] == "database_unavailable"]
         assert "`retry` does not migrate it" in line["reason"]
         assert "filedrop-etl migrate" in line["hint"]
 

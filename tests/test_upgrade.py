@@ -241,7 +241,8 @@ def test_migrate_refuses_while_a_daemon_of_the_old_release_runs(released: Settin
     finally:
         held.release()
     assert refused.returncode == 2
-    [line] = [json.loads(x) for x in refused.stderr.splitlines()]
+    [line] = [e for e in map(json.loads, refused.stderr.splitlines())
+              if e["event"] == "database_unavailable"]
     assert "a daemon is running" in line["reason"] and "stop that daemon" in line["hint"]
     assert contents(released.db_file)["version"] == 3
     done = migrate_command()
