@@ -29,7 +29,7 @@ from daemon import clock
 from daemon.app import cli
 from daemon.load.pipeline import Pipeline
 from daemon.ops.commands import history as history_command
-from daemon.ops.commands import report, retry, status, table
+from daemon.ops.commands import migrate, report, retry, status, table
 from daemon.warehouse.postgresql import schema as pg_schema
 from daemon.warehouse.sqlite import schema as sqlite_schema
 from tests import backends
@@ -91,7 +91,7 @@ def history(settings: Settings, pipeline: Pipeline) -> Settings:
 
 
 def test_every_command_has_help_with_examples_and_exit_codes() -> None:
-    for name in ("status", "history", "show", "retry", "report"):
+    for name in ("status", "history", "show", "retry", "report", "migrate"):
         done = subprocess.run([str(SCRIPT), name, "--help"], capture_output=True, text=True,
                               timeout=60, check=False)
         assert done.returncode == 0, done.stderr
@@ -106,7 +106,7 @@ def test_descriptions_wrap_to_the_terminal_and_epilogs_keep_their_lines(
     monkeypatch.setenv("COLUMNS", "60")
     epilogs = {"status": status.EPILOG, "history": history_command.HISTORY_EPILOG,
                "show": history_command.SHOW_EPILOG, "retry": retry.EPILOG,
-               "report": report.EPILOG}
+               "report": report.EPILOG, "migrate": migrate.EPILOG}
     for name, epilog in epilogs.items():
         with pytest.raises(SystemExit) as done:
             cli.main([name, "--help"])
@@ -423,3 +423,16 @@ def test_a_newer_or_foreign_database_is_refused_read_only(
     conn.close()
     assert cli.main(["report", *where(settings)]) == 2
     assert settings.db_file.read_bytes() != before  # only by our own hand above
+
+
+def test_migrate_creates_the_database_then_finds_it_current(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = command(settings, capsys, "migrate", "--json")
+    assert code == 0 and json.loads(out) == {
+        "db": str(settings.db), "found": None, "version": sqlite_schema.SCHEMA_VERSION,
+        "granted": None, "notes": [], "migrated": True}
+    assert settings.db_file.is_file() and not settings.inbox.exists()  # no folder made
+    code, out = command(settings, capsys, "migrate")
+    assert code == 0 and "version 4, current: nothing to do" in out
+    assert cli.main(["migrate", "--grant", "etl", *where(settings)]) == 2
+    assert "--grant is for a PostgreSQL warehouse" in capsys.readouterr().err

@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 import structlog
 
-from config import Settings
+from config import Settings, contract
 from config.contract import TRANSACTIONS
 from daemon import crashpoints, warehouse
+from daemon.lock import InstanceLock
 from daemon.warehouse.sqlite import migrate, schema
 from tests import sqlite_store as store
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
@@ -198,4 +199,52 @@ def test_a_compaction_that_cannot_run_is_a_warning_and_the_migration_stands(
         conn.close()
     assert [(e["event"], e["log_level"]) for e in logs] == [("schema_vacuum_skipped", "warning")]
     assert "locked" in logs[0]["reason"] and "VACUUM" in logs[0]["hint"]
+    assert contents(released.db_file)["version"] == 4
+
+
+def test_the_version_4_rebuild_keeps_a_column_added_by_hand(released: Settings) -> None:
+    """A version-3 fact table (a rowid table) with a DBA's column, and values in it: the
+    rebuild into one B-tree carries the column and its values over."""
+    fact = f'"{contract.FACT_TABLE}"'
+    with closing(sqlite3.connect(released.db_file, isolation_level=None)) as conn:
+        conn.execute(f"ALTER TABLE {fact} ADD COLUMN \"note\" TEXT DEFAULT '-'")
+        conn.execute(f'UPDATE {fact} SET "note" = "txn_id" WHERE rowid % 7 = 0')
+        before = conn.execute(f'SELECT * FROM {fact} ORDER BY "txn_id"').fetchall()
+    conn = store.connect(released.db_file)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            schema.init_schema(conn, TRANSACTIONS)
+        after = conn.execute(f'SELECT * FROM {fact} ORDER BY "txn_id"').fetchall()
+        [(create,)] = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?",
+                                   (contract.FACT_TABLE,))
+    finally:
+        conn.close()
+    assert after == before and len({r[-1] for r in after}) > 2
+    assert "WITHOUT ROWID" in create and "\"note\" TEXT DEFAULT '-'" in create
+    assert [(e["table"], e["columns"]) for e in logs
+            if e["event"] == "table_columns_extra"] == [(contract.FACT_TABLE, ["note"])]
+    assert logs[-1]["event"] == "schema_migrated"
+
+
+def test_migrate_refuses_while_a_daemon_of_the_old_release_runs(released: Settings) -> None:
+    """That daemon could not load into the migrated tables; this release's own daemon
+    would hold the lock on a current database, which `migrate` leaves as it is."""
+    def migrate_command() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "daemon", "migrate", "--db",
+                               str(released.db_file)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    held = InstanceLock(released.lock_file)
+    held.acquire()
+    try:
+        refused = migrate_command()
+    finally:
+        held.release()
+    assert refused.returncode == 2
+    [line] = [e for e in map(json.loads, refused.stderr.splitlines())
+              if e["event"] == "database_unavailable"]
+    assert "a daemon is running" in line["reason"] and "stop that daemon" in line["hint"]
+    assert contents(released.db_file)["version"] == 3
+    done = migrate_command()
+    assert done.returncode == 0 and "migrated from version 3" in done.stdout, done.stderr
     assert contents(released.db_file)["version"] == 4

@@ -2,8 +2,9 @@
 
 A path is the embedded SQLite backend (`sqlite/`); a `postgresql://` URL is PostgreSQL
 (`postgresql/`, imported only then). `backend` makes the choice, once, for everything
-the daemon and the commands open; the roles and the values that cross the seam are
-`api`'s; nothing outside the backend packages imports a database driver.
+the daemon and the commands open (and `migrate` runs); the roles and the values that
+cross the seam are `api`'s; nothing outside the backend packages imports a database
+driver.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import partial
 
 from config import Settings
 from config.database import PostgresUrl
-from daemon.warehouse.api import Folders, History, KeptHistory, RetryLog, Warehouse
+from daemon.warehouse.api import Folders, History, KeptHistory, Migration, RetryLog, Warehouse
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Backend:
     reading: Callable[[], AbstractContextManager[History]]
     writing: Callable[[], AbstractContextManager[RetryLog]]
     kept: Callable[[], KeptHistory]
+    # Create or migrate the schema; PostgreSQL also grants a runtime role (the argument).
+    migrate: Callable[[str | None], Migration]
 
 
 def backend(settings: Settings) -> Backend:
@@ -42,7 +45,8 @@ def backend(settings: Settings) -> Backend:
                                                       settings=settings, folders=folders),
             partial(postgresql.reading, url, settings.contract, timeout),
             partial(postgresql.writing, url, settings.contract, timeout),
-            partial(postgresql.KeptReading, url, settings.contract, timeout))
+            partial(postgresql.KeptReading, url, settings.contract, timeout),
+            partial(postgresql.migrating, url, settings.contract, timeout))
     import daemon.warehouse.sqlite as sqlite
 
     db = settings.db
@@ -52,7 +56,8 @@ def backend(settings: Settings) -> Backend:
                                               busy_timeout_seconds=timeout, folders=folders),
         partial(sqlite.reading, db, settings.contract, timeout),
         partial(sqlite.writing, db, settings.contract, timeout),
-        partial(sqlite.KeptReading, db, settings.contract, timeout))
+        partial(sqlite.KeptReading, db, settings.contract, timeout),
+        partial(sqlite.migrating, db, settings.contract, timeout, settings.lock_file))
 
 
 def open_warehouse(settings: Settings, folders: Folders) -> Warehouse:
@@ -82,3 +87,10 @@ def writing(settings: Settings) -> Iterator[RetryLog]:
     """The retry log of the existing warehouse (with its `retries` table)."""
     with backend(settings).writing() as log:
         yield log
+
+
+def migrate(settings: Settings, grant: str | None = None) -> Migration:
+    """Create or migrate the warehouse's schema; on PostgreSQL, and given `grant`, grant
+    that role what the daemons and `retry` need to run as it."""
+    return backend(settings).migrate(grant)
+

@@ -137,6 +137,22 @@ class Retry:
     requested_at: str
 
 
+@dataclass(frozen=True)
+class Migration:
+    """What `filedrop-etl migrate` did: the schema version it found (None: no schema
+    yet), the version now, the role it granted the runtime privileges to, if any, and
+    what is left for someone else to do (`notes`)."""
+
+    found: int | None
+    version: int
+    granted: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def migrated(self) -> bool:
+        return self.found != self.version
+
+
 def recording(candidates: Iterable[Sequence[Any]],
               sidecar: dict[str, object] | None) -> Retry | None:
     """Of `retries` rows, each followed by the sidecar it recorded (JSON text), the first

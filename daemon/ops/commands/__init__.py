@@ -1,10 +1,12 @@
-"""The operator's commands beside `run`: status, history, show, retry and report.
+"""The operator's commands beside `run`: status, history, show, retry, report and migrate.
 
 Each module adds its parser to the one entry point (`daemon.cli`) and runs with the
 settings resolved as the daemon's are, so that it finds the same database and
-directories. `run` here is the commands' error boundary: an error that says what to do
-next (`EtlError`) or a database that cannot be read now is logged, on stderr so that
-stdout holds only the tables or the JSON, and becomes exit code 2.
+directories (`migrate` reads none of the daemon's folders: it may run before any
+daemon did, on tables it has yet to create). `run` here is the commands' error
+boundary: an error that says what to do next (`EtlError`) or a database that cannot be
+read now is logged, on stderr so that stdout holds only the tables or the JSON, and
+becomes exit code 2.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import structlog
 
 from config import EtlError, Settings
 from daemon.errors import DatabaseUnavailable, SchemaMismatch
-from daemon.ops.commands import common, history, report, retry, status
+from daemon.ops.commands import common, history, migrate, report, retry, status
 from daemon.warehouse.api import WarehouseBusy, WarehouseFault
 
 log = structlog.get_logger("daemon.commands")
@@ -28,9 +30,11 @@ _RUNNERS: dict[str, Runner] = {
     "show": history.run_show,
     "retry": retry.run,
     "report": report.run,
+    "migrate": migrate.run,
 }
 NAMES = tuple(_RUNNERS)
-# The folders each command reads: each must exist (see `common.daemon_folders`).
+# The folders each command reads: each must exist (see `common.daemon_folders`). Not
+# `migrate`'s: it needs none, and the daemon's may not be recorded before it has run.
 _NEEDS: dict[str, tuple[str, ...]] = {
     "status": ("inbox", "work", "failed"),
     "history": (),
@@ -43,7 +47,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 def add_parsers(commands: common.Subcommands,
                 shared: argparse.ArgumentParser) -> None:
     """Add every command's parser, in the order `--help` lists them."""
-    for module in (status, history, retry, report):
+    for module in (status, history, retry, report, migrate):
         module.add(commands, shared)
 
 
@@ -52,7 +56,8 @@ def run(name: str, settings: Settings, args: argparse.Namespace, *,
     """Run one command; its exit code, or 2 after logging why it could not run."""
     db = str(settings.db)
     try:
-        settings, disagreements = common.daemon_folders(settings, _NEEDS[name])
+        settings, disagreements = (common.daemon_folders(settings, _NEEDS[name])
+                                   if name in _NEEDS else (settings, []))
         for note in disagreements:
             log.warning("folder_disagrees", folder=note.folder, given=note.given,
                         source=note.source, daemon=note.daemon,
@@ -67,7 +72,10 @@ def run(name: str, settings: Settings, args: argparse.Namespace, *,
         log.error("database_unavailable", db=db, reason=exc.message, hint=exc.hint)
     except WarehouseBusy as exc:
         log.error("database_busy", db=db, reason=exc.message,
-                  hint="another process holds a lock on the database for longer than "
+                  hint="another session holds a lock on a table this command needs (a "
+                  "running load, a migration, a psql session left in a transaction: see "
+                  "pg_locks); try again shortly" if settings.shared else
+                  "another process holds a lock on the database for longer than "
                   "the busy timeout (a backup? an sqlite3 shell?); try again shortly")
     except WarehouseFault as exc:
         log.error("database_unavailable", db=db, reason=exc.message, hint=exc.hint)

@@ -2,11 +2,13 @@
 
 `open_warehouse` connects (a server out of reach is `WarehouseUnavailable`, which the
 daemon waits out), marks the inbox's work root with this warehouse (a daemon of another
-warehouse on the same inbox is refused), migrates, records this start (one daemon per
-node) and takes back the claims a killed run of this node left; `reading` and `writing`
-give the commands and the page (on one kept session, `KeptReading`) the history and the
-retry log, translating every driver error raised in their block into the seam's terms,
-so that nothing outside this package sees psycopg.
+warehouse on the same inbox is refused), migrates when the schema is behind (`schema`:
+on a current one it reads the catalogs and takes no lock), checks that its role may load
+(`roles`), records this start (one daemon per node) and takes back the claims a killed
+run of this node left; `reading` and `writing` give the commands and the page (on one
+kept session, `KeptReading`) the history and the retry log (`writing` never migrates),
+and `migrating` is the `migrate` command's, translating every driver error raised in
+their block into the seam's terms, so that nothing outside this package sees psycopg.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from config import Settings
 from config.contract import Contract
 from config.database import PostgresUrl
 from daemon.lock import WarehouseMark
-from daemon.warehouse.api import Folders
-from daemon.warehouse.postgresql import nodes, schema
+from daemon.warehouse.api import Folders, Migration
+from daemon.warehouse.postgresql import nodes, roles, schema
 from daemon.warehouse.postgresql.claims import PostgresClaims
 from daemon.warehouse.postgresql.connection import Connection, connect, usable
 from daemon.warehouse.postgresql.faults import translated
@@ -31,7 +33,8 @@ from daemon.warehouse.postgresql.history import PostgresHistory
 from daemon.warehouse.postgresql.retry_log import PostgresRetryLog
 from daemon.warehouse.postgresql.warehouse import PostgresWarehouse
 
-__all__ = ["KeptReading", "PostgresWarehouse", "open_warehouse", "reading", "writing"]
+__all__ = ["KeptReading", "PostgresWarehouse", "migrating", "open_warehouse", "reading",
+           "writing"]
 
 
 def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
@@ -49,6 +52,7 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
                                      url.redacted)
                 mark.acquire()
                 schema.migrate(conn, contract)
+                roles.check(conn, contract)
                 nodes.record_start(conn, settings.node, folders, owner=claims.owner,
                                    lease_seconds=settings.lease_seconds)
                 claims.take_back()
@@ -128,10 +132,20 @@ class KeptReading:
 @contextmanager
 def writing(url: PostgresUrl, contract: Contract,
             busy_timeout_seconds: float) -> Iterator[PostgresRetryLog]:
-    """The retry log of the existing warehouse, migrated to this schema."""
+    """The retry log of the existing warehouse, whose schema must be current: `retry`
+    never migrates (DDL would wait on running loads, and hold them up while it waits)."""
     with translated(_TERMINAL_HINT):
         conn = connect(url, busy_timeout_seconds)
         with conn:
-            schema.check(conn, contract)
-            schema.migrate(conn, contract)
+            schema.require_current(conn, contract)
             yield PostgresRetryLog(conn, contract)
+
+
+def migrating(url: PostgresUrl, contract: Contract, busy_timeout_seconds: float,
+              grant: str | None = None) -> Migration:
+    """Create or migrate the schema (the `migrate` command, as the tables' owner), and
+    grant `grant` what a runtime role needs."""
+    with translated(_TERMINAL_HINT), connect(url, busy_timeout_seconds) as conn:
+        found = schema.migrate(conn, contract)
+        notes = roles.grant(conn, contract, grant) if grant is not None else []
+    return Migration(found, schema.SCHEMA_VERSION, grant, tuple(notes))

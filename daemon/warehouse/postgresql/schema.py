@@ -1,17 +1,32 @@
 """The PostgreSQL warehouse's shape: tables, indexes, the schema version, the migration.
 
 The same tables and columns as SQLite's, in native types (`bigint`, `double precision`,
-`date`, `timestamptz`), plus `claims` for daemons sharing the work. `migrate` creates
-what is missing in one transaction, holding a transaction-scoped advisory lock so that
-daemons starting together do not race, records the version in `filedrop_schema`, and
-refuses a database whose tables are not ours (other columns) or whose version is newer.
-It needs no superuser and no extension: only CREATE on the schema it runs in.
+`date`, `timestamptz`), plus `claims` for daemons sharing the work. `migrate` first reads
+what the database holds from its catalogs (`catalog`: no lock on any table, so a start
+waits for no running load), refuses tables that are not ours (columns missing or of
+another type) or a newer version, and accepts extra columns a DBA added that the daemon's
+inserts can leave out, with a warning (`columns`). Only when the version is behind or a
+table is missing does it run DDL: in one transaction, under a transaction-scoped
+advisory lock so that daemons starting together do not race, creating only what is
+missing, with a lock timeout short enough that a lock it must queue for (behind a long
+merge) never holds up the running loads for more than a moment: it gives up
+(`WarehouseBusy`, which the start waits out) instead. Only the tables' owner, with
+CREATE on the schema, may do that; any other role is refused, told to have the owner
+run `filedrop-etl migrate`. `require_current` is the same reading for `retry`, which
+never migrates. No superuser and no extension needed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from psycopg import errors
+
 from config.contract import Contract
-from daemon.errors import SchemaMismatch
+from daemon.errors import DatabaseUnavailable, SchemaMismatch
+from daemon.warehouse import columns
+from daemon.warehouse.api import WarehouseBusy
+from daemon.warehouse.postgresql import catalog
 from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
 from daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, q
 
@@ -22,6 +37,11 @@ DROPS_TABLE = "drops"
 # The first key of every advisory lock this backend takes (the second names what).
 LOCK_SPACE = 0x45544C  # "ETL"
 MIGRATION_LOCK = 0
+# How long the migration's DDL waits for a table lock (`CREATE INDEX` takes SHARE). While
+# it waits, every load that asks for the table queues behind it; a merge of millions of
+# rows can hold the table for minutes. Giving up this soon costs the start a retry with
+# backoff, and the loads at most this moment.
+DDL_LOCK_TIMEOUT_MS = 500
 
 
 def tables(contract: Contract) -> dict[str, tuple[str, ...]]:
@@ -75,31 +95,35 @@ def tables(contract: Contract) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _indexes(contract: Contract) -> list[str]:
+def indexes(contract: Contract) -> dict[str, str]:
+    """Each index's name and the statement that creates it."""
     t = Tables(contract)
-    return [
-        f"CREATE INDEX IF NOT EXISTS {q(contract.fact_table + '_run_date')} "
-        f"ON {t.fact} ({t.date})",
-        f"CREATE INDEX IF NOT EXISTS {q(contract.ledger_table + '_file_name')} "
-        f'ON {t.ledger} ("file_name")',
-        f"CREATE INDEX IF NOT EXISTS {q(contract.ledger_table + '_claim')} "
-        f'ON {t.ledger} ("claim")',
-        f"CREATE INDEX IF NOT EXISTS {q(RETRIES_TABLE + '_file_name')} "
-        f'ON {t.retries} ("file_name")',
-    ]
+    on = {contract.fact_table + "_run_date": f"{t.fact} ({t.date})",
+          contract.ledger_table + "_file_name": f'{t.ledger} ("file_name")',
+          contract.ledger_table + "_claim": f'{t.ledger} ("claim")',
+          RETRIES_TABLE + "_file_name": f'{t.retries} ("file_name")'}
+    return {name: f"CREATE INDEX IF NOT EXISTS {q(name)} ON {target}"
+            for name, target in on.items()}
+
+
+_GRANT_HINT = ("as the role that owns the daemon's tables, run `filedrop-etl migrate "
+               "--grant {role}` (see the README's \"Two roles\"), then try again")
 
 
 def version(conn: Connection) -> int | None:
     """The recorded schema version; None where this daemon never migrated."""
-    found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (q(VERSION_TABLE),)).fetchone()
-    if not found or not found[0]:
+    if VERSION_TABLE not in catalog.existing(conn, [VERSION_TABLE]):
         return None
+    if catalog.lacking(conn, [VERSION_TABLE], ["SELECT"]):
+        raise DatabaseUnavailable(
+            f"role {catalog.role(conn)} may not read {VERSION_TABLE}, the schema's version",
+            hint=_GRANT_HINT.format(role=catalog.role(conn)))
     row = conn.execute(stmt(f"SELECT max(version) FROM {q(VERSION_TABLE)}")).fetchone()
     return None if row is None or row[0] is None else int(str(row[0]))
 
 
 def check(conn: Connection, contract: Contract) -> int:
-    """The schema version; `SchemaMismatch` unless this program can use the database."""
+    """The schema version; `SchemaMismatch` unless this program can read the database."""
     found = version(conn)
     if found is None:
         raise SchemaMismatch(f"the database has no {contract.ledger_table} table",
@@ -111,32 +135,124 @@ def check(conn: Connection, contract: Contract) -> int:
     return found
 
 
-def migrate(conn: Connection, contract: Contract) -> None:
-    """Create what is missing and record the version; refuse what is not ours."""
-    with transaction(conn):
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, MIGRATION_LOCK))
-        found = version(conn)
-        if found is not None and found > SCHEMA_VERSION:
-            raise SchemaMismatch(
-                f"the database has schema version {found}; this daemon knows "
-                f"{SCHEMA_VERSION}", hint="run the newer daemon that wrote it, or point "
-                "--db at another database")
-        conn.execute(stmt(f"CREATE TABLE IF NOT EXISTS {q(VERSION_TABLE)} (version int NOT NULL)"))
-        defined = tables(contract)
-        for table, columns in defined.items():
-            conn.execute(stmt(f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})"))
-        for table, columns in defined.items():
-            expected = [c.split()[0].strip('"') for c in columns if not c.startswith("UNIQUE")]
-            actual = [str(name) for name, in conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (q(table),))]
-            if actual != expected:
-                raise SchemaMismatch(
-                    f"table {table} has columns {actual}, expected {expected}",
-                    hint="this database was not created by this daemon; point --db at "
-                    "another database, or migrate the table by hand")
-        for statement in _indexes(contract):
-            conn.execute(stmt(statement))
-        if found != SCHEMA_VERSION:
-            conn.execute(stmt(f"DELETE FROM {q(VERSION_TABLE)}"))
-            conn.execute(stmt(f"INSERT INTO {q(VERSION_TABLE)} VALUES (%s)"), (SCHEMA_VERSION,))
+@dataclass(frozen=True)
+class Found:
+    """What the database holds of the schema: its version, the tables missing, and the
+    tables with extra columns the daemon accepts."""
+
+    version: int | None
+    missing: tuple[str, ...]
+    extra: tuple[columns.Difference, ...]
+
+    @property
+    def behind(self) -> bool:
+        return self.version != SCHEMA_VERSION or bool(self.missing)
+
+
+def inspect(conn: Connection, contract: Contract) -> Found:
+    """Read the schema from the catalogs; `SchemaMismatch` for a newer version or a
+    table that is not the daemon's (columns missing, changed, or in the way)."""
+    found = version(conn)
+    if found is not None and found > SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"the database has schema version {found}; this daemon knows {SCHEMA_VERSION}",
+            hint="run the newer daemon that wrote it, or point --db at another database")
+    defined = {t: columns.declared(c) for t, c in tables(contract).items()}
+    names = catalog.canonical(conn, (k for d in defined.values() for k in d.values()))
+    held = catalog.columns(conn, list(defined))
+    differences = [columns.compare(t, {c: names[k] for c, k in defined[t].items()}, held[t])
+                   for t in defined if t in held]
+    for difference in differences:
+        if difference.refused:
+            raise columns.refusal(difference)
+    return Found(found, tuple(t for t in defined if t not in held),
+                 tuple(d for d in differences if d.extra))
+
+
+def require_current(conn: Connection, contract: Contract) -> int:
+    """The schema version, if it is this program's; else `SchemaMismatch` saying how to
+    migrate it (for `retry`, which never does: DDL waits on running loads)."""
+    found = inspect(conn, contract)
+    if found.version is None and len(found.missing) == len(tables(contract)):
+        raise SchemaMismatch(f"the database has no {contract.ledger_table} table",
+                             hint="point --db at the daemon's database")
+    if found.behind:
+        raise SchemaMismatch(
+            f"{_behind(found)}; `retry` does not migrate it",
+            hint="start a daemon of this release on it (it migrates at its start), or run "
+            "`filedrop-etl migrate` as the role that owns the tables; then retry again")
+    return SCHEMA_VERSION
+
+
+def _behind(found: Found) -> str:
+    missing = f" (tables missing: {', '.join(found.missing)})" if found.missing else ""
+    at = ("records no schema version" if found.version is None else
+          f"is at schema version {found.version}")
+    return f"the database {at}{missing}; this filedrop-etl needs version {SCHEMA_VERSION}"
+
+
+def migrate(conn: Connection, contract: Contract) -> int | None:
+    """Bring the schema to this version (see the module); the version found before it,
+    None for a database without one. Warns of extra columns."""
+    found = inspect(conn, contract)
+    if found.behind:
+        locked = False
+        try:
+            with transaction(conn):
+                # Waited for as long as the busy timeout: another daemon's migration.
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                             (LOCK_SPACE, MIGRATION_LOCK))
+                found = inspect(conn, contract)  # it may have migrated meanwhile
+                if found.behind:
+                    _may_migrate(conn, contract, found)
+                    conn.execute(stmt(f"SET LOCAL lock_timeout = {DDL_LOCK_TIMEOUT_MS}"))
+                    locked = True
+                    _create(conn, contract, found)
+        except errors.LockNotAvailable as exc:
+            if not locked:
+                raise
+            raise WarehouseBusy(
+                f"the migration to schema version {SCHEMA_VERSION} needs a table lock that "
+                f"another session holds (a running load?); it gave up after "
+                f"{DDL_LOCK_TIMEOUT_MS} ms so as not to hold up the loads",
+                hint="a start tries again with backoff; to migrate at once, run `filedrop-etl "
+                "migrate` while no load runs (the daemons of the old release stopped)") from exc
+    columns.warn_extra(found.extra)
+    return found.version
+
+
+def _may_migrate(conn: Connection, contract: Contract, found: Found) -> None:
+    """`SchemaMismatch` unless the session's role may run the migration's DDL."""
+    why = []
+    others = catalog.not_owned(conn, [*tables(contract), VERSION_TABLE])
+    if others:
+        why.append(f"it does not own {', '.join(others)}")
+    if (found.missing or VERSION_TABLE not in catalog.existing(conn, [VERSION_TABLE])) \
+            and not catalog.may_create(conn):
+        where = catalog.schema(conn)
+        why.append(f"it may not create tables in schema {where}" if where else
+                   f"no schema of its search_path ({catalog.search_path(conn)}) exists, "
+                   "or it lacks USAGE on it")
+    if why:
+        raise SchemaMismatch(
+            f"{_behind(found)}, and role {catalog.role(conn)} may not migrate it: "
+            + "; ".join(why),
+            hint="run `filedrop-etl migrate` once with the --db of the role that owns the "
+            "tables (add `--grant ROLE` to give this role what it needs), then start "
+            "this daemon again")
+
+
+def _create(conn: Connection, contract: Contract, found: Found) -> None:
+    """The DDL: the tables and indexes missing, and the version."""
+    if not catalog.existing(conn, [VERSION_TABLE]):
+        conn.execute(stmt(f"CREATE TABLE {q(VERSION_TABLE)} (version int NOT NULL)"))
+    defined = tables(contract)
+    for table in found.missing:
+        conn.execute(stmt(f"CREATE TABLE {q(table)} ({', '.join(defined[table])})"))
+    wanted = indexes(contract)
+    for name in sorted(set(wanted) - catalog.existing(conn, list(wanted))):
+        conn.execute(stmt(wanted[name]))
+    if found.version != SCHEMA_VERSION:
+        conn.execute(stmt(f"DELETE FROM {q(VERSION_TABLE)}"))
+        conn.execute(stmt(f'INSERT INTO {q(VERSION_TABLE)} ("version") VALUES (%s)'),
+                     (SCHEMA_VERSION,))

@@ -3,8 +3,8 @@
 `open_warehouse` gives the worker its warehouse (connected, migrated, its start
 recorded, staging files left by a killed run removed); `reading` and `writing` give the
 operator's commands and the page (through `KeptReading`) the history and the retry log,
-translating every SQLite error raised in their block into the seam's terms, so that
-nothing outside this package sees `sqlite3`.
+and `migrating` is the `migrate` command's, translating every SQLite error raised in
+their block into the seam's terms, so that nothing outside this package sees `sqlite3`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from pathlib import Path
 import structlog
 
 from config.contract import Contract
+from daemon import lock
 from daemon.errors import DatabaseUnavailable
-from daemon.warehouse.api import Folders, WarehouseBusy, WarehouseFault, WarehouseFull
+from daemon.warehouse.api import (
+    Folders,
+    Migration,
+    WarehouseBusy,
+    WarehouseFault,
+    WarehouseFull,
+)
 from daemon.warehouse.sqlite import connection, nodes, schema, staging
 from daemon.warehouse.sqlite.faults import translated
 from daemon.warehouse.sqlite.history import SqliteHistory, check_schema
@@ -27,7 +34,8 @@ from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 
 log = structlog.get_logger("daemon")
 
-__all__ = ["KeptReading", "SqliteWarehouse", "open_warehouse", "reading", "writing"]
+__all__ = ["KeptReading", "SqliteWarehouse", "migrating", "open_warehouse", "reading",
+           "writing"]
 
 
 def open_warehouse(db: Path, contract: Contract, *, busy_timeout_seconds: float, node: str,
@@ -104,3 +112,29 @@ def writing(db: Path, contract: Contract,
         if check_schema(conn, contract) < schema.RETRIES_VERSION:
             schema.init_schema(conn, contract)
         yield SqliteRetryLog(conn, contract)
+
+
+def migrating(db: Path, contract: Contract, busy_timeout_seconds: float, lock_file: Path,
+              grant: str | None = None) -> Migration:
+    """Create the database at `db`, or migrate it in place (the `migrate` command).
+
+    Refused while a daemon holds `lock_file` on a database that is behind: that daemon
+    is of an older release (this one migrates at its start) and could not load into the
+    migrated tables; stop it first. SQLite has no roles: `grant` must be None.
+    """
+    if grant is not None:
+        raise ValueError("a SQLite database has no roles to grant to")
+    with translated(_WRITE_HINT), closing(connection.connect(db, busy_timeout_seconds)) as conn:
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0]) or None
+        if found != schema.SCHEMA_VERSION and lock.probe(lock_file).held:
+            raise DatabaseUnavailable(
+                f"a daemon is running on {db} (it holds {lock_file}) and the database is "
+                f"at schema version {found}: it is of an older release, and could not load "
+                "into the migrated tables",
+                hint="stop that daemon first; a daemon of this release migrates the "
+                "database at its own start")
+        schema.init_schema(conn, contract)
+    return Migration(found, schema.SCHEMA_VERSION)
+
+
+_WRITE_HINT = "check that the path is writable and is a SQLite database"

@@ -28,9 +28,11 @@ CHUNK_ROWS = 500_000
 
 
 def rebuild_fact(conn: sqlite3.Connection, tables: Tables, create: Callable[[str], str], *,
-                 from_version: int, to_version: int, chunk_rows: int = CHUNK_ROWS) -> int:
-    """Replace the fact table by one that `create(name)` makes, holding the same rows;
-    fill the rows-per-day table from them; the number of rows.
+                 from_version: int, to_version: int, chunk_rows: int = CHUNK_ROWS,
+                 extra: tuple[str, ...] = ()) -> int:
+    """Replace the fact table by one that `create(name)` makes, holding the same rows
+    (and the values of the `extra` columns, which `create` must define too); fill the
+    rows-per-day table from them; the number of rows.
 
     Runs inside the caller's transaction and never commits: the caller says
     `schema_migrated` once its commit has made it so.
@@ -44,7 +46,7 @@ def rebuild_fact(conn: sqlite3.Connection, tables: Tables, create: Callable[[str
              to_version=to_version, rows=total)
     conn.execute(f"DROP TABLE IF EXISTS {new}")
     conn.execute(create(new))
-    columns = tables.columns((*contract.column_names, "loaded_at", "load_id"))
+    columns = tables.columns((*contract.column_names, "loaded_at", "load_id", *extra))
     copied, last = 0, None
     while True:
         after, bound = ("", ()) if last is None else (f"WHERE {key} > ?", (last,))

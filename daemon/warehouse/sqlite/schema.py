@@ -1,20 +1,24 @@
 """The database's shape: every table's columns, its indexes, the version, the migration.
 
 `init_schema` creates what is missing, migrates an older version forward in place, and
-refuses a database it did not write (the prototype's tables, say) or one of a newer
-version, before any file could fail on it. Identifiers come from the contract value it is
-given; what goes into the tables is the ledger's, the merge's and the retries'.
+refuses a database it did not write (the prototype's tables, say: columns missing or of
+another type) or one of a newer version, before any file could fail on it. Columns a DBA
+added that the daemon's inserts can leave out are accepted with a warning, and kept
+through the version-4 rebuild (`columns`). Identifiers come from the contract value it
+is given; what goes into the tables is the ledger's, the merge's and the retries'.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
 import structlog
 
 from config.contract import Contract
 from daemon.errors import SchemaMismatch
+from daemon.warehouse import columns
 from daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
 from daemon.warehouse.sqlite import migrate
 from daemon.warehouse.sqlite.connection import transaction
@@ -138,23 +142,21 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
                 hint="run the newer daemon that wrote it, or point --db at another file",
             )
         rebuild = version < 4 and has_table(conn, contract.fact_table)
-        for table, columns in tables.items():
-            conn.execute(_create(q(table), columns, table in one_btree))
-        for table, columns in tables.items():
-            expected = [c.split()[0].strip('"') for c in columns]
-            actual = [row[1] for row in conn.execute(f"PRAGMA table_info({q(table)})")]
-            if actual != expected:
-                raise SchemaMismatch(
-                    f"table {table} has columns {actual}, expected {expected}",
-                    hint="this database was not created by this daemon; point --db at a new "
-                    "file, or migrate the table by hand",
-                )
+        for table, defined in tables.items():
+            conn.execute(_create(q(table), defined, table in one_btree))
+        differences = [_difference(conn, table, defined) for table, defined in tables.items()]
+        for difference in differences:
+            if difference.refused:
+                raise columns.refusal(difference)
         migrated = None
         if rebuild:
-            fact = tables[contract.fact_table]
+            # A DBA's own columns go into the new table too, as they were declared.
+            [extra] = [d.extra for d in differences if d.table == contract.fact_table]
+            kept = _definitions(conn, contract.fact_table, extra)
+            fact = (*tables[contract.fact_table], *kept.values())
             migrated = migrate.rebuild_fact(
                 conn, names, lambda name: _create(name, fact, True), from_version=version,
-                to_version=SCHEMA_VERSION, chunk_rows=chunk_rows)
+                to_version=SCHEMA_VERSION, chunk_rows=chunk_rows, extra=tuple(kept))
         if not contract.keys_carry_their_date:
             # Replace mode deletes a date's missing keys, and a key range can not find them.
             conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.fact_table + '_run_date')} "
@@ -166,6 +168,7 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(RETRIES_TABLE + '_file_name')} "
                      f"ON {names.retries} (\"file_name\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    columns.warn_extra(differences)
     if migrated is not None:
         grown = migrate.file_bytes(conn)
         compacted = migrate.compact(conn)
@@ -178,6 +181,31 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
                         f"rows per day counted into {contract.fact_table + DAYS_SUFFIX}",
                         *(["file compacted (VACUUM)"] if compacted else [])],
                  duration_ms=round((time.monotonic() - started) * 1000))
+
+
+def _held(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
+    # cid, name, declared type, notnull, default, pk: one row per column, in order.
+    return list(conn.execute(f"PRAGMA table_info({q(table)})"))
+
+
+def _difference(conn: sqlite3.Connection, table: str,
+                defined: tuple[str, ...]) -> columns.Difference:
+    """The table's columns against its definitions, declared types compared as SQLite
+    keeps them, in any case. A NOT NULL column without a default fails every insert that
+    leaves it out."""
+    expected = {n: t.upper() for n, t in columns.declared(defined).items()}
+    held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None)
+            for _, name, kind, notnull, default, _ in _held(conn, table)]
+    return columns.compare(table, expected, held)
+
+
+def _definitions(conn: sqlite3.Connection, table: str,
+                 names: tuple[str, ...]) -> dict[str, str]:
+    """A definition for each of the columns `names` of `table` that makes it again: its
+    declared type, NOT NULL and default."""
+    return {str(name): f"{q(str(name))} {kind}" + (" NOT NULL" if notnull else "")
+            + (f" DEFAULT {default}" if default is not None else "")
+            for _, name, kind, notnull, default, _ in _held(conn, table) if name in names}
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:

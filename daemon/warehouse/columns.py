@@ -1,0 +1,114 @@
+"""The daemon's tables' columns against what the database holds, for both backends.
+
+Owns the one rule for a table that exists already: every column the daemon defines
+must be there with its type (else the table is not ours, or was changed under us:
+`SchemaMismatch`); a column the daemon does not define is a DBA's own (`ALTER TABLE ...
+ADD COLUMN note text`) and is accepted, with a warning, when every insert the daemon
+makes can leave it out: nullable, or with a default. Every statement the daemon writes
+names its columns, so such a column changes nothing it does. An extra column that is
+NOT NULL without a default would fail every insert, and is refused. Each backend reads
+its catalog into `Held` values and gives the types in its own canonical spelling; this
+module reads no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from daemon.errors import SchemaMismatch
+
+log = structlog.get_logger("daemon.schema")
+
+# Words that end a column's type in a definition (`"amount" double precision NOT NULL`).
+_AFTER_TYPE = frozenset({"NOT", "NULL", "PRIMARY", "UNIQUE", "CHECK", "DEFAULT",
+                         "REFERENCES", "GENERATED", "COLLATE", "CONSTRAINT"})
+# Definitions that are a table's constraint, not a column.
+_CONSTRAINTS = ("UNIQUE", "PRIMARY KEY", "CHECK", "FOREIGN KEY", "CONSTRAINT")
+
+
+def declared(definitions: Iterable[str]) -> dict[str, str]:
+    """Each column's name and declared type, in order, from a table's definitions (the
+    first word of each is the quoted name; table constraints are skipped)."""
+    out = {}
+    for definition in definitions:
+        if definition.upper().startswith(_CONSTRAINTS):
+            continue
+        name, _, rest = definition.partition(" ")
+        words = []
+        for word in rest.split():
+            if word.upper() in _AFTER_TYPE:
+                break
+            words.append(word)
+        out[name.strip('"')] = " ".join(words)
+    return out
+
+
+@dataclass(frozen=True)
+class Held:
+    """One column as the database holds it: `required` when an insert that leaves it
+    out would fail (NOT NULL, and no default or generated value)."""
+
+    name: str
+    type: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One table's columns against the daemon's: what is missing or changed (refused),
+    and the extra columns, harmless (`extra`) or not (`blocking`)."""
+
+    table: str
+    missing: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    blocking: tuple[str, ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.missing or self.changed or self.blocking)
+
+
+def compare(table: str, expected: Mapping[str, str], held: Sequence[Held]) -> Difference:
+    """`held` against `expected` (name to type, both in the backend's canonical form)."""
+    found = {c.name: c for c in held}
+    return Difference(
+        table,
+        missing=tuple(n for n in expected if n not in found),
+        changed=tuple(f"{n} is {found[n].type}, expected {t}" for n, t in expected.items()
+                      if n in found and found[n].type != t),
+        extra=tuple(c.name for c in held if c.name not in expected and not c.required),
+        blocking=tuple(c.name for c in held if c.name not in expected and c.required))
+
+
+def refusal(difference: Difference) -> SchemaMismatch:
+    """Why the daemon can not use the table, and what to do."""
+    parts = []
+    if difference.missing:
+        parts.append(f"lacks the columns {list(difference.missing)}")
+    if difference.changed:
+        parts.append("has changed types (" + "; ".join(difference.changed) + ")")
+    if difference.blocking:
+        parts.append(f"has the columns {list(difference.blocking)}, NOT NULL without a "
+                     "default, which every insert of the daemon would fail on")
+    hint = ("give each extra column a default or drop its NOT NULL (ALTER TABLE ... ALTER "
+            "COLUMN ... SET DEFAULT / DROP NOT NULL)" if not (difference.missing
+                                                               or difference.changed) else
+            "if this database was not created by this daemon, point --db at another; if "
+            "someone altered the table, restore its columns and types as the README's "
+            "Tables section gives them")
+    return SchemaMismatch(f"table {difference.table} " + ", and ".join(parts), hint=hint)
+
+
+def warn_extra(differences: Iterable[Difference]) -> None:
+    """One warning per table that holds columns the daemon does not write."""
+    for difference in differences:
+        if difference.extra:
+            log.warning("table_columns_extra", table=difference.table,
+                        columns=list(difference.extra),
+                        hint="columns the daemon does not define (added by hand?): it "
+                        "leaves them out of its inserts, so they stay null or take "
+                        "their default; nothing to do if that is what you meant")

@@ -1,0 +1,68 @@
+"""The two roles on a PostgreSQL warehouse: the owner that migrates, the runtime that loads.
+
+The owner creates and migrates the tables (`schema.migrate`, by a daemon's start or by
+`filedrop-etl migrate`). The runtime role, which the daemons and `retry` may connect as
+once the schema is current, needs no more than this: USAGE on the schema, and SELECT,
+INSERT, UPDATE and DELETE on the daemon's tables (SELECT alone on `filedrop_schema`).
+Identity columns need no grant on their sequences (the server does not check them for
+a column's own default), and each load's staging table is TEMPORARY, which needs the
+TEMP privilege on the database, granted to PUBLIC unless revoked. `grant` gives a role
+exactly that; `check` refuses a start whose role lacks any of it, naming what to run,
+before a file could fail on a missing privilege.
+"""
+
+from __future__ import annotations
+
+from config.contract import Contract
+from daemon.errors import DatabaseUnavailable
+from daemon.warehouse.postgresql import catalog
+from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from daemon.warehouse.postgresql.schema import VERSION_TABLE, tables
+from daemon.warehouse.sql import q
+
+RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def _temp_hint(conn: Connection, role: str) -> str:
+    return (f"as the database's owner or a superuser: GRANT TEMPORARY ON DATABASE "
+            f"{q(catalog.database(conn))} TO {q(role)} (each load stages its rows in a "
+            "temporary table)")
+
+
+def check(conn: Connection, contract: Contract) -> None:
+    """`DatabaseUnavailable` unless the session's role may do all a daemon does."""
+    lacking = catalog.lacking(conn, list(tables(contract)), RUNTIME_PRIVILEGES)
+    lacking += catalog.lacking(conn, [VERSION_TABLE], ["SELECT"])
+    role = catalog.role(conn)
+    if lacking:
+        shown = ", ".join(lacking[:6]) + (f" and {len(lacking) - 6} more"
+                                          if len(lacking) > 6 else "")
+        raise DatabaseUnavailable(
+            f"role {role} lacks privileges the daemon needs: {shown}",
+            hint=f"as the role that owns the tables, run `filedrop-etl migrate --grant "
+            f"{role}` (see the README's \"Two roles\"), then start again")
+    if not catalog.may_use_temp(conn):
+        raise DatabaseUnavailable(f"role {role} may not create temporary tables here",
+                                  hint=_temp_hint(conn, role))
+
+
+def grant(conn: Connection, contract: Contract, role: str) -> list[str]:
+    """Grant `role` what a daemon and `retry` need (see the module), in one transaction;
+    what is left for someone else to grant, in words (the TEMP privilege)."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+        raise DatabaseUnavailable(f"there is no role named {role!r}",
+                                  hint=f"create it first: CREATE ROLE {q(role)} LOGIN")
+    where = catalog.schema(conn)
+    if where is None:
+        raise DatabaseUnavailable("no schema of the search_path exists to grant on",
+                                  hint="give --db the URL the daemons use")
+    who = q(role)
+    with transaction(conn):
+        conn.execute(stmt(f"GRANT USAGE ON SCHEMA {q(where)} TO {who}"))
+        named = ", ".join(q(t) for t in tables(contract))
+        conn.execute(stmt(f"GRANT {', '.join(RUNTIME_PRIVILEGES)} ON TABLE {named} TO {who}"))
+        conn.execute(stmt(f"GRANT SELECT ON TABLE {q(VERSION_TABLE)} TO {who}"))
+    if not catalog.may_use_temp(conn, role):
+        return [f"role {role} may not create temporary tables here: "
+                + _temp_hint(conn, role)]
+    return []
