@@ -43,6 +43,7 @@ from tests.conftest import (
     wait_until,
     write_parquet,
 )
+from tests.http_client import request, url_of
 from tests.tcp_proxy import TcpProxy
 
 # Short enough for the tests, long enough for a busy machine's round trips.
@@ -135,7 +136,9 @@ def test_a_connection_refused_while_running_is_waited_out_and_the_file_kept(
         settings = settings_under(tmp_path, server.url)
         daemons = Daemons(settings, tmp_path)
         try:
-            daemon = daemons.start("--network-timeout-seconds", NETWORK_TIMEOUT)
+            daemon = daemons.start("--network-timeout-seconds", NETWORK_TIMEOUT,
+                                   "--http", "127.0.0.1:0")
+            base = url_of(daemon)
             first = dropped(tmp_path, settings.inbox, "2026-09-01")
             daemon.wait_for("file_processed", file=first)
             server.revoke()
@@ -147,9 +150,15 @@ def test_a_connection_refused_while_running_is_waited_out_and_the_file_kept(
             assert daemon.matching("file_failed") == [] and daemon.proc.poll() is None
             assert all(unavailable(r) for r in daemon.matching("file_retry_scheduled"))
             daemon.wait_for("heartbeat_failed")
+            # /healthz says why, with the server's words, while the refusal lasts.
+            health = request(base + "/healthz")
+            assert health.status == 503 and "permission denied" in health.text, health.text
             server.grant()
             daemon.wait_for("file_processed", file=second)
+            daemon.wait_for("heartbeat_restored")
+            wait_until(lambda: request(base + "/healthz").status == 200, "/healthz ok again")
             assert daemon.matching("file_failed") == []
+            assert not daemon.matching("worker_crashed")
             assert daemon.proc.poll() is None, "the daemon exited"
             assert daemon.stop() == 0
         finally:

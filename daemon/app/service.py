@@ -49,16 +49,17 @@ EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 # process's write lock (a backup, a migration, an sqlite3 shell), a full disk, and, for
 # a server, the server out of reach. Event and hint for each.
 _WAIT_AT_START: dict[type[WarehouseFault], tuple[str, str]] = {
-    WarehouseBusy: ("database_busy", "another process holds a write lock on the database "
-                    "(a backup, a migration, an sqlite3 shell?); the daemon starts once it "
-                    "is released"),
+    WarehouseBusy: ("database_busy", "another process holds a lock on the database the "
+                    "start needs (a backup, a migration, an sqlite3 shell or a psql session "
+                    "left in a transaction?); the daemon starts once it is released"),
     WarehouseFull: ("database_full", "free space on the database's filesystem; the daemon "
                     "starts once there is room"),
     WarehouseUnavailable: ("database_unavailable", "the daemon starts once the server "
                            "answers; check that it runs and that this host may reach it"),
 }
 # While it waits at start-up, the daemon asks systemd for this much more than the next
-# attempt can take (the backoff step plus SQLite's busy timeout) each time it says why.
+# attempt can take (the backoff step, a lock waited for, a silent server given up) each
+# time it says why.
 _EXTEND_MARGIN_SECONDS = 30.0
 # How soon the main thread reports a stop signal its handler (flags only) took.
 _STOPPING_CHECK_SECONDS = 0.1
@@ -198,7 +199,8 @@ def _open_database(settings: Settings, notifier: notify.Notifier,
             log.error(event, db=str(settings.db), reason=exc.message, hint=hint,
                       attempt=attempt, retry_in_seconds=delay)
             notifier.waiting(f"{event}: {exc.message} (attempt {attempt}, next in {delay:g} s)",
-                             delay + settings.busy_timeout_seconds + _EXTEND_MARGIN_SECONDS)
+                             delay + settings.busy_timeout_seconds
+                             + settings.network_timeout_seconds + _EXTEND_MARGIN_SECONDS)
         # The daemon's signals are still blocked here (see `daemon.cli`): take one while
         # waiting, so that a stop is prompt, and no handler is needed yet.
         taken = signal.sigtimedwait(signals.TAKEN, delay)

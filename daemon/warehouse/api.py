@@ -182,6 +182,11 @@ class Warehouse(Protocol):
         """The latest processed load finished by `now`, to seed the metric."""
         ...
 
+    def answers_again(self) -> None:
+        """The warehouse answers again after it did not (the heartbeat says so): the
+        worker's session may have died meanwhile, so its next use checks it first."""
+        ...
+
     def close(self) -> None: ...
 
 

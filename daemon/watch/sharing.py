@@ -96,22 +96,24 @@ class Heartbeat:
             self._failed(exc)
             return True
         if self.failing is not None:
-            log.info("heartbeat_restored")
+            # Said after it is so: a reader of the log then finds /healthz agreeing.
             self.failing = None
+            log.info("heartbeat_restored")
             self.restored()
         return True
 
     def _failed(self, exc: Exception) -> None:
         fault = isinstance(exc, WarehouseFault)
         reason = exc.message if isinstance(exc, WarehouseFault) else f"{type(exc).__name__}: {exc}"
-        if self.failing is None:
+        first, self.failing = self.failing is None, reason
+        if first:
             # Anything but the warehouse's own faults is unexpected (a table changed by
-            # hand, a bug): its traceback is logged once, and the beats go on.
+            # hand, a bug): its traceback is logged once, and the beats go on. Logged
+            # after `failing` is set, so that /healthz already says so.
             log.error("heartbeat_failed", reason=reason, error_type=type(exc).__name__,
                       hint=_FAILED_HINT if fault else _FAILED_HINT + "; this is not a "
                       "fault of the server's reach: report this line",
                       exc_info=not fault)
-        self.failing = reason
 
 
 def adopt_strays(settings: Settings) -> list[Path]:

@@ -212,7 +212,10 @@ class Watcher(WorkerReport):
                 self._take_over()
                 next_rescan = time.monotonic() + self.settings.rescan_seconds
             if self._back.is_set():
+                # The warehouse answers again: the files waiting on it are due now, on a
+                # session checked first (it may have died during the outage).
                 self._back.clear()
+                self.warehouse.answers_again()
                 self._retries = {path: (0.0, tries) for path, (_, tries) in self._retries.items()}
             if self._blocked() is not None:
                 if self.once:

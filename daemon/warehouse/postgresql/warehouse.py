@@ -170,6 +170,9 @@ class PostgresWarehouse:
         with translated():
             return PostgresHistory(self.conn, self.contract).last_success(now)
 
+    def answers_again(self) -> None:
+        self._session.suspect()
+
     def close(self) -> None:
         self._claims.close()
         self._session.close()

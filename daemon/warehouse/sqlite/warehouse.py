@@ -109,6 +109,9 @@ class SqliteWarehouse:
         with translated():
             return SqliteHistory(self.conn, self.contract).last_success(now)
 
+    def answers_again(self) -> None:
+        return None  # a file has no session to lose; `watch` follows the file itself
+
     def close(self) -> None:
         self.conn.close()
 
