@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOAK_MINUTES ?= 60
-# The server and database `make demo-postgres` uses (it makes a schema filedrop_demo there).
+# The server and database `make demo-postgres` uses (it makes a schema filedrop_demo there);
+# `make bench` and `make torture` make and drop schemas of their own there.
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 
@@ -55,8 +56,8 @@ bench: $(STAMP) ## the benchmark suite at the targets' sizes (minutes); writes t
 bench-quick: $(STAMP) ## the same suite at small sizes (about a minute): a smoke test, not judged
 	$(PY) -m tools.bench --postgres '$(POSTGRES_URL)'
 
-torture: $(STAMP) ## kill -9 at each crash point, random kills, a 10,000-file burst (minutes)
-	$(PY) -m tools.torture --full
+torture: $(STAMP) ## kill -9 at each crash point and at random (SQLite, and PostgreSQL at POSTGRES_URL), a 10,000-file burst (minutes)
+	$(PY) -m tools.torture --full --postgres '$(POSTGRES_URL)'
 
 soak: $(STAMP) ## SOAK_MINUTES (60) of steady drops into a real daemon: RSS and fds flat? writes soak.json
 	$(PY) -m tools.soak --minutes $(SOAK_MINUTES) --out soak.json

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from daemon import crashpoints
@@ -86,9 +87,9 @@ def _copy(clean_case: tuple[Path, Result], tmp_path: Path) -> Path:
     return root
 
 
-def _expected(write_mode: str = "merge") -> tuple[list[Drop], Model]:
-    """The drops `clean_case` made, and the model of them."""
-    drops = scenarios.random_drops(SEED, write_mode, 8)
+def _expected(write_mode: str = "merge", count: int = 8) -> tuple[list[Drop], Model]:
+    """The drops `clean_case` made (`count` of them), and the model of them."""
+    drops = scenarios.random_drops(SEED, write_mode, count)
     model = Model(write_mode)
     for drop in drops:
         model.apply(drop)
@@ -146,6 +147,27 @@ def test_the_audit_sees_each_kind_of_divergence(clean_case: tuple[Path, Result],
     assert {k: n for k, n in findings.tally.items() if n} == tallies
 
 
+def test_the_audit_reads_the_postgresql_fact_table_and_ledger(tmp_path: Path,
+                                                             pg_url: str) -> None:
+    """A case on PostgreSQL is audited in the server's tables: a fact row deleted there
+    is lost, a ledger row written twice there is extra."""
+    result = scenarios.random_kills(tmp_path, drops_count=6, seed=SEED, kill_chance=0.0,
+                                    db_url=pg_url)
+    _passed(result)
+    assert result.backend == "postgresql"
+    drops, model = _expected(count=6)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('DELETE FROM "fact_transactions" WHERE "txn_id" = '
+                     '(SELECT MAX("txn_id") FROM "fact_transactions")')
+        columns = ('"file_name", "sha256", "bytes", "status", "write_mode", "run_date", '
+                   '"rows", "started_at", "finished_at"')
+        conn.execute(f'INSERT INTO "load_history" ({columns}) SELECT {columns} '
+                     'FROM "load_history" ORDER BY "id" LIMIT 1'.encode())
+    findings = audit(tmp_path, pg_url, drops, model)
+    assert {k: n for k, n in findings.tally.items() if n} == {"rows lost": 1,
+                                                              "ledger rows extra": 1}
+
+
 def test_the_report_totals_what_the_cases_did() -> None:
     from tools.torture.__main__ import render
 
@@ -157,9 +179,14 @@ def test_the_report_totals_what_the_cases_did() -> None:
                    crash("replace", ["fact: 1 keys appear more than once"],
                          {"rows repeated": 1, "files lost": 2}),
                    Result("random-kills", "merge", 30, 7, 7, 9.0, [],
-                          {"resumed": 3, "already_loaded": 1})])
-    [row] = [line.split() for line in text.splitlines() if line.strip().startswith("during_")]
-    assert row == ["during_merge", "2", "1", "1", "2", "2", "2", "1", "1"]
-    assert "DIVERGENCE crash:during_merge (replace): fact: 1 keys appear more than once" in text
-    assert ("Total: 2 crash-point kills, 7 random kills, 40 drops: 2 lost, 1 duplicated "
+                          {"resumed": 3, "already_loaded": 1}),
+                   Result("crash:during_merge", "merge", 5, 1, 1, 1.0, [],
+                          {"point": "during_merge", "resumed": 1, "already_loaded": 0}, {},
+                          "postgresql")])
+    rows = [line.split() for line in text.splitlines() if "during_" in line]
+    assert rows[:2] == [["sqlite", "during_merge", "2", "1", "1", "2", "2", "2", "1", "1"],
+                        ["postgresql", "during_merge", "1", "1", "0", "1", "1", "0", "0", "0"]]
+    assert ("DIVERGENCE crash:during_merge (replace, sqlite): fact: 1 keys appear more than "
+            "once") in text
+    assert ("Total: 3 crash-point kills, 7 random kills, 45 drops: 2 lost, 1 duplicated "
             "(files or rows), 1 divergences of any kind.") in text

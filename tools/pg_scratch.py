@@ -4,14 +4,17 @@ For `.ci/run` (and anyone running the PostgreSQL tests by hand): `create` waits 
 seconds for the server to answer, then creates database NAME, saying so; `drop` removes
 it, closing any session still on it. Exit 2 with the reason when the server is out of
 reach. The tests then take `postgresql://.../NAME` from `FILEDROP_TEST_POSTGRES`.
+`create_schema` and `drop_schema` do the same for a schema, for a tool that runs each
+case in a schema of its own (`python -m tools.torture --postgres URL`).
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -35,6 +38,22 @@ def url_of(admin: str, name: str) -> str:
     """The admin URL with its database replaced by `name`."""
     parts = urlsplit(admin)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+def create_schema(server: str, prefix: str) -> tuple[str, str]:
+    """A new schema named `prefix` and a random suffix in the server's database: its name,
+    and a URL whose tables land in it (its `search_path`)."""
+    name = prefix + secrets.token_hex(6)
+    with _connect(server) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    joiner = "&" if "?" in server else "?"
+    return name, f"{server}{joiner}options={quote(f'-csearch_path={name}')}"
+
+
+def drop_schema(server: str, name: str) -> None:
+    """Drop schema `name` and everything in it."""
+    with _connect(server) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ class Result:
     details: dict[str, object] = field(default_factory=dict)
     # The audit's counts by kind (`torture.audit.TALLIES`): all 0 when the promise held.
     tally: dict[str, int] = field(default_factory=dict)
+    backend: str = "sqlite"  # or "postgresql": the warehouse the daemon wrote to
 
 
 def _archived(service: Service) -> int:
@@ -63,7 +64,8 @@ def _finish(service: Service, name: str, drops: list[Drop], model: Model,
                   round(time.monotonic() - started, 2), findings.divergences,
                   {"resumed": service.count("file_resumed"),
                    "already_loaded": service.count("file_already_loaded"), **details},
-                  {kind: findings.tally[kind] for kind in TALLIES})
+                  {kind: findings.tally[kind] for kind in TALLIES},
+                  "postgresql" if service.db_url else "sqlite")
 
 
 def crash_at_point(root: Path, point: str, repeat: int, seed: int,
@@ -123,7 +125,8 @@ def random_drops(seed: int, write_mode: str, count: int) -> list[Drop]:
 
 
 def random_kills(root: Path, drops_count: int, seed: int, write_mode: str = "merge",
-                 kill_chance: float = 0.35, max_delay: float = 0.25) -> Result:
+                 kill_chance: float = 0.35, max_delay: float = 0.25,
+                 db_url: str | None = None) -> Result:
     """A seeded stream of drops while the daemon is SIGKILLed at random moments: after
     a random delay following a drop, now and then again just after a restart, and now
     and then while it is still starting."""
@@ -132,7 +135,7 @@ def random_kills(root: Path, drops_count: int, seed: int, write_mode: str = "mer
     # Kills that land on one file several starts in a row are this harness's doing, not
     # the file's: the daemon would set such a file aside after `max_resumes` (3), which
     # is what it must do for a file that really ends it (tested on its own).
-    with Service(root, write_mode, "--max-resumes", "1000") as service:
+    with Service(root, write_mode, "--max-resumes", "1000", db_url=db_url) as service:
         return _random_kills(service, drops, rng, kill_chance, max_delay)
 
 
