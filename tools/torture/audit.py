@@ -36,7 +36,8 @@ def _sha256(path: Path) -> str:
 
 # The tallies the report adds up: what "0 lost, 0 duplicated" is the sum of.
 TALLIES = ("files lost", "files duplicated", "rows lost", "rows extra", "rows repeated",
-           "rows wrong", "days miscounted", "ledger rows missing", "ledger rows extra")
+           "rows wrong", "days miscounted", "ledger rows missing", "ledger rows extra",
+           "claims left")
 
 
 @dataclass
@@ -136,6 +137,7 @@ def audit(root: Path, db: Path | str, drops: Sequence[Drop], model: Model) -> Fi
             read = _reader(server)
             found += _fact(read, model, tally)
             found += _ledger(read, archived, tally)
+            found += _claims(read, tally)
         return findings
     staging = sorted(p.name for p in db.parent.glob(db.name + ".staging-*"))
     if staging:
@@ -148,6 +150,14 @@ def audit(root: Path, db: Path | str, drops: Sequence[Drop], model: Model) -> Fi
         found += _days(conn, tally)
         found += _ledger(_reader(conn), archived, tally)
     return findings
+
+
+def _claims(read: Read, tally: Counter[str]) -> list[str]:
+    """PostgreSQL: once drained and stopped, no claim stands (each file is archived)."""
+    left = sorted(str(name) for name, in read('SELECT "name" FROM "claims"', ()))
+    tally["claims left"] += len(left)
+    return [f"claims: {len(left)} rows left for files no daemon holds "
+            f"(e.g. {left[:_SHOWN]})"] if left else []
 
 
 def _days(conn: sqlite3.Connection, tally: Counter[str]) -> list[str]:

@@ -83,12 +83,19 @@ class PostgresClaims:
 
     def take_back(self) -> None:
         """At start, holding this node's work directory: the claims a killed run of this
-        node left are this process's now (nobody else may take them meanwhile)."""
-        with translated():
-            self.conn.execute(stmt(
+        node left are this process's now (nobody else may take them meanwhile), and those
+        of files no longer in it (archived by a run killed before it forgot the claim)
+        are forgotten: renewed by every beat, they would stand for ever."""
+        held = ({stored(p.name) for p in files.in_claim_order(self.work)}
+                if self.work.is_dir() else set())
+        with translated(), self.conn.transaction():
+            rows = self.conn.execute(stmt(
                 f'UPDATE {CLAIMS} SET "owner" = %s, "fence" = "fence" + 1, '
-                '"lease_until" = now() + %s::interval WHERE "node" = %s'),
-                (self.owner, self._lease(), self.node))
+                '"lease_until" = now() + %s::interval WHERE "node" = %s '
+                'RETURNING "id", "name"'), (self.owner, self._lease(), self.node)).fetchall()
+            gone = [claim for claim, name in rows if str(name) not in held]
+            if gone:
+                self.conn.execute(stmt(f'DELETE FROM {CLAIMS} WHERE "id" = ANY(%s)'), (gone,))
 
     def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
         with translated():
