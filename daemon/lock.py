@@ -13,7 +13,6 @@ the holder's pid is read from the kernel's lock table.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -76,7 +75,7 @@ class InstanceLock:
         """Take the lock or raise `AlreadyRunning` naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        if not _lock_exclusive(fd):
+        if not lock_at_once(fd):
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise AlreadyRunning(
@@ -95,9 +94,9 @@ class InstanceLock:
             self._fd = None
 
 
-def _lock_exclusive(fd: int, *, shared: bool = False) -> bool:
+def lock_at_once(fd: int, *, shared: bool = False) -> bool:
     """Take the exclusive (or `shared`) lock without blocking; a `probe` in progress, or
-    another daemon's look at a warehouse mark (`WarehouseMark`), is waited out."""
+    another daemon's look at a warehouse mark (`warehouse.postgresql.mark`), is waited out."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     for pause in (*_ACQUIRE_GRACE_SECONDS, None):
         try:
@@ -138,8 +137,8 @@ class DirectoryClaim:
         self.release()
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            if not _lock_exclusive(fd, shared=self.shared):
-                pid, kind = _flock_holder(os.fstat(fd))
+            if not lock_at_once(fd, shared=self.shared):
+                pid, kind = flock_holder(os.fstat(fd))
                 raise AlreadyRunning(
                     f"another daemon (pid {pid or 'unknown'}) is already using {self.what} "
                     f"{self.directory}{_HOLDER_KINDS.get((self.shared, kind), '')}",
@@ -219,7 +218,7 @@ class DirectoryClaims:
             claim.release()
 
 
-def _flock_holder(status: os.stat_result) -> tuple[int | None, str | None]:
+def flock_holder(status: os.stat_result) -> tuple[int | None, str | None]:
     """The pid holding a flock on the file `status` describes, and how (`READ`: shared,
     `WRITE`: exclusive), from /proc/locks (Linux), whose lines read
     `1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`."""
@@ -237,69 +236,3 @@ def _flock_holder(status: os.stat_result) -> tuple[int | None, str | None]:
             return int(fields[4]), fields[3]
     return None, None
 
-
-class WarehouseMark:
-    """Which warehouse the daemons sharing one inbox load into. Each holds, shared, a
-    mark named after its warehouse in the inbox's work root (`.warehouse-<digest>.lock`,
-    hidden, so no daemon takes it for a file); a daemon that finds another warehouse's
-    mark held is refused, as two daemons with different databases on one inbox would
-    split its files between them.
-
-    To tell a held mark from a stale one, a daemon tries it exclusively for an instant: a
-    daemon of that warehouse starting in that instant waits it out (`_lock_exclusive`).
-    """
-
-    PREFIX = ".warehouse-"
-
-    def __init__(self, root: Path, identity: str, shown: str) -> None:
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-        self.root, self.shown = root, shown
-        self.path = root / f"{self.PREFIX}{digest}{_LOCK}"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Hold this warehouse's mark; `AlreadyRunning` if another's is held."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-        try:
-            if not _lock_exclusive(fd, shared=True):
-                raise AlreadyRunning(f"the warehouse mark {self.path} is held exclusively",
-                                     hint="try again: another daemon was looking at it")
-            if os.fstat(fd).st_size == 0:
-                os.pwrite(fd, f"{self.shown}\n".encode(), 0)
-            self._refuse_others()
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def _refuse_others(self) -> None:
-        for other in sorted(self.root.glob(f"{self.PREFIX}*{_LOCK}")):
-            if other == self.path:
-                continue
-            try:
-                fd = os.open(other, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    pid, _ = _flock_holder(os.fstat(fd))
-                    used = os.pread(fd, 512, 0).decode(errors="replace").strip()
-                    raise AlreadyRunning(
-                        f"another daemon (pid {pid or 'unknown'}) loads files from this inbox "
-                        f"into another warehouse ({used or 'unknown'}); this daemon's is "
-                        f"{self.shown}", hint="daemons sharing an inbox must share one "
-                        "warehouse: give this daemon the same --db, or its own --inbox") from None
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-_LOCK = ".lock"

@@ -23,13 +23,13 @@ import psycopg
 from config import Settings
 from config.contract import Contract
 from config.database import PostgresUrl
-from daemon.lock import WarehouseMark
 from daemon.warehouse.api import Folders, Migration
 from daemon.warehouse.postgresql import nodes, roles, schema
 from daemon.warehouse.postgresql.claims import PostgresClaims
 from daemon.warehouse.postgresql.connection import Connection, connect, usable
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.history import PostgresHistory
+from daemon.warehouse.postgresql.mark import WarehouseMark
 from daemon.warehouse.postgresql.retry_log import PostgresRetryLog
 from daemon.warehouse.postgresql.warehouse import PostgresWarehouse
 

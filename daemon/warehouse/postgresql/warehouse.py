@@ -17,7 +17,6 @@ import pyarrow as pa
 from config.contract import Contract
 from config.database import PostgresUrl
 from daemon import clock, crashpoints
-from daemon.lock import WarehouseMark
 from daemon.warehouse.api import (
     ClaimLost,
     Claims,
@@ -33,6 +32,7 @@ from daemon.warehouse.postgresql.claims import PostgresClaims
 from daemon.warehouse.postgresql.connection import Connection, Session, stmt, usable
 from daemon.warehouse.postgresql.faults import translated
 from daemon.warehouse.postgresql.history import PostgresHistory
+from daemon.warehouse.postgresql.mark import WarehouseMark
 from daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
 from daemon.warehouse.sql import Tables, q
 
