@@ -25,22 +25,9 @@ from daemon.ops import charts, page
 from daemon.warehouse.sqlite import connection as sqlite_connection
 from tests.conftest import wait_until
 from tools.bench import ledger
+from tools.bench.page import Quiet
 
 VIEWERS = 8
-
-
-class _Quiet:
-    """The daemon as the page sees it: ready, well, nothing queued."""
-
-    def __init__(self) -> None:
-        self.swept = threading.Event()
-        self.swept.set()
-
-    def health(self) -> list[str]:
-        return []
-
-    def queue_depth(self) -> int:
-        return 0
 
 
 def _marks(document: str) -> int:
@@ -55,7 +42,7 @@ def _per_hour(document: str) -> str:
 
 def _page(settings: Settings) -> str:
     """The page as a first viewer gets it from a daemon just started."""
-    status = page.source(settings, _Quiet(), "t")
+    status = page.source(settings, Quiet(), "t")
     try:
         return status()
     finally:
@@ -109,7 +96,7 @@ def test_viewers_at_once_share_one_page_and_one_session(
         any_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     ledger.fill(any_settings, 200, hours=23.5)
     opened = _count_sessions(any_settings, monkeypatch)
-    status = page.source(any_settings, _Quiet(), "t")
+    status = page.source(any_settings, Quiet(), "t")
     together = threading.Barrier(VIEWERS)
     pages: list[str] = []
 
@@ -135,7 +122,7 @@ def test_the_page_keeps_its_postgresql_session_and_replaces_a_lost_one(
     settings = settings_under(tmp_path, pg_url)
     ledger.fill(settings, 200, hours=23.5)
     opened = _count_sessions(settings, monkeypatch)
-    status = page.StatusPage(settings, _Quiet(), "t", fresh_seconds=0)
+    status = page.StatusPage(settings, Quiet(), "t", fresh_seconds=0)
     try:
         status()
         # Pages made again and again (each snapshot stale), all on that one session.

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class _Quiet:
+class Quiet:
     """The daemon as the page and the probes see it: ready, well, nothing queued."""
 
     def __init__(self) -> None:
@@ -127,7 +127,7 @@ def _peak_sessions(admin: str | None, database: str | None) -> Iterator[list[int
 
 def in_process(settings: Settings, viewers: int, admin: str | None,
                database: str | None) -> dict[str, Any]:
-    quiet = _Quiet()
+    quiet = Quiet()
     with _sessions_counted(settings) as opened:
         status = page.source(settings, quiet, "bench")
         server = StatusServer(("127.0.0.1", 0), quiet, Metrics(settings, quiet), page=status)
