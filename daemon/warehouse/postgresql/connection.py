@@ -176,14 +176,19 @@ class Session:
         self._suspect = True
 
     def _stale(self, conn: Connection) -> bool:
-        # Never between the statements of a transaction (or during one): swapping the
-        # session there would run the rest of it outside.
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            return False
+        # Under the connection's own lock, which each statement holds throughout: the
+        # answer to another thread's statement (the heartbeat's) is not the server
+        # speaking unasked. Never between the statements of a transaction (or during
+        # one): swapping the session there would run the rest of it outside.
+        with conn.lock:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                return False
+            if _spoke_unasked(conn):
+                return True
         if self._suspect:
             self._suspect = False
-            return _spoke_unasked(conn) or not _answers(conn)
-        return _spoke_unasked(conn)
+            return not _answers(conn)
+        return False
 
     def _connect(self) -> Connection:
         try:
