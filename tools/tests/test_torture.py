@@ -61,26 +61,26 @@ def _schemas(server: str) -> set[str]:
 
 def test_a_tiny_postgresql_plan_runs_each_case_in_a_schema_of_its_own(
         tmp_path: Path) -> None:
-    """Two crash points (one per write mode) and a few random kills per write mode, on
-    PostgreSQL only. Each case audits its own schema: had two cases shared tables, the
-    audit of the second would find the first's rows and ledger entries extra."""
+    """A crash point and a few random kills per write mode, on PostgreSQL only (CI runs
+    every crash point on both backends in tests/test_survival.py). Each case audits its
+    own schema: had two cases shared tables, the audit of the second would find the
+    first's rows and ledger entries extra."""
     server = _server()
     plan = Plan("tiny", crash_repeats=0, random_drops=0, burst_files=0, pg_crash_repeats=1,
-                pg_random_drops=4, points=("during_merge", "after_commit"))
+                pg_random_drops=2, points=("after_commit",))
     results, errors, kept = run(plan, SEED, tmp_path, server)
     assert errors == [] and kept == []
     for result in results:
         assert result.divergences == [], "\n".join(result.divergences)
         assert not any(result.tally.values())
     assert [(r.scenario, r.write_mode, r.backend) for r in results] == [
-        ("crash:during_merge", "merge", "postgresql"),
-        ("crash:after_commit", "replace", "postgresql"),
+        ("crash:after_commit", "merge", "postgresql"),
         ("random-kills", "merge", "postgresql"), ("random-kills", "replace", "postgresql")]
-    assert sum(r.kills for r in results) >= 3
+    assert sum(r.kills for r in results) >= 1
     schemas = [str(r.details["schema"]) for r in results]
-    assert len(set(schemas)) == 4 and all(s.startswith(SCHEMA_PREFIX) for s in schemas)
+    assert len(set(schemas)) == 3 and all(s.startswith(SCHEMA_PREFIX) for s in schemas)
     assert not set(schemas) & _schemas(server), "a case's schema was left on the server"
     report = render(results).splitlines()
-    assert any(line.split()[:2] == ["postgresql", "during_merge"] for line in report)
-    assert sum(line.split()[:1] == ["postgresql"] for line in report) == 4
+    assert any(line.split()[:2] == ["postgresql", "after_commit"] for line in report)
+    assert sum(line.split()[:1] == ["postgresql"] for line in report) == 3
     assert "0 lost, 0 duplicated (files or rows), 0 divergences" in report[-1]
