@@ -62,6 +62,8 @@ class Pipeline:
         self.progress = progress
         self._unfinished: dict[Path, Callable[[], Outcome]] = {}
         self.holds = Holds(settings, warehouse.claims)
+        # Where the other daemons sharing the inbox put the files they claim; None if none.
+        self.whereabouts = Whereabouts.of(settings)
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
 
@@ -79,9 +81,8 @@ class Pipeline:
             dropped = st.st_ctime_ns
             claimed = files.move_unique(path, self.settings.work)
         except FileNotFoundError:
-            whereabouts = Whereabouts.of(self.settings)
-            elsewhere = (None if whereabouts is None
-                         else whereabouts.claimed_elsewhere(path.name, seen))
+            elsewhere = (None if self.whereabouts is None
+                         else self.whereabouts.claimed_elsewhere(path.name, seen))
             if elsewhere is not None:
                 log.info("file_claimed_elsewhere", file=shown, by=elsewhere.by)
                 return Outcome("claimed_elsewhere", path)

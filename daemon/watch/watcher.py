@@ -29,7 +29,6 @@ from daemon.watch.observer import Hints, InboxObserver
 from daemon.watch.report import WorkerReport
 from daemon.watch.resumes import Resumes
 from daemon.watch.sharing import Heartbeat, adopt_strays, take_over
-from daemon.whereabouts import Whereabouts
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -63,7 +62,7 @@ class Watcher(WorkerReport):
         self.warehouse = warehouse
         self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
         self.inbox = Inbox(settings.inbox, settings.settle_seconds,
-                           whereabouts=Whereabouts.of(settings))
+                           whereabouts=self.pipeline.whereabouts)
         self.hints = Hints()
         self.stop_requested = threading.Event()
         # Set once left-over claims are resumed and the inbox swept: from then on, a new
