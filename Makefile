@@ -63,7 +63,7 @@ soak: $(STAMP) ## SOAK_MINUTES (60) of steady drops into a real daemon: RSS and 
 	$(PY) -m tools.soak --minutes $(SOAK_MINUTES) --out soak.json
 
 run: $(STAMP) ## run the daemon in the foreground with config/etl.toml
-	$(PY) -m daemon
+	$(PY) -m filedrop_etl
 
 clean: ## remove runtime data (databases, archives, demo output); keeps .venv
 	rm -rf .demo .demo-postgres processed failed .inbox.work etl.db etl.db-wal etl.db-shm etl.db.lock

@@ -20,9 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from config.contract import TRANSACTIONS, Contract
-from config.database import NETWORK_TIMEOUT_SECONDS, PostgresUrl, is_postgres_url, redact
-from config.errors import ConfigError
+from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.config.database import (
+    NETWORK_TIMEOUT_SECONDS,
+    PostgresUrl,
+    is_postgres_url,
+    redact,
+)
+from filedrop_etl.config.errors import ConfigError
 
 WriteMode = Literal["merge", "replace"]
 WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")

@@ -1,5 +1,11 @@
-"""`python -m daemon`: see `daemon.console` and `daemon.cli`."""
+"""`python -m filedrop_etl.daemon`; run from a clone as `python -m daemon`, the old form, it
+says where to go first (`daemon` is `python-daemon`'s name once installed)."""
 
-from daemon.app.console import main
+import sys
 
-raise SystemExit(main(prog="python -m daemon"))
+from filedrop_etl.daemon.app.console import main
+
+if __package__ == "daemon":
+    print("note: `python -m daemon` is now `python -m filedrop_etl` (or the `filedrop-etl` "
+          "script); the old form works only from a clone", file=sys.stderr)
+raise SystemExit(main(prog="python -m filedrop_etl"))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from config import ConfigError
+from filedrop_etl.config import ConfigError
 
 log = structlog.get_logger("daemon.crashpoints")
 

@@ -14,7 +14,7 @@ import errno
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from config import EtlError
+from filedrop_etl.config import EtlError
 
 
 class BadInput(EtlError):

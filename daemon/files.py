@@ -22,9 +22,9 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-from config import ConfigError, contract
-from config.contract import TRANSACTIONS, Contract
-from daemon.errors import BadInput, FileNameError
+from filedrop_etl.config import ConfigError, contract
+from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.daemon.errors import BadInput, FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
 IGNORED_PREFIXES: tuple[str, ...] = (".",)

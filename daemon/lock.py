@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from daemon.errors import AlreadyRunning
+from filedrop_etl.daemon.errors import AlreadyRunning
 
 log = structlog.get_logger("daemon.lock")
 

@@ -24,8 +24,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import Settings
-from daemon import files
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
 
 # How many of a name's `~N` forms (see `files.candidate_names`) are looked at in one
 # directory: the name a move gave the file is the first one free, and a day dropped

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from config import EtlError, contract, load_settings
-from generator.progress import Progress, Silent
-from generator.publish import publish_parquet
-from generator.transactions import generate
+from filedrop_etl.config import EtlError, contract, load_settings
+from filedrop_etl.generator.progress import Progress, Silent
+from filedrop_etl.generator.publish import publish_parquet
+from filedrop_etl.generator.transactions import generate
 
 
 def _iso_date(text: str) -> date:
@@ -51,7 +51,7 @@ def _non_negative(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m generator",
+        prog="filedrop-etl-generate",
         description="Write deterministic transactions_YYYY-MM-DD.parquet files, atomically.",
     )
     days = parser.add_mutually_exclusive_group(required=True)

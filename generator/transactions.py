@@ -17,7 +17,7 @@ from datetime import date
 import numpy as np
 import pyarrow as pa
 
-from config import contract
+from filedrop_etl.config import contract
 
 # Part of the determinism contract: changing it changes every generated file.
 BATCH_ROWS = 250_000

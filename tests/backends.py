@@ -24,8 +24,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from config import Settings, contract
-from config.database import PostgresUrl
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.database import PostgresUrl
 
 POSTGRES_ENV = "FILEDROP_TEST_POSTGRES"
 REQUIRE_ENV = "FILEDROP_REQUIRE_POSTGRES"

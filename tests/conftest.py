@@ -26,14 +26,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import Settings, contract, load_settings
-from config.contract import TRANSACTIONS
-from daemon import warehouse
-from daemon.load.pipeline import Pipeline
-from daemon.warehouse.api import FOLDER_NAMES, Folders
-from daemon.warehouse.sqlite import dbfile, schema
-from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
-from generator.transactions import generate_table
+from filedrop_etl.config import Settings, contract, load_settings
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.warehouse.api import FOLDER_NAMES, Folders
+from filedrop_etl.daemon.warehouse.sqlite import dbfile, schema
+from filedrop_etl.daemon.warehouse.sqlite.warehouse import SqliteWarehouse
+from filedrop_etl.generator.transactions import generate_table
 from tests import backends
 from tests import sqlite_store as store
 from tests.tcp_proxy import TcpProxy
@@ -249,7 +249,7 @@ def ledger(db_path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class DaemonProcess:
-    """A real `python -m daemon` subprocess whose JSON log goes to a file."""
+    """A real `python -m filedrop_etl` subprocess whose JSON log goes to a file."""
 
     proc: subprocess.Popen[bytes]
     log_path: Path
@@ -299,7 +299,7 @@ class Daemons:
     def start(self, *extra: str, wait_started: bool = True, env: dict[str, str] | None = None,
               log_name: str | None = None, wrapper: Sequence[str] = ()) -> DaemonProcess:
         settings = self.settings
-        argv = [*wrapper, sys.executable, "-m", "daemon", "--inbox", str(settings.inbox),
+        argv = [*wrapper, sys.executable, "-m", "filedrop_etl", "--inbox", str(settings.inbox),
                 "--processed", str(settings.processed), "--failed", str(settings.failed),
                 "--db", backends.db_arg(settings),
                 "--settle-seconds", str(settings.settle_seconds),

@@ -11,12 +11,12 @@ import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from config.contract import TRANSACTIONS
-from daemon.warehouse import api
-from daemon.warehouse.sql import RETRIES_TABLE, Tables, q
-from daemon.warehouse.sqlite import merge as _merge
-from daemon.warehouse.sqlite.connection import attached_staging as _attached
-from daemon.warehouse.sqlite.connection import (
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.warehouse import api
+from filedrop_etl.daemon.warehouse.sql import RETRIES_TABLE, Tables, q
+from filedrop_etl.daemon.warehouse.sqlite import merge as _merge
+from filedrop_etl.daemon.warehouse.sqlite.connection import attached_staging as _attached
+from filedrop_etl.daemon.warehouse.sqlite.connection import (
     connect,
     connect_readonly,
     staged_table,

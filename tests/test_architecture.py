@@ -4,7 +4,8 @@ Read from the source with `ast` (nothing is imported): `generator` and `daemon` 
 import each other; only a backend's own package imports its database driver; the
 per-file load never imports operations, detection or the process; the warehouse
 imports none of the packages that use it; nothing imports the process (`daemon.app`)
-but the entry points; the proving tools are never imported by the product.
+but the entry points; the proving tools are never imported by the product; and the
+product imports itself only under the one name it installs as, `filedrop_etl`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ FORBIDDEN = [
     ("daemon.warehouse.postgresql", ("daemon.warehouse.sqlite",)),
 ]
 ENTRY_POINTS = {"daemon.__main__", "daemon.app"}
+OURS = "filedrop_etl."
 
 
 def modules() -> Iterator[tuple[str, Path]]:
+    """Every module of the product, named without the `filedrop_etl.` it installs under:
+    the top-level folders are read in place (`filedrop_etl/` links to them)."""
     for top in ("daemon", "generator", "config"):
         for path in sorted((ROOT / top).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
@@ -42,6 +46,9 @@ def modules() -> Iterator[tuple[str, Path]]:
 
 
 def imports(path: Path) -> set[str]:
+    """What `path` imports; the product's own modules named as `modules()` names them, and
+    a bare `daemon`, `config` or `generator` (not the product's: another package's, once
+    installed) as `?daemon`."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -49,7 +56,13 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return found
+    return {_ours(name) for name in found}
+
+
+def _ours(name: str) -> str:
+    if name.startswith(OURS):
+        return name.removeprefix(OURS)
+    return "?" + name if name.split(".")[0] in {"daemon", "config", "generator"} else name
 
 
 def within(name: str, package: str) -> bool:
@@ -73,6 +86,8 @@ def test_imports_follow_the_arrows(module: str, path: Path) -> None:
             if within(module, importer):
                 wrong += [f"{name}: {importer} never imports {b}" for b in banned
                           if within(name, b)]
+        if name.startswith("?"):
+            wrong.append(f"{name[1:]}: the product imports itself as {OURS}{name[1:]}")
         if within(name, "daemon.app") and not any(within(module, e) for e in ENTRY_POINTS):
             wrong.append(f"{name}: nothing imports the process but its entry points")
     assert not wrong, f"{module} breaks the import rules: {wrong}"
@@ -80,6 +95,7 @@ def test_imports_follow_the_arrows(module: str, path: Path) -> None:
 
 def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> None:
     stray = tmp_path / "stray.py"
-    stray.write_text("import sqlite3\nfrom daemon.ops import server\n")
-    assert {"sqlite3", "daemon.ops", "daemon.ops.server"} <= imports(stray)
+    stray.write_text("import sqlite3\nfrom filedrop_etl.daemon.ops import server\n"
+                     "import config.settings\n")
+    assert {"sqlite3", "daemon.ops", "daemon.ops.server", "?config.settings"} <= imports(stray)
     assert not within("daemon.load.pipeline", DRIVERS["sqlite3"])

@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from config import contract
-from config.contract import Check
-from daemon.errors import CheckFailure, ChecksFailed
-from daemon.load.checks import SAMPLE_KEYS, FileChecks
+from filedrop_etl.config import contract
+from filedrop_etl.config.contract import Check
+from filedrop_etl.daemon.errors import CheckFailure, ChecksFailed
+from filedrop_etl.daemon.load.checks import SAMPLE_KEYS, FileChecks
 from tests.conftest import day_table
 
 RUN_DATE = "2026-02-10"

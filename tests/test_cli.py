@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
-from daemon.app import cli
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon.app import cli
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
 Start = Callable[..., DaemonProcess]

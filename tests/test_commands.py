@@ -23,15 +23,15 @@ import psycopg
 import pytest
 import structlog
 
-from config import Settings
-from config.database import PostgresUrl
-from daemon import clock
-from daemon.app import cli
-from daemon.load.pipeline import Pipeline
-from daemon.ops.commands import history as history_command
-from daemon.ops.commands import migrate, report, retry, status, table
-from daemon.warehouse.postgresql import schema as pg_schema
-from daemon.warehouse.sqlite import schema as sqlite_schema
+from filedrop_etl.config import Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import clock
+from filedrop_etl.daemon.app import cli
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.ops.commands import history as history_command
+from filedrop_etl.daemon.ops.commands import migrate, report, retry, status, table
+from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
+from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 from tests import backends
 from tests.backends import fact_rows_in
 from tests.conftest import ROOT, day_table, on_both_backends, replaced_at, write_parquet

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pytest
 from structlog.testing import capture_logs
 
-from config import ConfigError, Settings
-from daemon import crashpoints
-from daemon.load import quarantine
-from daemon.load.pipeline import Pipeline
-from daemon.watch.resumes import Resumes
+from filedrop_etl.config import ConfigError, Settings
+from filedrop_etl.daemon import crashpoints
+from filedrop_etl.daemon.load import quarantine
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.watch.resumes import Resumes
 from tests.conftest import DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
 
 Start = Callable[..., DaemonProcess]

@@ -1,6 +1,6 @@
 """The real daemon as a subprocess on real directories: what a user sees.
 
-Each test starts `python -m daemon`, drops real files (by rename, or written in place),
+Each test starts `python -m filedrop_etl`, drops real files (by rename, or written in place),
 and waits on the daemon's own JSON log lines and on the archive, never on fixed sleeps.
 Every log line must parse as JSON (`DaemonProcess.events` fails otherwise).
 """
@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import Settings, contract
-from generator.transactions import generate
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.generator.transactions import generate
 from tests.backends import fact_rows_in, ledger_in
 from tests.conftest import (
     ROOT,
@@ -455,7 +455,7 @@ def test_a_database_inside_an_archive_is_refused_by_the_daemon_and_the_commands(
     assert f"the database {db} is inside the {where} directory" in line["reason"]
     assert not Path(db).exists()
     status = subprocess.run(
-        [sys.executable, "-m", "daemon", "status", "--db", db, "--inbox", str(settings.inbox),
+        [sys.executable, "-m", "filedrop_etl", "status", "--db", db, "--inbox", str(settings.inbox),
          "--processed", str(settings.processed), "--failed", str(settings.failed)],
         cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert status.returncode == 2 and f"inside the {where} directory" in status.stderr

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings, contract
-from daemon.load.pipeline import Pipeline
-from daemon.warehouse.api import DatabaseMoved
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.warehouse.api import DatabaseMoved
 from tests import sqlite_store as store
 from tests.conftest import (
     DaemonProcess,

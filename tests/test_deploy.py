@@ -24,9 +24,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Settings, contract, load_settings
-from config.database import PostgresUrl, secrets
-from daemon.watch.watcher import Watcher
+from filedrop_etl.config import Settings, contract, load_settings
+from filedrop_etl.config.database import PostgresUrl, secrets
+from filedrop_etl.daemon.watch.watcher import Watcher
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from config import Settings
+from filedrop_etl.config import Settings
 from tests.conftest import DaemonProcess, day_table, drop, fact_rows, write_parquet
 
 Start = Callable[..., DaemonProcess]

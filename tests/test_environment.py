@@ -4,7 +4,7 @@ Another process holding the database, a full disk, a read-only archive, the inbo
 deleted or replaced under a running daemon, and stop signals under load. None of them is
 the file's fault: the file must never reach failed/ for it, must stay where it can be
 recovered (the work directory or the inbox), and must load exactly once when the fault
-is gone. Each test but one (the sidecar's, in-process) starts `python -m daemon` and
+is gone. Each test but one (the sidecar's, in-process) starts `python -m filedrop_etl` and
 waits on its JSON log lines, the directories and the database, never on fixed sleeps.
 Fixtures own what they set up: the lock-holding process is ended and every mount is
 undone at teardown, whatever the test did.
@@ -29,13 +29,13 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings, contract, load_settings
-from config.contract import TRANSACTIONS
-from daemon.load import quarantine
-from daemon.warehouse.sqlite import schema
-from daemon.watch.watcher import HEARTBEAT_SECONDS, RETRY_BACKOFF_SECONDS
-from generator.publish import publish_parquet
-from generator.transactions import generate
+from filedrop_etl.config import Settings, contract, load_settings
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.load import quarantine
+from filedrop_etl.daemon.warehouse.sqlite import schema
+from filedrop_etl.daemon.watch.watcher import HEARTBEAT_SECONDS, RETRY_BACKOFF_SECONDS
+from filedrop_etl.generator.publish import publish_parquet
+from filedrop_etl.generator.transactions import generate
 from tests import sqlite_store as store
 from tests.conftest import (
     ROOT,

@@ -18,11 +18,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config import Settings, contract
-from config.database import PostgresUrl
-from daemon import warehouse
-from daemon.errors import SchemaMismatch
-from daemon.warehouse import columns
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.errors import SchemaMismatch
+from filedrop_etl.daemon.warehouse import columns
 from tests.backends import fact_rows_in
 from tests.conftest import (
     DaemonProcess,

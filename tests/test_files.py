@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import files
-from daemon.errors import FileNameError
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import FileNameError
 from tests.conftest import day_table, write_parquet
 
 NAME = "transactions_2026-02-10.parquet"

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from config import Settings
+from filedrop_etl.config import Settings
 from tests.conftest import DaemonProcess, drop
 
 Start = Callable[..., DaemonProcess]

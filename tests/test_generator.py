@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import Settings, contract
-from daemon.load.pipeline import Pipeline
-from generator import cli
-from generator.publish import publish_parquet
-from generator.transactions import BATCH_ROWS, generate, generate_table
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.generator import cli
+from filedrop_etl.generator.publish import publish_parquet
+from filedrop_etl.generator.transactions import BATCH_ROWS, generate, generate_table
 
 from .conftest import ROOT, day_table, write_parquet
 
@@ -57,7 +57,7 @@ def _generate_in_subprocess(inbox: Path, hash_seed: str) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
     env["PYTHONHASHSEED"] = hash_seed
     result = subprocess.run(
-        [sys.executable, "-m", "generator", "--date", "2026-02-10", "--rows", "200",
+        [sys.executable, "-m", "filedrop_etl.generator", "--date", "2026-02-10", "--rows", "200",
          "--inbox", str(inbox)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )

@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import contract
-from generator.progress import Progress, Silent, compact, duration, terminal_columns
-from generator.publish import publish_parquet
-from generator.transactions import BATCH_ROWS, generate, generate_table
+from filedrop_etl.config import contract
+from filedrop_etl.generator.progress import Progress, Silent, compact, duration, terminal_columns
+from filedrop_etl.generator.publish import publish_parquet
+from filedrop_etl.generator.transactions import BATCH_ROWS, generate, generate_table
 
 from .conftest import ROOT, day_table
 
@@ -252,13 +252,14 @@ def test_terminal_columns_falls_back_to_80() -> None:
 
 def _run_generator(argv: list[str], inbox: Path, *, stderr_on_pty: bool = True,
                    stdout_on_pty: bool = False) -> tuple[str, str, str]:
-    """Run `python -m generator`; return (stdout, stderr, what the pseudo-terminal got)."""
+    """Run the generator (`python -m filedrop_etl.generator`); return (stdout, stderr,
+    what the pseudo-terminal got)."""
     leader, follower = pty.openpty()
     tty.setraw(follower)  # no "\n" -> "\r\n": the bytes read are the bytes written
     termios.tcsetwinsize(follower, (24, COLUMNS))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
     with subprocess.Popen(
-        [sys.executable, "-m", "generator", *argv, "--inbox", str(inbox)],
+        [sys.executable, "-m", "filedrop_etl.generator", *argv, "--inbox", str(inbox)],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
         stdout=follower if stdout_on_pty else subprocess.PIPE,
         stderr=follower if stderr_on_pty else subprocess.PIPE,

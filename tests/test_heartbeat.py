@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config import Settings, contract
-from config.database import PostgresUrl
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.database import PostgresUrl
 from tests.conftest import DaemonProcess, day_table, drop, settings_under, wait_until, write_parquet
 from tests.http_client import request, url_of
 

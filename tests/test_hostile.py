@@ -41,10 +41,10 @@ import pyarrow.parquet as pq
 import pytest
 from structlog.testing import capture_logs
 
-from config import Settings, contract
-from daemon.files import display_name
-from daemon.load.pipeline import Pipeline
-from daemon.warehouse.sqlite import staging
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.files import display_name
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.warehouse.sqlite import staging
 from tests.conftest import (
     DaemonProcess,
     Daemons,

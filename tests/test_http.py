@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from config import contract
+from filedrop_etl.config import contract
 from tests.conftest import DaemonProcess, day_table, drop, write_parquet
 from tests.http_client import request, url_of
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import structlog
 
-from daemon.watch.inbox import STALLED_WRITER_SETTLES, Hint, Inbox
+from filedrop_etl.daemon.watch.inbox import STALLED_WRITER_SETTLES, Hint, Inbox
 from tests.conftest import day_table, write_parquet
 
 SETTLE = 10.0

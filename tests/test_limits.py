@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import ConfigError, Settings, contract, load_settings
-from daemon import files
-from daemon.errors import BadInput
-from daemon.load import reader
-from daemon.load.pipeline import Pipeline
+from filedrop_etl.config import ConfigError, Settings, contract, load_settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import BadInput
+from filedrop_etl.daemon.load import reader
+from filedrop_etl.daemon.load.pipeline import Pipeline
 from tests.conftest import (
     DaemonProcess,
     day_table,

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
-from daemon import clock
-from daemon.errors import BadInput
-from daemon.load import loading
-from daemon.warehouse.api import LoadRecord, WarehouseBusy
-from daemon.warehouse.sqlite import faults, staging
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock
+from filedrop_etl.daemon.errors import BadInput
+from filedrop_etl.daemon.load import loading
+from filedrop_etl.daemon.warehouse.api import LoadRecord, WarehouseBusy
+from filedrop_etl.daemon.warehouse.sqlite import faults, staging
 from tests.conftest import as_warehouse, day_table, fact_rows, replaced_at, write_parquet
 
 DAY = "2026-02-10"

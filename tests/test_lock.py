@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon import lock
-from daemon.errors import AlreadyRunning
+from filedrop_etl.daemon import lock
+from filedrop_etl.daemon.errors import AlreadyRunning
 from tests.conftest import ROOT
 
 HOLDER = """
 import sys
 from pathlib import Path
-from daemon.lock import InstanceLock
+from filedrop_etl.daemon.lock import InstanceLock
 InstanceLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 sys.stdin.read()

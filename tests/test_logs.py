@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from daemon.app import logs
+from filedrop_etl.daemon.app import logs
 
 
 @contextmanager

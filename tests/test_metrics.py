@@ -17,10 +17,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from config import Settings, contract
-from daemon import files
-from daemon.ops.metrics import failed_files
-from daemon.watch.watcher import Watcher
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.ops.metrics import failed_files
+from filedrop_etl.daemon.watch.watcher import Watcher
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
 from tests.http_client import Scrape, url_of
 
@@ -101,7 +101,7 @@ def test_a_success_recorded_in_the_future_is_not_the_last_one(
     seeded = Scrape.of(url_of(restarted)).value("etl_last_success_timestamp_seconds")
     assert seeded == datetime.fromisoformat(first["finished_at"]).timestamp() < time.time()
     status = subprocess.run(
-        [sys.executable, "-m", "daemon", "status", "--json", "--db", str(settings.db_file),
+        [sys.executable, "-m", "filedrop_etl", "status", "--json", "--db", str(settings.db_file),
          "--inbox", str(settings.inbox), "--processed", str(settings.processed),
          "--failed", str(settings.failed)],
         cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings, contract
-from config.contract import TRANSACTIONS
-from daemon import warehouse
-from daemon.warehouse.sqlite import schema
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.warehouse.sqlite import schema
 from tests import sqlite_store as store
 from tests.conftest import fact_rows, ledger
 

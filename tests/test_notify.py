@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from config import Settings, contract
-from config.contract import TRANSACTIONS
-from daemon.app import notify
-from daemon.warehouse.sqlite import schema
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.app import notify
+from filedrop_etl.daemon.warehouse.sqlite import schema
 from tests import sqlite_store as store
 from tests.conftest import DEADLINE_SECONDS, DaemonProcess, day_table, drop, write_parquet
 

@@ -9,8 +9,8 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from config.contract import TRANSACTIONS
-from daemon.load import checks, ordering
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.load import checks, ordering
 from tests.conftest import day_table
 
 # Alphabets that make the packed path and its fallbacks meet: multi-byte UTF-8, a

@@ -27,12 +27,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from config import contract
-from config.database import PostgresUrl
-from daemon.errors import DatabaseUnavailable
-from daemon.warehouse.api import WarehouseUnavailable
-from daemon.warehouse.postgresql import connection
-from daemon.warehouse.postgresql.faults import fault_of, translated
+from filedrop_etl.config import contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.warehouse.api import WarehouseUnavailable
+from filedrop_etl.daemon.warehouse.postgresql import connection
+from filedrop_etl.daemon.warehouse.postgresql.faults import fault_of, translated
 from tests import backends
 from tests.conftest import (
     DaemonProcess,

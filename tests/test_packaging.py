@@ -66,25 +66,27 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 
 def test_the_wheel_holds_every_package_of_the_tree(installed: Installed) -> None:
-    in_tree = {str(init.parent.relative_to(ROOT)) for package in PACKAGES
+    in_tree = {f"filedrop_etl/{init.parent.relative_to(ROOT)}" for package in PACKAGES
                for init in (ROOT / package).rglob("__init__.py")}
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
     in_wheel = {name.rpartition("/")[0] for name in names if name.endswith("/__init__.py")}
-    assert {"daemon/ops/commands", "daemon/warehouse/sqlite",
-            "daemon/warehouse/postgresql"} <= in_tree
+    assert {"filedrop_etl/daemon/ops/commands", "filedrop_etl/daemon/warehouse/sqlite",
+            "filedrop_etl/daemon/warehouse/postgresql"} <= in_tree
     assert in_tree <= in_wheel, f"left out of the wheel: {sorted(in_tree - in_wheel)}"
-    assert "config/etl.toml" in names
-    assert not any(name.startswith(("tests/", "tools/")) for name in names)
+    assert "filedrop_etl/config/etl.toml" in names
+    tops = {name.split("/")[0] for name in names}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"filedrop_etl"}, tops
 
 
 def test_the_installed_console_script_runs_its_commands_and_the_daemon(
         installed: Installed) -> None:
-    where = installed.run("python", "-c", "import daemon.ops.commands; print(daemon.__file__)")
+    where = installed.run("python", "-c", "import filedrop_etl.daemon.ops.commands as c; "
+                          "print(c.__file__)")
     assert where.returncode == 0 and where.stdout.startswith(str(installed.venv)), where
     version = installed.run("filedrop-etl", "--version")
     assert version.returncode == 0 and version.stdout.startswith("filedrop-etl "), version
-    generated = installed.run("python", "-m", "generator", "--date", "2026-02-10",
+    generated = installed.run("filedrop-etl-generate", "--date", "2026-02-10",
                               "--inbox", "inbox")
     assert generated.returncode == 0, generated
     loaded = installed.run("filedrop-etl", "run", "--once", "--db", "etl.db")
@@ -100,3 +102,33 @@ def test_a_runtime_install_has_no_dev_tools(installed: Installed) -> None:
     found = installed.run("python", "-c", "import importlib.util as u; "
                           "print([m for m in ('selenium', 'pytest') if u.find_spec(m)])")
     assert found.stdout.strip() == "[]", found
+
+
+def test_local_modules_named_like_ours_do_not_shadow_it(installed: Installed) -> None:
+    """`python -m` puts the working folder first on sys.path: a project's own `config.py`
+    or `generator/` beside the command must not be taken for ours."""
+    (installed.cwd / "config.py").write_text("raise ImportError('the local config.py')\n")
+    (installed.cwd / "generator").mkdir(exist_ok=True)
+    (installed.cwd / "generator" / "__init__.py").write_text("raise ImportError('local')\n")
+    try:
+        for argv in (("python", "-m", "filedrop_etl", "--version"),
+                     ("python", "-m", "filedrop_etl.generator", "--help")):
+            done = installed.run(*argv)
+            assert done.returncode == 0, (argv, done.stderr)
+    finally:
+        (installed.cwd / "config.py").unlink()
+        shutil.rmtree(installed.cwd / "generator")
+
+
+def test_python_daemon_installs_beside_it_and_both_work(installed: Installed) -> None:
+    """python-daemon (an Apache Airflow dependency) installs a top-level `daemon`; installed
+    after us into one environment it once overwrote ours, and `filedrop-etl --help` died
+    with an ImportError. Last in this module: it adds a package to the shared venv."""
+    _run(str(installed.venv / "bin" / "pip"), "install", "--quiet", "python-daemon",
+         cwd=installed.cwd)
+    helped = installed.run("filedrop-etl", "--help")
+    assert helped.returncode == 0 and "usage: filedrop-etl" in helped.stdout, helped
+    theirs = installed.run("python", "-c", "import daemon; print(daemon.DaemonContext)")
+    assert theirs.returncode == 0 and "DaemonContext" in theirs.stdout, theirs
+    loaded = installed.run("filedrop-etl", "run", "--once", "--db", "etl.db")
+    assert loaded.returncode == 0, loaded

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
-from config.contract import TRANSACTIONS
-from daemon import warehouse
-from daemon.ops import charts, figures, page
-from daemon.ops.folders import FailedFile
-from daemon.warehouse.api import DayRows, Load, LoadBin, Tally
-from daemon.warehouse.sql import Tables
-from daemon.warehouse.sqlite import migrate
-from daemon.warehouse.sqlite.history import SqliteHistory
+from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.ops import charts, figures, page
+from filedrop_etl.daemon.ops.folders import FailedFile
+from filedrop_etl.daemon.warehouse.api import DayRows, Load, LoadBin, Tally
+from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sqlite import migrate
+from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
 from tools.bench import ledger
 
 WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,

@@ -18,11 +18,11 @@ from typing import Any
 import psycopg
 import pytest
 
-import daemon.warehouse.postgresql as postgresql
-from config import Settings
-from config.database import PostgresUrl
-from daemon.ops import charts, page
-from daemon.warehouse.sqlite import connection as sqlite_connection
+import filedrop_etl.daemon.warehouse.postgresql as postgresql
+from filedrop_etl.config import Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.ops import charts, page
+from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
 from tests.conftest import wait_until
 from tools.bench import ledger
 from tools.bench.page import Quiet

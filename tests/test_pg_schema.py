@@ -29,13 +29,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from config import Settings, contract
-from config.database import PostgresUrl
-from daemon import warehouse
-from daemon.errors import DatabaseUnavailable, SchemaMismatch
-from daemon.warehouse.postgresql import roles as pg_roles
-from daemon.warehouse.postgresql import schema
-from daemon.warehouse.postgresql.connection import connect
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.warehouse.postgresql import roles as pg_roles
+from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse.postgresql.connection import connect
 from tests import backends
 from tests.backends import fact_rows_in
 from tests.conftest import (

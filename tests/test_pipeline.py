@@ -22,12 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 from structlog.testing import capture_logs
 
-from config import Settings
-from config.contract import TRANSACTIONS
-from daemon.load import ordering, reader
-from daemon.load.pipeline import Outcome, Pipeline
-from daemon.warehouse.sqlite import schema, staging
-from daemon.warehouse.sqlite import warehouse as sqlite_warehouse
+from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.load import ordering, reader
+from filedrop_etl.daemon.load.pipeline import Outcome, Pipeline
+from filedrop_etl.daemon.warehouse.sqlite import schema, staging
+from filedrop_etl.daemon.warehouse.sqlite import warehouse as sqlite_warehouse
 from tests import sqlite_store as store
 from tests.conftest import (
     as_warehouse,

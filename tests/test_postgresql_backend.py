@@ -24,13 +24,13 @@ import pyarrow.compute as pc
 import pytest
 from psycopg import errors, sql
 
-from config import Settings, load_settings
-from config.contract import Contract
-from config.database import PostgresUrl
-from daemon import clock, crashpoints
-from daemon.errors import BadInput, DatabaseUnavailable, SchemaMismatch
-from daemon.warehouse import postgresql
-from daemon.warehouse.api import (
+from filedrop_etl.config import Settings, load_settings
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import clock, crashpoints
+from filedrop_etl.daemon.errors import BadInput, DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.warehouse import postgresql
+from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
     Folders,
     LoadFilter,
@@ -42,11 +42,11 @@ from daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.warehouse.postgresql import schema
-from daemon.warehouse.postgresql.connection import connect
-from daemon.warehouse.postgresql.faults import fault_of
-from daemon.warehouse.postgresql.history import glob_to_regex
-from generator.transactions import generate_table
+from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse.postgresql.connection import connect
+from filedrop_etl.daemon.warehouse.postgresql.faults import fault_of
+from filedrop_etl.daemon.warehouse.postgresql.history import glob_to_regex
+from filedrop_etl.generator.transactions import generate_table
 from tests.conftest import wait_until
 
 ENV = "FILEDROP_TEST_POSTGRES"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.load import quarantine
+from filedrop_etl.daemon.load import quarantine
 
 NAME = "transactions_2026-02-10.parquet"
 

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from config import contract
-from daemon import files
-from daemon.errors import BadInput, ContractError
-from daemon.load import reader
+from filedrop_etl.config import contract
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import BadInput, ContractError
+from filedrop_etl.daemon.load import reader
 from tests.conftest import day_table, write_parquet
 
 RUN_DATE = "2026-02-10"

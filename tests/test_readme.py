@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
-from daemon.app import cli
-from daemon.load.pipeline import Pipeline
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon.app import cli
+from filedrop_etl.daemon.load.pipeline import Pipeline
 from tests.conftest import ROOT, day_table, replaced_at, write_parquet
 
 SECTION = "### Reading the load history with the sqlite3 shell"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from config import Settings
-from daemon import files
-from daemon.app import cli
-from daemon.load.pipeline import Pipeline
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.app import cli
+from filedrop_etl.daemon.load.pipeline import Pipeline
 from tests.conftest import (
     ROOT,
     DaemonProcess,

@@ -30,8 +30,8 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from config import ConfigError, load_settings
-from config.database import LIBPQ_PARAMETERS, SECRET_PARAMETERS, PostgresUrl
+from filedrop_etl.config import ConfigError, load_settings
+from filedrop_etl.config.database import LIBPQ_PARAMETERS, SECRET_PARAMETERS, PostgresUrl
 from tests import backends
 from tests.conftest import ROOT, Daemons, settings_under
 from tests.http_client import request, url_of

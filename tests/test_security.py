@@ -10,11 +10,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from config import Settings
-from config.contract import TRANSACTIONS
-from daemon.load.pipeline import Pipeline
-from daemon.warehouse.sqlite import staging
-from daemon.watch.inbox import Inbox
+from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.warehouse.sqlite import staging
+from filedrop_etl.daemon.watch.inbox import Inbox
 from tests.conftest import as_warehouse, day_table, fact_rows, ledger, write_parquet
 
 NAME = "transactions_2026-02-10.parquet"

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from config import Settings, contract
-from daemon.ops.server import MAX_CONNECTIONS, PAGE_SLOTS, StatusServer
-from daemon.watch.watcher import Watcher
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.ops.server import MAX_CONNECTIONS, PAGE_SLOTS, StatusServer
+from filedrop_etl.daemon.watch.watcher import Watcher
 from tests.conftest import as_warehouse, day_table, drop, wait_until, write_parquet
 from tests.http_client import request
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, Settings, load_settings
-from config.database import PostgresUrl
-from config.settings import SETTING_NAMES
+from filedrop_etl.config import ConfigError, Settings, load_settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.config.settings import SETTING_NAMES
 from tests.conftest import DaemonProcess
 
 Start = Callable[..., DaemonProcess]

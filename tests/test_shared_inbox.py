@@ -22,9 +22,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from config import Settings
-from config.database import PostgresUrl
-from daemon.ops import folders
+from filedrop_etl.config import Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.ops import folders
 from tests import backends
 from tests.conftest import (
     ROOT,
@@ -209,7 +209,7 @@ def test_a_file_name_that_is_not_utf8_fails_at_its_name_and_the_next_file_loads(
     # The operator's commands take the name as the shell gives it, bytes and all.
     for command in (["history", "--json", "--file"], ["show", "--json"]):
         done = subprocess.run(
-            [sys.executable, "-m", "daemon", *command, os.fsencode(BAD_NAME),
+            [sys.executable, "-m", "filedrop_etl", *command, os.fsencode(BAD_NAME),
              "--db", backends.db_arg(settings), "--inbox", str(settings.inbox),
              "--failed", str(settings.failed)], capture_output=True, cwd=ROOT, timeout=60,
             check=False)
@@ -242,7 +242,7 @@ def test_a_take_over_survives_a_file_name_that_is_not_utf8(
 
 
 def test_a_node_name_is_limited_in_bytes_and_never_a_lock_file(tmp_path: Path) -> None:
-    from config import ConfigError, load_settings
+    from filedrop_etl.config import ConfigError, load_settings
 
     for node, words in (("é" * 130, "200 bytes"), ("A.lock", "'.lock'")):
         with pytest.raises(ConfigError) as refused:

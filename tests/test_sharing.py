@@ -1,6 +1,6 @@
 """Daemons sharing one PostgreSQL warehouse and one inbox, as real processes.
 
-Each test starts several `python -m daemon --node NAME` on one inbox and one server (a
+Each test starts several `python -m filedrop_etl --node NAME` on one inbox and one server (a
 schema of the test's own), drops a stream of files, kills one daemon mid-load, and then
 checks what matters: every drop archived once, the fact table equal to a computation
 made here from the drops alone, the ledger equal to the archive, the killed daemon's
@@ -25,10 +25,10 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from config import Settings, contract
-from config.database import PostgresUrl
-from daemon import warehouse
-from daemon.warehouse.api import (
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
     ClaimLost,
     Folders,
@@ -306,7 +306,7 @@ def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "daemon", *argv], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "filedrop_etl", *argv], capture_output=True,
                           text=True, timeout=60, check=False, cwd=ROOT)
     return done.returncode, done.stdout
 

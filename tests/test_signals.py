@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from config import contract
+from filedrop_etl.config import contract
 from tests.conftest import DaemonProcess, day_table, drop, write_parquet
 
 Start = Callable[..., DaemonProcess]

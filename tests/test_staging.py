@@ -20,10 +20,10 @@ import adbc_driver_sqlite
 import pyarrow as pa
 import pytest
 
-from config import EtlError, Settings, contract
-from config.contract import TRANSACTIONS
-from daemon.errors import BadInput
-from daemon.warehouse.sqlite import schema, staging
+from filedrop_etl.config import EtlError, Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.errors import BadInput
+from filedrop_etl.daemon.warehouse.sqlite import schema, staging
 from tests import sqlite_store as store
 from tests.conftest import day_table
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from config import contract
+from filedrop_etl.config import contract
 from tests.conftest import DaemonProcess, day_table, drop, write_parquet
 from tests.http_client import url_of
 

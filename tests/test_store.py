@@ -19,13 +19,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from config import Settings, contract
-from config.contract import TRANSACTIONS
-from daemon.errors import SchemaMismatch
-from daemon.warehouse.api import LoadRecord
-from daemon.warehouse.sql import Tables
-from daemon.warehouse.sqlite import schema, staging
-from daemon.warehouse.sqlite.ledger import record_load, update_load_counts
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon.errors import SchemaMismatch
+from filedrop_etl.daemon.warehouse.api import LoadRecord
+from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sqlite import schema, staging
+from filedrop_etl.daemon.warehouse.sqlite.ledger import record_load, update_load_counts
 from tests import sqlite_store as store
 from tests.conftest import awkward_db_path, day_table, fact_rows, ledger
 

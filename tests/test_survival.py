@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from daemon import crashpoints
+from filedrop_etl.daemon import crashpoints
 from tools.torture import scenarios
 from tools.torture.audit import TALLIES, audit
 from tools.torture.drops import Drop, Model

@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 import structlog
 
-from config import Settings, contract
-from config.contract import TRANSACTIONS
-from daemon import crashpoints, warehouse
-from daemon.lock import InstanceLock
-from daemon.warehouse.sqlite import migrate, schema
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon import crashpoints, warehouse
+from filedrop_etl.daemon.lock import InstanceLock
+from filedrop_etl.daemon.warehouse.sqlite import migrate, schema
 from tests import sqlite_store as store
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
@@ -63,8 +63,9 @@ def objects(db: Path) -> list[tuple[str, str, str | None]]:
 
 def run_command(settings: Settings, *argv: str) -> Any:
     """A command as an operator runs it; its JSON output."""
-    done = subprocess.run([sys.executable, "-m", "daemon", *argv, "--db", str(settings.db_file),
-                           "--json"], cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "filedrop_etl", *argv, "--db",
+                           str(settings.db_file), "--json"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)
 
@@ -230,7 +231,7 @@ def test_migrate_refuses_while_a_daemon_of_the_old_release_runs(released: Settin
     """That daemon could not load into the migrated tables; this release's own daemon
     would hold the lock on a current database, which `migrate` leaves as it is."""
     def migrate_command() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "daemon", "migrate", "--db",
+        return subprocess.run([sys.executable, "-m", "filedrop_etl", "migrate", "--db",
                                str(released.db_file)], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, check=False)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from config import Settings
-from daemon import clock, warehouse
-from daemon.warehouse.api import (
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, warehouse
+from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
     Folders,
     LoadFilter,

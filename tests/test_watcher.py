@@ -24,12 +24,12 @@ import pytest
 from structlog.testing import capture_logs
 from watchdog.events import FileMovedEvent, FileSystemEvent
 
-from config import Settings, contract
-from config.contract import TRANSACTIONS
-from daemon import files
-from daemon.warehouse.sqlite import schema
-from daemon.watch.observer import Hints, InboxEventHandler
-from daemon.watch.watcher import Watcher
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.warehouse.sqlite import schema
+from filedrop_etl.daemon.watch.observer import Hints, InboxEventHandler
+from filedrop_etl.daemon.watch.watcher import Watcher
 from tests import sqlite_store as store
 from tests.conftest import (
     as_warehouse,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from config import Settings
-from daemon import files
-from daemon.load.pipeline import Pipeline
-from daemon.watch.inbox import Inbox
-from daemon.whereabouts import Elsewhere, Whereabouts, identity
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.watch.inbox import Inbox
+from filedrop_etl.daemon.whereabouts import Elsewhere, Whereabouts, identity
 from tests.conftest import day_table, on_both_backends, write_parquet
 
 NAME = "transactions_2026-07-01.parquet"

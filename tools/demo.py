@@ -1,6 +1,6 @@
 """`make demo`: the three-run scenario against a real daemon process.
 
-Starts `python -m daemon` on a fresh `.demo/` folder, generates 2026-02-10, waits until
+Starts `python -m filedrop_etl` on a fresh `.demo/` folder, generates 2026-02-10, waits until
 it is loaded, generates the same day again (deterministic, so an identical file), waits,
 generates 2026-02-11, waits; prints the ledger and the customer-totals report, then stops
 the daemon with SIGTERM. Exits non-zero if any step misbehaves, including a re-run that
@@ -57,7 +57,7 @@ def main() -> int:
     DEMO.mkdir()
     inbox = DEMO / "inbox"
     log_path = DEMO / "daemon.log"
-    daemon_argv = [sys.executable, "-m", "daemon", "--inbox", str(inbox),
+    daemon_argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(inbox),
                    "--processed", str(DEMO / "processed"), "--failed", str(DEMO / "failed"),
                    "--db", str(DB)]
     print("$ " + " ".join(["python", *daemon_argv[1:]]) + f"  > {log_path.relative_to(ROOT)}")
@@ -67,8 +67,9 @@ def main() -> int:
         wait_for("the daemon to start",
                  lambda: any(e["event"] == "daemon_started" for e in log_events(log_path)))
         for number, day in enumerate(RUNS, start=1):
-            argv = [sys.executable, "-m", "generator", "--date", day, "--inbox", str(inbox)]
-            print(f"\n[run {number}] $ python -m generator --date {day} "
+            argv = [sys.executable, "-m", "filedrop_etl.generator", "--date", day,
+                    "--inbox", str(inbox)]
+            print(f"\n[run {number}] $ filedrop-etl-generate --date {day} "
                   f"--inbox {inbox.relative_to(ROOT)}")
             subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             wait_for(f"run {number} to be archived", partial(outcomes_logged, log_path, number))

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
               "--failed", str(DEMO / "failed"), "--db", url]
     daemons = []
     for node in NODES:
-        argv_ = [sys.executable, "-m", "daemon", *shared, "--node", node]
-        print("$ python -m daemon " + " ".join(argv_[3:]) + f"  > .demo-postgres/{node}.log")
+        argv_ = [sys.executable, "-m", "filedrop_etl", *shared, "--node", node]
+        print("$ filedrop-etl " + " ".join(argv_[3:]) + f"  > .demo-postgres/{node}.log")
         with (DEMO / f"{node}.log").open("w") as log:
             daemons.append(subprocess.Popen(argv_, cwd=ROOT, stdout=log,
                                             stderr=subprocess.STDOUT))
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         for node in NODES:
             wait_for(f"{node} to start", partial(swept, DEMO / f"{node}.log"))
         for number, day in enumerate(RUNS, start=1):
-            print(f"\n[run {number}] $ python -m generator --date {day} "
+            print(f"\n[run {number}] $ filedrop-etl-generate --date {day} "
                   "--inbox .demo-postgres/inbox")
-            subprocess.run([sys.executable, "-m", "generator", "--date", day, "--inbox",
-                            str(inbox)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "filedrop_etl.generator", "--date", day,
+                            "--inbox", str(inbox)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             wait_for(f"run {number} to be archived", partial(archived, number))
             node, event = outcomes()[number - 1]
             print(f"[run {number}] {node}: " + json.dumps({k: event.get(k) for k in (
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nCustomer totals ({fact_rows} rows in fact_transactions):")
     for customer, count, total in report:
         print(f"  customer {customer:>5}  {count:>3} transactions  {total:>10}")
-    status = subprocess.run([sys.executable, "-m", "daemon", "status", *shared], cwd=ROOT,
+    status = subprocess.run([sys.executable, "-m", "filedrop_etl", "status", *shared], cwd=ROOT,
                             text=True, capture_output=True, check=False)
     print("\n$ filedrop-etl status " + " ".join(shared))
     print(status.stdout + status.stderr, end="")

@@ -1,6 +1,6 @@
 """The command line: one entry point, its subcommands, their argv, and the exit code.
 
-`filedrop-etl COMMAND ...` (the console script) and `python -m daemon COMMAND ...` are
+`filedrop-etl COMMAND ...` (the console script) and `python -m filedrop_etl COMMAND ...` are
 the same program. With no command, or with only the daemon's own options, it runs the
 daemon, so every command line written before the subcommands existed still works;
 options may stand before the command as well as after it (`--db X status`).
@@ -22,11 +22,11 @@ from typing import NoReturn
 
 import structlog
 
-from config import ConfigError, Settings, load_settings
-from config.settings import OBSERVERS, WRITE_MODES
-from daemon import package_version
-from daemon.app import exposure, logs, signals
-from daemon.ops import commands as ops
+from filedrop_etl.config import ConfigError, Settings, load_settings
+from filedrop_etl.config.settings import OBSERVERS, WRITE_MODES
+from filedrop_etl.daemon import package_version
+from filedrop_etl.daemon.app import exposure, logs, signals
+from filedrop_etl.daemon.ops import commands as ops
 
 log = structlog.get_logger("daemon")
 
@@ -300,6 +300,6 @@ def _main(argv: Sequence[str], prog: str) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, signals.TAKEN)
     # Imported here: the daemon's pipeline brings pyarrow and pandas (half a second),
     # which the operator's commands do without.
-    from daemon.app import service
+    from filedrop_etl.daemon.app import service
 
     return service.run(settings, once=args.once)

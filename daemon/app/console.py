@@ -1,4 +1,4 @@
-"""The `filedrop-etl` console script and `python -m daemon`: mask signals, then start.
+"""The `filedrop-etl` console script and `python -m filedrop_etl`: mask signals, then start.
 
 The daemon's signals (`daemon.signals.TAKEN`) are blocked before anything else is
 imported, because an import can start a native thread (OpenBLAS starts one with numpy)
@@ -13,9 +13,9 @@ import signal
 
 
 def main(prog: str = "filedrop-etl") -> int:
-    from daemon.app import signals  # plain Python: it starts no thread
+    from filedrop_etl.daemon.app import signals  # plain Python: it starts no thread
 
     signal.pthread_sigmask(signal.SIG_BLOCK, signals.TAKEN)
-    from daemon.app import cli  # after the mask, on purpose (see above
+    from filedrop_etl.daemon.app import cli  # after the mask, on purpose (see above
 
     return cli.main(prog=prog)

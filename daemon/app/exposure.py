@@ -15,8 +15,8 @@ from pathlib import Path
 
 import structlog
 
-from config import Settings
-from config.database import PostgresUrl, secrets
+from filedrop_etl.config import Settings
+from filedrop_etl.config.database import PostgresUrl, secrets
 
 log = structlog.get_logger("daemon")
 

@@ -22,16 +22,16 @@ from typing import NoReturn
 import pyarrow as pa
 import structlog
 
-from config import ConfigError, Settings
-from config.database import PostgresUrl
-from daemon import crashpoints, files, package_version, warehouse
-from daemon.app import notify, signals
-from daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
-from daemon.load import quarantine
-from daemon.lock import InstanceLock
-from daemon.ops import page
-from daemon.ops.server import StatusServer
-from daemon.warehouse.api import (
+from filedrop_etl.config import ConfigError, Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import crashpoints, files, package_version, warehouse
+from filedrop_etl.daemon.app import notify, signals
+from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.load import quarantine
+from filedrop_etl.daemon.lock import InstanceLock
+from filedrop_etl.daemon.ops import page
+from filedrop_etl.daemon.ops.server import StatusServer
+from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
     Folders,
     Warehouse,
@@ -40,7 +40,7 @@ from daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.watch.watcher import Watcher, directory_claims, retry_delay
+from filedrop_etl.daemon.watch.watcher import Watcher, directory_claims, retry_delay
 
 log = structlog.get_logger("daemon")
 

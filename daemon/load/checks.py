@@ -19,8 +19,8 @@ import pandas  # noqa: F401  (see below)
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from config.contract import TRANSACTIONS, Check, Contract, key_prefix
-from daemon.errors import CheckFailure, ChecksFailed
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Contract, key_prefix
+from filedrop_etl.daemon.errors import CheckFailure, ChecksFailed
 
 SAMPLE_KEYS = 5
 # pyarrow imports pandas on its first compute call when pandas is installed: the import

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import structlog
 
-from config import Settings
-from daemon import files
-from daemon.warehouse.api import ClaimLost, Claims, Ticket, WarehouseFault
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.warehouse.api import ClaimLost, Claims, Ticket, WarehouseFault
 
 log = structlog.get_logger("daemon.pipeline")
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pyarrow as pa
 import structlog
 
-from config import Settings
-from daemon import crashpoints, files
-from daemon.errors import BadInput, open_error_message
-from daemon.load import checks, ordering, reader
-from daemon.warehouse.api import (
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import crashpoints, files
+from filedrop_etl.daemon.errors import BadInput, open_error_message
+from filedrop_etl.daemon.load import checks, ordering, reader
+from filedrop_etl.daemon.warehouse.api import (
     LoadRecord,
     MergeCounts,
     MergePlan,

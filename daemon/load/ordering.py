@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from daemon.load.checks import FileChecks
+from filedrop_etl.daemon.load.checks import FileChecks
 
 # Arrow bytes a file's rows may take to be sorted in memory: 1M rows of the default
 # feed take about 50 MB, and sorting them raises the daemon's peak by about 75 MB (to

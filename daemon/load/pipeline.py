@@ -21,19 +21,19 @@ from typing import Any, Literal
 
 import structlog
 
-from config import Settings
-from daemon import clock, crashpoints, files
-from daemon.errors import BadInput, StoppedTooOften, describe
-from daemon.load import loading, quarantine
-from daemon.load.holds import Holds
-from daemon.warehouse.api import (
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, crashpoints, files
+from filedrop_etl.daemon.errors import BadInput, StoppedTooOften, describe
+from filedrop_etl.daemon.load import loading, quarantine
+from filedrop_etl.daemon.load.holds import Holds
+from filedrop_etl.daemon.warehouse.api import (
     ClaimLost,
     LoadRecord,
     MergeCounts,
     Warehouse,
     WarehouseFault,
 )
-from daemon.whereabouts import Identity, Whereabouts, identity
+from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.pipeline")
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from daemon import crashpoints, files
+from filedrop_etl.daemon import crashpoints, files
 
 _SIDECAR_TEMP_PREFIX = ".sidecar-"
 # Readable by whoever may read the archive, writable only by the daemon.

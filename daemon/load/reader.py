@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from config.contract import TRANSACTIONS, Column, ColumnKind, Contract
-from daemon import files
-from daemon.errors import BadInput, ContractError
+from filedrop_etl.config.contract import TRANSACTIONS, Column, ColumnKind, Contract
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import BadInput, ContractError
 
 BATCH_ROWS = 64 * 1024
 # SQLite's default SQLITE_MAX_LENGTH: the most bytes one value, or one row's record, may

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 
-from daemon.warehouse.api import LoadBin
+from filedrop_etl.daemon.warehouse.api import LoadBin
 
 WIDTH, HEIGHT = 640, 220
 _LEFT, _BOTTOM, _TOP = 46, 22, 8

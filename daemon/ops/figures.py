@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
-from daemon import clock
-from daemon.ops import charts
-from daemon.warehouse.api import History, LoadBin, Tally
+from filedrop_etl.daemon import clock
+from filedrop_etl.daemon.ops import charts
+from filedrop_etl.daemon.warehouse.api import History, LoadBin, Tally
 
 NO_FILES = Tally(0, 0, 0)
 

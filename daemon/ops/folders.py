@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import Settings
-from daemon import files
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
 
 
 @dataclass(frozen=True)

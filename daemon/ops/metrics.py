@@ -32,9 +32,9 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from config import Settings
-from daemon import files, package_version
-from daemon.warehouse import api
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files, package_version
+from filedrop_etl.daemon.warehouse import api
 
 # `claimed_elsewhere`: another daemon sharing the inbox took the file first (not deleted).
 OUTCOMES = ("processed", "failed", "retry", "vanished", "claim_failed", "claimed_elsewhere")

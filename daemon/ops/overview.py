@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from config import Settings
-from daemon import clock, lock
-from daemon.ops import folders
-from daemon.warehouse import api
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, lock
+from filedrop_etl.daemon.ops import folders
+from filedrop_etl.daemon.warehouse import api
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,15 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Protocol
 
-from config import Settings
-from daemon import clock, warehouse
-from daemon.errors import DatabaseUnavailable, SchemaMismatch
-from daemon.ops import charts, figures, folders, snapshot
-from daemon.ops.commands.table import when
-from daemon.ops.folders import FailedFile
-from daemon.ops.retries import name_refusal
-from daemon.warehouse import api
-from daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, warehouse
+from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
+from filedrop_etl.daemon.ops.commands.table import when
+from filedrop_etl.daemon.ops.folders import FailedFile
+from filedrop_etl.daemon.ops.retries import name_refusal
+from filedrop_etl.daemon.warehouse import api
+from filedrop_etl.daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
 
 RECENT_LOADS = 20
 # The page refreshes itself: an operator leaves it open on a screen.

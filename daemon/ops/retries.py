@@ -26,11 +26,11 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
-from config import Settings, contract
-from daemon import files
-from daemon.errors import BadInput, FileNameError
-from daemon.ops.folders import FailedFile, LeftoverSidecar
-from daemon.warehouse import api
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import BadInput, FileNameError
+from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
+from filedrop_etl.daemon.warehouse import api
 
 Outcome = Literal["retried", "would_retry", "refused", "sidecar_removed",
                   "would_remove_sidecar"]

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import structlog
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from daemon.ops.metrics import Metrics, Watched
+from filedrop_etl.daemon.ops.metrics import Metrics, Watched
 
 log = structlog.get_logger("daemon.server")
 

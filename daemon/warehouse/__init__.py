@@ -14,9 +14,16 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from config import Settings
-from config.database import PostgresUrl
-from daemon.warehouse.api import Folders, History, KeptHistory, Migration, RetryLog, Warehouse
+from filedrop_etl.config import Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.warehouse.api import (
+    Folders,
+    History,
+    KeptHistory,
+    Migration,
+    RetryLog,
+    Warehouse,
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ def backend(settings: Settings) -> Backend:
     """The backend the `db` setting names: PostgreSQL for a URL, else SQLite."""
     timeout = settings.busy_timeout_seconds
     if isinstance(settings.db, PostgresUrl):
-        import daemon.warehouse.postgresql as postgresql
+        import filedrop_etl.daemon.warehouse.postgresql as postgresql
 
         url = settings.db
         return Backend(
@@ -47,7 +54,7 @@ def backend(settings: Settings) -> Backend:
             partial(postgresql.writing, url, settings.contract, timeout),
             partial(postgresql.KeptReading, url, settings.contract, timeout),
             partial(postgresql.migrating, url, settings.contract, timeout))
-    import daemon.warehouse.sqlite as sqlite
+    import filedrop_etl.daemon.warehouse.sqlite as sqlite
 
     db = settings.db
     return Backend(

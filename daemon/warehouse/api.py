@@ -19,8 +19,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from config.contract import Contract
-from daemon.warehouse.faults import (
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.warehouse.faults import (
     ClaimLost,
     DatabaseMoved,
     NodeTaken,
@@ -29,7 +29,7 @@ from daemon.warehouse.faults import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.warehouse.values import (
+from filedrop_etl.daemon.warehouse.values import (
     FOLDER_NAMES,
     CustomerTotal,
     Daemon,

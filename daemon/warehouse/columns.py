@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from daemon.errors import SchemaMismatch
+from filedrop_etl.daemon.errors import SchemaMismatch
 
 log = structlog.get_logger("daemon.schema")
 

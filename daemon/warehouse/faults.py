@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from config import EtlError
-from daemon.errors import DatabaseUnavailable
+from filedrop_etl.config import EtlError
+from filedrop_etl.daemon.errors import DatabaseUnavailable
 
 
 class WarehouseFault(EtlError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.contract import Contract
+from filedrop_etl.config.contract import Contract
 
 RETRIES_TABLE = "retries"
 DAEMONS_TABLE = "daemons"

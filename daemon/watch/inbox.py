@@ -28,8 +28,8 @@ from typing import Literal
 
 import structlog
 
-from daemon import files
-from daemon.whereabouts import Identity, Whereabouts, identity
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.inbox")
 

@@ -25,9 +25,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from config import ConfigError, Settings
-from daemon import files
-from daemon.watch.inbox import Hint
+from filedrop_etl.config import ConfigError, Settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.watch.inbox import Hint
 
 log = structlog.get_logger("daemon.observer")
 

@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from config import Settings
-from daemon import files
-from daemon.ops.metrics import OUTCOMES
-from daemon.warehouse.api import Warehouse
-from daemon.watch.inbox import Inbox
-from daemon.watch.observer import LOST, InboxObserver
-from daemon.watch.sharing import Heartbeat
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.ops.metrics import OUTCOMES
+from filedrop_etl.daemon.warehouse.api import Warehouse
+from filedrop_etl.daemon.watch.inbox import Inbox
+from filedrop_etl.daemon.watch.observer import LOST, InboxObserver
+from filedrop_etl.daemon.watch.sharing import Heartbeat
 
 
 class WorkerReport:

@@ -21,8 +21,8 @@ from typing import Any
 
 import structlog
 
-from daemon import files
-from daemon.clock import utc_now
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.clock import utc_now
 
 log = structlog.get_logger("daemon.resumes")
 

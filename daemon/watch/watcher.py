@@ -18,17 +18,17 @@ from pathlib import Path
 
 import structlog
 
-from config import Settings
-from daemon import clock, files
-from daemon.load.pipeline import Outcome, Pipeline
-from daemon.lock import DirectoryClaims
-from daemon.ops.metrics import Metrics
-from daemon.warehouse.api import Warehouse
-from daemon.watch.inbox import Candidate, Inbox
-from daemon.watch.observer import Hints, InboxObserver
-from daemon.watch.report import WorkerReport
-from daemon.watch.resumes import Resumes
-from daemon.watch.sharing import Heartbeat, adopt_strays, take_over
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, files
+from filedrop_etl.daemon.load.pipeline import Outcome, Pipeline
+from filedrop_etl.daemon.lock import DirectoryClaims
+from filedrop_etl.daemon.ops.metrics import Metrics
+from filedrop_etl.daemon.warehouse.api import Warehouse
+from filedrop_etl.daemon.watch.inbox import Candidate, Inbox
+from filedrop_etl.daemon.watch.observer import Hints, InboxObserver
+from filedrop_etl.daemon.watch.report import WorkerReport
+from filedrop_etl.daemon.watch.resumes import Resumes
+from filedrop_etl.daemon.watch.sharing import Heartbeat, adopt_strays, take_over
 
 log = structlog.get_logger("daemon.watcher")
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from config import contract
-from daemon.warehouse.sql import Tables, q
-from daemon.warehouse.sqlite import connection, migrate, schema, staging
-from generator.publish import publish_parquet
-from generator.transactions import generate
+from filedrop_etl.config import contract
+from filedrop_etl.daemon.warehouse.sql import Tables, q
+from filedrop_etl.daemon.warehouse.sqlite import connection, migrate, schema, staging
+from filedrop_etl.generator.publish import publish_parquet
+from filedrop_etl.generator.transactions import generate
 
 FIRST_DAY = date(2026, 1, 1)
 SMALL_ROWS = 25

@@ -24,9 +24,9 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from config.contract import TRANSACTIONS as FEED
-from daemon.warehouse.sql import q
-from daemon.warehouse.sqlite.connection import CACHE_KIB
+from filedrop_etl.config.contract import TRANSACTIONS as FEED
+from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sqlite.connection import CACHE_KIB
 
 TABLE = "floor_fact"
 STAGING = "floor_staging"

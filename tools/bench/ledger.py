@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from config import Settings
-from config.database import PostgresUrl
-from daemon.warehouse.postgresql import schema as pg_schema
-from daemon.warehouse.postgresql.connection import stmt
-from daemon.warehouse.sql import Tables
-from daemon.warehouse.sqlite import connection as sqlite_connection
-from daemon.warehouse.sqlite import schema as sqlite_schema
+from filedrop_etl.config import Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
+from filedrop_etl.daemon.warehouse.postgresql.connection import stmt
+from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
+from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 
 # Inserted per statement on PostgreSQL: bounded memory, few round trips.
 _CHUNK = 20_000

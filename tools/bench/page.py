@@ -36,13 +36,13 @@ import psycopg
 import structlog
 from psycopg import sql
 
-import daemon.warehouse.postgresql as postgresql
-from config import Settings, load_settings
-from config.database import PostgresUrl
-from daemon.ops import page
-from daemon.ops.metrics import Metrics
-from daemon.ops.server import StatusServer
-from daemon.warehouse.sqlite import connection as sqlite_connection
+import filedrop_etl.daemon.warehouse.postgresql as postgresql
+from filedrop_etl.config import Settings, load_settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.ops import page
+from filedrop_etl.daemon.ops.metrics import Metrics
+from filedrop_etl.daemon.ops.server import StatusServer
+from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
 from tools.bench import fixtures, ledger
 from tools.harness import drop
 from tools.harness.logtail import LogTail
@@ -172,7 +172,7 @@ def in_process(settings: Settings, viewers: int, admin: str | None,
 
 def _daemon(root: Path, db: str) -> tuple[subprocess.Popen[bytes], LogTail, str]:
     log = root / "daemon.log"
-    argv = [sys.executable, "-m", "daemon", "--inbox", str(root / "inbox"), "--db", db,
+    argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(root / "inbox"), "--db", db,
             "--processed", str(root / "processed"), "--failed", str(root / "failed"),
             "--http", "127.0.0.1:0"]
     with log.open("wb") as out:

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from config.contract import TRANSACTIONS as FEED
-from daemon.warehouse.sql import Tables, q
+from filedrop_etl.config.contract import TRANSACTIONS as FEED
+from filedrop_etl.daemon.warehouse.sql import Tables, q
 
 STAGE = q("floor_stage")
 TABLE = "floor_fact"

@@ -29,10 +29,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from config.contract import TRANSACTIONS as FEED
-from daemon.warehouse.postgresql import schema
-from daemon.warehouse.sql import Tables, q
-from generator.transactions import generate
+from filedrop_etl.config.contract import TRANSACTIONS as FEED
+from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse.sql import Tables, q
+from filedrop_etl.generator.transactions import generate
 from tools.bench import fixtures, pg_floor
 from tools.harness import drop as harness_drop
 from tools.harness.logtail import LogTail
@@ -111,7 +111,7 @@ class Daemons:
         root.mkdir(parents=True, exist_ok=True)
         for node in range(count):
             log_path = root / f"n{node}.log"
-            argv = [sys.executable, "-m", "daemon", "--inbox", str(root / "inbox"),
+            argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(root / "inbox"),
                     "--processed", str(root / "processed"), "--failed", str(root / "failed"),
                     "--db", url, "--node", f"n{node}"]
             with log_path.open("wb") as log:

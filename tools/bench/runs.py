@@ -61,7 +61,7 @@ def daemon_once(case: Path, db: Path, parquet: Path, write_mode: str = "merge") 
     inbox.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(parquet, inbox / f".{parquet.name}.tmp")
     (inbox / f".{parquet.name}.tmp").rename(inbox / parquet.name)
-    argv = [sys.executable, "-m", "daemon", "--once", "--inbox", str(inbox), "--db", str(db),
+    argv = [sys.executable, "-m", "filedrop_etl", "--once", "--inbox", str(inbox), "--db", str(db),
             "--processed", str(case / "processed"), "--failed", str(case / "failed"),
             "--work", str(case / "work"), "--write-mode", write_mode]
     stdout, rss = _run(argv)

@@ -75,11 +75,11 @@ class Daemon:
 
 @contextmanager
 def running(root: Path, db: Path, write_mode: str = "merge") -> Iterator[Daemon]:
-    """Start `python -m daemon` on `root`/{inbox,processed,failed,work} and `db`; stop it
+    """Start `python -m filedrop_etl` on `root`/{inbox,processed,failed,work} and `db`; stop it
     with SIGTERM afterwards."""
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "daemon.log"
-    argv = [sys.executable, "-m", "daemon", "--inbox", str(root / "inbox"), "--db", str(db),
+    argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(root / "inbox"), "--db", str(db),
             "--processed", str(root / "processed"), "--failed", str(root / "failed"),
             "--work", str(root / "work"), "--write-mode", write_mode]
     with log_path.open("wb") as log:

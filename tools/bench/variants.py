@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from config.contract import TRANSACTIONS as FEED
-from daemon.warehouse.sqlite import connection, staging
-from generator.transactions import generate
+from filedrop_etl.config.contract import TRANSACTIONS as FEED
+from filedrop_etl.daemon.warehouse.sqlite import connection, staging
+from filedrop_etl.generator.transactions import generate
 from tools.bench import fixtures
 
 _COLUMNS = ('"txn_id" TEXT NOT NULL PRIMARY KEY, "customer_id" INTEGER NOT NULL, '

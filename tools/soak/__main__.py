@@ -1,7 +1,7 @@
 """`python -m tools.soak` (`make soak`): an hour of steady drops; RSS and fds stay flat.
 
 Owns the command line, the work directory and the JSON record of a run. A run starts
-`python -m daemon` on a fresh work directory (JSON log to `daemon.log` there), drops a
+`python -m filedrop_etl` on a fresh work directory (JSON log to `daemon.log` there), drops a
 file every `--interval` seconds in a fixed cycle of kinds (a new day, small new days, an
 identical re-drop, a corrected re-drop, three kinds of bad file), by rename from a staging
 directory on the same filesystem or written in place, and samples the daemon's VmRSS,

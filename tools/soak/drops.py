@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from generator.transactions import generate_table
+from filedrop_etl.generator.transactions import generate_table
 
 SMALL_ROWS = 25
 CORRECTION_STRIDE = 100  # a corrected re-drop changes the amount of every 100th row

@@ -47,7 +47,7 @@ class Soak:
         self.producer = Producer(work, args.rows)
         self.drops: list[Drop] = []
         self.samples: list[Sample] = []
-        self.argv = [sys.executable, "-m", "daemon", "--inbox", str(work / "inbox"),
+        self.argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(work / "inbox"),
                      "--processed", str(work / "processed"), "--failed", str(work / "failed"),
                      "--work", str(work / "work"), "--db", str(work / "etl.db")]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from generator.transactions import generate_table
+from filedrop_etl.generator.transactions import generate_table
 from tools.harness.drop import renamed
 
 Row = tuple[int, float, str]  # customer_id, amount, run_date; keyed by txn_id

@@ -1,4 +1,4 @@
-"""The daemon under torture: a real `python -m daemon` process that is killed and restarted.
+"""The daemon under torture: a real `python -m filedrop_etl` process that is killed and restarted.
 
 One `Service` owns one case directory (inbox, work, processed, failed, the database) and
 at most one daemon process at a time. It starts the daemon (optionally with a crash
@@ -88,7 +88,7 @@ class Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
         if crash_at:
             env["ETL_CRASH_AT"] = crash_at
-        argv = [sys.executable, "-m", "daemon", "--inbox", str(self.inbox),
+        argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(self.inbox),
                 "--work", str(self.root / "work"), "--processed", str(self.root / "processed"),
                 "--failed", str(self.root / "failed"), "--db", str(self.db),
                 # A restart finds its claims lapsed soon (PostgreSQL; SQLite ignores it).

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import structlog
 
-from config import EtlError, Settings
-from daemon.errors import DatabaseUnavailable, SchemaMismatch
-from daemon.ops.commands import common, history, migrate, report, retry, status
-from daemon.warehouse.api import WarehouseBusy, WarehouseFault
+from filedrop_etl.config import EtlError, Settings
+from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.ops.commands import common, history, migrate, report, retry, status
+from filedrop_etl.daemon.warehouse.api import WarehouseBusy, WarehouseFault
 
 log = structlog.get_logger("daemon.commands")
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config import EtlError, Settings
-from config.database import PostgresUrl
-from daemon import warehouse
-from daemon.errors import DatabaseUnavailable
-from daemon.warehouse import api
+from filedrop_etl.config import EtlError, Settings
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.warehouse import api
 
 # `cli`'s subparsers make its own parser class, which the commands need not know.
 # (Generic only to the type checker: at run time the class cannot be subscripted.)

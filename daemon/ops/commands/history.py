@@ -13,13 +13,13 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from config import Settings
-from daemon import clock, files
-from daemon.errors import CheckFailure
-from daemon.ops import folders
-from daemon.ops.commands import common, table
-from daemon.ops.retries import name_refusal
-from daemon.warehouse import api
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, files
+from filedrop_etl.daemon.errors import CheckFailure
+from filedrop_etl.daemon.ops import folders
+from filedrop_etl.daemon.ops.commands import common, table
+from filedrop_etl.daemon.ops.retries import name_refusal
+from filedrop_etl.daemon.warehouse import api
 
 HISTORY_EPILOG = """\
 examples:

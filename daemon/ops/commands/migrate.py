@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-from config import Settings
-from daemon import warehouse
-from daemon.ops.commands import common, table
-from daemon.warehouse.api import Migration
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import warehouse
+from filedrop_etl.daemon.ops.commands import common, table
+from filedrop_etl.daemon.warehouse.api import Migration
 
 EPILOG = """\
 examples:

@@ -12,8 +12,8 @@ import math
 from dataclasses import replace
 from datetime import date
 
-from config import Settings
-from daemon.ops.commands import common, table
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon.ops.commands import common, table
 
 # Amounts are money: shown, and given to scripts, to the cent, as the tables print them.
 CENTS = 2

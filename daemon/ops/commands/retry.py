@@ -15,11 +15,11 @@ import os
 from contextlib import ExitStack
 from pathlib import Path
 
-from config import Settings
-from daemon import clock, files, lock
-from daemon.ops import folders, retries
-from daemon.ops.commands import common, table
-from daemon.warehouse import api
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import clock, files, lock
+from filedrop_etl.daemon.ops import folders, retries
+from filedrop_etl.daemon.ops.commands import common, table
+from filedrop_etl.daemon.warehouse import api
 
 EPILOG = """\
 examples:

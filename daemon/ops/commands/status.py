@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 import structlog
 
-from config import Settings
-from daemon import files
-from daemon.ops import overview, retries
-from daemon.ops.commands import common, table
-from daemon.warehouse import api
+from filedrop_etl.config import Settings
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.ops import overview, retries
+from filedrop_etl.daemon.ops.commands import common, table
+from filedrop_etl.daemon.warehouse import api
 
 log = structlog.get_logger("daemon.commands")
 REASON_WIDTH = 90

@@ -20,18 +20,18 @@ from pathlib import Path
 
 import psycopg
 
-from config import Settings
-from config.contract import Contract
-from config.database import PostgresUrl
-from daemon.warehouse.api import Folders, Migration
-from daemon.warehouse.postgresql import nodes, roles, schema
-from daemon.warehouse.postgresql.claims import PostgresClaims
-from daemon.warehouse.postgresql.connection import Connection, connect, usable
-from daemon.warehouse.postgresql.faults import translated
-from daemon.warehouse.postgresql.history import PostgresHistory
-from daemon.warehouse.postgresql.mark import WarehouseMark
-from daemon.warehouse.postgresql.retry_log import PostgresRetryLog
-from daemon.warehouse.postgresql.warehouse import PostgresWarehouse
+from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.warehouse.api import Folders, Migration
+from filedrop_etl.daemon.warehouse.postgresql import nodes, roles, schema
+from filedrop_etl.daemon.warehouse.postgresql.claims import PostgresClaims
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, connect, usable
+from filedrop_etl.daemon.warehouse.postgresql.faults import translated
+from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
+from filedrop_etl.daemon.warehouse.postgresql.mark import WarehouseMark
+from filedrop_etl.daemon.warehouse.postgresql.retry_log import PostgresRetryLog
+from filedrop_etl.daemon.warehouse.postgresql.warehouse import PostgresWarehouse
 
 __all__ = ["KeptReading", "PostgresWarehouse", "migrating", "open_warehouse", "reading",
            "writing"]

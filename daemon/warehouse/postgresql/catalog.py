@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from daemon.warehouse.columns import Held
-from daemon.warehouse.postgresql.connection import Connection
+from filedrop_etl.daemon.warehouse.columns import Held
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection
 
 # A relation of that name as the session's statements would find it.
 _REL = "to_regclass(quote_ident(t.name))"

@@ -24,15 +24,21 @@ from pathlib import Path
 
 import structlog
 
-from config.database import PostgresUrl
-from daemon import files
-from daemon.errors import AlreadyRunning
-from daemon.lock import DirectoryClaim
-from daemon.warehouse.api import ClaimLost, NodeTaken, TakenOver, Ticket, WarehouseFault
-from daemon.warehouse.postgresql.connection import Connection, Session, stmt
-from daemon.warehouse.postgresql.faults import translated
-from daemon.warehouse.postgresql.schema import CLAIMS_TABLE
-from daemon.warehouse.sql import DAEMONS_TABLE, q
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import AlreadyRunning
+from filedrop_etl.daemon.lock import DirectoryClaim
+from filedrop_etl.daemon.warehouse.api import (
+    ClaimLost,
+    NodeTaken,
+    TakenOver,
+    Ticket,
+    WarehouseFault,
+)
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, Session, stmt
+from filedrop_etl.daemon.warehouse.postgresql.faults import translated
+from filedrop_etl.daemon.warehouse.postgresql.schema import CLAIMS_TABLE
+from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
 
 CLAIMS, DAEMONS = q(CLAIMS_TABLE), q(DAEMONS_TABLE)
 log = structlog.get_logger("daemon.watcher")

@@ -19,13 +19,13 @@ from contextlib import AbstractContextManager
 import psycopg
 from psycopg import errors
 
-from daemon.warehouse.api import (
+from filedrop_etl.daemon.warehouse.api import (
     WarehouseBusy,
     WarehouseFault,
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.warehouse.faults import translating
+from filedrop_etl.daemon.warehouse.faults import translating
 
 # Most specific first: most of these are `OperationalError`s too.
 _FAULTS: tuple[tuple[tuple[type[Exception], ...], type[WarehouseFault]], ...] = (

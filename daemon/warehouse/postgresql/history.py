@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from config.contract import Contract
-from daemon.warehouse.api import (
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.warehouse.api import (
     CustomerTotal,
     Daemon,
     DayRows,
@@ -25,10 +25,10 @@ from daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from daemon.warehouse.postgresql import schema
-from daemon.warehouse.postgresql.connection import Connection, stmt
-from daemon.warehouse.sql import Tables, date_range
-from daemon.warehouse.values import recording
+from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.sql import Tables, date_range
+from filedrop_etl.daemon.warehouse.values import recording
 
 
 def text_time(column: str) -> str:

@@ -7,9 +7,9 @@ in as the ledger's ISO text, cast to `timestamptz`; the run date as `date`.
 
 from __future__ import annotations
 
-from daemon.warehouse.api import LoadRecord, MergeCounts, Recorded
-from daemon.warehouse.postgresql.connection import Connection, stmt
-from daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.api import LoadRecord, MergeCounts, Recorded
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.sql import Tables
 
 
 def record_load(conn: Connection, tables: Tables, load: LoadRecord, *, status: str,

@@ -14,9 +14,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from daemon import files
-from daemon.errors import AlreadyRunning
-from daemon.lock import flock_holder, lock_at_once
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.errors import AlreadyRunning
+from filedrop_etl.daemon.lock import flock_holder, lock_at_once
 
 
 class WarehouseMark:

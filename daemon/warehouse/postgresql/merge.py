@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.warehouse.api import MergeCounts, MergePlan
-from daemon.warehouse.postgresql.connection import Connection, stmt
-from daemon.warehouse.postgresql.staging import TABLE as STAGED
-from daemon.warehouse.sql import Tables, q
+from filedrop_etl.daemon.warehouse.api import MergeCounts, MergePlan
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.postgresql.staging import TABLE as STAGED
+from filedrop_etl.daemon.warehouse.sql import Tables, q
 
 
 def _one(conn: Connection, text: str, params: tuple[object, ...] = ()) -> int:

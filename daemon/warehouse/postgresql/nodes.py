@@ -15,10 +15,10 @@ import os
 
 import psycopg
 
-from daemon.errors import AlreadyRunning
-from daemon.warehouse.api import Folders
-from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
-from daemon.warehouse.sql import DAEMONS_TABLE, q
+from filedrop_etl.daemon.errors import AlreadyRunning
+from filedrop_etl.daemon.warehouse.api import Folders
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
 
 DAEMONS = q(DAEMONS_TABLE)
 

@@ -6,11 +6,11 @@ whether a sidecar left behind was recorded by a retry is the history's question.
 
 from __future__ import annotations
 
-from config.contract import Contract
-from daemon.warehouse.api import Retry
-from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
-from daemon.warehouse.postgresql.history import PostgresHistory
-from daemon.warehouse.sql import Tables
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.warehouse.api import Retry
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
+from filedrop_etl.daemon.warehouse.sql import Tables
 
 
 class PostgresRetryLog:

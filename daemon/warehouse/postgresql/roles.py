@@ -13,12 +13,12 @@ before a file could fail on a missing privilege.
 
 from __future__ import annotations
 
-from config.contract import Contract
-from daemon.errors import DatabaseUnavailable
-from daemon.warehouse.postgresql import catalog
-from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
-from daemon.warehouse.postgresql.schema import VERSION_TABLE, tables
-from daemon.warehouse.sql import q
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.warehouse.postgresql import catalog
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from filedrop_etl.daemon.warehouse.postgresql.schema import VERSION_TABLE, tables
+from filedrop_etl.daemon.warehouse.sql import q
 
 RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 

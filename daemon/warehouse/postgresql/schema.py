@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 from psycopg import errors
 
-from config.contract import Contract
-from daemon.errors import DatabaseUnavailable, SchemaMismatch
-from daemon.warehouse import columns
-from daemon.warehouse.api import WarehouseBusy
-from daemon.warehouse.postgresql import catalog
-from daemon.warehouse.postgresql.connection import Connection, stmt, transaction
-from daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, q
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.warehouse import columns
+from filedrop_etl.daemon.warehouse.api import WarehouseBusy
+from filedrop_etl.daemon.warehouse.postgresql import catalog
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, q
 
 SCHEMA_VERSION = 3
 VERSION_TABLE = "filedrop_schema"

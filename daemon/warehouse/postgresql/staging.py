@@ -17,10 +17,10 @@ import pgpq
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from config.contract import Contract
-from daemon.warehouse.feed import Feed
-from daemon.warehouse.postgresql.connection import Connection, stmt
-from daemon.warehouse.sql import q
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.warehouse.feed import Feed
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.sql import q
 
 TABLE = q("filedrop_staged")
 

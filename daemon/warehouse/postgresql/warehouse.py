@@ -14,10 +14,10 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
-from config.contract import Contract
-from config.database import PostgresUrl
-from daemon import clock, crashpoints
-from daemon.warehouse.api import (
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon import clock, crashpoints
+from filedrop_etl.daemon.warehouse.api import (
     ClaimLost,
     Claims,
     Load,
@@ -27,14 +27,14 @@ from daemon.warehouse.api import (
     Recorded,
     Ticket,
 )
-from daemon.warehouse.postgresql import ledger, merge, staging
-from daemon.warehouse.postgresql.claims import PostgresClaims
-from daemon.warehouse.postgresql.connection import Connection, Session, stmt, usable
-from daemon.warehouse.postgresql.faults import translated
-from daemon.warehouse.postgresql.history import PostgresHistory
-from daemon.warehouse.postgresql.mark import WarehouseMark
-from daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
-from daemon.warehouse.sql import Tables, q
+from filedrop_etl.daemon.warehouse.postgresql import ledger, merge, staging
+from filedrop_etl.daemon.warehouse.postgresql.claims import PostgresClaims
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, Session, stmt, usable
+from filedrop_etl.daemon.warehouse.postgresql.faults import translated
+from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
+from filedrop_etl.daemon.warehouse.postgresql.mark import WarehouseMark
+from filedrop_etl.daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
+from filedrop_etl.daemon.warehouse.sql import Tables, q
 
 # PostgreSQL stores at most 1 GB in one field.
 VALUE_LIMIT = (1 << 30) - 1

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import structlog
 
-from config.contract import Contract
-from daemon import lock
-from daemon.errors import DatabaseUnavailable
-from daemon.warehouse.api import (
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon import lock
+from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.warehouse.api import (
     Folders,
     Migration,
     WarehouseBusy,
     WarehouseFault,
     WarehouseFull,
 )
-from daemon.warehouse.sqlite import connection, nodes, schema, staging
-from daemon.warehouse.sqlite.faults import translated
-from daemon.warehouse.sqlite.history import SqliteHistory, check_schema
-from daemon.warehouse.sqlite.retry_log import SqliteRetryLog
-from daemon.warehouse.sqlite.warehouse import SqliteWarehouse
+from filedrop_etl.daemon.warehouse.sqlite import connection, nodes, schema, staging
+from filedrop_etl.daemon.warehouse.sqlite.faults import translated
+from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory, check_schema
+from filedrop_etl.daemon.warehouse.sqlite.retry_log import SqliteRetryLog
+from filedrop_etl.daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 
 log = structlog.get_logger("daemon")
 

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from daemon.errors import DatabaseUnavailable
-from daemon.warehouse.sql import q
-from daemon.warehouse.sqlite import dbfile
+from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sqlite import dbfile
 
 # 64 MiB of page cache: a 1M-row merge touches ~100 MB of pages, and a cache that holds
 # the hot index pages roughly halves its time; memory stays within the 5M-row budget.

@@ -19,7 +19,7 @@ from typing import Literal
 
 import structlog
 
-from daemon.warehouse.api import DatabaseMoved
+from filedrop_etl.daemon.warehouse.api import DatabaseMoved
 
 log = structlog.get_logger("daemon.dbfile")
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 
-from daemon.warehouse.api import (
+from filedrop_etl.daemon.warehouse.api import (
     WarehouseBusy,
     WarehouseFault,
     WarehouseFull,
     WarehouseUnavailable,
 )
-from daemon.warehouse.faults import translating
+from filedrop_etl.daemon.warehouse.faults import translating
 
 _FAULTS: dict[int, type[WarehouseFault]] = {
     5: WarehouseBusy, 6: WarehouseBusy,

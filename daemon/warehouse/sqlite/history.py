@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from config.contract import Contract
-from daemon.errors import SchemaMismatch
-from daemon.warehouse.api import (
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.errors import SchemaMismatch
+from filedrop_etl.daemon.warehouse.api import (
     CustomerTotal,
     Daemon,
     DayRows,
@@ -30,7 +30,7 @@ from daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from daemon.warehouse.sql import (
+from filedrop_etl.daemon.warehouse.sql import (
     DAEMONS_TABLE,
     DAYS_SUFFIX,
     RETRIES_TABLE,
@@ -38,8 +38,8 @@ from daemon.warehouse.sql import (
     date_range,
     q,
 )
-from daemon.warehouse.sqlite import schema
-from daemon.warehouse.values import recording
+from filedrop_etl.daemon.warehouse.sqlite import schema
+from filedrop_etl.daemon.warehouse.values import recording
 
 
 def _columns(cls: type[Any]) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from daemon.warehouse.api import LoadRecord, MergeCounts, Recorded
-from daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.api import LoadRecord, MergeCounts, Recorded
+from filedrop_etl.daemon.warehouse.sql import Tables
 
 
 def record_load(conn: sqlite3.Connection, tables: Tables, load: LoadRecord, *, status: str,

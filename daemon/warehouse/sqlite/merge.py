@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 
-from daemon.warehouse.api import MergeCounts, MergePlan
-from daemon.warehouse.sql import Tables, q
-from daemon.warehouse.sqlite.connection import staged_table
+from filedrop_etl.daemon.warehouse.api import MergeCounts, MergePlan
+from filedrop_etl.daemon.warehouse.sql import Tables, q
+from filedrop_etl.daemon.warehouse.sqlite.connection import staged_table
 
 
 def surplus_rows(conn: sqlite3.Connection, tables: Tables, column: str,

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import structlog
 
-from daemon import crashpoints
-from daemon.warehouse.sql import Tables, q
+from filedrop_etl.daemon import crashpoints
+from filedrop_etl.daemon.warehouse.sql import Tables, q
 
 log = structlog.get_logger("daemon.schema")
 

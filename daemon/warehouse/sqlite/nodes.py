@@ -13,10 +13,10 @@ import json
 import os
 import sqlite3
 
-from daemon import clock
-from daemon.warehouse.api import Folders
-from daemon.warehouse.sql import DAEMONS_TABLE, q
-from daemon.warehouse.sqlite.connection import transaction
+from filedrop_etl.daemon import clock
+from filedrop_etl.daemon.warehouse.api import Folders
+from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
+from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
 
 
 def record_start(conn: sqlite3.Connection, node: str, folders: Folders) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from config.contract import Contract
-from daemon.warehouse.api import Retry
-from daemon.warehouse.sql import Tables
-from daemon.warehouse.sqlite.connection import transaction
-from daemon.warehouse.sqlite.history import SqliteHistory
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.warehouse.api import Retry
+from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
+from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
 
 
 class SqliteRetryLog:

@@ -16,12 +16,12 @@ from typing import Any
 
 import structlog
 
-from config.contract import Contract
-from daemon.errors import SchemaMismatch
-from daemon.warehouse import columns
-from daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
-from daemon.warehouse.sqlite import migrate
-from daemon.warehouse.sqlite.connection import transaction
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.errors import SchemaMismatch
+from filedrop_etl.daemon.warehouse import columns
+from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
+from filedrop_etl.daemon.warehouse.sqlite import migrate
+from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
 
 log = structlog.get_logger("daemon.schema")
 

@@ -25,13 +25,13 @@ import adbc_driver_sqlite
 import pyarrow as pa
 import structlog
 
-from config import EtlError
-from config.contract import Contract
-from daemon.errors import BadInput
-from daemon.warehouse.api import WarehouseFault
-from daemon.warehouse.feed import Feed
-from daemon.warehouse.sql import q
-from daemon.warehouse.sqlite.connection import uri
+from filedrop_etl.config import EtlError
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon.errors import BadInput
+from filedrop_etl.daemon.warehouse.api import WarehouseFault
+from filedrop_etl.daemon.warehouse.feed import Feed
+from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sqlite.connection import uri
 
 log = structlog.get_logger("daemon.staging")
 

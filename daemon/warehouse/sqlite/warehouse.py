@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from config.contract import Contract
-from daemon import clock, crashpoints
-from daemon.warehouse.api import (
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon import clock, crashpoints
+from filedrop_etl.daemon.warehouse.api import (
     Claims,
     Load,
     LoadRecord,
@@ -29,13 +29,13 @@ from daemon.warehouse.api import (
     TakenOver,
     Ticket,
 )
-from daemon.warehouse.sql import Tables
-from daemon.warehouse.sqlite import dbfile, ledger, merge, staging
-from daemon.warehouse.sqlite.connection import attached_staging, transaction
+from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sqlite import dbfile, ledger, merge, staging
+from filedrop_etl.daemon.warehouse.sqlite.connection import attached_staging, transaction
 
 __all__ = ["LocalClaims", "SqliteStaged", "SqliteWarehouse", "attached_staging"]
-from daemon.warehouse.sqlite.faults import translated
-from daemon.warehouse.sqlite.history import SqliteHistory
+from filedrop_etl.daemon.warehouse.sqlite.faults import translated
+from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
 
 
 class SqliteStaged:
