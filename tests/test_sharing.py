@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -238,21 +239,48 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
 
 
-def _terminate_when(url: str, phase: str, timeout: float = 60.0) -> int:
-    """Wait until the daemon's session runs a statement starting `phase`, then have the
-    server end that session; the pid ended."""
-    with psycopg.connect(url, autocommit=True) as admin:
+def _client_ports(pid: int) -> set[int]:
+    """The local TCP ports of the sockets process `pid` holds open (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with suppress(OSError):
+            target = fd.readlink().name
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _terminate_when(url: str, daemon_pid: int, phase: str, timeout: float = 60.0) -> int:
+    """Wait until a session of the daemon `daemon_pid` runs a statement starting `phase`,
+    then have the server end that session; the pid ended.
+
+    The session is found by its client port among the daemon's own sockets: other tests
+    (and other runs) on the same server load into tables of the same name, and ending one
+    of theirs made this test wait for a retry that never came. The fact table is held in
+    SHARE mode meanwhile, so the load's INSERT waits and can not commit between the
+    moment the statement is seen and the moment its session is ended.
+    """
+    with psycopg.connect(url, autocommit=True) as admin, psycopg.connect(url) as holder:
+        holder.execute('LOCK TABLE "fact_transactions" IN SHARE MODE')
         found: list[Any] = []
 
         def running() -> bool:
             found[:] = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'filedrop-etl' "
-                "AND state = 'active' AND query LIKE %s", (phase + "%",)).fetchall()
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+                "AND query LIKE %s AND client_port = ANY(%s)",
+                (phase + "%", sorted(_client_ports(daemon_pid)))).fetchall()
             return bool(found)
 
         wait_until(running, f"a session running {phase}", timeout)
         [(pid,)] = found
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        holder.rollback()
         return int(pid)
 
 
@@ -261,9 +289,14 @@ def test_a_session_the_server_ends_mid_load_loses_nothing(
         settings: Settings, tmp_path: Path, start_daemon: Start, phase: str) -> None:
     daemon = start_daemon()
     table = day_table("2026-07-01", 400_000)
-    drop(prepared(tmp_path, table, "transactions_2026-07-01.parquet"), settings.inbox)
     assert isinstance(settings.db, PostgresUrl)
-    _terminate_when(settings.db.url, phase)
+    url = settings.db.url
+    with ThreadPoolExecutor(1) as pool:
+        # Started first: the lock must be held before the load can reach its merge.
+        ended = pool.submit(_terminate_when, url, daemon.proc.pid, phase)
+        wait_until(lambda: _share_lock_held(url), "the fact table held in SHARE mode")
+        drop(prepared(tmp_path, table, "transactions_2026-07-01.parquet"), settings.inbox)
+        ended.result()
     [retry] = daemon.wait_for("file_retry_scheduled")
     assert retry["fault"] == "WarehouseUnavailable" and retry["stage"] in ("stage", "load")
     [done] = daemon.wait_for("file_processed", timeout=120)
@@ -271,6 +304,13 @@ def test_a_session_the_server_ends_mid_load_loses_nothing(
     assert len(fact_rows_in(settings)) == 400_000
     assert [r["status"] for r in ledger_in(settings)] == ["processed"]
     assert daemon.stop() == 0
+
+
+def _share_lock_held(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE mode = 'ShareLock' AND granted "
+                           "AND relation = '\"fact_transactions\"'::regclass").fetchone()
+    return row == (1,)
 
 
 def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
