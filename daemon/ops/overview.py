@@ -6,7 +6,7 @@ processed and failed (and their loads) today (UTC) and in all, the last success,
 waiting in the inbox and in flight in the work directory, and the failed files with
 their reasons and the sidecars left there without their file. It only reads: the lock is
 probed without waiting (`lock.probe`), the database through a read-only connection the
-caller opens, the directories through `daemon.folders`.
+caller opens, the directories through `daemon.ops.folders`.
 """
 
 from __future__ import annotations
