@@ -34,7 +34,7 @@ WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
 ObserverKind = Literal["auto", "polling"]
 OBSERVERS: tuple[ObserverKind, ...] = ("auto", "polling")
 # Where a setting's value came from, highest precedence first; `daemon`: a folder an
-# operator's command found recorded by the daemon (`daemon.nodes`), no source naming one.
+# operator's command found recorded by the daemon (`History.daemons`), no source naming one.
 Source = Literal["flag", "environment", "config file", "default", "daemon"]
 DEFAULT_HTTP_HOST = "127.0.0.1"
 ENV_PREFIX = "ETL_"
@@ -93,7 +93,7 @@ class Settings:
     def work_root(self) -> Path:
         """Where this inbox's daemons keep their work, hidden beside it: a SQLite daemon's
         work directory, the folder of each PostgreSQL node's (by default), and the marks
-        of the warehouse the inbox's daemons share (`daemon.lock.WarehouseMark`)."""
+        of the warehouse the inbox's daemons share (`warehouse.postgresql.mark`)."""
         return self.inbox.with_name(f".{self.inbox.name}.work")
 
     @property

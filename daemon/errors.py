@@ -90,7 +90,7 @@ class ChecksFailed(BadInput):
 
 class StoppedTooOften(BadInput):
     """The daemon stopped while loading this file every time it was resumed: the file is
-    set aside so that the files behind it load (see `daemon.resumes`)."""
+    set aside so that the files behind it load (see `daemon.watch.resumes`)."""
 
     stage = "resume"
 

@@ -3,7 +3,7 @@
 Owns which inbox names are ignored, how a run date is read from a name, the no-follow
 open, the SHA-256, the Parquet-footer probe, and the moves between inbox, work and
 processed (atomic renames within one filesystem that never overwrite, under a name whose
-error sidecar is free too); the move to failed/ is `daemon.quarantine`'s. It knows
+error sidecar is free too); the move to failed/ is `daemon.load.quarantine`'s. It knows
 nothing of SQLite or of what the rows mean.
 """
 

@@ -5,7 +5,7 @@ never leaves a stale lock behind. The database's lock file sits beside the datab
 is never deleted: deleting it would let a second daemon lock a fresh inode while the
 first still holds the old one. The holder writes its pid into it so that a refused daemon
 can say who holds it; `probe` tells a reader (the `status` command) whether a daemon
-holds it, without waiting. The inbox and the work directory are claimed by a lock on the
+holds it, without waiting. The inbox and the work directory are each locked on the
 directory itself (`DirectoryClaim`): no file is added where producers drop theirs, and
 the holder's pid is read from the kernel's lock table.
 """
@@ -111,7 +111,7 @@ def lock_at_once(fd: int, *, shared: bool = False) -> bool:
 
 class DirectoryClaim:
     """A lock on a directory itself: one daemon at a time may take files from an inbox,
-    or keep claims in a work directory. Two daemons with different databases on one
+    or keep claimed files in a work directory. Two daemons with different databases on one
     inbox would otherwise split its files between them, silently.
 
     Daemons sharing a PostgreSQL warehouse share an inbox: each holds it `shared`, which
@@ -131,8 +131,8 @@ class DirectoryClaim:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """Claim the directory; `AlreadyRunning` naming the holder if another daemon has,
-        False if this filesystem cannot lock it. A claim held before (of a directory since
+        """Lock the directory; `AlreadyRunning` naming the holder if another daemon has,
+        False if this filesystem cannot lock it. A lock taken before (of a directory since
         deleted or replaced) is let go first."""
         self.release()
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -173,7 +173,7 @@ _HOLDER_KINDS: dict[tuple[bool, str | None], str] = {
 
 
 class DirectoryClaims:
-    """The inbox and the work directory, each claimed for the daemon's lifetime."""
+    """The inbox and the work directory, each locked for the daemon's lifetime."""
 
     def __init__(self, inbox: Path, work: Path, *, shared: bool = False) -> None:
         # Shared: daemons on one PostgreSQL warehouse may share an inbox (each claims into
@@ -187,35 +187,35 @@ class DirectoryClaims:
             "its own --work")
 
     @property
-    def _claims(self) -> tuple[DirectoryClaim, ...]:
+    def _locks(self) -> tuple[DirectoryClaim, ...]:
         return (self.inbox, self.work)
 
     @property
     def held(self) -> bool:
-        return all(claim.held for claim in self._claims)
+        return all(lock.held for lock in self._locks)
 
     def acquire(self) -> None:
-        """Claim both (unless held already); `AlreadyRunning` if another daemon holds
+        """Lock both (unless held already); `AlreadyRunning` if another daemon holds
         either."""
         if self.held:
             return
-        for claim in self._claims:
-            if not claim.acquire():
-                log.warning("directory_unlocked", directory=str(claim.directory),
-                            reason=f"{claim.what}'s filesystem cannot lock a directory (NFS?)",
+        for lock in self._locks:
+            if not lock.acquire():
+                log.warning("directory_unlocked", directory=str(lock.directory),
+                            reason=f"{lock.what}'s filesystem cannot lock a directory (NFS?)",
                             hint="make sure yourself that no other daemon uses it")
 
     def reclaim_inbox(self) -> None:
-        """Claim the inbox again once it was made anew (deleted, replaced, re-pointed):
-        the old claim holds the directory that is gone."""
+        """Lock the inbox again once it was made anew (deleted, replaced, re-pointed):
+        the old lock holds the directory that is gone."""
         try:
             self.inbox.acquire()
         except AlreadyRunning as exc:
             log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
 
     def release(self) -> None:
-        for claim in self._claims:
-            claim.release()
+        for lock in self._locks:
+            lock.release()
 
 
 def flock_holder(status: os.stat_result) -> tuple[int | None, str | None]:

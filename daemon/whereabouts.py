@@ -69,9 +69,9 @@ class Whereabouts:
         if seen is None:
             return None
         for node in self._other_nodes():
-            if _holds(node, name, seen):
+            if _contains(node, name, seen):
                 return Elsewhere(files.display_name(node.name))
-        if _holds(self.processed, name, seen) or _holds(self.failed, name, seen):
+        if _contains(self.processed, name, seen) or _contains(self.failed, name, seen):
             return Elsewhere(None)
         return None
 
@@ -85,8 +85,8 @@ class Whereabouts:
             return []
 
 
-def _holds(directory: Path, name: str, seen: Identity) -> bool:
-    """Whether `directory` holds the file `seen` under `name` or one of its `~N` forms."""
+def _contains(directory: Path, name: str, seen: Identity) -> bool:
+    """Whether `directory` contains the file `seen` under `name` or one of its `~N` forms."""
     for candidate in itertools.islice(files.candidate_names(name), NAMES_LOOKED_AT):
         try:
             if identity((directory / candidate).lstat()) == seen:

@@ -1,4 +1,4 @@
-"""Unit tests for `daemon.checks.FileChecks`: each rule alone, samples, counts, order."""
+"""Unit tests for `daemon.load.checks.FileChecks`: each rule alone, samples, counts, order."""
 
 from __future__ import annotations
 

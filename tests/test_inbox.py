@@ -1,4 +1,4 @@
-"""Unit tests for `daemon.inbox.Inbox` on fake monotonic and wall clocks: no sleeps."""
+"""Unit tests for `daemon.watch.inbox.Inbox` on fake monotonic and wall clocks: no sleeps."""
 
 from __future__ import annotations
 

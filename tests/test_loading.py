@@ -1,6 +1,6 @@
 """One attempt at one file, below the error boundary: how far it got, what it raises.
 
-`daemon.loading` moves no files and logs no outcome; `Pipeline` (tests/test_pipeline.py)
+`daemon.load.loading` moves no files and logs no outcome; `Pipeline` (tests/test_pipeline.py)
 turns what it returns or raises into processed/, failed/ or a retry. These tests pin the
 contract between the two: the stage an attempt is left at, the counts, the callbacks,
 and which errors count as the environment's.

@@ -1,6 +1,6 @@
 """The wheel a user builds from the repository, installed into a fresh venv and run.
 
-Guards a found bug: `pip wheel .` left `daemon.commands` out (the package list named the
+Guards a found bug: `pip wheel .` left a subpackage out (the package list named the
 top-level packages only), so an installed `filedrop-etl` failed at import, while the
 Makefile's editable install hid it. `make install-runtime` (the servers' install) builds
 the wheel and installs it with its dependencies into a new venv, once for the module

@@ -1,4 +1,4 @@
-"""Unit tests for `daemon.quarantine`: the sidecar and the move to failed/, on real files."""
+"""Unit tests for `daemon.load.quarantine`: the sidecar and the move to failed/, on real files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for `daemon.reader`: which producer variants are accepted, and how they read."""
+"""Unit tests for `daemon.load.reader`: which producer variants are accepted, and how they read."""
 
 from __future__ import annotations
 

@@ -346,7 +346,7 @@ def test_same_directory_spelt_differently_is_refused(
 
 def test_same_directory_via_dotdot_is_refused(
         tmp_path: Path, empty_toml: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`x/../inbox` is the inbox: using it as `processed` would feed archives back in."""
+    """`x/../inbox` is the inbox: using it as `processed` would send archives back in."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x").mkdir()  # so `x/..` names tmp_path on the filesystem too
     with pytest.raises(ConfigError, match="same directory"):

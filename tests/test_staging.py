@@ -1,4 +1,4 @@
-"""Unit tests for `daemon.staging`: the per-load staging file and its clean-up.
+"""Unit tests for `daemon.warehouse.sqlite.staging`: the per-load staging file and its clean-up.
 
 Rows are read back the way the pipeline reads them, through the daemon's own connection
 with `store.attached_staging`, never by the driver that wrote them.

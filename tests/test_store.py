@@ -1,7 +1,7 @@
-"""Unit tests for `daemon.store` against a real SQLite file.
+"""Unit tests for the SQLite backend (`daemon.warehouse.sqlite`) against a real SQLite file.
 
 Rows reach the store as they do in a load: written to a staging file by
-`daemon.staging.staged` and attached with `store.attached_staging`.
+`daemon.warehouse.sqlite.staging.staged` and attached with `store.attached_staging`.
 """
 
 from __future__ import annotations

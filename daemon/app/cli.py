@@ -5,8 +5,8 @@ the same program. With no command, or with only the daemon's own options, it run
 daemon, so every command line written before the subcommands existed still works;
 options may stand before the command as well as after it (`--db X status`).
 The operator's commands (`status`, `history`, `show`, `retry`, `report`,
-`migrate`) are `daemon.commands`'. Settings are resolved here once (flag, `ETL_<NAME>`, config file,
-default) and handed to the command; `main(argv)` returns the exit code so that tests
+`migrate`) are `daemon.ops.commands`'. Settings are resolved here once (flag, `ETL_<NAME>`,
+config file, default) and handed to the command; `main(argv)` returns the exit code so that tests
 call it directly.
 """
 
@@ -32,7 +32,7 @@ log = structlog.get_logger("daemon")
 
 PROG = "filedrop-etl"
 COMMANDS = ("run", *ops.NAMES)
-EXIT_USAGE = 2  # as `daemon.service`'s, which is imported only to run the daemon
+EXIT_USAGE = 2  # as `daemon.app.service`'s, which is imported only to run the daemon
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
                "http", "stall_seconds", "max_file_bytes", "max_file_rows", "max_resumes",
                "lease_seconds", "network_timeout_seconds", "statement_timeout_seconds")
@@ -296,7 +296,7 @@ def _main(argv: Sequence[str], prog: str) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(signals.TAKEN) - set(signals.STOP))
         return ops.run(args.command, settings, args, prog=prog)
     # Blocked until the daemon's handlers are in place, for callers that did not come
-    # through `daemon.console` (tests call `main`): the imports below start threads.
+    # through `daemon.app.console` (tests call `main`): the imports below start threads.
     signal.pthread_sigmask(signal.SIG_BLOCK, signals.TAKEN)
     # Imported here: the daemon's pipeline brings pyarrow and pandas (half a second),
     # which the operator's commands do without.

@@ -1,10 +1,10 @@
 """The `filedrop-etl` console script and `python -m filedrop_etl`: mask signals, then start.
 
-The daemon's signals (`daemon.signals.TAKEN`) are blocked before anything else is
+The daemon's signals (`daemon.app.signals.TAKEN`) are blocked before anything else is
 imported, because an import can start a native thread (OpenBLAS starts one with numpy)
 and threads inherit the mask: so they can only ever reach the main thread, whose
 handlers only set a flag, and none can end the process while it starts. Everything
-else is `daemon.cli`'s.
+else is `daemon.app.cli`'s.
 """
 
 from __future__ import annotations

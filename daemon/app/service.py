@@ -5,7 +5,7 @@ first SIGTERM/SIGINT lets the file in flight finish (warm shutdown) and a second
 ends the process at once. `run(settings, once=)` returns the exit code: 0 done, 1 a
 `--once` drain left failed files (or the worker crashed), 2 bad configuration or
 database, 3 another daemon holds a lock (the database, the inbox or the work
-directory). Argv is `daemon.cli`'s.
+directory). Argv is `daemon.app.cli`'s.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def _open_database(settings: Settings, notifier: notify.Notifier,
             notifier.waiting(f"{event}: {exc.message} (attempt {attempt}, next in {delay:g} s)",
                              delay + settings.busy_timeout_seconds
                              + settings.network_timeout_seconds + _EXTEND_MARGIN_SECONDS)
-        # The daemon's signals are still blocked here (see `daemon.cli`): take one while
+        # The daemon's signals are still blocked here (see `daemon.app.cli`): take one while
         # waiting, so that a stop is prompt, and no handler is needed yet.
         taken = signal.sigtimedwait(signals.TAKEN, delay)
         code = None if taken is None else signals.on_start_up(taken.si_signo)
@@ -244,7 +244,7 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool,
         log.info("daemon_started", pid=os.getpid(), once=once, **described)
         watcher.start()
         # Every other thread was started with the daemon's signals blocked (see
-        # `daemon.cli`), so they reach this thread, whose join they interrupt to run the
+        # `daemon.app.cli`), so they reach this thread, whose join they interrupt to run the
         # handler at once. One taken by another thread would wait for the join to end.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals.TAKEN)
         # Say when the first stop signal was taken: two sent back to back arrive as one
@@ -265,7 +265,7 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool,
                 notifier.stopping(signals.name(taken.stops[0]))
             if stopped:
                 break
-            # READY once swept, the watchdog while healthy (see daemon.notify).
+            # READY once swept, the watchdog while healthy (see `daemon.app.notify`).
             notifier.tick(watcher)
         watcher.join()
     finally:

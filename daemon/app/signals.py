@@ -9,7 +9,7 @@ daemon's operators expect; settings are read at start only. SIGUSR1 logs one
 131, the file in flight resumed at the next start. The rest that nothing should send a
 loader (SIGUSR2, SIGALRM, ...) are logged and ignored. Handlers only record the signal
 and wake the worker; `Signals.dispatch` acts on them in the main thread. The signals
-stay blocked until the handlers are in place (`daemon.cli`), and `on_start_up` says
+stay blocked until the handlers are in place (`daemon.app.cli`), and `on_start_up` says
 what one taken during the start-up wait for the database means.
 """
 

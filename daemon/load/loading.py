@@ -1,7 +1,7 @@
 """One attempt at loading one claimed file: open, hash, name, read, stage, check, merge.
 
 `load_file` carries an `Attempt` through its stages, recording in it how far it got, so
-that the caller (`daemon.pipeline`, the per-file error boundary) can say where a failure
+that the caller (`daemon.load.pipeline`, the per-file error boundary) can say where a failure
 happened. The rows stream into the warehouse's staging while the row checks run on the same
 batches; uniqueness is counted there; then one transaction writes the ledger row and
 the merge. Everything that goes wrong is raised: bad input as `BadInput`, the

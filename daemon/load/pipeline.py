@@ -1,6 +1,6 @@
 """What happens to one file: claim, load, record, archive or quarantine.
 
-This is the per-file error boundary. A claimed file is loaded by `daemon.loading` (its
+This is the per-file error boundary. A claimed file is loaded by `daemon.load.loading` (its
 rows staged and checked, then the ledger row and the merge in one transaction); only
 after that commit is the file moved to processed/. Bad input and unexpected errors roll
 everything back, write a failed ledger row and move the file to failed/ with an
@@ -105,7 +105,7 @@ class Pipeline:
 
         `attempt` (1 for the first) and `retry_in_seconds` (when the caller tries again
         if this attempt must wait; None: not in this run) only annotate the log line.
-        `stopped_on` (from `daemon.resumes`): the daemon stopped while loading this file
+        `stopped_on` (from `daemon.watch.resumes`): the daemon stopped while loading this file
         every time it was resumed, so it is quarantined unread instead: reading it again
         could end the daemon again.
         """

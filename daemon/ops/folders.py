@@ -4,8 +4,8 @@ Owns the listing of failed/ (each file with the one-line reason, stage and origi
 its `<name>.error.json` sidecar gives, and the sidecars left without their file) and the
 counts of files waiting in the inbox and claimed in the work directory. The `status`,
 `show` and `retry` commands and the status page read the directories through it. It
-never moves, creates or deletes a file: the quarantine is `daemon.quarantine`'s and the
-retry `daemon.retries`'.
+never moves, creates or deletes a file: the quarantine is `daemon.load.quarantine`'s and the
+retry `daemon.ops.retries`'.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def failed_files(directory: Path) -> list[FailedFile]:
 @dataclass(frozen=True)
 class LeftoverSidecar:
     """A sidecar in failed/ without its file: the file was moved out by hand, or a `retry`
-    stopped between its rename and the sidecar's removal (`daemon.retries`), or the
-    daemon is between writing a sidecar and moving its file in (`daemon.quarantine`)."""
+    stopped between its rename and the sidecar's removal (`daemon.ops.retries`), or the
+    daemon is between writing a sidecar and moving its file in (`daemon.load.quarantine`)."""
 
     name: str  # of the file it was written for, as failed/ held it (shown)
     path: Path

@@ -7,7 +7,7 @@ read at scrape time from the watcher (`Watched`): the files by outcome (the tall
 `daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, and
 the files waiting in failed/. Every labelled series exists from the start at 0, so that
 `rate()` and alerts see the first file. It serves nothing and knows no threads; see
-`daemon.server`.
+`daemon.ops.server`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The status of one installation at a glance: daemon, loads, inbox and failed files.
 
-Owns the snapshot behind the `status` command (and the status page, which renders the
-same `Overview`): whether a daemon holds the lock on the database and its pid, files
-processed and failed (and their loads) today (UTC) and in all, the last success, files
-waiting in the inbox and in flight in the work directory, and the failed files with
-their reasons and the sidecars left there without their file. It only reads: the lock is
-probed without waiting (`lock.probe`), the database through a read-only connection the
-caller opens, the directories through `daemon.folders`.
+Owns the snapshot behind the `status` command: whether a daemon holds the lock on the
+database and its pid, files processed and failed (and their loads) today (UTC) and in
+all, the last success, files waiting in the inbox and in flight in the work directory,
+and the failed files with their reasons and the sidecars left there without their file.
+The status page does not use it: `daemon.ops.page` gathers its own facts (the last day
+as `daemon.ops.figures` counts it), reading failed/ through the same `daemon.ops.folders`.
+It only reads: the lock is probed without waiting (`lock.probe`), the database through a
+read-only connection the caller opens, the directories through `daemon.ops.folders`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ page reloads itself every REFRESH_SECONDS, unless the reader has scrolled it (a 
 script; without script, a meta refresh). Every value from the database or a file name
 is escaped here. `StatusPage` (made by `source`) gathers the page's facts: the daemon's
 own health, and the read side (the history on one read session of its own, kept across
-requests and never the worker's; `daemon.folders` for failed/), at most once a second
+requests and never the worker's; `daemon.ops.folders` for failed/), at most once a second
 for all viewers (`daemon.ops.snapshot`); `render` does no I/O. What the page shows of the
 last day is a fixed number of values counted by the database (`daemon.ops.figures`), so
 that the page is as large and as quick for 100,000 loads a day as for one.

@@ -5,7 +5,7 @@ because an exception there kills watchdog's dispatch thread. An inotify overflow
 watchdog only logs, becomes a request for a rescan. The observer is inotify (with full
 events) on Linux, or polling on request for filesystems whose changes inotify never
 sees. A symlinked inbox is watched at the directory it points to. It notices when its
-watch is lost (the inbox deleted or replaced, its link pointed elsewhere) and can watch
+watch fails (the inbox deleted or replaced, its link pointed elsewhere) and can watch
 again. It knows nothing of files' contents, the pipeline, or the worker loop.
 """
 
@@ -151,9 +151,9 @@ class _StopRaceFilter(logging.Filter):
         return "called when the thread is inactive" not in record.getMessage()
 
 
-Lost = Literal["missing", "replaced", "repointed", "deaf"]
-# Why a watch was lost, as `health` and `inbox_rewatched` say it.
-LOST: dict[Lost, str] = {"missing": "no directory at its path (deleted?)",
+Unwatched = Literal["missing", "replaced", "repointed", "deaf"]
+# Why the inbox is not watched, as `health` and `inbox_rewatched` say it.
+LOST: dict[Unwatched, str] = {"missing": "no directory at its path (deleted?)",
                          "replaced": "another directory took its path (renamed away?)",
                          "repointed": "the symbolic link now points to another directory",
                          "deaf": "its watch ended"}
@@ -198,7 +198,7 @@ class InboxObserver:
         self._observer.start()
 
     def _schedule(self, observer: BaseObserver) -> None:
-        # The identity first: a directory swapped in between is then seen as lost.
+        # The identity first: a directory swapped in between is then seen as unwatched.
         self._watched = _identity(self.settings.inbox)
         # The directory itself, never a symbolic link to it: watchdog watches the link
         # (inotify's IN_DONT_FOLLOW) and hears nothing of the files behind it.
@@ -208,10 +208,10 @@ class InboxObserver:
                           recursive=False)
 
     def is_alive(self) -> bool:
-        """Whether the observer thread runs (its watch may still be lost: `watch_lost`)."""
+        """Whether the observer thread runs (the inbox may still be unwatched: `watch_lost`)."""
         return self._observer is not None and self._observer.is_alive()
 
-    def watch_lost(self) -> Lost | None:
+    def watch_lost(self) -> Unwatched | None:
         """None while the inbox is watched; else why not: no directory at its path
         (`missing`), another directory there (`replaced`), or the watch ended (`deaf`).
         Safe from any thread: a stat and reads of the emitters' state."""
@@ -230,12 +230,12 @@ class InboxObserver:
         return None
 
     def keep_watching(self) -> bool:
-        """Watch the inbox again if its watch was lost, creating it again if it was
+        """Watch the inbox again if it is not watched, creating it again if it was
         deleted (as the daemon's start would); True if it did, so that the caller
         rescans for what came while it was not watched. A failure is logged once per
         reason and tried again at the next call; `watch_lost` says so meanwhile."""
-        lost = self.watch_lost()
-        if lost is None or self._observer is None:
+        why = self.watch_lost()
+        if why is None or self._observer is None:
             self._unwatched = None
             return False
         settings, inbox = self.settings, str(self.settings.inbox)
@@ -250,14 +250,14 @@ class InboxObserver:
             reason = exc.message if isinstance(exc, ConfigError) else str(exc)
             if reason != self._unwatched:
                 self._unwatched = reason
-                log.error("inbox_unwatched", inbox=inbox, lost=lost, reason=reason,
+                log.error("inbox_unwatched", inbox=inbox, lost=why, reason=reason,
                           hint="make the inbox a directory the daemon can write again; "
                           "it is watched again as soon as it is (files dropped meanwhile "
                           "are found then)")
             return False
         self._unwatched = None
-        log.warning("inbox_rewatched", inbox=inbox, lost=lost, recreated=lost == "missing",
-                    reason=LOST[lost], hint="something deleted or replaced the inbox while "
+        log.warning("inbox_rewatched", inbox=inbox, lost=why, recreated=why == "missing",
+                    reason=LOST[why], hint="something deleted or replaced the inbox while "
                     "the daemon ran; it is watched again, and rescanned for files dropped "
                     "meanwhile")
         return True

@@ -1,12 +1,12 @@
 """When files are taken: the one worker loop, fed by the observer's hints.
 
-Events are hints (`daemon.observer` records them): the worker sweeps the inbox at
+Events are hints (`daemon.watch.observer` records them): the worker sweeps the inbox at
 start-up, rescans it periodically and at once when inotify reports an overflow, and
 resumes files left in the work directory by a crash. Once a second it checks that the
 inbox is still watched, and watches it again (creating it again if it was deleted).
 One worker thread runs every file through the pipeline in name order. Stopping is a
 flag: the file in flight finishes, then the loop returns. This module and
-`daemon.observer` are the only ones that know threads and watchdog.
+`daemon.watch.observer` are the only ones that know threads and watchdog.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Watcher(WorkerReport):
         # `once` only: a file had to wait, so this drain takes nothing more.
         self._held = False
         # Left-over claims not yet attempted in this run, and the journal of how often
-        # the daemon stopped while loading each (see `daemon.resumes`).
+        # the daemon stopped while loading each (see `daemon.watch.resumes`).
         self._resumed: set[Path] = set()
         self.resumes = Resumes(settings.work, settings.max_resumes)
         self._observer = InboxObserver(settings, self.hints)
@@ -101,7 +101,7 @@ class Watcher(WorkerReport):
     def prepare(self) -> None:
         """Create the directories and claim the inbox and the work directory; `ConfigError`
         if they span filesystems, `AlreadyRunning` if another daemon uses one of them.
-        Claims handed in already held mean the caller did both (`daemon.service`)."""
+        Claims handed in already held mean the caller did both (`daemon.app.service`)."""
         if not self.claims.held:
             files.prepare_directories(self.settings.inbox, self.settings.work,
                                       self.settings.processed, self.settings.failed)

@@ -1,6 +1,6 @@
 """The three ordeals: a crash at each named point, SIGKILLs at random moments, a burst.
 
-Each runs a real daemon on its own case directory, feeds it drops one at a time (the
+Each runs a real daemon on its own case directory, gives it drops one at a time (the
 next is dropped once the inbox is empty, so the order the daemon applies them in is the
 order they were dropped, which the model assumes), survives whatever was done to the
 daemon, waits for the drain, stops the daemon cleanly and audits the directory. Each

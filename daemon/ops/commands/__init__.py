@@ -1,6 +1,6 @@
 """The operator's commands beside `run`: status, history, show, retry, report and migrate.
 
-Each module adds its parser to the one entry point (`daemon.cli`) and runs with the
+Each module adds its parser to the one entry point (`daemon.app.cli`) and runs with the
 settings resolved as the daemon's are, so that it finds the same database and
 directories (`migrate` reads none of the daemon's folders: it may run before any
 daemon did, on tables it has yet to create). `run` here is the commands' error

@@ -4,7 +4,7 @@ Owns how a command reaches the daemon's database: read-only for every command bu
 `retry` (never created, never written, never locking out the daemon), and for `retry`
 a write connection that does not create a database either and migrates an older schema
 in place as the daemon would. A missing or unusable database is `DatabaseUnavailable`,
-saying where it was looked for; the dispatcher (`daemon.commands.run`) logs it.
+saying where it was looked for; the dispatcher (`daemon.ops.commands.run`) logs it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class Disagreement:
 
 def daemon_folders(settings: Settings,
                    needed: Sequence[str]) -> tuple[Settings, list[Disagreement]]:
-    """`settings` with the folders the daemon recorded at its last start (`daemon.nodes`)
+    """`settings` with the folders the daemon recorded at its last start (`History.daemons`)
     wherever no flag, variable or config file names them, and the folders given that
     disagree with the daemon's; `FolderMissing` for a folder in `needed` that does not
     exist, which would otherwise read as empty ("0 failed", all well).

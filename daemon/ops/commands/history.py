@@ -189,7 +189,7 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
     return common.EXIT_OK if found else common.EXIT_ATTENTION
 
 
-# All the samples a sidecar keeps (`daemon.checks.SAMPLE_KEYS`, without its imports).
+# All the samples a sidecar keeps (`daemon.load.checks.SAMPLE_KEYS`, without its imports).
 SAMPLES_SHOWN = 5
 
 

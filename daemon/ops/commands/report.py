@@ -2,7 +2,7 @@
 
 The prototype's customer totals (per customer, the sum of amounts, largest first, and
 the number of transactions), then per run date the row count, customers and total.
-Read only, from `daemon.queries`.
+Read only, from `daemon.warehouse.api.History`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The `retry` command: send failed files back to the inbox for the daemon to load again.
 
-Picks the files (named ones, or every one in failed/), has `daemon.retries` move each
+Picks the files (named ones, or every one in failed/), has `daemon.ops.retries` move each
 back under its original name and record the retry in the database, and says what became
 of each. A name already taken in the inbox is refused, never overwritten, and so is a
 name that can never load. `--all` also removes the sidecars that retries cut short left

@@ -1,6 +1,6 @@
 """The `status` command: is the daemon running, how have loads gone, what is waiting.
 
-Prints `daemon.overview`'s snapshot as aligned lines, a table of failed files and one of
+Prints `daemon.ops.overview`'s snapshot as aligned lines, a table of failed files and one of
 sidecars left without their file, or as one JSON document. The exit code is for cron and
 monitoring: 1 while failed files wait in failed/ for a retry, 2 when there is no usable
 database (what can be read without one, the lock and the directories, is still printed).

@@ -52,7 +52,7 @@ def connect(path: Path, busy_timeout_seconds: float = 5.0, *,
     invent one where there is none: SQLite then refuses a missing file (CANTOPEN).
     A directory at `path` is `DatabaseUnavailable`. The connection remembers which file
     it opened, and every commit through `transaction` first checks that the file at
-    `path` is still that one (`daemon.dbfile`).
+    `path` is still that one (`daemon.warehouse.sqlite.dbfile`).
     """
     if path.is_dir():
         raise not_a_database_file(path)

@@ -3,7 +3,7 @@
 SQLite writes to the file descriptor it opened, whatever happens at the path: after an
 `rm etl.db`, or a restored backup moved into its place, a daemon would go on committing
 into a file nobody reads (or beside a file its write-ahead log does not belong to) and
-archive the files it loaded. A writing connection made by `daemon.store.connect` is a
+archive the files it loaded. A writing connection made by `connection.connect` is a
 `Connection`, which remembers the device and inode it opened; `check_same_file` (run by
 the store before every COMMIT and by the pipeline before every archive) refuses to go
 on when the path holds another file or none, and `DatabaseWatch` tells the worker, once

@@ -127,7 +127,7 @@ class SqliteHistory:
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None:
         """The retry of the file failed/ held as `failed_as` that recorded this very sidecar:
-        the retry that left it behind (`daemon.retries`), or None if none did."""
+        the retry that left it behind (`daemon.ops.retries`), or None if none did."""
         if sidecar is None or not schema.has_table(self.conn, RETRIES_TABLE):
             return None
         return recording(self.conn.execute(

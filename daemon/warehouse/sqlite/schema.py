@@ -63,7 +63,7 @@ def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
         contract.ledger_table: _LEDGER_COLUMNS,
         # The schema of record for staging, kept as version 1 defined it so that older
         # databases open unchanged. It stays empty: each load stages its rows in a table
-        # of this name in its own staging database (see `daemon.staging`).
+        # of this name in its own staging database (see `daemon.warehouse.sqlite.staging`).
         contract.staging_table: (
             *(f"{q(n)} {types[n]}" + (key if n == contract.key else "") for n in data),
             '"occurrences" INTEGER NOT NULL DEFAULT 1',
@@ -80,7 +80,7 @@ def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
             '"rows" INTEGER NOT NULL',
         ),
         # Version 2: one row per failed file an operator sent back to the inbox
-        # (`daemon.retries`). No foreign key: a retry names a file, not one attempt.
+        # (`daemon.ops.retries`). No foreign key: a retry names a file, not one attempt.
         RETRIES_TABLE: (
             '"id" INTEGER PRIMARY KEY',
             '"file_name" TEXT NOT NULL',  # the name it was sent back under
@@ -92,8 +92,8 @@ def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
             '"requested_at" TEXT NOT NULL',
         ),
         # Version 3: where each daemon (by node: its host) keeps its folders, as it
-        # resolved them at its last start (`daemon.daemons`), so that a command given only
-        # the database finds them; and which of them that start had to create.
+        # resolved them at its last start (`daemon.warehouse.sqlite.nodes`), so that a
+        # command given only the database finds them; and which of them that start had to create.
         DAEMONS_TABLE: (
             '"node" TEXT PRIMARY KEY',
             '"pid" INTEGER NOT NULL',
