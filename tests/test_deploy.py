@@ -24,9 +24,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from filedrop_etl.config import Settings, contract, load_settings
-from filedrop_etl.config.database import PostgresUrl, secrets
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl, secrets
 from filedrop_etl.daemon.watch.watcher import Watcher
+from tests.backends import load_settings
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"
