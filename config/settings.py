@@ -51,10 +51,11 @@ class Place:
     shown: str
     # Whether several daemons may share the warehouse (a server), each on a node.
     shared: bool
-    # The single-instance lock (`daemon.lock`).
-    lock_file: Path
     # The database file, for a backend that keeps its database in one; None: a server.
     file: Path | None
+    # Where the backend keeps the single-instance lock (`daemon.lock`) of a daemon with
+    # given settings: asked each time, as a command may take the daemon's own folders.
+    lock: Callable[[Settings], Path] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Settings:
     @property
     def lock_file(self) -> Path:
         """The single-instance lock, where the backend keeps it (`Backend.lock_file`)."""
-        return self.placed.lock_file
+        return self.placed.lock(self)
 
     @property
     def db_file(self) -> Path:

@@ -52,8 +52,7 @@ def place(settings: Settings, backends: Sequence[Backend] = BACKENDS) -> Setting
         check_folders(settings)
     backend.check_location(settings)
     return replace(settings, place=Place(shown=backend.shown(db), shared=backend.shared,
-                                         lock_file=backend.lock_file(settings),
-                                         file=backend.file(db)))
+                                         file=backend.file(db), lock=backend.lock_file))
 
 
 def backend_of(settings: Settings) -> Backend:

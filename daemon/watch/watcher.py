@@ -57,8 +57,9 @@ class Watcher(WorkerReport):
                  claims: DirectoryClaims | None = None) -> None:
         self.settings = settings
         self.once = once
-        # Its `watch` says, every turn of the loop, why it may not be written now (SQLite:
-        # its path no longer holds the file the worker writes to): no file is taken then.
+        # A file backend's `file_identity` says, every turn of the loop, why it may not be
+        # written now (its path no longer holds the file the worker writes to): no file
+        # is taken then.
         self.warehouse = warehouse
         self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
         self.inbox = Inbox(settings.inbox, settings.settle_seconds,
