@@ -117,7 +117,7 @@ def test_every_path_the_daemon_writes_is_left_writable_by_the_hardening() -> Non
     assert writable == [state]
     assert Path(one("WorkingDirectory")) == state
     paths = {name: getattr(settings, name) for name in (
-        "inbox", "work", "processed", "failed", "db", "lock_file")}
+        "inbox", "work", "processed", "failed", "db_file", "lock_file")}
     outside = {name: str(path) for name, path in paths.items()
                if not any(path.is_relative_to(w) for w in writable)}
     assert outside == {}, "ProtectSystem=strict would lock the daemon out of these"
