@@ -6,6 +6,10 @@ shipped beside this module), then the defaults below. This is the only module in
 project that reads the environment. Each value's source is recorded with it, so that
 a message about the value can say where to change it. Relative paths are resolved
 against the working directory at start-up, so a later `chdir` cannot move the inbox.
+The `db` setting stays text here: this package knows no backend. The backend that
+accepts it reads it (a path made absolute, a URL checked), checks its location, and
+says what follows from it (`Place`: shared or not, the lock file, how it is shown, and
+each node's work directory when shared); `daemon.warehouse.registry.place` fills that in.
 """
 
 from __future__ import annotations
@@ -16,17 +20,11 @@ import os
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from filedrop_etl.config.contract import TRANSACTIONS, Contract
-from filedrop_etl.config.database import (
-    NETWORK_TIMEOUT_SECONDS,
-    PostgresUrl,
-    is_postgres_url,
-    redact,
-)
 from filedrop_etl.config.errors import ConfigError
 
 WriteMode = Literal["merge", "replace"]
@@ -39,6 +37,25 @@ Source = Literal["flag", "environment", "config file", "default", "daemon"]
 DEFAULT_HTTP_HOST = "127.0.0.1"
 ENV_PREFIX = "ETL_"
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("etl.toml")
+# How long a silent database server is waited on before its session is checked (and
+# given up if it does not answer a second connection either).
+NETWORK_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Place:
+    """What the backend that accepts the `db` setting says of it: filled in by
+    `daemon.warehouse.registry.place`, as this package knows no backend."""
+
+    # The setting as a log line or a message may show it: never a secret.
+    shown: str
+    # Whether several daemons may share the warehouse (a server), each on a node.
+    shared: bool
+    # The database file, for a backend that keeps its database in one; None: a server.
+    file: Path | None
+    # Where the backend keeps the single-instance lock (`daemon.lock`) of a daemon with
+    # given settings: asked each time, as a command may take the daemon's own folders.
+    lock: Callable[[Settings], Path] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,10 @@ class Settings:
     inbox: Path
     processed: Path
     failed: Path
-    # A SQLite file, or a PostgreSQL server (`postgresql://...`; see `config.database`).
-    db: Path | PostgresUrl
+    # Where the warehouse is, as given: a database file's path or a server's URL. Which
+    # backend it names is `daemon.warehouse.registry`'s to say; the text may hold a
+    # password, so it is shown only as `where`, never in the repr.
+    db: str = field(repr=False)
     work: Path
     write_mode: WriteMode
     settle_seconds: float
@@ -83,11 +102,26 @@ class Settings:
     unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
     # The feed this daemon loads: its tables, key, columns and checks, as a value.
     contract: Contract = field(default=TRANSACTIONS, compare=False)
+    # What the backend says of `db`; None until placed (`daemon.warehouse.registry`).
+    place: Place | None = field(default=None, compare=False)
+
+    @property
+    def placed(self) -> Place:
+        """What the backend says of `db`; a bug to ask before it was placed."""
+        if self.place is None:
+            raise RuntimeError("the settings were not placed: "
+                               "daemon.warehouse.registry.place(settings) says where db is")
+        return self.place
+
+    @property
+    def where(self) -> str:
+        """The `db` setting as log lines and messages show it: never a secret."""
+        return self.placed.shown
 
     @property
     def shared(self) -> bool:
         """Whether the warehouse is a server several daemons may share (PostgreSQL)."""
-        return isinstance(self.db, PostgresUrl)
+        return self.placed.shared
 
     @property
     def work_root(self) -> Path:
@@ -98,23 +132,17 @@ class Settings:
 
     @property
     def lock_file(self) -> Path:
-        """The single-instance lock: beside the SQLite file it protects; for a shared
-        warehouse, in this node's work directory (one daemon per node).
-
-        Beside the real file, symlinks resolved: two names of one database share one lock.
-        """
-        if isinstance(self.db, PostgresUrl):
-            return self.work.with_name(self.work.name + ".lock")
-        real = self.db.resolve()
-        return real.with_name(real.name + ".lock")
+        """The single-instance lock, where the backend keeps it (`Backend.lock_file`)."""
+        return self.placed.lock(self)
 
     @property
     def db_file(self) -> Path:
-        """The SQLite database file; `ConfigError` for a PostgreSQL warehouse."""
-        if isinstance(self.db, PostgresUrl):
-            raise ConfigError(f"{self.db} is a PostgreSQL server, not a SQLite file",
-                              hint="this needs the SQLite backend")
-        return self.db
+        """The database file; `ConfigError` for a warehouse on a server."""
+        file = self.placed.file
+        if file is None:
+            raise ConfigError(f"{self.where} is a server, not a database file",
+                              hint="this needs a backend that keeps its database in a file")
+        return file
 
 
 def _path(value: object) -> Path:
@@ -124,10 +152,11 @@ def _path(value: object) -> Path:
     return Path(os.path.abspath(Path(value).expanduser()))  # noqa: PTH100 (see above)
 
 
-def _database(value: object) -> Path | PostgresUrl:
-    if isinstance(value, str) and is_postgres_url(value):
-        return PostgresUrl(value)
-    return _path(value)
+def _database(value: object) -> str:
+    # Read by the backend that accepts it (`daemon.warehouse.registry.place`).
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ValueError("expected a non-empty path")
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 # A node's name is a file name twice over: its work directory and `<node>.lock` beside it
@@ -311,13 +340,18 @@ def _meant(name: str, known: list[str]) -> str | None:
     return next(iter(difflib.get_close_matches(name, alike, n=1, cutoff=0.6)), None)
 
 
-def _default_work(inbox: Path, db: object, node: str) -> Path:
-    # Beside the inbox, so the claim is a rename within one filesystem, and hidden, so a
-    # human listing the parent sees the inbox and not our bookkeeping. Daemons sharing
-    # a PostgreSQL warehouse may share the inbox: each node claims into its own folder,
-    # where the others can find its files if it dies.
-    root = inbox.with_name(f".{inbox.name}.work")  # `Settings.work_root`
-    return root / node if isinstance(db, PostgresUrl) else root
+def masked(text: str) -> str:
+    """A refused value as its message shows it: a URL's scheme only, as a URL may hold a
+    password (a `db` setting's URL is the backend's to show, in `place`)."""
+    scheme, sep, _ = text.partition("://")
+    return f"{scheme}://***" if sep else text
+
+
+def source_named(settings: Settings, name: str) -> str:
+    """Where setting `name` came from, as a message about its value says it."""
+    kind = settings.sources.get(name, "default")
+    return {"flag": "flag", "environment": f"environment variable {ENV_PREFIX}{name.upper()}",
+            "config file": f"config file key {name!r}"}.get(kind, kind)
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -383,7 +417,7 @@ def load_settings(
                     shown = values[key]
                     raise ConfigError(
                         f"invalid {name} from {source}: "
-                        f"{redact(shown) if isinstance(shown, str) else shown!r}: {exc}",
+                        f"{masked(shown) if isinstance(shown, str) else shown!r}: {exc}",
                         hint=f"correct the {source}",
                     ) from None
                 sources[name] = kind
@@ -392,23 +426,21 @@ def load_settings(
     if inbox == inbox.parent:
         raise ConfigError("the inbox cannot be the filesystem root",
                           hint="give the inbox a directory of its own")
-    db = resolved["db"]
-    if isinstance(db, PostgresUrl):
-        # Every session on the server is bounded alike, whoever opens it.
-        resolved["db"] = db = replace(
-            db, network_timeout_seconds=cast(float, resolved["network_timeout_seconds"]),
-            statement_timeout_seconds=cast(float | None, resolved["statement_timeout_seconds"]))
-    resolved.setdefault("work", _default_work(inbox, db, cast(str, resolved["node"])))
+    # Beside the inbox, so the claim is a rename within one filesystem, and hidden, so a
+    # human listing the parent sees the inbox and not our bookkeeping (`work_root`); a
+    # shared warehouse's backend puts each node in a folder of its own there (`place`).
+    resolved.setdefault("work", inbox.with_name(f".{inbox.name}.work"))
     sources.setdefault("work", "default")
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources
     resolved["unknown_variables"] = _unknown_variables(env)
     settings = Settings(**cast(dict[str, Any], resolved))
-    _check_layout(settings)
+    check_folders(settings)
     return settings
 
 
-def _check_layout(settings: Settings) -> None:
+def check_folders(settings: Settings) -> None:
+    """`ConfigError` if two of inbox, work, processed and failed are one directory."""
     dirs = {"inbox": settings.inbox, "work": settings.work,
             "processed": settings.processed, "failed": settings.failed}
     seen: dict[Path, str] = {}
@@ -421,15 +453,3 @@ def _check_layout(settings: Settings) -> None:
                 hint="give each of inbox, work, processed and failed its own directory",
             )
         seen[real] = name
-    # A database in a watched directory would be taken for a dropped file; in an archive,
-    # its files would be counted and listed as archived (or failed) files forever.
-    if isinstance(settings.db, PostgresUrl):
-        return
-    db_dir = settings.db.resolve().parent
-    for name, directory in dirs.items():
-        if db_dir == directory.resolve():
-            raise ConfigError(
-                f"the database {settings.db} is inside the {name} directory",
-                hint="keep the database outside the inbox, work, processed and failed "
-                "directories",
-            )

@@ -5,7 +5,8 @@ schemas in; `.ci/run` makes a scratch database and drops it after). Each test ge
 schema of its own (the URL's `search_path`), dropped at teardown. Without the variable
 the PostgreSQL cases skip with the reason, unless `FILEDROP_REQUIRE_POSTGRES` is set (CI):
 then they fail. Rows are read back in the SQLite forms (dates and times as the ledger's
-text), so one assertion holds for both backends.
+text), so one assertion holds for both backends. Which backend a test's settings are on
+is the registry's to say (`on_postgresql`), as it is for the daemon.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,8 +26,9 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from filedrop_etl import config
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.warehouse import registry
 
 POSTGRES_ENV = "FILEDROP_TEST_POSTGRES"
 REQUIRE_ENV = "FILEDROP_REQUIRE_POSTGRES"
@@ -59,21 +62,39 @@ def scratch_schema(url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
+def load_settings(overrides: Mapping[str, object | None] | None = None, *,
+                  config_file: Path | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """`config.load_settings`, placed by the backend its `db` names, as the daemon's are."""
+    return registry.place(config.load_settings(overrides, config_file=config_file,
+                                               environ=environ))
+
+
+def on_postgresql(settings: Settings) -> bool:
+    """Whether `settings` name a PostgreSQL server (as the registry picks the backend)."""
+    return registry.backend_of(settings).name == "postgresql"
+
+
+def server_of(settings: Settings) -> str:
+    """The URL of the server `settings` name, secrets and all, for a test's own session."""
+    assert on_postgresql(settings), settings
+    return settings.db
+
+
 def db_arg(settings: Settings) -> str:
     """The database as a command line gives it."""
-    return settings.db.url if isinstance(settings.db, PostgresUrl) else str(settings.db)
+    return settings.db
 
 
 def _pg_rows(settings: Settings, query: str) -> list[dict[str, Any]]:
-    assert isinstance(settings.db, PostgresUrl)
-    with psycopg.connect(settings.db.url, row_factory=dict_row) as conn:
+    with psycopg.connect(server_of(settings), row_factory=dict_row) as conn:
         return list(conn.execute(query.encode()))
 
 
 def fact_rows_in(settings: Settings) -> list[tuple[Any, ...]]:
     """Every fact row in key order, as SQLite returns them (dates and times as text)."""
-    if not isinstance(settings.db, PostgresUrl):
-        conn = sqlite3.connect(settings.db)
+    if not on_postgresql(settings):
+        conn = sqlite3.connect(settings.db_file)
         try:
             return conn.execute(f'SELECT * FROM "{contract.FACT_TABLE}" '
                                 f'ORDER BY "{contract.KEY}"').fetchall()
@@ -88,8 +109,8 @@ def fact_rows_in(settings: Settings) -> list[tuple[Any, ...]]:
 
 def ledger_in(settings: Settings) -> list[dict[str, Any]]:
     """Every `load_history` row, oldest first, as SQLite returns them."""
-    if not isinstance(settings.db, PostgresUrl):
-        conn = sqlite3.connect(settings.db)
+    if not on_postgresql(settings):
+        conn = sqlite3.connect(settings.db_file)
         conn.row_factory = sqlite3.Row
         try:
             return [dict(r) for r in conn.execute(

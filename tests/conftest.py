@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from filedrop_etl.config import Settings, contract, load_settings
+from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.load.pipeline import Pipeline
@@ -36,6 +36,7 @@ from filedrop_etl.daemon.warehouse.sqlite.warehouse import SqliteWarehouse
 from filedrop_etl.generator.transactions import generate_table
 from tests import backends
 from tests import sqlite_store as store
+from tests.backends import load_settings
 from tests.tcp_proxy import TcpProxy
 
 if TYPE_CHECKING:

@@ -4,13 +4,16 @@ Read from the source with `ast` (nothing is imported): `generator` and `daemon` 
 import each other; only a backend's own package imports its database driver; the
 per-file load never imports operations, detection or the process; the warehouse
 imports none of the packages that use it; nothing imports the process (`daemon.app`)
-but the entry points; the proving tools are never imported by the product; and the
-product imports itself only under the one name it installs as, `filedrop_etl`.
+but the entry points; the proving tools are never imported by the product; the
+product imports itself only under the one name it installs as, `filedrop_etl`; and
+nothing outside `daemon.warehouse` names a backend: no import of a backend package, no
+backend's type (the registry picks the backend for a `db` setting).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +36,9 @@ FORBIDDEN = [
     ("daemon.warehouse.postgresql", ("daemon.warehouse.sqlite",)),
 ]
 ENTRY_POINTS = {"daemon.__main__", "daemon.app"}
+# Named only inside `daemon.warehouse`: the backends' packages, and their own types.
+BACKEND_PACKAGES = ("daemon.warehouse.sqlite", "daemon.warehouse.postgresql")
+BACKEND_TYPES = re.compile(r"\b(PostgresUrl|Postgres\w+|Sqlite\w+)\b")
 OURS = "filedrop_etl."
 
 
@@ -90,7 +96,20 @@ def test_imports_follow_the_arrows(module: str, path: Path) -> None:
             wrong.append(f"{name[1:]}: the product imports itself as {OURS}{name[1:]}")
         if within(name, "daemon.app") and not any(within(module, e) for e in ENTRY_POINTS):
             wrong.append(f"{name}: nothing imports the process but its entry points")
+        if any(within(name, b) for b in BACKEND_PACKAGES) \
+                and not within(module, "daemon.warehouse"):
+            wrong.append(f"{name}: only daemon.warehouse names a backend (ask its registry)")
     assert not wrong, f"{module} breaks the import rules: {wrong}"
+
+
+@pytest.mark.parametrize(("module", "path"), list(modules()), ids=lambda v: str(v))
+def test_no_backend_type_is_named_outside_the_warehouse(module: str, path: Path) -> None:
+    """Nothing outside `daemon.warehouse` asks which backend it has: no `isinstance` on
+    a backend's type, no URL type, no backend's class, even in a comment."""
+    if within(module, "daemon.warehouse"):
+        return
+    named = sorted(set(BACKEND_TYPES.findall(path.read_text())))
+    assert not named, f"{module} names a backend's types: {named}"
 
 
 def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> None:
@@ -99,3 +118,7 @@ def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> N
                      "import config.settings\n")
     assert {"sqlite3", "daemon.ops", "daemon.ops.server", "?config.settings"} <= imports(stray)
     assert not within("daemon.load.pipeline", DRIVERS["sqlite3"])
+    stray.write_text("from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl\n")
+    assert "daemon.warehouse.postgresql.url" in imports(stray)
+    assert any(within(n, BACKEND_PACKAGES[1]) for n in imports(stray))
+    assert BACKEND_TYPES.findall(stray.read_text()) == ["PostgresUrl"]

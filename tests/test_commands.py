@@ -24,7 +24,6 @@ import pytest
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
@@ -224,8 +223,8 @@ def test_status_counts_files_by_their_latest_attempt_and_the_loads_beside(
 def finish_at(settings: Settings, file_name: str, stamp: str) -> None:
     """Set when the ledger says `file_name`'s loads finished, as a clock that ran ahead
     would have recorded them."""
-    if isinstance(settings.db, PostgresUrl):
-        with psycopg.connect(settings.db.url) as conn:
+    if backends.on_postgresql(settings):
+        with psycopg.connect(backends.server_of(settings)) as conn:
             conn.execute('UPDATE "load_history" SET "finished_at" = %s::timestamptz '
                          'WHERE "file_name" = %s', (stamp, file_name))
         return

@@ -24,9 +24,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from filedrop_etl.config import Settings, contract, load_settings
-from filedrop_etl.config.database import PostgresUrl, secrets
+from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl, secrets
 from filedrop_etl.daemon.watch.watcher import Watcher
+from tests.backends import load_settings
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, write_parquet
 
 DEPLOY = ROOT / "deploy"
@@ -116,7 +117,7 @@ def test_every_path_the_daemon_writes_is_left_writable_by_the_hardening() -> Non
     assert writable == [state]
     assert Path(one("WorkingDirectory")) == state
     paths = {name: getattr(settings, name) for name in (
-        "inbox", "work", "processed", "failed", "db", "lock_file")}
+        "inbox", "work", "processed", "failed", "db_file", "lock_file")}
     outside = {name: str(path) for name, path in paths.items()
                if not any(path.is_relative_to(w) for w in writable)}
     assert outside == {}, "ProtectSystem=strict would lock the daemon out of these"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from filedrop_etl.config import Settings, contract, load_settings
+from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon.load import quarantine
 from filedrop_etl.daemon.warehouse.sqlite import schema
@@ -37,6 +37,7 @@ from filedrop_etl.daemon.watch.watcher import HEARTBEAT_SECONDS, RETRY_BACKOFF_S
 from filedrop_etl.generator.publish import publish_parquet
 from filedrop_etl.generator.transactions import generate
 from tests import sqlite_store as store
+from tests.backends import load_settings
 from tests.conftest import (
     ROOT,
     DaemonProcess,

@@ -19,10 +19,10 @@ import psycopg
 import pytest
 
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
+from tests import backends
 from tests.backends import fact_rows_in
 from tests.conftest import (
     DaemonProcess,
@@ -38,8 +38,8 @@ FACT, LEDGER = contract.FACT_TABLE, contract.LEDGER_TABLE
 
 def execute(settings: Settings, *statements: str) -> None:
     """DDL by hand, as a DBA would type it, on either backend."""
-    if isinstance(settings.db, PostgresUrl):
-        with psycopg.connect(settings.db.url, autocommit=True) as conn:
+    if backends.on_postgresql(settings):
+        with psycopg.connect(backends.server_of(settings), autocommit=True) as conn:
             for statement in statements:
                 conn.execute(statement.encode())
         return
@@ -50,8 +50,8 @@ def execute(settings: Settings, *statements: str) -> None:
 
 def values_of(settings: Settings, table: str, column: str) -> set[object]:
     query = f'SELECT DISTINCT "{column}" FROM "{table}"'
-    if isinstance(settings.db, PostgresUrl):
-        with psycopg.connect(settings.db.url) as conn:
+    if backends.on_postgresql(settings):
+        with psycopg.connect(backends.server_of(settings)) as conn:
             return {v for v, in conn.execute(query.encode())}
     with closing(sqlite3.connect(settings.db_file)) as conn:
         return {v for v, in conn.execute(query)}
@@ -97,7 +97,7 @@ def test_a_nullable_column_added_by_hand_is_accepted_with_a_warning(
 def add_required_column(settings: Settings, table: str) -> None:
     """A NOT NULL column without a default on a table that holds rows (PostgreSQL takes
     one only with a default, dropped after; SQLite only by rebuilding the table)."""
-    if isinstance(settings.db, PostgresUrl):
+    if backends.on_postgresql(settings):
         execute(settings, f'ALTER TABLE "{table}" ADD COLUMN "must" text NOT NULL DEFAULT \'x\'',
                 f'ALTER TABLE "{table}" ALTER COLUMN "must" DROP DEFAULT')
         return

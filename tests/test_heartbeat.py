@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.database import PostgresUrl
+from tests import backends
 from tests.conftest import DaemonProcess, day_table, drop, settings_under, wait_until, write_parquet
 from tests.http_client import request, url_of
 
@@ -30,8 +30,8 @@ def settings(tmp_path: Path, pg_url: str) -> Settings:
 
 
 def alter(settings: Settings, statement: str) -> None:
-    assert isinstance(settings.db, PostgresUrl)
-    with psycopg.connect(settings.db.url, autocommit=True) as conn:
+    assert backends.on_postgresql(settings)
+    with psycopg.connect(backends.server_of(settings), autocommit=True) as conn:
         conn.execute(statement.encode())
 
 

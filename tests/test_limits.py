@@ -24,11 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from filedrop_etl.config import ConfigError, Settings, contract, load_settings
+from filedrop_etl.config import ConfigError, Settings, contract
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.load import reader
 from filedrop_etl.daemon.load.pipeline import Pipeline
+from tests.backends import load_settings
 from tests.conftest import (
     DaemonProcess,
     day_table,

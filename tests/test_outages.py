@@ -28,11 +28,11 @@ import pytest
 from psycopg import sql
 
 from filedrop_etl.config import contract
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon.errors import DatabaseUnavailable
 from filedrop_etl.daemon.warehouse.api import WarehouseUnavailable
 from filedrop_etl.daemon.warehouse.postgresql import connection
 from filedrop_etl.daemon.warehouse.postgresql.faults import fault_of, translated
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from tests import backends
 from tests.conftest import (
     DaemonProcess,

@@ -18,11 +18,11 @@ from typing import Any
 import psycopg
 import pytest
 
-import filedrop_etl.daemon.warehouse.postgresql as postgresql
+import filedrop_etl.daemon.warehouse.postgresql.doors as postgresql
 from filedrop_etl.config import Settings
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon.ops import charts, page
 from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
+from tests import backends
 from tests.conftest import wait_until
 from tools.bench import ledger
 from tools.bench.page import Quiet
@@ -70,7 +70,7 @@ def test_the_page_is_no_larger_for_20000_loads_a_day_than_for_1000(
 def _count_sessions(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The read sessions the page opens from now on, as they are opened."""
     opened: list[Any] = []
-    if isinstance(settings.db, PostgresUrl):
+    if backends.on_postgresql(settings):
         # The name the package opens its sessions by (imported from its `connection`).
         real_pg = postgresql.__dict__["connect"]
 

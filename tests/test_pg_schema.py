@@ -30,12 +30,12 @@ import pytest
 from psycopg import sql
 
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.warehouse.postgresql import roles as pg_roles
 from filedrop_etl.daemon.warehouse.postgresql import schema
 from filedrop_etl.daemon.warehouse.postgresql.connection import connect
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from tests import backends
 from tests.backends import fact_rows_in
 from tests.conftest import (
@@ -63,8 +63,8 @@ def settings(tmp_path: Path, pg_url: str) -> Settings:
 
 
 def url_of(settings: Settings) -> str:
-    assert isinstance(settings.db, PostgresUrl)
-    return settings.db.url
+    assert backends.on_postgresql(settings)
+    return backends.server_of(settings)
 
 
 def command(settings: Settings, *argv: str,
@@ -170,8 +170,8 @@ def test_a_start_and_a_retry_on_a_current_schema_wait_for_no_running_merge(
 
 def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_loads(
         settings: Settings, tmp_path: Path) -> None:
-    assert isinstance(settings.db, PostgresUrl)
-    with connect(settings.db, 2.0) as conn:
+    assert backends.on_postgresql(settings)
+    with connect(PostgresUrl(settings.db), 2.0) as conn:
         schema.migrate(conn, settings.contract)
     daemons = Daemons(settings, tmp_path)
     try:
@@ -196,8 +196,8 @@ def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_lo
 
 def test_a_column_of_another_type_is_refused_by_the_catalogs_names(
         settings: Settings) -> None:
-    assert isinstance(settings.db, PostgresUrl)
-    with connect(settings.db, 2.0) as conn:
+    assert backends.on_postgresql(settings)
+    with connect(PostgresUrl(settings.db), 2.0) as conn:
         schema.migrate(conn, settings.contract)
         conn.execute(f'ALTER TABLE "{FACT}" ALTER COLUMN "amount" TYPE numeric'.encode())
         with pytest.raises(SchemaMismatch, match=r"amount is numeric, expected double "

@@ -26,6 +26,7 @@ from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon.load import ordering, reader
 from filedrop_etl.daemon.load.pipeline import Outcome, Pipeline
+from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.sqlite import schema, staging
 from filedrop_etl.daemon.warehouse.sqlite import warehouse as sqlite_warehouse
 from tests import sqlite_store as store
@@ -295,7 +296,8 @@ def test_a_file_with_unsorted_keys_loads_like_a_sorted_one(
     random.Random(3).shuffle(order)
     results = []
     for name, day in (("sorted", table), ("unsorted", table.take(order))):
-        db_settings = Settings(**{**settings.__dict__, "db": tmp_path / f"{name}.db"})
+        db_settings = registry.place(
+            Settings(**{**settings.__dict__, "db": str(tmp_path / f"{name}.db")}))
         conn = store.connect(db_settings.db_file)
         try:
             schema.init_schema(conn, TRANSACTIONS)
@@ -440,7 +442,7 @@ def test_a_database_path_sqlite_uris_mishandled_loads(settings: Settings, tmp_pa
     conn = store.connect(db)
     try:
         schema.init_schema(conn, TRANSACTIONS)
-        db_settings = Settings(**{**settings.__dict__, "db": db})
+        db_settings = registry.place(Settings(**{**settings.__dict__, "db": str(db)}))
         settings.work.mkdir(parents=True)
         outcome = Pipeline(db_settings, as_warehouse(conn)).process(
             claimed(settings, day_table(DAY, 5)))

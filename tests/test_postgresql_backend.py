@@ -24,12 +24,10 @@ import pyarrow.compute as pc
 import pytest
 from psycopg import errors, sql
 
-from filedrop_etl.config import Settings, load_settings
+from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import clock, crashpoints
 from filedrop_etl.daemon.errors import BadInput, DatabaseUnavailable, SchemaMismatch
-from filedrop_etl.daemon.warehouse import postgresql
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
     Folders,
@@ -42,11 +40,14 @@ from filedrop_etl.daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse.postgresql import doors as postgresql
+from filedrop_etl.daemon.warehouse.postgresql import schema, url_of
 from filedrop_etl.daemon.warehouse.postgresql.connection import connect
 from filedrop_etl.daemon.warehouse.postgresql.faults import fault_of
 from filedrop_etl.daemon.warehouse.postgresql.history import glob_to_regex
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from filedrop_etl.generator.transactions import generate_table
+from tests.backends import load_settings
 from tests.conftest import wait_until
 
 ENV = "FILEDROP_TEST_POSTGRES"
@@ -94,10 +95,9 @@ def settings(url: PostgresUrl, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def held(settings: Settings) -> Iterator[postgresql.PostgresWarehouse]:
-    assert isinstance(settings.db, PostgresUrl)
     inbox, work, processed, failed = (str(getattr(settings, n)) for n in FOLDER_NAMES)
     folders = Folders(inbox, work, processed, failed)
-    opened = postgresql.open_warehouse(settings.db, settings.contract, settings=settings,
+    opened = postgresql.open_warehouse(url_of(settings), settings.contract, settings=settings,
                                        folders=folders)
     yield opened
     opened.close()

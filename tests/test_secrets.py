@@ -30,9 +30,14 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from filedrop_etl.config import ConfigError, load_settings
-from filedrop_etl.config.database import LIBPQ_PARAMETERS, SECRET_PARAMETERS, PostgresUrl
+from filedrop_etl.config import ConfigError
+from filedrop_etl.daemon.warehouse.postgresql.url import (
+    LIBPQ_PARAMETERS,
+    SECRET_PARAMETERS,
+    PostgresUrl,
+)
 from tests import backends
+from tests.backends import load_settings
 from tests.conftest import ROOT, Daemons, settings_under
 from tests.http_client import request, url_of
 
@@ -91,12 +96,13 @@ NAMED = [  # the cases the probes found, and their kin
 def test_no_text_form_shows_a_secret_and_libpq_reads_what_the_settings_accept(
         url: str, secret: str) -> None:
     try:
-        db = load_settings({"db": url}, config_file=None, environ={}).db
+        settings = load_settings({"db": url}, config_file=None, environ={})
     except ConfigError as exc:
         assert shows_none(f"{exc} {exc.message} {exc.hint}", secret), exc
         return
-    assert isinstance(db, PostgresUrl)
-    assert shows_none(f"{db} {db!r} {db.redacted}", secret), db.redacted
+    db = PostgresUrl(settings.db)
+    assert shows_none(f"{settings.where} {settings!r} {db} {db!r} {db.redacted}",
+                      secret), db.redacted
     assert "***" in db.redacted
     # libpq reads it as the settings did: no refusal (whose message would quote the URL),
     # and the secret only in its secret parameters, never in a host, a port or a database

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from filedrop_etl.config import ConfigError, Settings, load_settings
-from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.config import ConfigError, Settings
 from filedrop_etl.config.settings import SETTING_NAMES
+from filedrop_etl.daemon.warehouse.postgresql import url_of
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
+from tests.backends import load_settings
 from tests.conftest import DaemonProcess
 
 Start = Callable[..., DaemonProcess]
@@ -61,7 +63,7 @@ def test_defaults_apply_when_no_source_sets_a_value(empty_toml: Path, tmp_path: 
     assert s.inbox == tmp_path / "inbox"
     assert s.processed == tmp_path / "processed"
     assert s.failed == tmp_path / "failed"
-    assert s.db == tmp_path / "etl.db"
+    assert s.db_file == tmp_path / "etl.db"
     assert s.config_file == empty_toml
 
 
@@ -295,7 +297,7 @@ def test_relative_paths_are_made_absolute_against_cwd(
                       environ={"ETL_INBOX": "drop"})
     assert s.inbox == run / "drop"                 # env
     assert s.processed == run / "done"             # file: cwd, not the file's directory
-    assert s.db == run / "data" / "etl.db"         # flag
+    assert s.db_file == run / "data" / "etl.db"    # flag
     assert s.failed == run / "failed"              # default
     monkeypatch.chdir(tmp_path)
     assert s.inbox == run / "drop"                 # a later chdir does not move it
@@ -452,9 +454,9 @@ def test_a_servers_timeouts_from_each_source_go_with_its_url(tmp_path: Path) -> 
                       "network_timeout_seconds = 12\n")
     s = load_settings(config_file=toml, environ={"ETL_STATEMENT_TIMEOUT_SECONDS": "600"})
     assert (s.network_timeout_seconds, s.statement_timeout_seconds) == (12.0, 600.0)
-    assert isinstance(s.db, PostgresUrl)
-    assert (s.db.network_timeout_seconds, s.db.statement_timeout_seconds) == (12.0, 600.0)
-    assert s.db == PostgresUrl("postgresql://etl@db/warehouse")
+    url = url_of(s)
+    assert (url.network_timeout_seconds, url.statement_timeout_seconds) == (12.0, 600.0)
+    assert url == PostgresUrl("postgresql://etl@db/warehouse")
     for off in ("off", "0", ""):
         flagged = load_settings({"statement_timeout_seconds": off}, config_file=toml,
                                 environ={})
@@ -496,6 +498,6 @@ def test_a_postgresql_url_is_never_shown_with_its_password(value: str) -> None:
     except ConfigError as exc:
         shown = str(exc)
     else:
-        assert isinstance(settings.db, PostgresUrl)
-        shown = f"{settings.db} {settings.db!r} {settings.db.redacted}"
+        url = url_of(settings)
+        shown = f"{settings.where} {settings!r} {url} {url!r} {url.redacted}"
     assert "hunter2" not in shown and "***" in shown

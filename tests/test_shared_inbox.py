@@ -23,7 +23,6 @@ import psycopg
 import pytest
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon.ops import folders
 from tests import backends
 from tests.conftest import (
@@ -43,8 +42,8 @@ BAD_NAME = os.fsdecode(b"transactions_2026-10-04\xff\xfe.parquet")
 
 
 def pg(settings: Settings) -> str:
-    assert isinstance(settings.db, PostgresUrl)
-    return settings.db.url
+    assert backends.on_postgresql(settings)
+    return backends.server_of(settings)
 
 
 def send(tmp_path: Path, inbox: Path, day: str, name: str | None = None,
@@ -242,7 +241,8 @@ def test_a_take_over_survives_a_file_name_that_is_not_utf8(
 
 
 def test_a_node_name_is_limited_in_bytes_and_never_a_lock_file(tmp_path: Path) -> None:
-    from filedrop_etl.config import ConfigError, load_settings
+    from filedrop_etl.config import ConfigError
+    from tests.backends import load_settings
 
     for node, words in (("é" * 130, "200 bytes"), ("A.lock", "'.lock'")):
         with pytest.raises(ConfigError) as refused:

@@ -27,7 +27,6 @@ import pyarrow as pa
 import pytest
 
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
@@ -38,6 +37,8 @@ from filedrop_etl.daemon.warehouse.api import (
     Ticket,
     Warehouse,
 )
+from filedrop_etl.daemon.watch.sharing import take_over
+from tests import backends
 from tests.backends import db_arg, fact_rows_in, ledger_in
 from tests.conftest import (
     ROOT,
@@ -203,13 +204,13 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
     with opened(a_settings) as a, opened(b_settings) as b:
         table, claimed, ticket, load = claimed_day(a, a_settings, "2026-06-01")
         # `a` stalls past its lease (a pause, a partition): its lease runs out ...
-        assert isinstance(a_settings.db, PostgresUrl)
-        with psycopg.connect(a_settings.db.url, autocommit=True) as admin:
+        assert backends.on_postgresql(a_settings)
+        with psycopg.connect(backends.server_of(a_settings), autocommit=True) as admin:
             admin.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
             admin.execute("UPDATE daemons SET lease_until = now() - interval '1 second' "
                           "WHERE node = 'a'")
         # ... and `b` takes the file over, bumping its fence.
-        [taken] = b.claims.take_over()
+        [taken] = take_over(b.claims, b_settings.work)
         assert taken.from_node == "a" and taken.ticket is not None
         assert taken.ticket.id == ticket.id and taken.ticket.fence == ticket.fence + 1
         assert taken.path.parent == b_settings.work and not claimed.exists()
@@ -230,10 +231,10 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
     a_settings, _ = two_nodes
     with opened(a_settings) as a:
         table, _claimed, ticket, load = claimed_day(a, a_settings, "2026-06-02")
-        assert isinstance(a_settings.db, PostgresUrl)
+        assert backends.on_postgresql(a_settings)
         with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
             # The transaction is open; the lease ends now, after it began.
-            with psycopg.connect(a_settings.db.url, autocommit=True) as admin:
+            with psycopg.connect(backends.server_of(a_settings), autocommit=True) as admin:
                 admin.execute("UPDATE claims SET lease_until = clock_timestamp()")
             staged.commit(load, MergePlan(True, True, ticket=ticket))
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
@@ -289,8 +290,8 @@ def test_a_session_the_server_ends_mid_load_loses_nothing(
         settings: Settings, tmp_path: Path, start_daemon: Start, phase: str) -> None:
     daemon = start_daemon()
     table = day_table("2026-07-01", 400_000)
-    assert isinstance(settings.db, PostgresUrl)
-    url = settings.db.url
+    assert backends.on_postgresql(settings)
+    url = backends.server_of(settings)
     with ThreadPoolExecutor(1) as pool:
         # Started first: the lock must be held before the load can reach its merge.
         ended = pool.submit(_terminate_when, url, daemon.proc.pid, phase)
@@ -321,8 +322,8 @@ def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
     idle = start_daemon("--node", "n1", "--lease-seconds", "10", log_name="n1.log")
     big = contract.file_name_for("2026-08-01")
     drop(prepared(tmp_path, day_table("2026-08-01", 400_000), big), settings.inbox)
-    assert isinstance(settings.db, PostgresUrl)
-    with psycopg.connect(settings.db.url, autocommit=True) as conn:
+    assert backends.on_postgresql(settings)
+    with psycopg.connect(backends.server_of(settings), autocommit=True) as conn:
         wait_until(lambda: conn.execute("SELECT count(*) FROM daemons WHERE file_in_hand = %s",
                                         (big,)).fetchone() == (1,),
                    "a heartbeat reporting the big file in hand", timeout=60)

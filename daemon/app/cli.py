@@ -27,6 +27,7 @@ from filedrop_etl.config.settings import OBSERVERS, WRITE_MODES
 from filedrop_etl.daemon import package_version
 from filedrop_etl.daemon.app import exposure, logs, signals
 from filedrop_etl.daemon.ops import commands as ops
+from filedrop_etl.daemon.warehouse import registry
 
 log = structlog.get_logger("daemon")
 
@@ -251,8 +252,8 @@ def _unrecognized(command: argparse.ArgumentParser, extras: Sequence[str]) -> No
 def load(args: argparse.Namespace) -> Settings:
     """The settings for a parsed command line; `ConfigError` names the bad source."""
     names = _PATH_OPTIONS + (RUN_OPTIONS if args.command == "run" else ())
-    return load_settings({name: getattr(args, name) for name in names},
-                         config_file=args.config)
+    return registry.place(load_settings({name: getattr(args, name) for name in names},
+                                        config_file=args.config))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

@@ -5,7 +5,7 @@ so a `--db` URL holding a password shows it to all of them, for as long as the d
 runs. A config file readable by everyone does the same. The environment (`ETL_DB`) is
 readable only by the process's own user and root, so a password there is not warned of.
 Each warning names the secrets (`password`, `sslpassword`, ...), never their values, and
-the safe ways instead. What a URL holds is `config.database`'s to say.
+the safe ways instead. What a setting holds is its backend's to say (`Backend.secrets`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.database import PostgresUrl, secrets
+from filedrop_etl.daemon.warehouse.registry import backend_for
 
 log = structlog.get_logger("daemon")
 
@@ -30,7 +30,7 @@ _INSTEAD = ("take the password out of the URL: put it in ~/.pgpass, or in a file
 def warn_of_command_line(db: str | None) -> None:
     """Warn if `--db`, as given on the command line, holds a secret (even a URL that the
     settings then refuse: the command line showed it all the same)."""
-    found = secrets(db) if db is not None else []
+    found = backend_for(db).secrets(db) if db else []
     if found:
         log.warning("password_on_command_line", setting="db", secrets=found,
                     reason=f"the --db URL holds a secret ({', '.join(found)}): every user of "
@@ -42,10 +42,9 @@ def warn_of_config_file(settings: Settings) -> None:
     """Warn if the database's URL came, with a secret, from a config file that every
     user may read."""
     path = settings.config_file
-    if (path is None or not isinstance(settings.db, PostgresUrl)
-            or settings.sources.get("db") not in ("config file", "default")):
+    if path is None or settings.sources.get("db") not in ("config file", "default"):
         return
-    found = secrets(settings.db.url)
+    found = backend_for(settings.db).secrets(settings.db)
     try:
         readable = bool(Path(path).stat().st_mode & stat.S_IROTH)
     except OSError:  # read at start-up a moment ago; gone since, it shows nothing more

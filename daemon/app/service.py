@@ -23,7 +23,6 @@ import pyarrow as pa
 import structlog
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import crashpoints, files, package_version, warehouse
 from filedrop_etl.daemon.app import notify, signals
 from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
@@ -117,10 +116,10 @@ def run(settings: Settings, *, once: bool) -> int:
         except (SchemaMismatch, DatabaseUnavailable, AlreadyRunning) as exc:
             event = ("daemon_already_running" if isinstance(exc, AlreadyRunning)
                      else "database_unavailable")
-            log.error(event, db=str(settings.db), reason=exc.message, hint=exc.hint)
+            log.error(event, db=settings.where, reason=exc.message, hint=exc.hint)
             return EXIT_LOCKED if isinstance(exc, AlreadyRunning) else EXIT_USAGE
         except (WarehouseFault, OSError) as exc:
-            log.error("database_unavailable", db=str(settings.db), reason=str(exc),
+            log.error("database_unavailable", db=settings.where, reason=str(exc),
                       hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
         watcher = Watcher(settings, opened, once=once, claims=claims)
@@ -135,7 +134,10 @@ def run(settings: Settings, *, once: bool) -> int:
             # it is not running (503) and /readyz waits for the sweep, both true.
             cleanup.callback(server.stop)
             server.start()
-        described = {k: _shown(v) for k, v in vars(settings).items()}
+        # The database as it may be shown (a URL without its secrets); `place` is what
+        # follows from it, logged as the settings it fills (work, the lock) are.
+        described = {k: _shown(v) for k, v in vars(settings).items() if k != "place"}
+        described["db"] = settings.where
         return _serve(described, watcher, once, notifier)
 
 
@@ -152,9 +154,9 @@ def _prepare_folders(settings: Settings) -> list[str]:
 
 
 def _shown(value: object) -> object:
-    """A setting as `daemon_started` logs it: paths as text, a server's URL as its text
-    without secrets (its repr names nothing), the HTTP address as HOST:PORT."""
-    if isinstance(value, Path | PostgresUrl):
+    """A setting as `daemon_started` logs it: paths as text, the HTTP address as
+    HOST:PORT."""
+    if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
         host, port = value
@@ -196,7 +198,7 @@ def _open_database(settings: Settings, notifier: notify.Notifier,
                 raise
             event, hint = waiting
             delay = retry_delay(attempt)
-            log.error(event, db=str(settings.db), reason=exc.message, hint=hint,
+            log.error(event, db=settings.where, reason=exc.message, hint=hint,
                       attempt=attempt, retry_in_seconds=delay)
             notifier.waiting(f"{event}: {exc.message} (attempt {attempt}, next in {delay:g} s)",
                              delay + settings.busy_timeout_seconds
@@ -276,7 +278,8 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool,
              ("worker_crashed" if watcher.crashed else "drained"))
     if watcher.crashed:
         return EXIT_FAILED_FILES
-    if once and watcher.warehouse.lost is not None:
+    file = watcher.warehouse.file_identity
+    if once and file is not None and file.file_problem is not None:
         return EXIT_FAILED_FILES  # the drain stopped short: see `database_lost`
     if once and (outcomes["failed"] or outcomes["retry"] or outcomes["claim_failed"]):
         return EXIT_FAILED_FILES

@@ -192,7 +192,8 @@ class Pipeline:
             # Its rows must be in the database at the configured path: one deleted or
             # replaced since the commit holds them nowhere anybody looks. The retry then
             # loads it again into whatever file is there once the daemon may write.
-            self.warehouse.check_in_place()
+            if self.warehouse.file_identity is not None:
+                self.warehouse.file_identity.check_in_place()
         except WarehouseFault as exc:
             return self._retry(attempt, exc)
         try:

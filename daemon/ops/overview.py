@@ -36,7 +36,7 @@ class Overview:
     """One reading of the status; the database parts are None without a database."""
 
     daemon: lock.LockState
-    db: object  # a path, or a server's URL (which never shows a password)
+    db: str  # as it may be shown: a path, or a server's URL without its password
     schema_version: int | None
     today: str  # the UTC date `loads_today` counts
     loads_today: api.Tally | None
@@ -85,7 +85,7 @@ def gather(settings: Settings, history: api.History | None, now: datetime) -> Ov
     leftovers = [Leftover(x, None if history is None else
                           history.retry_of_sidecar(x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
-    return Overview(daemon, settings.db, version, today.isoformat(), loads_today, loads_total,
+    return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox, folders.waiting(settings.inbox),
                     settings.work, folders.in_flight(settings), settings.failed,
                     folders.failed_files(settings.failed), leftovers)

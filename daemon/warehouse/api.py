@@ -1,13 +1,17 @@
 """The warehouse seam: what the daemon needs of a database, by role, naming no driver.
 
-Three roles, each a protocol a backend implements: `Warehouse` (the worker's: the
-ledger's word on a claim, the staged rows, the one transaction of ledger row and merge,
-a failure's row), `History` (read-only: the commands, the status page, the metric; for
-the page on one kept session, `KeptHistory`) and `RetryLog` (the `retry` command's two
-writes). The values that cross the seam are the
-frozen dataclasses of `values`; faults of the environment cross it as the
+A backend is a value (`Backend`): each backend package exports one, and `registry` picks
+the first that accepts the `db` setting; its doors open the roles below with the same
+arguments whichever backend it is. Three roles, each a protocol a backend implements:
+`Warehouse` (the worker's: the ledger's word on a claim, the staged rows, the one
+transaction of ledger row and merge, a failure's row), `History` (read-only: the
+commands, the status page, the metric; for the page on one kept session, `KeptHistory`)
+and `RetryLog` (the `retry` command's two writes). The values that cross the seam are
+the frozen dataclasses of `values`; faults of the environment cross it as the
 `WarehouseFault`s of `faults` (busy, full, unavailable, moved, claim lost): "wait and
-retry". Both are re-exported here, so that a user of the seam imports from one place.
+retry". Both are re-exported here, so that a user of the seam imports from one place. A
+warehouse kept in a file may also lose it under the open connection: only such a
+backend's warehouse offers `FileIdentity`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import ColumnKind, Contract
+from filedrop_etl.config.settings import Settings
 from filedrop_etl.daemon.warehouse.faults import (
     ClaimLost,
     DatabaseMoved,
@@ -36,6 +41,7 @@ from filedrop_etl.daemon.warehouse.values import (
     DayRows,
     DayTotal,
     Folders,
+    Lapsed,
     Load,
     LoadBin,
     LoadFilter,
@@ -53,6 +59,7 @@ from filedrop_etl.daemon.warehouse.values import (
 
 __all__ = [
     "FOLDER_NAMES",
+    "Backend",
     "ClaimLost",
     "Claims",
     "CustomerTotal",
@@ -60,9 +67,11 @@ __all__ = [
     "DatabaseMoved",
     "DayRows",
     "DayTotal",
+    "FileIdentity",
     "Folders",
     "History",
     "KeptHistory",
+    "Lapsed",
     "Load",
     "LoadBin",
     "LoadFilter",
@@ -111,8 +120,11 @@ class Claims(Protocol):
     between daemons racing for it), then records the claim: a row with this process's
     owner, a fence and a lease on the database's clock, renewed by `beat`. A daemon whose
     lease ran out can not commit (the commit checks the fence); another takes its files
-    over (`take_over`: the fence is bumped in the same statement). An embedded warehouse
-    has one daemon: its claims record nothing and hand out no tickets.
+    over: `watch.sharing` finds them (`lapsed`), takes the dead daemon's directory lock,
+    asks which claims are now this daemon's, with which fences (`take_lapsed`: bumped in
+    the same statement), moves the files and says where they went (`moved`). An embedded
+    warehouse has one daemon: its claims record nothing and hand out no tickets
+    (`unshared.NoClaims`).
     """
 
     def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
@@ -129,9 +141,23 @@ class Claims(Protocol):
         while it stages, whatever the heartbeat does); False if it is no longer held."""
         ...
 
-    def take_over(self) -> list[TakenOver]:
-        """The files of daemons whose leases ran out, moved into this one's work
-        directory and claimed with a new fence."""
+    def lapsed(self) -> list[tuple[str, str]]:
+        """The other daemons whose leases ran out: each one's node and the work directory
+        it recorded at its start (as recorded: the caller checks it)."""
+        ...
+
+    def take_lapsed(self, node: str) -> Lapsed:
+        """Under `node`'s work-directory lock: its lapsed claims made this daemon's, each
+        fence bumped in the same statement."""
+        ...
+
+    def claim_orphan(self, node: str, name: str, dropped_ns: int) -> Ticket | None:
+        """A file in `node`'s work directory its daemon died before recording: claimed
+        for this daemon (None if another daemon recorded it meanwhile)."""
+        ...
+
+    def moved(self, ticket: Ticket, path: Path) -> None:
+        """The taken-over file of `ticket` is now `path`, in this daemon's work directory."""
         ...
 
     def beat(self, file_in_hand: str | None) -> None:
@@ -142,11 +168,34 @@ class Claims(Protocol):
     def close(self) -> None: ...
 
 
+class FileIdentity(Protocol):
+    """A warehouse kept in one file, which a path names: the file there may be deleted
+    or replaced under the open connection, and what is committed then lands where nobody
+    looks. Offered by a file backend's warehouse only (`Warehouse.file_identity`)."""
+
+    def check_file(self) -> str | None:
+        """Checked every turn of the worker's loop: why nothing may be loaded now (the
+        backend logs when that begins and ends, after `file_problem` says so), or None."""
+        ...
+
+    @property
+    def file_problem(self) -> str | None:
+        """What `check_file` last found, for /healthz from any thread: it changes before
+        the line that says so is logged, so a reader of the log finds the probe agreeing."""
+        ...
+
+    def check_in_place(self) -> None:
+        """Raise a `WarehouseFault` if the file at the path is no longer the one open."""
+        ...
+
+
 class Warehouse(Protocol):
     """The worker's warehouse: one per worker, used from its one thread."""
 
     contract: Contract
     claims: Claims
+    # A file backend's: the database file's identity; None for a server.
+    file_identity: FileIdentity | None
     # The longest value (or row) the backend stores, in bytes: larger is bad input.
     value_limit: int
     # Where it is, for log lines (never a password).
@@ -160,22 +209,6 @@ class Warehouse(Protocol):
                        ticket: Ticket | None = None) -> None:
         """The failed attempt's ledger row, once per claim, in a transaction of its own;
         `ClaimLost` if `ticket` is no longer this daemon's."""
-        ...
-
-    def check_in_place(self) -> None:
-        """Raise a `WarehouseFault` if what was committed would land where nobody looks
-        (SQLite: the file at the path is no longer the one open)."""
-        ...
-
-    def watch(self) -> str | None:
-        """Checked every turn of the worker's loop: why nothing may be loaded now (the
-        backend logs when that begins and ends, after `lost` says so), or None."""
-        ...
-
-    @property
-    def lost(self) -> str | None:
-        """What `watch` last found, for /healthz from any thread: it changes before the
-        line that says so is logged, so a reader of the log finds the probe agreeing."""
         ...
 
     def last_success(self, now: str) -> Load | None:
@@ -250,3 +283,73 @@ class RetryLog(Protocol):
                          sidecar: dict[str, object] | None) -> Retry | None: ...
 
     def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """A warehouse backend as a value: what it accepts as the `db` setting, what follows
+    from that setting (`registry.place` asks), and its doors, each opened from the
+    settings alone. A backend package exports one, as `BACKEND`; importing the package
+    costs no driver: a door imports it when first opened."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether several daemons (nodes) may share one warehouse of this backend."""
+        ...
+
+    def accepts(self, db: str) -> bool:
+        """Whether `db` (the setting as given) names a warehouse of this backend."""
+        ...
+
+    def read(self, db: str) -> str:
+        """`db` as the settings keep it (a path made absolute, a URL's scheme in small
+        letters); `ValueError` saying what is wrong, quoting none of it."""
+        ...
+
+    def shown(self, db: str) -> str:
+        """`db` as a log line or a message may show it: never a secret, even refused."""
+        ...
+
+    def secrets(self, db: str) -> list[str]:
+        """The names of the secrets `db` holds (`password`, ...), never their values."""
+        ...
+
+    def file(self, db: str) -> Path | None:
+        """The database file `db` names; None for a server."""
+        ...
+
+    def lock_file(self, settings: Settings) -> Path:
+        """The single-instance lock (`daemon.lock`) of a daemon with these settings."""
+        ...
+
+    def check_location(self, settings: Settings) -> None:
+        """`ConfigError` if the warehouse's place clashes with the folders' (a database
+        file in a watched directory would be taken for a dropped file)."""
+        ...
+
+    def column_type(self, kind: ColumnKind) -> str:
+        """This backend's column type for a contract column of `kind`."""
+        ...
+
+    def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
+        """The worker's warehouse, migrated and this start recorded. Raises a
+        `WarehouseFault` the caller may wait out, or `SchemaMismatch`, `AlreadyRunning`
+        or `DatabaseUnavailable` to stop on."""
+        ...
+
+    def reading(self, settings: Settings) -> AbstractContextManager[History]:
+        """The read-only history; never creates a database."""
+        ...
+
+    def kept_reading(self, settings: Settings) -> KeptHistory: ...
+
+    def writing(self, settings: Settings) -> AbstractContextManager[RetryLog]:
+        """The retry log of the existing warehouse (with its `retries` table)."""
+        ...
+
+    def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
+        """Create or migrate the schema; and given `grant`, grant that role what the
+        daemons and `retry` need (a backend without roles refuses one: `ValueError`)."""
+        ...

@@ -89,6 +89,15 @@ class TakenOver:
 
 
 @dataclass(frozen=True)
+class Lapsed:
+    """A dead daemon's claims, now this daemon's (`Claims.take_lapsed`): each file's new
+    ticket by its name as the claims record it, and every name recorded for that node."""
+
+    tickets: dict[str, Ticket]
+    recorded: frozenset[str]
+
+
+@dataclass(frozen=True)
 class MergePlan:
     """How to merge one file's staged rows. `keys_sorted` promises strictly ascending
     keys; `keys_counted` says the checks counted repeated keys and found none;

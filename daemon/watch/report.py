@@ -82,9 +82,10 @@ class WorkerReport:
             lost = self._observer.watch_lost()
             if lost is not None:
                 problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
-        moved = self.warehouse.lost
+        file = self.warehouse.file_identity
+        moved = file.file_problem if file is not None else None
         if moved is not None:
-            problems.append(f"the database {self.settings.db} is not the file the daemon "
+            problems.append(f"the database {self.settings.where} is not the file the daemon "
                             f"opened ({moved}): no file is loaded until it is "
                             "back or the daemon is restarted")
         return problems

@@ -57,8 +57,9 @@ class Watcher(WorkerReport):
                  claims: DirectoryClaims | None = None) -> None:
         self.settings = settings
         self.once = once
-        # Its `watch` says, every turn of the loop, why it may not be written now (SQLite:
-        # its path no longer holds the file the worker writes to): no file is taken then.
+        # A file backend's `file_identity` says, every turn of the loop, why it may not be
+        # written now (its path no longer holds the file the worker writes to): no file
+        # is taken then.
         self.warehouse = warehouse
         self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
         self.inbox = Inbox(settings.inbox, settings.settle_seconds,
@@ -143,7 +144,8 @@ class Watcher(WorkerReport):
     def _blocked(self) -> str | None:
         """Why no file may be taken now: the database is not the file the worker writes
         to (SQLite), or this daemon's node name is another daemon's now."""
-        return self.warehouse.watch() or self.heartbeat.node_taken
+        file = self.warehouse.file_identity
+        return (file.check_file() if file is not None else None) or self.heartbeat.node_taken
 
     def join(self) -> None:
         self._thread.join()
@@ -238,7 +240,7 @@ class Watcher(WorkerReport):
         """Files of dead daemons sharing the warehouse join the retry queue, due now."""
         if not self.settings.shared or self.heartbeat.node_taken is not None:
             return
-        for file in take_over(self.warehouse.claims):
+        for file in take_over(self.warehouse.claims, self.settings.work):
             if file.ticket is not None:
                 self.pipeline.holds.adopt(file.path, file.ticket)
             self._retries.setdefault(file.path, (0.0, 0))

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.database import PostgresUrl
+from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
 from filedrop_etl.daemon.warehouse.postgresql.connection import stmt
 from filedrop_etl.daemon.warehouse.sql import Tables
@@ -72,7 +72,7 @@ def insert(settings: Settings, rows: Iterable[tuple[object, ...]]) -> None:
     ledger = Tables(settings.contract).ledger
     names = ", ".join(f'"{c}"' for c in COLUMNS)
     rows = iter(rows)
-    if not isinstance(settings.db, PostgresUrl):
+    if registry.backend_of(settings).name != "postgresql":
         lite = sqlite_connection.connect(settings.db_file)
         try:
             sqlite_schema.init_schema(lite, settings.contract)
@@ -84,7 +84,7 @@ def insert(settings: Settings, rows: Iterable[tuple[object, ...]]) -> None:
             lite.close()
         return
     arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
-    with psycopg.connect(settings.db.url, autocommit=True) as conn:
+    with psycopg.connect(settings.db, autocommit=True) as conn:
         pg_schema.migrate(conn, settings.contract)
         while chunk := [row for _, row in zip(range(_CHUNK), rows, strict=False)]:
             conn.execute(stmt(f"INSERT INTO {ledger} ({names}) SELECT * FROM unnest({arrays})"),

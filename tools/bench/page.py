@@ -36,12 +36,12 @@ import psycopg
 import structlog
 from psycopg import sql
 
-import filedrop_etl.daemon.warehouse.postgresql as postgresql
+import filedrop_etl.daemon.warehouse.postgresql.doors as postgresql
 from filedrop_etl.config import Settings, load_settings
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon.ops import page
 from filedrop_etl.daemon.ops.metrics import Metrics
 from filedrop_etl.daemon.ops.server import StatusServer
+from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
 from tools.bench import fixtures, ledger
 from tools.harness import drop
@@ -82,7 +82,8 @@ def _get(url: str) -> tuple[int, int]:
 def _sessions_counted(settings: Settings) -> Iterator[list[Any]]:
     """The read sessions opened in this process meanwhile, at the backend's opener."""
     opened: list[Any] = []
-    module: Any = postgresql if isinstance(settings.db, PostgresUrl) else sqlite_connection
+    on_postgresql = registry.backend_of(settings).name == "postgresql"
+    module: Any = postgresql if on_postgresql else sqlite_connection
     name = "connect" if module is postgresql else "connect_readonly"
     real = module.__dict__[name]
 
@@ -240,9 +241,9 @@ def worker(root: Path, db: str, files: int, admin: str | None,
 def _settings(root: Path, db: str) -> Settings:
     for name in ("inbox", "processed", "failed"):
         (root / name).mkdir(parents=True, exist_ok=True)
-    return load_settings({"inbox": root / "inbox", "processed": root / "processed",
-                          "failed": root / "failed", "db": db},
-                         config_file=ROOT / "config" / "etl.toml", environ={})
+    return registry.place(load_settings(
+        {"inbox": root / "inbox", "processed": root / "processed", "failed": root / "failed",
+         "db": db}, config_file=ROOT / "config" / "etl.toml", environ={}))
 
 
 @contextmanager

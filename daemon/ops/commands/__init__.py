@@ -54,7 +54,7 @@ def add_parsers(commands: common.Subcommands,
 def run(name: str, settings: Settings, args: argparse.Namespace, *,
         prog: str = "filedrop-etl") -> int:
     """Run one command; its exit code, or 2 after logging why it could not run."""
-    db = str(settings.db)
+    db = settings.where
     try:
         settings, disagreements = (common.daemon_folders(settings, _NEEDS[name])
                                    if name in _NEEDS else (settings, []))

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filedrop_etl.config import EtlError, Settings
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable
 from filedrop_etl.daemon.warehouse import api
@@ -77,7 +76,7 @@ def _db_source(settings: Settings) -> str:
 
 def database_missing(settings: Settings) -> DatabaseUnavailable:
     return DatabaseUnavailable(
-        f"there is no database at {settings.db} yet ({_db_source(settings)})",
+        f"there is no database at {settings.where} yet ({_db_source(settings)})",
         hint="the daemon creates it when it first starts; if it runs already, give this "
         "command the same --db, ETL_DB or --config as the daemon")
 
@@ -85,25 +84,28 @@ def database_missing(settings: Settings) -> DatabaseUnavailable:
 def _check_present(settings: Settings) -> None:
     # The backend would refuse a missing file or a directory too; here the message can
     # also say where the path came from. A server is asked by connecting.
-    if isinstance(settings.db, PostgresUrl):
+    file = settings.placed.file
+    if file is None:
         return
-    if settings.db.is_dir():
+    if file.is_dir():
         raise DatabaseUnavailable(
-            f"{settings.db} is a directory, not a database file ({_db_source(settings)})",
+            f"{file} is a directory, not a database file ({_db_source(settings)})",
             hint="give the database file itself, the one the daemon uses (it creates it if "
-            f"it does not exist), such as --db {settings.db / 'etl.db'}")
-    if not settings.db.exists():
+            f"it does not exist), such as --db {file / 'etl.db'}")
+    if not file.exists():
         raise database_missing(settings)
 
 
 def has_database(settings: Settings) -> bool:
     """Whether there is a database file to ask (a server always may be: it is asked)."""
-    return isinstance(settings.db, PostgresUrl) or settings.db.is_file()
+    file = settings.placed.file
+    return file is None or file.is_file()
 
 
 def database_named(settings: Settings) -> bool:
     """Whether anything is at the database's path (a directory is then refused by name)."""
-    return isinstance(settings.db, PostgresUrl) or settings.db.exists()
+    file = settings.placed.file
+    return file is None or file.exists()
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         raise common.UsageError("--grant needs a role's name", hint="--grant ROLE")
     done = warehouse.migrate(settings, args.grant)
     if args.json:
-        table.emit_json({"db": str(settings.db), **table.record(done),
+        table.emit_json({"db": settings.where, **table.record(done),
                          "migrated": done.migrated})
         return common.EXIT_OK
-    lines: list[tuple[str, table.Cell]] = [("database", str(settings.db)),
+    lines: list[tuple[str, table.Cell]] = [("database", settings.where),
                                            ("schema", _schema_line(done))]
     if done.granted is not None:
         lines.append(("granted", f"{done.granted}: USAGE on the schema; SELECT, INSERT, "

@@ -129,7 +129,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                        "and without a recorded retry; see `status`")
         sent = sum(r.outcome == "retried" for r in results)
         if sent and not lock.probe(settings.lock_file).held:
-            table.emit(f"\nno daemon is running on {settings.db}: the files wait in the inbox "
+            table.emit(f"\nno daemon is running on {settings.where}: the files wait in the inbox "
                   "until one starts")
     refused = any(r.outcome == "refused" for r in results)
     return common.EXIT_ATTENTION if refused else common.EXIT_OK

@@ -75,7 +75,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         table.emit(_text(snapshot))
     if missing is not None:
-        log.error("database_unavailable", db=str(settings.db), reason=missing.message,
+        log.error("database_unavailable", db=settings.where, reason=missing.message,
                   hint=missing.hint)
     return code
 

@@ -1,151 +1,107 @@
 """The PostgreSQL backend: one warehouse on a server, shared by several daemons.
 
-`open_warehouse` connects (a server out of reach is `WarehouseUnavailable`, which the
-daemon waits out), marks the inbox's work root with this warehouse (a daemon of another
-warehouse on the same inbox is refused), migrates when the schema is behind (`schema`:
-on a current one it reads the catalogs and takes no lock), checks that its role may load
-(`roles`), records this start (one daemon per node) and takes back the claims a killed
-run of this node left; `reading` and `writing` give the commands and the page (on one
-kept session, `KeptReading`) the history and the retry log (`writing` never migrates),
-and `migrating` is the `migrate` command's, translating every driver error raised in
-their block into the seam's terms, so that nothing outside this package sees psycopg.
+Exports `BACKEND`, the backend as a value (`api.Backend`): it accepts a libpq URL
+(`postgresql://` or `postgres://`; read, checked and shown without secrets by `url`),
+carries the settings' network and statement timeouts on it, and keeps each node's lock
+beside that node's work directory. Its doors (`doors`) open the worker's warehouse, the
+read side, the retry log and the migration; they and psycopg are imported when first
+opened, so that a daemon on SQLite never pays for psycopg's import.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-import psycopg
-
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
-from filedrop_etl.config.database import PostgresUrl
-from filedrop_etl.daemon.warehouse.api import Folders, Migration
-from filedrop_etl.daemon.warehouse.postgresql import nodes, roles, schema
-from filedrop_etl.daemon.warehouse.postgresql.claims import PostgresClaims
-from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, connect, usable
-from filedrop_etl.daemon.warehouse.postgresql.faults import translated
-from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
-from filedrop_etl.daemon.warehouse.postgresql.mark import WarehouseMark
-from filedrop_etl.daemon.warehouse.postgresql.retry_log import PostgresRetryLog
-from filedrop_etl.daemon.warehouse.postgresql.warehouse import PostgresWarehouse
+from filedrop_etl.config.contract import ColumnKind
+from filedrop_etl.daemon.warehouse.api import (
+    Folders,
+    History,
+    KeptHistory,
+    Migration,
+    RetryLog,
+    Warehouse,
+)
+from filedrop_etl.daemon.warehouse.postgresql.url import (
+    PostgresUrl,
+    is_postgres_url,
+    redact,
+    secrets,
+)
 
-__all__ = ["KeptReading", "PostgresWarehouse", "migrating", "open_warehouse", "reading",
-           "writing"]
-
-
-def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
-                   folders: Folders) -> PostgresWarehouse:
-    """Connect, migrate, record this start; a `WarehouseFault` to wait out, or
-    `SchemaMismatch`, `AlreadyRunning` or `DatabaseUnavailable` to stop on."""
-    claims = PostgresClaims(url, settings.busy_timeout_seconds, node=settings.node,
-                            work=Path(folders.work), lease_seconds=settings.lease_seconds)
-    mark: WarehouseMark | None = None
-    try:
-        with translated(_TERMINAL_HINT):
-            conn = connect(url, settings.busy_timeout_seconds)
-            try:
-                mark = WarehouseMark(settings.work_root, nodes.identity(conn),
-                                     url.redacted)
-                mark.acquire()
-                schema.migrate(conn, contract)
-                roles.check(conn, contract)
-                nodes.record_start(conn, settings.node, folders, owner=claims.owner,
-                                   lease_seconds=settings.lease_seconds)
-                claims.take_back()
-            except BaseException:
-                conn.close()
-                raise
-    except BaseException:
-        claims.close()
-        if mark is not None:
-            mark.release()
-        raise
-    return PostgresWarehouse(url, contract, settings.busy_timeout_seconds, claims, conn, mark)
+__all__ = ["BACKEND", "PostgresBackend", "url_of"]
 
 
-# Terminal for the start and the commands: a database that does not exist, a login
-# refused, a URL libpq can not use.
-_TERMINAL_HINT = ("check the database URL, the user's rights on it, and that the database "
-                  "exists")
+def url_of(settings: Settings) -> PostgresUrl:
+    """The server's URL with the settings' timeouts: every session on the server is
+    bounded alike, whoever opens it."""
+    return PostgresUrl(settings.db, network_timeout_seconds=settings.network_timeout_seconds,
+                       statement_timeout_seconds=settings.statement_timeout_seconds)
 
 
-@contextmanager
-def reading(url: PostgresUrl, contract: Contract,
-            busy_timeout_seconds: float) -> Iterator[PostgresHistory]:
-    """The read-only history of the warehouse, its schema checked."""
-    with translated(_TERMINAL_HINT):
-        conn = connect(url, busy_timeout_seconds, read_only=True)
-        with conn:
-            history = PostgresHistory(conn, contract)
-            history.schema_version()
-            yield history
+class PostgresBackend:
+    """PostgreSQL, as the registry and the daemon's parts ask for it."""
+
+    name = "postgresql"
+    shared = True
+
+    def accepts(self, db: str) -> bool:
+        return is_postgres_url(db)
+
+    def read(self, db: str) -> str:
+        return PostgresUrl(db).url  # ValueError: what libpq would misread or quote
+
+    def shown(self, db: str) -> str:
+        return redact(db)
+
+    def secrets(self, db: str) -> list[str]:
+        return secrets(db)
+
+    def file(self, db: str) -> Path | None:
+        return None
+
+    def lock_file(self, settings: Settings) -> Path:
+        # One daemon per node: beside the node's work directory.
+        return settings.work.with_name(settings.work.name + ".lock")
+
+    def check_location(self, settings: Settings) -> None:
+        return None  # a server's database is in no folder of the daemon's
+
+    def column_type(self, kind: ColumnKind) -> str:
+        from filedrop_etl.daemon.warehouse.postgresql import schema
+
+        return schema.column_type(kind)
+
+    def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
+        from filedrop_etl.daemon.warehouse.postgresql import doors
+
+        return doors.open_warehouse(url_of(settings), settings.contract, settings=settings,
+                                    folders=folders)
+
+    def reading(self, settings: Settings) -> AbstractContextManager[History]:
+        from filedrop_etl.daemon.warehouse.postgresql import doors
+
+        return doors.reading(url_of(settings), settings.contract,
+                             settings.busy_timeout_seconds)
+
+    def kept_reading(self, settings: Settings) -> KeptHistory:
+        from filedrop_etl.daemon.warehouse.postgresql import doors
+
+        return doors.KeptReading(url_of(settings), settings.contract,
+                                 settings.busy_timeout_seconds)
+
+    def writing(self, settings: Settings) -> AbstractContextManager[RetryLog]:
+        from filedrop_etl.daemon.warehouse.postgresql import doors
+
+        return doors.writing(url_of(settings), settings.contract,
+                             settings.busy_timeout_seconds)
+
+    def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
+        from filedrop_etl.daemon.warehouse.postgresql import doors
+
+        return doors.migrating(url_of(settings), settings.contract,
+                               settings.busy_timeout_seconds, grant)
 
 
-class KeptReading:
-    """The history on one read-only session kept across uses: the status page's, so that
-    its viewers cost one session of the server's `max_connections`, not one each.
-
-    Opened at the first use, and again once the server has lost it (a restart,
-    `pg_terminate_backend`, `idle_session_timeout`): a session found broken by the
-    schema check that begins each use is replaced there and then, so that the page after
-    an outage is not one refresh late. In autocommit, so between uses it holds no
-    transaction and no lock. One use at a time.
-    """
-
-    def __init__(self, url: PostgresUrl, contract: Contract,
-                 busy_timeout_seconds: float) -> None:
-        self.url, self.contract, self.timeout = url, contract, busy_timeout_seconds
-        self._conn: Connection | None = None
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def reading(self) -> Iterator[PostgresHistory]:
-        with self._lock, translated(_TERMINAL_HINT):
-            yield self._checked()
-
-    def _checked(self) -> PostgresHistory:
-        if self._conn is not None:
-            history = PostgresHistory(self._conn, self.contract)
-            try:
-                history.schema_version()
-                return history
-            except psycopg.Error:
-                if usable(self._conn):
-                    raise  # the session is fine: the error is the database's
-            self._conn.close()
-        self._conn = connect(self.url, self.timeout, read_only=True)
-        history = PostgresHistory(self._conn, self.contract)
-        history.schema_version()
-        return history
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
-@contextmanager
-def writing(url: PostgresUrl, contract: Contract,
-            busy_timeout_seconds: float) -> Iterator[PostgresRetryLog]:
-    """The retry log of the existing warehouse, whose schema must be current: `retry`
-    never migrates (DDL would wait on running loads, and hold them up while it waits)."""
-    with translated(_TERMINAL_HINT):
-        conn = connect(url, busy_timeout_seconds)
-        with conn:
-            schema.require_current(conn, contract)
-            yield PostgresRetryLog(conn, contract)
-
-
-def migrating(url: PostgresUrl, contract: Contract, busy_timeout_seconds: float,
-              grant: str | None = None) -> Migration:
-    """Create or migrate the schema (the `migrate` command, as the tables' owner), and
-    grant `grant` what a runtime role needs."""
-    with translated(_TERMINAL_HINT), connect(url, busy_timeout_seconds) as conn:
-        found = schema.migrate(conn, contract)
-        notes = roles.grant(conn, contract, grant) if grant is not None else []
-    return Migration(found, schema.SCHEMA_VERSION, grant, tuple(notes))
+BACKEND = PostgresBackend()

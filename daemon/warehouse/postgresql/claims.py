@@ -5,43 +5,29 @@ decides between daemons racing for it), then records the claim: a `claims` row w
 this process's owner (unique per start), a fence, and a lease ending at the database's
 `now()` plus `lease_seconds`. `beat` renews the leases and the node's heartbeat; the
 load's commit renews the file's lease only while it is still live and the fence
-unchanged (`renew_in`), so a daemon whose lease ran out can not commit. `take_over`
-gives the files of daemons whose leases ran out to this one: under the dead daemon's
-work-directory lock (a live daemon holds its own), one statement bumps their fences and
-makes this daemon their owner; the files are moved into this daemon's work directory,
-and files its claims never recorded (it died between rename and record) are claimed too.
-Only daemons of this inbox are taken from: a node's directory is `<work root>/<node>`,
-computed here, never a path read from the database as is. A file name is data: it is
-bound as text the server accepts (`stored`), and a failure on one file of a take-over
-is that file's alone.
+unchanged (`renew_in`), so a daemon whose lease ran out can not commit. A take-over
+(run by `watch.sharing`, which finds the dead daemons here with `lapsed`, holds their
+work-directory locks and moves their files) asks this module only which claims are now
+this daemon's: `take_lapsed` bumps their fences and makes this daemon their owner in
+one statement, `claim_orphan` claims a file its daemon never recorded (it died between
+rename and record), and `moved` records where a taken file went. A file name is data: it
+is bound as text the server accepts (`stored`).
 """
 
 from __future__ import annotations
 
-import stat
 import uuid
 from pathlib import Path
 
-import structlog
-
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.errors import AlreadyRunning
-from filedrop_etl.daemon.lock import DirectoryClaim
-from filedrop_etl.daemon.warehouse.api import (
-    ClaimLost,
-    NodeTaken,
-    TakenOver,
-    Ticket,
-    WarehouseFault,
-)
+from filedrop_etl.daemon.warehouse.api import ClaimLost, Lapsed, NodeTaken, Ticket
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, Session, stmt
 from filedrop_etl.daemon.warehouse.postgresql.faults import translated
 from filedrop_etl.daemon.warehouse.postgresql.schema import CLAIMS_TABLE
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
 
 CLAIMS, DAEMONS = q(CLAIMS_TABLE), q(DAEMONS_TABLE)
-log = structlog.get_logger("daemon.watcher")
 
 
 def _ticket(row: tuple[object, ...]) -> Ticket:
@@ -53,19 +39,6 @@ def stored(name: str) -> str:
     takes only text) with its undecodable bytes as `\\xNN`, as the ledger and the log
     show it."""
     return files.display_name(name)
-
-
-def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
-    """The work directory of `node` if it shares this daemon's work root: `<root>/<node>`,
-    a real directory, and the one the node recorded at its start. None for a node of
-    another inbox (or a row edited to point anywhere else)."""
-    directory = root / node
-    if directory.parent != root or node in ("", ".", "..") or recorded_work != str(directory):
-        return None
-    try:
-        return directory if stat.S_ISDIR(directory.lstat().st_mode) else None
-    except OSError:
-        return None
 
 
 class PostgresClaims:
@@ -177,29 +150,15 @@ class PostgresClaims:
             "under its own name to load the files left in its work directory "
             f"{self.work}")
 
-    def take_over(self) -> list[TakenOver]:
+    def lapsed(self) -> list[tuple[str, str]]:
         with translated():
             dead = self.conn.execute(stmt(
                 f'SELECT "node", "work" FROM {DAEMONS} WHERE "node" <> %s AND '
                 '("lease_until" IS NULL OR "lease_until" < now()) ORDER BY "node"'),
                 (self.node,)).fetchall()
-        taken: list[TakenOver] = []
-        for node, work in dead:
-            directory = node_directory(self.work.parent, str(node), str(work))
-            if directory is None:
-                continue  # a daemon of another inbox: its own files are its own
-            lock = DirectoryClaim(directory, f"the work directory of node {node}", hint="")
-            try:
-                lock.acquire()
-            except (AlreadyRunning, OSError):
-                continue  # alive after all (its own lock), or being taken by another
-            try:
-                taken += self._take_from(str(node), directory)
-            finally:
-                lock.release()
-        return taken
+        return [(str(node), str(work)) for node, work in dead]
 
-    def _take_from(self, node: str, directory: Path) -> list[TakenOver]:
+    def take_lapsed(self, node: str) -> Lapsed:
         with translated():
             rows = {str(name): _ticket((i, f, d)) for i, name, f, d in
                     self.conn.execute(stmt(
@@ -207,44 +166,17 @@ class PostgresClaims:
                         '"lease_until" = now() + %s::interval WHERE "node" = %s '
                         'AND "lease_until" < now() RETURNING "id", "name", "fence", '
                         '"dropped_ns"'), (self.owner, self._lease(), node))}
-            recorded = {str(n) for n, in self.conn.execute(
-                stmt(f'SELECT "name" FROM {CLAIMS} WHERE "node" = %s'), (node,))}
-        taken = []
-        for path in files.in_claim_order(directory):
-            try:
-                file = self._take_file(node, path, rows.pop(stored(path.name), None),
-                                       stored(path.name) in recorded)
-            except WarehouseFault:
-                raise  # the warehouse's, not the file's: the next rescan tries again
-            except Exception as exc:
-                # One file's trouble is its own: the others are taken, this one is left
-                # where it is for a later take-over (or its own daemon's restart).
-                log.error("take_over_failed", file=files.display_name(path.name),
-                          from_node=node, error_type=type(exc).__name__, reason=str(exc),
-                          hint="the file is left in that node's work directory and tried "
-                          "again at the next rescan; report this line if it repeats")
-                continue
-            if file is not None:
-                taken.append(file)
-        for gone in rows.values():  # archived before its daemon could forget the claim
-            self.released(gone)
-        return taken
+            recorded = frozenset(str(n) for n, in self.conn.execute(
+                stmt(f'SELECT "name" FROM {CLAIMS} WHERE "node" = %s'), (node,)))
+        return Lapsed(rows, recorded)
 
-    def _take_file(self, node: str, path: Path, ticket: Ticket | None,
-                   recorded: bool) -> TakenOver | None:
-        if ticket is None and not recorded:
-            # Its daemon died before recording the claim.
-            ticket = self._orphan(node, stored(path.name), path.lstat().st_ctime_ns)
-        if ticket is None:
-            return None  # a live claim of another daemon's
-        moved = files.move_unique(path, self.work)
+    def moved(self, ticket: Ticket, path: Path) -> None:
         with translated():
             self.conn.execute(stmt(f'UPDATE {CLAIMS} SET "node" = %s, "name" = %s '
                                    'WHERE "id" = %s AND "owner" = %s'),
-                              (self.node, stored(moved.name), ticket.id, self.owner))
-        return TakenOver(moved, node, ticket)
+                              (self.node, stored(path.name), ticket.id, self.owner))
 
-    def _orphan(self, node: str, name: str, dropped_ns: int) -> Ticket | None:
+    def claim_orphan(self, node: str, name: str, dropped_ns: int) -> Ticket | None:
         with translated():
             row = self.conn.execute(stmt(
                 f'INSERT INTO {CLAIMS} ("node", "name", "owner", "fence", "lease_until", '

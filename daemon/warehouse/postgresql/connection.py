@@ -28,9 +28,9 @@ from functools import partial
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon.warehouse.postgresql import liveness
 from filedrop_etl.daemon.warehouse.postgresql.faults import reconnect_fault
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 
 Connection = psycopg.Connection[tuple[object, ...]]
 APPLICATION = "filedrop-etl"

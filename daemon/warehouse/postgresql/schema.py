@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from psycopg import errors
 
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import ColumnKind, Contract
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.api import WarehouseBusy
@@ -256,3 +256,12 @@ def _create(conn: Connection, contract: Contract, found: Found) -> None:
         conn.execute(stmt(f"DELETE FROM {q(VERSION_TABLE)}"))
         conn.execute(stmt(f'INSERT INTO {q(VERSION_TABLE)} ("version") VALUES (%s)'),
                      (SCHEMA_VERSION,))
+
+
+# PostgreSQL's type for each kind of contract column (`Backend.column_type`).
+_COLUMN_TYPES: dict[ColumnKind, str] = {"string": "text", "integer": "bigint",
+                                        "float": "double precision", "date": "date"}
+
+
+def column_type(kind: ColumnKind) -> str:
+    return _COLUMN_TYPES[kind]

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 import pyarrow as pa
 
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.config.database import PostgresUrl
 from filedrop_etl.daemon import clock, crashpoints
 from filedrop_etl.daemon.warehouse.api import (
     ClaimLost,
     Claims,
+    FileIdentity,
     Load,
     LoadRecord,
     MergeCounts,
@@ -34,6 +34,7 @@ from filedrop_etl.daemon.warehouse.postgresql.faults import translated
 from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
 from filedrop_etl.daemon.warehouse.postgresql.mark import WarehouseMark
 from filedrop_etl.daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
+from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from filedrop_etl.daemon.warehouse.sql import Tables, q
 
 # PostgreSQL stores at most 1 GB in one field.
@@ -93,6 +94,8 @@ class PostgresWarehouse:
         self.where = str(url)
         self._claims = claims
         self.claims: Claims = claims
+        # A server's database has no path to be moved from: its faults are the calls' own.
+        self.file_identity: FileIdentity | None = None
         self._session = Session(url, busy_timeout_seconds, conn)
         # Held while the daemon runs: the inbox's daemons all load into this warehouse.
         self._mark = mark
@@ -155,16 +158,6 @@ class PostgresWarehouse:
             if recorded is None or recorded.status != "failed":
                 ledger.record_load(conn, self.tables, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
-
-    def check_in_place(self) -> None:
-        return None  # a server's database has no path to be moved from
-
-    def watch(self) -> str | None:
-        return None  # a server has no file to lose: its faults are the calls' own
-
-    @property
-    def lost(self) -> str | None:
-        return None
 
     def last_success(self, now: str) -> Load | None:
         with translated():

@@ -6,7 +6,7 @@ into a file nobody reads (or beside a file its write-ahead log does not belong t
 archive the files it loaded. A writing connection made by `connection.connect` is a
 `Connection`, which remembers the device and inode it opened; `check_same_file` (run by
 the store before every COMMIT and by the pipeline before every archive) refuses to go
-on when the path holds another file or none, and `DatabaseWatch` tells the worker, once
+on when the path holds another file or none, and `DatabaseFile` tells the worker, once
 a heartbeat, so that it stops taking files and says so. It does no SQL beyond emptying
 the write-ahead log.
 """
@@ -87,33 +87,40 @@ def empty_wal(conn: sqlite3.Connection) -> None:
                     "<db>-wal and <db>-shm files beside it that belong to the old one")
 
 
-class DatabaseWatch:
-    """The worker's view of its database file: whether it is lost, said once when that
-    begins and once when it ends (the same file back at its path)."""
+class DatabaseFile:
+    """The worker's view of its database file (the seam's `FileIdentity`): whether the
+    path still holds it, said once when that stops and once when it holds it again."""
 
     def __init__(self, conn: sqlite3.Connection, db: Path) -> None:
         self.conn = conn
         self.db = db
-        self.lost: Moved | None = None
+        self.problem: Moved | None = None
 
-    def check(self) -> bool:
-        """Whether the database is lost now; logs `database_lost` (and empties the
-        write-ahead log into the file the daemon opened) or `database_returned` as it
-        changes."""
+    @property
+    def file_problem(self) -> str | None:
+        return self.problem
+
+    def check_in_place(self) -> None:
+        check_same_file(self.conn)
+
+    def check_file(self) -> str | None:
+        """What is wrong with the file at the path now (None: nothing); logs
+        `database_lost` (and empties the write-ahead log into the file the daemon
+        opened) or `database_returned` as it changes."""
         # Each state is set before it is logged: a reader of the log line must find
         # /healthz already saying the same.
-        was = self.lost
+        was = self.problem
         try:
             check_same_file(self.conn)
         except DatabaseMoved as exc:
-            self.lost = moved(self.conn)
-            if self.lost is not None and was is None:
-                log.error("database_lost", db=str(self.db), lost=self.lost,
+            self.problem = moved(self.conn)
+            if self.problem is not None and was is None:
+                log.error("database_lost", db=str(self.db), lost=self.problem,
                           reason=exc.message, hint=exc.hint)
                 empty_wal(self.conn)
-            return self.lost is not None
-        self.lost = None
+            return self.problem
+        self.problem = None
         if was is not None:
             log.warning("database_returned", db=str(self.db),
                         hint="the file the daemon opened is back at its path: loading resumes")
-        return False
+        return None

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import ColumnKind, Contract
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
@@ -212,3 +212,12 @@ def has_table(conn: sqlite3.Connection, name: str) -> bool:
     """Whether the database holds a table of that name (an older version may not)."""
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                         (name,)).fetchone() is not None
+
+
+# SQLite's type for each kind of contract column (`Backend.column_type`).
+_COLUMN_TYPES: dict[ColumnKind, str] = {"string": "TEXT", "integer": "INTEGER",
+                                        "float": "REAL", "date": "TEXT"}
+
+
+def column_type(kind: ColumnKind) -> str:
+    return _COLUMN_TYPES[kind]

@@ -4,8 +4,9 @@ Each file's rows are staged in a private SQLite file (`staging`) attached read-o
 the daemon's connection; the checks count repeats there, then one transaction writes
 the ledger row, the merge and the counts (`ledger`, `merge`). Every call runs inside
 `faults.translated`, so SQLite's errors of the environment leave as the seam's faults;
-`check_in_place` and `lost` guard against a database file deleted or replaced under the
-open connection (`dbfile`).
+its `file_identity` (`dbfile.DatabaseFile`) guards against a database file deleted or
+replaced under the open connection. One daemon per file: nothing to share, so its
+claims are `unshared.NoClaims`.
 """
 
 from __future__ import annotations
@@ -21,21 +22,22 @@ from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import clock, crashpoints
 from filedrop_etl.daemon.warehouse.api import (
     Claims,
+    FileIdentity,
     Load,
     LoadRecord,
     MergeCounts,
     MergePlan,
     Recorded,
-    TakenOver,
     Ticket,
 )
 from filedrop_etl.daemon.warehouse.sql import Tables
 from filedrop_etl.daemon.warehouse.sqlite import dbfile, ledger, merge, staging
 from filedrop_etl.daemon.warehouse.sqlite.connection import attached_staging, transaction
-
-__all__ = ["LocalClaims", "SqliteStaged", "SqliteWarehouse", "attached_staging"]
 from filedrop_etl.daemon.warehouse.sqlite.faults import translated
 from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
+from filedrop_etl.daemon.warehouse.unshared import NoClaims
+
+__all__ = ["SqliteStaged", "SqliteWarehouse", "attached_staging"]
 
 
 class SqliteStaged:
@@ -68,8 +70,8 @@ class SqliteWarehouse:
         self.tables = Tables(contract)
         self.value_limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
         self.where = str(db)
-        self._watch = dbfile.DatabaseWatch(conn, db)
-        self.claims: Claims = LocalClaims()
+        self.file_identity: FileIdentity | None = dbfile.DatabaseFile(conn, db)
+        self.claims: Claims = NoClaims()
 
     def recorded(self, claim: str) -> Recorded | None:
         with translated():
@@ -94,46 +96,13 @@ class SqliteWarehouse:
                 ledger.record_load(self.conn, self.tables, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
-    def check_in_place(self) -> None:
-        dbfile.check_same_file(self.conn)
-
-    def watch(self) -> str | None:
-        self._watch.check()
-        return self._watch.lost
-
-    @property
-    def lost(self) -> str | None:
-        return self._watch.lost
-
     def last_success(self, now: str) -> Load | None:
         with translated():
             return SqliteHistory(self.conn, self.contract).last_success(now)
 
     def answers_again(self) -> None:
-        return None  # a file has no session to lose; `watch` follows the file itself
+        return None  # a file has no session to lose; `file_identity` follows the file
 
     def close(self) -> None:
         self.conn.close()
 
-
-class LocalClaims:
-    """One daemon per database file: its work directory is its own (claimed by `flock`),
-    so claims need no record, and no other daemon takes its files over."""
-
-    def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
-        return None
-
-    def released(self, ticket: Ticket) -> None:
-        raise AssertionError("an embedded warehouse hands out no tickets")
-
-    def renew(self, ticket: Ticket) -> bool:
-        raise AssertionError("an embedded warehouse hands out no tickets")
-
-    def take_over(self) -> list[TakenOver]:
-        return []
-
-    def beat(self, file_in_hand: str | None) -> None:
-        return None
-
-    def close(self) -> None:
-        return None

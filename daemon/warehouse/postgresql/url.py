@@ -1,25 +1,27 @@
-"""Which database a `db` setting names: a SQLite file by path, or a PostgreSQL server by URL.
+"""A PostgreSQL server's `db` setting: a libpq connection URL, read, checked and shown.
 
-A value beginning `postgresql://` or `postgres://` is a libpq connection URL; anything
-else is a path. The URL is read here as libpq reads it, not as `urllib` does: libpq ends
-the user part at the first `@` before any `/`, and `?` and `#` mean nothing in it. It is
-kept whole for connecting, but its text form never shows a secret (`str`, `repr`, logs,
-error messages): neither the password of the user part nor the value of a query
-parameter libpq holds secret (`password`, `sslpassword`, ...). A URL that libpq would
-misread (an unencoded `@` or `/` in a password puts part of it in the host or the
-database name) or would refuse with part of the URL quoted in its message (a bad `%`
-escape, a parameter it does not know) is refused here instead, and shown with everything
-before its last `@` masked. A password from `PGPASSWORD`, `PGPASSFILE` or `~/.pgpass`
-never passes through here. A server's URL carries with it how long the daemon waits on
-that server (the settings `network_timeout_seconds` and `statement_timeout_seconds`), so
-that every session opened on it is bounded alike; they are not part of the URL's text,
-nor of its equality.
+A value beginning `postgresql://` or `postgres://` is a libpq connection URL (this
+backend accepts it; anything else is another backend's). The URL is read here as libpq
+reads it, not as `urllib` does: libpq ends the user part at the first `@` before any
+`/`, and `?` and `#` mean nothing in it. It is kept whole for connecting, but its text
+form never shows a secret (`str`, `repr`, logs, error messages): neither the password of
+the user part nor the value of a query parameter libpq holds secret (`password`,
+`sslpassword`, ...). A URL that libpq would misread (an unencoded `@` or `/` in a
+password puts part of it in the host or the database name) or would refuse with part of
+the URL quoted in its message (a bad `%` escape, a parameter it does not know) is
+refused here instead, and shown with everything before its last `@` masked. A password
+from `PGPASSWORD`, `PGPASSFILE` or `~/.pgpass` never passes through here. A server's URL
+carries with it how long the daemon waits on that server (the settings
+`network_timeout_seconds` and `statement_timeout_seconds`), so that every session opened
+on it is bounded alike; they are not part of the URL's text, nor of its equality.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import unquote, unquote_to_bytes
+
+from filedrop_etl.config.settings import NETWORK_TIMEOUT_SECONDS
 
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
@@ -44,9 +46,6 @@ LIBPQ_PARAMETERS = SECRET_PARAMETERS | frozenset((
     "oauth_scope", "sslkeylogfile", "ssl",
 ))
 _HEX = frozenset("0123456789abcdefABCDEF")
-# How long a silent server is waited on before the session is checked (and given up if
-# the server does not answer a second connection either): `network_timeout_seconds`.
-NETWORK_TIMEOUT_SECONDS = 30.0
 
 
 def is_postgres_url(value: str) -> bool:
