@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,9 +29,10 @@ from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.app.worker import build
+from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.sqlite import schema
 from filedrop_etl.daemon.watch.observer import Hints, InboxEventHandler
-from filedrop_etl.daemon.watch.watcher import Watcher
+from filedrop_etl.daemon.watch.watcher import HEARTBEAT_SECONDS, Watcher, retry_delay
 from tests import sqlite_store as store
 from tests.conftest import (
     as_warehouse,
@@ -355,3 +357,70 @@ def test_an_unwatched_inbox_is_unhealthy_but_not_stuck(settings: Settings,
     finally:
         running.request_stop()
         running.join()
+
+
+@pytest.fixture
+def turned(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
+    """A watcher whose loop the test runs one `turn` at a time: no worker thread, no
+    observer; its folders claimed, left-over claims resumed and the inbox swept. Files
+    count as complete once seen (no settle time), so a turn can take one at once."""
+    worker = build(replace(settings, settle_seconds=0.0), as_warehouse(fresh_db))
+    worker.watcher.prepare()
+    worker.watcher.begin()
+    yield worker.watcher
+    worker.watcher.claims.release()
+
+
+def test_one_turn_loads_a_file_its_event_reports(tmp_path: Path, settings: Settings,
+                                                 turned: Watcher) -> None:
+    dropped = drop(prepared(tmp_path), settings.inbox)
+    turned.hints.add(str(dropped), "moved")  # what the observer would hand over
+    with capture_logs() as logs:
+        pause = turned.turn()
+    assert pause == 0.0  # it did work: the next turn comes at once
+    assert [(e["event"], e.get("found_by")) for e in logs if e["event"] in (
+        "file_detected", "file_processed")] == [("file_detected", "event"),
+                                                ("file_processed", None)]
+    assert (settings.processed / NAME).exists() and list(settings.inbox.iterdir()) == []
+    assert [r["file_name"] for r in ledger(settings.db_file)] == [NAME]
+    report = turned.report
+    assert (report.tally()["processed"], report.queue_depth(), report.in_hand()) == (1, 0, None)
+
+
+def test_a_turn_with_nothing_to_do_does_nothing(settings: Settings, turned: Watcher) -> None:
+    before = turned.report.now
+    with capture_logs() as logs:
+        pause = turned.turn()
+    assert logs == []
+    # Until the periodic rescan, and never longer than the heartbeat (its tick).
+    assert pause is not None and 0 < pause <= HEARTBEAT_SECONDS
+    assert turned.report.now.ticked_at > before.ticked_at  # yet it showed life
+    assert turned.report.tally() == before.tally == dict.fromkeys(OUTCOMES, 0)
+    assert ledger(settings.db_file) == [] and list(settings.processed.iterdir()) == []
+
+
+def test_a_turn_finds_a_file_by_the_periodic_rescan_once_it_is_due(
+        tmp_path: Path, settings: Settings, turned: Watcher) -> None:
+    drop(prepared(tmp_path), settings.inbox)  # no event: only a rescan finds it
+    assert turned.turn() != 0.0 and turned.report.queue_depth() == 0
+    with capture_logs() as logs:
+        assert turned.turn(time.monotonic() + settings.rescan_seconds) == 0.0
+    assert [e["found_by"] for e in logs if e["event"] == "file_detected"] == ["rescan"]
+    assert (settings.processed / NAME).exists()
+
+
+def test_a_turn_during_the_backoff_does_not_load_the_file_then_one_after_does(
+        tmp_path: Path, settings: Settings, turned: Watcher,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _staging_disk_full(monkeypatch, settings, [1])
+    turned.hints.add(str(drop(prepared(tmp_path), settings.inbox)), "moved")
+    assert turned.turn() == 0.0  # the attempt, a transient failure
+    assert turned.report.tally()["retry"] == 1 and (settings.work / NAME).exists()
+    assert turned.report.queue_depth() == 1  # a claim waiting for its retry
+    with capture_logs() as logs:
+        pause = turned.turn()  # the disk has room again, but the backoff is not over
+    assert pause is not None and 0 < pause <= retry_delay(1)
+    assert [e["event"] for e in logs] == [] and (settings.work / NAME).exists()
+    assert turned.turn(time.monotonic() + retry_delay(1)) == 0.0
+    assert (settings.processed / NAME).exists()
+    assert turned.report.tally()["processed"] == 1 and turned.report.queue_depth() == 0

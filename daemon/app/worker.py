@@ -20,10 +20,11 @@ from filedrop_etl.daemon.ops.metrics import Metrics
 from filedrop_etl.daemon.warehouse.api import Warehouse
 from filedrop_etl.daemon.watch.inbox import Inbox
 from filedrop_etl.daemon.watch.observer import Hints, InboxObserver
+from filedrop_etl.daemon.watch.parts import Parts
 from filedrop_etl.daemon.watch.report import WorkerReport
 from filedrop_etl.daemon.watch.resumes import Resumes
 from filedrop_etl.daemon.watch.sharing import Heartbeat
-from filedrop_etl.daemon.watch.watcher import Parts, Watcher, directory_claims
+from filedrop_etl.daemon.watch.watcher import Watcher, directory_claims
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ inbox is still watched, and watches it again (creating it again if it was delete
 One worker thread runs every file through the pipeline in name order; one `turn` of its
 loop is a method of its own, which tests call directly. Stopping is a flag: the file in
 flight finishes, then the loop returns. The watcher builds none of its parts: the
-service composes them (`Parts`) and reads what the worker does from its `WorkerReport`;
-what each file came to goes to an `OutcomeSink` (the metrics), declared here. This
+service composes them (`daemon.watch.parts`) and reads what the worker does from its
+`WorkerReport`; what each file came to goes to an `OutcomeSink` (the metrics). This
 module and `daemon.observer` are the only ones that know threads and watchdog.
 """
 
@@ -17,23 +17,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.load.pipeline import Outcome, Pipeline
+from filedrop_etl.daemon.load.pipeline import Outcome
 from filedrop_etl.daemon.lock import DirectoryClaims
-from filedrop_etl.daemon.outcomes import OUTCOMES, Ending
-from filedrop_etl.daemon.warehouse.api import MergeCounts, Warehouse
-from filedrop_etl.daemon.watch.inbox import Candidate, FoundBy, Inbox
-from filedrop_etl.daemon.watch.observer import Hints, InboxObserver
-from filedrop_etl.daemon.watch.report import WorkerReport
-from filedrop_etl.daemon.watch.resumes import Resumes
-from filedrop_etl.daemon.watch.sharing import Heartbeat, adopt_strays, take_over
+from filedrop_etl.daemon.outcomes import OUTCOMES
+from filedrop_etl.daemon.watch.inbox import Candidate
+from filedrop_etl.daemon.watch.parts import Parts
+from filedrop_etl.daemon.watch.sharing import adopt_strays, take_over
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -53,35 +48,6 @@ def directory_claims(settings: Settings) -> DirectoryClaims:
 def retry_delay(attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (from 1), the last step held."""
     return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
-
-
-class OutcomeSink(Protocol):
-    """Where the worker reports what only it sees, as it happens (the metrics)."""
-
-    def detected(self, found_by: FoundBy) -> None: ...
-
-    def file_done(self, outcome: Ending, seconds: float, counts: MergeCounts | None) -> None:
-        ...
-
-
-@dataclass(frozen=True)
-class Parts:
-    """Everything the worker works with, built by the service (`daemon.app.worker`)."""
-
-    # Its `watch` says, every turn of the loop, why it may not be written now (SQLite:
-    # its path no longer holds the file the worker writes to): no file is taken then.
-    warehouse: Warehouse
-    pipeline: Pipeline
-    inbox: Inbox
-    hints: Hints
-    observer: InboxObserver
-    # The inbox and the work directory, claimed by `prepare` unless the service has.
-    claims: DirectoryClaims
-    heartbeat: Heartbeat
-    # The journal of how often the daemon stopped while loading each left-over claim.
-    resumes: Resumes
-    report: WorkerReport
-    sink: OutcomeSink
 
 
 class Watcher:
@@ -255,7 +221,7 @@ class Watcher:
         if self._blocked() is not None:
             # A drain cannot go on (the exit code says so); a daemon looks again soon.
             return None if self.once else HEARTBEAT_SECONDS
-        did_work, wait = self._take_due()
+        did_work, wait = self._take_due(now)
         self._publish()
         if did_work:
             return 0.0
@@ -285,9 +251,10 @@ class Watcher:
                 self.pipeline.holds.adopt(file.path, file.ticket)
             self._retries.setdefault(file.path, (0.0, 0))
 
-    def _take_due(self) -> tuple[bool, float | None]:
-        """Run due retries and complete inbox files; say whether any ran, and how long
-        until the next inbox file may be complete."""
+    def _take_due(self, now: float) -> tuple[bool, float | None]:
+        """Run the retries due at `now` (or by the clock, as files take time) and complete
+        inbox files; say whether any ran, and how long until the next inbox file may be
+        complete."""
         # Strictly in claim order (the queue's insertion order): only its head may run,
         # so a file that waits holds back every file claimed after it.
         ran = False
@@ -295,7 +262,7 @@ class Watcher:
             path, (at, _) = next(iter(self._retries.items()))
             if self.stop_requested.is_set():
                 return True, None
-            if at > time.monotonic():
+            if at > max(now, time.monotonic()):
                 break
             self._process(path)
             ran = True
