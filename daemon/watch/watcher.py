@@ -140,6 +140,7 @@ class Watcher:
             crashed = True
             log.exception("worker_crashed")
         finally:
+            self._publish()  # the tally as it ended, even mid-turn, for `daemon_stopped`
             self.report.update(running=False, crashed=crashed)
 
     def loop(self) -> None:
