@@ -38,6 +38,7 @@ from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.pipeline")
 
+
 @dataclass(frozen=True)
 class Outcome:
     """How one attempt ended; `path` is where the file now is."""

@@ -32,8 +32,10 @@ from filedrop_etl.daemon.errors import BadInput, FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
 from filedrop_etl.daemon.warehouse import api
 
+# What a retry did to a file in failed/ (or would do, with --dry-run): the `outcome`
+# of its result.
 RetryAction = Literal["retried", "would_retry", "refused", "sidecar_removed",
-                  "would_remove_sidecar"]
+                      "would_remove_sidecar"]
 NAME_NEVER_LOADS = "its name can never load"
 # Stages where the file's own bytes were at fault, so the same bytes fail there again.
 # Not open, hash, stage or load, where the environment or a bug (fixed since, perhaps)
