@@ -31,7 +31,7 @@ FORBIDDEN = [
     ("daemon.load", ("daemon.ops", "daemon.watch", "daemon.app")),
     ("daemon.warehouse", ("daemon.load", "daemon.watch", "daemon.ops", "daemon.app")),
     ("daemon.ops", ("daemon.watch", "daemon.load", "daemon.app")),
-    ("daemon.watch", ("daemon.app",)),
+    ("daemon.watch", ("daemon.app", "daemon.ops")),
     ("daemon.warehouse.sqlite", ("daemon.warehouse.postgresql",)),
     ("daemon.warehouse.postgresql", ("daemon.warehouse.sqlite",)),
 ]

@@ -25,8 +25,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.app.worker import build
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl, secrets
-from filedrop_etl.daemon.watch.watcher import Watcher
 from tests.backends import load_settings
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, write_parquet
 
@@ -284,7 +284,7 @@ def test_the_sample_alert_rules_use_only_metrics_the_daemon_exposes(
     assert {"EtlDaemonDown", "EtlDaemonUnhealthy", "EtlNoSuccessIn26h",
             "EtlFailedFilesWaiting", "EtlQueueGrowing"} <= set(alerts)
     exposed = {family.name for family in text_string_to_metric_families(
-        Watcher(settings, as_warehouse(fresh_db)).metrics.exposition().decode())}
+        build(settings, as_warehouse(fresh_db)).metrics.exposition().decode())}
     for name, expr in alerts.items():
         for metric in re.findall(r"\betl_[a-z_]+", expr):
             # Counters are exposed as <name>_total; their family is named without it.

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from filedrop_etl.config import Settings, contract
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.ops.metrics import failed_files
-from filedrop_etl.daemon.watch.watcher import Watcher
+from filedrop_etl.daemon.app.worker import build
+from filedrop_etl.daemon.ops.folders import failed_count, failed_files
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
 from tests.http_client import Scrape, url_of
 
@@ -113,33 +113,38 @@ def test_a_success_recorded_in_the_future_is_not_the_last_one(
 
 def test_the_queue_is_waiting_files_and_claims_waiting_for_a_retry(
         tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
-    watcher = Watcher(settings, as_warehouse(fresh_db))  # not started: the test is its worker
+    worker = build(settings, as_warehouse(fresh_db))  # not started: the test is its worker
+    watcher = worker.watcher
     watcher.prepare()
     for day in (DAY, LATER_DAY):
         write_parquet(settings.inbox, day_table(day), contract.file_name_for(day))
-    assert len(watcher.inbox.scan("sweep")) == 2
-    watcher._retries[settings.work / "claimed.parquet"] = (time.monotonic() + 60, 1)
-    assert Scrape(watcher.metrics.exposition().decode()).value("etl_queue_depth") == 3
+    # A claim left in the work directory: resumed at start-up, it waits in the retry queue.
+    write_parquet(settings.work, day_table(DAY), "claimed.parquet")
+    watcher.begin()
+    assert (len(watcher.inbox.candidates), len(watcher._retries)) == (2, 1)
+    assert Scrape(worker.metrics.exposition().decode()).value("etl_queue_depth") == 3
 
 
 def test_a_file_deleted_before_its_claim_counts_as_vanished(
         settings: Settings, fresh_db: sqlite3.Connection) -> None:
     """As `daemon_stopped` counts it: the two tallies must not disagree."""
-    watcher = Watcher(settings, as_warehouse(fresh_db))
+    worker = build(settings, as_warehouse(fresh_db))
+    watcher = worker.watcher
     watcher.prepare()
     path = write_parquet(settings.inbox, day_table(DAY), contract.file_name_for(DAY))
-    watcher.inbox.scan("sweep")
+    watcher.begin()
     path.unlink()
-    watcher.inbox.scan("rescan")
-    scrape = Scrape(watcher.metrics.exposition().decode())
+    watcher.turn(time.monotonic() + settings.rescan_seconds)  # its periodic rescan
+    assert worker.report.tally()["vanished"] == 1
+    scrape = Scrape(worker.metrics.exposition().decode())
     assert scrape.value("etl_files_total", outcome="vanished") == 1
 
 
-def test_failed_files_counts_what_waits_for_a_person(tmp_path: Path) -> None:
+def test_failed_count_counts_what_waits_for_a_person(tmp_path: Path) -> None:
     failed = tmp_path / "failed"
-    assert failed_files(failed) == 0  # not made yet
+    assert failed_count(failed) == 0  # not made yet
     failed.mkdir()
     for name in ("a.parquet", "a.parquet" + files.SIDECAR_SUFFIX, "b.parquet",
                  "b.parquet" + files.SIDECAR_SUFFIX, ".sidecar-x.tmp"):
         (failed / name).write_bytes(b"")
-    assert failed_files(failed) == 2
+    assert failed_count(failed) == 2 == len(failed_files(failed))  # as `status` lists them

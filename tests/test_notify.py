@@ -324,11 +324,14 @@ def test_variables_systemd_would_never_set_are_reported_not_raised(
 
 @dataclass
 class Watched:
-    """A stand-in for the watcher: what `Notifier.tick` reads."""
+    """A stand-in for the worker's report: what `Notifier.tick` reads."""
 
     swept: threading.Event = field(default_factory=threading.Event)
     outcomes: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+
+    def tally(self) -> Counter[str]:
+        return self.outcomes
 
     def stuck(self) -> list[str]:
         return list(self.problems)

@@ -20,6 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from filedrop_etl.config import Settings, contract
+from filedrop_etl.daemon.app.worker import Worker, build
 from filedrop_etl.daemon.ops.server import MAX_CONNECTIONS, PAGE_SLOTS, StatusServer
 from filedrop_etl.daemon.watch.watcher import Watcher
 from tests.conftest import as_warehouse, day_table, drop, wait_until, write_parquet
@@ -29,23 +30,30 @@ DAY = "2026-03-01"
 
 
 @pytest.fixture
-def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
-    """A watcher not yet started; stopped and joined at teardown if it was."""
-    held = Watcher(replace(settings, stall_seconds=0.5), as_warehouse(fresh_db))
-    yield held
+def built(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Worker]:
+    """A worker not yet started; stopped and joined at teardown if it was."""
+    worker = build(replace(settings, stall_seconds=0.5), as_warehouse(fresh_db))
+    yield worker
+    held = worker.watcher
     held.request_stop()
     if held._thread.ident is not None:
         held.join()
 
 
 @pytest.fixture
-def serve(watcher: Watcher) -> Iterator[Callable[..., str]]:
-    """Start a `StatusServer` on `watcher` (options as keywords); its base URL; stopped
+def watcher(built: Worker) -> Watcher:
+    """The watcher of `built`."""
+    return built.watcher
+
+
+@pytest.fixture
+def serve(built: Worker) -> Iterator[Callable[..., str]]:
+    """Start a `StatusServer` on `built` (options as keywords); its base URL; stopped
     at teardown."""
     servers: list[StatusServer] = []
 
     def start(**options: Any) -> str:
-        server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, **options)
+        server = StatusServer(("127.0.0.1", 0), built.report, built.metrics, **options)
         servers.append(server)
         server.start()
         return f"http://127.0.0.1:{server.address[1]}"
@@ -124,8 +132,8 @@ def test_a_silent_client_is_cut_off_without_holding_up_others(
     assert time.monotonic() - began < 5
 
 
-def test_stop_cuts_open_connections_and_joins_every_thread(watcher: Watcher) -> None:
-    server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, request_timeout=60)
+def test_stop_cuts_open_connections_and_joins_every_thread(built: Worker) -> None:
+    server = StatusServer(("127.0.0.1", 0), built.report, built.metrics, request_timeout=60)
     server.start()
     try:
         with socket.create_connection(server.address, timeout=10):
@@ -161,7 +169,7 @@ def test_connections_over_the_cap_are_closed_unanswered_while_all_are_served(
 
 
 def test_probes_are_answered_while_viewers_hold_every_page_slot(
-        watcher: Watcher) -> None:
+        watcher: Watcher, built: Worker) -> None:
     """Guards a found bug: page requests took every connection for as long as the page
     took to make (2.4 s at 100,000 loads a day, a session each), and a probe then found
     none. The page gets `PAGE_SLOTS` at most; one viewer more gets a 503 at once."""
@@ -173,7 +181,7 @@ def test_probes_are_answered_while_viewers_hold_every_page_slot(
         release.wait(timeout=30)
         return "<h1>page</h1>"
 
-    server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics, page=held_page)
+    server = StatusServer(("127.0.0.1", 0), built.report, built.metrics, page=held_page)
     server.start()
     base = f"http://127.0.0.1:{server.address[1]}"
     assert watcher.swept.wait(timeout=30)
@@ -219,12 +227,12 @@ def _idle_clients(base: str, count: int, says: bytes = b"") -> list[socket.socke
 @pytest.mark.parametrize("says", [b"", b"GET /healthz HTTP/1.0\r\nHost: x\r\n"],
                          ids=["silent", "slow-headers"])
 def test_idle_clients_never_keep_a_probe_from_being_answered(
-        watcher: Watcher, says: bytes) -> None:
+        watcher: Watcher, built: Worker, says: bytes) -> None:
     """Guards a found bug: 16 idle TCP connections filled every slot for their 10 s
     timeout, and /healthz failed at once: a liveness probe that restarts a healthy
     daemon. The oldest idle connection now gives its place to a new one."""
     watcher.start()
-    server = StatusServer(("127.0.0.1", 0), watcher, watcher.metrics)
+    server = StatusServer(("127.0.0.1", 0), built.report, built.metrics)
     server.start()
     base = f"http://127.0.0.1:{server.address[1]}"
     assert watcher.swept.wait(timeout=30)

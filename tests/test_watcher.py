@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,9 +28,11 @@ from watchdog.events import FileMovedEvent, FileSystemEvent
 from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import files
+from filedrop_etl.daemon.app.worker import build
+from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.sqlite import schema
 from filedrop_etl.daemon.watch.observer import Hints, InboxEventHandler
-from filedrop_etl.daemon.watch.watcher import Watcher
+from filedrop_etl.daemon.watch.watcher import HEARTBEAT_SECONDS, Watcher, retry_delay
 from tests import sqlite_store as store
 from tests.conftest import (
     as_warehouse,
@@ -47,7 +50,7 @@ NAME = contract.file_name_for("2026-02-10")
 @pytest.fixture
 def watcher(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
     """A started watcher; stopped and joined at teardown."""
-    running = Watcher(settings, as_warehouse(fresh_db))
+    running = build(settings, as_warehouse(fresh_db)).watcher
     running.start()
     yield running
     running.request_stop()
@@ -72,7 +75,7 @@ def test_a_dropped_file_is_loaded_and_stop_joins_every_thread(
 def test_an_overflow_warning_triggers_a_rescan(tmp_path: Path, settings: Settings,
                                                fresh_db: sqlite3.Connection) -> None:
     slow = replace(settings, rescan_seconds=3600.0)
-    running = Watcher(slow, as_warehouse(fresh_db))
+    running = build(slow, as_warehouse(fresh_db)).watcher
     running.start()
     try:
         assert running.swept.wait(timeout=30)
@@ -132,7 +135,7 @@ def locked_db(settings: Settings) -> Iterator[LockedDatabase]:
     schema.init_schema(conn, TRANSACTIONS)
     blocker = sqlite3.connect(settings.db_file, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    running = Watcher(settings, as_warehouse(conn))
+    running = build(settings, as_warehouse(conn)).watcher
     running.start()
     yield LockedDatabase(running, blocker)
     running.request_stop()
@@ -161,7 +164,7 @@ def test_once_waits_for_a_settling_file_then_exits(settings: Settings,
                                                    fresh_db: sqlite3.Connection) -> None:
     # Written in place just now, with no event to say it is complete: it must settle.
     write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
-    running = Watcher(settings, as_warehouse(fresh_db), once=True)
+    running = build(settings, as_warehouse(fresh_db), once=True).watcher
     running.start()
     running.join()
     assert running.outcomes["processed"] == 1 and not running.crashed
@@ -173,7 +176,7 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
     write_parquet(settings.work, day_table("2026-02-09"), contract.file_name_for("2026-02-09"))
     write_parquet(settings.inbox, day_table("2026-02-10"), NAME)
     with capture_logs() as logs:
-        running = Watcher(settings, as_warehouse(fresh_db), once=True)
+        running = build(settings, as_warehouse(fresh_db), once=True).watcher
         running.start()
         running.join()
     order = [e["file"] for e in logs if e["event"] == "file_processed"]
@@ -205,7 +208,7 @@ def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path, setting
 
 def test_once_counts_a_file_it_could_not_claim(settings: Settings,
                                                fresh_db: sqlite3.Connection) -> None:
-    running = Watcher(settings, as_warehouse(fresh_db), once=True)
+    running = build(settings, as_warehouse(fresh_db), once=True).watcher
     running.prepare()
     settings.work.rmdir()
     settings.work.write_bytes(b"")  # the claim's rename now fails
@@ -224,7 +227,7 @@ def test_a_file_renamed_in_from_outside_is_taken_without_waiting_to_settle(
     # A rename from another directory is an unpaired IN_MOVED_TO: by default watchdog
     # reports it as a creation, which would wait the whole settle time.
     patient = replace(settings, settle_seconds=120.0, rescan_seconds=3600.0)
-    running = Watcher(patient, as_warehouse(fresh_db))
+    running = build(patient, as_warehouse(fresh_db)).watcher
     running.start()
     try:
         assert running.swept.wait(timeout=30), "the start-up sweep"
@@ -278,7 +281,7 @@ def test_a_once_drain_never_applies_a_later_drop_before_a_file_that_must_wait(
     drop(write_parquet(tmp_path / "outbox2", corrected(), newer), settings.inbox)
     drains = []
     for _ in range(2):
-        drain = Watcher(settings, as_warehouse(fresh_db), once=True)
+        drain = build(settings, as_warehouse(fresh_db), once=True).watcher
         drain.start()
         drain.join()
         drains.append(dict(drain.outcomes))
@@ -301,7 +304,7 @@ def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
     os.utime(newer)
     assert files.in_claim_order(settings.work) == [older, newer]
     _staging_disk_full(monkeypatch, settings, [1])
-    running = Watcher(replace(settings, rescan_seconds=3600.0), as_warehouse(fresh_db))
+    running = build(replace(settings, rescan_seconds=3600.0), as_warehouse(fresh_db)).watcher
     running.start()
     try:
         wait_until(lambda: running.outcomes["processed"] == 2, "both left-overs to load")
@@ -315,22 +318,22 @@ def test_a_waiting_left_over_holds_back_the_claims_made_after_it(
 
 def test_health_names_a_stopped_worker_a_stall_and_a_dead_observer(
         settings: Settings, fresh_db: sqlite3.Connection) -> None:
-    running = Watcher(settings, as_warehouse(fresh_db))
-    assert running.health() == ["the worker thread is not running",
+    running = build(settings, as_warehouse(fresh_db)).watcher
+    assert running.report.health() == ["the worker thread is not running",
                                 "the inbox observer is not running"]
     running.start()
     try:
         assert running.swept.wait(timeout=30)
-        assert running.health() == []
+        assert running.report.health() == []
         # The idle loop ticks at least every HEARTBEAT_SECONDS: a tick long ago comes back.
-        running.ticked_at -= settings.stall_seconds + 60
-        [stalled] = running.health()
+        running.report.update(ticked_at=running.report.now.ticked_at - settings.stall_seconds - 60)
+        [stalled] = running.report.health()
         assert stalled.startswith("the worker has not ticked for ")
-        wait_until(lambda: running.health() == [], "the idle worker to tick again")
+        wait_until(lambda: running.report.health() == [], "the idle worker to tick again")
     finally:
         running.request_stop()
         running.join()
-    assert running.health() == ["the worker thread is not running",
+    assert running.report.health() == ["the worker thread is not running",
                                 "the inbox observer is not running"]
 
 
@@ -339,18 +342,85 @@ def test_an_unwatched_inbox_is_unhealthy_but_not_stuck(settings: Settings,
     """A restart cannot make a directory where a file is (it would only exit 2 at start):
     /healthz reports it, while the systemd watchdog, fed from `stuck`, keeps the daemon
     running to watch the inbox again by itself."""
-    running = Watcher(settings, as_warehouse(fresh_db))
+    running = build(settings, as_warehouse(fresh_db)).watcher
     running.start()
     try:
         assert running.swept.wait(timeout=30)
         shutil.rmtree(settings.inbox)
         settings.inbox.write_bytes(b"not a directory")
-        wait_until(lambda: running.health() != [], "the lost watch to be noticed")
-        assert running.health() == [
+        wait_until(lambda: running.report.health() != [], "the lost watch to be noticed")
+        assert running.report.health() == [
             f"the inbox {settings.inbox} is not watched: no directory at its path (deleted?)"]
-        assert running.stuck() == []
+        assert running.report.stuck() == []
         settings.inbox.unlink()
-        wait_until(lambda: running.health() == [], "the inbox to be watched again")
+        wait_until(lambda: running.report.health() == [], "the inbox to be watched again")
     finally:
         running.request_stop()
         running.join()
+
+
+@pytest.fixture
+def turned(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher]:
+    """A watcher whose loop the test runs one `turn` at a time: no worker thread, no
+    observer; its folders claimed, left-over claims resumed and the inbox swept. Files
+    count as complete once seen (no settle time), so a turn can take one at once."""
+    worker = build(replace(settings, settle_seconds=0.0), as_warehouse(fresh_db))
+    worker.watcher.prepare()
+    worker.watcher.begin()
+    yield worker.watcher
+    worker.watcher.claims.release()
+
+
+def test_one_turn_loads_a_file_its_event_reports(tmp_path: Path, settings: Settings,
+                                                 turned: Watcher) -> None:
+    dropped = drop(prepared(tmp_path), settings.inbox)
+    turned.hints.add(str(dropped), "moved")  # what the observer would hand over
+    with capture_logs() as logs:
+        pause = turned.turn()
+    assert pause == 0.0  # it did work: the next turn comes at once
+    assert [(e["event"], e.get("found_by")) for e in logs if e["event"] in (
+        "file_detected", "file_processed")] == [("file_detected", "event"),
+                                                ("file_processed", None)]
+    assert (settings.processed / NAME).exists() and list(settings.inbox.iterdir()) == []
+    assert [r["file_name"] for r in ledger(settings.db_file)] == [NAME]
+    report = turned.report
+    assert (report.tally()["processed"], report.queue_depth(), report.in_hand()) == (1, 0, None)
+
+
+def test_a_turn_with_nothing_to_do_does_nothing(settings: Settings, turned: Watcher) -> None:
+    before = turned.report.now
+    with capture_logs() as logs:
+        pause = turned.turn()
+    assert logs == []
+    # Until the periodic rescan, and never longer than the heartbeat (its tick).
+    assert pause is not None and 0 < pause <= HEARTBEAT_SECONDS
+    assert turned.report.now.ticked_at > before.ticked_at  # yet it showed life
+    assert turned.report.tally() == before.tally == dict.fromkeys(OUTCOMES, 0)
+    assert ledger(settings.db_file) == [] and list(settings.processed.iterdir()) == []
+
+
+def test_a_turn_finds_a_file_by_the_periodic_rescan_once_it_is_due(
+        tmp_path: Path, settings: Settings, turned: Watcher) -> None:
+    drop(prepared(tmp_path), settings.inbox)  # no event: only a rescan finds it
+    assert turned.turn() != 0.0 and turned.report.queue_depth() == 0
+    with capture_logs() as logs:
+        assert turned.turn(time.monotonic() + settings.rescan_seconds) == 0.0
+    assert [e["found_by"] for e in logs if e["event"] == "file_detected"] == ["rescan"]
+    assert (settings.processed / NAME).exists()
+
+
+def test_a_turn_during_the_backoff_does_not_load_the_file_then_one_after_does(
+        tmp_path: Path, settings: Settings, turned: Watcher,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _staging_disk_full(monkeypatch, settings, [1])
+    turned.hints.add(str(drop(prepared(tmp_path), settings.inbox)), "moved")
+    assert turned.turn() == 0.0  # the attempt, a transient failure
+    assert turned.report.tally()["retry"] == 1 and (settings.work / NAME).exists()
+    assert turned.report.queue_depth() == 1  # a claim waiting for its retry
+    with capture_logs() as logs:
+        pause = turned.turn()  # the disk has room again, but the backoff is not over
+    assert pause is not None and 0 < pause <= retry_delay(1)
+    assert [e["event"] for e in logs] == [] and (settings.work / NAME).exists()
+    assert turned.turn(time.monotonic() + retry_delay(1)) == 0.0
+    assert (settings.processed / NAME).exists()
+    assert turned.report.tally()["processed"] == 1 and turned.report.queue_depth() == 0

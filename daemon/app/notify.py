@@ -21,7 +21,6 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Protocol
@@ -35,17 +34,19 @@ STATUS_EVERY_SECONDS = 1.0
 
 
 class Supervised(Protocol):
-    """What the notifier reads of the watcher (a protocol, so tests can pass a stand-in)."""
+    """What the notifier reads of the worker (its `WorkerReport`; a protocol, so tests can
+    pass a stand-in)."""
 
     swept: threading.Event
-    outcomes: Counter[str]
+
+    def tally(self) -> Mapping[str, int]: ...
 
     def stuck(self) -> list[str]: ...
 
 
 def summary(watched: Supervised) -> str:
     """A short human line for STATUS=: what the daemon does and what it has done."""
-    done = watched.outcomes
+    done = watched.tally()
     text = f"watching the inbox; {done['processed']} processed, {done['failed']} failed"
     return text + (f", {done['retry']} retries" if done["retry"] else "")
 

@@ -14,7 +14,7 @@ import itertools
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NoReturn
@@ -24,12 +24,13 @@ import structlog
 
 from filedrop_etl.config import ConfigError, Settings
 from filedrop_etl.daemon import crashpoints, files, package_version, warehouse
-from filedrop_etl.daemon.app import notify, signals
+from filedrop_etl.daemon.app import notify, signals, worker
 from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.load import quarantine
 from filedrop_etl.daemon.lock import InstanceLock
 from filedrop_etl.daemon.ops import page
 from filedrop_etl.daemon.ops.server import StatusServer
+from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
     Folders,
@@ -39,7 +40,8 @@ from filedrop_etl.daemon.warehouse.api import (
     WarehouseFull,
     WarehouseUnavailable,
 )
-from filedrop_etl.daemon.watch.watcher import Watcher, directory_claims, retry_delay
+from filedrop_etl.daemon.watch.report import WorkerReport
+from filedrop_etl.daemon.watch.watcher import directory_claims, retry_delay
 
 log = structlog.get_logger("daemon")
 
@@ -122,12 +124,12 @@ def run(settings: Settings, *, once: bool) -> int:
             log.error("database_unavailable", db=settings.where, reason=str(exc),
                       hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
-        watcher = Watcher(settings, opened, once=once, claims=claims)
-        watcher.prepare()  # the folders are made and claimed above: nothing to do twice
+        built = worker.build(settings, opened, once=once, claims=claims)
+        built.watcher.prepare()  # the folders are made and claimed above: nothing to do twice
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         if settings.http is not None:
-            server = _serving(settings.http, watcher)
+            server = _serving(settings, settings.http, built)
             if server is None:
                 return EXIT_USAGE
             # Started before the worker, which `_serve` starts: until then /healthz says
@@ -138,7 +140,7 @@ def run(settings: Settings, *, once: bool) -> int:
         # follows from it, logged as the settings it fills (work, the lock) are.
         described = {k: _shown(v) for k, v in vars(settings).items() if k != "place"}
         described["db"] = settings.where
-        return _serve(described, watcher, once, notifier)
+        return _serve(described, built, once, notifier)
 
 
 def _prepare_folders(settings: Settings) -> list[str]:
@@ -164,11 +166,12 @@ def _shown(value: object) -> object:
     return value
 
 
-def _serving(address: tuple[str, int], watcher: Watcher) -> StatusServer | None:
+def _serving(settings: Settings, address: tuple[str, int],
+             built: worker.Worker) -> StatusServer | None:
     """The HTTP server bound to `address`; None, with the reason logged, if it cannot be."""
     try:
-        return StatusServer(address, watcher, watcher.metrics,
-                            page=page.source(watcher.settings, watcher, package_version()))
+        return StatusServer(address, built.report, built.metrics,
+                            page=page.source(settings, built.report, package_version()))
     except OSError as exc:  # in use, not an address of this machine, unknown host
         log.error("config_invalid", reason=f"cannot serve HTTP on {_shown(address)}: "
                   f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "
@@ -208,23 +211,23 @@ def _open_database(settings: Settings, notifier: notify.Notifier,
         taken = signal.sigtimedwait(signals.TAKEN, delay)
         code = None if taken is None else signals.on_start_up(taken.si_signo)
         if taken is not None and code is not None:
-            log.info("daemon_stopped", processed=0, failed=0, retry=0, vanished=0,
-                     claim_failed=0, claimed_elsewhere=0,
-                     reason=signals.name(taken.si_signo))
+            _stopped(None, signals.name(taken.si_signo))
             return code
     raise AssertionError("unreachable: the attempts never run out")
 
 
-def _stopped(watcher: Watcher, reason: str) -> None:
-    # The watcher's own tally, as the metrics and `daemon_status` give it.
-    log.info("daemon_stopped", **watcher.tally(), reason=reason)
+def _stopped(report: WorkerReport | None, reason: str) -> None:
+    """The daemon's last line: the worker's tally, as the metrics and `daemon_status`
+    give it (all 0 for a daemon stopped before its worker was made)."""
+    tally: Mapping[str, int] = dict.fromkeys(OUTCOMES, 0) if report is None else report.tally()
+    log.info("daemon_stopped", **tally, reason=reason)
 
 
-def _quit_now(watcher: Watcher, notifier: notify.Notifier, code: int) -> NoReturn:
+def _quit_now(report: WorkerReport, notifier: notify.Notifier, code: int) -> NoReturn:
     """End the process at once (SIGQUIT), without waiting for the file in flight: it
     stays claimed and is resumed at the next start; the kernel drops the locks."""
     notifier.stopping(signals.name(signals.QUIT))
-    _stopped(watcher, signals.name(signals.QUIT))
+    _stopped(report, signals.name(signals.QUIT))
     sys.stdout.flush()
     os._exit(code)
 
@@ -238,9 +241,10 @@ def _remove_leftovers(event: str, leftovers: Iterable[Path]) -> None:
         log.info(event, path=str(leftover))
 
 
-def _serve(described: dict[str, object], watcher: Watcher, once: bool,
+def _serve(described: dict[str, object], built: worker.Worker, once: bool,
            notifier: notify.Notifier) -> int:
-    taken = signals.Signals(watcher)
+    watcher, report = built.watcher, built.report
+    taken = signals.Signals(watcher, report)
     taken.install()
     try:
         log.info("daemon_started", pid=os.getpid(), once=once, **described)
@@ -256,7 +260,7 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool,
             stopped = watcher.wait(_STOPPING_CHECK_SECONDS)
             code = taken.dispatch()
             if code is not None:
-                _quit_now(watcher, notifier, code)
+                _quit_now(report, notifier, code)
             # Checked once more after the worker ended: an idle worker ends within one
             # wait of the signal, and systemd must still hear STOPPING=1.
             if taken.stops and not announced:
@@ -268,13 +272,13 @@ def _serve(described: dict[str, object], watcher: Watcher, once: bool,
             if stopped:
                 break
             # READY once swept, the watchdog while healthy (see `daemon.app.notify`).
-            notifier.tick(watcher)
+            notifier.tick(report)
         watcher.join()
     finally:
         taken.restore()
     received = taken.stops
-    outcomes = watcher.outcomes
-    _stopped(watcher, signals.name(received[0]) if received else
+    outcomes = report.tally()
+    _stopped(report, signals.name(received[0]) if received else
              ("worker_crashed" if watcher.crashed else "drained"))
     if watcher.crashed:
         return EXIT_FAILED_FILES

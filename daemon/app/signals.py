@@ -44,6 +44,10 @@ class Controlled(Protocol):
 
     def request_rescan(self, reason: str) -> None: ...
 
+
+class Reported(Protocol):
+    """What SIGUSR1 reads: the worker's report."""
+
     def status(self) -> Mapping[str, object]: ...
 
 
@@ -77,8 +81,8 @@ def _ignored(signum: int) -> None:
 class Signals:
     """The daemon's handlers, installed for its lifetime; `dispatch` acts on them."""
 
-    def __init__(self, controlled: Controlled) -> None:
-        self.controlled = controlled
+    def __init__(self, controlled: Controlled, reported: Reported) -> None:
+        self.controlled, self.reported = controlled, reported
         # Appended to by the handlers (list.append is atomic), read by the main thread.
         self.stops: list[int] = []
         self._pending: list[int] = []
@@ -119,7 +123,7 @@ class Signals:
                          "apply a changed configuration")
                 self.controlled.request_rescan("signal")
             elif signum == STATUS:
-                log.info("daemon_status", signal=name(signum), **self.controlled.status())
+                log.info("daemon_status", signal=name(signum), **self.reported.status())
             else:
                 _ignored(signum)
         return None

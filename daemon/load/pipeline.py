@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -26,6 +26,7 @@ from filedrop_etl.daemon import clock, crashpoints, files
 from filedrop_etl.daemon.errors import BadInput, StoppedTooOften, describe
 from filedrop_etl.daemon.load import loading, quarantine
 from filedrop_etl.daemon.load.holds import Holds
+from filedrop_etl.daemon.outcomes import Claimed, Ending
 from filedrop_etl.daemon.warehouse.api import (
     ClaimLost,
     LoadRecord,
@@ -37,15 +38,12 @@ from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.pipeline")
 
-Status = Literal["claimed", "claim_failed", "processed", "failed", "retry", "vanished",
-                 "claimed_elsewhere"]
-
 
 @dataclass(frozen=True)
 class Outcome:
     """How one attempt ended; `path` is where the file now is."""
 
-    status: Status
+    status: Ending | Claimed
     path: Path
     counts: MergeCounts | None = None
 

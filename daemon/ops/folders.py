@@ -84,15 +84,31 @@ def failed_file(path: Path) -> FailedFile:
                       _text(data, "attempted_at"), _text(data, "sha256"), path, data)
 
 
+def waits_for_a_person(name: str) -> bool:
+    """Whether an entry of failed/ is a failed file: neither a sidecar nor a hidden
+    temporary."""
+    return not name.endswith(files.SIDECAR_SUFFIX) and not files.is_ignored(name)
+
+
 def failed_files(directory: Path) -> list[FailedFile]:
     """Every file waiting in failed/, oldest failure first (no sidecar: first of all)."""
     try:
         entries = list(directory.iterdir())
     except FileNotFoundError:
         return []
-    found = [failed_file(p) for p in entries
-             if not p.name.endswith(files.SIDECAR_SUFFIX) and not files.is_ignored(p.name)]
+    found = [failed_file(p) for p in entries if waits_for_a_person(p.name)]
     return sorted(found, key=lambda f: (f.attempted_at or "", f.name))
+
+
+def failed_count(directory: Path) -> int:
+    """How many files `failed_files` would list, without reading their sidecars (the
+    `etl_failed_files` gauge, at every scrape); 0 for a failed/ gone or unreadable (the
+    worker's own log lines say so)."""
+    try:
+        with os.scandir(directory) as entries:
+            return sum(1 for e in entries if waits_for_a_person(e.name))
+    except OSError:
+        return 0
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Each `Metrics` owns a private `CollectorRegistry` (not the process-wide default, so that
 tests can make many and no library's metrics leak in). The worker reports what only it
 sees as it happens (a file's duration and row counts, how a file was found); the rest is
-read at scrape time from the watcher (`Watched`): the files by outcome (the tally
+read at scrape time from the worker's report (`Watched`): the files by outcome (the tally
 `daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, and
 the files waiting in failed/. Every labelled series exists from the start at 0, so that
 `rate()` and alerts see the first file. It serves nothing and knows no threads; see
@@ -12,12 +12,10 @@ the files waiting in failed/. Every labelled series exists from the start at 0, 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 from prometheus_client import (
@@ -33,11 +31,11 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from filedrop_etl.config import Settings
-from filedrop_etl.daemon import files, package_version
+from filedrop_etl.daemon import package_version
+from filedrop_etl.daemon.ops import folders
+from filedrop_etl.daemon.outcomes import OUTCOMES, Ending
 from filedrop_etl.daemon.warehouse import api
 
-# `claimed_elsewhere`: another daemon sharing the inbox took the file first (not deleted).
-OUTCOMES = ("processed", "failed", "retry", "vanished", "claim_failed", "claimed_elsewhere")
 CHANGES = ("inserted", "updated", "unchanged", "deleted")
 FOUND_BY = ("event", "sweep", "rescan")
 # From a 25-row file (about 10 ms) to a 5M-row one (tens of seconds) and a stuck disk.
@@ -46,7 +44,8 @@ DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 
 
 class Watched(Protocol):
-    """What the metrics read from the running daemon at scrape time (the watcher)."""
+    """What the metrics, the probes and the status page read of the running worker (its
+    `WorkerReport`, `daemon.watch.report`), at scrape or request time."""
 
     swept: threading.Event
 
@@ -58,7 +57,7 @@ class Watched(Protocol):
 
 
 class _Tally(Collector):
-    """`etl_files_total{outcome}`, read from the watcher's own tally at each scrape."""
+    """`etl_files_total{outcome}`, read from the worker's own tally at each scrape."""
 
     def __init__(self, watched: Watched) -> None:
         self.watched = watched
@@ -70,16 +69,6 @@ class _Tally(Collector):
         for outcome in OUTCOMES:
             family.add_metric([outcome], tally.get(outcome, 0))
         yield family
-
-
-def failed_files(failed: Path) -> int:
-    """Files waiting in failed/ for a person: neither sidecars nor hidden temporaries."""
-    try:
-        with os.scandir(failed) as entries:
-            return sum(1 for e in entries if not e.name.endswith(files.SIDECAR_SUFFIX)
-                       and not files.is_ignored(e.name))
-    except OSError:
-        return 0  # gone or unreadable: the worker's own log lines say so
 
 
 def last_success(finished_at: str | None) -> float:
@@ -129,13 +118,13 @@ class Metrics:
         Gauge("etl_ready", "1 once the start-up sweep is done", registry=registry
               ).set_function(watched.swept.is_set)
         Gauge("etl_failed_files", "Files in failed/ waiting for a person", registry=registry
-              ).set_function(lambda: failed_files(settings.failed))
+              ).set_function(lambda: folders.failed_count(settings.failed))
 
     def detected(self, found_by: str) -> None:
         self.found.labels(found_by).inc()
 
-    def file_done(self, outcome: str, seconds: float, counts: api.MergeCounts | None) -> None:
-        """One attempt at a claimed file ended (its tally is the watcher's)."""
+    def file_done(self, outcome: Ending, seconds: float, counts: api.MergeCounts | None) -> None:
+        """One attempt at a claimed file ended (its tally is the report's, `Watched`)."""
         self.duration.labels(outcome).observe(seconds)
         if outcome == "processed":
             self.last_success.set(time.time())

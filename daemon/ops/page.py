@@ -18,12 +18,10 @@ that the page is as large and as quick for 100,000 loads a day as for one.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
-from typing import Protocol
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock, warehouse
@@ -31,6 +29,7 @@ from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.folders import FailedFile
+from filedrop_etl.daemon.ops.metrics import Watched
 from filedrop_etl.daemon.ops.retries import name_refusal
 from filedrop_etl.daemon.warehouse import api
 from filedrop_etl.daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
@@ -54,21 +53,13 @@ class Health:
     last_success: str | None
 
 
-class _Daemon(Protocol):
-    swept: threading.Event
-
-    def health(self) -> list[str]: ...
-
-    def queue_depth(self) -> int: ...
-
-
 class StatusPage:
     """The page as it is now, for the HTTP server's `/`: made at most once a second for
     every viewer of the moment (`Snapshot`), from one kept read session
     (`warehouse.kept_reading`: on PostgreSQL one session for all viewers, not one per
     request). `close` ends that session."""
 
-    def __init__(self, settings: Settings, daemon: _Daemon, version: str, *,
+    def __init__(self, settings: Settings, daemon: Watched, version: str, *,
                  fresh_seconds: float = snapshot.FRESH_SECONDS) -> None:
         self.settings, self.daemon, self.version = settings, daemon, version
         self._history = warehouse.kept_reading(settings)
@@ -106,7 +97,7 @@ class StatusPage:
                       last_day=facts, now=now, nodes=nodes)
 
 
-def source(settings: Settings, daemon: _Daemon, version: str) -> StatusPage:
+def source(settings: Settings, daemon: Watched, version: str) -> StatusPage:
     """A renderer of the page as it is now, for the HTTP server's `/`."""
     return StatusPage(settings, daemon, version)
 

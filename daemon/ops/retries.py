@@ -32,8 +32,10 @@ from filedrop_etl.daemon.errors import BadInput, FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
 from filedrop_etl.daemon.warehouse import api
 
-Outcome = Literal["retried", "would_retry", "refused", "sidecar_removed",
-                  "would_remove_sidecar"]
+# What a retry did to a file in failed/ (or would do, with --dry-run): the `outcome`
+# of its result.
+RetryAction = Literal["retried", "would_retry", "refused", "sidecar_removed",
+                      "would_remove_sidecar"]
 NAME_NEVER_LOADS = "its name can never load"
 # Stages where the file's own bytes were at fault, so the same bytes fail there again.
 # Not open, hash, stage or load, where the environment or a bug (fixed since, perhaps)
@@ -48,7 +50,7 @@ class RetryResult:
 
     failed_as: str
     file_name: str
-    outcome: Outcome
+    outcome: RetryAction
     retry_id: int | None = None
     sha256: str | None = None
     reason: str | None = None
@@ -75,7 +77,7 @@ def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
     return None
 
 
-def _sent_back(failed: FailedFile, outcome: Outcome, retry_id: int | None,
+def _sent_back(failed: FailedFile, outcome: RetryAction, retry_id: int | None,
                sha256: str | None, *warnings: tuple[str, str]) -> RetryResult:
     """The result for a file sent back (or that would be), its warnings (a reason and a
     hint each) joined by `; `: first, whether it goes back as it was when its content

@@ -1,8 +1,8 @@
 """The HTTP side of the daemon: /metrics, /healthz, /readyz, and the status page at /.
 
 A standard-library `ThreadingHTTPServer` on its own thread, on the address of `--http`
-(off by default). It only reads: the metrics' exposition and the watcher's health and
-readiness; it never touches the worker's database connection and the worker never waits
+(off by default). It only reads: the metrics' exposition and the worker's report (its
+health and readiness); it never touches the worker's database connection and the worker never waits
 for it. Each connection gets a socket timeout, at most `max_connections` are served at
 once and `stop` cuts those still open, so a slow or hostile client can neither stall the
 daemon nor hold up its stop; every thread it starts is joined there. When all are taken,

@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["processed", "failed"]
+from filedrop_etl.daemon.outcomes import Status as Status  # the ledger's word, re-exported
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ def _shorten_move_pairing() -> None:
 
 
 class Hints:
-    """Paths reported by events, handed from the observer thread to the worker."""
+    """Paths reported by events, handed from the observer thread to the worker; and the
+    other threads' word that the worker should look now (a rescan asked for, the
+    warehouse answering again)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -75,6 +77,14 @@ class Hints:
         # Why a rescan was asked for (`overflow`, `signal`), None if it was not.
         self._rescan: str | None = None
         self.wake = threading.Event()
+        # Set by the heartbeat when the warehouse answers again after failing to: the
+        # files waiting for a retry are due at once, not at their next backoff step.
+        self.back = threading.Event()
+
+    def warehouse_back(self) -> None:
+        """From the heartbeat's thread: the warehouse answers again."""
+        self.back.set()
+        self.wake.set()
 
     def add(self, path: str, hint: Hint) -> None:
         with self._lock:

@@ -4,9 +4,12 @@ Events are hints (`daemon.watch.observer` records them): the worker sweeps the i
 start-up, rescans it periodically and at once when inotify reports an overflow, and
 resumes files left in the work directory by a crash. Once a second it checks that the
 inbox is still watched, and watches it again (creating it again if it was deleted).
-One worker thread runs every file through the pipeline in name order. Stopping is a
-flag: the file in flight finishes, then the loop returns. This module and
-`daemon.watch.observer` are the only ones that know threads and watchdog.
+One worker thread runs every file through the pipeline in name order; one `turn` of its
+loop is a method of its own, which tests call directly. Stopping is a flag: the file in
+flight finishes, then the loop returns. The watcher builds none of its parts: the
+service composes them (`daemon.watch.parts`) and reads what the worker does from its
+`WorkerReport`; what each file came to goes to an `OutcomeSink` (the metrics). This
+module and `daemon.watch.observer` are the only ones that know threads and watchdog.
 """
 
 from __future__ import annotations
@@ -19,22 +22,19 @@ from pathlib import Path
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.daemon import clock, files
-from filedrop_etl.daemon.load.pipeline import Outcome, Pipeline
+from filedrop_etl.daemon import files
+from filedrop_etl.daemon.load.pipeline import Outcome
 from filedrop_etl.daemon.lock import DirectoryClaims
-from filedrop_etl.daemon.ops.metrics import Metrics
-from filedrop_etl.daemon.warehouse.api import Warehouse
-from filedrop_etl.daemon.watch.inbox import Candidate, Inbox
-from filedrop_etl.daemon.watch.observer import Hints, InboxObserver
-from filedrop_etl.daemon.watch.report import WorkerReport
-from filedrop_etl.daemon.watch.resumes import Resumes
-from filedrop_etl.daemon.watch.sharing import Heartbeat, adopt_strays, take_over
+from filedrop_etl.daemon.outcomes import OUTCOMES
+from filedrop_etl.daemon.watch.inbox import Candidate
+from filedrop_etl.daemon.watch.parts import Parts
+from filedrop_etl.daemon.watch.sharing import adopt_strays, take_over
 
 log = structlog.get_logger("daemon.watcher")
 
 RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # The idle worker wakes at least this often, so that its tick says it is alive (see
-# `Watcher.health`) even when the next rescan is an hour away.
+# `WorkerReport.stuck`) even when the next rescan is an hour away.
 HEARTBEAT_SECONDS = 1.0
 
 
@@ -50,54 +50,35 @@ def retry_delay(attempt: int) -> float:
     return RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
 
 
-class Watcher(WorkerReport):
-    """Owns the observer and the worker thread for one inbox."""
+class Watcher:
+    """Owns the worker thread for one inbox, and starts and stops the parts beside it."""
 
-    def __init__(self, settings: Settings, warehouse: Warehouse, *, once: bool = False,
-                 claims: DirectoryClaims | None = None) -> None:
+    def __init__(self, settings: Settings, parts: Parts, *, once: bool = False) -> None:
         self.settings = settings
         self.once = once
-        # A file backend's `file_identity` says, every turn of the loop, why it may not be
-        # written now (its path no longer holds the file the worker writes to): no file
-        # is taken then.
-        self.warehouse = warehouse
-        self.pipeline = Pipeline(settings, warehouse, progress=self._tick)
-        self.inbox = Inbox(settings.inbox, settings.settle_seconds,
-                           whereabouts=self.pipeline.whereabouts)
-        self.hints = Hints()
+        self.warehouse, self.pipeline, self.inbox = parts.warehouse, parts.pipeline, parts.inbox
+        self.hints, self.claims, self.heartbeat = parts.hints, parts.claims, parts.heartbeat
+        self.resumes, self.report, self.sink = parts.resumes, parts.report, parts.sink
+        self._observer = parts.observer
         self.stop_requested = threading.Event()
-        # Set once left-over claims are resumed and the inbox swept: from then on, a new
-        # file is found by its event (a seam for a readiness probe, too).
-        self.swept = threading.Event()
+        # The worker's own count of how its attempts ended; others read `report.tally`.
         self.outcomes: Counter[str] = Counter()
-        self.crashed = False
-        # The claimed file the worker is on, None between files.
-        self.current: Path | None = None
-        # When the worker last showed life (monotonic), for `health`: a turn of its loop,
-        # a file begun or ended, a batch of a file staged.
-        self.ticked_at = time.monotonic()
         # Claimed files waiting for a (re)try, in claim order: when due, attempt count.
         self._retries: dict[Path, tuple[float, int]] = {}
         # `once` only: a file had to wait, so this drain takes nothing more.
         self._held = False
-        # Left-over claims not yet attempted in this run, and the journal of how often
-        # the daemon stopped while loading each (see `daemon.watch.resumes`).
+        # Left-over claims not yet attempted in this run (see `daemon.watch.resumes`).
         self._resumed: set[Path] = set()
-        self.resumes = Resumes(settings.work, settings.max_resumes)
-        self._observer = InboxObserver(settings, self.hints)
-        # The inbox and the work directory, claimed by `prepare` unless the caller has.
-        self.claims = claims or directory_claims(settings)
         self._thread = threading.Thread(target=self._run, name="etl-worker")
         self._prepared = False
-        # Always collected, served or not: a few counter updates per file (measured in
-        # the report of `make bench-quick`), and one code path with and without --http.
-        last = warehouse.last_success(clock.utc_now())
-        self.metrics = Metrics(settings, self, last.finished_at if last else None)
-        self.heartbeat = Heartbeat(settings, warehouse.claims, lambda: self.current,
-                                   restored=self._warehouse_back)
-        # Set by the heartbeat when the warehouse answers again after failing to: the
-        # files waiting for a retry are due at once, not at their next backoff step.
-        self._back = threading.Event()
+        # When the next periodic rescan and the next check of the inbox's watch are due
+        # (monotonic); set by `begin`.
+        self._next_rescan = self._next_watch_check = 0.0
+
+    @property
+    def swept(self) -> threading.Event:
+        """Set once left-over claims are resumed and the inbox swept (`report.swept`)."""
+        return self.report.swept
 
     def prepare(self) -> None:
         """Create the directories and claim the inbox and the work directory; `ConfigError`
@@ -117,6 +98,8 @@ class Watcher(WorkerReport):
             self._observer.start()
         if self.settings.shared:
             self.heartbeat.start()
+        # Running from here, as the thread's liveness would say.
+        self.report.update(running=True, ticked_at=time.monotonic())
         self._thread.start()
 
     def request_stop(self) -> None:
@@ -133,13 +116,9 @@ class Watcher(WorkerReport):
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _tick(self) -> None:
-        self.ticked_at = time.monotonic()
-
-    def _warehouse_back(self) -> None:
-        """From the heartbeat's thread: the warehouse answers again."""
-        self._back.set()
-        self.hints.wake.set()
+    @property
+    def crashed(self) -> bool:
+        return self.report.now.crashed
 
     def _blocked(self) -> str | None:
         """Why no file may be taken now: the database is not the file the worker writes
@@ -154,15 +133,30 @@ class Watcher(WorkerReport):
         self.claims.release()
 
     def _run(self) -> None:
+        crashed = False
         try:
             self.loop()
         except BaseException:
             # Logged here, not re-raised: the main thread sees `crashed` and exits non-zero.
-            self.crashed = True
+            crashed = True
             log.exception("worker_crashed")
+        finally:
+            self._publish()  # the tally as it ended, even mid-turn, for `daemon_stopped`
+            self.report.update(running=False, crashed=crashed)
 
     def loop(self) -> None:
         """Resume, sweep, then take files until stopped (or, with `once`, until drained)."""
+        self.begin()
+        while not self.stop_requested.is_set():
+            pause = self.turn()
+            if pause is None:
+                return
+            if pause > 0:
+                self.hints.wake.wait(pause)
+                self.hints.wake.clear()
+
+    def begin(self) -> None:
+        """Before the first turn: resume the left-over claims and sweep the inbox."""
         if self.settings.shared:
             adopt_strays(self.settings)
         try:
@@ -189,52 +183,66 @@ class Watcher(WorkerReport):
         self._detected(swept)
         # From here on a new file is found by its event (or a rescan): the daemon is ready.
         log.info("inbox_swept", found=len(swept), resumed=len(left_over))
-        self.swept.set()
-        next_rescan = time.monotonic() + self.settings.rescan_seconds
-        next_watch_check = time.monotonic() + HEARTBEAT_SECONDS
-        while not self.stop_requested.is_set():
-            self.ticked_at = time.monotonic()
-            rewatched = False
-            if not self.once and self.ticked_at >= next_watch_check:
-                rewatched = self._observer.keep_watching()
-                if rewatched:
-                    self.claims.reclaim_inbox()
-                next_watch_check = self.ticked_at + HEARTBEAT_SECONDS
-            items, asked = self.hints.drain()
-            for item, hint in items:
-                candidate = self.inbox.note(Path(item), hint, "event")
-                self._detected([candidate] if candidate else [])
-            if asked or rewatched or time.monotonic() >= next_rescan:
-                found = self.inbox.scan("rescan")
-                if found or asked or rewatched:
-                    log.info("inbox_rescanned", found=len(found),
-                             reason=asked or ("rewatched" if rewatched else "periodic"))
-                self._detected(found)
-                self._take_over()
-                next_rescan = time.monotonic() + self.settings.rescan_seconds
-            if self._back.is_set():
-                # The warehouse answers again: the files waiting on it are due now, on a
-                # session checked first (it may have died during the outage).
-                self._back.clear()
-                self.warehouse.answers_again()
-                self._retries = {path: (0.0, tries) for path, (_, tries) in self._retries.items()}
-            if self._blocked() is not None:
-                if self.once:
-                    return  # a drain cannot go on; the exit code says so
-                self.hints.wake.wait(HEARTBEAT_SECONDS)
-                self.hints.wake.clear()
-                continue
-            did_work, wait = self._take_due()
-            if did_work:
-                continue
-            if self.once and (self._held or not (self.inbox.candidates or self._retries)):
-                return
-            deadline = min([next_rescan, *(due for due, _ in self._retries.values())])
-            timeout = deadline - time.monotonic()
-            if wait is not None:
-                timeout = min(timeout, wait)
-            self.hints.wake.wait(min(max(0.0, timeout), HEARTBEAT_SECONDS))
-            self.hints.wake.clear()
+        self._publish()
+        self.report.swept.set()
+        self._next_rescan = time.monotonic() + self.settings.rescan_seconds
+        self._next_watch_check = time.monotonic() + HEARTBEAT_SECONDS
+
+    def turn(self, now: float | None = None) -> float | None:
+        """One turn of the loop at `now` (monotonic; by default the clock's): take in the
+        hints, rescan when due or asked, then take the files that are due. Returns how
+        long to wait for the next turn (0: at once, work was done), or None when the loop
+        must end (`once`: drained, or blocked)."""
+        now = time.monotonic() if now is None else now
+        self.report.update(ticked_at=now)
+        rewatched = False
+        if not self.once and now >= self._next_watch_check:
+            rewatched = self._observer.keep_watching()
+            if rewatched:
+                self.claims.reclaim_inbox()
+            self._next_watch_check = now + HEARTBEAT_SECONDS
+        items, asked = self.hints.drain()
+        for item, hint in items:
+            candidate = self.inbox.note(Path(item), hint, "event")
+            self._detected([candidate] if candidate else [])
+        if asked or rewatched or now >= self._next_rescan:
+            found = self.inbox.scan("rescan")
+            if found or asked or rewatched:
+                log.info("inbox_rescanned", found=len(found),
+                         reason=asked or ("rewatched" if rewatched else "periodic"))
+            self._detected(found)
+            self._take_over()
+            self._next_rescan = max(now, time.monotonic()) + self.settings.rescan_seconds
+        if self.hints.back.is_set():
+            # The warehouse answers again: the files waiting on it are due now, on a
+            # session checked first (it may have died during the outage).
+            self.hints.back.clear()
+            self.warehouse.answers_again()
+            self._retries = {path: (0.0, tries) for path, (_, tries) in self._retries.items()}
+        self._publish()
+        if self._blocked() is not None:
+            # A drain cannot go on (the exit code says so); a daemon looks again soon.
+            return None if self.once else HEARTBEAT_SECONDS
+        did_work, wait = self._take_due(now)
+        self._publish()
+        if did_work:
+            return 0.0
+        if self.once and (self._held or not (self.inbox.candidates or self._retries)):
+            return None
+        deadline = min([self._next_rescan, *(due for due, _ in self._retries.values())])
+        timeout = deadline - time.monotonic()
+        if wait is not None:
+            timeout = min(timeout, wait)
+        return min(max(0.0, timeout), HEARTBEAT_SECONDS)
+
+    def _publish(self) -> None:
+        """Put what others read of the queue and the tally into the report."""
+        tally = {outcome: self.outcomes[outcome] for outcome in OUTCOMES}
+        # Detected, then gone before the claim: deleted, or another daemon's now.
+        tally["vanished"] += self.inbox.vanished
+        tally["claimed_elsewhere"] += self.inbox.claimed_elsewhere
+        self.report.update(tally=tally,
+                           queue_depth=len(self.inbox.candidates) + len(self._retries))
 
     def _take_over(self) -> None:
         """Files of dead daemons sharing the warehouse join the retry queue, due now."""
@@ -245,9 +253,10 @@ class Watcher(WorkerReport):
                 self.pipeline.holds.adopt(file.path, file.ticket)
             self._retries.setdefault(file.path, (0.0, 0))
 
-    def _take_due(self) -> tuple[bool, float | None]:
-        """Run due retries and complete inbox files; say whether any ran, and how long
-        until the next inbox file may be complete."""
+    def _take_due(self, now: float) -> tuple[bool, float | None]:
+        """Run the retries due at `now` (or by the clock, as files take time) and complete
+        inbox files; say whether any ran, and how long until the next inbox file may be
+        complete."""
         # Strictly in claim order (the queue's insertion order): only its head may run,
         # so a file that waits holds back every file claimed after it.
         ran = False
@@ -255,7 +264,7 @@ class Watcher(WorkerReport):
             path, (at, _) = next(iter(self._retries.items()))
             if self.stop_requested.is_set():
                 return True, None
-            if at > time.monotonic():
+            if at > max(now, time.monotonic()):
                 break
             self._process(path)
             ran = True
@@ -279,8 +288,7 @@ class Watcher(WorkerReport):
 
     def _process(self, claimed: Path) -> None:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""
-        self.ticked_at = time.monotonic()
-        self.current = claimed
+        self.report.update(ticked_at=time.monotonic(), file=claimed)
         self.heartbeat.nudge()
         _, attempts = self._retries.get(claimed, (0.0, 0))
         # Decided before the attempt, so that its retry line can say when the next one is;
@@ -288,20 +296,22 @@ class Watcher(WorkerReport):
         delay = None if self.once else retry_delay(attempts + 1)
         started = time.perf_counter()
         outcome = self._attempt(claimed, attempts + 1, delay)
-        self.current = None
-        self.ticked_at = time.monotonic()
-        self.outcomes[outcome.status] += 1
-        self.metrics.file_done(outcome.status, time.perf_counter() - started, outcome.counts)
-        if outcome.status != "retry":
+        status = outcome.status
+        if status == "claimed":
+            raise AssertionError("an attempt never ends in a claim")
+        self.outcomes[status] += 1
+        self.report.update(ticked_at=time.monotonic(), file=None)
+        self.sink.file_done(status, time.perf_counter() - started, outcome.counts)
+        if status != "retry":
             self._retries.pop(claimed, None)
-            return
-        if delay is None:
+        elif delay is None:
             # A drain must end: the file stays in the work directory for the next run,
             # and so do the claims behind it and the drops still in the inbox, so that
             # none of them is applied before it.
             self._held = True
-            return
-        self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
+        else:
+            self._retries[claimed] = (time.monotonic() + delay, attempts + 1)
+        self._publish()
 
     def _attempt(self, claimed: Path, attempt: int, delay: float | None) -> Outcome:
         """One attempt at a claimed file; a resumed one is written down first, and set
@@ -318,4 +328,4 @@ class Watcher(WorkerReport):
         for candidate in found:
             log.info("file_detected", file=files.display_name(candidate.path.name),
                      found_by=candidate.found_by)
-            self.metrics.detected(candidate.found_by)
+            self.sink.detected(candidate.found_by)

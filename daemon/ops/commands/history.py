@@ -19,6 +19,7 @@ from filedrop_etl.daemon.errors import CheckFailure
 from filedrop_etl.daemon.ops import folders
 from filedrop_etl.daemon.ops.commands import common, table
 from filedrop_etl.daemon.ops.retries import name_refusal
+from filedrop_etl.daemon.outcomes import STATUSES
 from filedrop_etl.daemon.warehouse import api
 
 HISTORY_EPILOG = """\
@@ -131,7 +132,7 @@ def add(commands: common.Subcommands,
                          help="finished at or after WHEN (a date, or an ISO time)")
     history.add_argument("--until", type=lambda t: _checked(t, end=True), metavar="WHEN",
                          help="finished before the end of WHEN (a date, or an ISO time)")
-    history.add_argument("--status", choices=("processed", "failed"))
+    history.add_argument("--status", choices=STATUSES)
     common.add_json(history)
     show = commands.add_parser(
         "show", parents=[shared], formatter_class=common.Help, epilog=SHOW_EPILOG,
