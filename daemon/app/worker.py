@@ -1,6 +1,6 @@
 """The worker, composed: every part the watcher works with, and the metrics it reports to.
 
-`build` is where the daemon's worker is put together, once per run (`daemon.service`),
+`build` is where the daemon's worker is put together, once per run (`daemon.app.service`),
 and the tests build theirs the same way: the pipeline, the inbox and its observer, the
 directory claims, the heartbeat, the resume journal, the `WorkerReport` every other
 thread reads, and the `Metrics`, which the worker knows only as its `OutcomeSink`. The
