@@ -6,7 +6,7 @@ is never deleted: deleting it would let a second daemon lock a fresh inode while
 first still holds the old one. The holder writes its pid into it so that a refused daemon
 can say who holds it; `probe` tells a reader (the `status` command) whether a daemon
 holds it, without waiting. The inbox and the work directory are each locked on the
-directory itself (`DirectoryClaim`): no file is added where producers drop theirs, and
+directory itself (`DirectoryLock`): no file is added where producers drop theirs, and
 the holder's pid is read from the kernel's lock table.
 """
 
@@ -109,7 +109,7 @@ def lock_at_once(fd: int, *, shared: bool = False) -> bool:
     raise AssertionError("unreachable: the last pause is None")
 
 
-class DirectoryClaim:
+class DirectoryLock:
     """A lock on a directory itself: one daemon at a time may take files from an inbox,
     or keep claimed files in a work directory. Two daemons with different databases on one
     inbox would otherwise split its files between them, silently.
@@ -172,22 +172,22 @@ _HOLDER_KINDS: dict[tuple[bool, str | None], str] = {
 }
 
 
-class DirectoryClaims:
+class DirectoryLocks:
     """The inbox and the work directory, each locked for the daemon's lifetime."""
 
     def __init__(self, inbox: Path, work: Path, *, shared: bool = False) -> None:
         # Shared: daemons on one PostgreSQL warehouse may share an inbox (each claims into
         # its own work directory), but no daemon may share it with one of another kind.
-        self.inbox = DirectoryClaim(
+        self.inbox = DirectoryLock(
             inbox, "the inbox", shared=shared,
             hint="stop that daemon first: two daemons with different warehouses on one "
             "inbox would split its files between them; give each its own --inbox")
-        self.work = DirectoryClaim(
+        self.work = DirectoryLock(
             work, "the work directory", hint="stop that daemon first, or give this one "
             "its own --work")
 
     @property
-    def _locks(self) -> tuple[DirectoryClaim, ...]:
+    def _locks(self) -> tuple[DirectoryLock, ...]:
         return (self.inbox, self.work)
 
     @property
@@ -205,7 +205,7 @@ class DirectoryClaims:
                             reason=f"{lock.what}'s filesystem cannot lock a directory (NFS?)",
                             hint="make sure yourself that no other daemon uses it")
 
-    def reclaim_inbox(self) -> None:
+    def relock_inbox(self) -> None:
         """Lock the inbox again once it was made anew (deleted, replaced, re-pointed):
         the old lock holds the directory that is gone."""
         try:

@@ -282,11 +282,11 @@ def test_a_notify_socket_that_does_not_exist_is_reported_once(
 
 def test_without_notify_socket_every_call_is_a_no_op() -> None:
     notifier = notify.Notifier.from_environment({"WATCHDOG_USEC": "1000000"}, pid=1)
-    watched = Watched()
-    watched.swept.set()
-    watched.problems = ["stuck"]
+    worker = WorkerState()
+    worker.swept.set()
+    worker.problems = ["stuck"]
     with capture_logs() as logs, notifier:
-        notifier.tick(watched, now=100.0)
+        notifier.tick(worker, now=100.0)
         notifier.waiting("waiting", 10.0)
         notifier.stopping("SIGTERM")
         assert notifier.send("READY=1") is False
@@ -323,7 +323,7 @@ def test_variables_systemd_would_never_set_are_reported_not_raised(
 
 
 @dataclass
-class Watched:
+class WorkerState:
     """A stand-in for the worker's report: what `Notifier.tick` reads."""
 
     swept: threading.Event = field(default_factory=threading.Event)
@@ -339,23 +339,23 @@ class Watched:
 
 def test_a_turn_sends_ready_once_swept_and_withholds_pings_once_per_episode(
         path_listener: Listener) -> None:
-    watched = Watched()
+    worker = WorkerState()
     with capture_logs() as logs, notify.Notifier(path_listener.address, 1.0) as notifier:
-        notifier.tick(watched, now=0.0)
+        notifier.tick(worker, now=0.0)
         assert path_listener.next_fields() == {"WATCHDOG": "1"}
-        watched.swept.set()
-        watched.outcomes.update(processed=2, failed=1)
-        notifier.tick(watched, now=0.1)  # before the next ping is due
+        worker.swept.set()
+        worker.outcomes.update(processed=2, failed=1)
+        notifier.tick(worker, now=0.1)  # before the next ping is due
         assert path_listener.next_fields() == {
             "READY": "1", "STATUS": "watching the inbox; 2 processed, 1 failed"}
-        watched.problems = ["the worker has not ticked for 301 s (stall_seconds 300)"]
+        worker.problems = ["the worker has not ticked for 301 s (stall_seconds 300)"]
         for now in (0.5, 1.0, 1.5):
-            notifier.tick(watched, now=now)
+            notifier.tick(worker, now=now)
         assert path_listener.next_fields() == {
-            "STATUS": f"unhealthy: {watched.problems[0]}"}
+            "STATUS": f"unhealthy: {worker.problems[0]}"}
         assert path_listener.next_fields() is None  # no ping, no repeated status
-        watched.problems = []
-        notifier.tick(watched, now=2.0)
+        worker.problems = []
+        notifier.tick(worker, now=2.0)
         assert path_listener.next_fields() == {"WATCHDOG": "1"}
     assert [(line["event"], line["log_level"]) for line in logs] == [
         ("watchdog_withheld", "error"), ("watchdog_resumed", "info")]

@@ -368,7 +368,7 @@ def turned(settings: Settings, fresh_db: sqlite3.Connection) -> Iterator[Watcher
     worker.watcher.prepare()
     worker.watcher.begin()
     yield worker.watcher
-    worker.watcher.claims.release()
+    worker.watcher.locks.release()
 
 
 def test_one_turn_loads_a_file_its_event_reports(tmp_path: Path, settings: Settings,

@@ -44,9 +44,9 @@ class Supervised(Protocol):
     def stuck(self) -> list[str]: ...
 
 
-def summary(watched: Supervised) -> str:
+def summary(worker: Supervised) -> str:
     """A short human line for STATUS=: what the daemon does and what it has done."""
-    done = watched.tally()
+    done = worker.tally()
     text = f"watching the inbox; {done['processed']} processed, {done['failed']} failed"
     return text + (f", {done['retry']} retries" if done["retry"] else "")
 
@@ -126,29 +126,29 @@ class Notifier:
         self.send("STOPPING=1", f"STATUS=stopping ({reason}): finishing the file in flight")
         self._next_status = float("inf")  # the summary must not hide that it is stopping
 
-    def tick(self, watched: Supervised, now: float | None = None) -> None:
+    def tick(self, worker: Supervised, now: float | None = None) -> None:
         """One turn of the main loop: READY once swept, the watchdog, a fresh STATUS."""
         if self.address is None:
             return
         now = time.monotonic() if now is None else now
-        if not self._ready and watched.swept.is_set():
+        if not self._ready and worker.swept.is_set():
             # Ready means watched: `systemctl start` returns once new drops are seen.
             self._ready = True
-            self._status = summary(watched)
+            self._status = summary(worker)
             self.send("READY=1", f"STATUS={self._status}")
         if self.watchdog_seconds is not None and now >= self._next_ping:
             # Half the interval, as sd_watchdog_enabled(3) advises: one late turn of the
             # loop does not cost the service its life.
             self._next_ping = now + self.watchdog_seconds / 2
-            self._feed(watched.stuck())
+            self._ping_watchdog(worker.stuck())
         if self._ready and not self.withheld and now >= self._next_status:
             self._next_status = now + STATUS_EVERY_SECONDS
-            status = summary(watched)
+            status = summary(worker)
             if status != self._status:
                 self._status = status
                 self.send(f"STATUS={status}")
 
-    def _feed(self, problems: list[str]) -> None:
+    def _ping_watchdog(self, problems: list[str]) -> None:
         if not problems:
             if self.withheld:
                 log.info("watchdog_resumed", after=self.withheld)

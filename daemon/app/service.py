@@ -41,7 +41,7 @@ from filedrop_etl.daemon.warehouse.api import (
     WarehouseUnavailable,
 )
 from filedrop_etl.daemon.watch.report import WorkerReport
-from filedrop_etl.daemon.watch.watcher import directory_claims, retry_delay
+from filedrop_etl.daemon.watch.watcher import directory_locks, retry_delay
 
 log = structlog.get_logger("daemon")
 
@@ -99,17 +99,17 @@ def run(settings: Settings, *, once: bool) -> int:
         cleanup.callback(lock.release)
         # Before the database is opened (or made): a daemon refused for the inbox or the
         # work directory leaves nothing behind.
-        claims = directory_claims(settings)
+        locks = directory_locks(settings)
         try:
             created = _prepare_folders(settings)
-            claims.acquire()
+            locks.acquire()
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
             return EXIT_USAGE
         except AlreadyRunning as exc:
             log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
             return EXIT_LOCKED
-        cleanup.callback(claims.release)
+        cleanup.callback(locks.release)
         try:
             opened = _open_database(settings, notifier, created)
             if isinstance(opened, int):
@@ -124,7 +124,7 @@ def run(settings: Settings, *, once: bool) -> int:
             log.error("database_unavailable", db=settings.where, reason=str(exc),
                       hint="check that the path is writable and is a SQLite database")
             return EXIT_USAGE
-        built = worker.build(settings, opened, once=once, claims=claims)
+        built = worker.build(settings, opened, once=once, locks=locks)
         built.watcher.prepare()  # the folders are made and claimed above: nothing to do twice
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))

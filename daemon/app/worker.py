@@ -2,7 +2,7 @@
 
 `build` is where the daemon's worker is put together, once per run (`daemon.app.service`),
 and the tests build theirs the same way: the pipeline, the inbox and its observer, the
-directory claims, the heartbeat, the resume journal, the `WorkerReport` every other
+directory locks, the heartbeat, the resume journal, the `WorkerReport` every other
 thread reads, and the `Metrics`, which the worker knows only as its `OutcomeSink`. The
 watcher builds none of these itself, so that `daemon.watch` needs nothing from
 `daemon.ops`. It starts nothing: `Watcher.start` does.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.load.pipeline import Pipeline
-from filedrop_etl.daemon.lock import DirectoryClaims
+from filedrop_etl.daemon.lock import DirectoryLocks
 from filedrop_etl.daemon.ops.metrics import Metrics
 from filedrop_etl.daemon.warehouse.api import Warehouse
 from filedrop_etl.daemon.watch.inbox import Inbox
@@ -24,7 +24,7 @@ from filedrop_etl.daemon.watch.parts import Parts
 from filedrop_etl.daemon.watch.report import WorkerReport
 from filedrop_etl.daemon.watch.resumes import Resumes
 from filedrop_etl.daemon.watch.sharing import Heartbeat
-from filedrop_etl.daemon.watch.watcher import Watcher, directory_claims
+from filedrop_etl.daemon.watch.watcher import Watcher, directory_locks
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class Worker:
 
 
 def build(settings: Settings, warehouse: Warehouse, *, once: bool = False,
-          claims: DirectoryClaims | None = None) -> Worker:
-    """The worker on `warehouse`, its parts made but not started; `claims` already held
+          locks: DirectoryLocks | None = None) -> Worker:
+    """The worker on `warehouse`, its parts made but not started; `locks` already held
     by the caller, or made here (`Watcher.prepare` then takes them)."""
     hints = Hints()
     observer = InboxObserver(settings, hints)
@@ -55,7 +55,7 @@ def build(settings: Settings, warehouse: Warehouse, *, once: bool = False,
     last = warehouse.last_success(clock.utc_now())
     metrics = Metrics(settings, report, last.finished_at if last else None)
     parts = Parts(warehouse=warehouse, pipeline=pipeline, inbox=inbox, hints=hints,
-                  observer=observer, claims=claims or directory_claims(settings),
+                  observer=observer, locks=locks or directory_locks(settings),
                   heartbeat=heartbeat, resumes=Resumes(settings.work, settings.max_resumes),
                   report=report, sink=metrics)
     return Worker(Watcher(settings, parts, once=once), report, metrics)

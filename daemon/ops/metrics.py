@@ -3,7 +3,7 @@
 Each `Metrics` owns a private `CollectorRegistry` (not the process-wide default, so that
 tests can make many and no library's metrics leak in). The worker reports what only it
 sees as it happens (a file's duration and row counts, how a file was found); the rest is
-read at scrape time from the worker's report (`Watched`): the files by outcome (the tally
+read at scrape time from the worker's report (`WorkerState`): the files by outcome (the tally
 `daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, and
 the files waiting in failed/. Every labelled series exists from the start at 0, so that
 `rate()` and alerts see the first file. It serves nothing and knows no threads; see
@@ -43,7 +43,7 @@ DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
                     120.0, 300.0, 600.0)
 
 
-class Watched(Protocol):
+class WorkerState(Protocol):
     """What the metrics, the probes and the status page read of the running worker (its
     `WorkerReport`, `daemon.watch.report`), at scrape or request time."""
 
@@ -59,13 +59,13 @@ class Watched(Protocol):
 class _Tally(Collector):
     """`etl_files_total{outcome}`, read from the worker's own tally at each scrape."""
 
-    def __init__(self, watched: Watched) -> None:
-        self.watched = watched
+    def __init__(self, worker: WorkerState) -> None:
+        self.worker = worker
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily("etl_files", "Files by how their last attempt ended",
                                      labels=["outcome"])
-        tally = self.watched.tally()
+        tally = self.worker.tally()
         for outcome in OUTCOMES:
             family.add_metric([outcome], tally.get(outcome, 0))
         yield family
@@ -79,7 +79,7 @@ def last_success(finished_at: str | None) -> float:
 class Metrics:
     """One daemon's metrics; the worker calls `file_done` and `detected`."""
 
-    def __init__(self, settings: Settings, watched: Watched,
+    def __init__(self, settings: Settings, worker: WorkerState,
                  last_finished_at: str | None = None) -> None:
         # No `_created` series beside every counter and histogram: in the text format
         # Prometheus ignores them, and they would double what a scrape carries. (The
@@ -87,7 +87,7 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = CollectorRegistry()
         registry = self.registry
-        self.registry.register(_Tally(watched))
+        self.registry.register(_Tally(worker))
         self.rows = Counter("etl_rows", "Fact rows by what loading files did to them",
                             ["change"], registry=registry)
         self.duration = Histogram("etl_file_duration_seconds",
@@ -111,12 +111,12 @@ class Metrics:
             "version": package_version(), "write_mode": settings.write_mode,
             "observer": settings.observer})
         Gauge("etl_queue_depth", "Files detected and waiting, and claims waiting for a "
-              "retry", registry=registry).set_function(watched.queue_depth)
+              "retry", registry=registry).set_function(worker.queue_depth)
         Gauge("etl_healthy", "1 while the worker and the observer are alive and the worker "
               "ticks (see /healthz)", registry=registry).set_function(
-                  lambda: not watched.health())
+                  lambda: not worker.health())
         Gauge("etl_ready", "1 once the start-up sweep is done", registry=registry
-              ).set_function(watched.swept.is_set)
+              ).set_function(worker.swept.is_set)
         Gauge("etl_failed_files", "Files in failed/ waiting for a person", registry=registry
               ).set_function(lambda: folders.failed_count(settings.failed))
 
@@ -124,7 +124,7 @@ class Metrics:
         self.found.labels(found_by).inc()
 
     def file_done(self, outcome: Ending, seconds: float, counts: api.MergeCounts | None) -> None:
-        """One attempt at a claimed file ended (its tally is the report's, `Watched`)."""
+        """One attempt at a claimed file ended (its tally is the report's, `WorkerState`)."""
         self.duration.labels(outcome).observe(seconds)
         if outcome == "processed":
             self.last_success.set(time.time())

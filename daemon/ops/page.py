@@ -29,7 +29,7 @@ from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.folders import FailedFile
-from filedrop_etl.daemon.ops.metrics import Watched
+from filedrop_etl.daemon.ops.metrics import WorkerState
 from filedrop_etl.daemon.ops.retries import name_refusal
 from filedrop_etl.daemon.warehouse import api
 from filedrop_etl.daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
@@ -59,7 +59,7 @@ class StatusPage:
     (`warehouse.kept_reading`: on PostgreSQL one session for all viewers, not one per
     request). `close` ends that session."""
 
-    def __init__(self, settings: Settings, daemon: Watched, version: str, *,
+    def __init__(self, settings: Settings, daemon: WorkerState, version: str, *,
                  fresh_seconds: float = snapshot.FRESH_SECONDS) -> None:
         self.settings, self.daemon, self.version = settings, daemon, version
         self._history = warehouse.kept_reading(settings)
@@ -97,7 +97,7 @@ class StatusPage:
                       last_day=facts, now=now, nodes=nodes)
 
 
-def source(settings: Settings, daemon: Watched, version: str) -> StatusPage:
+def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
     """A renderer of the page as it is now, for the HTTP server's `/`."""
     return StatusPage(settings, daemon, version)
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import structlog
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from filedrop_etl.daemon.ops.metrics import Metrics, Watched
+from filedrop_etl.daemon.ops.metrics import Metrics, WorkerState
 
 log = structlog.get_logger("daemon.server")
 
@@ -218,12 +218,12 @@ class _Server(ThreadingHTTPServer):
 class StatusServer:
     """Serves one daemon's probes and metrics; binds at construction (`OSError`)."""
 
-    def __init__(self, address: tuple[str, int], watched: Watched, metrics: Metrics, *,
+    def __init__(self, address: tuple[str, int], worker: WorkerState, metrics: Metrics, *,
                  page: Callable[[], str] | None = None,
                  request_timeout: float = REQUEST_TIMEOUT_SECONDS,
                  max_connections: int = MAX_CONNECTIONS,
                  page_slots: int | None = None) -> None:
-        self.watched = watched
+        self.worker = worker
         self.metrics = metrics
         # The status page's renderer (`daemon.ops.page.source`): `/` is 404 without one.
         self.page = page
@@ -273,10 +273,10 @@ class StatusServer:
         if path == "/metrics":
             return 200, CONTENT_TYPE_LATEST, self.metrics.exposition()
         if path == "/healthz":
-            problems = self.watched.health()
+            problems = self.worker.health()
             return (503, TEXT, "".join(f"{p}\n" for p in problems).encode()) if problems \
                 else (200, TEXT, b"ok\n")
         if path == "/readyz":
-            return (200, TEXT, b"ready\n") if self.watched.swept.is_set() \
+            return (200, TEXT, b"ready\n") if self.worker.swept.is_set() \
                 else (503, TEXT, b"not ready: the start-up sweep is not done\n")
         return 404, TEXT, b"not found: try /metrics, /healthz or /readyz\n"

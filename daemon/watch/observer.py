@@ -163,7 +163,7 @@ class _StopRaceFilter(logging.Filter):
 
 Unwatched = Literal["missing", "replaced", "repointed", "deaf"]
 # Why the inbox is not watched, as `health` and `inbox_rewatched` say it.
-LOST: dict[Unwatched, str] = {"missing": "no directory at its path (deleted?)",
+UNWATCHED: dict[Unwatched, str] = {"missing": "no directory at its path (deleted?)",
                          "replaced": "another directory took its path (renamed away?)",
                          "repointed": "the symbolic link now points to another directory",
                          "deaf": "its watch ended"}
@@ -183,7 +183,7 @@ class InboxObserver:
     A watch is on a directory, not on a path: when the inbox is deleted, watchdog's
     emitter for it ends (the observer thread lives on, deaf); when it is renamed away
     and another takes its name, or a symlinked inbox is pointed elsewhere, the watch
-    follows the old one. `watch_lost` tells each apart from a sound watch, and
+    follows the old one. `why_unwatched` tells each apart from a sound watch, and
     `keep_watching` watches the inbox anew.
     """
 
@@ -218,10 +218,10 @@ class InboxObserver:
                           recursive=False)
 
     def is_alive(self) -> bool:
-        """Whether the observer thread runs (the inbox may still be unwatched: `watch_lost`)."""
+        """Whether the observer thread runs (the inbox may still be unwatched: `why_unwatched`)."""
         return self._observer is not None and self._observer.is_alive()
 
-    def watch_lost(self) -> Unwatched | None:
+    def why_unwatched(self) -> Unwatched | None:
         """None while the inbox is watched; else why not: no directory at its path
         (`missing`), another directory there (`replaced`), or the watch ended (`deaf`).
         Safe from any thread: a stat and reads of the emitters' state."""
@@ -243,8 +243,8 @@ class InboxObserver:
         """Watch the inbox again if it is not watched, creating it again if it was
         deleted (as the daemon's start would); True if it did, so that the caller
         rescans for what came while it was not watched. A failure is logged once per
-        reason and tried again at the next call; `watch_lost` says so meanwhile."""
-        why = self.watch_lost()
+        reason and tried again at the next call; `why_unwatched` says so meanwhile."""
+        why = self.why_unwatched()
         if why is None or self._observer is None:
             self._unwatched = None
             return False
@@ -267,7 +267,7 @@ class InboxObserver:
             return False
         self._unwatched = None
         log.warning("inbox_rewatched", inbox=inbox, lost=why, recreated=why == "missing",
-                    reason=LOST[why], hint="something deleted or replaced the inbox while "
+                    reason=UNWATCHED[why], hint="something deleted or replaced the inbox while "
                     "the daemon ran; it is watched again, and rescanned for files dropped "
                     "meanwhile")
         return True

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from filedrop_etl.daemon.load.pipeline import Pipeline
-from filedrop_etl.daemon.lock import DirectoryClaims
+from filedrop_etl.daemon.lock import DirectoryLocks
 from filedrop_etl.daemon.outcomes import Ending
 from filedrop_etl.daemon.warehouse.api import MergeCounts, Warehouse
 from filedrop_etl.daemon.watch.inbox import FoundBy, Inbox
@@ -42,7 +42,7 @@ class Parts:
     hints: Hints
     observer: InboxObserver
     # The inbox and the work directory, claimed by `prepare` unless the service has.
-    claims: DirectoryClaims
+    locks: DirectoryLocks
     heartbeat: Heartbeat
     # The journal of how often the daemon stopped while loading each left-over claim.
     resumes: Resumes

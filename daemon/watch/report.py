@@ -23,7 +23,7 @@ from filedrop_etl.config import Settings
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.api import Warehouse
-from filedrop_etl.daemon.watch.observer import LOST, InboxObserver
+from filedrop_etl.daemon.watch.observer import UNWATCHED, InboxObserver
 from filedrop_etl.daemon.watch.sharing import Heartbeat
 
 
@@ -108,9 +108,9 @@ class WorkerReport:
         if self.settings.shared:
             problems += self._heartbeat.problems()
         if not self.once and self._observer.is_alive():
-            lost = self._observer.watch_lost()
-            if lost is not None:
-                problems.append(f"the inbox {self.settings.inbox} is not watched: {LOST[lost]}")
+            why = self._observer.why_unwatched()
+            if why is not None:
+                problems.append(f"the inbox {self.settings.inbox} is not watched: {UNWATCHED[why]}")
         file = self._warehouse.file_identity
         moved = file.file_problem if file is not None else None
         if moved is not None:

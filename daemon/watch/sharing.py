@@ -29,7 +29,7 @@ import structlog
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import AlreadyRunning
-from filedrop_etl.daemon.lock import DirectoryClaim
+from filedrop_etl.daemon.lock import DirectoryLock
 from filedrop_etl.daemon.warehouse.api import (
     Claims,
     Lapsed,
@@ -200,7 +200,7 @@ def _take_over(claims: Claims, work: Path) -> list[TakenOver]:
         directory = node_directory(work.parent, node, recorded_work)
         if directory is None:
             continue  # a daemon of another inbox: its own files are its own
-        lock = DirectoryClaim(directory, f"the work directory of node {node}", hint="")
+        lock = DirectoryLock(directory, f"the work directory of node {node}", hint="")
         try:
             lock.acquire()
         except (AlreadyRunning, OSError):

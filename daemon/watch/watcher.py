@@ -24,7 +24,7 @@ import structlog
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.load.pipeline import Outcome
-from filedrop_etl.daemon.lock import DirectoryClaims
+from filedrop_etl.daemon.lock import DirectoryLocks
 from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.watch.inbox import Candidate
 from filedrop_etl.daemon.watch.parts import Parts
@@ -38,11 +38,11 @@ RETRY_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 HEARTBEAT_SECONDS = 1.0
 
 
-def directory_claims(settings: Settings) -> DirectoryClaims:
+def directory_locks(settings: Settings) -> DirectoryLocks:
     """The directories one daemon holds: its work directory for itself, and its inbox,
     alone unless the warehouse is shared, where several daemons may watch one inbox (each
     claims into its own work directory, and the warehouse's claims say whose is which)."""
-    return DirectoryClaims(settings.inbox, settings.work, shared=settings.shared)
+    return DirectoryLocks(settings.inbox, settings.work, shared=settings.shared)
 
 
 def retry_delay(attempt: int) -> float:
@@ -57,7 +57,7 @@ class Watcher:
         self.settings = settings
         self.once = once
         self.warehouse, self.pipeline, self.inbox = parts.warehouse, parts.pipeline, parts.inbox
-        self.hints, self.claims, self.heartbeat = parts.hints, parts.claims, parts.heartbeat
+        self.hints, self.locks, self.heartbeat = parts.hints, parts.locks, parts.heartbeat
         self.resumes, self.report, self.sink = parts.resumes, parts.report, parts.sink
         self._observer = parts.observer
         self.stop_requested = threading.Event()
@@ -84,10 +84,10 @@ class Watcher:
         """Create the directories and claim the inbox and the work directory; `ConfigError`
         if they span filesystems, `AlreadyRunning` if another daemon uses one of them.
         Claims handed in already held mean the caller did both (`daemon.app.service`)."""
-        if not self.claims.held:
+        if not self.locks.held:
             files.prepare_directories(self.settings.inbox, self.settings.work,
                                       self.settings.processed, self.settings.failed)
-            self.claims.acquire()
+            self.locks.acquire()
         self._prepared = True
 
     def start(self) -> None:
@@ -130,7 +130,7 @@ class Watcher:
         self._thread.join()
         self._observer.stop()
         self.heartbeat.stop()
-        self.claims.release()
+        self.locks.release()
 
     def _run(self) -> None:
         crashed = False
@@ -199,7 +199,7 @@ class Watcher:
         if not self.once and now >= self._next_watch_check:
             rewatched = self._observer.keep_watching()
             if rewatched:
-                self.claims.reclaim_inbox()
+                self.locks.relock_inbox()
             self._next_watch_check = now + HEARTBEAT_SECONDS
         items, asked = self.hints.drain()
         for item, hint in items:

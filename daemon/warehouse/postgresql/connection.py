@@ -67,7 +67,7 @@ def conninfo(url: PostgresUrl, connect_seconds: float) -> str:
 def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
             read_only: bool = False) -> Connection:
     """The one way this project opens a PostgreSQL session."""
-    conn = liveness.Watched.connect(
+    conn = liveness.PatientConnection.connect(
         conninfo(url, min(busy_timeout_seconds, url.network_timeout_seconds)),
         autocommit=True, application_name=APPLICATION)
     conn.patience = url.network_timeout_seconds / 2
@@ -93,11 +93,11 @@ def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
     return conn
 
 
-def _asking(url: PostgresUrl) -> liveness.Watched:
+def _asking(url: PostgresUrl) -> liveness.PatientConnection:
     """The second connection that asks after a silent session: it waits half the
     network timeout to connect and as long for its answer, and asks no one in turn."""
     patience = url.network_timeout_seconds / 2
-    conn = liveness.Watched.connect(conninfo(url, patience), autocommit=True,
+    conn = liveness.PatientConnection.connect(conninfo(url, patience), autocommit=True,
                                     application_name=ASKING)
     conn.patience = patience
     return conn

@@ -5,7 +5,7 @@ libpq waits on a socket for as long as it stays open. TCP's keepalives and user 
 (`connection.connect` sets them) end a socket whose packets go unanswered: a lost
 network, a host gone. They can not end one whose far end's kernel keeps answering while
 nothing above it does: a server frozen (stopped, on a hung disk, its VM paused), or a
-proxy that accepts and forwards nothing. So a round trip on a `Watched` connection waits
+proxy that accepts and forwards nothing. So a round trip on a `PatientConnection` connection waits
 `patience` seconds, then the server is asked on a second connection what the session is
 doing. At work on the statement (a merge of millions of rows, a lock wait): the wait goes
 on, asked again every `patience` seconds. No answer to the second connection either, or
@@ -46,7 +46,7 @@ class Silent(psycopg.OperationalError):
     """The server did not answer, and a second connection found it gone or idle."""
 
 
-class Watched(psycopg.Connection[tuple[Any, ...]]):
+class PatientConnection(psycopg.Connection[tuple[Any, ...]]):
     """A connection whose every round trip waits on a silent server only as long as the
     server is still at work on it (see the module's docstring).
 
@@ -80,7 +80,7 @@ class Watched(psycopg.Connection[tuple[Any, ...]]):
                              "was given up (network_timeout_seconds)")
 
 
-def verdict(probe: Callable[[], Watched], pid: int) -> Verdict:
+def verdict(probe: Callable[[], PatientConnection], pid: int) -> Verdict:
     """What session `pid` is doing, asked on a connection `probe` opens (and closes)."""
     try:
         with probe() as conn:

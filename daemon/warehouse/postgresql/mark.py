@@ -4,7 +4,7 @@ Each PostgreSQL daemon holds, shared, a mark named after its warehouse in the in
 root; a daemon that finds another warehouse's mark held is refused (`AlreadyRunning`), as
 two daemons with different databases on one inbox would split its files between them. A
 SQLite daemon, which holds its inbox alone, is refused by the inbox's own lock instead
-(`daemon.lock.DirectoryClaim`).
+(`daemon.lock.DirectoryLock`).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class PostgresStaged:
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
         conn, tables = self.warehouse.conn, self.warehouse.tables
         with translated():
-            self.warehouse.hold(plan.ticket)
+            self.warehouse.check_held(plan.ticket)
             if load.run_date is not None:
                 # One load of a date at a time, across every daemon; others run alongside.
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
@@ -106,7 +106,7 @@ class PostgresWarehouse:
         with translated():
             return self._session.conn
 
-    def hold(self, ticket: Ticket | None) -> None:
+    def check_held(self, ticket: Ticket | None) -> None:
         """`ClaimLost` unless this daemon still holds `ticket` (inside the transaction)."""
         if ticket is not None and not self._claims.renew_in(self.conn, ticket):
             raise ClaimLost(
@@ -152,7 +152,7 @@ class PostgresWarehouse:
                        ticket: Ticket | None = None) -> None:
         conn = self.conn
         with translated(), conn.transaction():
-            self.hold(ticket)
+            self.check_held(ticket)
             recorded = (ledger.recorded_outcome(conn, self.tables, load.claim)
                         if load.claim else None)
             if recorded is None or recorded.status != "failed":
