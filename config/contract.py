@@ -15,18 +15,25 @@ from typing import Literal
 import pyarrow as pa
 
 ColumnKind = Literal["string", "integer", "float", "date"]
+# A date travels as ISO text (`YYYY-MM-DD`), as producers' files and SQLite hold it.
+_ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
+    "string": pa.string(), "integer": pa.int64(), "float": pa.float64(), "date": pa.string(),
+}
 CheckKind = Literal["not_null", "unique", "min", "finite", "equals_file_date", "file_date_prefix"]
 
 
 @dataclass(frozen=True)
 class Column:
-    """One contract column: its name, what producers may send, and how it is stored."""
+    """One contract column: its name and its kind. Each backend stores a kind in a type of
+    its own (its `types.column_type`); the reader accepts what producers may send for it."""
 
     name: str
     kind: ColumnKind
-    arrow_type: pa.DataType
-    sql_type: str  # SQLite's
-    pg_type: str  # PostgreSQL's
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """The Arrow type the reader casts the column to, and the generator writes."""
+        return _ARROW_TYPES[self.kind]
 
 
 @dataclass(frozen=True)
@@ -97,10 +104,10 @@ class Contract:
 
 
 _COLUMNS: tuple[Column, ...] = (
-    Column("txn_id", "string", pa.string(), "TEXT", "text"),
-    Column("customer_id", "integer", pa.int64(), "INTEGER", "bigint"),
-    Column("amount", "float", pa.float64(), "REAL", "double precision"),
-    Column("run_date", "date", pa.string(), "TEXT", "date"),
+    Column("txn_id", "string"),
+    Column("customer_id", "integer"),
+    Column("amount", "float"),
+    Column("run_date", "date"),
 )
 
 TRANSACTIONS = Contract(

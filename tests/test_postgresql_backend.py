@@ -148,7 +148,7 @@ def test_migrating_twice_changes_nothing(url: PostgresUrl, settings: Settings) -
         assert schema.check(conn, contract) == schema.SCHEMA_VERSION
     assert {t: columns_of(url, t) for t in schema.tables(contract)} == before
     assert rows(url, "SELECT version FROM filedrop_schema") == [(schema.SCHEMA_VERSION,)]
-    # Native types, as the contract's pg_type says.
+    # Native types, as the backend maps the contract's column kinds (postgresql.types).
     fact = dict(before[contract.fact_table])
     assert fact["run_date"] == "date"
     assert fact["customer_id"] == "bigint"

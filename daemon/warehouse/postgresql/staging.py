@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.warehouse.batches import BatchSource
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.postgresql.types import column_type
 from filedrop_etl.daemon.warehouse.sql import q
 
 TABLE = q("filedrop_staged")
@@ -27,7 +28,7 @@ TABLE = q("filedrop_staged")
 
 def ensure_table(conn: Connection, contract: Contract) -> None:
     """The session's staging table, made on its first load."""
-    columns = ", ".join(f"{q(c.name)} {c.pg_type}" for c in contract.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}" for c in contract.columns)
     conn.execute(stmt(f"CREATE TEMPORARY TABLE IF NOT EXISTS {TABLE} ({columns}) "
                       "ON COMMIT DELETE ROWS"))
 

@@ -22,6 +22,7 @@ from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
 from filedrop_etl.daemon.warehouse.sqlite import migrate
 from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
+from filedrop_etl.daemon.warehouse.sqlite.types import column_type
 
 log = structlog.get_logger("daemon.schema")
 
@@ -56,7 +57,7 @@ _LEDGER_COLUMNS = (
 
 def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
     """Each table's column definitions, in order; the first word of each is its name."""
-    types = {c.name: c.sql_type for c in contract.columns}
+    types = {c.name: column_type(c.kind) for c in contract.columns}
     data, ledger = contract.column_names, q(contract.ledger_table)
     key = " PRIMARY KEY"
     return {

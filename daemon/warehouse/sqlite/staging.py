@@ -32,6 +32,7 @@ from filedrop_etl.daemon.warehouse.api import WarehouseFault
 from filedrop_etl.daemon.warehouse.batches import BatchSource
 from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.sqlite.connection import uri
+from filedrop_etl.daemon.warehouse.sqlite.types import column_type
 
 log = structlog.get_logger("daemon.staging")
 
@@ -63,7 +64,7 @@ def _schema(contract: Contract) -> pa.Schema:
 
 def _create_sql(contract: Contract) -> str:
     # No constraints: a null or a repeated key must arrive, to be counted by the checks.
-    columns = ", ".join(f"{q(c.name)} {c.sql_type}" for c in contract.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}" for c in contract.columns)
     return f"CREATE TABLE {q(contract.staging_table)} ({columns})"
 
 
