@@ -143,9 +143,12 @@ class Claims(Protocol):
 
 
 class Warehouse(Protocol):
-    """The worker's warehouse: one per worker, used from its one thread."""
+    """The worker's warehouse: one per worker, used from its one thread.
 
-    contract: Contract
+    Opened for a contract (its tables made or migrated, its ledger); each load passes the
+    contract it loads by to `staged`, and nothing reads one back from the warehouse.
+    """
+
     claims: Claims
     # The longest value (or row) the backend stores, in bytes: larger is bad input.
     value_limit: int
@@ -154,7 +157,10 @@ class Warehouse(Protocol):
 
     def recorded(self, claim: str) -> Recorded | None: ...
 
-    def staged(self, batches: Iterable[pa.RecordBatch]) -> AbstractContextManager[Staged]: ...
+    def staged(self, contract: Contract,
+               batches: Iterable[pa.RecordBatch]) -> AbstractContextManager[Staged]:
+        """Stage `batches`, shaped by `contract`, whose tables the commit then writes."""
+        ...
 
     def record_failure(self, load: LoadRecord, *, rows: int | None, error: str,
                        ticket: Ticket | None = None) -> None:
