@@ -2,8 +2,10 @@
 
 This is data, not behaviour: a `Contract` value, passed to the warehouse backends (which
 build their SQL from it), the reader and the checks (which interpret its `checks`); the
-generator writes its `arrow_schema`. `TRANSACTIONS` is the one feed declared today.
-Nothing in this module touches files or databases.
+generator writes its `arrow_schema`. A column has a kind, never a database's type: each
+backend maps kinds to its own (`daemon/warehouse/<backend>/types.py`). `TRANSACTIONS` is
+the one feed declared today, chosen by the settings and handed down from there. Nothing
+in this module touches files or databases.
 """
 
 from __future__ import annotations
