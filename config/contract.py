@@ -2,8 +2,10 @@
 
 This is data, not behaviour: a `Contract` value, passed to the warehouse backends (which
 build their SQL from it), the reader and the checks (which interpret its `checks`); the
-generator writes its `arrow_schema`. `TRANSACTIONS` is the one feed declared today.
-Nothing in this module touches files or databases.
+generator writes its `arrow_schema`. A column has a kind, never a database's type: each
+backend maps kinds to its own (`daemon/warehouse/<backend>/types.py`). `TRANSACTIONS` is
+the one feed declared today, chosen by the settings and handed down from there. Nothing
+in this module touches files or databases.
 """
 
 from __future__ import annotations
@@ -15,18 +17,25 @@ from typing import Literal
 import pyarrow as pa
 
 ColumnKind = Literal["string", "integer", "float", "date"]
+# A date travels as ISO text (`YYYY-MM-DD`), as producers' files and SQLite hold it.
+_ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
+    "string": pa.string(), "integer": pa.int64(), "float": pa.float64(), "date": pa.string(),
+}
 CheckKind = Literal["not_null", "unique", "min", "finite", "equals_file_date", "file_date_prefix"]
 
 
 @dataclass(frozen=True)
 class Column:
-    """One contract column: its name, what producers may send, and how it is stored."""
+    """One contract column: its name and its kind. Each backend stores a kind in a type of
+    its own (its `types.column_type`); the reader accepts what producers may send for it."""
 
     name: str
     kind: ColumnKind
-    arrow_type: pa.DataType
-    sql_type: str  # SQLite's
-    pg_type: str  # PostgreSQL's
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """The Arrow type the reader casts the column to, and the generator writes."""
+        return _ARROW_TYPES[self.kind]
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,10 @@ class Contract:
 
 
 _COLUMNS: tuple[Column, ...] = (
-    Column("txn_id", "string", pa.string(), "TEXT", "text"),
-    Column("customer_id", "integer", pa.int64(), "INTEGER", "bigint"),
-    Column("amount", "float", pa.float64(), "REAL", "double precision"),
-    Column("run_date", "date", pa.string(), "TEXT", "date"),
+    Column("txn_id", "string"),
+    Column("customer_id", "integer"),
+    Column("amount", "float"),
+    Column("run_date", "date"),
 )
 
 TRANSACTIONS = Contract(

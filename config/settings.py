@@ -94,14 +94,15 @@ class Settings:
     # PostgreSQL: the longest one statement may run on the server; None: no limit.
     statement_timeout_seconds: float | None
     config_file: Path | None
+    # The feed this daemon loads: its tables, key, columns and checks, as a value.
+    # Chosen once, by `load_settings`; everything that loads is handed it from here.
+    contract: Contract = field(compare=False)
     # Where each setting came from (`work` derived from the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
     # `ETL_*` variables in the environment that name no setting (a typo, most likely),
     # each with the variable it most likely meant (or None); warned of, never refused.
     unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
-    # The feed this daemon loads: its tables, key, columns and checks, as a value.
-    contract: Contract = field(default=TRANSACTIONS, compare=False)
     # What the backend says of `db`; None until placed (`daemon.warehouse.registry`).
     place: Place | None = field(default=None, compare=False)
 
@@ -434,6 +435,7 @@ def load_settings(
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources
     resolved["unknown_variables"] = _unknown_variables(env)
+    resolved["contract"] = TRANSACTIONS  # the one feed declared today
     settings = Settings(**cast(dict[str, Any], resolved))
     check_folders(settings)
     return settings

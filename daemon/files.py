@@ -22,8 +22,8 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-from filedrop_etl.config import ConfigError, contract
-from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.config import ConfigError
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
@@ -48,11 +48,13 @@ def _quoted(name: str) -> str:
     return re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", repr(name))
 
 
-# What `run_date_from_name` accepts, in words, for every hint that asks a person for a new
-# name (tests/test_files.py holds the two examples to what the parser does with them).
-NAME_RULE = (f"{contract.FILE_NAME_EXAMPLE} with the run date of its rows (a ~N before "
-             ".parquet is allowed: transactions_2026-03-04~1.parquet loads, "
-             "transactions_2026-03-04-copy.parquet fails on its name)")
+def name_rule(contract: Contract) -> str:
+    """What `run_date_from_name` accepts for `contract`, in words, for every hint that asks
+    a person for a new name (tests/test_files.py holds its two examples to the parser)."""
+    stem, dot, ext = contract.file_name_for("2026-03-04").rpartition(".")
+    return (f"{contract.file_name_example} with the run date of its rows (a ~N before "
+            f"{dot}{ext} is allowed: {stem}~1{dot}{ext} loads, "
+            f"{stem}-copy{dot}{ext} fails on its name)")
 
 
 _REDROP = re.compile(r"(?P<stem>.*)~(?P<n>\d+)(?P<ext>\.[^.~]*)?", re.DOTALL)
@@ -67,12 +69,12 @@ def redrop_of(name: str) -> tuple[str, int]:
     return match["stem"] + (match["ext"] or ""), int(match["n"])
 
 
-def run_date_from_name(name: str, feed: Contract = TRANSACTIONS) -> str:
+def run_date_from_name(name: str, contract: Contract) -> str:
     """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
-    match = feed.file_name_pattern.fullmatch(name)
+    match = contract.file_name_pattern.fullmatch(name)
     if match is None:
         raise FileNameError(
-            f"file name {_quoted(name)} does not match {feed.file_name_example}",
+            f"file name {_quoted(name)} does not match {contract.file_name_example}",
             hint="rename the file to the contract's pattern and drop it again",
         )
     text = match["date"]

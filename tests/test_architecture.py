@@ -5,9 +5,10 @@ import each other; only a backend's own package imports its database driver; the
 per-file load never imports operations, detection or the process; the warehouse
 imports none of the packages that use it; nothing imports the process (`daemon.app`)
 but the entry points; the proving tools are never imported by the product; the
-product imports itself only under the one name it installs as, `filedrop_etl`; and
+product imports itself only under the one name it installs as, `filedrop_etl`;
 nothing outside `daemon.warehouse` names a backend: no import of a backend package, no
-backend's type (the registry picks the backend for a `db` setting).
+backend's type (the registry picks the backend for a `db` setting); and the feed: only
+the settings choose it, everything else is handed the contract and never defaults it.
 """
 
 from __future__ import annotations
@@ -122,3 +123,53 @@ def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> N
     assert "daemon.warehouse.postgresql.url" in imports(stray)
     assert any(within(n, BACKEND_PACKAGES[1]) for n in imports(stray))
     assert BACKEND_TYPES.findall(stray.read_text()) == ["PostgresUrl"]
+
+
+# What the product may take from `config.contract`: the types a contract is made of. The
+# declared feed itself (`TRANSACTIONS` and its parts under their first names) is the
+# settings' to choose, and reaches everything else as a value passed down from there.
+CONTRACT_TYPES = {"Contract", "Column", "ColumnKind", "Check", "CheckKind", "key_prefix"}
+CHOOSES_THE_FEED = {"config.contract", "config.settings"}
+
+
+def feed_choices(path: Path) -> list[str]:
+    """Where `path` names a declared feed instead of being handed one: a name other than
+    the contract's types imported from `config.contract`, the module itself imported, or
+    `TRANSACTIONS` as a default (of a parameter or a field)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            module = _ours(node.module)
+            found += [f"imports {module}.{a.name}" for a in node.names
+                      if (module == "config.contract" and a.name not in CONTRACT_TYPES)
+                      or (module == "config" and a.name == "contract")]
+        defaults: list[ast.expr | None] = []
+        if isinstance(node, ast.arguments):
+            defaults = [*node.defaults, *node.kw_defaults]
+        elif isinstance(node, ast.AnnAssign):
+            defaults = [node.value]
+        found += [f"line {d.lineno}: defaults to TRANSACTIONS" for d in defaults
+                  if d is not None and "TRANSACTIONS" in ast.unparse(d)]
+    return found
+
+
+@pytest.mark.parametrize(("module", "path"), [(m, p) for m, p in modules()
+                                              if within(m, "daemon") or within(m, "config")],
+                         ids=lambda v: str(v))
+def test_the_feed_is_passed_never_defaulted(module: str, path: Path) -> None:
+    """Issue 22: a forgotten contract argument type-checked and silently meant transactions."""
+    found = feed_choices(path)
+    if module in CHOOSES_THE_FEED:
+        found = [f for f in found if "defaults to" in f]
+    assert not found, f"{module} chooses the feed itself: {found}"
+
+
+def test_the_feed_rule_would_catch_a_default(tmp_path: Path) -> None:
+    stray = tmp_path / "stray.py"
+    stray.write_text("from filedrop_etl.config import contract\n"
+                     "from filedrop_etl.config.contract import TRANSACTIONS, Contract\n"
+                     "def f(c: Contract = TRANSACTIONS) -> None: ...\n"
+                     "class S:\n    c: Contract = field(default=TRANSACTIONS)\n")
+    assert feed_choices(stray) == [
+        "imports config.contract", "imports config.contract.TRANSACTIONS",
+        "line 3: defaults to TRANSACTIONS", "line 5: defaults to TRANSACTIONS"]

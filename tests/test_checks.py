@@ -33,7 +33,7 @@ def batches_of(rows: list[dict[str, Any]], size: int) -> list[pa.RecordBatch]:
 
 
 def run(rows: list[dict[str, Any]], size: int = 5) -> FileChecks:
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     for batch in batches_of(rows, size):
         checks.observe(batch)
     return checks
@@ -44,7 +44,7 @@ def failed(checks: FileChecks) -> dict[str, CheckFailure]:
 
 
 def test_clean_day_has_no_failures() -> None:
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     batches = day_table(RUN_DATE).to_batches(max_chunksize=7)
     assert len(batches) > 1
     for batch in batches:
@@ -152,14 +152,14 @@ def test_several_rules_count_independently_across_batches() -> None:
 
 
 def test_empty_batch_changes_nothing() -> None:
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     checks.observe(pa.RecordBatch.from_pylist([], schema=NULLABLE))
     assert checks.rows == 0
     assert failed(checks) == {}
 
 
 def test_record_duplicates_sets_the_unique_check() -> None:
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     rows = clean_rows()
     rows[3], rows[4] = rows[4], rows[3]
     for batch in batches_of(rows, 5):
@@ -175,7 +175,7 @@ def test_record_duplicates_sets_the_unique_check() -> None:
 
 
 def test_record_duplicates_ignores_a_column_without_unique_check() -> None:
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     checks.record_duplicates("customer_id", 3, ["10"])
     assert failed(checks) == {}
 
@@ -186,7 +186,7 @@ def test_raise_for_failures_lists_in_declaration_order() -> None:
     rows[1]["amount"] = math.inf
     rows[2]["amount"] = -3.0
     rows[3]["customer_id"] = None
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     checks.record_duplicates("txn_id", 2, ["20260210-0005"])
     for batch in batches_of(rows, 5):
         checks.observe(batch)
@@ -206,7 +206,7 @@ def test_raise_for_failures_follows_the_given_order() -> None:
     rows = clean_rows()
     rows[0]["customer_id"] = None
     rows[1]["amount"] = -1.0
-    checks = FileChecks(RUN_DATE, checks=order)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS, checks=order)
     checks.observe(batches_of(rows, 12)[0])
     with pytest.raises(ChecksFailed) as caught:
         checks.raise_for_failures()
@@ -216,7 +216,7 @@ def test_raise_for_failures_follows_the_given_order() -> None:
 def test_custom_min_value() -> None:
     rows = clean_rows()
     amounts = [row["amount"] for row in rows]
-    checks = FileChecks(RUN_DATE, checks=(Check("min", "amount", 100.0),))
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS, checks=(Check("min", "amount", 100.0),))
     below = sum(a < 100.0 for a in amounts)
     assert 0 < below < len(rows)
     checks.observe(batches_of(rows, 12)[0])
@@ -228,7 +228,7 @@ def test_custom_min_value() -> None:
 
 def keys_in_batches(*batches: Sequence[str | None]) -> FileChecks:
     """Observe batches of clean rows whose keys are the given ones, in that order."""
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     for keys in batches:
         rows = clean_rows(len(keys))
         for row, key in zip(rows, keys, strict=True):
@@ -299,19 +299,20 @@ def test_a_column_declared_unique_is_tracked_like_the_key() -> None:
     rows = clean_rows()
     for index, row in enumerate(rows):
         row["customer_id"] = 1000 - index  # strictly descending: must be counted
-    checks = FileChecks(RUN_DATE, checks=(Check("unique", "customer_id"),))
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS, checks=(Check("unique", "customer_id"),))
     for batch in batches_of(rows, 5):
         checks.observe(batch)
     assert checks.ascending("txn_id") and not checks.ascending("customer_id")
     assert checks.unique_columns_to_count() == ("customer_id",)
-    assert not FileChecks(RUN_DATE).ascending("customer_id")  # not tracked: not proven
+    # Not tracked: not proven.
+    assert not FileChecks(RUN_DATE, contract.TRANSACTIONS).ascending("customer_id")
 
 
 def test_observing_passes_the_batches_through_and_observes_each() -> None:
     rows = clean_rows(12)
     rows[7]["amount"] = -1.0
     batches = batches_of(rows, 5)
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     stream = checks.observing(iter(batches))
     assert checks.rows == 0  # lazy: nothing observed before the consumer asks
     first = next(stream)
@@ -331,7 +332,7 @@ def test_each_failure_carries_the_offending_values_beside_their_keys() -> None:
     rows[3]["run_date"] = "2000-01-01"
     rows[8]["run_date"] = "1999-12-31"
     rows[5]["amount"] = None
-    checks = FileChecks(RUN_DATE)
+    checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
     for batch in batches_of(rows, 4):
         checks.observe(batch)
     found = failed(checks)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import FileNameError
 from tests.conftest import day_table, write_parquet
@@ -55,7 +56,7 @@ def test_is_ignored(name: str, ignored: bool) -> None:
     ],
 )
 def test_run_date_from_valid_name(name: str, run_date: str) -> None:
-    assert files.run_date_from_name(name) == run_date
+    assert files.run_date_from_name(name, TRANSACTIONS) == run_date
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,7 @@ def test_run_date_from_valid_name(name: str, run_date: str) -> None:
 )
 def test_run_date_from_bad_name_raises_with_hint(name: str, says: str) -> None:
     with pytest.raises(FileNameError) as caught:
-        files.run_date_from_name(name)
+        files.run_date_from_name(name, TRANSACTIONS)
     assert says in caught.value.message
     assert repr(name) in caught.value.message  # a newline shows as \n
     assert caught.value.hint
@@ -92,13 +93,14 @@ def test_run_date_from_bad_name_raises_with_hint(name: str, says: str) -> None:
 
 
 def test_the_name_rule_in_words_holds_to_the_parser() -> None:
-    """The hints that ask for a new name quote NAME_RULE: its examples must do as it says."""
-    assert "transactions_YYYY-MM-DD.parquet" in files.NAME_RULE
-    assert files.run_date_from_name("transactions_2026-03-04~1.parquet") == "2026-03-04"
-    assert "transactions_2026-03-04~1.parquet loads" in files.NAME_RULE
+    """The hints that ask for a new name quote `name_rule`: its examples must do as it says."""
+    assert "transactions_YYYY-MM-DD.parquet" in files.name_rule(TRANSACTIONS)
+    assert files.run_date_from_name("transactions_2026-03-04~1.parquet",
+                                    TRANSACTIONS) == "2026-03-04"
+    assert "transactions_2026-03-04~1.parquet loads" in files.name_rule(TRANSACTIONS)
     with pytest.raises(FileNameError):
-        files.run_date_from_name("transactions_2026-03-04-copy.parquet")
-    assert "transactions_2026-03-04-copy.parquet fails on its name" in files.NAME_RULE
+        files.run_date_from_name("transactions_2026-03-04-copy.parquet", TRANSACTIONS)
+    assert "transactions_2026-03-04-copy.parquet fails on its name" in files.name_rule(TRANSACTIONS)
 
 
 # --- open_no_follow -----------------------------------------------------------------------
@@ -367,6 +369,6 @@ def test_rename_no_replace_missing_source_is_not_exists(tmp_path: Path,
 def test_a_name_that_is_not_utf8_is_quoted_as_the_log_shows_it() -> None:
     name = os.fsdecode(b"transactions_2026-02-10\xff.parquet")
     with pytest.raises(FileNameError) as caught:
-        files.run_date_from_name(name)
+        files.run_date_from_name(name, TRANSACTIONS)
     assert "transactions_2026-02-10\\xff.parquet" in caught.value.message
     assert "udcff" not in caught.value.message

@@ -95,7 +95,7 @@ def test_a_value_or_row_over_the_limit_is_refused_before_it_is_cast(
     path = tmp_path / NAME
     pq.write_table(batch_of(keys), path, row_group_size=1)
     with path.open("rb") as handle:
-        source = reader.open_parquet(handle, max_length=300)
+        source = reader.open_parquet(handle, contract.TRANSACTIONS, max_length=300)
         with pytest.raises(reader.ValueTooLarge, match=r"at most 300 bytes") as refused:
             list(source.batches())
     assert says in refused.value.message
@@ -110,7 +110,8 @@ def test_values_within_the_limit_pass_whatever_their_string_type(tmp_path: Path)
         pq.write_table(typed.set_column(3, "run_date",
                                         table.column("run_date").dictionary_encode()), path)
         with path.open("rb") as handle:
-            batches = list(reader.open_parquet(handle, max_length=300).batches())
+            source = reader.open_parquet(handle, contract.TRANSACTIONS, max_length=300)
+            batches = list(source.batches())
         assert sum(b.num_rows for b in batches) == 25
 
 

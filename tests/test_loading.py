@@ -37,7 +37,7 @@ def test_a_clean_file_is_merged_and_left_where_it_is(settings: Settings,
     path = write_parquet(settings.work, day_table(DAY, rows=25), NAME)
     attempt = attempt_at(path, settings)
     ticks: list[None] = []
-    counts = loading.load_file(attempt, settings, as_warehouse(fresh_db),
+    counts = loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
                                lambda: ticks.append(None))
     assert counts is not None and (counts.rows, counts.inserted) == (25, 25)
     assert attempt.stage == "load" and attempt.rows == 25
@@ -55,7 +55,8 @@ def test_a_failed_check_raises_at_the_checks_stage_and_writes_nothing(
     path = write_parquet(settings.work, replaced_at(day_table(DAY), "amount", 3, -1.0), NAME)
     attempt = attempt_at(path, settings)
     with pytest.raises(BadInput) as raised:
-        loading.load_file(attempt, settings, as_warehouse(fresh_db), lambda: None)
+        loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+                          lambda: None)
     assert raised.value.stage == "checks" and attempt.stage == "checks"
     assert fact_rows(settings.db_file) == []
     assert fresh_db.execute("SELECT COUNT(*) FROM load_history").fetchone() == (0,)
@@ -76,7 +77,8 @@ def test_bad_input_is_raised_at_the_stage_it_was_found(
         path.write_bytes(content)
     attempt = attempt_at(path, settings)
     with pytest.raises(BadInput):
-        loading.load_file(attempt, settings, as_warehouse(fresh_db), lambda: None)
+        loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+                          lambda: None)
     assert attempt.stage == stage
     # Hashed before it was read: the ledger's failed row can name the content.
     assert attempt.load.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -85,7 +87,8 @@ def test_bad_input_is_raised_at_the_stage_it_was_found(
 def test_a_file_gone_before_it_is_opened_is_none(settings: Settings,
                                                  fresh_db: sqlite3.Connection) -> None:
     attempt = attempt_at(settings.work / NAME, settings)
-    assert loading.load_file(attempt, settings, as_warehouse(fresh_db), lambda: None) is None
+    assert loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+                             lambda: None) is None
     assert attempt.stage == "open"
 
 

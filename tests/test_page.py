@@ -65,7 +65,7 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     now = datetime(2026, 3, 1, 10, 5, tzinfo=UTC)
     one = LoadBin(int(now.timestamp()) // charts.SLICE_SECONDS, "failed", 1, 0, 0.0, 0.0, 0.0,
                   HOSTILE + "3")
-    document = page.render(WELL, failed, loads, [], now=now,
+    document = page.render(WELL, failed, loads, [], TRANSACTIONS, now=now,
                            last_day=figures.LastDay(bins=[one]))
     seen = parsed(document)
     # The one script is the page's own (its refresh), never a name's or a reason's.
@@ -83,7 +83,8 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
     back under that same name to fail again."""
     good = "transactions_2026-03-01~1.parquet"
     document = page.render(WELL, [failed_file(good, "checks", "r", "h"),
-                                  failed_file("2024-01-01.parquet", "name", "r", "h")], [], [])
+                                  failed_file("2024-01-01.parquet", "name", "r", "h")], [], [],
+                           TRANSACTIONS)
     text = "".join(parsed(document).text)
     assert f"filedrop-etl retry {good}" in text
     assert "retry 2024-01-01.parquet" not in text
@@ -93,24 +94,26 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
 
 
 def test_empty_database_says_so_in_each_section() -> None:
-    text = "".join(parsed(page.render(WELL, [], [], [])).text)
+    text = "".join(parsed(page.render(WELL, [], [], [], TRANSACTIONS)).text)
     for phrase in ("Running", "None.", "No loads yet.", "No rows loaded yet."):
         assert phrase in text
 
 
 def test_the_header_names_the_worst_state_first() -> None:
-    failing = page.render(WELL, [failed_file("a", "checks", "r", "h")], [], [])
+    failing = page.render(WELL, [failed_file("a", "checks", "r", "h")], [], [], TRANSACTIONS)
     assert "Running; 1 failed file waiting" in failing
     starting = page.Health(**{**WELL.__dict__, "ready": False})
-    assert "Starting: the start-up sweep is not done yet" in page.render(starting, [], [], [])
+    assert ("Starting: the start-up sweep is not done yet"
+            in page.render(starting, [], [], [], TRANSACTIONS))
     sick = page.Health(**{**WELL.__dict__, "problems": ("the inbox observer is not running",)})
-    assert "Unhealthy: the inbox observer is not running" in page.render(sick, [], [], [])
+    assert ("Unhealthy: the inbox observer is not running"
+            in page.render(sick, [], [], [], TRANSACTIONS))
 
 
 def test_the_chart_draws_the_last_days_with_their_numbers_and_gaps() -> None:
     days = [DayRows(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32) if d != 20]
     days += [DayRows("2026-02-01", 0), DayRows("2026-02-02", 5_000_000)]
-    document = page.render(WELL, [], [], days)
+    document = page.render(WELL, [], [], days, TRANSACTIONS)
     # One slot a calendar day, up to the latest: the 31 days from 2026-01-03.
     assert document.count('<g class="day"') + document.count('<g class="gap"') \
         == page.CHART_DAYS
@@ -146,7 +149,7 @@ def test_the_figures_and_the_timeline_of_the_last_day(any_settings: Settings) ->
         assert two_hours_ago.median == pytest.approx(1.25, abs=1e-3)
         later = figures.last_day(history, now + timedelta(days=3))
         assert (later.bins, later.median, later.today) == ([], None, Tally(0, 0, 0))
-    document = page.render(WELL, [], [], [], last_day=facts, now=now)
+    document = page.render(WELL, [], [], [], TRANSACTIONS, last_day=facts, now=now)
     shown = document.split('<dl class="figures">')[1].split("</dl>")[0]
     numbers = dict(zip(re.findall(r"<dt>([^<]+)</dt>", shown),
                        re.findall(r"<dd>([^<]+)</dd>", shown), strict=True))
@@ -161,7 +164,7 @@ def test_the_figures_and_the_timeline_of_the_last_day(any_settings: Settings) ->
     assert document.count('<circle class="processed"') == 2
     assert document.count('<circle class="failed"') == 1
     assert "transactions_2026-03-03.parquet: failed, 0 rows in 0.010 s" in document
-    assert "No loads in the last 24 hours." in page.render(WELL, [], [], [], now=now)
+    assert "No loads in the last 24 hours." in page.render(WELL, [], [], [], TRANSACTIONS, now=now)
 
 
 def insert_facts(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:

@@ -25,7 +25,7 @@ import pytest
 from psycopg import errors, sql
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import TRANSACTIONS, Contract
 from filedrop_etl.daemon import clock, crashpoints
 from filedrop_etl.daemon.errors import BadInput, DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.warehouse.api import (
@@ -125,7 +125,7 @@ def load(held: postgresql.PostgresWarehouse, table: pa.Table, claim: str,
     record = LoadRecord(f"transactions_{run_date}.parquet", "ab" * 32, 1234,
                         "replace" if replace else "merge", run_date, clock.utc_now(), claim)
     # Small batches: several COPY messages per file.
-    with held.staged(table.to_batches(max_chunksize=7)) as staged:
+    with held.staged(TRANSACTIONS, table.to_batches(max_chunksize=7)) as staged:
         assert staged.rows == table.num_rows
         return staged.commit(record, plan)
 
@@ -148,7 +148,7 @@ def test_migrating_twice_changes_nothing(url: PostgresUrl, settings: Settings) -
         assert schema.check(conn, contract) == schema.SCHEMA_VERSION
     assert {t: columns_of(url, t) for t in schema.tables(contract)} == before
     assert rows(url, "SELECT version FROM filedrop_schema") == [(schema.SCHEMA_VERSION,)]
-    # Native types, as the contract's pg_type says.
+    # Native types, as the backend maps the contract's column kinds (postgresql.types).
     fact = dict(before[contract.fact_table])
     assert fact["run_date"] == "date"
     assert fact["customer_id"] == "bigint"
@@ -259,7 +259,7 @@ def test_an_error_of_the_batches_leaves_nothing(
         yield from table.slice(0, 10).to_batches()
         raise error
 
-    with pytest.raises(BadInput) as raised, held.staged(batches()):
+    with pytest.raises(BadInput) as raised, held.staged(TRANSACTIONS, batches()):
         pytest.fail("staged despite the source's error")
     assert raised.value is error  # the reader's own error, not the COPY's
     assert one(url, "SELECT count(*) FROM fact_transactions") == 0
@@ -285,14 +285,14 @@ def test_a_failure_inside_the_commit_leaves_nothing(
 
 def test_leaving_without_commit_rolls_back(
         url: PostgresUrl, held: postgresql.PostgresWarehouse) -> None:
-    with held.staged(day(DAYS[0]).to_batches()) as staged:
+    with held.staged(TRANSACTIONS, day(DAYS[0]).to_batches()) as staged:
         assert staged.rows == 20
         assert staged.surplus_rows("txn_id", 5) == (0, [])
     assert one(url, "SELECT count(*) FROM fact_transactions") == 0
     # Repeated keys are counted, and samples given, from the staged rows.
     table = day(DAYS[0], 6)
     twice = pa.concat_tables([table, table.slice(0, 2)])
-    with held.staged(twice.to_batches()) as staged:
+    with held.staged(TRANSACTIONS, twice.to_batches()) as staged:
         surplus, samples = staged.surplus_rows("txn_id", 1)
     assert surplus == 2
     assert samples == [table.column("txn_id")[0].as_py()]
@@ -327,7 +327,7 @@ def test_a_session_ended_mid_load_commits_nothing(
     plan = MergePlan(keys_sorted=True, keys_counted=True)
     record = LoadRecord("transactions_2026-02-11.parquet", None, 1, "merge", DAYS[1],
                         clock.utc_now(), "c2")
-    with pytest.raises(WarehouseFault), held.staged(table.to_batches()) as staged:
+    with pytest.raises(WarehouseFault), held.staged(TRANSACTIONS, table.to_batches()) as staged:
         rows(url, "SELECT pg_terminate_backend(%s)", (held.conn.info.backend_pid,))
         staged.commit(record, plan)
     assert one(url, "SELECT count(*) FROM fact_transactions") == 0

@@ -76,7 +76,7 @@ def write(path: Path, table: pa.Table, **options: Any) -> Path:
 
 def read_all(path: Path) -> tuple[reader.ParquetSource, list[pa.RecordBatch]]:
     with files.open_no_follow(path) as handle:
-        source = reader.open_parquet(handle)
+        source = reader.open_parquet(handle, contract.TRANSACTIONS)
         return source, list(source.batches())
 
 
@@ -244,7 +244,7 @@ def test_rejected_variant_names_the_column(tmp_path: Path, build: Callable[[], p
                                            named: list[str]) -> None:
     path = write(tmp_path / "in.parquet", build())
     with files.open_no_follow(path) as handle, pytest.raises(ContractError) as caught:
-        reader.open_parquet(handle)
+        reader.open_parquet(handle, contract.TRANSACTIONS)
     problems = caught.value.problems
     assert len(problems) == len(named)
     for column, problem in zip(named, problems, strict=True):
@@ -258,7 +258,7 @@ def test_duplicate_column_problem_says_how_many(tmp_path: Path) -> None:
     if len(pq.read_schema(path).get_all_field_indices("customer_id")) != 2:
         pytest.skip("pyarrow did not write the column twice")
     with files.open_no_follow(path) as handle, pytest.raises(ContractError) as caught:
-        reader.open_parquet(handle)
+        reader.open_parquet(handle, contract.TRANSACTIONS)
     assert caught.value.problems == ["column 'customer_id' appears 2 times"]
 
 
@@ -283,7 +283,7 @@ def test_unreadable_file_is_bad_input(tmp_path: Path, mangle: Callable[[bytes], 
     path = tmp_path / "in.parquet"
     path.write_bytes(mangle(_valid_bytes(tmp_path)))
     with files.open_no_follow(path) as handle, pytest.raises(BadInput) as caught:
-        reader.open_parquet(handle)
+        reader.open_parquet(handle, contract.TRANSACTIONS)
     assert not isinstance(caught.value, ContractError)
     assert caught.value.stage == "read"
     assert caught.value.hint
@@ -294,7 +294,7 @@ def test_uint64_above_int64_max_fails_when_read(tmp_path: Path, value: int) -> N
     customers = pa.array([10, value, 12], pa.uint64())
     path = write(tmp_path / "in.parquet", table_of(with_(customer_id=customers)()))
     with files.open_no_follow(path) as handle:
-        source = reader.open_parquet(handle)
+        source = reader.open_parquet(handle, contract.TRANSACTIONS)
         with pytest.raises(ContractError) as caught:
             list(source.batches())
     assert len(caught.value.problems) == 1
@@ -302,7 +302,7 @@ def test_uint64_above_int64_max_fails_when_read(tmp_path: Path, value: int) -> N
 
 
 def test_schema_problems_empty_for_the_contract() -> None:
-    assert reader.schema_problems(contract.ARROW_SCHEMA) == []
+    assert reader.schema_problems(contract.ARROW_SCHEMA, contract.TRANSACTIONS) == []
 
 
 def test_files_written_by_pandas_are_accepted(tmp_path: Path) -> None:
@@ -315,7 +315,7 @@ def test_files_written_by_pandas_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "pandas.parquet"
     frame.to_parquet(path)
     with files.open_no_follow(path) as handle:
-        source = reader.open_parquet(handle)
+        source = reader.open_parquet(handle, contract.TRANSACTIONS)
         table = pa.Table.from_batches(list(source.batches()))
     assert source.extra_columns == ("line",)
     assert table.schema == pa.schema([(c.name, c.arrow_type) for c in contract.COLUMNS])

@@ -101,7 +101,7 @@ def test_a_taken_name_is_refused_with_another_name_that_still_loads(
     [result] = json.loads(capsys.readouterr().out)
     assert result["outcome"] == "refused"
     free = f"transactions_{DAY}~2.parquet"
-    assert files.run_date_from_name(free) == DAY
+    assert files.run_date_from_name(free, settings.contract) == DAY
     assert (f"into the inbox by hand as {free} (another name must still be "
             "transactions_YYYY-MM-DD.parquet with the run date of its rows (a ~N before "
             ".parquet is allowed") in result["hint"]

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pytest
 
 from filedrop_etl.config import Settings, contract
+from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
@@ -215,11 +216,11 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
         assert taken.ticket.id == ticket.id and taken.ticket.fence == ticket.fence + 1
         assert taken.path.parent == b_settings.work and not claimed.exists()
         # `a` wakes and tries to commit what it had staged: refused, nothing written.
-        with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
+        with pytest.raises(ClaimLost), a.staged(TRANSACTIONS, table.to_batches()) as staged:
             staged.commit(load, MergePlan(True, True, ticket=ticket))
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
         # The new owner commits it.
-        with b.staged(table.to_batches()) as staged:
+        with b.staged(TRANSACTIONS, table.to_batches()) as staged:
             counts = staged.commit(load, MergePlan(True, True, ticket=taken.ticket))
         assert counts.inserted == 100 and len(fact_rows_in(a_settings)) == 100
 
@@ -232,7 +233,7 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
     with opened(a_settings) as a:
         table, _claimed, ticket, load = claimed_day(a, a_settings, "2026-06-02")
         assert backends.on_postgresql(a_settings)
-        with pytest.raises(ClaimLost), a.staged(table.to_batches()) as staged:
+        with pytest.raises(ClaimLost), a.staged(TRANSACTIONS, table.to_batches()) as staged:
             # The transaction is open; the lease ends now, after it began.
             with psycopg.connect(backends.server_of(a_settings), autocommit=True) as admin:
                 admin.execute("UPDATE claims SET lease_until = clock_timestamp()")

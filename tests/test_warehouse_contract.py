@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
@@ -46,7 +47,7 @@ def load(held: Warehouse, table: pa.Table, claim: str, run_date: str = DAY1,
          replace: bool = False) -> MergeCounts:
     plan = MergePlan(keys_sorted=False, keys_counted=False,
                      replace_date=run_date if replace else None)
-    with held.staged(table.to_batches(max_chunksize=7)) as staged:
+    with held.staged(TRANSACTIONS, table.to_batches(max_chunksize=7)) as staged:
         assert staged.rows == table.num_rows
         return staged.commit(record(f"transactions_{run_date}.parquet", claim, run_date,
                                     "replace" if replace else "merge"), plan)
@@ -107,7 +108,7 @@ def test_an_error_of_the_source_midway_leaves_nothing(any_settings: Settings,
         yield from day_table(DAY1, 25).to_batches(max_chunksize=10)[:2]
         raise Broken("the file's third batch is corrupt")
 
-    with pytest.raises(Broken), opened.staged(batches()) as staged:
+    with pytest.raises(Broken), opened.staged(TRANSACTIONS, batches()) as staged:
         staged.commit(record("x.parquet", "c1"), MergePlan(False, False))
     assert fact_rows_in(any_settings) == [] and ledger_in(any_settings) == []
     load(opened, day_table(DAY1, 25), "c2")  # and the warehouse still loads
@@ -116,7 +117,7 @@ def test_an_error_of_the_source_midway_leaves_nothing(any_settings: Settings,
 
 def test_leaving_without_commit_rolls_the_staging_back(any_settings: Settings,
                                                        opened: Warehouse) -> None:
-    with opened.staged(day_table(DAY1, 25).to_batches()) as staged:
+    with opened.staged(TRANSACTIONS, day_table(DAY1, 25).to_batches()) as staged:
         assert staged.surplus_rows("txn_id", 3) == (0, [])
     assert fact_rows_in(any_settings) == [] and ledger_in(any_settings) == []
 
@@ -124,7 +125,7 @@ def test_leaving_without_commit_rolls_the_staging_back(any_settings: Settings,
 def test_repeated_keys_are_counted_with_samples(opened: Warehouse) -> None:
     table = day_table(DAY1, 10)
     twice = pa.concat_tables([table, table.slice(2, 2)])
-    with opened.staged(twice.to_batches()) as staged:
+    with opened.staged(TRANSACTIONS, twice.to_batches()) as staged:
         surplus, samples = staged.surplus_rows("txn_id", 5)
     assert surplus == 2 and samples == sorted(map(str, table.column("txn_id").to_pylist()[2:4]))
 

@@ -19,7 +19,7 @@ import pandas  # noqa: F401  (see below)
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filedrop_etl.config.contract import TRANSACTIONS, Check, Contract, key_prefix
+from filedrop_etl.config.contract import Check, Contract, key_prefix
 from filedrop_etl.daemon.errors import CheckFailure, ChecksFailed
 
 SAMPLE_KEYS = 5
@@ -35,7 +35,7 @@ def _text(value: object) -> str | None:
 class FileChecks:
     """Accumulates check results over the batches of one file."""
 
-    def __init__(self, run_date: str, contract: Contract = TRANSACTIONS,
+    def __init__(self, run_date: str, contract: Contract,
                  checks: Sequence[Check] | None = None) -> None:
         self.run_date, self.contract = run_date, contract
         self.checks = tuple(contract.checks if checks is None else checks)

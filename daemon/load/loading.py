@@ -21,6 +21,7 @@ import pyarrow as pa
 import structlog
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import crashpoints, files
 from filedrop_etl.daemon.errors import BadInput, open_error_message
 from filedrop_etl.daemon.load import checks, ordering, reader
@@ -67,10 +68,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, WarehouseFault | MemoryError)
 
 
-def load_file(attempt: Attempt, settings: Settings, warehouse: Warehouse,
+def load_file(attempt: Attempt, contract: Contract, settings: Settings, warehouse: Warehouse,
               progress: Callable[[], None]) -> MergeCounts | None:
-    """Open, hash, name, read and load one file; None if it vanished first. `progress`
-    is called as each batch is staged."""
+    """Open, hash, name, read and load one file by `contract` (its name, schema, checks
+    and tables); None if it vanished first. `progress` is called as each batch is staged."""
     try:
         handle = files.open_no_follow(attempt.path)
     except FileNotFoundError:
@@ -88,7 +89,7 @@ def load_file(attempt: Attempt, settings: Settings, warehouse: Warehouse,
                                claim=attempt.ticket.key if attempt.ticket
                                else files.claim_key(handle))
         attempt.stage = "name"
-        run_date = files.run_date_from_name(attempt.path.name, warehouse.contract)
+        run_date = files.run_date_from_name(attempt.path.name, contract)
         attempt.load = replace(attempt.load, run_date=run_date)
         recorded = warehouse.recorded(attempt.load.claim or "")
         if recorded is not None and recorded.status == "processed":
@@ -96,7 +97,7 @@ def load_file(attempt: Attempt, settings: Settings, warehouse: Warehouse,
             log.info("file_already_loaded", file=attempt.load.file_name)
             return recorded.counts
         attempt.stage = "read"
-        source = reader.open_parquet(handle, warehouse.value_limit, warehouse.contract)
+        source = reader.open_parquet(handle, contract, warehouse.value_limit)
         attempt.rows = source.rows
         _refuse_larger_than(source.rows, settings.max_file_rows, "rows", "max_file_rows")
         if source.extra_columns:
@@ -141,7 +142,7 @@ def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
                                 warehouse, progress)
     except ordering.KeysUnsorted:
         pass
-    in_order = ordering.InOrder.of(source.batches(), warehouse.contract.key,
+    in_order = ordering.InOrder.of(source.batches(), source.contract.key,
                                    checks.SAMPLE_KEYS)
     return _stage_and_merge(source, in_order.batches(reader.BATCH_ROWS), attempt, run_date,
                             settings, warehouse, progress, in_order=in_order)
@@ -154,16 +155,17 @@ def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBa
     """Stage `batches`, check and merge them. The file's own order is watched (and
     `KeysUnsorted` raised); rows already sorted `in_order` bring their repeats."""
     attempt.stage = "stage"
-    verdict = checks.FileChecks(run_date, warehouse.contract)
+    verdict = checks.FileChecks(run_date, source.contract)
     observed = verdict.observing(batches)
     if in_order is None:
         observed = ordering.watching(observed, verdict, source.rows)
     else:
-        verdict.record_duplicates(warehouse.contract.key, in_order.repeats,
+        verdict.record_duplicates(source.contract.key, in_order.repeats,
                                   in_order.repeated_keys)
     counts: MergeCounts | None = None
     try:
-        with warehouse.staged(_passing_staging_point(observed, progress)) as staged:
+        with warehouse.staged(source.contract,
+                              _passing_staging_point(observed, progress)) as staged:
             rows = staged.rows
             if rows != source.rows:
                 # A footer whose count disagrees with its row groups: in replace mode

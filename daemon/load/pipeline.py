@@ -54,6 +54,9 @@ class Pipeline:
     def __init__(self, settings: Settings, warehouse: Warehouse,
                  progress: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
+        # The feed every file is loaded by, as the settings chose it: the one source of it
+        # for the name, the reader, the checks and the warehouse's staging and merge.
+        self.contract = settings.contract
         self.warehouse = warehouse
         # Called as each batch of a file is staged: a file of many batches is work going
         # on, not a stuck worker (the caller's health check).
@@ -138,8 +141,7 @@ class Pipeline:
         """Record and quarantine a file, unread, as `StoppedTooOften`."""
         try:
             size: int | None = claimed.lstat().st_size
-            run_date: str | None = files.run_date_from_name(claimed.name,
-                                                            self.settings.contract)
+            run_date: str | None = files.run_date_from_name(claimed.name, self.contract)
         except (OSError, BadInput):
             size = run_date = None
         load = LoadRecord(files.display_name(claimed.name), None, size,
@@ -158,8 +160,8 @@ class Pipeline:
         attempt = loading.Attempt(claimed, load, time.perf_counter(),
                                   ticket=self.holds.tickets.get(claimed))
         try:
-            attempt.counts = loading.load_file(attempt, self.settings, self.warehouse,
-                                               partial(self._progress, claimed))
+            attempt.counts = loading.load_file(attempt, self.contract, self.settings,
+                                               self.warehouse, partial(self._progress, claimed))
         except (KeyboardInterrupt, SystemExit):
             raise  # the process's to handle, never a verdict on the file
         except ClaimLost as exc:

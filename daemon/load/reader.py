@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from filedrop_etl.config.contract import TRANSACTIONS, Column, ColumnKind, Contract
+from filedrop_etl.config.contract import Column, ColumnKind, Contract
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput, ContractError
 
@@ -60,10 +60,10 @@ class ParquetSource:
     """An opened Parquet file whose schema satisfies the contract."""
 
     file: pq.ParquetFile
+    contract: Contract
     rows: int
     extra_columns: tuple[str, ...]
     max_length: int = MAX_LENGTH
-    contract: Contract = TRANSACTIONS
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Contract columns only, cast to the contract's types, in file order."""
@@ -129,7 +129,7 @@ def _values_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if isinstance(t, pa.DictionaryType) else t
 
 
-def schema_problems(schema: pa.Schema, contract: Contract = TRANSACTIONS) -> list[str]:
+def schema_problems(schema: pa.Schema, contract: Contract) -> list[str]:
     """The column diff between a file's schema and the contract; empty when it conforms."""
     problems = []
     for column in contract.columns:
@@ -144,8 +144,8 @@ def schema_problems(schema: pa.Schema, contract: Contract = TRANSACTIONS) -> lis
     return problems
 
 
-def open_parquet(handle: BinaryIO, max_length: int = MAX_LENGTH,
-                 contract: Contract = TRANSACTIONS) -> ParquetSource:
+def open_parquet(handle: BinaryIO, contract: Contract,
+                 max_length: int = MAX_LENGTH) -> ParquetSource:
     """Parse the footer and check the schema; `BadInput`/`ContractError` say what is wrong.
     `max_length` is the most bytes the database stores in one value or row."""
     try:
@@ -174,7 +174,7 @@ def open_parquet(handle: BinaryIO, max_length: int = MAX_LENGTH,
     if problems:
         raise ContractError(problems)
     extra = tuple(n for n in schema.names if n not in contract.column_names)
-    return ParquetSource(parquet, parquet.metadata.num_rows, extra, max_length, contract)
+    return ParquetSource(parquet, contract, parquet.metadata.num_rows, extra, max_length)
 
 
 def _cast(array: pa.Array[Any], column: Column) -> pa.Array[Any]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
@@ -94,7 +95,7 @@ class StatusPage:
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
         return render(health, folders.failed_files(settings.failed), loads, days,
-                      last_day=facts, now=now, nodes=nodes)
+                      settings.contract, last_day=facts, now=now, nodes=nodes)
 
 
 def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
@@ -103,9 +104,9 @@ def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
 
 
 def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
-           days: Sequence[DayRows], *, last_day: figures.LastDay = figures.NOTHING,
-           now: datetime | None = None, prog: str = "filedrop-etl",
-           nodes: Sequence[Daemon] = ()) -> str:
+           days: Sequence[DayRows], contract: Contract, *,
+           last_day: figures.LastDay = figures.NOTHING, now: datetime | None = None,
+           prog: str = "filedrop-etl", nodes: Sequence[Daemon] = ()) -> str:
     """The whole page; `days` oldest first (the CHART_DAYS up to the latest are drawn);
     `last_day`, the loads of the 24 hours before `now`, for the figures and the
     timeline."""
@@ -124,7 +125,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         '<section id="days"><h2>Rows per day</h2>'
         f"{charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS)}"
         "</section></div>",
-        _failed(failed, prog),
+        _failed(failed, prog, contract),
         _nodes(nodes),
         _loads(loads, {f.original for f in failed} | {f.name for f in failed}),
         f"<script>{_REFRESH}</script>",
@@ -149,24 +150,24 @@ def _header(health: Health, failed: int, prog: str) -> str:
             f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
 
 
-def _failed(failed: Sequence[FailedFile], prog: str) -> str:
+def _failed(failed: Sequence[FailedFile], prog: str, contract: Contract) -> str:
     if not failed:
         return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
     rows = "".join(
         f'<tr><td class="f">{escape(f.name)}</td><td>{escape(f.stage or "")}</td>'
         f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
         f"</td><td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
-        f"<td>{_to_retry(f, prog)}</td></tr>"
+        f"<td>{_to_retry(f, prog, contract)}</td></tr>"
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
             f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _to_retry(failed: FailedFile, prog: str) -> str:
+def _to_retry(failed: FailedFile, prog: str, contract: Contract) -> str:
     """The command that retries the file, or, when its name can never load (so a retry
     would fail it again), what to do instead."""
-    refusal = name_refusal(failed)
+    refusal = name_refusal(failed, contract)
     if refusal is None:
         return f"<code>{escape(prog)} retry {escape(failed.name)}</code>"
     return f'not by retry: {escape(refusal[0])}<div class="hint">{escape(refusal[1])}</div>'

@@ -26,7 +26,8 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
-from filedrop_etl.config import Settings, contract
+from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
@@ -61,19 +62,20 @@ def _refused(failed: FailedFile, reason: str, hint: str) -> RetryResult:
     return RetryResult(failed.name, failed.original, "refused", reason=reason, hint=hint)
 
 
-def name_refusal(failed: FailedFile) -> tuple[str, str] | None:
+def name_refusal(failed: FailedFile, contract: Contract) -> tuple[str, str] | None:
     """Why a retry cannot help `failed`, and what to do instead; None when it can.
 
     A retry gives the file back the name it was dropped under: if the daemon cannot read
-    a run date from that name, the file fails at its name again, whatever it holds. The
-    `show` command and the status page say this instead of proposing the retry.
+    a run date from that name by `contract`, the file fails at its name again, whatever it
+    holds. The `show` command and the status page say this instead of proposing the retry.
     """
     try:
-        files.run_date_from_name(failed.original)
+        files.run_date_from_name(failed.original, contract)
     except FileNameError as exc:
         return (f"{NAME_NEVER_LOADS}: {exc.message}",
                 f"move {files.display_name(str(failed.path))} into the inbox yourself under a "
-                f"name like {files.NAME_RULE}, then delete its {files.SIDECAR_SUFFIX} sidecar")
+                f"name like {files.name_rule(contract)}, then delete its "
+                f"{files.SIDECAR_SUFFIX} sidecar")
     return None
 
 
@@ -94,13 +96,14 @@ def _sent_back(failed: FailedFile, outcome: RetryAction, retry_id: int | None,
 def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
     """Why a file whose name is taken in the inbox stays, and what to do: the name it
     could go by instead is one the daemon loads as the same run date, free now."""
-    dropped = contract.file_name_for(files.run_date_from_name(failed.original))
+    contract = settings.contract
+    dropped = contract.file_name_for(files.run_date_from_name(failed.original, contract))
     free = next(name for name in files.candidate_names(dropped)
                 if name != failed.original and not os.path.lexists(settings.inbox / name))
     return (f"the inbox already holds a file named {failed.original}",
             "wait until the daemon has taken it (`status` shows the inbox), then retry "
             f"again; or move {files.display_name(str(failed.path))} into the inbox by hand as "
-            f"{free} (another name must still be {files.NAME_RULE}), then delete its "
+            f"{free} (another name must still be {files.name_rule(contract)}), then delete its "
             f"{files.SIDECAR_SUFFIX} sidecar")
 
 
@@ -128,7 +131,7 @@ class _Sidecars(Protocol):
 def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
     """Move one failed file back into the inbox and record it (see the module's order)."""
-    refusal = name_refusal(failed)
+    refusal = name_refusal(failed, settings.contract)
     if refusal is not None:
         return _refused(failed, *refusal)
     target = settings.inbox / failed.original

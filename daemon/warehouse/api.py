@@ -190,9 +190,12 @@ class FileIdentity(Protocol):
 
 
 class Warehouse(Protocol):
-    """The worker's warehouse: one per worker, used from its one thread."""
+    """The worker's warehouse: one per worker, used from its one thread.
 
-    contract: Contract
+    Opened for a contract (its tables made or migrated, its ledger); each load passes the
+    contract it loads by to `staged`, and nothing reads one back from the warehouse.
+    """
+
     claims: Claims
     # A file backend's: the database file's identity; None for a server.
     file_identity: FileIdentity | None
@@ -203,7 +206,10 @@ class Warehouse(Protocol):
 
     def recorded(self, claim: str) -> Recorded | None: ...
 
-    def staged(self, batches: Iterable[pa.RecordBatch]) -> AbstractContextManager[Staged]: ...
+    def staged(self, contract: Contract,
+               batches: Iterable[pa.RecordBatch]) -> AbstractContextManager[Staged]:
+        """Stage `batches`, shaped by `contract`, whose tables the commit then writes."""
+        ...
 
     def record_failure(self, load: LoadRecord, *, rows: int | None, error: str,
                        ticket: Ticket | None = None) -> None:

@@ -27,14 +27,15 @@ import pyarrow.parquet as pq
 from filedrop_etl.config.contract import TRANSACTIONS as FEED
 from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.sqlite.connection import CACHE_KIB
+from filedrop_etl.daemon.warehouse.sqlite.types import column_type
 
 TABLE = "floor_fact"
 STAGING = "floor_staging"
 
 
 def create_sql(table: str, *, key: bool) -> str:
-    columns = [f"{q(c.name)} {c.sql_type}" + (" PRIMARY KEY" if key and c.name == FEED.key
-                                              else "") for c in FEED.columns]
+    columns = [f"{q(c.name)} {column_type(c.kind)}" + (" PRIMARY KEY" if key and c.name == FEED.key
+                                                       else "") for c in FEED.columns]
     if key:
         columns.append('"loaded_at" TEXT NOT NULL')
     return f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})"

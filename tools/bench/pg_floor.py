@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from filedrop_etl.config.contract import TRANSACTIONS as FEED
+from filedrop_etl.daemon.warehouse.postgresql.types import column_type
 from filedrop_etl.daemon.warehouse.sql import Tables, q
 
 STAGE = q("floor_stage")
@@ -29,8 +30,8 @@ TABLE = "floor_fact"
 
 def create_sql() -> bytes:
     """The floor's plain table: the fact's columns, only the key's index."""
-    columns = ", ".join(f"{q(c.name)} {c.pg_type}" + (" PRIMARY KEY" if c.name == FEED.key
-                                                       else "") for c in FEED.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}"
+                        + (" PRIMARY KEY" if c.name == FEED.key else "") for c in FEED.columns)
     return f'CREATE TABLE {q(TABLE)} ({columns}, "loaded_at" timestamptz NOT NULL)'.encode()
 
 
@@ -45,7 +46,7 @@ def load(url: str, path: str) -> float:
     values = FEED.value_columns
     schema = pa.schema([pa.field(c.name, pa.date32() if c.kind == "date" else c.arrow_type)
                         for c in FEED.columns])
-    columns = ", ".join(f"{q(c.name)} {c.pg_type}" for c in FEED.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}" for c in FEED.columns)
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
         conn.execute("BEGIN")

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import clock, files
 from filedrop_etl.daemon.errors import CheckFailure
 from filedrop_etl.daemon.ops import folders
@@ -183,7 +184,7 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
         table.emit_json({"file": name, "attempts": attempts, "retries": retries,
                          "failed": [{**table.record(f), "sidecar": f.sidecar} for f in failed]})
     elif found:
-        table.emit(_story(name, attempts, retries, failed))
+        table.emit(_story(name, attempts, retries, failed, settings.contract))
     else:
         # Not an answer but the lack of one: stdout stays empty for whoever reads it.
         table.emit(_unknown(name), sys.stderr)
@@ -206,7 +207,7 @@ def _unknown(name: str) -> str:
 
 
 def _story(name: str, attempts: list[api.Load], retries: list[api.Retry],
-           failed: list[folders.FailedFile]) -> str:
+           failed: list[folders.FailedFile], contract: Contract) -> str:
     parts = [f"{table.safe(name)}: {len(attempts)} attempt(s), {len(retries)} retry(ies)"
              + (", waiting in failed/" if failed else ""),
              "attempts\n" + table.render(
@@ -222,7 +223,7 @@ def _story(name: str, attempts: list[api.Load], retries: list[api.Retry],
             [(r.id, table.when(r.requested_at), r.requested_by, r.failed_as, r.file_name,
               r.reason) for r in retries]))
     for f in failed:
-        refusal = name_refusal(f)
+        refusal = name_refusal(f, contract)
         # Never a retry that cannot work: a name that cannot load fails at its name again.
         retry: list[tuple[str, table.Cell]] = (
             [("retry", f"`retry {f.name}` sends it back as {f.original}")] if refusal is None

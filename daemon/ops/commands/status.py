@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.ops import overview, retries
 from filedrop_etl.daemon.ops.commands import common, table
@@ -73,7 +74,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         table.emit_json(_document(snapshot, code))
     else:
-        table.emit(_text(snapshot))
+        table.emit(_text(snapshot, settings.contract))
     if missing is not None:
         log.error("database_unavailable", db=settings.where, reason=missing.message,
                   hint=missing.hint)
@@ -115,7 +116,7 @@ def _files(tally: api.Tally) -> str:
     return f"{_count(tally.processed, 'file')} processed, {tally.failed} failed"
 
 
-def _text(s: overview.Overview) -> str:
+def _text(s: overview.Overview, contract: Contract) -> str:
     daemon = (f"running, pid {s.daemon.pid or 'unknown'}" if s.daemon.held
               else "not running") + f" (lock {s.daemon.path})"
     last = s.last_success
@@ -165,7 +166,7 @@ def _text(s: overview.Overview) -> str:
                  "`retry FILE` or `retry --all`")
         # `retry` refuses these: proposing it would only have them fail again.
         for f in s.failed:
-            refusal = retries.name_refusal(f)
+            refusal = retries.name_refusal(f, contract)
             if refusal is not None:
                 text += "\n" + table.safe(f"{f.name} cannot be retried "
                                           f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")

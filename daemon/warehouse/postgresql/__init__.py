@@ -69,9 +69,9 @@ class PostgresBackend:
         return None  # a server's database is in no folder of the daemon's
 
     def column_type(self, kind: ColumnKind) -> str:
-        from filedrop_etl.daemon.warehouse.postgresql import schema
+        from filedrop_etl.daemon.warehouse.postgresql import types
 
-        return schema.column_type(kind)
+        return types.column_type(kind)
 
     def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
         from filedrop_etl.daemon.warehouse.postgresql import doors

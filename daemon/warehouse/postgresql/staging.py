@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.daemon.warehouse.feed import Feed
+from filedrop_etl.daemon.warehouse.batches import BatchSource
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.postgresql.types import column_type
 from filedrop_etl.daemon.warehouse.sql import q
 
 TABLE = q("filedrop_staged")
@@ -27,7 +28,7 @@ TABLE = q("filedrop_staged")
 
 def ensure_table(conn: Connection, contract: Contract) -> None:
     """The session's staging table, made on its first load."""
-    columns = ", ".join(f"{q(c.name)} {c.pg_type}" for c in contract.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}" for c in contract.columns)
     conn.execute(stmt(f"CREATE TEMPORARY TABLE IF NOT EXISTS {TABLE} ({columns}) "
                       "ON COMMIT DELETE ROWS"))
 
@@ -54,19 +55,19 @@ def copy_in(conn: Connection, contract: Contract, batches: Iterable[pa.RecordBat
     schema = _schema(contract)
     encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
     columns = ", ".join(q(c.name) for c in contract.columns)
-    feed = Feed(batches)
+    source = BatchSource(batches)
     try:
         with conn.cursor() as cursor, cursor.copy(
                 stmt(f"COPY {TABLE} ({columns}) FROM STDIN WITH (FORMAT BINARY)")) as copy:
             copy.write(encoder.write_header())
-            for batch in feed:
+            for batch in source:
                 copy.write(encoder.write_batch(_for_postgres(batch, contract, schema)))
             copy.write(encoder.finish())
     except BaseException:
-        if feed.error is None:
+        if source.error is None:
             raise
-    if feed.error is not None:
+    if source.error is not None:
         # Outside the handler: the source's error keeps its own cause and context.
-        raise feed.error
+        raise source.error
     conn.execute(stmt(f"ANALYZE {TABLE}"))
-    return feed.rows
+    return source.rows

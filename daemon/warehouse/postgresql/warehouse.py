@@ -42,10 +42,11 @@ VALUE_LIMIT = (1 << 30) - 1
 
 
 class PostgresStaged:
-    """One file's rows in the session's staging table, its transaction open."""
+    """One file's rows in the session's staging table, its transaction open; `tables`,
+    those of the contract it was staged by."""
 
-    def __init__(self, warehouse: PostgresWarehouse, rows: int) -> None:
-        self.warehouse, self.rows = warehouse, rows
+    def __init__(self, warehouse: PostgresWarehouse, tables: Tables, rows: int) -> None:
+        self.warehouse, self.tables, self.rows = warehouse, tables, rows
         self.committed = False
 
     def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
@@ -53,7 +54,7 @@ class PostgresStaged:
             return merge.surplus_rows(self.warehouse.conn, column, limit)
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
-        conn, tables = self.warehouse.conn, self.warehouse.tables
+        conn, tables = self.warehouse.conn, self.tables
         with translated():
             self.warehouse.check_held(plan.ticket)
             if load.run_date is not None:
@@ -132,16 +133,17 @@ class PostgresWarehouse:
             return ledger.recorded_outcome(self.conn, self.tables, claim)
 
     @contextmanager
-    def staged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[PostgresStaged]:
+    def staged(self, contract: Contract,
+               batches: Iterable[pa.RecordBatch]) -> Iterator[PostgresStaged]:
         conn = self.conn
         with translated():
             conn.execute("BEGIN")
         done: PostgresStaged | None = None
         try:
             with translated():
-                staging.ensure_table(conn, self.contract)
-                rows = staging.copy_in(conn, self.contract, batches)
-            done = PostgresStaged(self, rows)
+                staging.ensure_table(conn, contract)
+                rows = staging.copy_in(conn, contract, batches)
+            done = PostgresStaged(self, Tables(contract), rows)
             yield done
         finally:
             if (done is None or not done.committed) and usable(conn):

@@ -71,9 +71,9 @@ class SqliteBackend:
                 )
 
     def column_type(self, kind: ColumnKind) -> str:
-        from filedrop_etl.daemon.warehouse.sqlite import schema
+        from filedrop_etl.daemon.warehouse.sqlite import types
 
-        return schema.column_type(kind)
+        return types.column_type(kind)
 
     def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
         from filedrop_etl.daemon.warehouse.sqlite import doors

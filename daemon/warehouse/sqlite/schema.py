@@ -16,12 +16,13 @@ from typing import Any
 
 import structlog
 
-from filedrop_etl.config.contract import ColumnKind, Contract
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
 from filedrop_etl.daemon.warehouse.sqlite import migrate
 from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
+from filedrop_etl.daemon.warehouse.sqlite.types import column_type
 
 log = structlog.get_logger("daemon.schema")
 
@@ -56,7 +57,7 @@ _LEDGER_COLUMNS = (
 
 def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
     """Each table's column definitions, in order; the first word of each is its name."""
-    types = {c.name: c.sql_type for c in contract.columns}
+    types = {c.name: column_type(c.kind) for c in contract.columns}
     data, ledger = contract.column_names, q(contract.ledger_table)
     key = " PRIMARY KEY"
     return {
@@ -212,12 +213,3 @@ def has_table(conn: sqlite3.Connection, name: str) -> bool:
     """Whether the database holds a table of that name (an older version may not)."""
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                         (name,)).fetchone() is not None
-
-
-# SQLite's type for each kind of contract column (`Backend.column_type`).
-_COLUMN_TYPES: dict[ColumnKind, str] = {"string": "TEXT", "integer": "INTEGER",
-                                        "float": "REAL", "date": "TEXT"}
-
-
-def column_type(kind: ColumnKind) -> str:
-    return _COLUMN_TYPES[kind]

@@ -29,9 +29,10 @@ from filedrop_etl.config import EtlError
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.warehouse.api import WarehouseFault
-from filedrop_etl.daemon.warehouse.feed import Feed
+from filedrop_etl.daemon.warehouse.batches import BatchSource
 from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.sqlite.connection import uri
+from filedrop_etl.daemon.warehouse.sqlite.types import column_type
 
 log = structlog.get_logger("daemon.staging")
 
@@ -63,7 +64,7 @@ def _schema(contract: Contract) -> pa.Schema:
 
 def _create_sql(contract: Contract) -> str:
     # No constraints: a null or a repeated key must arrive, to be counted by the checks.
-    columns = ", ".join(f"{q(c.name)} {c.sql_type}" for c in contract.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}" for c in contract.columns)
     return f"CREATE TABLE {q(contract.staging_table)} ({columns})"
 
 
@@ -82,7 +83,7 @@ def _execute(conn: adbc.AdbcConnection, sql: str) -> None:
         statement.execute_update()
 
 
-def _write(path: Path, feed: Feed, contract: Contract) -> None:
+def _write(path: Path, source: BatchSource, contract: Contract) -> None:
     # The driver's low-level API: its DB-API layer imports pyarrow.dataset, some 55 MB
     # of resident memory the daemon does not need.
     # The connection is in autocommit; the transaction is ours, by SQL.
@@ -97,7 +98,7 @@ def _write(path: Path, feed: Feed, contract: Contract) -> None:
             statement.set_options(**{adbc.INGEST_OPTION_TARGET_TABLE: contract.staging_table,
                                      adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND})
             statement.bind_stream(pa.RecordBatchReader.from_batches(_schema(contract),
-                                                                    iter(feed)))
+                                                                    iter(source)))
             statement.execute_update()
         _execute(conn, "COMMIT")
 
@@ -113,22 +114,22 @@ def staged(db: Path, batches: Iterable[pa.RecordBatch],
     `_staging_error` for the rest).
     """
     path: Path | None = None
-    feed = Feed(batches)
+    source = BatchSource(batches)
     try:
         try:
             fd, name = tempfile.mkstemp(prefix=f"{db.name}.staging-", dir=db.parent)
             os.close(fd)
             path = Path(name)
-            _write(path, feed, contract)
+            _write(path, source, contract)
         except (adbc.Error, OSError) as exc:
-            if feed.error is None:
+            if source.error is None:
                 raise _staging_error(exc, path or db.parent) from exc
-        if feed.error is not None:
+        if source.error is not None:
             # Raised outside the handler, so that it keeps its own cause and context
             # instead of taking the driver's report of it as its context.
-            raise feed.error
+            raise source.error
         assert path is not None
-        yield path, feed.rows
+        yield path, source.rows
     finally:
         if path is not None:
             _remove(path)

@@ -78,13 +78,14 @@ class SqliteWarehouse:
             return ledger.recorded_outcome(self.conn, self.tables, claim)
 
     @contextmanager
-    def staged(self, batches: Iterable[pa.RecordBatch]) -> Iterator[SqliteStaged]:
-        with staging.staged(self.db, batches, self.contract) as (path, rows), \
+    def staged(self, contract: Contract,
+               batches: Iterable[pa.RecordBatch]) -> Iterator[SqliteStaged]:
+        with staging.staged(self.db, batches, contract) as (path, rows), \
                 translated(), \
-                attached_staging(self.conn, path, self.contract.staging_table) as staged_rows:
+                attached_staging(self.conn, path, contract.staging_table) as staged_rows:
             if staged_rows != rows:
                 raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
-            yield SqliteStaged(self.conn, self.tables, rows)
+            yield SqliteStaged(self.conn, Tables(contract), rows)
 
     def record_failure(self, load: LoadRecord, *, rows: int | None, error: str,
                        ticket: Ticket | None = None) -> None:

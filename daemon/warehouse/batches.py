@@ -3,8 +3,8 @@
 Both backends hand the reader's batches to a driver that pulls them (ADBC's bulk ingest,
 psycopg's COPY). A driver reports an error raised while producing a batch (the file's:
 a corrupt page, a value too large) as its own failure, or closes the stream on one of
-its own; `Feed` keeps only what the source raised, so that the backend can re-raise the
-input's error as it was, and count the rows that went through.
+its own; `BatchSource` keeps only what the source raised, so that the backend can re-raise
+the input's error as it was, and count the rows that went through.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 
-class Feed:
+class BatchSource:
     """Passes batches through and keeps any exception the source itself raised.
 
     Only the source's own errors are kept. A driver that fails mid-stream (a full disk)
