@@ -62,7 +62,7 @@ def test_a_shuffled_day_comes_back_as_the_generator_wrote_it() -> None:
 
 def _watched(table: pa.Table, batch_rows: int) -> list[pa.RecordBatch]:
     verdict = checks.FileChecks("2026-02-10", TRANSACTIONS)
-    return list(ordering.watching(verdict.observing(table.to_batches(batch_rows)), verdict,
+    return list(ordering.checking_order(verdict.observing(table.to_batches(batch_rows)), verdict,
                                   table.num_rows))
 
 

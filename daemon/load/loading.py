@@ -152,13 +152,13 @@ def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBa
                      attempt: Attempt, run_date: str, settings: Settings,
                      warehouse: Warehouse, progress: Callable[[], None], *,
                      in_order: ordering.InOrder | None = None) -> MergeCounts:
-    """Stage `batches`, check and merge them. The file's own order is watched (and
+    """Stage `batches`, check and merge them. The file's own order is checked (and
     `KeysUnsorted` raised); rows already sorted `in_order` bring their repeats."""
     attempt.stage = "stage"
     verdict = checks.FileChecks(run_date, source.contract)
     observed = verdict.observing(batches)
     if in_order is None:
-        observed = ordering.watching(observed, verdict, source.rows)
+        observed = ordering.checking_order(observed, verdict, source.rows)
     else:
         verdict.record_duplicates(source.contract.key, in_order.repeats,
                                   in_order.repeated_keys)

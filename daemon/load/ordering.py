@@ -3,7 +3,7 @@
 A merge is fastest when its keys arrive in order: each new row then lands at the right
 edge of the fact's B-tree, and a key can only repeat its neighbour, so uniqueness is
 proven by the row checks as the rows stream by. Most producers write keys in order;
-for the others, `watching` stops the stream at the first key out of order, and
+for the others, `checking_order` stops the stream at the first key out of order, and
 `InOrder` reads the file again, sorts its rows by key and counts repeated keys on the
 sorted array, all in Arrow. That costs a sort where the database would have paid a
 count of distinct keys and a sort of its own (several times the merge). It holds the
@@ -38,7 +38,7 @@ class KeysUnsorted(Exception):
     stops, and the file is read again in key order (`InOrder`)."""
 
 
-def watching(batches: Iterable[pa.RecordBatch], verdict: FileChecks,
+def checking_order(batches: Iterable[pa.RecordBatch], verdict: FileChecks,
              total_rows: int) -> Iterator[pa.RecordBatch]:
     """`batches` (already observed by `verdict`), raising `KeysUnsorted` before the
     first batch whose keys are not strictly ascending if the whole file would fit in
