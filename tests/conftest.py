@@ -45,6 +45,18 @@ ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 30.0
 
 
+# A test that asks for one of these starts a process (a daemon, a browser): the slow tier,
+# which `make test-fast` (`-m "not slow"`) leaves out. Modules that start processes
+# otherwise, or wait out timers, mark themselves (`pytestmark = pytest.mark.slow`).
+SLOW_FIXTURES = frozenset({"start_daemon", "browser"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def wait_until(condition: Callable[[], bool], what: str,
                timeout: float = DEADLINE_SECONDS) -> None:
     """Poll `condition` until true, failing the test with `what` after `timeout`."""

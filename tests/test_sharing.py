@@ -238,16 +238,35 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
 
 
-def _terminate_when(url: str, phase: str, timeout: float = 60.0) -> int:
+def _client_ports(pid: int) -> list[int]:
+    """The local TCP ports of process `pid`'s sockets: its sessions' `client_port`s."""
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            sockets.add(str(fd.readlink()))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+    ports = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if f"socket:[{fields[9]}]" in sockets:
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _terminate_when(url: str, daemon_pid: int, phase: str, timeout: float = 60.0) -> int:
     """Wait until the daemon's session runs a statement starting `phase`, then have the
-    server end that session; the pid ended."""
+    server end that session; the pid ended. Only that daemon's sessions (by their client
+    ports): the server also serves other tests, which run the same statements."""
     with psycopg.connect(url, autocommit=True) as admin:
         found: list[Any] = []
 
         def running() -> bool:
             found[:] = admin.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'filedrop-etl' "
-                "AND state = 'active' AND query LIKE %s", (phase + "%",)).fetchall()
+                "AND state = 'active' AND query LIKE %s AND client_port = ANY(%s)",
+                (phase + "%", _client_ports(daemon_pid))).fetchall()
             return bool(found)
 
         wait_until(running, f"a session running {phase}", timeout)
@@ -263,7 +282,7 @@ def test_a_session_the_server_ends_mid_load_loses_nothing(
     table = day_table("2026-07-01", 400_000)
     drop(prepared(tmp_path, table, "transactions_2026-07-01.parquet"), settings.inbox)
     assert isinstance(settings.db, PostgresUrl)
-    _terminate_when(settings.db.url, phase)
+    _terminate_when(settings.db.url, daemon.proc.pid, phase)
     [retry] = daemon.wait_for("file_retry_scheduled")
     assert retry["fault"] == "WarehouseUnavailable" and retry["stage"] in ("stage", "load")
     [done] = daemon.wait_for("file_processed", timeout=120)
