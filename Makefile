@@ -10,7 +10,7 @@ POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime browser demo demo-postgres test lint bench bench-quick torture soak run clean
+.PHONY: help install install-runtime browser demo demo-postgres test test-fast lint bench bench-quick torture soak run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ demo-postgres: $(STAMP) ## the same scenario on PostgreSQL (POSTGRES_URL=...), t
 test: $(STAMP) ## run the test suite (installs the headless browser first when run as root)
 	bash tools/install-browser.sh --optional
 	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the inner loop: the tests that start no daemon or other slow process and wait out no timer
+	$(PY) -m pytest -m "not slow" -q
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(PY) -m ruff check .

@@ -468,6 +468,7 @@ def test_a_full_disk_keeps_the_file_and_the_database_then_loads_it_once_there_is
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow  # a process
 def test_a_sidecar_that_does_not_fit_on_the_disk_leaves_nothing_behind(
         small_disk: SmallDisk) -> None:
     """Guards a found bug: the sidecar's temporary file stayed in failed/ after a full

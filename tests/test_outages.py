@@ -46,6 +46,9 @@ from tests.conftest import (
 from tests.http_client import request, url_of
 from tests.tcp_proxy import TcpProxy
 
+# The slow tier: waits out network timeouts and outages.
+pytestmark = pytest.mark.slow
+
 # Short enough for the tests, long enough for a busy machine's round trips.
 NETWORK_TIMEOUT = "2"
 

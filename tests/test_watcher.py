@@ -186,6 +186,7 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
     assert events.index("inbox_swept") < events.index("file_claimed")
 
 
+@pytest.mark.slow  # waits out two rounds of retries
 def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path, settings: Settings,
                                                          locked_db: LockedDatabase) -> None:
     """Guards a found bug: a corrected re-drop loaded first, then the older drop's retry
