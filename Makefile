@@ -42,9 +42,11 @@ demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real
 demo-postgres: $(STAMP) ## the same scenario on PostgreSQL (POSTGRES_URL=...), two daemons sharing the inbox
 	$(PY) -m tools.demo_postgres '$(POSTGRES_URL)'
 
-test: $(STAMP) ## run the test suite (installs the headless browser first when run as root)
+test: $(STAMP) ## run the test suite on two workers (installs the headless browser first when run as root)
 	bash tools/install-browser.sh --optional
-	$(PY) -m pytest
+	# Each test file on one worker (its module fixtures built once); each PostgreSQL test
+	# has a schema of its own, so the workers share the server's database.
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: $(STAMP) ## the inner loop: the tests that start no daemon or other slow process and wait out no timer
 	$(PY) -m pytest -m "not slow" -q

@@ -45,10 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 30.0
 
 
-# A test that asks for one of these starts a process (a daemon, a browser): the slow tier,
+# A test that asks for one of these starts a process (a daemon, a browser; `corpus_run` is
+# `test_hostile`'s daemon fed the whole corpus): the slow tier,
 # which `make test-fast` (`-m "not slow"`) leaves out. Modules that start processes
 # otherwise, or wait out timers, mark themselves (`pytestmark = pytest.mark.slow`).
-SLOW_FIXTURES = frozenset({"start_daemon", "browser"})
+SLOW_FIXTURES = frozenset({"start_daemon", "browser", "corpus_run"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

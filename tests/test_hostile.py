@@ -394,7 +394,6 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusRun]:
         daemons.close()
 
 
-@pytest.mark.slow  # a process
 @pytest.mark.parametrize("case", CASES)
 def test_the_real_daemon_quarantines_it(case: Case, corpus_run: CorpusRun) -> None:
     daemon, settings = corpus_run.daemon, corpus_run.daemon.settings
