@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.harness import process as daemon_process
-from tools.harness.logtail import LogTail
+from tools.harness.logtail import LogTail, events_in
 
 TIMEOUT_SECONDS = 600.0
 
@@ -86,7 +86,7 @@ def running(root: Path, db: Path, write_mode: str = "merge") -> Iterator[Daemon]
     daemon = Daemon(root, process, log_path, LogTail(log_path))
     try:
         deadline = time.monotonic() + 60
-        while '"daemon_started"' not in log_path.read_text(encoding="utf-8"):
+        while not any(e["event"] == "daemon_started" for e in events_in(log_path)):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the daemon did not start; see {log_path}")
             time.sleep(0.01)
