@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOAK_MINUTES ?= 60
+TEST_WORKERS ?= 3
 # The server and database `make demo-postgres` uses (it makes a schema filedrop_demo there);
 # `make bench` and `make torture` make and drop schemas of their own there.
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
@@ -42,11 +43,12 @@ demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real
 demo-postgres: $(STAMP) ## the same scenario on PostgreSQL (POSTGRES_URL=...), two daemons sharing the inbox
 	$(PY) -m tools.demo_postgres '$(POSTGRES_URL)'
 
-test: $(STAMP) ## run the test suite on two workers (installs the headless browser first when run as root)
+test: $(STAMP) ## run the test suite on TEST_WORKERS (3) workers (installs the headless browser first when run as root)
 	bash tools/install-browser.sh --optional
 	# Each test file on one worker (its module fixtures built once); each PostgreSQL test
-	# has a schema of its own, so the workers share the server's database.
-	$(PY) -m pytest -n 2 --dist loadfile
+	# has a schema of its own, so the workers share the server's database. Three workers
+	# on two cores: most of the suite's time is spent waiting on daemons, not computing.
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP) ## the inner loop: the tests that start no daemon or other slow process and wait out no timer
 	$(PY) -m pytest -m "not slow" -q
