@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOAK_MINUTES ?= 60
+TEST_WORKERS ?= 3
 # The server and database `make demo-postgres` uses (it makes a schema filedrop_demo there);
 # `make bench` and `make torture` make and drop schemas of their own there.
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime browser demo demo-postgres test lint bench bench-quick torture soak run clean
+.PHONY: help install install-runtime browser demo demo-postgres test test-fast lint bench bench-quick torture soak run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,9 +43,15 @@ demo: $(STAMP) ## the three-run scenario (day 1, day 1 again, day 2) with a real
 demo-postgres: $(STAMP) ## the same scenario on PostgreSQL (POSTGRES_URL=...), two daemons sharing the inbox
 	$(PY) -m tools.demo_postgres '$(POSTGRES_URL)'
 
-test: $(STAMP) ## run the test suite (installs the headless browser first when run as root)
+test: $(STAMP) ## run the test suite on TEST_WORKERS (3) workers (installs the headless browser first when run as root)
 	bash tools/install-browser.sh --optional
-	$(PY) -m pytest
+	# Each test file on one worker (its module fixtures built once); each PostgreSQL test
+	# has a schema of its own, so the workers share the server's database. Three workers
+	# on two cores: most of the suite's time is spent waiting on daemons, not computing.
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+test-fast: $(STAMP) ## the inner loop: the tests that start no daemon or other slow process and wait out no timer
+	$(PY) -m pytest -m "not slow" -q
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(PY) -m ruff check .

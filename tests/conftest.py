@@ -7,12 +7,10 @@ any test that leaves a thread running (the watcher's worker, watchdog's observer
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,12 +36,27 @@ from tests import backends
 from tests import sqlite_store as store
 from tests.backends import load_settings
 from tests.tcp_proxy import TcpProxy
+from tools.harness import process
+from tools.harness.logtail import LogTail
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 30.0
+
+
+# A test that asks for one of these starts a process (a daemon, a browser; `corpus_run` is
+# `test_hostile`'s daemon fed the whole corpus): the slow tier,
+# which `make test-fast` (`-m "not slow"`) leaves out. Modules that start processes
+# otherwise, or wait out timers, mark themselves (`pytestmark = pytest.mark.slow`).
+SLOW_FIXTURES = frozenset({"start_daemon", "browser", "corpus_run"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def wait_until(condition: Callable[[], bool], what: str,
@@ -250,19 +263,27 @@ def ledger(db_path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class DaemonProcess:
-    """A real `python -m filedrop_etl` subprocess whose JSON log goes to a file."""
+    """A real `python -m filedrop_etl` subprocess whose JSON log goes to a file.
+
+    The log is read through `LogTail`: only complete lines count (the daemon may be writing
+    the next one now), and every complete line must be JSON (a stray line is a failure).
+    """
 
     proc: subprocess.Popen[bytes]
     log_path: Path
     settings: Settings
     argv: list[str] = field(default_factory=list)
+    _tail: LogTail | None = field(default=None, init=False, repr=False)
+    _seen: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
     def events(self) -> list[dict[str, Any]]:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        # Up to the last complete line: the daemon may be writing the next one now. Every
-        # complete line must be JSON: a non-JSON line here is itself a failure.
-        complete = text[:text.rfind("\n") + 1]
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        if self._tail is None:
+            self._tail = LogTail(self.log_path)
+        events, stray = self._tail.read()
+        if stray:
+            pytest.fail(f"the daemon wrote a line that is not JSON: {stray[0]!r}")
+        self._seen += events
+        return list(self._seen)
 
     def matching(self, event: str, **keys: object) -> list[dict[str, Any]]:
         return [e for e in self.events()
@@ -280,9 +301,7 @@ class DaemonProcess:
         return self.matching(event, **keys)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = DEADLINE_SECONDS) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        return process.stop(self.proc, sig, timeout)
 
 
 class Daemons:
@@ -300,18 +319,14 @@ class Daemons:
     def start(self, *extra: str, wait_started: bool = True, env: dict[str, str] | None = None,
               log_name: str | None = None, wrapper: Sequence[str] = ()) -> DaemonProcess:
         settings = self.settings
-        argv = [*wrapper, sys.executable, "-m", "filedrop_etl", "--inbox", str(settings.inbox),
-                "--processed", str(settings.processed), "--failed", str(settings.failed),
-                "--db", backends.db_arg(settings),
-                "--settle-seconds", str(settings.settle_seconds),
-                "--lease-seconds", str(settings.lease_seconds),
-                "--rescan-seconds", str(settings.rescan_seconds), *extra]
+        argv = process.daemon_argv(
+            "--inbox", str(settings.inbox), "--processed", str(settings.processed),
+            "--failed", str(settings.failed), "--db", backends.db_arg(settings),
+            "--settle-seconds", str(settings.settle_seconds),
+            "--lease-seconds", str(settings.lease_seconds),
+            "--rescan-seconds", str(settings.rescan_seconds), *extra, wrapper=wrapper)
         log_path = self.log_dir / (log_name or f"daemon-{len(self.started)}.log")
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-        child_env.update(env or {})
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(argv, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                                    env=child_env)
+        proc = process.start(argv, log_path, env=process.clean_environ(env))
         daemon = DaemonProcess(proc, log_path, settings, argv)
         self.started.append(daemon)
         if wait_started:
@@ -322,9 +337,7 @@ class Daemons:
 
     def close(self) -> None:
         for daemon in self.started:
-            if daemon.proc.poll() is None:
-                daemon.proc.kill()
-                daemon.proc.wait()
+            process.kill(daemon.proc)
 
 
 @pytest.fixture

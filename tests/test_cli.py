@@ -18,6 +18,9 @@ from filedrop_etl.config import Settings
 from filedrop_etl.daemon.app import cli
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 
+# The slow tier: runs the console script as a process.
+pytestmark = pytest.mark.slow
+
 Start = Callable[..., DaemonProcess]
 SCRIPT = Path(sys.executable).with_name("filedrop-etl")
 DAY = "2026-03-01"

@@ -89,6 +89,7 @@ def history(settings: Settings, pipeline: Pipeline) -> Settings:
     return settings
 
 
+@pytest.mark.slow  # a process
 def test_every_command_has_help_with_examples_and_exit_codes() -> None:
     for name in ("status", "history", "show", "retry", "report", "migrate"):
         done = subprocess.run([str(SCRIPT), name, "--help"], capture_output=True, text=True,
@@ -116,6 +117,7 @@ def test_descriptions_wrap_to_the_terminal_and_epilogs_keep_their_lines(
         assert epilog.strip() in text  # its examples unwrapped, even past 60 columns
 
 
+@pytest.mark.slow  # a process
 def test_status_without_a_database_says_where_it_looked_and_creates_none(
         settings: Settings) -> None:
     done = script(settings, "status")

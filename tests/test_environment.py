@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -469,6 +470,7 @@ def test_a_full_disk_keeps_the_file_and_the_database_then_loads_it_once_there_is
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow  # a process
 def test_a_sidecar_that_does_not_fit_on_the_disk_leaves_nothing_behind(
         small_disk: SmallDisk) -> None:
     """Guards a found bug: the sidecar's temporary file stayed in failed/ after a full
@@ -732,6 +734,15 @@ WATCH_ONLY = ("--rescan-seconds", "3600", "--http", "127.0.0.1:0")
 OBSERVERS = {"inotify": (), "polling": ("--observer", "polling", "--poll-seconds", "0.2")}
 
 
+def rewatched(daemon: DaemonProcess) -> dict[str, Any]:
+    """The daemon's `inbox_rewatched` line, once the rescan that follows it has run: a
+    file dropped before that rescan may be found by it or by its event, whichever comes
+    first; one dropped after can only be found by its event (the rescan is hourly)."""
+    [line] = daemon.wait_for("inbox_rewatched")
+    daemon.wait_for("inbox_rescanned", reason="rewatched")
+    return line
+
+
 def loaded_by_its_event(daemon: DaemonProcess, settings: Settings, day: str) -> None:
     """Drop `day` and see it found by an event (not a rescan) and loaded."""
     drop_day(settings, day)
@@ -748,7 +759,7 @@ def test_a_deleted_inbox_is_created_again_and_watched_again(
     daemon = start_daemon(*WATCH_ONLY, *OBSERVERS[observer])
     loaded_by_its_event(daemon, settings, DAY1)
     shutil.rmtree(settings.inbox)
-    [line] = daemon.wait_for("inbox_rewatched")
+    line = rewatched(daemon)
     assert (line["lost"], line["recreated"], line["level"]) == ("missing", True, "warning")
     assert settings.inbox.is_dir()
     assert request(url_of(daemon) + "/healthz").status == 200
@@ -763,7 +774,7 @@ def test_an_inbox_replaced_by_another_directory_is_watched_at_its_path(
     old = settings.inbox.with_name("inbox.old")
     settings.inbox.rename(old)
     settings.inbox.mkdir()
-    [line] = daemon.wait_for("inbox_rewatched")
+    line = rewatched(daemon)
     assert (line["lost"], line["recreated"]) == ("replaced", False)
     loaded_by_its_event(daemon, settings, DAY1)
     # The directory renamed away is no longer the inbox: nothing in it is taken.
@@ -789,7 +800,7 @@ def test_an_inbox_that_cannot_be_made_again_is_unhealthy_until_it_can(
         assert request(base + "/healthz").status == 503
     assert len(daemon.matching("inbox_unwatched")) == 1
     settings.inbox.unlink()
-    daemon.wait_for("inbox_rewatched")
+    rewatched(daemon)
     wait_until(lambda: request(base + "/healthz").status == 200, "/healthz back to 200")
     assert len(daemon.matching("inbox_unwatched")) == 1
     loaded_by_its_event(daemon, settings, DAY1)
@@ -817,7 +828,7 @@ def test_a_symlinked_inbox_is_watched_where_it_points_and_when_it_is_repointed(
     temporary = settings.inbox.with_name("inbox.new-link")
     temporary.symlink_to(second.name)
     temporary.replace(settings.inbox)  # re-pointed atomically, as deploy tools do
-    [line] = daemon.wait_for("inbox_rewatched")
+    line = rewatched(daemon)
     assert (line["lost"], line["recreated"]) == ("repointed", False)
     assert "points to another directory" in line["reason"]
     loaded_by_its_event(daemon, settings, DAY3)
@@ -841,7 +852,7 @@ def test_a_symlinked_inbox_whose_directory_is_gone_is_unhealthy(
     health = request(base + "/healthz")
     assert health.status == 503 and f"the inbox {settings.inbox} is not watched" in health.text
     target.mkdir()
-    daemon.wait_for("inbox_rewatched")
+    rewatched(daemon)
     loaded_by_its_event(daemon, settings, DAY1)
 
 
@@ -851,7 +862,7 @@ def test_an_inbox_made_again_is_claimed_again(settings: Settings, start_daemon: 
     daemon claims the inbox it made again, and a second daemon is still refused."""
     daemon = start_daemon(*WATCH_ONLY)
     shutil.rmtree(settings.inbox)
-    daemon.wait_for("inbox_rewatched")
+    rewatched(daemon)
     other = tmp_path / "other"
     second = start_daemon("--db", str(other / "etl.db"), "--work", str(other / "work"),
                           wait_started=False, log_name="second.log")

@@ -33,6 +33,9 @@ from tests.conftest import (
     write_parquet,
 )
 
+# The slow tier: starts a daemon on an altered table.
+pytestmark = pytest.mark.slow
+
 FACT, LEDGER = contract.FACT_TABLE, contract.LEDGER_TABLE
 
 

@@ -66,6 +66,7 @@ def _generate_in_subprocess(inbox: Path, hash_seed: str) -> Path:
     return inbox / FILE_NAME
 
 
+@pytest.mark.slow  # a process
 def test_same_inputs_give_same_table_across_processes(tmp_path: Path) -> None:
     """Two processes with different str-hash salts write equal tables."""
     first = pq.read_table(_generate_in_subprocess(tmp_path / "one", "1"))

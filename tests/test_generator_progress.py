@@ -287,6 +287,7 @@ def _run_generator(argv: list[str], inbox: Path, *, stderr_on_pty: bool = True,
     return out.decode(), err.decode(), terminal.decode()
 
 
+@pytest.mark.slow  # the generator as a process
 def test_progress_on_a_terminal(tmp_path: Path) -> None:
     """stderr a terminal: a line with days n/N redrawn in place, then the summary."""
     out, _, terminal = _run_generator(DAYS_ARGV, tmp_path)
@@ -300,6 +301,7 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / NAMES[2]).equals(day_table("2026-02-12", rows=10))
 
 
+@pytest.mark.slow  # the generator as a process
 def test_paths_and_progress_share_a_terminal(tmp_path: Path) -> None:
     """stdout on the same terminal: each path on a line of its own, the summary last."""
     _, _, terminal = _run_generator(DAYS_ARGV, tmp_path, stdout_on_pty=True)
@@ -308,6 +310,7 @@ def test_paths_and_progress_share_a_terminal(tmp_path: Path) -> None:
     assert _screen(terminal)[3].startswith("generator: wrote 3 days, 30 rows in ")
 
 
+@pytest.mark.slow  # the generator as a process
 def test_no_progress_on_a_pipe(tmp_path: Path) -> None:
     """stderr a pipe (scripts, logs): stderr stays empty and stdout is the paths alone."""
     out, err, terminal = _run_generator(DAYS_ARGV, tmp_path, stderr_on_pty=False)
@@ -316,11 +319,13 @@ def test_no_progress_on_a_pipe(tmp_path: Path) -> None:
     assert out == "".join(f"{tmp_path / name}\n" for name in NAMES)
 
 
+@pytest.mark.slow  # the generator as a process
 def test_no_progress_flag_silences_a_terminal(tmp_path: Path) -> None:
     _, _, terminal = _run_generator([*DAYS_ARGV, "--no-progress"], tmp_path)
     assert terminal == ""
 
 
+@pytest.mark.slow  # the generator as a process
 def test_progress_flag_draws_on_a_pipe(tmp_path: Path) -> None:
     """`--progress` asks for the line even where it would not be drawn by default."""
     _, err, _ = _run_generator([*DAYS_ARGV, "--progress"], tmp_path, stderr_on_pty=False)

@@ -22,6 +22,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# The slow tier: builds the wheel and installs it in fresh venvs.
+pytestmark = pytest.mark.slow
+
 PACKAGES = ("daemon", "generator", "config")
 
 

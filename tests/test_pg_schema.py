@@ -50,6 +50,9 @@ from tests.conftest import (
 )
 from tests.test_commands import SCRIPT, where
 
+# The slow tier: starts daemons as the owner and the runtime role.
+pytestmark = pytest.mark.slow
+
 # Long enough that a lock wait of the busy timeout stands out from any hiccup of a busy
 # machine, in the loads' latencies below.
 BUSY = {"ETL_BUSY_TIMEOUT_SECONDS": "10"}

@@ -152,6 +152,7 @@ def status(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complete
                           env={**clean, **(env or {})})
 
 
+@pytest.mark.slow  # a process
 @pytest.mark.parametrize(("url", "secret", "names"), [
     ("postgresql://etl:SCRTPW@127.0.0.1:1/warehouse", "SCRTPW", ["password"]),
     ("postgresql://etl@127.0.0.1:1/warehouse?sslmode=disable&sslpassword=SCRTPW",
@@ -170,6 +171,7 @@ def test_a_secret_on_the_command_line_is_warned_of_and_never_shown(
     assert "ps" in warning["reason"] and "~/.pgpass" in warning["hint"]
 
 
+@pytest.mark.slow  # a process
 def test_a_secret_from_the_environment_is_not_warned_of(tmp_path: Path) -> None:
     url = "postgresql://etl:SCRTPW@127.0.0.1:1/warehouse"
     done = status("--inbox", str(tmp_path / "inbox"), env={"ETL_DB": url})
@@ -180,6 +182,7 @@ def test_a_secret_from_the_environment_is_not_warned_of(tmp_path: Path) -> None:
     assert shows_none(done.stdout + done.stderr, "SCRTPW")
 
 
+@pytest.mark.slow  # a process
 def test_a_secret_in_a_config_file_everyone_may_read_is_warned_of(tmp_path: Path) -> None:
     toml = tmp_path / "etl.toml"
     toml.write_text('db = "postgresql://etl:SCRTPW@127.0.0.1:1/warehouse"\n', encoding="utf-8")
@@ -209,6 +212,7 @@ def with_secrets(url: str, password: str, sslpassword: str) -> tuple[str, str]:
     return f"{scheme}://{user}:{secret}@{place}{joiner}sslpassword={sslpassword}", secret
 
 
+@pytest.mark.slow  # a process
 def test_the_daemon_shows_its_database_without_secrets(tmp_path: Path) -> None:
     """`daemon_started` logged the database as `PostgresUrl()`, its repr; now its text."""
     server, password = with_secrets(backends.server_url(), "pw-" + secrets.token_hex(6),

@@ -38,6 +38,9 @@ from tests.conftest import (
 )
 from tests.http_client import request, url_of
 
+# The slow tier: starts daemons beside one another.
+pytestmark = pytest.mark.slow
+
 BAD_NAME = os.fsdecode(b"transactions_2026-10-04\xff\xfe.parquet")
 
 

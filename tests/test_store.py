@@ -1,17 +1,20 @@
-"""Unit tests for the SQLite backend (`daemon.warehouse.sqlite`) against a real SQLite file.
+"""SQLite's own side of the warehouse, against a real file: what only a file database has.
 
-Rows reach the store as they do in a load: written to a staging file by
-`daemon.warehouse.sqlite.staging.staged` and attached with `store.attached_staging`.
+The schema as `PRAGMA table_info` reports it, WAL and the connection's pragmas, the
+transaction's rollbacks and its IMMEDIATE lock, the staging file attached read-only and
+detached, the ledger's statements, the write counts of an identical re-run
+(`total_changes`), the one query `surplus_rows` runs for unique values, and paths a file
+URI once mishandled. What any backend must do with a merge (its counts, replaced dates,
+repeated keys, `surplus_rows`' answers) is the contract suite's, run on both backends:
+`test_warehouse_merge.py`. Rows reach the store as in a load: staged to a file by
+`warehouse.sqlite.staging.staged` and attached with `store.attached_staging`.
 """
 
 from __future__ import annotations
 
-import random
 import sqlite3
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,6 @@ from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse.api import LoadRecord
-from filedrop_etl.daemon.warehouse.sql import Tables
 from filedrop_etl.daemon.warehouse.sqlite import schema, staging
 from filedrop_etl.daemon.warehouse.sqlite.ledger import record_load, update_load_counts
 from tests import sqlite_store as store
@@ -220,22 +222,6 @@ def test_transaction_is_immediate(fresh_db: sqlite3.Connection, db_path: Path) -
 # --- merge --------------------------------------------------------------------------------
 
 
-def test_first_merge_inserts(fresh_db: sqlite3.Connection, db_path: Path) -> None:
-    rows = rows_of(DAY1)
-    counts, load_id = load(fresh_db, rows, "t1")
-    assert counts == store.MergeCounts(rows=6, inserted=6, updated=0, unchanged=0, deleted=0)
-    assert fact_rows(db_path) == [(*r, "t1", load_id) for r in rows]
-
-
-def test_identical_merge_changes_nothing(fresh_db: sqlite3.Connection, db_path: Path) -> None:
-    rows = rows_of(DAY1)
-    load(fresh_db, rows, "t1")
-    before = fact_rows(db_path)
-    counts, _ = load(fresh_db, rows, "t2")
-    assert counts == store.MergeCounts(rows=6, inserted=0, updated=0, unchanged=6, deleted=0)
-    assert fact_rows(db_path) == before  # loaded_at and load_id included
-
-
 @pytest.mark.parametrize("replace_date", [None, DAY1], ids=["merge", "replace"])
 def test_an_identical_rerun_writes_nothing_but_its_ledger_row(fresh_db: sqlite3.Connection,
                                                               replace_date: str | None) -> None:
@@ -246,122 +232,6 @@ def test_an_identical_rerun_writes_nothing_but_its_ledger_row(fresh_db: sqlite3.
     counts, _ = load(fresh_db, rows, "t2", run_date=DAY1, replace_date=replace_date)
     assert counts.unchanged == 6
     assert fresh_db.total_changes - changes == 1  # the ledger row
-
-
-def test_identical_merge_with_replace_date_changes_nothing(fresh_db: sqlite3.Connection,
-                                                           db_path: Path) -> None:
-    rows = rows_of(DAY1)
-    load(fresh_db, rows, "t1", replace_date=DAY1)
-    before = fact_rows(db_path)
-    counts, _ = load(fresh_db, rows, "t2", replace_date=DAY1)
-    assert counts == store.MergeCounts(rows=6, inserted=0, updated=0, unchanged=6, deleted=0)
-    assert fact_rows(db_path) == before
-
-
-@pytest.mark.parametrize(
-    ("column", "value"),
-    [(1, 99), (2, 999.99), (2, 0.0), (3, DAY2)],
-    ids=["customer_id", "amount", "amount-zero", "run_date"],
-)
-def test_changed_value_counts_as_updated(fresh_db: sqlite3.Connection, db_path: Path,
-                                         column: int, value: object) -> None:
-    rows = rows_of(DAY1)
-    _, first_id = load(fresh_db, rows, "t1")
-    before = fact_rows(db_path)
-    changed = [list(r) for r in rows]
-    changed[2][column] = value
-    counts, second_id = load(fresh_db, changed, "t2")
-    assert counts == store.MergeCounts(rows=6, inserted=0, updated=1, unchanged=5, deleted=0)
-    after = fact_rows(db_path)
-    assert after[2] == (*changed[2], "t2", second_id)
-    assert after[:2] + after[3:] == before[:2] + before[3:]
-    assert {r[-1] for r in after[:2] + after[3:]} == {first_id}
-
-
-def test_mixed_merge_counts(fresh_db: sqlite3.Connection, db_path: Path) -> None:
-    rows = rows_of(DAY1, 6)
-    load(fresh_db, rows[:4], "t1")
-    changed = [list(r) for r in rows]
-    changed[0][2] = 12345.5
-    counts, _ = load(fresh_db, changed, "t2")
-    assert counts == store.MergeCounts(rows=6, inserted=2, updated=1, unchanged=3, deleted=0)
-    assert [r[-2] for r in fact_rows(db_path)] == ["t2", "t1", "t1", "t1", "t2", "t2"]
-
-
-def test_replace_date_deletes_missing_rows_of_that_date_only(fresh_db: sqlite3.Connection,
-                                                             db_path: Path) -> None:
-    day1, day2 = rows_of(DAY1, 6), rows_of(DAY2, 4)
-    load(fresh_db, day1 + day2, "t1")
-    day2_before = [r for r in fact_rows(db_path) if r[3] == DAY2]
-    kept = [day1[0], day1[2], day1[5]]
-    counts, _ = load(fresh_db, kept, "t2", replace_date=DAY1)
-    assert counts == store.MergeCounts(rows=3, inserted=0, updated=0, unchanged=3, deleted=3)
-    after = fact_rows(db_path)
-    assert [r[:4] for r in after if r[3] == DAY1] == kept
-    assert [r for r in after if r[3] == DAY2] == day2_before
-
-
-def test_without_replace_date_missing_rows_stay(fresh_db: sqlite3.Connection,
-                                                db_path: Path) -> None:
-    day1 = rows_of(DAY1, 6)
-    load(fresh_db, day1, "t1")
-    counts, _ = load(fresh_db, day1[:2], "t2")
-    assert counts.deleted == 0
-    assert len(fact_rows(db_path)) == 6
-
-
-def test_replace_date_with_empty_staging_deletes_the_day(fresh_db: sqlite3.Connection,
-                                                         db_path: Path) -> None:
-    load(fresh_db, rows_of(DAY1, 5) + rows_of(DAY2, 2), "t1")
-    counts, _ = load(fresh_db, [], "t2", replace_date=DAY1)
-    assert counts == store.MergeCounts(rows=0, inserted=0, updated=0, unchanged=0, deleted=5)
-    assert {r[3] for r in fact_rows(db_path)} == {DAY2}
-
-
-def test_unsorted_merge_matches_sorted(tmp_path: Path) -> None:
-    """keys_sorted=False on unsorted input: the same counts and rows as a sorted merge."""
-    first, second = rows_of(DAY1, 8)[:5], [list(r) for r in rows_of(DAY1, 8)]
-    second[1][2], second[3][1] = 4321.25, 77  # two updated, three unchanged, three new
-    shuffled = second[:]
-    random.Random(7).shuffle(shuffled)
-    assert not strictly_ascending(shuffled)
-    results = []
-    for name, rows, keys_sorted in (("sorted.db", second, True),
-                                    ("unsorted.db", shuffled, False)):
-        conn = store.connect(tmp_path / name)
-        try:
-            schema.init_schema(conn, TRANSACTIONS)
-            load(conn, first, "t1")
-            counts, _ = load(conn, rows, "t2", keys_sorted=keys_sorted)
-        finally:
-            conn.close()
-        assert counts == store.MergeCounts(rows=8, inserted=3, updated=2, unchanged=3)
-        results.append(fact_rows(tmp_path / name))
-    assert results[0] == results[1]
-    assert [r[-2] for r in results[1]] == ["t1", "t2", "t1", "t2", "t1", "t2", "t2", "t2"]
-
-
-@pytest.mark.parametrize(
-    "repeats",
-    [
-        pytest.param([("20260210-0006", 10, 1.0, DAY1), ("20260210-0006", 11, 2.0, DAY1)],
-                     id="new-key-changed"),
-        pytest.param([("20260210-0006", 10, 1.0, DAY1)] * 2, id="new-key-identical"),
-        pytest.param([("20260210-0001", 10, 1.0, DAY1), ("20260210-0001", 11, 2.0, DAY1)],
-                     id="existing-key-changed"),
-    ],
-)
-def test_a_repeated_staged_key_is_refused_not_written(fresh_db: sqlite3.Connection,
-                                                      db_path: Path, repeats: list[Row]) -> None:
-    """Guards a found bug: an upsert writes a repeated key's row twice (insert, then update)
-    and the count cross-check could not notice, so two rows passed as one of each."""
-    load(fresh_db, rows_of(DAY1, 4), "t1")
-    before, history = fact_rows(db_path), ledger(db_path)
-    rows = [*rows_of(DAY1, 6)[4:], *repeats]
-    with pytest.raises(RuntimeError, match="1 staged rows repeat a key"):
-        load(fresh_db, rows, "t2", keys_sorted=False)
-    assert fact_rows(db_path) == before
-    assert ledger(db_path) == history
 
 
 def test_a_row_count_unlike_the_staged_table_is_refused(fresh_db: sqlite3.Connection,
@@ -409,32 +279,6 @@ def test_a_failing_detach_does_not_hide_the_error_that_ended_the_block(
     assert [name for _, name, _ in fresh_db.execute("PRAGMA database_list")] == ["main"]
 
 
-@pytest.mark.parametrize(
-    ("repeats", "surplus", "samples"),
-    [
-        ({"20260210-0000": 3}, 2, ["20260210-0000"]),
-        ({"20260210-0003": 2, "20260210-0001": 4, "20260210-0002": 1}, 4,
-         ["20260210-0001", "20260210-0003"]),
-        ({f"20260210-{i:04d}": 2 for i in range(7, 0, -1)}, 7,
-         [f"20260210-{i:04d}" for i in range(1, 6)]),
-    ],
-)
-def test_surplus_rows_counts_repeated_keys(fresh_db: sqlite3.Connection,
-                                           repeats: dict[str, int], surplus: int,
-                                           samples: list[str]) -> None:
-    rows = [(key, 10, 1.0, DAY1) for key, n in repeats.items() for _ in range(n)]
-    with staged(fresh_db, rows):
-        assert store.surplus_rows(fresh_db, "txn_id", 5) == (surplus, samples)
-        assert store.surplus_rows(fresh_db, "txn_id", 1) == (surplus, samples[:1])
-
-
-def test_surplus_rows_on_a_non_key_column(fresh_db: sqlite3.Connection) -> None:
-    customers = [10, 10, 10, 11, 12, 12, None, None]
-    rows = [(f"20260210-{i:04d}", c, 1.0, DAY1) for i, c in enumerate(customers)]
-    with staged(fresh_db, rows):
-        assert store.surplus_rows(fresh_db, "customer_id", 5) == (3, ["10", "12"])
-
-
 @pytest.mark.parametrize("column", ["txn_id", "customer_id"])
 def test_surplus_rows_of_unique_values_is_zero_without_sampling(
         fresh_db: sqlite3.Connection, column: str) -> None:
@@ -448,19 +292,6 @@ def test_surplus_rows_of_unique_values_is_zero_without_sampling(
             fresh_db.set_trace_callback(None)
     # One counting query; the sampling GROUP BY is never run.
     assert len(statements) == 1 and "GROUP BY" not in statements[0]
-
-
-@pytest.mark.parametrize(("keys", "expected"), [
-    (["20260210-0000", None, None, "20260210-0001", None], (0, [])),
-    ([None, "20260210-0001", None, "20260210-0001"], (1, ["20260210-0001"])),
-    ([None, None], (0, [])),
-], ids=["nulls-only-repeat", "nulls-and-a-repeat", "all-null"])
-def test_a_null_key_is_not_counted_as_a_repeat(fresh_db: sqlite3.Connection,
-                                               keys: list[str | None],
-                                               expected: tuple[int, list[str]]) -> None:
-    """Nulls are the not_null check's to count: as repeats they would count twice."""
-    with staged(fresh_db, [(k, 10, 1.0, DAY1) for k in keys]):
-        assert store.surplus_rows(fresh_db, "txn_id", 5) == expected
 
 
 # --- ledger -------------------------------------------------------------------------------
@@ -568,58 +399,3 @@ def test_connect_opens_the_file_at_any_path(tmp_path: Path, where: str) -> None:
     # The very file at that path, not one at a path the URI made of it.
     assert db.is_file()
     assert [r["file_name"] for r in ledger(db)] == ["written.parquet"]
-
-
-# A feed whose keys need not carry their date (one a user may declare): the merge finds
-# a date's rows by its date index, not a key range, and a re-drop may move a key from
-# one date to another.
-LOOSE = replace(TRANSACTIONS, checks=tuple(c for c in TRANSACTIONS.checks
-                                           if c.kind != "file_date_prefix"))
-
-
-@pytest.mark.parametrize("feed", [TRANSACTIONS, LOOSE], ids=["keys-carry-dates", "loose-keys"])
-def test_merges_keep_their_counts_and_the_rows_per_day_true(tmp_path: Path,
-                                                            feed: contract.Contract) -> None:
-    """Random drops (new, corrected and partial days, merged or replaced, sorted or not)
-    against a model: each merge's counts, the fact table and the rows-per-day table."""
-    rng = random.Random(11)
-    conn = store.connect(tmp_path / "etl.db")
-    tables = Tables(feed)
-    model: dict[str, tuple[int, float, str]] = {}
-    try:
-        schema.init_schema(conn, feed)
-        indexes = {n for n, in conn.execute("SELECT name FROM sqlite_master WHERE type = "
-                                            "'index' AND tbl_name = 'fact_transactions'")}
-        assert ("fact_transactions_run_date" in indexes) == (feed is LOOSE)
-        for step in range(40):
-            day = rng.choice([DAY1, DAY2, "2026-02-12"])
-            homes = [day] if feed is TRANSACTIONS else [day, DAY1, DAY2]
-            keys = {f"{rng.choice(homes).replace('-', '')}-{i:04d}"
-                    for i in rng.sample(range(10), rng.randint(1, 10))}
-            rows = [(k, rng.randint(1, 3), float(rng.randint(1, 3)), day) for k in sorted(keys)]
-            replace_date = day if rng.random() < 0.4 else None
-            unsorted = rng.random() < 0.3
-            if unsorted:
-                rng.shuffle(rows)
-            gone = [k for k, (_, _, d) in model.items() if d == day and k not in keys] \
-                if replace_date else []
-            expected = store.MergeCounts(
-                rows=len(rows), inserted=sum(r[0] not in model for r in rows),
-                updated=sum(r[0] in model and model[r[0]] != r[1:] for r in rows),
-                unchanged=sum(model.get(r[0]) == r[1:] for r in rows), deleted=len(gone))
-            with staged(conn, rows) as count, store.transaction(conn):
-                counts = store.merge(conn, rows=count, loaded_at=f"t{step}",
-                                     load_id=new_load(conn), keys_sorted=not unsorted,
-                                     keys_counted=unsorted, replace_date=replace_date,
-                                     run_date=day, tables=tables)
-            assert counts == expected, step
-            for key in gone:
-                del model[key]
-            model.update((r[0], r[1:]) for r in rows)
-            fact = {k: (c, a, d) for k, c, a, d, *_ in conn.execute(
-                f"SELECT * FROM {tables.fact}")}
-            assert fact == model, step
-            per_day = dict(conn.execute(f"SELECT * FROM {tables.days}").fetchall())
-            assert per_day == dict(Counter(d for _, _, d in model.values())), step
-    finally:
-        conn.close()

@@ -23,6 +23,9 @@ from tools.torture.audit import TALLIES, audit
 from tools.torture.drops import Drop, Model
 from tools.torture.scenarios import Result
 
+# The slow tier: kills real daemons at each crash point.
+pytestmark = pytest.mark.slow
+
 SEED = 20261126
 
 

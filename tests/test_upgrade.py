@@ -227,6 +227,7 @@ def test_the_version_4_rebuild_keeps_a_column_added_by_hand(released: Settings) 
     assert logs[-1]["event"] == "schema_migrated"
 
 
+@pytest.mark.slow  # a process
 def test_migrate_refuses_while_a_daemon_of_the_old_release_runs(released: Settings) -> None:
     """That daemon could not load into the migrated tables; this release's own daemon
     would hold the lock on a current database, which `migrate` leaves as it is."""

@@ -62,11 +62,18 @@ def prepared(tmp_path: Path, name: str = NAME, run_date: str = "2026-02-10") -> 
 
 
 def test_a_dropped_file_is_loaded_and_stop_joins_every_thread(
-        tmp_path: Path, settings: Settings, watcher: Watcher) -> None:
-    assert watcher.swept.wait(timeout=30), "the start-up sweep"
-    with capture_logs() as logs:
-        drop(prepared(tmp_path), settings.inbox)
-        wait_until(lambda: watcher.outcomes["processed"] == 1, "the file to load")
+        tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    # No periodic rescan: on a busy machine it could find the file before its event.
+    watcher = build(replace(settings, rescan_seconds=3600.0), as_warehouse(fresh_db)).watcher
+    watcher.start()
+    try:
+        assert watcher.swept.wait(timeout=30), "the start-up sweep"
+        with capture_logs() as logs:
+            drop(prepared(tmp_path), settings.inbox)
+            wait_until(lambda: watcher.outcomes["processed"] == 1, "the file to load")
+    finally:
+        watcher.request_stop()
+        watcher.join()
     assert (settings.processed / NAME).exists()
     [detected] = [e for e in logs if e["event"] == "file_detected"]
     assert detected["found_by"] == "event"
@@ -189,6 +196,7 @@ def test_files_left_in_work_are_resumed_first(settings: Settings,
     assert events.index("inbox_swept") < events.index("file_claimed")
 
 
+@pytest.mark.slow  # waits out two rounds of retries
 def test_later_drops_wait_while_an_older_file_is_retried(tmp_path: Path, settings: Settings,
                                                          locked_db: LockedDatabase) -> None:
     """Guards a found bug: a corrected re-drop loaded first, then the older drop's retry

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,9 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+
+from tools.harness import process
+from tools.harness.logtail import events_in
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
@@ -48,8 +50,7 @@ def outcomes_logged(log_path: Path, count: int) -> bool:
 
 
 def log_events(log_path: Path) -> list[dict[str, object]]:
-    lines = log_path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
+    return events_in(log_path)
 
 
 def main() -> int:
@@ -57,12 +58,11 @@ def main() -> int:
     DEMO.mkdir()
     inbox = DEMO / "inbox"
     log_path = DEMO / "daemon.log"
-    daemon_argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(inbox),
-                   "--processed", str(DEMO / "processed"), "--failed", str(DEMO / "failed"),
-                   "--db", str(DB)]
+    daemon_argv = process.daemon_argv(
+        "--inbox", str(inbox), "--processed", str(DEMO / "processed"),
+        "--failed", str(DEMO / "failed"), "--db", str(DB))
     print("$ " + " ".join(["python", *daemon_argv[1:]]) + f"  > {log_path.relative_to(ROOT)}")
-    with log_path.open("w") as log_file:
-        daemon = subprocess.Popen(daemon_argv, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    daemon = process.start(daemon_argv, log_path)
     try:
         wait_for("the daemon to start",
                  lambda: any(e["event"] == "daemon_started" for e in log_events(log_path)))
@@ -78,8 +78,7 @@ def main() -> int:
                 "event", "file", "rows", "inserted", "updated", "unchanged", "deleted",
                 "duration_ms")}))
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(timeout=TIMEOUT_SECONDS)
+        code = process.stop(daemon, timeout=TIMEOUT_SECONDS)
     print(f"\ndaemon stopped by SIGTERM, exit code {code}")
 
     with closing(sqlite3.connect(f"file:{DB}?mode=ro", uri=True)) as conn:

@@ -26,6 +26,9 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from tools.harness import process
+from tools.harness.logtail import events_in
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo-postgres"
 SCHEMA = "filedrop_demo"
@@ -35,8 +38,7 @@ TIMEOUT_SECONDS = 60.0
 
 
 def events(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()
-            if line.startswith("{")]
+    return events_in(log)
 
 
 def outcomes() -> list[tuple[str, dict[str, object]]]:
@@ -83,11 +85,9 @@ def main(argv: list[str] | None = None) -> int:
               "--failed", str(DEMO / "failed"), "--db", url]
     daemons = []
     for node in NODES:
-        argv_ = [sys.executable, "-m", "filedrop_etl", *shared, "--node", node]
+        argv_ = process.daemon_argv(*shared, "--node", node)
         print("$ filedrop-etl " + " ".join(argv_[3:]) + f"  > .demo-postgres/{node}.log")
-        with (DEMO / f"{node}.log").open("w") as log:
-            daemons.append(subprocess.Popen(argv_, cwd=ROOT, stdout=log,
-                                            stderr=subprocess.STDOUT))
+        daemons.append(process.start(argv_, DEMO / f"{node}.log"))
     try:
         for node in NODES:
             wait_for(f"{node} to start", partial(swept, DEMO / f"{node}.log"))
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
-        codes = [daemon.wait(timeout=TIMEOUT_SECONDS) for daemon in daemons]
+        codes = [process.wait(daemon, timeout=TIMEOUT_SECONDS) for daemon in daemons]
     print(f"\nboth daemons stopped by SIGTERM, exit codes {codes}")
 
     with psycopg.connect(url) as conn:

@@ -45,6 +45,7 @@ from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
 from tools.bench import fixtures, ledger
 from tools.harness import drop
+from tools.harness import process as daemon_process
 from tools.harness.logtail import LogTail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,11 +174,10 @@ def in_process(settings: Settings, viewers: int, admin: str | None,
 
 def _daemon(root: Path, db: str) -> tuple[subprocess.Popen[bytes], LogTail, str]:
     log = root / "daemon.log"
-    argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(root / "inbox"), "--db", db,
-            "--processed", str(root / "processed"), "--failed", str(root / "failed"),
-            "--http", "127.0.0.1:0"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    argv = daemon_process.daemon_argv(
+        "--inbox", str(root / "inbox"), "--db", db, "--processed", str(root / "processed"),
+        "--failed", str(root / "failed"), "--http", "127.0.0.1:0")
+    process = daemon_process.start(argv, log)
     tail = LogTail(log)
     deadline = time.monotonic() + 120
     while True:

@@ -35,6 +35,7 @@ from filedrop_etl.daemon.warehouse.sql import Tables, q
 from filedrop_etl.generator.transactions import generate
 from tools.bench import fixtures, pg_floor
 from tools.harness import drop as harness_drop
+from tools.harness import process as daemon_process
 from tools.harness.logtail import LogTail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,12 +112,10 @@ class Daemons:
         root.mkdir(parents=True, exist_ok=True)
         for node in range(count):
             log_path = root / f"n{node}.log"
-            argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(root / "inbox"),
-                    "--processed", str(root / "processed"), "--failed", str(root / "failed"),
-                    "--db", url, "--node", f"n{node}"]
-            with log_path.open("wb") as log:
-                self.processes.append(subprocess.Popen(argv, cwd=ROOT, stdout=log,
-                                                       stderr=subprocess.STDOUT))
+            argv = daemon_process.daemon_argv(
+                "--inbox", str(root / "inbox"), "--processed", str(root / "processed"),
+                "--failed", str(root / "failed"), "--db", url, "--node", f"n{node}")
+            self.processes.append(daemon_process.start(argv, log_path))
             self.logs.append(LogTail(log_path))
         self.seen: list[dict[str, Any]] = []
         self._until(lambda: sum(e["event"] == "inbox_swept" for e in self.seen) == count,
@@ -147,7 +146,7 @@ class Daemons:
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
-            process.wait(timeout=120)
+            daemon_process.wait(process, timeout=120)
 
 
 def _floor(url: str, parquet: Path) -> float:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.harness.process import daemon_argv
+
 PAGE_BYTES = 4096
 # Linux keeps the high-water RSS across fork and exec, so a child forked from this big
 # process would report our size as its own: a small launcher forks the measured process.
@@ -61,9 +63,9 @@ def daemon_once(case: Path, db: Path, parquet: Path, write_mode: str = "merge") 
     inbox.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(parquet, inbox / f".{parquet.name}.tmp")
     (inbox / f".{parquet.name}.tmp").rename(inbox / parquet.name)
-    argv = [sys.executable, "-m", "filedrop_etl", "--once", "--inbox", str(inbox), "--db", str(db),
-            "--processed", str(case / "processed"), "--failed", str(case / "failed"),
-            "--work", str(case / "work"), "--write-mode", write_mode]
+    argv = daemon_argv("--once", "--inbox", str(inbox), "--db", str(db),
+                       "--processed", str(case / "processed"), "--failed", str(case / "failed"),
+                       "--work", str(case / "work"), "--write-mode", write_mode)
     stdout, rss = _run(argv)
     events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     done = [e for e in events if e["event"] in ("file_processed", "file_failed")]

@@ -10,9 +10,7 @@ at a time for latency, all at once for a burst.
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tools.harness.logtail import LogTail
+from tools.harness import process as daemon_process
+from tools.harness.logtail import LogTail, events_in
 
 TIMEOUT_SECONDS = 600.0
 
@@ -79,22 +78,21 @@ def running(root: Path, db: Path, write_mode: str = "merge") -> Iterator[Daemon]
     with SIGTERM afterwards."""
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "daemon.log"
-    argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(root / "inbox"), "--db", str(db),
-            "--processed", str(root / "processed"), "--failed", str(root / "failed"),
-            "--work", str(root / "work"), "--write-mode", write_mode]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    argv = daemon_process.daemon_argv(
+        "--inbox", str(root / "inbox"), "--db", str(db), "--processed", str(root / "processed"),
+        "--failed", str(root / "failed"), "--work", str(root / "work"),
+        "--write-mode", write_mode)
+    process = daemon_process.start(argv, log_path)
     daemon = Daemon(root, process, log_path, LogTail(log_path))
     try:
         deadline = time.monotonic() + 60
-        while '"daemon_started"' not in log_path.read_text(encoding="utf-8"):
+        while not any(e["event"] == "daemon_started" for e in events_in(log_path)):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the daemon did not start; see {log_path}")
             time.sleep(0.01)
         yield daemon
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
+        daemon_process.stop(process, timeout=120)
 
 
 def drop_in_place(inbox: Path, name: str, data: bytes) -> float:

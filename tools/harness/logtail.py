@@ -3,7 +3,8 @@
 Each call returns the lines completed since the last one. A line counts once its newline
 is written, so a line the daemon is still writing waits for the next call. Lines that
 are not JSON objects are returned apart, for the caller to judge: the daemon should
-write none, and a harness decides whether one is a failure.
+write none, and a harness decides whether one is a failure. `events_in` reads a whole
+log once, by the same rule.
 """
 
 from __future__ import annotations
@@ -48,3 +49,9 @@ class LogTail:
             else:
                 stray.append(line)
         return events, stray
+
+
+def events_in(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of every complete line of the log at `path` now (a line still
+    being written is left out; other lines are skipped)."""
+    return LogTail(path).read()[0]

@@ -8,15 +8,13 @@ exit and its log together.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tools.harness import process
 from tools.soak.drops import Drop, Producer, SoakError
 from tools.soak.observe import (
     DaemonLog,
@@ -28,7 +26,6 @@ from tools.soak.observe import (
 )
 from tools.soak.verdict import JUDGE_MINUTES, judge_flat
 
-ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 60.0
 DRAIN_SECONDS = 600.0
 STOP_SECONDS = 120.0
@@ -47,13 +44,11 @@ class Soak:
         self.producer = Producer(work, args.rows)
         self.drops: list[Drop] = []
         self.samples: list[Sample] = []
-        self.argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(work / "inbox"),
-                     "--processed", str(work / "processed"), "--failed", str(work / "failed"),
-                     "--work", str(work / "work"), "--db", str(work / "etl.db")]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-        with self.log.path.open("wb") as sink:
-            self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=sink,
-                                            stderr=subprocess.STDOUT)
+        self.argv = process.daemon_argv(
+            "--inbox", str(work / "inbox"), "--processed", str(work / "processed"),
+            "--failed", str(work / "failed"), "--work", str(work / "work"),
+            "--db", str(work / "etl.db"))
+        self.process = process.start(self.argv, self.log.path, env=process.clean_environ())
         self.started = 0.0
         self.stalled: str | None = None
         self.drain_s = 0.0
@@ -114,13 +109,9 @@ class Soak:
     def stop(self) -> tuple[bool, int | None]:
         """SIGTERM; (alive until then, exit code)."""
         alive = self.alive()
-        if alive:
-            self.process.send_signal(signal.SIGTERM)
         try:
-            code = self.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            code: int | None = process.stop(self.process, timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:  # killed and reaped by `stop`
             code = None
         self.log.read()
         return alive, code

@@ -18,6 +18,9 @@ import pytest
 from tools.torture.__main__ import FULL, QUICK, SCHEMA_PREFIX, Plan, _cases, render, run
 from tools.torture.scenarios import CRASH_POINTS
 
+# The slow tier: runs tiny torture plans with real daemons.
+pytestmark = pytest.mark.slow
+
 SEED = 20261206
 
 

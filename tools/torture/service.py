@@ -9,18 +9,16 @@ not is reported as a failure of the daemon, not skipped.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tools.harness import process
 from tools.harness.logtail import LogTail
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 120.0
 
 
@@ -85,20 +83,17 @@ class Service:
         `crash_at` if given."""
         if self.process is not None and self.process.poll() is None:
             raise TortureError("a daemon is already running on this case")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
-        if crash_at:
-            env["ETL_CRASH_AT"] = crash_at
-        argv = [sys.executable, "-m", "filedrop_etl", "--inbox", str(self.inbox),
-                "--work", str(self.root / "work"), "--processed", str(self.root / "processed"),
-                "--failed", str(self.root / "failed"), "--db", str(self.db),
-                # A restart finds its claims lapsed soon (PostgreSQL; SQLite ignores it).
-                "--lease-seconds", "2",
-                "--write-mode", self.write_mode, "--settle-seconds", "0.2",
-                "--rescan-seconds", "1", *self.extra]
+        env = process.clean_environ({"ETL_CRASH_AT": crash_at} if crash_at else None)
+        argv = process.daemon_argv(
+            "--inbox", str(self.inbox), "--work", str(self.root / "work"),
+            "--processed", str(self.root / "processed"), "--failed", str(self.root / "failed"),
+            "--db", str(self.db),
+            # A restart finds its claims lapsed soon (PostgreSQL; SQLite ignores it).
+            "--lease-seconds", "2",
+            "--write-mode", self.write_mode, "--settle-seconds", "0.2",
+            "--rescan-seconds", "1", *self.extra)
         swept_before = self.count("inbox_swept")
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            env=env)
+        self.process = process.start(argv, self.log_path, env=env, append=True)
         self.starts += 1
         if not wait:
             return
@@ -111,12 +106,8 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL the daemon (running or frozen) and reap it."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
+        if self.process is not None and process.kill(self.process, TIMEOUT_SECONDS):
             self.kills += 1
-        self.process.wait(timeout=TIMEOUT_SECONDS)
 
     def freeze(self) -> None:
         assert self.process is not None
@@ -129,9 +120,7 @@ class Service:
     def stop(self) -> int:
         """SIGTERM and wait; the exit code (0 for a clean stop)."""
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=TIMEOUT_SECONDS)
+        return process.stop(self.process, timeout=TIMEOUT_SECONDS)
 
     def read(self) -> list[dict[str, Any]]:
         """Parse the log lines written since the last call; return all events so far."""
