@@ -350,9 +350,14 @@ def masked(text: str) -> str:
 
 def source_named(settings: Settings, name: str) -> str:
     """Where setting `name` came from, as a message about its value says it."""
-    kind = settings.sources.get(name, "default")
-    return {"flag": "flag", "environment": f"environment variable {ENV_PREFIX}{name.upper()}",
-            "config file": f"config file key {name!r}"}.get(kind, kind)
+    return _described(settings.sources.get(name, "default"), name)
+
+
+def _described(origin: Source, name: str) -> str:
+    """A source of setting `name` as messages name it: the variable or the key to fix."""
+    if origin == "environment":
+        return f"environment variable {ENV_PREFIX}{name.upper()}"
+    return f"config file key {name!r}" if origin == "config file" else origin
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -405,10 +410,11 @@ def load_settings(
         env_name = f"{ENV_PREFIX}{name.upper()}"
         kind: Source
         for kind, source, values in (
-            ("flag", "flag", explicit),
-            ("environment", f"environment variable {env_name}", env),
-            (file_kind, f"config file key {name!r}", file_values),
-            ("default", "default", _DEFAULTS),
+            ("flag", _described("flag", name), explicit),
+            ("environment", _described("environment", name), env),
+            # Named as the file's key even where it counts as a default (the shipped file).
+            (file_kind, _described("config file", name), file_values),
+            ("default", _described("default", name), _DEFAULTS),
         ):
             key = env_name if values is env else name
             if key in values:
