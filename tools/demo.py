@@ -42,15 +42,11 @@ def wait_for(what: str, condition: Callable[[], bool]) -> None:
 
 def outcome_events(log_path: Path) -> list[dict[str, object]]:
     """The daemon's canonical per-file lines, written once a file is archived."""
-    return [e for e in log_events(log_path) if e["event"] in ("file_processed", "file_failed")]
+    return [e for e in events_in(log_path) if e["event"] in ("file_processed", "file_failed")]
 
 
 def outcomes_logged(log_path: Path, count: int) -> bool:
     return len(outcome_events(log_path)) >= count
-
-
-def log_events(log_path: Path) -> list[dict[str, object]]:
-    return events_in(log_path)
 
 
 def main() -> int:
@@ -65,7 +61,7 @@ def main() -> int:
     daemon = process.start(daemon_argv, log_path)
     try:
         wait_for("the daemon to start",
-                 lambda: any(e["event"] == "daemon_started" for e in log_events(log_path)))
+                 lambda: any(e["event"] == "daemon_started" for e in events_in(log_path)))
         for number, day in enumerate(RUNS, start=1):
             argv = [sys.executable, "-m", "filedrop_etl.generator", "--date", day,
                     "--inbox", str(inbox)]
