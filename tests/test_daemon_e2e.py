@@ -12,7 +12,6 @@ import os
 import random
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -34,6 +33,7 @@ from tests.conftest import (
     on_both_backends,
     write_parquet,
 )
+from tools.harness import process
 
 Start = Callable[..., DaemonProcess]
 DAY1, DAY2 = "2026-02-10", "2026-02-11"
@@ -461,7 +461,8 @@ def test_a_database_inside_an_archive_is_refused_by_the_daemon_and_the_commands(
     assert f"the database {db} is inside the {where} directory" in line["reason"]
     assert not Path(db).exists()
     status = subprocess.run(
-        [sys.executable, "-m", "filedrop_etl", "status", "--db", db, "--inbox", str(settings.inbox),
-         "--processed", str(settings.processed), "--failed", str(settings.failed)],
+        process.daemon_argv("status", "--db", db, "--inbox", str(settings.inbox),
+                            "--processed", str(settings.processed), "--failed",
+                            str(settings.failed)),
         cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert status.returncode == 2 and f"inside the {where} directory" in status.stderr

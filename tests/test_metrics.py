@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -23,6 +22,7 @@ from filedrop_etl.daemon.app.worker import build
 from filedrop_etl.daemon.ops.folders import failed_count, failed_files
 from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
 from tests.http_client import Scrape, url_of
+from tools.harness import process
 
 Start = Callable[..., DaemonProcess]
 DAY, BAD_DAY, LATER_DAY = "2026-03-01", "2026-03-02", "2026-03-03"
@@ -101,9 +101,9 @@ def test_a_success_recorded_in_the_future_is_not_the_last_one(
     seeded = Scrape.of(url_of(restarted)).value("etl_last_success_timestamp_seconds")
     assert seeded == datetime.fromisoformat(first["finished_at"]).timestamp() < time.time()
     status = subprocess.run(
-        [sys.executable, "-m", "filedrop_etl", "status", "--json", "--db", str(settings.db_file),
-         "--inbox", str(settings.inbox), "--processed", str(settings.processed),
-         "--failed", str(settings.failed)],
+        process.daemon_argv("status", "--json", "--db", str(settings.db_file),
+                            "--inbox", str(settings.inbox), "--processed",
+                            str(settings.processed), "--failed", str(settings.failed)),
         cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
     document = json.loads(status.stdout)
     assert document["last_success"]["finished_at"] == first["finished_at"]

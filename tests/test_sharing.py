@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -51,6 +50,7 @@ from tests.conftest import (
     wait_until,
     write_parquet,
 )
+from tools.harness import process
 
 Start = Callable[..., DaemonProcess]
 Expected = dict[str, tuple[int, float, str]]
@@ -348,7 +348,7 @@ def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "filedrop_etl", *argv], capture_output=True,
+    done = subprocess.run(process.daemon_argv(*argv), capture_output=True,
                           text=True, timeout=60, check=False, cwd=ROOT)
     return done.returncode, done.stdout
 

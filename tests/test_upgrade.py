@@ -16,7 +16,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -32,6 +31,7 @@ from filedrop_etl.daemon.lock import InstanceLock
 from filedrop_etl.daemon.warehouse.sqlite import migrate, schema
 from tests import sqlite_store as store
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
+from tools.harness import process
 
 RELEASE = Path(__file__).parent / "data" / "release-3"
 Start = Callable[..., DaemonProcess]
@@ -63,9 +63,8 @@ def objects(db: Path) -> list[tuple[str, str, str | None]]:
 
 def run_command(settings: Settings, *argv: str) -> Any:
     """A command as an operator runs it; its JSON output."""
-    done = subprocess.run([sys.executable, "-m", "filedrop_etl", *argv, "--db",
-                           str(settings.db_file), "--json"], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(process.daemon_argv(*argv, "--db", str(settings.db_file), "--json"),
+                          cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)
 
@@ -232,9 +231,9 @@ def test_migrate_refuses_while_a_daemon_of_the_old_release_runs(released: Settin
     """That daemon could not load into the migrated tables; this release's own daemon
     would hold the lock on a current database, which `migrate` leaves as it is."""
     def migrate_command() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "filedrop_etl", "migrate", "--db",
-                               str(released.db_file)], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60, check=False)
+        return subprocess.run(process.daemon_argv("migrate", "--db", str(released.db_file)),
+                              cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              check=False)
 
     held = InstanceLock(released.lock_file)
     held.acquire()

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nCustomer totals ({fact_rows} rows in fact_transactions):")
     for customer, count, total in report:
         print(f"  customer {customer:>5}  {count:>3} transactions  {total:>10}")
-    status = subprocess.run([sys.executable, "-m", "filedrop_etl", "status", *shared], cwd=ROOT,
+    status = subprocess.run(process.daemon_argv("status", *shared), cwd=ROOT,
                             text=True, capture_output=True, check=False)
     print("\n$ filedrop-etl status " + " ".join(shared))
     print(status.stdout + status.stderr, end="")
