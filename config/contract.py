@@ -1,54 +1,123 @@
-"""The data contract: table names, the key, the column schema and the declared checks.
+"""The data contract of a feed: its columns, key, checks, tables and file names.
 
-This is data, not behaviour: a `Contract` value, passed to the warehouse backends (which
-build their SQL from it), the reader and the checks (which interpret its `checks`); the
-generator writes its `arrow_schema`. A column has a kind, never a database's type: each
-backend maps kinds to its own (`daemon/warehouse/<backend>/types.py`). `TRANSACTIONS` is
-the one feed declared today, chosen by the settings and handed down from there. Nothing
-in this module touches files or databases.
+This is data, not behaviour: a `Contract` value per feed, passed to the warehouse
+backends (which build their SQL from it), the reader and the checks (which interpret its
+`checks`); the generator writes its `arrow_schema`. A column has a kind, never a
+database's type: each backend maps kinds to its own (`daemon/warehouse/<backend>/types.py`).
+`TRANSACTIONS` is the built-in feed, what a config without `[feeds]` gets; declared feeds
+are read by `config.feeds`. `Feeds` is the set a daemon serves, and the one place that
+says which feed a file name belongs to. Nothing in this module touches files or databases.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Literal
 
 import pyarrow as pa
 
-ColumnKind = Literal["string", "integer", "float", "date"]
-# A date travels as ISO text (`YYYY-MM-DD`), as producers' files and SQLite hold it.
-_ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
-    "string": pa.string(), "integer": pa.int64(), "float": pa.float64(), "date": pa.string(),
-}
-CheckKind = Literal["not_null", "unique", "min", "finite", "equals_file_date", "file_date_prefix"]
+ColumnKind = Literal["string", "integer", "float", "decimal", "boolean", "date", "timestamp"]
+COLUMN_KINDS: tuple[ColumnKind, ...] = ("string", "integer", "float", "decimal", "boolean",
+                                        "date", "timestamp")
+WriteMode = Literal["merge", "replace"]
+WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
+# What a file's columns that its feed does not declare do: `ignore` (warned of, not read)
+# or `fail` (the file goes to failed/).
+UndeclaredPolicy = Literal["ignore", "fail"]
+UNDECLARED_POLICIES: tuple[UndeclaredPolicy, ...] = ("ignore", "fail")
+# What a file whose name matches no feed does: `fail` (to failed/, naming the patterns)
+# or `leave` (stays in the inbox untouched, logged once).
+UnmatchedPolicy = Literal["fail", "leave"]
+UNMATCHED_POLICIES: tuple[UnmatchedPolicy, ...] = ("fail", "leave")
+LEDGER_TABLE_NAME = "load_history"
+DEFAULT_TABLE_PREFIX = "fact_"
+ISO_DATE_FORMAT = "%Y-%m-%d"
+# Timestamps are kept in UTC, to the microsecond (Parquet's and PostgreSQL's precision).
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def _arrow_type(column: Column) -> pa.DataType:
+    match column.kind:
+        case "string":
+            return pa.string()
+        case "integer":
+            return pa.int64()
+        case "float":
+            return pa.float64()
+        case "decimal":
+            assert column.precision is not None
+            return pa.decimal128(column.precision, column.scale or 0)
+        case "boolean":
+            return pa.bool_()
+        case "date":
+            # A date travels as ISO text (`YYYY-MM-DD`), as producers' files and SQLite hold it.
+            return pa.string()
+        case "timestamp":
+            return TIMESTAMP_TYPE
+
+
+Scalar = str | int | float | bool
 
 
 @dataclass(frozen=True)
 class Column:
-    """One contract column: its name and its kind. Each backend stores a kind in a type of
-    its own (its `types.column_type`); the reader accepts what producers may send for it."""
+    """One contract column: its name, its kind, whether it may be null, and for a decimal
+    its precision and scale. Each backend stores a kind in a type of its own (its
+    `types.column_type`); the reader accepts what producers may send for it. `default`
+    fills the column in rows of files that predate it (a column added to a declaration)."""
 
     name: str
     kind: ColumnKind
+    nullable: bool = False
+    precision: int | None = None
+    scale: int | None = None
+    default: Scalar | None = None
 
     @property
     def arrow_type(self) -> pa.DataType:
         """The Arrow type the reader casts the column to, and the generator writes."""
-        return _ARROW_TYPES[self.kind]
+        return _arrow_type(self)
+
+    @property
+    def may_be_absent(self) -> bool:
+        """Whether a file may lack the column: its rows then hold null or the default."""
+        return self.nullable or self.default is not None
+
+
+CheckKind = Literal["not_null", "unique", "min", "max", "finite", "one_of", "matches",
+                    "max_length", "equals_file_date", "file_date_prefix"]
+CHECK_KINDS: tuple[CheckKind, ...] = ("not_null", "unique", "min", "max", "finite", "one_of",
+                                      "matches", "max_length", "equals_file_date",
+                                      "file_date_prefix")
 
 
 @dataclass(frozen=True)
 class Check:
-    """One data-quality rule, run on a file's own rows before anything is merged."""
+    """One data-quality rule, run on a file's own rows before anything is merged.
+
+    `value` is the bound of `min`/`max` (a number, or ISO text for a date or a timestamp),
+    the pattern of `matches` and the length of `max_length`; `values` the set of `one_of`.
+    `unique` spans `over` (the key's columns); every other rule is on `column` alone.
+    """
 
     kind: CheckKind
     column: str
-    value: float | None = None
+    value: Scalar | None = None
+    values: tuple[Scalar, ...] = ()
+    over: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the rule reads."""
+        return self.over or (self.column,)
 
     @property
     def name(self) -> str:
-        return f"{self.kind}:{self.column}"
+        """The rule's id, as the sidecar keeps it: `min:amount`, `unique:day+sku`."""
+        return f"{self.kind}:{'+'.join(self.columns)}"
 
 
 @dataclass(frozen=True)
@@ -56,53 +125,162 @@ class Contract:
     """One feed's contract as a value: its tables, key, columns, checks and file names.
 
     Passed to whatever needs it (the reader, the checks, each warehouse backend) rather
-    than read from module globals, so that several feeds can be declared side by side.
+    than read from module globals: several feeds are declared side by side.
     """
 
     name: str
     columns: tuple[Column, ...]
-    key: str
-    date_column: str
+    # One or more columns (a composite key), in the order the fact table's key is built.
+    key: tuple[str, ...]
+    # The column holding each row's date, which `replace` mode and the file-date checks
+    # use; None for a feed whose rows carry no date.
+    date_column: str | None
     checks: tuple[Check, ...]
     fact_table: str
     staging_table: str
-    ledger_table: str
     # The run date is taken from the file name; use with `fullmatch` (`$` would also
-    # accept a name ending in a newline).
+    # accept a name ending in a newline). Its group `date` is the date's text.
     file_name_pattern: re.Pattern[str]
-    file_name_example: str
-    file_name_format: str
+    # The pattern as declared (`orders_{date}.parquet`) and the date's `strftime` format.
+    file_name_template: str
+    date_format: str = ISO_DATE_FORMAT
+    # The feed's own write mode; None: the daemon's `write_mode` setting.
+    write_mode: WriteMode | None = None
+    undeclared_columns: UndeclaredPolicy = "ignore"
+    ledger_table: str = LEDGER_TABLE_NAME
+    # Whether this is the built-in transactions feed (its tables predate feeds).
+    builtin: bool = False
+    # Keys reserved for later per-feed capabilities (`format`, `expect`, `retention`), as
+    # declared; nothing reads them yet.
+    reserved: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
     @property
     def value_columns(self) -> tuple[str, ...]:
-        """The columns other than the key: those whose change makes an update."""
-        return tuple(c.name for c in self.columns if c.name != self.key)
+        """The columns other than the key's: those whose change makes an update."""
+        return tuple(c.name for c in self.columns if c.name not in self.key)
+
+    @property
+    def file_name_example(self) -> str:
+        """The pattern with its date spelled out: `orders_YYYY-MM-DD.parquet`."""
+        shown = (self.date_format.replace("%Y", "YYYY").replace("%y", "YY")
+                 .replace("%m", "MM").replace("%d", "DD").replace("%j", "DDD"))
+        return self.file_name_template.replace("{date}", shown)
 
     @property
     def keys_carry_their_date(self) -> bool:
-        """Whether the checks hold every row's key and date column to its file's date: a
-        key can then only ever be found among the rows of its own date."""
+        """Whether the checks hold every row's leading key column to start with its file's
+        date (`YYYYMMDD-`) and its date column to be the file's date: a key can then only
+        ever be found among the rows of its own date, and a date is a key range."""
         kinds = {(c.kind, c.column) for c in self.checks}
-        return {("file_date_prefix", self.key), ("equals_file_date", self.date_column)} <= kinds
+        return (self.date_column is not None
+                and {("file_date_prefix", self.key[0]),
+                     ("equals_file_date", self.date_column)} <= kinds)
+
+    @property
+    def date_leads_key(self) -> bool:
+        """Whether the key's leading column is the date column, held to the file's date:
+        a date's rows are then the key's leading range, as for `keys_carry_their_date`."""
+        return (self.date_column is not None and self.key[0] == self.date_column
+                and Check("equals_file_date", self.date_column) in self.checks)
+
+    @property
+    def dated_keys(self) -> bool:
+        """Whether a file's keys can only meet fact rows of the file's own date, found by
+        the key's own index (no date index needed): the general fast path."""
+        return self.keys_carry_their_date or self.date_leads_key
 
     def key_bounds(self, first: str, last: str) -> tuple[str, str]:
-        """Keys of the run dates `first` to `last` (ISO, both included) lie in [low, high):
-        where `keys_carry_their_date`, a date range is a key range, which the fact's own
-        key index serves without an index on the date."""
+        """Leading key values of the run dates `first` to `last` (ISO, both included) lie
+        in [low, high) where `keys_carry_their_date`: a date range is a key range, which
+        the fact's own key index serves without an index on the date."""
         upper = key_prefix(last)
         return key_prefix(first), upper[:-1] + chr(ord(upper[-1]) + 1)
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type, nullable=False) for c in self.columns])
+        return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable)
+                          for c in self.columns])
 
     def file_name_for(self, run_date: str) -> str:
-        """The name a producer gives the file holding `run_date`'s rows."""
-        return self.file_name_format.format(run_date=run_date)
+        """The name a producer gives the file holding `run_date`'s rows (ISO)."""
+        return self.file_name_template.replace("{date}", format_date(run_date,
+                                                                     self.date_format))
+
+    def run_date_of(self, name: str) -> str | None:
+        """The ISO run date `name` carries if it matches this feed's pattern; `ValueError`
+        when it matches but the date is not a calendar date; None when it does not match."""
+        match = self.file_name_pattern.fullmatch(name)
+        if match is None:
+            return None
+        return datetime.strptime(match["date"], self.date_format).date().isoformat()
+
+
+def format_date(run_date: str, date_format: str) -> str:
+    """`run_date` (ISO) written in `date_format`; by hand, as glibc's `strftime("%Y")`
+    drops the leading zeros of years below 1000 (`1-01-01` for 0001-01-01)."""
+    day = date.fromisoformat(run_date)
+    fields = {"%Y": f"{day.year:04d}", "%y": f"{day.year % 100:02d}",
+              "%m": f"{day.month:02d}", "%d": f"{day.day:02d}",
+              "%j": f"{day.timetuple().tm_yday:03d}", "%%": "%"}
+    return "".join(fields.get(part, part) for part in re.split(r"(%[a-zA-Z%])", date_format))
+
+
+# `strftime` directives a file-name date may use, and the text each matches.
+DATE_DIRECTIVES: dict[str, str] = {"%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{2}",
+                                   "%d": r"\d{2}", "%j": r"\d{3}"}
+# `~N` before the extension: an archived name with a uniqueness suffix still parses.
+_REDROP_SUFFIX = r"(?:~\d+)?"
+
+
+def name_pattern(template: str, date_format: str = ISO_DATE_FORMAT) -> re.Pattern[str]:
+    """The compiled pattern of a file-name template holding `{date}` once: the literal
+    text as it is, the date as `date_format` writes it, and an optional `~N` before the
+    last extension (or at the end, for a name without one)."""
+    date_re = "".join(DATE_DIRECTIVES.get(part, re.escape(part))
+                      for part in re.split(r"(%[a-zA-Z%])", date_format) if part)
+    before, _, after = template.partition("{date}")
+    stem, dot, ext = after.rpartition(".")
+    tail = (re.escape(stem) + _REDROP_SUFFIX + re.escape(dot + ext) if dot
+            else re.escape(after) + _REDROP_SUFFIX)
+    return re.compile(re.escape(before) + f"(?P<date>{date_re})" + tail)
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """The feeds a daemon serves, in declaration order, and what a file whose name matches
+    none of them does. Validation (`config.feeds`) sees that no name matches two."""
+
+    all: tuple[Contract, ...]
+    unmatched: UnmatchedPolicy = "fail"
+
+    def __iter__(self) -> Iterator[Contract]:
+        return iter(self.all)
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.all)
+
+    def named(self, name: str) -> Contract | None:
+        return next((c for c in self.all if c.name == name), None)
+
+    def for_file(self, name: str) -> Contract | None:
+        """The feed whose pattern `name` matches, or None."""
+        return next((c for c in self.all if c.file_name_pattern.fullmatch(name)), None)
+
+    @property
+    def examples(self) -> tuple[str, ...]:
+        """Every feed's pattern with its date spelled out, for a name matching none."""
+        return tuple(c.file_name_example for c in self.all)
 
 
 _COLUMNS: tuple[Column, ...] = (
@@ -115,7 +293,7 @@ _COLUMNS: tuple[Column, ...] = (
 TRANSACTIONS = Contract(
     name="transactions",
     columns=_COLUMNS,
-    key="txn_id",
+    key=("txn_id",),
     date_column="run_date",
     checks=(
         *(Check("not_null", c.name) for c in _COLUMNS),
@@ -129,12 +307,9 @@ TRANSACTIONS = Contract(
     ),
     fact_table="fact_transactions",
     staging_table="staging_transactions",
-    ledger_table="load_history",
-    # An optional `~N` before `.parquet`, so that an archived name with a uniqueness
-    # suffix (`transactions_2026-02-10~1.parquet`) still parses.
-    file_name_pattern=re.compile(r"transactions_(?P<date>\d{4}-\d{2}-\d{2})(?:~\d+)?\.parquet"),
-    file_name_example="transactions_YYYY-MM-DD.parquet",
-    file_name_format="transactions_{run_date}.parquet",
+    file_name_pattern=name_pattern("transactions_{date}.parquet"),
+    file_name_template="transactions_{date}.parquet",
+    builtin=True,
 )
 
 # The default feed's parts under their first names, for the generator and the tests.

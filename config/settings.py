@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.config.contract import TRANSACTIONS, WRITE_MODES, Contract, Feeds, WriteMode
 from filedrop_etl.config.errors import ConfigError
 
-WriteMode = Literal["merge", "replace"]
-WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
+__all__ = ["WRITE_MODES", "ConfigError", "Feeds", "Place", "Settings", "WriteMode",
+           "load_settings"]
 ObserverKind = Literal["auto", "polling"]
 OBSERVERS: tuple[ObserverKind, ...] = ("auto", "polling")
 # Where a setting's value came from, highest precedence first; `daemon`: a folder an
@@ -94,9 +94,9 @@ class Settings:
     # PostgreSQL: the longest one statement may run on the server; None: no limit.
     statement_timeout_seconds: float | None
     config_file: Path | None
-    # The feed this daemon loads: its tables, key, columns and checks, as a value.
-    # Chosen once, by `load_settings`; everything that loads is handed it from here.
-    contract: Contract = field(compare=False)
+    # The feeds this daemon loads, each its tables, key, columns and checks as a value.
+    # Read once, by `load_settings`; everything that loads is handed one from here.
+    feeds: Feeds = field(compare=False)
     # Where each setting came from (`work` derived from the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
@@ -105,6 +105,11 @@ class Settings:
     unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
     # What the backend says of `db`; None until placed (`daemon.warehouse.registry`).
     place: Place | None = field(default=None, compare=False)
+
+    @property
+    def contract(self) -> Contract:
+        """The first feed. TEMPORARY (issue 23): every user moves to `feeds`."""
+        return self.feeds.all[0]
 
     @property
     def placed(self) -> Place:
@@ -441,7 +446,7 @@ def load_settings(
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources
     resolved["unknown_variables"] = _unknown_variables(env)
-    resolved["contract"] = TRANSACTIONS  # the one feed declared today
+    resolved["feeds"] = Feeds((TRANSACTIONS,))
     settings = Settings(**cast(dict[str, Any], resolved))
     check_folders(settings)
     return settings

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.contract import TRANSACTIONS, Feeds
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
@@ -276,7 +276,7 @@ def test_merges_keep_their_counts_and_the_rows_per_day_true(
     """Random drops (new, corrected and partial days, merged or replaced, sorted or not)
     against a model: each merge's counts, the fact table and the rows per day."""
     rng = random.Random(11)
-    settings = replace(any_settings, contract=feed)
+    settings = replace(any_settings, feeds=Feeds((feed,)))
     model: dict[str, tuple[int, float, str]] = {}
     held = open_on(settings)
     try:

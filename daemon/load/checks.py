@@ -44,7 +44,7 @@ class FileChecks:
         self.rows = 0
         # Per column whose order matters (the key, and any column declared unique): still
         # strictly ascending so far, and the last value seen.
-        tracked = (contract.key, *(c.column for c in self.checks if c.kind == "unique"))
+        tracked = (contract.key[0], *(c.column for c in self.checks if c.kind == "unique"))
         self._ascending = dict.fromkeys(tracked, True)
         self._last: dict[str, Any] = {}
         # Unique columns whose repeats were counted already (`record_duplicates`).
@@ -72,7 +72,7 @@ class FileChecks:
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """Evaluate every row check on `batch`, keeping counts and a few sample keys."""
-        keys = batch.column(self.contract.key)
+        keys = batch.column(self.contract.key[0])
         for check in self.checks:
             mask = self._bad_rows(check, batch)
             if mask is None:

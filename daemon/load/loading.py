@@ -142,7 +142,7 @@ def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
                                 warehouse, progress)
     except ordering.KeysUnsorted:
         pass
-    in_order = ordering.InOrder.of(source.batches(), source.contract.key,
+    in_order = ordering.InOrder.of(source.batches(), source.contract.key[0],
                                    checks.SAMPLE_KEYS)
     return _stage_and_merge(source, in_order.batches(reader.BATCH_ROWS), attempt, run_date,
                             settings, warehouse, progress, in_order=in_order)
@@ -160,7 +160,7 @@ def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBa
     if in_order is None:
         observed = ordering.checking_order(observed, verdict, source.rows)
     else:
-        verdict.record_duplicates(source.contract.key, in_order.repeats,
+        verdict.record_duplicates(source.contract.key[0], in_order.repeats,
                                   in_order.repeated_keys)
     counts: MergeCounts | None = None
     try:
@@ -196,7 +196,7 @@ def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str
     verdict.raise_for_failures()
     crashpoints.reached("after_checks")
     attempt.stage = "load"
-    key = verdict.contract.key
+    key = verdict.contract.key[0]
     plan = MergePlan(keys_sorted=verdict.ascending(key),
                      keys_counted=key in counted or verdict.counted(key),
                      replace_date=run_date if settings.write_mode == "replace" else None,

@@ -48,7 +48,7 @@ def checking_order(batches: Iterable[pa.RecordBatch], verdict: FileChecks,
     for batch in batches:
         seen_rows += batch.num_rows
         seen_bytes += batch.nbytes
-        if not verdict.ascending(verdict.contract.key) and \
+        if not verdict.ascending(verdict.contract.key[0]) and \
                 seen_bytes / seen_rows * total_rows <= memory_bytes:
             raise KeysUnsorted
         yield batch

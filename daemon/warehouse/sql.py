@@ -55,10 +55,13 @@ class Tables:
 
     @property
     def key(self) -> str:
-        return q(self.contract.key)
+        """The key's columns, quoted and comma-separated (`"day", "sku"`)."""
+        return ", ".join(map(q, self.contract.key))
 
     @property
     def date(self) -> str:
+        if self.contract.date_column is None:
+            raise ValueError(f"feed {self.contract.name} declares no date column")
         return q(self.contract.date_column)
 
     @property

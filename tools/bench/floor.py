@@ -34,8 +34,8 @@ STAGING = "floor_staging"
 
 
 def create_sql(table: str, *, key: bool) -> str:
-    columns = [f"{q(c.name)} {column_type(c.kind)}" + (" PRIMARY KEY" if key and c.name == FEED.key
-                                                       else "") for c in FEED.columns]
+    columns = [f"{q(c.name)} {column_type(c.kind)}"
+               + (" PRIMARY KEY" if key and c.name == FEED.key[0] else "") for c in FEED.columns]
     if key:
         columns.append('"loaded_at" TEXT NOT NULL')
     return f"CREATE TABLE IF NOT EXISTS {q(table)} ({', '.join(columns)})"
@@ -48,7 +48,7 @@ def upsert_sql() -> str:
                           for n in FEED.value_columns)
     return (f"INSERT INTO {q(TABLE)} ({data}, \"loaded_at\") "
             f"SELECT {data}, strftime('%Y-%m-%dT%H:%M:%fZ') FROM {q(STAGING)} WHERE true "
-            f"ON CONFLICT ({q(FEED.key)}) DO UPDATE SET {sets} WHERE {differs}")
+            f"ON CONFLICT ({q(FEED.key[0])}) DO UPDATE SET {sets} WHERE {differs}")
 
 
 def make_history(target: Path, daemon_db: Path) -> Path:
@@ -62,7 +62,7 @@ def make_history(target: Path, daemon_db: Path) -> Path:
         conn.execute("ATTACH DATABASE ? AS daemon", (str(daemon_db),))
         conn.execute(f"INSERT INTO {q(TABLE)} ({data}, \"loaded_at\") "
                      f"SELECT {data}, \"loaded_at\" FROM daemon.{q(FEED.fact_table)} "
-                     f"ORDER BY {q(FEED.key)}")
+                     f"ORDER BY {q(FEED.key[0])}")
         conn.execute("DETACH DATABASE daemon")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

@@ -31,7 +31,7 @@ TABLE = "floor_fact"
 def create_sql() -> bytes:
     """The floor's plain table: the fact's columns, only the key's index."""
     columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}"
-                        + (" PRIMARY KEY" if c.name == FEED.key else "") for c in FEED.columns)
+                        + (" PRIMARY KEY" if c.name == FEED.key[0] else "") for c in FEED.columns)
     return f'CREATE TABLE {q(TABLE)} ({columns}, "loaded_at" timestamptz NOT NULL)'.encode()
 
 

@@ -59,7 +59,7 @@ def merge(conn: Connection, tables: Tables, plan: MergePlan, *, rows: int, loade
     been refused before (`keys_sorted` or `keys_counted`), else they are counted here."""
     contract = tables.contract
     if not (plan.keys_sorted or plan.keys_counted):
-        repeats, _ = surplus_rows(conn, contract.key, limit=0)
+        repeats, _ = surplus_rows(conn, contract.key[0], limit=0)
         if repeats:
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")

@@ -60,12 +60,12 @@ def tables(contract: Contract) -> dict[str, tuple[str, ...]]:
             '"finished_at" timestamptz NOT NULL', '"claim" text'),
         # The table of record, as SQLite keeps it; each load stages in a temporary table.
         contract.staging_table: (
-            *(f"{q(c.name)} {column_type(c.kind)}" + (key if c.name == contract.key else "")
+            *(f"{q(c.name)} {column_type(c.kind)}" + (key if c.name == contract.key[0] else "")
               for c in contract.columns),
             '"occurrences" bigint NOT NULL DEFAULT 1'),
         contract.fact_table: (
             *(f"{q(c.name)} {column_type(c.kind)} NOT NULL"
-              + (key if c.name == contract.key else "") for c in contract.columns),
+              + (key if c.name == contract.key[0] else "") for c in contract.columns),
             '"loaded_at" timestamptz NOT NULL',
             # Not declared a foreign key, as it is in SQLite: PostgreSQL checks one by a
             # trigger per row, 4 s of a 1M-row load here (10.9 s against 6.8 s). The

@@ -55,7 +55,7 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
     """
     contract, staged = tables.contract, staged_table(tables.contract.staging_table)
     if not (plan.keys_sorted or plan.keys_counted):
-        repeats, _ = surplus_rows(conn, tables, contract.key, limit=0)
+        repeats, _ = surplus_rows(conn, tables, contract.key[0], limit=0)
         if repeats:
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")

@@ -66,18 +66,18 @@ def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
         # databases open unchanged. It stays empty: each load stages its rows in a table
         # of this name in its own staging database (see `daemon.warehouse.sqlite.staging`).
         contract.staging_table: (
-            *(f"{q(n)} {types[n]}" + (key if n == contract.key else "") for n in data),
+            *(f"{q(n)} {types[n]}" + (key if n == contract.key[0] else "") for n in data),
             '"occurrences" INTEGER NOT NULL DEFAULT 1',
         ),
         contract.fact_table: (
-            *(f"{q(n)} {types[n]} NOT NULL" + (key if n == contract.key else "") for n in data),
+            *(f"{q(n)} {types[n]} NOT NULL" + (key if n == contract.key[0] else "") for n in data),
             '"loaded_at" TEXT NOT NULL',
             f'"load_id" INTEGER REFERENCES {ledger} ("id")',
         ),
         # Version 4: the fact's rows per run date, written by each load in its own
         # transaction, so that the page and `report` need not count the fact table.
         contract.fact_table + DAYS_SUFFIX: (
-            f"{q(contract.date_column)} TEXT PRIMARY KEY",
+            f"{q(contract.date_column or 'run_date')} TEXT PRIMARY KEY",
             '"rows" INTEGER NOT NULL',
         ),
         # Version 2: one row per failed file an operator sent back to the inbox
