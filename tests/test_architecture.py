@@ -129,7 +129,7 @@ def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> N
 # declared feed itself (`TRANSACTIONS` and its parts under their first names) is the
 # settings' to choose, and reaches everything else as a value passed down from there.
 CONTRACT_TYPES = {"Contract", "Column", "ColumnKind", "Check", "CheckKind", "key_prefix"}
-CHOOSES_THE_FEED = {"config.contract", "config.settings"}
+CHOOSES_THE_FEED = {"config.contract", "config.feeds", "config.settings"}
 
 
 def feed_choices(path: Path) -> list[str]:
