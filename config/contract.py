@@ -121,6 +121,23 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Totals:
+    """What `report` and `show` total besides the rows, per day (and per group): each
+    figure a label and the column it is taken from. The built-in feed's are its
+    customers and amount; a declared feed's default is the sum of each float and
+    decimal column."""
+
+    # (label, column): the sum of the column's values.
+    sums: tuple[tuple[str, str], ...] = ()
+    # (label, column): how many distinct values the column holds.
+    distinct: tuple[tuple[str, str], ...] = ()
+    # `show`'s table of the largest groups by this column (customers, for transactions);
+    # None: no such table. `group_rows` labels a group's row count there.
+    group_by: str | None = None
+    group_rows: str = "rows"
+
+
+@dataclass(frozen=True)
 class Contract:
     """One feed's contract as a value: its tables, key, columns, checks and file names.
 
@@ -150,6 +167,7 @@ class Contract:
     ledger_table: str = LEDGER_TABLE_NAME
     # Whether this is the built-in transactions feed (its tables predate feeds).
     builtin: bool = False
+    totals: Totals = Totals()
     # Keys reserved for later per-feed capabilities (`format`, `expect`, `retention`), as
     # declared; nothing reads them yet.
     reserved: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -310,6 +328,8 @@ TRANSACTIONS = Contract(
     file_name_pattern=name_pattern("transactions_{date}.parquet"),
     file_name_template="transactions_{date}.parquet",
     builtin=True,
+    totals=Totals(sums=(("amount", "amount"),), distinct=(("customers", "customer_id"),),
+                  group_by="customer_id", group_rows="transactions"),
 )
 
 # The default feed's parts under their first names, for the generator and the tests.
