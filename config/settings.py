@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
@@ -24,8 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from filedrop_etl.config.contract import TRANSACTIONS, WRITE_MODES, Contract, Feeds, WriteMode
+from filedrop_etl.config.contract import (
+    DEFAULT_TABLE_PREFIX,
+    UNMATCHED_POLICIES,
+    WRITE_MODES,
+    Contract,
+    Feeds,
+    UnmatchedPolicy,
+    WriteMode,
+)
 from filedrop_etl.config.errors import ConfigError
+from filedrop_etl.config.feeds import read_feeds
 
 __all__ = ["WRITE_MODES", "ConfigError", "Feeds", "Place", "Settings", "WriteMode",
            "load_settings"]
@@ -94,6 +104,10 @@ class Settings:
     # PostgreSQL: the longest one statement may run on the server; None: no limit.
     statement_timeout_seconds: float | None
     config_file: Path | None
+    # A declared feed's table is this prefix and its name unless it names its own.
+    table_prefix: str
+    # What a file whose name matches no feed does: `fail` (failed/) or `leave` (stays).
+    unmatched: UnmatchedPolicy
     # The feeds this daemon loads, each its tables, key, columns and checks as a value.
     # Read once, by `load_settings`; everything that loads is handed one from here.
     feeds: Feeds = field(compare=False)
@@ -199,6 +213,19 @@ def _seconds_or_off(value: object) -> float | None:
     return _seconds(text)
 
 
+def _table_prefix(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,20}|", value):
+        raise ValueError("expected letters, digits and _ (at most 21), or \"\" for none")
+    return value
+
+
+def _unmatched(value: object) -> UnmatchedPolicy:
+    for policy in UNMATCHED_POLICIES:
+        if value == policy:
+            return policy
+    raise ValueError(f"expected one of {', '.join(UNMATCHED_POLICIES)}")
+
+
 def _write_mode(value: object) -> WriteMode:
     if value not in WRITE_MODES:
         raise ValueError(f"expected one of {', '.join(WRITE_MODES)}")
@@ -280,6 +307,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "db": _database,
     "work": _path,
     "write_mode": _write_mode,
+    "table_prefix": _table_prefix,
+    "unmatched": _unmatched,
     "settle_seconds": _seconds,
     "rescan_seconds": _seconds,
     "busy_timeout_seconds": _seconds,
@@ -301,6 +330,8 @@ _DEFAULTS: dict[str, object] = {
     "failed": "failed",
     "db": "etl.db",
     "write_mode": "merge",
+    "table_prefix": DEFAULT_TABLE_PREFIX,
+    "unmatched": "fail",
     "settle_seconds": 1.0,
     "rescan_seconds": 5.0,
     "busy_timeout_seconds": 5.0,
@@ -326,6 +357,8 @@ _DEFAULTS: dict[str, object] = {
     "statement_timeout_seconds": "off",
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_PARSERS)
+# The config file's tables of declared feeds (`config.feeds`): from the file alone.
+FEEDS_KEY = "feeds"
 # The prefix's variables that are not settings: the config file's, and the crash tests'
 # (`daemon.crashpoints`).
 OTHER_VARIABLES = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}CRASH_AT")
@@ -377,11 +410,11 @@ def _read_toml(path: Path) -> dict[str, object]:
         raise ConfigError(
             f"config file {path} cannot be read: {exc}", hint="fix the TOML syntax"
         ) from exc
-    unknown = sorted(set(data) - set(_PARSERS))
+    unknown = sorted(set(data) - set(_PARSERS) - {FEEDS_KEY})
     if unknown:
         raise ConfigError(
             f"config file {path} has unknown keys: {', '.join(unknown)}",
-            hint=f"valid keys are {', '.join(SETTING_NAMES)}",
+            hint=f"valid keys are {', '.join(SETTING_NAMES)}, and [feeds.NAME] tables",
         )
     return data
 
@@ -446,7 +479,14 @@ def load_settings(
     resolved["config_file"] = chosen_file.absolute() if chosen_file else None
     resolved["sources"] = sources
     resolved["unknown_variables"] = _unknown_variables(env)
-    resolved["feeds"] = Feeds((TRANSACTIONS,))
+    declared = file_values.get(FEEDS_KEY)
+    if declared is not None and not isinstance(declared, dict):
+        raise ConfigError(f"config file {chosen_file} has feeds = {declared!r}",
+                          hint="declare each feed as a table: [feeds.orders]")
+    resolved["feeds"] = read_feeds(
+        declared, table_prefix=cast(str, resolved["table_prefix"]),
+        unmatched=cast(UnmatchedPolicy, resolved["unmatched"]),
+        where=f"config file {chosen_file}")
     settings = Settings(**cast(dict[str, Any], resolved))
     check_folders(settings)
     return settings
