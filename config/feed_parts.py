@@ -169,7 +169,9 @@ def _scalar(where: str, value: object, column: Column, problems: Problems) -> Sc
             return datetime.fromisoformat(str(value)).isoformat()
     except (ValueError, InvalidOperation):
         pass
-    problems.add(where, f"{value!r} is not a {_described(column)} value",
+    shown = _described(column)
+    article = "an" if shown[0] in "aeiou" else "a"
+    problems.add(where, f"{value!r} is not {article} {shown} value",
                  f"write {_example(column)}")
     return None
 
