@@ -79,7 +79,8 @@ def strictly_ascending(rows: Sequence[Sequence[Any]]) -> bool:
 
 
 def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
-    load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z")
+    load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z",
+                      feed="transactions")
     return record_load(conn, store.TABLES, load, status="processed",
                              finished_at="2026-02-10T00:00:01Z")
 
@@ -114,7 +115,8 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("run_date", "TEXT", 0, 0), ("rows", "INTEGER", 0, 0), ("inserted", "INTEGER", 1, 0),
         ("updated", "INTEGER", 1, 0), ("unchanged", "INTEGER", 1, 0),
         ("deleted", "INTEGER", 1, 0), ("error", "TEXT", 0, 0), ("started_at", "TEXT", 1, 0),
-        ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0)],
+        ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0),
+        ("feed", "TEXT", 1, 0)],
     store.RETRIES_TABLE: [
         ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("failed_as", "TEXT", 1, 0),
         ("sha256", "TEXT", 0, 0), ("reason", "TEXT", 0, 0), ("sidecar", "TEXT", 0, 0),
@@ -298,7 +300,7 @@ def test_surplus_rows_of_unique_values_is_zero_without_sampling(
 
 
 def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path) -> None:
-    attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s")
+    attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s", feed="transactions")
     with store.transaction(fresh_db):
         load_id = record_load(fresh_db, store.TABLES, attempt, status="failed", finished_at="f",
                                     rows=7, error="boom")
@@ -306,13 +308,13 @@ def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path)
         "id": load_id, "file_name": "bad.parquet", "sha256": None, "bytes": None,
         "status": "failed", "write_mode": "upsert", "run_date": None, "rows": 7,
         "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0, "error": "boom",
-        "started_at": "s", "finished_at": "f", "claim": None}]
+        "started_at": "s", "finished_at": "f", "claim": None, "feed": "transactions"}]
 
 
 def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
                                              db_path: Path) -> None:
     attempt = LoadRecord(contract.file_name_for(DAY1), "ab" * 32, 1234, "replace_date",
-                               DAY1, "s")
+                         DAY1, "s", feed="transactions")
     with store.transaction(fresh_db):
         first = record_load(fresh_db, store.TABLES, attempt, status="processed", finished_at="f0",
                                   rows=999)
@@ -333,7 +335,7 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
 
 
 def test_ledger_refuses_an_unknown_status(fresh_db: sqlite3.Connection) -> None:
-    attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s")
+    attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s", feed="transactions")
     with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
         record_load(fresh_db, store.TABLES, attempt, status="maybe", finished_at="f")
 

@@ -1,10 +1,11 @@
 """The SQLite ledger: one `load_history` row per attempt at a file, and its word on a claim.
 
-A successful load's row is written in the load's own transaction, with zero counts that
-`update_load_counts` fills in before the commit; a failed attempt's row in one of its
-own. `recorded_outcome` tells a claim resumed after a crash from a new one: committed
-already (archive it, do not load it again) or failed already (do not record it twice).
-The table itself is created with the others by `schema.init_schema`.
+The ledger is every feed's: each row names its feed. A successful load's row is written
+in the load's own transaction, with zero counts that `update_load_counts` fills in
+before the commit; a failed attempt's row in one of its own. `recorded_outcome` tells a
+claim resumed after a crash from a new one: committed already (archive it, do not load
+it again) or failed already (do not record it twice). The table itself is created with
+the others by `schema.init_schema`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ def record_load(conn: sqlite3.Connection, tables: Tables, load: LoadRecord, *, s
     """
     cursor = conn.execute(
         f'INSERT INTO {tables.ledger} ("file_name", "sha256", "bytes", "status", '
-        '"write_mode", "run_date", "rows", "error", "started_at", "finished_at", "claim") '
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        '"write_mode", "run_date", "rows", "error", "started_at", "finished_at", "claim", '
+        '"feed") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         (load.file_name, load.sha256, load.bytes, status, load.write_mode, load.run_date,
-         rows, error, load.started_at, finished_at, load.claim),
+         rows, error, load.started_at, finished_at, load.claim, load.feed),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import TRANSACTIONS, Contract
 from filedrop_etl.daemon import clock, crashpoints
 from filedrop_etl.daemon.warehouse.api import (
     Claims,
@@ -46,9 +46,9 @@ class SqliteStaged:
     def __init__(self, conn: sqlite3.Connection, tables: Tables, rows: int) -> None:
         self.conn, self.tables, self.rows = conn, tables, rows
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
         with translated():
-            return merge.surplus_rows(self.conn, self.tables, column, limit)
+            return merge.surplus_rows(self.conn, self.tables, columns, limit)
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
         with translated(), transaction(self.conn):
@@ -63,11 +63,13 @@ class SqliteStaged:
 
 
 class SqliteWarehouse:
-    """The worker's warehouse on an open, migrated connection it now owns."""
+    """The worker's warehouse on an open, migrated connection it now owns (every feed's
+    tables made): each load names the contract it loads by."""
 
-    def __init__(self, conn: sqlite3.Connection, db: Path, contract: Contract) -> None:
-        self.conn, self.db, self.contract = conn, db, contract
-        self.tables = Tables(contract)
+    def __init__(self, conn: sqlite3.Connection, db: Path) -> None:
+        self.conn, self.db = conn, db
+        # The ledger is every feed's: any feed's `Tables` name it.
+        self.tables = Tables(TRANSACTIONS)
         self.value_limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
         self.where = str(db)
         self.file_identity: FileIdentity | None = dbfile.DatabaseFile(conn, db)
@@ -97,9 +99,9 @@ class SqliteWarehouse:
                 ledger.record_load(self.conn, self.tables, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
-    def last_success(self, now: str) -> Load | None:
+    def last_success(self, now: str, feed: str | None = None) -> Load | None:
         with translated():
-            return SqliteHistory(self.conn, self.contract).last_success(now)
+            return SqliteHistory(self.conn).last_success(now, feed)
 
     def answers_again(self) -> None:
         return None  # a file has no session to lose; `file_identity` follows the file
