@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 from filedrop_etl.config.contract import Contract
 
+# The ledger every feed shares (`Contract.ledger_table`).
+LEDGER_TABLE = "load_history"
+# The feed of every load a ledger recorded before it had feeds (version 5 on SQLite):
+# the one dataset the daemon knew then, now the built-in feed.
+EARLIEST_FEED = "transactions"
 RETRIES_TABLE = "retries"
 DAEMONS_TABLE = "daemons"
 # The fact table's rows per run date (`fact_transactions_days`), kept by each load.

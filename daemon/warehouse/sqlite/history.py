@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse.api import (
     Daemon,
@@ -31,11 +31,17 @@ from filedrop_etl.daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, q
+from filedrop_etl.daemon.warehouse.sql import (
+    DAEMONS_TABLE,
+    EARLIEST_FEED,
+    LEDGER_TABLE,
+    RETRIES_TABLE,
+    q,
+)
 from filedrop_etl.daemon.warehouse.sqlite import schema, totals
 from filedrop_etl.daemon.warehouse.values import recording
 
-LEDGER = q(schema.LEDGER_TABLE)
+LEDGER = q(LEDGER_TABLE)
 
 
 def _columns(cls: type[Any]) -> str:
@@ -53,7 +59,7 @@ def check_schema(conn: sqlite3.Connection) -> int:
         raise SchemaMismatch(
             f"the database has schema version {version}; this program knows "
             f"{schema.SCHEMA_VERSION}", hint="use the newer filedrop-etl that wrote it")
-    if not schema.has_table(conn, schema.LEDGER_TABLE):
+    if not schema.has_table(conn, LEDGER_TABLE):
         raise SchemaMismatch("the database has no load_history table",
                              hint="point --db at the daemon's database")
     return version
@@ -85,7 +91,7 @@ class SqliteHistory:
         """The ledger's columns a `Load` holds, in its order."""
         if self.has_feed:
             return _columns(Load)
-        return _columns(Load).replace('"feed"', f"'{TRANSACTIONS.name}' AS \"feed\"")
+        return _columns(Load).replace('"feed"', f"'{EARLIEST_FEED}' AS \"feed\"")
 
     def _of_feed(self, feed: str | None) -> tuple[str, tuple[str, ...]]:
         """The condition (and its values) of `feed`'s loads: "true" for every feed's."""
@@ -93,7 +99,7 @@ class SqliteHistory:
             return "true", ()
         if self.has_feed:
             return '"feed" = ?', (feed,)
-        return ("true" if feed == TRANSACTIONS.name else "false"), ()
+        return ("true" if feed == EARLIEST_FEED else "false"), ()
 
     def recent_loads(self, where: LoadFilter) -> list[Load]:
         """The latest attempts matching `where`, newest first."""

@@ -20,11 +20,19 @@ from typing import Any
 
 import structlog
 
-from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import crashpoints
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
-from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
+from filedrop_etl.daemon.warehouse.sql import (
+    DAEMONS_TABLE,
+    DAYS_SUFFIX,
+    EARLIEST_FEED,
+    LEDGER_TABLE,
+    RETRIES_TABLE,
+    Tables,
+    q,
+)
 from filedrop_etl.daemon.warehouse.sqlite import migrate
 from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
 from filedrop_etl.daemon.warehouse.sqlite.types import column_type, literal
@@ -37,7 +45,6 @@ log = structlog.get_logger("daemon.schema")
 SCHEMA_VERSION = 5
 # The version that added the `retries` table, which `retry` writes.
 RETRIES_VERSION = 2
-LEDGER_TABLE = TRANSACTIONS.ledger_table
 
 _LEDGER_COLUMNS = (
     '"id" INTEGER PRIMARY KEY',
@@ -64,7 +71,7 @@ _LEDGER_COLUMNS = (
 )
 # Version 5 adds the column to a ledger that exists: every load before was the built-in
 # feed's (SQLite adds a NOT NULL column only with a default).
-_LEDGER_FEED = f""""feed" TEXT NOT NULL DEFAULT '{TRANSACTIONS.name}'"""
+_LEDGER_FEED = f""""feed" TEXT NOT NULL DEFAULT '{EARLIEST_FEED}'"""
 
 
 def _shared_tables() -> dict[str, tuple[str, ...]]:
@@ -181,16 +188,19 @@ def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], 
                 f"the database has schema version {version}; this daemon knows {SCHEMA_VERSION}",
                 hint="run the newer daemon that wrote it, or point --db at another file",
             )
-        legacy = version < SCHEMA_VERSION and has_table(conn, TRANSACTIONS.fact_table)
-        if legacy and not any(c.builtin for c in feeds):
-            # The tables of a release before feeds are the built-in feed's: migrated
-            # with the rest, whether or not this daemon still serves it.
-            feeds = (TRANSACTIONS, *feeds)
         builtin = next((c for c in feeds if c.builtin), None)
-        rebuild = builtin is not None and version < 4 and legacy
+        if 0 < version < 4 and builtin is None:
+            raise SchemaMismatch(
+                f"the database has schema version {version}, whose fact table is the "
+                f"built-in {EARLIEST_FEED} feed's, which this daemon does not serve: it "
+                "can not rebuild that table",
+                hint=f"start once with the {EARLIEST_FEED} feed served too (declare "
+                f"[feeds.{EARLIEST_FEED}] beside your feeds), then as you like")
+        rebuild = builtin is not None and version < 4 and has_table(conn,
+                                                                     builtin.fact_table)
         if has_table(conn, LEDGER_TABLE) and "feed" not in _names(conn, LEDGER_TABLE):
             conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {_LEDGER_FEED}")
-            steps.append(f"ledger: feed column added, every earlier load {TRANSACTIONS.name}")
+            steps.append(f"ledger: feed column added, every earlier load {EARLIEST_FEED}")
         tables = _shared_tables()
         for table, defined in tables.items():
             conn.execute(_create(q(table), defined, False))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from filedrop_etl.config.contract import TRANSACTIONS, Contract
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import clock, crashpoints
 from filedrop_etl.daemon.warehouse.api import (
     Claims,
@@ -52,12 +52,12 @@ class SqliteStaged:
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
         with translated(), transaction(self.conn):
-            load_id = ledger.record_load(self.conn, self.tables, load, status="processed",
+            load_id = ledger.record_load(self.conn, load, status="processed",
                                          finished_at=load.started_at)
             counts = merge.merge(self.conn, self.tables, plan, rows=self.rows,
                                  loaded_at=clock.utc_now(), load_id=load_id)
             crashpoints.reached("during_merge")
-            ledger.update_load_counts(self.conn, self.tables, load_id, counts,
+            ledger.update_load_counts(self.conn, load_id, counts,
                                       finished_at=clock.utc_now())
         return counts
 
@@ -68,8 +68,6 @@ class SqliteWarehouse:
 
     def __init__(self, conn: sqlite3.Connection, db: Path) -> None:
         self.conn, self.db = conn, db
-        # The ledger is every feed's: any feed's `Tables` name it.
-        self.tables = Tables(TRANSACTIONS)
         self.value_limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
         self.where = str(db)
         self.file_identity: FileIdentity | None = dbfile.DatabaseFile(conn, db)
@@ -77,7 +75,7 @@ class SqliteWarehouse:
 
     def recorded(self, claim: str) -> Recorded | None:
         with translated():
-            return ledger.recorded_outcome(self.conn, self.tables, claim)
+            return ledger.recorded_outcome(self.conn, claim)
 
     @contextmanager
     def staged(self, contract: Contract,
@@ -93,10 +91,10 @@ class SqliteWarehouse:
                        ticket: Ticket | None = None) -> None:
         with translated(), transaction(self.conn):
             # Failed before, by an attempt killed before its quarantine: one row.
-            recorded = (ledger.recorded_outcome(self.conn, self.tables, load.claim)
+            recorded = (ledger.recorded_outcome(self.conn, load.claim)
                         if load.claim else None)
             if recorded is None or recorded.status != "failed":
-                ledger.record_load(self.conn, self.tables, load, status="failed",
+                ledger.record_load(self.conn, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
     def last_success(self, now: str, feed: str | None = None) -> Load | None:
