@@ -39,6 +39,7 @@ from filedrop_etl.daemon.warehouse.sql import (
     q,
 )
 from filedrop_etl.daemon.warehouse.sqlite import schema, totals
+from filedrop_etl.daemon.warehouse.sqlite.tables import has_table
 from filedrop_etl.daemon.warehouse.values import recording
 
 LEDGER = q(LEDGER_TABLE)
@@ -59,7 +60,7 @@ def check_schema(conn: sqlite3.Connection) -> int:
         raise SchemaMismatch(
             f"the database has schema version {version}; this program knows "
             f"{schema.SCHEMA_VERSION}", hint="use the newer filedrop-etl that wrote it")
-    if not schema.has_table(conn, LEDGER_TABLE):
+    if not has_table(conn, LEDGER_TABLE):
         raise SchemaMismatch("the database has no load_history table",
                              hint="point --db at the daemon's database")
     return version
@@ -134,7 +135,7 @@ class SqliteHistory:
 
     def retries(self, names: Sequence[str]) -> list[Retry]:
         """Every retry of files of these names (as sent back or as failed), oldest first."""
-        if not schema.has_table(self.conn, RETRIES_TABLE):
+        if not has_table(self.conn, RETRIES_TABLE):
             return []
         marks = ", ".join("?" * len(names))
         return [Retry(*row) for row in self.conn.execute(
@@ -145,7 +146,7 @@ class SqliteHistory:
     def daemons(self) -> list[Daemon]:
         """Every daemon that started on this database, the latest start first; none before
         version 3 (no daemon of it has started there yet)."""
-        if not schema.has_table(self.conn, DAEMONS_TABLE):
+        if not has_table(self.conn, DAEMONS_TABLE):
             return []
         rows = self.conn.execute(f'SELECT {_columns(Daemon)} FROM {q(DAEMONS_TABLE)} '
                             'ORDER BY "started_at" DESC').fetchall()
@@ -158,7 +159,7 @@ class SqliteHistory:
                          sidecar: dict[str, object] | None) -> Retry | None:
         """The retry of the file failed/ held as `failed_as` that recorded this very sidecar:
         the retry that left it behind (`daemon.ops.retries`), or None if none did."""
-        if sidecar is None or not schema.has_table(self.conn, RETRIES_TABLE):
+        if sidecar is None or not has_table(self.conn, RETRIES_TABLE):
             return None
         return recording(self.conn.execute(
             f'SELECT {_columns(Retry)}, "sidecar" FROM {q(RETRIES_TABLE)} '

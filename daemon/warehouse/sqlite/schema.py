@@ -1,14 +1,13 @@
-"""The database's shape: every table's columns, its indexes, the version, the migration.
+"""The database's shape kept right: the version, the migrations, each feed's evolution.
 
-`init_schema` creates what is missing for every feed the daemon serves, migrates an
-older version forward in place, evolves a declared feed's table as its declaration
-changed (`columns.evolve`), and refuses a database it did not write (the prototype's
-tables, say: columns missing or of another type) or one of a newer version, before any
-file could fail on it. The shared tables (`load_history`, `retries`, `daemons`) are one
-per database; each feed has its fact table and, if it has a date column, its rows per
-date. Columns a DBA added to the built-in feed's or the shared tables that the daemon's
-inserts can leave out are accepted with a warning, and kept through the version-4
-rebuild (`columns`). Identifiers come from the contract values it is given.
+`init_schema` creates what is missing for every feed the daemon serves (the definitions
+are `tables`'), migrates an older version forward in place, evolves a declared feed's
+table as its declaration changed (`columns.evolve`), and refuses a database it did not
+write (the prototype's tables, say: columns missing or of another type) or one of a
+newer version, before any file could fail on it. Columns a DBA added to the built-in
+feed's or the shared tables that the daemon's inserts can leave out are accepted with a
+warning, and kept through the version-4 rebuild (`columns`). Identifiers come from the
+contract values it is given.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import structlog
 
@@ -25,7 +23,6 @@ from filedrop_etl.daemon import crashpoints
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.sql import (
-    DAEMONS_TABLE,
     DAYS_SUFFIX,
     EARLIEST_FEED,
     LEDGER_TABLE,
@@ -34,8 +31,9 @@ from filedrop_etl.daemon.warehouse.sql import (
     q,
 )
 from filedrop_etl.daemon.warehouse.sqlite import migrate
+from filedrop_etl.daemon.warehouse.sqlite import tables as defs
 from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
-from filedrop_etl.daemon.warehouse.sqlite.types import column_type, literal
+from filedrop_etl.daemon.warehouse.sqlite.tables import has_table
 
 log = structlog.get_logger("daemon.schema")
 
@@ -45,121 +43,6 @@ log = structlog.get_logger("daemon.schema")
 SCHEMA_VERSION = 5
 # The version that added the `retries` table, which `retry` writes.
 RETRIES_VERSION = 2
-
-_LEDGER_COLUMNS = (
-    '"id" INTEGER PRIMARY KEY',
-    '"file_name" TEXT NOT NULL',
-    '"sha256" TEXT',
-    '"bytes" INTEGER',
-    """"status" TEXT NOT NULL CHECK ("status" IN ('processed', 'failed'))""",
-    '"write_mode" TEXT NOT NULL',
-    '"run_date" TEXT',
-    '"rows" INTEGER',
-    '"inserted" INTEGER NOT NULL DEFAULT 0',
-    '"updated" INTEGER NOT NULL DEFAULT 0',
-    '"unchanged" INTEGER NOT NULL DEFAULT 0',
-    '"deleted" INTEGER NOT NULL DEFAULT 0',
-    '"error" TEXT',
-    '"started_at" TEXT NOT NULL',
-    '"finished_at" TEXT NOT NULL',
-    # Which claim of the file this was (device, inode and ctime of the claimed file): a
-    # file resumed after a crash between COMMIT and the archive move is recognised as
-    # loaded already, not loaded twice.
-    '"claim" TEXT',
-    # Version 5: the feed the file belonged to.
-    '"feed" TEXT NOT NULL',
-)
-# Version 5 adds the column to a ledger that exists: every load before was the built-in
-# feed's (SQLite adds a NOT NULL column only with a default).
-_LEDGER_FEED = f""""feed" TEXT NOT NULL DEFAULT '{EARLIEST_FEED}'"""
-
-
-def _shared_tables() -> dict[str, tuple[str, ...]]:
-    """The tables every feed shares, each with its column definitions, in order."""
-    return {
-        LEDGER_TABLE: _LEDGER_COLUMNS,
-        # Version 2: one row per failed file an operator sent back to the inbox
-        # (`daemon.ops.retries`). No foreign key: a retry names a file, not one attempt.
-        RETRIES_TABLE: (
-            '"id" INTEGER PRIMARY KEY',
-            '"file_name" TEXT NOT NULL',  # the name it was sent back under
-            '"failed_as" TEXT NOT NULL',  # its name in failed/ (`name~N` when taken)
-            '"sha256" TEXT',  # of the file sent back, which may have been fixed in place
-            '"reason" TEXT',  # the sidecar's one-line reason for the failure
-            '"sidecar" TEXT',  # the whole sidecar, which the retry removes
-            '"requested_by" TEXT',
-            '"requested_at" TEXT NOT NULL',
-        ),
-        # Version 3: where each daemon (by node: its host) keeps its folders, as it
-        # resolved them at its last start (`daemon.warehouse.sqlite.nodes`), so that a
-        # command given only the database finds them; and which of them that start had to create.
-        DAEMONS_TABLE: (
-            '"node" TEXT PRIMARY KEY',
-            '"pid" INTEGER NOT NULL',
-            '"started_at" TEXT NOT NULL',
-            '"inbox" TEXT NOT NULL',
-            '"work" TEXT NOT NULL',
-            '"processed" TEXT NOT NULL',
-            '"failed" TEXT NOT NULL',
-            '"created" TEXT NOT NULL',  # a JSON list of the folders' names
-        ),
-    }
-
-
-def _fact_columns(contract: Contract) -> tuple[str, ...]:
-    """The fact table's definitions: the feed's columns (NOT NULL unless declared
-    nullable, and every key column), who loaded each row, and the key. A one-column key
-    is declared on its column, as the built-in feed's always was."""
-    key = contract.key
-    defined = []
-    for c in contract.columns:
-        definition = f"{q(c.name)} {column_type(c)}"
-        if c.name in key or not c.nullable:
-            definition += " NOT NULL"
-        if c.default is not None:
-            definition += f" DEFAULT {literal(c, c.default)}"
-        if key == (c.name,):
-            definition += " PRIMARY KEY"
-        defined.append(definition)
-    return (*defined, '"loaded_at" TEXT NOT NULL',
-            f'"load_id" INTEGER REFERENCES {q(contract.ledger_table)} ("id")',
-            *([f"PRIMARY KEY ({Tables(contract).key})"] if len(key) > 1 else []))
-
-
-def _feed_tables(contract: Contract) -> dict[str, tuple[str, ...]]:
-    """A feed's own tables, each with its column definitions, in order."""
-    tables = {}
-    if contract.builtin:
-        # The schema of record for staging, kept as version 1 defined it so that older
-        # databases open unchanged. It stays empty: each load stages its rows in a table
-        # of this name in its own staging database (see `daemon.warehouse.sqlite.staging`).
-        # A declared feed has none: staging is never in the daemon's database.
-        tables[contract.staging_table] = (
-            *(f"{q(c.name)} {column_type(c)}" + (" PRIMARY KEY" if c.name == contract.key[0]
-                                                 else "") for c in contract.columns),
-            '"occurrences" INTEGER NOT NULL DEFAULT 1',
-        )
-    tables[contract.fact_table] = _fact_columns(contract)
-    if contract.date_column is not None:
-        # Version 4: the fact's rows per date, written by each load in its own
-        # transaction, so that the page and `report` need not count the fact table.
-        tables[contract.fact_table + DAYS_SUFFIX] = (
-            f"{q(contract.date_column)} TEXT PRIMARY KEY",
-            '"rows" INTEGER NOT NULL',
-        )
-    return tables
-
-
-def _without_rowid(contract: Contract) -> frozenset[str]:
-    # Version 4: the fact's rows live in its key's B-tree, not in a rowid table beside a
-    # key index: one B-tree written per row instead of two, and a third of the size.
-    return frozenset({contract.fact_table, contract.fact_table + DAYS_SUFFIX})
-
-
-def _create(table: str, columns: tuple[str, ...], without_rowid: bool) -> str:
-    return (f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)})"
-            + (" WITHOUT ROWID" if without_rowid else ""))
-
 
 def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], *,
                 chunk_rows: int = migrate.CHUNK_ROWS) -> None:
@@ -198,17 +81,17 @@ def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], 
                 f"[feeds.{EARLIEST_FEED}] beside your feeds), then as you like")
         rebuild = builtin is not None and version < 4 and has_table(conn,
                                                                      builtin.fact_table)
-        if has_table(conn, LEDGER_TABLE) and "feed" not in _names(conn, LEDGER_TABLE):
-            conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {_LEDGER_FEED}")
+        if has_table(conn, LEDGER_TABLE) and "feed" not in defs.names(conn, LEDGER_TABLE):
+            conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {defs.LEDGER_FEED}")
             steps.append(f"ledger: feed column added, every earlier load {EARLIEST_FEED}")
-        tables = _shared_tables()
+        tables = defs.shared_tables()
         for table, defined in tables.items():
-            conn.execute(_create(q(table), defined, False))
+            conn.execute(defs.create(q(table), defined, False))
         evolved = [_evolve(conn, c) for c in feeds if not c.builtin]
         for contract in feeds:
-            one_btree = _without_rowid(contract)
-            for table, defined in _feed_tables(contract).items():
-                conn.execute(_create(q(table), defined, table in one_btree))
+            one_btree = defs.without_rowid(contract)
+            for table, defined in defs.feed_tables(contract).items():
+                conn.execute(defs.create(q(table), defined, table in one_btree))
                 tables[table] = defined
         declared = {c.fact_table for c in feeds if not c.builtin}
         differences = [_difference(conn, table, defined) for table, defined in tables.items()
@@ -224,7 +107,7 @@ def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], 
             kept = _definitions(conn, builtin.fact_table, extra)
             fact = (*tables[builtin.fact_table], *kept.values())
             migrated = migrate.rebuild_fact(
-                conn, Tables(builtin), lambda name: _create(name, fact, True),
+                conn, Tables(builtin), lambda name: defs.create(name, fact, True),
                 from_version=version, to_version=SCHEMA_VERSION, chunk_rows=chunk_rows,
                 extra=tuple(kept))
         elif steps:
@@ -271,9 +154,9 @@ def _evolve(conn: sqlite3.Connection, contract: Contract) -> tuple[str, columns.
     table = contract.fact_table
     if not has_table(conn, table):
         return contract.name, columns.Evolution(table, recreate="created")
-    defined = _fact_columns(contract)
+    defined = defs.fact_columns(contract)
     expected = {n: t.upper() for n, t in columns.declared(defined).items()}
-    info = _held(conn, table)
+    info = defs.held(conn, table)
     held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None)
             for _, name, kind, notnull, default, _ in info]
     held_key = [str(row[1]) for row in sorted(info, key=lambda row: row[5]) if row[5]]
@@ -303,15 +186,6 @@ def _log_evolution(feed: str, evolution: columns.Evolution) -> None:
                  reason=evolution.recreate)
 
 
-def _names(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {str(row[1]) for row in _held(conn, table)}
-
-
-def _held(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
-    # cid, name, declared type, notnull, default, pk: one row per column, in order.
-    return list(conn.execute(f"PRAGMA table_info({q(table)})"))
-
-
 def _difference(conn: sqlite3.Connection, table: str,
                 defined: tuple[str, ...]) -> columns.Difference:
     """The table's columns against its definitions, declared types compared as SQLite
@@ -319,7 +193,7 @@ def _difference(conn: sqlite3.Connection, table: str,
     leaves it out."""
     expected = {n: t.upper() for n, t in columns.declared(defined).items()}
     held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None)
-            for _, name, kind, notnull, default, _ in _held(conn, table)]
+            for _, name, kind, notnull, default, _ in defs.held(conn, table)]
     return columns.compare(table, expected, held)
 
 
@@ -329,10 +203,4 @@ def _definitions(conn: sqlite3.Connection, table: str,
     declared type, NOT NULL and default."""
     return {str(name): f"{q(str(name))} {kind}" + (" NOT NULL" if notnull else "")
             + (f" DEFAULT {default}" if default is not None else "")
-            for _, name, kind, notnull, default, _ in _held(conn, table) if name in names}
-
-
-def has_table(conn: sqlite3.Connection, name: str) -> bool:
-    """Whether the database holds a table of that name (an older version may not)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (name,)).fetchone() is not None
+            for _, name, kind, notnull, default, _ in defs.held(conn, table) if name in names}
