@@ -144,7 +144,7 @@ on_both_backends = pytest.mark.parametrize("settings", backends.BACKENDS, indire
 def as_warehouse(conn: sqlite3.Connection) -> SqliteWarehouse:
     """The worker's warehouse on an open SQLite connection (the one `connect` made)."""
     assert isinstance(conn, dbfile.Connection)
-    return SqliteWarehouse(conn, conn.path, TRANSACTIONS)
+    return SqliteWarehouse(conn, conn.path)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def attached_staging(conn: sqlite3.Connection, path: Path) -> AbstractContextMan
 
 
 def surplus_rows(conn: sqlite3.Connection, column: str, limit: int) -> tuple[int, list[str]]:
-    return _merge.surplus_rows(conn, TABLES, column, limit)
+    return _merge.surplus_rows(conn, TABLES, (column,), limit)
 
 
 def merge(conn: sqlite3.Connection, *, rows: int, loaded_at: str, load_id: int,

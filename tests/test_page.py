@@ -60,7 +60,8 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     failed = [failed_file(HOSTILE, "read", "<b>not parquet</b>", "drop <i>Parquet</i>")]
     # Another file's failed load: its error is shown in the loads' table.
     loads = [Load(1, HOSTILE + "2", "failed", None, None, 0, 0, 0, 0, "read: <img src=x>",
-                  "merge", None, None, "2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z")]
+                  "merge", None, None, "2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z",
+                  "transactions")]
     # The timeline names the file of a quarter hour of one load.
     now = datetime(2026, 3, 1, 10, 5, tzinfo=UTC)
     one = LoadBin(int(now.timestamp()) // charts.SLICE_SECONDS, "failed", 1, 0, 0.0, 0.0, 0.0,
@@ -181,11 +182,11 @@ def test_rows_per_day_counts_the_last_days_up_to_the_latest(
             for i in range(count)]
     insert_facts(fresh_db, rows)
     today = "2026-03-05"
-    history = SqliteHistory(fresh_db, TRANSACTIONS)
-    assert history.rows_per_day(31, today) == [DayRows("2026-02-01", 2),
+    history = SqliteHistory(fresh_db)
+    assert history.rows_per_day(TRANSACTIONS, 31, today) == [DayRows("2026-02-01", 2),
                                                   DayRows("2026-03-02", 4)]
-    assert history.rows_per_day(1, today) == [DayRows("2026-03-02", 4)]
-    assert len(SqliteHistory(fresh_db, TRANSACTIONS).rows_per_day(365, today)) == 3
+    assert history.rows_per_day(TRANSACTIONS, 1, today) == [DayRows("2026-03-02", 4)]
+    assert len(SqliteHistory(fresh_db).rows_per_day(TRANSACTIONS, 365, today)) == 3
 
 
 def test_rows_per_day_is_not_emptied_by_one_far_future_day(
@@ -194,7 +195,10 @@ def test_rows_per_day_is_not_emptied_by_one_far_future_day(
     `9999-12-31` file left only that day in the chart."""
     days = ("2026-02-27", "2026-02-28", "2026-03-01", "9999-12-31")
     insert_facts(fresh_db, [(f"{d.replace('-', '')}-0", 1, 1.0, d, "t", None) for d in days])
-    history = SqliteHistory(fresh_db, TRANSACTIONS)
-    assert [d.run_date for d in history.rows_per_day(31, "2026-03-02")] == list(days[:3])
+    history = SqliteHistory(fresh_db)
+    def dates(latest: str) -> list[str]:
+        return [d.run_date for d in history.rows_per_day(TRANSACTIONS, 31, latest)]
+
+    assert dates("2026-03-02") == list(days[:3])
     # Every run date later than today: the window ends at the newest, as before.
-    assert [d.run_date for d in history.rows_per_day(31, "2020-01-01")] == ["9999-12-31"]
+    assert dates("2020-01-01") == ["9999-12-31"]

@@ -123,7 +123,8 @@ def load(held: postgresql.PostgresWarehouse, table: pa.Table, claim: str,
     plan = MergePlan(keys_sorted=True, keys_counted=True,
                      replace_date=run_date if replace else None)
     record = LoadRecord(f"transactions_{run_date}.parquet", "ab" * 32, 1234,
-                        "replace" if replace else "merge", run_date, clock.utc_now(), claim)
+                        "replace" if replace else "merge", run_date, clock.utc_now(), claim,
+                        feed="transactions")
     # Small batches: several COPY messages per file.
     with held.staged(TRANSACTIONS, table.to_batches(max_chunksize=7)) as staged:
         assert staged.rows == table.num_rows
@@ -287,13 +288,13 @@ def test_leaving_without_commit_rolls_back(
         url: PostgresUrl, held: postgresql.PostgresWarehouse) -> None:
     with held.staged(TRANSACTIONS, day(DAYS[0]).to_batches()) as staged:
         assert staged.rows == 20
-        assert staged.surplus_rows("txn_id", 5) == (0, [])
+        assert staged.surplus_rows(("txn_id",), 5) == (0, [])
     assert one(url, "SELECT count(*) FROM fact_transactions") == 0
     # Repeated keys are counted, and samples given, from the staged rows.
     table = day(DAYS[0], 6)
     twice = pa.concat_tables([table, table.slice(0, 2)])
     with held.staged(TRANSACTIONS, twice.to_batches()) as staged:
-        surplus, samples = staged.surplus_rows("txn_id", 1)
+        surplus, samples = staged.surplus_rows(("txn_id",), 1)
     assert surplus == 2
     assert samples == [table.column("txn_id")[0].as_py()]
 
@@ -301,7 +302,7 @@ def test_leaving_without_commit_rolls_back(
 def test_a_record_failure_is_written_once_per_claim(
         url: PostgresUrl, held: postgresql.PostgresWarehouse) -> None:
     record = LoadRecord("transactions_2026-02-10.parquet", None, 10, "merge", None,
-                        clock.utc_now(), "claim-1")
+                        clock.utc_now(), "claim-1", feed="transactions")
     held.record_failure(record, rows=None, error="bad")
     held.record_failure(record, rows=None, error="bad again")
     assert rows(url, "SELECT status, error FROM load_history") == [("failed", "bad")]
@@ -326,7 +327,7 @@ def test_a_session_ended_mid_load_commits_nothing(
     table = day(DAYS[1])
     plan = MergePlan(keys_sorted=True, keys_counted=True)
     record = LoadRecord("transactions_2026-02-11.parquet", None, 1, "merge", DAYS[1],
-                        clock.utc_now(), "c2")
+                        clock.utc_now(), "c2", feed="transactions")
     with pytest.raises(WarehouseFault), held.staged(TRANSACTIONS, table.to_batches()) as staged:
         rows(url, "SELECT pg_terminate_backend(%s)", (held.conn.info.backend_pid,))
         staged.commit(record, plan)
@@ -389,7 +390,8 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
     for d, table in tables.items():
         load(held, table, f"c-{d}")
     held.record_failure(LoadRecord("transactions_2026-02-13.parquet", None, 5, "merge",
-                                   None, clock.utc_now(), "bad-1"), rows=None, error="bad")
+                                   None, clock.utc_now(), "bad-1", feed="transactions"),
+                        rows=None, error="bad")
     now = clock.utc_now()
     with postgresql.writing(url, settings.contract, 2.0) as log:
         retry_id = log.record_retry(
@@ -423,23 +425,25 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
         assert history.last_success("2000-01-01T00:00:00.000000Z") is None
         assert history.loads_in_the_future(now) == 0
 
-        totals = history.day_totals()
+        totals = history.day_totals(TRANSACTIONS)
         assert [(t.run_date, t.rows) for t in totals] == [(DAYS[0], 10), (DAYS[1], 11),
                                                           (DAYS[2], 12)]
         expected = pc.sum(tables[DAYS[1]].column("amount")).as_py()
-        assert totals[1].amount == pytest.approx(expected)
-        assert [t.run_date for t in history.day_totals(since=DAYS[1], until=DAYS[1])] == [
+        assert totals[1].figure("amount") == pytest.approx(expected)
+        assert [t.run_date for t in history.day_totals(TRANSACTIONS, since=DAYS[1],
+                                                          until=DAYS[1])] == [
             DAYS[1]]
-        customers = history.customer_totals()
-        assert sum(c.transactions for c in customers) == 33
-        assert [c.amount for c in customers] == sorted((c.amount for c in customers),
-                                                       reverse=True)
+        customers = history.group_totals(TRANSACTIONS)
+        assert sum(c.rows for c in customers) == 33
+        amounts = [c.figure("amount") for c in customers]
+        assert amounts == sorted(amounts, reverse=True)  # type: ignore[type-var]
 
-        assert [(r.run_date, r.rows) for r in history.rows_per_day(2, DAYS[2])] == [
+        assert [(r.run_date, r.rows) for r in history.rows_per_day(TRANSACTIONS, 2, DAYS[2])] == [
             (DAYS[1], 11), (DAYS[2], 12)]
         # A latest before every run date: the window ends at the newest of all.
-        assert [r.run_date for r in history.rows_per_day(1, "2020-01-01")] == [DAYS[2]]
-        assert history.has_rows()
+        window = history.rows_per_day(TRANSACTIONS, 1, "2020-01-01")
+        assert [r.run_date for r in window] == [DAYS[2]]
+        assert history.has_rows(TRANSACTIONS)
 
         [retry] = history.retries(["transactions_2026-02-13.parquet"])
         assert (retry.id, retry.reason, retry.requested_by) == (retry_id, "fixed", "ops")

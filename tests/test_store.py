@@ -79,8 +79,9 @@ def strictly_ascending(rows: Sequence[Sequence[Any]]) -> bool:
 
 
 def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
-    load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z")
-    return record_load(conn, store.TABLES, load, status="processed",
+    load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z",
+                      feed="transactions")
+    return record_load(conn, load, status="processed",
                              finished_at="2026-02-10T00:00:01Z")
 
 
@@ -114,7 +115,8 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("run_date", "TEXT", 0, 0), ("rows", "INTEGER", 0, 0), ("inserted", "INTEGER", 1, 0),
         ("updated", "INTEGER", 1, 0), ("unchanged", "INTEGER", 1, 0),
         ("deleted", "INTEGER", 1, 0), ("error", "TEXT", 0, 0), ("started_at", "TEXT", 1, 0),
-        ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0)],
+        ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0),
+        ("feed", "TEXT", 1, 0)],
     store.RETRIES_TABLE: [
         ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("failed_as", "TEXT", 1, 0),
         ("sha256", "TEXT", 0, 0), ("reason", "TEXT", 0, 0), ("sidecar", "TEXT", 0, 0),
@@ -298,26 +300,26 @@ def test_surplus_rows_of_unique_values_is_zero_without_sampling(
 
 
 def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path) -> None:
-    attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s")
+    attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s", feed="transactions")
     with store.transaction(fresh_db):
-        load_id = record_load(fresh_db, store.TABLES, attempt, status="failed", finished_at="f",
+        load_id = record_load(fresh_db, attempt, status="failed", finished_at="f",
                                     rows=7, error="boom")
     assert ledger(db_path) == [{
         "id": load_id, "file_name": "bad.parquet", "sha256": None, "bytes": None,
         "status": "failed", "write_mode": "upsert", "run_date": None, "rows": 7,
         "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0, "error": "boom",
-        "started_at": "s", "finished_at": "f", "claim": None}]
+        "started_at": "s", "finished_at": "f", "claim": None, "feed": "transactions"}]
 
 
 def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
                                              db_path: Path) -> None:
     attempt = LoadRecord(contract.file_name_for(DAY1), "ab" * 32, 1234, "replace_date",
-                               DAY1, "s")
+                         DAY1, "s", feed="transactions")
     with store.transaction(fresh_db):
-        first = record_load(fresh_db, store.TABLES, attempt, status="processed", finished_at="f0",
+        first = record_load(fresh_db, attempt, status="processed", finished_at="f0",
                                   rows=999)
-        update_load_counts(fresh_db, store.TABLES, first, store.MergeCounts(9, 1, 2, 6, 0), "f0")
-        second = record_load(fresh_db, store.TABLES, attempt, status="processed", finished_at="f1")
+        update_load_counts(fresh_db, first, store.MergeCounts(9, 1, 2, 6, 0), "f0")
+        second = record_load(fresh_db, attempt, status="processed", finished_at="f1")
     assert second == first + 1
     rows = ledger(db_path)
     assert [(r["rows"], r["inserted"], r["updated"], r["unchanged"], r["deleted"])
@@ -326,16 +328,16 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
     assert rows[0]["bytes"] == 1234
     assert rows[0]["run_date"] == DAY1
     with store.transaction(fresh_db):
-        update_load_counts(fresh_db, store.TABLES, second, store.MergeCounts(5, 4, 0, 1, 3), "f2")
+        update_load_counts(fresh_db, second, store.MergeCounts(5, 4, 0, 1, 3), "f2")
     rows = ledger(db_path)
     assert [(r["rows"], r["inserted"], r["updated"], r["unchanged"], r["deleted"],
              r["finished_at"]) for r in rows] == [(9, 1, 2, 6, 0, "f0"), (5, 4, 0, 1, 3, "f2")]
 
 
 def test_ledger_refuses_an_unknown_status(fresh_db: sqlite3.Connection) -> None:
-    attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s")
+    attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s", feed="transactions")
     with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
-        record_load(fresh_db, store.TABLES, attempt, status="maybe", finished_at="f")
+        record_load(fresh_db, attempt, status="maybe", finished_at="f")
 
 
 def test_an_error_sqlite_already_rolled_back_is_not_hidden(fresh_db: sqlite3.Connection) -> None:

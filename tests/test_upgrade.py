@@ -1,12 +1,13 @@
-"""A database the last release wrote (schema version 3), taken over by this one (4).
+"""Databases earlier releases wrote (schema versions 3 and 4), taken over by this one (5).
 
-`tests/data/release-3/` holds a database written by the release before version 4 with
-its own daemon (the commands are in its README): three days loaded, a re-run, a
-correction in replace mode, a bad file failed, retried and failed again. Beside it, that
-release's `report`, `history` and `show` output for it. The migration must keep every
-row as it was (`loaded_at` and `load_id` too), and the commands must answer as that
-release did; then loads, re-runs and reports go on as before. A migration that fails or
-is killed leaves the database as it was, and the next start finishes it.
+`tests/data/release-3/` and `tests/data/release-4/` each hold a database written by a
+release with its own daemon (the commands are in their READMEs): three days loaded, a
+re-run, a correction in replace mode, a bad file failed, retried and failed again.
+Beside each, that release's `report`, `history` and `show` output for it. The migration
+must keep every row as it was (`loaded_at` and `load_id` too), every earlier load the
+built-in feed's (`feed` is `transactions`), and the commands must answer as that release
+did; then loads, re-runs and reports go on as before. A migration that fails or is
+killed leaves the database as it was, and the next start finishes it.
 """
 
 from __future__ import annotations
@@ -33,16 +34,36 @@ from tests import sqlite_store as store
 from tests.conftest import ROOT, DaemonProcess, day_table, drop, write_parquet
 from tools.harness import process
 
-RELEASE = Path(__file__).parent / "data" / "release-3"
+DATA = Path(__file__).parent / "data"
+RELEASE = DATA / "release-3"
+RELEASE_4 = DATA / "release-4"
 Start = Callable[..., DaemonProcess]
+
+
+def copied(settings: Settings, release: Path) -> Settings:
+    """`settings` whose database is a copy of the one `release` wrote."""
+    settings.db_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(release / "etl.db", settings.db_file)
+    return settings
 
 
 @pytest.fixture
 def released(settings: Settings) -> Settings:
-    """`settings` whose database is a copy of the one the last release wrote."""
-    settings.db_file.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RELEASE / "etl.db", settings.db_file)
-    return settings
+    """`settings` whose database is a copy of the one release 3 wrote."""
+    return copied(settings, RELEASE)
+
+
+@pytest.fixture(params=[RELEASE, RELEASE_4], ids=["release-3", "release-4"])
+def any_release(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """`settings` whose database is a copy of one an earlier release wrote."""
+    return copied(settings, request.param)
+
+
+def migrated(before: dict[str, Any]) -> dict[str, Any]:
+    """`contents` of a database as it was, once migrated: the version now, and each
+    ledger row with its feed, the built-in one."""
+    return {**before, "version": schema.SCHEMA_VERSION,
+            "ledger": [(*row, TRANSACTIONS.name) for row in before["ledger"]]}
 
 
 def contents(db: Path) -> dict[str, Any]:
@@ -69,8 +90,16 @@ def run_command(settings: Settings, *argv: str) -> Any:
     return json.loads(done.stdout)
 
 
-def as_released(name: str) -> Any:
-    return json.loads((RELEASE / name).read_text())
+def as_released(name: str, release: Path = RELEASE) -> Any:
+    return json.loads((release / name).read_text())
+
+
+def without_feed(document: Any) -> Any:
+    """`history` or `show` output with each load's feed (all `transactions`) taken out:
+    what a release before feeds printed."""
+    loads = document if isinstance(document, list) else document["attempts"]
+    assert {load.pop("feed") for load in loads} == {TRANSACTIONS.name}
+    return document
 
 
 def drop_day(settings: Settings, tmp_path: Path, run_date: str, rows: int) -> None:
@@ -85,24 +114,22 @@ def test_the_last_releases_database_migrates_then_loads_reruns_and_reports_as_be
     assert before["version"] == 3 and len(before["fact"]) == 590
     daemon = start_daemon()
     [started] = daemon.matching("schema_migration_started")
-    assert (started["from_version"], started["to_version"], started["rows"]) == (3, 4, 590)
+    assert (started["from_version"], started["to_version"], started["rows"]) == (3, 5, 590)
     assert [p["rows_copied"] for p in daemon.matching("schema_migration_progress")] == [590]
-    [migrated] = daemon.matching("schema_migrated")
-    assert (migrated["from_version"], migrated["to_version"], migrated["rows"]) == (3, 4, 590)
-    assert migrated["duration_ms"] >= 0 and "fact table rebuilt WITHOUT ROWID" in migrated["steps"]
+    [done] = daemon.matching("schema_migrated")
+    assert (done["from_version"], done["to_version"], done["rows"]) == (3, 5, 590)
+    assert done["duration_ms"] >= 0 and "fact table rebuilt WITHOUT ROWID" in done["steps"]
+    assert "ledger: feed column added, every earlier load transactions" in done["steps"]
     # The old table's pages went back to the disk.
-    assert "file compacted (VACUUM)" in migrated["steps"]
-    assert migrated["file_bytes"] < migrated["file_bytes_before"]
+    assert "file compacted (VACUUM)" in done["steps"]
+    assert done["file_bytes"] < done["file_bytes_before"]
     with closing(sqlite3.connect(released.db_file)) as conn:
         assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
     after = contents(released.db_file)
-    assert after == {**before, "version": 4}
+    assert after == migrated(before)
     assert "WITHOUT ROWID" in str(dict((n, s) for _, n, s in objects(released.db_file))[
         "fact_transactions"])
-    for argv, output in ((["report"], "report.json"), (["history", "--limit", "100"],
-                                                          "history.json"),
-                         (["show", "transactions_2026-03-02.parquet"], "show.json")):
-        assert run_command(released, *argv) == as_released(output), argv
+    answers_as_released(released, RELEASE)
 
     # The same day again, as the release loaded it: nothing changes but the ledger.
     drop_day(released, tmp_path, "2026-03-01", 300)
@@ -118,22 +145,64 @@ def test_the_last_releases_database_migrates_then_loads_reruns_and_reports_as_be
     assert (report["days"][-1]["run_date"], report["days"][-1]["rows"]) == ("2026-03-05", 30)
     assert sum(c["transactions"] for c in report["customers"]) == 620
     status = run_command(released, "status")
-    assert status["database"]["schema_version"] == 4
+    assert status["database"]["schema_version"] == schema.SCHEMA_VERSION
+    assert daemon.stop() == 0
+
+
+def answers_as_released(settings: Settings, release: Path) -> None:
+    """`report`, `history` and `show` answer as `release` did (each load's feed aside)."""
+    assert run_command(settings, "report") == as_released("report.json", release)
+    assert without_feed(run_command(settings, "history", "--limit", "100")) == as_released(
+        "history.json", release)
+    assert without_feed(run_command(settings, "show", "transactions_2026-03-02.parquet")) \
+        == as_released("show.json", release)
+
+
+def test_the_release_4_database_migrates_in_place_keeps_its_history_and_loads(
+        settings: Settings, start_daemon: Start, tmp_path: Path) -> None:
+    """Version 4 to 5 is the ledger's `feed` alone: the fact table is not copied (no
+    progress lines), its rows and pages stay as they were."""
+    released = copied(settings, RELEASE_4)
+    before, shape = contents(released.db_file), objects(released.db_file)
+    assert before["version"] == 4 and len(before["fact"]) == 590
+    daemon = start_daemon()
+    assert not daemon.matching("schema_migration_started")
+    [done] = daemon.matching("schema_migrated")
+    assert (done["from_version"], done["to_version"]) == (4, 5)
+    assert done["steps"] == ["ledger: feed column added, every earlier load transactions"]
+    assert contents(released.db_file) == migrated(before)
+    # The fact tables as they were; the ledger's definition gains the column.
+    after = objects(released.db_file)
+    assert [o for o in after if o[1] != "load_history"] == [
+        o for o in shape if o[1] != "load_history"]
+    answers_as_released(released, RELEASE_4)
+
+    drop_day(released, tmp_path, "2026-03-05", 30)
+    [new] = daemon.wait_for("file_processed", file="transactions_2026-03-05.parquet")
+    assert (new["inserted"], new["updated"], new["unchanged"]) == (30, 0, 0)
+    ledger = contents(released.db_file)["ledger"]
+    assert ledger[:-1] == migrated(before)["ledger"] and ledger[-1][-1] == TRANSACTIONS.name
+    [history] = run_command(released, "history", "--limit", "1")
+    assert (history["file_name"], history["feed"]) == ("transactions_2026-03-05.parquet",
+                                                       TRANSACTIONS.name)
+    report = run_command(released, "report")
+    assert report["days"][:-1] == as_released("report.json", RELEASE_4)["days"]
+    assert (report["days"][-1]["run_date"], report["days"][-1]["rows"]) == ("2026-03-05", 30)
     assert daemon.stop() == 0
 
 
 def test_a_killed_migration_leaves_the_database_as_it_was_and_the_next_start_finishes_it(
-        released: Settings, start_daemon: Start) -> None:
-    before, shape = contents(released.db_file), objects(released.db_file)
+        any_release: Settings, start_daemon: Start) -> None:
+    before, shape = contents(any_release.db_file), objects(any_release.db_file)
     crashed: DaemonProcess = start_daemon(wait_started=False,
                                           env={crashpoints.ENV_VAR: "during_migration"})
     crashed.wait_for("crash_point_reached", point="during_migration")
     crashed.proc.send_signal(signal.SIGKILL)
     crashed.proc.wait()
-    assert (contents(released.db_file), objects(released.db_file)) == (before, shape)
+    assert (contents(any_release.db_file), objects(any_release.db_file)) == (before, shape)
     daemon = start_daemon()
     assert daemon.matching("schema_migrated")
-    assert contents(released.db_file) == {**before, "version": 4}
+    assert contents(any_release.db_file) == migrated(before)
     assert daemon.stop() == 0
 
 
@@ -199,7 +268,7 @@ def test_a_compaction_that_cannot_run_is_a_warning_and_the_migration_stands(
         conn.close()
     assert [(e["event"], e["log_level"]) for e in logs] == [("schema_vacuum_skipped", "warning")]
     assert "locked" in logs[0]["reason"] and "VACUUM" in logs[0]["hint"]
-    assert contents(released.db_file)["version"] == 4
+    assert contents(released.db_file)["version"] == schema.SCHEMA_VERSION
 
 
 def test_the_version_4_rebuild_keeps_a_column_added_by_hand(released: Settings) -> None:
@@ -248,4 +317,4 @@ def test_migrate_refuses_while_a_daemon_of_the_old_release_runs(released: Settin
     assert contents(released.db_file)["version"] == 3
     done = migrate_command()
     assert done.returncode == 0 and "migrated from version 3" in done.stdout, done.stderr
-    assert contents(released.db_file)["version"] == 4
+    assert contents(released.db_file)["version"] == schema.SCHEMA_VERSION

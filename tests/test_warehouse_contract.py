@@ -24,6 +24,8 @@ from filedrop_etl.daemon.warehouse.api import (
     MergePlan,
     Warehouse,
 )
+from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
+from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 from tests.backends import fact_rows_in, ledger_in
 from tests.conftest import day_table, replaced_at
 
@@ -40,7 +42,8 @@ def opened(any_settings: Settings) -> Iterator[Warehouse]:
 
 
 def record(name: str, claim: str, run_date: str = DAY1, mode: str = "merge") -> LoadRecord:
-    return LoadRecord(name, "ab" * 32, 1000, mode, run_date, clock.utc_now(), claim)
+    return LoadRecord(name, "ab" * 32, 1000, mode, run_date, clock.utc_now(), claim,
+                      feed=TRANSACTIONS.name)
 
 
 def load(held: Warehouse, table: pa.Table, claim: str, run_date: str = DAY1,
@@ -118,7 +121,7 @@ def test_an_error_of_the_source_midway_leaves_nothing(any_settings: Settings,
 def test_leaving_without_commit_rolls_the_staging_back(any_settings: Settings,
                                                        opened: Warehouse) -> None:
     with opened.staged(TRANSACTIONS, day_table(DAY1, 25).to_batches()) as staged:
-        assert staged.surplus_rows("txn_id", 3) == (0, [])
+        assert staged.surplus_rows(("txn_id",), 3) == (0, [])
     assert fact_rows_in(any_settings) == [] and ledger_in(any_settings) == []
 
 
@@ -126,7 +129,7 @@ def test_repeated_keys_are_counted_with_samples(opened: Warehouse) -> None:
     table = day_table(DAY1, 10)
     twice = pa.concat_tables([table, table.slice(2, 2)])
     with opened.staged(TRANSACTIONS, twice.to_batches()) as staged:
-        surplus, samples = staged.surplus_rows("txn_id", 5)
+        surplus, samples = staged.surplus_rows(("txn_id",), 5)
     assert surplus == 2 and samples == sorted(map(str, table.column("txn_id").to_pylist()[2:4]))
 
 
@@ -159,14 +162,15 @@ def test_the_history_reads_back_what_was_loaded(any_settings: Settings,
         last = history.last_success(clock.utc_now())
         assert last is not None and last.file_name == "transactions_2026-02-11.parquet"
         assert history.loads_in_the_future(clock.utc_now()) == 0
-        days = history.day_totals()
+        days = history.day_totals(TRANSACTIONS)
         assert [(d.run_date, d.rows) for d in days] == [(DAY1, 25), (DAY2, 5)]
         amounts = day_table(DAY1, 25).column("amount").to_pylist()
-        assert days[0].amount == pytest.approx(sum(float(a or 0) for a in amounts))
-        assert [(d.run_date, d.rows) for d in history.rows_per_day(31, "2026-03-01")] == [
-            (DAY1, 25), (DAY2, 5)]
-        customers = history.customer_totals(DAY2, DAY2)
-        assert sum(c.transactions for c in customers) == 5
-        assert history.has_rows()
+        assert days[0].figure("amount") == pytest.approx(sum(float(a or 0) for a in amounts))
+        window = history.rows_per_day(TRANSACTIONS, 31, "2026-03-01")
+        assert [(d.run_date, d.rows) for d in window] == [(DAY1, 25), (DAY2, 5)]
+        customers = history.group_totals(TRANSACTIONS, DAY2, DAY2)
+        assert sum(c.rows for c in customers) == 5
+        assert history.has_rows(TRANSACTIONS)
         assert [d.node for d in history.daemons()] == [any_settings.node]
-        assert history.schema_version() == (3 if any_settings.shared else 4)
+        assert history.schema_version() == (pg_schema.SCHEMA_VERSION if any_settings.shared
+                                            else sqlite_schema.SCHEMA_VERSION)

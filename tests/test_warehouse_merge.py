@@ -82,7 +82,8 @@ def load(held: Warehouse, feed: contract.Contract, rows: Sequence[Sequence[objec
                      run_date=run_date)
     day = run_date or replace_date or DAY1
     record = LoadRecord(f"transactions_{day}.parquet", "ab" * 32, 100,
-                        "replace" if replace_date else "merge", day, clock.utc_now())
+                        "replace" if replace_date else "merge", day, clock.utc_now(),
+                        feed=feed.name)
     with held.staged(feed, table_of(rows).to_batches(max_chunksize=4)) as staged:
         assert staged.rows == len(rows)
         return staged.commit(record, plan)
@@ -227,7 +228,7 @@ def test_a_repeated_staged_key_is_refused_not_written(any_settings: Settings,
 def surplus(held: Warehouse, rows: Sequence[Sequence[object]], column: str,
             limit: int) -> tuple[int, list[str]]:
     with held.staged(TRANSACTIONS, table_of(rows).to_batches(max_chunksize=4)) as staged:
-        return staged.surplus_rows(column, limit)
+        return staged.surplus_rows((column,), limit)
 
 
 @pytest.mark.parametrize(
@@ -304,7 +305,7 @@ def test_merges_keep_their_counts_and_the_rows_per_day_true(
             fact = {k: (c, a, d) for k, c, a, d, *_ in fact_rows_in(settings)}
             assert fact == model, step
             with warehouse.reading(settings) as history:
-                per_day = {d.run_date: d.rows for d in history.day_totals()}
+                per_day = {d.run_date: d.rows for d in history.day_totals(feed)}
             assert per_day == dict(Counter(d for _, _, d in model.values())), step
     finally:
         held.close()

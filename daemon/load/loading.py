@@ -192,7 +192,7 @@ def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str
     attempt.stage = "checks"
     counted = verdict.unique_columns_to_count()
     for column in counted:
-        verdict.record_duplicates(column, *staged.surplus_rows(column, checks.SAMPLE_KEYS))
+        verdict.record_duplicates(column, *staged.surplus_rows((column,), checks.SAMPLE_KEYS))
     verdict.raise_for_failures()
     crashpoints.reached("after_checks")
     attempt.stage = "load"

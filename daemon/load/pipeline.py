@@ -145,7 +145,8 @@ class Pipeline:
         except (OSError, BadInput):
             size = run_date = None
         load = LoadRecord(files.display_name(claimed.name), None, size,
-                          self.settings.write_mode, run_date, clock.utc_now())
+                          self.settings.write_mode, run_date, clock.utc_now(),
+                          feed=self.contract.name)
         attempt = loading.Attempt(claimed, load, time.perf_counter(), stage="resume",
                                   ticket=self.holds.tickets.get(claimed))
         return self._fail(attempt, StoppedTooOften(stopped_on))
@@ -156,7 +157,8 @@ class Pipeline:
         if finish is not None:
             return finish()
         load = LoadRecord(files.display_name(claimed.name), None, None,
-                          self.settings.write_mode, None, clock.utc_now())
+                          self.settings.write_mode, None, clock.utc_now(),
+                          feed=self.contract.name)
         attempt = loading.Attempt(claimed, load, time.perf_counter(),
                                   ticket=self.holds.tickets.get(claimed))
         try:

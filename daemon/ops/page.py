@@ -85,7 +85,7 @@ class StatusPage:
                 facts = figures.last_day(history, now)
                 # A day of margin: a producer's day may begin before UTC's.
                 latest = (now.date() + timedelta(days=1)).isoformat()
-                days = history.rows_per_day(CHART_DAYS, latest)
+                days = history.rows_per_day(self.settings.contract, CHART_DAYS, latest)
                 last = history.last_success(clock.stamp(now))
                 nodes = history.daemons()
         except (WarehouseFault, DatabaseUnavailable, SchemaMismatch):

@@ -1,7 +1,9 @@
 """SQL text both backends share: quoted identifiers and one contract's table names.
 
 Identifiers come only from a `Contract` value and are always quoted; values are always
-bound. Both SQLite and PostgreSQL quote identifiers with double quotes.
+bound. Both SQLite and PostgreSQL quote identifiers with double quotes. A key may span
+several columns: `key` lists them, `key_row` is the row value to compare as one, and
+`joined` matches two tables' rows on every one of them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ from dataclasses import dataclass
 
 from filedrop_etl.config.contract import Contract
 
+# The ledger every feed shares (`Contract.ledger_table`).
+LEDGER_TABLE = "load_history"
+# The feed of every load a ledger recorded before it had feeds (version 5 on SQLite):
+# the one dataset the daemon knew then, now the built-in feed.
+EARLIEST_FEED = "transactions"
 RETRIES_TABLE = "retries"
 DAEMONS_TABLE = "daemons"
 # The fact table's rows per run date (`fact_transactions_days`), kept by each load.
@@ -57,6 +64,26 @@ class Tables:
     def key(self) -> str:
         """The key's columns, quoted and comma-separated (`"day", "sku"`)."""
         return ", ".join(map(q, self.contract.key))
+
+    @property
+    def lead(self) -> str:
+        """The key's leading column, quoted: a date's key range is a range of it."""
+        return q(self.contract.key[0])
+
+    @property
+    def key_row(self) -> str:
+        """The key as one value: `"a"` for one column, the row value `("a", "b")` else."""
+        key = self.contract.key
+        return q(key[0]) if len(key) == 1 else f"({self.key})"
+
+    def joined(self, left: str, right: str) -> str:
+        """`left` and `right` (aliases) on the same key: every key column equal."""
+        return " AND ".join(f"{left}.{q(n)} = {right}.{q(n)}" for n in self.contract.key)
+
+    @property
+    def date_index(self) -> str:
+        """The fact's index on its date, where the key does not find a date's rows."""
+        return q(f"{self.contract.fact_table}_{self.contract.date_column}")
 
     @property
     def date(self) -> str:

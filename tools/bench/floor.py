@@ -34,7 +34,7 @@ STAGING = "floor_staging"
 
 
 def create_sql(table: str, *, key: bool) -> str:
-    columns = [f"{q(c.name)} {column_type(c.kind)}"
+    columns = [f"{q(c.name)} {column_type(c)}"
                + (" PRIMARY KEY" if key and c.name == FEED.key[0] else "") for c in FEED.columns]
     if key:
         columns.append('"loaded_at" TEXT NOT NULL')

@@ -77,8 +77,9 @@ def insert(settings: Settings, rows: Iterable[tuple[object, ...]]) -> None:
         try:
             sqlite_schema.init_schema(lite, settings.contract)
             lite.execute("BEGIN")
-            lite.executemany(f"INSERT INTO {ledger} ({names}) VALUES "
-                             f"({', '.join('?' * len(COLUMNS))})", rows)
+            # Every made-up load is the built-in feed's.
+            lite.executemany(f"INSERT INTO {ledger} ({names}, \"feed\") VALUES "
+                             f"({', '.join('?' * len(COLUMNS))}, 'transactions')", rows)
             lite.execute("COMMIT")
         finally:
             lite.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 from filedrop_etl.config import Settings
@@ -31,6 +31,21 @@ loaded.
 exit codes: 0 done (also for an empty fact table); 2 bad usage or configuration, or no
 usable database.
 """
+
+
+@dataclass(frozen=True)
+class _Customer:
+    customer_id: int
+    transactions: int
+    amount: float
+
+
+@dataclass(frozen=True)
+class _Day:
+    run_date: str
+    rows: int
+    customers: int
+    amount: float
 
 
 def _day(text: str) -> str:
@@ -56,12 +71,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.since is not None and args.until is not None and args.since > args.until:
         raise common.reversed_range(args.since, args.until)
     ranged = args.since is not None or args.until is not None
+    feed = settings.contract  # TODO(ops helper): --feed, and every feed's figures
     with common.reading(settings) as history:
-        customers = history.customer_totals(args.since, args.until)
-        days = history.day_totals(args.since, args.until)
+        groups = history.group_totals(feed, args.since, args.until)
+        totals = history.day_totals(feed, args.since, args.until)
         # Nothing in the range is not nothing loaded: say which it is.
-        empty = ("(no rows in that range)" if ranged and not days and history.has_rows()
-                 else "(no rows loaded)")
+        empty = ("(no rows in that range)" if ranged and not totals
+                 and history.has_rows(feed) else "(no rows loaded)")
+    customers = [_Customer(int(g.group or 0), g.rows, float(g.figure("amount") or 0))
+                 for g in groups]
+    days = [_Day(d.run_date, d.rows, int(d.figure("customers") or 0),
+                 float(d.figure("amount") or 0)) for d in totals]
     rows = sum(d.rows for d in days)
     # Summed exactly, then rounded once: float sums of cents drift (5417.820000000001).
     amount = round(math.fsum(d.amount for d in days), CENTS)

@@ -15,10 +15,10 @@ from typing import Any
 
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.warehouse.api import (
-    CustomerTotal,
     Daemon,
     DayRows,
     DayTotal,
+    GroupTotal,
     Load,
     LoadBin,
     LoadFilter,
@@ -39,7 +39,9 @@ def text_time(column: str) -> str:
 _LOAD = ", ".join([
     '"id"', '"file_name"', '"status"', """to_char("run_date", 'YYYY-MM-DD')""", '"rows"',
     '"inserted"', '"updated"', '"unchanged"', '"deleted"', '"error"', '"write_mode"',
-    '"sha256"', '"bytes"', text_time('"started_at"'), text_time('"finished_at"')])
+    '"sha256"', '"bytes"', text_time('"started_at"'), text_time('"finished_at"'),
+    # TODO(postgresql helper): the ledger's "feed" column.
+    "'transactions'"])
 _RETRY = ", ".join(['"id"', '"file_name"', '"failed_as"', '"sha256"', '"reason"',
                     '"requested_by"', text_time('"requested_at"')])
 
@@ -136,7 +138,8 @@ class PostgresHistory:
             f'SELECT {_RETRY}, "sidecar" FROM {self.t.retries} WHERE "failed_as" = %s '
             'ORDER BY "id" DESC', (failed_as,)), sidecar)
 
-    def tally(self, since: str | None = None, until: str | None = None) -> Tally:
+    def tally(self, since: str | None = None, until: str | None = None,
+              feed: str | None = None) -> Tally:
         bounds = [(f'"finished_at" {op} %s::timestamptz', value)
                   for op, value in ((">=", since), ("<=", until)) if value]
         where = ("WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
@@ -148,7 +151,7 @@ class PostgresHistory:
         return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
                      sum(loads for _, loads in files.values()))
 
-    def last_success(self, now: str) -> Load | None:
+    def last_success(self, now: str, feed: str | None = None) -> Load | None:
         rows = self._rows(f"SELECT {_LOAD} FROM {self.t.ledger} WHERE \"status\" = "
                           "'processed' AND \"finished_at\" <= %s::timestamptz "
                           'ORDER BY "id" DESC LIMIT 1', (now,))
@@ -159,28 +162,30 @@ class PostgresHistory:
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
         return int(count)
 
-    def day_totals(self, since: str | None = None,
+    # TODO(postgresql helper): the feed's own figures, from `contract.totals`.
+    def day_totals(self, contract: Contract, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
         where, params = date_range(self.t.date, since, until, "%s::date")
         date = self.t.date
-        return [DayTotal(str(d), int(n), int(c), float(a)) for d, n, c, a in self._rows(
+        return [DayTotal(str(d), int(n), (("customers", int(c)), ("amount", float(a))))
+                for d, n, c, a in self._rows(
             f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*), count(DISTINCT "
             f'"customer_id"), coalesce(sum("amount"), 0) FROM {self.t.fact} {where} '
             f"GROUP BY {date} ORDER BY {date}", params)]
 
-    def customer_totals(self, since: str | None = None,
-                        until: str | None = None) -> list[CustomerTotal]:
+    def group_totals(self, contract: Contract, since: str | None = None,
+                     until: str | None = None) -> list[GroupTotal]:
         where, params = date_range(self.t.date, since, until, "%s::date")
-        return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in self._rows(
+        return [GroupTotal(int(c), int(n), (("amount", float(a)),)) for c, n, a in self._rows(
             'SELECT "customer_id", count(*), coalesce(sum("amount"), 0) AS "total" '
             f'FROM {self.t.fact} {where} GROUP BY "customer_id" '
             'ORDER BY "total" DESC, "customer_id"', params)]
 
-    def has_rows(self) -> bool:
+    def has_rows(self, contract: Contract) -> bool:
         [(found,)] = self._rows(f"SELECT EXISTS (SELECT 1 FROM {self.t.fact})")
         return bool(found)
 
-    def rows_per_day(self, days: int, latest: str) -> list[DayRows]:
+    def rows_per_day(self, contract: Contract, days: int, latest: str) -> list[DayRows]:
         date = self.t.date
         [(before, newest)] = self._rows(
             f"SELECT (SELECT max({date}) FROM {self.t.fact} WHERE {date} <= %s::date), "
@@ -194,7 +199,8 @@ class PostgresHistory:
             f"WHERE {date} > %s::date - %s{upper} GROUP BY {date} ORDER BY {date}",
             (last, days, *bound))]
 
-    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+    def load_bins(self, since: str, until: str, seconds: int,
+                  feed: str | None = None) -> list[LoadBin]:
         rows = self._rows(
             # date_part, not extract: double precision, where extract's numeric took
             # twice as long (PostgreSQL 14 and later).
@@ -206,7 +212,7 @@ class PostgresHistory:
                         float(busy), str(name) if loads == 1 else None)
                 for n, status, loads, total, low, high, busy, name in rows]
 
-    def median_load(self, since: str, until: str) -> float | None:
+    def median_load(self, since: str, until: str, feed: str | None = None) -> float | None:
         [(median,)] = self._rows(
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_TOOK}) "
             f"{_FINISHED.format(self.t.ledger)}", (since, until))

@@ -49,7 +49,8 @@ class PostgresStaged:
         self.warehouse, self.tables, self.rows = warehouse, tables, rows
         self.committed = False
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
+        [column] = columns  # TODO(postgresql helper): several columns (a composite key)
         with translated():
             return merge.surplus_rows(self.warehouse.conn, column, limit)
 
@@ -161,7 +162,7 @@ class PostgresWarehouse:
                 ledger.record_load(conn, self.tables, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
-    def last_success(self, now: str) -> Load | None:
+    def last_success(self, now: str, feed: str | None = None) -> Load | None:
         with translated():
             return PostgresHistory(self.conn, self.contract).last_success(now)
 

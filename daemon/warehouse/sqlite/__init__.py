@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.config.contract import ColumnKind
+from filedrop_etl.config.contract import Column
 from filedrop_etl.daemon.warehouse.api import (
     Folders,
     History,
@@ -70,40 +70,38 @@ class SqliteBackend:
                     "directories",
                 )
 
-    def column_type(self, kind: ColumnKind) -> str:
+    def column_type(self, column: Column) -> str:
         from filedrop_etl.daemon.warehouse.sqlite import types
 
-        return types.column_type(kind)
+        return types.column_type(column)
 
     def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
         from filedrop_etl.daemon.warehouse.sqlite import doors
 
-        return doors.open_warehouse(Path(settings.db), settings.contract,
+        return doors.open_warehouse(Path(settings.db), settings.feeds,
                                     node=settings.node, folders=folders,
                                     busy_timeout_seconds=settings.busy_timeout_seconds)
 
     def reading(self, settings: Settings) -> AbstractContextManager[History]:
         from filedrop_etl.daemon.warehouse.sqlite import doors
 
-        return doors.reading(Path(settings.db), settings.contract,
-                             settings.busy_timeout_seconds)
+        return doors.reading(Path(settings.db), settings.busy_timeout_seconds)
 
     def kept_reading(self, settings: Settings) -> KeptHistory:
         from filedrop_etl.daemon.warehouse.sqlite import doors
 
-        return doors.KeptReading(Path(settings.db), settings.contract,
-                                 settings.busy_timeout_seconds)
+        return doors.KeptReading(Path(settings.db), settings.busy_timeout_seconds)
 
     def writing(self, settings: Settings) -> AbstractContextManager[RetryLog]:
         from filedrop_etl.daemon.warehouse.sqlite import doors
 
-        return doors.writing(Path(settings.db), settings.contract,
+        return doors.writing(Path(settings.db), settings.feeds,
                              settings.busy_timeout_seconds)
 
     def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
         from filedrop_etl.daemon.warehouse.sqlite import doors
 
-        return doors.migrating(Path(settings.db), settings.contract,
+        return doors.migrating(Path(settings.db), settings.feeds,
                                settings.busy_timeout_seconds, settings.lock_file, grant)
 
 

@@ -10,7 +10,7 @@ their block into the seam's terms, so that nothing outside this package sees `sq
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 
@@ -38,15 +38,15 @@ __all__ = ["KeptReading", "SqliteWarehouse", "migrating", "open_warehouse", "rea
            "writing"]
 
 
-def open_warehouse(db: Path, contract: Contract, *, busy_timeout_seconds: float, node: str,
-                   folders: Folders) -> SqliteWarehouse:
-    """Connect, migrate, record this start; a `WarehouseFault` to wait out (busy, full);
-    `SchemaMismatch` or `DatabaseUnavailable` to stop on."""
+def open_warehouse(db: Path, feeds: Iterable[Contract], *, busy_timeout_seconds: float,
+                   node: str, folders: Folders) -> SqliteWarehouse:
+    """Connect, migrate (every feed's tables), record this start; a `WarehouseFault` to
+    wait out (busy, full); `SchemaMismatch` or `DatabaseUnavailable` to stop on."""
     try:
         with translated():
             conn = connection.connect(db, busy_timeout_seconds)
             try:
-                schema.init_schema(conn, contract)
+                schema.init_schema(conn, feeds)
                 nodes.record_start(conn, node, folders)
             except BaseException:
                 conn.close()
@@ -63,7 +63,7 @@ def open_warehouse(db: Path, contract: Contract, *, busy_timeout_seconds: float,
         # Scratch of a killed run: holding the lock, no one else uses it.
         leftover.unlink(missing_ok=True)
         log.info("staging_leftover_removed", path=str(leftover))
-    return SqliteWarehouse(conn, db, contract)
+    return SqliteWarehouse(conn, db)
 
 
 # For the commands: what is not a fault of the environment is still named, not a trace.
@@ -71,12 +71,11 @@ _READ_HINT = "check that the path is the daemon's SQLite database and that you m
 
 
 @contextmanager
-def reading(db: Path, contract: Contract,
-            busy_timeout_seconds: float) -> Iterator[SqliteHistory]:
+def reading(db: Path, busy_timeout_seconds: float) -> Iterator[SqliteHistory]:
     """The read-only history of the existing database at `db`, its schema checked."""
     with translated(_READ_HINT), \
             closing(connection.connect_readonly(db, busy_timeout_seconds)) as conn:
-        history = SqliteHistory(conn, contract)
+        history = SqliteHistory(conn)
         history.schema_version()
         yield history
 
@@ -87,18 +86,18 @@ class KeptReading:
     it always reads the file now at the path, where a kept one would go on reading a file
     deleted or replaced there."""
 
-    def __init__(self, db: Path, contract: Contract, busy_timeout_seconds: float) -> None:
-        self.db, self.contract, self.timeout = db, contract, busy_timeout_seconds
+    def __init__(self, db: Path, busy_timeout_seconds: float) -> None:
+        self.db, self.timeout = db, busy_timeout_seconds
 
     def reading(self) -> AbstractContextManager[SqliteHistory]:
-        return reading(self.db, self.contract, self.timeout)
+        return reading(self.db, self.timeout)
 
     def close(self) -> None:
         pass  # nothing kept
 
 
 @contextmanager
-def writing(db: Path, contract: Contract,
+def writing(db: Path, feeds: Iterable[Contract],
             busy_timeout_seconds: float) -> Iterator[SqliteRetryLog]:
     """The retry log of the existing database at `db`, with its `retries` table.
 
@@ -109,12 +108,13 @@ def writing(db: Path, contract: Contract,
     """
     with translated(_READ_HINT), closing(connection.connect(db, busy_timeout_seconds,
                                                     create=False)) as conn:
-        if check_schema(conn, contract) < schema.RETRIES_VERSION:
-            schema.init_schema(conn, contract)
-        yield SqliteRetryLog(conn, contract)
+        if check_schema(conn) < schema.RETRIES_VERSION:
+            schema.init_schema(conn, feeds)
+        yield SqliteRetryLog(conn)
 
 
-def migrating(db: Path, contract: Contract, busy_timeout_seconds: float, lock_file: Path,
+def migrating(db: Path, feeds: Iterable[Contract], busy_timeout_seconds: float,
+              lock_file: Path,
               grant: str | None = None) -> Migration:
     """Create the database at `db`, or migrate it in place (the `migrate` command).
 
@@ -133,7 +133,7 @@ def migrating(db: Path, contract: Contract, busy_timeout_seconds: float, lock_fi
                 "into the migrated tables",
                 hint="stop that daemon first; a daemon of this release migrates the "
                 "database at its own start")
-        schema.init_schema(conn, contract)
+        schema.init_schema(conn, feeds)
     return Migration(found, schema.SCHEMA_VERSION)
 
 

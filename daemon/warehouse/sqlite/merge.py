@@ -2,7 +2,9 @@
 
 Reads the attached staging database (`connection.attached_staging`); runs inside the
 load's transaction, which the caller holds. All SQL binds its values and quotes its
-identifiers, which come only from the contract (`daemon.warehouse.sql.Tables`).
+identifiers, which come only from the contract (`daemon.warehouse.sql.Tables`). A key
+may span several columns; where a feed's keys are dated (`Contract.dated_keys`) a date's
+rows are found by the key's own B-tree, else by the fact's date index.
 """
 
 from __future__ import annotations
@@ -15,24 +17,36 @@ from filedrop_etl.daemon.warehouse.sql import Tables, q
 from filedrop_etl.daemon.warehouse.sqlite.connection import staged_table
 
 
-def surplus_rows(conn: sqlite3.Connection, tables: Tables, column: str,
+def surplus_rows(conn: sqlite3.Connection, tables: Tables, columns: tuple[str, ...],
                  limit: int) -> tuple[int, list[str]]:
-    """Staged rows beyond the first for each repeated non-null value of `column`, and up to
-    `limit` of those values; the samples are looked for only when there are repeats."""
-    col, staged = q(column), staged_table(tables.contract.staging_table)
-    total, = conn.execute(
-        f"SELECT COUNT({col}) - COUNT(DISTINCT {col}) FROM {staged}").fetchone()
+    """Staged rows beyond the first for each repeated combination of values of `columns`
+    none of which is null, and up to `limit` of those combinations (as text, joined by
+    `", "`); the samples are looked for only when there are repeats."""
+    staged = staged_table(tables.contract.staging_table)
+    cols = ", ".join(map(q, columns))
+    if len(columns) == 1:
+        total, = conn.execute(
+            f"SELECT COUNT({cols}) - COUNT(DISTINCT {cols}) FROM {staged}").fetchone()
+    else:
+        # SQLite counts no DISTINCT of several columns: the groups' surplus instead.
+        total, = conn.execute(
+            f'SELECT TOTAL("n" - 1) FROM (SELECT COUNT(*) AS "n" FROM {staged} '
+            f"WHERE {_none_null(columns)} GROUP BY {cols} HAVING COUNT(*) > 1)").fetchone()
     if not total:
         return 0, []
     samples = conn.execute(
-        f"SELECT {col} FROM {staged} WHERE {col} IS NOT NULL GROUP BY {col} "
-        f"HAVING COUNT(*) > 1 ORDER BY {col} LIMIT ?", (limit,)).fetchall()
-    return int(total), [str(s) for s, in samples]
+        f"SELECT {cols} FROM {staged} WHERE {_none_null(columns)} GROUP BY {cols} "
+        f"HAVING COUNT(*) > 1 ORDER BY {cols} LIMIT ?", (limit,)).fetchall()
+    return int(total), [", ".join(map(str, sample)) for sample in samples]
+
+
+def _none_null(columns: tuple[str, ...]) -> str:
+    return " AND ".join(f"{q(c)} IS NOT NULL" for c in columns)
 
 
 def _differs(tables: Tables, left: str, right: str) -> str:
     return " OR ".join(f"{left}.{q(n)} IS NOT {right}.{q(n)}"
-                       for n in tables.contract.value_columns)
+                       for n in tables.contract.value_columns) or "false"
 
 
 def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: int,
@@ -49,18 +63,20 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
     upsert would silently write its row twice. (On unsorted keys that count costs about
     as much as the merge itself, so it is not paid twice.)
 
-    Where keys carry their date, the file's rows can only meet rows of its own date, a
-    key range: the split of SQLite's change count into inserts and updates is that
-    range's count before and after, and a new day (the usual file) has an empty range.
+    Where keys are dated (they carry their date, or lead with it), the file's rows can
+    only meet rows of its own date, found by the key's B-tree: the split of SQLite's
+    change count into inserts and updates is that date's count before and after, and a
+    new day (the usual file) has none. A feed without a date column keeps no rows per
+    date.
     """
     contract, staged = tables.contract, staged_table(tables.contract.staging_table)
     if not (plan.keys_sorted or plan.keys_counted):
-        repeats, _ = surplus_rows(conn, tables, contract.key[0], limit=0)
+        repeats, _ = surplus_rows(conn, tables, contract.key, limit=0)
         if repeats:
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")
     day = plan.run_date or plan.replace_date
-    dated = day is not None and contract.keys_carry_their_date
+    dated = day is not None and contract.dated_keys
     before = _rows_of_date(conn, tables, day) if dated and day is not None else 0
     present, touched = (0, []) if dated else _meeting(conn, tables)
     target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
@@ -93,7 +109,8 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
             where, bound = _of_date(tables, plan.replace_date)
             deleted = conn.execute(
                 f"DELETE FROM {tables.fact} WHERE {where} "
-                f"AND {tables.key} NOT IN (SELECT {tables.key} FROM {staged})", bound).rowcount
+                f"AND {tables.key_row} NOT IN (SELECT {tables.key} FROM {staged})",
+                bound).rowcount
     for date in ([day] if dated and day is not None else touched):
         count = after - deleted if dated else _rows_of_date(conn, tables, date)
         _set_rows_of_date(conn, tables, date, count)
@@ -104,21 +121,23 @@ def _meeting(conn: sqlite3.Connection, tables: Tables) -> tuple[int, list[str]]:
     """Where keys need not carry their date: how many staged keys the fact table holds
     already, and every date the upsert may change the row count of (the staged rows'
     dates, and those of the fact rows it will move to another date)."""
-    staged, key, date = staged_table(tables.contract.staging_table), tables.key, tables.date
+    staged, on = staged_table(tables.contract.staging_table), tables.joined("f", "s")
     present, = conn.execute(f"SELECT COUNT(*) FROM {staged} AS s WHERE EXISTS "
-                            f"(SELECT 1 FROM {tables.fact} AS f WHERE f.{key} = s.{key})"
-                            ).fetchone()
+                            f"(SELECT 1 FROM {tables.fact} AS f WHERE {on})").fetchone()
+    if tables.contract.date_column is None:
+        return int(present), []
+    date = tables.date
     dates = conn.execute(f"SELECT {date} FROM {staged} UNION SELECT f.{date} "
-                         f"FROM {staged} AS s JOIN {tables.fact} AS f ON f.{key} = s.{key}"
-                         ).fetchall()
+                         f"FROM {staged} AS s JOIN {tables.fact} AS f ON {on}").fetchall()
     return int(present), [str(d) for d, in dates if d is not None]
 
 
 def _of_date(tables: Tables, run_date: str) -> tuple[str, tuple[str, ...]]:
-    """The WHERE clause (and its values) of a date's fact rows: a key range where keys
-    carry their date (the key's own B-tree), else the date index."""
+    """The WHERE clause (and its values) of a date's fact rows: a range of the key's
+    leading column where keys carry their date, or its leading column where that is the
+    date (both the key's own B-tree), else the date index."""
     if tables.contract.keys_carry_their_date:
-        return f"{tables.key} >= ? AND {tables.key} < ?", tables.contract.key_bounds(
+        return f"{tables.lead} >= ? AND {tables.lead} < ?", tables.contract.key_bounds(
             run_date, run_date)
     return f"{tables.date} = ?", (run_date,)
 

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import sqlite3
 
-from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.warehouse.api import Retry
-from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sql import RETRIES_TABLE, q
 from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
 from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
 
 
 class SqliteRetryLog:
-    def __init__(self, conn: sqlite3.Connection, contract: Contract) -> None:
-        self.conn, self.t = conn, Tables(contract)
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     def record_retry(self, *, file_name: str, failed_as: str, sha256: str | None,
                      reason: str | None, sidecar: str | None, requested_by: str | None,
                      requested_at: str) -> int:
         with transaction(self.conn):
             cursor = self.conn.execute(
-                f'INSERT INTO {self.t.retries} ("file_name", "failed_as", "sha256", '
+                f'INSERT INTO {q(RETRIES_TABLE)} ("file_name", "failed_as", "sha256", '
                 '"reason", "sidecar", "requested_by", "requested_at") '
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (file_name, failed_as, sha256, reason, sidecar, requested_by, requested_at))
@@ -34,11 +33,11 @@ class SqliteRetryLog:
 
     def forget_retry(self, retry_id: int) -> None:
         with transaction(self.conn):
-            self.conn.execute(f'DELETE FROM {self.t.retries} WHERE "id" = ?', (retry_id,))
+            self.conn.execute(f'DELETE FROM {q(RETRIES_TABLE)} WHERE "id" = ?', (retry_id,))
 
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None:
-        return SqliteHistory(self.conn, self.t.contract).retry_of_sidecar(failed_as, sidecar)
+        return SqliteHistory(self.conn).retry_of_sidecar(failed_as, sidecar)
 
     def close(self) -> None:
         self.conn.close()

@@ -1,140 +1,69 @@
-"""The database's shape: every table's columns, its indexes, the version, the migration.
+"""The database's shape kept right: the version, the migrations, each feed's evolution.
 
-`init_schema` creates what is missing, migrates an older version forward in place, and
-refuses a database it did not write (the prototype's tables, say: columns missing or of
-another type) or one of a newer version, before any file could fail on it. Columns a DBA
-added that the daemon's inserts can leave out are accepted with a warning, and kept
-through the version-4 rebuild (`columns`). Identifiers come from the contract value it
-is given; what goes into the tables is the ledger's, the merge's and the retries'.
+`init_schema` creates what is missing for every feed the daemon serves (the definitions
+are `tables`'), migrates an older version forward in place, evolves a declared feed's
+table as its declaration changed (`columns.evolve`), and refuses a database it did not
+write (the prototype's tables, say: columns missing or of another type) or one of a
+newer version, before any file could fail on it. Columns a DBA added to the built-in
+feed's or the shared tables that the daemon's inserts can leave out are accepted with a
+warning, and kept through the version-4 rebuild (`columns`). Identifiers come from the
+contract values it is given.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Iterable
 
 import structlog
 
 from filedrop_etl.config.contract import Contract
+from filedrop_etl.daemon import crashpoints
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
-from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, DAYS_SUFFIX, RETRIES_TABLE, Tables, q
+from filedrop_etl.daemon.warehouse.sql import (
+    DAYS_SUFFIX,
+    EARLIEST_FEED,
+    LEDGER_TABLE,
+    RETRIES_TABLE,
+    Tables,
+    q,
+)
 from filedrop_etl.daemon.warehouse.sqlite import migrate
+from filedrop_etl.daemon.warehouse.sqlite import tables as defs
 from filedrop_etl.daemon.warehouse.sqlite.connection import transaction
-from filedrop_etl.daemon.warehouse.sqlite.types import column_type
+from filedrop_etl.daemon.warehouse.sqlite.tables import has_table
 
 log = structlog.get_logger("daemon.schema")
 
 # 1: fact, staging and load_history. 2: `retries`. 3: `daemons`. 4: the fact table
-# WITHOUT ROWID, `<fact>_days` (see `init_schema` for the migrations).
-SCHEMA_VERSION = 4
+# WITHOUT ROWID, `<fact>_days`. 5: declared feeds: the ledger's `feed` (see `init_schema`
+# for the migrations).
+SCHEMA_VERSION = 5
 # The version that added the `retries` table, which `retry` writes.
 RETRIES_VERSION = 2
 
-_LEDGER_COLUMNS = (
-    '"id" INTEGER PRIMARY KEY',
-    '"file_name" TEXT NOT NULL',
-    '"sha256" TEXT',
-    '"bytes" INTEGER',
-    """"status" TEXT NOT NULL CHECK ("status" IN ('processed', 'failed'))""",
-    '"write_mode" TEXT NOT NULL',
-    '"run_date" TEXT',
-    '"rows" INTEGER',
-    '"inserted" INTEGER NOT NULL DEFAULT 0',
-    '"updated" INTEGER NOT NULL DEFAULT 0',
-    '"unchanged" INTEGER NOT NULL DEFAULT 0',
-    '"deleted" INTEGER NOT NULL DEFAULT 0',
-    '"error" TEXT',
-    '"started_at" TEXT NOT NULL',
-    '"finished_at" TEXT NOT NULL',
-    # Which claim of the file this was (device, inode and ctime of the claimed file): a
-    # file resumed after a crash between COMMIT and the archive move is recognised as
-    # loaded already, not loaded twice.
-    '"claim" TEXT',
-)
-
-
-def _tables(contract: Contract) -> dict[str, tuple[str, ...]]:
-    """Each table's column definitions, in order; the first word of each is its name."""
-    types = {c.name: column_type(c.kind) for c in contract.columns}
-    data, ledger = contract.column_names, q(contract.ledger_table)
-    key = " PRIMARY KEY"
-    return {
-        contract.ledger_table: _LEDGER_COLUMNS,
-        # The schema of record for staging, kept as version 1 defined it so that older
-        # databases open unchanged. It stays empty: each load stages its rows in a table
-        # of this name in its own staging database (see `daemon.warehouse.sqlite.staging`).
-        contract.staging_table: (
-            *(f"{q(n)} {types[n]}" + (key if n == contract.key[0] else "") for n in data),
-            '"occurrences" INTEGER NOT NULL DEFAULT 1',
-        ),
-        contract.fact_table: (
-            *(f"{q(n)} {types[n]} NOT NULL" + (key if n == contract.key[0] else "") for n in data),
-            '"loaded_at" TEXT NOT NULL',
-            f'"load_id" INTEGER REFERENCES {ledger} ("id")',
-        ),
-        # Version 4: the fact's rows per run date, written by each load in its own
-        # transaction, so that the page and `report` need not count the fact table.
-        contract.fact_table + DAYS_SUFFIX: (
-            f"{q(contract.date_column or 'run_date')} TEXT PRIMARY KEY",
-            '"rows" INTEGER NOT NULL',
-        ),
-        # Version 2: one row per failed file an operator sent back to the inbox
-        # (`daemon.ops.retries`). No foreign key: a retry names a file, not one attempt.
-        RETRIES_TABLE: (
-            '"id" INTEGER PRIMARY KEY',
-            '"file_name" TEXT NOT NULL',  # the name it was sent back under
-            '"failed_as" TEXT NOT NULL',  # its name in failed/ (`name~N` when taken)
-            '"sha256" TEXT',  # of the file sent back, which may have been fixed in place
-            '"reason" TEXT',  # the sidecar's one-line reason for the failure
-            '"sidecar" TEXT',  # the whole sidecar, which the retry removes
-            '"requested_by" TEXT',
-            '"requested_at" TEXT NOT NULL',
-        ),
-        # Version 3: where each daemon (by node: its host) keeps its folders, as it
-        # resolved them at its last start (`daemon.warehouse.sqlite.nodes`), so that a
-        # command given only the database finds them; and which of them that start had to create.
-        DAEMONS_TABLE: (
-            '"node" TEXT PRIMARY KEY',
-            '"pid" INTEGER NOT NULL',
-            '"started_at" TEXT NOT NULL',
-            '"inbox" TEXT NOT NULL',
-            '"work" TEXT NOT NULL',
-            '"processed" TEXT NOT NULL',
-            '"failed" TEXT NOT NULL',
-            '"created" TEXT NOT NULL',  # a JSON list of the folders' names
-        ),
-    }
-
-
-def _without_rowid(contract: Contract) -> frozenset[str]:
-    # Version 4: the fact's rows live in its key's B-tree, not in a rowid table beside a
-    # key index: one B-tree written per row instead of two, and a third of the size.
-    return frozenset({contract.fact_table, contract.fact_table + DAYS_SUFFIX})
-
-
-def _create(table: str, columns: tuple[str, ...], without_rowid: bool) -> str:
-    return (f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)})"
-            + (" WITHOUT ROWID" if without_rowid else ""))
-
-
-def init_schema(conn: sqlite3.Connection, contract: Contract, *,
+def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], *,
                 chunk_rows: int = migrate.CHUNK_ROWS) -> None:
-    """Create the tables if missing, then insist that existing ones are ours.
+    """Create the tables of `feeds` (and the shared ones) if missing, evolve declared
+    feeds' tables, then insist that existing ones are ours.
 
     Raises `SchemaMismatch` for a database written by another program (the prototype's
-    tables, say) or by a newer version, before any file could fail on it.
+    tables, say), by a newer version, or whose declared feed's table holds rows its
+    declaration no longer fits, before any file could fail on it.
 
     This is also the forward migration, in place and in one transaction: a failed or
     killed migration leaves the database as it was. From version 1 to 2 it is the
     `CREATE TABLE IF NOT EXISTS` of `retries`, and from 2 to 3 that of `daemons`. From
-    3 to 4 the fact table is rebuilt (`migrate.rebuild_fact`, logged with its progress)
-    and its rows per day counted; once that is committed, the file is compacted.
+    3 to 4 the built-in feed's fact table is rebuilt (`migrate.rebuild_fact`, logged
+    with its progress) and its rows per day counted; once that is committed, the file is
+    compacted. From 4 to 5 the ledger gains `feed`, every earlier load the built-in
+    feed's.
     """
-    tables, names = _tables(contract), Tables(contract)
-    one_btree = _without_rowid(contract)
+    feeds = (feeds,) if isinstance(feeds, Contract) else tuple(feeds)
     started = time.monotonic()
+    steps: list[str] = []
     with transaction(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -142,51 +71,119 @@ def init_schema(conn: sqlite3.Connection, contract: Contract, *,
                 f"the database has schema version {version}; this daemon knows {SCHEMA_VERSION}",
                 hint="run the newer daemon that wrote it, or point --db at another file",
             )
-        rebuild = version < 4 and has_table(conn, contract.fact_table)
+        builtin = next((c for c in feeds if c.builtin), None)
+        if 0 < version < 4 and builtin is None:
+            raise SchemaMismatch(
+                f"the database has schema version {version}, whose fact table is the "
+                f"built-in {EARLIEST_FEED} feed's, which this daemon does not serve: it "
+                "can not rebuild that table",
+                hint=f"start once with the {EARLIEST_FEED} feed served too (declare "
+                f"[feeds.{EARLIEST_FEED}] beside your feeds), then as you like")
+        rebuild = builtin is not None and version < 4 and has_table(conn,
+                                                                     builtin.fact_table)
+        if has_table(conn, LEDGER_TABLE) and "feed" not in defs.names(conn, LEDGER_TABLE):
+            conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {defs.LEDGER_FEED}")
+            steps.append(f"ledger: feed column added, every earlier load {EARLIEST_FEED}")
+        tables = defs.shared_tables()
         for table, defined in tables.items():
-            conn.execute(_create(q(table), defined, table in one_btree))
-        differences = [_difference(conn, table, defined) for table, defined in tables.items()]
+            conn.execute(defs.create(q(table), defined, False))
+        evolved = [_evolve(conn, c) for c in feeds if not c.builtin]
+        for contract in feeds:
+            one_btree = defs.without_rowid(contract)
+            for table, defined in defs.feed_tables(contract).items():
+                conn.execute(defs.create(q(table), defined, table in one_btree))
+                tables[table] = defined
+        declared = {c.fact_table for c in feeds if not c.builtin}
+        differences = [_difference(conn, table, defined) for table, defined in tables.items()
+                       if table not in declared]
         for difference in differences:
             if difference.refused:
                 raise columns.refusal(difference)
         migrated = None
         if rebuild:
+            assert builtin is not None
             # A DBA's own columns go into the new table too, as they were declared.
-            [extra] = [d.extra for d in differences if d.table == contract.fact_table]
-            kept = _definitions(conn, contract.fact_table, extra)
-            fact = (*tables[contract.fact_table], *kept.values())
+            [extra] = [d.extra for d in differences if d.table == builtin.fact_table]
+            kept = _definitions(conn, builtin.fact_table, extra)
+            fact = (*tables[builtin.fact_table], *kept.values())
             migrated = migrate.rebuild_fact(
-                conn, names, lambda name: _create(name, fact, True), from_version=version,
-                to_version=SCHEMA_VERSION, chunk_rows=chunk_rows, extra=tuple(kept))
-        if not contract.keys_carry_their_date:
-            # Replace mode deletes a date's missing keys, and a key range can not find them.
-            conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.fact_table + '_run_date')} "
-                         f"ON {names.fact} ({names.date})")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.ledger_table + '_file_name')} "
-                     f"ON {names.ledger} (\"file_name\")")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(contract.ledger_table + '_claim')} "
-                     f"ON {names.ledger} (\"claim\")")
+                conn, Tables(builtin), lambda name: defs.create(name, fact, True),
+                from_version=version, to_version=SCHEMA_VERSION, chunk_rows=chunk_rows,
+                extra=tuple(kept))
+        elif steps:
+            crashpoints.reached("during_migration")
+        for contract in feeds:
+            if contract.date_column is not None and not contract.dated_keys:
+                # Replace mode deletes a date's missing keys, and a key range can not
+                # find them.
+                names = Tables(contract)
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {names.date_index} "
+                             f"ON {names.fact} ({names.date})")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(LEDGER_TABLE + '_file_name')} "
+                     f"ON {q(LEDGER_TABLE)} (\"file_name\")")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {q(LEDGER_TABLE + '_claim')} "
+                     f"ON {q(LEDGER_TABLE)} (\"claim\")")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {q(RETRIES_TABLE + '_file_name')} "
-                     f"ON {names.retries} (\"file_name\")")
+                     f"ON {q(RETRIES_TABLE)} (\"file_name\")")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     columns.warn_extra(differences)
+    for feed, evolution in evolved:
+        _log_evolution(feed, evolution)
     if migrated is not None:
+        assert builtin is not None
         grown = migrate.file_bytes(conn)
         compacted = migrate.compact(conn)
         log.info("schema_migrated", from_version=version, to_version=SCHEMA_VERSION,
-                 table=contract.fact_table, rows=migrated, file_bytes_before=grown,
+                 table=builtin.fact_table, rows=migrated, file_bytes_before=grown,
                  file_bytes=migrate.file_bytes(conn) if compacted else grown,
                  steps=["fact table rebuilt WITHOUT ROWID",
-                        *([] if not contract.keys_carry_their_date else
+                        *([] if not builtin.keys_carry_their_date else
                           ["run-date index dropped: keys carry their date"]),
-                        f"rows per day counted into {contract.fact_table + DAYS_SUFFIX}",
-                        *(["file compacted (VACUUM)"] if compacted else [])],
+                        f"rows per day counted into {builtin.fact_table + DAYS_SUFFIX}",
+                        *steps, *(["file compacted (VACUUM)"] if compacted else [])],
                  duration_ms=round((time.monotonic() - started) * 1000))
+    elif steps:
+        log.info("schema_migrated", from_version=version, to_version=SCHEMA_VERSION,
+                 steps=steps, duration_ms=round((time.monotonic() - started) * 1000))
 
 
-def _held(conn: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
-    # cid, name, declared type, notnull, default, pk: one row per column, in order.
-    return list(conn.execute(f"PRAGMA table_info({q(table)})"))
+def _evolve(conn: sqlite3.Connection, contract: Contract) -> tuple[str, columns.Evolution]:
+    """A declared feed's fact table, if it exists, made to fit its declaration: columns
+    added, or (empty) made again; `SchemaMismatch` where it holds rows that do not fit.
+    Inside the caller's transaction; the caller logs what was done once committed."""
+    table = contract.fact_table
+    if not has_table(conn, table):
+        return contract.name, columns.Evolution(table, recreate="created")
+    defined = defs.fact_columns(contract)
+    expected = {n: t.upper() for n, t in columns.declared(defined).items()}
+    info = defs.held(conn, table)
+    held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None)
+            for _, name, kind, notnull, default, _ in info]
+    held_key = [str(row[1]) for row in sorted(info, key=lambda row: row[5]) if row[5]]
+    addable = {c.name for c in contract.columns if c.may_be_absent}
+    has_rows = bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {q(table)})").fetchone()[0])
+    evolution = columns.evolve(contract.name, table, expected, held, key=contract.key,
+                               held_key=held_key, addable=addable, has_rows=has_rows)
+    if evolution.refusal is not None:
+        raise evolution.refusal
+    by_name = {d.partition(" ")[0].strip('"'): d for d in defined}
+    if evolution.recreate:
+        for old in (table, table + DAYS_SUFFIX):
+            conn.execute(f"DROP TABLE IF EXISTS {q(old)}")
+    for name in evolution.added:
+        conn.execute(f"ALTER TABLE {q(table)} ADD COLUMN {by_name[name]}")
+    return contract.name, evolution
+
+
+def _log_evolution(feed: str, evolution: columns.Evolution) -> None:
+    if evolution.added:
+        log.info("table_columns_added", feed=feed, table=evolution.table,
+                 columns=list(evolution.added))
+    elif evolution.recreate == "created":
+        log.info("table_created", feed=feed, table=evolution.table)
+    elif evolution.recreate:
+        log.info("table_recreated", feed=feed, table=evolution.table,
+                 reason=evolution.recreate)
 
 
 def _difference(conn: sqlite3.Connection, table: str,
@@ -196,7 +193,7 @@ def _difference(conn: sqlite3.Connection, table: str,
     leaves it out."""
     expected = {n: t.upper() for n, t in columns.declared(defined).items()}
     held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None)
-            for _, name, kind, notnull, default, _ in _held(conn, table)]
+            for _, name, kind, notnull, default, _ in defs.held(conn, table)]
     return columns.compare(table, expected, held)
 
 
@@ -206,10 +203,4 @@ def _definitions(conn: sqlite3.Connection, table: str,
     declared type, NOT NULL and default."""
     return {str(name): f"{q(str(name))} {kind}" + (" NOT NULL" if notnull else "")
             + (f" DEFAULT {default}" if default is not None else "")
-            for _, name, kind, notnull, default, _ in _held(conn, table) if name in names}
-
-
-def has_table(conn: sqlite3.Connection, name: str) -> bool:
-    """Whether the database holds a table of that name (an older version may not)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (name,)).fetchone() is not None
+            for _, name, kind, notnull, default, _ in defs.held(conn, table) if name in names}

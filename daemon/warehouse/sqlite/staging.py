@@ -9,6 +9,8 @@ file open in one process break each other's POSIX locks. So they never share a f
 while it is open: the driver never opens the daemon's database, and it closes the
 staging file before the daemon's own connection attaches it read-only with
 `immutable=1` (no locks taken, no journal opened); the file is deleted once detached.
+Decimal, boolean and timestamp columns reach the driver in SQLite's form of them
+(`types.in_sqlite_form`), so that staging holds exactly what the fact table compares.
 This module owns that hand-over and nothing of the checks, the merge or the ledger.
 """
 
@@ -32,7 +34,7 @@ from filedrop_etl.daemon.warehouse.api import WarehouseFault
 from filedrop_etl.daemon.warehouse.batches import BatchSource
 from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.sqlite.connection import uri
-from filedrop_etl.daemon.warehouse.sqlite.types import column_type
+from filedrop_etl.daemon.warehouse.sqlite.types import column_type, in_sqlite_form, staging_schema
 
 log = structlog.get_logger("daemon.staging")
 
@@ -57,14 +59,21 @@ _MACHINE_FAULTS = ("database or disk is full", "disk I/O error", "out of memory"
                    "failed to map segment from shared object", "Cannot allocate memory")
 _TOO_BIG = "string or blob too big"
 
-def _schema(contract: Contract) -> pa.Schema:
-    # Nullable, as the reader's batches are: a null must reach staging to be counted.
-    return pa.schema([pa.field(c.name, c.arrow_type) for c in contract.columns])
+# Kinds whose Arrow values SQLite stores in another form.
+_CONVERTED = frozenset({"decimal", "boolean", "timestamp"})
+
+
+def _batches(source: BatchSource, contract: Contract) -> Iterator[pa.RecordBatch]:
+    if not any(c.kind in _CONVERTED for c in contract.columns):
+        yield from source
+        return
+    for batch in source:
+        yield in_sqlite_form(batch, contract)
 
 
 def _create_sql(contract: Contract) -> str:
     # No constraints: a null or a repeated key must arrive, to be counted by the checks.
-    columns = ", ".join(f"{q(c.name)} {column_type(c.kind)}" for c in contract.columns)
+    columns = ", ".join(f"{q(c.name)} {column_type(c)}" for c in contract.columns)
     return f"CREATE TABLE {q(contract.staging_table)} ({columns})"
 
 
@@ -97,8 +106,8 @@ def _write(path: Path, source: BatchSource, contract: Contract) -> None:
         with adbc.AdbcStatement(conn) as statement:
             statement.set_options(**{adbc.INGEST_OPTION_TARGET_TABLE: contract.staging_table,
                                      adbc.INGEST_OPTION_MODE: adbc.INGEST_OPTION_MODE_APPEND})
-            statement.bind_stream(pa.RecordBatchReader.from_batches(_schema(contract),
-                                                                    iter(source)))
+            statement.bind_stream(pa.RecordBatchReader.from_batches(
+                staging_schema(contract), _batches(source, contract)))
             statement.execute_update()
         _execute(conn, "COMMIT")
 

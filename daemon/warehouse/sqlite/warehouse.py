@@ -46,28 +46,28 @@ class SqliteStaged:
     def __init__(self, conn: sqlite3.Connection, tables: Tables, rows: int) -> None:
         self.conn, self.tables, self.rows = conn, tables, rows
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
         with translated():
-            return merge.surplus_rows(self.conn, self.tables, column, limit)
+            return merge.surplus_rows(self.conn, self.tables, columns, limit)
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
         with translated(), transaction(self.conn):
-            load_id = ledger.record_load(self.conn, self.tables, load, status="processed",
+            load_id = ledger.record_load(self.conn, load, status="processed",
                                          finished_at=load.started_at)
             counts = merge.merge(self.conn, self.tables, plan, rows=self.rows,
                                  loaded_at=clock.utc_now(), load_id=load_id)
             crashpoints.reached("during_merge")
-            ledger.update_load_counts(self.conn, self.tables, load_id, counts,
+            ledger.update_load_counts(self.conn, load_id, counts,
                                       finished_at=clock.utc_now())
         return counts
 
 
 class SqliteWarehouse:
-    """The worker's warehouse on an open, migrated connection it now owns."""
+    """The worker's warehouse on an open, migrated connection it now owns (every feed's
+    tables made): each load names the contract it loads by."""
 
-    def __init__(self, conn: sqlite3.Connection, db: Path, contract: Contract) -> None:
-        self.conn, self.db, self.contract = conn, db, contract
-        self.tables = Tables(contract)
+    def __init__(self, conn: sqlite3.Connection, db: Path) -> None:
+        self.conn, self.db = conn, db
         self.value_limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
         self.where = str(db)
         self.file_identity: FileIdentity | None = dbfile.DatabaseFile(conn, db)
@@ -75,7 +75,7 @@ class SqliteWarehouse:
 
     def recorded(self, claim: str) -> Recorded | None:
         with translated():
-            return ledger.recorded_outcome(self.conn, self.tables, claim)
+            return ledger.recorded_outcome(self.conn, claim)
 
     @contextmanager
     def staged(self, contract: Contract,
@@ -91,15 +91,15 @@ class SqliteWarehouse:
                        ticket: Ticket | None = None) -> None:
         with translated(), transaction(self.conn):
             # Failed before, by an attempt killed before its quarantine: one row.
-            recorded = (ledger.recorded_outcome(self.conn, self.tables, load.claim)
+            recorded = (ledger.recorded_outcome(self.conn, load.claim)
                         if load.claim else None)
             if recorded is None or recorded.status != "failed":
-                ledger.record_load(self.conn, self.tables, load, status="failed",
+                ledger.record_load(self.conn, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
-    def last_success(self, now: str) -> Load | None:
+    def last_success(self, now: str, feed: str | None = None) -> Load | None:
         with translated():
-            return SqliteHistory(self.conn, self.contract).last_success(now)
+            return SqliteHistory(self.conn).last_success(now, feed)
 
     def answers_again(self) -> None:
         return None  # a file has no session to lose; `file_identity` follows the file
