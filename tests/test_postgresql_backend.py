@@ -423,23 +423,24 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
         assert history.last_success("2000-01-01T00:00:00.000000Z") is None
         assert history.loads_in_the_future(now) == 0
 
-        totals = history.day_totals()
+        totals = history.day_totals(TRANSACTIONS)
         assert [(t.run_date, t.rows) for t in totals] == [(DAYS[0], 10), (DAYS[1], 11),
                                                           (DAYS[2], 12)]
         expected = pc.sum(tables[DAYS[1]].column("amount")).as_py()
-        assert totals[1].amount == pytest.approx(expected)
-        assert [t.run_date for t in history.day_totals(since=DAYS[1], until=DAYS[1])] == [
-            DAYS[1]]
-        customers = history.customer_totals()
-        assert sum(c.transactions for c in customers) == 33
-        assert [c.amount for c in customers] == sorted((c.amount for c in customers),
-                                                       reverse=True)
+        assert dict(totals[1].figures)["amount"] == pytest.approx(expected)
+        assert [t.run_date for t in history.day_totals(
+            TRANSACTIONS, since=DAYS[1], until=DAYS[1])] == [DAYS[1]]
+        customers = history.group_totals(TRANSACTIONS)
+        assert sum(c.rows for c in customers) == 33
+        amounts = [dict(c.figures)["amount"] for c in customers]
+        assert amounts == sorted(amounts, reverse=True)  # type: ignore[type-var]
 
-        assert [(r.run_date, r.rows) for r in history.rows_per_day(2, DAYS[2])] == [
-            (DAYS[1], 11), (DAYS[2], 12)]
+        assert [(r.run_date, r.rows) for r in history.rows_per_day(TRANSACTIONS, 2, DAYS[2])] \
+            == [(DAYS[1], 11), (DAYS[2], 12)]
         # A latest before every run date: the window ends at the newest of all.
-        assert [r.run_date for r in history.rows_per_day(1, "2020-01-01")] == [DAYS[2]]
-        assert history.has_rows()
+        assert [r.run_date for r in history.rows_per_day(TRANSACTIONS, 1, "2020-01-01")] \
+            == [DAYS[2]]
+        assert history.has_rows(TRANSACTIONS)
 
         [retry] = history.retries(["transactions_2026-02-13.parquet"])
         assert (retry.id, retry.reason, retry.requested_by) == (retry_id, "fixed", "ops")

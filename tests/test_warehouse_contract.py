@@ -159,14 +159,15 @@ def test_the_history_reads_back_what_was_loaded(any_settings: Settings,
         last = history.last_success(clock.utc_now())
         assert last is not None and last.file_name == "transactions_2026-02-11.parquet"
         assert history.loads_in_the_future(clock.utc_now()) == 0
-        days = history.day_totals()
+        days = history.day_totals(TRANSACTIONS)
         assert [(d.run_date, d.rows) for d in days] == [(DAY1, 25), (DAY2, 5)]
         amounts = day_table(DAY1, 25).column("amount").to_pylist()
-        assert days[0].amount == pytest.approx(sum(float(a or 0) for a in amounts))
-        assert [(d.run_date, d.rows) for d in history.rows_per_day(31, "2026-03-01")] == [
-            (DAY1, 25), (DAY2, 5)]
-        customers = history.customer_totals(DAY2, DAY2)
-        assert sum(c.transactions for c in customers) == 5
-        assert history.has_rows()
+        assert dict(days[0].figures)["amount"] == pytest.approx(
+            sum(float(a or 0) for a in amounts))
+        assert [(d.run_date, d.rows) for d in history.rows_per_day(
+            TRANSACTIONS, 31, "2026-03-01")] == [(DAY1, 25), (DAY2, 5)]
+        customers = history.group_totals(TRANSACTIONS, DAY2, DAY2)
+        assert sum(c.rows for c in customers) == 5
+        assert history.has_rows(TRANSACTIONS)
         assert [d.node for d in history.daemons()] == [any_settings.node]
         assert history.schema_version() == (3 if any_settings.shared else 4)

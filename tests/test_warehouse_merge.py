@@ -304,7 +304,7 @@ def test_merges_keep_their_counts_and_the_rows_per_day_true(
             fact = {k: (c, a, d) for k, c, a, d, *_ in fact_rows_in(settings)}
             assert fact == model, step
             with warehouse.reading(settings) as history:
-                per_day = {d.run_date: d.rows for d in history.day_totals()}
+                per_day = {d.run_date: d.rows for d in history.day_totals(TRANSACTIONS)}
             assert per_day == dict(Counter(d for _, _, d in model.values())), step
     finally:
         held.close()

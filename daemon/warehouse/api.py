@@ -36,11 +36,12 @@ from filedrop_etl.daemon.warehouse.faults import (
 )
 from filedrop_etl.daemon.warehouse.values import (
     FOLDER_NAMES,
-    CustomerTotal,
     Daemon,
     DayRows,
     DayTotal,
+    Figures,
     Folders,
+    GroupTotal,
     Lapsed,
     Load,
     LoadBin,
@@ -62,13 +63,14 @@ __all__ = [
     "Backend",
     "ClaimLost",
     "Claims",
-    "CustomerTotal",
     "Daemon",
     "DatabaseMoved",
     "DayRows",
     "DayTotal",
+    "Figures",
     "FileIdentity",
     "Folders",
+    "GroupTotal",
     "History",
     "KeptHistory",
     "Lapsed",
@@ -239,23 +241,32 @@ class History(Protocol):
     def daemons(self) -> list[Daemon]: ...
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None: ...
-    def tally(self, since: str | None = None, until: str | None = None) -> Tally: ...
-    def last_success(self, now: str) -> Load | None: ...
+    def tally(self, since: str | None = None, until: str | None = None,
+              feed: str | None = None) -> Tally: ...
+    def last_success(self, now: str, feed: str | None = None) -> Load | None: ...
     def loads_in_the_future(self, now: str) -> int: ...
-    def day_totals(self, since: str | None = None,
-                   until: str | None = None) -> list[DayTotal]: ...
-    def customer_totals(self, since: str | None = None,
-                        until: str | None = None) -> list[CustomerTotal]: ...
-    def has_rows(self) -> bool: ...
-    def rows_per_day(self, days: int, latest: str) -> list[DayRows]: ...
 
-    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+    def day_totals(self, contract: Contract, since: str | None = None,
+                   until: str | None = None) -> list[DayTotal]:
+        """Per run date of `contract`'s fact table: its rows and `contract.totals`' figures."""
+        ...
+
+    def group_totals(self, contract: Contract, since: str | None = None,
+                     until: str | None = None) -> list[GroupTotal]:
+        """Per value of `contract.totals.group_by`, largest first; [] without one."""
+        ...
+
+    def has_rows(self, contract: Contract) -> bool: ...
+    def rows_per_day(self, contract: Contract, days: int, latest: str) -> list[DayRows]: ...
+
+    def load_bins(self, since: str, until: str, seconds: int,
+                  feed: str | None = None) -> list[LoadBin]:
         """The loads finished from `since` to `until` (both included), counted in the
         database by slice of `seconds` and status: as many values for 100,000 loads as
         for 100 (the status page's timeline and figures)."""
         ...
 
-    def median_load(self, since: str, until: str) -> float | None:
+    def median_load(self, since: str, until: str, feed: str | None = None) -> float | None:
         """The median duration in seconds of the loads finished from `since` to `until`
         (the mean of the middle two for an even count), or None if there were none."""
         ...

@@ -3,7 +3,7 @@
 What a load is (`LoadRecord`), how to merge it (`MergePlan`) and what it changed
 (`MergeCounts`); the ledger's word on a claim (`Recorded`); a shared warehouse's claim
 (`Ticket`, `TakenOver`); and what the read side answers (`Load`, `LoadBin`, `Retry`,
-`Tally`, `DayTotal`, `DayRows`, `CustomerTotal`, `Daemon`), as tables and JSON render
+`Tally`, `DayTotal`, `DayRows`, `GroupTotal`, `Daemon`), as tables and JSON render
 them alike.
 """
 
@@ -131,6 +131,8 @@ class Load:
     bytes: int | None
     started_at: str
     finished_at: str
+    # The feed the file was loaded as (its name chose it).
+    feed: str
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,18 @@ class LoadBin:
     file_name: str | None
 
 
+# A feed's figures (`Contract.totals`) as (label, value), in its order: the distinct
+# counts first, then the sums. A decimal column's sum is the exact decimal as text.
+Figures = tuple[tuple[str, float | int | str | None], ...]
+
+
 @dataclass(frozen=True)
 class DayTotal:
+    """One run date of a feed's fact table: its rows and its figures."""
+
     run_date: str
     rows: int
-    customers: int
-    amount: float
+    figures: Figures
 
 
 @dataclass(frozen=True)
@@ -222,10 +230,12 @@ class DayRows:
 
 
 @dataclass(frozen=True)
-class CustomerTotal:
-    customer_id: int
-    transactions: int
-    amount: float
+class GroupTotal:
+    """One value of a feed's `Totals.group_by` column: its rows and its figures."""
+
+    group: str | int | None
+    rows: int
+    figures: Figures
 
 
 @dataclass(frozen=True)
@@ -239,6 +249,8 @@ class LoadFilter:
     status: Status | None = None
     since: str | None = None
     until: str | None = None
+    # Only the loads of this feed; None: every feed's.
+    feed: str | None = None
 
 
 @dataclass(frozen=True)

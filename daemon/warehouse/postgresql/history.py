@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.warehouse.api import (
-    CustomerTotal,
     Daemon,
     DayRows,
     DayTotal,
+    GroupTotal,
     Load,
     LoadBin,
     LoadFilter,
@@ -27,8 +27,8 @@ from filedrop_etl.daemon.warehouse.api import (
 )
 from filedrop_etl.daemon.warehouse.postgresql import schema
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
-from filedrop_etl.daemon.warehouse.sql import Tables, date_range
-from filedrop_etl.daemon.warehouse.values import recording
+from filedrop_etl.daemon.warehouse.sql import Tables, date_range, q
+from filedrop_etl.daemon.warehouse.values import Figures, recording
 
 
 def text_time(column: str) -> str:
@@ -76,6 +76,24 @@ class PostgresHistory:
 
     def __init__(self, conn: Connection, contract: Contract) -> None:
         self.conn, self.t = conn, Tables(contract)
+        self._feed: str | None = None
+
+    @property
+    def feed(self) -> str:
+        """The ledger's feed of a row: its `feed` column, or, in a ledger that predates
+        feeds, the built-in feed's name. STOPGAP (issue 23, ops): the PostgreSQL helper's
+        migration replaces this."""
+        if self._feed is None:
+            found = self._rows(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema "
+                "= current_schema() AND table_name = %s AND column_name = 'feed')",
+                (self.t.contract.ledger_table,))
+            self._feed = '"feed"' if found[0][0] else "'transactions'::text"
+        return self._feed
+
+    @property
+    def _load(self) -> str:
+        return f"{_LOAD}, {self.feed}"
 
     def close(self) -> None:
         self.conn.close()
@@ -95,19 +113,21 @@ class PostgresHistory:
             params.append(glob_to_regex(where.file) if glob else where.file)
         for clause, value in (('"status" = %s', where.status),
                               ('"finished_at" >= %s::timestamptz', where.since),
-                              ('"finished_at" < %s::timestamptz', where.until)):
+                              ('"finished_at" < %s::timestamptz', where.until),
+                              (f"{self.feed} = %s", where.feed)):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
         limit = "ALL" if where.limit < 0 else str(int(where.limit))
         return [_load(r) for r in self._rows(
-            f"SELECT {_LOAD} FROM {self.t.ledger}"
+            f"SELECT {self._load} FROM {self.t.ledger}"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + f' ORDER BY "id" DESC LIMIT {limit}', params)]
 
     def attempts(self, names: Sequence[str]) -> list[Load]:
         return [_load(r) for r in self._rows(
-            f'SELECT {_LOAD} FROM {self.t.ledger} WHERE "file_name" = ANY(%s) ORDER BY "id"',
+            f'SELECT {self._load} FROM {self.t.ledger} WHERE "file_name" = ANY(%s) '
+            'ORDER BY "id"',
             (list(names),))]
 
     def retries(self, names: Sequence[str]) -> list[Retry]:
@@ -136,9 +156,11 @@ class PostgresHistory:
             f'SELECT {_RETRY}, "sidecar" FROM {self.t.retries} WHERE "failed_as" = %s '
             'ORDER BY "id" DESC', (failed_as,)), sidecar)
 
-    def tally(self, since: str | None = None, until: str | None = None) -> Tally:
+    def tally(self, since: str | None = None, until: str | None = None,
+              feed: str | None = None) -> Tally:
         bounds = [(f'"finished_at" {op} %s::timestamptz', value)
                   for op, value in ((">=", since), ("<=", until)) if value]
+        bounds += [(f"{self.feed} = %s", feed)] if feed is not None else []
         where = ("WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
         files = {str(status): (int(n), int(loads)) for status, n, loads in self._rows(
             'SELECT "status", count(*), sum("loads") FROM (SELECT DISTINCT ON ("file_name") '
@@ -148,10 +170,11 @@ class PostgresHistory:
         return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
                      sum(loads for _, loads in files.values()))
 
-    def last_success(self, now: str) -> Load | None:
-        rows = self._rows(f"SELECT {_LOAD} FROM {self.t.ledger} WHERE \"status\" = "
+    def last_success(self, now: str, feed: str | None = None) -> Load | None:
+        of_feed, bound = (f"AND {self.feed} = %s ", (feed,)) if feed is not None else ("", ())
+        rows = self._rows(f"SELECT {self._load} FROM {self.t.ledger} WHERE \"status\" = "
                           "'processed' AND \"finished_at\" <= %s::timestamptz "
-                          'ORDER BY "id" DESC LIMIT 1', (now,))
+                          f'{of_feed}ORDER BY "id" DESC LIMIT 1', (now, *bound))
         return _load(rows[0]) if rows else None
 
     def loads_in_the_future(self, now: str) -> int:
@@ -159,57 +182,79 @@ class PostgresHistory:
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
         return int(count)
 
-    def day_totals(self, since: str | None = None,
+    def day_totals(self, contract: Contract, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
-        where, params = date_range(self.t.date, since, until, "%s::date")
-        date = self.t.date
-        return [DayTotal(str(d), int(n), int(c), float(a)) for d, n, c, a in self._rows(
-            f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*), count(DISTINCT "
-            f'"customer_id"), coalesce(sum("amount"), 0) FROM {self.t.fact} {where} '
-            f"GROUP BY {date} ORDER BY {date}", params)]
+        if contract.date_column is None or not self.has_rows(contract):
+            return []
+        t = Tables(contract)
+        where, params = date_range(t.date, since, until, "%s::date")
+        select, read = _figures(contract)
+        return [DayTotal(str(d), int(n), read(rest)) for d, n, *rest in self._rows(
+            f"SELECT to_char({t.date}, 'YYYY-MM-DD'), count(*){select} FROM {t.fact} "
+            f"{where} GROUP BY {t.date} ORDER BY {t.date}", params)]
 
-    def customer_totals(self, since: str | None = None,
-                        until: str | None = None) -> list[CustomerTotal]:
-        where, params = date_range(self.t.date, since, until, "%s::date")
-        return [CustomerTotal(int(c), int(n), float(a)) for c, n, a in self._rows(
-            'SELECT "customer_id", count(*), coalesce(sum("amount"), 0) AS "total" '
-            f'FROM {self.t.fact} {where} GROUP BY "customer_id" '
-            'ORDER BY "total" DESC, "customer_id"', params)]
+    def group_totals(self, contract: Contract, since: str | None = None,
+                     until: str | None = None) -> list[GroupTotal]:
+        group = contract.totals.group_by
+        if group is None or not self.has_rows(contract):
+            return []
+        t = Tables(contract)
+        where, params = (date_range(t.date, since, until, "%s::date")
+                         if contract.date_column is not None else ("", []))
+        select, read = _figures(contract, without=group)
+        sums = contract.totals.sums
+        first = f', coalesce(sum({q(sums[0][1])}), 0) AS "first"' if sums else ""
+        order = ('"first" DESC, ' if sums else "count(*) DESC, ") + q(group)
+        return [GroupTotal(g, int(n), read(rest[:len(rest) - bool(first)]))
+                for g, n, *rest in self._rows(
+                    f"SELECT {q(group)}, count(*){select}{first} FROM {t.fact} {where} "
+                    f"GROUP BY {q(group)} ORDER BY {order}", params)]
 
-    def has_rows(self) -> bool:
-        [(found,)] = self._rows(f"SELECT EXISTS (SELECT 1 FROM {self.t.fact})")
+    def has_rows(self, contract: Contract) -> bool:
+        [(found,)] = self._rows("SELECT to_regclass(%s) IS NOT NULL",
+                                (Tables(contract).fact,))
+        if not found:
+            return False
+        [(found,)] = self._rows(f"SELECT EXISTS (SELECT 1 FROM {Tables(contract).fact})")
         return bool(found)
 
-    def rows_per_day(self, days: int, latest: str) -> list[DayRows]:
-        date = self.t.date
+    def rows_per_day(self, contract: Contract, days: int, latest: str) -> list[DayRows]:
+        if contract.date_column is None or not self.has_rows(contract):
+            return []
+        t = Tables(contract)
+        date = t.date
         [(before, newest)] = self._rows(
-            f"SELECT (SELECT max({date}) FROM {self.t.fact} WHERE {date} <= %s::date), "
-            f"(SELECT max({date}) FROM {self.t.fact})", (latest,))
+            f"SELECT (SELECT max({date}) FROM {t.fact} WHERE {date} <= %s::date), "
+            f"(SELECT max({date}) FROM {t.fact})", (latest,))
         last = before or newest
         if last is None:
             return []
         upper, bound = ("", ()) if last == newest else (f" AND {date} <= %s", (last,))
         return [DayRows(str(d), int(n)) for d, n in self._rows(
-            f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*) FROM {self.t.fact} "
+            f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*) FROM {t.fact} "
             f"WHERE {date} > %s::date - %s{upper} GROUP BY {date} ORDER BY {date}",
             (last, days, *bound))]
 
-    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+    def load_bins(self, since: str, until: str, seconds: int,
+                  feed: str | None = None) -> list[LoadBin]:
+        of_feed, bound = (f" AND {self.feed} = %s", (feed,)) if feed is not None else ("", ())
         rows = self._rows(
             # date_part, not extract: double precision, where extract's numeric took
             # twice as long (PostgreSQL 14 and later).
             """SELECT floor(date_part('epoch', "finished_at") / %s)::bigint AS "slice", """
             f'"status", count(*), coalesce(sum("rows"), 0), min({_TOOK}), max({_TOOK}), '
-            f'sum({_TOOK}), min("file_name") {_FINISHED.format(self.t.ledger)} '
-            'GROUP BY "slice", "status" ORDER BY "slice", "status"', (seconds, since, until))
+            f'sum({_TOOK}), min("file_name") {_FINISHED.format(self.t.ledger)}{of_feed} '
+            'GROUP BY "slice", "status" ORDER BY "slice", "status"',
+            (seconds, since, until, *bound))
         return [LoadBin(int(n), str(status), int(loads), int(total), float(low), float(high),
                         float(busy), str(name) if loads == 1 else None)
                 for n, status, loads, total, low, high, busy, name in rows]
 
-    def median_load(self, since: str, until: str) -> float | None:
+    def median_load(self, since: str, until: str, feed: str | None = None) -> float | None:
+        of_feed, bound = (f" AND {self.feed} = %s", (feed,)) if feed is not None else ("", ())
         [(median,)] = self._rows(
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_TOOK}) "
-            f"{_FINISHED.format(self.t.ledger)}", (since, until))
+            f"{_FINISHED.format(self.t.ledger)}{of_feed}", (since, until, *bound))
         return None if median is None else float(median)
 
 
@@ -217,3 +262,25 @@ class PostgresHistory:
 _TOOK = """greatest(0, date_part('epoch', "finished_at" - "started_at"))"""
 _FINISHED = ('FROM {} WHERE "finished_at" >= %s::timestamptz '
              'AND "finished_at" <= %s::timestamptz')
+
+
+def _figures(contract: Contract, without: str | None = None
+             ) -> tuple[str, Callable[[Sequence[Any]], Figures]]:
+    """The SELECT's tail of `contract.totals`' figures (distinct counts, then sums; a
+    distinct count of the `without` column left out), and how to read them back: a
+    decimal's sum as its exact text, a float's as a float."""
+    totals = contract.totals
+    distinct = [(label, c) for label, c in totals.distinct if c != without]
+    parts = [f"count(DISTINCT {q(c)})" for _, c in distinct]
+    parts += [f"coalesce(sum({q(c)}), 0)" for _, c in totals.sums]
+    kinds = [contract.column(c).kind for _, c in totals.sums]
+
+    def read(values: Sequence[Any]) -> Figures:
+        counts = [(label, int(v)) for (label, _), v in zip(distinct, values, strict=False)]
+        sums = [(label, str(v) if kind == "decimal" else int(v) if kind == "integer"
+                 else float(v))
+                for (label, _), kind, v in zip(totals.sums, kinds, values[len(distinct):],
+                                               strict=True)]
+        return (*counts, *sums)
+
+    return "".join(", " + p for p in parts), read
