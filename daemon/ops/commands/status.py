@@ -127,8 +127,8 @@ def _with_feeds(document: dict[str, object], s: overview.Overview, settings: Set
     each feed's loads (unless one was asked for), and each failed file's feed."""
     failed = document["failed"]
     assert isinstance(failed, dict)
-    files_ = [{**f, "feed": overview.feed_of_failed(settings, x)}
-              for f, x in zip(failed["files"], s.failed, strict=True)]
+    files_ = [{**table.record(f), "feed": overview.feed_of_failed(settings, f)}
+              for f in s.failed]
     out = {"feed": feed, **document, "failed": {**failed, "files": files_}}
     if s.feeds:
         out["feeds"] = {f.feed: {"today": vars(f.loads_today), "total": vars(f.loads_total),
