@@ -27,8 +27,8 @@ from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
-from filedrop_etl.daemon.ops.commands import history as history_command
 from filedrop_etl.daemon.ops.commands import feeds, migrate, report, retry, status, table
+from filedrop_etl.daemon.ops.commands import history as history_command
 from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
 from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 from tests import backends
