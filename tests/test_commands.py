@@ -27,8 +27,8 @@ from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.ops.commands import feeds, migrate, report, retry, status, table
 from filedrop_etl.daemon.ops.commands import history as history_command
-from filedrop_etl.daemon.ops.commands import migrate, report, retry, status, table
 from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
 from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 from tests import backends
@@ -91,7 +91,7 @@ def history(settings: Settings, pipeline: Pipeline) -> Settings:
 
 @pytest.mark.slow  # a process
 def test_every_command_has_help_with_examples_and_exit_codes() -> None:
-    for name in ("status", "history", "show", "retry", "report", "migrate"):
+    for name in ("status", "history", "show", "retry", "report", "feeds", "migrate"):
         done = subprocess.run([str(SCRIPT), name, "--help"], capture_output=True, text=True,
                               timeout=60, check=False)
         assert done.returncode == 0, done.stderr
@@ -106,7 +106,7 @@ def test_descriptions_wrap_to_the_terminal_and_epilogs_keep_their_lines(
     monkeypatch.setenv("COLUMNS", "60")
     epilogs = {"status": status.EPILOG, "history": history_command.HISTORY_EPILOG,
                "show": history_command.SHOW_EPILOG, "retry": retry.EPILOG,
-               "report": report.EPILOG, "migrate": migrate.EPILOG}
+               "report": report.EPILOG, "feeds": feeds.EPILOG, "migrate": migrate.EPILOG}
     for name, epilog in epilogs.items():
         with pytest.raises(SystemExit) as done:
             cli.main([name, "--help"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.contract import TRANSACTIONS, Feeds
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.ops import charts, figures, page
 from filedrop_etl.daemon.ops.folders import FailedFile
@@ -29,6 +29,7 @@ from tools.bench import ledger
 WELL = page.Health(version="0.1.0", write_mode="merge", observer="auto", ready=True,
                    problems=(), queue_depth=0, last_success="2026-03-01T10:00:00Z")
 HOSTILE = '<script>alert(1)</script>&"x".parquet'
+ONE_FEED = Feeds((TRANSACTIONS,))
 
 
 class _Text(HTMLParser):
@@ -66,7 +67,7 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     now = datetime(2026, 3, 1, 10, 5, tzinfo=UTC)
     one = LoadBin(int(now.timestamp()) // charts.SLICE_SECONDS, "failed", 1, 0, 0.0, 0.0, 0.0,
                   HOSTILE + "3")
-    document = page.render(WELL, failed, loads, [], TRANSACTIONS, now=now,
+    document = page.render(WELL, failed, loads, {}, ONE_FEED, now=now,
                            last_day=figures.LastDay(bins=[one]))
     seen = parsed(document)
     # The one script is the page's own (its refresh), never a name's or a reason's.
@@ -84,8 +85,8 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
     back under that same name to fail again."""
     good = "transactions_2026-03-01~1.parquet"
     document = page.render(WELL, [failed_file(good, "checks", "r", "h"),
-                                  failed_file("2024-01-01.parquet", "name", "r", "h")], [], [],
-                           TRANSACTIONS)
+                                  failed_file("2024-01-01.parquet", "name", "r", "h")], [], {},
+                           ONE_FEED)
     text = "".join(parsed(document).text)
     assert f"filedrop-etl retry {good}" in text
     assert "retry 2024-01-01.parquet" not in text
@@ -95,26 +96,26 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
 
 
 def test_empty_database_says_so_in_each_section() -> None:
-    text = "".join(parsed(page.render(WELL, [], [], [], TRANSACTIONS)).text)
+    text = "".join(parsed(page.render(WELL, [], [], {}, ONE_FEED)).text)
     for phrase in ("Running", "None.", "No loads yet.", "No rows loaded yet."):
         assert phrase in text
 
 
 def test_the_header_names_the_worst_state_first() -> None:
-    failing = page.render(WELL, [failed_file("a", "checks", "r", "h")], [], [], TRANSACTIONS)
+    failing = page.render(WELL, [failed_file("a", "checks", "r", "h")], [], {}, ONE_FEED)
     assert "Running; 1 failed file waiting" in failing
     starting = page.Health(**{**WELL.__dict__, "ready": False})
     assert ("Starting: the start-up sweep is not done yet"
-            in page.render(starting, [], [], [], TRANSACTIONS))
+            in page.render(starting, [], [], {}, ONE_FEED))
     sick = page.Health(**{**WELL.__dict__, "problems": ("the inbox observer is not running",)})
     assert ("Unhealthy: the inbox observer is not running"
-            in page.render(sick, [], [], [], TRANSACTIONS))
+            in page.render(sick, [], [], {}, ONE_FEED))
 
 
 def test_the_chart_draws_the_last_days_with_their_numbers_and_gaps() -> None:
     days = [DayRows(f"2026-01-{d:02d}", d * 1000) for d in range(1, 32) if d != 20]
     days += [DayRows("2026-02-01", 0), DayRows("2026-02-02", 5_000_000)]
-    document = page.render(WELL, [], [], days, TRANSACTIONS)
+    document = page.render(WELL, [], [], {"transactions": days}, ONE_FEED)
     # One slot a calendar day, up to the latest: the 31 days from 2026-01-03.
     assert document.count('<g class="day"') + document.count('<g class="gap"') \
         == page.CHART_DAYS
@@ -150,7 +151,7 @@ def test_the_figures_and_the_timeline_of_the_last_day(any_settings: Settings) ->
         assert two_hours_ago.median == pytest.approx(1.25, abs=1e-3)
         later = figures.last_day(history, now + timedelta(days=3))
         assert (later.bins, later.median, later.today) == ([], None, Tally(0, 0, 0))
-    document = page.render(WELL, [], [], [], TRANSACTIONS, last_day=facts, now=now)
+    document = page.render(WELL, [], [], {}, ONE_FEED, last_day=facts, now=now)
     shown = document.split('<dl class="figures">')[1].split("</dl>")[0]
     numbers = dict(zip(re.findall(r"<dt>([^<]+)</dt>", shown),
                        re.findall(r"<dd>([^<]+)</dd>", shown), strict=True))
@@ -165,7 +166,7 @@ def test_the_figures_and_the_timeline_of_the_last_day(any_settings: Settings) ->
     assert document.count('<circle class="processed"') == 2
     assert document.count('<circle class="failed"') == 1
     assert "transactions_2026-03-03.parquet: failed, 0 rows in 0.010 s" in document
-    assert "No loads in the last 24 hours." in page.render(WELL, [], [], [], TRANSACTIONS, now=now)
+    assert "No loads in the last 24 hours." in page.render(WELL, [], [], {}, ONE_FEED, now=now)
 
 
 def insert_facts(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
@@ -186,7 +187,8 @@ def test_rows_per_day_counts_the_last_days_up_to_the_latest(
     assert history.rows_per_day(TRANSACTIONS, 31, today) == [DayRows("2026-02-01", 2),
                                                   DayRows("2026-03-02", 4)]
     assert history.rows_per_day(TRANSACTIONS, 1, today) == [DayRows("2026-03-02", 4)]
-    assert len(SqliteHistory(fresh_db).rows_per_day(TRANSACTIONS, 365, today)) == 3
+    assert len(SqliteHistory(fresh_db).rows_per_day(TRANSACTIONS, 365,
+                                                                   today)) == 3
 
 
 def test_rows_per_day_is_not_emptied_by_one_far_future_day(
@@ -196,9 +198,8 @@ def test_rows_per_day_is_not_emptied_by_one_far_future_day(
     days = ("2026-02-27", "2026-02-28", "2026-03-01", "9999-12-31")
     insert_facts(fresh_db, [(f"{d.replace('-', '')}-0", 1, 1.0, d, "t", None) for d in days])
     history = SqliteHistory(fresh_db)
-    def dates(latest: str) -> list[str]:
-        return [d.run_date for d in history.rows_per_day(TRANSACTIONS, 31, latest)]
-
-    assert dates("2026-03-02") == list(days[:3])
+    assert [d.run_date for d in history.rows_per_day(TRANSACTIONS, 31, "2026-03-02")] \
+        == list(days[:3])
     # Every run date later than today: the window ends at the newest, as before.
-    assert dates("2020-01-01") == ["9999-12-31"]
+    assert [d.run_date for d in history.rows_per_day(TRANSACTIONS, 31, "2020-01-01")] \
+        == ["9999-12-31"]

@@ -6,13 +6,15 @@ all, the last success, files waiting in the inbox and in flight in the work dire
 and the failed files with their reasons and the sidecars left there without their file.
 The status page does not use it: `daemon.ops.page` gathers its own facts (the last day
 as `daemon.ops.figures` counts it), reading failed/ through the same `daemon.ops.folders`.
+Where several feeds are declared, the loads are also counted per feed (`FeedLoads`);
+given one feed, the loads and the failed files are that feed's alone.
 It only reads: the lock is probed without waiting (`lock.probe`), the database through a
 read-only connection the caller opens, the directories through `daemon.ops.folders`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +31,16 @@ class Leftover:
 
     sidecar: folders.LeftoverSidecar
     retry: api.Retry | None
+
+
+@dataclass(frozen=True)
+class FeedLoads:
+    """One feed's files today and in all, and its last success."""
+
+    feed: str
+    loads_today: api.Tally
+    loads_total: api.Tally
+    last_success: api.Load | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class Overview:
     failed_dir: Path
     failed: list[folders.FailedFile]
     leftovers: list[Leftover]
+    # Each feed's loads, where several feeds are counted together; else empty.
+    feeds: list[FeedLoads] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -63,29 +77,45 @@ class Overview:
         return not self.failed
 
 
-def gather(settings: Settings, history: api.History | None, now: datetime) -> Overview:
+def gather(settings: Settings, history: api.History | None, now: datetime, *,
+           feed: str | None = None, per_feed: bool = False) -> Overview:
     """The status at `now` (UTC); `history` is a read-only connection, or None if there is no
-    database."""
+    database. Given `feed`, the loads and failed files of that feed only; `per_feed`, each
+    feed's loads besides."""
     daemon = lock.probe(settings.lock_file)
     version = loads_today = loads_total = last = future = recorded = None
     nodes: list[api.Daemon] = []
+    feeds: list[FeedLoads] = []
     today = now.date()
     if history is not None:
         stamp = clock.stamp(now)
         version = history.schema_version()
         # Up to now: a load recorded later (a clock that ran ahead, since set back) did
         # not happen today, whatever its date says; `loads_in_the_future` counts it.
-        loads_today = history.tally(since=today.isoformat(), until=stamp)
-        loads_total = history.tally()
-        last = history.last_success(stamp)
+        loads_today = history.tally(since=today.isoformat(), until=stamp, feed=feed)
+        loads_total = history.tally(feed=feed)
+        last = history.last_success(stamp, feed=feed)
         future = history.loads_in_the_future(stamp)
         nodes = history.daemons()
         recorded = next((d for d in nodes if d.node == settings.node), None) or next(
             iter(nodes), None)
+        if per_feed:
+            feeds = [FeedLoads(name, history.tally(since=today.isoformat(), until=stamp,
+                                                   feed=name),
+                               history.tally(feed=name), history.last_success(stamp, feed=name))
+                     for name in settings.feeds.names]
     leftovers = [Leftover(x, None if history is None else
                           history.retry_of_sidecar(x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
+    failed = [f for f in folders.failed_files(settings.failed)
+              if feed is None or feed_of_failed(settings, f) == feed]
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox, folders.waiting(settings.inbox),
                     settings.work, folders.in_flight(settings), settings.failed,
-                    folders.failed_files(settings.failed), leftovers)
+                    failed, leftovers, feeds)
+
+
+def feed_of_failed(settings: Settings, failed: folders.FailedFile) -> str | None:
+    """The feed of a failed file, by the name it was dropped under (None: no feed's)."""
+    contract = settings.feeds.for_file(failed.original)
+    return None if contract is None else contract.name

@@ -13,18 +13,21 @@ own health, and the read side (the history on one read session of its own, kept 
 requests and never the worker's; `daemon.ops.folders` for failed/), at most once a second
 for all viewers (`daemon.ops.snapshot`); `render` does no I/O. What the page shows of the
 last day is a fixed number of values counted by the database (`daemon.ops.figures`), so
-that the page is as large and as quick for 100,000 loads a day as for one.
+that the page is as large and as quick for 100,000 loads a day as for one. Where several
+feeds are declared, each has its rows-per-day chart and its line in a table of the feeds
+(pattern, table, last load), and each recent load says its feed; with one feed (the
+built-in one alone) the page is as it was before feeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import Contract, Feeds
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
@@ -75,27 +78,32 @@ class StatusPage:
     def _make(self) -> str:
         loads: list[Load] = []
         facts = figures.NOTHING
-        days: list[DayRows] = []
+        days: dict[str, list[DayRows]] = {}
         last = None
+        last_loads: dict[str, Load | None] = {}
         nodes: list[Daemon] = []
         now = datetime.now(UTC)
+        feeds = self.settings.feeds
         try:
             with self._history.reading() as history:
                 loads = history.recent_loads(api.LoadFilter(limit=RECENT_LOADS))
                 facts = figures.last_day(history, now)
                 # A day of margin: a producer's day may begin before UTC's.
                 latest = (now.date() + timedelta(days=1)).isoformat()
-                days = history.rows_per_day(self.settings.contract, CHART_DAYS, latest)
+                days = {c.name: history.rows_per_day(c, CHART_DAYS, latest) for c in feeds}
                 last = history.last_success(clock.stamp(now))
                 nodes = history.daemons()
+                if len(feeds) > 1:
+                    last_loads = {name: next(iter(history.recent_loads(
+                        api.LoadFilter(limit=1, feed=name))), None) for name in feeds.names}
         except (WarehouseFault, DatabaseUnavailable, SchemaMismatch):
             pass  # busy beyond the timeout: the page shows what it has, and refreshes
         settings, daemon = self.settings, self.daemon
         health = Health(self.version, settings.write_mode, settings.observer,
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
-        return render(health, folders.failed_files(settings.failed), loads, days,
-                      settings.contract, last_day=facts, now=now, nodes=nodes)
+        return render(health, folders.failed_files(settings.failed), loads, days, feeds,
+                      last_day=facts, now=now, nodes=nodes, last_loads=last_loads)
 
 
 def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
@@ -104,13 +112,15 @@ def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
 
 
 def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
-           days: Sequence[DayRows], contract: Contract, *,
+           days: Mapping[str, Sequence[DayRows]], feeds: Feeds, *,
            last_day: figures.LastDay = figures.NOTHING, now: datetime | None = None,
-           prog: str = "filedrop-etl", nodes: Sequence[Daemon] = ()) -> str:
-    """The whole page; `days` oldest first (the CHART_DAYS up to the latest are drawn);
-    `last_day`, the loads of the 24 hours before `now`, for the figures and the
-    timeline."""
+           prog: str = "filedrop-etl", nodes: Sequence[Daemon] = (),
+           last_loads: Mapping[str, Load | None] | None = None) -> str:
+    """The whole page; `days` each feed's rows per day, oldest first (the CHART_DAYS up
+    to the latest are drawn); `last_day`, the loads of the 24 hours before `now`, for
+    the figures and the timeline; `last_loads`, each feed's latest load (several feeds)."""
     now = now or datetime.now(UTC)
+    several = len(feeds) > 1
     return "\n".join([
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -122,15 +132,44 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         figures.line(last_day, now),
         '<div class="charts"><section id="timeline"><h2>Loads, last 24 hours</h2>'
         f"{charts.timeline(last_day.bins, now)}</section>"
-        '<section id="days"><h2>Rows per day</h2>'
-        f"{charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS)}"
-        "</section></div>",
-        _failed(failed, prog, contract),
+        + "".join(_days(c, days.get(c.name, ()), several) for c in feeds) + "</div>",
+        *([_feeds(feeds, last_loads or {})] if several else []),
+        _failed(failed, prog, feeds),
         _nodes(nodes),
-        _loads(loads, {f.original for f in failed} | {f.name for f in failed}),
+        _loads(loads, {f.original for f in failed} | {f.name for f in failed}, several),
         f"<script>{_REFRESH}</script>",
         "</body></html>",
     ])
+
+
+def _days(contract: Contract, days: Sequence[DayRows], several: bool) -> str:
+    """A feed's rows-per-day chart: the one chart of one feed, titled by feed for several."""
+    if not several:
+        return ('<section id="days"><h2>Rows per day</h2>'
+                f"{charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS)}"
+                "</section>")
+    name = escape(contract.name)
+    chart = ("<p>No date column: no rows per day.</p>" if contract.date_column is None else
+             charts.rows_per_day([(d.run_date, d.rows) for d in days], CHART_DAYS))
+    return (f'<section class="days" id="days-{name}" data-feed="{name}">'
+            f"<h2>Rows per day: {name}</h2>{chart}</section>")
+
+
+def _feeds(feeds: Feeds, last_loads: Mapping[str, Load | None]) -> str:
+    """The declared feeds, each with its pattern, its table and its latest load."""
+    rows = []
+    for c in feeds:
+        last = last_loads.get(c.name)
+        load = ("<td>never</td><td></td><td></td>" if last is None else
+                f'<td class="t">{escape(when(last.finished_at) or "")}</td>'
+                f'<td class="f">{escape(last.file_name)}</td>'
+                f'<td class="{escape(last.status)}">{escape(last.status)}</td>')
+        rows.append(f"<tr><td>{escape(c.name)}</td><td class=\"f\">"
+                    f"{escape(c.file_name_example)}</td><td>{escape(c.fact_table)}</td>"
+                    f"{load}</tr>")
+    return ('<section id="feeds"><h2>Feeds</h2><table><thead><tr><th>feed</th>'
+            "<th>pattern</th><th>table</th><th>last load</th><th>file</th><th>status</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
 
 
 def _header(health: Health, failed: int, prog: str) -> str:
@@ -150,46 +189,49 @@ def _header(health: Health, failed: int, prog: str) -> str:
             f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
 
 
-def _failed(failed: Sequence[FailedFile], prog: str, contract: Contract) -> str:
+def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds) -> str:
     if not failed:
         return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
     rows = "".join(
         f'<tr><td class="f">{escape(f.name)}</td><td>{escape(f.stage or "")}</td>'
         f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
         f"</td><td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
-        f"<td>{_to_retry(f, prog, contract)}</td></tr>"
+        f"<td>{_to_retry(f, prog, feeds)}</td></tr>"
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
             f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _to_retry(failed: FailedFile, prog: str, contract: Contract) -> str:
+def _to_retry(failed: FailedFile, prog: str, feeds: Feeds) -> str:
     """The command that retries the file, or, when its name can never load (so a retry
     would fail it again), what to do instead."""
-    refusal = name_refusal(failed, contract)
+    refusal = name_refusal(failed, feeds)
     if refusal is None:
         return f"<code>{escape(prog)} retry {escape(failed.name)}</code>"
     return f'not by retry: {escape(refusal[0])}<div class="hint">{escape(refusal[1])}</div>'
 
 
-def _loads(loads: Sequence[Load], waiting: set[str]) -> str:
-    """The latest loads. The error of a load whose file waits in failed/ is its reason in
-    the table above: it is pointed at, not said twice."""
+def _loads(loads: Sequence[Load], waiting: set[str], several: bool) -> str:
+    """The latest loads, each with its feed where several are declared. The error of a
+    load whose file waits in failed/ is its reason in the table above: it is pointed at,
+    not said twice."""
     if not loads:
         return '<section id="loads"><h2>Recent loads</h2><p>No loads yet.</p></section>'
     numbers = ("rows", "inserted", "updated", "unchanged", "deleted")
     head = "".join(f'<th class="n">{n}</th>' for n in numbers)
     rows = "".join(
         f'<tr><td class="n">{load.id}</td>'
-        f'<td class="f">{escape(load.file_name)}</td>'
+        + (f"<td>{escape(load.feed)}</td>" if several else "")
+        + f'<td class="f">{escape(load.file_name)}</td>'
         f'<td class="{escape(load.status)}">{escape(load.status)}</td>'
         + "".join(f'<td class="n">{_count(getattr(load, n))}</td>' for n in numbers)
         + f'<td class="t">{escape(when(load.finished_at) or "")}</td>'
         + f"<td>{_error(load, waiting)}</td></tr>"
         for load in loads)
     return ('<section id="loads"><h2>Recent loads</h2><table><thead><tr>'
-            f'<th class="n">id</th><th>file</th><th>status</th>{head}<th>finished</th>'
+            f'<th class="n">id</th>{"<th>feed</th>" if several else ""}<th>file</th>'
+            f"<th>status</th>{head}<th>finished</th>"
             f"<th>error</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 

@@ -4,9 +4,10 @@ Owns the retry of one file in failed/: it goes back under the name it was droppe
 under (its sidecar's `file`, not the `name~N` failed/ may have given it), by one atomic
 rename that never replaces a file in the inbox; its sidecar is then removed, and the
 retry is recorded in the `retries` table (created by `schema.init_schema`). The daemon
-then finds the file as it finds any drop. A file whose name can never load is refused
-(`name_refusal`): that name would fail it again. Printing is the `retry` command's
-business.
+then finds the file as it finds any drop. Its feed is the one its name matches
+(`Feeds.for_file`); a file whose name can never load (it matches no feed, or holds no
+calendar date) is refused (`name_refusal`): that name would fail it again. Printing is
+the `retry` command's business.
 
 The order is chosen so that a crash at any point loses nothing and hides nothing:
 1. the `retries` row is committed first, so every file that went back has its record;
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import Contract, Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
@@ -62,21 +63,36 @@ def _refused(failed: FailedFile, reason: str, hint: str) -> RetryResult:
     return RetryResult(failed.name, failed.original, "refused", reason=reason, hint=hint)
 
 
-def name_refusal(failed: FailedFile, contract: Contract) -> tuple[str, str] | None:
+def name_refusal(failed: FailedFile, feeds: Feeds) -> tuple[str, str] | None:
     """Why a retry cannot help `failed`, and what to do instead; None when it can.
 
-    A retry gives the file back the name it was dropped under: if the daemon cannot read
-    a run date from that name by `contract`, the file fails at its name again, whatever it
-    holds. The `show` command and the status page say this instead of proposing the retry.
+    A retry gives the file back the name it was dropped under: if that name matches no
+    feed's pattern, or its feed cannot read a run date from it, the file fails at its name
+    again, whatever it holds. The `show` command and the status page say this instead of
+    proposing the retry.
     """
+    contract = feeds.for_file(failed.original)
+    # With one feed, its own words (as before feeds): the name against its pattern.
+    if contract is None and len(feeds) == 1:
+        [contract] = feeds.all
+    moved = f"move {files.display_name(str(failed.path))} into the inbox yourself"
+    sidecar = f"then delete its {files.SIDECAR_SUFFIX} sidecar"
+    if contract is None:
+        return (f"{NAME_NEVER_LOADS}: file name {failed.original!r} matches no feed's "
+                f"pattern ({', '.join(feeds.examples)})",
+                f"{moved} under a name one of those patterns accepts, with the run date of "
+                f"its rows (a ~N before the extension is allowed), {sidecar}")
     try:
         files.run_date_from_name(failed.original, contract)
     except FileNameError as exc:
         return (f"{NAME_NEVER_LOADS}: {exc.message}",
-                f"move {files.display_name(str(failed.path))} into the inbox yourself under a "
-                f"name like {files.name_rule(contract)}, then delete its "
-                f"{files.SIDECAR_SUFFIX} sidecar")
+                f"{moved} under a name like {files.name_rule(contract)}, {sidecar}")
     return None
+
+
+def feed_of(failed: FailedFile, feeds: Feeds) -> Contract | None:
+    """The feed `failed` belongs to by the name it was dropped under, or None."""
+    return feeds.for_file(failed.original)
 
 
 def _sent_back(failed: FailedFile, outcome: RetryAction, retry_id: int | None,
@@ -96,7 +112,8 @@ def _sent_back(failed: FailedFile, outcome: RetryAction, retry_id: int | None,
 def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
     """Why a file whose name is taken in the inbox stays, and what to do: the name it
     could go by instead is one the daemon loads as the same run date, free now."""
-    contract = settings.contract
+    contract = settings.feeds.for_file(failed.original)
+    assert contract is not None  # `name_refusal` let it through
     dropped = contract.file_name_for(files.run_date_from_name(failed.original, contract))
     free = next(name for name in files.candidate_names(dropped)
                 if name != failed.original and not os.path.lexists(settings.inbox / name))
@@ -131,7 +148,7 @@ class _Sidecars(Protocol):
 def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
     """Move one failed file back into the inbox and record it (see the module's order)."""
-    refusal = name_refusal(failed, settings.contract)
+    refusal = name_refusal(failed, settings.feeds)
     if refusal is not None:
         return _refused(failed, *refusal)
     target = settings.inbox / failed.original

@@ -1,4 +1,5 @@
-"""The operator's commands beside `run`: status, history, show, retry, report and migrate.
+"""The operator's commands beside `run`: status, history, show, retry, report, feeds and
+migrate.
 
 Each module adds its parser to the one entry point (`daemon.app.cli`) and runs with the
 settings resolved as the daemon's are, so that it finds the same database and
@@ -18,7 +19,15 @@ import structlog
 
 from filedrop_etl.config import EtlError, Settings
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
-from filedrop_etl.daemon.ops.commands import common, history, migrate, report, retry, status
+from filedrop_etl.daemon.ops.commands import (
+    common,
+    feeds,
+    history,
+    migrate,
+    report,
+    retry,
+    status,
+)
 from filedrop_etl.daemon.warehouse.api import WarehouseBusy, WarehouseFault
 
 log = structlog.get_logger("daemon.commands")
@@ -30,11 +39,13 @@ _RUNNERS: dict[str, Runner] = {
     "show": history.run_show,
     "retry": retry.run,
     "report": report.run,
+    "feeds": feeds.run,
     "migrate": migrate.run,
 }
 NAMES = tuple(_RUNNERS)
 # The folders each command reads: each must exist (see `common.daemon_folders`). Not
-# `migrate`'s: it needs none, and the daemon's may not be recorded before it has run.
+# `migrate`'s nor `feeds`': they need none, and the daemon's may not be recorded before
+# it has run.
 _NEEDS: dict[str, tuple[str, ...]] = {
     "status": ("inbox", "work", "failed"),
     "history": (),
@@ -47,7 +58,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 def add_parsers(commands: common.Subcommands,
                 shared: argparse.ArgumentParser) -> None:
     """Add every command's parser, in the order `--help` lists them."""
-    for module in (status, history, retry, report, migrate):
+    for module in (status, history, retry, report, feeds, migrate):
         module.add(commands, shared)
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filedrop_etl.config import EtlError, Settings
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.ops.commands import table
 from filedrop_etl.daemon.warehouse import api
 
 # `cli`'s subparsers make its own parser class, which the commands need not know.
@@ -58,6 +60,45 @@ def reversed_range(since: str, until: str) -> UsageError:
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (for jq and scripts) instead of tables")
+
+
+def add_feed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--feed", metavar="NAME",
+                        help="only this declared feed (see `feeds`); default: every feed")
+
+
+def feeds_of(settings: Settings, name: str | None) -> tuple[Contract, ...]:
+    """The feeds a command covers: the one `--feed` names, or every declared one;
+    `UsageError` naming the declared feeds for a name none has."""
+    if name is None:
+        return settings.feeds.all
+    chosen = settings.feeds.named(name)
+    if chosen is None:
+        raise UsageError(f"no feed is named {name!r}: the declared feeds are "
+                         + ", ".join(settings.feeds.names),
+                         hint="give --feed one of those, or see `feeds`")
+    return (chosen,)
+
+
+def grouped(settings: Settings, name: str | None) -> bool:
+    """Whether the output is grouped by feed: several feeds declared, no `--feed`. With
+    one feed (the built-in one alone, as before feeds) the output is as it always was."""
+    return name is None and len(settings.feeds) > 1
+
+
+def load_json(load: api.Load | None, settings: Settings) -> dict[str, object] | None:
+    """A load as a JSON object: with its `feed` where several feeds are declared; without
+    it for one feed (the built-in one alone), as before feeds."""
+    if load is None:
+        return None
+    several = len(settings.feeds) > 1
+    return {k: v for k, v in table.record(load).items() if several or k != "feed"}
+
+
+def feed_of_file(settings: Settings, name: str) -> str | None:
+    """The feed a file's name (as dropped) belongs to, or None if it matches none."""
+    contract = settings.feeds.for_file(name)
+    return None if contract is None else contract.name
 
 
 def _db_source(settings: Settings) -> str:

@@ -1,8 +1,10 @@
 """The `history` and `show` commands: the ledger's loads, and the whole story of one file.
 
 `history` lists the latest `load_history` rows, filtered by file name (exact or glob),
-load time and status. `show FILE` gives every attempt at one file with its counts, its
-retries, and, while it waits in failed/, what its sidecar says. Both read only.
+load time, status and feed. `show FILE` gives every attempt at one file with its counts,
+its retries, and, while it waits in failed/, what its sidecar says. Both read only.
+Where several feeds are declared, each load says its feed (a FEED column, and `feed` in
+the JSON); with the built-in feed alone, the output is as it was before feeds.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import Feeds
 from filedrop_etl.daemon import clock, files
 from filedrop_etl.daemon.errors import CheckFailure
 from filedrop_etl.daemon.ops import folders
 from filedrop_etl.daemon.ops.commands import common, table
-from filedrop_etl.daemon.ops.retries import name_refusal
+from filedrop_etl.daemon.ops.retries import feed_of, name_refusal
 from filedrop_etl.daemon.outcomes import STATUSES
 from filedrop_etl.daemon.warehouse import api
 
@@ -28,6 +30,7 @@ examples:
   filedrop-etl history
   filedrop-etl history --status failed --since 2026-03-01
   filedrop-etl history --file 'transactions_2026-03-*' --limit 100
+  filedrop-etl history --feed orders --status failed
   filedrop-etl history --json | jq '.[] | select(.deleted > 0)'
 
 --since and --until bound the time a load finished (UTC), not the run date in the file
@@ -134,6 +137,7 @@ def add(commands: common.Subcommands,
     history.add_argument("--until", type=lambda t: _checked(t, end=True), metavar="WHEN",
                          help="finished before the end of WHEN (a date, or an ISO time)")
     history.add_argument("--status", choices=STATUSES)
+    common.add_feed(history)
     common.add_json(history)
     show = commands.add_parser(
         "show", parents=[shared], formatter_class=common.Help, epilog=SHOW_EPILOG,
@@ -141,6 +145,7 @@ def add(commands: common.Subcommands,
         description="Everything known of one file: every attempt with its counts and "
         "error, every retry, and its sidecar's account while it waits in failed/.")
     show.add_argument("file", metavar="FILE", help="the file's name")
+    common.add_feed(show)
     common.add_json(show)
 
 
@@ -152,39 +157,54 @@ def run_history(settings: Settings, args: argparse.Namespace) -> int:
         raise common.reversed_range(args.since, args.until)
     # The ledger holds names as the log shows them: an undecodable byte as `\xNN`.
     file = None if args.file is None else files.display_name(args.file)
-    where = api.LoadFilter(args.limit, file, args.status, since, until)
+    feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0].name
+    where = api.LoadFilter(args.limit, file, args.status, since, until, feed)
     with common.reading(settings) as history:
         loads = history.recent_loads(where)
     if args.json:
-        table.emit_json(loads)
+        table.emit_json([common.load_json(x, settings) for x in loads])
         return common.EXIT_OK
+    # The feed of each load, where several feeds share the listing.
+    feeds = common.grouped(settings, args.feed)
     table.emit(table.render(
-        ("id", "finished", "file", "status", "run date", "rows", "inserted", "updated",
-         "unchanged", "deleted", "error"),
-        [(x.id, table.when(x.finished_at), x.file_name, x.status, x.run_date, x.rows,
-          x.inserted, x.updated, x.unchanged, x.deleted,
+        ("id", "finished", *(("feed",) if feeds else ()), "file", "status", "run date",
+         "rows", "inserted", "updated", "unchanged", "deleted", "error"),
+        [(x.id, table.when(x.finished_at), *((x.feed,) if feeds else ()), x.file_name,
+          x.status, x.run_date, x.rows, x.inserted, x.updated, x.unchanged, x.deleted,
           table.short(x.error, ERROR_WIDTH) if x.error else None) for x in loads],
         empty="no loads match", numeric=COUNTS))
     return common.EXIT_OK
 
 
+
 def run_show(settings: Settings, args: argparse.Namespace) -> int:
     name = files.display_name(Path(args.file).name)
+    feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0]
     # The file as failed/ holds it now: under its own name, or as `name~N`.
-    failed = [f for f in folders.failed_files(settings.failed) if name in (f.name, f.original)]
+    failed = [f for f in folders.failed_files(settings.failed) if name in (f.name, f.original)
+              and (feed is None or feed_of(f, settings.feeds) == feed)]
     names = {name, *(f.original for f in failed)}
     with common.reading(settings) as history:
         # Once retried, a `name~N` of failed/ lives on only in its retries' `failed_as`:
         # the ledger has the file's attempts under the name it was sent back as.
         names |= {r.file_name for r in history.retries(sorted(names))}
-        attempts = history.attempts(sorted(names))
-        retries = history.retries(sorted(names))
+        attempts = [x for x in history.attempts(sorted(names))
+                    if feed is None or x.feed == feed.name]
+        retries = [r for r in history.retries(sorted(names))
+                   if feed is None or settings.feeds.for_file(r.file_name) == feed]
     found = attempts or retries or failed
+    several = len(settings.feeds) > 1
+    # The feed the name belongs to (its attempts say, else its name does).
+    of = (attempts[-1].feed if attempts else
+          common.feed_of_file(settings, failed[0].original if failed else name))
     if args.json:
-        table.emit_json({"file": name, "attempts": attempts, "retries": retries,
+        table.emit_json({"file": name, **({"feed": of} if several else {}),
+                         "attempts": [common.load_json(x, settings) for x in attempts],
+                         "retries": retries,
                          "failed": [{**table.record(f), "sidecar": f.sidecar} for f in failed]})
     elif found:
-        table.emit(_story(name, attempts, retries, failed, settings.contract))
+        table.emit(_story(name, attempts, retries, failed, settings.feeds,
+                          of if several else ""))
     else:
         # Not an answer but the lack of one: stdout stays empty for whoever reads it.
         table.emit(_unknown(name), sys.stderr)
@@ -207,9 +227,12 @@ def _unknown(name: str) -> str:
 
 
 def _story(name: str, attempts: list[api.Load], retries: list[api.Retry],
-           failed: list[folders.FailedFile], contract: Contract) -> str:
-    parts = [f"{table.safe(name)}: {len(attempts)} attempt(s), {len(retries)} retry(ies)"
-             + (", waiting in failed/" if failed else ""),
+           failed: list[folders.FailedFile], feeds: Feeds, feed: str | None) -> str:
+    """The file's story; `feed` its feed where several are declared ("" where not, None
+    for a name matching no feed)."""
+    shown = "" if feed == "" else f" (feed {feed})" if feed else " (matches no feed)"
+    parts = [f"{table.safe(name)}{shown}: {len(attempts)} attempt(s), "
+             f"{len(retries)} retry(ies)" + (", waiting in failed/" if failed else ""),
              "attempts\n" + table.render(
                  ("id", "started", "finished", "status", "run date", "rows", "inserted",
                   "updated", "unchanged", "deleted", "sha256", "error"),
@@ -223,7 +246,7 @@ def _story(name: str, attempts: list[api.Load], retries: list[api.Retry],
             [(r.id, table.when(r.requested_at), r.requested_by, r.failed_as, r.file_name,
               r.reason) for r in retries]))
     for f in failed:
-        refusal = name_refusal(f, contract)
+        refusal = name_refusal(f, feeds)
         # Never a retry that cannot work: a name that cannot load fails at its name again.
         retry: list[tuple[str, table.Cell]] = (
             [("retry", f"`retry {f.name}` sends it back as {f.original}")] if refusal is None

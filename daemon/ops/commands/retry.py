@@ -25,6 +25,7 @@ EPILOG = """\
 examples:
   filedrop-etl retry transactions_2026-03-01.parquet
   filedrop-etl retry --all --dry-run
+  filedrop-etl retry --all --feed orders
   filedrop-etl retry --all --json | jq '.[] | select(.outcome == "refused")'
 
 Fix the cause first (the producer, or the file itself in failed/): a file retried as it
@@ -33,8 +34,10 @@ read, schema or checks (its sidecar's sha256) is sent back with a warning in its
 and hint; after a failure at open or load the cause may have been elsewhere. So is one
 larger than max_file_bytes, unread: the daemon would refuse it again. A file
 whose name cannot load (its stage is `name`) is refused: a retry would give it back that
-name; move it into the inbox yourself under a name like transactions_YYYY-MM-DD.parquet
-(a ~N before .parquet is allowed) and delete its sidecar. Each file goes back under the
+name; move it into the inbox yourself under a name one of the feeds' patterns accepts,
+such as transactions_YYYY-MM-DD.parquet (a ~N before .parquet is allowed), and delete
+its sidecar. With --feed NAME, a file whose name belongs to another feed (or to none)
+is left alone: --all passes it by, and naming it is refused. Each file goes back under the
 name it was dropped under, by one atomic rename; its sidecar is removed, and the retry
 is recorded in the `retries` table with the sidecar's content. A running daemon loads it
 at once; without one it waits in the inbox. --all also removes the sidecars a retry cut
@@ -59,6 +62,7 @@ def add(commands: common.Subcommands,
     parser.add_argument("--all", action="store_true", help="every file in failed/")
     parser.add_argument("--dry-run", action="store_true",
                         help="say what would be retried; change nothing")
+    common.add_feed(parser)
     common.add_json(parser)
 
 
@@ -70,33 +74,48 @@ def _requester() -> str:
 
 
 def _chosen(settings: Settings, args: argparse.Namespace
-            ) -> tuple[list[folders.FailedFile], list[str]]:
-    """The failed files asked for, and the names asked for that are not in failed/."""
+            ) -> tuple[list[folders.FailedFile], list[retries.RetryResult]]:
+    """The failed files asked for, and the refusals of names asked for that are not in
+    failed/ (or, with --feed, whose names belong to another feed)."""
     waiting = folders.failed_files(settings.failed)
+    feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0]
+
+    def of_feed(f: folders.FailedFile) -> bool:
+        return feed is None or retries.feed_of(f, settings.feeds) == feed
+
     if args.all:
-        return waiting, []
-    chosen, unknown = [], []
+        return [f for f in waiting if of_feed(f)], []
+    chosen, refused = [], []
     for asked in args.files:
         name = files.display_name(Path(asked).name)
         # Its name in failed/ first; else the name it was dropped under (if only one).
         matches = ([f for f in waiting if f.name == name]
                    or [f for f in waiting if f.original == name])
-        if len(matches) == 1:
-            chosen.append(matches[0])
+        if len(matches) != 1:
+            refused.append(retries.RetryResult(
+                name, name, "refused", reason=f"{name} is not in failed/",
+                hint="see `status` for the failed files, or `show` for one"))
+        elif not of_feed(matches[0]):
+            assert feed is not None
+            other = retries.feed_of(matches[0], settings.feeds)
+            refused.append(retries.RetryResult(
+                matches[0].name, matches[0].original, "refused",
+                reason=f"{matches[0].original} is not a file of the feed {feed.name} "
+                + (f"but of {other.name}" if other else "(its name matches no feed)"),
+                hint="drop --feed, or give the feed its name matches"))
         else:
-            unknown.append(name)
-    return chosen, unknown
+            chosen.append(matches[0])
+    return chosen, refused
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.all == bool(args.files):
         raise common.UsageError("name the files to retry, or give --all (not both)")
-    chosen, unknown = _chosen(settings, args)
+    chosen, results = _chosen(settings, args)
     # Listed before any retry, so that a sidecar this run fails to remove is told once.
-    leftovers = folders.leftover_sidecars(settings.failed) if args.all else []
-    results = [retries.RetryResult(name, name, "refused", reason=f"{name} is not in failed/",
-                                   hint="see `status` for the failed files, or `show` for one")
-               for name in unknown]
+    # Not with --feed: a sidecar without its file names no feed for sure.
+    leftovers = (folders.leftover_sidecars(settings.failed)
+                 if args.all and args.feed is None else [])
     left_alone = 0
     if chosen or leftovers:
         # A dry run writes nothing, not even the migration of an older schema.

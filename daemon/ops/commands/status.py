@@ -1,7 +1,9 @@
 """The `status` command: is the daemon running, how have loads gone, what is waiting.
 
 Prints `daemon.ops.overview`'s snapshot as aligned lines, a table of failed files and one of
-sidecars left without their file, or as one JSON document. The exit code is for cron and
+sidecars left without their file, or as one JSON document. Where several feeds are
+declared, each feed's loads have their line (and `feeds` in the JSON), and each failed
+file its feed; `--feed` keeps to one feed's loads and failed files. The exit code is for cron and
 monitoring: 1 while failed files wait in failed/ for a retry, 2 when there is no usable
 database (what can be read without one, the lock and the directories, is still printed).
 """
@@ -14,7 +16,6 @@ from datetime import UTC, datetime
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.ops import overview, retries
 from filedrop_etl.daemon.ops.commands import common, table
@@ -27,6 +28,7 @@ EPILOG = """\
 examples:
   filedrop-etl status
   filedrop-etl status --json | jq '.failed.files[] | {name, reason}'
+  filedrop-etl status --feed orders
   filedrop-etl status --db /srv/etl/etl.db || alert "filedrop-etl needs attention"
 
 Files today and in all count each file once (its name as dropped, as load_history has
@@ -43,8 +45,12 @@ A sidecar left in failed/ without its file (leftovers) was left by a retry cut s
 between its move and the sidecar's removal, which `retry --all` finishes, or by a file
 moved out by hand: read it, then remove it yourself.
 
-exit codes: 0 all well; 1 failed files wait in failed/ for `retry`; 2 bad usage or
-configuration, or no usable database (the rest of the status is still printed).
+With --feed NAME, the loads and the failed files are that feed's (a failed file's feed
+is the one its name matches); the inbox, the daemon and the nodes are everyone's.
+
+exit codes: 0 all well; 1 failed files (of --feed's feed, given one) wait in failed/ for
+`retry`; 2 bad usage or configuration, or no usable database (the rest of the status is
+still printed).
 """
 
 
@@ -57,24 +63,31 @@ def add(commands: common.Subcommands,
         "pid), files processed and failed today (UTC) and in all, the last success, "
         "files waiting in the inbox, and the failed files with their reasons. Reads "
         "only: a running daemon is not disturbed.")
+    common.add_feed(parser)
     common.add_json(parser)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     missing = None
+    feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0].name
+    grouped = common.grouped(settings, args.feed)
     if common.database_named(settings):
         with common.reading(settings) as history:
-            snapshot = overview.gather(settings, history, now)
+            snapshot = overview.gather(settings, history, now, feed=feed, per_feed=grouped)
     else:
         missing = common.database_missing(settings)
-        snapshot = overview.gather(settings, None, now)
+        snapshot = overview.gather(settings, None, now, feed=feed)
     code = (common.EXIT_PROBLEM if missing else
             common.EXIT_OK if snapshot.healthy else common.EXIT_ATTENTION)
     if args.json:
-        table.emit_json(_document(snapshot, code))
+        document = {**_document(snapshot, code),
+                    "last_success": common.load_json(snapshot.last_success, settings)}
+        if len(settings.feeds) > 1:
+            document = _with_feeds(document, snapshot, settings, feed)
+        table.emit_json(document)
     else:
-        table.emit(_text(snapshot, settings.contract))
+        table.emit(_text(snapshot, settings, grouped))
     if missing is not None:
         log.error("database_unavailable", db=settings.where, reason=missing.message,
                   hint=missing.hint)
@@ -108,6 +121,22 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
     }
 
 
+def _with_feeds(document: dict[str, object], s: overview.Overview, settings: Settings,
+                feed: str | None) -> dict[str, object]:
+    """The document of several declared feeds: the feed asked for (null: every one),
+    each feed's loads (unless one was asked for), and each failed file's feed."""
+    failed = document["failed"]
+    assert isinstance(failed, dict)
+    files_ = [{**table.record(f), "feed": overview.feed_of_failed(settings, f)}
+              for f in s.failed]
+    out = {"feed": feed, **document, "failed": {**failed, "files": files_}}
+    if s.feeds:
+        out["feeds"] = {f.feed: {"today": vars(f.loads_today), "total": vars(f.loads_total),
+                                 "last_success": common.load_json(f.last_success, settings)}
+                          for f in s.feeds}
+    return out
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
@@ -116,7 +145,12 @@ def _files(tally: api.Tally) -> str:
     return f"{_count(tally.processed, 'file')} processed, {tally.failed} failed"
 
 
-def _text(s: overview.Overview, contract: Contract) -> str:
+def _last(last: api.Load | None) -> str:
+    return ("never" if last is None else
+            f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)")
+
+
+def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
     daemon = (f"running, pid {s.daemon.pid or 'unknown'}" if s.daemon.held
               else "not running") + f" (lock {s.daemon.path})"
     last = s.last_success
@@ -130,9 +164,12 @@ def _text(s: overview.Overview, contract: Contract) -> str:
             ("today", f"{_files(s.loads_today)} ({_count(s.loads_today.loads, 'load')}, "
                       f"{s.today} UTC)"),
             ("in all", f"{_files(s.loads_total)} ({_count(s.loads_total.loads, 'load')})"),
-            ("last success", "never" if last is None else
-             f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)"),
+            ("last success", _last(last)),
         ]
+        # Each feed's part of the loads, where several feeds are counted together.
+        lines += [(f"feed {f.feed}", f"today {_files(f.loads_today)}; in all "
+                   f"{_files(f.loads_total)}; last success {_last(f.last_success)}")
+                  for f in s.feeds]
     if s.loads_in_the_future:
         lines.append(("clock", f"{_count(s.loads_in_the_future, 'load')} recorded as "
                       "finished later than now: the clock ran ahead and was set back "
@@ -159,14 +196,18 @@ def _text(s: overview.Overview, contract: Contract) -> str:
                                    "in failed/"))
     text = table.pairs(lines)
     if s.failed:
-        rows = [(f.name, table.when(f.attempted_at), f.stage,
-                 table.short(f.reason, REASON_WIDTH)) for f in s.failed]
-        text += ("\n\n" + table.render(("file", "failed at", "stage", "reason"), rows)
+        # Each failed file's feed (by its name), where several feeds are listed together.
+        feeds = [(overview.feed_of_failed(settings, f),) if grouped else () for f in s.failed]
+        rows = [(*feed, f.name, table.when(f.attempted_at), f.stage,
+                 table.short(f.reason, REASON_WIDTH)) for f, feed in zip(s.failed, feeds,
+                                                                         strict=True)]
+        text += ("\n\n" + table.render(
+            (*(("feed",) if grouped else ()), "file", "failed at", "stage", "reason"), rows)
                  + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
                  "`retry FILE` or `retry --all`")
         # `retry` refuses these: proposing it would only have them fail again.
         for f in s.failed:
-            refusal = retries.name_refusal(f, contract)
+            refusal = retries.name_refusal(f, settings.feeds)
             if refusal is not None:
                 text += "\n" + table.safe(f"{f.name} cannot be retried "
                                           f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")

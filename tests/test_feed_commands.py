@@ -1,0 +1,319 @@
+"""The operator's commands and the status page with two feeds declared: transactions
+and orders (a composite key leading with its date, a decimal, a nullable column).
+
+`feeds` runs as the console script (it needs no database, and no [feeds] to list the
+built-in feed); with two feeds, every command runs through `daemon.ops.commands.run` with
+settings holding both, as `cli.main` would hand them over once the config declares them.
+The transactions days are loaded by the pipeline. The orders feed's rows and ledger
+rows are written with plain SQL in the shape the feeds migration gives the database (a
+`feed` column in load_history): a stand-in until the loaders of declared feeds land,
+after which `two_feeds` can load an orders file through the pipeline instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import subprocess
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import structlog
+
+from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import (
+    TRANSACTIONS,
+    Check,
+    Column,
+    Contract,
+    Feeds,
+    Totals,
+    name_pattern,
+)
+from filedrop_etl.daemon.app import cli
+from filedrop_etl.daemon.load.pipeline import Pipeline
+from filedrop_etl.daemon.ops import commands, figures, page
+from filedrop_etl.daemon.ops.folders import failed_files
+from filedrop_etl.daemon.warehouse.api import LoadFilter
+from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
+from tests.conftest import ROOT, day_table, write_parquet
+from tests.test_commands import SCRIPT, restored_logging, where
+
+__all__ = ["restored_logging"]  # the autouse fixture, imported to apply here too
+
+ORDERS = Contract(
+    name="orders",
+    columns=(Column("order_date", "date"), Column("order_id", "integer"),
+             Column("sku", "string", nullable=True), Column("qty", "integer"),
+             Column("price", "decimal", precision=12, scale=2)),
+    key=("order_date", "order_id"),
+    date_column="order_date",
+    checks=(Check("equals_file_date", "order_date"), Check("min", "qty", 0)),
+    fact_table="fact_orders",
+    staging_table="staging_orders",
+    file_name_pattern=name_pattern("orders_{date}.parquet"),
+    file_name_template="orders_{date}.parquet",
+    write_mode="replace",
+    totals=Totals(sums=(("revenue", "price"),), distinct=(("skus", "sku"),), group_by="sku"),
+)
+DAYS = ("2026-03-01", "2026-03-02")
+ORDERS_ROWS = [("2026-03-01", 1, "a", 2, "10.50"), ("2026-03-01", 2, "b", 1, "0.25"),
+               ("2026-03-02", 1, "a", 5, "20.00")]
+STAMP = "2026-03-02T12:00:00.000000Z"
+BAD_ORDERS = "orders_2026-03-03.parquet"
+
+
+def _ledger(conn: sqlite3.Connection, feed: str, name: str, status: str,
+            run_date: str | None, rows: int | None, error: str | None = None) -> None:
+    conn.execute(
+        'INSERT INTO "load_history" ("file_name", "status", "write_mode", "run_date", "rows", '
+        '"inserted", "error", "started_at", "finished_at", "feed") '
+        "VALUES (?, ?, 'replace', ?, ?, ?, ?, ?, ?, ?)",
+        (name, status, run_date, rows, rows or 0, error, STAMP, STAMP, feed))
+
+
+@pytest.fixture
+def two_feeds(settings: Settings, pipeline: Pipeline) -> Settings:
+    """Settings of both feeds, over: two transactions days loaded, two orders days loaded
+    and an orders file failed (waiting in failed/ with its sidecar)."""
+    for day in DAYS:
+        path = write_parquet(settings.work, day_table(day), run_date=day)
+        assert pipeline.process(path).status == "processed"
+    with closing(sqlite3.connect(settings.db_file)) as conn, conn:
+        names = {row[1] for row in conn.execute('PRAGMA table_info("load_history")')}
+        if "feed" not in names:
+            conn.execute("""ALTER TABLE "load_history" ADD COLUMN "feed" TEXT NOT NULL
+                            DEFAULT 'transactions'""")
+        conn.execute('CREATE TABLE IF NOT EXISTS "fact_orders" ("order_date" TEXT NOT NULL, '
+                     '"order_id" INTEGER NOT NULL, "sku" TEXT, "qty" INTEGER NOT NULL, '
+                     '"price" TEXT NOT NULL, PRIMARY KEY ("order_date", "order_id"))')
+        conn.executemany('INSERT INTO "fact_orders" VALUES (?, ?, ?, ?, ?)', ORDERS_ROWS)
+        for day in DAYS:
+            rows = sum(r[0] == day for r in ORDERS_ROWS)
+            _ledger(conn, "orders", f"orders_{day}.parquet", "processed", day, rows)
+        _ledger(conn, "orders", BAD_ORDERS, "failed", "2026-03-03", 3, "checks: min:qty")
+    write_parquet(settings.failed, day_table("2026-03-03"), BAD_ORDERS)
+    (settings.failed / f"{BAD_ORDERS}.error.json").write_text(json.dumps(
+        {"file": BAD_ORDERS, "stage": "checks", "message": "min:qty", "hint": "fix qty",
+         "attempted_at": STAMP}))
+    return dataclasses.replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS)))
+
+
+def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """A command as `cli.main` runs it, on `settings` as given (both feeds)."""
+    args = cli.build_parser().parse_args([*argv, *where(settings)])
+    code = commands.run(args.command, settings, args)
+    return code, capsys.readouterr().out
+
+
+def as_json(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code, out = run(settings, capsys, *argv, "--json")
+    assert code in (0, 1), out
+    return json.loads(out)
+
+
+@pytest.mark.slow  # a process
+def test_feeds_lists_the_builtin_feed_without_a_database(settings: Settings) -> None:
+    done = subprocess.run([str(SCRIPT), "feeds", "--json", *where(settings)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    [feed] = json.loads(done.stdout)
+    assert (feed["name"], feed["pattern"], feed["table"], feed["key"]) == (
+        "transactions", "transactions_{date}.parquet", "fact_transactions", ["txn_id"])
+    assert feed["columns"][2] == {"name": "amount", "kind": "float", "nullable": False,
+                                  "precision": None, "scale": None, "default": None}
+    assert (feed["write_mode"], feed["write_mode_from"], feed["last_load"]) == (
+        "merge", "daemon", None)
+    assert not settings.db_file.exists()
+    text = subprocess.run([str(SCRIPT), "feeds", *where(settings)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert text.returncode == 0 and text.stdout.startswith("feed transactions (built in)\n")
+    assert "last load    none" in text.stdout
+
+
+def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    transactions, orders = as_json(two_feeds, capsys, "feeds")
+    assert transactions["last_load"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
+    assert transactions["last_load"]["feed"] == "transactions"
+    assert (orders["pattern"], orders["example"], orders["table"], orders["key"]) == (
+        "orders_{date}.parquet", "orders_YYYY-MM-DD.parquet", "fact_orders",
+        ["order_date", "order_id"])
+    assert (orders["write_mode"], orders["write_mode_from"]) == ("replace", "feed")
+    assert orders["columns"][2:] == [
+        {"name": "sku", "kind": "string", "nullable": True, "precision": None, "scale": None,
+         "default": None},
+        {"name": "qty", "kind": "integer", "nullable": False, "precision": None,
+         "scale": None, "default": None},
+        {"name": "price", "kind": "decimal", "nullable": False, "precision": 12, "scale": 2,
+         "default": None}]
+    assert orders["checks"] == ["equals_file_date:order_date", "min:qty"]
+    assert (orders["last_load"]["file_name"], orders["last_load"]["status"]) == (
+        BAD_ORDERS, "failed")
+    code, out = run(two_feeds, capsys, "feeds")
+    assert code == 0
+    section = out.split("\n\n")[2]  # transactions' facts, its columns, then orders'
+    assert section.startswith("feed orders\npattern      orders_{date}.parquet (as "
+                              "orders_YYYY-MM-DD.parquet)\ntable        fact_orders\n"
+                              "key          order_date, order_id\n")
+    assert "write mode   replace (its own)" in section
+    assert f"last load    2026-03-02 12:00:00Z  {BAD_ORDERS} (failed, 3 rows)" in section
+    assert "\nprice       decimal  no               12      2  -\n" in out
+
+
+@pytest.mark.parametrize("argv", [["status"], ["history"], ["show", BAD_ORDERS],
+                                  ["retry", "--all"], ["report"]])
+def test_an_unknown_feed_is_a_usage_error_naming_the_declared_ones(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with structlog.testing.capture_logs() as logs:
+        code, out = run(two_feeds, capsys, *argv, "--feed", "refunds")
+    assert (code, out) == (2, "")
+    [line] = logs
+    assert line["event"] == "usage_error" and line["log_level"] == "error"
+    assert line["reason"] == ("no feed is named 'refunds': the declared feeds are "
+                              "transactions, orders")
+    assert line["hint"] == f"give --feed one of those, or see `feeds`; see filedrop-etl " \
+        f"{argv[0]} --help"
+
+
+def test_history_says_each_loads_feed_and_keeps_to_one(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    loads = as_json(two_feeds, capsys, "history")
+    assert [(x["feed"], x["file_name"]) for x in loads[:3]] == [
+        ("orders", BAD_ORDERS), ("orders", "orders_2026-03-02.parquet"),
+        ("orders", "orders_2026-03-01.parquet")]
+    assert {x["feed"] for x in loads[3:]} == {"transactions"}
+    only = as_json(two_feeds, capsys, "history", "--feed", "transactions")
+    assert [x["file_name"] for x in only] == [f"transactions_{d}.parquet"
+                                              for d in reversed(DAYS)]
+    _, out = run(two_feeds, capsys, "history", "--status", "failed")
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["ID", "FINISHED", "FEED", "FILE"]
+    assert row.split()[3:6] == ["orders", BAD_ORDERS, "failed"]
+    # One feed asked for: the listing is that feed's, without the column.
+    _, out = run(two_feeds, capsys, "history", "--feed", "orders")
+    assert out.splitlines()[0].split()[:3] == ["ID", "FINISHED", "FILE"]
+
+
+def test_status_counts_each_feed_and_keeps_to_one(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(two_feeds, capsys, "status")
+    assert code == 1  # the orders file waits in failed/
+    assert "\nin all             4 files processed, 1 failed (5 loads)\n" in out
+    assert ("\nfeed transactions  today 2 files processed, 0 failed; in all 2 files "
+            "processed, 0 failed; last success ") in out
+    assert ("\nfeed orders        today 0 files processed, 0 failed; in all 2 files processed, "
+            "1 failed; last success 2026-03-02 12:00:00Z  orders_2026-03-02.parquet (1 rows)"
+            "\n") in out
+    [header, row] = out.split("\n\n")[1].splitlines()[:2]
+    assert header.split()[:2] == ["FEED", "FILE"] and row.split()[:2] == ["orders", BAD_ORDERS]
+    doc = as_json(two_feeds, capsys, "status")
+    assert doc["feed"] is None and doc["total"] == {"processed": 4, "failed": 1, "loads": 5}
+    assert doc["feeds"]["orders"]["total"] == {"processed": 2, "failed": 1, "loads": 3}
+    assert doc["feeds"]["transactions"]["last_success"]["feed"] == "transactions"
+    assert [(f["name"], f["feed"]) for f in doc["failed"]["files"]] == [(BAD_ORDERS, "orders")]
+    # One feed: its loads only, and its failed files only (none: all well).
+    doc = as_json(two_feeds, capsys, "status", "--feed", "transactions")
+    assert (doc["feed"], doc["total"], doc["failed"]["files"], doc["exit_code"]) == (
+        "transactions", {"processed": 2, "failed": 0, "loads": 2}, [], 0)
+    assert "feeds" not in doc
+
+
+def test_report_totals_each_feeds_figures(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = as_json(two_feeds, capsys, "report")
+    assert list(doc["feeds"]) == ["transactions", "orders"]
+    assert doc["feeds"]["transactions"]["total"]["rows"] == 50
+    assert set(doc["feeds"]["transactions"]) == {"customers", "days", "total"}
+    orders = doc["feeds"]["orders"]
+    # Decimals as exact text at their scale; the groups largest first.
+    assert orders == {
+        "skus": [{"sku": "a", "rows": 2, "revenue": "30.50"},
+                 {"sku": "b", "rows": 1, "revenue": "0.25"}],
+        "days": [{"run_date": "2026-03-01", "rows": 2, "skus": 2, "revenue": "10.75"},
+                 {"run_date": "2026-03-02", "rows": 1, "skus": 1, "revenue": "20.00"}],
+        "total": {"rows": 3, "skus": 2, "revenue": "30.75"}}
+    # One feed asked for: that feed's report in the one-feed form.
+    assert as_json(two_feeds, capsys, "report", "--feed", "orders", "--since",
+                   "2026-03-02")["days"] == orders["days"][1:]
+    code, out = run(two_feeds, capsys, "report")
+    assert code == 0 and out.startswith("feed transactions\n\ncustomer totals\nCUSTOMER  ")
+    orders_text = out.split("feed orders\n\n")[1]
+    assert orders_text.splitlines() == [
+        "sku totals", "SKU  ROWS  REVENUE", "a       2    30.50", "b       1     0.25", "",
+        "per day", "RUN DATE    ROWS  SKUS  REVENUE", "2026-03-01     2     2    10.75",
+        "2026-03-02     1     1    20.00", "all            3     2    30.75"]
+
+
+def test_show_says_the_files_feed(two_feeds: Settings,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(two_feeds, capsys, "show", BAD_ORDERS)
+    assert code == 0
+    assert out.startswith(f"{BAD_ORDERS} (feed orders): 1 attempt(s), 0 retry(ies), "
+                          "waiting in failed/")
+    assert f"retry      `retry {BAD_ORDERS}` sends it back as {BAD_ORDERS}" in out
+    doc = as_json(two_feeds, capsys, "show", BAD_ORDERS)
+    assert doc["feed"] == "orders" and [a["feed"] for a in doc["attempts"]] == ["orders"]
+    # Of another feed: nothing known of it there.
+    code, out = run(two_feeds, capsys, "show", BAD_ORDERS, "--feed", "transactions")
+    assert (code, out) == (1, "")
+
+
+def test_retry_keeps_to_a_feed_and_names_every_pattern_for_a_name_of_none(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    stray = "refunds_2026-03-01.parquet"
+    write_parquet(two_feeds.failed, day_table("2026-03-01"), stray)
+    (two_feeds.failed / f"{stray}.error.json").write_text(json.dumps(
+        {"file": stray, "stage": "name", "message": "no feed", "attempted_at": STAMP}))
+    results = as_json(two_feeds, capsys, "retry", "--all", "--dry-run", "--feed",
+                      "transactions")
+    assert results == []  # neither is a transactions file
+    [result] = as_json(two_feeds, capsys, "retry", BAD_ORDERS, "--dry-run", "--feed",
+                       "transactions")
+    assert (result["outcome"], result["reason"]) == (
+        "refused", f"{BAD_ORDERS} is not a file of the feed transactions but of orders")
+    orders, refused = as_json(two_feeds, capsys, "retry", "--all", "--dry-run")
+    assert (orders["failed_as"], orders["outcome"]) == (BAD_ORDERS, "would_retry")
+    assert (refused["failed_as"], refused["outcome"]) == (stray, "refused")
+    assert refused["reason"] == (
+        f"its name can never load: file name '{stray}' matches no feed's pattern "
+        "(transactions_YYYY-MM-DD.parquet, orders_YYYY-MM-DD.parquet)")
+    assert refused["hint"].startswith(f"move {two_feeds.failed / stray} into the inbox "
+                                      "yourself under a name one of those patterns accepts")
+    [sent] = as_json(two_feeds, capsys, "retry", "--all", "--feed", "orders")
+    assert (sent["outcome"], sent["file_name"]) == ("retried", BAD_ORDERS)
+    assert (two_feeds.inbox / BAD_ORDERS).exists() and (two_feeds.failed / stray).exists()
+
+
+def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
+    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    with closing(sqlite3.connect(two_feeds.db_file)) as conn:
+        history = SqliteHistory(conn)
+        days = {c.name: history.rows_per_day(c, page.CHART_DAYS, "2026-03-03")
+                for c in two_feeds.feeds}
+        loads = history.recent_loads(LoadFilter(limit=20))
+        last_loads = {name: history.recent_loads(LoadFilter(
+            limit=1, feed=name))[0] for name in two_feeds.feeds.names}
+    assert [(d.run_date, d.rows) for d in days["orders"]] == [("2026-03-01", 2),
+                                                              ("2026-03-02", 1)]
+    health = page.Health("0.1.0", "merge", "auto", True, (), 0, STAMP)
+    document = page.render(health, failed_files(two_feeds.failed), loads, days,
+                           two_feeds.feeds, now=now, last_day=figures.NOTHING,
+                           last_loads=last_loads)
+    assert '<h2>Rows per day: transactions</h2>' in document
+    assert '<section class="days" id="days-orders" data-feed="orders"><h2>Rows per day: ' \
+        'orders</h2>' in document
+    assert 'data-day="2026-03-01" data-rows="2"' in document
+    assert ("<tr><td>orders</td><td class=\"f\">orders_YYYY-MM-DD.parquet</td>"
+            f"<td>fact_orders</td><td class=\"t\">2026-03-02 12:00:00Z</td><td class=\"f\">"
+            f"{BAD_ORDERS}</td><td class=\"failed\">failed</td></tr>") in document
+    assert f'<td class="n">5</td><td>orders</td><td class="f">{BAD_ORDERS}</td>' in document
+    assert f"<code>filedrop-etl retry {BAD_ORDERS}</code>" in document
+    # One feed: one chart under its old heading, no table of feeds, no feed column.
+    one = page.render(health, [], loads, {"transactions": days["transactions"]},
+                      Feeds((TRANSACTIONS,)), now=now)
+    assert '<section id="days"><h2>Rows per day</h2>' in one and 'id="feeds"' not in one
+    assert "<th>feed</th>" not in one
