@@ -125,24 +125,26 @@ def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> N
     assert BACKEND_TYPES.findall(stray.read_text()) == ["PostgresUrl"]
 
 
-# What the product may take from `config.contract`: the types a contract is made of. The
-# declared feed itself (`TRANSACTIONS` and its parts under their first names) is the
-# settings' to choose, and reaches everything else as a value passed down from there.
-CONTRACT_TYPES = {"Contract", "Column", "ColumnKind", "Check", "CheckKind", "Feeds", "Totals",
-                  "key_prefix"}
+# What the product may not take from `config.contract`: the built-in feed itself
+# (`TRANSACTIONS` and its parts under their first names) is the settings' to choose, and
+# reaches everything else as a value passed down from there. The rest (the types a
+# contract is made of, their kinds and rules) is the model, which anyone may use.
+BUILT_IN_FEED = {"TRANSACTIONS", "STAGING_TABLE", "FACT_TABLE", "LEDGER_TABLE", "KEY",
+                 "DATE_COLUMN", "COLUMNS", "COLUMN_NAMES", "ARROW_SCHEMA", "CHECKS",
+                 "FILE_NAME_PATTERN", "FILE_NAME_EXAMPLE", "file_name_for", "_COLUMNS"}
 CHOOSES_THE_FEED = {"config.contract", "config.feeds", "config.settings"}
 
 
 def feed_choices(path: Path) -> list[str]:
-    """Where `path` names a declared feed instead of being handed one: a name other than
-    the contract's types imported from `config.contract`, the module itself imported, or
+    """Where `path` names a declared feed instead of being handed one: the built-in feed
+    imported from `config.contract`, the module itself imported, or
     `TRANSACTIONS` as a default (of a parameter or a field)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module:
             module = _ours(node.module)
             found += [f"imports {module}.{a.name}" for a in node.names
-                      if (module == "config.contract" and a.name not in CONTRACT_TYPES)
+                      if (module == "config.contract" and a.name in BUILT_IN_FEED)
                       or (module == "config" and a.name == "contract")]
         defaults: list[ast.expr | None] = []
         if isinstance(node, ast.arguments):
