@@ -43,7 +43,7 @@ def test_repeats_are_counted_as_the_checks_count_them(seed: int) -> None:
                 for _ in range(rng.randint(2, 40))]
         # Typed as the reader's batches are (all nulls stay a string column).
         table = pa.table({"k": pa.array(keys, pa.string())})
-        in_order = ordering.InOrder.of(table.to_batches(7), "k", 3)
+        in_order = ordering.InOrder.of(table.to_batches(7), ("k",), 3)
         present = Counter(k for k in keys if k is not None)
         assert in_order.repeats == sum(n - 1 for n in present.values()), keys
         assert in_order.repeated_keys == sorted((k for k, n in present.items() if n > 1),
@@ -55,7 +55,7 @@ def test_repeats_are_counted_as_the_checks_count_them(seed: int) -> None:
 def test_a_shuffled_day_comes_back_as_the_generator_wrote_it() -> None:
     day = day_table("2026-02-10", rows=1000)
     shuffled = day.take(random.Random(1).sample(range(1000), 1000))
-    in_order = ordering.InOrder.of(shuffled.to_batches(128), "txn_id", 5)
+    in_order = ordering.InOrder.of(shuffled.to_batches(128), ("txn_id",), 5)
     assert (in_order.repeats, in_order.repeated_keys) == (0, [])
     assert pa.Table.from_batches(list(in_order.batches(300))).equals(day)
 

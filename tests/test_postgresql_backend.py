@@ -287,13 +287,13 @@ def test_leaving_without_commit_rolls_back(
         url: PostgresUrl, held: postgresql.PostgresWarehouse) -> None:
     with held.staged(TRANSACTIONS, day(DAYS[0]).to_batches()) as staged:
         assert staged.rows == 20
-        assert staged.surplus_rows("txn_id", 5) == (0, [])
+        assert staged.surplus_rows(("txn_id",), 5) == (0, [])
     assert one(url, "SELECT count(*) FROM fact_transactions") == 0
     # Repeated keys are counted, and samples given, from the staged rows.
     table = day(DAYS[0], 6)
     twice = pa.concat_tables([table, table.slice(0, 2)])
     with held.staged(TRANSACTIONS, twice.to_batches()) as staged:
-        surplus, samples = staged.surplus_rows("txn_id", 1)
+        surplus, samples = staged.surplus_rows(("txn_id",), 1)
     assert surplus == 2
     assert samples == [table.column("txn_id")[0].as_py()]
 

@@ -118,7 +118,7 @@ def test_an_error_of_the_source_midway_leaves_nothing(any_settings: Settings,
 def test_leaving_without_commit_rolls_the_staging_back(any_settings: Settings,
                                                        opened: Warehouse) -> None:
     with opened.staged(TRANSACTIONS, day_table(DAY1, 25).to_batches()) as staged:
-        assert staged.surplus_rows("txn_id", 3) == (0, [])
+        assert staged.surplus_rows(("txn_id",), 3) == (0, [])
     assert fact_rows_in(any_settings) == [] and ledger_in(any_settings) == []
 
 
@@ -126,7 +126,7 @@ def test_repeated_keys_are_counted_with_samples(opened: Warehouse) -> None:
     table = day_table(DAY1, 10)
     twice = pa.concat_tables([table, table.slice(2, 2)])
     with opened.staged(TRANSACTIONS, twice.to_batches()) as staged:
-        surplus, samples = staged.surplus_rows("txn_id", 5)
+        surplus, samples = staged.surplus_rows(("txn_id",), 5)
     assert surplus == 2 and samples == sorted(map(str, table.column("txn_id").to_pylist()[2:4]))
 
 

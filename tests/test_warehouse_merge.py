@@ -227,7 +227,7 @@ def test_a_repeated_staged_key_is_refused_not_written(any_settings: Settings,
 def surplus(held: Warehouse, rows: Sequence[Sequence[object]], column: str,
             limit: int) -> tuple[int, list[str]]:
     with held.staged(TRANSACTIONS, table_of(rows).to_batches(max_chunksize=4)) as staged:
-        return staged.surplus_rows(column, limit)
+        return staged.surplus_rows((column,), limit)
 
 
 @pytest.mark.parametrize(

@@ -103,9 +103,10 @@ class Staged(Protocol):
     @property
     def rows(self) -> int: ...
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
-        """Rows beyond the first for each repeated non-null value of `column`, and up to
-        `limit` of those values (as text)."""
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
+        """Rows beyond the first for each repeated tuple of `columns` (none of them null),
+        and up to `limit` of those tuples, in key order, each as one text: its values
+        joined with ", " (one column: the value's text)."""
         ...
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:

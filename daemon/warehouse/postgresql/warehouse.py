@@ -49,7 +49,12 @@ class PostgresStaged:
         self.warehouse, self.tables, self.rows = warehouse, tables, rows
         self.committed = False
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
+        # Issue 23 stand-in (the load helper's): one column only, until this backend
+        # counts repeats over a composite key's columns.
+        if len(columns) != 1:
+            raise NotImplementedError("surplus_rows over several columns")
+        column, = columns
         with translated():
             return merge.surplus_rows(self.warehouse.conn, column, limit)
 

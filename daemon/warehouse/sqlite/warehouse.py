@@ -46,7 +46,12 @@ class SqliteStaged:
     def __init__(self, conn: sqlite3.Connection, tables: Tables, rows: int) -> None:
         self.conn, self.tables, self.rows = conn, tables, rows
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
+        # Issue 23 stand-in (the load helper's): one column only, until this backend
+        # counts repeats over a composite key's columns.
+        if len(columns) != 1:
+            raise NotImplementedError("surplus_rows over several columns")
+        column, = columns
         with translated():
             return merge.surplus_rows(self.conn, self.tables, column, limit)
 
