@@ -7,7 +7,7 @@ import decimal
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from filedrop_etl.config import contract
-from filedrop_etl.config.contract import TIMESTAMP_TYPE, Contract
+from filedrop_etl.config.contract import TIMESTAMP_TYPE, Contract, Scalar
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput, ContractError
 from filedrop_etl.daemon.load import kinds, reader
@@ -60,7 +60,7 @@ def read(path: Path, feed: Contract = ORDERS) -> tuple[reader.ParquetSource, pa.
     return source, table
 
 
-def stamps(unit: str, tz: str | None) -> pa.Array[Any]:
+def stamps(unit: Literal["s", "ms", "us", "ns"], tz: str | None) -> pa.Array[Any]:
     """`PLACED` as a producer's timestamps: in `unit`, zoned `tz` or naive UTC wall time."""
     utc = pa.array(PLACED, pa.timestamp(unit, tz="UTC"))
     return utc.cast(pa.timestamp(unit, tz=tz)) if tz else pa.array(
@@ -282,8 +282,8 @@ def test_absent_columns_that_may_be_absent_are_filled(tmp_path: Path) -> None:
 
 
 def test_a_default_is_filled_in_its_columns_type(tmp_path: Path) -> None:
-    defaults = {"price": "0.5", "paid": False, "placed_at": "2026-01-01T02:00:00+01:00",
-                "order_id": -1}
+    defaults: dict[str, Scalar] = {"price": "0.5", "paid": False, "order_id": -1,
+                                   "placed_at": "2026-01-01T02:00:00+01:00"}
     feed = orders(columns=tuple(replace(c, default=defaults.get(c.name, c.default))
                                 for c in ORDERS.columns))
     columns = base()

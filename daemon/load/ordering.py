@@ -112,8 +112,8 @@ def permutation(keys: pa.Array[Any],
 
 def composite_permutation(table: pa.Table, key: Columns) -> npt.NDArray[np.int64]:
     """The stable ascending order of the rows by the key's columns in turn, nulls last."""
-    order = pc.sort_indices(table.select(list(key)),
-                            sort_keys=[(k, "ascending") for k in key], null_placement="at_end")
+    # Nulls sort last by default (SortOptions' own `null_placement` is deprecated).
+    order = pc.sort_indices(table.select(list(key)), sort_keys=[(k, "ascending") for k in key])
     return np.asarray(order, dtype=np.int64)
 
 
