@@ -90,8 +90,9 @@ VARIANTS: list[Any] = [
                                     pa.decimal128(20, 4))}, {}, id="decimal-wider-scale-exact"),
     pytest.param({"price": pa.array([D("12.5"), D("1.0"), D("999.9")], pa.decimal128(4, 1))},
                  {"price": [D("12.50"), D("1.00"), D("999.90")]}, id="decimal-narrower-scale"),
-    pytest.param({"price": pa.array([12, 0, 1000], pa.int16())},
-                 {"price": [D("12.00"), D("0.00"), D("1000.00")]}, id="decimal-from-int16"),
+    *(pytest.param({"price": pa.array([12, 0, 1000], t)},
+                   {"price": [D("12.00"), D("0.00"), D("1000.00")]}, id=f"decimal-from-{t}")
+      for t in (pa.int16(), pa.int64(), pa.uint64())),
     pytest.param({"price": pa.array(["12.50", "0.99", "1000"])}, {}, id="decimal-from-text"),
     pytest.param({"price": pa.array(["12.5", "0.99", "1e3"], pa.large_string())}, {},
                  id="decimal-from-large-text"),

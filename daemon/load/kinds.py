@@ -127,15 +127,22 @@ def _to_utc(array: pa.Array[Any]) -> pa.Array[Any]:
 
 
 def _to_decimal(array: pa.Array[Any], column: Column, where: Where) -> pa.Array[Any]:
+    assert column.precision is not None
+    precision, scale = column.precision, column.scale or 0
     if is_string(array.type):
         array = array.cast(pa.string())  # the one text type Arrow parses decimals from
+    given = array  # the values as sent, for a message
+    if pa.types.is_integer(array.type):
+        # Arrow casts an integer only to a decimal that holds its type's every value (21
+        # digits for an int64 at scale 2); the narrowing to the column's is checked per
+        # value below.
+        array = array.cast(pa.decimal128(20 + scale, scale) if scale <= 18
+                           else pa.decimal256(20 + scale, scale))
     try:
         return array.cast(column.arrow_type, safe=True)
     except pa.ArrowInvalid as exc:
         failure = exc
-    assert column.precision is not None
-    precision, scale = column.precision, column.scale or 0
-    for index, value in enumerate(array.to_pylist()):
+    for index, value in enumerate(given.to_pylist()):
         if value is None:
             continue
         number = _decimal_of(value)
@@ -186,17 +193,21 @@ _ISO_DATE = r"\A\d{4}-\d{2}-\d{2}\z"  # RE2: \d is ASCII digits only
 def _refuse_bad_dates(array: pa.Array[Any], column: Column, where: Where) -> None:
     """`BadDate` for the first text value that is not a `YYYY-MM-DD` calendar date."""
     texts = array.cast(pa.string())
+    # A file holds few distinct dates: each is proven once (parsing every row costs 2 s
+    # a million rows).
+    distinct = cast("pa.Array[Any]", pc.unique(texts)).drop_null()
     # Arrow's strptime rolls 2026-02-30 over into March: a date is one that reads back
     # as written.
-    parsed = pc.strptime(texts, format="%Y-%m-%d", unit="s", error_is_null=True)
-    good = pc.and_kleene(pc.match_substring_regex(texts, pattern=_ISO_DATE),
-                         pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), texts))
-    # A null is no date, and not a bad one.
-    bad = cast(pa.BooleanArray, pc.invert(good).fill_null(False))
+    parsed = pc.strptime(distinct, format="%Y-%m-%d", unit="s", error_is_null=True)
+    good = pc.and_kleene(pc.match_substring_regex(distinct, pattern=_ISO_DATE),
+                         pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), distinct))
+    bad = cast(pa.BooleanArray, pc.invert(good).fill_null(True))
     if not bad.true_count:
         return
-    index = pc.index(bad, True).as_py()
-    raise BadDate(f"column {column.name!r} holds {texts[index].as_py()!r} at {where(index)}, "
+    wrong = distinct.filter(bad)
+    index = pc.index_in(texts, value_set=wrong)  # where each row's text is among them
+    first = pc.index(pc.is_valid(index), True).as_py()
+    raise BadDate(f"column {column.name!r} holds {texts[first].as_py()!r} at {where(first)}, "
                   "which is not a YYYY-MM-DD date",
                   hint=f"have the producer write {column.name} as YYYY-MM-DD text or as a "
                   "Parquet DATE, then drop the file again")

@@ -103,6 +103,10 @@ def load_file(attempt: Attempt, contract: Contract, settings: Settings, warehous
         if source.extra_columns:
             log.warning("extra_columns_ignored", file=attempt.load.file_name,
                         columns=list(source.extra_columns))
+        if source.filled_columns:
+            # Declared after this file was written: its rows take null or the default.
+            log.info("absent_columns_filled", file=attempt.load.file_name,
+                     columns=list(source.filled_columns))
         if source.rows == 0:
             raise BadInput("the file has no rows", stage="checks",
                            hint=f"a day's file must hold that day's {contract.name}")
