@@ -6,8 +6,8 @@ proven by the row checks as the rows stream by. Most producers write keys in ord
 for the others, `checking_order` stops the stream at the first key out of order, and
 `InOrder` reads the file again, sorts its rows by key and counts repeated keys on the
 sorted array, all in Arrow (a composite key by its columns in turn, each string by its
-UTF-8 bytes, as the key's index orders). That costs a sort where the database would have paid a
-count of distinct keys and a sort of its own (several times the merge). It holds the
+UTF-8 bytes, as the key's index orders). That costs a sort where the database would have
+paid a count of distinct keys and a sort of its own (several times the merge). It holds the
 whole file in memory, so only a file whose rows fit in `MEMORY_BYTES` is sorted here;
 a larger one streams on unsorted, and the database sorts it as before.
 """
