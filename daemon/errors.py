@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from filedrop_etl.config import EtlError
 
@@ -73,6 +74,26 @@ def _short(value: str | None, width: int = 40) -> str:
     if value is None:
         return "null"
     return repr(value if len(value) <= width else value[:width - 1] + "…")
+
+
+def value_text(value: object) -> str | None:
+    """A row's value as samples and messages carry it: text, None for a null. A timestamp
+    in ISO form, a boolean as the config spells it (`true`)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def key_text(values: Sequence[object], row: int) -> str:
+    """A row's key as one text: its columns' values joined with `", "` (one column: the
+    value itself); a key of nulls only names the row (`<null key, row 7>`, from 0)."""
+    if all(v is None for v in values):
+        return f"<null key, row {row}>"
+    return ", ".join("null" if v is None else str(value_text(v)) for v in values)
 
 
 class ChecksFailed(BadInput):

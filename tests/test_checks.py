@@ -164,19 +164,19 @@ def test_record_duplicates_sets_the_unique_check() -> None:
     rows[3], rows[4] = rows[4], rows[3]
     for batch in batches_of(rows, 5):
         checks.observe(batch)
-    assert checks.unique_columns_to_count() == ("txn_id",)
+    assert checks.unique_columns_to_count() == (("txn_id",),)
     keys = [f"20260210-{i:04d}" for i in range(8)]
-    checks.record_duplicates("txn_id", 9, keys)
+    checks.record_duplicates(("txn_id",), 9, keys)
     samples: list[str | None] = list(keys[:SAMPLE_KEYS])
     assert failed(checks) == {"unique:txn_id": CheckFailure(
         "unique:txn_id", 9, keys[:SAMPLE_KEYS], samples)}
-    checks.record_duplicates("txn_id", 0, [])
+    checks.record_duplicates(("txn_id",), 0, [])
     assert failed(checks) == {}
 
 
 def test_record_duplicates_ignores_a_column_without_unique_check() -> None:
     checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
-    checks.record_duplicates("customer_id", 3, ["10"])
+    checks.record_duplicates(("customer_id",), 3, ["10"])
     assert failed(checks) == {}
 
 
@@ -187,7 +187,7 @@ def test_raise_for_failures_lists_in_declaration_order() -> None:
     rows[2]["amount"] = -3.0
     rows[3]["customer_id"] = None
     checks = FileChecks(RUN_DATE, contract.TRANSACTIONS)
-    checks.record_duplicates("txn_id", 2, ["20260210-0005"])
+    checks.record_duplicates(("txn_id",), 2, ["20260210-0005"])
     for batch in batches_of(rows, 5):
         checks.observe(batch)
     with pytest.raises(ChecksFailed) as caught:
@@ -240,7 +240,7 @@ def keys_in_batches(*batches: Sequence[str | None]) -> FileChecks:
 @pytest.mark.parametrize("size", [1, 2, 5, 12, 25])
 def test_ascending_keys_within_and_across_batches_need_no_count(size: int) -> None:
     checks = run(clean_rows(25), size)
-    assert checks.ascending("txn_id")
+    assert checks.ascending(("txn_id",))
     assert checks.unique_columns_to_count() == ()
 
 
@@ -260,8 +260,8 @@ def test_ascending_keys_within_and_across_batches_need_no_count(size: int) -> No
 ])
 def test_a_key_not_above_the_one_before_must_be_counted(batches: list[list[str]]) -> None:
     checks = keys_in_batches(*batches)
-    assert not checks.ascending("txn_id")
-    assert checks.unique_columns_to_count() == ("txn_id",)
+    assert not checks.ascending(("txn_id",))
+    assert checks.unique_columns_to_count() == (("txn_id",),)
 
 
 @pytest.mark.parametrize("batches", [
@@ -274,7 +274,7 @@ def test_a_key_not_above_the_one_before_must_be_counted(batches: list[list[str]]
 ])
 def test_ascending_keys_survive_empty_batches_and_non_ascii(batches: list[list[str]]) -> None:
     checks = keys_in_batches(*batches)
-    assert checks.ascending("txn_id")
+    assert checks.ascending(("txn_id",))
     assert checks.unique_columns_to_count() == ()
     keys = [k for batch in batches for k in batch]
     with closing(sqlite3.connect(":memory:")) as conn:
@@ -291,8 +291,8 @@ def test_ascending_keys_survive_empty_batches_and_non_ascii(batches: list[list[s
 ])
 def test_a_null_key_is_not_ascending(batches: list[list[str | None]]) -> None:
     checks = keys_in_batches(*batches)
-    assert not checks.ascending("txn_id")
-    assert checks.unique_columns_to_count() == ("txn_id",)
+    assert not checks.ascending(("txn_id",))
+    assert checks.unique_columns_to_count() == (("txn_id",),)
 
 
 def test_a_column_declared_unique_is_tracked_like_the_key() -> None:
@@ -302,10 +302,10 @@ def test_a_column_declared_unique_is_tracked_like_the_key() -> None:
     checks = FileChecks(RUN_DATE, contract.TRANSACTIONS, checks=(Check("unique", "customer_id"),))
     for batch in batches_of(rows, 5):
         checks.observe(batch)
-    assert checks.ascending("txn_id") and not checks.ascending("customer_id")
-    assert checks.unique_columns_to_count() == ("customer_id",)
+    assert checks.ascending(("txn_id",)) and not checks.ascending(("customer_id",))
+    assert checks.unique_columns_to_count() == (("customer_id",),)
     # Not tracked: not proven.
-    assert not FileChecks(RUN_DATE, contract.TRANSACTIONS).ascending("customer_id")
+    assert not FileChecks(RUN_DATE, contract.TRANSACTIONS).ascending(("customer_id",))
 
 
 def test_observing_passes_the_batches_through_and_observes_each() -> None:

@@ -1,12 +1,17 @@
 """Data-quality checks over one file's own rows, interpreted from its contract's `checks`.
 
-Row rules (not-null, minimum, finite, run date equals the file's, key prefix) are
-evaluated on each Arrow batch as it streams into staging, so their cost grows with the
-file and never with the fact table's history, and NaN stays distinguishable from NULL
-(SQLite would store both as NULL). Uniqueness spans batches, so it is proven here for
-free when a column's values arrive strictly ascending (date-prefixed keys do); only
-otherwise does the store count repeats in staging and hand the result here. The same
-pass tells the merge whether the keys arrive sorted. This module computes verdicts; it
+Row rules (not null, min, max, finite, one of a set, matches a pattern, max length, run
+date equals the file's, key prefix) are evaluated on each Arrow batch as it streams into
+staging, so their cost grows with the file and never with the fact table's history, and
+NaN stays distinguishable from NULL (SQLite would store both as NULL). A null breaks only
+`not_null`. A bound or a member of a set is read in its column's terms
+(`kinds.scalar_of`: a date's or a timestamp's as ISO text); `matches` holds the whole
+value to an RE2 pattern (Arrow's regex dialect); `max_length` counts characters.
+Uniqueness spans batches and the key's columns together, so it is proven here for free
+when the key tuples arrive strictly ascending (date-prefixed keys do); only otherwise
+does the store count repeats in staging (`Staged.surplus_rows`) and hand the result here.
+The same pass tells the merge whether the keys arrive sorted. A row's key, in samples
+and messages, is its columns' values joined with ", ". This module computes verdicts; it
 does not read files or touch the database.
 """
 
@@ -20,16 +25,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from filedrop_etl.config.contract import Check, Contract, key_prefix
-from filedrop_etl.daemon.errors import CheckFailure, ChecksFailed
+from filedrop_etl.daemon.errors import CheckFailure, ChecksFailed, key_text, value_text
+from filedrop_etl.daemon.load.kinds import scalar_of
 
 SAMPLE_KEYS = 5
 # pyarrow imports pandas on its first compute call when pandas is installed: the import
 # above moves that 0.4 s from the first file a daemon loads to its start-up.
 
 
-def _text(value: object) -> str | None:
-    """A sample value as the sidecar and the messages carry it: text, None for a null."""
-    return None if value is None else str(value)
+Columns = tuple[str, ...]
+
+
+def fullmatch(pattern: str) -> str:
+    """`pattern` anchored at both ends of the value (RE2: `\\z` is the very end)."""
+    return rf"\A(?:{pattern})\z"
 
 
 class FileChecks:
@@ -42,25 +51,61 @@ class FileChecks:
         self.failures: dict[str, CheckFailure] = {c.name: CheckFailure(c.name, 0)
                                                   for c in self.checks}
         self.rows = 0
-        # Per column whose order matters (the key, and any column declared unique): still
-        # strictly ascending so far, and the last value seen.
-        tracked = (contract.key[0], *(c.column for c in self.checks if c.kind == "unique"))
+        # Per column tuple whose order matters (the key, and any declared unique): still
+        # strictly ascending so far, and the last tuple seen.
+        tracked = (contract.key, *(c.columns for c in self.checks if c.kind == "unique"))
         self._ascending = dict.fromkeys(tracked, True)
-        self._last: dict[str, Any] = {}
-        # Unique columns whose repeats were counted already (`record_duplicates`).
-        self._counted: set[str] = set()
+        self._last: dict[Columns, tuple[Any, ...]] = {}
+        # Column tuples declared unique whose repeats were counted (`record_duplicates`).
+        self._counted: set[Columns] = set()
+        # Each rule's declared values in its column's terms, read once.
+        self._operands = {c.name: self._operand(c) for c in self.checks}
+
+    def _operand(self, check: Check) -> Any:
+        """What a rule compares with: a bound, a set, a pattern or a length; None."""
+        if check.column not in self.contract.column_names:
+            return None
+        column = self.contract.column(check.column)
+        match check.kind:
+            case "min" | "max":
+                assert check.value is not None
+                return scalar_of(column, check.value)
+            case "one_of":
+                members = [scalar_of(column, v) for v in check.values]
+                # A member the column's type can not hold can never match: left out.
+                return pa.array([m.as_py() for m in members if _fits(m, column.arrow_type)],
+                                column.arrow_type)
+            case "matches":
+                return fullmatch(str(check.value))
+            case "max_length":
+                return check.value
+        return None
 
     def _bad_rows(self, check: Check, batch: pa.RecordBatch) -> pa.BooleanArray | None:
         """A boolean mask of the rows that break `check`, or None for non-row checks."""
         values = batch.column(check.column)
-        mask: pa.BooleanArray
+        operand = self._operands[check.name]
+        mask: Any
         match check.kind:
             case "not_null":
                 mask = pc.is_null(values)
             case "min":
-                mask = pc.less(values, pa.scalar(check.value, values.type))
+                mask = pc.less(values, operand if operand is not None
+                               else pa.scalar(check.value, values.type))
+            case "max":
+                mask = pc.greater(values, operand if operand is not None
+                                  else pa.scalar(check.value, values.type))
             case "finite":
                 mask = pc.invert(pc.is_finite(values))
+            case "one_of":
+                # `is_in` calls a null a non-member: a null breaks only `not_null`.
+                mask = pc.and_(pc.invert(pc.is_in(values, value_set=operand)),
+                               pc.is_valid(values))
+            case "matches":
+                mask = pc.invert(pc.match_substring_regex(values, pattern=operand))
+            case "max_length":
+                # Called by name: the stubs know `utf8_length` only for some string types.
+                mask = pc.greater(pc.call_function("utf8_length", [values]), operand)
             case "equals_file_date":
                 mask = pc.not_equal(values, pa.scalar(self.run_date, values.type))
             case "file_date_prefix":
@@ -72,7 +117,7 @@ class FileChecks:
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """Evaluate every row check on `batch`, keeping counts and a few sample keys."""
-        keys = batch.column(self.contract.key[0])
+        keys = [batch.column(k) for k in self.contract.key]
         for check in self.checks:
             mask = self._bad_rows(check, batch)
             if mask is None:
@@ -85,15 +130,14 @@ class FileChecks:
                     values = batch.column(check.column)
                     for index in pc.indices_nonzero(mask)[:room].to_pylist():
                         assert index is not None
-                        key = keys[index].as_py()
                         failure.sample_keys.append(
-                            key if key is not None else f"<null key, row {self.rows + index}>"
-                        )
-                        failure.sample_values.append(_text(values[index].as_py()))
+                            key_text([k[index].as_py() for k in keys], self.rows + index))
+                        failure.sample_values.append(value_text(values[index].as_py()))
                 failure.failed_rows += bad
-        for column, ascending in self._ascending.items():
+        for columns, ascending in self._ascending.items():
             if ascending:
-                self._ascending[column] = self._still_ascending(column, batch.column(column))
+                self._ascending[columns] = self._still_ascending(
+                    columns, [batch.column(c) for c in columns])
         self.rows += batch.num_rows
 
     def observing(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -102,43 +146,66 @@ class FileChecks:
             self.observe(batch)
             yield batch
 
-    def _still_ascending(self, column: str, values: pa.Array[Any]) -> bool:
-        if values.null_count or len(values) == 0:
-            return len(values) == 0
-        first, last = values[0].as_py(), values[-1].as_py()
-        # Python orders str by code point, as Arrow and SQLite order UTF-8 by byte.
-        if column in self._last and not self._last[column] < first:
+    def _still_ascending(self, columns: Columns, arrays: list[pa.Array[Any]]) -> bool:
+        rows = len(arrays[0])
+        if any(a.null_count for a in arrays) or rows == 0:
+            return rows == 0
+        first = tuple(a[0].as_py() for a in arrays)
+        # Python orders str by code point, as Arrow and SQLite order UTF-8 by byte, and
+        # tuples column by column, as a composite key's index does.
+        if columns in self._last and not self._last[columns] < first:
             return False
-        self._last[column] = last
-        return len(values) == 1 or bool(pc.all(pc.less(values[:-1], values[1:])).as_py())
+        self._last[columns] = tuple(a[-1].as_py() for a in arrays)
+        return rows == 1 or bool(pc.all(tuples_ascend(arrays)).as_py())
 
-    def ascending(self, column: str) -> bool:
-        """Whether every value of `column` so far was greater than the one before."""
-        return self._ascending.get(column, False)
+    def ascending(self, columns: Columns) -> bool:
+        """Whether every tuple of `columns` so far was greater than the one before."""
+        return self._ascending.get(columns, False)
 
-    def record_duplicates(self, column: str, rows: int, sample_keys: Sequence[str]) -> None:
-        """Take the store's count of surplus rows under repeated keys for `unique` checks;
-        the repeated value is the sample (for the key itself, the key)."""
-        self._counted.add(column)
+    def record_duplicates(self, columns: Columns, rows: int,
+                          sample_keys: Sequence[str]) -> None:
+        """Take the store's count of surplus rows under repeated tuples of `columns` for
+        `unique` checks over them; the repeated tuple (as one text: its values joined
+        with ", ") is the sample, and the key."""
+        self._counted.add(columns)
         for check in self.checks:
-            if check.kind == "unique" and check.column == column:
+            if check.kind == "unique" and check.columns == columns:
                 failure = self.failures[check.name]
                 failure.failed_rows = rows
                 failure.sample_keys = list(sample_keys[:SAMPLE_KEYS])
                 failure.sample_values = list(failure.sample_keys)
 
-    def counted(self, column: str) -> bool:
-        """Whether the repeats of `column` were counted (`record_duplicates`)."""
-        return column in self._counted
+    def counted(self, columns: Columns) -> bool:
+        """Whether the repeats of `columns` were counted (`record_duplicates`)."""
+        return columns in self._counted
 
-    def unique_columns_to_count(self) -> tuple[str, ...]:
-        """Columns declared unique whose values did not arrive strictly ascending and
-        whose repeats nobody counted yet: the store must count them."""
-        return tuple(c.column for c in self.checks if c.kind == "unique"
-                     and not self.ascending(c.column) and not self.counted(c.column))
+    def unique_columns_to_count(self) -> tuple[Columns, ...]:
+        """Column tuples declared unique whose tuples did not arrive strictly ascending
+        and whose repeats nobody counted yet: the store must count them."""
+        return tuple(c.columns for c in self.checks if c.kind == "unique"
+                     and not self.ascending(c.columns) and not self.counted(c.columns))
 
     def raise_for_failures(self) -> None:
         """Raise `ChecksFailed` listing every failed check, in declaration order."""
         failed = [f for f in self.failures.values() if f.failed_rows]
         if failed:
             raise ChecksFailed(failed)
+
+
+def tuples_ascend(arrays: Sequence[pa.Array[Any]]) -> pa.BooleanArray:
+    """Per neighbouring rows of the column arrays together: whether the later row's tuple
+    is greater than the earlier's (compared column by column, as a key index orders)."""
+    before, after = [a[:-1] for a in arrays], [a[1:] for a in arrays]
+    ascends: Any = pc.less(before[-1], after[-1])
+    for earlier, later in zip(reversed(before[:-1]), reversed(after[:-1]), strict=True):
+        ascends = pc.or_(pc.less(earlier, later),
+                         pc.and_(pc.equal(earlier, later), ascends))
+    return cast(pa.BooleanArray, ascends)
+
+
+def _fits(value: pa.Scalar[Any], arrow_type: pa.DataType) -> bool:
+    try:
+        value.cast(arrow_type, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True

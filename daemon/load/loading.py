@@ -103,9 +103,13 @@ def load_file(attempt: Attempt, contract: Contract, settings: Settings, warehous
         if source.extra_columns:
             log.warning("extra_columns_ignored", file=attempt.load.file_name,
                         columns=list(source.extra_columns))
+        if source.filled_columns:
+            # Declared after this file was written: its rows take null or the default.
+            log.info("absent_columns_filled", file=attempt.load.file_name,
+                     columns=list(source.filled_columns))
         if source.rows == 0:
             raise BadInput("the file has no rows", stage="checks",
-                           hint="a day's file must hold that day's transactions")
+                           hint=f"a day's file must hold that day's {contract.name}")
         return _load_rows(source, attempt, run_date, settings, warehouse, progress)
 
 
@@ -142,8 +146,7 @@ def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
                                 warehouse, progress)
     except ordering.KeysUnsorted:
         pass
-    in_order = ordering.InOrder.of(source.batches(), source.contract.key[0],
-                                   checks.SAMPLE_KEYS)
+    in_order = ordering.InOrder.of(source.batches(), source.contract.key, checks.SAMPLE_KEYS)
     return _stage_and_merge(source, in_order.batches(reader.BATCH_ROWS), attempt, run_date,
                             settings, warehouse, progress, in_order=in_order)
 
@@ -160,7 +163,7 @@ def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBa
     if in_order is None:
         observed = ordering.checking_order(observed, verdict, source.rows)
     else:
-        verdict.record_duplicates(source.contract.key[0], in_order.repeats,
+        verdict.record_duplicates(source.contract.key, in_order.repeats,
                                   in_order.repeated_keys)
     counts: MergeCounts | None = None
     try:
@@ -191,14 +194,15 @@ def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str
     transaction."""
     attempt.stage = "checks"
     counted = verdict.unique_columns_to_count()
-    for column in counted:
-        verdict.record_duplicates(column, *staged.surplus_rows((column,), checks.SAMPLE_KEYS))
+    for columns in counted:
+        verdict.record_duplicates(columns, *staged.surplus_rows(columns, checks.SAMPLE_KEYS))
     verdict.raise_for_failures()
     crashpoints.reached("after_checks")
     attempt.stage = "load"
-    key = verdict.contract.key[0]
+    contract, key = verdict.contract, verdict.contract.key
+    write_mode = contract.write_mode or settings.write_mode
     plan = MergePlan(keys_sorted=verdict.ascending(key),
                      keys_counted=key in counted or verdict.counted(key),
-                     replace_date=run_date if settings.write_mode == "replace" else None,
+                     replace_date=run_date if write_mode == "replace" else None,
                      ticket=attempt.ticket, run_date=run_date)
     return staged.commit(attempt.load, plan)

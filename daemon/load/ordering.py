@@ -5,8 +5,9 @@ edge of the fact's B-tree, and a key can only repeat its neighbour, so uniquenes
 proven by the row checks as the rows stream by. Most producers write keys in order;
 for the others, `checking_order` stops the stream at the first key out of order, and
 `InOrder` reads the file again, sorts its rows by key and counts repeated keys on the
-sorted array, all in Arrow. That costs a sort where the database would have paid a
-count of distinct keys and a sort of its own (several times the merge). It holds the
+sorted array, all in Arrow (a composite key by its columns in turn, each string by its
+UTF-8 bytes, as the key's index orders). That costs a sort where the database would have
+paid a count of distinct keys and a sort of its own (several times the merge). It holds the
 whole file in memory, so only a file whose rows fit in `MEMORY_BYTES` is sorted here;
 a larger one streams on unsorted, and the database sorts it as before.
 """
@@ -22,7 +23,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filedrop_etl.daemon.load.checks import FileChecks
+from filedrop_etl.daemon.errors import key_text
+from filedrop_etl.daemon.load.checks import Columns, FileChecks
 
 # Arrow bytes a file's rows may take to be sorted in memory: 1M rows of the default
 # feed take about 50 MB, and sorting them raises the daemon's peak by about 75 MB (to
@@ -48,7 +50,7 @@ def checking_order(batches: Iterable[pa.RecordBatch], verdict: FileChecks,
     for batch in batches:
         seen_rows += batch.num_rows
         seen_bytes += batch.nbytes
-        if not verdict.ascending(verdict.contract.key[0]) and \
+        if not verdict.ascending(verdict.contract.key) and \
                 seen_bytes / seen_rows * total_rows <= memory_bytes:
             raise KeysUnsorted
         yield batch
@@ -65,25 +67,28 @@ class InOrder:
     repeated_keys: list[str]
 
     @classmethod
-    def of(cls, batches: Iterable[pa.RecordBatch], key: str, samples: int) -> InOrder:
+    def of(cls, batches: Iterable[pa.RecordBatch], key: Columns, samples: int) -> InOrder:
         # Contiguous columns: a gather from one array is twice as fast as from many.
         table = pa.Table.from_batches(list(batches)).combine_chunks()
-        keys = table.column(key).combine_chunks()
-        packed = _packed(keys)
-        order = permutation(keys, packed)
+        columns = [table.column(k).combine_chunks() for k in key]
+        packed = _packed(columns[0]) if len(columns) == 1 else None
+        order = permutation(columns[0], packed) if len(columns) == 1 else \
+            composite_permutation(table, key)
         if packed is not None:
             # Equal neighbours in key order are repeats; compared as integers, as sorted.
             words = [w[order] for w in packed]
             same = np.logical_and.reduce([w[1:] == w[:-1] for w in words])
         else:
-            in_order = keys.take(order)
-            same = np.asarray(pc.equal(in_order[1:], in_order[:-1]).fill_null(False),
-                              dtype=bool)
+            in_order = [c.take(order) for c in columns]
+            same = np.logical_and.reduce([
+                np.asarray(pc.equal(c[1:], c[:-1]).fill_null(False), dtype=bool)
+                for c in in_order])
         repeats = int(np.count_nonzero(same))
         repeated: list[str] = []
         if repeats:
-            values = keys.take(order[1:][same]).to_pylist()
-            repeated = [str(v) for v in dict.fromkeys(values)][:samples]
+            at = order[1:][same]
+            values = zip(*(c.take(at).to_pylist() for c in columns), strict=True)
+            repeated = list(dict.fromkeys(key_text(v, 0) for v in values))[:samples]
         return cls(table, order, repeats, repeated)
 
     def batches(self, rows: int) -> Iterator[pa.RecordBatch]:
@@ -103,6 +108,13 @@ def permutation(keys: pa.Array[Any],
         return np.argsort(packed[0], kind="stable").astype(np.int64)
     # lexsort sorts by its last key first.
     return np.lexsort(packed[::-1]).astype(np.int64)
+
+
+def composite_permutation(table: pa.Table, key: Columns) -> npt.NDArray[np.int64]:
+    """The stable ascending order of the rows by the key's columns in turn, nulls last."""
+    # Nulls sort last by default (SortOptions' own `null_placement` is deprecated).
+    order = pc.sort_indices(table.select(list(key)), sort_keys=[(k, "ascending") for k in key])
+    return np.asarray(order, dtype=np.int64)
 
 
 def _packed(keys: pa.Array[Any]) -> list[npt.NDArray[np.uint64]] | None:

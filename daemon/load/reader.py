@@ -1,20 +1,24 @@
 """Reading a producer's Parquet file as a stream of contract-shaped record batches.
 
-Producers use many writers and versions, so the contract names a kind per column and
-this module accepts every physical type that holds it losslessly enough (large and
-dictionary strings, any integer width, float32 and decimals for amounts, Parquet dates
-for `run_date`) and casts each batch to the contract's types. What it cannot accept it
-reports as one readable column diff. Extra columns are not read: the caller is told of
-them and decides. A value or row larger than the database can store is refused here,
-before it is cast or staged, naming the column and the limit. Running out of memory is
-never taken for a corrupt file: `MemoryError` passes through for the caller to retry.
-Rows are never materialised whole: batches stream from the file.
+Opens the file, compares its columns with the feed's (one readable column diff of
+everything wrong, a missing column named beside the undeclared ones that resemble it),
+and streams its batches cast to the feed's types (`daemon.load.kinds` says what each
+kind accepts). A declared column that may be absent (nullable, or with a default) and
+that the file lacks is filled: files written before the column was declared still load.
+Columns the feed does not declare are not read: with `undeclared_columns = "ignore"` the
+caller is told of them, with `"fail"` they fail the file (a pandas index is the writer's
+packaging, never undeclared). A value or row larger than the database can store is
+refused here, before it is cast or staged, naming the column and the limit. Running out
+of memory is never taken for a corrupt file: `MemoryError` passes through for the caller
+to retry. Rows are never materialised whole: batches stream from the file.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -22,9 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from filedrop_etl.config.contract import Column, ColumnKind, Contract
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.errors import BadInput, ContractError
+from filedrop_etl.daemon.errors import BadInput, ContractError, key_text
+from filedrop_etl.daemon.load import kinds
 
 BATCH_ROWS = 64 * 1024
 # SQLite's default SQLITE_MAX_LENGTH: the most bytes one value, or one row's record, may
@@ -34,21 +39,6 @@ MAX_LENGTH = 1_000_000_000
 # float, `loaded_at` and `load_id`; generous, so that a row refused here is never one
 # SQLite could have stored.
 ROW_OVERHEAD_BYTES = 256
-
-
-def _is_string(t: pa.DataType) -> bool:
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
-                or pa.types.is_string_view(t))
-
-
-_ACCEPTS: dict[ColumnKind, tuple[str, Callable[[pa.DataType], bool]]] = {
-    "string": ("a string", _is_string),
-    "integer": ("an integer", pa.types.is_integer),
-    "float": ("a number", lambda t: bool(pa.types.is_floating(t) or pa.types.is_decimal(t)
-                                         or pa.types.is_integer(t))),
-    "date": ("a YYYY-MM-DD string or a date", lambda t: bool(
-        _is_string(t) or pa.types.is_date32(t) or pa.types.is_date64(t))),
-}
 
 
 class ValueTooLarge(BadInput):
@@ -62,20 +52,22 @@ class ParquetSource:
     file: pq.ParquetFile
     contract: Contract
     rows: int
+    # The file's columns the feed does not declare (a pandas index among them): not read.
     extra_columns: tuple[str, ...]
     max_length: int = MAX_LENGTH
+    # Declared columns the file lacks, which may be absent: filled with null or default.
+    filled_columns: tuple[str, ...] = ()
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Contract columns only, cast to the contract's types, in file order."""
         offset = 0
+        read = [n for n in self.contract.column_names if n not in self.filled_columns]
         try:
-            for batch in self.file.iter_batches(
-                batch_size=BATCH_ROWS, columns=list(self.contract.column_names),
-                use_threads=False,
-            ):
+            for batch in self.file.iter_batches(batch_size=BATCH_ROWS, columns=read,
+                                                use_threads=False):
                 _refuse_oversized(batch, self.max_length, offset, self.contract)
+                yield _conform(batch, self.contract, self.filled_columns, offset)
                 offset += batch.num_rows
-                yield _conform(batch, self.contract)
         except MemoryError:
             raise  # pyarrow's ArrowMemoryError is an ArrowException too: not the file's fault
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -100,8 +92,8 @@ def _refuse_oversized(batch: pa.RecordBatch, limit: int, offset: int,
     """`ValueTooLarge` for a text value, or a row, over `limit` bytes: SQLite refuses
     them (SQLITE_TOOBIG), and a refusal deep in the staging driver says neither which
     column nor which limit. Numbers and dates have fixed widths; only text can grow."""
-    texts = {c.name: batch.column(c.name) for c in contract.columns
-             if _is_string(_values_type(batch.column(c.name).type))}
+    texts = {name: batch.column(name) for name in batch.schema.names
+             if kinds.is_string(_values_type(batch.column(name).type))}
     lengths = {name: _byte_lengths(values) for name, values in texts.items()}
     longest = {name: pc.max(values).as_py() or 0 for name, values in lengths.items()}
     for name, size in longest.items():
@@ -129,19 +121,50 @@ def _values_type(t: pa.DataType) -> pa.DataType:
     return t.value_type if isinstance(t, pa.DictionaryType) else t
 
 
+def pandas_index(schema: pa.Schema) -> tuple[str, ...]:
+    """The columns pandas wrote for its index (`__index_level_0__`, or the index's name),
+    from the metadata it leaves; a range index is stored as metadata only."""
+    try:
+        written = json.loads((schema.metadata or {}).get(b"pandas", b"{}"))
+        named = written.get("index_columns", [])
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(n for n in named if isinstance(n, str)) if isinstance(named, list) else ()
+
+
+def undeclared(schema: pa.Schema, contract: Contract) -> tuple[str, ...]:
+    """The file's columns the feed does not declare, in file order."""
+    return tuple(dict.fromkeys(n for n in schema.names if n not in contract.column_names))
+
+
 def schema_problems(schema: pa.Schema, contract: Contract) -> list[str]:
     """The column diff between a file's schema and the contract; empty when it conforms."""
     problems = []
+    extra = undeclared(schema, contract)
     for column in contract.columns:
         found = schema.get_all_field_indices(column.name)
-        expected, accepts = _ACCEPTS[column.kind]
-        if not found:
-            problems.append(f"missing column {column.name!r} (expected {expected})")
+        expected, accepts = kinds.ACCEPTS[column.kind]
+        if not found and not column.may_be_absent:
+            problems.append(f"missing column {column.name!r} (expected {expected}"
+                            f"{_resembling(column.name, extra)})")
         elif len(found) > 1:
             problems.append(f"column {column.name!r} appears {len(found)} times")
-        elif not accepts(_values_type(actual := schema.field(found[0]).type)):
+        elif found and not accepts(_values_type(actual := schema.field(found[0]).type)):
             problems.append(f"column {column.name!r} is {actual}, expected {expected}")
+    if contract.undeclared_columns == "fail":
+        index = pandas_index(schema)
+        problems.extend(f"undeclared column {n!r} (the feed's undeclared_columns is "
+                        f'"fail": declare it, or have the producer leave it out)'
+                        for n in extra if n not in index)
     return problems
+
+
+def _resembling(name: str, extra: tuple[str, ...]) -> str:
+    """`; the file has undeclared 'customer'`: the file's undeclared columns whose names
+    are close to a missing one's (a rename or a typo), by `difflib`, ignoring case."""
+    lowered = {n.lower(): n for n in reversed(extra)}
+    close = [lowered[n] for n in difflib.get_close_matches(name.lower(), lowered, n=3)]
+    return f"; the file has undeclared {' and '.join(map(repr, close))}" if close else ""
 
 
 def open_parquet(handle: BinaryIO, contract: Contract,
@@ -173,38 +196,23 @@ def open_parquet(handle: BinaryIO, contract: Contract,
     problems = schema_problems(schema, contract)
     if problems:
         raise ContractError(problems)
-    extra = tuple(n for n in schema.names if n not in contract.column_names)
-    return ParquetSource(parquet, contract, parquet.metadata.num_rows, extra, max_length)
+    absent = tuple(n for n in contract.column_names if n not in schema.names)
+    return ParquetSource(parquet, contract, parquet.metadata.num_rows,
+                         undeclared(schema, contract), max_length, absent)
 
 
-def _cast(array: pa.Array[Any], column: Column) -> pa.Array[Any]:
-    if isinstance(array, pa.DictionaryArray):
-        array = array.dictionary_decode()
-    source = array.type
-    if column.kind == "date" and (pa.types.is_date32(source) or pa.types.is_date64(source)):
-        # A Parquet DATE casts to the ISO form the contract stores.
-        return array.cast(pa.date32()).cast(pa.string())
-    if column.kind == "float" and pa.types.is_decimal(source):
-        # Through the decimal's text: a direct cast can land one ulp off (894.06 becomes
-        # 894.0600000000001), and the same value re-sent as a float would then count
-        # as a change.
-        array = array.cast(pa.string())
-    try:
-        # safe=True: an out-of-range integer or a fractional value is an error, not a wrap.
-        result = array.cast(column.arrow_type, safe=True)
-    except pa.ArrowInvalid as exc:
-        raise ContractError([f"column {column.name!r} has values that do not fit "
-                             f"{column.arrow_type}: {exc}"]) from exc
-    if pa.types.is_string(result.type):
-        try:
-            # Parquet does not guarantee valid UTF-8; Python needs it for every value.
-            result.validate(full=True)
-        except pa.ArrowInvalid as exc:
-            raise BadInput(f"column {column.name!r} holds text that is not valid UTF-8",
-                           hint="have the producer write its strings as UTF-8") from exc
-    return result
-
-
-def _conform(batch: pa.RecordBatch, contract: Contract) -> pa.RecordBatch:
-    arrays = [_cast(batch.column(c.name), c) for c in contract.columns]
+def _conform(batch: pa.RecordBatch, contract: Contract, filled: tuple[str, ...],
+             offset: int) -> pa.RecordBatch:
+    """`batch` with the contract's columns in its order and types, absent ones filled;
+    `offset` is the file row of its first."""
+    def where(index: int) -> str:
+        values = [batch.column(k)[index].as_py() if k in batch.schema.names else None
+                  for k in contract.key]
+        return f"{key_text(values, offset + index)} (row {offset + index})"
+    # Date text held to the file's date needs no proof here: the check names those rows.
+    held = {c.column for c in contract.checks if c.kind == "equals_file_date"}
+    arrays = [kinds.filler(c, batch.num_rows) if c.name in filled
+              else kinds.conform(batch.column(c.name), c, where,
+                                 check_dates=c.name not in held)
+              for c in contract.columns]
     return pa.RecordBatch.from_arrays(arrays, names=list(contract.column_names))

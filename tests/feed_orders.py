@@ -1,0 +1,44 @@
+"""A declared feed for the tests, as a `Contract` value: every kind, nullable columns and a
+composite key led by the date (what `[feeds.orders]` in a config declares)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from filedrop_etl.config.contract import Check, Column, Contract, name_pattern
+
+RUN_DATE = "2026-02-10"
+
+COLUMNS = (
+    Column("order_date", "date"),
+    Column("order_id", "integer"),
+    Column("sku", "string", nullable=True),
+    Column("qty", "integer"),
+    Column("price", "decimal", precision=12, scale=2),
+    Column("paid", "boolean"),
+    Column("placed_at", "timestamp"),
+    Column("weight", "float", nullable=True),
+    Column("note", "string", nullable=True, default=""),
+)
+
+ORDERS = Contract(
+    name="orders",
+    columns=COLUMNS,
+    key=("order_date", "order_id"),
+    date_column="order_date",
+    checks=(
+        *(Check("not_null", c.name) for c in COLUMNS if not c.nullable),
+        Check("unique", "order_date", over=("order_date", "order_id")),
+        Check("equals_file_date", "order_date"),
+        Check("min", "qty", 0),
+    ),
+    fact_table="fact_orders",
+    staging_table="staging_orders",
+    file_name_pattern=name_pattern("orders_{date}.parquet"),
+    file_name_template="orders_{date}.parquet",
+)
+
+
+def orders(**changes: object) -> Contract:
+    """`ORDERS` with some fields changed (`checks=...`, `undeclared_columns=...`)."""
+    return replace(ORDERS, **changes)  # type: ignore[arg-type]  # fields by keyword
