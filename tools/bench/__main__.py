@@ -5,8 +5,10 @@ minutes; the numbers of docs/performance.md) run the same sections at different 
 per-file cases through `daemon --once` beside the floor (`bench.floor`) on copies of
 the same database; the prototype's approach; one large file end to end through the
 running daemon; small-file latency; a burst; day 1 against the last day of a long
-history. It prints tables, writes `tools/bench/results.json` and, in full mode, exits 1 if a
-target is missed (quick sizes are too small to judge the targets by).
+history; then declared feeds with composite keys through the warehouse seam against the
+floor with the same key (`bench.composite`), on SQLite and on PostgreSQL. It prints
+tables, writes `tools/bench/results.json` and, in full mode, exits 1 if a target is missed
+(quick sizes are too small to judge the targets by).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from tools.bench import postgres, report
+from tools.bench import composite, postgres, report
 from tools.bench.report import Target, table
 from tools.bench.suite import FULL, QUICK, Bench
 
@@ -58,7 +60,34 @@ def run_postgres(server: str | None, full: bool, bench: Bench) -> dict[str, Any]
     for one in shared:
         print(f"  {one['daemons']} daemon(s): {one['seconds']:.2f} s, "
               f"{one['loads_per_minute']:.1f} loads/min")
-    return {"large_file": large, "sharing": shared}
+    feed_plan = composite.FEED_FULL if full else composite.FEED_QUICK
+    _section(f"PostgreSQL: declared feeds, {feed_plan.rows:,} rows into "
+             f"{feed_plan.rows * feed_plan.history_days:,}, seam against the floor")
+    declared = composite.on_postgres(server, feed_plan, bench.root)
+    _log_feeds(declared)
+    return {"large_file": large, "sharing": shared, "feeds": declared}
+
+
+def _log_feeds(results: list[dict[str, Any]]) -> None:
+    for one in results:
+        print(f"  {one['feed']} ({one['shape']}): seam {one['seam_s']:.3f} s, floor "
+              f"{one['floor_s']:.3f} s: {one['vs_floor']:.2f}x")
+
+
+def feed_targets(results: list[dict[str, Any]], backend: str) -> list[Target]:
+    return [Target(f"{backend}: {one['feed']} ({one['shape']}), {one['rows']:,} rows into "
+                   f"{one['history_rows']:,} / floor with the same key", one["vs_floor"],
+                   one["limit"]) for one in results]
+
+
+def render_feeds(results: list[dict[str, Any]], backend: str) -> str:
+    return table(f"{backend}: declared feeds with composite keys, one new day through the "
+                 "warehouse seam (stage, ledger row, merge, commit) against the floor on a "
+                 "plain table with the same primary key",
+                 ["feed", "key", "shape", "history rows", "rows", "seam s", "floor s",
+                  "x floor", "target"],
+                 [[f["feed"], f["key"], f["shape"], f["history_rows"], f["rows"], f["seam_s"],
+                   f["floor_s"], f["vs_floor"], f"<= {f['limit']:g}"] for f in results])
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -79,6 +108,11 @@ def run(bench: Bench) -> dict[str, Any]:
     results["small_files"] = bench.latency_and_burst()
     _section(f"history growth: days from day 1 against days from day {plan.growth_days + 1}")
     results["growth"] = bench.growth()
+    feed_plan = composite.FEED_FULL if plan is FULL else composite.FEED_QUICK
+    _section(f"declared feeds: {feed_plan.rows:,} rows into "
+             f"{feed_plan.rows * feed_plan.history_days:,}, seam against the floor")
+    results["feeds"] = composite.sqlite(feed_plan, bench.root)
+    _log_feeds(results["feeds"])
     return results
 
 
@@ -86,7 +120,7 @@ def postgres_targets(pg: dict[str, Any] | None) -> list[Target]:
     if pg is None:
         return []
     large, shared = pg["large_file"], {s["daemons"]: s for s in pg["sharing"]}
-    return [
+    return [*feed_targets(pg["feeds"], "PostgreSQL"),
         Target(f"PostgreSQL: {large['rows']:,} rows into {large['history_rows']:,} / floor",
                large["vs_floor"], 1.2),
         Target("PostgreSQL: loads/min, 2 daemons / 1 daemon",
@@ -108,6 +142,7 @@ def render_postgres(pg: dict[str, Any] | None) -> str:
               ["daemons", "files", "rows each", "seconds", "loads/min"],
               [[s["daemons"], s["files"], s["rows_each"], s["seconds"], s["loads_per_minute"]]
                for s in pg["sharing"]]),
+        render_feeds(pg["feeds"], "PostgreSQL"),
     ])
 
 
@@ -136,6 +171,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
         *(Target(f"small files, {how} drop, p{q} ms", small[how][f"p{q}_ms"], limit)
           for how in ("rename", "in_place") for q, limit in ((50, 50), (99, 200))),
         Target("burst files/s", small["burst"]["files_per_s"], 100, at_most=False),
+        *feed_targets(results["feeds"], "SQLite"),
     ]
 
 
@@ -177,6 +213,7 @@ def render(results: dict[str, Any]) -> str:
                         "ratio"],
               [[growth["rows_per_day"], growth["days_each"], growth["day1_s"],
                 growth["history_days"], growth["day_last_s"], growth["ratio"]]]),
+        render_feeds(results["feeds"], "SQLite"),
     ])
 
 

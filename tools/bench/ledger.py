@@ -7,8 +7,9 @@ file name, a run date, rows and counts, durations from 10 ms to a minute on a lo
 scale, one in fifty failed), spread evenly over the hours before `now`, and written with
 bound-parameter bulk inserts: `executemany` on SQLite, arrays through `unnest` on
 PostgreSQL (`insert`, which also writes rows of the caller's). The schema is made first,
-as the daemon's migration makes it; nothing else (no fact rows, no daemon recorded), so
-a daemon may start on the database afterwards.
+by the seam's `migrate`, as the daemon's own; nothing else (no fact rows, no daemon
+recorded), so a daemon may start on the database afterwards. Each row is a load of the
+built-in feed.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import LEDGER_TABLE_NAME, TRANSACTIONS
 from filedrop_etl.daemon.warehouse import registry
-from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
 from filedrop_etl.daemon.warehouse.postgresql.connection import stmt
-from filedrop_etl.daemon.warehouse.sql import Tables
+from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
-from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 
 # Inserted per statement on PostgreSQL: bounded memory, few round trips.
 _CHUNK = 20_000
@@ -67,27 +67,43 @@ def fill(settings: Settings, count: int, now: datetime | None = None, *,
 
 
 def insert(settings: Settings, rows: Iterable[tuple[object, ...]]) -> None:
-    """Make the warehouse's schema (if missing) and add `rows` (in `COLUMNS` order) to
-    its ledger, in one transaction on SQLite, in chunks on PostgreSQL."""
-    ledger = Tables(settings.contract).ledger
-    names = ", ".join(f'"{c}"' for c in COLUMNS)
+    """Make the warehouse's schema (if missing, through the seam's `migrate`) and add
+    `rows` (in `COLUMNS` order, each a load of the built-in feed) to its ledger, in one
+    transaction on SQLite, in chunks on PostgreSQL."""
+    backend = registry.backend_of(settings)
+    backend.migrate(settings)
+    ledger = q(LEDGER_TABLE_NAME)
     rows = iter(rows)
-    if registry.backend_of(settings).name != "postgresql":
+    if backend.name != "postgresql":
         lite = sqlite_connection.connect(settings.db_file)
         try:
-            sqlite_schema.init_schema(lite, settings.contract)
+            held = {r[1] for r in lite.execute(f"PRAGMA table_info({ledger})")}
+            names, rows = _with_feed(held, rows)
             lite.execute("BEGIN")
-            # Every made-up load is the built-in feed's.
-            lite.executemany(f"INSERT INTO {ledger} ({names}, \"feed\") VALUES "
-                             f"({', '.join('?' * len(COLUMNS))}, 'transactions')", rows)
+            lite.executemany(f"INSERT INTO {ledger} ({', '.join(map(q, names))}) VALUES "
+                             f"({', '.join('?' * len(names))})", rows)
             lite.execute("COMMIT")
         finally:
             lite.close()
         return
-    arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
     with psycopg.connect(settings.db, autocommit=True) as conn:
-        pg_schema.migrate(conn, settings.contract)
+        held = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = %s", (LEDGER_TABLE_NAME,))}
+        names, rows = _with_feed(held, rows)
+        types = _PG_TYPES + ("text",) * (len(names) - len(COLUMNS))
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
         while chunk := [row for _, row in zip(range(_CHUNK), rows, strict=False)]:
-            conn.execute(stmt(f"INSERT INTO {ledger} ({names}) SELECT * FROM unnest({arrays})"),
+            conn.execute(stmt(f"INSERT INTO {ledger} ({', '.join(map(q, names))}) "
+                              f"SELECT * FROM unnest({arrays})"),
                          [list(column) for column in zip(*chunk, strict=True)])
         conn.execute(stmt(f"ANALYZE {ledger}"))
+
+
+def _with_feed(held: set[str], rows: Iterator[tuple[object, ...]]
+               ) -> tuple[tuple[str, ...], Iterator[tuple[object, ...]]]:
+    """The columns to write and the rows, with the ledger's `feed` (issue 23) where the
+    ledger has one: each row a load of the built-in feed."""
+    if "feed" not in held:
+        return COLUMNS, rows
+    return (*COLUMNS, "feed"), ((*row, TRANSACTIONS.name) for row in rows)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +31,10 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from filedrop_etl.config.contract import TRANSACTIONS as FEED
-from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.sql import Tables, q
 from filedrop_etl.generator.transactions import generate
-from tools.bench import fixtures, pg_floor
+from tools.bench import fixtures, pg_floor, seam
 from tools.harness import drop as harness_drop
 from tools.harness import process as daemon_process
 from tools.harness.logtail import LogTail
@@ -81,15 +82,17 @@ def _history(rows: int) -> Iterator[pa.RecordBatch]:
 
 
 def build_history(url: str, rows: int, *, floor: bool = False) -> None:
-    """The daemon's tables (its own migration), the fact holding `rows` generated rows;
-    or, for the `floor`, its plain table holding them."""
+    """The daemon's tables (its own migration, through the seam), the fact holding `rows`
+    generated rows; or, for the `floor`, its plain table holding them."""
     t = Tables(FEED)
     fact = q(pg_floor.TABLE) if floor else t.fact
+    if not floor:
+        with tempfile.TemporaryDirectory(prefix="etl-bench-pg-") as scratch:
+            settings = seam.settings_for(url, Path(scratch), (FEED,))
+            registry.backend_of(settings).migrate(settings)
     with psycopg.connect(url, autocommit=True) as conn:
         if floor:
             conn.execute(pg_floor.create_sql())
-        else:
-            schema.migrate(conn, FEED)
         batches = _history(rows)
         first = next(batches, None)
         if first is not None:
@@ -149,9 +152,11 @@ class Daemons:
             daemon_process.wait(process, timeout=120)
 
 
-def _floor(url: str, parquet: Path) -> float:
-    done = subprocess.run([sys.executable, "-m", "tools.bench.pg_floor", url, str(parquet)],
-                          cwd=ROOT, capture_output=True, text=True, check=True, timeout=900)
+def floor_seconds(url: str, parquet: Path, feed: str = "transactions") -> float:
+    """`pg_floor`'s load of `parquet` (a file of `feed`) into `url`, as a process."""
+    done = subprocess.run([sys.executable, "-m", "tools.bench.pg_floor", url, str(parquet),
+                           feed], cwd=ROOT, capture_output=True, text=True, check=True,
+                          timeout=900)
     return float(done.stdout.strip())
 
 
@@ -159,7 +164,7 @@ def large_file(server: str, plan: PgPlan, parquet: Path, root: Path) -> dict[str
     """One large file into history: the floor, then the running daemon, same history."""
     floor_url = fresh_schema(server, "bench_floor")
     build_history(floor_url, plan.history_rows, floor=True)
-    floor = _floor(floor_url, parquet)
+    floor = floor_seconds(floor_url, parquet)
     drop_schema(server, "bench_floor")
     url = fresh_schema(server, "bench_daemon")
     build_history(url, plan.history_rows)

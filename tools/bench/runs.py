@@ -1,4 +1,4 @@
-"""One file through the real daemon, or through the floor, each as its own process.
+"""One file through the real daemon, the warehouse seam or the floor, each as its own process.
 
 `daemon --once` drains an inbox holding one file and exits; its `file_processed` line
 gives the per-file time the daemon itself measured (claim to archive, with the hashing,
@@ -76,9 +76,17 @@ def daemon_once(case: Path, db: Path, parquet: Path, write_mode: str = "merge") 
     return Run(float(line["duration_ms"]) / 1000, rss, counts)
 
 
-def floor_once(db: Path, parquet: Path) -> Run:
-    stdout, rss = _run([sys.executable, "-m", "tools.bench.floor", str(db), str(parquet)])
+def floor_once(db: Path, parquet: Path, feed: str = "transactions") -> Run:
+    stdout, rss = _run([sys.executable, "-m", "tools.bench.floor", str(db), str(parquet),
+                        feed])
     return Run(float(json.loads(stdout)["seconds"]), rss, {})
+
+
+def seam_once(db: str, feed: str, parquet: Path) -> Run:
+    """One file of a `tools.bench.feeds` feed through the warehouse seam (`bench.seam`)."""
+    stdout, rss = _run([sys.executable, "-m", "tools.bench.seam", db, feed, str(parquet)])
+    result = json.loads(stdout)
+    return Run(float(result.pop("seconds")), rss, {k: int(v) for k, v in result.items()})
 
 
 def changed_pages(before: Path, after: Path) -> int:
