@@ -221,3 +221,62 @@ def _outcomes(daemon: DaemonProcess, count: int) -> list[dict[str, Any]]:
 
     wait_until(lambda: len(outcomes()) >= count, f"{count} outcomes")
     return outcomes()[:count]
+
+
+RATES = """
+[feeds.rates]
+pattern = "rates-{date}.parquet"
+date_format = "%Y%m%d"
+key = ["day", "currency"]
+date_column = "day"
+
+[feeds.rates.columns]
+day = "date"
+currency = "string"
+rate = { kind = "decimal", precision = 10, scale = 4 }
+"""
+
+
+def rates_file(day: str, extra: dict[str, pa.Array[Any]] | None = None) -> pa.Table:
+    return pa.table({"day": pa.array([day] * 2), "currency": pa.array(["CHF", "USD"]),
+                     "rate": pa.array([Decimal("0.9412"), Decimal("1.0831")],
+                                      pa.decimal128(10, 4)), **(extra or {})})
+
+
+@on_both_backends
+def test_a_feed_declaration_changed_between_runs(tmp_path: Path, settings: Settings,
+                                                  start_daemon: Start) -> None:
+    """A column added between two runs is added to the table (earlier files still load);
+    a column's kind changed while its table holds rows refuses the start, naming it."""
+    config = tmp_path / "feeds.toml"
+    config.write_text(RATES)
+    put(tmp_path, settings, "rates-20260210.parquet", rates_file(DAY1))
+    first = start_daemon("--config", str(config), "--once", wait_started=False)
+    assert first.proc.wait(timeout=60) == 0
+    assert first.matching("file_processed", feed="rates", inserted=2)
+
+    # Added: a nullable source column, and a fee with a default the rows there take.
+    config.write_text(RATES + 'source = { kind = "string", nullable = true }\n'
+                      'fee = { kind = "integer", default = 0 }\n')
+    put(tmp_path, settings, "rates-20260211.parquet", rates_file(DAY2))
+    put(tmp_path, settings, "rates-20260212.parquet", rates_file(
+        "2026-02-12", {"source": pa.array(["ECB", None]), "fee": pa.array([3, 4])}))
+    second = start_daemon("--config", str(config), "--once", wait_started=False)
+    assert second.proc.wait(timeout=60) == 0
+    [added] = second.matching("table_columns_added")
+    assert added["table"] == "fact_rates" and "source" in str(added) and "fee" in str(added)
+    assert len(second.matching("file_processed", feed="rates")) == 2
+    rows = _rows(settings, 'SELECT "day", "currency", "source", "fee" FROM "fact_rates"')
+    assert sorted((str(r[0]), *r[1:]) for r in rows) == [
+        ("2026-02-10", "CHF", None, 0), ("2026-02-10", "USD", None, 0),
+        ("2026-02-11", "CHF", None, 0), ("2026-02-11", "USD", None, 0),
+        ("2026-02-12", "CHF", "ECB", 3), ("2026-02-12", "USD", None, 4)]
+
+    # Retyped while the table holds rows: refused at start, the table untouched.
+    config.write_text(RATES.replace('rate = { kind = "decimal", precision = 10, scale = 4 }',
+                                    'rate = "float"'))
+    third = start_daemon("--config", str(config), "--once", wait_started=False)
+    assert third.proc.wait(timeout=60) == 2
+    [refused] = third.matching("database_unavailable")
+    assert "rate" in refused["reason"] and refused["hint"]
+    assert len(_rows(settings, 'SELECT * FROM "fact_rates"')) == 6
