@@ -128,7 +128,8 @@ def test_the_rules_would_catch_a_driver_outside_its_backend(tmp_path: Path) -> N
 # What the product may take from `config.contract`: the types a contract is made of. The
 # declared feed itself (`TRANSACTIONS` and its parts under their first names) is the
 # settings' to choose, and reaches everything else as a value passed down from there.
-CONTRACT_TYPES = {"Contract", "Column", "ColumnKind", "Check", "CheckKind", "key_prefix"}
+CONTRACT_TYPES = {"Contract", "Column", "ColumnKind", "Check", "CheckKind", "Feeds",
+                  "key_prefix"}
 CHOOSES_THE_FEED = {"config.contract", "config.feeds", "config.settings"}
 
 

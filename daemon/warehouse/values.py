@@ -51,6 +51,8 @@ class LoadRecord:
     write_mode: str
     run_date: str | None
     started_at: str
+    # The feed the file was loaded by (its name chose it); "" for a name matching none.
+    feed: str
     claim: str | None = None
 
 
