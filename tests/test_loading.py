@@ -28,7 +28,8 @@ NAME = f"transactions_{DAY}.parquet"
 
 
 def attempt_at(path: Path, settings: Settings) -> loading.Attempt:
-    record = LoadRecord(path.name, None, None, settings.write_mode, None, clock.utc_now())
+    record = LoadRecord(path.name, None, None, settings.write_mode, None, clock.utc_now(),
+                        feed="transactions")
     return loading.Attempt(path, record, time.perf_counter())
 
 

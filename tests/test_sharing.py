@@ -196,7 +196,8 @@ def claimed_day(held: Warehouse, settings: Settings,
     ticket = held.claims.claimed(claimed, claimed.lstat().st_ctime_ns)
     assert ticket is not None
     return table, claimed, ticket, LoadRecord(claimed.name, None, None, "merge", day,
-                                              f"{day}T00:00:00Z", ticket.key)
+                                              f"{day}T00:00:00Z", ticket.key,
+                                              feed="transactions")
 
 
 def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settings],

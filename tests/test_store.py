@@ -79,7 +79,8 @@ def strictly_ascending(rows: Sequence[Sequence[Any]]) -> bool:
 
 
 def new_load(conn: sqlite3.Connection, name: str = "f.parquet") -> int:
-    load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z")
+    load = LoadRecord(name, "ab" * 32, 100, "upsert", DAY1, "2026-02-10T00:00:00Z",
+                      feed="transactions")
     return record_load(conn, store.TABLES, load, status="processed",
                              finished_at="2026-02-10T00:00:01Z")
 
@@ -298,7 +299,7 @@ def test_surplus_rows_of_unique_values_is_zero_without_sampling(
 
 
 def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path) -> None:
-    attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s")
+    attempt = LoadRecord("bad.parquet", None, None, "upsert", None, "s", feed="transactions")
     with store.transaction(fresh_db):
         load_id = record_load(fresh_db, store.TABLES, attempt, status="failed", finished_at="f",
                                     rows=7, error="boom")
@@ -312,7 +313,7 @@ def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path)
 def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
                                              db_path: Path) -> None:
     attempt = LoadRecord(contract.file_name_for(DAY1), "ab" * 32, 1234, "replace_date",
-                               DAY1, "s")
+                               DAY1, "s", feed="transactions")
     with store.transaction(fresh_db):
         first = record_load(fresh_db, store.TABLES, attempt, status="processed", finished_at="f0",
                                   rows=999)
@@ -333,7 +334,7 @@ def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,
 
 
 def test_ledger_refuses_an_unknown_status(fresh_db: sqlite3.Connection) -> None:
-    attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s")
+    attempt = LoadRecord("x.parquet", None, None, "upsert", None, "s", feed="transactions")
     with pytest.raises(sqlite3.IntegrityError), store.transaction(fresh_db):
         record_load(fresh_db, store.TABLES, attempt, status="maybe", finished_at="f")
 

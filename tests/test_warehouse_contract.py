@@ -40,7 +40,8 @@ def opened(any_settings: Settings) -> Iterator[Warehouse]:
 
 
 def record(name: str, claim: str, run_date: str = DAY1, mode: str = "merge") -> LoadRecord:
-    return LoadRecord(name, "ab" * 32, 1000, mode, run_date, clock.utc_now(), claim)
+    return LoadRecord(name, "ab" * 32, 1000, mode, run_date, clock.utc_now(), claim,
+                      feed="transactions")
 
 
 def load(held: Warehouse, table: pa.Table, claim: str, run_date: str = DAY1,

@@ -82,7 +82,8 @@ def load(held: Warehouse, feed: contract.Contract, rows: Sequence[Sequence[objec
                      run_date=run_date)
     day = run_date or replace_date or DAY1
     record = LoadRecord(f"transactions_{day}.parquet", "ab" * 32, 100,
-                        "replace" if replace_date else "merge", day, clock.utc_now())
+                        "replace" if replace_date else "merge", day, clock.utc_now(),
+                        feed="transactions")
     with held.staged(feed, table_of(rows).to_batches(max_chunksize=4)) as staged:
         assert staged.rows == len(rows)
         return staged.commit(record, plan)

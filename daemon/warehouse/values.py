@@ -51,9 +51,10 @@ class LoadRecord:
     write_mode: str
     run_date: str | None
     started_at: str
-    # The feed the file was loaded by (its name chose it); "" for a name matching none.
-    feed: str
     claim: str | None = None
+    # The feed the file was loaded by (its name chose it); "" for a name matching none.
+    # Named at every call (keyword-only), so no positional `claim` can land in it.
+    feed: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)
