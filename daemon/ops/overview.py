@@ -86,6 +86,7 @@ def gather(settings: Settings, history: api.History | None, now: datetime) -> Ov
                           history.retry_of_sidecar(x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
-                    last, future, recorded, nodes, settings.inbox, folders.waiting(settings.inbox),
-                    settings.work, folders.in_flight(settings), settings.failed,
+                    last, future, recorded, nodes, settings.inbox,
+                    folders.waiting(settings.inbox, settings.feeds), settings.work,
+                    folders.in_flight(settings), settings.failed,
                     folders.failed_files(settings.failed), leftovers)
