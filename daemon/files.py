@@ -93,16 +93,23 @@ def run_date_from_name(name: str, contract: Contract) -> str:
     return run_date
 
 
+# How alike (difflib's ratio) a name must be to a feed's names to be told it is nearest:
+# `order_D.parquet` is 0.98 like `orders_D.parquet`, `notes.txt` 0.15 like any.
+NEAREST_RATIO = 0.6
+
+
 def nearest_feed(name: str, feeds: Feeds) -> Contract | None:
     """The feed whose file names look most like `name` (digits taken as alike, so a date
-    counts as the feed's date), for the hint to a name that matches none."""
+    counts as the feed's date), for the hint to a name that matches none; None if no
+    feed's look like it (`NEAREST_RATIO`)."""
     def looks(text: str) -> str:
         return re.sub(r"\d", "0", text)
 
     shape = looks(name)
     scored = [(difflib.SequenceMatcher(None, shape, looks(c.file_name_for(
         "2026-03-04"))).ratio(), -i, c) for i, c in enumerate(feeds)]
-    return max(scored, key=lambda x: x[:2])[2] if scored else None
+    best = max(scored, key=lambda x: x[:2], default=None)
+    return best[2] if best is not None and best[0] >= NEAREST_RATIO else None
 
 
 def feed_of(name: str, feeds: Feeds) -> Contract:
@@ -114,13 +121,13 @@ def feed_of(name: str, feeds: Feeds) -> Contract:
     if len(feeds) == 1:
         run_date_from_name(name, feeds.all[0])  # raises its own words
     nearest = nearest_feed(name, feeds)
-    assert nearest is not None, "a daemon serves at least one feed"
     raise FileNameError(
         f"file name {_quoted(name)} does not match any feed's pattern "
-        f"({', '.join(feeds.examples)}); the nearest is {nearest.file_name_example}",
-        hint=f"rename the file to its feed's pattern (for {nearest.name}: "
-        f"{name_rule(nearest)}) and drop it again, or declare a feed whose pattern it "
-        "matches",
+        f"({', '.join(feeds.examples)})"
+        + (f"; the nearest is {nearest.file_name_example}" if nearest else ""),
+        hint="rename the file to its feed's pattern and drop it again, or declare a feed "
+        "whose pattern it matches" + (f"; the nearest feed, {nearest.name}, takes "
+                                      f"{name_rule(nearest)}" if nearest else ""),
     )
 
 
