@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -75,7 +76,7 @@ def with_feeds(settings: Settings, unmatched: UnmatchedPolicy = "fail") -> Setti
     return replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS), unmatched))
 
 
-def by_file(logs: list[dict[str, object]], event: str) -> dict[object, object]:
+def by_file(logs: list[MutableMapping[str, Any]], event: str) -> dict[object, object]:
     return {e["file"]: e["feed"] for e in logs if e["event"] == event}
 
 
@@ -136,7 +137,7 @@ def turns(settings: Settings, orders_db: sqlite3.Connection,
           request: pytest.FixtureRequest) -> Iterator[Worker]:
     """A worker on both feeds whose loop the test turns (no threads): files are complete
     once seen. `unmatched` is the test's parameter, else "fail"."""
-    unmatched = getattr(request, "param", "fail")
+    unmatched: UnmatchedPolicy = getattr(request, "param", "fail")
     worker = build(replace(with_feeds(settings, unmatched), settle_seconds=0.0),
                    as_warehouse(orders_db))
     worker.watcher.prepare()
