@@ -15,12 +15,13 @@ nor `SystemExit` is caught. It knows no threads, events or signals.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -225,15 +226,22 @@ class Pipeline:
             handle = None  # unreadable: its name is what it is failed for all the same
         if handle is not None:
             with handle:
-                attempt.stage = "hash"
-                sha256, size = files.sha256_of(handle, partial(self._progress, attempt.path),
-                                               self.settings.max_file_bytes)
-                attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
-                                       claim=attempt.ticket.key if attempt.ticket
-                                       else files.claim_key(handle))
+                self._hash(attempt, handle)
         attempt.stage = "name"
         files.feed_of(attempt.path.name, self.settings.feeds)
         raise AssertionError("unreachable: a name matching no feed raises")
+
+    def _hash(self, attempt: loading.Attempt, handle: BinaryIO) -> None:
+        """Record the file's hash, size and claim in `attempt`, unless it is larger than
+        `max_file_bytes` (its name fails it all the same)."""
+        limit = self.settings.max_file_bytes
+        if limit is not None and os.fstat(handle.fileno()).st_size > limit:
+            return
+        attempt.stage = "hash"
+        sha256, size = files.sha256_of(handle, partial(self._progress, attempt.path), limit)
+        attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
+                               claim=attempt.ticket.key if attempt.ticket
+                               else files.claim_key(handle))
 
     def _progress(self, claimed: Path) -> None:
         """A batch staged (or a stretch hashed): the worker is alive, and the claim kept."""
