@@ -1,6 +1,7 @@
 """Names, hashing and moves of the files the daemon handles: the filesystem side of a load.
 
-Owns which inbox names are ignored, how a run date is read from a name, the no-follow
+Owns which inbox names are ignored, which feed a name belongs to (or none, and what that
+name is told), how a run date is read from a name by its feed's format, the no-follow
 open, the SHA-256, the Parquet-footer probe, and the moves between inbox, work and
 processed (atomic renames within one filesystem that never overwrite, under a name whose
 error sidecar is free too); the move to failed/ is `daemon.load.quarantine`'s. It knows
@@ -10,6 +11,7 @@ nothing of SQLite or of what the rows mean.
 from __future__ import annotations
 
 import ctypes
+import difflib
 import errno
 import hashlib
 import itertools
@@ -18,12 +20,11 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
 from filedrop_etl.config import ConfigError
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import Contract, Feeds
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
@@ -70,7 +71,8 @@ def redrop_of(name: str) -> tuple[str, int]:
 
 
 def run_date_from_name(name: str, contract: Contract) -> str:
-    """The ISO run date a file name promises, or `FileNameError` saying what was expected."""
+    """The ISO run date a file name promises, read with the feed's date format, or
+    `FileNameError` saying what was expected."""
     match = contract.file_name_pattern.fullmatch(name)
     if match is None:
         raise FileNameError(
@@ -79,12 +81,67 @@ def run_date_from_name(name: str, contract: Contract) -> str:
         )
     text = match["date"]
     try:
-        return date.fromisoformat(text).isoformat()
+        # ASCII digits only: the pattern's `\d` (and `strptime`) take any script's.
+        run_date = contract.run_date_of(name) if text.isascii() else None
     except ValueError:
+        run_date = None
+    if run_date is None:
         raise FileNameError(
             f"file name {_quoted(name)} holds {text!r}, which is not a calendar date",
             hint="rename the file with the real run date and drop it again",
         ) from None
+    return run_date
+
+
+# How alike (difflib's ratio) a name must be to a feed's names to be told it is nearest:
+# `order_D.parquet` is 0.98 like `orders_D.parquet`, `notes.txt` 0.15 like any.
+NEAREST_RATIO = 0.6
+
+
+def nearest_feed(name: str, feeds: Feeds) -> Contract | None:
+    """The feed whose file names look most like `name` (digits taken as alike, so a date
+    counts as the feed's date), for the hint to a name that matches none; None if no
+    feed's look like it (`NEAREST_RATIO`)."""
+    def looks(text: str) -> str:
+        return re.sub(r"\d", "0", text)
+
+    shape = looks(name)
+    scored = [(difflib.SequenceMatcher(None, shape, looks(c.file_name_for(
+        "2026-03-04"))).ratio(), -i, c) for i, c in enumerate(feeds)]
+    best = max(scored, key=lambda x: x[:2], default=None)
+    return best[2] if best is not None and best[0] >= NEAREST_RATIO else None
+
+
+def feed_of(name: str, feeds: Feeds) -> Contract:
+    """The feed a file name belongs to, or `FileNameError` listing every feed's pattern
+    and the nearest one. A daemon of one feed says what it always said."""
+    contract = feeds.for_file(name)
+    if contract is not None:
+        return contract
+    if len(feeds) == 1:
+        run_date_from_name(name, feeds.all[0])  # raises its own words
+    nearest = nearest_feed(name, feeds)
+    raise FileNameError(
+        f"file name {_quoted(name)} does not match any feed's pattern "
+        f"({', '.join(feeds.examples)})"
+        + (f"; the nearest is {nearest.file_name_example}" if nearest else ""),
+        hint="rename the file to its feed's pattern and drop it again, or declare a feed "
+        "whose pattern it matches" + (f"; the nearest feed, {nearest.name}, takes "
+                                      f"{name_rule(nearest)}" if nearest else ""),
+    )
+
+
+def feed_name(name: str, feeds: Feeds) -> str:
+    """The name of the feed a file name belongs to, as logs, metrics and the ledger
+    carry it: `""` for a name that matches no feed."""
+    contract = feeds.for_file(name)
+    return "" if contract is None else contract.name
+
+
+def left_unmatched(name: str, feeds: Feeds) -> bool:
+    """Whether a file of this name stays in the inbox untouched: it matches no feed, and
+    the operator chose `unmatched = "leave"` for such files."""
+    return feeds.unmatched == "leave" and feeds.for_file(name) is None
 
 
 def open_no_follow(path: Path) -> BinaryIO:

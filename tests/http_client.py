@@ -64,7 +64,16 @@ class Scrape:
     def value(self, name: str, **labels: str) -> float:
         return self.samples[(name, tuple(sorted(labels.items())))]
 
-    def by(self, name: str, label: str) -> dict[str, float]:
-        """Every sample of `name`, by the value of its one label `label`."""
-        return {dict(labels)[label]: value for (sample, labels), value in self.samples.items()
-                if sample == name}
+    def by(self, name: str, label: str, **where: str) -> dict[str, float]:
+        """Every sample of `name` whose other labels are `where`, by the value of its
+        label `label`; `ValueError` if two such samples share that value."""
+        found: dict[str, float] = {}
+        for (sample, labels), value in self.samples.items():
+            named = dict(labels)
+            if sample != name or {k: named.get(k) for k in where} != where:
+                continue
+            if named[label] in found:
+                raise ValueError(f"{name} has several samples of {label}={named[label]}: "
+                                 "say which in `where`")
+            found[named[label]] = value
+        return found

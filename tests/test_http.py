@@ -73,7 +73,7 @@ def test_the_routes_answer_as_documented(start_daemon: Start) -> None:
     assert (request(base + "/readyz").status, request(base + "/readyz").text) == (200, "ready\n")
     metrics = request(base + "/metrics")
     assert metrics.headers["Content-Type"] == CONTENT_TYPE_LATEST
-    assert 'etl_files_total{outcome="processed"} 0.0' in metrics.text
+    assert 'etl_files_total{feed="transactions",outcome="processed"} 0.0' in metrics.text
     head = request(base + "/metrics", method="HEAD")
     assert head.headers["Content-Length"] == metrics.headers["Content-Length"]
     port = int(base.rsplit(":", 1)[1])
@@ -152,6 +152,6 @@ def test_a_browser_sees_the_health_and_the_metrics(tmp_path: Path, start_daemon:
     assert browser.find_element(By.TAG_NAME, "body").text == "ok"
     browser.get(base + "/metrics")
     shown = browser.find_element(By.TAG_NAME, "body").text.splitlines()
-    assert 'etl_files_total{outcome="processed"} 1.0' in shown
-    assert 'etl_rows_total{change="inserted"} 25.0' in shown
+    assert 'etl_files_total{feed="transactions",outcome="processed"} 1.0' in shown
+    assert 'etl_rows_total{feed="transactions",change="inserted"} 25.0' in shown
     assert daemon.stop() == 0

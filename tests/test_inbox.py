@@ -12,11 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 import structlog
 
+from filedrop_etl.config.contract import TRANSACTIONS, Feeds
 from filedrop_etl.daemon.watch.inbox import STALLED_WRITER_SETTLES, Hint, Inbox
 from tests.conftest import day_table, write_parquet
 
 SETTLE = 10.0
 NAME = "transactions_2026-02-10.parquet"
+FEEDS = Feeds((TRANSACTIONS,))
 
 
 class Clocks:
@@ -54,7 +56,7 @@ def inbox_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def inbox(inbox_dir: Path, clocks: Clocks) -> Inbox:
-    return Inbox(inbox_dir, SETTLE, clock=clocks.monotonic)
+    return Inbox(inbox_dir, SETTLE, feeds=FEEDS, clock=clocks.monotonic)
 
 
 def put(clocks: Clocks, directory: Path, name: str = NAME, content: bytes | None = None,
@@ -292,8 +294,8 @@ def test_vanished_file_disappears_from_candidates(inbox: Inbox, inbox_dir: Path,
         # A name never detected vanishes without a line: there is nothing to close.
         assert inbox.note(inbox_dir / "transactions_2026-02-13.parquet", "created",
                           "event") is None
-    assert logs == [{"event": "file_vanished", "log_level": "info", "file": path.name}
-                    for path in (first, second, third)]
+    assert logs == [{"event": "file_vanished", "log_level": "info", "file": path.name,
+                     "feed": "transactions"} for path in (first, second, third)]
 
 
 def test_scan_returns_only_newly_found(inbox: Inbox, inbox_dir: Path, clocks: Clocks) -> None:

@@ -52,7 +52,8 @@ def test_a_scrape_counts_files_rows_durations_and_how_each_file_was_found(
     assert scrape.by("etl_rows_total", "change") == {
         change: sum(line[change] for line in processed)
         for change in ("inserted", "updated", "unchanged", "deleted")}
-    assert scrape.value("etl_rows_total", change="unchanged") == 25  # the re-drop
+    # The re-drop's rows.
+    assert scrape.value("etl_rows_total", feed="transactions", change="unchanged") == 25
     assert scrape.by("etl_file_duration_seconds_count", "outcome") == {
         "processed": 2, "failed": 1, "retry": 0, "vanished": 0}
     # The histogram's sum is the pipeline's own durations, give or take the call itself.
@@ -74,7 +75,7 @@ def test_a_scrape_counts_files_rows_durations_and_how_each_file_was_found(
     finished = max(r["finished_at"] for r in ledger(settings.db_file) if r["status"] == "processed")
     assert seeded.value("etl_last_success_timestamp_seconds") == \
         datetime.fromisoformat(finished).timestamp()
-    assert seeded.value("etl_files_total", outcome="processed") == 0
+    assert seeded.value("etl_files_total", feed="transactions", outcome="processed") == 0
     assert restarted.stop() == 0
 
 
@@ -137,7 +138,7 @@ def test_a_file_deleted_before_its_claim_counts_as_vanished(
     watcher.turn(time.monotonic() + settings.rescan_seconds)  # its periodic rescan
     assert worker.report.tally()["vanished"] == 1
     scrape = Scrape(worker.metrics.exposition().decode())
-    assert scrape.value("etl_files_total", outcome="vanished") == 1
+    assert scrape.value("etl_files_total", feed="transactions", outcome="vanished") == 1
 
 
 def test_failed_count_counts_what_waits_for_a_person(tmp_path: Path) -> None:

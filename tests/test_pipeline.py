@@ -261,7 +261,7 @@ def test_a_staging_file_that_cannot_be_written_is_retried_not_quarantined(
     history = ledger(settings.db_file)
     with capture_logs() as logs:
         outcome = pipeline.process(path)
-    assert outcome == Outcome("retry", path)
+    assert outcome == Outcome("retry", path, feed="transactions")
     assert prefixes == [f"{settings.db_file.name}.staging-"]
     assert path.exists() and list(settings.failed.iterdir()) == []
     assert fact_rows(settings.db_file) == loaded
@@ -275,7 +275,8 @@ def test_a_staging_file_that_cannot_be_written_is_retried_not_quarantined(
 
     monkeypatch.undo()
     assert pipeline.process(path) == Outcome("processed", settings.processed / NAME,
-                                             store.MergeCounts(25, 25, 0, 0, 0))
+                                             store.MergeCounts(25, 25, 0, 0, 0),
+                                             feed="transactions")
     assert len(fact_rows(settings.db_file)) == len(loaded) + 25
     assert [r["status"] for r in ledger(settings.db_file)] == ["processed", "processed"]
     assert staging_files(settings) == []

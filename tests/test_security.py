@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.contract import TRANSACTIONS, Feeds
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.warehouse.sqlite import staging
 from filedrop_etl.daemon.watch.inbox import Inbox
@@ -26,7 +26,7 @@ def test_event_paths_that_leave_the_inbox_are_never_candidates(tmp_path: Path) -
     for directory in (inbox_dir / "sub", elsewhere):
         directory.mkdir(parents=True)
         (directory / NAME).write_bytes(b"PAR1")
-    inbox = Inbox(inbox_dir, settle_seconds=0.0)
+    inbox = Inbox(inbox_dir, settle_seconds=0.0, feeds=Feeds((TRANSACTIONS,)))
     for path in (inbox_dir / ".." / "elsewhere" / NAME, inbox_dir / "sub" / NAME,
                  elsewhere / NAME, Path("/") / NAME):
         assert inbox.note(path, "moved", "event") is None

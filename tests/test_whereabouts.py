@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import TRANSACTIONS, Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.watch.inbox import Inbox
@@ -79,15 +80,17 @@ def test_the_inbox_tells_a_file_another_daemon_took_from_a_deleted_one(
     """Guards a found bug (issue 21): every file another daemon claimed was logged as
     `file_vanished` by each daemon that had detected it."""
     taken, deleted = dropped(tmp_path), dropped(tmp_path, "transactions_2026-07-02.parquet")
-    inbox = Inbox(taken.parent, 60.0, whereabouts=places)
+    inbox = Inbox(taken.parent, 60.0, feeds=Feeds((TRANSACTIONS,)), whereabouts=places)
     assert len(inbox.scan("sweep")) == 2
     with capture_logs() as logs:
         files.move_unique(taken, places.work.parent / "b")
         deleted.unlink()
         assert inbox.scan("rescan") == [] and inbox.candidates == {}
     assert sorted(logs, key=lambda e: e["event"]) == [
-        {"event": "file_claimed_elsewhere", "log_level": "info", "file": NAME, "by": "b"},
-        {"event": "file_vanished", "log_level": "info", "file": deleted.name}]
+        {"event": "file_claimed_elsewhere", "log_level": "info", "file": NAME,
+         "feed": "transactions", "by": "b"},
+        {"event": "file_vanished", "log_level": "info", "file": deleted.name,
+         "feed": "transactions"}]
     assert (inbox.claimed_elsewhere, inbox.vanished) == (1, 1)
 
 
@@ -100,7 +103,8 @@ def test_a_claim_another_daemon_made_first_is_not_a_vanished_file(
     settings.inbox.mkdir(parents=True, exist_ok=True)
     taken = write_parquet(settings.inbox, day_table("2026-07-01"), run_date="2026-07-01")
     deleted = write_parquet(settings.inbox, day_table("2026-07-02"), run_date="2026-07-02")
-    inbox = Inbox(settings.inbox, 60.0, whereabouts=Whereabouts.of(settings))
+    inbox = Inbox(settings.inbox, 60.0, feeds=settings.feeds,
+                  whereabouts=Whereabouts.of(settings))
     inbox.scan("sweep")
     other = settings.work.parent / "other-node"
     files.move_unique(taken, other)
@@ -111,9 +115,10 @@ def test_a_claim_another_daemon_made_first_is_not_a_vanished_file(
     if settings.shared:
         assert (first.status, logs[0]) == ("claimed_elsewhere", {
             "event": "file_claimed_elsewhere", "log_level": "info", "file": taken.name,
-            "by": "other-node"})
+            "feed": "transactions", "by": "other-node"})
     else:
         assert (first.status, logs[0]["event"]) == ("vanished", "file_vanished")
     assert (second.status, logs[1]) == ("vanished", {
-        "event": "file_vanished", "log_level": "info", "file": deleted.name})
+        "event": "file_vanished", "log_level": "info", "file": deleted.name,
+        "feed": "transactions"})
     assert (other / taken.name).exists() and not list(settings.work.iterdir())

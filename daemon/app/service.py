@@ -140,6 +140,8 @@ def run(settings: Settings, *, once: bool) -> int:
         # follows from it, logged as the settings it fills (work, the lock) are.
         described = {k: _shown(v) for k, v in vars(settings).items() if k != "place"}
         described["db"] = settings.where
+        described["feeds"] = feeds_shown(settings)
+        described["unmatched"] = settings.feeds.unmatched
         return _serve(described, built, once, notifier)
 
 
@@ -164,6 +166,16 @@ def _shown(value: object) -> object:
         host, port = value
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return value
+
+
+def feeds_shown(settings: Settings) -> list[dict[str, object]]:
+    """The feeds as `daemon_started` logs them: data, in declaration order, each with
+    the write mode its files are loaded in."""
+    return [{"name": c.name, "pattern": c.file_name_template, "date_format": c.date_format,
+             "table": c.fact_table, "key": list(c.key), "date_column": c.date_column,
+             "write_mode": c.write_mode or settings.write_mode,
+             "columns": {col.name: col.kind for col in c.columns}}
+            for c in settings.feeds]
 
 
 def _serving(settings: Settings, address: tuple[str, int],

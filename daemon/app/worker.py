@@ -48,7 +48,8 @@ def build(settings: Settings, warehouse: Warehouse, *, once: bool = False,
                           restored=hints.warehouse_back)
     report = WorkerReport(settings, observer, heartbeat, warehouse, once=once)
     pipeline = Pipeline(settings, warehouse, progress=report.tick)
-    inbox = Inbox(settings.inbox, settings.settle_seconds, whereabouts=pipeline.whereabouts)
+    inbox = Inbox(settings.inbox, settings.settle_seconds, whereabouts=pipeline.whereabouts,
+                  feeds=settings.feeds)
     # Always collected, served or not: a few counter updates per file (measured in the
     # report of `make bench-quick`), and one code path with and without --http. Seeded
     # from the ledger, so that a restart does not look like a day without a success.

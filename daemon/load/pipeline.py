@@ -1,6 +1,9 @@
 """What happens to one file: claim, load, record, archive or quarantine.
 
-This is the per-file error boundary. A claimed file is loaded by `daemon.load.loading` (its
+This is the per-file error boundary. Each file is loaded by the feed its name belongs to
+(`Feeds.for_file`), in that feed's write mode (its own, else the daemon's); a name that
+matches no feed fails at its name, hashed first as any file is, with the ledger's feed
+`""`. A claimed file is loaded by `daemon.load.loading` (its
 rows staged and checked, then the ledger row and the merge in one transaction); only
 after that commit is the file moved to processed/. Bad input and unexpected errors roll
 everything back, write a failed ledger row and move the file to failed/ with an
@@ -12,16 +15,18 @@ nor `SystemExit` is caught. It knows no threads, events or signals.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
-from filedrop_etl.config import Settings
+from filedrop_etl.config import Settings, WriteMode
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon import clock, crashpoints, files
 from filedrop_etl.daemon.errors import BadInput, StoppedTooOften, describe
 from filedrop_etl.daemon.load import loading, quarantine
@@ -46,6 +51,8 @@ class Outcome:
     status: Ending | Claimed
     path: Path
     counts: MergeCounts | None = None
+    # The feed the file's name belongs to; "" for none.
+    feed: str = ""
 
 
 class Pipeline:
@@ -54,9 +61,6 @@ class Pipeline:
     def __init__(self, settings: Settings, warehouse: Warehouse,
                  progress: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
-        # The feed every file is loaded by, as the settings chose it: the one source of it
-        # for the name, the reader, the checks and the warehouse's staging and merge.
-        self.contract = settings.contract
         self.warehouse = warehouse
         # Called as each batch of a file is staged: a file of many batches is work going
         # on, not a stuck worker (the caller's health check).
@@ -68,12 +72,23 @@ class Pipeline:
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
 
+    def feed_of(self, name: str) -> tuple[Contract | None, str]:
+        """The feed a file of this name is loaded by (None: its name matches no feed),
+        and its name as the log, the metrics and the ledger carry it ("" for none)."""
+        contract = self.settings.feeds.for_file(name)
+        return contract, "" if contract is None else contract.name
+
+    def write_mode(self, contract: Contract | None) -> WriteMode:
+        """The write mode a file of `contract` is loaded in: the feed's, else the daemon's."""
+        return (contract.write_mode if contract is not None else None) or self.settings.write_mode
+
     def claim(self, path: Path, seen: Identity | None = None) -> Outcome:
         """Move an inbox file into the work directory: `claimed` with its new path, else
         `claimed_elsewhere` (another daemon on a shared inbox took it first), `vanished`
         (deleted) or `claim_failed` (left in the inbox). `seen`: the file as the inbox last
         saw it (`whereabouts.identity`), to find it by if it is gone before this look."""
         shown = files.display_name(path.name)
+        feed = self.feed_of(path.name)[1]
         try:
             st = path.lstat()
             seen = identity(st)
@@ -85,19 +100,20 @@ class Pipeline:
             elsewhere = (None if self.whereabouts is None
                          else self.whereabouts.claimed_elsewhere(path.name, seen))
             if elsewhere is not None:
-                log.info("file_claimed_elsewhere", file=shown, by=elsewhere.by)
-                return Outcome("claimed_elsewhere", path)
-            log.info("file_vanished", file=shown)
-            return Outcome("vanished", path)
+                log.info("file_claimed_elsewhere", file=shown, feed=feed, by=elsewhere.by)
+                return Outcome("claimed_elsewhere", path, feed=feed)
+            log.info("file_vanished", file=shown, feed=feed)
+            return Outcome("vanished", path, feed=feed)
         except OSError as exc:
             # Left in the inbox, where the next periodic rescan offers it again.
-            log.error("claim_failed", file=shown, reason=str(exc),
+            log.error("claim_failed", file=shown, feed=feed, reason=str(exc),
                       hint="make the inbox and work directories writable by the daemon")
-            return Outcome("claim_failed", path)
+            return Outcome("claim_failed", path, feed=feed)
         self.holds.dropped(claimed, dropped)
-        log.info("file_claimed", file=shown, work_path=files.display_name(str(claimed)))
+        log.info("file_claimed", file=shown, feed=feed,
+                 work_path=files.display_name(str(claimed)))
         crashpoints.reached("after_claim")
-        return Outcome("claimed", claimed)
+        return Outcome("claimed", claimed, feed=feed)
 
     def process(self, claimed: Path, *, attempt: int = 1,
                 retry_in_seconds: float | None = None,
@@ -111,7 +127,11 @@ class Pipeline:
         could end the daemon again.
         """
         self._schedule = {"attempt": attempt, "retry_in_seconds": retry_in_seconds}
-        with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name)):
+        feed = self.feed_of(claimed.name)[1]
+        # Every line logged while the file is in hand (the loading's and the warehouse's
+        # too) carries its file and its feed.
+        with structlog.contextvars.bound_contextvars(file=files.display_name(claimed.name),
+                                                     feed=feed):
             try:
                 self.holds.hold(claimed)
                 if stopped_on is not None:
@@ -127,26 +147,34 @@ class Pipeline:
                 # lost and never the worker's end.
                 stage = "outcome" if self.holds.held(claimed) else "claim"
                 log.error("file_retry_scheduled", file=files.display_name(claimed.name),
-                          stage=stage, error_type=type(exc).__name__, reason=str(exc),
+                          feed=feed, stage=stage, error_type=type(exc).__name__,
+                          reason=str(exc),
                           hint="the file stays in the work directory and is retried"
                           + ("" if isinstance(exc, WarehouseFault) else "; this is a bug "
                              "in the daemon: report it with this line"),
                           exc_info=not isinstance(exc, WarehouseFault), **self._schedule)
-                return Outcome("retry", claimed)
+                return Outcome("retry", claimed, feed=feed)
             if outcome.status in ("processed", "failed", "vanished"):
                 self.holds.release(claimed)
-            return outcome
+            return replace(outcome, feed=feed)
+
+    def _record(self, claimed: Path) -> tuple[LoadRecord, Contract | None]:
+        """The ledger's record of an attempt at `claimed` as it begins, and its feed."""
+        contract, feed = self.feed_of(claimed.name)
+        return LoadRecord(files.display_name(claimed.name), None, None,
+                          self.write_mode(contract), None, clock.utc_now(),
+                          feed=feed), contract
 
     def _set_aside(self, claimed: Path, stopped_on: list[dict[str, Any]]) -> Outcome:
         """Record and quarantine a file, unread, as `StoppedTooOften`."""
+        load, contract = self._record(claimed)
         try:
             size: int | None = claimed.lstat().st_size
-            run_date: str | None = files.run_date_from_name(claimed.name, self.contract)
+            run_date = (None if contract is None
+                        else files.run_date_from_name(claimed.name, contract))
         except (OSError, BadInput):
             size = run_date = None
-        load = LoadRecord(files.display_name(claimed.name), None, size,
-                          self.settings.write_mode, run_date, clock.utc_now(),
-                          feed=self.contract.name)
+        load = replace(load, bytes=size, run_date=run_date)
         attempt = loading.Attempt(claimed, load, time.perf_counter(), stage="resume",
                                   ticket=self.holds.tickets.get(claimed))
         return self._fail(attempt, StoppedTooOften(stopped_on))
@@ -156,14 +184,18 @@ class Pipeline:
         finish = self._unfinished.pop(claimed, None)
         if finish is not None:
             return finish()
-        load = LoadRecord(files.display_name(claimed.name), None, None,
-                          self.settings.write_mode, None, clock.utc_now(),
-                          feed=self.contract.name)
+        load, contract = self._record(claimed)
         attempt = loading.Attempt(claimed, load, time.perf_counter(),
                                   ticket=self.holds.tickets.get(claimed))
         try:
-            attempt.counts = loading.load_file(attempt, self.contract, self.settings,
-                                               self.warehouse, partial(self._progress, claimed))
+            if contract is None:
+                attempt.counts = self._unmatched(attempt)
+            else:
+                # The daemon's settings with the feed's write mode: what the load obeys.
+                attempt.counts = loading.load_file(
+                    attempt, contract, replace(self.settings,
+                                               write_mode=self.write_mode(contract)),
+                    self.warehouse, partial(self._progress, claimed))
         except (KeyboardInterrupt, SystemExit):
             raise  # the process's to handle, never a verdict on the file
         except ClaimLost as exc:
@@ -179,6 +211,37 @@ class Pipeline:
             return Outcome("vanished", claimed)
         crashpoints.reached("after_commit")
         return self._archive(attempt)
+
+    def _unmatched(self, attempt: loading.Attempt) -> MergeCounts | None:
+        """A file whose name matches no feed (dropped under `unmatched = "fail"`, or left
+        claimed by an earlier run or another config): hashed, as every file is before its
+        name is read, so that its ledger row and its sidecar name its content; then
+        `FileNameError` listing the feeds' patterns. None if it vanished first."""
+        try:
+            handle = files.open_no_follow(attempt.path)
+        except FileNotFoundError:
+            log.warning("file_vanished", file=attempt.load.file_name, feed=attempt.load.feed)
+            return None
+        except OSError:
+            handle = None  # unreadable: its name is what it is failed for all the same
+        if handle is not None:
+            with handle:
+                self._hash(attempt, handle)
+        attempt.stage = "name"
+        files.feed_of(attempt.path.name, self.settings.feeds)
+        raise AssertionError("unreachable: a name matching no feed raises")
+
+    def _hash(self, attempt: loading.Attempt, handle: BinaryIO) -> None:
+        """Record the file's hash, size and claim in `attempt`, unless it is larger than
+        `max_file_bytes` (its name fails it all the same)."""
+        limit = self.settings.max_file_bytes
+        if limit is not None and os.fstat(handle.fileno()).st_size > limit:
+            return
+        attempt.stage = "hash"
+        sha256, size = files.sha256_of(handle, partial(self._progress, attempt.path), limit)
+        attempt.load = replace(attempt.load, sha256=sha256, bytes=size,
+                               claim=attempt.ticket.key if attempt.ticket
+                               else files.claim_key(handle))
 
     def _progress(self, claimed: Path) -> None:
         """A batch staged (or a stretch hashed): the worker is alive, and the claim kept."""
@@ -201,14 +264,15 @@ class Pipeline:
         try:
             archived = files.move_unique(attempt.path, self.settings.processed)
         except FileNotFoundError:
-            log.warning("file_vanished", file=load.file_name, stage="archive")
+            log.warning("file_vanished", file=load.file_name, feed=load.feed, stage="archive")
             return Outcome("vanished", attempt.path, counts)
         except OSError as exc:
             self._unfinished[attempt.path] = partial(self._archive, attempt)
             return self._retry(attempt, exc)
         crashpoints.reached("during_move")
         superseded = {"superseded": True} if counts.superseded else {}
-        log.info("file_processed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
+        log.info("file_processed", file=load.file_name, feed=load.feed, sha256=load.sha256,
+                 bytes=load.bytes,
                  run_date=load.run_date, write_mode=load.write_mode, rows=counts.rows,
                  inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged,
                  deleted=counts.deleted, duration_ms=attempt.elapsed_ms(),
@@ -220,7 +284,8 @@ class Pipeline:
         have taken it over. The claim is forgotten; the retry claims the file again if it
         is still here, and finds it gone if the other daemon moved it."""
         self.holds.lost(attempt.path)
-        log.warning("claim_lost", file=attempt.load.file_name, stage=attempt.stage,
+        log.warning("claim_lost", file=attempt.load.file_name, feed=attempt.load.feed,
+                    stage=attempt.stage,
                     reason=str(exc), hint=exc.hint)
         return Outcome("retry", attempt.path)
 
@@ -233,7 +298,8 @@ class Pipeline:
         fault = {"fault": type(exc).__name__} if driver else {}
         if driver and isinstance(exc, WarehouseFault):
             reason = exc.message
-        log.error("file_retry_scheduled", file=attempt.load.file_name, stage=attempt.stage,
+        log.error("file_retry_scheduled", file=attempt.load.file_name, feed=attempt.load.feed,
+                  stage=attempt.stage,
                   error_type=driver or type(exc).__name__, reason=reason, **fault,
                   hint="the file stays in the work directory and is retried; fix the "
                   "database, disk or memory condition named in reason", **self._schedule)
@@ -245,6 +311,7 @@ class Pipeline:
         load = attempt.load
         report = {
             "file": load.file_name,
+            "feed": load.feed,
             **describe(exc, stage),
             "sha256": load.sha256,
             "bytes": load.bytes,
@@ -265,7 +332,8 @@ class Pipeline:
                 self._unfinished[attempt.path] = partial(self._fail, attempt, exc)
                 return self._retry(replace(attempt, stage="ledger"), db_exc)
             # The quarantine below must still happen: the ledger is not the only record.
-            log.error("ledger_write_failed", file=load.file_name, reason=str(db_exc))
+            log.error("ledger_write_failed", file=load.file_name, feed=load.feed,
+                      reason=str(db_exc))
         return self._quarantine(attempt, report, with_traceback=not isinstance(exc, BadInput))
 
     def _quarantine(self, attempt: loading.Attempt, report: dict[str, object],
@@ -275,14 +343,16 @@ class Pipeline:
         try:
             failed = quarantine.quarantine(attempt.path, self.settings.failed, report)
         except FileNotFoundError:
-            log.warning("file_vanished", file=attempt.load.file_name, stage="quarantine")
+            log.warning("file_vanished", file=attempt.load.file_name, feed=attempt.load.feed,
+                        stage="quarantine")
             return Outcome("vanished", attempt.path)
         except OSError as exc:
             self._unfinished[attempt.path] = partial(self._quarantine, attempt, report,
                                                      with_traceback)
             return self._retry(attempt, exc)
         load = attempt.load
-        log.error("file_failed", file=load.file_name, sha256=load.sha256, bytes=load.bytes,
+        log.error("file_failed", file=load.file_name, feed=load.feed, sha256=load.sha256,
+                  bytes=load.bytes,
                   run_date=load.run_date, write_mode=load.write_mode, rows=attempt.rows,
                   inserted=0, updated=0, unchanged=0, deleted=0, stage=report["stage"],
                   error_type=report["error_type"], reason=report["reason"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Feeds
 from filedrop_etl.daemon import files
 
 
@@ -152,12 +153,14 @@ def in_flight(settings: Settings) -> int:
     return files.claimed_count(root) + sum(files.claimed_count(node) for node in nodes)
 
 
-def waiting(directory: Path) -> int:
+def waiting(directory: Path, feeds: Feeds | None = None) -> int:
     """Entries the daemon would take from the inbox (or resume from the work directory):
-    everything but the hidden and temporary names of writers at work, and directories."""
+    everything but the hidden and temporary names of writers at work, directories, and,
+    with `feeds`, the files of no feed it leaves there (`unmatched = "leave"`)."""
     try:
         with os.scandir(directory) as entries:
             return sum(1 for e in entries
-                       if not files.is_ignored(e.name) and not e.is_dir(follow_symlinks=False))
+                       if not files.is_ignored(e.name) and not e.is_dir(follow_symlinks=False)
+                       and not (feeds is not None and files.left_unmatched(e.name, feeds)))
     except FileNotFoundError:
         return 0

@@ -5,9 +5,10 @@ tests can make many and no library's metrics leak in). The worker reports what o
 sees as it happens (a file's duration and row counts, how a file was found); the rest is
 read at scrape time from the worker's report (`WorkerState`): the files by outcome (the tally
 `daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, and
-the files waiting in failed/. Every labelled series exists from the start at 0, so that
-`rate()` and alerts see the first file. It serves nothing and knows no threads; see
-`daemon.ops.server`.
+the files waiting in failed/. The per-file series (files, rows, durations) carry the
+file's `feed` (`""` for a name that matches no feed). Every labelled series of each
+declared feed exists from the start at 0, so that `rate()` and alerts see the first
+file. It serves nothing and knows no threads; see `daemon.ops.server`.
 """
 
 from __future__ import annotations
@@ -51,23 +52,29 @@ class WorkerState(Protocol):
 
     def tally(self) -> Mapping[str, int]: ...
 
+    def tally_by_feed(self) -> Mapping[str, Mapping[str, int]]: ...
+
     def queue_depth(self) -> int: ...
 
     def health(self) -> list[str]: ...
 
 
 class _Tally(Collector):
-    """`etl_files_total{outcome}`, read from the worker's own tally at each scrape."""
+    """`etl_files_total{feed,outcome}`, read from the worker's own tally at each scrape:
+    every declared feed's series, and those of any other feed a file was counted for
+    (`""`, a name of none)."""
 
-    def __init__(self, worker: WorkerState) -> None:
-        self.worker = worker
+    def __init__(self, worker: WorkerState, feeds: tuple[str, ...]) -> None:
+        self.worker, self.feeds = worker, feeds
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily("etl_files", "Files by how their last attempt ended",
-                                     labels=["outcome"])
-        tally = self.worker.tally()
-        for outcome in OUTCOMES:
-            family.add_metric([outcome], tally.get(outcome, 0))
+        family = CounterMetricFamily("etl_files", "Files by feed and how their last "
+                                     "attempt ended", labels=["feed", "outcome"])
+        tally = self.worker.tally_by_feed()
+        for feed in dict.fromkeys([*self.feeds, *tally]):
+            counts = tally.get(feed, {})
+            for outcome in OUTCOMES:
+                family.add_metric([feed, outcome], counts.get(outcome, 0))
         yield family
 
 
@@ -87,20 +94,23 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = CollectorRegistry()
         registry = self.registry
-        self.registry.register(_Tally(worker))
-        self.rows = Counter("etl_rows", "Fact rows by what loading files did to them",
-                            ["change"], registry=registry)
+        feeds = settings.feeds.names
+        self.registry.register(_Tally(worker, feeds))
+        self.rows = Counter("etl_rows", "Fact rows by feed and what loading files did to "
+                            "them", ["feed", "change"], registry=registry)
         self.duration = Histogram("etl_file_duration_seconds",
                                   "Seconds from a claimed file's open to its move",
-                                  ["outcome"], buckets=DURATION_BUCKETS, registry=registry)
+                                  ["feed", "outcome"], buckets=DURATION_BUCKETS,
+                                  registry=registry)
         self.found = Counter("etl_files_detected", "Files detected in the inbox, by what "
                              "found them", ["found_by"], registry=registry)
-        for change in CHANGES:
-            self.rows.labels(change)
-        for outcome in OUTCOMES:
-            # A claim that failed or was another daemon's never reaches the pipeline.
-            if outcome not in ("claim_failed", "claimed_elsewhere"):
-                self.duration.labels(outcome)
+        for feed in feeds:
+            for change in CHANGES:
+                self.rows.labels(feed, change)
+            for outcome in OUTCOMES:
+                # A claim that failed or was another daemon's never reaches the pipeline.
+                if outcome not in ("claim_failed", "claimed_elsewhere"):
+                    self.duration.labels(feed, outcome)
         for found_by in FOUND_BY:
             self.found.labels(found_by)
         # Seeded from the ledger, so that a restart does not look like a day without one.
@@ -123,16 +133,18 @@ class Metrics:
     def detected(self, found_by: str) -> None:
         self.found.labels(found_by).inc()
 
-    def file_done(self, outcome: Ending, seconds: float, counts: api.MergeCounts | None) -> None:
-        """One attempt at a claimed file ended (its tally is the report's, `WorkerState`)."""
-        self.duration.labels(outcome).observe(seconds)
+    def file_done(self, outcome: Ending, seconds: float, counts: api.MergeCounts | None,
+                  feed: str) -> None:
+        """One attempt at a claimed file of `feed` ended (its tally is the report's,
+        `WorkerState`)."""
+        self.duration.labels(feed, outcome).observe(seconds)
         if outcome == "processed":
             self.last_success.set(time.time())
         # Counts come with every committed load, even one whose file then vanished
         # before its archive: its rows changed all the same.
         if counts is not None:
             for change in CHANGES:
-                self.rows.labels(change).inc(getattr(counts, change))
+                self.rows.labels(feed, change).inc(getattr(counts, change))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -110,7 +110,8 @@ def gather(settings: Settings, history: api.History | None, now: datetime, *,
     failed = [f for f in folders.failed_files(settings.failed)
               if feed is None or feed_of_failed(settings, f) == feed]
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
-                    last, future, recorded, nodes, settings.inbox, folders.waiting(settings.inbox),
+                    last, future, recorded, nodes, settings.inbox,
+                    folders.waiting(settings.inbox, settings.feeds),
                     settings.work, folders.in_flight(settings), settings.failed,
                     failed, leftovers, feeds)
 

@@ -11,9 +11,11 @@ does), and that has no footer yet, waits ten settle times instead.
 Complete is not the same as valid: a complete file without a footer is handed over all
 the same, and fails as bad input rather than being waited on forever. Hidden and
 temporary names are ignored; entries that are neither regular files nor symlinks are
-skipped with one warning each; a candidate that disappears before its claim is logged as
-claimed elsewhere when another daemon on a shared inbox took it (`daemon.whereabouts`),
-else as vanished.
+skipped with one warning each; under `unmatched = "leave"`, a file whose name matches no
+feed is left where it is, logged once (`file_unmatched`) for as long as it stays, and
+looked at again only if renamed or dropped anew; a candidate that disappears before its
+claim is logged as claimed elsewhere when another daemon on a shared inbox took it
+(`daemon.whereabouts`), else as vanished.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ from typing import Literal
 
 import structlog
 
+from filedrop_etl.config.contract import Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
@@ -58,34 +62,54 @@ class Candidate:
     # Its device, inode, size and mtime as last seen (`whereabouts.identity`): a file
     # another daemon claimed is found by them.
     seen: Identity | None = None
+    # The feed its name belongs to ("" for none) and the run date it names (ISO; "" if
+    # it names none), which place it in the load order.
+    feed: str = ""
+    run_date: str = ""
 
     @property
-    def order(self) -> tuple[str, int, int, str]:
-        """Where it stands in the order files are loaded in: by name, but a day dropped
+    def day(self) -> tuple[str, str]:
+        """The feed and run date its rows are: drops of one day of one feed are applied
+        in the order they were dropped. A name of no feed or date is a day of its own."""
+        if self.run_date:
+            return self.feed, self.run_date
+        return "", files.redrop_of(self.path.name)[0]
+
+    @property
+    def order(self) -> tuple[str, str, str, int, int, str]:
+        """Where it stands in the order files are loaded in: by run date (whatever order
+        a feed's date format writes dates in), then by feed and name, but a day dropped
         under several names (`D`, `D~2`, `D~10`) in the order of its drops, so that the
         later drop is applied last and wins; drops of equal time (a filesystem with coarse
-        timestamps) by their `~N` as a number."""
+        timestamps) by their `~N` as a number. A name naming no run date sorts by name."""
         first, suffix = files.redrop_of(self.path.name)
-        return first, self.ctime_ns, suffix, self.path.name
+        return self.run_date, self.feed, first, self.ctime_ns, suffix, self.path.name
 
 
 class Inbox:
     """Tracks candidate files in one directory; not thread-safe: the worker owns it."""
 
-    def __init__(self, directory: Path, settle_seconds: float,
+    def __init__(self, directory: Path, settle_seconds: float, *, feeds: Feeds,
                  clock: Callable[[], float] = time.monotonic,
                  whereabouts: Whereabouts | None = None) -> None:
         self.directory = directory
+        # The feeds whose files it takes: a name of none waits here or is taken to fail.
+        self.feeds = feeds
         self.settle_seconds = settle_seconds
         self.clock = clock
         # Where other daemons sharing the inbox put the files they claim; None if none do.
         self.whereabouts = whereabouts
         self.candidates: dict[str, Candidate] = {}
         self._skipped: set[str] = set()
+        # Files left in the inbox as matching no feed (`unmatched = "leave"`), each with
+        # the device and inode it was logged for: logged once while it stays.
+        self._unmatched: dict[str, tuple[int, int]] = {}
         # Detected files gone before their claim, for the daemon's closing tally: deleted,
         # or claimed by another daemon sharing the inbox.
         self.vanished = 0
         self.claimed_elsewhere = 0
+        # The same by feed and outcome, for the metrics.
+        self.gone: Counter[tuple[str, str]] = Counter()
 
     def note(self, path: Path, hint: Hint | None, found_by: FoundBy,
              now: float | None = None) -> Candidate | None:
@@ -108,11 +132,15 @@ class Inbox:
                             reason="not a regular file; only files are loaded",
                             hint="remove it from the inbox")
             return None
+        if files.left_unmatched(name, self.feeds):
+            self._leave(name, st)
+            return None
         new = candidate is None
         now = self.clock() if now is None else now
         if candidate is None:
+            feed, run_date = self._day_of(name)
             candidate = Candidate(path, found_by, st.st_size, st.st_mtime_ns, now,
-                                  st.st_ctime_ns)
+                                  st.st_ctime_ns, feed=feed, run_date=run_date)
             self.candidates[name] = candidate
         else:
             self._observe(candidate, st, now)
@@ -131,6 +159,35 @@ class Inbox:
         ):
             candidate.complete = True
         return candidate if new else None
+
+    def _day_of(self, name: str) -> tuple[str, str]:
+        """The feed (or "") and the run date (or "") a name gives its candidate."""
+        contract = self.feeds.for_file(name)
+        if contract is None:
+            return "", ""
+        try:
+            return contract.name, contract.run_date_of(name) or ""
+        except ValueError:  # not a calendar date: it fails at its name
+            return contract.name, ""
+
+    def _leave(self, name: str, st: os.stat_result) -> None:
+        """A file of no feed, left in the inbox: logged the first time this file (by its
+        inode) is seen under this name; never a candidate, so never claimed."""
+        inode = (st.st_dev, st.st_ino)
+        if self._unmatched.get(name) == inode:
+            return
+        self._unmatched[name] = inode
+        nearest = files.nearest_feed(name, self.feeds)
+        log.info("file_unmatched", file=files.display_name(name), feed="",
+                 patterns=list(self.feeds.examples),
+                 nearest=nearest.file_name_example if nearest else None,
+                 hint="the file stays in the inbox untouched (unmatched = \"leave\"); "
+                 "rename it to a feed's pattern, or declare a feed for it, to load it")
+
+    @property
+    def left(self) -> int:
+        """Files left in the inbox as matching no feed, as last listed."""
+        return len(self._unmatched)
 
     def _observe(self, candidate: Candidate, st: os.stat_result, now: float) -> None:
         candidate.seen = identity(st)
@@ -166,6 +223,8 @@ class Inbox:
         for name in set(self.candidates) - present:
             self._forget(name, vanished=True)
         self._skipped &= present
+        for name in set(self._unmatched) - present:
+            del self._unmatched[name]  # gone (or renamed): dropped again, it is logged again
         return sorted(found, key=lambda candidate: candidate.order)
 
     def due(self) -> tuple[list[Path], float | None]:
@@ -180,11 +239,11 @@ class Inbox:
                 self._observe(candidate, candidate.path.lstat(), now)
             except OSError as exc:
                 self._forget(name, vanished=isinstance(exc, FileNotFoundError))
-        held: set[str] = set()  # days (first drops' names) with an earlier drop settling
+        held: set[tuple[str, str]] = set()  # feeds' days with an earlier drop settling
         for candidate in sorted(self.candidates.values(), key=lambda c: c.order):
             quiet = now - candidate.stable_since
             needed = self._quiet_needed(candidate, quiet)
-            day = files.redrop_of(candidate.path.name)[0]
+            day = candidate.day
             if (candidate.complete or quiet >= needed) and day not in held:
                 ready.append(candidate.path)
                 continue
@@ -214,10 +273,13 @@ class Inbox:
                      else self.whereabouts.claimed_elsewhere(name, candidate.seen))
         if elsewhere is not None:
             self.claimed_elsewhere += 1
-            log.info("file_claimed_elsewhere", file=files.display_name(name), by=elsewhere.by)
+            self.gone[candidate.feed, "claimed_elsewhere"] += 1
+            log.info("file_claimed_elsewhere", file=files.display_name(name),
+                     feed=candidate.feed, by=elsewhere.by)
             return
         self.vanished += 1
-        log.info("file_vanished", file=files.display_name(name))
+        self.gone[candidate.feed, "vanished"] += 1
+        log.info("file_vanished", file=files.display_name(name), feed=candidate.feed)
 
     def taken(self, path: Path) -> Identity | None:
         """Forget a candidate the worker is claiming now; its identity as last seen

@@ -26,7 +26,9 @@ class OutcomeSink(Protocol):
 
     def detected(self, found_by: FoundBy) -> None: ...
 
-    def file_done(self, outcome: Ending, seconds: float, counts: MergeCounts | None) -> None:
+    def file_done(self, outcome: Ending, seconds: float, counts: MergeCounts | None,
+                  feed: str) -> None:
+        """One attempt at a claimed file of `feed` ("" for a name of none) ended."""
         ...
 
 

@@ -38,6 +38,9 @@ class Snapshot:
     file: Path | None = None
     # Files by outcome so far (every one of `OUTCOMES`), as `daemon_stopped` reports them.
     tally: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    # The same by feed ("" for files whose names match none), for the metrics: only the
+    # feeds that have had a file, each with every one of `OUTCOMES`.
+    tally_by_feed: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # Files detected and not yet claimed, and claims waiting for a (re)try.
     queue_depth: int = 0
     # Whether the worker thread runs its loop; `crashed` once it ended by an exception.
@@ -123,6 +126,11 @@ class WorkerReport:
         """Files by outcome so far (every one of `OUTCOMES`), as `daemon_stopped`, the
         metrics and `daemon_status` report them."""
         return self.now.tally
+
+    def tally_by_feed(self) -> Mapping[str, Mapping[str, int]]:
+        """`tally`, by feed: the feeds that have had a file so far ("" for a name of no
+        feed), each with every one of `OUTCOMES`."""
+        return self.now.tally_by_feed
 
     def queue_depth(self) -> int:
         """Files detected and not yet claimed, and claims waiting for a (re)try."""

@@ -153,7 +153,8 @@ def adopt_strays(settings: Settings) -> list[Path]:
                       hint="make the work root writable; the file is adopted at the next "
                       "start")
             continue
-        log.info("file_adopted", file=files.display_name(moved.name), work=str(root),
+        log.info("file_adopted", file=files.display_name(moved.name),
+                 feed=files.feed_name(moved.name, settings.feeds), work=str(root),
                  hint="claimed by a daemon of another warehouse (SQLite) on this inbox "
                  "before it stopped; loaded into this one")
         adopted.append(moved)

@@ -63,6 +63,8 @@ class Watcher:
         self.stop_requested = threading.Event()
         # The worker's own count of how its attempts ended; others read `report.tally`.
         self.outcomes: Counter[str] = Counter()
+        # The same by feed ("" for a name of none) and outcome: `report.tally_by_feed`.
+        self.by_feed: Counter[tuple[str, str]] = Counter()
         # Claimed files waiting for a (re)try, in claim order: when due, attempt count.
         self._retries: dict[Path, tuple[float, int]] = {}
         # `once` only: a file had to wait, so this drain takes nothing more.
@@ -174,6 +176,7 @@ class Watcher:
             # How often the daemon already stopped while loading it: at max_resumes it
             # is set aside instead of loaded (see `_attempt`).
             log.info("file_resumed", file=files.display_name(path.name),
+                     feed=files.feed_name(path.name, self.settings.feeds),
                      unfinished_attempts=unfinished.get(path.name, 0),
                      max_resumes=self.settings.max_resumes)
             self._retries[path] = (0.0, 0)
@@ -241,7 +244,10 @@ class Watcher:
         # Detected, then gone before the claim: deleted, or another daemon's now.
         tally["vanished"] += self.inbox.vanished
         tally["claimed_elsewhere"] += self.inbox.claimed_elsewhere
-        self.report.update(tally=tally,
+        by_feed: dict[str, dict[str, int]] = {}
+        for (feed, outcome), count in (self.by_feed + self.inbox.gone).items():
+            by_feed.setdefault(feed, dict.fromkeys(OUTCOMES, 0))[outcome] = count
+        self.report.update(tally=tally, tally_by_feed=by_feed,
                            queue_depth=len(self.inbox.candidates) + len(self._retries))
 
     def _take_over(self) -> None:
@@ -284,6 +290,7 @@ class Watcher:
                     break  # the later ready files wait behind it, in the inbox
             else:
                 self.outcomes[claim.status] += 1
+                self.by_feed[claim.feed, claim.status] += 1
         return bool(ran or ready), wait
 
     def _process(self, claimed: Path) -> None:
@@ -300,8 +307,10 @@ class Watcher:
         if status == "claimed":
             raise AssertionError("an attempt never ends in a claim")
         self.outcomes[status] += 1
+        self.by_feed[outcome.feed, status] += 1
         self.report.update(ticked_at=time.monotonic(), file=None)
-        self.sink.file_done(status, time.perf_counter() - started, outcome.counts)
+        self.sink.file_done(status, time.perf_counter() - started, outcome.counts,
+                            outcome.feed)
         if status != "retry":
             self._retries.pop(claimed, None)
         elif delay is None:
@@ -327,5 +336,5 @@ class Watcher:
     def _detected(self, found: list[Candidate]) -> None:
         for candidate in found:
             log.info("file_detected", file=files.display_name(candidate.path.name),
-                     found_by=candidate.found_by)
+                     feed=candidate.feed, found_by=candidate.found_by)
             self.sink.detected(candidate.found_by)

@@ -68,6 +68,9 @@ class Quiet:
     def tally(self) -> dict[str, int]:
         return {}
 
+    def tally_by_feed(self) -> dict[str, dict[str, int]]:
+        return {}
+
 
 def _get(url: str) -> tuple[int, int]:
     """Status and body bytes of one GET."""
