@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from filedrop_etl.config.contract import (
     COLUMN_KINDS,
     Check,
@@ -276,11 +279,12 @@ def _with_bound(where: str, kind: CheckKind, spec: Mapping[str, object], column:
             return None
         return Check(kind, column.name, value)
     if kind == "matches":
-        try:
-            re.compile(value) if isinstance(value, str) else None
-        except re.error as exc:
-            problems.add(f"{where}.value", f"{value!r} is not a regular expression: {exc}",
-                         "write a Python regular expression, matched against the whole value")
+        why = _regex_problem(value) if isinstance(value, str) else None
+        if why:
+            problems.add(f"{where}.value", f"{value!r} is not a regular expression the "
+                         f"checks can run: {why}", "write a regular expression in the "
+                         "common syntax (no look-arounds or back-references), matched "
+                         "against the whole value")
             return None
         if not isinstance(value, str):
             problems.add(f"{where}.value", f"is {value!r}", "write the regular expression a "
@@ -299,6 +303,20 @@ def _with_bound(where: str, kind: CheckKind, spec: Mapping[str, object], column:
     if value is not None or values is not None:
         problems.add(where, f"{kind} takes no value", "remove value and values")
     return Check(kind, column.name)
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why `pattern` can not be a `matches` rule: the checks run it in RE2 (Arrow's
+    engine), and the generator reads it as Python does; None where both accept it."""
+    try:
+        re.compile(pattern)
+        # Anchored as the checks anchor it (`daemon.load.checks.fullmatch`).
+        pc.match_substring_regex(pa.array([""], pa.string()), pattern=rf"\A(?:{pattern})\z")
+    except re.error as exc:
+        return str(exc)
+    except pa.ArrowInvalid as exc:
+        return str(exc).splitlines()[0]
+    return None
 
 
 def read_totals(at: str, value: object, columns: tuple[Column, ...],

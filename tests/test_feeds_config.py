@@ -219,3 +219,11 @@ def test_unmatched_and_table_prefix_are_settings(tmp_path: Path) -> None:
     assert orders.fact_table == "orders"
     with pytest.raises(ConfigError, match="unmatched"):
         _settings(tmp_path, BASE, ETL_UNMATCHED="ignore")
+
+
+def test_a_pattern_the_checks_can_not_run_is_refused(tmp_path: Path) -> None:
+    """Python reads look-arounds; RE2, which runs the checks, does not."""
+    message = _refusal(tmp_path, BASE + '[[feeds.orders.checks]]\nrule = "matches"\n'
+                       'column = "sku"\nvalue = "(?=A)[A-Z]+"\n')
+    assert "feeds.orders.checks[0].value: '(?=A)[A-Z]+' is not a regular expression the " \
+           "checks can run" in message
