@@ -36,11 +36,13 @@ from filedrop_etl.daemon.warehouse.faults import (
 )
 from filedrop_etl.daemon.warehouse.values import (
     FOLDER_NAMES,
-    CustomerTotal,
     Daemon,
     DayRows,
     DayTotal,
+    Figure,
+    Figures,
     Folders,
+    GroupTotal,
     Lapsed,
     Load,
     LoadBin,
@@ -62,13 +64,15 @@ __all__ = [
     "Backend",
     "ClaimLost",
     "Claims",
-    "CustomerTotal",
     "Daemon",
     "DatabaseMoved",
     "DayRows",
     "DayTotal",
+    "Figure",
+    "Figures",
     "FileIdentity",
     "Folders",
+    "GroupTotal",
     "History",
     "KeptHistory",
     "Lapsed",
@@ -103,9 +107,11 @@ class Staged(Protocol):
     @property
     def rows(self) -> int: ...
 
-    def surplus_rows(self, column: str, limit: int) -> tuple[int, list[str]]:
-        """Rows beyond the first for each repeated non-null value of `column`, and up to
-        `limit` of those values (as text)."""
+    def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
+        """Rows beyond the first for each repeated combination of values of `columns`
+        (one column, or a key's) in which none is null, and up to `limit` of those
+        combinations, smallest first, as text (a composite one as its values joined by
+        `", "`: `"2026-03-01, 17"`)."""
         ...
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
@@ -192,8 +198,9 @@ class FileIdentity(Protocol):
 class Warehouse(Protocol):
     """The worker's warehouse: one per worker, used from its one thread.
 
-    Opened for a contract (its tables made or migrated, its ledger); each load passes the
-    contract it loads by to `staged`, and nothing reads one back from the warehouse.
+    Opened for the settings' feeds (each one's tables made, migrated or evolved, the one
+    ledger); each load passes the contract it loads by to `staged`, and the ledger row
+    says which feed it was (`LoadRecord.feed`).
     """
 
     claims: Claims
@@ -217,8 +224,9 @@ class Warehouse(Protocol):
         `ClaimLost` if `ticket` is no longer this daemon's."""
         ...
 
-    def last_success(self, now: str) -> Load | None:
-        """The latest processed load finished by `now`, to seed the metric."""
+    def last_success(self, now: str, feed: str | None = None) -> Load | None:
+        """The latest processed load (of `feed`, or of any) finished by `now`, to seed
+        the metric."""
         ...
 
     def answers_again(self) -> None:
@@ -230,7 +238,11 @@ class Warehouse(Protocol):
 
 
 class History(Protocol):
-    """The read-only history, for the commands, the page and the metric. Never writes."""
+    """The read-only history, for the commands, the page and the metric. Never writes.
+
+    The ledger is shared by every feed: its questions take `feed` (None: every feed's).
+    What the data holds is a feed's own table: those questions take its contract, and
+    answer for a feed whose table does not exist yet as for an empty one."""
 
     def schema_version(self) -> int: ...
     def recent_loads(self, where: LoadFilter) -> list[Load]: ...
@@ -239,23 +251,40 @@ class History(Protocol):
     def daemons(self) -> list[Daemon]: ...
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None: ...
-    def tally(self, since: str | None = None, until: str | None = None) -> Tally: ...
-    def last_success(self, now: str) -> Load | None: ...
+    def tally(self, since: str | None = None, until: str | None = None,
+              feed: str | None = None) -> Tally: ...
+    def last_success(self, now: str, feed: str | None = None) -> Load | None: ...
     def loads_in_the_future(self, now: str) -> int: ...
-    def day_totals(self, since: str | None = None,
-                   until: str | None = None) -> list[DayTotal]: ...
-    def customer_totals(self, since: str | None = None,
-                        until: str | None = None) -> list[CustomerTotal]: ...
-    def has_rows(self) -> bool: ...
-    def rows_per_day(self, days: int, latest: str) -> list[DayRows]: ...
 
-    def load_bins(self, since: str, until: str, seconds: int) -> list[LoadBin]:
+    def day_totals(self, contract: Contract, since: str | None = None,
+                   until: str | None = None) -> list[DayTotal]:
+        """Per run date of the feed's fact table (`since` to `until`, both included, each
+        optional), oldest first: its rows and its `Totals` figures. [] for a feed
+        without a date column."""
+        ...
+
+    def group_totals(self, contract: Contract, since: str | None = None,
+                     until: str | None = None) -> list[GroupTotal]:
+        """Per value of the feed's `Totals.group_by` column, over the run dates `since` to
+        `until`: its rows and figures, largest first by the first sum (by rows where the
+        feed sums nothing), then by the value. [] when `group_by` is None."""
+        ...
+
+    def has_rows(self, contract: Contract) -> bool: ...
+
+    def rows_per_day(self, contract: Contract, days: int, latest: str) -> list[DayRows]:
+        """The feed's rows per run date over the `days` calendar days up to the newest
+        run date not after `latest`; [] for a feed without a date column."""
+        ...
+
+    def load_bins(self, since: str, until: str, seconds: int,
+                  feed: str | None = None) -> list[LoadBin]:
         """The loads finished from `since` to `until` (both included), counted in the
         database by slice of `seconds` and status: as many values for 100,000 loads as
         for 100 (the status page's timeline and figures)."""
         ...
 
-    def median_load(self, since: str, until: str) -> float | None:
+    def median_load(self, since: str, until: str, feed: str | None = None) -> float | None:
         """The median duration in seconds of the loads finished from `since` to `until`
         (the mean of the middle two for an even count), or None if there were none."""
         ...

@@ -3,8 +3,9 @@
 What a load is (`LoadRecord`), how to merge it (`MergePlan`) and what it changed
 (`MergeCounts`); the ledger's word on a claim (`Recorded`); a shared warehouse's claim
 (`Ticket`, `TakenOver`); and what the read side answers (`Load`, `LoadBin`, `Retry`,
-`Tally`, `DayTotal`, `DayRows`, `CustomerTotal`, `Daemon`), as tables and JSON render
-them alike.
+`Tally`, `DayTotal`, `DayRows`, `GroupTotal`, `Daemon`), as tables and JSON render
+them alike. A load belongs to one feed (`LoadRecord.feed`, `Load.feed`); totals carry a
+feed's own figures (`Figures`, in its `Totals` order), as no value here names a column.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class LoadRecord:
     write_mode: str
     run_date: str | None
     started_at: str
+    # The feed the file belongs to (`Contract.name`): the ledger's `feed`.
+    feed: str
     claim: str | None = None
 
 
@@ -131,6 +134,8 @@ class Load:
     bytes: int | None
     started_at: str
     finished_at: str
+    # The feed the file belongs to ('transactions' for every load before feeds).
+    feed: str
 
 
 @dataclass(frozen=True)
@@ -207,12 +212,26 @@ class LoadBin:
     file_name: str | None
 
 
+# One figure of a feed's totals: a distinct count (int), a sum of integers (int, or None
+# where every value is null), of floats (float) or of decimals (the exact sum's text,
+# `"1234.50"`, never a float).
+Figure = int | float | str | None
+# A feed's figures, each with its label, in `Totals` order: the distinct counts, then the
+# sums (for transactions `(("customers", 12), ("amount", 5417.82))`).
+Figures = tuple[tuple[str, Figure], ...]
+
+
 @dataclass(frozen=True)
 class DayTotal:
+    """One run date of a feed's fact table: its rows and its figures."""
+
     run_date: str
     rows: int
-    customers: int
-    amount: float
+    figures: Figures = ()
+
+    def figure(self, label: str) -> Figure:
+        """The figure of that label (`KeyError` if the feed has none)."""
+        return dict(self.figures)[label]
 
 
 @dataclass(frozen=True)
@@ -222,10 +241,18 @@ class DayRows:
 
 
 @dataclass(frozen=True)
-class CustomerTotal:
-    customer_id: int
-    transactions: int
-    amount: float
+class GroupTotal:
+    """One value of a feed's `Totals.group_by` column (a customer, for transactions): its
+    rows and its figures (the feed's, but for a distinct count of the group column itself,
+    which would always be 1)."""
+
+    group: str | int | None
+    rows: int
+    figures: Figures = ()
+
+    def figure(self, label: str) -> Figure:
+        """The figure of that label (`KeyError` if the feed has none)."""
+        return dict(self.figures)[label]
 
 
 @dataclass(frozen=True)
@@ -239,6 +266,8 @@ class LoadFilter:
     status: Status | None = None
     since: str | None = None
     until: str | None = None
+    # Only the loads of this feed; None: every feed's.
+    feed: str | None = None
 
 
 @dataclass(frozen=True)
