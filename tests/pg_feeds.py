@@ -36,14 +36,14 @@ from tests.conftest import settings_under
 
 
 def feed(name: str, columns: tuple[Column, ...], key: tuple[str, ...], date_column: str,
-         checks: tuple[Check, ...] = (), totals: Totals = Totals()) -> Contract:
+         checks: tuple[Check, ...] = (), totals: Totals | None = None) -> Contract:
     template = f"{name}_{{date}}.parquet"
     return Contract(name=name, columns=columns, key=key, date_column=date_column,
                     checks=(*checks, Check("unique", key[0], over=key),
                             Check("equals_file_date", date_column)),
                     fact_table=f"fact_{name}", staging_table=f"staging_{name}",
                     file_name_pattern=name_pattern(template), file_name_template=template,
-                    totals=totals)
+                    totals=totals or Totals())
 
 
 ORDERS = feed("orders", (
