@@ -2,12 +2,9 @@
 
 The same answers as `SqliteHistory`, in the same forms: times as the ledger's text
 (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC), run dates as `YYYY-MM-DD`. The ledger's questions
-take a feed (None: every feed's); the data's take the feed's contract, and answer for a
-feed whose table does not exist yet as for an empty one. A feed's figures are its
-`Totals`: distinct counts, then sums (of integers an int, of floats a float, of decimals
-the exact sum's text: `numeric` sums exactly). A glob on file names becomes an anchored
-regular expression; a limit of -1 is none. It never writes, and the session it is given
-is read-only.
+take a feed (None: every feed's); the data's take the feed's contract (`totals`). A glob
+on file names becomes an anchored regular expression; a limit of -1 is none. It never
+writes, and the session it is given is read-only.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from filedrop_etl.daemon.warehouse.api import (
     Daemon,
     DayRows,
     DayTotal,
-    Figure,
     GroupTotal,
     Load,
     LoadBin,
@@ -30,10 +26,9 @@ from filedrop_etl.daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from filedrop_etl.daemon.warehouse.postgresql import catalog, schema
+from filedrop_etl.daemon.warehouse.postgresql import schema, totals
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
 from filedrop_etl.daemon.warehouse.postgresql.shape import DAEMONS, LEDGER, RETRIES
-from filedrop_etl.daemon.warehouse.sql import Tables, date_range, q
 from filedrop_etl.daemon.warehouse.values import recording
 
 
@@ -80,16 +75,6 @@ def _load(row: Sequence[Any]) -> Load:
 def _of_feed(feed: str | None) -> tuple[str, tuple[str, ...]]:
     """` AND "feed" = %s` and its value, for a question about one feed's loads."""
     return ('', ()) if feed is None else (' AND "feed" = %s', (feed,))
-
-
-def _figure(value: object, kind: str) -> Figure:
-    if value is None:
-        return None
-    if kind == "decimal":
-        return str(value)  # summed as text by the query: the exact decimal
-    if kind == "float":
-        return float(str(value))
-    return int(str(value))
 
 
 class PostgresHistory:
@@ -184,82 +169,19 @@ class PostgresHistory:
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
         return int(count)
 
-    def _exists(self, contract: Contract) -> bool:
-        return bool(catalog.existing(self.conn, [contract.fact_table]))
-
-    def _figures(self, contract: Contract, but: str | None = None) -> list[tuple[str, str]]:
-        """(label, SQL) of each of the feed's figures but a distinct count of `but`."""
-        totals = contract.totals
-        kinds = {c.name: c.kind for c in contract.columns}
-        return ([(label, f"count(DISTINCT {q(c)})") for label, c in totals.distinct
-                 if c != but]
-                + [(label, f"sum({q(c)})" + ("::text" if kinds[c] == "decimal" else ""))
-                   for label, c in totals.sums])
-
-    def _kinds(self, contract: Contract, but: str | None = None) -> list[str]:
-        totals = contract.totals
-        return (["integer" for _, c in totals.distinct if c != but]
-                + [contract.column(c).kind for _, c in totals.sums])
-
     def day_totals(self, contract: Contract, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
-        if contract.date_column is None or not self._exists(contract):
-            return []
-        t = Tables(contract)
-        where, params = date_range(t.date, since, until, "%s::date")
-        figures, kinds = self._figures(contract), self._kinds(contract)
-        shown = "".join(f", {sql}" for _, sql in figures)
-        return [DayTotal(str(d), int(n), tuple(
-                    (label, _figure(v, k)) for (label, _), v, k in zip(figures, rest, kinds,
-                                                                       strict=True)))
-                for d, n, *rest in self._rows(
-                    f"SELECT to_char({t.date}, 'YYYY-MM-DD'), count(*){shown} FROM {t.fact} "
-                    f"{where} GROUP BY {t.date} ORDER BY {t.date}", params)]
+        return totals.day_totals(self.conn, contract, since, until)
 
     def group_totals(self, contract: Contract, since: str | None = None,
                      until: str | None = None) -> list[GroupTotal]:
-        group = contract.totals.group_by
-        if group is None or not self._exists(contract):
-            return []
-        t = Tables(contract)
-        where, params = (date_range(t.date, since, until, "%s::date")
-                         if contract.date_column is not None else ("", []))
-        figures, kinds = self._figures(contract, group), self._kinds(contract, group)
-        shown = "".join(f", {sql}" for _, sql in figures)
-        # Largest first by the first sum (by rows where the feed sums nothing).
-        first = len(figures) - len(contract.totals.sums) + 3
-        order = f"{first} DESC NULLS LAST" if contract.totals.sums else "2 DESC"
-        kind = contract.column(group).kind
-        value = q(group) if kind in ("integer", "string") else f"{q(group)}::text"
-        return [GroupTotal(g if g is None or isinstance(g, int) else str(g), int(n), tuple(
-                    (label, _figure(v, k)) for (label, _), v, k in zip(figures, rest, kinds,
-                                                                       strict=True)))
-                for g, n, *rest in self._rows(
-                    f"SELECT {value}, count(*){shown} FROM {t.fact} {where} "
-                    f"GROUP BY {q(group)} ORDER BY {order}, {q(group)}", params)]
+        return totals.group_totals(self.conn, contract, since, until)
 
     def has_rows(self, contract: Contract) -> bool:
-        if not self._exists(contract):
-            return False
-        [(found,)] = self._rows(f"SELECT EXISTS (SELECT 1 FROM {Tables(contract).fact})")
-        return bool(found)
+        return totals.has_rows(self.conn, contract)
 
     def rows_per_day(self, contract: Contract, days: int, latest: str) -> list[DayRows]:
-        if contract.date_column is None or not self._exists(contract):
-            return []
-        t = Tables(contract)
-        date = t.date
-        [(before, newest)] = self._rows(
-            f"SELECT (SELECT max({date}) FROM {t.fact} WHERE {date} <= %s::date), "
-            f"(SELECT max({date}) FROM {t.fact})", (latest,))
-        last = before or newest
-        if last is None:
-            return []
-        upper, bound = ("", ()) if last == newest else (f" AND {date} <= %s", (last,))
-        return [DayRows(str(d), int(n)) for d, n in self._rows(
-            f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*) FROM {t.fact} "
-            f"WHERE {date} > %s::date - %s{upper} GROUP BY {date} ORDER BY {date}",
-            (last, days, *bound))]
+        return totals.rows_per_day(self.conn, contract, days, latest)
 
     def load_bins(self, since: str, until: str, seconds: int,
                   feed: str | None = None) -> list[LoadBin]:

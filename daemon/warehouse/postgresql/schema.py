@@ -112,11 +112,14 @@ def inspect(conn: Connection, feeds: Sequence[Contract]) -> Found:
         raise SchemaMismatch(
             f"the database has schema version {found}; this daemon knows {SCHEMA_VERSION}",
             hint="run the newer daemon that wrote it, or point --db at another database")
-    # A version-3 database is read as version 3 defined its tables, then altered.
-    shape = found if found is not None and found <= BEFORE_FEEDS else SCHEMA_VERSION
-    defined = {t: columns.declared(c) for t, c in tables(feeds, shape).items()}
+    held = catalog.columns(conn, list(tables(feeds)))
+    # A version-3 database is read as version 3 defined its tables (those not altered
+    # yet: `evolve.upgrade` alters each it finds without `feed`).
+    before = tables(feeds, BEFORE_FEEDS) if found is not None and found <= BEFORE_FEEDS else {}
+    defined = {t: columns.declared(
+                   before[t] if t in before and "feed" not in {c.name for c in held.get(t, [])}
+                   else c) for t, c in tables(feeds).items()}
     names = catalog.canonical(conn, (k for d in defined.values() for k in d.values()))
-    held = catalog.columns(conn, list(defined))
     facts = {c.fact_table: c for c in feeds}
     extra_types = {n: names[k] for n, k in columns.declared(FACT_EXTRA).items()}
     differences, changes = [], []
