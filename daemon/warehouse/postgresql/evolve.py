@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from filedrop_etl.config.contract import LEDGER_TABLE_NAME, Column, Contract
+from filedrop_etl.config.contract import Column, Contract
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.columns import Held
@@ -30,6 +30,7 @@ from filedrop_etl.daemon.warehouse.postgresql.shape import (
     DROPS_TABLE,
     FIRST_FEED,
     LEDGER,
+    LEDGER_TABLE_NAME,
     column_definition,
     fact_definitions,
 )

@@ -28,7 +28,7 @@ from functools import partial
 import structlog
 from psycopg import errors
 
-from filedrop_etl.config.contract import LEDGER_TABLE_NAME, Contract
+from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.api import WarehouseBusy
@@ -39,6 +39,7 @@ from filedrop_etl.daemon.warehouse.postgresql.shape import (
     CLAIMS_TABLE,
     DROPS_TABLE,
     FACT_EXTRA,
+    LEDGER_TABLE_NAME,
     SCHEMA_VERSION,
     VERSION_TABLE,
     indexes,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from filedrop_etl.config.contract import LEDGER_TABLE_NAME, Column, Contract
+from filedrop_etl.config.contract import Column, Contract
 from filedrop_etl.daemon.warehouse.postgresql.types import declared_type, literal
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, RETRIES_TABLE, Tables, q
 
@@ -27,6 +27,8 @@ BEFORE_FEEDS = 3
 VERSION_TABLE = "filedrop_schema"
 CLAIMS_TABLE = "claims"
 DROPS_TABLE = "drops"
+# Every feed's ledger (each contract's `ledger_table`): one table for all of them.
+LEDGER_TABLE_NAME = "load_history"
 LEDGER, RETRIES, DAEMONS = q(LEDGER_TABLE_NAME), q(RETRIES_TABLE), q(DAEMONS_TABLE)
 # What a ledger row of a version-3 database is: the only feed there was.
 FIRST_FEED = "transactions"

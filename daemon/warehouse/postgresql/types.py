@@ -9,7 +9,7 @@ staging tables. A decimal is `numeric(p,s)`, exact; a timestamp is `timestamptz`
 
 from __future__ import annotations
 
-from filedrop_etl.config.contract import Column, ColumnKind, Scalar
+from filedrop_etl.config.contract import Column, ColumnKind
 
 _TYPES: dict[ColumnKind, str] = {
     "string": "text",
@@ -35,7 +35,7 @@ def declared_type(column: Column) -> str:
     return column_type(column.kind)
 
 
-def literal(value: Scalar, column: Column) -> str:
+def literal(value: str | int | float | bool, column: Column) -> str:
     """A declared default as SQL text, cast to the column's type (DDL takes no bound
     values): a quoted string under `standard_conforming_strings`, the server's default."""
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
