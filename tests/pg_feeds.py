@@ -121,7 +121,7 @@ def load(warehouse: doors.PostgresWarehouse, contract: Contract, table: pa.Table
                      replace_date=run_date if replace else None, run_date=run_date)
     record = LoadRecord(contract.file_name_for(run_date), None, None,
                         "replace" if replace else "merge", run_date, clock.utc_now(),
-                        contract.name, claim)
+                        claim, feed=contract.name)
     with warehouse.staged(contract, table.to_batches(max_chunksize=7)) as staged:
         assert staged.rows == table.num_rows
         return staged.commit(record, plan)

@@ -125,7 +125,7 @@ def load(held: postgresql.PostgresWarehouse, table: pa.Table, claim: str,
                      replace_date=run_date if replace else None)
     record = LoadRecord(f"transactions_{run_date}.parquet", "ab" * 32, 1234,
                         "replace" if replace else "merge", run_date, clock.utc_now(),
-                        "transactions", claim)
+                        claim, feed="transactions")
     # Small batches: several COPY messages per file.
     with held.staged(TRANSACTIONS, table.to_batches(max_chunksize=7)) as staged:
         assert staged.rows == table.num_rows
@@ -304,7 +304,8 @@ def test_leaving_without_commit_rolls_back(
 def test_a_record_failure_is_written_once_per_claim(
         url: PostgresUrl, held: postgresql.PostgresWarehouse) -> None:
     record = LoadRecord("transactions_2026-02-10.parquet", None, 10, "merge", None,
-                        clock.utc_now(), "transactions", "claim-1")
+                        clock.utc_now(), "claim-1",
+                        feed="transactions")
     held.record_failure(record, rows=None, error="bad")
     held.record_failure(record, rows=None, error="bad again")
     assert rows(url, "SELECT status, error FROM load_history") == [("failed", "bad")]
@@ -329,7 +330,8 @@ def test_a_session_ended_mid_load_commits_nothing(
     table = day(DAYS[1])
     plan = MergePlan(keys_sorted=True, keys_counted=True)
     record = LoadRecord("transactions_2026-02-11.parquet", None, 1, "merge", DAYS[1],
-                        clock.utc_now(), "transactions", "c2")
+                        clock.utc_now(), "c2",
+                        feed="transactions")
     with pytest.raises(WarehouseFault), held.staged(TRANSACTIONS, table.to_batches()) as staged:
         rows(url, "SELECT pg_terminate_backend(%s)", (held.conn.info.backend_pid,))
         staged.commit(record, plan)
@@ -392,7 +394,7 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
     for d, table in tables.items():
         load(held, table, f"c-{d}")
     held.record_failure(LoadRecord("transactions_2026-02-13.parquet", None, 5, "merge",
-                                   None, clock.utc_now(), "transactions", "bad-1"),
+                                   None, clock.utc_now(), "bad-1", feed="transactions"),
                         rows=None, error="bad")
     now = clock.utc_now()
     with postgresql.writing(url, settings.feeds.all, 2.0) as log:

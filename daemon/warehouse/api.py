@@ -23,7 +23,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from filedrop_etl.config.contract import ColumnKind, Contract
+from filedrop_etl.config.contract import Column, Contract
 from filedrop_etl.config.settings import Settings
 from filedrop_etl.daemon.warehouse.faults import (
     ClaimLost,
@@ -364,8 +364,9 @@ class Backend(Protocol):
         file in a watched directory would be taken for a dropped file)."""
         ...
 
-    def column_type(self, kind: ColumnKind) -> str:
-        """This backend's column type for a contract column of `kind`."""
+    def column_type(self, column: Column) -> str:
+        """This backend's column type for a contract column (its kind, and a decimal's
+        precision and scale)."""
         ...
 
     def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:

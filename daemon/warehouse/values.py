@@ -52,9 +52,10 @@ class LoadRecord:
     write_mode: str
     run_date: str | None
     started_at: str
-    # The feed the file belongs to (`Contract.name`): the ledger's `feed`.
-    feed: str
     claim: str | None = None
+    # The feed the file belongs to (`Contract.name`): the ledger's `feed`. By keyword, so
+    # that a call giving the claim by position can not pass it as the feed.
+    feed: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import ColumnKind
+from filedrop_etl.config.contract import Column
 from filedrop_etl.daemon.warehouse.api import (
     Folders,
     History,
@@ -68,10 +68,10 @@ class PostgresBackend:
     def check_location(self, settings: Settings) -> None:
         return None  # a server's database is in no folder of the daemon's
 
-    def column_type(self, kind: ColumnKind) -> str:
+    def column_type(self, column: Column) -> str:
         from filedrop_etl.daemon.warehouse.postgresql import types
 
-        return types.column_type(kind)
+        return types.declared_type(column)
 
     def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
         from filedrop_etl.daemon.warehouse.postgresql import doors
