@@ -2,10 +2,10 @@
 
 A column added to the declaration is added to the table, nullable or with its default
 (which fills the rows already there), logged `table_columns_added`; files with and
-without it load. A column retyped, a NOT NULL column no longer declared, or an added
-column that may not be absent is refused while the table holds rows, naming the column
-and what to do, and nothing changes; a nullable column no longer declared is left with
-a warning; an empty table is made again as declared (`table_recreated`).
+without it load. A column retyped, a column no longer declared, a changed key, or an
+added column that may not be absent is refused while the table holds rows, naming the
+column and what to do, and nothing changes; an empty table is made again as declared
+(`table_recreated`); a new feed's table is made (`table_created`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def test_a_column_added_to_the_declaration_is_added_to_the_table(
     grown = declared(Column("channel", "string", nullable=True),
                      Column("discount", "decimal", precision=5, scale=2, default="0.50"))
     logs = migrated(loaded, grown)
-    assert [e for e in logs if e["event"] == "table_columns_added"] == [{
+    assert [e for e in logs if e["event"].startswith("table_")] == [{
         "event": "table_columns_added", "log_level": "info", "feed": "orders",
         "table": "fact_orders", "columns": ["channel", "discount"]}]
     assert not [e for e in logs if e["event"] == "schema_migrated"]
@@ -84,39 +84,30 @@ def test_a_column_added_to_the_declaration_is_added_to_the_table(
 
 
 @pytest.mark.parametrize(("contract", "named"), [
-    (declared(Column("qty", "float")), "qty is bigint where the declaration says double"),
+    (declared(Column("qty", "float")), "qty is bigint, declared double precision"),
     (declared(Column("price", "decimal", precision=14, scale=2)),
-     "price is numeric(12,2) where the declaration says numeric(14,2)"),
-    (declared(without=("paid",)), "paid (NOT NULL) is no longer declared"),
-    (declared(Column("region", "string")),
-     "the added column region is neither nullable nor has a default"),
-], ids=["retyped", "decimal-widened", "removed", "added-not-null"])
+     "price is numeric(12,2), declared numeric(14,2)"),
+    (declared(without=("paid",)), "has the columns ['paid'], which the feed no longer"),
+    (declared(without=("sku",)), "has the columns ['sku'], which the feed no longer"),
+    (declared(Column("region", "string")), "lacks the columns ['region']"),
+    (dataclasses.replace(ORDERS, key=("order_id",)),
+     "is keyed on ['order_date', 'order_id'], the feed on ['order_id']"),
+], ids=["retyped", "decimal-widened", "removed", "removed-nullable", "added-not-null",
+        "rekeyed"])
 def test_a_change_that_would_lose_or_recast_data_is_refused(
         loaded: str, contract: Contract, named: str) -> None:
     before = rows(loaded, TYPES), rows(loaded, "SELECT * FROM fact_orders ORDER BY 2")
     with pytest.raises(SchemaMismatch) as refused:
         migrated(loaded, contract)
     assert named in refused.value.message
-    assert "table fact_orders holds rows" in refused.value.message
+    assert "feed orders: table fact_orders holds rows" in refused.value.message
     assert refused.value.hint is not None
-    assert "RENAME TO" in refused.value.hint and "TRUNCATE" in refused.value.hint
+    assert "ALTER TABLE fact_orders RENAME TO" in refused.value.hint
+    assert "empty it" in refused.value.hint
     with connect(PostgresUrl(loaded), 2.0) as conn, pytest.raises(SchemaMismatch,
                                                                   match="holds rows"):
         schema.require_current(conn, (contract,))
     assert (rows(loaded, TYPES), rows(loaded, "SELECT * FROM fact_orders ORDER BY 2")) == before
-
-
-def test_a_nullable_column_no_longer_declared_stays_with_a_warning(
-        loaded: str, tmp_path: Path) -> None:
-    shrunk = declared(without=("sku",))
-    logs = migrated(loaded, shrunk)
-    [extra] = [e for e in logs if e["event"] == "table_columns_extra"]
-    assert (extra["table"], extra["columns"]) == ("fact_orders", ["sku"])
-    with opened(loaded, tmp_path, shrunk) as held:
-        table = orders("2026-03-02", 3).drop_columns(["sku"])
-        assert load(held, shrunk, table, "2026-03-02", "no-sku") == MergeCounts(3, 3, 0, 0, 0)
-    assert rows(loaded, "SELECT DISTINCT sku FROM fact_orders WHERE order_date = %s",
-                ("2026-03-02",)) == [(None,)]
 
 
 def test_an_empty_table_is_made_again_as_declared(loaded: str) -> None:
@@ -126,7 +117,14 @@ def test_an_empty_table_is_made_again_as_declared(loaded: str) -> None:
     logs = migrated(loaded, retyped)
     [again] = [e for e in logs if e["event"] == "table_recreated"]
     assert (again["feed"], again["table"]) == ("orders", "fact_orders")
-    assert "qty is bigint" in again["reason"]
+    assert again["reason"] == "empty, and unlike its declaration"
     types = dict(rows(loaded, TYPES))
     assert types["qty"] == "double precision" and "paid" not in types
     assert migrated(loaded, retyped) == []
+
+
+def test_a_new_feeds_table_is_made_and_said_so_once(pg_url: str) -> None:
+    made = [e for e in migrated(pg_url, ORDERS) if e["event"].startswith("table_")]
+    assert made == [{"event": "table_created", "log_level": "info", "feed": "orders",
+                     "table": "fact_orders"}]
+    assert migrated(pg_url, ORDERS) == []

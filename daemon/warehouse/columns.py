@@ -9,11 +9,18 @@ names its columns, so such a column changes nothing it does. An extra column tha
 NOT NULL without a default would fail every insert, and is refused. Each backend reads
 its catalog into `Held` values and gives the types in its own canonical spelling; this
 module reads no database.
+
+A declared feed's fact table follows its declaration instead (`evolve`): its columns
+are the declaration's, so a column the table holds and the declaration does not is a
+declared column removed, not a DBA's. At start, a column added to the declaration is
+added to the table (nullable, or with its default); a column removed, a changed type or
+a changed key is refused while the table holds rows (nothing is dropped or cast behind
+the operator's back), and an empty table is made again as declared.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -112,3 +119,56 @@ def warn_extra(differences: Iterable[Difference]) -> None:
                         hint="columns the daemon does not define (added by hand?): it "
                         "leaves them out of its inserts, so they stay null or take "
                         "their default; nothing to do if that is what you meant")
+
+
+@dataclass(frozen=True)
+class Evolution:
+    """What a start does to a declared feed's fact table that exists: add the columns
+    `added`, make it again (`recreate`: why, for the log), or nothing; or, if `refusal`,
+    refuse to start."""
+
+    table: str
+    added: tuple[str, ...] = ()
+    recreate: str | None = None
+    refusal: SchemaMismatch | None = None
+
+
+def evolve(feed: str, table: str, expected: Mapping[str, str], held: Sequence[Held], *,
+           key: Sequence[str], held_key: Sequence[str], addable: Collection[str],
+           has_rows: bool) -> Evolution:
+    """A declared feed's fact table (`held`, its primary key `held_key`) against its
+    declaration (`expected`: every column the daemon defines, name to type in the
+    backend's canonical form; `key`); `addable`: the declared columns that an ALTER
+    TABLE can add to a table holding rows (nullable, or with a default)."""
+    found = {c.name: c for c in held}
+    missing = tuple(n for n in expected if n not in found)
+    removed = tuple(c.name for c in held if c.name not in expected)
+    changed = tuple(f"{n} is {found[n].type}, declared {t}" for n, t in expected.items()
+                    if n in found and found[n].type != t)
+    rekeyed = tuple(key) != tuple(held_key)
+    if not (missing or removed or changed or rekeyed):
+        return Evolution(table)
+    if not has_rows:
+        return Evolution(table, recreate="empty, and unlike its declaration")
+    parts, hints = [], []
+    if removed:
+        parts.append(f"has the columns {list(removed)}, which the feed no longer declares")
+        hints.append(f"restore the declaration of {', '.join(removed)}")
+    if changed:
+        parts.append("has columns of another type (" + "; ".join(changed) + ")")
+        hints.append("declare those columns as they were")
+    if rekeyed:
+        parts.append(f"is keyed on {list(held_key)}, the feed on {list(key)}")
+        hints.append("declare the key as it was")
+    unaddable = tuple(n for n in missing if n not in addable)
+    if unaddable:
+        parts.append(f"lacks the columns {list(unaddable)}, which can not be added to a "
+                     "table that holds rows (NOT NULL without a default)")
+        hints.append("declare each added column nullable or with a default")
+    if not parts:
+        return Evolution(table, added=missing)
+    return Evolution(table, refusal=SchemaMismatch(
+        f"feed {feed}: table {table} holds rows and " + ", and ".join(parts),
+        hint="; or ".join(hints) + "; or, to start the feed's table afresh, move it aside "
+        f"(ALTER TABLE {table} RENAME TO ...) or empty it: the next start makes it again, "
+        "as declared"))

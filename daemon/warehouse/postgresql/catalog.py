@@ -46,6 +46,15 @@ def columns(conn: Connection, tables: Sequence[str]) -> dict[str, list[Held]]:
     return held
 
 
+def primary_key(conn: Connection, table: str) -> list[str]:
+    """The columns of the table's primary key, in the key's order."""
+    return [str(n) for n, in conn.execute(
+        "SELECT a.attname FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY "
+        "AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = "
+        "k.attnum WHERE i.indrelid = to_regclass(quote_ident(%s)) AND i.indisprimary "
+        "ORDER BY k.n", (table,))]
+
+
 def canonical(conn: Connection, types: Iterable[str]) -> dict[str, str]:
     """Each type as `format_type` names it (`timestamptz` is `timestamp with time zone`).
     A type with a modifier (`numeric(12,2)`) is given as `format_type` names it already

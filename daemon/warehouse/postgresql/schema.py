@@ -121,19 +121,20 @@ def inspect(conn: Connection, feeds: Sequence[Contract]) -> Found:
                    before[t] if t in before and "feed" not in {c.name for c in held.get(t, [])}
                    else c) for t, c in tables(feeds).items()}
     names = catalog.canonical(conn, (k for d in defined.values() for k in d.values()))
-    facts = {c.fact_table: c for c in feeds}
+    declared = {c.fact_table: c for c in feeds if not c.builtin}
     extra_types = {n: names[k] for n, k in columns.declared(FACT_EXTRA).items()}
     differences, changes = [], []
     for table in (t for t in defined if t in held):
-        if table in facts:
-            change, difference = evolve.plan(facts[table], held[table], extra_types,
-                                             partial(_holds_rows, conn, table))
+        if table in declared:
+            change = evolve.plan(declared[table], held[table],
+                                 catalog.primary_key(conn, table), extra_types,
+                                 partial(_holds_rows, conn, table))
             changes += [change] if change is not None else []
-        else:
-            difference = columns.compare(
-                table, {c: names[k] for c, k in defined[table].items()}, held[table])
-            if difference.refused:
-                raise columns.refusal(difference)
+            continue
+        difference = columns.compare(
+            table, {c: names[k] for c, k in defined[table].items()}, held[table])
+        if difference.refused:
+            raise columns.refusal(difference)
         differences.append(difference)
     return Found(found, tuple(t for t in defined if t not in held),
                  tuple(d for d in differences if d.extra), tuple(changes), held)
@@ -197,7 +198,9 @@ def migrate(conn: Connection, feeds: Sequence[Contract]) -> int | None:
                 f"{DDL_LOCK_TIMEOUT_MS} ms so as not to hold up the loads",
                 hint="a start tries again with backoff; to migrate at once, run `filedrop-etl "
                 "migrate` while no load runs (the daemons of the old release stopped)") from exc
-        for change in found.changes:
+        created = [evolve.Change(c, recreate="created") for c in feeds
+                   if not c.builtin and c.fact_table in found.missing]
+        for change in (*created, *found.changes):
             evolve.logged(change)
         if steps:
             log.info("schema_migrated", from_version=found.version, to_version=SCHEMA_VERSION,
