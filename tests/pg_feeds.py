@@ -106,7 +106,8 @@ def with_feeds(url: str, root: Path, *feeds: Contract) -> Any:
 @contextmanager
 def opened(url: str, root: Path, *feeds: Contract) -> Iterator[doors.PostgresWarehouse]:
     settings = with_feeds(url, root, *(feeds or (TRANSACTIONS,)))
-    folders = Folders(*(str(root / n) for n in ("inbox", "work", "processed", "failed")))
+    folders = Folders(str(root / "inbox"), str(root / "work"), str(root / "processed"),
+                      str(root / "failed"))
     warehouse = doors.open_warehouse(url_of(settings), settings.feeds.all,
                                      settings=settings, folders=folders)
     try:

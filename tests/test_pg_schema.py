@@ -261,8 +261,8 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
     done = command(owner, "migrate", "--grant", roles.runtime, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) | {"db": None} == {
-        "db": None, "found": None, "version": schema.SCHEMA_VERSION, "granted": roles.runtime, "notes": [],
-        "migrated": True}
+        "db": None, "found": None, "version": schema.SCHEMA_VERSION, "granted": roles.runtime,
+        "notes": [], "migrated": True}
     with psycopg.connect(server) as conn:
         assert conn.execute("SELECT has_schema_privilege(%s, %s, 'CREATE')",
                             (roles.runtime, roles.schema)).fetchone() == (False,)
