@@ -204,10 +204,8 @@ def test_a_column_of_another_type_is_refused_by_the_catalogs_names(
     with connect(PostgresUrl(settings.db), 2.0) as conn:
         schema.migrate(conn, settings.feeds.all)
         conn.execute(f'ALTER TABLE "{FACT}" ALTER COLUMN "amount" TYPE numeric'.encode())
-        conn.execute(f"INSERT INTO \"{FACT}\" VALUES ('20260101-1', 1, 1.0, '2026-01-01', "
-                     "now(), NULL)".encode())
-        with pytest.raises(SchemaMismatch, match=r"amount is numeric where the declaration "
-                           r"says double precision"):
+        with pytest.raises(SchemaMismatch, match=r"amount is numeric, expected double "
+                           r"precision\)"):
             schema.migrate(conn, settings.feeds.all)
         with pytest.raises(SchemaMismatch, match="amount is numeric"):
             schema.require_current(conn, settings.feeds.all)
