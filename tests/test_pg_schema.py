@@ -175,7 +175,7 @@ def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_lo
         settings: Settings, tmp_path: Path) -> None:
     assert backends.on_postgresql(settings)
     with connect(PostgresUrl(settings.db), 2.0) as conn:
-        schema.migrate(conn, settings.contract)
+        schema.migrate(conn, settings.feeds.all)
     daemons = Daemons(settings, tmp_path)
     try:
         index = f"{FACT}_run_date"
@@ -192,7 +192,8 @@ def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_lo
         with psycopg.connect(url_of(settings)) as conn:
             assert conn.execute("SELECT to_regclass(%s) IS NOT NULL",
                                 (f'"{index}"',)).fetchone() == (True,)
-            assert conn.execute(b'SELECT "version" FROM "filedrop_schema"').fetchall() == [(3,)]
+            assert conn.execute(b'SELECT "version" FROM "filedrop_schema"').fetchall() == [
+                (schema.SCHEMA_VERSION,)]
     finally:
         daemons.close()
 
@@ -201,13 +202,13 @@ def test_a_column_of_another_type_is_refused_by_the_catalogs_names(
         settings: Settings) -> None:
     assert backends.on_postgresql(settings)
     with connect(PostgresUrl(settings.db), 2.0) as conn:
-        schema.migrate(conn, settings.contract)
+        schema.migrate(conn, settings.feeds.all)
         conn.execute(f'ALTER TABLE "{FACT}" ALTER COLUMN "amount" TYPE numeric'.encode())
         with pytest.raises(SchemaMismatch, match=r"amount is numeric, expected double "
                            r"precision\)"):
-            schema.migrate(conn, settings.contract)
+            schema.migrate(conn, settings.feeds.all)
         with pytest.raises(SchemaMismatch, match="amount is numeric"):
-            schema.require_current(conn, settings.contract)
+            schema.require_current(conn, settings.feeds.all)
 
 
 # --- two roles ----------------------------------------------------------------------
@@ -258,8 +259,8 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
     done = command(owner, "migrate", "--grant", roles.runtime, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) | {"db": None} == {
-        "db": None, "found": None, "version": 3, "granted": roles.runtime, "notes": [],
-        "migrated": True}
+        "db": None, "found": None, "version": schema.SCHEMA_VERSION, "granted": roles.runtime,
+        "notes": [], "migrated": True}
     with psycopg.connect(server) as conn:
         assert conn.execute("SELECT has_schema_privilege(%s, %s, 'CREATE')",
                             (roles.runtime, roles.schema)).fetchone() == (False,)
@@ -349,7 +350,7 @@ def test_a_runtime_role_that_may_not_use_temporary_tables_is_told_what_to_grant(
         assert f"GRANT TEMPORARY ON DATABASE \"{database}\" TO \"{made.runtime}\"" in note
         with connect(PostgresUrl(made.url(here, made.runtime)), 2.0) as conn, \
                 pytest.raises(DatabaseUnavailable, match="may not create temporary tables"):
-            pg_roles.check(conn, owner.contract)
+            pg_roles.check(conn, owner.feeds.all)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident(database)))

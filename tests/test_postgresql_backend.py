@@ -35,6 +35,7 @@ from filedrop_etl.daemon.warehouse.api import (
     LoadRecord,
     MergeCounts,
     MergePlan,
+    Tally,
     WarehouseBusy,
     WarehouseFault,
     WarehouseFull,
@@ -97,7 +98,7 @@ def settings(url: PostgresUrl, tmp_path: Path) -> Settings:
 def held(settings: Settings) -> Iterator[postgresql.PostgresWarehouse]:
     inbox, work, processed, failed = (str(getattr(settings, n)) for n in FOLDER_NAMES)
     folders = Folders(inbox, work, processed, failed)
-    opened = postgresql.open_warehouse(url_of(settings), settings.contract, settings=settings,
+    opened = postgresql.open_warehouse(url_of(settings), settings.feeds.all, settings=settings,
                                        folders=folders)
     yield opened
     opened.close()
@@ -123,8 +124,8 @@ def load(held: postgresql.PostgresWarehouse, table: pa.Table, claim: str,
     plan = MergePlan(keys_sorted=True, keys_counted=True,
                      replace_date=run_date if replace else None)
     record = LoadRecord(f"transactions_{run_date}.parquet", "ab" * 32, 1234,
-                        "replace" if replace else "merge", run_date, clock.utc_now(), claim,
-                        feed="transactions")
+                        "replace" if replace else "merge", run_date, clock.utc_now(),
+                        claim, feed="transactions")
     # Small batches: several COPY messages per file.
     with held.staged(TRANSACTIONS, table.to_batches(max_chunksize=7)) as staged:
         assert staged.rows == table.num_rows
@@ -141,13 +142,14 @@ def columns_of(url: PostgresUrl, table: str) -> list[tuple[str, str]]:
 # --- the schema ---------------------------------------------------------------------
 
 def test_migrating_twice_changes_nothing(url: PostgresUrl, settings: Settings) -> None:
-    contract: Contract = settings.contract
+    feeds = settings.feeds.all
+    contract: Contract = feeds[0]
     with connect(url, 2.0) as conn:
-        schema.migrate(conn, contract)
-        before = {t: columns_of(url, t) for t in schema.tables(contract)}
-        schema.migrate(conn, contract)
-        assert schema.check(conn, contract) == schema.SCHEMA_VERSION
-    assert {t: columns_of(url, t) for t in schema.tables(contract)} == before
+        schema.migrate(conn, feeds)
+        before = {t: columns_of(url, t) for t in schema.tables(feeds)}
+        schema.migrate(conn, feeds)
+        assert schema.check(conn) == schema.SCHEMA_VERSION
+    assert {t: columns_of(url, t) for t in schema.tables(feeds)} == before
     assert rows(url, "SELECT version FROM filedrop_schema") == [(schema.SCHEMA_VERSION,)]
     # Native types, as the backend maps the contract's column kinds (postgresql.types).
     fact = dict(before[contract.fact_table])
@@ -167,7 +169,7 @@ def test_daemons_starting_together_migrate_once(url: PostgresUrl, settings: Sett
         try:
             with connect(url, 10.0) as conn:
                 go.wait()
-                schema.migrate(conn, settings.contract)
+                schema.migrate(conn, settings.feeds.all)
         except BaseException as exc:  # collected for the assertion
             failures.append(exc)
 
@@ -185,7 +187,7 @@ def test_a_table_of_other_columns_is_refused(url: PostgresUrl, settings: Setting
     with psycopg.connect(url.url, autocommit=True) as conn:
         conn.execute(rows_before.encode())
     with connect(url, 2.0) as conn, pytest.raises(SchemaMismatch, match="load_history"):
-        schema.migrate(conn, settings.contract)
+        schema.migrate(conn, settings.feeds.all)
     # Refused whole: the migration's transaction created nothing beside it.
     assert one(url, "SELECT to_regclass('filedrop_schema') IS NULL") is True
     assert columns_of(url, "load_history") == [("id", "integer"), ("what", "text")]
@@ -193,15 +195,15 @@ def test_a_table_of_other_columns_is_refused(url: PostgresUrl, settings: Setting
 
 def test_a_newer_schema_is_refused(url: PostgresUrl, settings: Settings) -> None:
     with connect(url, 2.0) as conn:
-        schema.migrate(conn, settings.contract)
+        schema.migrate(conn, settings.feeds.all)
         conn.execute("UPDATE filedrop_schema SET version = 99")
         with pytest.raises(SchemaMismatch, match="99"):
-            schema.migrate(conn, settings.contract)
+            schema.migrate(conn, settings.feeds.all)
 
 
 def test_reading_a_database_without_our_tables(url: PostgresUrl, settings: Settings) -> None:
     with (pytest.raises(SchemaMismatch, match="has no load_history table"),
-          postgresql.reading(url, settings.contract, 2.0)):
+          postgresql.reading(url, 2.0)):
         pass
 
 
@@ -302,7 +304,8 @@ def test_leaving_without_commit_rolls_back(
 def test_a_record_failure_is_written_once_per_claim(
         url: PostgresUrl, held: postgresql.PostgresWarehouse) -> None:
     record = LoadRecord("transactions_2026-02-10.parquet", None, 10, "merge", None,
-                        clock.utc_now(), "claim-1", feed="transactions")
+                        clock.utc_now(), "claim-1",
+                        feed="transactions")
     held.record_failure(record, rows=None, error="bad")
     held.record_failure(record, rows=None, error="bad again")
     assert rows(url, "SELECT status, error FROM load_history") == [("failed", "bad")]
@@ -327,7 +330,8 @@ def test_a_session_ended_mid_load_commits_nothing(
     table = day(DAYS[1])
     plan = MergePlan(keys_sorted=True, keys_counted=True)
     record = LoadRecord("transactions_2026-02-11.parquet", None, 1, "merge", DAYS[1],
-                        clock.utc_now(), "c2", feed="transactions")
+                        clock.utc_now(), "c2",
+                        feed="transactions")
     with pytest.raises(WarehouseFault), held.staged(TRANSACTIONS, table.to_batches()) as staged:
         rows(url, "SELECT pg_terminate_backend(%s)", (held.conn.info.backend_pid,))
         staged.commit(record, plan)
@@ -343,7 +347,7 @@ def test_a_refused_connection_is_unavailable_and_shows_no_password(
     folders = Folders(str(tmp_path / "inbox"), str(tmp_path / "work"),
                       str(tmp_path / "processed"), str(tmp_path / "failed"))
     with pytest.raises(WarehouseUnavailable) as raised:
-        postgresql.open_warehouse(url, settings.contract, settings=settings, folders=folders)
+        postgresql.open_warehouse(url, settings.feeds.all, settings=settings, folders=folders)
     assert secret not in str(raised.value)
     assert secret not in repr(raised.value)
     assert secret not in str(url)
@@ -356,7 +360,7 @@ def test_a_missing_database_is_refused_not_waited_for(settings: Settings,
     parts = urlsplit(scratch_db)
     missing = PostgresUrl(urlunsplit(parts._replace(path="/no_such_db_" + secrets.token_hex(4))))
     with (pytest.raises(DatabaseUnavailable, match="does not exist"),
-          postgresql.reading(missing, settings.contract, 2.0)):
+          postgresql.reading(missing, 2.0)):
         pass
 
 
@@ -393,14 +397,14 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
                                    None, clock.utc_now(), "bad-1", feed="transactions"),
                         rows=None, error="bad")
     now = clock.utc_now()
-    with postgresql.writing(url, settings.contract, 2.0) as log:
+    with postgresql.writing(url, settings.feeds.all, 2.0) as log:
         retry_id = log.record_retry(
             file_name="transactions_2026-02-13.parquet",
             failed_as="transactions_2026-02-13.parquet", sha256=None, reason="fixed",
             sidecar='{"a": 1}', requested_by="ops", requested_at=now)
         assert log.retry_of_sidecar("transactions_2026-02-13.parquet", {"a": 1}) is not None
 
-    with postgresql.reading(url, settings.contract, 2.0) as history:
+    with postgresql.reading(url, 2.0) as history:
         assert history.schema_version() == schema.SCHEMA_VERSION
         loads = history.recent_loads(LoadFilter(limit=-1))
         assert [x.status for x in loads] == ["failed", "processed", "processed", "processed"]
@@ -429,21 +433,31 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
         assert [(t.run_date, t.rows) for t in totals] == [(DAYS[0], 10), (DAYS[1], 11),
                                                           (DAYS[2], 12)]
         expected = pc.sum(tables[DAYS[1]].column("amount")).as_py()
+        assert [label for label, _ in totals[1].figures] == ["customers", "amount"]
         assert totals[1].figure("amount") == pytest.approx(expected)
+        customers = pc.count_distinct(tables[DAYS[1]].column("customer_id")).as_py()
+        assert totals[1].figure("customers") == customers
         assert [t.run_date for t in history.day_totals(TRANSACTIONS, since=DAYS[1],
-                                                          until=DAYS[1])] == [
-            DAYS[1]]
-        customers = history.group_totals(TRANSACTIONS)
-        assert sum(c.rows for c in customers) == 33
-        amounts = [c.figure("amount") for c in customers]
-        assert amounts == sorted(amounts, reverse=True)  # type: ignore[type-var]
+                                                       until=DAYS[1])] == [DAYS[1]]
+        groups = history.group_totals(TRANSACTIONS)
+        assert sum(g.rows for g in groups) == 33
+        assert all(isinstance(g.group, int) for g in groups)
+        assert [label for label, _ in groups[0].figures] == ["amount"]
+        amounts = [g.figure("amount") for g in groups]
+        assert amounts == sorted(amounts, key=lambda a: float(a or 0), reverse=True)
 
-        assert [(r.run_date, r.rows) for r in history.rows_per_day(TRANSACTIONS, 2, DAYS[2])] == [
+        assert [(r.run_date, r.rows) for r in history.rows_per_day(TRANSACTIONS, 2,
+                                                                   DAYS[2])] == [
             (DAYS[1], 11), (DAYS[2], 12)]
         # A latest before every run date: the window ends at the newest of all.
-        window = history.rows_per_day(TRANSACTIONS, 1, "2020-01-01")
-        assert [r.run_date for r in window] == [DAYS[2]]
+        assert [r.run_date for r in history.rows_per_day(TRANSACTIONS, 1,
+                                                         "2020-01-01")] == [DAYS[2]]
         assert history.has_rows(TRANSACTIONS)
+        assert history.tally(feed="transactions") == history.tally()
+        assert history.tally(feed="orders") == Tally(0, 0, 0)
+        assert history.recent_loads(LoadFilter(feed="orders")) == []
+        assert {x.feed for x in history.recent_loads(LoadFilter(limit=-1))} == {
+            "transactions"}
 
         [retry] = history.retries(["transactions_2026-02-13.parquet"])
         assert (retry.id, retry.reason, retry.requested_by) == (retry_id, "fixed", "ops")
@@ -453,7 +467,7 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
 
     # The session is read-only: a write is refused, and leaves the block as a fault.
     with (pytest.raises(WarehouseUnavailable, match="read-only"),
-          postgresql.reading(url, settings.contract, 2.0) as history):
+          postgresql.reading(url, 2.0) as history):
         history.conn.execute("DELETE FROM load_history")
     assert one(url, "SELECT count(*) FROM load_history") == 4
 
@@ -461,7 +475,7 @@ def test_the_history_of_loaded_data(url: PostgresUrl, settings: Settings,
 def test_reading_turns_other_driver_errors_into_database_unavailable(
         url: PostgresUrl, settings: Settings, held: postgresql.PostgresWarehouse) -> None:
     with (pytest.raises(DatabaseUnavailable, match="no_such_table"),
-          postgresql.reading(url, settings.contract, 2.0) as history):
+          postgresql.reading(url, 2.0) as history):
         history.conn.execute("SELECT * FROM no_such_table")
 
 

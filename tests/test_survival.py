@@ -163,7 +163,7 @@ def test_the_audit_reads_the_postgresql_fact_table_and_ledger(tmp_path: Path,
         conn.execute('DELETE FROM "fact_transactions" WHERE "txn_id" = '
                      '(SELECT MAX("txn_id") FROM "fact_transactions")')
         columns = ('"file_name", "sha256", "bytes", "status", "write_mode", "run_date", '
-                   '"rows", "started_at", "finished_at"')
+                   '"rows", "started_at", "finished_at", "feed"')
         conn.execute(f'INSERT INTO "load_history" ({columns}) SELECT {columns} '
                      'FROM "load_history" ORDER BY "id" LIMIT 1'.encode())
     findings = audit(tmp_path, pg_url, drops, model)

@@ -71,36 +71,34 @@ class PostgresBackend:
     def column_type(self, column: Column) -> str:
         from filedrop_etl.daemon.warehouse.postgresql import types
 
-        return types.column_type(column.kind)
+        return types.declared_type(column)
 
     def open_warehouse(self, settings: Settings, folders: Folders) -> Warehouse:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
-        return doors.open_warehouse(url_of(settings), settings.contract, settings=settings,
+        return doors.open_warehouse(url_of(settings), settings.feeds.all, settings=settings,
                                     folders=folders)
 
     def reading(self, settings: Settings) -> AbstractContextManager[History]:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
-        return doors.reading(url_of(settings), settings.contract,
-                             settings.busy_timeout_seconds)
+        return doors.reading(url_of(settings), settings.busy_timeout_seconds)
 
     def kept_reading(self, settings: Settings) -> KeptHistory:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
-        return doors.KeptReading(url_of(settings), settings.contract,
-                                 settings.busy_timeout_seconds)
+        return doors.KeptReading(url_of(settings), settings.busy_timeout_seconds)
 
     def writing(self, settings: Settings) -> AbstractContextManager[RetryLog]:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
-        return doors.writing(url_of(settings), settings.contract,
+        return doors.writing(url_of(settings), settings.feeds.all,
                              settings.busy_timeout_seconds)
 
     def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
-        return doors.migrating(url_of(settings), settings.contract,
+        return doors.migrating(url_of(settings), settings.feeds.all,
                                settings.busy_timeout_seconds, grant)
 
 

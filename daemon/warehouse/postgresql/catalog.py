@@ -29,12 +29,13 @@ def existing(conn: Connection, names: Sequence[str]) -> set[str]:
 
 def columns(conn: Connection, tables: Sequence[str]) -> dict[str, list[Held]]:
     """Each existing table's columns in order, with their types as `format_type` names
-    them; a column is `required` if an insert that leaves it out fails."""
+    them (with their modifiers: `numeric(12,2)`); a column is `required` if an insert
+    that leaves it out fails."""
     held: dict[str, list[Held]] = {}
     # One statement, so one snapshot: a table another session creates meanwhile is
     # either wholly here or not at all.
     for table, name, kind, required in conn.execute(
-            "SELECT t.name, a.attname, format_type(a.atttypid, NULL), a.attnotnull "
+            "SELECT t.name, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull "
             "AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
             f"FROM unnest(%s::text[]) AS t(name) LEFT JOIN pg_attribute a ON a.attrelid = "
             f"{_REL} AND a.attnum > 0 AND NOT a.attisdropped WHERE {_REL} IS NOT NULL "
@@ -45,12 +46,24 @@ def columns(conn: Connection, tables: Sequence[str]) -> dict[str, list[Held]]:
     return held
 
 
+def primary_key(conn: Connection, table: str) -> list[str]:
+    """The columns of the table's primary key, in the key's order."""
+    return [str(n) for n, in conn.execute(
+        "SELECT a.attname FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY "
+        "AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = "
+        "k.attnum WHERE i.indrelid = to_regclass(quote_ident(%s)) AND i.indisprimary "
+        "ORDER BY k.n", (table,))]
+
+
 def canonical(conn: Connection, types: Iterable[str]) -> dict[str, str]:
-    """Each type as `format_type` names it (`timestamptz` is `timestamp with time zone`)."""
+    """Each type as `format_type` names it (`timestamptz` is `timestamp with time zone`).
+    A type with a modifier (`numeric(12,2)`) is given as `format_type` names it already
+    (`types.declared_type`): a cast to `regtype` would drop the modifier."""
     wanted = sorted(set(types))
-    return {str(t): str(c) for t, c in conn.execute(
+    plain = [t for t in wanted if "(" not in t]
+    return {**{t: t for t in wanted if "(" in t}, **{str(t): str(c) for t, c in conn.execute(
         "SELECT t, format_type(t::regtype, NULL) FROM unnest(%s::text[]) AS t",
-        (wanted,))}
+        (plain,))}}
 
 
 def role(conn: Connection) -> str:

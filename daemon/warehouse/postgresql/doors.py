@@ -15,7 +15,7 @@ their block into the seam's terms, so that nothing outside this package sees psy
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,7 +38,7 @@ __all__ = ["KeptReading", "PostgresWarehouse", "migrating", "open_warehouse", "r
            "writing"]
 
 
-def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
+def open_warehouse(url: PostgresUrl, feeds: Sequence[Contract], *, settings: Settings,
                    folders: Folders) -> PostgresWarehouse:
     """Connect, migrate, record this start; a `WarehouseFault` to wait out, or
     `SchemaMismatch`, `AlreadyRunning` or `DatabaseUnavailable` to stop on."""
@@ -52,8 +52,8 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
                 mark = WarehouseMark(settings.work_root, nodes.identity(conn),
                                      url.redacted)
                 mark.acquire()
-                schema.migrate(conn, contract)
-                roles.check(conn, contract)
+                schema.migrate(conn, feeds)
+                roles.check(conn, feeds)
                 nodes.record_start(conn, settings.node, folders, owner=claims.owner,
                                    lease_seconds=settings.lease_seconds)
                 claims.take_back()
@@ -65,7 +65,7 @@ def open_warehouse(url: PostgresUrl, contract: Contract, *, settings: Settings,
         if mark is not None:
             mark.release()
         raise
-    return PostgresWarehouse(url, contract, settings.busy_timeout_seconds, claims, conn, mark)
+    return PostgresWarehouse(url, feeds, settings.busy_timeout_seconds, claims, conn, mark)
 
 
 # Terminal for the start and the commands: a database that does not exist, a login
@@ -75,13 +75,12 @@ _TERMINAL_HINT = ("check the database URL, the user's rights on it, and that the
 
 
 @contextmanager
-def reading(url: PostgresUrl, contract: Contract,
-            busy_timeout_seconds: float) -> Iterator[PostgresHistory]:
+def reading(url: PostgresUrl, busy_timeout_seconds: float) -> Iterator[PostgresHistory]:
     """The read-only history of the warehouse, its schema checked."""
     with translated(_TERMINAL_HINT):
         conn = connect(url, busy_timeout_seconds, read_only=True)
         with conn:
-            history = PostgresHistory(conn, contract)
+            history = PostgresHistory(conn)
             history.schema_version()
             yield history
 
@@ -97,9 +96,8 @@ class KeptReading:
     transaction and no lock. One use at a time.
     """
 
-    def __init__(self, url: PostgresUrl, contract: Contract,
-                 busy_timeout_seconds: float) -> None:
-        self.url, self.contract, self.timeout = url, contract, busy_timeout_seconds
+    def __init__(self, url: PostgresUrl, busy_timeout_seconds: float) -> None:
+        self.url, self.timeout = url, busy_timeout_seconds
         self._conn: Connection | None = None
         self._lock = threading.Lock()
 
@@ -110,7 +108,7 @@ class KeptReading:
 
     def _checked(self) -> PostgresHistory:
         if self._conn is not None:
-            history = PostgresHistory(self._conn, self.contract)
+            history = PostgresHistory(self._conn)
             try:
                 history.schema_version()
                 return history
@@ -119,7 +117,7 @@ class KeptReading:
                     raise  # the session is fine: the error is the database's
             self._conn.close()
         self._conn = connect(self.url, self.timeout, read_only=True)
-        history = PostgresHistory(self._conn, self.contract)
+        history = PostgresHistory(self._conn)
         history.schema_version()
         return history
 
@@ -131,22 +129,22 @@ class KeptReading:
 
 
 @contextmanager
-def writing(url: PostgresUrl, contract: Contract,
+def writing(url: PostgresUrl, feeds: Sequence[Contract],
             busy_timeout_seconds: float) -> Iterator[PostgresRetryLog]:
     """The retry log of the existing warehouse, whose schema must be current: `retry`
     never migrates (DDL would wait on running loads, and hold them up while it waits)."""
     with translated(_TERMINAL_HINT):
         conn = connect(url, busy_timeout_seconds)
         with conn:
-            schema.require_current(conn, contract)
-            yield PostgresRetryLog(conn, contract)
+            schema.require_current(conn, feeds)
+            yield PostgresRetryLog(conn)
 
 
-def migrating(url: PostgresUrl, contract: Contract, busy_timeout_seconds: float,
+def migrating(url: PostgresUrl, feeds: Sequence[Contract], busy_timeout_seconds: float,
               grant: str | None = None) -> Migration:
     """Create or migrate the schema (the `migrate` command, as the tables' owner), and
     grant `grant` what a runtime role needs."""
     with translated(_TERMINAL_HINT), connect(url, busy_timeout_seconds) as conn:
-        found = schema.migrate(conn, contract)
-        notes = roles.grant(conn, contract, grant) if grant is not None else []
+        found = schema.migrate(conn, feeds)
+        notes = roles.grant(conn, feeds, grant) if grant is not None else []
     return Migration(found, schema.SCHEMA_VERSION, grant, tuple(notes))

@@ -1,9 +1,10 @@
 """Read-only questions to the PostgreSQL warehouse: loads, retries, nodes, the data.
 
 The same answers as `SqliteHistory`, in the same forms: times as the ledger's text
-(`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC), run dates as `YYYY-MM-DD`, amounts summed as
-`double precision`. A glob on file names becomes an anchored regular expression; a
-limit of -1 is none. It never writes, and the session it is given is read-only.
+(`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC), run dates as `YYYY-MM-DD`. The ledger's questions
+take a feed (None: every feed's); the data's take the feed's contract (`totals`). A glob
+on file names becomes an anchored regular expression; a limit of -1 is none. It never
+writes, and the session it is given is read-only.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from filedrop_etl.daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from filedrop_etl.daemon.warehouse.postgresql import schema
+from filedrop_etl.daemon.warehouse.postgresql import schema, totals
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
-from filedrop_etl.daemon.warehouse.sql import Tables, date_range
+from filedrop_etl.daemon.warehouse.postgresql.shape import DAEMONS, LEDGER, RETRIES
 from filedrop_etl.daemon.warehouse.values import recording
 
 
@@ -39,9 +40,7 @@ def text_time(column: str) -> str:
 _LOAD = ", ".join([
     '"id"', '"file_name"', '"status"', """to_char("run_date", 'YYYY-MM-DD')""", '"rows"',
     '"inserted"', '"updated"', '"unchanged"', '"deleted"', '"error"', '"write_mode"',
-    '"sha256"', '"bytes"', text_time('"started_at"'), text_time('"finished_at"'),
-    # TODO(postgresql helper): the ledger's "feed" column.
-    "'transactions'"])
+    '"sha256"', '"bytes"', text_time('"started_at"'), text_time('"finished_at"'), '"feed"'])
 _RETRY = ", ".join(['"id"', '"file_name"', '"failed_as"', '"sha256"', '"reason"',
                     '"requested_by"', text_time('"requested_at"')])
 
@@ -73,11 +72,16 @@ def _load(row: Sequence[Any]) -> Load:
     return Load(*row)
 
 
+def _of_feed(feed: str | None) -> tuple[str, tuple[str, ...]]:
+    """` AND "feed" = %s` and its value, for a question about one feed's loads."""
+    return ('', ()) if feed is None else (' AND "feed" = %s', (feed,))
+
+
 class PostgresHistory:
     """The read-only history of one PostgreSQL warehouse, on a session it is given."""
 
-    def __init__(self, conn: Connection, contract: Contract) -> None:
-        self.conn, self.t = conn, Tables(contract)
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
     def close(self) -> None:
         self.conn.close()
@@ -86,7 +90,7 @@ class PostgresHistory:
         return self.conn.execute(stmt(text), params).fetchall()
 
     def schema_version(self) -> int:
-        return schema.check(self.conn, self.t.contract)
+        return schema.check(self.conn)
 
     def recent_loads(self, where: LoadFilter) -> list[Load]:
         clauses: list[str] = []
@@ -97,24 +101,25 @@ class PostgresHistory:
             params.append(glob_to_regex(where.file) if glob else where.file)
         for clause, value in (('"status" = %s', where.status),
                               ('"finished_at" >= %s::timestamptz', where.since),
-                              ('"finished_at" < %s::timestamptz', where.until)):
+                              ('"finished_at" < %s::timestamptz', where.until),
+                              ('"feed" = %s', where.feed)):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
         limit = "ALL" if where.limit < 0 else str(int(where.limit))
         return [_load(r) for r in self._rows(
-            f"SELECT {_LOAD} FROM {self.t.ledger}"
+            f"SELECT {_LOAD} FROM {LEDGER}"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + f' ORDER BY "id" DESC LIMIT {limit}', params)]
 
     def attempts(self, names: Sequence[str]) -> list[Load]:
         return [_load(r) for r in self._rows(
-            f'SELECT {_LOAD} FROM {self.t.ledger} WHERE "file_name" = ANY(%s) ORDER BY "id"',
+            f'SELECT {_LOAD} FROM {LEDGER} WHERE "file_name" = ANY(%s) ORDER BY "id"',
             (list(names),))]
 
     def retries(self, names: Sequence[str]) -> list[Retry]:
         return [Retry(*r) for r in self._rows(
-            f'SELECT {_RETRY} FROM {self.t.retries} WHERE "file_name" = ANY(%s) '
+            f'SELECT {_RETRY} FROM {RETRIES} WHERE "file_name" = ANY(%s) '
             'OR "failed_as" = ANY(%s) ORDER BY "id"', (list(names), list(names)))]
 
     def daemons(self) -> list[Daemon]:
@@ -122,7 +127,7 @@ class PostgresHistory:
             f'SELECT "node", "pid", {text_time(chr(34) + "started_at" + chr(34))}, "inbox", '
             f'"work", "processed", "failed", "created", '
             f'{text_time(chr(34) + "heartbeat_at" + chr(34))}, "file_in_hand", '
-            f'coalesce("lease_until" > now(), false) FROM {self.t.daemons} '
+            f'coalesce("lease_until" > now(), false) FROM {DAEMONS} '
             'ORDER BY "started_at" DESC')
         return [Daemon(str(node), int(pid), str(started), str(inbox), str(work),
                        str(processed), str(failed), json.loads(created), beat, in_hand,
@@ -135,91 +140,73 @@ class PostgresHistory:
         if sidecar is None:
             return None
         return recording(self._rows(
-            f'SELECT {_RETRY}, "sidecar" FROM {self.t.retries} WHERE "failed_as" = %s '
+            f'SELECT {_RETRY}, "sidecar" FROM {RETRIES} WHERE "failed_as" = %s '
             'ORDER BY "id" DESC', (failed_as,)), sidecar)
 
     def tally(self, since: str | None = None, until: str | None = None,
               feed: str | None = None) -> Tally:
         bounds = [(f'"finished_at" {op} %s::timestamptz', value)
                   for op, value in ((">=", since), ("<=", until)) if value]
+        bounds += [('"feed" = %s', feed)] if feed is not None else []
         where = ("WHERE " + " AND ".join(c for c, _ in bounds)) if bounds else ""
         files = {str(status): (int(n), int(loads)) for status, n, loads in self._rows(
             'SELECT "status", count(*), sum("loads") FROM (SELECT DISTINCT ON ("file_name") '
             '"status", count(*) OVER (PARTITION BY "file_name") AS "loads" '
-            f'FROM {self.t.ledger} {where} ORDER BY "file_name", "id" DESC) AS latest '
+            f'FROM {LEDGER} {where} ORDER BY "file_name", "id" DESC) AS latest '
             'GROUP BY "status"', tuple(v for _, v in bounds))}
         return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
                      sum(loads for _, loads in files.values()))
 
     def last_success(self, now: str, feed: str | None = None) -> Load | None:
-        rows = self._rows(f"SELECT {_LOAD} FROM {self.t.ledger} WHERE \"status\" = "
-                          "'processed' AND \"finished_at\" <= %s::timestamptz "
-                          'ORDER BY "id" DESC LIMIT 1', (now,))
+        of_feed, params = _of_feed(feed)
+        rows = self._rows(f"SELECT {_LOAD} FROM {LEDGER} WHERE \"status\" = "
+                          f"'processed' AND \"finished_at\" <= %s::timestamptz{of_feed} "
+                          'ORDER BY "id" DESC LIMIT 1', (now, *params))
         return _load(rows[0]) if rows else None
 
     def loads_in_the_future(self, now: str) -> int:
-        [(count,)] = self._rows(f'SELECT count(*) FROM {self.t.ledger} '
+        [(count,)] = self._rows(f'SELECT count(*) FROM {LEDGER} '
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
         return int(count)
 
-    # TODO(postgresql helper): the feed's own figures, from `contract.totals`.
     def day_totals(self, contract: Contract, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
-        where, params = date_range(self.t.date, since, until, "%s::date")
-        date = self.t.date
-        return [DayTotal(str(d), int(n), (("customers", int(c)), ("amount", float(a))))
-                for d, n, c, a in self._rows(
-            f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*), count(DISTINCT "
-            f'"customer_id"), coalesce(sum("amount"), 0) FROM {self.t.fact} {where} '
-            f"GROUP BY {date} ORDER BY {date}", params)]
+        return totals.day_totals(self.conn, contract, since, until)
 
     def group_totals(self, contract: Contract, since: str | None = None,
                      until: str | None = None) -> list[GroupTotal]:
-        where, params = date_range(self.t.date, since, until, "%s::date")
-        return [GroupTotal(int(c), int(n), (("amount", float(a)),)) for c, n, a in self._rows(
-            'SELECT "customer_id", count(*), coalesce(sum("amount"), 0) AS "total" '
-            f'FROM {self.t.fact} {where} GROUP BY "customer_id" '
-            'ORDER BY "total" DESC, "customer_id"', params)]
+        return totals.group_totals(self.conn, contract, since, until)
 
     def has_rows(self, contract: Contract) -> bool:
-        [(found,)] = self._rows(f"SELECT EXISTS (SELECT 1 FROM {self.t.fact})")
-        return bool(found)
+        return totals.has_rows(self.conn, contract)
 
     def rows_per_day(self, contract: Contract, days: int, latest: str) -> list[DayRows]:
-        date = self.t.date
-        [(before, newest)] = self._rows(
-            f"SELECT (SELECT max({date}) FROM {self.t.fact} WHERE {date} <= %s::date), "
-            f"(SELECT max({date}) FROM {self.t.fact})", (latest,))
-        last = before or newest
-        if last is None:
-            return []
-        upper, bound = ("", ()) if last == newest else (f" AND {date} <= %s", (last,))
-        return [DayRows(str(d), int(n)) for d, n in self._rows(
-            f"SELECT to_char({date}, 'YYYY-MM-DD'), count(*) FROM {self.t.fact} "
-            f"WHERE {date} > %s::date - %s{upper} GROUP BY {date} ORDER BY {date}",
-            (last, days, *bound))]
+        return totals.rows_per_day(self.conn, contract, days, latest)
 
     def load_bins(self, since: str, until: str, seconds: int,
                   feed: str | None = None) -> list[LoadBin]:
+        of_feed, params = _of_feed(feed)
         rows = self._rows(
             # date_part, not extract: double precision, where extract's numeric took
             # twice as long (PostgreSQL 14 and later).
             """SELECT floor(date_part('epoch', "finished_at") / %s)::bigint AS "slice", """
             f'"status", count(*), coalesce(sum("rows"), 0), min({_TOOK}), max({_TOOK}), '
-            f'sum({_TOOK}), min("file_name") {_FINISHED.format(self.t.ledger)} '
-            'GROUP BY "slice", "status" ORDER BY "slice", "status"', (seconds, since, until))
+            f'sum({_TOOK}), min("file_name") {_FINISHED}{of_feed} '
+            'GROUP BY "slice", "status" ORDER BY "slice", "status"',
+            (seconds, since, until, *params))
         return [LoadBin(int(n), str(status), int(loads), int(total), float(low), float(high),
                         float(busy), str(name) if loads == 1 else None)
                 for n, status, loads, total, low, high, busy, name in rows]
 
     def median_load(self, since: str, until: str, feed: str | None = None) -> float | None:
+        of_feed, params = _of_feed(feed)
         [(median,)] = self._rows(
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_TOOK}) "
-            f"{_FINISHED.format(self.t.ledger)}", (since, until))
+            f"{_FINISHED}{of_feed}", (since, until, *params))
         return None if median is None else float(median)
 
 
 # A load's duration in seconds (clamped at 0: a clock set back mid-load).
 _TOOK = """greatest(0, date_part('epoch', "finished_at" - "started_at"))"""
-_FINISHED = ('FROM {} WHERE "finished_at" >= %s::timestamptz '
+_FINISHED = (f'FROM {LEDGER} WHERE "finished_at" >= %s::timestamptz '
              'AND "finished_at" <= %s::timestamptz')

@@ -13,6 +13,8 @@ before a file could fail on a missing privilege.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.errors import DatabaseUnavailable
 from filedrop_etl.daemon.warehouse.postgresql import catalog
@@ -29,9 +31,9 @@ def _temp_hint(conn: Connection, role: str) -> str:
             "temporary table)")
 
 
-def check(conn: Connection, contract: Contract) -> None:
+def check(conn: Connection, feeds: Sequence[Contract]) -> None:
     """`DatabaseUnavailable` unless the session's role may do all a daemon does."""
-    lacking = catalog.lacking(conn, list(tables(contract)), RUNTIME_PRIVILEGES)
+    lacking = catalog.lacking(conn, list(tables(feeds)), RUNTIME_PRIVILEGES)
     lacking += catalog.lacking(conn, [VERSION_TABLE], ["SELECT"])
     role = catalog.role(conn)
     if lacking:
@@ -46,7 +48,7 @@ def check(conn: Connection, contract: Contract) -> None:
                                   hint=_temp_hint(conn, role))
 
 
-def grant(conn: Connection, contract: Contract, role: str) -> list[str]:
+def grant(conn: Connection, feeds: Sequence[Contract], role: str) -> list[str]:
     """Grant `role` what a daemon and `retry` need (see the module), in one transaction;
     what is left for someone else to grant, in words (the TEMP privilege)."""
     if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
@@ -59,7 +61,7 @@ def grant(conn: Connection, contract: Contract, role: str) -> list[str]:
     who = q(role)
     with transaction(conn):
         conn.execute(stmt(f"GRANT USAGE ON SCHEMA {q(where)} TO {who}"))
-        named = ", ".join(q(t) for t in tables(contract))
+        named = ", ".join(q(t) for t in tables(feeds))
         conn.execute(stmt(f"GRANT {', '.join(RUNTIME_PRIVILEGES)} ON TABLE {named} TO {who}"))
         conn.execute(stmt(f"GRANT SELECT ON TABLE {q(VERSION_TABLE)} TO {who}"))
     if not catalog.may_use_temp(conn, role):

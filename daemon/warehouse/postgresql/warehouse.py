@@ -1,15 +1,17 @@
 """The PostgreSQL backend's warehouse: the worker's role of the seam on a server.
 
-`staged` opens the file's one transaction on the worker's session and streams the rows
-in (`staging`); `commit` checks that this daemon still holds the file's claim (the fence,
-on the database's clock, extending the lease for the archive that follows), takes the
-run date's advisory lock, writes the ledger row, merges and commits. Every call runs
+Opened for every feed of the settings (their tables migrated by `doors`). `staged` opens
+the file's one transaction on the worker's session and streams the rows into the feed's
+staging table (`staging`); `commit` checks that this daemon still holds the file's claim
+(the fence, on the database's clock, extending the lease for the archive that follows),
+takes the advisory lock of the feed's run date, writes the ledger row (with its feed),
+merges into the feed's fact table and commits. Every call runs
 inside `faults.translated`; a session the server lost is opened again on the next call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -34,6 +36,7 @@ from filedrop_etl.daemon.warehouse.postgresql.faults import translated
 from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
 from filedrop_etl.daemon.warehouse.postgresql.mark import WarehouseMark
 from filedrop_etl.daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
+from filedrop_etl.daemon.warehouse.postgresql.shape import LEDGER
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from filedrop_etl.daemon.warehouse.sql import Tables, q
 
@@ -50,35 +53,35 @@ class PostgresStaged:
         self.committed = False
 
     def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
-        [column] = columns  # TODO(postgresql helper): several columns (a composite key)
         with translated():
-            return merge.surplus_rows(self.warehouse.conn, column, limit)
+            return merge.surplus_rows(self.warehouse.conn, self.tables.contract, columns,
+                                      limit)
 
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
         conn, tables = self.warehouse.conn, self.tables
         with translated():
             self.warehouse.check_held(plan.ticket)
             if load.run_date is not None:
-                # One load of a date at a time, across every daemon; others run alongside.
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                             (LOCK_SPACE, int(load.run_date.replace("-", ""))))
+                # One load of a feed's date at a time, across every daemon; others run
+                # alongside. Two (feed, date)s whose hashes meet only wait for each other.
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                             (LOCK_SPACE, f"{load.feed}/{load.run_date}"))
             # The fact table's statistics lag behind a burst of loads (autovacuum analyzes
             # it later): a planner that thinks it nearly empty picks nested loops, which
             # over a staging table without an index grow with the product of the sizes.
             conn.execute("SET LOCAL enable_nestloop = off")
-            load_id = ledger.record_load(conn, tables, load, status="processed",
+            load_id = ledger.record_load(conn, load, status="processed",
                                          finished_at=load.started_at)
-            if self.warehouse.latest_drop(load.run_date, plan.ticket):
+            if self.warehouse.latest_drop(load.feed, load.run_date, plan.ticket):
                 counts = merge.merge(conn, tables, plan, rows=self.rows,
                                      loaded_at=clock.utc_now(), load_id=load_id)
             else:
                 counts = MergeCounts(self.rows, 0, 0, self.rows, 0, superseded=True)
-                conn.execute(stmt(f'UPDATE {tables.ledger} SET "error" = %s WHERE "id" = %s'),
+                conn.execute(stmt(f'UPDATE {LEDGER} SET "error" = %s WHERE "id" = %s'),
                              ("superseded: a later drop of this run date was loaded first; "
                               "its rows stand", load_id))
             crashpoints.reached("during_merge")
-            ledger.update_load_counts(conn, tables, load_id, counts,
-                                      finished_at=clock.utc_now())
+            ledger.update_load_counts(conn, load_id, counts, finished_at=clock.utc_now())
             conn.execute("COMMIT")
         self.committed = True
         return counts
@@ -87,11 +90,10 @@ class PostgresStaged:
 class PostgresWarehouse:
     """The worker's warehouse: its own session, opened again if the server drops it."""
 
-    def __init__(self, url: PostgresUrl, contract: Contract, busy_timeout_seconds: float,
-                 claims: PostgresClaims, conn: Connection,
+    def __init__(self, url: PostgresUrl, feeds: Sequence[Contract],
+                 busy_timeout_seconds: float, claims: PostgresClaims, conn: Connection,
                  mark: WarehouseMark | None = None) -> None:
-        self.url, self.contract, self.timeout = url, contract, busy_timeout_seconds
-        self.tables = Tables(contract)
+        self.url, self.feeds, self.timeout = url, tuple(feeds), busy_timeout_seconds
         self.value_limit = VALUE_LIMIT
         self.where = str(url)
         self._claims = claims
@@ -117,21 +119,23 @@ class PostgresWarehouse:
                 hint="nothing was committed; the file is claimed again if it is still "
                 "here, or loaded by the daemon that took it")
 
-    def latest_drop(self, run_date: str | None, ticket: Ticket | None) -> bool:
-        """Under the run date's lock: whether this file is the date's latest drop so far
-        (and record it so); False if a later drop of the date was committed first."""
+    def latest_drop(self, feed: str, run_date: str | None, ticket: Ticket | None) -> bool:
+        """Under the feed's run-date lock: whether this file is the latest drop of the
+        feed's date so far (and record it so); False if a later drop of it was committed
+        first."""
         if run_date is None or ticket is None:
             return True
         row = self.conn.execute(stmt(
-            f'INSERT INTO {q(DROPS_TABLE)} AS d ("run_date", "dropped_ns") '
-            'VALUES (%s::date, %s) ON CONFLICT ("run_date") DO UPDATE SET "dropped_ns" = '
-            'EXCLUDED."dropped_ns" WHERE d."dropped_ns" <= EXCLUDED."dropped_ns" '
-            'RETURNING 1'), (run_date, ticket.dropped_ns)).fetchone()
+            f'INSERT INTO {q(DROPS_TABLE)} AS d ("feed", "run_date", "dropped_ns") '
+            'VALUES (%s, %s::date, %s) ON CONFLICT ("feed", "run_date") DO UPDATE SET '
+            '"dropped_ns" = EXCLUDED."dropped_ns" '
+            'WHERE d."dropped_ns" <= EXCLUDED."dropped_ns" RETURNING 1'),
+            (feed, run_date, ticket.dropped_ns)).fetchone()
         return row is not None
 
     def recorded(self, claim: str) -> Recorded | None:
         with translated():
-            return ledger.recorded_outcome(self.conn, self.tables, claim)
+            return ledger.recorded_outcome(self.conn, claim)
 
     @contextmanager
     def staged(self, contract: Contract,
@@ -156,15 +160,14 @@ class PostgresWarehouse:
         conn = self.conn
         with translated(), conn.transaction():
             self.check_held(ticket)
-            recorded = (ledger.recorded_outcome(conn, self.tables, load.claim)
-                        if load.claim else None)
+            recorded = ledger.recorded_outcome(conn, load.claim) if load.claim else None
             if recorded is None or recorded.status != "failed":
-                ledger.record_load(conn, self.tables, load, status="failed",
+                ledger.record_load(conn, load, status="failed",
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
     def last_success(self, now: str, feed: str | None = None) -> Load | None:
         with translated():
-            return PostgresHistory(self.conn, self.contract).last_success(now)
+            return PostgresHistory(self.conn).last_success(now, feed)
 
     def answers_again(self) -> None:
         self._session.suspect()

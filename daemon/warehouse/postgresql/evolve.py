@@ -1,0 +1,123 @@
+"""A declared feed's fact table against its declaration, and the DDL that brings it in line.
+
+Read at every start (`schema.inspect`), from the catalogs; the decision is
+`columns.evolve`'s, shared with SQLite: a column added to the declaration is added to
+the table (`ALTER TABLE ... ADD COLUMN`, nullable or with its declared default, which
+fills the rows already there), logged `table_columns_added`; a declared column retyped,
+a column the table holds that the declaration does not, a changed key, or an added
+column that may not be absent (neither nullable nor with a default) are refused while
+the table holds rows (`SchemaMismatch`, naming the columns and what to do: restore the
+declaration, or move the table aside or empty it), never dropped or cast; an empty
+table is made again as declared, logged `table_recreated`. The built-in feed's table
+keeps the rule it had before feeds (a DBA's extra nullable columns accepted, with a
+warning: `columns.compare`). `upgrade` is the one migration from the version before
+feeds (3): the ledger's `feed`, `drops` per feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from filedrop_etl.config.contract import Column, Contract
+from filedrop_etl.daemon.warehouse import columns
+from filedrop_etl.daemon.warehouse.columns import Held
+from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
+from filedrop_etl.daemon.warehouse.postgresql.shape import (
+    DROPS_TABLE,
+    FIRST_FEED,
+    LEDGER,
+    LEDGER_TABLE_NAME,
+    column_definition,
+    fact_definitions,
+)
+from filedrop_etl.daemon.warehouse.postgresql.types import declared_type
+from filedrop_etl.daemon.warehouse.sql import q
+
+log = structlog.get_logger("daemon.schema")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a feed's fact table needs: columns added, or made (again) as declared."""
+
+    contract: Contract
+    added: tuple[Column, ...] = ()
+    recreate: str | None = None  # why: "created" for a table that was not there
+
+
+def plan(contract: Contract, held: Sequence[Held], held_key: Sequence[str],
+         extra_types: dict[str, str], holds_rows: Callable[[], bool]) -> Change | None:
+    """The change the feed's existing table needs (None: none); `SchemaMismatch` if
+    one would lose or recast data. `extra_types`: the canonical types of `loaded_at`
+    and `load_id`; `holds_rows` is asked only where the answer matters."""
+    table = contract.fact_table
+    expected = {**{c.name: declared_type(c) for c in contract.columns}, **extra_types}
+    addable = {c.name for c in contract.columns if c.may_be_absent}
+
+    def evolution(has_rows: bool) -> columns.Evolution:
+        return columns.evolve(contract.name, table, expected, held, key=contract.key,
+                              held_key=held_key, addable=addable, has_rows=has_rows)
+
+    found = evolution(True)
+    if found.refusal is not None and not holds_rows():
+        found = evolution(False)
+    if found.refusal is not None:
+        raise found.refusal
+    added = tuple(contract.column(n) for n in found.added if n not in extra_types)
+    if len(added) != len(found.added):
+        raise columns.refusal(columns.compare(table, expected, held))  # not the daemon's
+    if found.recreate is not None or added:
+        return Change(contract, added, found.recreate)
+    return None
+
+
+def apply(conn: Connection, change: Change) -> None:
+    """The change's DDL, inside the migration's transaction."""
+    fact = q(change.contract.fact_table)
+    if change.recreate is not None:
+        conn.execute(stmt(f"DROP TABLE IF EXISTS {fact}"))
+        conn.execute(stmt(f"CREATE TABLE {fact} "
+                          f"({', '.join(fact_definitions(change.contract))})"))
+    elif change.added:
+        conn.execute(stmt(f"ALTER TABLE {fact} " + ", ".join(
+            f"ADD COLUMN {column_definition(c)}" for c in change.added)))
+
+
+def logged(change: Change) -> None:
+    """Say what the change did, once its transaction committed."""
+    contract = change.contract
+    if change.recreate == "created":
+        log.info("table_created", feed=contract.name, table=contract.fact_table)
+    elif change.recreate is not None:
+        log.info("table_recreated", feed=contract.name, table=contract.fact_table,
+                 reason=change.recreate)
+    elif change.added:
+        log.info("table_columns_added", feed=contract.name, table=contract.fact_table,
+                 columns=[c.name for c in change.added])
+
+
+def upgrade(conn: Connection, held: dict[str, list[Held]]) -> list[str]:
+    """From version 3, in place: every ledger row and every watermark was the built-in
+    feed's. Adding a column with a constant default rewrites no row (PostgreSQL 11 and
+    later); the default then goes, as every insert names the feed. The steps taken."""
+    steps = []
+    ledger = held.get(LEDGER_TABLE_NAME)
+    if ledger is not None and "feed" not in {c.name for c in ledger}:
+        conn.execute(stmt(f"ALTER TABLE {LEDGER} ADD COLUMN \"feed\" text NOT NULL "
+                          f"DEFAULT '{FIRST_FEED}'"))
+        conn.execute(stmt(f'ALTER TABLE {LEDGER} ALTER COLUMN "feed" DROP DEFAULT'))
+        steps.append(f"load_history.feed added ('{FIRST_FEED}' for every row)")
+    if DROPS_TABLE in held and "feed" not in {c.name for c in held[DROPS_TABLE]}:
+        drops = q(DROPS_TABLE)
+        [(key,)] = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) "
+            "AND contype = 'p'", (drops,)).fetchall()
+        conn.execute(stmt(f"ALTER TABLE {drops} ADD COLUMN \"feed\" text NOT NULL "
+                          f"DEFAULT '{FIRST_FEED}'"))
+        conn.execute(stmt(f'ALTER TABLE {drops} ALTER COLUMN "feed" DROP DEFAULT, '
+                          f'DROP CONSTRAINT {q(str(key))}, ADD PRIMARY KEY ("feed", "run_date")'))
+        steps.append("drops keyed by feed and run date")
+    return steps
