@@ -190,7 +190,7 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
         == (2, 1, 3)
     assert doc["last_success"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
     version = pg_schema.SCHEMA_VERSION if history.shared else sqlite_schema.SCHEMA_VERSION
-    assert doc["database"]["schema_version"] == version == (3 if history.shared else 5)
+    assert doc["database"]["schema_version"] == version == (4 if history.shared else 5)
     assert doc["inbox"]["waiting"] == 1
     [failed] = doc["failed"]["files"]
     assert (failed["name"], failed["original"], failed["stage"]) == (BAD, BAD, "checks")
