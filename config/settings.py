@@ -29,7 +29,6 @@ from filedrop_etl.config.contract import (
     DEFAULT_TABLE_PREFIX,
     UNMATCHED_POLICIES,
     WRITE_MODES,
-    Contract,
     Feeds,
     UnmatchedPolicy,
     WriteMode,
@@ -119,11 +118,6 @@ class Settings:
     unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
     # What the backend says of `db`; None until placed (`daemon.warehouse.registry`).
     place: Place | None = field(default=None, compare=False)
-
-    @property
-    def contract(self) -> Contract:
-        """The first feed. TEMPORARY (issue 23): every user moves to `feeds`."""
-        return self.feeds.all[0]
 
     @property
     def placed(self) -> Place:

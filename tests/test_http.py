@@ -153,5 +153,5 @@ def test_a_browser_sees_the_health_and_the_metrics(tmp_path: Path, start_daemon:
     browser.get(base + "/metrics")
     shown = browser.find_element(By.TAG_NAME, "body").text.splitlines()
     assert 'etl_files_total{feed="transactions",outcome="processed"} 1.0' in shown
-    assert 'etl_rows_total{feed="transactions",change="inserted"} 25.0' in shown
+    assert 'etl_rows_total{change="inserted",feed="transactions"} 25.0' in shown
     assert daemon.stop() == 0

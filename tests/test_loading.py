@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.load import loading
@@ -38,7 +39,7 @@ def test_a_clean_file_is_merged_and_left_where_it_is(settings: Settings,
     path = write_parquet(settings.work, day_table(DAY, rows=25), NAME)
     attempt = attempt_at(path, settings)
     ticks: list[None] = []
-    counts = loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+    counts = loading.load_file(attempt, TRANSACTIONS, settings, as_warehouse(fresh_db),
                                lambda: ticks.append(None))
     assert counts is not None and (counts.rows, counts.inserted) == (25, 25)
     assert attempt.stage == "load" and attempt.rows == 25
@@ -56,7 +57,7 @@ def test_a_failed_check_raises_at_the_checks_stage_and_writes_nothing(
     path = write_parquet(settings.work, replaced_at(day_table(DAY), "amount", 3, -1.0), NAME)
     attempt = attempt_at(path, settings)
     with pytest.raises(BadInput) as raised:
-        loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+        loading.load_file(attempt, TRANSACTIONS, settings, as_warehouse(fresh_db),
                           lambda: None)
     assert raised.value.stage == "checks" and attempt.stage == "checks"
     assert fact_rows(settings.db_file) == []
@@ -78,7 +79,7 @@ def test_bad_input_is_raised_at_the_stage_it_was_found(
         path.write_bytes(content)
     attempt = attempt_at(path, settings)
     with pytest.raises(BadInput):
-        loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+        loading.load_file(attempt, TRANSACTIONS, settings, as_warehouse(fresh_db),
                           lambda: None)
     assert attempt.stage == stage
     # Hashed before it was read: the ledger's failed row can name the content.
@@ -88,7 +89,7 @@ def test_bad_input_is_raised_at_the_stage_it_was_found(
 def test_a_file_gone_before_it_is_opened_is_none(settings: Settings,
                                                  fresh_db: sqlite3.Connection) -> None:
     attempt = attempt_at(settings.work / NAME, settings)
-    assert loading.load_file(attempt, settings.contract, settings, as_warehouse(fresh_db),
+    assert loading.load_file(attempt, TRANSACTIONS, settings, as_warehouse(fresh_db),
                              lambda: None) is None
     assert attempt.stage == "open"
 
