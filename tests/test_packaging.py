@@ -78,6 +78,8 @@ def test_the_wheel_holds_every_package_of_the_tree(installed: Installed) -> None
             "filedrop_etl/daemon/warehouse/postgresql"} <= in_tree
     assert in_tree <= in_wheel, f"left out of the wheel: {sorted(in_tree - in_wheel)}"
     assert "filedrop_etl/config/etl.toml" in names
+    # The declaration to copy, beside the settings it documents.
+    assert "filedrop_etl/config/feeds.example.toml" in names
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"filedrop_etl"}, tops
 
