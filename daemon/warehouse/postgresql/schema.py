@@ -128,7 +128,8 @@ def inspect(conn: Connection, feeds: Sequence[Contract]) -> Found:
         if table in declared:
             change = evolve.plan(declared[table], held[table],
                                  catalog.primary_key(conn, table), extra_types,
-                                 partial(_holds_rows, conn, table))
+                                 partial(_holds_rows, conn, table),
+                                 partial(_holds_null, conn, table))
             changes += [change] if change is not None else []
             continue
         difference = columns.compare(
@@ -142,6 +143,12 @@ def inspect(conn: Connection, feeds: Sequence[Contract]) -> Found:
 
 def _holds_rows(conn: Connection, table: str) -> bool:
     row = conn.execute(stmt(f"SELECT EXISTS (SELECT 1 FROM {q(table)})")).fetchone()
+    return bool(row and row[0])
+
+
+def _holds_null(conn: Connection, table: str, column: str) -> bool:
+    row = conn.execute(stmt(f"SELECT EXISTS (SELECT 1 FROM {q(table)} "
+                            f"WHERE {q(column)} IS NULL)")).fetchone()
     return bool(row and row[0])
 
 
