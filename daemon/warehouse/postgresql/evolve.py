@@ -30,14 +30,12 @@ from filedrop_etl.daemon.warehouse.columns import Held
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
 from filedrop_etl.daemon.warehouse.postgresql.shape import (
     DROPS_TABLE,
-    FIRST_FEED,
     LEDGER,
-    LEDGER_TABLE_NAME,
     column_definition,
     fact_definitions,
 )
 from filedrop_etl.daemon.warehouse.postgresql.types import declared_type
-from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sql import EARLIEST_FEED, LEDGER_TABLE, q
 
 log = structlog.get_logger("daemon.schema")
 
@@ -121,19 +119,19 @@ def upgrade(conn: Connection, held: dict[str, list[Held]]) -> list[str]:
     feed's. Adding a column with a constant default rewrites no row (PostgreSQL 11 and
     later); the default then goes, as every insert names the feed. The steps taken."""
     steps = []
-    ledger = held.get(LEDGER_TABLE_NAME)
+    ledger = held.get(LEDGER_TABLE)
     if ledger is not None and "feed" not in {c.name for c in ledger}:
         conn.execute(stmt(f"ALTER TABLE {LEDGER} ADD COLUMN \"feed\" text NOT NULL "
-                          f"DEFAULT '{FIRST_FEED}'"))
+                          f"DEFAULT '{EARLIEST_FEED}'"))
         conn.execute(stmt(f'ALTER TABLE {LEDGER} ALTER COLUMN "feed" DROP DEFAULT'))
-        steps.append(f"load_history.feed added ('{FIRST_FEED}' for every row)")
+        steps.append(f"load_history.feed added ('{EARLIEST_FEED}' for every row)")
     if DROPS_TABLE in held and "feed" not in {c.name for c in held[DROPS_TABLE]}:
         drops = q(DROPS_TABLE)
         [(key,)] = conn.execute(
             "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) "
             "AND contype = 'p'", (drops,)).fetchall()
         conn.execute(stmt(f"ALTER TABLE {drops} ADD COLUMN \"feed\" text NOT NULL "
-                          f"DEFAULT '{FIRST_FEED}'"))
+                          f"DEFAULT '{EARLIEST_FEED}'"))
         conn.execute(stmt(f'ALTER TABLE {drops} ALTER COLUMN "feed" DROP DEFAULT, '
                           f'DROP CONSTRAINT {q(str(key))}, ADD PRIMARY KEY ("feed", "run_date")'))
         steps.append("drops keyed by feed and run date")

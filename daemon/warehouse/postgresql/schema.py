@@ -39,13 +39,12 @@ from filedrop_etl.daemon.warehouse.postgresql.shape import (
     CLAIMS_TABLE,
     DROPS_TABLE,
     FACT_EXTRA,
-    LEDGER_TABLE_NAME,
     SCHEMA_VERSION,
     VERSION_TABLE,
     indexes,
     tables,
 )
-from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sql import LEDGER_TABLE, q
 
 __all__ = ["CLAIMS_TABLE", "DROPS_TABLE", "LOCK_SPACE", "SCHEMA_VERSION", "VERSION_TABLE",
            "check", "indexes", "migrate", "require_current", "tables"]
@@ -79,7 +78,7 @@ def check(conn: Connection) -> int:
     """The schema version; `SchemaMismatch` unless this program can read the database."""
     found = version(conn)
     if found is None:
-        raise SchemaMismatch(f"the database has no {LEDGER_TABLE_NAME} table",
+        raise SchemaMismatch(f"the database has no {LEDGER_TABLE} table",
                              hint="point --db at the daemon's database")
     if found > SCHEMA_VERSION:
         raise SchemaMismatch(
@@ -157,7 +156,7 @@ def require_current(conn: Connection, feeds: Sequence[Contract]) -> int:
     migrate it (for `retry`, which never does: DDL waits on running loads)."""
     found = inspect(conn, feeds)
     if found.version is None and len(found.missing) == len(tables(feeds)):
-        raise SchemaMismatch(f"the database has no {LEDGER_TABLE_NAME} table",
+        raise SchemaMismatch(f"the database has no {LEDGER_TABLE} table",
                              hint="point --db at the daemon's database")
     if found.behind:
         raise SchemaMismatch(
