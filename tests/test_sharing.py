@@ -24,6 +24,7 @@ from urllib.request import urlopen
 import psycopg
 import pyarrow as pa
 import pytest
+from structlog.testing import capture_logs
 
 from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
@@ -224,6 +225,39 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
         with b.staged(TRANSACTIONS, table.to_batches()) as staged:
             counts = staged.commit(load, MergePlan(True, True, ticket=taken.ticket))
         assert counts.inserted == 100 and len(fact_rows_in(a_settings)) == 100
+
+
+def lapsed(settings: Settings, node: str) -> None:
+    """The leases of `node` and of its claims run out (its daemon paused, say)."""
+    with psycopg.connect(backends.server_of(settings), autocommit=True) as admin:
+        admin.execute("UPDATE claims SET lease_until = now() - interval '1 second' "
+                      "WHERE node = %s", (node,))
+        admin.execute("UPDATE daemons SET lease_until = now() - interval '1 second' "
+                      "WHERE node = %s", (node,))
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["taken", "failed"])
+def test_a_file_taken_over_is_logged_with_its_feed(two_nodes: tuple[Settings, Settings],
+                                                   fails: bool) -> None:
+    """`file_taken_over` and a file's `take_over_failed` say the feed its name belongs
+    to, as every per-file line does ("" for a name of no feed)."""
+    a_settings, b_settings = two_nodes
+    with opened(a_settings) as a, opened(b_settings) as b:
+        _table, claimed, _ticket, _load = claimed_day(a, a_settings, "2026-06-03")
+        (a_settings.work / "notes.txt").write_text("a name of no feed\n")
+        lapsed(a_settings, "a")
+        if fails:  # b's work directory is in the way: no file can be moved there
+            b_settings.work.rmdir()
+            b_settings.work.write_text("")
+        with capture_logs() as logs:
+            taken = take_over(b.claims, b_settings.work, b_settings.feeds)
+    assert len(taken) == (0 if fails else 2)
+    event = "take_over_failed" if fails else "file_taken_over"
+    lines = sorted(({k: e[k] for k in ("event", "file", "feed", "from_node")}
+                    for e in logs if e["event"] == event), key=lambda e: e["file"])
+    assert lines == [
+        {"event": event, "file": "notes.txt", "feed": "", "from_node": "a"},
+        {"event": event, "file": claimed.name, "feed": "transactions", "from_node": "a"}]
 
 
 def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(

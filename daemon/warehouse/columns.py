@@ -13,14 +13,17 @@ module reads no database.
 A declared feed's fact table follows its declaration instead (`evolve`): its columns
 are the declaration's, so a column the table holds and the declaration does not is a
 declared column removed, not a DBA's. At start, a column added to the declaration is
-added to the table (nullable, or with its default); a column removed, a changed type or
-a changed key is refused while the table holds rows (nothing is dropped or cast behind
-the operator's back), and an empty table is made again as declared.
+added to the table (nullable, or with its default); a column declared nullable that the
+table holds NOT NULL is relaxed; a column declared NOT NULL that the table holds
+nullable is tightened if it holds no null; a column removed, a changed type, a changed
+key or nulls where the declaration allows none are refused while the table holds rows
+(nothing is dropped or cast behind the operator's back), and an empty table is made
+again as declared.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -53,14 +56,32 @@ def declared(definitions: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def not_null(definitions: Iterable[str], key: Iterable[str] = ()) -> frozenset[str]:
+    """The columns that `definitions` make NOT NULL (or a column's PRIMARY KEY), and
+    those of `key` (a table constraint's, NOT NULL in both backends)."""
+    out = set(key)
+    for definition in definitions:
+        if definition.upper().startswith(_CONSTRAINTS):
+            continue
+        name, _, rest = definition.partition(" ")
+        words = rest.upper().split()
+        # A default's literal could read "NOT NULL": only what comes before it counts.
+        head = words[:words.index("DEFAULT")] if "DEFAULT" in words else words
+        if "PRIMARY" in head or " NOT NULL" in " " + " ".join(head):
+            out.add(name.strip('"'))
+    return frozenset(out)
+
+
 @dataclass(frozen=True)
 class Held:
     """One column as the database holds it: `required` when an insert that leaves it
-    out would fail (NOT NULL, and no default or generated value)."""
+    out would fail (NOT NULL, and no default or generated value); `not_null` when it
+    may hold no null (whether or not it has a default)."""
 
     name: str
     type: str
     required: bool
+    not_null: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,29 +145,45 @@ def warn_extra(differences: Iterable[Difference]) -> None:
 @dataclass(frozen=True)
 class Evolution:
     """What a start does to a declared feed's fact table that exists: add the columns
-    `added`, make it again (`recreate`: why, for the log), or nothing; or, if `refusal`,
-    refuse to start."""
+    `added`, drop the NOT NULL of those `relaxed`, make those `tightened` NOT NULL, make
+    it again (`recreate`: why, for the log), or nothing; or, if `refusal`, refuse to
+    start."""
 
     table: str
     added: tuple[str, ...] = ()
     recreate: str | None = None
     refusal: SchemaMismatch | None = None
+    relaxed: tuple[str, ...] = ()
+    tightened: tuple[str, ...] = ()
+
+    @property
+    def renulled(self) -> bool:
+        """Whether a column's NOT NULL changes (SQLite can do that only by a rebuild)."""
+        return bool(self.relaxed or self.tightened)
 
 
 def evolve(feed: str, table: str, expected: Mapping[str, str], held: Sequence[Held], *,
            key: Sequence[str], held_key: Sequence[str], addable: Collection[str],
-           has_rows: bool) -> Evolution:
+           has_rows: bool, not_null: Collection[str],
+           holds_null: Callable[[str], bool]) -> Evolution:
     """A declared feed's fact table (`held`, its primary key `held_key`) against its
     declaration (`expected`: every column the daemon defines, name to type in the
-    backend's canonical form; `key`); `addable`: the declared columns that an ALTER
-    TABLE can add to a table holding rows (nullable, or with a default)."""
+    backend's canonical form; `not_null`: those of them that may hold no null; `key`);
+    `addable`: the declared columns that an ALTER TABLE can add to a table holding rows
+    (nullable, or with a default). `holds_null(column)` is asked, of a table holding
+    rows, for each column declared NOT NULL that the table holds nullable: one without
+    a null is tightened, one with a null refused."""
     found = {c.name: c for c in held}
     missing = tuple(n for n in expected if n not in found)
     removed = tuple(c.name for c in held if c.name not in expected)
     changed = tuple(f"{n} is {found[n].type}, declared {t}" for n, t in expected.items()
                     if n in found and found[n].type != t)
     rekeyed = tuple(key) != tuple(held_key)
-    if not (missing or removed or changed or rekeyed):
+    relaxed = tuple(n for n in expected
+                    if n in found and found[n].not_null and n not in not_null)
+    tighter = tuple(n for n in expected
+                    if n in found and not found[n].not_null and n in not_null)
+    if not (missing or removed or changed or rekeyed or relaxed or tighter):
         return Evolution(table)
     if not has_rows:
         return Evolution(table, recreate="empty, and unlike its declaration")
@@ -165,8 +202,14 @@ def evolve(feed: str, table: str, expected: Mapping[str, str], held: Sequence[He
         parts.append(f"lacks the columns {list(unaddable)}, which can not be added to a "
                      "table that holds rows (NOT NULL without a default)")
         hints.append("declare each added column nullable or with a default")
+    nulls = tuple(n for n in tighter if holds_null(n))
+    if nulls:
+        parts.append(f"has nulls in the columns {list(nulls)}, which the feed now "
+                     "declares NOT NULL")
+        hints.append(f"declare {', '.join(nulls)} nullable = true again, or fill the nulls "
+                     f"(UPDATE {table} SET ... WHERE ... IS NULL) and start again")
     if not parts:
-        return Evolution(table, added=missing)
+        return Evolution(table, added=missing, relaxed=relaxed, tightened=tighter)
     return Evolution(table, refusal=SchemaMismatch(
         f"feed {feed}: table {table} holds rows and " + ", and ".join(parts),
         hint="; or ".join(hints) + "; or, to start the feed's table afresh, move it aside "

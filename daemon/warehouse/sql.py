@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from filedrop_etl.config.contract import Contract
 
-# The ledger every feed shares (`Contract.ledger_table`).
+# The ledger every feed shares (`Contract.ledger_table`), on both backends.
 LEDGER_TABLE = "load_history"
-# The feed of every load a ledger recorded before it had feeds (version 5 on SQLite):
-# the one dataset the daemon knew then, now the built-in feed.
+# The feed of every load a ledger recorded before it had feeds (SQLite's version 5 and
+# PostgreSQL's version 4 added `feed`): the one dataset the daemon knew then, now the
+# built-in feed. Both backends' migrations write it into the rows they find.
 EARLIEST_FEED = "transactions"
 RETRIES_TABLE = "retries"
 DAEMONS_TABLE = "daemons"

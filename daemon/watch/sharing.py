@@ -27,6 +27,7 @@ from pathlib import Path
 import structlog
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.contract import Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import AlreadyRunning
 from filedrop_etl.daemon.lock import DirectoryLock
@@ -161,11 +162,12 @@ def adopt_strays(settings: Settings) -> list[Path]:
     return adopted
 
 
-def take_over(claims: Claims, work: Path) -> list[TakenOver]:
+def take_over(claims: Claims, work: Path, feeds: Feeds | None = None) -> list[TakenOver]:
     """The files of daemons whose leases ran out, now in this daemon's work directory
-    `work`; none if the warehouse can not be asked now (the next rescan asks again)."""
+    `work`; none if the warehouse can not be asked now (the next rescan asks again).
+    Each file's lines carry the feed its name belongs to in `feeds` (the daemon's)."""
     try:
-        taken = _take_over(claims, work)
+        taken = _take_over(claims, work, feeds)
     except WarehouseFault as exc:
         log.warning("take_over_failed", reason=exc.message, hint="the next rescan tries again")
         return []
@@ -178,8 +180,14 @@ def take_over(claims: Claims, work: Path) -> list[TakenOver]:
         return []
     for file in taken:
         log.info("file_taken_over", file=files.display_name(file.path.name),
-                 from_node=file.from_node)
+                 **_feed_of(file.path.name, feeds), from_node=file.from_node)
     return taken
+
+
+def _feed_of(name: str, feeds: Feeds | None) -> dict[str, str]:
+    """`feed` for a per-file line: the feed the name belongs to, "" for none (nothing
+    where the caller did not give the feeds)."""
+    return {} if feeds is None else {"feed": files.feed_name(name, feeds)}
 
 
 def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
@@ -195,7 +203,7 @@ def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
         return None
 
 
-def _take_over(claims: Claims, work: Path) -> list[TakenOver]:
+def _take_over(claims: Claims, work: Path, feeds: Feeds | None) -> list[TakenOver]:
     taken: list[TakenOver] = []
     for node, recorded_work in claims.lapsed():
         directory = node_directory(work.parent, node, recorded_work)
@@ -207,13 +215,14 @@ def _take_over(claims: Claims, work: Path) -> list[TakenOver]:
         except (AlreadyRunning, OSError):
             continue  # alive after all (its own lock), or being taken by another
         try:
-            taken += _take_from(claims, node, directory, work)
+            taken += _take_from(claims, node, directory, work, feeds)
         finally:
             lock.release()
     return taken
 
 
-def _take_from(claims: Claims, node: str, directory: Path, work: Path) -> list[TakenOver]:
+def _take_from(claims: Claims, node: str, directory: Path, work: Path,
+               feeds: Feeds | None) -> list[TakenOver]:
     lapsed = claims.take_lapsed(node)
     tickets = dict(lapsed.tickets)
     taken = []
@@ -226,7 +235,8 @@ def _take_from(claims: Claims, node: str, directory: Path, work: Path) -> list[T
             # One file's trouble is its own: the others are taken, this one is left
             # where it is for a later take-over (or its own daemon's restart).
             log.error("take_over_failed", file=files.display_name(path.name),
-                      from_node=node, error_type=type(exc).__name__, reason=str(exc),
+                      **_feed_of(path.name, feeds), from_node=node,
+                      error_type=type(exc).__name__, reason=str(exc),
                       hint="the file is left in that node's work directory and tried "
                       "again at the next rescan; report this line if it repeats")
             continue

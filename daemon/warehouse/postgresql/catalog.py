@@ -30,19 +30,20 @@ def existing(conn: Connection, names: Sequence[str]) -> set[str]:
 def columns(conn: Connection, tables: Sequence[str]) -> dict[str, list[Held]]:
     """Each existing table's columns in order, with their types as `format_type` names
     them (with their modifiers: `numeric(12,2)`); a column is `required` if an insert
-    that leaves it out fails."""
+    that leaves it out fails, `not_null` if it may hold no null."""
     held: dict[str, list[Held]] = {}
     # One statement, so one snapshot: a table another session creates meanwhile is
     # either wholly here or not at all.
-    for table, name, kind, required in conn.execute(
+    for table, name, kind, required, not_null in conn.execute(
             "SELECT t.name, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull "
-            "AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
+            "AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '', "
+            "a.attnotnull "
             f"FROM unnest(%s::text[]) AS t(name) LEFT JOIN pg_attribute a ON a.attrelid = "
             f"{_REL} AND a.attnum > 0 AND NOT a.attisdropped WHERE {_REL} IS NOT NULL "
             "ORDER BY t.name, a.attnum", (list(tables),)):
         columns = held.setdefault(str(table), [])
         if name is not None:  # a table of no columns at all has one row of nulls
-            columns.append(Held(str(name), str(kind), bool(required)))
+            columns.append(Held(str(name), str(kind), bool(required), bool(not_null)))
     return held
 
 

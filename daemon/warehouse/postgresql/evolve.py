@@ -3,7 +3,10 @@
 Read at every start (`schema.inspect`), from the catalogs; the decision is
 `columns.evolve`'s, shared with SQLite: a column added to the declaration is added to
 the table (`ALTER TABLE ... ADD COLUMN`, nullable or with its declared default, which
-fills the rows already there), logged `table_columns_added`; a declared column retyped,
+fills the rows already there), logged `table_columns_added`; a column declared
+nullable that the table holds NOT NULL loses its NOT NULL (`table_columns_relaxed`), and
+one declared NOT NULL that the table holds nullable gains it if it holds no null
+(`table_columns_tightened`); a declared column retyped, nulls where none are declared,
 a column the table holds that the declaration does not, a changed key, or an added
 column that may not be absent (neither nullable nor with a default) are refused while
 the table holds rows (`SchemaMismatch`, naming the columns and what to do: restore the
@@ -27,50 +30,56 @@ from filedrop_etl.daemon.warehouse.columns import Held
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
 from filedrop_etl.daemon.warehouse.postgresql.shape import (
     DROPS_TABLE,
-    FIRST_FEED,
     LEDGER,
-    LEDGER_TABLE_NAME,
     column_definition,
     fact_definitions,
 )
 from filedrop_etl.daemon.warehouse.postgresql.types import declared_type
-from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sql import EARLIEST_FEED, LEDGER_TABLE, q
 
 log = structlog.get_logger("daemon.schema")
 
 
 @dataclass(frozen=True)
 class Change:
-    """What a feed's fact table needs: columns added, or made (again) as declared."""
+    """What a feed's fact table needs: columns added, their NOT NULL dropped (`relaxed`)
+    or set (`tightened`), or the table made (again) as declared."""
 
     contract: Contract
     added: tuple[Column, ...] = ()
     recreate: str | None = None  # why: "created" for a table that was not there
+    relaxed: tuple[str, ...] = ()
+    tightened: tuple[str, ...] = ()
 
 
 def plan(contract: Contract, held: Sequence[Held], held_key: Sequence[str],
-         extra_types: dict[str, str], holds_rows: Callable[[], bool]) -> Change | None:
+         extra_types: dict[str, str], holds_rows: Callable[[], bool],
+         holds_null: Callable[[str], bool]) -> Change | None:
     """The change the feed's existing table needs (None: none); `SchemaMismatch` if
     one would lose or recast data. `extra_types`: the canonical types of `loaded_at`
-    and `load_id`; `holds_rows` is asked only where the answer matters."""
+    and `load_id`; `holds_rows` and `holds_null(column)` are asked only where the
+    answer matters."""
     table = contract.fact_table
     expected = {**{c.name: declared_type(c) for c in contract.columns}, **extra_types}
     addable = {c.name for c in contract.columns if c.may_be_absent}
+    not_null = columns.not_null(fact_definitions(contract), contract.key)
 
     def evolution(has_rows: bool) -> columns.Evolution:
         return columns.evolve(contract.name, table, expected, held, key=contract.key,
-                              held_key=held_key, addable=addable, has_rows=has_rows)
+                              held_key=held_key, addable=addable, has_rows=has_rows,
+                              not_null=not_null, holds_null=holds_null)
 
     found = evolution(True)
-    if found.refusal is not None and not holds_rows():
+    # An empty table is made again rather than altered, as on SQLite.
+    if (found.refusal is not None or found.renulled) and not holds_rows():
         found = evolution(False)
     if found.refusal is not None:
         raise found.refusal
     added = tuple(contract.column(n) for n in found.added if n not in extra_types)
     if len(added) != len(found.added):
         raise columns.refusal(columns.compare(table, expected, held))  # not the daemon's
-    if found.recreate is not None or added:
-        return Change(contract, added, found.recreate)
+    if found.recreate is not None or added or found.renulled:
+        return Change(contract, added, found.recreate, found.relaxed, found.tightened)
     return None
 
 
@@ -81,9 +90,12 @@ def apply(conn: Connection, change: Change) -> None:
         conn.execute(stmt(f"DROP TABLE IF EXISTS {fact}"))
         conn.execute(stmt(f"CREATE TABLE {fact} "
                           f"({', '.join(fact_definitions(change.contract))})"))
-    elif change.added:
-        conn.execute(stmt(f"ALTER TABLE {fact} " + ", ".join(
-            f"ADD COLUMN {column_definition(c)}" for c in change.added)))
+    elif change.added or change.relaxed or change.tightened:
+        # One statement: SET NOT NULL scans the table once, for all its columns.
+        conn.execute(stmt(f"ALTER TABLE {fact} " + ", ".join((
+            *(f"ADD COLUMN {column_definition(c)}" for c in change.added),
+            *(f"ALTER COLUMN {q(n)} DROP NOT NULL" for n in change.relaxed),
+            *(f"ALTER COLUMN {q(n)} SET NOT NULL" for n in change.tightened)))))
 
 
 def logged(change: Change) -> None:
@@ -94,9 +106,12 @@ def logged(change: Change) -> None:
     elif change.recreate is not None:
         log.info("table_recreated", feed=contract.name, table=contract.fact_table,
                  reason=change.recreate)
-    elif change.added:
-        log.info("table_columns_added", feed=contract.name, table=contract.fact_table,
-                 columns=[c.name for c in change.added])
+    for event, names in (("table_columns_added", tuple(c.name for c in change.added)),
+                         ("table_columns_relaxed", change.relaxed),
+                         ("table_columns_tightened", change.tightened)):
+        if names:
+            log.info(event, feed=contract.name, table=contract.fact_table,
+                     columns=list(names))
 
 
 def upgrade(conn: Connection, held: dict[str, list[Held]]) -> list[str]:
@@ -104,19 +119,19 @@ def upgrade(conn: Connection, held: dict[str, list[Held]]) -> list[str]:
     feed's. Adding a column with a constant default rewrites no row (PostgreSQL 11 and
     later); the default then goes, as every insert names the feed. The steps taken."""
     steps = []
-    ledger = held.get(LEDGER_TABLE_NAME)
+    ledger = held.get(LEDGER_TABLE)
     if ledger is not None and "feed" not in {c.name for c in ledger}:
         conn.execute(stmt(f"ALTER TABLE {LEDGER} ADD COLUMN \"feed\" text NOT NULL "
-                          f"DEFAULT '{FIRST_FEED}'"))
+                          f"DEFAULT '{EARLIEST_FEED}'"))
         conn.execute(stmt(f'ALTER TABLE {LEDGER} ALTER COLUMN "feed" DROP DEFAULT'))
-        steps.append(f"load_history.feed added ('{FIRST_FEED}' for every row)")
+        steps.append(f"load_history.feed added ('{EARLIEST_FEED}' for every row)")
     if DROPS_TABLE in held and "feed" not in {c.name for c in held[DROPS_TABLE]}:
         drops = q(DROPS_TABLE)
         [(key,)] = conn.execute(
             "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) "
             "AND contype = 'p'", (drops,)).fetchall()
         conn.execute(stmt(f"ALTER TABLE {drops} ADD COLUMN \"feed\" text NOT NULL "
-                          f"DEFAULT '{FIRST_FEED}'"))
+                          f"DEFAULT '{EARLIEST_FEED}'"))
         conn.execute(stmt(f'ALTER TABLE {drops} ALTER COLUMN "feed" DROP DEFAULT, '
                           f'DROP CONSTRAINT {q(str(key))}, ADD PRIMARY KEY ("feed", "run_date")'))
         steps.append("drops keyed by feed and run date")

@@ -39,13 +39,12 @@ from filedrop_etl.daemon.warehouse.postgresql.shape import (
     CLAIMS_TABLE,
     DROPS_TABLE,
     FACT_EXTRA,
-    LEDGER_TABLE_NAME,
     SCHEMA_VERSION,
     VERSION_TABLE,
     indexes,
     tables,
 )
-from filedrop_etl.daemon.warehouse.sql import q
+from filedrop_etl.daemon.warehouse.sql import LEDGER_TABLE, q
 
 __all__ = ["CLAIMS_TABLE", "DROPS_TABLE", "LOCK_SPACE", "SCHEMA_VERSION", "VERSION_TABLE",
            "check", "indexes", "migrate", "require_current", "tables"]
@@ -79,7 +78,7 @@ def check(conn: Connection) -> int:
     """The schema version; `SchemaMismatch` unless this program can read the database."""
     found = version(conn)
     if found is None:
-        raise SchemaMismatch(f"the database has no {LEDGER_TABLE_NAME} table",
+        raise SchemaMismatch(f"the database has no {LEDGER_TABLE} table",
                              hint="point --db at the daemon's database")
     if found > SCHEMA_VERSION:
         raise SchemaMismatch(
@@ -128,7 +127,8 @@ def inspect(conn: Connection, feeds: Sequence[Contract]) -> Found:
         if table in declared:
             change = evolve.plan(declared[table], held[table],
                                  catalog.primary_key(conn, table), extra_types,
-                                 partial(_holds_rows, conn, table))
+                                 partial(_holds_rows, conn, table),
+                                 partial(_holds_null, conn, table))
             changes += [change] if change is not None else []
             continue
         difference = columns.compare(
@@ -145,12 +145,18 @@ def _holds_rows(conn: Connection, table: str) -> bool:
     return bool(row and row[0])
 
 
+def _holds_null(conn: Connection, table: str, column: str) -> bool:
+    row = conn.execute(stmt(f"SELECT EXISTS (SELECT 1 FROM {q(table)} "
+                            f"WHERE {q(column)} IS NULL)")).fetchone()
+    return bool(row and row[0])
+
+
 def require_current(conn: Connection, feeds: Sequence[Contract]) -> int:
     """The schema version, if it is this program's; else `SchemaMismatch` saying how to
     migrate it (for `retry`, which never does: DDL waits on running loads)."""
     found = inspect(conn, feeds)
     if found.version is None and len(found.missing) == len(tables(feeds)):
-        raise SchemaMismatch(f"the database has no {LEDGER_TABLE_NAME} table",
+        raise SchemaMismatch(f"the database has no {LEDGER_TABLE} table",
                              hint="point --db at the daemon's database")
     if found.behind:
         raise SchemaMismatch(

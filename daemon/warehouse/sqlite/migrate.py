@@ -7,7 +7,8 @@ their date (`Contract.keys_carry_their_date`), and counts rows per run date in
 `<fact>_days`. `rebuild_fact` copies the rows in key order, in chunks so that it can
 say how far it got, inside the caller's transaction: a migration that fails or is
 killed leaves the database as it was, and the next start begins it again. `compact`
-then returns the old table's pages to the disk.
+then returns the old table's pages to the disk. `reshape` is the same copy for a
+declared feed's table whose columns' NOT NULL changed (`columns.evolve`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,24 @@ def rebuild_fact(conn: sqlite3.Connection, tables: Tables, create: Callable[[str
     conn.execute(f"ALTER TABLE {new} RENAME TO {fact}")
     crashpoints.reached("during_migration")
     return int(total)
+
+
+def reshape(conn: sqlite3.Connection, tables: Tables, create: Callable[[str], str],
+            kept: tuple[str, ...]) -> None:
+    """Replace a declared feed's fact table by one that `create(name)` makes, holding
+    the same rows: SQLite can not change a column's NOT NULL in place. The columns
+    `kept` are copied (in key order, as `rebuild_fact` does); any other the new table
+    defines takes its default. Inside the caller's transaction, as one statement: a
+    failure leaves the table as it was."""
+    fact = tables.fact
+    new = q(tables.contract.fact_table + "_rebuilt")
+    conn.execute(f"DROP TABLE IF EXISTS {new}")
+    conn.execute(create(new))
+    names = tables.columns(kept)
+    conn.execute(f"INSERT INTO {new} ({names}) SELECT {names} FROM {fact} "
+                 f"ORDER BY {tables.key}")
+    conn.execute(f"DROP TABLE {fact}")
+    conn.execute(f"ALTER TABLE {new} RENAME TO {fact}")
 
 
 def count_days(conn: sqlite3.Connection, tables: Tables) -> None:

@@ -157,33 +157,47 @@ def _evolve(conn: sqlite3.Connection, contract: Contract) -> tuple[str, columns.
     defined = defs.fact_columns(contract)
     expected = {n: t.upper() for n, t in columns.declared(defined).items()}
     info = defs.held(conn, table)
-    held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None)
-            for _, name, kind, notnull, default, _ in info]
+    held = [columns.Held(str(name), str(kind).upper(), bool(notnull) and default is None,
+                         bool(notnull)) for _, name, kind, notnull, default, _ in info]
     held_key = [str(row[1]) for row in sorted(info, key=lambda row: row[5]) if row[5]]
     addable = {c.name for c in contract.columns if c.may_be_absent}
     has_rows = bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {q(table)})").fetchone()[0])
+
+    def holds_null(column: str) -> bool:
+        return bool(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {q(table)} "
+                                 f"WHERE {q(column)} IS NULL)").fetchone()[0])
+
     evolution = columns.evolve(contract.name, table, expected, held, key=contract.key,
-                               held_key=held_key, addable=addable, has_rows=has_rows)
+                               held_key=held_key, addable=addable, has_rows=has_rows,
+                               not_null=columns.not_null(defined, contract.key),
+                               holds_null=holds_null)
     if evolution.refusal is not None:
         raise evolution.refusal
     by_name = {d.partition(" ")[0].strip('"'): d for d in defined}
     if evolution.recreate:
         for old in (table, table + DAYS_SUFFIX):
             conn.execute(f"DROP TABLE IF EXISTS {q(old)}")
+    elif evolution.renulled:
+        # Made again as declared, the added columns with it (their default, or null).
+        migrate.reshape(conn, Tables(contract), lambda name: defs.create(name, defined, True),
+                        tuple(c.name for c in held))
+        return contract.name, evolution
     for name in evolution.added:
         conn.execute(f"ALTER TABLE {q(table)} ADD COLUMN {by_name[name]}")
     return contract.name, evolution
 
 
 def _log_evolution(feed: str, evolution: columns.Evolution) -> None:
-    if evolution.added:
-        log.info("table_columns_added", feed=feed, table=evolution.table,
-                 columns=list(evolution.added))
-    elif evolution.recreate == "created":
+    if evolution.recreate == "created":
         log.info("table_created", feed=feed, table=evolution.table)
     elif evolution.recreate:
         log.info("table_recreated", feed=feed, table=evolution.table,
                  reason=evolution.recreate)
+    for event, names in (("table_columns_added", evolution.added),
+                         ("table_columns_relaxed", evolution.relaxed),
+                         ("table_columns_tightened", evolution.tightened)):
+        if names:
+            log.info(event, feed=feed, table=evolution.table, columns=list(names))
 
 
 def _difference(conn: sqlite3.Connection, table: str,
