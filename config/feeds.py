@@ -18,7 +18,6 @@ from typing import TypeVar
 
 from filedrop_etl.config import feed_parts
 from filedrop_etl.config.contract import (
-    DATE_DIRECTIVES,
     DEFAULT_TABLE_PREFIX,
     LEDGER_TABLE_NAME,
     TRANSACTIONS,
@@ -26,13 +25,16 @@ from filedrop_etl.config.contract import (
     WRITE_MODES,
     Column,
     Contract,
+)
+from filedrop_etl.config.errors import ConfigError
+from filedrop_etl.config.feed_parts import Problems, listed
+from filedrop_etl.config.file_names import (
+    DATE_DIRECTIVES,
     Feeds,
     UnmatchedPolicy,
     format_date,
     name_pattern,
 )
-from filedrop_etl.config.errors import ConfigError
-from filedrop_etl.config.feed_parts import Problems, listed
 
 FEED_KEYS = ("pattern", "date_format", "table", "key", "date_column", "write_mode",
              "undeclared_columns", "columns", "checks", "totals", "format", "expect",

@@ -17,13 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from filedrop_etl.config.contract import (
-    DEFAULT_TABLE_PREFIX,
-    UNMATCHED_POLICIES,
-    WRITE_MODES,
-    UnmatchedPolicy,
-    WriteMode,
-)
+from filedrop_etl.config.contract import DEFAULT_TABLE_PREFIX, WRITE_MODES, WriteMode
+from filedrop_etl.config.file_names import UNMATCHED_POLICIES, UnmatchedPolicy
 
 ObserverKind = Literal["auto", "polling"]
 OBSERVERS: tuple[ObserverKind, ...] = ("auto", "polling")

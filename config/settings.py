@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from filedrop_etl.config.contract import WRITE_MODES, Feeds, UnmatchedPolicy, WriteMode
+from filedrop_etl.config.contract import WRITE_MODES, WriteMode
 from filedrop_etl.config.errors import ConfigError
 from filedrop_etl.config.feeds import read_feeds
+from filedrop_etl.config.file_names import Feeds, UnmatchedPolicy
 from filedrop_etl.config.setting_values import (
     DEFAULTS,
     NETWORK_TIMEOUT_SECONDS,

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from filedrop_etl.config import ConfigError
-from filedrop_etl.config.contract import Contract, Feeds
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.

@@ -23,15 +23,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    Feeds,
-    UnmatchedPolicy,
-    name_pattern,
-)
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract
+from filedrop_etl.config.file_names import Feeds, UnmatchedPolicy, name_pattern
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.app.service import feeds_shown
 from filedrop_etl.daemon.app.worker import Worker, build

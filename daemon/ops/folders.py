@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Feeds
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files
 
 

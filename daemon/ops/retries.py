@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract, Feeds
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar

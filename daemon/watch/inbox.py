@@ -31,7 +31,7 @@ from typing import Literal
 
 import structlog
 
-from filedrop_etl.config.contract import Feeds
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
