@@ -2,9 +2,10 @@
 
 Owns the declaration's syntax and its validation: every problem is found before the
 first is reported, each saying where it is (`feeds.orders.key`) and what to write
-instead, so that an operator fixes a config in one pass. The columns and checks are read
-by `config.feed_parts`; this module reads a feed's own keys, the feeds side by side (two
-feeds whose patterns match one name, two feeds writing one table) and the built-in feed.
+instead, so that an operator fixes a config in one pass. The columns and totals are read
+by `config.feed_parts`, the checks by `config.feed_checks`; this module reads a feed's
+own keys, the feeds side by side (two feeds whose patterns match one name, two feeds
+writing one table) and the built-in feed.
 A config without `[feeds]` gets the built-in transactions feed (`contract.TRANSACTIONS`).
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from difflib import get_close_matches
 from typing import TypeVar
 
-from filedrop_etl.config import feed_parts
+from filedrop_etl.config import feed_checks, feed_parts
 from filedrop_etl.config.contract import (
     DEFAULT_TABLE_PREFIX,
     LEDGER_TABLE_NAME,
@@ -129,7 +130,7 @@ def _read_feed(name: str, table: Mapping[str, object], prefix: str,
                      "write_mode = \"merge\"")
     fact_table = _table(at, table.get("table", prefix + name), problems)
     seen.append(_Declared(name, template, date_format, fact_table, "date_column" in table))
-    checks = feed_parts.read_checks(at, table.get("checks"), columns or (), names, key or (),
+    checks = feed_checks.read_checks(at, table.get("checks"), columns or (), names, key or (),
                                     date_column, problems)
     if len(problems) > before or columns is None or key is None or template is None \
             or fact_table is None:
