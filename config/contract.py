@@ -5,19 +5,21 @@ backends (which build their SQL from it), the reader and the checks (which inter
 `checks`); the generator writes its `arrow_schema`. A column has a kind, never a
 database's type: each backend maps kinds to its own (`daemon/warehouse/<backend>/types.py`).
 `TRANSACTIONS` is the built-in feed, what a config without `[feeds]` gets; declared feeds
-are read by `config.feeds`. `Feeds` is the set a daemon serves, and the one place that
-says which feed a file name belongs to. Nothing in this module touches files or databases.
+are read by `config.feeds`. How a feed's files are named, and the set of feeds a daemon
+serves (`Feeds`), are `config.file_names`'. Nothing in this module touches files or
+databases.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
 import pyarrow as pa
+
+from filedrop_etl.config.file_names import ISO_DATE_FORMAT, format_date, name_pattern
 
 ColumnKind = Literal["string", "integer", "float", "decimal", "boolean", "date", "timestamp"]
 COLUMN_KINDS: tuple[ColumnKind, ...] = ("string", "integer", "float", "decimal", "boolean",
@@ -28,13 +30,8 @@ WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
 # or `fail` (the file goes to failed/).
 UndeclaredPolicy = Literal["ignore", "fail"]
 UNDECLARED_POLICIES: tuple[UndeclaredPolicy, ...] = ("ignore", "fail")
-# What a file whose name matches no feed does: `fail` (to failed/, naming the patterns)
-# or `leave` (stays in the inbox untouched, logged once).
-UnmatchedPolicy = Literal["fail", "leave"]
-UNMATCHED_POLICIES: tuple[UnmatchedPolicy, ...] = ("fail", "leave")
 LEDGER_TABLE_NAME = "load_history"
 DEFAULT_TABLE_PREFIX = "fact_"
-ISO_DATE_FORMAT = "%Y-%m-%d"
 # Timestamps are kept in UTC, to the microsecond (Parquet's and PostgreSQL's precision).
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
@@ -238,67 +235,6 @@ class Contract:
         if match is None:
             return None
         return datetime.strptime(match["date"], self.date_format).date().isoformat()
-
-
-def format_date(run_date: str, date_format: str) -> str:
-    """`run_date` (ISO) written in `date_format`; by hand, as glibc's `strftime("%Y")`
-    drops the leading zeros of years below 1000 (`1-01-01` for 0001-01-01)."""
-    day = date.fromisoformat(run_date)
-    fields = {"%Y": f"{day.year:04d}", "%y": f"{day.year % 100:02d}",
-              "%m": f"{day.month:02d}", "%d": f"{day.day:02d}",
-              "%j": f"{day.timetuple().tm_yday:03d}", "%%": "%"}
-    return "".join(fields.get(part, part) for part in re.split(r"(%[a-zA-Z%])", date_format))
-
-
-# `strftime` directives a file-name date may use, and the text each matches.
-DATE_DIRECTIVES: dict[str, str] = {"%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{2}",
-                                   "%d": r"\d{2}", "%j": r"\d{3}"}
-# `~N` before the extension: an archived name with a uniqueness suffix still parses.
-_REDROP_SUFFIX = r"(?:~\d+)?"
-
-
-def name_pattern(template: str, date_format: str = ISO_DATE_FORMAT) -> re.Pattern[str]:
-    """The compiled pattern of a file-name template holding `{date}` once: the literal
-    text as it is, the date as `date_format` writes it, and an optional `~N` before the
-    last extension (or at the end, for a name without one)."""
-    date_re = "".join(DATE_DIRECTIVES.get(part, re.escape(part))
-                      for part in re.split(r"(%[a-zA-Z%])", date_format) if part)
-    before, _, after = template.partition("{date}")
-    stem, dot, ext = after.rpartition(".")
-    tail = (re.escape(stem) + _REDROP_SUFFIX + re.escape(dot + ext) if dot
-            else re.escape(after) + _REDROP_SUFFIX)
-    return re.compile(re.escape(before) + f"(?P<date>{date_re})" + tail)
-
-
-@dataclass(frozen=True)
-class Feeds:
-    """The feeds a daemon serves, in declaration order, and what a file whose name matches
-    none of them does. Validation (`config.feeds`) sees that no name matches two."""
-
-    all: tuple[Contract, ...]
-    unmatched: UnmatchedPolicy = "fail"
-
-    def __iter__(self) -> Iterator[Contract]:
-        return iter(self.all)
-
-    def __len__(self) -> int:
-        return len(self.all)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.all)
-
-    def named(self, name: str) -> Contract | None:
-        return next((c for c in self.all if c.name == name), None)
-
-    def for_file(self, name: str) -> Contract | None:
-        """The feed whose pattern `name` matches, or None."""
-        return next((c for c in self.all if c.file_name_pattern.fullmatch(name)), None)
-
-    @property
-    def examples(self) -> tuple[str, ...]:
-        """Every feed's pattern with its date spelled out, for a name matching none."""
-        return tuple(c.file_name_example for c in self.all)
 
 
 _COLUMNS: tuple[Column, ...] = (

@@ -2,9 +2,10 @@
 
 Owns the declaration's syntax and its validation: every problem is found before the
 first is reported, each saying where it is (`feeds.orders.key`) and what to write
-instead, so that an operator fixes a config in one pass. The columns and checks are read
-by `config.feed_parts`; this module reads a feed's own keys, the feeds side by side (two
-feeds whose patterns match one name, two feeds writing one table) and the built-in feed.
+instead, so that an operator fixes a config in one pass. The columns and totals are read
+by `config.feed_parts`, the checks by `config.feed_checks`; this module reads a feed's
+own keys and the built-in feed, and `config.feed_clashes` sees the feeds side by side
+(two feeds whose patterns match one name, two feeds writing one table).
 A config without `[feeds]` gets the built-in transactions feed (`contract.TRANSACTIONS`).
 """
 
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from difflib import get_close_matches
 from typing import TypeVar
 
-from filedrop_etl.config import feed_parts
+from filedrop_etl.config import feed_checks, feed_parts
 from filedrop_etl.config.contract import (
-    DATE_DIRECTIVES,
     DEFAULT_TABLE_PREFIX,
     LEDGER_TABLE_NAME,
     TRANSACTIONS,
@@ -26,13 +26,16 @@ from filedrop_etl.config.contract import (
     WRITE_MODES,
     Column,
     Contract,
-    Feeds,
-    UnmatchedPolicy,
-    format_date,
-    name_pattern,
 )
 from filedrop_etl.config.errors import ConfigError
+from filedrop_etl.config.feed_clashes import Declared, side_by_side
 from filedrop_etl.config.feed_parts import Problems, listed
+from filedrop_etl.config.file_names import (
+    DATE_DIRECTIVES,
+    Feeds,
+    UnmatchedPolicy,
+    name_pattern,
+)
 
 FEED_KEYS = ("pattern", "date_format", "table", "key", "date_column", "write_mode",
              "undeclared_columns", "columns", "checks", "totals", "format", "expect",
@@ -48,8 +51,6 @@ OWN_TABLES = frozenset({LEDGER_TABLE_NAME, "retries", "daemons", "claims", "drop
                         "filedrop_schema"})
 # Bytes PostgreSQL keeps of an identifier; a longer one would be cut silently.
 MAX_IDENTIFIER = 63
-# Dates a feed's own names are tried with against the other feeds' patterns.
-_SAMPLE_DATES = ("2026-01-02", "1999-12-31", "2031-11-30")
 
 
 def read_feeds(declared: Mapping[str, object] | None, *,
@@ -62,7 +63,7 @@ def read_feeds(declared: Mapping[str, object] | None, *,
     problems = Problems()
     feeds: list[Contract] = []
     # What each feed says of its names and table, even one with problems elsewhere.
-    seen: list[_Declared] = []
+    seen: list[Declared] = []
     for name, table in declared.items():
         at = f"feeds.{name}"
         if not _FEED_NAME.fullmatch(name):
@@ -76,7 +77,7 @@ def read_feeds(declared: Mapping[str, object] | None, *,
         feed = _read_feed(name, table, table_prefix, seen, problems)
         if feed is not None:
             feeds.append(feed)
-    _side_by_side(seen, problems)
+    side_by_side(seen, problems)
     if problems:
         raise ConfigError(f"{where} declares feeds that can not be loaded "
                           f"({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
@@ -97,10 +98,10 @@ def _unknown_keys(at: str, table: Mapping[str, object], known: tuple[str, ...],
 
 
 def _read_feed(name: str, table: Mapping[str, object], prefix: str,
-               seen: list[_Declared], problems: Problems) -> Contract | None:
+               seen: list[Declared], problems: Problems) -> Contract | None:
     at = f"feeds.{name}"
     if name == TRANSACTIONS.name and "columns" not in table:
-        seen.append(_Declared(name, TRANSACTIONS.file_name_template,
+        seen.append(Declared(name, TRANSACTIONS.file_name_template,
                               TRANSACTIONS.date_format, TRANSACTIONS.fact_table, True))
         return _builtin(table, problems)
     _unknown_keys(at, table, FEED_KEYS, problems)
@@ -126,8 +127,8 @@ def _read_feed(name: str, table: Mapping[str, object], prefix: str,
                      "name the date column (date_column = \"...\") or write "
                      "write_mode = \"merge\"")
     fact_table = _table(at, table.get("table", prefix + name), problems)
-    seen.append(_Declared(name, template, date_format, fact_table, "date_column" in table))
-    checks = feed_parts.read_checks(at, table.get("checks"), columns or (), names, key or (),
+    seen.append(Declared(name, template, date_format, fact_table, "date_column" in table))
+    checks = feed_checks.read_checks(at, table.get("checks"), columns or (), names, key or (),
                                     date_column, problems)
     if len(problems) > before or columns is None or key is None or template is None \
             or fact_table is None:
@@ -279,62 +280,3 @@ def _table(at: str, value: object, problems: Problems) -> str | None:
         problems.add(f"{at}.table", f"{value!r} {why}", "name another table")
         return None
     return value
-
-
-@dataclass(frozen=True)
-class _Declared:
-    """What a feed says of its file names and its table, for `_side_by_side`."""
-
-    name: str
-    file_name_template: str | None
-    date_format: str
-    fact_table: str | None
-    dated: bool
-
-    def matches(self, name: str) -> bool:
-        return self.file_name_template is not None and bool(
-            name_pattern(self.file_name_template, self.date_format).fullmatch(name))
-
-    def file_name_for(self, run_date: str) -> str:
-        assert self.file_name_template is not None
-        return self.file_name_template.replace("{date}", format_date(run_date,
-                                                                     self.date_format))
-
-
-def _side_by_side(feeds: list[_Declared], problems: Problems) -> None:
-    """Two feeds writing one table (or one's `_days` table), or whose patterns both match
-    one name: which of them a file belongs to, or a table's shape, would be a guess."""
-    tables: dict[str, str] = {}
-    for feed in feeds:
-        if feed.fact_table is None:
-            continue
-        mine = {feed.fact_table.lower()} | ({f"{feed.fact_table}_days".lower()}
-                                            if feed.dated else set())
-        for table in sorted(mine):
-            if table in tables:
-                problems.add(f"feeds.{feed.name}.table", f"{feed.fact_table!r} is written "
-                             f"by feed {tables[table]} too (table names are compared in "
-                             "any case)", "give each feed a table of its own")
-            tables.setdefault(table, feed.name)
-    for index, feed in enumerate(feeds):
-        for other in feeds[index + 1:]:
-            clash = _one_name(feed, other) if feed.file_name_template and \
-                other.file_name_template else None
-            if clash:
-                problems.add(f"feeds.{other.name}.pattern",
-                             f"{other.file_name_template!r} and feed {feed.name}'s "
-                             f"{feed.file_name_template!r} both match {clash!r}",
-                             "make the two patterns differ in their fixed text, so that "
-                             "every name belongs to one feed")
-
-
-def _one_name(one: _Declared, other: _Declared) -> str | None:
-    """A name both feeds' patterns match, among each one's own names for a few dates."""
-    for first, second in ((one, other), (other, one)):
-        for day in _SAMPLE_DATES:
-            plain = first.file_name_for(day)
-            stem, dot, ext = plain.rpartition(".")
-            for name in (plain, f"{stem}~1{dot}{ext}" if dot else f"{plain}~1"):
-                if second.matches(name):
-                    return name
-    return None

@@ -1,38 +1,35 @@
 """Names, hashing and moves of the files the daemon handles: the filesystem side of a load.
 
-Owns which inbox names are ignored, which feed a name belongs to (or none, and what that
-name is told), how a run date is read from a name by its feed's format, the no-follow
-open, the SHA-256, the Parquet-footer probe, and the moves between inbox, work and
-processed (atomic renames within one filesystem that never overwrite, under a name whose
-error sidecar is free too); the move to failed/ is `daemon.load.quarantine`'s. It knows
+Owns which inbox names are ignored, how a name is shown, the name of the feed a file
+belongs to as logs carry it (which feed, its run date and what a name matching none is
+told are `daemon.routing`'s), the no-follow open, the SHA-256, and the moves between
+inbox, work and processed (atomic renames within one filesystem that never overwrite,
+under a name whose error sidecar is free too); the move to failed/ is
+`daemon.load.quarantine`'s, the Parquet-footer probe `daemon.framing`'s. It knows
 nothing of SQLite or of what the rows mean.
 """
 
 from __future__ import annotations
 
 import ctypes
-import difflib
 import errno
 import hashlib
 import itertools
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from filedrop_etl.config import ConfigError
-from filedrop_etl.config.contract import Contract, Feeds
-from filedrop_etl.daemon.errors import BadInput, FileNameError
+from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.daemon.errors import BadInput
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
 IGNORED_PREFIXES: tuple[str, ...] = (".",)
 IGNORED_SUFFIXES: tuple[str, ...] = (".tmp", ".part")
 SIDECAR_SUFFIX = ".error.json"
 NAME_MAX = 255  # bytes in one file name on ext4, xfs, btrfs and tmpfs
-PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
 # About a tenth of a second of hashing here, so the worker's life shows at that pace.
 PROGRESS_BYTES = 64 << 20
@@ -43,105 +40,11 @@ def is_ignored(name: str) -> bool:
     return name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES)
 
 
-def _quoted(name: str) -> str:
-    """`repr(name)` (so a newline shows as `\\n`), with undecodable bytes as `\\xNN`, as the
-    log and the ledger show them, not as Python's `\\udcNN` surrogates."""
-    return re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", repr(name))
-
-
-def name_rule(contract: Contract) -> str:
-    """What `run_date_from_name` accepts for `contract`, in words, for every hint that asks
-    a person for a new name (tests/test_files.py holds its two examples to the parser)."""
-    stem, dot, ext = contract.file_name_for("2026-03-04").rpartition(".")
-    return (f"{contract.file_name_example} with the run date of its rows (a ~N before "
-            f"{dot}{ext} is allowed: {stem}~1{dot}{ext} loads, "
-            f"{stem}-copy{dot}{ext} fails on its name)")
-
-
-_REDROP = re.compile(r"(?P<stem>.*)~(?P<n>\d+)(?P<ext>\.[^.~]*)?", re.DOTALL)
-
-
-def redrop_of(name: str) -> tuple[str, int]:
-    """The name a `~N` re-drop shares with its first drop, and N (0 for the first):
-    `transactions_D~10.parquet` is (`transactions_D.parquet`, 10)."""
-    match = _REDROP.fullmatch(name)
-    if match is None:
-        return name, 0
-    return match["stem"] + (match["ext"] or ""), int(match["n"])
-
-
-def run_date_from_name(name: str, contract: Contract) -> str:
-    """The ISO run date a file name promises, read with the feed's date format, or
-    `FileNameError` saying what was expected."""
-    match = contract.file_name_pattern.fullmatch(name)
-    if match is None:
-        raise FileNameError(
-            f"file name {_quoted(name)} does not match {contract.file_name_example}",
-            hint="rename the file to the contract's pattern and drop it again",
-        )
-    text = match["date"]
-    try:
-        # ASCII digits only: the pattern's `\d` (and `strptime`) take any script's.
-        run_date = contract.run_date_of(name) if text.isascii() else None
-    except ValueError:
-        run_date = None
-    if run_date is None:
-        raise FileNameError(
-            f"file name {_quoted(name)} holds {text!r}, which is not a calendar date",
-            hint="rename the file with the real run date and drop it again",
-        ) from None
-    return run_date
-
-
-# How alike (difflib's ratio) a name must be to a feed's names to be told it is nearest:
-# `order_D.parquet` is 0.98 like `orders_D.parquet`, `notes.txt` 0.15 like any.
-NEAREST_RATIO = 0.6
-
-
-def nearest_feed(name: str, feeds: Feeds) -> Contract | None:
-    """The feed whose file names look most like `name` (digits taken as alike, so a date
-    counts as the feed's date), for the hint to a name that matches none; None if no
-    feed's look like it (`NEAREST_RATIO`)."""
-    def looks(text: str) -> str:
-        return re.sub(r"\d", "0", text)
-
-    shape = looks(name)
-    scored = [(difflib.SequenceMatcher(None, shape, looks(c.file_name_for(
-        "2026-03-04"))).ratio(), -i, c) for i, c in enumerate(feeds)]
-    best = max(scored, key=lambda x: x[:2], default=None)
-    return best[2] if best is not None and best[0] >= NEAREST_RATIO else None
-
-
-def feed_of(name: str, feeds: Feeds) -> Contract:
-    """The feed a file name belongs to, or `FileNameError` listing every feed's pattern
-    and the nearest one. A daemon of one feed says what it always said."""
-    contract = feeds.for_file(name)
-    if contract is not None:
-        return contract
-    if len(feeds) == 1:
-        run_date_from_name(name, feeds.all[0])  # raises its own words
-    nearest = nearest_feed(name, feeds)
-    raise FileNameError(
-        f"file name {_quoted(name)} does not match any feed's pattern "
-        f"({', '.join(feeds.examples)})"
-        + (f"; the nearest is {nearest.file_name_example}" if nearest else ""),
-        hint="rename the file to its feed's pattern and drop it again, or declare a feed "
-        "whose pattern it matches" + (f"; the nearest feed, {nearest.name}, takes "
-                                      f"{name_rule(nearest)}" if nearest else ""),
-    )
-
-
 def feed_name(name: str, feeds: Feeds) -> str:
     """The name of the feed a file name belongs to, as logs, metrics and the ledger
     carry it: `""` for a name that matches no feed."""
     contract = feeds.for_file(name)
     return "" if contract is None else contract.name
-
-
-def left_unmatched(name: str, feeds: Feeds) -> bool:
-    """Whether a file of this name stays in the inbox untouched: it matches no feed, and
-    the operator chose `unmatched = "leave"` for such files."""
-    return feeds.unmatched == "leave" and feeds.for_file(name) is None
 
 
 def open_no_follow(path: Path) -> BinaryIO:
@@ -184,52 +87,6 @@ def sha256_of(handle: BinaryIO, progress: Callable[[], None] = lambda: None,
             next_progress += PROGRESS_BYTES
     handle.seek(0)
     return digest.hexdigest(), size
-
-
-# Header magic, footer length, footer magic: the least bytes a Parquet file can hold.
-SMALLEST_PARQUET = 12
-
-
-@dataclass(frozen=True)
-class ParquetFraming:
-    """What the first and last bytes of a file say of it as Parquet."""
-
-    size: int
-    starts: bool  # with the magic
-    ends: bool  # with the magic
-    footer_fits: bool  # the footer length before the closing magic fits in the file
-
-    @property
-    def complete(self) -> bool:
-        """The magic at both ends around a plausible footer: a whole file, by its frame."""
-        return self.starts and self.ends and self.footer_fits
-
-    @property
-    def cut_short(self) -> bool:
-        """Begun as Parquet, but without the footer a whole file ends with."""
-        return self.starts and (self.size < SMALLEST_PARQUET or not self.ends)
-
-
-def parquet_framing(handle: BinaryIO) -> ParquetFraming:
-    """Read an open file's first four and last eight bytes; rewinds it."""
-    size = handle.seek(0, os.SEEK_END)
-    handle.seek(0)
-    head = handle.read(4)
-    handle.seek(max(size - 8, 0))
-    tail = handle.read(8)
-    handle.seek(0)
-    footer_len = int.from_bytes(tail[:4], "little")
-    return ParquetFraming(size, head == PARQUET_MAGIC, tail[-4:] == PARQUET_MAGIC,
-                          size >= SMALLEST_PARQUET and footer_len + SMALLEST_PARQUET <= size)
-
-
-def has_parquet_footer(path: Path) -> bool:
-    """True when the file starts and ends with the Parquet magic around a plausible footer."""
-    try:
-        with open_no_follow(path) as handle:
-            return parquet_framing(handle).complete
-    except OSError:
-        return False
 
 
 def fsync_dir(directory: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from filedrop_etl.config.contract import Check, Column, Contract, name_pattern
+from filedrop_etl.config.contract import Check, Column, Contract
+from filedrop_etl.config.file_names import name_pattern
 
 RUN_DATE = "2026-02-10"
 

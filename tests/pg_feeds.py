@@ -20,15 +20,8 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    Feeds,
-    Totals,
-    name_pattern,
-)
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, Totals
+from filedrop_etl.config.file_names import Feeds, name_pattern
 from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.warehouse.api import Folders, LoadRecord, MergeCounts, MergePlan
 from filedrop_etl.daemon.warehouse.postgresql import doors, url_of

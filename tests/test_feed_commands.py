@@ -24,15 +24,8 @@ import pytest
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    Feeds,
-    Totals,
-    name_pattern,
-)
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, Totals
+from filedrop_etl.config.file_names import Feeds, name_pattern
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.ops import commands, figures, page

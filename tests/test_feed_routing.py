@@ -23,16 +23,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    Feeds,
-    UnmatchedPolicy,
-    name_pattern,
-)
-from filedrop_etl.daemon import files
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract
+from filedrop_etl.config.file_names import Feeds, UnmatchedPolicy, name_pattern
+from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.app.service import feeds_shown
 from filedrop_etl.daemon.app.worker import Worker, build
 from filedrop_etl.daemon.errors import FileNameError
@@ -246,27 +239,27 @@ def test_the_inbox_takes_files_in_run_date_order_whatever_the_feeds_date_format(
 
 def test_a_name_is_read_by_its_feed_and_a_name_of_none_is_told_every_pattern() -> None:
     feeds = Feeds((TRANSACTIONS, ORDERS))
-    assert files.feed_of("orders_01-04-2026~2.parquet", feeds) is ORDERS
-    assert files.run_date_from_name("orders_01-04-2026~2.parquet", ORDERS) == "2026-04-01"
+    assert routing.feed_of("orders_01-04-2026~2.parquet", feeds) is ORDERS
+    assert routing.run_date_from_name("orders_01-04-2026~2.parquet", ORDERS) == "2026-04-01"
     with pytest.raises(FileNameError, match="not a calendar date"):
-        files.run_date_from_name("orders_31-02-2026.parquet", ORDERS)
+        routing.run_date_from_name("orders_31-02-2026.parquet", ORDERS)
     with pytest.raises(FileNameError) as caught:
-        files.feed_of("transaction_2026-03-05.parquet", feeds)
+        routing.feed_of("transaction_2026-03-05.parquet", feeds)
     assert caught.value.message.endswith("the nearest is transactions_YYYY-MM-DD.parquet")
     assert "transactions, takes transactions_YYYY-MM-DD.parquet with" in caught.value.hint
     # A daemon of one feed says what it always said.
     with pytest.raises(FileNameError) as alone:
-        files.feed_of(TYPO, Feeds((TRANSACTIONS,)))
+        routing.feed_of(TYPO, Feeds((TRANSACTIONS,)))
     assert alone.value.message == \
         f"file name '{TYPO}' does not match transactions_YYYY-MM-DD.parquet"
     with pytest.raises(FileNameError) as unlike:
-        files.feed_of("notes.txt", feeds)
+        routing.feed_of("notes.txt", feeds)
     assert unlike.value.message.endswith("(transactions_YYYY-MM-DD.parquet, "
                                          "orders_DD-MM-YYYY.parquet)")
     assert files.feed_name(TYPO, feeds) == "" and files.feed_name(ORDER_NAME, feeds) == "orders"
-    assert not files.left_unmatched(TYPO, feeds)
-    assert files.left_unmatched(TYPO, Feeds(feeds.all, "leave"))
-    assert not files.left_unmatched(ORDER_NAME, Feeds(feeds.all, "leave"))
+    assert not routing.left_unmatched(TYPO, feeds)
+    assert routing.left_unmatched(TYPO, Feeds(feeds.all, "leave"))
+    assert not routing.left_unmatched(ORDER_NAME, Feeds(feeds.all, "leave"))
 
 
 def test_daemon_started_shows_the_feeds_as_data(settings: Settings) -> None:

@@ -11,7 +11,7 @@ import re
 import tomllib
 from typing import Any
 
-from filedrop_etl.config.settings import SETTING_NAMES
+from filedrop_etl.config.setting_values import SETTING_NAMES
 
 from .conftest import ROOT
 

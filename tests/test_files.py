@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from filedrop_etl.config.contract import TRANSACTIONS
-from filedrop_etl.daemon import files
+from filedrop_etl.daemon import files, framing, routing
 from filedrop_etl.daemon.errors import FileNameError
 from tests.conftest import day_table, write_parquet
 
@@ -56,7 +56,7 @@ def test_is_ignored(name: str, ignored: bool) -> None:
     ],
 )
 def test_run_date_from_valid_name(name: str, run_date: str) -> None:
-    assert files.run_date_from_name(name, TRANSACTIONS) == run_date
+    assert routing.run_date_from_name(name, TRANSACTIONS) == run_date
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_run_date_from_valid_name(name: str, run_date: str) -> None:
 )
 def test_run_date_from_bad_name_raises_with_hint(name: str, says: str) -> None:
     with pytest.raises(FileNameError) as caught:
-        files.run_date_from_name(name, TRANSACTIONS)
+        routing.run_date_from_name(name, TRANSACTIONS)
     assert says in caught.value.message
     assert repr(name) in caught.value.message  # a newline shows as \n
     assert caught.value.hint
@@ -94,13 +94,14 @@ def test_run_date_from_bad_name_raises_with_hint(name: str, says: str) -> None:
 
 def test_the_name_rule_in_words_holds_to_the_parser() -> None:
     """The hints that ask for a new name quote `name_rule`: its examples must do as it says."""
-    assert "transactions_YYYY-MM-DD.parquet" in files.name_rule(TRANSACTIONS)
-    assert files.run_date_from_name("transactions_2026-03-04~1.parquet",
+    assert "transactions_YYYY-MM-DD.parquet" in routing.name_rule(TRANSACTIONS)
+    assert routing.run_date_from_name("transactions_2026-03-04~1.parquet",
                                     TRANSACTIONS) == "2026-03-04"
-    assert "transactions_2026-03-04~1.parquet loads" in files.name_rule(TRANSACTIONS)
+    assert "transactions_2026-03-04~1.parquet loads" in routing.name_rule(TRANSACTIONS)
     with pytest.raises(FileNameError):
-        files.run_date_from_name("transactions_2026-03-04-copy.parquet", TRANSACTIONS)
-    assert "transactions_2026-03-04-copy.parquet fails on its name" in files.name_rule(TRANSACTIONS)
+        routing.run_date_from_name("transactions_2026-03-04-copy.parquet", TRANSACTIONS)
+    assert ("transactions_2026-03-04-copy.parquet fails on its name"
+            in routing.name_rule(TRANSACTIONS))
 
 
 # --- open_no_follow -----------------------------------------------------------------------
@@ -171,7 +172,7 @@ def parquet_bytes(tmp_path: Path) -> bytes:
 def test_has_parquet_footer_true_for_a_real_file(tmp_path: Path, parquet_bytes: bytes) -> None:
     path = tmp_path / NAME
     path.write_bytes(parquet_bytes)
-    assert files.has_parquet_footer(path)
+    assert framing.has_parquet_footer(path)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +194,7 @@ def test_has_parquet_footer_false_for_a_truncated_copy(
 ) -> None:
     path = tmp_path / NAME
     path.write_bytes(parquet_bytes[: cut(len(parquet_bytes))])
-    assert not files.has_parquet_footer(path)
+    assert not framing.has_parquet_footer(path)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +216,7 @@ def test_has_parquet_footer_false_for_a_truncated_copy(
 def test_has_parquet_footer_false_for_non_parquet(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / NAME
     path.write_bytes(content)
-    assert not files.has_parquet_footer(path)
+    assert not framing.has_parquet_footer(path)
 
 
 def test_has_parquet_footer_false_for_symlink_directory_and_missing(
@@ -227,10 +228,10 @@ def test_has_parquet_footer_false_for_symlink_directory_and_missing(
     link.symlink_to(real)
     directory = tmp_path / "dir.parquet"
     directory.mkdir()
-    assert files.has_parquet_footer(real)
-    assert not files.has_parquet_footer(link)
-    assert not files.has_parquet_footer(directory)
-    assert not files.has_parquet_footer(tmp_path / "missing.parquet")
+    assert framing.has_parquet_footer(real)
+    assert not framing.has_parquet_footer(link)
+    assert not framing.has_parquet_footer(directory)
+    assert not framing.has_parquet_footer(tmp_path / "missing.parquet")
 
 
 # --- move_unique --------------------------------------------------------------------------
@@ -369,6 +370,6 @@ def test_rename_no_replace_missing_source_is_not_exists(tmp_path: Path,
 def test_a_name_that_is_not_utf8_is_quoted_as_the_log_shows_it() -> None:
     name = os.fsdecode(b"transactions_2026-02-10\xff.parquet")
     with pytest.raises(FileNameError) as caught:
-        files.run_date_from_name(name, TRANSACTIONS)
+        routing.run_date_from_name(name, TRANSACTIONS)
     assert "transactions_2026-02-10\\xff.parquet" in caught.value.message
     assert "udcff" not in caught.value.message

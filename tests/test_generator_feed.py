@@ -19,14 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from filedrop_etl.config import feeds as config_feeds
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    key_prefix,
-    name_pattern,
-)
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, key_prefix
+from filedrop_etl.config.file_names import name_pattern
 from filedrop_etl.generator import cli, transactions
 from filedrop_etl.generator.feed import generate_table
 from filedrop_etl.generator.patterns import SampleError

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import structlog
 
-from filedrop_etl.config.contract import TRANSACTIONS, Feeds
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon.watch.inbox import STALLED_WRITER_SETTLES, Hint, Inbox
 from tests.conftest import day_table, write_parquet
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import TRANSACTIONS, Feeds
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.ops import charts, figures, page
 from filedrop_etl.daemon.ops.folders import FailedFile

@@ -19,7 +19,7 @@ import pytest
 
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import TRANSACTIONS
-from filedrop_etl.daemon import files
+from filedrop_etl.daemon import routing
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from tests.conftest import (
@@ -102,7 +102,7 @@ def test_a_taken_name_is_refused_with_another_name_that_still_loads(
     [result] = json.loads(capsys.readouterr().out)
     assert result["outcome"] == "refused"
     free = f"transactions_{DAY}~2.parquet"
-    assert files.run_date_from_name(free, TRANSACTIONS) == DAY
+    assert routing.run_date_from_name(free, TRANSACTIONS) == DAY
     assert (f"into the inbox by hand as {free} (another name must still be "
             "transactions_YYYY-MM-DD.parquet with the run date of its rows (a ~N before "
             ".parquet is allowed") in result["hint"]

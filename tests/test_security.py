@@ -11,7 +11,8 @@ import sqlite3
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import TRANSACTIONS, Feeds
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.warehouse.sqlite import staging
 from filedrop_etl.daemon.watch.inbox import Inbox

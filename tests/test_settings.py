@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.config.settings import SETTING_NAMES
+from filedrop_etl.config.setting_values import SETTING_NAMES
 from filedrop_etl.daemon.warehouse.postgresql import url_of
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from tests.backends import load_settings

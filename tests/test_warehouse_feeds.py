@@ -28,15 +28,8 @@ import pytest
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    Feeds,
-    Totals,
-    name_pattern,
-)
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, Totals
+from filedrop_etl.config.file_names import Feeds, name_pattern
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse.api import (

@@ -21,7 +21,8 @@ import pyarrow as pa
 import pytest
 
 from filedrop_etl.config import Settings, contract
-from filedrop_etl.config.contract import TRANSACTIONS, Feeds
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,

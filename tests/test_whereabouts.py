@@ -13,7 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import TRANSACTIONS, Feeds
+from filedrop_etl.config.contract import TRANSACTIONS
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.watch.inbox import Inbox

@@ -23,7 +23,8 @@ from typing import NoReturn
 import structlog
 
 from filedrop_etl.config import ConfigError, Settings, load_settings
-from filedrop_etl.config.settings import OBSERVERS, WRITE_MODES
+from filedrop_etl.config.setting_values import OBSERVERS
+from filedrop_etl.config.settings import WRITE_MODES
 from filedrop_etl.daemon import package_version
 from filedrop_etl.daemon.app import exposure, logs, signals
 from filedrop_etl.daemon.ops import commands as ops

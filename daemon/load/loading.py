@@ -22,7 +22,7 @@ import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.daemon import crashpoints, files
+from filedrop_etl.daemon import crashpoints, files, routing
 from filedrop_etl.daemon.errors import BadInput, open_error_message
 from filedrop_etl.daemon.load import checks, ordering, reader
 from filedrop_etl.daemon.warehouse.api import (
@@ -89,7 +89,7 @@ def load_file(attempt: Attempt, contract: Contract, settings: Settings, warehous
                                claim=attempt.ticket.key if attempt.ticket
                                else files.claim_key(handle))
         attempt.stage = "name"
-        run_date = files.run_date_from_name(attempt.path.name, contract)
+        run_date = routing.run_date_from_name(attempt.path.name, contract)
         attempt.load = replace(attempt.load, run_date=run_date)
         recorded = warehouse.recorded(attempt.load.claim or "")
         if recorded is not None and recorded.status == "processed":

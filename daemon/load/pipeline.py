@@ -27,7 +27,7 @@ import structlog
 
 from filedrop_etl.config import Settings, WriteMode
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.daemon import clock, crashpoints, files
+from filedrop_etl.daemon import clock, crashpoints, files, routing
 from filedrop_etl.daemon.errors import BadInput, StoppedTooOften, describe
 from filedrop_etl.daemon.load import loading, quarantine
 from filedrop_etl.daemon.load.holds import Holds
@@ -171,7 +171,7 @@ class Pipeline:
         try:
             size: int | None = claimed.lstat().st_size
             run_date = (None if contract is None
-                        else files.run_date_from_name(claimed.name, contract))
+                        else routing.run_date_from_name(claimed.name, contract))
         except (OSError, BadInput):
             size = run_date = None
         load = replace(load, bytes=size, run_date=run_date)
@@ -228,7 +228,7 @@ class Pipeline:
             with handle:
                 self._hash(attempt, handle)
         attempt.stage = "name"
-        files.feed_of(attempt.path.name, self.settings.feeds)
+        routing.feed_of(attempt.path.name, self.settings.feeds)
         raise AssertionError("unreachable: a name matching no feed raises")
 
     def _hash(self, attempt: loading.Attempt, handle: BinaryIO) -> None:

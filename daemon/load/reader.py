@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.daemon import files
+from filedrop_etl.daemon import framing
 from filedrop_etl.daemon.errors import BadInput, ContractError, key_text
 from filedrop_etl.daemon.load import kinds
 
@@ -181,11 +181,11 @@ def open_parquet(handle: BinaryIO, contract: Contract,
     except (pa.ArrowException, OSError, ValueError) as exc:
         # pyarrow's error reads the same for a CSV and for a Parquet file that lost its
         # end; the producer needs to know which of the two it sent.
-        framing = files.parquet_framing(handle)
-        if framing.cut_short:
+        frame = framing.parquet_framing(handle)
+        if frame.cut_short:
             raise BadInput(
                 f"not a readable Parquet file: truncated, it begins as Parquet but has no "
-                f"footer at its end ({framing.size} bytes): {exc}",
+                f"footer at its end ({frame.size} bytes): {exc}",
                 hint="the file was cut short in transfer or taken before it was complete; "
                 "publish the whole file by rename, then drop it again",
             ) from exc

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Feeds
-from filedrop_etl.daemon import files
+from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.daemon import files, routing
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,6 @@ def waiting(directory: Path, feeds: Feeds | None = None) -> int:
         with os.scandir(directory) as entries:
             return sum(1 for e in entries
                        if not files.is_ignored(e.name) and not e.is_dir(follow_symlinks=False)
-                       and not (feeds is not None and files.left_unmatched(e.name, feeds)))
+                       and not (feeds is not None and routing.left_unmatched(e.name, feeds)))
     except FileNotFoundError:
         return 0

@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract, Feeds
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot

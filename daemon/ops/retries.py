@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract, Feeds
-from filedrop_etl.daemon import files
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import BadInput, FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
 from filedrop_etl.daemon.warehouse import api
@@ -83,10 +84,10 @@ def name_refusal(failed: FailedFile, feeds: Feeds) -> tuple[str, str] | None:
                 f"{moved} under a name one of those patterns accepts, with the run date of "
                 f"its rows (a ~N before the extension is allowed), {sidecar}")
     try:
-        files.run_date_from_name(failed.original, contract)
+        routing.run_date_from_name(failed.original, contract)
     except FileNameError as exc:
         return (f"{NAME_NEVER_LOADS}: {exc.message}",
-                f"{moved} under a name like {files.name_rule(contract)}, {sidecar}")
+                f"{moved} under a name like {routing.name_rule(contract)}, {sidecar}")
     return None
 
 
@@ -114,13 +115,13 @@ def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
     could go by instead is one the daemon loads as the same run date, free now."""
     contract = settings.feeds.for_file(failed.original)
     assert contract is not None  # `name_refusal` let it through
-    dropped = contract.file_name_for(files.run_date_from_name(failed.original, contract))
+    dropped = contract.file_name_for(routing.run_date_from_name(failed.original, contract))
     free = next(name for name in files.candidate_names(dropped)
                 if name != failed.original and not os.path.lexists(settings.inbox / name))
     return (f"the inbox already holds a file named {failed.original}",
             "wait until the daemon has taken it (`status` shows the inbox), then retry "
             f"again; or move {files.display_name(str(failed.path))} into the inbox by hand as "
-            f"{free} (another name must still be {files.name_rule(contract)}), then delete its "
+            f"{free} (another name must still be {routing.name_rule(contract)}), then delete its "
             f"{files.SIDECAR_SUFFIX} sidecar")
 
 

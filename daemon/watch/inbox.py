@@ -31,8 +31,8 @@ from typing import Literal
 
 import structlog
 
-from filedrop_etl.config.contract import Feeds
-from filedrop_etl.daemon import files
+from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.daemon import files, framing, routing
 from filedrop_etl.daemon.whereabouts import Identity, Whereabouts, identity
 
 log = structlog.get_logger("daemon.inbox")
@@ -73,7 +73,7 @@ class Candidate:
         in the order they were dropped. A name of no feed or date is a day of its own."""
         if self.run_date:
             return self.feed, self.run_date
-        return "", files.redrop_of(self.path.name)[0]
+        return "", routing.redrop_of(self.path.name)[0]
 
     @property
     def order(self) -> tuple[str, str, str, int, int, str]:
@@ -82,7 +82,7 @@ class Candidate:
         under several names (`D`, `D~2`, `D~10`) in the order of its drops, so that the
         later drop is applied last and wins; drops of equal time (a filesystem with coarse
         timestamps) by their `~N` as a number. A name naming no run date sorts by name."""
-        first, suffix = files.redrop_of(self.path.name)
+        first, suffix = routing.redrop_of(self.path.name)
         return self.run_date, self.feed, first, self.ctime_ns, suffix, self.path.name
 
 
@@ -132,7 +132,7 @@ class Inbox:
                             reason="not a regular file; only files are loaded",
                             hint="remove it from the inbox")
             return None
-        if files.left_unmatched(name, self.feeds):
+        if routing.left_unmatched(name, self.feeds):
             self._leave(name, st)
             return None
         new = candidate is None
@@ -155,7 +155,7 @@ class Inbox:
             candidate.writing = False
         # A symlink is never read, so there is nothing to wait for: it goes to failed/.
         if hint == "moved" or stat.S_ISLNK(st.st_mode) or (
-            hint == "closed" and files.has_parquet_footer(path)
+            hint == "closed" and framing.has_parquet_footer(path)
         ):
             candidate.complete = True
         return candidate if new else None
@@ -177,7 +177,7 @@ class Inbox:
         if self._unmatched.get(name) == inode:
             return
         self._unmatched[name] = inode
-        nearest = files.nearest_feed(name, self.feeds)
+        nearest = routing.nearest_feed(name, self.feeds)
         log.info("file_unmatched", file=files.display_name(name), feed="",
                  patterns=list(self.feeds.examples),
                  nearest=nearest.file_name_example if nearest else None,
@@ -256,7 +256,7 @@ class Inbox:
         """Seconds without change after which `candidate` counts as complete."""
         # The footer is read only once the settle time is over, not on every pass.
         if (quiet >= self.settle_seconds and candidate.writing is not False
-                and not files.has_parquet_footer(candidate.path)):
+                and not framing.has_parquet_footer(candidate.path)):
             # Its writer has it open and has not finished it: a pause is not the end.
             return self.settle_seconds * STALLED_WRITER_SETTLES
         return self.settle_seconds

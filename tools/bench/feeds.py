@@ -12,14 +12,8 @@ an integer, a decimal, a boolean, a timestamp, a nullable text), differing in th
 
 from __future__ import annotations
 
-from filedrop_etl.config.contract import (
-    TRANSACTIONS,
-    Check,
-    Column,
-    Contract,
-    Totals,
-    name_pattern,
-)
+from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, Totals
+from filedrop_etl.config.file_names import name_pattern
 
 _ORDER_COLUMNS = (
     Column("order_date", "date"),

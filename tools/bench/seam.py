@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from filedrop_etl.config import Settings, load_settings
-from filedrop_etl.config.contract import Contract, Feeds
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.api import (
     Folders,

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Feeds
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import clock, files
 from filedrop_etl.daemon.errors import CheckFailure
 from filedrop_etl.daemon.ops import folders

@@ -1,0 +1,112 @@
+"""Which feed a file belongs to by its name, and what else its name says.
+
+Owns the reading of a file name by the feeds a daemon serves: its feed (`feed_of`, or
+`FileNameError` listing every feed's pattern and the nearest one), the run date it
+promises, read with its feed's date format (`run_date_from_name`), the rule a person is
+asked to follow for a new name (`name_rule`), what a `~N` re-drop shares with its first
+drop (`redrop_of`), and whether a name matching no feed stays in the inbox
+(`left_unmatched`). It touches no file: hashing, opening and moves are `daemon.files`'.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.daemon.errors import FileNameError
+
+
+def _quoted(name: str) -> str:
+    """`repr(name)` (so a newline shows as `\\n`), with undecodable bytes as `\\xNN`, as the
+    log and the ledger show them, not as Python's `\\udcNN` surrogates."""
+    return re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", repr(name))
+
+
+def name_rule(contract: Contract) -> str:
+    """What `run_date_from_name` accepts for `contract`, in words, for every hint that asks
+    a person for a new name (tests/test_files.py holds its two examples to the parser)."""
+    stem, dot, ext = contract.file_name_for("2026-03-04").rpartition(".")
+    return (f"{contract.file_name_example} with the run date of its rows (a ~N before "
+            f"{dot}{ext} is allowed: {stem}~1{dot}{ext} loads, "
+            f"{stem}-copy{dot}{ext} fails on its name)")
+
+
+_REDROP = re.compile(r"(?P<stem>.*)~(?P<n>\d+)(?P<ext>\.[^.~]*)?", re.DOTALL)
+
+
+def redrop_of(name: str) -> tuple[str, int]:
+    """The name a `~N` re-drop shares with its first drop, and N (0 for the first):
+    `transactions_D~10.parquet` is (`transactions_D.parquet`, 10)."""
+    match = _REDROP.fullmatch(name)
+    if match is None:
+        return name, 0
+    return match["stem"] + (match["ext"] or ""), int(match["n"])
+
+
+def run_date_from_name(name: str, contract: Contract) -> str:
+    """The ISO run date a file name promises, read with the feed's date format, or
+    `FileNameError` saying what was expected."""
+    match = contract.file_name_pattern.fullmatch(name)
+    if match is None:
+        raise FileNameError(
+            f"file name {_quoted(name)} does not match {contract.file_name_example}",
+            hint="rename the file to the contract's pattern and drop it again",
+        )
+    text = match["date"]
+    try:
+        # ASCII digits only: the pattern's `\d` (and `strptime`) take any script's.
+        run_date = contract.run_date_of(name) if text.isascii() else None
+    except ValueError:
+        run_date = None
+    if run_date is None:
+        raise FileNameError(
+            f"file name {_quoted(name)} holds {text!r}, which is not a calendar date",
+            hint="rename the file with the real run date and drop it again",
+        ) from None
+    return run_date
+
+
+# How alike (difflib's ratio) a name must be to a feed's names to be told it is nearest:
+# `order_D.parquet` is 0.98 like `orders_D.parquet`, `notes.txt` 0.15 like any.
+NEAREST_RATIO = 0.6
+
+
+def nearest_feed(name: str, feeds: Feeds) -> Contract | None:
+    """The feed whose file names look most like `name` (digits taken as alike, so a date
+    counts as the feed's date), for the hint to a name that matches none; None if no
+    feed's look like it (`NEAREST_RATIO`)."""
+    def looks(text: str) -> str:
+        return re.sub(r"\d", "0", text)
+
+    shape = looks(name)
+    scored = [(difflib.SequenceMatcher(None, shape, looks(c.file_name_for(
+        "2026-03-04"))).ratio(), -i, c) for i, c in enumerate(feeds)]
+    best = max(scored, key=lambda x: x[:2], default=None)
+    return best[2] if best is not None and best[0] >= NEAREST_RATIO else None
+
+
+def feed_of(name: str, feeds: Feeds) -> Contract:
+    """The feed a file name belongs to, or `FileNameError` listing every feed's pattern
+    and the nearest one. A daemon of one feed says what it always said."""
+    contract = feeds.for_file(name)
+    if contract is not None:
+        return contract
+    if len(feeds) == 1:
+        run_date_from_name(name, feeds.all[0])  # raises its own words
+    nearest = nearest_feed(name, feeds)
+    raise FileNameError(
+        f"file name {_quoted(name)} does not match any feed's pattern "
+        f"({', '.join(feeds.examples)})"
+        + (f"; the nearest is {nearest.file_name_example}" if nearest else ""),
+        hint="rename the file to its feed's pattern and drop it again, or declare a feed "
+        "whose pattern it matches" + (f"; the nearest feed, {nearest.name}, takes "
+                                      f"{name_rule(nearest)}" if nearest else ""),
+    )
+
+
+def left_unmatched(name: str, feeds: Feeds) -> bool:
+    """Whether a file of this name stays in the inbox untouched: it matches no feed, and
+    the operator chose `unmatched = "leave"` for such files."""
+    return feeds.unmatched == "leave" and feeds.for_file(name) is None
