@@ -213,7 +213,7 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
             admin.execute("UPDATE daemons SET lease_until = now() - interval '1 second' "
                           "WHERE node = 'a'")
         # ... and `b` takes the file over, bumping its fence.
-        [taken] = take_over(b.claims, b_settings.work)
+        [taken] = take_over(b.claims, b_settings.work, b_settings.feeds)
         assert taken.from_node == "a" and taken.ticket is not None
         assert taken.ticket.id == ticket.id and taken.ticket.fence == ticket.fence + 1
         assert taken.path.parent == b_settings.work and not claimed.exists()

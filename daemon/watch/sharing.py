@@ -27,7 +27,7 @@ from pathlib import Path
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Feeds
+from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import AlreadyRunning
 from filedrop_etl.daemon.lock import DirectoryLock
@@ -162,7 +162,7 @@ def adopt_strays(settings: Settings) -> list[Path]:
     return adopted
 
 
-def take_over(claims: Claims, work: Path, feeds: Feeds | None = None) -> list[TakenOver]:
+def take_over(claims: Claims, work: Path, feeds: Feeds) -> list[TakenOver]:
     """The files of daemons whose leases ran out, now in this daemon's work directory
     `work`; none if the warehouse can not be asked now (the next rescan asks again).
     Each file's lines carry the feed its name belongs to in `feeds` (the daemon's)."""
@@ -184,10 +184,9 @@ def take_over(claims: Claims, work: Path, feeds: Feeds | None = None) -> list[Ta
     return taken
 
 
-def _feed_of(name: str, feeds: Feeds | None) -> dict[str, str]:
-    """`feed` for a per-file line: the feed the name belongs to, "" for none (nothing
-    where the caller did not give the feeds)."""
-    return {} if feeds is None else {"feed": files.feed_name(name, feeds)}
+def _feed_of(name: str, feeds: Feeds) -> dict[str, str]:
+    """`feed` for a per-file line: the feed the name belongs to, "" for none."""
+    return {"feed": files.feed_name(name, feeds)}
 
 
 def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
@@ -203,7 +202,7 @@ def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
         return None
 
 
-def _take_over(claims: Claims, work: Path, feeds: Feeds | None) -> list[TakenOver]:
+def _take_over(claims: Claims, work: Path, feeds: Feeds) -> list[TakenOver]:
     taken: list[TakenOver] = []
     for node, recorded_work in claims.lapsed():
         directory = node_directory(work.parent, node, recorded_work)
@@ -222,7 +221,7 @@ def _take_over(claims: Claims, work: Path, feeds: Feeds | None) -> list[TakenOve
 
 
 def _take_from(claims: Claims, node: str, directory: Path, work: Path,
-               feeds: Feeds | None) -> list[TakenOver]:
+               feeds: Feeds) -> list[TakenOver]:
     lapsed = claims.take_lapsed(node)
     tickets = dict(lapsed.tickets)
     taken = []

@@ -254,7 +254,7 @@ class Watcher:
         """Files of dead daemons sharing the warehouse join the retry queue, due now."""
         if not self.settings.shared or self.heartbeat.node_taken is not None:
             return
-        for file in take_over(self.warehouse.claims, self.settings.work):
+        for file in take_over(self.warehouse.claims, self.settings.work, self.settings.feeds):
             if file.ticket is not None:
                 self.pipeline.holds.adopt(file.path, file.ticket)
             self._retries.setdefault(file.path, (0.0, 0))
