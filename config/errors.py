@@ -21,4 +21,11 @@ class EtlError(Exception):
 
 
 class ConfigError(EtlError):
-    """A setting from a flag, the environment or the TOML file is missing or malformed."""
+    """A setting from a flag, the environment or the TOML file is missing or malformed.
+    `problems`: where a refusal lists several (a feeds declaration), each as data (`where`,
+    `problem`, `instead`), so that a log line carries them as such, not only as text."""
+
+    def __init__(self, message: str, *, hint: str = "",
+                 problems: tuple[dict[str, str], ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems

@@ -39,6 +39,10 @@ class Problems:
     def __len__(self) -> int:
         return len(self.found)
 
+    def as_data(self) -> tuple[dict[str, str], ...]:
+        return tuple({"where": where, "problem": what, "instead": instead}
+                     for where, what, instead in self.found)
+
     def text(self) -> str:
         return "\n".join(f"  {where}: {what}; {instead}" for where, what, instead in self.found)
 

@@ -83,7 +83,8 @@ def read_feeds(declared: Mapping[str, object] | None, *,
                           f"({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
                           + problems.text(),
                           hint="fix each line above, then start again; config/"
-                          "feeds.example.toml is a complete declaration to copy")
+                          "feeds.example.toml is a complete declaration to copy",
+                          problems=problems.as_data())
     return Feeds(tuple(feeds), unmatched)
 
 

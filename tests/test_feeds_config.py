@@ -6,6 +6,8 @@ as the daemon does at its start.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from filedrop_etl.config import ConfigError
 from filedrop_etl.config.contract import TRANSACTIONS, Check, Column
 from filedrop_etl.config.settings import Settings, load_settings
+from tools.harness import process
 
 ORDERS = """
 [feeds.orders]
@@ -227,3 +230,20 @@ def test_a_pattern_the_checks_can_not_run_is_refused(tmp_path: Path) -> None:
                        'column = "sku"\nvalue = "(?=A)[A-Z]+"\n')
     assert "feeds.orders.checks[0].value: '(?=A)[A-Z]+' is not a regular expression the " \
            "checks can run" in message
+
+
+def test_the_daemon_refuses_a_bad_declaration_with_each_problem_as_data(tmp_path: Path) -> None:
+    """`run` exits 2 (a usage error) with one JSON line whose `problems` a script can read."""
+    config = tmp_path / "etl.toml"
+    config.write_text(BASE.replace('key = "order_id"', 'key = "order"\nwrite_mode = "replace"'))
+    done = subprocess.run(process.daemon_argv("run", "--once", "--config", str(config),
+                                              "--inbox", str(tmp_path / "inbox")),
+                          capture_output=True, text=True, timeout=60,
+                          env=process.clean_environ(), cwd=tmp_path, check=False)
+    assert done.returncode == 2, done
+    [line] = [json.loads(x) for x in (done.stdout + done.stderr).splitlines() if x.strip()]
+    assert line["event"] == "config_invalid"
+    assert [p["where"] for p in line["problems"]] == ["feeds.orders.key",
+                                                      "feeds.orders.write_mode"]
+    assert line["problems"][0]["instead"] == "did you mean 'order_id'?"
+    assert not (tmp_path / "inbox").exists()  # refused before anything was made

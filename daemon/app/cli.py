@@ -285,7 +285,9 @@ def _main(argv: Sequence[str], prog: str) -> int:
     try:
         settings = load(args)
     except ConfigError as exc:
-        log.error("config_invalid", reason=exc.message, hint=exc.hint)
+        # Each of several problems as data too (a feeds declaration's), for jq.
+        log.error("config_invalid", reason=exc.message, hint=exc.hint,
+                  **({"problems": list(exc.problems)} if exc.problems else {}))
         return EXIT_USAGE
     exposure.warn_of_config_file(settings)
     for variable, meant in settings.unknown_variables.items():
