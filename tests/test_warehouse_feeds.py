@@ -225,6 +225,39 @@ def test_merges_keep_their_counts_and_the_rows_per_day_true(
         assert per_day == dict(Counter(k[0] for k in model)), step
 
 
+# Keyed by the order alone, the date a plain column: a key may move to another date.
+MOVING = replace(ORDERS, name="moving", key=("order_id",), checks=(),
+                 fact_table="fact_moving", staging_table="staging_moving",
+                 file_name_pattern=name_pattern("moving_{date}.parquet"),
+                 file_name_template="moving_{date}.parquet")
+
+
+def test_a_key_moving_to_another_date_keeps_the_rows_per_date_true(settings: Settings) -> None:
+    """Where the key holds no date, a later file may carry a key first loaded under another
+    date: the row moves, and both dates' counts follow (the one it left, too)."""
+    feeds = with_feeds(settings, MOVING)
+    held = open_on(feeds)
+    try:
+        first = load(held, MOVING, [order(DAY1, i) for i in range(1, 6)], DAY1)
+        assert (first.inserted, first.updated) == (5, 0)
+        # Orders 4 and 5 were re-dated to the second day, which also brings 6 to 8.
+        moved = load(held, MOVING, [order(DAY2, i) for i in range(4, 9)], DAY2)
+        assert (moved.inserted, moved.updated, moved.unchanged) == (3, 2, 0)
+        per_day: dict[str, int] = dict(sql(feeds, 'SELECT * FROM "fact_moving_days"'))
+        assert per_day == {DAY1: 3, DAY2: 5}
+        again = load(held, MOVING, [order(DAY2, i) for i in range(4, 9)], DAY2)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 5)
+        # The second day replaced by orders 6 to 8 alone: 4 and 5 are gone for good.
+        replaced = load(held, MOVING, [order(DAY2, i) for i in range(6, 9)], DAY2,
+                        replace_date=DAY2)
+        assert (replaced.unchanged, replaced.deleted) == (3, 2)
+        assert dict(sql(feeds, 'SELECT * FROM "fact_moving_days"')) == {DAY1: 3, DAY2: 3}
+        assert [r[:2] for r in facts(feeds, MOVING)] == [
+            (DAY1, 1), (DAY1, 2), (DAY1, 3), (DAY2, 6), (DAY2, 7), (DAY2, 8)]
+    finally:
+        held.close()
+
+
 def test_the_feeds_figures_per_date_and_per_group(feeds: Settings, opened: Warehouse) -> None:
     load(opened, ORDERS, [order(DAY1, 1, sku="A", qty=2, price="0.10"),
                           order(DAY1, 2, sku="B", qty=1, price="0.10"),

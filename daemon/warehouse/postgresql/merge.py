@@ -6,7 +6,11 @@ before the upsert is exact. The upsert (`ON CONFLICT` over every key column) has
 UPDATE ... WHERE (...) IS DISTINCT FROM (...)` over the value columns, which skips
 unchanged rows, so `loaded_at` stays; rows it skips are not counted, so the change
 count is inserts plus updates. A feed whose columns are all key has nothing to update
-(`DO NOTHING`). Replace mode deletes the date's rows whose key the file no longer has.
+(`DO NOTHING`). Where keys are not dated, a key may be anywhere in the table, and
+counting the file's keys there first would cost as much as the upsert: the new keys are
+inserted first (`DO NOTHING`: its count is the inserts), then, only where some key was
+there already, those rows updated that differ. Replace mode deletes the date's rows
+whose key the file no longer has.
 
 A date's rows are found the fastest way the feed allows (`day_rows`): by the date
 index where the table has one (`shape.has_date_index`); else, where the key leads with
@@ -74,23 +78,64 @@ def day_rows(contract: Contract, run_date: str, alias: str = "f") -> tuple[str, 
             (run_date.replace("-", ""), after.replace("-", ""), run_date))
 
 
-def _present(conn: Connection, tables: Tables, plan: MergePlan) -> int:
-    """Staged keys already in the fact table. Where a date's rows can be found by an
-    index and only they can hold the file's keys (`dated_keys`), a new day (the usual
-    file) is known to have none from that index alone, and a re-run is counted over
-    that day's rows, not the whole table."""
+def _present(conn: Connection, tables: Tables, day: str) -> int:
+    """Staged keys already in the fact table, where the feed's keys are dated: only the
+    rows of `day` can hold them, found by an index, so a new day (the usual file) is
+    known to have none from that index alone, and a re-run is counted over that day's
+    rows, not the whole table."""
     contract, staged = tables.contract, staging.table(tables.contract)
     same = " AND ".join(f"s.{q(k)} = f.{q(k)}" for k in contract.key)
-    day = plan.run_date
-    if day is None or not contract.dated_keys:
-        return _one(conn, f"SELECT count(*) FROM {staged} s WHERE EXISTS "
-                          f"(SELECT 1 FROM {tables.fact} f WHERE {same})")
     rows, params = day_rows(contract, day)
     if not _one(conn, f"SELECT count(*) FROM (SELECT 1 FROM {tables.fact} f "
                       f"WHERE {rows} LIMIT 1) AS any_row", params):
         return 0
     return _one(conn, f"SELECT count(*) FROM {tables.fact} f WHERE {rows} "
                       f"AND EXISTS (SELECT 1 FROM {staged} s WHERE {same})", params)
+
+
+def _upsert(conn: Connection, tables: Tables, loaded_at: str, load_id: int) -> int:
+    """Insert the staged rows, updating those whose key the fact holds with other values;
+    the rows changed (inserted or updated)."""
+    contract, staged = tables.contract, staging.table(tables.contract)
+    values = contract.value_columns
+    target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
+    assignments = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}"
+                            for n in (*values, "loaded_at", "load_id"))
+    conflict = (f"DO UPDATE SET {assignments} WHERE ({tables.columns(values, 'f.')}) "
+                f"IS DISTINCT FROM ({tables.columns(values, 'EXCLUDED.')})" if values
+                else "DO NOTHING")
+    return int(conn.execute(stmt(
+        f"INSERT INTO {tables.fact} AS f ({target}) "
+        f"SELECT {tables.columns()}, %s::timestamptz, %s FROM {staged} "
+        f"ON CONFLICT ({tables.key}) {conflict}"), (loaded_at, load_id)).rowcount)
+
+
+def _insert_then_update(conn: Connection, tables: Tables, rows: int, loaded_at: str,
+                        load_id: int) -> tuple[int, int]:
+    """Where a key may be anywhere in the table (it does not carry its date): the staged
+    rows inserted whose key is new (the statement's count is then the inserts alone),
+    and only if some key was there already, those rows updated where their values
+    differ. A new day (the usual file) meets the fact table once, in its insert, never
+    in a count of the keys first, which costs as much again on a large table. A key
+    another session inserts meanwhile is waited for, then updated, never counted twice."""
+    contract, staged = tables.contract, staging.table(tables.contract)
+    values = contract.value_columns
+    target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
+    inserted = int(conn.execute(stmt(
+        f"INSERT INTO {tables.fact} AS f ({target}) "
+        f"SELECT {tables.columns()}, %s::timestamptz, %s FROM {staged} "
+        f"ON CONFLICT ({tables.key}) DO NOTHING"), (loaded_at, load_id)).rowcount)
+    if inserted == rows or not values:
+        return inserted, 0
+    same = " AND ".join(f"s.{q(k)} = f.{q(k)}" for k in contract.key)
+    sets = ", ".join(f"{q(n)} = s.{q(n)}" for n in values)
+    # The rows inserted above are among those joined, and equal: never rewritten.
+    updated = int(conn.execute(stmt(
+        f'UPDATE {tables.fact} AS f SET {sets}, "loaded_at" = %s::timestamptz, '
+        f'"load_id" = %s FROM {staged} AS s WHERE {same} AND '
+        f"({tables.columns(values, 'f.')}) IS DISTINCT FROM "
+        f"({tables.columns(values, 's.')})"), (loaded_at, load_id)).rowcount)
+    return inserted, updated
 
 
 def merge(conn: Connection, tables: Tables, plan: MergePlan, *, rows: int, loaded_at: str,
@@ -103,18 +148,12 @@ def merge(conn: Connection, tables: Tables, plan: MergePlan, *, rows: int, loade
         if repeats:
             raise RuntimeError(f"{repeats} staged rows repeat a key: the caller must refuse "
                                "repeated keys before the merge")
-    inserted = rows - _present(conn, tables, plan)
-    values = contract.value_columns
-    target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
-    assignments = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}"
-                            for n in (*values, "loaded_at", "load_id"))
-    conflict = (f"DO UPDATE SET {assignments} WHERE ({tables.columns(values, 'f.')}) "
-                f"IS DISTINCT FROM ({tables.columns(values, 'EXCLUDED.')})" if values
-                else "DO NOTHING")
-    changed = conn.execute(stmt(
-        f"INSERT INTO {tables.fact} AS f ({target}) "
-        f"SELECT {tables.columns()}, %s::timestamptz, %s FROM {staged} "
-        f"ON CONFLICT ({tables.key}) {conflict}"), (loaded_at, load_id)).rowcount
+    if plan.run_date is not None and contract.dated_keys:
+        inserted = rows - _present(conn, tables, plan.run_date)
+        changed = _upsert(conn, tables, loaded_at, load_id)
+    else:
+        inserted, updated = _insert_then_update(conn, tables, rows, loaded_at, load_id)
+        changed = inserted + updated
     counts = MergeCounts.of_upsert(rows, changed, inserted)
     # As in SQLite: after the upsert every staged key is a row of the date, so only a date
     # with more rows than the file has any to delete (the usual re-drop has none).

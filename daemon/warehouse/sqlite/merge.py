@@ -4,7 +4,10 @@ Reads the attached staging database (`connection.attached_staging`); runs inside
 load's transaction, which the caller holds. All SQL binds its values and quotes its
 identifiers, which come only from the contract (`daemon.warehouse.sql.Tables`). A key
 may span several columns; where a feed's keys are dated (`Contract.dated_keys`) a date's
-rows are found by the key's own B-tree, else by the fact's date index.
+rows are found by the key's own B-tree, and one upsert does the merge; else a date's rows
+are found by the fact's date index, and the merge inserts the new keys first, updating
+the others only where there are any, so that the usual file (a new day) meets the fact
+table once, in its insert.
 """
 
 from __future__ import annotations
@@ -77,27 +80,22 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
                                "repeated keys before the merge")
     day = plan.run_date or plan.replace_date
     dated = day is not None and contract.dated_keys
-    before = _rows_of_date(conn, tables, day) if dated and day is not None else 0
-    present, touched = (0, []) if dated else _meeting(conn, tables)
-    target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
-    assignments = ", ".join(f"{q(n)} = excluded.{q(n)}"
-                            for n in (*contract.value_columns, "loaded_at", "load_id"))
     order = "" if plan.keys_sorted else f" ORDER BY {tables.key}"
-    # `WHERE true` disambiguates ON CONFLICT after a SELECT; the DO UPDATE's WHERE is
-    # what keeps `loaded_at` stable for rows whose values did not change.
-    changed = conn.execute(
-        f"INSERT INTO {tables.fact} ({target}) "
-        f"SELECT {tables.columns()}, ?, ? FROM {staged} WHERE true{order} "
-        f"ON CONFLICT ({tables.key}) DO UPDATE SET {assignments} "
-        f"WHERE {_differs(tables, tables.fact, 'excluded')}",
-        (loaded_at, load_id),
-    ).rowcount
-    # A new day's every change is an insert, and an identical re-run changes nothing:
-    # only a re-run that changed rows needs the day counted again.
-    after = before + changed
-    if dated and day is not None and before and changed:
-        after = _rows_of_date(conn, tables, day)
-    inserted = after - before if dated else rows - present
+    before = after = 0
+    touched: list[str] = []
+    if dated and day is not None:
+        before = _rows_of_date(conn, tables, day)
+        changed = _upsert(conn, tables, order, loaded_at, load_id)
+        # A new day's every change is an insert, and an identical re-run changes
+        # nothing: only a re-run that changed rows needs the day counted again.
+        after = before + changed
+        if before and changed:
+            after = _rows_of_date(conn, tables, day)
+        inserted = after - before
+    else:
+        inserted, updated, touched = _insert_then_update(conn, tables, order, rows,
+                                                         loaded_at, load_id)
+        changed = inserted + updated
     counts = MergeCounts.of_upsert(rows, changed, inserted)
     deleted = 0
     if plan.replace_date is not None:
@@ -117,19 +115,57 @@ def merge(conn: sqlite3.Connection, tables: Tables, plan: MergePlan, *, rows: in
     return replace(counts, deleted=deleted)
 
 
-def _meeting(conn: sqlite3.Connection, tables: Tables) -> tuple[int, list[str]]:
-    """Where keys need not carry their date: how many staged keys the fact table holds
-    already, and every date the upsert may change the row count of (the staged rows'
-    dates, and those of the fact rows it will move to another date)."""
-    staged, on = staged_table(tables.contract.staging_table), tables.joined("f", "s")
-    present, = conn.execute(f"SELECT COUNT(*) FROM {staged} AS s WHERE EXISTS "
-                            f"(SELECT 1 FROM {tables.fact} AS f WHERE {on})").fetchone()
-    if tables.contract.date_column is None:
-        return int(present), []
-    date = tables.date
-    dates = conn.execute(f"SELECT {date} FROM {staged} UNION SELECT f.{date} "
-                         f"FROM {staged} AS s JOIN {tables.fact} AS f ON {on}").fetchall()
-    return int(present), [str(d) for d, in dates if d is not None]
+def _upsert(conn: sqlite3.Connection, tables: Tables, order: str, loaded_at: str,
+            load_id: int) -> int:
+    """Insert the staged rows, updating those whose key the fact holds with other values;
+    SQLite's count of rows changed (inserted or updated)."""
+    contract, staged = tables.contract, staged_table(tables.contract.staging_table)
+    target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
+    assignments = ", ".join(f"{q(n)} = excluded.{q(n)}"
+                            for n in (*contract.value_columns, "loaded_at", "load_id"))
+    # `WHERE true` disambiguates ON CONFLICT after a SELECT; the DO UPDATE's WHERE is
+    # what keeps `loaded_at` stable for rows whose values did not change.
+    return int(conn.execute(
+        f"INSERT INTO {tables.fact} ({target}) "
+        f"SELECT {tables.columns()}, ?, ? FROM {staged} WHERE true{order} "
+        f"ON CONFLICT ({tables.key}) DO UPDATE SET {assignments} "
+        f"WHERE {_differs(tables, tables.fact, 'excluded')}",
+        (loaded_at, load_id)).rowcount)
+
+
+def _insert_then_update(conn: sqlite3.Connection, tables: Tables, order: str, rows: int,
+                        loaded_at: str, load_id: int) -> tuple[int, int, list[str]]:
+    """Where a key may be anywhere in the table (it does not carry its date): the staged
+    rows inserted whose key is new (SQLite's change count is then the inserts alone),
+    and only if some key was there already, those rows updated where their values
+    differ: a new day (the usual file) meets the fact table once, in its insert, as an
+    upsert would, never in a count of the keys first. Returns the rows inserted, the
+    rows updated, and every date whose row count may have changed (the staged rows'
+    dates, and those of the rows a key moved away from)."""
+    contract, staged = tables.contract, staged_table(tables.contract.staging_table)
+    target = tables.columns((*contract.column_names, "loaded_at", "load_id"))
+    inserted = int(conn.execute(
+        f"INSERT INTO {tables.fact} ({target}) "
+        f"SELECT {tables.columns()}, ?, ? FROM {staged} WHERE true{order} "
+        f"ON CONFLICT ({tables.key}) DO NOTHING", (loaded_at, load_id)).rowcount)
+    dated = contract.date_column is not None
+    dates = {str(d) for d, in conn.execute(f"SELECT DISTINCT {tables.date} FROM {staged}")
+             if d is not None} if dated else set()
+    updated = 0
+    if inserted < rows and contract.value_columns:
+        on = tables.joined(tables.fact, "s")
+        if dated:
+            # Before the update moves them: the dates of the rows whose key was there.
+            dates |= {str(d) for d, in conn.execute(
+                f"SELECT DISTINCT {tables.fact}.{tables.date} FROM {staged} AS s "
+                f"JOIN {tables.fact} ON {on}") if d is not None}
+        sets = ", ".join(f"{q(n)} = s.{q(n)}" for n in contract.value_columns)
+        # The rows inserted above are among those joined, and equal: never rewritten.
+        updated = int(conn.execute(
+            f'UPDATE {tables.fact} SET {sets}, "loaded_at" = ?, "load_id" = ? '
+            f"FROM {staged} AS s WHERE {on} AND ({_differs(tables, tables.fact, 's')})",
+            (loaded_at, load_id)).rowcount)
+    return inserted, updated, sorted(dates)
 
 
 def _of_date(tables: Tables, run_date: str) -> tuple[str, tuple[str, ...]]:
