@@ -10,7 +10,9 @@ from filedrop_etl.config.file_names import name_pattern
 
 RUN_DATE = "2026-02-10"
 
-COLUMNS = (
+# The orders of the README's example: every kind, nullable columns, a default. The other
+# test modules' orders feeds are made of these too.
+ORDER_COLUMNS = (
     Column("order_date", "date"),
     Column("order_id", "integer"),
     Column("sku", "string", nullable=True),
@@ -18,9 +20,9 @@ COLUMNS = (
     Column("price", "decimal", precision=12, scale=2),
     Column("paid", "boolean"),
     Column("placed_at", "timestamp"),
-    Column("weight", "float", nullable=True),
     Column("note", "string", nullable=True, default=""),
 )
+COLUMNS = (*ORDER_COLUMNS[:-1], Column("weight", "float", nullable=True), ORDER_COLUMNS[-1])
 
 ORDERS = Contract(
     name="orders",

@@ -26,6 +26,7 @@ from filedrop_etl.daemon import clock
 from filedrop_etl.daemon.warehouse.api import Folders, LoadRecord, MergeCounts, MergePlan
 from filedrop_etl.daemon.warehouse.postgresql import doors, url_of
 from tests.conftest import settings_under
+from tests.feed_orders import ORDER_COLUMNS
 
 
 def feed(name: str, columns: tuple[Column, ...], key: tuple[str, ...], date_column: str,
@@ -39,16 +40,7 @@ def feed(name: str, columns: tuple[Column, ...], key: tuple[str, ...], date_colu
                     totals=totals or Totals())
 
 
-ORDERS = feed("orders", (
-    Column("order_date", "date"),
-    Column("order_id", "integer"),
-    Column("sku", "string", nullable=True),
-    Column("qty", "integer"),
-    Column("price", "decimal", precision=12, scale=2),
-    Column("paid", "boolean"),
-    Column("placed_at", "timestamp"),
-    Column("note", "string", nullable=True, default=""),
-), key=("order_date", "order_id"), date_column="order_date",
+ORDERS = feed("orders", ORDER_COLUMNS, key=("order_date", "order_id"), date_column="order_date",
     totals=Totals(sums=(("revenue", "price"), ("units", "qty")),
                   distinct=(("skus", "sku"),), group_by="sku"))
 

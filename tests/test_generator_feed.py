@@ -26,17 +26,11 @@ from filedrop_etl.generator.feed import generate_table
 from filedrop_etl.generator.patterns import SampleError
 
 from .conftest import ROOT
+from .feed_orders import ORDER_COLUMNS
 
 DAY = date(2026, 2, 10)
 _COLUMNS = (
-    Column("order_date", "date"),
-    Column("order_id", "integer"),
-    Column("sku", "string", nullable=True),
-    Column("qty", "integer"),
-    Column("price", "decimal", precision=12, scale=2),
-    Column("paid", "boolean"),
-    Column("placed_at", "timestamp"),
-    Column("note", "string", nullable=True, default=""),
+    *ORDER_COLUMNS,
     Column("currency", "string"),
     Column("coupon", "string", nullable=True),
     Column("weight", "float", nullable=True),

@@ -42,19 +42,11 @@ from filedrop_etl.daemon.warehouse.api import (
     Warehouse,
 )
 from tests.conftest import settings_under
+from tests.feed_orders import ORDER_COLUMNS
 
 DAY1, DAY2, DAY3 = "2026-03-01", "2026-03-02", "2026-03-03"
 Row = tuple[Any, ...]
-COLUMNS = (
-    Column("order_date", "date"),
-    Column("order_id", "integer"),
-    Column("sku", "string", nullable=True),
-    Column("qty", "integer"),
-    Column("price", "decimal", precision=12, scale=2),
-    Column("paid", "boolean"),
-    Column("placed_at", "timestamp"),
-    Column("note", "string", nullable=True, default=""),
-)
+COLUMNS = ORDER_COLUMNS
 ORDERS = Contract(
     name="orders", columns=COLUMNS, key=("order_date", "order_id"), date_column="order_date",
     checks=(Check("equals_file_date", "order_date"),), fact_table="fact_orders",
