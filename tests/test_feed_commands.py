@@ -3,36 +3,38 @@ and orders (a composite key leading with its date, a decimal, a nullable column)
 
 `feeds` runs as the console script (it needs no database, and no [feeds] to list the
 built-in feed); with two feeds, every command runs through `daemon.ops.commands.run` with
-settings holding both, as `cli.main` would hand them over once the config declares them.
-The transactions days are loaded by the pipeline. The orders feed's rows and ledger
-rows are written with plain SQL in the shape the feeds migration gives the database (a
-`feed` column in load_history): a stand-in until the loaders of declared feeds land,
-after which `two_feeds` can load an orders file through the pipeline instead.
+settings holding both, as `cli.main` hands them over when the config declares them, on
+each backend. Both feeds' days are loaded by the pipeline, and the failed orders file is
+failed by it (a check broken), so its ledger row and its sidecar are the real ones. One
+case runs the console scripts end to end on a config file declaring both feeds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import subprocess
-from contextlib import closing
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, Totals
 from filedrop_etl.config.file_names import Feeds, name_pattern
+from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.ops import commands, figures, page
 from filedrop_etl.daemon.ops.folders import failed_files
-from filedrop_etl.daemon.warehouse.api import LoadFilter
-from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
-from tests.conftest import ROOT, day_table, write_parquet
+from filedrop_etl.daemon.warehouse import registry
+from filedrop_etl.daemon.warehouse.api import FOLDER_NAMES, Folders, LoadFilter
+from tests.backends import ledger_in
+from tests.conftest import ROOT, day_table, on_both_backends, write_parquet
 from tests.test_commands import SCRIPT, restored_logging, where
 
 __all__ = ["restored_logging"]  # the autouse fixture, imported to apply here too
@@ -57,42 +59,58 @@ ORDERS_ROWS = [("2026-03-01", 1, "a", 2, "10.50"), ("2026-03-01", 2, "b", 1, "0.
                ("2026-03-02", 1, "a", 5, "20.00")]
 STAMP = "2026-03-02T12:00:00.000000Z"
 BAD_ORDERS = "orders_2026-03-03.parquet"
+BAD_ROWS = [("2026-03-03", 1, "a", 1, "1.00"), ("2026-03-03", 2, "b", -1, "2.00"),
+            ("2026-03-03", 3, None, 4, "3.00")]  # order 2's qty breaks min:qty
 
 
-def _ledger(conn: sqlite3.Connection, feed: str, name: str, status: str,
-            run_date: str | None, rows: int | None, error: str | None = None) -> None:
-    conn.execute(
-        'INSERT INTO "load_history" ("file_name", "status", "write_mode", "run_date", "rows", '
-        '"inserted", "error", "started_at", "finished_at", "feed") '
-        "VALUES (?, ?, 'replace', ?, ?, ?, ?, ?, ?, ?)",
-        (name, status, run_date, rows, rows or 0, error, STAMP, STAMP, feed))
+def orders_table(rows: Sequence[tuple[str, int, str | None, int, str]]) -> pa.Table:
+    """Orders rows as a producer writes them: a Parquet DATE, a 64-bit id, a decimal."""
+    days, ids, skus, qtys, prices = zip(*rows, strict=True)
+    return pa.table({
+        "order_date": pa.array([date.fromisoformat(d) for d in days], pa.date32()),
+        "order_id": pa.array(ids, pa.int64()),
+        "sku": pa.array(skus, pa.string()),
+        "qty": pa.array(qtys, pa.int64()),
+        "price": pa.array([Decimal(p) for p in prices], pa.decimal128(12, 2)),
+    })
 
 
 @pytest.fixture
-def two_feeds(settings: Settings, pipeline: Pipeline) -> Settings:
-    """Settings of both feeds, over: two transactions days loaded, two orders days loaded
-    and an orders file failed (waiting in failed/ with its sidecar)."""
-    for day in DAYS:
-        path = write_parquet(settings.work, day_table(day), run_date=day)
-        assert pipeline.process(path).status == "processed"
-    with closing(sqlite3.connect(settings.db_file)) as conn, conn:
-        names = {row[1] for row in conn.execute('PRAGMA table_info("load_history")')}
-        if "feed" not in names:
-            conn.execute("""ALTER TABLE "load_history" ADD COLUMN "feed" TEXT NOT NULL
-                            DEFAULT 'transactions'""")
-        conn.execute('CREATE TABLE IF NOT EXISTS "fact_orders" ("order_date" TEXT NOT NULL, '
-                     '"order_id" INTEGER NOT NULL, "sku" TEXT, "qty" INTEGER NOT NULL, '
-                     '"price" TEXT NOT NULL, PRIMARY KEY ("order_date", "order_id"))')
-        conn.executemany('INSERT INTO "fact_orders" VALUES (?, ?, ?, ?, ?)', ORDERS_ROWS)
+def two_feeds(settings: Settings) -> Settings:
+    """Settings of both feeds, over: two transactions days and two orders days loaded by
+    the pipeline, then an orders file failed by it (a negative qty: `min:qty`), waiting in
+    failed/ with its sidecar."""
+    both = dataclasses.replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS)))
+    for directory in (both.inbox, both.work, both.processed, both.failed):
+        directory.mkdir(parents=True, exist_ok=True)
+    inbox, work, processed, failed = (str(getattr(both, n)) for n in FOLDER_NAMES)
+    opened = warehouse.open_warehouse(both, Folders(inbox, work, processed, failed))
+    try:
+        pipeline = Pipeline(both, opened)
         for day in DAYS:
-            rows = sum(r[0] == day for r in ORDERS_ROWS)
-            _ledger(conn, "orders", f"orders_{day}.parquet", "processed", day, rows)
-        _ledger(conn, "orders", BAD_ORDERS, "failed", "2026-03-03", 3, "checks: min:qty")
-    write_parquet(settings.failed, day_table("2026-03-03"), BAD_ORDERS)
-    (settings.failed / f"{BAD_ORDERS}.error.json").write_text(json.dumps(
-        {"file": BAD_ORDERS, "stage": "checks", "message": "min:qty", "hint": "fix qty",
-         "attempted_at": STAMP}))
-    return dataclasses.replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS)))
+            path = write_parquet(both.work, day_table(day), run_date=day)
+            assert pipeline.process(path).status == "processed"
+        for day in DAYS:
+            path = write_parquet(both.work, orders_table([r for r in ORDERS_ROWS if r[0] == day]),
+                                 ORDERS.file_name_for(day))
+            assert pipeline.process(path).status == "processed"
+        path = write_parquet(both.work, orders_table(BAD_ROWS), BAD_ORDERS)
+        assert pipeline.process(path).status == "failed"
+    finally:
+        opened.close()
+    sidecar = json.loads((both.failed / f"{BAD_ORDERS}.error.json").read_text())
+    assert (sidecar["stage"], [c["check"] for c in sidecar["checks"]]) == ("checks", ["min:qty"])
+    return both
+
+
+def shown(stamp: str) -> str:
+    """A ledger time as the commands and the page show it."""
+    return f"{stamp[:10]} {stamp[11:19]}Z"
+
+
+def finished(settings: Settings, name: str) -> str:
+    """When the last load of `name` finished, as the commands show it."""
+    return shown([r for r in ledger_in(settings) if r["file_name"] == name][-1]["finished_at"])
 
 
 def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -127,6 +145,7 @@ def test_feeds_lists_the_builtin_feed_without_a_database(settings: Settings) -> 
     assert "last load    none" in text.stdout
 
 
+@on_both_backends
 def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     transactions, orders = as_json(two_feeds, capsys, "feeds")
@@ -153,10 +172,12 @@ def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
                               "orders_YYYY-MM-DD.parquet)\ntable        fact_orders\n"
                               "key          order_date, order_id\n")
     assert "write mode   replace (its own)" in section
-    assert f"last load    2026-03-02 12:00:00Z  {BAD_ORDERS} (failed, 3 rows)" in section
+    assert (f"last load    {finished(two_feeds, BAD_ORDERS)}  {BAD_ORDERS} (failed, 3 rows)"
+            in section)
     assert "\nprice       decimal  no               12      2  -\n" in out
 
 
+@on_both_backends
 @pytest.mark.parametrize("argv", [["status"], ["history"], ["show", BAD_ORDERS],
                                   ["retry", "--all"], ["report"]])
 def test_an_unknown_feed_is_a_usage_error_naming_the_declared_ones(
@@ -172,6 +193,7 @@ def test_an_unknown_feed_is_a_usage_error_naming_the_declared_ones(
         f"{argv[0]} --help"
 
 
+@on_both_backends
 def test_history_says_each_loads_feed_and_keeps_to_one(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     loads = as_json(two_feeds, capsys, "history")
@@ -191,6 +213,7 @@ def test_history_says_each_loads_feed_and_keeps_to_one(
     assert out.splitlines()[0].split()[:3] == ["ID", "FINISHED", "FILE"]
 
 
+@on_both_backends
 def test_status_counts_each_feed_and_keeps_to_one(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(two_feeds, capsys, "status")
@@ -198,9 +221,10 @@ def test_status_counts_each_feed_and_keeps_to_one(
     assert "\nin all             4 files processed, 1 failed (5 loads)\n" in out
     assert ("\nfeed transactions  today 2 files processed, 0 failed; in all 2 files "
             "processed, 0 failed; last success ") in out
-    assert ("\nfeed orders        today 0 files processed, 0 failed; in all 2 files processed, "
-            "1 failed; last success 2026-03-02 12:00:00Z  orders_2026-03-02.parquet (1 rows)"
-            "\n") in out
+    # Loaded today, as the transactions days were.
+    day2 = "orders_2026-03-02.parquet"
+    assert ("\nfeed orders        today 2 files processed, 1 failed; in all 2 files processed, "
+            f"1 failed; last success {finished(two_feeds, day2)}  {day2} (1 rows)\n") in out
     [header, row] = out.split("\n\n")[1].splitlines()[:2]
     assert header.split()[:2] == ["FEED", "FILE"] and row.split()[:2] == ["orders", BAD_ORDERS]
     doc = as_json(two_feeds, capsys, "status")
@@ -215,6 +239,7 @@ def test_status_counts_each_feed_and_keeps_to_one(
     assert "feeds" not in doc
 
 
+@on_both_backends
 def test_report_totals_each_feeds_figures(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     doc = as_json(two_feeds, capsys, "report")
@@ -241,6 +266,7 @@ def test_report_totals_each_feeds_figures(
         "2026-03-02     1     1    20.00", "all            3     2    30.75"]
 
 
+@on_both_backends
 def test_show_says_the_files_feed(two_feeds: Settings,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(two_feeds, capsys, "show", BAD_ORDERS)
@@ -255,12 +281,14 @@ def test_show_says_the_files_feed(two_feeds: Settings,
     assert (code, out) == (1, "")
 
 
+@on_both_backends
 def test_retry_keeps_to_a_feed_and_names_every_pattern_for_a_name_of_none(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     stray = "refunds_2026-03-01.parquet"
     write_parquet(two_feeds.failed, day_table("2026-03-01"), stray)
     (two_feeds.failed / f"{stray}.error.json").write_text(json.dumps(
-        {"file": stray, "stage": "name", "message": "no feed", "attempted_at": STAMP}))
+        {"file": stray, "stage": "name", "message": "no feed",
+         "attempted_at": clock.utc_now()}))  # after the orders file's failure
     results = as_json(two_feeds, capsys, "retry", "--all", "--dry-run", "--feed",
                       "transactions")
     assert results == []  # neither is a transactions file
@@ -281,10 +309,10 @@ def test_retry_keeps_to_a_feed_and_names_every_pattern_for_a_name_of_none(
     assert (two_feeds.inbox / BAD_ORDERS).exists() and (two_feeds.failed / stray).exists()
 
 
+@on_both_backends
 def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
-    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
-    with closing(sqlite3.connect(two_feeds.db_file)) as conn:
-        history = SqliteHistory(conn)
+    now = datetime.now(UTC)
+    with registry.backend_of(two_feeds).reading(two_feeds) as history:
         days = {c.name: history.rows_per_day(c, page.CHART_DAYS, "2026-03-03")
                 for c in two_feeds.feeds}
         loads = history.recent_loads(LoadFilter(limit=20))
@@ -301,7 +329,8 @@ def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
         'orders</h2>' in document
     assert 'data-day="2026-03-01" data-rows="2"' in document
     assert ("<tr><td>orders</td><td class=\"f\">orders_YYYY-MM-DD.parquet</td>"
-            f"<td>fact_orders</td><td class=\"t\">2026-03-02 12:00:00Z</td><td class=\"f\">"
+            f"<td>fact_orders</td><td class=\"t\">{finished(two_feeds, BAD_ORDERS)}</td>"
+            "<td class=\"f\">"
             f"{BAD_ORDERS}</td><td class=\"failed\">failed</td></tr>") in document
     assert f'<td class="n">5</td><td>orders</td><td class="f">{BAD_ORDERS}</td>' in document
     assert f"<code>filedrop-etl retry {BAD_ORDERS}</code>" in document
