@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -33,9 +35,11 @@ from filedrop_etl.daemon.ops import commands, figures, page
 from filedrop_etl.daemon.ops.folders import failed_files
 from filedrop_etl.daemon.warehouse import registry
 from filedrop_etl.daemon.warehouse.api import FOLDER_NAMES, Folders, LoadFilter
+from tests import backends
 from tests.backends import ledger_in
 from tests.conftest import ROOT, day_table, on_both_backends, write_parquet
 from tests.test_commands import SCRIPT, restored_logging, where
+from tools.harness import process
 
 __all__ = ["restored_logging"]  # the autouse fixture, imported to apply here too
 
@@ -339,3 +343,103 @@ def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
                       Feeds((TRANSACTIONS,)), now=now)
     assert '<section id="days"><h2>Rows per day</h2>' in one and 'id="feeds"' not in one
     assert "<th>feed</th>" not in one
+
+
+FEEDS_CONFIG = """
+inbox = "{inbox}"
+processed = "{processed}"
+failed = "{failed}"
+db = "{db}"
+settle_seconds = 0.2
+
+[feeds.transactions]
+
+[feeds.orders]
+pattern = "orders_{{date}}.parquet"
+key = ["order_date", "order_id"]
+date_column = "order_date"
+write_mode = "replace"
+
+[feeds.orders.columns]
+order_date = "date"
+order_id = "integer"
+sku = {{ kind = "string", nullable = true }}
+qty = "integer"
+price = {{ kind = "decimal", precision = 12, scale = 2 }}
+
+[[feeds.orders.checks]]
+rule = "min"
+column = "qty"
+value = 0
+
+[[feeds.orders.checks]]
+rule = "equals_file_date"
+column = "order_date"
+"""
+GENERATE = Path(sys.executable).with_name("filedrop-etl-generate")
+
+
+def daemon(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`filedrop-etl` on the config file alone (no `ETL_` setting of the shell), run
+    beside it."""
+    return subprocess.run(process.daemon_argv(*argv, "--config", str(config)),
+                          cwd=config.parent,
+                          capture_output=True, text=True, timeout=120,
+                          env=process.clean_environ(), check=False)
+
+
+@pytest.mark.slow  # processes
+@on_both_backends
+def test_the_console_scripts_on_a_config_declaring_two_feeds(
+        settings: Settings, tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text(FEEDS_CONFIG.format(
+        inbox=settings.inbox, processed=settings.processed, failed=settings.failed,
+        db=backends.db_arg(settings)), encoding="utf-8")
+    generated = subprocess.run(
+        [str(GENERATE), "--config", str(config), "--feed", "orders", "--date", DAYS[0],
+         "--rows", "20"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=process.clean_environ(), check=False)
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.splitlines() == [str(settings.inbox / ORDERS.file_name_for(DAYS[0]))]
+    write_parquet(settings.inbox, day_table(DAYS[0]), run_date=DAYS[0])
+    ran = daemon(config, "run", "--once")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sorted(p.name for p in settings.processed.iterdir()) == [
+        ORDERS.file_name_for(DAYS[0]), TRANSACTIONS.file_name_for(DAYS[0])]
+
+    listed = daemon(config, "feeds", "--json")
+    assert listed.returncode == 0, listed.stderr
+    transactions, orders = json.loads(listed.stdout)
+    assert (transactions["name"], orders["name"]) == ("transactions", "orders")
+    assert (transactions["last_load"]["file_name"], transactions["last_load"]["status"],
+            transactions["last_load"]["rows"]) == (
+        TRANSACTIONS.file_name_for(DAYS[0]), "processed", 25)
+    assert (orders["last_load"]["file_name"], orders["last_load"]["status"],
+            orders["last_load"]["rows"], orders["last_load"]["feed"]) == (
+        ORDERS.file_name_for(DAYS[0]), "processed", 20, "orders")
+    assert (orders["table"], orders["key"], orders["write_mode"]) == (
+        "fact_orders", ["order_date", "order_id"], "replace")
+    status = daemon(config, "status", "--feed", "orders")
+    assert status.returncode == 0, status.stdout + status.stderr
+    history = daemon(config, "history", "--feed", "orders", "--json")
+    assert history.returncode == 0, history.stderr
+    assert [(x["feed"], x["file_name"], x["status"]) for x in json.loads(history.stdout)] == [
+        ("orders", ORDERS.file_name_for(DAYS[0]), "processed")]
+
+    # An orders file breaking a check: that feed fails, the other stays well.
+    bad = ORDERS.file_name_for(DAYS[1])
+    write_parquet(settings.inbox, orders_table([("2026-03-02", 1, "a", -3, "1.00")]), bad)
+    ran = daemon(config, "run", "--once")
+    assert ran.returncode == 1, ran.stdout + ran.stderr  # a file failed
+    assert (settings.failed / bad).exists()
+    assert (settings.failed / f"{bad}.error.json").exists()
+    assert daemon(config, "status", "--feed", "orders").returncode == 1
+    assert daemon(config, "status", "--feed", "transactions").returncode == 0
+    history = daemon(config, "history", "--feed", "orders", "--json")
+    assert [(x["feed"], x["file_name"], x["status"]) for x in json.loads(history.stdout)] == [
+        ("orders", bad, "failed"), ("orders", ORDERS.file_name_for(DAYS[0]), "processed")]
+    retried = daemon(config, "retry", bad)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert (settings.inbox / bad).exists() and not (settings.failed / bad).exists()
+    assert not (settings.failed / f"{bad}.error.json").exists()
