@@ -79,6 +79,18 @@ def orders_table(rows: Sequence[tuple[str, int, str | None, int, str]]) -> pa.Ta
     })
 
 
+def process_all(settings: Settings, claimed: Sequence[Path]) -> list[str]:
+    """Each claimed file through the pipeline, on the warehouse opened as the daemon opens
+    it on `settings` (every feed's tables made); each outcome's status."""
+    inbox, work, processed, failed = (str(getattr(settings, n)) for n in FOLDER_NAMES)
+    opened = warehouse.open_warehouse(settings, Folders(inbox, work, processed, failed))
+    try:
+        pipeline = Pipeline(settings, opened)
+        return [pipeline.process(path).status for path in claimed]
+    finally:
+        opened.close()
+
+
 @pytest.fixture
 def two_feeds(settings: Settings) -> Settings:
     """Settings of both feeds, over: two transactions days and two orders days loaded by
@@ -87,21 +99,11 @@ def two_feeds(settings: Settings) -> Settings:
     both = dataclasses.replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS)))
     for directory in (both.inbox, both.work, both.processed, both.failed):
         directory.mkdir(parents=True, exist_ok=True)
-    inbox, work, processed, failed = (str(getattr(both, n)) for n in FOLDER_NAMES)
-    opened = warehouse.open_warehouse(both, Folders(inbox, work, processed, failed))
-    try:
-        pipeline = Pipeline(both, opened)
-        for day in DAYS:
-            path = write_parquet(both.work, day_table(day), run_date=day)
-            assert pipeline.process(path).status == "processed"
-        for day in DAYS:
-            path = write_parquet(both.work, orders_table([r for r in ORDERS_ROWS if r[0] == day]),
-                                 ORDERS.file_name_for(day))
-            assert pipeline.process(path).status == "processed"
-        path = write_parquet(both.work, orders_table(BAD_ROWS), BAD_ORDERS)
-        assert pipeline.process(path).status == "failed"
-    finally:
-        opened.close()
+    days = [write_parquet(both.work, day_table(day), run_date=day) for day in DAYS]
+    orders = [write_parquet(both.work, orders_table([r for r in ORDERS_ROWS if r[0] == day]),
+                            ORDERS.file_name_for(day)) for day in DAYS]
+    bad = write_parquet(both.work, orders_table(BAD_ROWS), BAD_ORDERS)
+    assert process_all(both, [*days, *orders, bad]) == [*["processed"] * 4, "failed"]
     sidecar = json.loads((both.failed / f"{BAD_ORDERS}.error.json").read_text())
     assert (sidecar["stage"], [c["check"] for c in sidecar["checks"]]) == ("checks", ["min:qty"])
     return both
@@ -283,6 +285,29 @@ def test_show_says_the_files_feed(two_feeds: Settings,
     # Of another feed: nothing known of it there.
     code, out = run(two_feeds, capsys, "show", BAD_ORDERS, "--feed", "transactions")
     assert (code, out) == (1, "")
+
+
+@on_both_backends
+def test_show_and_history_say_a_file_of_no_feed_is_of_none(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its ledger row's feed is "" (as its log lines say); `show` says it matches no feed
+    (null in the JSON, as `status` has it), and `history` shows "-" for it."""
+    stray = "refunds_2026-03-01.parquet"
+    path = write_parquet(two_feeds.work, day_table("2026-03-01"), stray)
+    assert process_all(two_feeds, [path]) == ["failed"]
+    capsys.readouterr()  # the pipeline's log lines
+    assert [r["feed"] for r in ledger_in(two_feeds) if r["file_name"] == stray] == [""]
+    code, out = run(two_feeds, capsys, "show", stray)
+    assert code == 0
+    assert out.startswith(f"{stray} (matches no feed): 1 attempt(s), 0 retry(ies), "
+                          "waiting in failed/")
+    doc = as_json(two_feeds, capsys, "show", stray)
+    assert doc["feed"] is None and [a["feed"] for a in doc["attempts"]] == [""]
+    assert [f["feed"] for f in as_json(two_feeds, capsys, "status")["failed"]["files"]] == [
+        "orders", None]
+    _, out = run(two_feeds, capsys, "history", "--status", "failed")
+    rows = {r.split()[4]: r.split()[3] for r in out.splitlines()[1:]}  # id, date, time
+    assert rows == {stray: "-", BAD_ORDERS: "orders"}
 
 
 @on_both_backends
