@@ -3,37 +3,43 @@ and orders (a composite key leading with its date, a decimal, a nullable column)
 
 `feeds` runs as the console script (it needs no database, and no [feeds] to list the
 built-in feed); with two feeds, every command runs through `daemon.ops.commands.run` with
-settings holding both, as `cli.main` would hand them over once the config declares them.
-The transactions days are loaded by the pipeline. The orders feed's rows and ledger
-rows are written with plain SQL in the shape the feeds migration gives the database (a
-`feed` column in load_history): a stand-in until the loaders of declared feeds land,
-after which `two_feeds` can load an orders file through the pipeline instead.
+settings holding both, as `cli.main` hands them over when the config declares them, on
+each backend. Both feeds' days are loaded by the pipeline, and the failed orders file is
+failed by it (a check broken), so its ledger row and its sidecar are the real ones. One
+case runs the console scripts end to end on a config file declaring both feeds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import subprocess
-from contextlib import closing
-from datetime import UTC, datetime
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract, Totals
 from filedrop_etl.config.file_names import Feeds, name_pattern
+from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.ops import commands, figures, page
 from filedrop_etl.daemon.ops.folders import failed_files
-from filedrop_etl.daemon.warehouse.api import LoadFilter
-from filedrop_etl.daemon.warehouse.sqlite.history import SqliteHistory
-from tests.conftest import ROOT, day_table, write_parquet
+from filedrop_etl.daemon.warehouse import registry
+from filedrop_etl.daemon.warehouse.api import FOLDER_NAMES, Folders, LoadFilter
+from tests import backends
+from tests.backends import ledger_in
+from tests.conftest import ROOT, day_table, on_both_backends, write_parquet
 from tests.test_commands import SCRIPT, restored_logging, where
+from tools.harness import process
 
 __all__ = ["restored_logging"]  # the autouse fixture, imported to apply here too
 
@@ -57,42 +63,60 @@ ORDERS_ROWS = [("2026-03-01", 1, "a", 2, "10.50"), ("2026-03-01", 2, "b", 1, "0.
                ("2026-03-02", 1, "a", 5, "20.00")]
 STAMP = "2026-03-02T12:00:00.000000Z"
 BAD_ORDERS = "orders_2026-03-03.parquet"
+BAD_ROWS = [("2026-03-03", 1, "a", 1, "1.00"), ("2026-03-03", 2, "b", -1, "2.00"),
+            ("2026-03-03", 3, None, 4, "3.00")]  # order 2's qty breaks min:qty
 
 
-def _ledger(conn: sqlite3.Connection, feed: str, name: str, status: str,
-            run_date: str | None, rows: int | None, error: str | None = None) -> None:
-    conn.execute(
-        'INSERT INTO "load_history" ("file_name", "status", "write_mode", "run_date", "rows", '
-        '"inserted", "error", "started_at", "finished_at", "feed") '
-        "VALUES (?, ?, 'replace', ?, ?, ?, ?, ?, ?, ?)",
-        (name, status, run_date, rows, rows or 0, error, STAMP, STAMP, feed))
+def orders_table(rows: Sequence[tuple[str, int, str | None, int, str]]) -> pa.Table:
+    """Orders rows as a producer writes them: a Parquet DATE, a 64-bit id, a decimal."""
+    days, ids, skus, qtys, prices = zip(*rows, strict=True)
+    return pa.table({
+        "order_date": pa.array([date.fromisoformat(d) for d in days], pa.date32()),
+        "order_id": pa.array(ids, pa.int64()),
+        "sku": pa.array(skus, pa.string()),
+        "qty": pa.array(qtys, pa.int64()),
+        "price": pa.array([Decimal(p) for p in prices], pa.decimal128(12, 2)),
+    })
+
+
+def process_all(settings: Settings, claimed: Sequence[Path]) -> list[str]:
+    """Each claimed file through the pipeline, on the warehouse opened as the daemon opens
+    it on `settings` (every feed's tables made); each outcome's status."""
+    inbox, work, processed, failed = (str(getattr(settings, n)) for n in FOLDER_NAMES)
+    opened = warehouse.open_warehouse(settings, Folders(inbox, work, processed, failed))
+    try:
+        pipeline = Pipeline(settings, opened)
+        return [pipeline.process(path).status for path in claimed]
+    finally:
+        opened.close()
 
 
 @pytest.fixture
-def two_feeds(settings: Settings, pipeline: Pipeline) -> Settings:
-    """Settings of both feeds, over: two transactions days loaded, two orders days loaded
-    and an orders file failed (waiting in failed/ with its sidecar)."""
-    for day in DAYS:
-        path = write_parquet(settings.work, day_table(day), run_date=day)
-        assert pipeline.process(path).status == "processed"
-    with closing(sqlite3.connect(settings.db_file)) as conn, conn:
-        names = {row[1] for row in conn.execute('PRAGMA table_info("load_history")')}
-        if "feed" not in names:
-            conn.execute("""ALTER TABLE "load_history" ADD COLUMN "feed" TEXT NOT NULL
-                            DEFAULT 'transactions'""")
-        conn.execute('CREATE TABLE IF NOT EXISTS "fact_orders" ("order_date" TEXT NOT NULL, '
-                     '"order_id" INTEGER NOT NULL, "sku" TEXT, "qty" INTEGER NOT NULL, '
-                     '"price" TEXT NOT NULL, PRIMARY KEY ("order_date", "order_id"))')
-        conn.executemany('INSERT INTO "fact_orders" VALUES (?, ?, ?, ?, ?)', ORDERS_ROWS)
-        for day in DAYS:
-            rows = sum(r[0] == day for r in ORDERS_ROWS)
-            _ledger(conn, "orders", f"orders_{day}.parquet", "processed", day, rows)
-        _ledger(conn, "orders", BAD_ORDERS, "failed", "2026-03-03", 3, "checks: min:qty")
-    write_parquet(settings.failed, day_table("2026-03-03"), BAD_ORDERS)
-    (settings.failed / f"{BAD_ORDERS}.error.json").write_text(json.dumps(
-        {"file": BAD_ORDERS, "stage": "checks", "message": "min:qty", "hint": "fix qty",
-         "attempted_at": STAMP}))
-    return dataclasses.replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS)))
+def two_feeds(settings: Settings) -> Settings:
+    """Settings of both feeds, over: two transactions days and two orders days loaded by
+    the pipeline, then an orders file failed by it (a negative qty: `min:qty`), waiting in
+    failed/ with its sidecar."""
+    both = dataclasses.replace(settings, feeds=Feeds((TRANSACTIONS, ORDERS)))
+    for directory in (both.inbox, both.work, both.processed, both.failed):
+        directory.mkdir(parents=True, exist_ok=True)
+    days = [write_parquet(both.work, day_table(day), run_date=day) for day in DAYS]
+    orders = [write_parquet(both.work, orders_table([r for r in ORDERS_ROWS if r[0] == day]),
+                            ORDERS.file_name_for(day)) for day in DAYS]
+    bad = write_parquet(both.work, orders_table(BAD_ROWS), BAD_ORDERS)
+    assert process_all(both, [*days, *orders, bad]) == [*["processed"] * 4, "failed"]
+    sidecar = json.loads((both.failed / f"{BAD_ORDERS}.error.json").read_text())
+    assert (sidecar["stage"], [c["check"] for c in sidecar["checks"]]) == ("checks", ["min:qty"])
+    return both
+
+
+def shown(stamp: str) -> str:
+    """A ledger time as the commands and the page show it."""
+    return f"{stamp[:10]} {stamp[11:19]}Z"
+
+
+def finished(settings: Settings, name: str) -> str:
+    """When the last load of `name` finished, as the commands show it."""
+    return shown([r for r in ledger_in(settings) if r["file_name"] == name][-1]["finished_at"])
 
 
 def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -127,6 +151,7 @@ def test_feeds_lists_the_builtin_feed_without_a_database(settings: Settings) -> 
     assert "last load    none" in text.stdout
 
 
+@on_both_backends
 def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     transactions, orders = as_json(two_feeds, capsys, "feeds")
@@ -153,10 +178,12 @@ def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
                               "orders_YYYY-MM-DD.parquet)\ntable        fact_orders\n"
                               "key          order_date, order_id\n")
     assert "write mode   replace (its own)" in section
-    assert f"last load    2026-03-02 12:00:00Z  {BAD_ORDERS} (failed, 3 rows)" in section
+    assert (f"last load    {finished(two_feeds, BAD_ORDERS)}  {BAD_ORDERS} (failed, 3 rows)"
+            in section)
     assert "\nprice       decimal  no               12      2  -\n" in out
 
 
+@on_both_backends
 @pytest.mark.parametrize("argv", [["status"], ["history"], ["show", BAD_ORDERS],
                                   ["retry", "--all"], ["report"]])
 def test_an_unknown_feed_is_a_usage_error_naming_the_declared_ones(
@@ -172,6 +199,7 @@ def test_an_unknown_feed_is_a_usage_error_naming_the_declared_ones(
         f"{argv[0]} --help"
 
 
+@on_both_backends
 def test_history_says_each_loads_feed_and_keeps_to_one(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     loads = as_json(two_feeds, capsys, "history")
@@ -191,6 +219,7 @@ def test_history_says_each_loads_feed_and_keeps_to_one(
     assert out.splitlines()[0].split()[:3] == ["ID", "FINISHED", "FILE"]
 
 
+@on_both_backends
 def test_status_counts_each_feed_and_keeps_to_one(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(two_feeds, capsys, "status")
@@ -198,9 +227,10 @@ def test_status_counts_each_feed_and_keeps_to_one(
     assert "\nin all             4 files processed, 1 failed (5 loads)\n" in out
     assert ("\nfeed transactions  today 2 files processed, 0 failed; in all 2 files "
             "processed, 0 failed; last success ") in out
-    assert ("\nfeed orders        today 0 files processed, 0 failed; in all 2 files processed, "
-            "1 failed; last success 2026-03-02 12:00:00Z  orders_2026-03-02.parquet (1 rows)"
-            "\n") in out
+    # Loaded today, as the transactions days were.
+    day2 = "orders_2026-03-02.parquet"
+    assert ("\nfeed orders        today 2 files processed, 1 failed; in all 2 files processed, "
+            f"1 failed; last success {finished(two_feeds, day2)}  {day2} (1 rows)\n") in out
     [header, row] = out.split("\n\n")[1].splitlines()[:2]
     assert header.split()[:2] == ["FEED", "FILE"] and row.split()[:2] == ["orders", BAD_ORDERS]
     doc = as_json(two_feeds, capsys, "status")
@@ -215,6 +245,7 @@ def test_status_counts_each_feed_and_keeps_to_one(
     assert "feeds" not in doc
 
 
+@on_both_backends
 def test_report_totals_each_feeds_figures(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     doc = as_json(two_feeds, capsys, "report")
@@ -241,6 +272,7 @@ def test_report_totals_each_feeds_figures(
         "2026-03-02     1     1    20.00", "all            3     2    30.75"]
 
 
+@on_both_backends
 def test_show_says_the_files_feed(two_feeds: Settings,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(two_feeds, capsys, "show", BAD_ORDERS)
@@ -255,12 +287,37 @@ def test_show_says_the_files_feed(two_feeds: Settings,
     assert (code, out) == (1, "")
 
 
+@on_both_backends
+def test_show_and_history_say_a_file_of_no_feed_is_of_none(
+        two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its ledger row's feed is "" (as its log lines say); `show` says it matches no feed
+    (null in the JSON, as `status` has it), and `history` shows "-" for it."""
+    stray = "refunds_2026-03-01.parquet"
+    path = write_parquet(two_feeds.work, day_table("2026-03-01"), stray)
+    assert process_all(two_feeds, [path]) == ["failed"]
+    capsys.readouterr()  # the pipeline's log lines
+    assert [r["feed"] for r in ledger_in(two_feeds) if r["file_name"] == stray] == [""]
+    code, out = run(two_feeds, capsys, "show", stray)
+    assert code == 0
+    assert out.startswith(f"{stray} (matches no feed): 1 attempt(s), 0 retry(ies), "
+                          "waiting in failed/")
+    doc = as_json(two_feeds, capsys, "show", stray)
+    assert doc["feed"] is None and [a["feed"] for a in doc["attempts"]] == [""]
+    assert [f["feed"] for f in as_json(two_feeds, capsys, "status")["failed"]["files"]] == [
+        "orders", None]
+    _, out = run(two_feeds, capsys, "history", "--status", "failed")
+    rows = {r.split()[4]: r.split()[3] for r in out.splitlines()[1:]}  # id, date, time
+    assert rows == {stray: "-", BAD_ORDERS: "orders"}
+
+
+@on_both_backends
 def test_retry_keeps_to_a_feed_and_names_every_pattern_for_a_name_of_none(
         two_feeds: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     stray = "refunds_2026-03-01.parquet"
     write_parquet(two_feeds.failed, day_table("2026-03-01"), stray)
     (two_feeds.failed / f"{stray}.error.json").write_text(json.dumps(
-        {"file": stray, "stage": "name", "message": "no feed", "attempted_at": STAMP}))
+        {"file": stray, "stage": "name", "message": "no feed",
+         "attempted_at": clock.utc_now()}))  # after the orders file's failure
     results = as_json(two_feeds, capsys, "retry", "--all", "--dry-run", "--feed",
                       "transactions")
     assert results == []  # neither is a transactions file
@@ -281,10 +338,10 @@ def test_retry_keeps_to_a_feed_and_names_every_pattern_for_a_name_of_none(
     assert (two_feeds.inbox / BAD_ORDERS).exists() and (two_feeds.failed / stray).exists()
 
 
+@on_both_backends
 def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
-    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
-    with closing(sqlite3.connect(two_feeds.db_file)) as conn:
-        history = SqliteHistory(conn)
+    now = datetime.now(UTC)
+    with registry.backend_of(two_feeds).reading(two_feeds) as history:
         days = {c.name: history.rows_per_day(c, page.CHART_DAYS, "2026-03-03")
                 for c in two_feeds.feeds}
         loads = history.recent_loads(LoadFilter(limit=20))
@@ -301,7 +358,8 @@ def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
         'orders</h2>' in document
     assert 'data-day="2026-03-01" data-rows="2"' in document
     assert ("<tr><td>orders</td><td class=\"f\">orders_YYYY-MM-DD.parquet</td>"
-            f"<td>fact_orders</td><td class=\"t\">2026-03-02 12:00:00Z</td><td class=\"f\">"
+            f"<td>fact_orders</td><td class=\"t\">{finished(two_feeds, BAD_ORDERS)}</td>"
+            "<td class=\"f\">"
             f"{BAD_ORDERS}</td><td class=\"failed\">failed</td></tr>") in document
     assert f'<td class="n">5</td><td>orders</td><td class="f">{BAD_ORDERS}</td>' in document
     assert f"<code>filedrop-etl retry {BAD_ORDERS}</code>" in document
@@ -310,3 +368,103 @@ def test_the_status_page_shows_each_feed(two_feeds: Settings) -> None:
                       Feeds((TRANSACTIONS,)), now=now)
     assert '<section id="days"><h2>Rows per day</h2>' in one and 'id="feeds"' not in one
     assert "<th>feed</th>" not in one
+
+
+FEEDS_CONFIG = """
+inbox = "{inbox}"
+processed = "{processed}"
+failed = "{failed}"
+db = "{db}"
+settle_seconds = 0.2
+
+[feeds.transactions]
+
+[feeds.orders]
+pattern = "orders_{{date}}.parquet"
+key = ["order_date", "order_id"]
+date_column = "order_date"
+write_mode = "replace"
+
+[feeds.orders.columns]
+order_date = "date"
+order_id = "integer"
+sku = {{ kind = "string", nullable = true }}
+qty = "integer"
+price = {{ kind = "decimal", precision = 12, scale = 2 }}
+
+[[feeds.orders.checks]]
+rule = "min"
+column = "qty"
+value = 0
+
+[[feeds.orders.checks]]
+rule = "equals_file_date"
+column = "order_date"
+"""
+GENERATE = Path(sys.executable).with_name("filedrop-etl-generate")
+
+
+def daemon(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`filedrop-etl` on the config file alone (no `ETL_` setting of the shell), run
+    beside it."""
+    return subprocess.run(process.daemon_argv(*argv, "--config", str(config)),
+                          cwd=config.parent,
+                          capture_output=True, text=True, timeout=120,
+                          env=process.clean_environ(), check=False)
+
+
+@pytest.mark.slow  # processes
+@on_both_backends
+def test_the_console_scripts_on_a_config_declaring_two_feeds(
+        settings: Settings, tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text(FEEDS_CONFIG.format(
+        inbox=settings.inbox, processed=settings.processed, failed=settings.failed,
+        db=backends.db_arg(settings)), encoding="utf-8")
+    generated = subprocess.run(
+        [str(GENERATE), "--config", str(config), "--feed", "orders", "--date", DAYS[0],
+         "--rows", "20"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=process.clean_environ(), check=False)
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.splitlines() == [str(settings.inbox / ORDERS.file_name_for(DAYS[0]))]
+    write_parquet(settings.inbox, day_table(DAYS[0]), run_date=DAYS[0])
+    ran = daemon(config, "run", "--once")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert sorted(p.name for p in settings.processed.iterdir()) == [
+        ORDERS.file_name_for(DAYS[0]), TRANSACTIONS.file_name_for(DAYS[0])]
+
+    listed = daemon(config, "feeds", "--json")
+    assert listed.returncode == 0, listed.stderr
+    transactions, orders = json.loads(listed.stdout)
+    assert (transactions["name"], orders["name"]) == ("transactions", "orders")
+    assert (transactions["last_load"]["file_name"], transactions["last_load"]["status"],
+            transactions["last_load"]["rows"]) == (
+        TRANSACTIONS.file_name_for(DAYS[0]), "processed", 25)
+    assert (orders["last_load"]["file_name"], orders["last_load"]["status"],
+            orders["last_load"]["rows"], orders["last_load"]["feed"]) == (
+        ORDERS.file_name_for(DAYS[0]), "processed", 20, "orders")
+    assert (orders["table"], orders["key"], orders["write_mode"]) == (
+        "fact_orders", ["order_date", "order_id"], "replace")
+    status = daemon(config, "status", "--feed", "orders")
+    assert status.returncode == 0, status.stdout + status.stderr
+    history = daemon(config, "history", "--feed", "orders", "--json")
+    assert history.returncode == 0, history.stderr
+    assert [(x["feed"], x["file_name"], x["status"]) for x in json.loads(history.stdout)] == [
+        ("orders", ORDERS.file_name_for(DAYS[0]), "processed")]
+
+    # An orders file breaking a check: that feed fails, the other stays well.
+    bad = ORDERS.file_name_for(DAYS[1])
+    write_parquet(settings.inbox, orders_table([("2026-03-02", 1, "a", -3, "1.00")]), bad)
+    ran = daemon(config, "run", "--once")
+    assert ran.returncode == 1, ran.stdout + ran.stderr  # a file failed
+    assert (settings.failed / bad).exists()
+    assert (settings.failed / f"{bad}.error.json").exists()
+    assert daemon(config, "status", "--feed", "orders").returncode == 1
+    assert daemon(config, "status", "--feed", "transactions").returncode == 0
+    history = daemon(config, "history", "--feed", "orders", "--json")
+    assert [(x["feed"], x["file_name"], x["status"]) for x in json.loads(history.stdout)] == [
+        ("orders", bad, "failed"), ("orders", ORDERS.file_name_for(DAYS[0]), "processed")]
+    retried = daemon(config, "retry", bad)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert (settings.inbox / bad).exists() and not (settings.failed / bad).exists()
+    assert not (settings.failed / f"{bad}.error.json").exists()

@@ -169,7 +169,7 @@ def run_history(settings: Settings, args: argparse.Namespace) -> int:
     table.emit(table.render(
         ("id", "finished", *(("feed",) if feeds else ()), "file", "status", "run date",
          "rows", "inserted", "updated", "unchanged", "deleted", "error"),
-        [(x.id, table.when(x.finished_at), *((x.feed,) if feeds else ()), x.file_name,
+        [(x.id, table.when(x.finished_at), *((x.feed or None,) if feeds else ()), x.file_name,
           x.status, x.run_date, x.rows, x.inserted, x.updated, x.unchanged, x.deleted,
           table.short(x.error, ERROR_WIDTH) if x.error else None) for x in loads],
         empty="no loads match", numeric=COUNTS))
@@ -194,8 +194,9 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
                    if feed is None or settings.feeds.for_file(r.file_name) == feed]
     found = attempts or retries or failed
     several = len(settings.feeds) > 1
-    # The feed the name belongs to (its attempts say, else its name does).
-    of = (attempts[-1].feed if attempts else
+    # The feed the name belongs to (its attempts say, else its name does); None for a
+    # name of no feed, which the ledger records as "" (as its log lines say it).
+    of = ((attempts[-1].feed or None) if attempts else
           common.feed_of_file(settings, failed[0].original if failed else name))
     if args.json:
         table.emit_json({"file": name, **({"feed": of} if several else {}),
