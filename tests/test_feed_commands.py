@@ -308,6 +308,12 @@ def test_show_and_history_say_a_file_of_no_feed_is_of_none(
     _, out = run(two_feeds, capsys, "history", "--status", "failed")
     rows = {r.split()[4]: r.split()[3] for r in out.splitlines()[1:]}  # id, date, time
     assert rows == {stray: "-", BAD_ORDERS: "orders"}
+    with registry.backend_of(two_feeds).reading(two_feeds) as history:
+        loads = history.recent_loads(LoadFilter(limit=1))
+    health = page.Health("0.1.0", "merge", "auto", True, (), 0, STAMP)
+    document = page.render(health, [], loads, {}, two_feeds.feeds, now=datetime.now(UTC),
+                           last_day=figures.NOTHING)
+    assert f'<td>-</td><td class="f">{stray}</td>' in document  # as history shows it
 
 
 @on_both_backends

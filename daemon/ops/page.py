@@ -223,7 +223,7 @@ def _loads(loads: Sequence[Load], waiting: set[str], several: bool) -> str:
     head = "".join(f'<th class="n">{n}</th>' for n in numbers)
     rows = "".join(
         f'<tr><td class="n">{load.id}</td>'
-        + (f"<td>{escape(load.feed)}</td>" if several else "")
+        + (f"<td>{escape(load.feed or '-')}</td>" if several else "")
         + f'<td class="f">{escape(load.file_name)}</td>'
         f'<td class="{escape(load.status)}">{escape(load.status)}</td>'
         + "".join(f'<td class="n">{_count(getattr(load, n))}</td>' for n in numbers)
