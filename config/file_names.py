@@ -80,6 +80,11 @@ class Feeds:
         """The feed whose pattern `name` matches, or None."""
         return next((c for c in self.all if c.file_name_pattern.fullmatch(name)), None)
 
+    def name_of(self, file_name: str) -> str | None:
+        """The name of the feed `file_name` belongs to, or None."""
+        contract = self.for_file(file_name)
+        return None if contract is None else contract.name
+
     @property
     def examples(self) -> tuple[str, ...]:
         """Every feed's pattern with its date spelled out, for a name matching none."""

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from filedrop_etl.config import ConfigError
-from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon.errors import BadInput
 
 # Kept as data, as watchfiles keeps its filters: producers write under these names first.
@@ -38,13 +37,6 @@ PROGRESS_BYTES = 64 << 20
 def is_ignored(name: str) -> bool:
     """Hidden and temporary names belong to writers still at work."""
     return name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES)
-
-
-def feed_name(name: str, feeds: Feeds) -> str:
-    """The name of the feed a file name belongs to, as logs, metrics and the ledger
-    carry it: `""` for a name that matches no feed."""
-    contract = feeds.for_file(name)
-    return "" if contract is None else contract.name
 
 
 def open_no_follow(path: Path) -> BinaryIO:

@@ -106,6 +106,12 @@ def feed_of(name: str, feeds: Feeds) -> Contract:
     )
 
 
+def feed_name(name: str, feeds: Feeds) -> str:
+    """The name of the feed a file name belongs to, as logs, metrics and the ledger
+    carry it: `""` for a name that matches no feed."""
+    return feeds.name_of(name) or ""
+
+
 def left_unmatched(name: str, feeds: Feeds) -> bool:
     """Whether a file of this name stays in the inbox untouched: it matches no feed, and
     the operator chose `unmatched = "leave"` for such files."""

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import TRANSACTIONS, Check, Column, Contract
 from filedrop_etl.config.file_names import Feeds, UnmatchedPolicy, name_pattern
-from filedrop_etl.daemon import files, routing
+from filedrop_etl.daemon import routing
 from filedrop_etl.daemon.app.service import feeds_shown
 from filedrop_etl.daemon.app.worker import Worker, build
 from filedrop_etl.daemon.errors import FileNameError
@@ -256,7 +256,7 @@ def test_a_name_is_read_by_its_feed_and_a_name_of_none_is_told_every_pattern() -
         routing.feed_of("notes.txt", feeds)
     assert unlike.value.message.endswith("(transactions_YYYY-MM-DD.parquet, "
                                          "orders_DD-MM-YYYY.parquet)")
-    assert files.feed_name(TYPO, feeds) == "" and files.feed_name(ORDER_NAME, feeds) == "orders"
+    assert routing.feed_name(TYPO, feeds) == "" and routing.feed_name(ORDER_NAME, feeds) == "orders"
     assert not routing.left_unmatched(TYPO, feeds)
     assert routing.left_unmatched(TYPO, Feeds(feeds.all, "leave"))
     assert not routing.left_unmatched(ORDER_NAME, Feeds(feeds.all, "leave"))

@@ -75,8 +75,7 @@ class Pipeline:
     def feed_of(self, name: str) -> tuple[Contract | None, str]:
         """The feed a file of this name is loaded by (None: its name matches no feed),
         and its name as the log, the metrics and the ledger carry it ("" for none)."""
-        contract = self.settings.feeds.for_file(name)
-        return contract, "" if contract is None else contract.name
+        return self.settings.feeds.for_file(name), routing.feed_name(name, self.settings.feeds)
 
     def write_mode(self, contract: Contract | None) -> WriteMode:
         """The write mode a file of `contract` is loaded in: the feed's, else the daemon's."""

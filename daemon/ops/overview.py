@@ -108,15 +108,10 @@ def gather(settings: Settings, history: api.History | None, now: datetime, *,
                           history.retry_of_sidecar(x.name, x.content))
                  for x in folders.leftover_sidecars(settings.failed)]
     failed = [f for f in folders.failed_files(settings.failed)
-              if feed is None or feed_of_failed(settings, f) == feed]
+              if feed is None or settings.feeds.name_of(f.original) == feed]
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox,
                     folders.waiting(settings.inbox, settings.feeds),
                     settings.work, folders.in_flight(settings), settings.failed,
                     failed, leftovers, feeds)
 
-
-def feed_of_failed(settings: Settings, failed: folders.FailedFile) -> str | None:
-    """The feed of a failed file, by the name it was dropped under (None: no feed's)."""
-    contract = settings.feeds.for_file(failed.original)
-    return None if contract is None else contract.name

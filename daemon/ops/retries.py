@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import BadInput, FileNameError
@@ -89,11 +88,6 @@ def name_refusal(failed: FailedFile, feeds: Feeds) -> tuple[str, str] | None:
         return (f"{NAME_NEVER_LOADS}: {exc.message}",
                 f"{moved} under a name like {routing.name_rule(contract)}, {sidecar}")
     return None
-
-
-def feed_of(failed: FailedFile, feeds: Feeds) -> Contract | None:
-    """The feed `failed` belongs to by the name it was dropped under, or None."""
-    return feeds.for_file(failed.original)
 
 
 def _sent_back(failed: FailedFile, outcome: RetryAction, retry_id: int | None,

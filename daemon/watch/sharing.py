@@ -28,7 +28,7 @@ import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.config.file_names import Feeds
-from filedrop_etl.daemon import files
+from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import AlreadyRunning
 from filedrop_etl.daemon.lock import DirectoryLock
 from filedrop_etl.daemon.warehouse.api import (
@@ -155,7 +155,7 @@ def adopt_strays(settings: Settings) -> list[Path]:
                       "start")
             continue
         log.info("file_adopted", file=files.display_name(moved.name),
-                 feed=files.feed_name(moved.name, settings.feeds), work=str(root),
+                 feed=routing.feed_name(moved.name, settings.feeds), work=str(root),
                  hint="claimed by a daemon of another warehouse (SQLite) on this inbox "
                  "before it stopped; loaded into this one")
         adopted.append(moved)
@@ -186,7 +186,7 @@ def take_over(claims: Claims, work: Path, feeds: Feeds) -> list[TakenOver]:
 
 def _feed_of(name: str, feeds: Feeds) -> dict[str, str]:
     """`feed` for a per-file line: the feed the name belongs to, "" for none."""
-    return {"feed": files.feed_name(name, feeds)}
+    return {"feed": routing.feed_name(name, feeds)}
 
 
 def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.daemon import files
+from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.load.pipeline import Outcome
 from filedrop_etl.daemon.lock import DirectoryLocks
 from filedrop_etl.daemon.outcomes import OUTCOMES
@@ -176,7 +176,7 @@ class Watcher:
             # How often the daemon already stopped while loading it: at max_resumes it
             # is set aside instead of loaded (see `_attempt`).
             log.info("file_resumed", file=files.display_name(path.name),
-                     feed=files.feed_name(path.name, self.settings.feeds),
+                     feed=routing.feed_name(path.name, self.settings.feeds),
                      unfinished_attempts=unfinished.get(path.name, 0),
                      max_resumes=self.settings.max_resumes)
             self._retries[path] = (0.0, 0)

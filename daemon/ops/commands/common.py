@@ -95,12 +95,6 @@ def load_json(load: api.Load | None, settings: Settings) -> dict[str, object] | 
     return {k: v for k, v in table.record(load).items() if several or k != "feed"}
 
 
-def feed_of_file(settings: Settings, name: str) -> str | None:
-    """The feed a file's name (as dropped) belongs to, or None if it matches none."""
-    contract = settings.feeds.for_file(name)
-    return None if contract is None else contract.name
-
-
 def _db_source(settings: Settings) -> str:
     """Where the database's path came from, as the operator would change it."""
     named = {

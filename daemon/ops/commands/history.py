@@ -21,7 +21,7 @@ from filedrop_etl.daemon import clock, files
 from filedrop_etl.daemon.errors import CheckFailure
 from filedrop_etl.daemon.ops import folders
 from filedrop_etl.daemon.ops.commands import common, table
-from filedrop_etl.daemon.ops.retries import feed_of, name_refusal
+from filedrop_etl.daemon.ops.retries import name_refusal
 from filedrop_etl.daemon.outcomes import STATUSES
 from filedrop_etl.daemon.warehouse import api
 
@@ -182,7 +182,7 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
     feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0]
     # The file as failed/ holds it now: under its own name, or as `name~N`.
     failed = [f for f in folders.failed_files(settings.failed) if name in (f.name, f.original)
-              and (feed is None or feed_of(f, settings.feeds) == feed)]
+              and (feed is None or settings.feeds.for_file(f.original) == feed)]
     names = {name, *(f.original for f in failed)}
     with common.reading(settings) as history:
         # Once retried, a `name~N` of failed/ lives on only in its retries' `failed_as`:
@@ -197,7 +197,7 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
     # The feed the name belongs to (its attempts say, else its name does); None for a
     # name of no feed, which the ledger records as "" (as its log lines say it).
     of = ((attempts[-1].feed or None) if attempts else
-          common.feed_of_file(settings, failed[0].original if failed else name))
+          settings.feeds.name_of(failed[0].original if failed else name))
     if args.json:
         table.emit_json({"file": name, **({"feed": of} if several else {}),
                          "attempts": [common.load_json(x, settings) for x in attempts],

@@ -81,7 +81,7 @@ def _chosen(settings: Settings, args: argparse.Namespace
     feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0]
 
     def of_feed(f: folders.FailedFile) -> bool:
-        return feed is None or retries.feed_of(f, settings.feeds) == feed
+        return feed is None or settings.feeds.for_file(f.original) == feed
 
     if args.all:
         return [f for f in waiting if of_feed(f)], []
@@ -97,7 +97,7 @@ def _chosen(settings: Settings, args: argparse.Namespace
                 hint="see `status` for the failed files, or `show` for one"))
         elif not of_feed(matches[0]):
             assert feed is not None
-            other = retries.feed_of(matches[0], settings.feeds)
+            other = settings.feeds.for_file(matches[0].original)
             refused.append(retries.RetryResult(
                 matches[0].name, matches[0].original, "refused",
                 reason=f"{matches[0].original} is not a file of the feed {feed.name} "

@@ -127,7 +127,7 @@ def _with_feeds(document: dict[str, object], s: overview.Overview, settings: Set
     each feed's loads (unless one was asked for), and each failed file's feed."""
     failed = document["failed"]
     assert isinstance(failed, dict)
-    files_ = [{**table.record(f), "feed": overview.feed_of_failed(settings, f)}
+    files_ = [{**table.record(f), "feed": settings.feeds.name_of(f.original)}
               for f in s.failed]
     out = {"feed": feed, **document, "failed": {**failed, "files": files_}}
     if s.feeds:
@@ -197,7 +197,7 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
     text = table.pairs(lines)
     if s.failed:
         # Each failed file's feed (by its name), where several feeds are listed together.
-        feeds = [(overview.feed_of_failed(settings, f),) if grouped else () for f in s.failed]
+        feeds = [(settings.feeds.name_of(f.original),) if grouped else () for f in s.failed]
         rows = [(*feed, f.name, table.when(f.attempted_at), f.stage,
                  table.short(f.reason, REASON_WIDTH)) for f, feed in zip(s.failed, feeds,
                                                                          strict=True)]
