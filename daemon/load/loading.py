@@ -110,7 +110,7 @@ def load_file(attempt: Attempt, contract: Contract, settings: Settings, warehous
         if source.rows == 0:
             raise BadInput("the file has no rows", stage="checks",
                            hint=f"a day's file must hold that day's {contract.name}")
-        return _load_rows(source, attempt, run_date, settings, warehouse, progress)
+        return _load_rows(source, attempt, run_date, warehouse, progress)
 
 
 def _refuse_larger_than(amount: int, limit: int | None, unit: str, setting: str) -> None:
@@ -137,23 +137,22 @@ def _passing_staging_point(batches: Iterator[pa.RecordBatch],
 
 
 def _load_rows(source: reader.ParquetSource, attempt: Attempt, run_date: str,
-               settings: Settings, warehouse: Warehouse,
-               progress: Callable[[], None]) -> MergeCounts:
+               warehouse: Warehouse, progress: Callable[[], None]) -> MergeCounts:
     """Stage the rows while the row checks run; check and merge them; clean up. A file
     whose keys arrive out of order is staged again in key order if it fits in memory."""
     try:
-        return _stage_and_merge(source, source.batches(), attempt, run_date, settings,
-                                warehouse, progress)
+        return _stage_and_merge(source, source.batches(), attempt, run_date, warehouse,
+                                progress)
     except ordering.KeysUnsorted:
         pass
     in_order = ordering.InOrder.of(source.batches(), source.contract.key, checks.SAMPLE_KEYS)
     return _stage_and_merge(source, in_order.batches(reader.BATCH_ROWS), attempt, run_date,
-                            settings, warehouse, progress, in_order=in_order)
+                            warehouse, progress, in_order=in_order)
 
 
 def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBatch],
-                     attempt: Attempt, run_date: str, settings: Settings,
-                     warehouse: Warehouse, progress: Callable[[], None], *,
+                     attempt: Attempt, run_date: str, warehouse: Warehouse,
+                     progress: Callable[[], None], *,
                      in_order: ordering.InOrder | None = None) -> MergeCounts:
     """Stage `batches`, check and merge them. The file's own order is checked (and
     `KeysUnsorted` raised); rows already sorted `in_order` bring their repeats."""
@@ -176,7 +175,7 @@ def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBa
                 raise BadInput(f"the footer promises {source.rows} rows but the row "
                                f"groups hold {rows}", stage="read",
                                hint="the file is corrupt; have the producer write it again")
-            counts = _check_and_merge(verdict, attempt, run_date, settings, staged)
+            counts = _check_and_merge(verdict, attempt, run_date, staged)
     except Exception as exc:
         if counts is None:
             raise
@@ -189,7 +188,7 @@ def _stage_and_merge(source: reader.ParquetSource, batches: Iterator[pa.RecordBa
 
 
 def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str,
-                     settings: Settings, staged: Staged) -> MergeCounts:
+                     staged: Staged) -> MergeCounts:
     """Count repeats where needed, then the ledger row and the merge in the file's one
     transaction."""
     attempt.stage = "checks"
@@ -199,10 +198,11 @@ def _check_and_merge(verdict: checks.FileChecks, attempt: Attempt, run_date: str
     verdict.raise_for_failures()
     crashpoints.reached("after_checks")
     attempt.stage = "load"
-    contract, key = verdict.contract, verdict.contract.key
-    write_mode = contract.write_mode or settings.write_mode
+    key = verdict.contract.key
+    # The write mode the ledger row records (the feed's, else the daemon's: the pipeline
+    # chose it once), so that the merge does what the ledger says it did.
     plan = MergePlan(keys_sorted=verdict.ascending(key),
                      keys_counted=key in counted or verdict.counted(key),
-                     replace_date=run_date if write_mode == "replace" else None,
+                     replace_date=run_date if attempt.load.write_mode == "replace" else None,
                      ticket=attempt.ticket, run_date=run_date)
     return staged.commit(attempt.load, plan)

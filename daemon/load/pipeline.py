@@ -190,11 +190,9 @@ class Pipeline:
             if contract is None:
                 attempt.counts = self._unmatched(attempt)
             else:
-                # The daemon's settings with the feed's write mode: what the load obeys.
-                attempt.counts = loading.load_file(
-                    attempt, contract, replace(self.settings,
-                                               write_mode=self.write_mode(contract)),
-                    self.warehouse, partial(self._progress, claimed))
+                attempt.counts = loading.load_file(attempt, contract, self.settings,
+                                                   self.warehouse,
+                                                   partial(self._progress, claimed))
         except (KeyboardInterrupt, SystemExit):
             raise  # the process's to handle, never a verdict on the file
         except ClaimLost as exc:
