@@ -42,6 +42,36 @@ ORDERS = Contract(
 )
 
 
+def orders_toml(write_mode: str | None = None) -> str:
+    """An orders feed as a config file declares it (the README's, all but its note):
+    a composite key led by the date, every kind, a nullable column, two checks."""
+    mode = "" if write_mode is None else f'write_mode = "{write_mode}"\n'
+    return f"""
+[feeds.orders]
+pattern = "orders_{{date}}.parquet"
+key = ["order_date", "order_id"]
+date_column = "order_date"
+{mode}
+[feeds.orders.columns]
+order_date = "date"
+order_id = "integer"
+sku = {{ kind = "string", nullable = true }}
+qty = "integer"
+price = {{ kind = "decimal", precision = 12, scale = 2 }}
+paid = "boolean"
+placed_at = "timestamp"
+
+[[feeds.orders.checks]]
+rule = "min"
+column = "qty"
+value = 0
+
+[[feeds.orders.checks]]
+rule = "equals_file_date"
+column = "order_date"
+"""
+
+
 def orders(**changes: object) -> Contract:
     """`ORDERS` with some fields changed (`checks=...`, `undeclared_columns=...`)."""
     return replace(ORDERS, **changes)  # type: ignore[arg-type]  # fields by keyword

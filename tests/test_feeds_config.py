@@ -16,32 +16,8 @@ import pytest
 from filedrop_etl.config import ConfigError
 from filedrop_etl.config.contract import TRANSACTIONS, Check, Column
 from filedrop_etl.config.settings import Settings, load_settings
+from tests.feed_orders import orders_toml
 from tools.harness import process
-
-ORDERS = """
-[feeds.orders]
-pattern = "orders_{date}.parquet"
-key = ["order_date", "order_id"]
-date_column = "order_date"
-
-[feeds.orders.columns]
-order_date = "date"
-order_id = "integer"
-sku = { kind = "string", nullable = true }
-qty = "integer"
-price = { kind = "decimal", precision = 12, scale = 2 }
-paid = "boolean"
-placed_at = "timestamp"
-
-[[feeds.orders.checks]]
-rule = "min"
-column = "qty"
-value = 0
-
-[[feeds.orders.checks]]
-rule = "equals_file_date"
-column = "order_date"
-"""
 
 
 def _settings(tmp_path: Path, text: str, **environ: str) -> Settings:
@@ -64,7 +40,7 @@ def test_a_config_without_feeds_gets_the_built_in_transactions_feed(tmp_path: Pa
 
 
 def test_a_declared_feed_becomes_a_contract(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, "[feeds.transactions]\n" + ORDERS)
+    settings = _settings(tmp_path, "[feeds.transactions]\n" + orders_toml())
     assert settings.feeds.names == ("transactions", "orders")
     assert settings.feeds.named("transactions") == TRANSACTIONS
     orders = settings.feeds.named("orders")

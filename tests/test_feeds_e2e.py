@@ -31,36 +31,11 @@ from tests.conftest import (
     replaced_at,
     wait_until,
 )
+from tests.feed_orders import orders_toml
 
 Start = Callable[..., DaemonProcess]
 DAY1, DAY2 = "2026-02-10", "2026-02-11"
-CONFIG = """
-[feeds.transactions]
-
-[feeds.orders]
-pattern = "orders_{date}.parquet"
-key = ["order_date", "order_id"]
-date_column = "order_date"
-write_mode = "replace"
-
-[feeds.orders.columns]
-order_date = "date"
-order_id = "integer"
-sku = { kind = "string", nullable = true }
-qty = "integer"
-price = { kind = "decimal", precision = 12, scale = 2 }
-paid = "boolean"
-placed_at = "timestamp"
-
-[[feeds.orders.checks]]
-rule = "min"
-column = "qty"
-value = 0
-
-[[feeds.orders.checks]]
-rule = "equals_file_date"
-column = "order_date"
-"""
+CONFIG = "[feeds.transactions]\n" + orders_toml(write_mode="replace")
 Order = tuple[str, int, str | None, int, Decimal, bool, datetime]
 PARIS = "Europe/Paris"
 
