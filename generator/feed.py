@@ -20,7 +20,6 @@ for byte as before; this module writes no files.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,10 +39,6 @@ BATCH_ROWS = transactions.BATCH_ROWS
 TRAILING = 3
 # A text key's numbers are zero-padded to at least this many digits (as transactions').
 MIN_WIDTH = 4
-
-
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 @dataclass(frozen=True)
@@ -118,11 +113,11 @@ def generate(contract: Contract, run_date: date, rows: int,
     if contract.builtin:
         yield from transactions.generate(run_date, rows, seed)
         return
-    base = _digest(f"{contract.name}|{seed}|{run_date.isoformat()}")
+    base = transactions.digest64(f"{contract.name}|{seed}|{run_date.isoformat()}")
     domains = {c.name: domain_of(contract, c, run_date) for c in contract.columns}
     layout = key_layout(contract, domains, rows, run_date)
     keyed = {d.name: i for i, d in enumerate(layout.domains)}
-    codes = {c.name: _digest(c.name) for c in contract.columns}
+    codes = {c.name: transactions.digest64(c.name) for c in contract.columns}
     pools = {d.name: values.candidates(d, run_date, np.random.Generator(
                  np.random.PCG64([base, codes[d.name]])))
              for d in domains.values()

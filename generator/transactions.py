@@ -25,10 +25,15 @@ CUSTOMERS = np.array([10, 11, 12, 13, 14], dtype=np.int64)
 MAX_AMOUNT = 500.0
 
 
+def digest64(text: str) -> int:
+    """The first 8 bytes of `text`'s SHA-256 as a number: the same in every process,
+    as `hash()` of a str is not."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
 def stable_seed(run_date: date, seed: int) -> int:
     """A 64-bit seed that depends only on its inputs, not on the process."""
-    digest = hashlib.sha256(f"transactions|{seed}|{run_date.isoformat()}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return digest64(f"transactions|{seed}|{run_date.isoformat()}")
 
 
 def key_width(rows: int) -> int:
