@@ -19,7 +19,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-from filedrop_etl.config.file_names import ISO_DATE_FORMAT, format_date, name_pattern
+from filedrop_etl.config import file_names
+from filedrop_etl.config.file_names import ISO_DATE_FORMAT, name_pattern
 
 ColumnKind = Literal["string", "integer", "float", "decimal", "boolean", "date", "timestamp"]
 COLUMN_KINDS: tuple[ColumnKind, ...] = ("string", "integer", "float", "decimal", "boolean",
@@ -225,8 +226,7 @@ class Contract:
 
     def file_name_for(self, run_date: str) -> str:
         """The name a producer gives the file holding `run_date`'s rows (ISO)."""
-        return self.file_name_template.replace("{date}", format_date(run_date,
-                                                                     self.date_format))
+        return file_names.file_name_for(self.file_name_template, self.date_format, run_date)
 
     def run_date_of(self, name: str) -> str | None:
         """The ISO run date `name` carries if it matches this feed's pattern; `ValueError`

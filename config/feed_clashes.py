@@ -10,10 +10,12 @@ declaration's `Problems` (`config.feed_parts`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from filedrop_etl.config.feed_parts import Problems
-from filedrop_etl.config.file_names import format_date, name_pattern
+from filedrop_etl.config.file_names import file_name_for, name_pattern
 
 # Dates a feed's own names are tried with against the other feeds' patterns.
 _SAMPLE_DATES = ("2026-01-02", "1999-12-31", "2031-11-30")
@@ -29,14 +31,17 @@ class Declared:
     fact_table: str | None
     dated: bool
 
+    @cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        return (None if self.file_name_template is None
+                else name_pattern(self.file_name_template, self.date_format))
+
     def matches(self, name: str) -> bool:
-        return self.file_name_template is not None and bool(
-            name_pattern(self.file_name_template, self.date_format).fullmatch(name))
+        return self._pattern is not None and bool(self._pattern.fullmatch(name))
 
     def file_name_for(self, run_date: str) -> str:
         assert self.file_name_template is not None
-        return self.file_name_template.replace("{date}", format_date(run_date,
-                                                                     self.date_format))
+        return file_name_for(self.file_name_template, self.date_format, run_date)
 
 
 def side_by_side(feeds: list[Declared], problems: Problems) -> None:

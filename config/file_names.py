@@ -2,7 +2,7 @@
 
 A declared name (`orders_{date}.parquet`) and its date's `strftime` format make the
 pattern a file name is matched with (`name_pattern`, a `~N` re-drop suffix allowed) and
-the name a producer gives a day's file (`format_date`). `Feeds` is the set a daemon
+the name a producer gives a day's file (`file_name_for`). `Feeds` is the set a daemon
 serves, and the one place that says which feed a file name belongs to (`for_file`) and
 what a name matching none does (`UnmatchedPolicy`). Nothing here touches files.
 """
@@ -25,14 +25,16 @@ UNMATCHED_POLICIES: tuple[UnmatchedPolicy, ...] = ("fail", "leave")
 ISO_DATE_FORMAT = "%Y-%m-%d"
 
 
-def format_date(run_date: str, date_format: str) -> str:
-    """`run_date` (ISO) written in `date_format`; by hand, as glibc's `strftime("%Y")`
+def file_name_for(template: str, date_format: str, run_date: str) -> str:
+    """The name a producer gives the file of `run_date` (ISO) under a template holding
+    `{date}`, its date written in `date_format`; by hand, as glibc's `strftime("%Y")`
     drops the leading zeros of years below 1000 (`1-01-01` for 0001-01-01)."""
     day = date.fromisoformat(run_date)
     fields = {"%Y": f"{day.year:04d}", "%y": f"{day.year % 100:02d}",
               "%m": f"{day.month:02d}", "%d": f"{day.day:02d}",
               "%j": f"{day.timetuple().tm_yday:03d}", "%%": "%"}
-    return "".join(fields.get(part, part) for part in re.split(r"(%[a-zA-Z%])", date_format))
+    text = "".join(fields.get(part, part) for part in re.split(r"(%[a-zA-Z%])", date_format))
+    return template.replace("{date}", text)
 
 
 # `strftime` directives a file-name date may use, and the text each matches.
