@@ -31,6 +31,7 @@ WRITE_MODES: tuple[WriteMode, ...] = ("merge", "replace")
 # or `fail` (the file goes to failed/).
 UndeclaredPolicy = Literal["ignore", "fail"]
 UNDECLARED_POLICIES: tuple[UndeclaredPolicy, ...] = ("ignore", "fail")
+# The one ledger of every feed's loads.
 LEDGER_TABLE_NAME = "load_history"
 DEFAULT_TABLE_PREFIX = "fact_"
 # Timestamps are kept in UTC, to the microsecond (Parquet's and PostgreSQL's precision).
@@ -162,7 +163,6 @@ class Contract:
     # The feed's own write mode; None: the daemon's `write_mode` setting.
     write_mode: WriteMode | None = None
     undeclared_columns: UndeclaredPolicy = "ignore"
-    ledger_table: str = LEDGER_TABLE_NAME
     # Whether this is the built-in transactions feed (its tables predate feeds).
     builtin: bool = False
     totals: Totals = Totals()
@@ -271,7 +271,7 @@ TRANSACTIONS = Contract(
 # The default feed's parts under their first names, for the generator and the tests.
 STAGING_TABLE = TRANSACTIONS.staging_table
 FACT_TABLE = TRANSACTIONS.fact_table
-LEDGER_TABLE = TRANSACTIONS.ledger_table
+LEDGER_TABLE = LEDGER_TABLE_NAME
 KEY = TRANSACTIONS.key
 DATE_COLUMN = TRANSACTIONS.date_column
 COLUMNS = TRANSACTIONS.columns

@@ -47,6 +47,7 @@ from filedrop_etl.daemon.warehouse.postgresql.connection import connect
 from filedrop_etl.daemon.warehouse.postgresql.faults import fault_of
 from filedrop_etl.daemon.warehouse.postgresql.history import glob_to_regex
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
+from filedrop_etl.daemon.warehouse.sql import LEDGER_TABLE
 from filedrop_etl.generator.transactions import generate_table
 from tests.backends import load_settings
 from tests.conftest import wait_until
@@ -156,7 +157,7 @@ def test_migrating_twice_changes_nothing(url: PostgresUrl, settings: Settings) -
     assert fact["run_date"] == "date"
     assert fact["customer_id"] == "bigint"
     assert fact["loaded_at"] == "timestamp with time zone"
-    assert dict(before[contract.ledger_table])["finished_at"] == "timestamp with time zone"
+    assert dict(before[LEDGER_TABLE])["finished_at"] == "timestamp with time zone"
 
 
 def test_daemons_starting_together_migrate_once(url: PostgresUrl, settings: Settings) -> None:

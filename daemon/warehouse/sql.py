@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.contract import LEDGER_TABLE_NAME, Contract
 
-# The ledger every feed shares (`Contract.ledger_table`), on both backends.
-LEDGER_TABLE = "load_history"
+# The ledger every feed shares, on both backends.
+LEDGER_TABLE = LEDGER_TABLE_NAME
 # The feed of every load a ledger recorded before it had feeds (SQLite's version 5 and
 # PostgreSQL's version 4 added `feed`): the one dataset the daemon knew then, now the
 # built-in feed. Both backends' migrations write it into the rows they find.
@@ -55,7 +55,7 @@ class Tables:
 
     @property
     def ledger(self) -> str:
-        return q(self.contract.ledger_table)
+        return q(LEDGER_TABLE)
 
     @property
     def staging(self) -> str:

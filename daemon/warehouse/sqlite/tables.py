@@ -101,7 +101,7 @@ def fact_columns(contract: Contract) -> tuple[str, ...]:
             definition += " PRIMARY KEY"
         defined.append(definition)
     return (*defined, '"loaded_at" TEXT NOT NULL',
-            f'"load_id" INTEGER REFERENCES {q(contract.ledger_table)} ("id")',
+            f'"load_id" INTEGER REFERENCES {q(LEDGER_TABLE)} ("id")',
             *([f"PRIMARY KEY ({Tables(contract).key})"] if len(key) > 1 else []))
 
 
