@@ -19,7 +19,7 @@ from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import warehouse
-from filedrop_etl.daemon.ops import charts, figures, page
+from filedrop_etl.daemon.ops import charts, figures, page, page_style
 from filedrop_etl.daemon.ops.folders import FailedFile
 from filedrop_etl.daemon.warehouse.api import DayRows, Load, LoadBin, Tally
 from filedrop_etl.daemon.warehouse.sql import Tables
@@ -72,7 +72,7 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
                            last_day=figures.LastDay(bins=[one]))
     seen = parsed(document)
     # The one script is the page's own (its refresh), never a name's or a reason's.
-    assert seen.tags.count("script") == 1 and f"<script>{page._REFRESH}</script>" in document
+    assert seen.tags.count("script") == 1 and f"<script>{page_style.REFRESH}</script>" in document
     assert "img" not in seen.tags and "b" not in seen.tags
     text = "".join(seen.text)
     assert HOSTILE in text and "<b>not parquet</b>" in text and "read: <img src=x>" in text

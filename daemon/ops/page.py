@@ -1,13 +1,14 @@
 """The status page at `/`: one server-rendered HTML document, a few lines of script.
 
-Owns the markup only. Above the fold on a 1400x1000 screen: whether the daemon is well,
+Owns the markup only (its look, style sheet and script, is `daemon.ops.page_style`'s).
+Above the fold on a 1400x1000 screen: whether the daemon is well,
 today's counts (files processed and failed, rows loaded) and the last 24 hours' loads per
 hour, rows per second while loading and median and worst load duration, then the two
 charts of `daemon.ops.charts` side by side. Below: the failed files with their reasons (and
-the command that retries each, or what to do instead where a retry cannot help) and the
-latest loads, whose errors point at the failed file's reason rather than repeat it. The
-page reloads itself every REFRESH_SECONDS, unless the reader has scrolled it (a small
-script; without script, a meta refresh). Every value from the database or a file name
+the short command that retries each, or in a few words why not, what to do instead
+folded under it) and the latest loads, whose errors point at the failed file's reason
+rather than repeat it. The page reloads itself every REFRESH_SECONDS (without script, by
+a meta refresh). Every value from the database or a file name
 is escaped here. `StatusPage` (made by `source`) gathers the page's facts: the daemon's
 own health, and the read side (the history on one read session of its own, kept across
 requests and never the worker's; `daemon.ops.folders` for failed/), at most once a second
@@ -21,6 +22,7 @@ built-in one alone) the page is as it was before feeds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,13 +37,12 @@ from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.folders import FailedFile
 from filedrop_etl.daemon.ops.metrics import WorkerState
+from filedrop_etl.daemon.ops.page_style import REFRESH, REFRESH_SECONDS, STYLE
 from filedrop_etl.daemon.ops.retries import name_refusal
 from filedrop_etl.daemon.warehouse import api
 from filedrop_etl.daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
 
 RECENT_LOADS = 20
-# The page refreshes itself: an operator leaves it open on a screen.
-REFRESH_SECONDS = 15
 CHART_DAYS = 31
 
 
@@ -128,7 +129,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{prog} status</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         _header(health, len(failed), prog),
         figures.line(last_day, now),
         '<div class="charts"><section id="timeline"><h2>Loads, last 24 hours</h2>'
@@ -138,7 +139,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         _failed(failed, prog, feeds),
         _nodes(nodes),
         _loads(loads, {f.original for f in failed} | {f.name for f in failed}, several),
-        f"<script>{_REFRESH}</script>",
+        f"<script>{REFRESH}</script>",
         "</body></html>",
     ])
 
@@ -191,13 +192,16 @@ def _header(health: Health, failed: int, prog: str) -> str:
 
 
 def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds) -> str:
+    """The failed files, each with its reason and what to do; the cells wrap, and below
+    `page_style.NARROW_PX` each file is a block whose cells say what they are."""
     if not failed:
         return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
     rows = "".join(
-        f'<tr><td class="f">{escape(f.name)}</td><td>{escape(f.stage or "")}</td>'
+        f'<tr><td class="f">{breakable(f.name)}</td>'
+        f'<td class="stage" data-label="stage">{escape(f.stage or "")}</td>'
         f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
-        f"</td><td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
-        f"<td>{_to_retry(f, prog, feeds)}</td></tr>"
+        f"</td><td class=\"t\" data-label=\"failed at\">{escape(when(f.attempted_at) or '')}"
+        f'</td><td class="retry">{_to_retry(f, prog, feeds)}</td></tr>'
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
@@ -206,11 +210,27 @@ def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds) -> str:
 
 def _to_retry(failed: FailedFile, prog: str, feeds: Feeds) -> str:
     """The command that retries the file, or, when its name can never load (so a retry
-    would fail it again), what to do instead."""
+    would fail it again), why not in a few words, what to do instead folded under it."""
     refusal = name_refusal(failed, feeds)
     if refusal is None:
-        return f"<code>{escape(prog)} retry {escape(failed.name)}</code>"
-    return f'not by retry: {escape(refusal[0])}<div class="hint">{escape(refusal[1])}</div>'
+        return retry_cell(f"{prog} retry {failed.name}")
+    why, _, _ = refusal[0].partition(": ")
+    return retry_cell(None, f"not by retry: {why}", refusal[1])
+
+
+def retry_cell(command: str | None, why: str | None = None, how: str | None = None) -> str:
+    """A "to retry" cell: a short command to copy (which may wrap, as `breakable`),
+    a compact reason, and the longer what-to-do folded (`<details>`): never a paragraph."""
+    return "".join([
+        f"<code>{breakable(command)}</code>" if command else "",
+        f'<div class="why">{escape(why)}</div>' if why else "",
+        f"<details><summary>what to do</summary>{escape(how)}</details>" if how else ""])
+
+
+def breakable(text: str) -> str:
+    """`text` escaped, a line break allowed after each `/`, `_` and `-` and before each `.`
+    (`<wbr>`): a long file name wraps where it reads well, and copies as it is."""
+    return re.sub(r"([/_-])", r"\1<wbr>", escape(text)).replace(".", "<wbr>.")
 
 
 def _loads(loads: Sequence[Load], waiting: set[str], several: bool) -> str:
@@ -262,25 +282,3 @@ def _error(load: Load, waiting: set[str]) -> str:
 def _count(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
-
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.2em 1.5em;color:#222}
-h1{margin:0 .6em .2em 0;display:inline-block}h2{margin:1em 0 .3em;font-size:1.05em}
-dl{display:flex;flex-wrap:wrap;gap:1.5em;margin:.4em 0}dt{color:#666;font-size:.85em}dd{margin:0}
-dl.figures{gap:2.2em}dl.figures dd{font-size:1.6em;font-weight:600}
-#state{font-weight:600;padding:.3em .6em;display:inline-block;border-radius:4px}
-.ok{background:#e3f5e1}.warn{background:#fff3cd}.bad{background:#f8d7da}
-.charts{display:flex;flex-wrap:wrap;gap:2em}
-table{border-collapse:collapse}th,td{padding:.2em .6em;border-bottom:1px solid #ddd;
-text-align:left;vertical-align:top}.n{text-align:right}td.failed{color:#a11;font-weight:600}
-td.f{white-space:nowrap}td.reason{max-width:60em}
-.hint{color:#666;font-size:.9em}.t{white-space:nowrap}
-svg text{font-size:11px}svg .axis{fill:#666}svg line.grid{stroke:#eee}
-svg rect{fill:#4a78b5}svg circle.processed{fill:#4a78b5;fill-opacity:.7}
-svg circle.failed{fill:#d11;fill-opacity:.9}svg line.range{stroke:#4a78b5;stroke-opacity:.5}
-details{font-size:.9em;color:#444}
-""".strip()
-# Reload every REFRESH_SECONDS, unless the reader has scrolled: a reload would jump back
-# to the top and lose their place.
-_REFRESH = (f"setTimeout(function(){{if(window.scrollY>0){{return;}}location.reload();}},"
-            f"{REFRESH_SECONDS * 1000});")
