@@ -6,6 +6,7 @@ tests/test_status_page.py; these check the document itself, fast.
 
 from __future__ import annotations
 
+import html
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -94,6 +95,49 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
     assert "not by retry: its name can never load" in text
     assert ("move failed/2024-01-01.parquet into the inbox yourself under a name like "
             "transactions_YYYY-MM-DD.parquet") in text
+
+
+def retry_cells(document: str) -> list[tuple[str, str, str]]:
+    """Each failed file's "to retry" cell (the last of its row): its command, the words
+    shown beside it, and what a fold (`<details>`) holds, each as text."""
+    section = document.split('<section id="failed">')[1].split("</section>")[0]
+    cells = []
+    for row in section.split("<tr>")[2:]:
+        cell = row.rsplit("<td", 1)[1].split(">", 1)[1].rsplit("</td>", 1)[0]
+        folded = "".join(re.findall(r"<details>(.*?)</details>", cell, flags=re.S))
+        shown = re.sub(r"<details>.*?</details>", "", cell, flags=re.S)
+        command = "".join(re.findall(r"<code>(.*?)</code>", shown, flags=re.S))
+        words = re.sub(r"<code>.*?</code>", "", shown, flags=re.S)
+        cells.append(tuple(html.unescape(re.sub(r"<[^>]+>", "", t)).strip()
+                           for t in (command, words, folded)))
+    return cells  # type: ignore[return-value]  # three texts each
+
+
+def test_the_to_retry_cell_is_a_command_or_a_few_words_never_a_paragraph() -> None:
+    """Issue 24: a name failure's cell was its refusal and what to do, a paragraph of
+    60 words beside the reason that already says what is wrong with the name."""
+    names = ["Transactions_2026-01-01.parquet", "transactions_2026-1-1.parquet",
+             "transactions_2026-01-02_resent_by_the_vendor_after_the_outage_v2.parquet",
+             "transactions_2026-03-01~1.parquet"]
+    document = page.render(WELL, [failed_file(n, "name" if i < 3 else "checks", "r", "h")
+                                  for i, n in enumerate(names)], [], {}, ONE_FEED)
+    cells = retry_cells(document)
+    assert len(cells) == 4
+    for command, words, folded in cells[:3]:
+        # In a few words why a retry cannot help; what to do instead, folded.
+        assert (command, words) == ("", "not by retry: its name can never load")
+        assert "into the inbox yourself under a name like" in folded
+    # A file a retry can help: the command alone, to copy; the name as it is.
+    assert cells[3] == (f"filedrop-etl retry {names[3]}", "", "")
+    # Long names may wrap (at `_`, `-` and before `.`), in the failed files only.
+    assert ("transactions_<wbr>2026-<wbr>01-<wbr>02_<wbr>resent_<wbr>by_<wbr>the_<wbr>"
+            "vendor_<wbr>after_<wbr>the_<wbr>outage_<wbr>v2<wbr>.parquet") in document
+
+
+def test_a_reader_with_a_fold_open_keeps_it() -> None:
+    """The refresh closed "the numbers" (and would close "what to do") under the reader's
+    eyes: an open fold, like a scrolled page, holds the reload off."""
+    assert "details[open]" in page_style.REFRESH and "scrollY" in page_style.REFRESH
 
 
 def test_empty_database_says_so_in_each_section() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from PIL import Image
 
 from filedrop_etl.config import contract
@@ -111,6 +112,69 @@ def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
     # It refreshes itself, unless the reader has scrolled.
     [script] = browser.find_elements(By.TAG_NAME, "script")
     assert "scrollY" in (script.get_attribute("innerHTML") or "")
+    assert daemon.stop() == 0
+
+
+# Issue 24: a day of six-digit rows, failed files of long and wrong names.
+BIG_DAY, BIG_ROWS = "2026-03-05", 100_001
+LONG = "transactions_2026-03-06_resent_by_the_vendor_after_the_outage_v2.parquet"
+WRONG = "Transactions_2026-03-07.parquet"
+# Each label's box within its chart's, to half a pixel (sub-pixel text positioning).
+_CUT_LABELS = """
+var cut = [];
+document.querySelectorAll('svg').forEach(function (svg) {
+  var box = svg.getBoundingClientRect();
+  svg.querySelectorAll('text').forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    if (r.left < box.left - .5 || r.right > box.right + .5 ||
+        r.top < box.top - .5 || r.bottom > box.bottom + .5) { cut.push(t.textContent); }
+  });
+});
+return cut;"""
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_page_fits_the_window_and_every_label_its_chart(
+        tmp_path: Path, start_daemon: Start, browser: WebDriver, width: int) -> None:
+    """At 800 px the failed files' table scrolled sideways (at 1400 px too, given a long
+    name); "300,000" lost its 3 at the chart's left edge; a name failure's "to retry" was
+    a paragraph."""
+    from selenium.webdriver.common.by import By
+
+    daemon = start_daemon("--http", "127.0.0.1:0")
+    out = tmp_path / "out"
+    drop(write_parquet(out, day_table(BIG_DAY, BIG_ROWS), contract.file_name_for(BIG_DAY)),
+         daemon.settings.inbox)
+    for name in (LONG, WRONG):
+        drop(write_parquet(out, day_table("2026-03-06", 5), name), daemon.settings.inbox)
+    drop(write_parquet(out, day_table("2026-03-08", 5), contract.file_name_for("2026-03-09")),
+         daemon.settings.inbox)  # its rows are of another day: it fails its checks
+    daemon.wait_for("file_processed", file=contract.file_name_for(BIG_DAY))
+    daemon.wait_for("file_failed", count=3)
+
+    browser.set_window_size(width, 1000)
+    browser.get(url_of(daemon) + "/")
+    assert browser.execute_script("return window.innerWidth") == width
+    page_width, window = browser.execute_script(
+        "var d = document.documentElement; return [d.scrollWidth, d.clientWidth];")
+    assert page_width <= window, f"the page scrolls sideways at {width} px"
+    table = browser.find_element(By.CSS_SELECTOR, "#failed table")
+    assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0]"
+                                  ".clientWidth && arguments[0].getBoundingClientRect()"
+                                  ".right <= window.innerWidth", table)
+    # The rows axis reaches six digits, and no label of any chart is cut.
+    assert "150,000" in browser.find_element(By.CSS_SELECTOR, "#days svg").text
+    assert browser.execute_script(_CUT_LABELS) == []
+    # A name failure's "to retry": a few words on a line, what to do folded under them.
+    rows = {r.find_element(By.CSS_SELECTOR, "td.f").text: r
+            for r in browser.find_elements(By.CSS_SELECTOR, "#failed tbody tr")}
+    assert set(rows) == {LONG, WRONG, contract.file_name_for("2026-03-09")}
+    cell = rows[WRONG].find_element(By.CSS_SELECTOR, "td.retry")
+    # What is on the screen (innerText: not the fold's closed content).
+    shown = browser.execute_script("return arguments[0].innerText", cell)
+    assert shown.split() == "not by retry: its name can never load what to do".split()
+    retry = rows[contract.file_name_for("2026-03-09")].find_element(By.CSS_SELECTOR, "td.retry")
+    assert retry.text == f"filedrop-etl retry {contract.file_name_for('2026-03-09')}"
     assert daemon.stop() == 0
 
 
