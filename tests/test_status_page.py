@@ -172,7 +172,7 @@ def test_the_page_fits_the_window_and_every_label_its_chart(
     cell = rows[WRONG].find_element(By.CSS_SELECTOR, "td.retry")
     # What is on the screen (innerText: not the fold's closed content).
     shown = browser.execute_script("return arguments[0].innerText", cell)
-    assert shown.split() == "not by retry: its name can never load what to do".split()
+    assert " ".join(shown.split()) == "not by retry: its name can never load what to do"
     retry = rows[contract.file_name_for("2026-03-09")].find_element(By.CSS_SELECTOR, "td.retry")
     assert retry.text == f"filedrop-etl retry {contract.file_name_for('2026-03-09')}"
     assert daemon.stop() == 0
