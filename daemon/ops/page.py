@@ -219,10 +219,11 @@ def _to_retry(failed: FailedFile, prog: str, feeds: Feeds) -> str:
 
 
 def retry_cell(command: str | None, why: str | None = None, how: str | None = None) -> str:
-    """A "to retry" cell: a short command to copy (which may wrap, as `breakable`),
-    a compact reason, and the longer what-to-do folded (`<details>`): never a paragraph."""
+    """A "to retry" cell: a short command to copy (as it is: the style sheet lets it
+    wrap), a compact reason, and the longer what-to-do folded (`<details>`): never a
+    paragraph."""
     return "".join([
-        f"<code>{breakable(command)}</code>" if command else "",
+        f"<code>{escape(command)}</code>" if command else "",
         f'<div class="why">{escape(why)}</div>' if why else "",
         f"<details><summary>what to do</summary>{escape(how)}</details>" if how else ""])
 
