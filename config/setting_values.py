@@ -186,6 +186,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "lease_seconds": _seconds,
     "network_timeout_seconds": _seconds,
     "statement_timeout_seconds": _seconds_or_off,
+    "once_wait_seconds": _seconds_or_off,
 }
 DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
@@ -218,5 +219,9 @@ DEFAULTS: dict[str, object] = {
     "network_timeout_seconds": NETWORK_TIMEOUT_SECONDS,
     # Off: a load's COPY or merge may rightly take minutes.
     "statement_timeout_seconds": "off",
+    # A `--once` run (a cron job) waits this long at start for a database out of reach,
+    # busy or full, then gives up (exit 75) so that the next run is not stacked behind it:
+    # longer than a server's restart, shorter than a cron interval. Off: wait as a daemon.
+    "once_wait_seconds": 60.0,
 }
 SETTING_NAMES: tuple[str, ...] = tuple(PARSERS)

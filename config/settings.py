@@ -100,6 +100,8 @@ class Settings:
     network_timeout_seconds: float
     # PostgreSQL: the longest one statement may run on the server; None: no limit.
     statement_timeout_seconds: float | None
+    # `--once`: how long a start waits for its database, then gives up; None: for ever.
+    once_wait_seconds: float | None
     config_file: Path | None
     # A declared feed's table is this prefix and its name unless it names its own.
     table_prefix: str

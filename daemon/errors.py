@@ -11,6 +11,7 @@ start-up; `DatabaseUnavailable` ends an operator's command. All derive from
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,26 +54,41 @@ class ContractError(BadInput):
 @dataclass
 class CheckFailure:
     """One failed data-quality check: how many rows broke it, and a few of them: their
-    keys and, beside each, the value that broke the check (as text; None for a null)."""
+    keys and, beside each, the value that broke the check (as text; None for a null).
+
+    `check` is the rule's id (`min:amount`), what tooling matches on; `rule` the same
+    rule in words (`amount must be >= 0`, `config.check_words`), what people read. A
+    sidecar written before the words has no `rule`: its id stands in."""
 
     check: str
     failed_rows: int
     sample_keys: list[str] = field(default_factory=list)
     sample_values: list[str | None] = field(default_factory=list)
+    # Words for the id: the same failure whichever wording it carries.
+    rule: str = field(default="", compare=False)
 
     def described(self, samples: int = 3) -> str:
-        """`min:amount (2 rows): -0.01 at 20260210-0003, -5.0 at 20260210-0009`."""
+        """`amount must be >= 0 (2 rows): -0.01 at 20260210-0003, -5.0 at 20260210-0009`."""
         pairs = zip(self.sample_keys, self.sample_values, strict=False)  # values: newer
         shown = [f"{_short(value)} at {key}" for key, value in list(pairs)[:samples]]
         more = ", ..." if self.failed_rows > len(shown) and shown else ""
-        return f"{self.check} ({self.failed_rows} rows)" + (
+        rows = "1 row" if self.failed_rows == 1 else f"{self.failed_rows} rows"
+        return f"{self.rule or self.check} ({rows})" + (
             f": {', '.join(shown)}{more}" if shown else "")
 
 
+# A sample value that reads as a number (or NaN, an infinity, a boolean) is shown as it
+# is; any other text is quoted, so that an empty or space-padded value can be seen.
+_BARE = re.compile(r"[-+]?(\d+(\.\d*)?([eE][-+]?\d+)?|nan|inf)|true|false")
+
+
 def _short(value: str | None, width: int = 40) -> str:
-    """A sample value as a message shows it: null, or quoted and cut to `width`."""
+    """A sample value as a message shows it: null, a number or a boolean as it is, other
+    text quoted and cut to `width`."""
     if value is None:
         return "null"
+    if _BARE.fullmatch(value):
+        return value
     return repr(value if len(value) <= width else value[:width - 1] + "…")
 
 

@@ -198,7 +198,13 @@ def test_raise_for_failures_lists_in_declaration_order() -> None:
     declared = [c.name for c in contract.CHECKS]
     assert names == sorted(names, key=declared.index)
     assert caught.value.stage == "checks"
-    assert "min:amount (1 rows)" in caught.value.message
+    # The rules in words, each with its count (issue 24, item 11); the ids stay as data.
+    assert [f.rule for f in caught.value.failures] == [
+        "customer_id must not be null", "txn_id must be unique", "amount must be >= 0",
+        "amount must be a finite number, not NaN or infinite",
+        "txn_id must start with 20260210-"]
+    assert "amount must be >= 0 (1 row): -3.0 at 20260210-0002" in caught.value.message
+    assert "min:amount" not in caught.value.message
 
 
 def test_raise_for_failures_follows_the_given_order() -> None:
@@ -342,6 +348,6 @@ def test_each_failure_carries_the_offending_values_beside_their_keys() -> None:
     assert found["not_null:amount"].sample_values == [None]
     with pytest.raises(ChecksFailed) as caught:
         checks.raise_for_failures()
-    assert (f"equals_file_date:run_date (2 rows): '2000-01-01' at {rows[3]['txn_id']}, "
+    assert (f"run_date must be {RUN_DATE} (2 rows): '2000-01-01' at {rows[3]['txn_id']}, "
             f"'1999-12-31' at {rows[8]['txn_id']}") in caught.value.message
-    assert f"not_null:amount (1 rows): null at {rows[5]['txn_id']}" in caught.value.message
+    assert f"amount must not be null (1 row): null at {rows[5]['txn_id']}" in caught.value.message

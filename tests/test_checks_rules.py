@@ -110,9 +110,9 @@ def test_a_failure_message_shows_values_and_composite_keys() -> None:
     with pytest.raises(ChecksFailed) as caught:
         observed(rows, checks).raise_for_failures()
     assert caught.value.message == (
-        "data-quality checks failed: max:qty (2 rows): '12' at 2026-02-10, 1, '30' at "
-        "2026-02-10, 2; not_null:placed_at (1 rows): null at 2026-02-10, 2; "
-        "one_of:paid (1 rows): 'false' at 2026-02-10, 3")
+        "data-quality checks failed: qty must be <= 10 (2 rows): 12 at 2026-02-10, 1, 30 at "
+        "2026-02-10, 2; placed_at must not be null (1 row): null at 2026-02-10, 2; "
+        "paid must be one of true (1 row): false at 2026-02-10, 3")
 
 
 def test_a_key_partly_null_shows_null_and_a_key_all_null_its_row() -> None:
@@ -170,6 +170,6 @@ def test_repeats_counted_in_staging_are_the_composite_keys_failure() -> None:
     assert verdict.counted(KEY) and verdict.unique_columns_to_count() == ()
     assert failed(verdict) == {"unique:order_date+order_id": CheckFailure(
         "unique:order_date+order_id", 1, [f"{RUN_DATE}, 2"], [f"{RUN_DATE}, 2"])}
-    with pytest.raises(ChecksFailed, match=r"unique:order_date\+order_id \(1 rows\): "
-                                           r"'2026-02-10, 2' at 2026-02-10, 2"):
+    with pytest.raises(ChecksFailed, match=r"\(order_date, order_id\) must be unique together "
+                       r"\(1 row\): '2026-02-10, 2' at 2026-02-10, 2"):
         verdict.raise_for_failures()

@@ -182,7 +182,8 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
     assert "failed        1 waiting for a retry" in out
     [header, row] = out.split("\n\n")[1].splitlines()
     assert header.split() == ["FILE", "FAILED", "AT", "STAGE", "REASON"]
-    assert row.startswith(BAD) and "checks  data-quality checks failed: min:amount (1 rows)" in row
+    assert row.startswith(BAD) and \
+        "checks  data-quality checks failed: amount must be >= 0 (1 row)" in row
     doc = as_json(history, capsys, "status")
     assert doc["exit_code"] == 1 and doc["daemon"] == {
         "running": False, "pid": None, "lock_file": str(history.lock_file)}
@@ -321,11 +322,13 @@ def test_show_tells_every_attempt_and_the_sidecar(
     assert "stage      checks" in out and "hint       correct the rows" in out
     # The rows to correct, by key, with the values that broke the check.
     [check] = [line for line in out.splitlines() if line.startswith("check ")]
-    assert re.fullmatch(r"check +min:amount \(1 rows\): '-[0-9.]+' at 2026\d{4}-\d{4}",
+    assert re.fullmatch(r"check +amount must be >= 0 \(1 row\): -[0-9.]+ at 2026\d{4}-\d{4}",
                         check), check
     doc = as_json(history, capsys, "show", BAD)
     assert [a["status"] for a in doc["attempts"]] == ["failed"]
-    assert doc["failed"][0]["sidecar"]["checks"][0]["check"] == "min:amount"
+    # The rule's id stays in the sidecar as data, beside its words.
+    [failure] = doc["failed"][0]["sidecar"]["checks"]
+    assert (failure["check"], failure["rule"]) == ("min:amount", "amount must be >= 0")
     # Audit: the lack of an answer went to stdout, where scripts read answers.
     assert cli.main(["show", "transactions_1999-01-01.parquet", *where(history)]) == 1
     out, err = capsys.readouterr()

@@ -365,7 +365,7 @@ def test_a_staging_file_that_cannot_be_deleted_does_not_hide_why_a_file_failed(
     assert outcome.status == "failed"
     sidecar = json.loads((settings.failed / f"{NAME}.error.json").read_text())
     assert (sidecar["error_type"], sidecar["stage"]) == ("ChecksFailed", "checks")
-    assert "min:amount" in sidecar["message"]
+    assert "amount must be >= 0 (1 row): -1.0 at" in sidecar["message"]
     assert [r["status"] for r in ledger(settings.db_file)] == ["failed"]
     assert fact_rows(settings.db_file) == []
     [path] = undeletable_staging

@@ -134,7 +134,7 @@ def test_retry_of_a_failed_file_has_the_running_daemon_take_it_again(
     assert len(daemon.matching("file_claimed", file=NAME)) == 2
     assert [r["status"] for r in ledger(settings.db_file)] == ["failed", "failed"]
     [row] = retries(settings.db_file)
-    assert row["failed_as"] == NAME and "min:amount" in row["reason"]
+    assert row["failed_as"] == NAME and "amount must be >= 0" in row["reason"]
     assert daemon.proc.poll() is None
 
 

@@ -37,7 +37,8 @@ COMMANDS = ("run", *ops.NAMES)
 EXIT_USAGE = 2  # as `daemon.app.service`'s, which is imported only to run the daemon
 RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "poll_seconds",
                "http", "stall_seconds", "max_file_bytes", "max_file_rows", "max_resumes",
-               "lease_seconds", "network_timeout_seconds", "statement_timeout_seconds")
+               "lease_seconds", "network_timeout_seconds", "statement_timeout_seconds",
+               "once_wait_seconds")
 _PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db", "node")
 
 
@@ -81,7 +82,8 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
         epilog="exit codes: 0 stopped cleanly (or --once loaded every file); 1 --once left "
         "failed files, or the worker crashed; 2 bad usage, configuration or database; "
         "3 another daemon holds the lock on this database, or uses this inbox or work "
-        "directory; 131 SIGQUIT. SIGTERM/SIGINT finish the file in flight; a second "
+        "directory; 75 --once gave up waiting for the database (temporary: the next run "
+        "tries again); 131 SIGQUIT. SIGTERM/SIGINT finish the file in flight; a second "
         "signal exits at once. SIGHUP rescans the inbox, SIGUSR1 logs the daemon's "
         "status; other stray signals are logged and ignored.")
     run.add_argument("--write-mode", choices=WRITE_MODES,
@@ -123,7 +125,12 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
                      "before it is cancelled and the file retried, or off (the default: a "
                      "large load may rightly take minutes)")
     run.add_argument("--once", action="store_true",
-                     help="drain the inbox and exit: 0 if every file loaded, 1 if any failed")
+                     help="drain the inbox and exit: 0 if every file loaded, 1 if any failed, "
+                     "75 if the database could not be reached within --once-wait-seconds")
+    run.add_argument("--once-wait-seconds", metavar="S",
+                     help="with --once: how long the start waits for a database out of "
+                     "reach, busy or full before it gives up with exit code 75, or off to "
+                     "wait as the daemon does (default 60)")
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:

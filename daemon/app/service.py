@@ -5,12 +5,12 @@ first SIGTERM/SIGINT lets the file in flight finish (warm shutdown) and a second
 ends the process at once. `run(settings, once=)` returns the exit code: 0 done, 1 a
 `--once` drain left failed files (or the worker crashed), 2 bad configuration or
 database, 3 another daemon holds a lock (the database, the inbox or the work
-directory). Argv is `daemon.app.cli`'s.
+directory), 75 a `--once` run gave up waiting for its database at start
+(`daemon.app.opening`). Argv is `daemon.app.cli`'s.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import sys
@@ -23,8 +23,8 @@ import pyarrow as pa
 import structlog
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.daemon import crashpoints, files, package_version, warehouse
-from filedrop_etl.daemon.app import notify, signals, worker
+from filedrop_etl.daemon import crashpoints, files, package_version
+from filedrop_etl.daemon.app import notify, opening, signals, worker
 from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.load import quarantine
 from filedrop_etl.daemon.lock import InstanceLock
@@ -33,35 +33,14 @@ from filedrop_etl.daemon.ops.server import StatusServer
 from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
-    Folders,
-    Warehouse,
-    WarehouseBusy,
     WarehouseFault,
-    WarehouseFull,
-    WarehouseUnavailable,
 )
 from filedrop_etl.daemon.watch.report import WorkerReport
-from filedrop_etl.daemon.watch.watcher import directory_locks, retry_delay
+from filedrop_etl.daemon.watch.watcher import directory_locks
 
 log = structlog.get_logger("daemon")
 
 EXIT_OK, EXIT_FAILED_FILES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-# Faults at start-up that end without the daemon's help, so it waits for them: another
-# process's write lock (a backup, a migration, an sqlite3 shell), a full disk, and, for
-# a server, the server out of reach. Event and hint for each.
-_WAIT_AT_START: dict[type[WarehouseFault], tuple[str, str]] = {
-    WarehouseBusy: ("database_busy", "another process holds a lock on the database the "
-                    "start needs (a backup, a migration, an sqlite3 shell or a psql session "
-                    "left in a transaction?); the daemon starts once it is released"),
-    WarehouseFull: ("database_full", "free space on the database's filesystem; the daemon "
-                    "starts once there is room"),
-    WarehouseUnavailable: ("database_unavailable", "the daemon starts once the server "
-                           "answers; check that it runs and that this host may reach it"),
-}
-# While it waits at start-up, the daemon asks systemd for this much more than the next
-# attempt can take (the backoff step, a lock waited for, a silent server given up) each
-# time it says why.
-_EXTEND_MARGIN_SECONDS = 30.0
 # How soon the main thread reports a stop signal its handler (flags only) took.
 _STOPPING_CHECK_SECONDS = 0.1
 
@@ -111,9 +90,10 @@ def run(settings: Settings, *, once: bool) -> int:
             return EXIT_LOCKED
         cleanup.callback(locks.release)
         try:
-            opened = _open_database(settings, notifier, created)
-            if isinstance(opened, int):
-                return opened
+            opened = opening.open_waiting(settings, notifier, created, once=once)
+            if isinstance(opened, opening.Ended):
+                _stopped(None, opened.reason)
+                return opened.code
             cleanup.callback(opened.close)
         except (SchemaMismatch, DatabaseUnavailable, AlreadyRunning) as exc:
             event = ("daemon_already_running" if isinstance(exc, AlreadyRunning)
@@ -189,43 +169,6 @@ def _serving(settings: Settings, address: tuple[str, int],
                   f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "
                   "address of this machine, or turn --http off")
         return None
-
-
-def _open_database(settings: Settings, notifier: notify.Notifier,
-                   created: list[str]) -> Warehouse | int:
-    """Open the warehouse (migrated, this start recorded with the folders it `created`),
-    waiting with backoff while another process holds the database busy or locked, its
-    disk is full or its server out of reach; the exit code instead if a signal that ends
-    the daemon came while waiting.
-
-    Exiting instead would only have a service manager restart the daemon into the same
-    lock or full disk, over and over. Any other error is raised at once. Under systemd,
-    each attempt extends the start timeout (READY comes only once the inbox is swept),
-    so a daemon that waits is not killed as one that hangs.
-    """
-    for attempt in itertools.count(1):
-        folders = Folders(**{n: str(getattr(settings, n)) for n in FOLDER_NAMES}, created=created)
-        try:
-            return warehouse.open_warehouse(settings, folders)
-        except WarehouseFault as exc:
-            waiting = _WAIT_AT_START.get(type(exc))
-            if waiting is None or (isinstance(exc, WarehouseUnavailable) and not settings.shared):
-                raise
-            event, hint = waiting
-            delay = retry_delay(attempt)
-            log.error(event, db=settings.where, reason=exc.message, hint=hint,
-                      attempt=attempt, retry_in_seconds=delay)
-            notifier.waiting(f"{event}: {exc.message} (attempt {attempt}, next in {delay:g} s)",
-                             delay + settings.busy_timeout_seconds
-                             + settings.network_timeout_seconds + _EXTEND_MARGIN_SECONDS)
-        # The daemon's signals are still blocked here (see `daemon.app.cli`): take one while
-        # waiting, so that a stop is prompt, and no handler is needed yet.
-        taken = signal.sigtimedwait(signals.TAKEN, delay)
-        code = None if taken is None else signals.on_start_up(taken.si_signo)
-        if taken is not None and code is not None:
-            _stopped(None, signals.name(taken.si_signo))
-            return code
-    raise AssertionError("unreachable: the attempts never run out")
 
 
 def _stopped(report: WorkerReport | None, reason: str) -> None:

@@ -11,8 +11,9 @@ Uniqueness spans batches and the key's columns together, so it is proven here fo
 when the key tuples arrive strictly ascending (date-prefixed keys do); only otherwise
 does the store count repeats in staging (`Staged.surplus_rows`) and hand the result here.
 The same pass tells the merge whether the keys arrive sorted. A row's key, in samples
-and messages, is its columns' values joined with ", ". This module computes verdicts; it
-does not read files or touch the database.
+and messages, is its columns' values joined with ", ". A failure carries its rule's id and
+the rule in words for the file's date (`config.check_words`). This module computes
+verdicts; it does not read files or touch the database.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas  # noqa: F401  (see below)
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from filedrop_etl.config.check_words import rule_words
 from filedrop_etl.config.contract import Check, Contract, key_prefix
 from filedrop_etl.daemon.errors import CheckFailure, ChecksFailed, key_text, value_text
 from filedrop_etl.daemon.load.kinds import scalar_of
@@ -48,8 +50,9 @@ class FileChecks:
                  checks: Sequence[Check] | None = None) -> None:
         self.run_date, self.contract = run_date, contract
         self.checks = tuple(contract.checks if checks is None else checks)
-        self.failures: dict[str, CheckFailure] = {c.name: CheckFailure(c.name, 0)
-                                                  for c in self.checks}
+        # Each keyed by the rule's id, and saying the rule in words for this file's date.
+        self.failures: dict[str, CheckFailure] = {
+            c.name: CheckFailure(c.name, 0, rule=rule_words(c, run_date)) for c in self.checks}
         self.rows = 0
         # Per column tuple whose order matters (the key, and any declared unique): still
         # strictly ascending so far, and the last tuple seen.
