@@ -78,7 +78,7 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     assert HOSTILE in text and "<b>not parquet</b>" in text and "read: <img src=x>" in text
     assert f"{HOSTILE}3: failed, 0 rows in 0.000 s" in text
     # Such a name can never load: what to do instead, the name escaped there too.
-    assert f"move failed/{HOSTILE} into the inbox yourself" in text
+    assert f"`retry '{HOSTILE}' --as NEW_NAME`" in text
 
 
 def test_a_retry_is_proposed_only_where_it_can_work() -> None:
@@ -90,9 +90,9 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
                            ONE_FEED)
     text = "".join(parsed(document).text)
     assert f"filedrop-etl retry {good}" in text
-    assert "retry 2024-01-01.parquet" not in text
+    assert "filedrop-etl retry 2024-01-01.parquet" not in text
     assert "not by retry: its name can never load" in text
-    assert ("move failed/2024-01-01.parquet into the inbox yourself under a name like "
+    assert ("`retry 2024-01-01.parquet --as NEW_NAME`, NEW_NAME like "
             "transactions_YYYY-MM-DD.parquet") in text
 
 
