@@ -146,8 +146,11 @@ def likely_name(name: str, feeds: Feeds) -> str | None:
 
 def shell_word(name: str) -> str:
     """A file name as a command line to copy gives it: as it is where a shell takes it
-    so (`transactions_D~1.parquet`), else quoted."""
-    return name if re.fullmatch(r"[\w.~+@%,:=-]+", name, re.ASCII) else shlex.quote(name)
+    so (`transactions_D~1.parquet`), else quoted; one that is not UTF-8 as the log shows
+    it (`\\xNN`), never as surrogates, which no log line, ledger row or terminal takes."""
+    if re.fullmatch(r"[\w.~+@%,:=-]+", name, re.ASCII):
+        return name
+    return shlex.quote(name) if _quoted(name) == repr(name) else _quoted(name)
 
 
 def feed_of(name: str, feeds: Feeds) -> Contract:
