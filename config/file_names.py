@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -55,6 +55,39 @@ def name_pattern(template: str, date_format: str = ISO_DATE_FORMAT) -> re.Patter
     tail = (re.escape(stem) + _REDROP_SUFFIX + re.escape(dot + ext) if dot
             else re.escape(after) + _REDROP_SUFFIX)
     return re.compile(re.escape(before) + f"(?P<date>{date_re})" + tail)
+
+
+# A date's fields as a person may write them: a month or a day of one digit, any common
+# separator (or none) between fields, for the name a misnamed file most likely meant.
+_LOOSE_FIELDS = {"%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}",
+                 "%j": r"\d{1,3}"}
+_LOOSE_SEPARATOR = r"[-_./ ]?"
+
+
+def loose_date_pattern(date_format: str) -> str:
+    """A regex for a date written loosely in `date_format`'s order of fields (`2026-1-1`,
+    `2026_01_01`, `20260101` for `%Y-%m-%d`), one named group per field (`Y`, `m`, ...),
+    never inside a longer run of digits."""
+    fields = [p for p in re.split(r"(%[a-zA-Z%])", date_format) if p in _LOOSE_FIELDS]
+    body = _LOOSE_SEPARATOR.join(f"(?P<{f[1]}>{_LOOSE_FIELDS[f]})" for f in fields)
+    return rf"(?<!\d){body}(?!\d)"
+
+
+def loose_date(match: re.Match[str]) -> str | None:
+    """The ISO date a `loose_date_pattern` match holds, or None if it is no calendar
+    date (month 13, February 30) or lacks a year."""
+    found = {k: v for k, v in match.groupdict().items() if v is not None}
+    try:
+        year = (int(found["Y"]) if "Y" in found else
+                datetime.strptime(found["y"], "%y").year if "y" in found else None)
+        if year is None:
+            return None
+        if "j" in found:
+            day = date(year, 1, 1) + timedelta(days=int(found["j"]) - 1)
+            return day.isoformat() if day.year == year and int(found["j"]) > 0 else None
+        return date(year, int(found["m"]), int(found["d"])).isoformat()
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,14 @@ class BadInput(EtlError):
 
 
 class FileNameError(BadInput):
+    """A name no feed loads; `suggested_name`, the one it most likely meant (if any)."""
+
     stage = "name"
+
+    def __init__(self, message: str, *, hint: str = "",
+                 suggested_name: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.suggested_name = suggested_name
 
 
 class ContractError(BadInput):
@@ -164,6 +171,9 @@ def describe(exc: BaseException, stage: str) -> dict[str, object]:
         "checks": [vars(f) for f in exc.failures] if isinstance(exc, ChecksFailed) else [],
         "schema_problems": exc.problems if isinstance(exc, ContractError) else [],
         **({"resumes": exc.attempts} if isinstance(exc, StoppedTooOften) else {}),
+        # The name a misnamed file most likely meant: `retry NAME --as` it.
+        **({"suggested_name": exc.suggested_name}
+           if isinstance(exc, FileNameError) and exc.suggested_name else {}),
     }
 
 

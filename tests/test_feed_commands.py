@@ -337,8 +337,8 @@ def test_retry_keeps_to_a_feed_and_names_every_pattern_for_a_name_of_none(
     assert refused["reason"] == (
         f"its name can never load: file name '{stray}' matches no feed's pattern "
         "(transactions_YYYY-MM-DD.parquet, orders_YYYY-MM-DD.parquet)")
-    assert refused["hint"].startswith(f"move {two_feeds.failed / stray} into the inbox "
-                                      "yourself under a name one of those patterns accepts")
+    assert refused["hint"] == (f"`retry {stray} --as NEW_NAME`, NEW_NAME one those patterns "
+                               "accept, with the run date of its rows")
     [sent] = as_json(two_feeds, capsys, "retry", "--all", "--feed", "orders")
     assert (sent["outcome"], sent["file_name"]) == ("retried", BAD_ORDERS)
     assert (two_feeds.inbox / BAD_ORDERS).exists() and (two_feeds.failed / stray).exists()

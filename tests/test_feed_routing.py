@@ -157,10 +157,15 @@ def test_a_name_of_no_feed_fails_naming_every_pattern_and_the_nearest(
     assert failed["reason"].startswith(
         f"file name '{TYPO}' does not match any feed's pattern "
         "(transactions_YYYY-MM-DD.parquet, orders_DD-MM-YYYY.parquet); "
-        "the nearest is orders_DD-MM-YYYY.parquet (rename the file")
+        "the nearest is orders_DD-MM-YYYY.parquet; it most likely meant "
+        "orders_02-03-2026.parquet (rename the file")
+    # Issue 24: the name it most likely meant, as data, and the retry that gives it.
+    assert failed["suggested_name"] == "orders_02-03-2026.parquet"
     assert by_file(logs, "file_detected") == by_file(logs, "file_claimed") == {TYPO: ""}
     sidecar = json.loads((settings.failed / f"{TYPO}.error.json").read_text())
     assert (sidecar["feed"], sidecar["stage"]) == ("", "name")
+    assert sidecar["suggested_name"] == "orders_02-03-2026.parquet"
+    assert sidecar["hint"].endswith(f"`retry {TYPO} --as orders_02-03-2026.parquet`")
     assert "the nearest feed, orders, takes orders_DD-MM-YYYY.parquet with the run date of " \
         "its rows" in sidecar["hint"]
     [row] = ledger(settings.db_file)
@@ -245,7 +250,8 @@ def test_a_name_is_read_by_its_feed_and_a_name_of_none_is_told_every_pattern() -
         routing.run_date_from_name("orders_31-02-2026.parquet", ORDERS)
     with pytest.raises(FileNameError) as caught:
         routing.feed_of("transaction_2026-03-05.parquet", feeds)
-    assert caught.value.message.endswith("the nearest is transactions_YYYY-MM-DD.parquet")
+    assert caught.value.message.endswith("the nearest is transactions_YYYY-MM-DD.parquet; "
+                                         "it most likely meant transactions_2026-03-05.parquet")
     assert "transactions, takes transactions_YYYY-MM-DD.parquet with" in caught.value.hint
     # A daemon of one feed says what it always said.
     with pytest.raises(FileNameError) as alone:

@@ -125,6 +125,13 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("node", "TEXT", 0, 1), ("pid", "INTEGER", 1, 0), ("started_at", "TEXT", 1, 0),
         ("inbox", "TEXT", 1, 0), ("work", "TEXT", 1, 0), ("processed", "TEXT", 1, 0),
         ("failed", "TEXT", 1, 0), ("created", "TEXT", 1, 0)],
+    # Issue 24: failed files an operator dismissed, who did, where and when.
+    "dismissals": [
+        ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("failed_as", "TEXT", 1, 0),
+        ("feed", "TEXT", 0, 0), ("run_date", "TEXT", 0, 0), ("sha256", "TEXT", 0, 0),
+        ("reason", "TEXT", 0, 0), ("sidecar", "TEXT", 0, 0), ("superseded_by", "INTEGER", 0, 0),
+        ("why", "TEXT", 1, 0), ("dismissed_by", "TEXT", 0, 0), ("node", "TEXT", 1, 0),
+        ("dismissed_at", "TEXT", 1, 0)],
 }
 
 

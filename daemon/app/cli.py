@@ -4,7 +4,7 @@
 the same program. With no command, or with only the daemon's own options, it runs the
 daemon, so every command line written before the subcommands existed still works;
 options may stand before the command as well as after it (`--db X status`).
-The operator's commands (`status`, `history`, `show`, `retry`, `report`,
+The operator's commands (`status`, `history`, `show`, `retry`, `dismiss`, `report`,
 `feeds`, `migrate`) are `daemon.ops.commands`'. Settings are resolved here once (flag, `ETL_<NAME>`,
 config file, default) and handed to the command; `main(argv)` returns the exit code so that tests
 call it directly.

@@ -354,5 +354,7 @@ class Pipeline:
                   inserted=0, updated=0, unchanged=0, deleted=0, stage=report["stage"],
                   error_type=report["error_type"], reason=report["reason"],
                   checks=report["checks"], duration_ms=attempt.elapsed_ms(),
-                  failed_as=files.display_name(str(failed)), exc_info=with_traceback)
+                  failed_as=files.display_name(str(failed)), exc_info=with_traceback,
+                  # A misnamed file's likely name, to `retry NAME --as` it.
+                  **{k: report[k] for k in ("suggested_name",) if k in report})
         return Outcome("failed", failed)

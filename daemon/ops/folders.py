@@ -101,6 +101,15 @@ def failed_files(directory: Path) -> list[FailedFile]:
     return sorted(found, key=lambda f: (f.attempted_at or "", f.name))
 
 
+def lookup(waiting: list[FailedFile], asked: str) -> FailedFile | None:
+    """The failed file an operator named: by its name in failed/, else by the name it
+    was dropped under if only one was; None if none (or several) is."""
+    name = files.display_name(Path(asked).name)
+    matches = ([f for f in waiting if f.name == name]
+               or [f for f in waiting if f.original == name])
+    return matches[0] if len(matches) == 1 else None
+
+
 def failed_count(directory: Path) -> int:
     """How many files `failed_files` would list, without reading their sidecars (the
     `etl_failed_files` gauge, at every scrape); 0 for a failed/ gone or unreadable (the

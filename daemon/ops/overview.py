@@ -3,7 +3,9 @@
 Owns the snapshot behind the `status` command: whether a daemon holds the lock on the
 database and its pid, files processed and failed (and their loads) today (UTC) and in
 all, the last success, files waiting in the inbox and in flight in the work directory,
-and the failed files with their reasons and the sidecars left there without their file.
+and the failed files with their reasons (those superseded, a later drop of their run date
+having loaded since, apart: `daemon.ops.superseded`) and the sidecars left there without
+their file.
 The status page does not use it: `daemon.ops.page` gathers its own facts (the last day
 as `daemon.ops.figures` counts it), reading failed/ through the same `daemon.ops.folders`.
 Where several feeds are declared, the loads are also counted per feed (`FeedLoads`);
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock, lock
-from filedrop_etl.daemon.ops import folders
+from filedrop_etl.daemon.ops import folders, superseded
 from filedrop_etl.daemon.warehouse import api
 
 
@@ -70,11 +72,19 @@ class Overview:
     leftovers: list[Leftover]
     # Each feed's loads, where several feeds are counted together; else empty.
     feeds: list[FeedLoads] = field(default_factory=list)
+    # Of `failed`, those superseded, by name in failed/: each with the load that stands
+    # for its run date (none without a database).
+    superseded: dict[str, api.Load] = field(default_factory=dict)
+
+    @property
+    def to_retry(self) -> list[folders.FailedFile]:
+        """The failed files that wait for a person: all but the superseded."""
+        return [f for f in self.failed if f.name not in self.superseded]
 
     @property
     def healthy(self) -> bool:
-        """No failed file waits for a retry."""
-        return not self.failed
+        """No failed file waits for a retry (a superseded one needs none)."""
+        return not self.to_retry
 
 
 def gather(settings: Settings, history: api.History | None, now: datetime, *,
@@ -109,9 +119,11 @@ def gather(settings: Settings, history: api.History | None, now: datetime, *,
                  for x in folders.leftover_sidecars(settings.failed)]
     failed = [f for f in folders.failed_files(settings.failed)
               if feed is None or settings.feeds.name_of(f.original) == feed]
+    stale = ({} if history is None else
+             superseded.superseded(history, settings.feeds, failed))
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox,
                     folders.waiting(settings.inbox, settings.feeds),
                     settings.work, folders.in_flight(settings), settings.failed,
-                    failed, leftovers, feeds)
+                    failed, leftovers, feeds, stale)
 

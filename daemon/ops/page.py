@@ -33,12 +33,12 @@ from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
-from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
+from filedrop_etl.daemon.ops import charts, figures, folders, snapshot, superseded
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.folders import FailedFile
 from filedrop_etl.daemon.ops.metrics import WorkerState
 from filedrop_etl.daemon.ops.page_style import REFRESH, REFRESH_SECONDS, STYLE
-from filedrop_etl.daemon.ops.retries import name_refusal
+from filedrop_etl.daemon.ops.retries import name_refusal, retry_as, suggested_name
 from filedrop_etl.daemon.warehouse import api
 from filedrop_etl.daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
 
@@ -86,8 +86,11 @@ class StatusPage:
         nodes: list[Daemon] = []
         now = datetime.now(UTC)
         feeds = self.settings.feeds
+        failed = folders.failed_files(self.settings.failed)
+        stale: dict[str, Load] = {}
         try:
             with self._history.reading() as history:
+                stale = superseded.superseded(history, feeds, failed)
                 loads = history.recent_loads(api.LoadFilter(limit=RECENT_LOADS))
                 facts = figures.last_day(history, now)
                 # A day of margin: a producer's day may begin before UTC's.
@@ -104,8 +107,8 @@ class StatusPage:
         health = Health(self.version, settings.write_mode, settings.observer,
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
-        return render(health, folders.failed_files(settings.failed), loads, days, feeds,
-                      last_day=facts, now=now, nodes=nodes, last_loads=last_loads)
+        return render(health, failed, loads, days, feeds, last_day=facts, now=now,
+                      nodes=nodes, last_loads=last_loads, superseded=stale)
 
 
 def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
@@ -117,11 +120,14 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
            days: Mapping[str, Sequence[DayRows]], feeds: Feeds, *,
            last_day: figures.LastDay = figures.NOTHING, now: datetime | None = None,
            prog: str = "filedrop-etl", nodes: Sequence[Daemon] = (),
-           last_loads: Mapping[str, Load | None] | None = None) -> str:
+           last_loads: Mapping[str, Load | None] | None = None,
+           superseded: Mapping[str, Load] | None = None) -> str:
     """The whole page; `days` each feed's rows per day, oldest first (the CHART_DAYS up
     to the latest are drawn); `last_day`, the loads of the 24 hours before `now`, for
-    the figures and the timeline; `last_loads`, each feed's latest load (several feeds)."""
+    the figures and the timeline; `last_loads`, each feed's latest load (several feeds);
+    `superseded`, the failed files a later drop's load made stale, by name."""
     now = now or datetime.now(UTC)
+    stale = superseded or {}
     several = len(feeds) > 1
     return "\n".join([
         "<!doctype html>",
@@ -130,13 +136,13 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{prog} status</title>",
         f"<style>{STYLE}</style></head><body>",
-        _header(health, len(failed), prog),
+        _header(health, sum(f.name not in stale for f in failed), prog),
         figures.line(last_day, now),
         '<div class="charts"><section id="timeline"><h2>Loads, last 24 hours</h2>'
         f"{charts.timeline(last_day.bins, now)}</section>"
         + "".join(_days(c, days.get(c.name, ()), several) for c in feeds) + "</div>",
         *([_feeds(feeds, last_loads or {})] if several else []),
-        _failed(failed, prog, feeds),
+        _failed(failed, prog, feeds, stale),
         _nodes(nodes),
         _loads(loads, {f.original for f in failed} | {f.name for f in failed}, several),
         f"<script>{REFRESH}</script>",
@@ -191,31 +197,41 @@ def _header(health: Health, failed: int, prog: str) -> str:
             f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
 
 
-def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds) -> str:
+def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds,
+            stale: Mapping[str, Load]) -> str:
     """The failed files, each with its reason and what to do; the cells wrap, and below
     `page_style.NARROW_PX` each file is a block whose cells say what they are."""
     if not failed:
         return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
     rows = "".join(
-        f'<tr><td class="f">{breakable(f.name)}</td>'
+        ('<tr class="superseded">' if f.name in stale else "<tr>")
+        + f'<td class="f">{breakable(f.name)}</td>'
         f'<td class="stage" data-label="stage">{escape(f.stage or "")}</td>'
         f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
         f"</td><td class=\"t\" data-label=\"failed at\">{escape(when(f.attempted_at) or '')}"
-        f'</td><td class="retry">{_to_retry(f, prog, feeds)}</td></tr>'
+        f'</td><td class="retry">{_to_retry(f, prog, feeds, stale.get(f.name))}</td></tr>'
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
             f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _to_retry(failed: FailedFile, prog: str, feeds: Feeds) -> str:
-    """The command that retries the file, or, when its name can never load (so a retry
-    would fail it again), why not in a few words, what to do instead folded under it."""
+def _to_retry(failed: FailedFile, prog: str, feeds: Feeds, load: Load | None) -> str:
+    """The command that retries the file (as the name it most likely meant, where its
+    own can never load), why not in a few words with what to do folded under it where a
+    retry would fail it again, or, for a file superseded by a later drop's load, the
+    command that dismisses it."""
+    if load is not None:
+        return retry_cell(f"{prog} dismiss {failed.name}",
+                          f"superseded by load {load.id}: no retry needed")
     refusal = name_refusal(failed, feeds)
     if refusal is None:
         return retry_cell(f"{prog} retry {failed.name}")
+    likely = suggested_name(failed, feeds)
+    if likely is not None:
+        return retry_cell(f"{prog} {retry_as(failed, likely)}")
     why, _, _ = refusal[0].partition(": ")
-    return retry_cell(None, f"not by retry: {why}", refusal[1])
+    return retry_cell(None, f"{why}: retry it under a new name", refusal[1])
 
 
 def retry_cell(command: str | None, why: str | None = None, how: str | None = None) -> str:

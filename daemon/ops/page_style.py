@@ -42,6 +42,7 @@ svg circle.failed{fill:#d11;fill-opacity:.95;stroke:#fff;stroke-width:1}
 svg path.range{fill:none;stroke:#4a78b5;stroke-opacity:.5}svg path.range.failed{stroke:#d11}
 svg text.count.processed{fill:#2f5d99}svg text.count.failed{fill:#b11;font-weight:600}
 details{font-size:.9em;color:#444}
+tr.superseded td{color:#777}
 @media (max-width:NARROWpx){
 #failed table,#failed tbody{display:block}#failed thead{display:none}
 #failed tr{display:flex;flex-wrap:wrap;border-bottom:1px solid #ddd;padding:.4em 0}

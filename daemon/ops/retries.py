@@ -6,8 +6,12 @@ rename that never replaces a file in the inbox; its sidecar is then removed, and
 retry is recorded in the `retries` table (created by `schema.init_schema`). The daemon
 then finds the file as it finds any drop. Its feed is the one its name matches
 (`Feeds.for_file`); a file whose name can never load (it matches no feed, or holds no
-calendar date) is refused (`name_refusal`): that name would fail it again. Printing is
-the `retry` command's business.
+calendar date) is refused (`name_refusal`): that name would fail it again; the refusal
+suggests the name it most likely meant (`suggested_name`), which `as_name` (`retry NAME
+--as NEW_NAME`) sends it back under, recorded as any retry, under that name. A file
+superseded (`daemon.ops.superseded`: its run date loaded since from a later drop) is
+held back unless forced: its older bytes would go over the good load. Printing is the
+`retry` command's business.
 
 The order is chosen so that a crash at any point loses nothing and hides nothing:
 1. the `retries` row is committed first, so every file that went back has its record;
@@ -24,21 +28,31 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files, routing
-from filedrop_etl.daemon.errors import BadInput, FileNameError
+from filedrop_etl.daemon.errors import BadInput
+from filedrop_etl.daemon.ops import superseded
 from filedrop_etl.daemon.ops.folders import FailedFile, LeftoverSidecar
+
+# Re-exported: `status` and the page ask this module for them.
+from filedrop_etl.daemon.ops.retry_names import (
+    NAME_NEVER_LOADS,
+    name_refusal,
+    new_name_refusal,
+    retry_as,
+    suggested_name,
+)
 from filedrop_etl.daemon.warehouse import api
 
+__all__ = ["NAME_NEVER_LOADS", "RetryResult", "name_refusal", "new_name_refusal",
+           "remove_leftover", "retry", "retry_as", "suggested_name"]
 # What a retry did to a file in failed/ (or would do, with --dry-run): the `outcome`
 # of its result.
-RetryAction = Literal["retried", "would_retry", "refused", "sidecar_removed",
+RetryAction = Literal["retried", "would_retry", "refused", "superseded", "sidecar_removed",
                       "would_remove_sidecar"]
-NAME_NEVER_LOADS = "its name can never load"
 # Stages where the file's own bytes were at fault, so the same bytes fail there again.
 # Not open, hash, stage or load, where the environment or a bug (fixed since, perhaps)
 # was the cause; not name, which `name_refusal` decides by the name alone.
@@ -57,66 +71,56 @@ class RetryResult:
     sha256: str | None = None
     reason: str | None = None
     hint: str | None = None
+    # For a name that can never load: the name it most likely meant, to retry it as.
+    suggested_name: str | None = None
+    # The id of the load that superseded it (held back, or sent back with --force).
+    superseded_by: int | None = None
 
 
 def _refused(failed: FailedFile, reason: str, hint: str) -> RetryResult:
     return RetryResult(failed.name, failed.original, "refused", reason=reason, hint=hint)
 
 
-def name_refusal(failed: FailedFile, feeds: Feeds) -> tuple[str, str] | None:
-    """Why a retry cannot help `failed`, and what to do instead; None when it can.
-
-    A retry gives the file back the name it was dropped under: if that name matches no
-    feed's pattern, or its feed cannot read a run date from it, the file fails at its name
-    again, whatever it holds. The `show` command and the status page say this instead of
-    proposing the retry.
-    """
-    contract = feeds.for_file(failed.original)
-    # With one feed, its own words (as before feeds): the name against its pattern.
-    if contract is None and len(feeds) == 1:
-        [contract] = feeds.all
-    moved = f"move {files.display_name(str(failed.path))} into the inbox yourself"
-    sidecar = f"then delete its {files.SIDECAR_SUFFIX} sidecar"
-    if contract is None:
-        return (f"{NAME_NEVER_LOADS}: file name {failed.original!r} matches no feed's "
-                f"pattern ({', '.join(feeds.examples)})",
-                f"{moved} under a name one of those patterns accepts, with the run date of "
-                f"its rows (a ~N before the extension is allowed), {sidecar}")
-    try:
-        routing.run_date_from_name(failed.original, contract)
-    except FileNameError as exc:
-        return (f"{NAME_NEVER_LOADS}: {exc.message}",
-                f"{moved} under a name like {routing.name_rule(contract)}, {sidecar}")
-    return None
-
-
-def _sent_back(failed: FailedFile, outcome: RetryAction, retry_id: int | None,
-               sha256: str | None, *warnings: tuple[str, str]) -> RetryResult:
-    """The result for a file sent back (or that would be), its warnings (a reason and a
-    hint each) joined by `; `: first, whether it goes back as it was when its content
-    failed (the sidecar's sha256), to fail the same way."""
+def _sent_back(failed: FailedFile, name: str, outcome: RetryAction, retry_id: int | None,
+               sha256: str | None, *warnings: tuple[str, str],
+               superseded_by: int | None = None) -> RetryResult:
+    """The result for a file sent back as `name` (or that would be), its warnings (a
+    reason and a hint each) joined by `; `: first, whether it goes back as it was when
+    its content failed (the sidecar's sha256), to fail the same way."""
     if failed.stage in CONTENT_STAGES and sha256 is not None and failed.sha256 == sha256:
         warnings = ((f"unchanged since it failed at {failed.stage} (same sha256): it will "
                      "most likely fail again", "fix the file or its producer first"),
                     *warnings)
-    return RetryResult(failed.name, failed.original, outcome, retry_id, sha256,
+    return RetryResult(failed.name, name, outcome, retry_id, sha256,
                        "; ".join(r for r, _ in warnings) or None,
-                       "; ".join(h for _, h in warnings) or None)
+                       "; ".join(h for _, h in warnings) or None,
+                       superseded_by=superseded_by)
 
 
-def _taken(settings: Settings, failed: FailedFile) -> tuple[str, str]:
+def _taken(settings: Settings, failed: FailedFile, name: str) -> tuple[str, str]:
     """Why a file whose name is taken in the inbox stays, and what to do: the name it
     could go by instead is one the daemon loads as the same run date, free now."""
-    contract = settings.feeds.for_file(failed.original)
-    assert contract is not None  # `name_refusal` let it through
-    dropped = contract.file_name_for(routing.run_date_from_name(failed.original, contract))
-    free = next(name for name in files.candidate_names(dropped)
-                if name != failed.original and not os.path.lexists(settings.inbox / name))
-    return (f"the inbox already holds a file named {failed.original}",
+    contract = settings.feeds.for_file(name)
+    assert contract is not None  # `name_refusal` or `new_name_refusal` let it through
+    dropped = contract.file_name_for(routing.run_date_from_name(name, contract))
+    free = next(n for n in files.candidate_names(dropped)
+                if n != name and not os.path.lexists(settings.inbox / n))
+    return (f"the inbox already holds a file named {name}",
             "wait until the daemon has taken it (`status` shows the inbox), then retry "
-            f"again; or move {files.display_name(str(failed.path))} into the inbox by hand as "
-            f"{free} (another name must still be {routing.name_rule(contract)}), then delete its "
-            f"{files.SIDECAR_SUFFIX} sidecar")
+            f"again; or `{retry_as(failed, free)}` (another name must still be "
+            f"{routing.name_rule(contract)})")
+
+
+def _superseded(failed: FailedFile, load: api.Load, force: bool) -> tuple[str, str]:
+    """What a retry of a superseded file says: held back, or sent back by force."""
+    said = (f"superseded: its run date has loaded since from a later drop, "
+            f"{superseded.described(load)}")
+    if force:
+        return (f"{said}; sent back with --force: its bytes replace that load's",
+                "check the data of that run date once it has loaded")
+    return (f"{said}; sent back, its older bytes would replace that load's",
+            f"`dismiss {routing.shell_word(failed.name)}` clears it, recorded; "
+            f"`retry {routing.shell_word(failed.name)} --force` sends it back all the same")
 
 
 def _hashed(handle: BinaryIO, limit: int | None) -> tuple[str | None, list[tuple[str, str]]]:
@@ -141,29 +145,48 @@ class _Sidecars(Protocol):
 
 
 def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
-          requested_by: str, requested_at: str, dry_run: bool = False) -> RetryResult:
-    """Move one failed file back into the inbox and record it (see the module's order)."""
-    refusal = name_refusal(failed, settings.feeds)
-    if refusal is not None:
+          requested_by: str, requested_at: str, dry_run: bool = False,
+          as_name: str | None = None, superseded_by: api.Load | None = None,
+          force: bool = False) -> RetryResult:
+    """Move one failed file back into the inbox (as `as_name`, else under the name it was
+    dropped under) and record it (see the module's order). A file `superseded_by` a
+    later load is held back (outcome `superseded`) unless `force`."""
+    if as_name is None:
+        refusal = name_refusal(failed, settings.feeds)
+        if refusal is not None:
+            return replace(_refused(failed, *refusal),
+                           suggested_name=suggested_name(failed, settings.feeds))
+    elif (refusal := new_name_refusal(as_name, settings.feeds)) is not None:
         return _refused(failed, *refusal)
-    target = settings.inbox / failed.original
+    name = as_name or failed.original
+    warnings, held = [], None
+    if superseded_by is not None:
+        held = superseded_by.id
+        reason, hint = _superseded(failed, superseded_by, force)
+        if not force:
+            return RetryResult(failed.name, name, "superseded", reason=reason, hint=hint,
+                               superseded_by=held)
+        warnings.append((reason, hint))
+    target = settings.inbox / name
     if os.path.lexists(target):
-        return _refused(failed, *_taken(settings, failed))
+        return _refused(failed, *_taken(settings, failed, name))
     try:
         # The file as it goes back, which may have been fixed in place since it failed;
         # opened as the daemon opens it, so a link or a FIFO is refused here, not there.
         with files.open_no_follow(failed.path) as handle:
-            sha256, warnings = _hashed(handle, settings.max_file_bytes)
+            sha256, too_large = _hashed(handle, settings.max_file_bytes)
     except OSError as exc:
         return _refused(failed, f"cannot read {failed.name}: {exc.strerror or exc}",
                         "put a regular, readable file in its place, or remove it")
+    warnings += too_large
     if dry_run or log is None:
-        return _sent_back(failed, "would_retry", None, sha256, *warnings)
+        return _sent_back(failed, name, "would_retry", None, sha256, *warnings,
+                          superseded_by=held)
     # As the daemon would at its start: a retry may come before any daemon ran here.
     target.parent.mkdir(parents=True, exist_ok=True)
     sidecar = failed.path.with_name(failed.path.name + files.SIDECAR_SUFFIX)
     retry_id = log.record_retry(
-        file_name=failed.original, failed_as=failed.name, sha256=sha256, reason=failed.reason,
+        file_name=name, failed_as=failed.name, sha256=sha256, reason=failed.reason,
         sidecar=json.dumps(failed.sidecar, sort_keys=True) if failed.sidecar else None,
         requested_by=requested_by, requested_at=requested_at)
     try:
@@ -171,7 +194,7 @@ def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
     except OSError as exc:
         log.forget_retry(retry_id)
         if isinstance(exc, FileExistsError):
-            return _refused(failed, *_taken(settings, failed))
+            return _refused(failed, *_taken(settings, failed, name))
         if not os.path.lexists(failed.path):
             return _refused(failed, f"{failed.name} left failed/ meanwhile",
                             "someone else retried or removed it; see `show`")
@@ -183,10 +206,10 @@ def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
         files.fsync_dir(failed.path.parent)
     except OSError as exc:
         # The retry stands: the file is in the inbox and the row holds the sidecar.
-        return _sent_back(failed, "retried", retry_id, sha256, *warnings, (
-            f"its sidecar could not be removed: {exc.strerror or exc}",
-            f"remove {sidecar} by hand"))
-    return _sent_back(failed, "retried", retry_id, sha256, *warnings)
+        warnings.append((f"its sidecar could not be removed: {exc.strerror or exc}",
+                         f"remove {sidecar} by hand"))
+    return _sent_back(failed, name, "retried", retry_id, sha256, *warnings,
+                      superseded_by=held)
 
 
 def remove_leftover(history: _Sidecars, leftover: LeftoverSidecar, *,

@@ -22,6 +22,7 @@ from filedrop_etl.daemon.warehouse.values import (
     Daemon,
     DayRows,
     DayTotal,
+    Dismissal,
     GroupTotal,
     Lapsed,
     Load,
@@ -192,6 +193,14 @@ class History(Protocol):
     def last_success(self, now: str, feed: str | None = None) -> Load | None: ...
     def loads_in_the_future(self, now: str) -> int: ...
 
+    def superseding(self, feed: str, run_date: str, after: str) -> Load | None:
+        """The processed load that stands for the feed's run date, if it came from a
+        drop later than `after` (a failed attempt's start, as the ledger writes time):
+        then a file that failed at `after` is superseded. On SQLite (one daemon takes
+        drops in their order) a load begun after it; on PostgreSQL the load of the drop
+        `drops` records, if dropped after it."""
+        ...
+
     def day_totals(self, contract: Contract, since: str | None = None,
                    until: str | None = None) -> list[DayTotal]:
         """Per run date of the feed's fact table (`since` to `until`, both included, each
@@ -239,8 +248,9 @@ class KeptHistory(Protocol):
 
 
 class RetryLog(Protocol):
-    """The `retry` command's writes: a retry row as a failed file is sent back, and
-    whether a sidecar left behind was recorded by one."""
+    """The `retry` and `dismiss` commands' writes: a retry row as a failed file is sent
+    back, a dismissal row as one is removed; whether a sidecar left behind was recorded
+    by a retry, and whether a failed file is superseded (`History.superseding`)."""
 
     def record_retry(self, *, file_name: str, failed_as: str, sha256: str | None,
                      reason: str | None, sidecar: str | None, requested_by: str | None,
@@ -252,5 +262,15 @@ class RetryLog(Protocol):
 
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None: ...
+
+    def superseding(self, feed: str, run_date: str, after: str) -> Load | None: ...
+
+    def record_dismissal(self, dismissal: Dismissal) -> int:
+        """The dismissal's row, committed; its id."""
+        ...
+
+    def forget_dismissal(self, dismissal_id: int) -> None:
+        """Delete a dismissal row whose file could not be removed."""
+        ...
 
     def close(self) -> None: ...

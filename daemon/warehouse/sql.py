@@ -19,6 +19,8 @@ LEDGER_TABLE = LEDGER_TABLE_NAME
 # built-in feed. Both backends' migrations write it into the rows they find.
 EARLIEST_FEED = "transactions"
 RETRIES_TABLE = "retries"
+# Failed files an operator removed from failed/ without a retry (`filedrop-etl dismiss`).
+DISMISSALS_TABLE = "dismissals"
 DAEMONS_TABLE = "daemons"
 # The fact table's rows per run date (`fact_transactions_days`), kept by each load.
 DAYS_SUFFIX = "_days"

@@ -153,6 +153,25 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Dismissal:
+    """One `dismissals` row as it is written: a failed file an operator removed from
+    failed/ without a retry, who did, where and when, and why (`daemon.ops.dismissals`)."""
+
+    file_name: str  # as dropped
+    failed_as: str  # in failed/
+    feed: str | None
+    run_date: str | None
+    sha256: str | None
+    reason: str | None  # the failure's, from its sidecar
+    sidecar: str | None  # the whole sidecar, JSON text
+    superseded_by: int | None  # the load that stands for its feed's run date
+    why: str
+    dismissed_by: str | None
+    node: str
+    dismissed_at: str
+
+
+@dataclass(frozen=True)
 class Migration:
     """What `filedrop-etl migrate` did: the schema version it found (None: no schema
     yet), the version now, the role it granted the runtime privileges to, if any, and

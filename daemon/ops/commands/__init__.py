@@ -1,5 +1,5 @@
-"""The operator's commands beside `run`: status, history, show, retry, report, feeds and
-migrate.
+"""The operator's commands beside `run`: status, history, show, retry, dismiss, report,
+feeds and migrate.
 
 Each module adds its parser to the one entry point (`daemon.app.cli`) and runs with the
 settings resolved as the daemon's are, so that it finds the same database and
@@ -21,6 +21,7 @@ from filedrop_etl.config import EtlError, Settings
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops.commands import (
     common,
+    dismiss,
     feeds,
     history,
     migrate,
@@ -38,6 +39,7 @@ _RUNNERS: dict[str, Runner] = {
     "history": history.run_history,
     "show": history.run_show,
     "retry": retry.run,
+    "dismiss": dismiss.run,
     "report": report.run,
     "feeds": feeds.run,
     "migrate": migrate.run,
@@ -51,6 +53,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "history": (),
     "show": ("failed",),
     "retry": ("inbox", "failed"),
+    "dismiss": ("failed",),
     "report": (),
 }
 
@@ -58,7 +61,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 def add_parsers(commands: common.Subcommands,
                 shared: argparse.ArgumentParser) -> None:
     """Add every command's parser, in the order `--help` lists them."""
-    for module in (status, history, retry, report, feeds, migrate):
+    for module in (status, history, retry, dismiss, report, feeds, migrate):
         module.add(commands, shared)
 
 

@@ -3,8 +3,11 @@
 Picks the files (named ones, or every one in failed/), has `daemon.ops.retries` move each
 back under its original name and record the retry in the database, and says what became
 of each. A name already taken in the inbox is refused, never overwritten, and so is a
-name that can never load. `--all` also removes the sidecars that retries cut short left
-behind. `--dry-run` says what would happen and changes nothing.
+name that can never load (the refusal suggests the name it most likely meant, which
+`--as NEW_NAME` sends it back under). A superseded file (its run date loaded since from
+a later drop) is held back unless `--force`: `dismiss` is its way out. `--all` also
+removes the sidecars that retries cut short left behind. `--dry-run` says what would
+happen and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock, files, lock
-from filedrop_etl.daemon.ops import folders, retries
+from filedrop_etl.daemon.ops import folders, retries, superseded
 from filedrop_etl.daemon.ops.commands import common, table
 from filedrop_etl.daemon.warehouse import api
 
@@ -27,6 +30,7 @@ examples:
   filedrop-etl retry --all --dry-run
   filedrop-etl retry --all --feed orders
   filedrop-etl retry --all --json | jq '.[] | select(.outcome == "refused")'
+  filedrop-etl retry Transactions_2026-03-01.parquet --as transactions_2026-03-01.parquet
 
 Fix the cause first (the producer, or the file itself in failed/): a file retried as it
 was fails again for the same reason. One that goes back byte for byte as it failed at
@@ -34,19 +38,27 @@ read, schema or checks (its sidecar's sha256) is sent back with a warning in its
 and hint; after a failure at open or load the cause may have been elsewhere. So is one
 larger than max_file_bytes, unread: the daemon would refuse it again. A file
 whose name cannot load (its stage is `name`) is refused: a retry would give it back that
-name; move it into the inbox yourself under a name one of the feeds' patterns accepts,
-such as transactions_YYYY-MM-DD.parquet (a ~N before .parquet is allowed), and delete
-its sidecar. With --feed NAME, a file whose name belongs to another feed (or to none)
-is left alone: --all passes it by, and naming it is refused. Each file goes back under the
-name it was dropped under, by one atomic rename; its sidecar is removed, and the retry
+name; the refusal names the name it most likely meant (`suggested_name` in --json), and
+`retry NAME --as NEW_NAME` sends it back under that one, or any name one of the feeds'
+patterns accepts, such as transactions_YYYY-MM-DD.parquet (a ~N before .parquet is
+allowed); the retries row records NEW_NAME as its file_name. A superseded file (`status`
+lists them: its feed's run date has loaded since from a later drop) is held back
+(outcome `superseded`): sent back, its older bytes would replace the good load; `dismiss`
+clears it, and --force sends it back all the same. With --feed NAME, a file whose name
+belongs to another feed (or to none) is left alone: --all passes it by, and naming it is
+refused. Each file goes back under the name it was dropped under (or --as), by one atomic
+rename; its sidecar is removed, and the retry
 is recorded in the `retries` table with the sidecar's content. A running daemon loads it
 at once; without one it waits in the inbox. --all also removes the sidecars a retry cut
 short left in failed/ without their file (outcome `sidecar removed`: the retries row
 holds their content); any other sidecar without a file is left for a person.
 
 exit codes: 0 every file was sent back (or there was none); 1 a file was refused or is
-not in failed/; 2 bad usage or configuration, or no usable database.
+not in failed/; 2 bad usage or configuration, or no usable database; 3 none was refused,
+but a superseded file was held back (give --force to send it back, or `dismiss` it).
 """
+# A superseded file held back, and nothing refused: for a script, neither done nor wrong.
+EXIT_SUPERSEDED = 3
 
 
 def add(commands: common.Subcommands,
@@ -60,13 +72,21 @@ def add(commands: common.Subcommands,
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="a failed file's name (as in failed/, or as dropped)")
     parser.add_argument("--all", action="store_true", help="every file in failed/")
+    parser.add_argument("--as", dest="as_name", metavar="NEW_NAME",
+                        help="send the one FILE back under this name (one a feed's pattern "
+                        "accepts, not taken in the inbox): for a file whose name can never "
+                        "load")
+    parser.add_argument("--force", action="store_true",
+                        help="send superseded files back too: their older bytes replace "
+                        "the load of their run date that came from a later drop")
     parser.add_argument("--dry-run", action="store_true",
                         help="say what would be retried; change nothing")
     common.add_feed(parser)
     common.add_json(parser)
 
 
-def _requester() -> str:
+def requester() -> str:
+    """The OS user running the command, as the retries and dismissals rows record it."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # a uid without a passwd entry (containers)
@@ -87,30 +107,31 @@ def _chosen(settings: Settings, args: argparse.Namespace
         return [f for f in waiting if of_feed(f)], []
     chosen, refused = [], []
     for asked in args.files:
-        name = files.display_name(Path(asked).name)
-        # Its name in failed/ first; else the name it was dropped under (if only one).
-        matches = ([f for f in waiting if f.name == name]
-                   or [f for f in waiting if f.original == name])
-        if len(matches) != 1:
+        found = folders.lookup(waiting, asked)
+        if found is None:
+            name = files.display_name(Path(asked).name)
             refused.append(retries.RetryResult(
                 name, name, "refused", reason=f"{name} is not in failed/",
                 hint="see `status` for the failed files, or `show` for one"))
-        elif not of_feed(matches[0]):
+        elif not of_feed(found):
             assert feed is not None
-            other = settings.feeds.for_file(matches[0].original)
+            other = settings.feeds.for_file(found.original)
             refused.append(retries.RetryResult(
-                matches[0].name, matches[0].original, "refused",
-                reason=f"{matches[0].original} is not a file of the feed {feed.name} "
+                found.name, found.original, "refused",
+                reason=f"{found.original} is not a file of the feed {feed.name} "
                 + (f"but of {other.name}" if other else "(its name matches no feed)"),
                 hint="drop --feed, or give the feed its name matches"))
         else:
-            chosen.append(matches[0])
+            chosen.append(found)
     return chosen, refused
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.all == bool(args.files):
         raise common.UsageError("name the files to retry, or give --all (not both)")
+    if args.as_name is not None and len(args.files) != 1:
+        raise common.UsageError("--as renames one file: name exactly one FILE with it",
+                                hint="retry FILE --as NEW_NAME, one file at a time")
     chosen, results = _chosen(settings, args)
     # Listed before any retry, so that a sidecar this run fails to remove is told once.
     # Not with --feed: a sidecar without its file names no feed for sure.
@@ -126,9 +147,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 history = opened.enter_context(common.reading(settings))
             else:
                 history = log = opened.enter_context(common.writing(settings))
-            now, by = clock.utc_now(), _requester()
+            now, by = clock.utc_now(), requester()
+            stale = superseded.superseded(history, settings.feeds, chosen)
             results += [retries.retry(log, settings, f, requested_by=by, requested_at=now,
-                                      dry_run=args.dry_run) for f in chosen]
+                                      dry_run=args.dry_run, as_name=args.as_name,
+                                      superseded_by=stale.get(f.name), force=args.force)
+                        for f in chosen]
             for leftover in leftovers:
                 result = retries.remove_leftover(history, leftover, dry_run=args.dry_run)
                 if result is None:
@@ -150,5 +174,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if sent and not lock.probe(settings.lock_file).held:
             table.emit(f"\nno daemon is running on {settings.where}: the files wait in the inbox "
                   "until one starts")
-    refused = any(r.outcome == "refused" for r in results)
-    return common.EXIT_ATTENTION if refused else common.EXIT_OK
+    if any(r.outcome == "refused" for r in results):
+        return common.EXIT_ATTENTION
+    return EXIT_SUPERSEDED if any(r.outcome == "superseded" for r in results) else common.EXIT_OK

@@ -6,6 +6,8 @@ declared, each feed's loads have their line (and `feeds` in the JSON), and each 
 file its feed; `--feed` keeps to one feed's loads and failed files. The exit code is for cron and
 monitoring: 1 while failed files wait in failed/ for a retry, 2 when there is no usable
 database (what can be read without one, the lock and the directories, is still printed).
+A failed file superseded since (its feed's run date loaded from a later drop) is listed
+apart and needs no retry: `dismiss` clears it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.ops import overview, retries
+from filedrop_etl.daemon.ops import folders, overview, retries, superseded
 from filedrop_etl.daemon.ops.commands import common, table
 from filedrop_etl.daemon.warehouse import api
 
@@ -41,6 +43,13 @@ etl_files_total and daemon_stopped, counts attempts since it started.) A file "i
 flight" is claimed by the daemon (in the work directory): being loaded now, or resumed
 at the next start.
 
+A failed file is superseded when its feed's run date has loaded since from a later drop
+(the producer sent it again): it is listed apart, counted in the JSON's
+failed.superseded (each file's superseded_by names the load), and does not make the exit
+code 1; `retry` would put its older bytes over that load: `dismiss --superseded` clears
+them, with a record. A file whose name can never load has its likely name in the JSON's
+suggested_name: `retry NAME --as` it.
+
 A sidecar left in failed/ without its file (leftovers) was left by a retry cut short
 between its move and the sidecar's removal, which `retry --all` finishes, or by a file
 moved out by hand: read it, then remove it yourself.
@@ -48,9 +57,9 @@ moved out by hand: read it, then remove it yourself.
 With --feed NAME, the loads and the failed files are that feed's (a failed file's feed
 is the one its name matches); the inbox, the daemon and the nodes are everyone's.
 
-exit codes: 0 all well; 1 failed files (of --feed's feed, given one) wait in failed/ for
-`retry`; 2 bad usage or configuration, or no usable database (the rest of the status is
-still printed).
+exit codes: 0 all well (superseded files need no retry); 1 failed files (of --feed's
+feed, given one) wait in failed/ for `retry`; 2 bad usage or configuration, or no usable
+database (the rest of the status is still printed).
 """
 
 
@@ -81,7 +90,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     code = (common.EXIT_PROBLEM if missing else
             common.EXIT_OK if snapshot.healthy else common.EXIT_ATTENTION)
     if args.json:
-        document = {**_document(snapshot, code),
+        document = {**_document(snapshot, code, settings),
                     "last_success": common.load_json(snapshot.last_success, settings)}
         if len(settings.feeds) > 1:
             document = _with_feeds(document, snapshot, settings, feed)
@@ -94,7 +103,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return code
 
 
-def _document(s: overview.Overview, code: int) -> dict[str, object]:
+def _failed_json(f: folders.FailedFile, s: overview.Overview,
+                 settings: Settings) -> dict[str, object]:
+    """A failed file as the JSON has it: with the load that superseded it (or null) and
+    the name it most likely meant, where its own can never load (or null)."""
+    return {**table.record(f),
+            "superseded_by": common.load_json(s.superseded.get(f.name), settings),
+            "suggested_name": retries.suggested_name(f, settings.feeds)}
+
+
+def _document(s: overview.Overview, code: int, settings: Settings) -> dict[str, object]:
     return {
         "daemon": {"running": s.daemon.held, "pid": s.daemon.pid,
                    "lock_file": str(s.daemon.path)},
@@ -112,7 +130,9 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
                    "file_in_hand": d.file_in_hand, "work": d.work} for d in s.nodes],
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
-        "failed": {"path": str(s.failed_dir), "files": s.failed,
+        "failed": {"path": str(s.failed_dir), "files": [_failed_json(f, s, settings)
+                                                        for f in s.failed],
+                   "to_retry": len(s.to_retry), "superseded": len(s.superseded),
                    "leftover_sidecars": [
                        {"sidecar": files.display_name(str(x.sidecar.path)), "file": x.sidecar.name,
                         "retry_id": x.retry.id if x.retry else None, "hint": _leftover_hint(x)}
@@ -127,7 +147,7 @@ def _with_feeds(document: dict[str, object], s: overview.Overview, settings: Set
     each feed's loads (unless one was asked for), and each failed file's feed."""
     failed = document["failed"]
     assert isinstance(failed, dict)
-    files_ = [{**table.record(f), "feed": settings.feeds.name_of(f.original)}
+    files_ = [{**_failed_json(f, s, settings), "feed": settings.feeds.name_of(f.original)}
               for f in s.failed]
     out = {"feed": feed, **document, "failed": {**failed, "files": files_}}
     if s.feeds:
@@ -176,7 +196,9 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
                       "(not counted today, nor as the last success)"))
     lines += [
         ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
-        ("failed", f"{len(s.failed)} waiting for a retry ({s.failed_dir})"),
+        ("failed", f"{len(s.to_retry)} waiting for a retry"
+                   + (f", {len(s.superseded)} superseded" if s.superseded else "")
+                   + f" ({s.failed_dir})"),
     ]
     if s.recorded is not None:
         made, at = s.recorded.created, table.when(s.recorded.started_at)
@@ -195,22 +217,30 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
     text = table.pairs(lines)
-    if s.failed:
+    if s.to_retry:
         # Each failed file's feed (by its name), where several feeds are listed together.
-        feeds = [(settings.feeds.name_of(f.original),) if grouped else () for f in s.failed]
+        feeds = [(settings.feeds.name_of(f.original),) if grouped else () for f in s.to_retry]
         rows = [(*feed, f.name, table.when(f.attempted_at), f.stage,
-                 table.short(f.reason, REASON_WIDTH)) for f, feed in zip(s.failed, feeds,
+                 table.short(f.reason, REASON_WIDTH)) for f, feed in zip(s.to_retry, feeds,
                                                                          strict=True)]
         text += ("\n\n" + table.render(
             (*(("feed",) if grouped else ()), "file", "failed at", "stage", "reason"), rows)
                  + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
                  "`retry FILE` or `retry --all`")
-        # `retry` refuses these: proposing it would only have them fail again.
-        for f in s.failed:
+        # `retry` refuses these under their own names: they would only fail again.
+        for f in s.to_retry:
             refusal = retries.name_refusal(f, settings.feeds)
             if refusal is not None:
-                text += "\n" + table.safe(f"{f.name} cannot be retried "
+                text += "\n" + table.safe(f"{f.name} cannot be retried under its own name "
                                           f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")
+    if s.superseded:
+        text += ("\n\n" + table.render(
+            ("superseded", "failed at", "its run date loaded since by"),
+            [(f.name, table.when(f.attempted_at), superseded.described(s.superseded[f.name]))
+             for f in s.failed if f.name in s.superseded])
+                 + "\n\na later drop of their run dates has loaded: they need no retry "
+                 "(it would put their older bytes over that load); `dismiss --superseded` "
+                 "clears them, recorded")
     if s.leftovers:
         text += "\n\n" + table.render(
             ("sidecar without its file", "retry id", "what to do"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from filedrop_etl.config.contract import Contract
@@ -28,7 +29,8 @@ from filedrop_etl.daemon.warehouse.api import (
 )
 from filedrop_etl.daemon.warehouse.postgresql import schema, totals
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
-from filedrop_etl.daemon.warehouse.postgresql.shape import DAEMONS, LEDGER, RETRIES
+from filedrop_etl.daemon.warehouse.postgresql.shape import DAEMONS, DROPS_TABLE, LEDGER, RETRIES
+from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.values import recording
 
 
@@ -164,6 +166,20 @@ class PostgresHistory:
                           'ORDER BY "id" DESC LIMIT 1', (now, *params))
         return _load(rows[0]) if rows else None
 
+    def superseding(self, feed: str, run_date: str, after: str) -> Load | None:
+        """The latest processed load of the feed's run date (its rows stand: a load of
+        an earlier drop is recorded with an error and merges nothing), if the drop that
+        `drops` records for the date was dropped after `after`; without such a row (a
+        load before `drops` had feeds), if that load began after `after`."""
+        rows = self._rows(
+            f"SELECT {_LOAD} FROM {LEDGER} WHERE \"status\" = 'processed' "
+            'AND "error" IS NULL AND "feed" = %s AND "run_date" = %s::date '
+            'AND coalesce((SELECT d."dropped_ns" > %s '
+            f'FROM {q(DROPS_TABLE)} AS d WHERE d."feed" = %s AND d."run_date" = %s::date), '
+            '"started_at" > %s::timestamptz) ORDER BY "id" DESC LIMIT 1',
+            (feed, run_date, _ns(after), feed, run_date, after))
+        return _load(rows[0]) if rows else None
+
     def loads_in_the_future(self, now: str) -> int:
         [(count,)] = self._rows(f'SELECT count(*) FROM {LEDGER} '
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
@@ -204,6 +220,12 @@ class PostgresHistory:
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_TOOK}) "
             f"{_FINISHED}{of_feed}", (since, until, *params))
         return None if median is None else float(median)
+
+
+def _ns(stamp: str) -> int:
+    """A time as the ledger writes it, in nanoseconds since the epoch (as `drops`)."""
+    since = datetime.fromisoformat(stamp) - datetime(1970, 1, 1, tzinfo=UTC)
+    return since // timedelta(microseconds=1) * 1000
 
 
 # A load's duration in seconds (clamped at 0: a clock set back mid-load).

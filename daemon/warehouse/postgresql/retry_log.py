@@ -1,15 +1,20 @@
-"""The PostgreSQL retry log: the `retry` command's rows, one per failed file sent back.
+"""The PostgreSQL retry log: the `retry` command's rows, one per failed file sent back,
+and the `dismiss` command's, one per failed file removed.
 
 Each write is a transaction of its own on a session to the existing, migrated warehouse;
-whether a sidecar left behind was recorded by a retry is the history's question.
+whether a sidecar left behind was recorded by a retry, or a failed file is superseded,
+is the history's question.
 """
 
 from __future__ import annotations
 
-from filedrop_etl.daemon.warehouse.api import Retry
+from dataclasses import astuple, fields
+
+from filedrop_etl.daemon.warehouse.api import Dismissal, Load, Retry
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
 from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
-from filedrop_etl.daemon.warehouse.postgresql.shape import RETRIES
+from filedrop_etl.daemon.warehouse.postgresql.shape import DISMISSALS, RETRIES
+from filedrop_etl.daemon.warehouse.sql import q
 
 
 class PostgresRetryLog:
@@ -37,6 +42,25 @@ class PostgresRetryLog:
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None:
         return PostgresHistory(self.conn).retry_of_sidecar(failed_as, sidecar)
+
+    def superseding(self, feed: str, run_date: str, after: str) -> Load | None:
+        return PostgresHistory(self.conn).superseding(feed, run_date, after)
+
+    def record_dismissal(self, dismissal: Dismissal) -> int:
+        names = [f.name for f in fields(Dismissal)]
+        casts = {"run_date": "::date", "dismissed_at": "::timestamptz"}
+        with transaction(self.conn):
+            row = self.conn.execute(stmt(
+                f"INSERT INTO {DISMISSALS} ({', '.join(map(q, names))}) VALUES "
+                f"({', '.join('%s' + casts.get(n, '') for n in names)}) RETURNING \"id\""),
+                astuple(dismissal)).fetchone()
+        assert row is not None
+        return int(str(row[0]))
+
+    def forget_dismissal(self, dismissal_id: int) -> None:
+        with transaction(self.conn):
+            self.conn.execute(stmt(f'DELETE FROM {DISMISSALS} WHERE "id" = %s'),
+                              (dismissal_id,))
 
     def close(self) -> None:
         self.conn.close()

@@ -166,6 +166,17 @@ class SqliteHistory:
             'WHERE "failed_as" = ? ORDER BY "id" DESC', (failed_as,)), sidecar)
 
 
+    def superseding(self, feed: str, run_date: str, after: str) -> Load | None:
+        """The latest processed load of the feed's run date, if it began after `after`:
+        one daemon takes a run date's drops in their order, so it was a later drop."""
+        of_feed, params = self._of_feed(feed)
+        row = self.conn.execute(
+            f"SELECT {self._loads} FROM {LEDGER} WHERE \"status\" = 'processed' "
+            f'AND "error" IS NULL AND "run_date" = ? AND {of_feed} '
+            'ORDER BY "id" DESC LIMIT 1', (run_date, *params)).fetchone()
+        load = None if row is None else Load(*row)
+        return load if load is not None and load.started_at > after else None
+
     def tally(self, since: str | None = None, until: str | None = None,
               feed: str | None = None) -> Tally:
         """Files processed and failed, and their loads, in all or since `since` and up to

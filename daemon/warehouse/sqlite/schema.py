@@ -24,6 +24,7 @@ from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.sql import (
     DAYS_SUFFIX,
+    DISMISSALS_TABLE,
     EARLIEST_FEED,
     LEDGER_TABLE,
     RETRIES_TABLE,
@@ -39,7 +40,8 @@ log = structlog.get_logger("daemon.schema")
 
 # 1: fact, staging and load_history. 2: `retries`. 3: `daemons`. 4: the fact table
 # WITHOUT ROWID, `<fact>_days`. 5: declared feeds: the ledger's `feed` (see `init_schema`
-# for the migrations).
+# for the migrations). `dismissals` came later without a version of its own: older
+# releases ignore it, and every start creates it where it is missing.
 SCHEMA_VERSION = 5
 # The version that added the `retries` table, which `retry` writes.
 RETRIES_VERSION = 2
@@ -84,6 +86,8 @@ def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], 
         if has_table(conn, LEDGER_TABLE) and "feed" not in defs.names(conn, LEDGER_TABLE):
             conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {defs.LEDGER_FEED}")
             steps.append(f"ledger: feed column added, every earlier load {EARLIEST_FEED}")
+        if has_table(conn, LEDGER_TABLE) and not has_table(conn, DISMISSALS_TABLE):
+            steps.append(f"{DISMISSALS_TABLE}: table added")
         tables = defs.shared_tables()
         for table, defined in tables.items():
             conn.execute(defs.create(q(table), defined, False))

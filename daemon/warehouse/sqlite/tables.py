@@ -17,6 +17,7 @@ from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.warehouse.sql import (
     DAEMONS_TABLE,
     DAYS_SUFFIX,
+    DISMISSALS_TABLE,
     EARLIEST_FEED,
     LEDGER_TABLE,
     RETRIES_TABLE,
@@ -53,6 +54,27 @@ _LEDGER_COLUMNS = (
 LEDGER_FEED = f""""feed" TEXT NOT NULL DEFAULT '{EARLIEST_FEED}'"""
 
 
+# One row per failed file an operator dismissed: removed from failed/ without a retry,
+# most often as superseded, a later drop of its feed's run date having loaded since
+# (`daemon.ops.dismissals`). A table older releases ignore, so no version of its own:
+# every start creates it if missing, and so does the first dismissal.
+DISMISSALS = (
+    '"id" INTEGER PRIMARY KEY',
+    '"file_name" TEXT NOT NULL',  # the name it was dropped under
+    '"failed_as" TEXT NOT NULL',  # its name in failed/
+    '"feed" TEXT',  # its feed and run date, as its sidecar or its name says
+    '"run_date" TEXT',
+    '"sha256" TEXT',  # of the file removed
+    '"reason" TEXT',  # the sidecar's one-line reason for the failure
+    '"sidecar" TEXT',  # the whole sidecar, which the dismissal removes
+    '"superseded_by" INTEGER',  # the ledger's id of the load that stands for its date
+    '"why" TEXT NOT NULL',  # why it was dismissed, in words
+    '"dismissed_by" TEXT',  # the OS user
+    '"node" TEXT NOT NULL',
+    '"dismissed_at" TEXT NOT NULL',
+)
+
+
 def shared_tables() -> dict[str, tuple[str, ...]]:
     """The tables every feed shares, each with its column definitions, in order."""
     return {
@@ -82,7 +104,9 @@ def shared_tables() -> dict[str, tuple[str, ...]]:
             '"failed" TEXT NOT NULL',
             '"created" TEXT NOT NULL',  # a JSON list of the folders' names
         ),
+        DISMISSALS_TABLE: DISMISSALS,
     }
+
 
 
 def fact_columns(contract: Contract) -> tuple[str, ...]:
