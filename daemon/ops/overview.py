@@ -62,14 +62,18 @@ class Overview:
     # warehouse each with its last heartbeat and the file in its hands.
     nodes: list[api.Daemon]
     inbox: Path
-    waiting: int  # in the inbox
+    # In the inbox; None when the inbox does not exist: nothing to count, not zero.
+    waiting: int | None
     work: Path
-    in_flight: int  # claimed, in the work directory: loading now, or to resume
+    # Claimed, in the work directory: loading now, or to resume; None without one.
+    in_flight: int | None
     failed_dir: Path
     failed: list[folders.FailedFile]
     leftovers: list[Leftover]
     # Each feed's loads, where several feeds are counted together; else empty.
     feeds: list[FeedLoads] = field(default_factory=list)
+    # Whether failed/ exists: an empty `failed` of a folder not there is no "0 failed".
+    failed_exists: bool = True
 
     @property
     def healthy(self) -> bool:
@@ -109,9 +113,12 @@ def gather(settings: Settings, history: api.History | None, now: datetime, *,
                  for x in folders.leftover_sidecars(settings.failed)]
     failed = [f for f in folders.failed_files(settings.failed)
               if feed is None or settings.feeds.name_of(f.original) == feed]
+    # A shared warehouse's claims may sit under the work root, beside the node's own.
+    claims = settings.work.is_dir() or (settings.shared and settings.work_root.is_dir())
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox,
-                    folders.waiting(settings.inbox, settings.feeds),
-                    settings.work, folders.in_flight(settings), settings.failed,
-                    failed, leftovers, feeds)
+                    folders.waiting(settings.inbox, settings.feeds)
+                    if settings.inbox.is_dir() else None,
+                    settings.work, folders.in_flight(settings) if claims else None,
+                    settings.failed, failed, leftovers, feeds, settings.failed.is_dir())
 

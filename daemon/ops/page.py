@@ -29,6 +29,7 @@ from html import escape
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.config.invocation import CommandLine, command_line
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot
@@ -67,6 +68,9 @@ class StatusPage:
     def __init__(self, settings: Settings, daemon: WorkerState, version: str, *,
                  fresh_seconds: float = snapshot.FRESH_SECONDS) -> None:
         self.settings, self.daemon, self.version = settings, daemon, version
+        # The commands the page suggests find this daemon from any folder (read once:
+        # `command_line` reads the config file).
+        self._command = command_line(settings)
         self._history = warehouse.kept_reading(settings)
         self._snapshot = snapshot.Snapshot(self._make, fresh_seconds)
 
@@ -104,7 +108,8 @@ class StatusPage:
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
         return render(health, folders.failed_files(settings.failed), loads, days, feeds,
-                      last_day=facts, now=now, nodes=nodes, last_loads=last_loads)
+                      last_day=facts, now=now, nodes=nodes, last_loads=last_loads,
+                      command=self._command)
 
 
 def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
@@ -116,10 +121,12 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
            days: Mapping[str, Sequence[DayRows]], feeds: Feeds, *,
            last_day: figures.LastDay = figures.NOTHING, now: datetime | None = None,
            prog: str = "filedrop-etl", nodes: Sequence[Daemon] = (),
-           last_loads: Mapping[str, Load | None] | None = None) -> str:
+           last_loads: Mapping[str, Load | None] | None = None,
+           command: CommandLine | None = None) -> str:
     """The whole page; `days` each feed's rows per day, oldest first (the CHART_DAYS up
     to the latest are drawn); `last_day`, the loads of the 24 hours before `now`, for
-    the figures and the timeline; `last_loads`, each feed's latest load (several feeds)."""
+    the figures and the timeline; `last_loads`, each feed's latest load (several feeds);
+    `command`, what writes the commands it suggests (`config.invocation`)."""
     now = now or datetime.now(UTC)
     several = len(feeds) > 1
     return "\n".join([
@@ -135,7 +142,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         f"{charts.timeline(last_day.bins, now)}</section>"
         + "".join(_days(c, days.get(c.name, ()), several) for c in feeds) + "</div>",
         *([_feeds(feeds, last_loads or {})] if several else []),
-        _failed(failed, prog, feeds),
+        _failed(failed, command or CommandLine(prog), feeds),
         _nodes(nodes),
         _loads(loads, {f.original for f in failed} | {f.name for f in failed}, several),
         f"<script>{_REFRESH}</script>",
@@ -190,26 +197,26 @@ def _header(health: Health, failed: int, prog: str) -> str:
             f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
 
 
-def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds) -> str:
+def _failed(failed: Sequence[FailedFile], command: CommandLine, feeds: Feeds) -> str:
     if not failed:
         return '<section id="failed"><h2>Failed files</h2><p>None.</p></section>'
     rows = "".join(
         f'<tr><td class="f">{escape(f.name)}</td><td>{escape(f.stage or "")}</td>'
         f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
         f"</td><td class=\"t\">{escape(when(f.attempted_at) or '')}</td>"
-        f"<td>{_to_retry(f, prog, feeds)}</td></tr>"
+        f"<td>{_to_retry(f, command, feeds)}</td></tr>"
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
             f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _to_retry(failed: FailedFile, prog: str, feeds: Feeds) -> str:
+def _to_retry(failed: FailedFile, command: CommandLine, feeds: Feeds) -> str:
     """The command that retries the file, or, when its name can never load (so a retry
     would fail it again), what to do instead."""
     refusal = name_refusal(failed, feeds)
     if refusal is None:
-        return f"<code>{escape(prog)} retry {escape(failed.name)}</code>"
+        return f"<code>{escape(command('retry', files=[failed.name]))}</code>"
     return f'not by retry: {escape(refusal[0])}<div class="hint">{escape(refusal[1])}</div>'
 
 

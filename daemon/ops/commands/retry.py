@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import clock, files, lock
 from filedrop_etl.daemon.ops import folders, retries
 from filedrop_etl.daemon.ops.commands import common, table
@@ -73,7 +74,7 @@ def _requester() -> str:
         return f"uid {os.getuid()}"
 
 
-def _chosen(settings: Settings, args: argparse.Namespace
+def _chosen(settings: Settings, args: argparse.Namespace, line: CommandLine
             ) -> tuple[list[folders.FailedFile], list[retries.RetryResult]]:
     """The failed files asked for, and the refusals of names asked for that are not in
     failed/ (or, with --feed, whose names belong to another feed)."""
@@ -94,7 +95,8 @@ def _chosen(settings: Settings, args: argparse.Namespace
         if len(matches) != 1:
             refused.append(retries.RetryResult(
                 name, name, "refused", reason=f"{name} is not in failed/",
-                hint="see `status` for the failed files, or `show` for one"))
+                hint=f"see `{line('status')}` for the failed files, or "
+                f"`{line('show', files=[name])}` for this one"))
         elif not of_feed(matches[0]):
             assert feed is not None
             other = settings.feeds.for_file(matches[0].original)
@@ -111,7 +113,11 @@ def _chosen(settings: Settings, args: argparse.Namespace
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.all == bool(args.files):
         raise common.UsageError("name the files to retry, or give --all (not both)")
-    chosen, results = _chosen(settings, args)
+    # Without the daemon's database, this is not the daemon's failed/ either: say that,
+    # as `status` does, rather than that the files asked for are not in it.
+    common.require_database(settings)
+    line = common.suggested(args)
+    chosen, results = _chosen(settings, args, line)
     # Listed before any retry, so that a sidecar this run fails to remove is told once.
     # Not with --feed: a sidecar without its file names no feed for sure.
     leftovers = (folders.leftover_sidecars(settings.failed)
@@ -145,7 +151,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             empty=f"nothing to retry: {settings.failed} holds no failed file"))
         if left_alone:
             table.emit(f"\nleft alone: {left_alone} sidecar(s) in failed/ without a file "
-                       "and without a recorded retry; see `status`")
+                       f"and without a recorded retry; see `{line('status')}`")
         sent = sum(r.outcome == "retried" for r in results)
         if sent and not lock.probe(settings.lock_file).held:
             table.emit(f"\nno daemon is running on {settings.where}: the files wait in the inbox "
