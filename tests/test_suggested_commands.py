@@ -16,7 +16,9 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,14 +59,18 @@ def _copied(command: str) -> list[str]:
     return [str(SCRIPT), *words[1:]]
 
 
-def _failed_once(srv: Path, argv: list[str], env: dict[str, str]) -> None:
-    """A daemon run once in `srv` with `argv`, on an inbox holding one file that fails."""
+def _failed_once(srv: Path, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """A daemon run once in `srv` with `argv`, on an inbox holding one file that fails;
+    its `file_failed` line."""
     inbox = srv / "inbox"
     inbox.mkdir(parents=True)
     (inbox / NAME).write_bytes(b"not parquet")
     done = _run([str(SCRIPT), "run", "--once", *argv], srv, env)
     assert done.returncode == 1, done.stderr  # 1: a file failed
     assert (srv / "failed" / NAME).exists()
+    lines: list[dict[str, Any]] = [json.loads(x) for x in done.stdout.splitlines()]
+    [failed] = [line for line in lines if line["event"] == "file_failed"]
+    return failed
 
 
 def _retried_from_elsewhere(command: str, elsewhere: Path, srv: Path) -> None:
@@ -88,7 +94,7 @@ def test_the_retry_status_suggests_runs_from_another_folder(tmp_path: Path) -> N
         ("inbox", "inbox"), ("processed", "processed"), ("failed", "failed"),
         ("db", "etl.db"))), encoding="utf-8")
     env = _clean_env()
-    _failed_once(srv, ["--config", "etl.toml"], env)
+    logged = _failed_once(srv, ["--config", "etl.toml"], env)
 
     done = _run([str(SCRIPT), "status", "--config", "etl.toml"], srv, env)
     assert done.returncode == 1, done.stderr
@@ -102,6 +108,8 @@ def test_the_retry_status_suggests_runs_from_another_folder(tmp_path: Path) -> N
     [failed] = document["failed"]["files"]
     assert failed["retry"] == fixed
     assert failed["show"] == f"filedrop-etl show --config {config} {NAME}"
+    # The daemon's own line for the failure says it too (journalctl, a log search).
+    assert logged["retry"] == fixed
 
     # `show`, copied from status, tells the whole story from elsewhere, with the same retry.
     shown = _run(_copied(failed["show"]), elsewhere, _clean_env())
@@ -128,12 +136,13 @@ def test_a_daemon_set_by_etl_variables_is_suggested_by_the_equivalent_flags(
     # Relative, as the variables of a unit's Environment= often are: the working folder's.
     env = _clean_env(ETL_DB="etl.db", ETL_INBOX="inbox", ETL_FAILED="failed",
                      ETL_PROCESSED="processed")
-    _failed_once(srv, [], env)
+    logged = _failed_once(srv, [], env)
     document = json.loads(_run([str(SCRIPT), "status", "--json"], srv, env).stdout)
     [failed] = document["failed"]["files"]
     command = failed["retry"]
     assert command.startswith(f"filedrop-etl retry --db {srv / 'etl.db'} --inbox {srv / 'inbox'}")
     assert command.endswith(f" {NAME}") and "ETL_" not in command
+    assert logged["retry"] == command
     _retried_from_elsewhere(command, elsewhere, srv)
 
 
@@ -188,7 +197,7 @@ def test_status_never_counts_the_files_of_a_folder_that_is_not_there(
     assert lines["failed"] == f"0 waiting for a retry ({tmp_path / 'failed'})"
 
 
-def _options(tmp_path: Path, overrides: dict[str, object] | None = None,
+def _options(tmp_path: Path, overrides: Mapping[str, object] | None = None,
               env: dict[str, str] | None = None, config: Path | None = None) -> list[str]:
     settings = load_settings(overrides, config_file=config, environ=env or {})
     return options(registry.place(settings))

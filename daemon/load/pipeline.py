@@ -27,6 +27,7 @@ import structlog
 
 from filedrop_etl.config import Settings, WriteMode
 from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.invocation import command_line
 from filedrop_etl.daemon import clock, crashpoints, files, routing
 from filedrop_etl.daemon.errors import BadInput, StoppedTooOften, describe
 from filedrop_etl.daemon.load import loading, quarantine
@@ -71,6 +72,8 @@ class Pipeline:
         self.whereabouts = Whereabouts.of(settings)
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
+        # The `retry` a `file_failed` line suggests, as it runs from any folder.
+        self._command = command_line(settings)
 
     def feed_of(self, name: str) -> tuple[Contract | None, str]:
         """The feed a file of this name is loaded by (None: its name matches no feed),
@@ -354,5 +357,9 @@ class Pipeline:
                   inserted=0, updated=0, unchanged=0, deleted=0, stage=report["stage"],
                   error_type=report["error_type"], reason=report["reason"],
                   checks=report["checks"], duration_ms=attempt.elapsed_ms(),
-                  failed_as=files.display_name(str(failed)), exc_info=with_traceback)
+                  failed_as=files.display_name(str(failed)),
+                  # None for a name that cannot load: a retry gives it back that name.
+                  retry=None if report["stage"] == "name" else
+                  self._command("retry", files=[files.display_name(failed.name)]),
+                  exc_info=with_traceback)
         return Outcome("failed", failed)

@@ -46,6 +46,12 @@ A sidecar left in failed/ without its file (leftovers) was left by a retry cut s
 between its move and the sidecar's removal, which `retry --all` finishes, or by a file
 moved out by hand: read it, then remove it yourself.
 
+The commands it suggests (and each failed file's `retry` and `show` in the JSON) carry
+the options that find this daemon from any folder: --config FILE when a config file was
+read, else --db, and the folders a flag or an ETL_ variable set; paths absolute. A folder
+that does not exist is said to, never counted as 0 (in the JSON: `exists` false, its
+counts null).
+
 With --feed NAME, the loads and the failed files are that feed's (a failed file's feed
 is the one its name matches); the inbox, the daemon and the nodes are everyone's.
 
