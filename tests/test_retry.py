@@ -262,7 +262,9 @@ def test_sidecars_left_without_their_file_are_told_and_a_retrys_are_removed(
     out = capsys.readouterr().out
     assert "leftovers     2 sidecars without a file in failed/" in out
     recorded, unrecorded = out.split("SIDECAR WITHOUT ITS FILE")[1].splitlines()[1:]
-    assert recorded.startswith(f"{NAME}.error.json") and "`retry --all` removes it" in recorded
+    # The command as it runs from any folder: with the options that find this daemon.
+    assert recorded.startswith(f"{NAME}.error.json") and recorded.endswith("` removes it")
+    assert f"`filedrop-etl retry --all --db {settings.db_file} --inbox " in recorded
     assert unrecorded.startswith(f"{by_hand}.error.json") and "  -  " in unrecorded
     assert "read it, then remove it by hand" in unrecorded
     assert cli.main(["status", "--json", *where(settings)]) == 0
@@ -305,4 +307,5 @@ def test_show_finds_a_retried_file_by_its_name_in_failed(
     assert cli.main(["show", f"transactions_{DAY}~2.parquet", *where(settings)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"nothing is known of transactions_{DAY}~2.parquet")
-    assert err.rstrip().endswith(f"try `show {NAME}`")
+    assert f"try `filedrop-etl show --db {settings.db_file} " in err
+    assert err.rstrip().endswith(f" {NAME}`")

@@ -78,7 +78,8 @@ def test_a_person_sees_the_state_the_failures_the_loads_and_the_chart(
     name, stage, reason, _, retry = (c.text for c in failed.find_elements(By.TAG_NAME, "td"))
     assert (name, stage) == (BAD, "read")
     assert "not a readable Parquet file" in reason
-    assert retry == f"filedrop-etl retry {BAD}"
+    # As it runs from any folder: with the options that find this daemon.
+    assert retry.startswith("filedrop-etl retry --db ") and retry.endswith(f" {BAD}")
 
     loads = [[c.text for c in row.find_elements(By.TAG_NAME, "td")]
              for row in browser.find_elements(By.CSS_SELECTOR, "#loads tbody tr")]
@@ -165,16 +166,21 @@ def test_the_page_fits_the_window_and_every_label_its_chart(
     # The rows axis reaches six digits, and no label of any chart is cut.
     assert "150,000" in browser.find_element(By.CSS_SELECTOR, "#days svg").text
     assert browser.execute_script(_CUT_LABELS) == []
-    # A name failure's "to retry": a few words on a line, what to do folded under them.
+    # A name failure's "to retry": a command, or a few words on a line with what to do
+    # folded under them.
     rows = {r.find_element(By.CSS_SELECTOR, "td.f").text: r
             for r in browser.find_elements(By.CSS_SELECTOR, "#failed tbody tr")}
     assert set(rows) == {LONG, WRONG, contract.file_name_for("2026-03-09")}
-    cell = rows[WRONG].find_element(By.CSS_SELECTOR, "td.retry")
     # What is on the screen (innerText: not the fold's closed content).
-    shown = browser.execute_script("return arguments[0].innerText", cell)
-    assert " ".join(shown.split()) == "not by retry: its name can never load what to do"
-    retry = rows[contract.file_name_for("2026-03-09")].find_element(By.CSS_SELECTOR, "td.retry")
-    assert retry.text == f"filedrop-etl retry {contract.file_name_for('2026-03-09')}"
+    shown = [" ".join(browser.execute_script("return arguments[0].innerText",
+                                             rows[n].find_element(By.CSS_SELECTOR, "td.retry"))
+                      .split()) for n in (LONG, WRONG, contract.file_name_for("2026-03-09"))]
+    assert shown[0] == "its name can never load: retry it under a new name what to do"
+    # The name it most likely meant is plain: the command that retries it so.
+    assert shown[1].startswith("filedrop-etl retry --db ") and shown[1].endswith(
+        f" {WRONG} --as {contract.file_name_for('2026-03-07')}")
+    assert shown[2].startswith("filedrop-etl retry --db ") and shown[2].endswith(
+        f" {contract.file_name_for('2026-03-09')}")
     assert daemon.stop() == 0
 
 

@@ -27,6 +27,7 @@ import structlog
 
 from filedrop_etl.config import Settings, WriteMode
 from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.invocation import command_line
 from filedrop_etl.daemon import clock, crashpoints, files, routing
 from filedrop_etl.daemon.errors import BadInput, StoppedTooOften, describe
 from filedrop_etl.daemon.load import loading, quarantine
@@ -71,6 +72,8 @@ class Pipeline:
         self.whereabouts = Whereabouts.of(settings)
         # The caller's schedule for the file in hand, for its `file_retry_scheduled` line.
         self._schedule: dict[str, int | float | None] = {"attempt": 1, "retry_in_seconds": None}
+        # The `retry` a `file_failed` line suggests, as it runs from any folder.
+        self._command = command_line(settings)
 
     def feed_of(self, name: str) -> tuple[Contract | None, str]:
         """The feed a file of this name is loaded by (None: its name matches no feed),
@@ -354,7 +357,20 @@ class Pipeline:
                   inserted=0, updated=0, unchanged=0, deleted=0, stage=report["stage"],
                   error_type=report["error_type"], reason=report["reason"],
                   checks=report["checks"], duration_ms=attempt.elapsed_ms(),
-                  failed_as=files.display_name(str(failed)), exc_info=with_traceback,
-                  # A misnamed file's likely name, to `retry NAME --as` it.
+                  failed_as=files.display_name(str(failed)),
+                  # The command that sends it back: as the name it most likely meant where
+                  # its own can never load (the key `suggested_name` says which), None
+                  # where no name is plain (a retry would give it back its own).
+                  retry=self._retry_command(report, files.display_name(failed.name)),
+                  exc_info=with_traceback,
                   **{k: report[k] for k in ("suggested_name",) if k in report})
         return Outcome("failed", failed)
+
+    def _retry_command(self, report: dict[str, object], name: str) -> str | None:
+        """The command that sends a failed file back from any folder; for a name that can
+        never load, under the name it most likely meant, and None where none is plain."""
+        if report["stage"] != "name":
+            return self._command("retry", files=[name])
+        likely = report.get("suggested_name")
+        return None if not isinstance(likely, str) else \
+            self._command("retry", files=[name], then=("--as", likely))

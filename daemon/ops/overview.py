@@ -64,9 +64,11 @@ class Overview:
     # warehouse each with its last heartbeat and the file in its hands.
     nodes: list[api.Daemon]
     inbox: Path
-    waiting: int  # in the inbox
+    # In the inbox; None when the inbox does not exist: nothing to count, not zero.
+    waiting: int | None
     work: Path
-    in_flight: int  # claimed, in the work directory: loading now, or to resume
+    # Claimed, in the work directory: loading now, or to resume; None without one.
+    in_flight: int | None
     failed_dir: Path
     failed: list[folders.FailedFile]
     leftovers: list[Leftover]
@@ -75,6 +77,8 @@ class Overview:
     # Of `failed`, those superseded, by name in failed/: each with the load that stands
     # for its run date (none without a database).
     superseded: dict[str, api.Load] = field(default_factory=dict)
+    # Whether failed/ exists: an empty `failed` of a folder not there is no "0 failed".
+    failed_exists: bool = True
 
     @property
     def to_retry(self) -> list[folders.FailedFile]:
@@ -121,9 +125,13 @@ def gather(settings: Settings, history: api.History | None, now: datetime, *,
               if feed is None or settings.feeds.name_of(f.original) == feed]
     stale = ({} if history is None else
              superseded.superseded(history, settings.feeds, failed))
+    # A shared warehouse's claims may sit under the work root, beside the node's own.
+    claims = settings.work.is_dir() or (settings.shared and settings.work_root.is_dir())
     return Overview(daemon, settings.where, version, today.isoformat(), loads_today, loads_total,
                     last, future, recorded, nodes, settings.inbox,
-                    folders.waiting(settings.inbox, settings.feeds),
-                    settings.work, folders.in_flight(settings), settings.failed,
-                    failed, leftovers, feeds, stale)
+                    folders.waiting(settings.inbox, settings.feeds)
+                    if settings.inbox.is_dir() else None,
+                    settings.work, folders.in_flight(settings) if claims else None,
+                    settings.failed, failed, leftovers, feeds, superseded=stale,
+                    failed_exists=settings.failed.is_dir())
 

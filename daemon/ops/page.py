@@ -31,6 +31,7 @@ from html import escape
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.config.invocation import CommandLine, command_line
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops import charts, figures, folders, snapshot, superseded
@@ -38,7 +39,7 @@ from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.folders import FailedFile
 from filedrop_etl.daemon.ops.metrics import WorkerState
 from filedrop_etl.daemon.ops.page_style import REFRESH, REFRESH_SECONDS, STYLE
-from filedrop_etl.daemon.ops.retries import name_refusal, retry_as, suggested_name
+from filedrop_etl.daemon.ops.retries import name_refusal, suggested_name
 from filedrop_etl.daemon.warehouse import api
 from filedrop_etl.daemon.warehouse.api import Daemon, DayRows, Load, WarehouseFault
 
@@ -68,6 +69,9 @@ class StatusPage:
     def __init__(self, settings: Settings, daemon: WorkerState, version: str, *,
                  fresh_seconds: float = snapshot.FRESH_SECONDS) -> None:
         self.settings, self.daemon, self.version = settings, daemon, version
+        # The commands the page suggests find this daemon from any folder (read once:
+        # `command_line` reads the config file).
+        self._command = command_line(settings)
         self._history = warehouse.kept_reading(settings)
         self._snapshot = snapshot.Snapshot(self._make, fresh_seconds)
 
@@ -108,7 +112,8 @@ class StatusPage:
                         daemon.swept.is_set(), daemon.health(), daemon.queue_depth(),
                         last.finished_at if last else None)
         return render(health, failed, loads, days, feeds, last_day=facts, now=now,
-                      nodes=nodes, last_loads=last_loads, superseded=stale)
+                      nodes=nodes, last_loads=last_loads, superseded=stale,
+                      command=self._command)
 
 
 def source(settings: Settings, daemon: WorkerState, version: str) -> StatusPage:
@@ -121,11 +126,13 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
            last_day: figures.LastDay = figures.NOTHING, now: datetime | None = None,
            prog: str = "filedrop-etl", nodes: Sequence[Daemon] = (),
            last_loads: Mapping[str, Load | None] | None = None,
-           superseded: Mapping[str, Load] | None = None) -> str:
+           superseded: Mapping[str, Load] | None = None,
+           command: CommandLine | None = None) -> str:
     """The whole page; `days` each feed's rows per day, oldest first (the CHART_DAYS up
     to the latest are drawn); `last_day`, the loads of the 24 hours before `now`, for
     the figures and the timeline; `last_loads`, each feed's latest load (several feeds);
-    `superseded`, the failed files a later drop's load made stale, by name."""
+    `superseded`, the failed files a later drop's load made stale, by name; `command`,
+    what writes the commands it suggests (`config.invocation`)."""
     now = now or datetime.now(UTC)
     stale = superseded or {}
     several = len(feeds) > 1
@@ -142,7 +149,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         f"{charts.timeline(last_day.bins, now)}</section>"
         + "".join(_days(c, days.get(c.name, ()), several) for c in feeds) + "</div>",
         *([_feeds(feeds, last_loads or {})] if several else []),
-        _failed(failed, prog, feeds, stale),
+        _failed(failed, command or CommandLine(prog), feeds, stale),
         _nodes(nodes),
         _loads(loads, {f.original for f in failed} | {f.name for f in failed}, several),
         f"<script>{REFRESH}</script>",
@@ -197,7 +204,7 @@ def _header(health: Health, failed: int, prog: str) -> str:
             f'<p id="state" class="{css}">{escape(state)}</p><dl>{items}</dl></header>')
 
 
-def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds,
+def _failed(failed: Sequence[FailedFile], command: CommandLine, feeds: Feeds,
             stale: Mapping[str, Load]) -> str:
     """The failed files, each with its reason and what to do; the cells wrap, and below
     `page_style.NARROW_PX` each file is a block whose cells say what they are."""
@@ -209,27 +216,28 @@ def _failed(failed: Sequence[FailedFile], prog: str, feeds: Feeds,
         f'<td class="stage" data-label="stage">{escape(f.stage or "")}</td>'
         f'<td class="reason">{escape(f.reason)}<div class="hint">{escape(f.hint or "")}</div>'
         f"</td><td class=\"t\" data-label=\"failed at\">{escape(when(f.attempted_at) or '')}"
-        f'</td><td class="retry">{_to_retry(f, prog, feeds, stale.get(f.name))}</td></tr>'
+        f'</td><td class="retry">{_to_retry(f, command, feeds, stale.get(f.name))}</td></tr>'
         for f in failed)
     return (f'<section id="failed"><h2>Failed files ({len(failed)})</h2><table>'
             "<thead><tr><th>file</th><th>stage</th><th>reason</th><th>failed at</th>"
             f"<th>to retry</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _to_retry(failed: FailedFile, prog: str, feeds: Feeds, load: Load | None) -> str:
+def _to_retry(failed: FailedFile, command: CommandLine, feeds: Feeds,
+              load: Load | None) -> str:
     """The command that retries the file (as the name it most likely meant, where its
     own can never load), why not in a few words with what to do folded under it where a
     retry would fail it again, or, for a file superseded by a later drop's load, the
-    command that dismisses it."""
+    command that dismisses it; each command as it runs from any folder."""
     if load is not None:
-        return retry_cell(f"{prog} dismiss {failed.name}",
+        return retry_cell(command("dismiss", files=[failed.name]),
                           f"superseded by load {load.id}: no retry needed")
     refusal = name_refusal(failed, feeds)
     if refusal is None:
-        return retry_cell(f"{prog} retry {failed.name}")
+        return retry_cell(command("retry", files=[failed.name]))
     likely = suggested_name(failed, feeds)
     if likely is not None:
-        return retry_cell(f"{prog} {retry_as(failed, likely)}")
+        return retry_cell(command("retry", files=[failed.name], then=("--as", likely)))
     why, _, _ = refusal[0].partition(": ")
     return retry_cell(None, f"{why}: retry it under a new name", refusal[1])
 

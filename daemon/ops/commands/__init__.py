@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import structlog
 
-from filedrop_etl.config import EtlError, Settings
+from filedrop_etl.config import EtlError, Settings, invocation
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.ops.commands import (
     common,
@@ -78,6 +78,8 @@ def run(name: str, settings: Settings, args: argparse.Namespace, *,
                         hint=f"the daemon uses {note.daemon}, as it recorded at its start; "
                         f"this command reads {note.given}: drop the {note.folder} setting "
                         "to read the daemon's")
+        # Every command it suggests finds this daemon again from any folder.
+        args.suggested = invocation.command_line(settings, prog)
         return _RUNNERS[name](settings, args)
     except common.UsageError as exc:
         log.error("usage_error", reason=exc.message,

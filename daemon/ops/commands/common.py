@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from filedrop_etl.config import EtlError, Settings
 from filedrop_etl.config.contract import Contract
+from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable
 from filedrop_etl.daemon.ops.commands import table
@@ -49,6 +50,14 @@ class Help(argparse.RawDescriptionHelpFormatter):
         if "\n" in text.strip():
             return super()._fill_text(text, width, indent)
         return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+def suggested(args: argparse.Namespace) -> CommandLine:
+    """How the command suggests commands: with the options that find this daemon from any
+    folder (`config.invocation`), as `daemon.ops.commands.run` made it for these settings;
+    without options for a command run by other means (a test's namespace)."""
+    line = getattr(args, "suggested", None)
+    return line if isinstance(line, CommandLine) else CommandLine()
 
 
 def reversed_range(since: str, until: str) -> UsageError:
@@ -109,11 +118,28 @@ def _db_source(settings: Settings) -> str:
                      "config file's `db`, else etl.db in the working directory")
 
 
+def folder_source(settings: Settings, folder: str) -> str:
+    """Where a folder's path came from, as the operator would change it."""
+    named = {
+        "flag": f"given by --{folder}",
+        "environment": f"from ETL_{folder.upper()}",
+        "config file": f"from `{folder}` in the config file {settings.config_file}",
+        "daemon": "the daemon's, as it recorded it at its start",
+    }
+    return named.get(settings.sources.get(folder, ""), "the default")
+
+
 def database_missing(settings: Settings) -> DatabaseUnavailable:
     return DatabaseUnavailable(
         f"there is no database at {settings.where} yet ({_db_source(settings)})",
         hint="the daemon creates it when it first starts; if it runs already, give this "
         "command the same --db, ETL_DB or --config as the daemon")
+
+
+def require_database(settings: Settings) -> None:
+    """`DatabaseUnavailable` for a database file that is not there (or is a directory),
+    saying where it was looked for and where that path came from."""
+    _check_present(settings)
 
 
 def _check_present(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filedrop_etl.config import Settings
 from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import clock, files
 from filedrop_etl.daemon.errors import CheckFailure
 from filedrop_etl.daemon.ops import folders
@@ -180,6 +181,7 @@ def run_history(settings: Settings, args: argparse.Namespace) -> int:
 def run_show(settings: Settings, args: argparse.Namespace) -> int:
     name = files.display_name(Path(args.file).name)
     feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0]
+    line = common.suggested(args)
     # The file as failed/ holds it now: under its own name, or as `name~N`.
     failed = [f for f in folders.failed_files(settings.failed) if name in (f.name, f.original)
               and (feed is None or settings.feeds.for_file(f.original) == feed)]
@@ -205,10 +207,10 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
                          "failed": [{**table.record(f), "sidecar": f.sidecar} for f in failed]})
     elif found:
         table.emit(_story(name, attempts, retries, failed, settings.feeds,
-                          of if several else ""))
+                          of if several else "", line))
     else:
         # Not an answer but the lack of one: stdout stays empty for whoever reads it.
-        table.emit(_unknown(name), sys.stderr)
+        table.emit(_unknown(name, line), sys.stderr)
     return common.EXIT_OK if found else common.EXIT_ATTENTION
 
 
@@ -216,19 +218,21 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
 SAMPLES_SHOWN = 5
 
 
-def _unknown(name: str) -> str:
+def _unknown(name: str, line: CommandLine) -> str:
     text = f"nothing is known of {table.safe(name)}: no load, no retry, not in failed/"
     # failed/ and processed/ add `~N` to a name already taken there: the file is known
     # by the name it came with.
     numbered = re.fullmatch(r"(.+)~\d+(\.[^.]*)?", name)
     if numbered is not None:
+        shown = line("show", files=[numbered[1] + (numbered[2] or "")])
         text += ("; a `~N` name is the one failed/ or processed/ gave a file whose own was "
-                 f"taken: try `show {table.safe(numbered[1] + (numbered[2] or ''))}`")
+                 f"taken: try `{table.safe(shown)}`")
     return text
 
 
 def _story(name: str, attempts: list[api.Load], retries: list[api.Retry],
-           failed: list[folders.FailedFile], feeds: Feeds, feed: str | None) -> str:
+           failed: list[folders.FailedFile], feeds: Feeds, feed: str | None,
+           line: CommandLine) -> str:
     """The file's story; `feed` its feed where several are declared ("" where not, None
     for a name matching no feed)."""
     shown = "" if feed == "" else f" (feed {feed})" if feed else " (matches no feed)"
@@ -250,7 +254,8 @@ def _story(name: str, attempts: list[api.Load], retries: list[api.Retry],
         refusal = name_refusal(f, feeds)
         # Never a retry that cannot work: a name that cannot load fails at its name again.
         retry: list[tuple[str, table.Cell]] = (
-            [("retry", f"`retry {f.name}` sends it back as {f.original}")] if refusal is None
+            [("retry", f"`{line('retry', files=[f.name])}` sends it back as {f.original}")]
+            if refusal is None
             else [("retry", f"cannot help: {refusal[0]}"), ("instead", refusal[1])])
         parts.append(f"in failed/ as {f.name}\n" + table.pairs(
             [("failed at", table.when(f.attempted_at)), ("stage", f.stage),

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import clock, files, lock
 from filedrop_etl.daemon.ops import folders, retries, superseded
 from filedrop_etl.daemon.ops.commands import common, table
@@ -93,7 +94,7 @@ def requester() -> str:
         return f"uid {os.getuid()}"
 
 
-def _chosen(settings: Settings, args: argparse.Namespace
+def _chosen(settings: Settings, args: argparse.Namespace, line: CommandLine
             ) -> tuple[list[folders.FailedFile], list[retries.RetryResult]]:
     """The failed files asked for, and the refusals of names asked for that are not in
     failed/ (or, with --feed, whose names belong to another feed)."""
@@ -112,7 +113,8 @@ def _chosen(settings: Settings, args: argparse.Namespace
             name = files.display_name(Path(asked).name)
             refused.append(retries.RetryResult(
                 name, name, "refused", reason=f"{name} is not in failed/",
-                hint="see `status` for the failed files, or `show` for one"))
+                hint=f"see `{line('status')}` for the failed files, or "
+                f"`{line('show', files=[name])}` for this one"))
         elif not of_feed(found):
             assert feed is not None
             other = settings.feeds.for_file(found.original)
@@ -132,7 +134,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.as_name is not None and len(args.files) != 1:
         raise common.UsageError("--as renames one file: name exactly one FILE with it",
                                 hint="retry FILE --as NEW_NAME, one file at a time")
-    chosen, results = _chosen(settings, args)
+    # Without the daemon's database, this is not the daemon's failed/ either: say that,
+    # as `status` does, rather than that the files asked for are not in it.
+    common.require_database(settings)
+    line = common.suggested(args)
+    chosen, results = _chosen(settings, args, line)
     # Listed before any retry, so that a sidecar this run fails to remove is told once.
     # Not with --feed: a sidecar without its file names no feed for sure.
     leftovers = (folders.leftover_sidecars(settings.failed)
@@ -169,7 +175,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             empty=f"nothing to retry: {settings.failed} holds no failed file"))
         if left_alone:
             table.emit(f"\nleft alone: {left_alone} sidecar(s) in failed/ without a file "
-                       "and without a recorded retry; see `status`")
+                       f"and without a recorded retry; see `{line('status')}`")
         sent = sum(r.outcome == "retried" for r in results)
         if sent and not lock.probe(settings.lock_file).held:
             table.emit(f"\nno daemon is running on {settings.where}: the files wait in the inbox "

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import structlog
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.ops import folders, overview, retries, superseded
 from filedrop_etl.daemon.ops.commands import common, table
@@ -54,6 +55,12 @@ A sidecar left in failed/ without its file (leftovers) was left by a retry cut s
 between its move and the sidecar's removal, which `retry --all` finishes, or by a file
 moved out by hand: read it, then remove it yourself.
 
+The commands it suggests (and each failed file's `retry` and `show` in the JSON) carry
+the options that find this daemon from any folder: --config FILE when a config file was
+read, else --db, and the folders a flag or an ETL_ variable set; paths absolute. A folder
+that does not exist is said to, never counted as 0 (in the JSON: `exists` false, its
+counts null).
+
 With --feed NAME, the loads and the failed files are that feed's (a failed file's feed
 is the one its name matches); the inbox, the daemon and the nodes are everyone's.
 
@@ -81,6 +88,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     missing = None
     feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0].name
     grouped = common.grouped(settings, args.feed)
+    line = common.suggested(args)
     if common.database_named(settings):
         with common.reading(settings) as history:
             snapshot = overview.gather(settings, history, now, feed=feed, per_feed=grouped)
@@ -90,29 +98,37 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     code = (common.EXIT_PROBLEM if missing else
             common.EXIT_OK if snapshot.healthy else common.EXIT_ATTENTION)
     if args.json:
-        document = {**_document(snapshot, code, settings),
+        document = {**_document(snapshot, code, settings, line),
                     "last_success": common.load_json(snapshot.last_success, settings)}
         if len(settings.feeds) > 1:
             document = _with_feeds(document, snapshot, settings, feed)
         table.emit_json(document)
     else:
-        table.emit(_text(snapshot, settings, grouped))
+        table.emit(_text(snapshot, settings, grouped, line))
     if missing is not None:
         log.error("database_unavailable", db=settings.where, reason=missing.message,
                   hint=missing.hint)
     return code
 
 
-def _failed_json(f: folders.FailedFile, s: overview.Overview,
-                 settings: Settings) -> dict[str, object]:
-    """A failed file as the JSON has it: with the load that superseded it (or null) and
-    the name it most likely meant, where its own can never load (or null)."""
-    return {**table.record(f),
-            "superseded_by": common.load_json(s.superseded.get(f.name), settings),
-            "suggested_name": retries.suggested_name(f, settings.feeds)}
+def _failed_json(f: folders.FailedFile, s: overview.Overview, settings: Settings,
+                 line: CommandLine) -> dict[str, object]:
+    """A failed file as the JSON has it: the commands that show it and send it back, as
+    they run from any folder (its retry under the name it most likely meant where its
+    own can never load; null where no name is plain), the load that superseded it (or
+    null, and then no `dismiss` command) and that likely name (or null)."""
+    refusal = retries.name_refusal(f, settings.feeds)
+    likely = retries.suggested_name(f, settings.feeds)
+    stale = s.superseded.get(f.name)
+    retry = (line("retry", files=[f.name]) if refusal is None else
+             None if likely is None else line("retry", files=[f.name], then=("--as", likely)))
+    return {**table.record(f), "retry": retry, "show": line("show", files=[f.name]),
+            "dismiss": None if stale is None else line("dismiss", files=[f.name]),
+            "superseded_by": common.load_json(stale, settings), "suggested_name": likely}
 
 
-def _document(s: overview.Overview, code: int, settings: Settings) -> dict[str, object]:
+def _document(s: overview.Overview, code: int, settings: Settings,
+              line: CommandLine) -> dict[str, object]:
     return {
         "daemon": {"running": s.daemon.held, "pid": s.daemon.pid,
                    "lock_file": str(s.daemon.path)},
@@ -128,14 +144,17 @@ def _document(s: overview.Overview, code: int, settings: Settings) -> dict[str, 
         "nodes": [{"node": d.node, "pid": d.pid, "started_at": d.started_at,
                    "alive": d.alive, "heartbeat_at": d.heartbeat_at,
                    "file_in_hand": d.file_in_hand, "work": d.work} for d in s.nodes],
-        "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
-                  "work": str(s.work)},
-        "failed": {"path": str(s.failed_dir), "files": [_failed_json(f, s, settings)
-                                                        for f in s.failed],
+        # A count of a folder that does not exist is null, and `exists` says why.
+        "inbox": {"path": str(s.inbox), "exists": s.waiting is not None,
+                  "waiting": s.waiting, "in_flight": s.in_flight,
+                  "work": str(s.work), "work_exists": s.in_flight is not None},
+        "failed": {"path": str(s.failed_dir), "exists": s.failed_exists,
+                   "files": [_failed_json(f, s, settings, line) for f in s.failed],
                    "to_retry": len(s.to_retry), "superseded": len(s.superseded),
                    "leftover_sidecars": [
                        {"sidecar": files.display_name(str(x.sidecar.path)), "file": x.sidecar.name,
-                        "retry_id": x.retry.id if x.retry else None, "hint": _leftover_hint(x)}
+                        "retry_id": x.retry.id if x.retry else None,
+                        "hint": _leftover_hint(x, line)}
                        for x in s.leftovers]},
         "exit_code": code,
     }
@@ -146,9 +165,9 @@ def _with_feeds(document: dict[str, object], s: overview.Overview, settings: Set
     """The document of several declared feeds: the feed asked for (null: every one),
     each feed's loads (unless one was asked for), and each failed file's feed."""
     failed = document["failed"]
-    assert isinstance(failed, dict)
-    files_ = [{**_failed_json(f, s, settings), "feed": settings.feeds.name_of(f.original)}
-              for f in s.failed]
+    assert isinstance(failed, dict) and isinstance(failed["files"], list)
+    files_ = [{**f, "feed": settings.feeds.name_of(str(f["original"]))}
+              for f in failed["files"]]
     out = {"feed": feed, **document, "failed": {**failed, "files": files_}}
     if s.feeds:
         out["feeds"] = {f.feed: {"today": vars(f.loads_today), "total": vars(f.loads_total),
@@ -170,7 +189,28 @@ def _last(last: api.Load | None) -> str:
             f"{table.when(last.finished_at)}  {last.file_name} ({last.rows} rows)")
 
 
-def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
+def _inbox(s: overview.Overview, settings: Settings) -> str:
+    """The inbox's line: what waits there and in flight, or which folder is not there."""
+    if s.waiting is None:
+        return (f"{s.inbox} does not exist ({common.folder_source(settings, 'inbox')}): "
+                "nothing can wait there")
+    flight = (f"{s.in_flight} in flight" if s.in_flight is not None else
+              f"none in flight: the work directory {s.work} does not exist "
+              f"({common.folder_source(settings, 'work')})")
+    return f"{s.waiting} waiting, {flight} ({s.inbox})"
+
+
+def _failed_line(s: overview.Overview, settings: Settings) -> str:
+    if not s.failed_exists:
+        return (f"{s.failed_dir} does not exist ({common.folder_source(settings, 'failed')}): "
+                "no file can wait there for a retry")
+    return (f"{len(s.to_retry)} waiting for a retry"
+            + (f", {len(s.superseded)} superseded" if s.superseded else "")
+            + f" ({s.failed_dir})")
+
+
+def _text(s: overview.Overview, settings: Settings, grouped: bool,
+          line: CommandLine) -> str:
     daemon = (f"running, pid {s.daemon.pid or 'unknown'}" if s.daemon.held
               else "not running") + f" (lock {s.daemon.path})"
     last = s.last_success
@@ -195,10 +235,8 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
                       "finished later than now: the clock ran ahead and was set back "
                       "(not counted today, nor as the last success)"))
     lines += [
-        ("inbox", f"{s.waiting} waiting, {s.in_flight} in flight ({s.inbox})"),
-        ("failed", f"{len(s.to_retry)} waiting for a retry"
-                   + (f", {len(s.superseded)} superseded" if s.superseded else "")
-                   + f" ({s.failed_dir})"),
+        ("inbox", _inbox(s, settings)),
+        ("failed", _failed_line(s, settings)),
     ]
     if s.recorded is not None:
         made, at = s.recorded.created, table.when(s.recorded.started_at)
@@ -225,8 +263,7 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
                                                                          strict=True)]
         text += ("\n\n" + table.render(
             (*(("feed",) if grouped else ()), "file", "failed at", "stage", "reason"), rows)
-                 + "\n\nsee `show FILE` for the whole story; once the cause is fixed, "
-                 "`retry FILE` or `retry --all`")
+                 + ("\n\n" + _next_steps(s.to_retry, settings, line) if s.to_retry else ""))
         # `retry` refuses these under their own names: they would only fail again.
         for f in s.to_retry:
             refusal = retries.name_refusal(f, settings.feeds)
@@ -239,13 +276,13 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
             [(f.name, table.when(f.attempted_at), superseded.described(s.superseded[f.name]))
              for f in s.failed if f.name in s.superseded])
                  + "\n\na later drop of their run dates has loaded: they need no retry "
-                 "(it would put their older bytes over that load); `dismiss --superseded` "
-                 "clears them, recorded")
+                 "(it would put their older bytes over that load); "
+                 f"`{line('dismiss', '--superseded')}` clears them, recorded")
     if s.leftovers:
         text += "\n\n" + table.render(
             ("sidecar without its file", "retry id", "what to do"),
             [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
-              _leftover_hint(x)) for x in s.leftovers])
+              _leftover_hint(x, line)) for x in s.leftovers])
     if any(d.alive is not None for d in s.nodes):
         text += "\n\n" + table.render(
             ("node", "state", "last heartbeat", "file in hand", "pid"),
@@ -254,10 +291,22 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
     return text
 
 
-def _leftover_hint(x: overview.Leftover) -> str:
+def _next_steps(failed: list[folders.FailedFile], settings: Settings,
+                line: CommandLine) -> str:
+    """The commands to read a failed file's story and to retry it, each as it runs from
+    any folder; a file's own name where only one waits."""
+    name = failed[0].name if len(failed) == 1 else "FILE"
+    steps: list[tuple[str, table.Cell]] = [("the whole story", line("show", files=[name]))]
+    if any(retries.name_refusal(f, settings.feeds) is None for f in failed):
+        steps += [("once the cause is fixed", line("retry", files=[name])),
+                  ("or every failed file", line("retry", "--all"))]
+    return table.pairs(steps)
+
+
+def _leftover_hint(x: overview.Leftover, line: CommandLine) -> str:
     if x.retry is not None:
         return (f"left by a retry that sent its file back as {x.retry.file_name}: "
-                "`retry --all` removes it")
+                f"`{line('retry', '--all')}` removes it")
     # The daemon writes a sidecar just before it moves the file in: a file in flight may
     # be that file, which the daemon finishes moving itself.
     return ("no retry recorded it: unless a file is in flight, its file was moved out by "
