@@ -30,10 +30,14 @@ def _readme_declaration() -> dict[str, Any]:
     return tomllib.loads(re.sub(r"^   ", "", block[1], flags=re.M))
 
 
-def test_the_section_is_near_the_top_of_the_readme() -> None:
+def test_the_section_comes_before_the_reference() -> None:
+    """Where a newcomer looks for it: after dropping files, before PostgreSQL and the
+    reference (the README's order, held whole by `tests/test_readme_commands.py`)."""
     headings = [line for line in (ROOT / "README.md").read_text().splitlines()
                 if line.startswith("## ")]
-    assert headings.index(SECTION) <= 1
+    at = headings.index(SECTION)
+    assert headings[at - 1] == "## Dropping files and reading failures"
+    assert headings[at + 1].startswith("## Growing past one machine")
 
 
 def test_the_example_declares_every_part_of_a_feed() -> None:

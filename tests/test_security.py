@@ -1,8 +1,8 @@
 """What the daemon refuses to trust: paths from events, names as SQL, links, other readers.
 
-The README's "What the daemon trusts" section is these tests in words. Symlinks and
-unreadable files have their own cases in the hostile-input corpus; sidecars written
-through a planted link in `test_files.py`.
+"What the daemon trusts" (docs/robustness.md, in short in the README) is these tests in
+words. Symlinks and unreadable files have their own cases in the hostile-input corpus;
+sidecars written through a planted link in `test_files.py`.
 """
 
 from __future__ import annotations
