@@ -17,7 +17,7 @@ import structlog
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.ops import overview, retries
+from filedrop_etl.daemon.ops import fleet, overview, retries
 from filedrop_etl.daemon.ops.commands import common, table
 from filedrop_etl.daemon.warehouse import api
 
@@ -107,8 +107,11 @@ def _document(s: overview.Overview, code: int) -> dict[str, object]:
         # The daemon's own account of its folders at its last start (null before one).
         "recorded": s.recorded,
         # Every daemon on the warehouse: on PostgreSQL, with its heartbeat and file in hand.
+        # `state`: alive, stopped (cleanly) or lost (its lease ran out), since `lost_since`;
+        # the file in hand only while the node still holds its claim.
         "nodes": [{"node": d.node, "pid": d.pid, "started_at": d.started_at,
-                   "alive": d.alive, "heartbeat_at": d.heartbeat_at,
+                   "alive": d.alive, "state": d.state, "lost_since": d.lost_since,
+                   "heartbeat_at": d.heartbeat_at,
                    "file_in_hand": d.file_in_hand, "work": d.work} for d in s.nodes],
         "inbox": {"path": str(s.inbox), "waiting": s.waiting, "in_flight": s.in_flight,
                   "work": str(s.work)},
@@ -156,6 +159,8 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
     last = s.last_success
     lines: list[tuple[str, table.Cell]] = [
         ("daemon", daemon),
+        # On a shared warehouse, right below this node's own: every node, the lost first.
+        *([("nodes", fleet.summary(s.nodes))] if fleet.shared(s.nodes) else []),
         ("database", str(s.db) if s.schema_version is not None
          else f"none yet at {s.db}"),
     ]
@@ -189,8 +194,6 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
         if made:
             said += f"; that start created {', '.join(made)}"
         lines.append(("folders", said))
-    if any(d.alive is not None for d in s.nodes):
-        lines.append(("nodes", _count(len(s.nodes), "daemon") + " on this warehouse"))
     if s.leftovers:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
@@ -216,10 +219,10 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
             ("sidecar without its file", "retry id", "what to do"),
             [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
               _leftover_hint(x)) for x in s.leftovers])
-    if any(d.alive is not None for d in s.nodes):
+    if fleet.shared(s.nodes):
         text += "\n\n" + table.render(
             ("node", "state", "last heartbeat", "file in hand", "pid"),
-            [(d.node, "alive" if d.alive else "stopped", table.when(d.heartbeat_at),
+            [(d.node, fleet.state(d), table.when(d.heartbeat_at),
               d.file_in_hand or "-", d.pid) for d in s.nodes])
     return text
 

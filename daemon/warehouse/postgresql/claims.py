@@ -195,9 +195,12 @@ class PostgresClaims:
                 with translated(), conn.transaction():
                     conn.execute(stmt(f'UPDATE {CLAIMS} SET "lease_until" = now() '
                                       'WHERE "owner" = %s'), (self.owner,))
+                    # No owner: the node stopped cleanly, which `nodes.STATE` tells
+                    # from a lease that ran out on a daemon lost.
                     conn.execute(stmt(
-                        f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL '
-                        'WHERE "node" = %s AND "owner" = %s'), (self.node, self.owner))
+                        f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL, '
+                        '"owner" = NULL WHERE "node" = %s AND "owner" = %s'),
+                        (self.node, self.owner))
             except Exception:  # noqa: S110 (stopping: the leases lapse anyway)
                 pass
         self._session.close()
