@@ -2,7 +2,8 @@
 
 A daemon sharing a PostgreSQL warehouse renews its claims' leases from a thread of its
 own (`Heartbeat`, every third of `lease_seconds`), so that a long merge on the worker's
-connection never lets them run out. The heartbeat never dies of an error: it logs it
+connection never lets them run out; each beat also reads how many daemons are alive,
+lost and stopped, for the metrics. The heartbeat never dies of an error: it logs it
 (once per streak), keeps beating, and says what is wrong for /healthz; when the
 warehouse answers again it says so to the worker, whose waiting files are then due at
 once. Another daemon starting under this node's name ends the beats for good: this
@@ -48,6 +49,9 @@ class Heartbeat:
         self.failing: str | None = None
         # Set once another daemon took this node's name: no more claims, no more beats.
         self.node_taken: str | None = None
+        # The daemons on the warehouse by state, as the last beat read them (None before
+        # one could): for the metrics, read by other threads.
+        self.fleet: dict[str, int] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -87,6 +91,7 @@ class Heartbeat:
         current = self.in_hand()
         try:
             self.claims.beat(files.display_name(current.name) if current else None)
+            self.fleet = self.claims.fleet()
         except NodeTaken as exc:
             self.node_taken = exc.message
             log.error("node_taken", reason=exc.message, hint=exc.hint)
