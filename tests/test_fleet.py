@@ -170,6 +170,8 @@ def test_a_killed_daemon_is_lost_since_its_lease_ran_out_until_its_file_is_taken
             "lost", False, until, name)
         _, text = status(settings)
         assert f"nodes         1 daemon: a lost since {when(until)}\n" in text
+        assert "a is lost: the lease ran out without a clean stop" in text
+        assert "Start each again under its --node to bring it back" in text  # what to do
 
         survivor = daemons.start("--node", "b", "--http", "127.0.0.1:0", log_name="b.log")
         [taken] = survivor.wait_for("file_taken_over", from_node="a")
@@ -179,7 +181,8 @@ def test_a_killed_daemon_is_lost_since_its_lease_ran_out_until_its_file_is_taken
         assert (fleet["b"]["state"], fleet["b"]["lost_since"]) == ("alive", None)
         _, text = status(settings)
         assert f"nodes         2 daemons: a lost since {when(until)}, b alive\n" in text
-        [row] = [line for line in text.splitlines() if line.startswith("a ")]
+        # Its row in the nodes' table: no file in hand any more.
+        [row] = [line for line in text.splitlines() if line.split()[:2] == ["a", "lost"]]
         assert f"lost since {when(until)}" in row and name not in row
 
         base = url_of(survivor)

@@ -54,6 +54,12 @@ still printed).
 """
 
 
+LOST_HINT = ("lost: the lease ran out without a clean stop (killed, its host down or "
+             "frozen, cut off from the server); the daemons alive take over the files it held. "
+             "Start each again under its --node to bring it back; to retire one, start it "
+             "and stop it once.")
+
+
 def add(commands: common.Subcommands,
         shared: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
@@ -224,6 +230,10 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool) -> str:
             ("node", "state", "last heartbeat", "file in hand", "pid"),
             [(d.node, fleet.state(d), table.when(d.heartbeat_at),
               d.file_in_hand or "-", d.pid) for d in s.nodes])
+        lost = [d.node for d in fleet.lost(s.nodes)]
+        if lost:
+            text += "\n\n" + table.safe(f"{', '.join(lost)} {'is' if len(lost) == 1 else 'are'} "
+                                        + LOST_HINT)
     return text
 
 

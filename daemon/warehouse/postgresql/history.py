@@ -128,7 +128,7 @@ class PostgresHistory:
             f'"work", "processed", "failed", "created", '
             f'{text_time(chr(34) + "heartbeat_at" + chr(34))}, {nodes.IN_HAND}, '
             f'coalesce("lease_until" > now(), false), {nodes.STATE}, '
-            f'{text_time(chr(34) + "lease_until" + chr(34))} FROM {DAEMONS} '
+            f'{text_time(chr(34) + "lease_until" + chr(34))} FROM {DAEMONS} AS d '
             'ORDER BY "started_at" DESC')
         return [Daemon(str(node), int(pid), str(started), str(inbox), str(work),
                        str(processed), str(failed), json.loads(created), beat, in_hand,

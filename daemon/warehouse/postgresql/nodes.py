@@ -35,10 +35,11 @@ STATES = ("alive", "lost", "stopped")
 STATE = ('CASE WHEN "lease_until" > now() THEN \'alive\' '
          'WHEN "owner" IS NULL OR "lease_until" IS NULL THEN \'stopped\' '
          'ELSE \'lost\' END')
-# The row's file in hand while its start still holds that file's claim, else NULL.
-IN_HAND = (f'CASE WHEN EXISTS (SELECT 1 FROM {q(CLAIMS_TABLE)} AS c WHERE c."node" = '
-           f'{DAEMONS}."node" AND c."name" = {DAEMONS}."file_in_hand" AND c."owner" = '
-           f'{DAEMONS}."owner") THEN {DAEMONS}."file_in_hand" END')
+# The file in hand of the `daemons` row `d` while its start still holds that file's
+# claim, else NULL.
+IN_HAND = (f'CASE WHEN EXISTS (SELECT 1 FROM {q(CLAIMS_TABLE)} AS c WHERE c."node" = d."node" '
+           'AND c."name" = d."file_in_hand" AND c."owner" = d."owner") '
+           'THEN d."file_in_hand" END')
 
 
 def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
