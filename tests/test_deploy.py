@@ -282,7 +282,9 @@ def test_the_sample_alert_rules_use_only_metrics_the_daemon_exposes(
     [group] = rules["groups"]
     alerts = {rule["alert"]: rule["expr"] for rule in group["rules"]}
     assert {"EtlDaemonDown", "EtlDaemonUnhealthy", "EtlNoSuccessIn26h",
-            "EtlFailedFilesWaiting", "EtlQueueGrowing"} <= set(alerts)
+            "EtlFailedFilesWaiting", "EtlQueueGrowing", "EtlDaemonLost"} <= set(alerts)
+    # A node lost on a shared warehouse (issue 24): on the count each daemon exports.
+    assert 'etl_daemons{state="lost"}' in alerts["EtlDaemonLost"]
     exposed = {family.name for family in text_string_to_metric_families(
         build(settings, as_warehouse(fresh_db)).metrics.exposition().decode())}
     for name, expr in alerts.items():

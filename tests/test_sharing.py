@@ -38,7 +38,7 @@ from filedrop_etl.daemon.warehouse.api import (
     Ticket,
     Warehouse,
 )
-from filedrop_etl.daemon.watch.sharing import take_over
+from filedrop_etl.daemon.watch.takeover import take_over
 from tests import backends
 from tests.backends import db_arg, fact_rows_in, ledger_in
 from tests.conftest import (
@@ -368,13 +368,15 @@ def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
     _, out = run_cli([*argv, "--json"])
     nodes = json.loads(out)["nodes"]
     assert sorted(n["node"] for n in nodes) == ["n0", "n1"]
-    assert all(n["alive"] and n["heartbeat_at"] for n in nodes), nodes
+    assert all(n["alive"] and n["state"] == "alive" and n["heartbeat_at"] and
+               n["lost_since"] is None for n in nodes), nodes
     assert [n["node"] for n in nodes if n["file_in_hand"] == big] in (["n0"], ["n1"])
     [loader] = [d for d in (busy, idle) if d.matching("file_claimed", file=big)]
     loader.wait_for("file_processed")
     assert idle.stop() == 0
     _, out = run_cli(argv)
-    assert "nodes         2 daemons on this warehouse" in out
+    # Every node named in the header, stopped cleanly (not lost).
+    assert "nodes         2 daemons: n0 alive, n1 stopped" in out
     [n1] = [line for line in out.splitlines() if line.startswith("n1 ")]
     assert n1.split()[1] == "stopped"
     [port] = [e["port"] for e in busy.matching("http_started")]

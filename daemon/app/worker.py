@@ -54,7 +54,7 @@ def build(settings: Settings, warehouse: Warehouse, *, once: bool = False,
     # report of `make bench-quick`), and one code path with and without --http. Seeded
     # from the ledger, so that a restart does not look like a day without a success.
     last = warehouse.last_success(clock.utc_now())
-    metrics = Metrics(settings, report, last.finished_at if last else None)
+    metrics = Metrics(settings, report, last.finished_at if last else None, fleet=report.fleet)
     parts = Parts(warehouse=warehouse, pipeline=pipeline, inbox=inbox, hints=hints,
                   observer=observer, locks=locks or directory_locks(settings),
                   heartbeat=heartbeat, resumes=Resumes(settings.work, settings.max_resumes),

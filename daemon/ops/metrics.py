@@ -4,18 +4,20 @@ Each `Metrics` owns a private `CollectorRegistry` (not the process-wide default,
 tests can make many and no library's metrics leak in). The worker reports what only it
 sees as it happens (a file's duration and row counts, how a file was found); the rest is
 read at scrape time from the worker's report (`WorkerState`): the files by outcome (the tally
-`daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, and
-the files waiting in failed/. The per-file series (files, rows, durations) carry the
-file's `feed` (`""` for a name that matches no feed). Every labelled series of each
-declared feed exists from the start at 0, so that `rate()` and alerts see the first
-file. It serves nothing and knows no threads; see `daemon.ops.server`.
+`daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, the
+files waiting in failed/, and the daemons on the warehouse by state (`etl_daemons`, as
+the heartbeat last read them: a lost one is what `EtlDaemonLost` alerts on). The per-file
+series (files, rows, durations) carry the file's `feed` (`""` for a name that matches no
+feed). Every labelled series of each declared feed exists from the start at 0, so that
+`rate()` and alerts see the first file. It serves nothing and knows no threads; see
+`daemon.ops.server`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -27,7 +29,7 @@ from prometheus_client import (
     Info,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -39,6 +41,7 @@ from filedrop_etl.daemon.warehouse import api
 
 CHANGES = ("inserted", "updated", "unchanged", "deleted")
 FOUND_BY = ("event", "sweep", "rescan")
+FLEET_STATES = ("alive", "lost", "stopped")
 # From a 25-row file (about 10 ms) to a 5M-row one (tens of seconds) and a stuck disk.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                     120.0, 300.0, 600.0)
@@ -78,6 +81,32 @@ class _Tally(Collector):
         yield family
 
 
+Fleet = Callable[[], Mapping[str, int]]
+
+
+def alone() -> Mapping[str, int]:
+    """The fleet of a daemon with the warehouse to itself: itself, alive."""
+    return {"alive": 1}
+
+
+class _Fleet(Collector):
+    """`etl_daemons{state}`: the daemons recorded on the warehouse by state, as `fleet`
+    gives them (this daemon's heartbeat's last reading: every daemon sharing the
+    warehouse says the same), each state's series there from the start."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "etl_daemons", "Daemons on the warehouse by state: alive, lost (the lease ran "
+            "out without a clean stop) or stopped", labels=["state"])
+        fleet = self.fleet()
+        for state in FLEET_STATES:
+            family.add_metric([state], fleet.get(state, 0))
+        yield family
+
+
 def last_success(finished_at: str | None) -> float:
     """Unix time of a ledger `finished_at` (ISO-8601 UTC), 0 for none."""
     return datetime.fromisoformat(finished_at).timestamp() if finished_at else 0.0
@@ -87,7 +116,7 @@ class Metrics:
     """One daemon's metrics; the worker calls `file_done` and `detected`."""
 
     def __init__(self, settings: Settings, worker: WorkerState,
-                 last_finished_at: str | None = None) -> None:
+                 last_finished_at: str | None = None, *, fleet: Fleet = alone) -> None:
         # No `_created` series beside every counter and histogram: in the text format
         # Prometheus ignores them, and they would double what a scrape carries. (The
         # switch is process-wide; no other metrics live in this process.)
@@ -96,6 +125,7 @@ class Metrics:
         registry = self.registry
         feeds = settings.feeds.names
         self.registry.register(_Tally(worker, feeds))
+        self.registry.register(_Fleet(fleet))
         self.rows = Counter("etl_rows", "Fact rows by feed and what loading files did to "
                             "them", ["feed", "change"], registry=registry)
         self.duration = Histogram("etl_file_duration_seconds",

@@ -34,7 +34,7 @@ from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.config.invocation import CommandLine, command_line
 from filedrop_etl.daemon import clock, warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
-from filedrop_etl.daemon.ops import charts, figures, folders, snapshot, superseded
+from filedrop_etl.daemon.ops import charts, figures, fleet, folders, snapshot, superseded
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.folders import FailedFile
 from filedrop_etl.daemon.ops.metrics import WorkerState
@@ -143,7 +143,7 @@ def render(health: Health, failed: Sequence[FailedFile], loads: Sequence[Load],
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{prog} status</title>",
         f"<style>{STYLE}</style></head><body>",
-        _header(health, sum(f.name not in stale for f in failed), prog),
+        _header(health, sum(f.name not in stale for f in failed), prog, nodes),
         figures.line(last_day, now),
         '<div class="charts"><section id="timeline"><h2>Loads, last 24 hours</h2>'
         f"{charts.timeline(last_day.bins, now)}</section>"
@@ -187,15 +187,22 @@ def _feeds(feeds: Feeds, last_loads: Mapping[str, Load | None]) -> str:
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
 
 
-def _header(health: Health, failed: int, prog: str) -> str:
+def _header(health: Health, failed: int, prog: str, nodes: Sequence[Daemon] = ()) -> str:
+    # On a shared warehouse the badge counts the daemons alive of those expected (a node
+    # stopped cleanly is not), and is not green while one is lost.
+    lost = fleet.lost(nodes)
+    daemons = ([fleet.alive_of_expected(nodes)
+                + (f" ({', '.join(f'{d.node} {fleet.state(d)}' for d in lost)})" if lost else "")]
+               if fleet.shared(nodes) else [])
     if health.problems:
-        state, css = "Unhealthy: " + "; ".join(health.problems), "bad"
+        state, css = "Unhealthy: " + "; ".join([*health.problems, *daemons]), "bad"
     elif not health.ready:
         state, css = "Starting: the start-up sweep is not done yet", "warn"
-    elif failed:
-        state, css = f"Running; {failed} failed file{'s' * (failed != 1)} waiting", "warn"
+    elif failed or lost:
+        waiting = [f"{failed} failed file{'s' * (failed != 1)} waiting"] if failed else []
+        state, css = "; ".join(["Running", *daemons, *waiting]), "warn"
     else:
-        state, css = "Running", "ok"
+        state, css = "; ".join(["Running", *daemons]), "ok"
     facts = [("last success", when(health.last_success) or "never"),
              ("queue", str(health.queue_depth)), ("write mode", health.write_mode),
              ("observer", health.observer), ("version", health.version)]
@@ -284,16 +291,20 @@ def _loads(loads: Sequence[Load], waiting: set[str], several: bool) -> str:
 def _nodes(nodes: Sequence[Daemon]) -> str:
     """The daemons sharing the warehouse (PostgreSQL), with their heartbeats; nothing
     for a warehouse of one daemon."""
-    if not any(d.alive is not None for d in nodes):
+    if not fleet.shared(nodes):
         return ""
     rows = "".join(
-        f"<tr><td>{escape(d.node)}</td><td class=\"{'processed' if d.alive else 'failed'}\">"
-        f"{'alive' if d.alive else 'stopped'}</td>"
+        f"<tr><td>{escape(d.node)}</td><td class=\"{_NODE_CLASS.get(d.state or '', '')}\">"
+        f"{escape(fleet.state(d))}</td>"
         f'<td class="t">{escape(when(d.heartbeat_at) or "-")}</td>'
         f'<td class="f">{escape(d.file_in_hand or "-")}</td></tr>' for d in nodes)
     return ('<section id="nodes"><h2>Daemons</h2><table><thead><tr><th>node</th>'
             "<th>state</th><th>last heartbeat</th><th>file in hand</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></section>")
+
+
+# A lost node in red; one stopped on purpose is no alarm.
+_NODE_CLASS = {"alive": "processed", "lost": "failed"}
 
 
 def _error(load: Load, waiting: set[str]) -> str:

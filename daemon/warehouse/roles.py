@@ -108,6 +108,11 @@ class Claims(Protocol):
         `NodeTaken` if another daemon started under this one's node name meanwhile."""
         ...
 
+    def fleet(self) -> dict[str, int]:
+        """How many daemons recorded on the warehouse are alive, lost (their lease ran
+        out without a clean stop) and stopped; read by the heartbeat's thread."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -39,5 +39,8 @@ class NoClaims:
     def beat(self, file_in_hand: str | None) -> None:
         return None
 
+    def fleet(self) -> dict[str, int]:
+        return {}  # no heartbeat asks: this daemon is the warehouse's only one
+
     def close(self) -> None:
         return None

@@ -305,8 +305,14 @@ class Daemon:
     failed: str
     created: list[str]
     heartbeat_at: str | None = None
+    # Only while this start still holds that file's claim: not once another daemon took
+    # it over, nor once it was loaded.
     file_in_hand: str | None = None
     alive: bool | None = None
+    # On a shared warehouse: "alive" (its lease live), "stopped" (it let go cleanly) or
+    # "lost" (its lease ran out without a clean stop), and since when it is lost.
+    state: str | None = None
+    lost_since: str | None = None
 
 
 # The folders a daemon records at its start, in this order.

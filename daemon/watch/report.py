@@ -3,9 +3,10 @@
 `WorkerReport` is what the notifier, the signals, the metrics, the HTTP probes and the
 status page read of the worker: what it is doing (`status`), what is wrong that a restart
 would cure (`stuck`, for the systemd watchdog), what is wrong at all (`health`, for
-/healthz), the outcomes so far (`tally`) and the queue. The worker's own facts are one
-frozen `Snapshot` that only the worker replaces (whole, so a reader gets one consistent
-value with a single read); the health of the parts that run beside the worker (the
+/healthz), the outcomes so far (`tally`), the queue and the daemons beside it
+(`fleet`, for the metrics). The worker's own facts are one frozen `Snapshot` that only
+the worker replaces (whole, so a reader gets one consistent value with a single read);
+the health of the parts that run beside the worker (the
 observer, the heartbeat, the database file) is read from them live, as those threads
 change it without the worker. Every reading method is safe from any thread.
 """
@@ -135,3 +136,10 @@ class WorkerReport:
     def queue_depth(self) -> int:
         """Files detected and not yet claimed, and claims waiting for a (re)try."""
         return self.now.queue_depth
+
+    def fleet(self) -> Mapping[str, int]:
+        """The daemons on the warehouse by state (alive, lost, stopped), as the heartbeat
+        last read them; this daemon alone, alive, on a warehouse it does not share (or
+        before the first beat)."""
+        known = self._heartbeat.fleet if self.settings.shared else None
+        return known if known else {"alive": 1}

@@ -1,25 +1,20 @@
-"""Working beside other daemons on one warehouse: the heartbeat, strays and the take-over.
+"""Working beside other daemons on one warehouse: the heartbeat, and strays adopted.
 
 A daemon sharing a PostgreSQL warehouse renews its claims' leases from a thread of its
 own (`Heartbeat`, every third of `lease_seconds`), so that a long merge on the worker's
-connection never lets them run out. The heartbeat never dies of an error: it logs it
+connection never lets them run out; each beat also reads how many daemons are alive,
+lost and stopped, for the metrics. The heartbeat never dies of an error: it logs it
 (once per streak), keeps beating, and says what is wrong for /healthz; when the
 warehouse answers again it says so to the worker, whose waiting files are then due at
 once. Another daemon starting under this node's name ends the beats for good: this
 daemon must claim nothing more. At start, files a daemon of another kind (SQLite) left
-claimed in the inbox's work root are adopted (`adopt_strays`). The worker, at each
-periodic rescan, takes over the files of daemons whose leases did run out
-(`take_over`): under the dead daemon's work-directory lock (a live daemon holds its
-own), the warehouse makes their claims this daemon's, with new fences, and the files
-are moved here; they join the retry queue ahead of new drops. Only daemons of this
-inbox are taken from: a node's directory is `<work root>/<node>`, computed here, never
-a path read from the database as is; a failure on one file is that file's alone. With
-an embedded warehouse there is no one to share with.
+claimed in the inbox's work root are adopted (`adopt_strays`). Taking over the files of
+daemons whose leases ran out is `daemon.watch.takeover`'s. With an embedded warehouse
+there is no one to share with.
 """
 
 from __future__ import annotations
 
-import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,18 +22,8 @@ from pathlib import Path
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon import files, routing
-from filedrop_etl.daemon.errors import AlreadyRunning
-from filedrop_etl.daemon.lock import DirectoryLock
-from filedrop_etl.daemon.warehouse.api import (
-    Claims,
-    Lapsed,
-    NodeTaken,
-    TakenOver,
-    Ticket,
-    WarehouseFault,
-)
+from filedrop_etl.daemon.warehouse.api import Claims, NodeTaken, WarehouseFault
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -64,6 +49,9 @@ class Heartbeat:
         self.failing: str | None = None
         # Set once another daemon took this node's name: no more claims, no more beats.
         self.node_taken: str | None = None
+        # The daemons on the warehouse by state, as the last beat read them (None before
+        # one could): for the metrics, read by other threads.
+        self.fleet: dict[str, int] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -103,6 +91,7 @@ class Heartbeat:
         current = self.in_hand()
         try:
             self.claims.beat(files.display_name(current.name) if current else None)
+            self.fleet = self.claims.fleet()
         except NodeTaken as exc:
             self.node_taken = exc.message
             log.error("node_taken", reason=exc.message, hint=exc.hint)
@@ -160,102 +149,3 @@ def adopt_strays(settings: Settings) -> list[Path]:
                  "before it stopped; loaded into this one")
         adopted.append(moved)
     return adopted
-
-
-def take_over(claims: Claims, work: Path, feeds: Feeds) -> list[TakenOver]:
-    """The files of daemons whose leases ran out, now in this daemon's work directory
-    `work`; none if the warehouse can not be asked now (the next rescan asks again).
-    Each file's lines carry the feed its name belongs to in `feeds` (the daemon's)."""
-    try:
-        taken = _take_over(claims, work, feeds)
-    except WarehouseFault as exc:
-        log.warning("take_over_failed", reason=exc.message, hint="the next rescan tries again")
-        return []
-    except Exception as exc:  # never the worker's end: see below
-        # Not the warehouse's reach: a table changed under the daemon, a bug. The worker
-        # goes on loading its own files; the next rescan tries again.
-        log.error("take_over_failed", reason=f"{type(exc).__name__}: {exc}",
-                  hint="the next rescan tries again; report this line if it repeats",
-                  exc_info=True)
-        return []
-    for file in taken:
-        log.info("file_taken_over", file=files.display_name(file.path.name),
-                 **_feed_of(file.path.name, feeds), from_node=file.from_node)
-    return taken
-
-
-def _feed_of(name: str, feeds: Feeds) -> dict[str, str]:
-    """`feed` for a per-file line: the feed the name belongs to, "" for none."""
-    return {"feed": routing.feed_name(name, feeds)}
-
-
-def node_directory(root: Path, node: str, recorded_work: str) -> Path | None:
-    """The work directory of `node` if it shares this daemon's work root: `<root>/<node>`,
-    a real directory, and the one the node recorded at its start. None for a node of
-    another inbox (or a row edited to point anywhere else)."""
-    directory = root / node
-    if directory.parent != root or node in ("", ".", "..") or recorded_work != str(directory):
-        return None
-    try:
-        return directory if stat.S_ISDIR(directory.lstat().st_mode) else None
-    except OSError:
-        return None
-
-
-def _take_over(claims: Claims, work: Path, feeds: Feeds) -> list[TakenOver]:
-    taken: list[TakenOver] = []
-    for node, recorded_work in claims.lapsed():
-        directory = node_directory(work.parent, node, recorded_work)
-        if directory is None:
-            continue  # a daemon of another inbox: its own files are its own
-        lock = DirectoryLock(directory, f"the work directory of node {node}", hint="")
-        try:
-            lock.acquire()
-        except (AlreadyRunning, OSError):
-            continue  # alive after all (its own lock), or being taken by another
-        try:
-            taken += _take_from(claims, node, directory, work, feeds)
-        finally:
-            lock.release()
-    return taken
-
-
-def _take_from(claims: Claims, node: str, directory: Path, work: Path,
-               feeds: Feeds) -> list[TakenOver]:
-    lapsed = claims.take_lapsed(node)
-    tickets = dict(lapsed.tickets)
-    taken = []
-    for path in files.in_claim_order(directory):
-        try:
-            file = _take_file(claims, lapsed, tickets, node, path, work)
-        except WarehouseFault:
-            raise  # the warehouse's, not the file's: the next rescan tries again
-        except Exception as exc:
-            # One file's trouble is its own: the others are taken, this one is left
-            # where it is for a later take-over (or its own daemon's restart).
-            log.error("take_over_failed", file=files.display_name(path.name),
-                      **_feed_of(path.name, feeds), from_node=node,
-                      error_type=type(exc).__name__, reason=str(exc),
-                      hint="the file is left in that node's work directory and tried "
-                      "again at the next rescan; report this line if it repeats")
-            continue
-        if file is not None:
-            taken.append(file)
-    for gone in tickets.values():  # archived before its daemon could forget the claim
-        claims.released(gone)
-    return taken
-
-
-def _take_file(claims: Claims, lapsed: Lapsed, tickets: dict[str, Ticket], node: str,
-               path: Path, work: Path) -> TakenOver | None:
-    # Claims name a file as the ledger and the log show it (undecodable bytes as \xNN).
-    name = files.display_name(path.name)
-    ticket = tickets.pop(name, None)
-    if ticket is None and name not in lapsed.recorded:
-        # Its daemon died before recording the claim.
-        ticket = claims.claim_orphan(node, name, path.lstat().st_ctime_ns)
-    if ticket is None:
-        return None  # a live claim of another daemon's
-    moved = files.move_unique(path, work)
-    claims.moved(ticket, moved)
-    return TakenOver(moved, node, ticket)

@@ -5,7 +5,9 @@ start-up, rescans it periodically and at once when inotify reports an overflow, 
 resumes files left in the work directory by a crash. Once a second it checks that the
 inbox is still watched, and watches it again (creating it again if it was deleted).
 One worker thread runs every file through the pipeline in name order; one `turn` of its
-loop is a method of its own, which tests call directly. Stopping is a flag: the file in
+loop is a method of its own, which tests call directly. Sharing a warehouse, it looks for
+the files of dead daemons between files too, not only at rescans, and runs those first,
+in drop order: a dead daemon held the oldest drops. Stopping is a flag: the file in
 flight finishes, then the loop returns. The watcher builds none of its parts: the
 service composes them (`daemon.watch.parts`) and reads what the worker does from its
 `WorkerReport`; what each file came to goes to an `OutcomeSink` (the metrics). This
@@ -28,7 +30,8 @@ from filedrop_etl.daemon.lock import DirectoryLocks
 from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.watch.inbox import Candidate
 from filedrop_etl.daemon.watch.parts import Parts
-from filedrop_etl.daemon.watch.sharing import adopt_strays, take_over
+from filedrop_etl.daemon.watch.sharing import adopt_strays
+from filedrop_etl.daemon.watch.takeover import TakeOvers, take_over
 
 log = structlog.get_logger("daemon.watcher")
 
@@ -76,6 +79,8 @@ class Watcher:
         # When the next periodic rescan and the next check of the inbox's watch are due
         # (monotonic); set by `begin`.
         self._next_rescan = self._next_watch_check = 0.0
+        # When dead daemons' files are next looked for, and those taken still queued.
+        self._take_overs = TakeOvers(settings)
 
     @property
     def swept(self) -> threading.Event:
@@ -251,47 +256,60 @@ class Watcher:
                            queue_depth=len(self.inbox.candidates) + len(self._retries))
 
     def _take_over(self) -> None:
-        """Files of dead daemons sharing the warehouse join the retry queue, due now."""
+        """Files of dead daemons sharing the warehouse join the retry queue at its head,
+        due now, in drop order (`TakeOvers.first`)."""
+        self._take_overs.looked()
         if not self.settings.shared or self.heartbeat.node_taken is not None:
             return
-        for file in take_over(self.warehouse.claims, self.settings.work, self.settings.feeds):
+        taken = take_over(self.warehouse.claims, self.settings.work, self.settings.feeds)
+        for file in taken:
             if file.ticket is not None:
                 self.pipeline.holds.adopt(file.path, file.ticket)
             self._retries.setdefault(file.path, (0.0, 0))
+        if taken:
+            self._retries = self._take_overs.first(taken, self._retries)
 
     def _take_due(self, now: float) -> tuple[bool, float | None]:
         """Run the retries due at `now` (or by the clock, as files take time) and complete
-        inbox files; say whether any ran, and how long until the next inbox file may be
+        inbox files, one at a time, looking for dead daemons' files between them (they
+        go first); say whether any ran, and how long until the next inbox file may be
         complete."""
-        # Strictly in claim order (the queue's insertion order): only its head may run,
-        # so a file that waits holds back every file claimed after it.
+        # Strictly in claim order (the queue's insertion order, taken-over files first):
+        # only its head may run, so a file that waits holds back every file after it.
         ran = False
-        while self._retries and not self._held:
-            path, (at, _) = next(iter(self._retries.items()))
-            if self.stop_requested.is_set():
-                return True, None
-            if at > max(now, time.monotonic()):
+        ready: list[Path] | None = None
+        wait = None
+        while not self.stop_requested.is_set():
+            if self.settings.shared and self._take_overs.due(max(now, time.monotonic())):
+                self._take_over()
+            if self._retries and not self._held:
+                path, (at, _) = next(iter(self._retries.items()))
+                if at > max(now, time.monotonic()):
+                    return ran, None
+                self._process(path)
+                ran = True
+                continue
+            if self._retries or self._held:
+                # While an environmental fault lasts, later drops wait: loaded first, they
+                # could be overwritten by an older drop of the same day once it is retried.
+                return ran, None
+            if ready is None:
+                ready, wait = self.inbox.due()
+                ran = ran or bool(ready)
+            if not ready:
                 break
-            self._process(path)
-            ran = True
-        if self._retries or self._held:
-            # While an environmental fault lasts, later drops wait: loaded first, they
-            # could be overwritten by an older drop of the same day once it is retried.
-            return ran, None
-        ready, wait = self.inbox.due()
-        for path in ready:
-            if self.stop_requested.is_set():
-                break
+            path = ready.pop(0)
             seen = self.inbox.taken(path)
             claim = self.pipeline.claim(path, seen)
             if claim.status == "claimed":
+                # Should it have to wait, the later ready files wait behind it, in the inbox.
                 self._process(claim.path)
-                if self._retries or self._held:
-                    break  # the later ready files wait behind it, in the inbox
             else:
                 self.outcomes[claim.status] += 1
                 self.by_feed[claim.feed, claim.status] += 1
-        return bool(ran or ready), wait
+        else:
+            return True, None
+        return ran, wait
 
     def _process(self, claimed: Path) -> None:
         """Run one claimed file through the pipeline; schedule a retry if it asks for one."""

@@ -20,7 +20,7 @@ import structlog
 from filedrop_etl.config import Settings
 from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import files
-from filedrop_etl.daemon.ops import folders, overview, retries, superseded
+from filedrop_etl.daemon.ops import fleet, folders, overview, retries, superseded
 from filedrop_etl.daemon.ops.commands import common, table
 from filedrop_etl.daemon.warehouse import api
 
@@ -68,6 +68,12 @@ exit codes: 0 all well (superseded files need no retry); 1 failed files (of --fe
 feed, given one) wait in failed/ for `retry`; 2 bad usage or configuration, or no usable
 database (the rest of the status is still printed).
 """
+
+
+LOST_HINT = ("lost: the lease ran out without a clean stop (killed, its host down or "
+             "frozen, cut off from the server); the daemons alive take over the files it held. "
+             "Start each again under its --node to bring it back; to retire one, start it "
+             "and stop it once.")
 
 
 def add(commands: common.Subcommands,
@@ -141,8 +147,11 @@ def _document(s: overview.Overview, code: int, settings: Settings,
         # The daemon's own account of its folders at its last start (null before one).
         "recorded": s.recorded,
         # Every daemon on the warehouse: on PostgreSQL, with its heartbeat and file in hand.
+        # `state`: alive, stopped (cleanly) or lost (its lease ran out), since `lost_since`;
+        # the file in hand only while the node still holds its claim.
         "nodes": [{"node": d.node, "pid": d.pid, "started_at": d.started_at,
-                   "alive": d.alive, "heartbeat_at": d.heartbeat_at,
+                   "alive": d.alive, "state": d.state, "lost_since": d.lost_since,
+                   "heartbeat_at": d.heartbeat_at,
                    "file_in_hand": d.file_in_hand, "work": d.work} for d in s.nodes],
         # A count of a folder that does not exist is null, and `exists` says why.
         "inbox": {"path": str(s.inbox), "exists": s.waiting is not None,
@@ -216,6 +225,8 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool,
     last = s.last_success
     lines: list[tuple[str, table.Cell]] = [
         ("daemon", daemon),
+        # On a shared warehouse, right below this node's own: every node, the lost first.
+        *([("nodes", fleet.summary(s.nodes))] if fleet.shared(s.nodes) else []),
         ("database", str(s.db) if s.schema_version is not None
          else f"none yet at {s.db}"),
     ]
@@ -249,8 +260,6 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool,
         if made:
             said += f"; that start created {', '.join(made)}"
         lines.append(("folders", said))
-    if any(d.alive is not None for d in s.nodes):
-        lines.append(("nodes", _count(len(s.nodes), "daemon") + " on this warehouse"))
     if s.leftovers:
         lines.append(("leftovers", f"{_count(len(s.leftovers), 'sidecar')} without a file "
                                    "in failed/"))
@@ -283,11 +292,15 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool,
             ("sidecar without its file", "retry id", "what to do"),
             [(x.sidecar.name + files.SIDECAR_SUFFIX, x.retry.id if x.retry else None,
               _leftover_hint(x, line)) for x in s.leftovers])
-    if any(d.alive is not None for d in s.nodes):
+    if fleet.shared(s.nodes):
         text += "\n\n" + table.render(
             ("node", "state", "last heartbeat", "file in hand", "pid"),
-            [(d.node, "alive" if d.alive else "stopped", table.when(d.heartbeat_at),
+            [(d.node, fleet.state(d), table.when(d.heartbeat_at),
               d.file_in_hand or "-", d.pid) for d in s.nodes])
+        lost = [d.node for d in fleet.lost(s.nodes)]
+        if lost:
+            text += "\n\n" + table.safe(f"{', '.join(lost)} {'is' if len(lost) == 1 else 'are'} "
+                                        + LOST_HINT)
     return text
 
 

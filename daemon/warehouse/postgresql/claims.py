@@ -10,8 +10,9 @@ unchanged (`renew_in`), so a daemon whose lease ran out can not commit. A take-o
 work-directory locks and moves their files) asks this module only which claims are now
 this daemon's: `take_lapsed` bumps their fences and makes this daemon their owner in
 one statement, `claim_orphan` claims a file its daemon never recorded (it died between
-rename and record), and `moved` records where a taken file went. A file name is data: it
-is bound as text the server accepts (`stored`).
+rename and record), and `moved` records where a taken file went. `fleet` counts the
+nodes by state (`nodes.STATE`), read at each beat for the metrics. A file name is data:
+it is bound as text the server accepts (`stored`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from filedrop_etl.daemon import files
 from filedrop_etl.daemon.warehouse.api import ClaimLost, Lapsed, NodeTaken, Ticket
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, Session, stmt
 from filedrop_etl.daemon.warehouse.postgresql.faults import translated
+from filedrop_etl.daemon.warehouse.postgresql.nodes import STATE, STATES
 from filedrop_etl.daemon.warehouse.postgresql.schema import CLAIMS_TABLE
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
@@ -150,6 +152,12 @@ class PostgresClaims:
             "under its own name to load the files left in its work directory "
             f"{self.work}")
 
+    def fleet(self) -> dict[str, int]:
+        with translated():
+            counted = {str(state): int(str(n)) for state, n in self.conn.execute(stmt(
+                f'SELECT {STATE}, count(*) FROM {DAEMONS} GROUP BY 1')).fetchall()}
+        return {state: counted.get(state, 0) for state in STATES}
+
     def lapsed(self) -> list[tuple[str, str]]:
         with translated():
             dead = self.conn.execute(stmt(
@@ -195,9 +203,12 @@ class PostgresClaims:
                 with translated(), conn.transaction():
                     conn.execute(stmt(f'UPDATE {CLAIMS} SET "lease_until" = now() '
                                       'WHERE "owner" = %s'), (self.owner,))
+                    # No owner: the node stopped cleanly, which `nodes.STATE` tells
+                    # from a lease that ran out on a daemon lost.
                     conn.execute(stmt(
-                        f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL '
-                        'WHERE "node" = %s AND "owner" = %s'), (self.node, self.owner))
+                        f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL, '
+                        '"owner" = NULL WHERE "node" = %s AND "owner" = %s'),
+                        (self.node, self.owner))
             except Exception:  # noqa: S110 (stopping: the leases lapse anyway)
                 pass
         self._session.close()

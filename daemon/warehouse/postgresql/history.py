@@ -27,7 +27,7 @@ from filedrop_etl.daemon.warehouse.api import (
     Retry,
     Tally,
 )
-from filedrop_etl.daemon.warehouse.postgresql import schema, totals
+from filedrop_etl.daemon.warehouse.postgresql import nodes, schema, totals
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
 from filedrop_etl.daemon.warehouse.postgresql.shape import DAEMONS, DROPS_TABLE, LEDGER, RETRIES
 from filedrop_etl.daemon.warehouse.sql import q
@@ -128,14 +128,15 @@ class PostgresHistory:
         rows = self._rows(
             f'SELECT "node", "pid", {text_time(chr(34) + "started_at" + chr(34))}, "inbox", '
             f'"work", "processed", "failed", "created", '
-            f'{text_time(chr(34) + "heartbeat_at" + chr(34))}, "file_in_hand", '
-            f'coalesce("lease_until" > now(), false) FROM {DAEMONS} '
+            f'{text_time(chr(34) + "heartbeat_at" + chr(34))}, {nodes.IN_HAND}, '
+            f'coalesce("lease_until" > now(), false), {nodes.STATE}, '
+            f'{text_time(chr(34) + "lease_until" + chr(34))} FROM {DAEMONS} AS d '
             'ORDER BY "started_at" DESC')
         return [Daemon(str(node), int(pid), str(started), str(inbox), str(work),
                        str(processed), str(failed), json.loads(created), beat, in_hand,
-                       bool(alive))
+                       bool(alive), state, until if state == "lost" else None)
                 for node, pid, started, inbox, work, processed, failed, created, beat,
-                in_hand, alive in rows]
+                in_hand, alive, state, until in rows]
 
     def retry_of_sidecar(self, failed_as: str,
                          sidecar: dict[str, object] | None) -> Retry | None:

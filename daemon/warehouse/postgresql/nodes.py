@@ -6,6 +6,13 @@ heartbeat renews. One daemon per node: a node whose lease is still live elsewher
 work directory: not a killed run of this one, whose work directory this start now holds)
 refuses the start, as a second daemon on one SQLite file is refused. `identity` says
 which warehouse this is, for the daemons sharing an inbox to agree on it.
+
+A node's state is read from its row (`STATE`): `alive` while its lease is live, `stopped`
+once it let go cleanly (its claims' `close` clears the row's owner: no start runs as the
+node), `lost` when the lease ran out with the owner still there (killed, frozen, cut off),
+since its `lease_until`. The file in a node's hands is shown only while that node's start
+still holds the file's claim (`IN_HAND`): once another daemon took the file over, or it
+was loaded and the claim forgotten, the row's word on it is stale.
 """
 
 from __future__ import annotations
@@ -18,9 +25,21 @@ import psycopg
 from filedrop_etl.daemon.errors import AlreadyRunning
 from filedrop_etl.daemon.warehouse.api import Folders
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from filedrop_etl.daemon.warehouse.postgresql.shape import CLAIMS_TABLE
 from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
 
 DAEMONS = q(DAEMONS_TABLE)
+STATES = ("alive", "lost", "stopped")
+# The state of the `daemons` row in scope (unqualified columns), as `STATES` names it. A
+# row without a lease (recorded before daemons shared warehouses) never beat: stopped.
+STATE = ('CASE WHEN "lease_until" > now() THEN \'alive\' '
+         'WHEN "owner" IS NULL OR "lease_until" IS NULL THEN \'stopped\' '
+         'ELSE \'lost\' END')
+# The file in hand of the `daemons` row `d` while its start still holds that file's
+# claim, else NULL.
+IN_HAND = (f'CASE WHEN EXISTS (SELECT 1 FROM {q(CLAIMS_TABLE)} AS c WHERE c."node" = d."node" '
+           'AND c."name" = d."file_in_hand" AND c."owner" = d."owner") '
+           'THEN d."file_in_hand" END')
 
 
 def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,

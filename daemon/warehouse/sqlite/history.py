@@ -50,7 +50,7 @@ def _columns(cls: type[Any]) -> str:
 
 
 # A `Daemon`'s fields that only a shared warehouse records.
-_NOT_STORED = frozenset({"heartbeat_at", "file_in_hand", "alive"})
+_NOT_STORED = frozenset({"heartbeat_at", "file_in_hand", "alive", "state", "lost_since"})
 
 
 def check_schema(conn: sqlite3.Connection) -> int:
