@@ -23,8 +23,8 @@ import pyarrow as pa
 import structlog
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.daemon import crashpoints, files, package_version, warehouse
-from filedrop_etl.daemon.app import notify, signals, worker
+from filedrop_etl.daemon import crashpoints, package_version, warehouse
+from filedrop_etl.daemon.app import folders, notify, signals, worker
 from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.load import quarantine
 from filedrop_etl.daemon.lock import InstanceLock
@@ -87,21 +87,20 @@ def run(settings: Settings, *, once: bool) -> int:
                     f"{crashpoints.ENV_VAR} to run normally")
     with ExitStack() as cleanup:
         notifier = cleanup.enter_context(notify.Notifier.from_environment())
+        # Every refusal that can be foreseen comes before anything is made: a daemon refused
+        # (the database's lock held, the inbox another daemon's, a folder it should not
+        # make) leaves the tree as it found it. The locks that exist are taken first, then
+        # the folders and lock file that do not are made, and locked in turn.
         lock = InstanceLock(settings.lock_file)
-        try:
-            lock.acquire()
-        except AlreadyRunning as exc:
-            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
-            return EXIT_LOCKED
-        except OSError as exc:
-            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
-            return EXIT_USAGE
-        cleanup.callback(lock.release)
-        # Before the database is opened (or made): a daemon refused for the inbox or the
-        # work directory leaves nothing behind.
         locks = directory_locks(settings)
+        cleanup.callback(lock.release)
+        cleanup.callback(locks.release)
         try:
-            created = _prepare_folders(settings)
+            lock.acquire(create=False)
+            folders.check(settings)
+            locks.acquire(existing=True)
+            lock.acquire()
+            created = folders.prepare(settings)
             locks.acquire()
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
@@ -109,7 +108,9 @@ def run(settings: Settings, *, once: bool) -> int:
         except AlreadyRunning as exc:
             log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
             return EXIT_LOCKED
-        cleanup.callback(locks.release)
+        except OSError as exc:
+            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
+            return EXIT_USAGE
         try:
             opened = _open_database(settings, notifier, created)
             if isinstance(opened, int):
@@ -145,23 +146,15 @@ def run(settings: Settings, *, once: bool) -> int:
         return _serve(described, built, once, notifier)
 
 
-def _prepare_folders(settings: Settings) -> list[str]:
-    """Make the folders that are missing, saying so for each (a mistyped path is made
-    too, parents and all); the names of those made. `ConfigError` as for the files'."""
-    made = files.prepare_directories(*(getattr(settings, n) for n in FOLDER_NAMES))
-    names = [name for name in FOLDER_NAMES if getattr(settings, name) in made]
-    for name in names:
-        log.info(f"{name}_created", path=str(getattr(settings, name)),
-                 hint=f"the daemon made this {name} folder, as it did not exist; if its path "
-                 f"is a typo, stop the daemon and correct the {name} setting")
-    return names
-
-
 def _shown(value: object) -> object:
-    """A setting as `daemon_started` logs it: paths as text, the HTTP address as
-    HOST:PORT."""
+    """A setting as `daemon_started` logs it: paths as text (in a mapping too: `bases`),
+    the HTTP address as HOST:PORT, a tuple of names as a list."""
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Mapping):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
     if isinstance(value, tuple):
         host, port = value
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
