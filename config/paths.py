@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filedrop_etl.config.errors import ConfigError
-from filedrop_etl.config.sources import ENV_PREFIX
+from filedrop_etl.config.sources import ENV_PREFIX, masked
 
 if TYPE_CHECKING:
     from filedrop_etl.config.settings import Settings
@@ -75,7 +75,10 @@ def origin(settings: Settings, name: str) -> str:
 def shown(settings: Settings, name: str) -> str:
     """Path setting `name`'s value with the rule that gave it, as a message shows it:
     `/srv/etl/data/etl.db (db from config file /srv/etl/etl.toml, relative to its folder)`."""
-    value = settings.where if name == "db" else str(getattr(settings, name))
+    if name == "db":  # as the backend shows it once placed; a URL never with its secrets
+        value = settings.where if settings.place is not None else masked(settings.db)
+    else:
+        value = str(getattr(settings, name))
     return f"{value} ({origin(settings, name)})"
 
 
@@ -87,7 +90,8 @@ def check_folders(settings: Settings) -> None:
         real = getattr(settings, name).resolve()
         if real in seen:
             raise ConfigError(
-                f"{name} and {seen[real]} are the same directory ({real})",
+                f"{name} and {seen[real]} are the same directory ({real}: "
+                f"{origin(settings, seen[real])}; {origin(settings, name)})",
                 hint="give each of inbox, work, processed and failed its own directory",
             )
         seen[real] = name

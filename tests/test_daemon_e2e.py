@@ -458,7 +458,8 @@ def test_a_database_inside_an_archive_is_refused_by_the_daemon_and_the_commands(
     daemon = start_daemon("--db", db, wait_started=False)
     assert daemon.proc.wait(timeout=30) == 2
     [line] = daemon.matching("config_invalid")
-    assert f"the database {db} is inside the {where} directory" in line["reason"]
+    assert line["reason"] == f"the database {db} (db from --db) is inside the {where} " \
+        f"directory {getattr(settings, where)} ({where} from --{where})"
     assert not Path(db).exists()
     status = subprocess.run(
         process.daemon_argv("status", "--db", db, "--inbox", str(settings.inbox),

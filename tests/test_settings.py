@@ -343,9 +343,13 @@ def test_same_directory_spelt_differently_is_refused(
         tmp_path: Path, empty_toml: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`./shared/` (relative, trailing slash) and the absolute `shared` are one directory."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="same directory"):
+    with pytest.raises(ConfigError, match="same directory") as info:
         load_settings({"processed": "./shared/", "failed": str(tmp_path / "shared")},
                       config_file=empty_toml, environ={})
+    # Each named with where it came from (issue 24).
+    assert info.value.message == "failed and processed are the same directory " \
+        f"({tmp_path / 'shared'}: processed from --processed, relative to the working " \
+        f"folder {tmp_path}; failed from --failed)"
 
 
 def test_same_directory_via_dotdot_is_refused(
