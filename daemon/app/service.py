@@ -23,13 +23,11 @@ import pyarrow as pa
 import structlog
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.daemon import crashpoints, package_version, warehouse
-from filedrop_etl.daemon.app import folders, notify, signals, worker
+from filedrop_etl.daemon import crashpoints, warehouse
+from filedrop_etl.daemon.app import folders, notify, serving, signals, worker
 from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.load import quarantine
 from filedrop_etl.daemon.lock import InstanceLock
-from filedrop_etl.daemon.ops import page
-from filedrop_etl.daemon.ops.server import StatusServer
 from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.api import (
     FOLDER_NAMES,
@@ -95,6 +93,8 @@ def run(settings: Settings, *, once: bool) -> int:
         locks = directory_locks(settings)
         cleanup.callback(lock.release)
         cleanup.callback(locks.release)
+        if settings.http is not None and not serving.can_serve(settings.http):
+            return EXIT_USAGE
         try:
             lock.acquire(create=False)
             folders.check(settings)
@@ -130,7 +130,7 @@ def run(settings: Settings, *, once: bool) -> int:
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         if settings.http is not None:
-            server = _serving(settings, settings.http, built)
+            server = serving.server(settings, settings.http, built)
             if server is None:
                 return EXIT_USAGE
             # Started before the worker, which `_serve` starts: until then /healthz says
@@ -156,8 +156,7 @@ def _shown(value: object) -> object:
     if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
         return list(value)
     if isinstance(value, tuple):
-        host, port = value
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return serving.address_shown(value)
     return value
 
 
@@ -169,19 +168,6 @@ def feeds_shown(settings: Settings) -> list[dict[str, object]]:
              "write_mode": c.write_mode or settings.write_mode,
              "columns": {col.name: col.kind for col in c.columns}}
             for c in settings.feeds]
-
-
-def _serving(settings: Settings, address: tuple[str, int],
-             built: worker.Worker) -> StatusServer | None:
-    """The HTTP server bound to `address`; None, with the reason logged, if it cannot be."""
-    try:
-        return StatusServer(address, built.report, built.metrics,
-                            page=page.source(settings, built.report, package_version()))
-    except OSError as exc:  # in use, not an address of this machine, unknown host
-        log.error("config_invalid", reason=f"cannot serve HTTP on {_shown(address)}: "
-                  f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "
-                  "address of this machine, or turn --http off")
-        return None
 
 
 def _open_database(settings: Settings, notifier: notify.Notifier,
