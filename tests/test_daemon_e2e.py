@@ -257,6 +257,7 @@ def test_a_second_daemon_on_the_same_inbox_or_work_directory_is_refused(
     started, and split its files between their databases without a word."""
     first = start_daemon()
     other = tmp_path / "other"
+    other.mkdir()  # an inbox whose parent folder is missing is refused (exit 2)
     argv = ["--db", str(other / "etl.db"), "--processed", str(other / "processed"),
             "--failed", str(other / "failed")]
     if shared == "inbox-own-work":
