@@ -2,9 +2,9 @@
 
 Every setting has a parser here, which takes what a flag, an environment variable or the
 TOML file gave and returns the value (or `ValueError` saying what was expected), and,
-but for `work` (derived from the inbox), a default. The order of `PARSERS` is the order
-settings are named in messages (`SETTING_NAMES`). Resolving them by precedence is
-`config.settings`'; this module reads no environment and no file.
+but for `work`, `processed` and `failed` (beside the inbox), a default. The order of
+`PARSERS` is the order settings are named in messages (`SETTING_NAMES`). Resolving
+them by precedence is `config.settings`'; this module reads no environment and no file.
 """
 
 from __future__ import annotations
@@ -154,6 +154,18 @@ def _limit(value: object, units: Mapping[str, int]) -> int | None:
     return _count(text)
 
 
+def _variable_names(value: object) -> tuple[str, ...]:
+    """A TOML list of `ETL_` variable names, or text of them separated by commas or
+    spaces (an environment variable's)."""
+    names = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ValueError("expected a list of ETL_ variable names")
+    bad = [n for n in names if not re.fullmatch(r"ETL_[A-Za-z0-9_]+", n)]
+    if bad:
+        raise ValueError(f"expected ETL_ variable names, not {', '.join(bad)}")
+    return tuple(names)
+
+
 def _file_bytes(value: object) -> int | None:
     return _limit(value, _SIZE_UNITS)
 
@@ -162,7 +174,8 @@ def _file_rows(value: object) -> int | None:
     return _limit(value, {})
 
 
-# `work` has no default of its own: it is derived from the inbox (see `_default_work`).
+# `work`, `processed` and `failed` have no default of their own: each is beside the
+# inbox unless set (`config.paths`).
 PARSERS: dict[str, Callable[[object], object]] = {
     "inbox": _path,
     "processed": _path,
@@ -187,11 +200,10 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "network_timeout_seconds": _seconds,
     "statement_timeout_seconds": _seconds_or_off,
     "once_wait_seconds": _seconds_or_off,
+    "foreign_variables": _variable_names,
 }
 DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
-    "processed": "processed",
-    "failed": "failed",
     "db": "etl.db",
     "write_mode": "merge",
     "table_prefix": DEFAULT_TABLE_PREFIX,
@@ -223,5 +235,8 @@ DEFAULTS: dict[str, object] = {
     # busy or full, then gives up (exit 75) so that the next run is not stacked behind it:
     # longer than a server's restart, shorter than a cron interval. Off: wait as a daemon.
     "once_wait_seconds": 60.0,
+    # `ETL_` variables another tool sets on purpose: neither refused as a likely typo of
+    # a setting's variable nor warned of.
+    "foreign_variables": (),
 }
 SETTING_NAMES: tuple[str, ...] = tuple(PARSERS)

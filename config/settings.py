@@ -5,10 +5,13 @@ variable `ETL_<NAME>`, the TOML file (`--config`, `ETL_CONFIG`, else `config/etl
 shipped beside this module), then the defaults (each setting's parser and default are
 `config.setting_values`'). This is the only module in the project that reads the
 environment. Each value's source is recorded with it (`config.sources`), so that a
-message about the value can say where to change it. Relative paths are resolved
-against the working directory at start-up, so a later `chdir` cannot move the inbox.
+message about the value can say where to change it. Relative paths are made absolute
+at start-up, so a later `chdir` cannot move the inbox: a config file's against its
+folder, the others' against the working folder (`config.paths`, which also names the
+rule in messages). An `ETL_` variable that names no setting but most likely meant one
+is refused, as an unknown key of the config file is, unless `foreign_variables` lists it.
 The `db` setting stays text here: this package knows no backend. The backend that
-accepts it reads it (a path made absolute, a URL checked), checks its location, and
+accepts it reads it (a URL checked), checks its location, and
 says what follows from it (`Place`: shared or not, the lock file, how it is shown, and
 each node's work directory when shared); `daemon.warehouse.registry.place` fills that in.
 """
@@ -26,6 +29,7 @@ from filedrop_etl.config.contract import WRITE_MODES, WriteMode
 from filedrop_etl.config.errors import ConfigError
 from filedrop_etl.config.feeds import read_feeds
 from filedrop_etl.config.file_names import Feeds, UnmatchedPolicy
+from filedrop_etl.config.paths import BESIDE_INBOX, anchored, beside_inbox, check_folders
 from filedrop_etl.config.setting_values import (
     DEFAULTS,
     NETWORK_TIMEOUT_SECONDS,
@@ -42,10 +46,11 @@ from filedrop_etl.config.sources import (
     unknown_variables,
 )
 
-# `masked`, `source_named` and `NETWORK_TIMEOUT_SECONDS` are named here for the backends
+# `masked`, `source_named`, `check_folders` and `NETWORK_TIMEOUT_SECONDS` are named here
+# for the backends
 # (`daemon.warehouse`), which take everything of the settings from this module.
 __all__ = ["NETWORK_TIMEOUT_SECONDS", "WRITE_MODES", "ConfigError", "Feeds", "Place",
-           "Settings", "WriteMode", "load_settings", "masked", "source_named"]
+           "Settings", "WriteMode", "check_folders", "load_settings", "masked", "source_named"]
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("etl.toml")
 
 
@@ -103,6 +108,8 @@ class Settings:
     # `--once`: how long a start waits for its database, then gives up; None: for ever.
     once_wait_seconds: float | None
     config_file: Path | None
+    # `ETL_` variables another tool sets on purpose: not refused as a setting's typo.
+    foreign_variables: tuple[str, ...]
     # A declared feed's table is this prefix and its name unless it names its own.
     table_prefix: str
     # What a file whose name matches no feed does: `fail` (failed/) or `leave` (stays).
@@ -110,12 +117,15 @@ class Settings:
     # The feeds this daemon loads, each its tables, key, columns and checks as a value.
     # Read once, by `load_settings`; everything that loads is handed one from here.
     feeds: Feeds = field(compare=False)
-    # Where each setting came from (`work` derived from the inbox counts as "default"),
+    # Where each setting came from (a folder beside the inbox counts as "default"),
     # so that a message about a value can name its source; empty if built by hand.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
-    # `ETL_*` variables in the environment that name no setting (a typo, most likely),
-    # each with the variable it most likely meant (or None); warned of, never refused.
+    # `ETL_*` variables in the environment that name no setting and resemble none (a
+    # likely typo of one is refused); warned of, as other tools may use the prefix too.
     unknown_variables: Mapping[str, str | None] = field(default_factory=dict, compare=False)
+    # The folder each path setting given as a relative path was taken from: the config
+    # file's, or the working folder at start-up (`config.paths.origin` says which).
+    bases: Mapping[str, Path] = field(default_factory=dict, compare=False)
     # What the backend says of `db`; None until placed (`daemon.warehouse.registry`).
     place: Place | None = field(default=None, compare=False)
 
@@ -207,22 +217,32 @@ def load_settings(
     # is a default (a command may then take the daemon's recorded folders instead).
     file_kind: Source = "default" if chosen_file == DEFAULT_CONFIG_FILE else "config file"
 
+    # A config file's paths are relative to its folder; the shipped file's are defaults,
+    # relative to the working folder as the others are.
+    working = Path.cwd()
+    # abspath, not resolve(): `..` is folded but a symlinked folder keeps its name.
+    config_path = Path(os.path.abspath(chosen_file)) if chosen_file else None  # noqa: PTH100
+    file_folder = config_path.parent if file_kind == "config file" and config_path else working
     resolved: dict[str, object] = {}
     sources: dict[str, Source] = {}
+    bases: dict[str, Path] = {}
     for name, parse in PARSERS.items():
         env_name = f"{ENV_PREFIX}{name.upper()}"
         kind: Source
-        for kind, source, values in (
-            ("flag", described("flag", name), explicit),
-            ("environment", described("environment", name), env),
+        for kind, source, values, folder in (
+            ("flag", described("flag", name), explicit, working),
+            ("environment", described("environment", name), env, working),
             # Named as the file's key even where it counts as a default (the shipped file).
-            (file_kind, described("config file", name), file_values),
-            ("default", described("default", name), DEFAULTS),
+            (file_kind, described("config file", name), file_values, file_folder),
+            ("default", described("default", name), DEFAULTS, working),
         ):
             key = env_name if values is env else name
             if key in values:
+                value, relative = anchored(name, values[key], folder)
+                if relative:
+                    bases[name] = folder
                 try:
-                    resolved[name] = parse(values[key])
+                    resolved[name] = parse(value)
                 except (TypeError, ValueError) as exc:
                     shown = values[key]
                     raise ConfigError(
@@ -236,14 +256,19 @@ def load_settings(
     if inbox == inbox.parent:
         raise ConfigError("the inbox cannot be the filesystem root",
                           hint="give the inbox a directory of its own")
-    # Beside the inbox, so the claim is a rename within one filesystem, and hidden, so a
-    # human listing the parent sees the inbox and not our bookkeeping (`work_root`); a
-    # shared warehouse's backend puts each node in a folder of its own there (`place`).
-    resolved.setdefault("work", inbox.with_name(f".{inbox.name}.work"))
-    sources.setdefault("work", "default")
-    resolved["config_file"] = chosen_file.absolute() if chosen_file else None
+    # Beside the inbox, so that a claim and an archiving are each a rename within one
+    # filesystem, and the daemon's folders are where its inbox is, wherever it was
+    # started; work hidden, so a human listing the parent sees the inbox and not our
+    # bookkeeping (`work_root`); a shared warehouse's backend puts each node in a folder
+    # of its own there (`place`).
+    for name in BESIDE_INBOX:
+        resolved.setdefault(name, beside_inbox(inbox, name))
+        sources.setdefault(name, "default")
+    resolved["config_file"] = config_path
     resolved["sources"] = sources
-    resolved["unknown_variables"] = unknown_variables(env)
+    resolved["bases"] = bases
+    resolved["unknown_variables"] = unknown_variables(
+        env, cast(tuple[str, ...], resolved["foreign_variables"]))
     declared = file_values.get(FEEDS_KEY)
     if declared is not None and not isinstance(declared, dict):
         raise ConfigError(f"config file {chosen_file} has feeds = {declared!r}",
@@ -255,19 +280,3 @@ def load_settings(
     settings = Settings(**cast(dict[str, Any], resolved))
     check_folders(settings)
     return settings
-
-
-def check_folders(settings: Settings) -> None:
-    """`ConfigError` if two of inbox, work, processed and failed are one directory."""
-    dirs = {"inbox": settings.inbox, "work": settings.work,
-            "processed": settings.processed, "failed": settings.failed}
-    seen: dict[Path, str] = {}
-    for name, path in dirs.items():
-        # resolve() here only: two spellings of one directory, symlinks included, clash.
-        real = path.resolve()
-        if real in seen:
-            raise ConfigError(
-                f"{name} and {seen[real]} are the same directory ({real})",
-                hint="give each of inbox, work, processed and failed its own directory",
-            )
-        seen[real] = name

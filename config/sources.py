@@ -3,8 +3,9 @@
 A value comes from a flag, an environment variable `ETL_<NAME>`, the config file or the
 defaults (`Source`); a message about a bad value names the one to fix (`source_named`),
 shows a refused value without a password (`masked`), and `ETL_*` variables that name no
-setting are found with the one each most likely meant (`unknown_variables`). This module
-reads no environment itself: `config.settings` hands it what it read.
+setting are found with the one each most likely meant (`unknown_variables`), which
+refuses those that most likely meant one. This module reads no environment itself:
+`config.settings` hands it what it read.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
+from filedrop_etl.config.errors import ConfigError
 from filedrop_etl.config.setting_values import SETTING_NAMES
 
 if TYPE_CHECKING:
@@ -27,11 +29,32 @@ ENV_PREFIX = "ETL_"
 OTHER_VARIABLES = (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}CRASH_AT")
 
 
-def unknown_variables(env: Mapping[str, str]) -> dict[str, str | None]:
-    """`ETL_*` names in `env` that mean nothing here, each with its likeliest meaning."""
+def unknown_variables(env: Mapping[str, str],
+                      foreign: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """`ETL_*` names in `env` that mean nothing here and are not `foreign`, each resembling
+    no setting's variable; `ConfigError` for those that most likely meant one.
+
+    A typo such as ETL_INBX would leave the daemon on the default inbox, made anew, while
+    files wait in the real one: refused, as an unknown key of the config file is.
+    """
     known = [f"{ENV_PREFIX}{name.upper()}" for name in SETTING_NAMES] + list(OTHER_VARIABLES)
-    unknown = sorted(n for n in env if n.startswith(ENV_PREFIX) and n not in known)
-    return {name: _meant(name, known) for name in unknown}
+    unknown = sorted(n for n in env if n.startswith(ENV_PREFIX) and n not in known
+                     and n not in foreign)
+    meanings = {name: _meant(name, known) for name in unknown}
+    typos = {name: meant for name, meant in meanings.items() if meant is not None}
+    if typos:
+        listed = ", ".join(f"{name} (did you mean {meant}?)" for name, meant in typos.items())
+        several = len(typos) > 1
+        raise ConfigError(
+            f"environment variable{'s' if several else ''} {listed} "
+            f"{'name' if several else 'names'} no setting",
+            hint="rename it to the variable it meant, or unset it; if another tool sets it "
+            "on purpose, list it in foreign_variables (in the config file, or "
+            f"{ENV_PREFIX}FOREIGN_VARIABLES=\"{' '.join(typos)}\")",
+            problems=tuple({"where": f"environment variable {name}",
+                            "problem": "names no setting", "instead": meant}
+                           for name, meant in typos.items()))
+    return meanings
 
 
 def _meant(name: str, known: list[str]) -> str | None:

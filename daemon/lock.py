@@ -71,10 +71,24 @@ class InstanceLock:
         self.path = path
         self._fd: int | None = None
 
-    def acquire(self) -> None:
-        """Take the lock or raise `AlreadyRunning` naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def acquire(self, *, create: bool = True) -> bool:
+        """Take the lock or raise `AlreadyRunning` naming the holder; True once held.
+
+        Not `create`: a lock file that does not exist is left so (False), as no daemon
+        holds it. A start asks so first, before it makes anything, so that a daemon
+        refused for another lock (an inbox's) leaves no lock file of its own behind.
+        """
+        if self._fd is not None:
+            return True
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0),
+                         0o644)
+        except FileNotFoundError:
+            if create:
+                raise
+            return False
         if not lock_at_once(fd):
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
@@ -86,6 +100,7 @@ class InstanceLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
@@ -194,13 +209,15 @@ class DirectoryLocks:
     def held(self) -> bool:
         return all(lock.held for lock in self._locks)
 
-    def acquire(self) -> None:
-        """Lock both (unless held already); `AlreadyRunning` if another daemon holds
-        either."""
-        if self.held:
-            return
+    def acquire(self, *, existing: bool = False) -> None:
+        """Lock both (each unless held already); `AlreadyRunning` if another daemon holds
+        either. `existing`: only those that exist now, and without a word where one can
+        not be locked (said at the full acquire): a start asks so before it makes any
+        folder, so that a daemon refused leaves none behind."""
         for lock in self._locks:
-            if not lock.acquire():
+            if lock.held or (existing and not lock.directory.is_dir()):
+                continue
+            if not lock.acquire() and not existing:
                 log.warning("directory_unlocked", directory=str(lock.directory),
                             reason=f"{lock.what}'s filesystem cannot lock a directory (NFS?)",
                             hint="make sure yourself that no other daemon uses it")

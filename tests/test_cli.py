@@ -137,3 +137,16 @@ def test_the_polling_observer_finds_a_dropped_file_by_its_event(tmp_path: Path,
     assert line["rows"] == 25
     assert daemon.matching("file_detected", found_by="event")
     assert not daemon.matching("inbox_rescanned")
+
+
+def test_every_help_text_names_both_warehouses() -> None:
+    """`--help` said the files are loaded "into SQLite" well after PostgreSQL could take
+    them (issue 24): no help text names one backend as if it were the only one."""
+    parser = cli.build_parser()
+    texts = [parser.format_help(), *(c.format_help() for c in cli._commands(parser).values())]
+    flat = [" ".join(text.split()) for text in texts]
+    assert not [text for text in flat if "into SQLite" in text
+                and "into SQLite or PostgreSQL" not in text]
+    assert "into SQLite or PostgreSQL" in flat[0]
+    run = " ".join(cli._commands(parser)["run"].format_help().split())
+    assert "Relative paths in a config file are relative to its folder" in run

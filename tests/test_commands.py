@@ -146,13 +146,13 @@ def test_a_missing_database_is_said_to_come_from_where_its_path_came_from(
     missing = f"there is no database at {settings.db_file} yet"
     elsewhere = where(settings)[:-2]  # all but --db
     monkeypatch.setenv("ETL_DB", str(settings.db_file))
-    assert reason(*where(settings)) == f"{missing} (given by --db)"
-    assert reason(*elsewhere) == f"{missing} (from ETL_DB)"
+    assert reason(*where(settings)) == f"{missing} (db from --db)"
+    assert reason(*elsewhere) == f"{missing} (db from ETL_DB)"
     monkeypatch.delenv("ETL_DB")
     config = tmp_path / "etl.toml"
     config.write_text(f'db = "{settings.db_file}"\n', encoding="utf-8")
     assert reason("--config", str(config), *elsewhere) \
-        == f"{missing} (from `db` in the config file {config})"
+        == f"{missing} (db from config file {config})"
 
 
 def test_a_directory_given_as_the_database_is_called_one(
@@ -164,7 +164,7 @@ def test_a_directory_given_as_the_database_is_called_one(
         [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
         assert line["event"] == "database_unavailable"
         assert line["reason"] == f"{settings.db_file} is a directory, not a database file " \
-            "(given by --db)"
+            "(db from --db)"
         assert f"--db {settings.db_file / 'etl.db'}" in line["hint"]
 
 

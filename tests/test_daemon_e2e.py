@@ -257,6 +257,7 @@ def test_a_second_daemon_on_the_same_inbox_or_work_directory_is_refused(
     started, and split its files between their databases without a word."""
     first = start_daemon()
     other = tmp_path / "other"
+    other.mkdir()  # an inbox whose parent folder is missing is refused (exit 2)
     argv = ["--db", str(other / "etl.db"), "--processed", str(other / "processed"),
             "--failed", str(other / "failed")]
     if shared == "inbox-own-work":
@@ -458,7 +459,8 @@ def test_a_database_inside_an_archive_is_refused_by_the_daemon_and_the_commands(
     daemon = start_daemon("--db", db, wait_started=False)
     assert daemon.proc.wait(timeout=30) == 2
     [line] = daemon.matching("config_invalid")
-    assert f"the database {db} is inside the {where} directory" in line["reason"]
+    assert line["reason"] == f"the database {db} (db from --db) is inside the {where} " \
+        f"directory {getattr(settings, where)} ({where} from --{where})"
     assert not Path(db).exists()
     status = subprocess.run(
         process.daemon_argv("status", "--db", db, "--inbox", str(settings.inbox),

@@ -291,3 +291,8 @@ def test_the_sample_alert_rules_use_only_metrics_the_daemon_exposes(
         for metric in re.findall(r"\betl_[a-z_]+", expr):
             # Counters are exposed as <name>_total; their family is named without it.
             assert metric.removesuffix("_total") in exposed, f"{name}: {metric} not exposed"
+
+
+def test_the_units_description_names_both_warehouses() -> None:
+    """It said "into SQLite" alone (issue 24)."""
+    assert one("Description", "Unit").endswith("into SQLite or PostgreSQL")

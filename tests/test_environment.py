@@ -65,8 +65,10 @@ def name(day: str) -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """As conftest's, with every directory and the database under `tmp_path/data`, so
-    that a test can mount a filesystem there; the daemons' logs stay outside it."""
+    that a test can mount a filesystem there; the daemons' logs stay outside it. The
+    folder is there: a daemon refuses to make an inbox whose parent folder is not."""
     data = tmp_path / "data"
+    data.mkdir()
     return load_settings(
         {"inbox": data / "inbox", "processed": data / "processed", "failed": data / "failed",
          "db": data / "etl.db", "settle_seconds": 0.2, "rescan_seconds": 0.5},
@@ -325,7 +327,7 @@ def _a_directory(db: Path) -> None:
                          ids=["not-a-db", "newer", "a-directory"])
 def test_a_database_that_is_wrong_rather_than_busy_still_exits_2_at_once(
         settings: Settings, start_daemon: Start, spoil: Callable[[Path], None]) -> None:
-    settings.db_file.parent.mkdir(parents=True)
+    settings.db_file.parent.mkdir(parents=True, exist_ok=True)
     spoil(settings.db_file)
     daemon = start_daemon(env=FAST_BUSY, wait_started=False)
     assert daemon.proc.wait(timeout=30) == 2
@@ -382,7 +384,7 @@ def small_disk(settings: Settings) -> Iterator[SmallDisk]:
     permitted), unmounted at teardown. Ask for it before `start_daemon`, so that the
     daemons are killed first; a mount still busy is detached lazily all the same."""
     root = settings.db_file.parent
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     try:
         _run("mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES // 1024}k,mode=0755", "tmpfs",
              str(root))

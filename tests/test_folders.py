@@ -72,9 +72,11 @@ def test_status_with_only_the_database_finds_the_daemons_failed_files(
 def test_the_daemon_says_which_folders_it_made_and_status_repeats_it(
         tmp_path: Path, start_daemon: Start) -> None:
     mistyped = tmp_path / "srv" / "inbxo"
+    mistyped.parent.mkdir()  # a missing parent is refused (`test_start_refusals`)
     daemon = start_daemon("--inbox", str(mistyped))
     [line] = daemon.matching("inbox_created")
     assert line["path"] == str(mistyped) and "typo" in line["hint"]
+    assert line["origin"] == "inbox from --inbox"
     made = {e["event"] for e in daemon.events() if e["event"].endswith("_created")}
     assert made == {"inbox_created", "work_created", "processed_created", "failed_created"}
     done = status(tmp_path, "--db", str(daemon.settings.db))

@@ -115,8 +115,9 @@ def test_env_path_beats_file_path_and_flag_beats_env(layered_toml: Path, tmp_pat
 
 
 def test_unrelated_env_vars_are_ignored(empty_toml: Path) -> None:
-    """Only `ETL_<NAME>` counts: a bare `SETTLE_SECONDS` or a lowercase name does not."""
-    env = {"SETTLE_SECONDS": "9", "etl_settle_seconds": "9", "ETL_SETTLE": "9"}
+    """Only `ETL_<NAME>` counts: a bare `SETTLE_SECONDS` or a lowercase name does not
+    (`ETL_SETTLE`, like a setting's variable, is refused: `test_paths`)."""
+    env = {"SETTLE_SECONDS": "9", "etl_settle_seconds": "9", "ETL_FOO": "9"}
     assert load_settings(config_file=empty_toml, environ=env).settle_seconds == 1.0
 
 
@@ -286,21 +287,22 @@ def test_bad_flag_is_reported_even_when_env_is_valid(empty_toml: Path) -> None:
 # --- paths and layout ---------------------------------------------------------------------
 
 
-def test_relative_paths_are_made_absolute_against_cwd(
+def test_relative_paths_are_made_absolute_at_load_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Relative paths from any source resolve against the cwd at load time, not later."""
+    """A flag's, a variable's and a default's relative path is the working folder's at
+    load time (not later); a config file's is the file's folder (`test_paths`)."""
     conf = write_toml(tmp_path / "elsewhere" / "etl.toml", 'processed = "done"\n')
     run = tmp_path / "run"
     run.mkdir()
     monkeypatch.chdir(run)
     s = load_settings({"db": "data/etl.db"}, config_file=conf,
                       environ={"ETL_INBOX": "drop"})
-    assert s.inbox == run / "drop"                 # env
-    assert s.processed == run / "done"             # file: cwd, not the file's directory
-    assert s.db_file == run / "data" / "etl.db"    # flag
-    assert s.failed == run / "failed"              # default
+    assert s.inbox == run / "drop"                      # env
+    assert s.processed == tmp_path / "elsewhere" / "done"  # file: the file's folder
+    assert s.db_file == run / "data" / "etl.db"         # flag
+    assert s.failed == run / "failed"                   # default: beside the inbox
     monkeypatch.chdir(tmp_path)
-    assert s.inbox == run / "drop"                 # a later chdir does not move it
+    assert s.inbox == run / "drop"                      # a later chdir does not move it
 
 
 def test_work_defaults_beside_the_inbox(tmp_path: Path, empty_toml: Path) -> None:
@@ -341,9 +343,13 @@ def test_same_directory_spelt_differently_is_refused(
         tmp_path: Path, empty_toml: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`./shared/` (relative, trailing slash) and the absolute `shared` are one directory."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="same directory"):
+    with pytest.raises(ConfigError, match="same directory") as info:
         load_settings({"processed": "./shared/", "failed": str(tmp_path / "shared")},
                       config_file=empty_toml, environ={})
+    # Each named with where it came from (issue 24).
+    assert info.value.message == "failed and processed are the same directory " \
+        f"({tmp_path / 'shared'}: processed from --processed, relative to the working " \
+        f"folder {tmp_path}; failed from --failed)"
 
 
 def test_same_directory_via_dotdot_is_refused(
@@ -467,23 +473,21 @@ def test_a_servers_timeouts_from_each_source_go_with_its_url(tmp_path: Path) -> 
         load_settings({"network_timeout_seconds": "0"}, config_file=toml, environ={})
 
 
-def test_unknown_etl_variables_are_reported_with_what_they_most_likely_meant(
-        empty_toml: Path) -> None:
+def test_unknown_etl_variables_like_no_setting_are_reported(empty_toml: Path) -> None:
     """Guards a found gap: a typo like ETL_DATABASE was ignored without a word, while an
-    unknown TOML key is refused. A variable is only warned of: other tools may share the
-    prefix."""
+    unknown TOML key is refused. One like no setting's is only warned of: other tools may
+    share the prefix (one like a setting's is refused: `test_paths`)."""
     s = load_settings(config_file=empty_toml, environ={
-        "ETL_DATABASE": "x.db", "ETL_INBOXX": "in", "ETL_FOO": "1", "ETL_CONFIG_": "c",
-        "ETL_DB": "etl.db", "ETL_CRASH_AT": "", "HOME": "/root"})
-    assert dict(s.unknown_variables) == {"ETL_DATABASE": "ETL_DB", "ETL_INBOXX": "ETL_INBOX",
-                                         "ETL_FOO": None, "ETL_CONFIG_": "ETL_CONFIG"}
+        "ETL_FOO": "1", "ETL_ZZ_TOP": "c", "ETL_DB": "etl.db", "ETL_CRASH_AT": "",
+        "HOME": "/root"})
+    assert dict(s.unknown_variables) == {"ETL_FOO": None, "ETL_ZZ_TOP": None}
 
 
 def test_the_daemon_warns_of_an_unknown_etl_variable_at_start(start_daemon: Start) -> None:
-    daemon = start_daemon(env={"ETL_DATABASE": "elsewhere.db"})
+    daemon = start_daemon(env={"ETL_FOO": "elsewhere.db"})
     [line] = daemon.matching("environment_variable_unknown")
-    assert (line["level"], line["variable"]) == ("warning", "ETL_DATABASE")
-    assert line["hint"].startswith("did you mean ETL_DB?")
+    assert (line["level"], line["variable"]) == ("warning", "ETL_FOO")
+    assert "foreign_variables" in line["hint"]
     assert daemon.proc.poll() is None
 
 

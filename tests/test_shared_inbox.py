@@ -166,6 +166,8 @@ def test_a_daemon_whose_node_name_was_taken_says_so_and_claims_nothing_more(
         tmp_path: Path, pg_url: str, daemons: Daemons) -> None:
     one = settings_under(tmp_path / "one", pg_url)
     two = settings_under(tmp_path / "two", pg_url)
+    for node in (one, two):  # an inbox whose parent folder is missing is refused
+        node.inbox.parent.mkdir()
     paused = start(daemons, one, "--node", "same", "--http", "127.0.0.1:0",
                    log_name="paused.log")
     base = url_of(paused)

@@ -53,11 +53,14 @@ def _settings_options() -> _Parser:
     """The options every command shares: where the files and the database are."""
     shared = _Parser(add_help=False)
     shared.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML settings file (default: config/etl.toml; env ETL_CONFIG)")
+                        help="TOML settings file, its relative paths taken from its folder "
+                        "(default: config/etl.toml; env ETL_CONFIG)")
     shared.add_argument("--inbox", type=Path, metavar="DIR", help="directory to watch")
-    shared.add_argument("--processed", type=Path, metavar="DIR", help="archive of loaded files")
+    shared.add_argument("--processed", type=Path, metavar="DIR",
+                        help="archive of loaded files (default processed/ beside the inbox)")
     shared.add_argument("--failed", type=Path, metavar="DIR",
-                        help="quarantine, each file with <name>.error.json")
+                        help="quarantine, each file with <name>.error.json (default failed/ "
+                        "beside the inbox)")
     shared.add_argument("--work", type=Path, metavar="DIR",
                         help="claimed files in flight (default .<inbox>.work beside the inbox)")
     # Text, not a Path: a PostgreSQL URL must keep its `//`.
@@ -75,10 +78,13 @@ def _add_run(commands: argparse._SubParsersAction[_Parser],
              shared: _Parser) -> None:
     run = commands.add_parser(
         "run", parents=[shared], help="watch the inbox and load each file (the default)",
-        description="Watch an inbox and load each transactions_YYYY-MM-DD.parquet dropped "
-        "into it into SQLite (or PostgreSQL), idempotently. Every option falls back to the "
-        "environment "
-        "variable ETL_<NAME>, then the config file, then a built-in default.",
+        description="Watch an inbox and load each file dropped into it (the feeds the "
+        "config file declares, else transactions_YYYY-MM-DD.parquet) into SQLite or "
+        "PostgreSQL, idempotently. Every option falls back to the environment variable "
+        "ETL_<NAME>, then the config file, then a built-in default. Relative paths in a "
+        "config file are relative to its folder; those of options, variables and defaults "
+        "to the working folder. Unless set, processed/, failed/ and the work directory "
+        "are beside the inbox.",
         epilog="exit codes: 0 stopped cleanly (or --once loaded every file); 1 --once left "
         "failed files, or the worker crashed; 2 bad usage, configuration or database; "
         "3 another daemon holds the lock on this database, or uses this inbox or work "
@@ -137,7 +143,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="A file-drop ETL daemon: Parquet files dropped into an inbox are loaded "
-        "idempotently into SQLite. With no command it runs the daemon (`run`).",
+        "idempotently into SQLite or PostgreSQL. With no command it runs the daemon (`run`).",
         epilog=f"`{prog} COMMAND --help` describes each command.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -298,10 +304,12 @@ def _main(argv: Sequence[str], prog: str) -> int:
         return EXIT_USAGE
     exposure.warn_of_config_file(settings)
     for variable, meant in settings.unknown_variables.items():
-        # A warning, not a refusal: other tools may use the prefix too.
+        # A warning, not a refusal, for a variable like no setting's (one like a setting's
+        # is refused by `load_settings`): other tools may use the prefix too.
         log.warning("environment_variable_unknown", variable=variable,
                     hint=(f"did you mean {meant}? " if meant else "") + "ETL_ variables set "
-                    "the settings of the same name (ETL_DB for db); this one is ignored")
+                    "the settings of the same name (ETL_DB for db); this one is ignored "
+                    "(list it in foreign_variables to silence this)")
     if args.command != "run":
         # A command is not the daemon: a hang-up or a quit ends it as it would any tool.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(signals.TAKEN) - set(signals.STOP))

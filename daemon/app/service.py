@@ -23,16 +23,13 @@ import pyarrow as pa
 import structlog
 
 from filedrop_etl.config import ConfigError, Settings
-from filedrop_etl.daemon import crashpoints, files, package_version
-from filedrop_etl.daemon.app import notify, opening, signals, worker
+from filedrop_etl.daemon import crashpoints
+from filedrop_etl.daemon.app import folders, notify, opening, serving, signals, worker
 from filedrop_etl.daemon.errors import AlreadyRunning, DatabaseUnavailable, SchemaMismatch
 from filedrop_etl.daemon.load import quarantine
 from filedrop_etl.daemon.lock import InstanceLock
-from filedrop_etl.daemon.ops import page
-from filedrop_etl.daemon.ops.server import StatusServer
 from filedrop_etl.daemon.outcomes import OUTCOMES
 from filedrop_etl.daemon.warehouse.api import (
-    FOLDER_NAMES,
     WarehouseFault,
 )
 from filedrop_etl.daemon.watch.report import WorkerReport
@@ -66,21 +63,22 @@ def run(settings: Settings, *, once: bool) -> int:
                     f"{crashpoints.ENV_VAR} to run normally")
     with ExitStack() as cleanup:
         notifier = cleanup.enter_context(notify.Notifier.from_environment())
+        # Every refusal that can be foreseen comes before anything is made: a daemon refused
+        # (the database's lock held, the inbox another daemon's, a folder it should not
+        # make) leaves the tree as it found it. The locks that exist are taken first, then
+        # the folders and lock file that do not are made, and locked in turn.
         lock = InstanceLock(settings.lock_file)
-        try:
-            lock.acquire()
-        except AlreadyRunning as exc:
-            log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
-            return EXIT_LOCKED
-        except OSError as exc:
-            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
-            return EXIT_USAGE
-        cleanup.callback(lock.release)
-        # Before the database is opened (or made): a daemon refused for the inbox or the
-        # work directory leaves nothing behind.
         locks = directory_locks(settings)
+        cleanup.callback(lock.release)
+        cleanup.callback(locks.release)
+        if settings.http is not None and not serving.can_serve(settings.http):
+            return EXIT_USAGE
         try:
-            created = _prepare_folders(settings)
+            lock.acquire(create=False)
+            folders.check(settings)
+            locks.acquire(existing=True)
+            lock.acquire()
+            created = folders.prepare(settings)
             locks.acquire()
         except ConfigError as exc:
             log.error("config_invalid", reason=exc.message, hint=exc.hint)
@@ -88,7 +86,9 @@ def run(settings: Settings, *, once: bool) -> int:
         except AlreadyRunning as exc:
             log.error("daemon_already_running", reason=exc.message, hint=exc.hint)
             return EXIT_LOCKED
-        cleanup.callback(locks.release)
+        except OSError as exc:
+            log.error("lock_unavailable", reason=str(exc), hint="check the database directory")
+            return EXIT_USAGE
         try:
             opened = opening.open_waiting(settings, notifier, created, once=once)
             if isinstance(opened, opening.Ended):
@@ -109,7 +109,7 @@ def run(settings: Settings, *, once: bool) -> int:
         _remove_leftovers("sidecar_leftover_removed",
                           quarantine.sidecar_leftovers(settings.failed))
         if settings.http is not None:
-            server = _serving(settings, settings.http, built)
+            server = serving.server(settings, settings.http, built)
             if server is None:
                 return EXIT_USAGE
             # Started before the worker, which `_serve` starts: until then /healthz says
@@ -125,26 +125,17 @@ def run(settings: Settings, *, once: bool) -> int:
         return _serve(described, built, once, notifier)
 
 
-def _prepare_folders(settings: Settings) -> list[str]:
-    """Make the folders that are missing, saying so for each (a mistyped path is made
-    too, parents and all); the names of those made. `ConfigError` as for the files'."""
-    made = files.prepare_directories(*(getattr(settings, n) for n in FOLDER_NAMES))
-    names = [name for name in FOLDER_NAMES if getattr(settings, name) in made]
-    for name in names:
-        log.info(f"{name}_created", path=str(getattr(settings, name)),
-                 hint=f"the daemon made this {name} folder, as it did not exist; if its path "
-                 f"is a typo, stop the daemon and correct the {name} setting")
-    return names
-
-
 def _shown(value: object) -> object:
-    """A setting as `daemon_started` logs it: paths as text, the HTTP address as
-    HOST:PORT."""
+    """A setting as `daemon_started` logs it: paths as text (in a mapping too: `bases`),
+    the HTTP address as HOST:PORT, a tuple of names as a list."""
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Mapping):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
     if isinstance(value, tuple):
-        host, port = value
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return serving.address_shown(value)
     return value
 
 
@@ -158,17 +149,6 @@ def feeds_shown(settings: Settings) -> list[dict[str, object]]:
             for c in settings.feeds]
 
 
-def _serving(settings: Settings, address: tuple[str, int],
-             built: worker.Worker) -> StatusServer | None:
-    """The HTTP server bound to `address`; None, with the reason logged, if it cannot be."""
-    try:
-        return StatusServer(address, built.report, built.metrics,
-                            page=page.source(settings, built.report, package_version()))
-    except OSError as exc:  # in use, not an address of this machine, unknown host
-        log.error("config_invalid", reason=f"cannot serve HTTP on {_shown(address)}: "
-                  f"{exc.strerror or exc}", hint="choose a free port (0 picks one) on an "
-                  "address of this machine, or turn --http off")
-        return None
 
 
 def _stopped(report: WorkerReport | None, reason: str) -> None:

@@ -127,6 +127,20 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http_error", message=format % args, client=self.client_address[0])
 
 
+def family_of(address: tuple[str, int]) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+
+
+def check_bindable(address: tuple[str, int]) -> None:
+    """`OSError` if `address` can not be served on now (in use, not an address of this
+    machine, an unknown host), binding nothing for good: asked before a start makes
+    anything, as the server is built only once the worker it reports on is."""
+    with socket.socket(family_of(address), socket.SOCK_STREAM) as probe:
+        # As the server binds (`allow_reuse_address`): a port left in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+
+
 class _Server(ThreadingHTTPServer):
     # Request threads are joined by server_close(), not left behind as daemon threads.
     daemon_threads = False
@@ -139,7 +153,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: StatusServer, request_timeout: float,
                  max_connections: int) -> None:
         # Read by the socket's creation in TCPServer.__init__, so set before it.
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family_of(address)
         self.app = app
         self.request_timeout = request_timeout
         self._slots = threading.BoundedSemaphore(max_connections)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filedrop_etl.config import EtlError, Settings
+from filedrop_etl.config import EtlError, Settings, paths
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import warehouse
@@ -105,17 +105,11 @@ def load_json(load: api.Load | None, settings: Settings) -> dict[str, object] | 
 
 
 def _db_source(settings: Settings) -> str:
-    """Where the database's path came from, as the operator would change it."""
-    named = {
-        "flag": "given by --db",
-        "environment": "from ETL_DB",
-        "config file": f"from `db` in the config file {settings.config_file}",
-        "default": "the default, etl.db in the working directory: neither --db, ETL_DB "
-                   "nor the config file sets `db`",
-    }
-    # Settings built by hand record no sources: the whole lookup order, then.
-    return named.get(settings.sources.get("db", ""), "from --db, else ETL_DB, else the "
-                     "config file's `db`, else etl.db in the working directory")
+    """Where the database's path came from and which folder a relative one is taken
+    from (`config.paths.origin`), as the operator would change it."""
+    unset = " (neither --db, ETL_DB nor a config file sets it)" \
+        if settings.sources.get("db") == "default" else ""
+    return paths.origin(settings, "db") + unset
 
 
 def folder_source(settings: Settings, folder: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from filedrop_etl.config import ConfigError, Settings
 from filedrop_etl.config.contract import Column
+from filedrop_etl.config.paths import shown
 from filedrop_etl.daemon.warehouse.api import (
     Folders,
     History,
@@ -65,7 +66,8 @@ class SqliteBackend:
         for name, directory in dirs.items():
             if db_dir == directory.resolve():
                 raise ConfigError(
-                    f"the database {settings.db} is inside the {name} directory",
+                    f"the database {shown(settings, 'db')} is inside the {name} directory "
+                    f"{shown(settings, name)}",
                     hint="keep the database outside the inbox, work, processed and failed "
                     "directories",
                 )
