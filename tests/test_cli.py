@@ -75,7 +75,7 @@ def test_a_mistyped_command_is_called_unknown_with_the_commands_there_are() -> N
     [line] = [json.loads(text) for text in done.stderr.splitlines()]
     assert line["event"] == "usage_error"
     assert line["reason"] == ("unknown command 'stats' (choose from run, status, history, "
-                              "show, retry, report, feeds, migrate)")
+                              "show, retry, dismiss, report, feeds, migrate)")
     assert line["hint"] == "did you mean `filedrop-etl status`? see filedrop-etl --help"
 
 
