@@ -100,6 +100,9 @@ class Settings:
     network_timeout_seconds: float
     # PostgreSQL: the longest one statement may run on the server; None: no limit.
     statement_timeout_seconds: float | None
+    # PostgreSQL: the schema of the daemon's own tables; None: derived from the fact
+    # tables' (`daemon.warehouse.postgresql.books`).
+    bookkeeping_schema: str | None
     config_file: Path | None
     # A declared feed's table is this prefix and its name unless it names its own.
     table_prefix: str

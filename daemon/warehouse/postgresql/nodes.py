@@ -18,9 +18,6 @@ import psycopg
 from filedrop_etl.daemon.errors import AlreadyRunning
 from filedrop_etl.daemon.warehouse.api import Folders
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
-from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
-
-DAEMONS = q(DAEMONS_TABLE)
 
 
 def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
@@ -28,7 +25,7 @@ def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
     """Record this daemon's start; `AlreadyRunning` if the node is live elsewhere."""
     with transaction(conn):
         row = conn.execute(stmt(
-            f'INSERT INTO {DAEMONS} AS d ("node", "pid", "started_at", "inbox", "work", '
+            f'INSERT INTO {conn.books.daemons} AS d ("node", "pid", "started_at", "inbox", "work", '
             '"processed", "failed", "created", "owner", "heartbeat_at", "lease_until") '
             "VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, now(), now() + %s::interval) "
             'ON CONFLICT ("node") DO UPDATE SET "pid" = EXCLUDED."pid", '
@@ -45,7 +42,8 @@ def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
              f"{lease_seconds} seconds")).fetchone()
         if row is None:
             held = conn.execute(stmt(
-                f'SELECT "pid", "work", "heartbeat_at" FROM {DAEMONS} WHERE "node" = %s'),
+                f'SELECT "pid", "work", "heartbeat_at" FROM {conn.books.daemons} '
+                'WHERE "node" = %s'),
                 (node,)).fetchone()
             pid, work, beat = held if held else ("?", "?", "?")
             raise AlreadyRunning(

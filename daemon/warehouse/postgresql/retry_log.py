@@ -9,7 +9,6 @@ from __future__ import annotations
 from filedrop_etl.daemon.warehouse.api import Retry
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
 from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
-from filedrop_etl.daemon.warehouse.postgresql.shape import RETRIES
 
 
 class PostgresRetryLog:
@@ -21,7 +20,7 @@ class PostgresRetryLog:
                      requested_at: str) -> int:
         with transaction(self.conn):
             row = self.conn.execute(stmt(
-                f'INSERT INTO {RETRIES} ("file_name", "failed_as", "sha256", '
+                f'INSERT INTO {self.conn.books.retries} ("file_name", "failed_as", "sha256", '
                 '"reason", "sidecar", "requested_by", "requested_at") '
                 'VALUES (%s, %s, %s, %s, %s, %s, %s::timestamptz) RETURNING "id"'),
                 (file_name, failed_as, sha256, reason, sidecar, requested_by,
@@ -31,7 +30,7 @@ class PostgresRetryLog:
 
     def forget_retry(self, retry_id: int) -> None:
         with transaction(self.conn):
-            self.conn.execute(stmt(f'DELETE FROM {RETRIES} WHERE "id" = %s'),
+            self.conn.execute(stmt(f'DELETE FROM {self.conn.books.retries} WHERE "id" = %s'),
                               (retry_id,))
 
     def retry_of_sidecar(self, failed_as: str,
