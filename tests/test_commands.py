@@ -431,7 +431,7 @@ def test_migrate_creates_the_database_then_finds_it_current(
     code, out = command(settings, capsys, "migrate", "--json")
     assert code == 0 and json.loads(out) == {
         "db": str(settings.db), "found": None, "version": sqlite_schema.SCHEMA_VERSION,
-        "granted": None, "notes": [], "migrated": True}
+        "granted": None, "notes": [], "granted_read": None, "migrated": True}
     assert settings.db_file.is_file() and not settings.inbox.exists()  # no folder made
     code, out = command(settings, capsys, "migrate")
     assert code == 0 and "version 6, current: nothing to do" in out

@@ -269,7 +269,7 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) | {"db": None} == {
         "db": None, "found": None, "version": schema.SCHEMA_VERSION, "granted": roles.runtime,
-        "notes": [], "migrated": True}
+        "notes": [], "granted_read": None, "migrated": True}
     with psycopg.connect(server) as conn:
         assert conn.execute("SELECT has_schema_privilege(%s, %s, 'CREATE')",
                             (roles.runtime, roles.schema)).fetchone() == (False,)
@@ -307,6 +307,36 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
         assert (runtime.inbox / contract.file_name_for("2026-03-03")).exists()
     finally:
         daemons.close()
+
+
+def test_an_analysts_role_reads_the_facts_and_load_history_and_nothing_else(
+        roles: Roles, tmp_path: Path) -> None:
+    """`migrate --grant-read`: what an analyst queries, and none of the bookkeeping."""
+    server = backends.server_url()
+    owner = settings_under(tmp_path, roles.url(server, roles.owner))
+    done = command(owner, "migrate", "--grant", roles.runtime, "--grant-read", roles.runtime)
+    assert done.returncode == 0, done.stderr
+    assert f"{roles.runtime}: USAGE on the fact tables' schema" in done.stdout
+    daemons = Daemons(owner, tmp_path)
+    try:
+        write_parquet(owner.inbox, day_table("2026-03-01"), run_date="2026-03-01")
+        assert drained(daemons).proc.returncode == 0
+    finally:
+        daemons.close()
+    reader = roles.url(server, roles.runtime)
+    revoke = "REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}"
+    with psycopg.connect(url_of(owner), autocommit=True) as conn:
+        # Only what --grant-read gave: the runtime grants on the bookkeeping taken back.
+        conn.execute(sql.SQL(revoke).format(sql.Identifier(roles.schemas[1]),
+                                            sql.Identifier(roles.runtime)))
+        conn.execute(sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(
+            sql.Identifier(roles.schemas[1]), sql.Identifier(roles.runtime)))
+    with psycopg.connect(reader, autocommit=True) as conn:
+        assert conn.execute("SELECT file_name, node FROM load_history").fetchall() == [
+            (contract.file_name_for("2026-03-01"), owner.node)]
+        assert conn.execute(f'SELECT count(*) FROM "{FACT}"'.encode()).fetchone() == (25,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"SELECT * FROM {books_of(reader).claims}".encode())
 
 
 def test_a_runtime_role_without_its_grants_is_refused_naming_what_it_lacks(

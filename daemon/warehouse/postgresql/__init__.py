@@ -96,11 +96,12 @@ class PostgresBackend:
         return doors.writing(url_of(settings), settings.feeds.all,
                              settings.busy_timeout_seconds)
 
-    def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
+    def migrate(self, settings: Settings, grant: str | None = None, *,
+                reader: str | None = None) -> Migration:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
         return doors.migrating(url_of(settings), settings.feeds.all,
-                               settings.busy_timeout_seconds, grant)
+                               settings.busy_timeout_seconds, grant, reader)
 
 
 BACKEND = PostgresBackend()
