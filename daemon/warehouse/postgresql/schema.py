@@ -157,8 +157,8 @@ def migrate(conn: Connection, feeds: Sequence[Contract]) -> int | None:
 
 def _may_migrate(conn: Connection, feeds: Sequence[Contract], found: Found) -> None:
     """`SchemaMismatch` unless the session's role may run the migration's DDL."""
-    why = []
-    books = conn.books
+    why, hint = [], ""
+    books, role = conn.books, catalog.role(conn)
     others = [*catalog.not_owned(conn, [*bookkeeping_tables(feeds), VERSION_TABLE],
                                  found.home),
               *catalog.not_owned(conn, list(fact_tables(feeds)))]
@@ -172,16 +172,21 @@ def _may_migrate(conn: Connection, feeds: Sequence[Contract], found: Found) -> N
                    "or it lacks USAGE on it")
     if (set(found.missing) - facts or found.home is None or found.version is None) \
             and not catalog.may_create(conn, books.schema):
-        why.append(f"it may not create tables in schema {books.schema}"
-                   if catalog.schema_exists(conn, books.schema) else
-                   f"it may not create schema {books.schema} (CREATE on the database)")
+        made = catalog.schema_exists(conn, books.schema)
+        why.append(f"it may not create tables in schema {books.schema}" if made else
+                   f"it may not create schema {books.schema}, where the daemon keeps its "
+                   "own tables (CREATE on the database)")
+        # The owner of the fact schema alone, as before version 5: make it the schema.
+        hint = "" if made else (
+            f"as the database's owner or a superuser: CREATE SCHEMA {books.quoted} "
+            f"AUTHORIZATION {q(role)} (or set bookkeeping_schema to a schema where this "
+            "role may create tables); or ")
     if why:
         raise SchemaMismatch(
-            f"{_behind(found)}, and role {catalog.role(conn)} may not migrate it: "
-            + "; ".join(why),
-            hint="run `filedrop-etl migrate` once with the --db of the role that owns the "
-            "tables (add `--grant ROLE` to give this role what it needs), then start "
-            "this daemon again")
+            f"{_behind(found)}, and role {role} may not migrate it: " + "; ".join(why),
+            hint=hint + "run `filedrop-etl migrate` once with the --db of the role that "
+            "owns the tables (add `--grant ROLE` to give this role what it needs), then "
+            "start this daemon again")
 
 
 def _create(conn: Connection, feeds: Sequence[Contract], found: Found) -> list[str]:
