@@ -76,6 +76,23 @@ def _seconds_or_off(value: object) -> float | None:
     return _seconds(text)
 
 
+# PostgreSQL's longest identifier, in bytes; longer ones it cuts short, silently.
+IDENTIFIER_BYTES = 63
+
+
+def _schema(value: object) -> str | None:
+    """A schema's name (letters, digits and _), or "" for the one derived from the fact
+    tables' schema (`daemon.warehouse.postgresql.books`)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*|", value):
+        raise ValueError("expected a schema name of letters, digits and _, or \"\" for "
+                         "the default")
+    if len(value) > IDENTIFIER_BYTES:
+        raise ValueError(f"expected at most {IDENTIFIER_BYTES} characters")
+    if value.lower().startswith("pg_"):
+        raise ValueError("names beginning pg_ are PostgreSQL's own")
+    return value or None
+
+
 def _table_prefix(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,20}|", value):
         raise ValueError("expected letters, digits and _ (at most 21), or \"\" for none")
@@ -201,6 +218,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "statement_timeout_seconds": _seconds_or_off,
     "once_wait_seconds": _seconds_or_off,
     "foreign_variables": _variable_names,
+    "bookkeeping_schema": _schema,
 }
 DEFAULTS: dict[str, object] = {
     "inbox": "inbox",
@@ -238,5 +256,8 @@ DEFAULTS: dict[str, object] = {
     # `ETL_` variables another tool sets on purpose: neither refused as a likely typo of
     # a setting's variable nor warned of.
     "foreign_variables": (),
+    # Derived from the fact tables' schema: `filedrop` beside `public`, `<schema>_filedrop`
+    # beside any other, so that two warehouses of one database never share bookkeeping.
+    "bookkeeping_schema": "",
 }
 SETTING_NAMES: tuple[str, ...] = tuple(PARSERS)

@@ -107,6 +107,9 @@ class Settings:
     statement_timeout_seconds: float | None
     # `--once`: how long a start waits for its database, then gives up; None: for ever.
     once_wait_seconds: float | None
+    # PostgreSQL: the schema of the daemon's own tables; None: derived from the fact
+    # tables' (`daemon.warehouse.postgresql.books`).
+    bookkeeping_schema: str | None
     config_file: Path | None
     # `ETL_` variables another tool sets on purpose: not refused as a setting's typo.
     foreign_variables: tuple[str, ...]

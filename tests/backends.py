@@ -2,7 +2,8 @@
 
 PostgreSQL comes from `FILEDROP_TEST_POSTGRES` (a URL to a database the tests may create
 schemas in; `.ci/run` makes a scratch database and drops it after). Each test gets a
-schema of its own (the URL's `search_path`), dropped at teardown. Without the variable
+schema of its own (the URL's `search_path`), dropped at teardown with the bookkeeping
+schema its daemons made beside it. Without the variable
 the PostgreSQL cases skip with the reason, unless `FILEDROP_REQUIRE_POSTGRES` is set (CI):
 then they fail. Rows are read back in the SQLite forms (dates and times as the ledger's
 text), so one assertion holds for both backends. Which backend a test's settings are on
@@ -29,6 +30,7 @@ from psycopg.rows import dict_row
 from filedrop_etl import config
 from filedrop_etl.config import Settings, contract
 from filedrop_etl.daemon.warehouse import registry
+from filedrop_etl.daemon.warehouse.postgresql import books
 
 POSTGRES_ENV = "FILEDROP_TEST_POSTGRES"
 REQUIRE_ENV = "FILEDROP_REQUIRE_POSTGRES"
@@ -59,7 +61,19 @@ def scratch_schema(url: str) -> Iterator[str]:
         yield f"{url}{joiner}options={quote(f'-csearch_path={name}')}"
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+            # With the bookkeeping schema the daemon made beside it (`books.default_for`).
+            for schema in (name, books.default_for(name)):
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(schema)))
+
+
+def books_of(url: str) -> books.Books:
+    """The bookkeeping schema of the warehouse at `url`, as its daemons resolve it (the
+    default beside the URL's schema), for a test's own statements on the daemon's tables:
+    `books_of(url).claims` is `"t_..._filedrop"."claims"`."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT current_schema()").fetchone()
+    return books.resolve(None, None if row is None else str(row[0]))
 
 
 def load_settings(overrides: Mapping[str, object | None] | None = None, *,

@@ -191,7 +191,7 @@ def test_status_counts_the_loads_and_lists_the_failed_files(
         == (2, 1, 3)
     assert doc["last_success"]["file_name"] == f"transactions_{DAYS[1]}.parquet"
     version = pg_schema.SCHEMA_VERSION if history.shared else sqlite_schema.SCHEMA_VERSION
-    assert doc["database"]["schema_version"] == version == (4 if history.shared else 5)
+    assert doc["database"]["schema_version"] == version == (5 if history.shared else 6)
     assert doc["inbox"]["waiting"] == 1
     [failed] = doc["failed"]["files"]
     assert (failed["name"], failed["original"], failed["stage"]) == (BAD, BAD, "checks")
@@ -434,9 +434,9 @@ def test_migrate_creates_the_database_then_finds_it_current(
     code, out = command(settings, capsys, "migrate", "--json")
     assert code == 0 and json.loads(out) == {
         "db": str(settings.db), "found": None, "version": sqlite_schema.SCHEMA_VERSION,
-        "granted": None, "notes": [], "migrated": True}
+        "granted": None, "notes": [], "granted_read": None, "migrated": True}
     assert settings.db_file.is_file() and not settings.inbox.exists()  # no folder made
     code, out = command(settings, capsys, "migrate")
-    assert code == 0 and "version 5, current: nothing to do" in out
+    assert code == 0 and "version 6, current: nothing to do" in out
     assert cli.main(["migrate", "--grant", "etl", *where(settings)]) == 2
     assert "--grant is for a PostgreSQL warehouse" in capsys.readouterr().err

@@ -70,7 +70,8 @@ def test_daemon_started_is_small_data_without_a_repr(start_daemon: Start) -> Non
 def test_declared_feeds_and_every_kind_of_setting_log_as_data(
         tmp_path: Path, settings: Settings, start_daemon: Start) -> None:
     """Declared feeds (a decimal, a composite key), the HTTP address, an unknown `ETL_`
-    variable like no setting's (one like a setting's refuses the start) and a config file: each as data too."""
+    variable like no setting's (one like a setting's refuses the start) and a config
+    file: each as data too."""
     daemon = start_daemon("--once", "--http", "127.0.0.1:0", "--config",
                           str(ROOT / "config" / "feeds.example.toml"),
                           wait_started=False, env={"ETL_FOO": str(tmp_path)})

@@ -51,8 +51,16 @@ def execute(settings: Settings, *statements: str) -> None:
             conn.execute(statement)
 
 
+def named(settings: Settings, table: str) -> str:
+    """`table` as a statement names it: on PostgreSQL, the ledger and the other tables
+    of the daemon's own in their bookkeeping schema."""
+    if backends.on_postgresql(settings) and table in (LEDGER, "retries"):
+        return backends.books_of(backends.server_of(settings)).table(table)
+    return f'"{table}"'
+
+
 def values_of(settings: Settings, table: str, column: str) -> set[object]:
-    query = f'SELECT DISTINCT "{column}" FROM "{table}"'
+    query = f'SELECT DISTINCT "{column}" FROM {named(settings, table)}'
     if backends.on_postgresql(settings):
         with psycopg.connect(backends.server_of(settings)) as conn:
             return {v for v, in conn.execute(query.encode())}
@@ -81,7 +89,7 @@ def test_a_nullable_column_added_by_hand_is_accepted_with_a_warning(
     restarting (`table fact_transactions has columns [... 'note'], expected [...]`)."""
     assert drained(settings, tmp_path, "2026-03-01").proc.returncode == 0
     execute(settings, f'ALTER TABLE "{FACT}" ADD COLUMN "note" text',
-            f'ALTER TABLE "{LEDGER}" ADD COLUMN "reviewed" integer DEFAULT 0')
+            f'ALTER TABLE {named(settings, LEDGER)} ADD COLUMN "reviewed" integer DEFAULT 0')
     # A new day, and the first again with one amount changed: inserts and an update.
     write_parquet(settings.inbox, replaced_at(day_table("2026-03-01"), "amount", 0, 1.5),
                   run_date="2026-03-01")
@@ -133,7 +141,7 @@ def test_an_extra_not_null_column_without_a_default_is_refused(
 @on_both_backends
 def test_a_missing_column_is_still_refused_by_name(settings: Settings) -> None:
     warehouse.migrate(settings)
-    execute(settings, 'ALTER TABLE "retries" DROP COLUMN "sidecar"')
+    execute(settings, f'ALTER TABLE {named(settings, "retries")} DROP COLUMN "sidecar"')
     with pytest.raises(SchemaMismatch, match=r"retries lacks the columns \['sidecar'\]") as info:
         warehouse.migrate(settings)
     assert "Tables" in info.value.hint

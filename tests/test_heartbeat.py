@@ -30,9 +30,12 @@ def settings(tmp_path: Path, pg_url: str) -> Settings:
 
 
 def alter(settings: Settings, statement: str) -> None:
+    """`statement` on the server, `{daemons}` in it the daemons' table (in the
+    bookkeeping schema)."""
     assert backends.on_postgresql(settings)
+    daemons = backends.books_of(backends.server_of(settings)).daemons
     with psycopg.connect(backends.server_of(settings), autocommit=True) as conn:
-        conn.execute(statement.encode())
+        conn.execute(statement.format(daemons=daemons).encode())
 
 
 def test_the_heartbeat_survives_an_error_says_so_and_beats_again(
@@ -40,7 +43,7 @@ def test_the_heartbeat_survives_an_error_says_so_and_beats_again(
     daemon = start_daemon("--node", "hb", "--http", "127.0.0.1:0")
     base = url_of(daemon)
     assert request(base + "/healthz").status == 200
-    alter(settings, 'ALTER TABLE daemons RENAME COLUMN "file_in_hand" TO "hand"')
+    alter(settings, 'ALTER TABLE {daemons} RENAME COLUMN "file_in_hand" TO "hand"')
     [failed] = daemon.wait_for("heartbeat_failed")
     assert failed["error_type"] == "UndefinedColumn" and failed["level"] == "error"
     assert failed["exception"]  # not a fault of the server's reach: its traceback too
@@ -50,7 +53,7 @@ def test_the_heartbeat_survives_an_error_says_so_and_beats_again(
         return health.status == 503 and "heartbeat" in health.text
 
     wait_until(unhealthy, "/healthz to report the heartbeat")
-    alter(settings, 'ALTER TABLE daemons RENAME COLUMN "hand" TO "file_in_hand"')
+    alter(settings, 'ALTER TABLE {daemons} RENAME COLUMN "hand" TO "file_in_hand"')
     daemon.wait_for("heartbeat_restored")
     wait_until(lambda: request(base + "/healthz").status == 200, "/healthz to be ok again")
     assert len(daemon.matching("heartbeat_failed")) == 1  # once per streak
@@ -61,7 +64,7 @@ def test_a_load_renews_its_own_claim_while_it_stages(
         settings: Settings, tmp_path: Path, start_daemon: Start) -> None:
     # A lease far shorter than the file takes to stage, and no heartbeat to renew it.
     daemon = start_daemon("--node", "big", "--lease-seconds", "1")
-    alter(settings, 'ALTER TABLE daemons RENAME COLUMN "file_in_hand" TO "hand"')
+    alter(settings, 'ALTER TABLE {daemons} RENAME COLUMN "file_in_hand" TO "hand"')
     daemon.wait_for("heartbeat_failed")
     name = contract.file_name_for("2026-09-01")
     source = write_parquet(tmp_path / "outbox", day_table("2026-09-01", 600_000), name)

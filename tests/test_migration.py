@@ -69,7 +69,7 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
         schema.init_schema(conn, TRANSACTIONS)
         schema.init_schema(conn, TRANSACTIONS)  # and the daemon's next start finds it as it left it
         assert conn.execute("PRAGMA user_version").fetchone() == (schema.SCHEMA_VERSION,) \
-            == (5,)
+            == (6,)
         columns = [r[1] for r in conn.execute(f"PRAGMA table_info({store.RETRIES})")]
         assert columns[:3] == ["id", "file_name", "failed_as"]
         columns = [r[1] for r in conn.execute('PRAGMA table_info("daemons")')]
@@ -83,9 +83,9 @@ def test_a_version_1_database_is_migrated_in_place_and_keeps_everything(
             ("2026-03-01", 2)]
     finally:
         conn.close()
-    # Version 5: every earlier load was the built-in feed's.
+    # Version 5: every earlier load was the built-in feed's; version 6: by no known node.
     assert (ledger(settings.db_file), fact_rows(settings.db_file)) == (
-        [{**row, "feed": "transactions"} for row in before[0]], before[1])
+        [{**row, "feed": "transactions", "node": None} for row in before[0]], before[1])
 
 
 def test_a_version_1_database_reads_as_having_no_retries(settings: Settings) -> None:

@@ -120,8 +120,10 @@ def refusable() -> Iterator[Refusable]:
                 sql.Identifier(database)))
             conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(database), sql.Identifier(role)))
-            conn.execute(sql.SQL("CREATE SCHEMA etl AUTHORIZATION {}").format(
-                sql.Identifier(role)))
+            # With the bookkeeping schema beside it: the role may not create schemas.
+            for schema in ("etl", "etl_filedrop"):
+                conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)))
         netloc = f"{role}@{parts.hostname}:{parts.port or 5432}"
         url = urlunsplit(parts._replace(netloc=netloc, path="/" + database,
                                         query="options=" + quote("-csearch_path=etl")))

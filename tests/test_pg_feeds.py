@@ -11,6 +11,7 @@ that carries its date. PostgreSQL only: without a server these skip (fail under 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.daemon.warehouse.api import MergeCounts, Ticket
 from filedrop_etl.daemon.warehouse.postgresql import doors, url_of
+from tests.backends import books_of
 from tests.pg_feeds import (
     ORDERS,
     PARCELS,
@@ -36,6 +38,7 @@ from tests.pg_feeds import (
 )
 
 DAY = "2026-03-01"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STAMPS = 'SELECT order_date, order_id, xmin::text, loaded_at, load_id FROM fact_orders ' \
          'ORDER BY 1, 2'
 
@@ -198,5 +201,7 @@ def test_the_later_drop_watermark_is_per_feed_and_date(pg_url: str, tmp_path: Pa
         assert held.latest_drop("transactions", DAY, Ticket(2, 1, dropped_ns=300))
         assert not held.latest_drop("orders", DAY, Ticket(3, 1, dropped_ns=400))
         assert held.latest_drop("orders", next_day(DAY), Ticket(4, 1, dropped_ns=100))
-    assert rows(pg_url, "SELECT feed, run_date::text, dropped_ns FROM drops ORDER BY 1, 2") == [
-        ("orders", DAY, 500), ("orders", next_day(DAY), 100), ("transactions", DAY, 300)]
+    assert rows(pg_url, "SELECT feed, run_date::text, dropped_at, dropped_nanos "
+                f"FROM {books_of(pg_url).drops} ORDER BY 1, 2") == [
+        ("orders", DAY, EPOCH, 500), ("orders", next_day(DAY), EPOCH, 100),
+        ("transactions", DAY, EPOCH, 300)]

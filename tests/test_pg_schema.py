@@ -32,12 +32,12 @@ from psycopg import sql
 from filedrop_etl.config import Settings, contract
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.warehouse.postgresql import books, schema
 from filedrop_etl.daemon.warehouse.postgresql import roles as pg_roles
-from filedrop_etl.daemon.warehouse.postgresql import schema
 from filedrop_etl.daemon.warehouse.postgresql.connection import connect
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from tests import backends
-from tests.backends import fact_rows_in
+from tests.backends import books_of, fact_rows_in
 from tests.conftest import (
     ROOT,
     DaemonProcess,
@@ -181,7 +181,8 @@ def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_lo
         index = f"{FACT}_run_date"
         with psycopg.connect(url_of(settings), autocommit=True) as conn:
             conn.execute(f'DROP INDEX "{index}"'.encode())
-            conn.execute(b'UPDATE "filedrop_schema" SET "version" = 2')
+            conn.execute(f'UPDATE {books_of(url_of(settings)).version} SET "version" = 2'
+                         .encode())
         with merge_running(url_of(settings)), loading(url_of(settings)) as loads:
             daemon = daemons.start(wait_started=False, env=BUSY)
             busy = daemon.wait_for("database_busy")[0]
@@ -192,8 +193,8 @@ def test_a_start_that_must_migrate_gives_up_its_lock_wait_rather_than_hold_up_lo
         with psycopg.connect(url_of(settings)) as conn:
             assert conn.execute("SELECT to_regclass(%s) IS NOT NULL",
                                 (f'"{index}"',)).fetchone() == (True,)
-            assert conn.execute(b'SELECT "version" FROM "filedrop_schema"').fetchall() == [
-                (schema.SCHEMA_VERSION,)]
+            assert conn.execute(f'SELECT "version" FROM {books_of(url_of(settings)).version}'
+                                .encode()).fetchall() == [(schema.SCHEMA_VERSION,)]
     finally:
         daemons.close()
 
@@ -219,6 +220,10 @@ class Roles:
     runtime: str
     schema: str
 
+    @property
+    def schemas(self) -> tuple[str, str]:
+        return self.schema, books.default_for(self.schema)
+
     def url(self, server: str, role: str) -> str:
         parts = urlsplit(server)
         host = parts.netloc.rpartition("@")[2]
@@ -236,14 +241,18 @@ def roles() -> Iterator[Roles]:
     with psycopg.connect(server, autocommit=True) as conn:
         for role in (made.owner, made.runtime):
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
-            sql.Identifier(made.schema), sql.Identifier(made.owner)))
+        # The fact tables' schema and the bookkeeping's beside it, as a DBA makes them
+        # (the README's "Two roles"): the owner then needs no CREATE on the database.
+        for name in made.schemas:
+            conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(name), sql.Identifier(made.owner)))
     try:
         yield made
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(made.schema)))
+            for name in made.schemas:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(name)))
             for role in (made.runtime, made.owner):
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -260,7 +269,7 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) | {"db": None} == {
         "db": None, "found": None, "version": schema.SCHEMA_VERSION, "granted": roles.runtime,
-        "notes": [], "migrated": True}
+        "notes": [], "granted_read": None, "migrated": True}
     with psycopg.connect(server) as conn:
         assert conn.execute("SELECT has_schema_privilege(%s, %s, 'CREATE')",
                             (roles.runtime, roles.schema)).fetchone() == (False,)
@@ -275,7 +284,8 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
 
         # A schema that is behind: the runtime role can not migrate it, and says what to run.
         with psycopg.connect(url_of(owner)) as conn:
-            conn.execute(b'UPDATE "filedrop_schema" SET "version" = 2')
+            conn.execute(f'UPDATE {books_of(url_of(owner)).version} SET "version" = 2'
+                         .encode())
         refused = drained(daemons)
         assert refused.proc.returncode == 2
         [line] = refused.matching("database_unavailable")
@@ -299,6 +309,36 @@ def test_the_owner_migrates_and_grants_then_the_runtime_role_loads_and_retries(
         daemons.close()
 
 
+def test_an_analysts_role_reads_the_facts_and_load_history_and_nothing_else(
+        roles: Roles, tmp_path: Path) -> None:
+    """`migrate --grant-read`: what an analyst queries, and none of the bookkeeping."""
+    server = backends.server_url()
+    owner = settings_under(tmp_path, roles.url(server, roles.owner))
+    done = command(owner, "migrate", "--grant", roles.runtime, "--grant-read", roles.runtime)
+    assert done.returncode == 0, done.stderr
+    assert f"{roles.runtime}: USAGE on the fact tables' schema" in done.stdout
+    daemons = Daemons(owner, tmp_path)
+    try:
+        write_parquet(owner.inbox, day_table("2026-03-01"), run_date="2026-03-01")
+        assert drained(daemons).proc.returncode == 0
+    finally:
+        daemons.close()
+    reader = roles.url(server, roles.runtime)
+    revoke = "REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}"
+    with psycopg.connect(url_of(owner), autocommit=True) as conn:
+        # Only what --grant-read gave: the runtime grants on the bookkeeping taken back.
+        conn.execute(sql.SQL(revoke).format(sql.Identifier(roles.schemas[1]),
+                                            sql.Identifier(roles.runtime)))
+        conn.execute(sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(
+            sql.Identifier(roles.schemas[1]), sql.Identifier(roles.runtime)))
+    with psycopg.connect(reader, autocommit=True) as conn:
+        assert conn.execute("SELECT file_name, node FROM load_history").fetchall() == [
+            (contract.file_name_for("2026-03-01"), owner.node)]
+        assert conn.execute(f'SELECT count(*) FROM "{FACT}"'.encode()).fetchone() == (25,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"SELECT * FROM {books_of(reader).claims}".encode())
+
+
 def test_a_runtime_role_without_its_grants_is_refused_naming_what_it_lacks(
         roles: Roles, tmp_path: Path) -> None:
     """Refused at the start, not file by file: a load that failed on a missing privilege
@@ -311,10 +351,11 @@ def test_a_runtime_role_without_its_grants_is_refused_naming_what_it_lacks(
     try:
         write_parquet(runtime.inbox, day_table("2026-03-01"), run_date="2026-03-01")
         with psycopg.connect(url_of(owner), autocommit=True) as conn:
-            for grant in ("GRANT USAGE ON SCHEMA {} TO {}",
-                          "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}"):
-                conn.execute(sql.SQL(grant).format(sql.Identifier(roles.schema),
-                                                   sql.Identifier(roles.runtime)))
+            for name in roles.schemas:
+                for grant in ("GRANT USAGE ON SCHEMA {} TO {}",
+                              "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}"):
+                    conn.execute(sql.SQL(grant).format(sql.Identifier(name),
+                                                       sql.Identifier(roles.runtime)))
         refused = drained(daemons)
         assert refused.proc.returncode == 2
         [line] = refused.matching("database_unavailable")
@@ -343,7 +384,9 @@ def test_a_runtime_role_that_may_not_use_temporary_tables_is_told_what_to_grant(
         with psycopg.connect(here, autocommit=True) as conn:
             conn.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC")
                          .format(ident(database)))
-            conn.execute(sql.SQL("CREATE SCHEMA etl AUTHORIZATION {}").format(ident(made.owner)))
+            for name in made.schemas:
+                conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                    ident(name), ident(made.owner)))
         owner = settings_under(tmp_path, made.url(here, made.owner))
         done = warehouse.migrate(owner, grant=made.runtime)
         [note] = done.notes

@@ -46,10 +46,11 @@ from filedrop_etl.daemon.warehouse.postgresql import schema, url_of
 from filedrop_etl.daemon.warehouse.postgresql.connection import connect
 from filedrop_etl.daemon.warehouse.postgresql.faults import fault_of
 from filedrop_etl.daemon.warehouse.postgresql.history import glob_to_regex
+from filedrop_etl.daemon.warehouse.postgresql.shape import bookkeeping_tables
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 from filedrop_etl.daemon.warehouse.sql import LEDGER_TABLE
 from filedrop_etl.generator.transactions import generate_table
-from tests.backends import load_settings
+from tests.backends import books_of, load_settings
 from tests.conftest import wait_until
 
 ENV = "FILEDROP_TEST_POSTGRES"
@@ -133,11 +134,19 @@ def load(held: postgresql.PostgresWarehouse, table: pa.Table, claim: str,
         return staged.commit(record, plan)
 
 
-def columns_of(url: PostgresUrl, table: str) -> list[tuple[str, str]]:
+def columns_of(url: PostgresUrl, table: str, *, kept: bool = True) -> list[tuple[str, str]]:
+    """The columns of `table`: in the bookkeeping schema where it is one of the daemon's
+    own (and `kept`), else as the search_path finds it."""
+    named = (books_of(url.url).table(table)
+             if kept and table in bookkeeping_tables([TRANSACTIONS]) else f'"{table}"')
     return [(str(n), str(t)) for n, t in rows(
         url, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        (f'"{table}"',))]
+        (named,))]
+
+
+def version_in(url: PostgresUrl) -> list[tuple[Any, ...]]:
+    return rows(url, f"SELECT version FROM {books_of(url.url).version}")
 
 
 # --- the schema ---------------------------------------------------------------------
@@ -151,7 +160,7 @@ def test_migrating_twice_changes_nothing(url: PostgresUrl, settings: Settings) -
         schema.migrate(conn, feeds)
         assert schema.check(conn) == schema.SCHEMA_VERSION
     assert {t: columns_of(url, t) for t in schema.tables(feeds)} == before
-    assert rows(url, "SELECT version FROM filedrop_schema") == [(schema.SCHEMA_VERSION,)]
+    assert version_in(url) == [(schema.SCHEMA_VERSION,)]
     # Native types, as the backend maps the contract's column kinds (postgresql.types).
     fact = dict(before[contract.fact_table])
     assert fact["run_date"] == "date"
@@ -180,7 +189,7 @@ def test_daemons_starting_together_migrate_once(url: PostgresUrl, settings: Sett
     for thread in threads:
         thread.join()
     assert failures == []
-    assert rows(url, "SELECT version FROM filedrop_schema") == [(schema.SCHEMA_VERSION,)]
+    assert version_in(url) == [(schema.SCHEMA_VERSION,)]
 
 
 def test_a_table_of_other_columns_is_refused(url: PostgresUrl, settings: Settings) -> None:
@@ -190,14 +199,14 @@ def test_a_table_of_other_columns_is_refused(url: PostgresUrl, settings: Setting
     with connect(url, 2.0) as conn, pytest.raises(SchemaMismatch, match="load_history"):
         schema.migrate(conn, settings.feeds.all)
     # Refused whole: the migration's transaction created nothing beside it.
-    assert one(url, "SELECT to_regclass('filedrop_schema') IS NULL") is True
-    assert columns_of(url, "load_history") == [("id", "integer"), ("what", "text")]
+    assert one(url, "SELECT to_regclass(%s) IS NULL", (books_of(url.url).version,)) is True
+    assert columns_of(url, "load_history", kept=False) == [("id", "integer"), ("what", "text")]
 
 
 def test_a_newer_schema_is_refused(url: PostgresUrl, settings: Settings) -> None:
     with connect(url, 2.0) as conn:
         schema.migrate(conn, settings.feeds.all)
-        conn.execute("UPDATE filedrop_schema SET version = 99")
+        conn.execute(f"UPDATE {conn.books.version} SET version = 99".encode())
         with pytest.raises(SchemaMismatch, match="99"):
             schema.migrate(conn, settings.feeds.all)
 

@@ -150,8 +150,9 @@ def test_a_daemons_row_pointing_elsewhere_is_never_taken_as_a_path(
     for name in ("notes.txt", "id_rsa"):
         (elsewhere / name).write_text("mine")
     with psycopg.connect(pg(shared), autocommit=True) as conn:
-        conn.execute("UPDATE daemons SET work = %s, lease_until = now() - interval '1 hour' "
-                     "WHERE node = 'A'", (str(elsewhere),))
+        conn.execute(f"UPDATE {backends.books_of(pg(shared)).daemons} SET work = %s, "
+                     "lease_until = now() - interval '1 hour' WHERE node = 'A'".encode(),
+                     (str(elsewhere),))
     # Swept, so past its first take-over (which runs before the sweep).
     survivor = start(daemons, shared, "--node", "B", log_name="b.log")
     name = send(tmp_path, shared.inbox, "2026-10-03")
@@ -174,9 +175,10 @@ def test_a_daemon_whose_node_name_was_taken_says_so_and_claims_nothing_more(
     paused.proc.send_signal(signal.SIGSTOP)
     try:
         with psycopg.connect(pg(one), autocommit=True) as conn:
+            nodes = backends.books_of(pg(one)).daemons
             wait_until(lambda: conn.execute(
-                "SELECT lease_until < now() FROM daemons WHERE node = 'same'").fetchone()
-                == (True,), "the paused daemon's lease to run out", timeout=30)
+                f"SELECT lease_until < now() FROM {nodes} WHERE node = 'same'".encode())
+                .fetchone() == (True,), "the paused daemon's lease to run out", timeout=30)
         other = start(daemons, two, "--node", "same", log_name="other.log")
     finally:
         paused.proc.send_signal(signal.SIGCONT)

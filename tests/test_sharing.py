@@ -208,10 +208,12 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
         table, claimed, ticket, load = claimed_day(a, a_settings, "2026-06-01")
         # `a` stalls past its lease (a pause, a partition): its lease runs out ...
         assert backends.on_postgresql(a_settings)
+        kept = backends.books_of(backends.server_of(a_settings))
         with psycopg.connect(backends.server_of(a_settings), autocommit=True) as admin:
-            admin.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
-            admin.execute("UPDATE daemons SET lease_until = now() - interval '1 second' "
-                          "WHERE node = 'a'")
+            admin.execute(f"UPDATE {kept.claims} SET lease_until = now() - interval '1 second'"
+                          .encode())
+            admin.execute(f"UPDATE {kept.daemons} SET lease_until = now() - "
+                          "interval '1 second' WHERE node = 'a'".encode())
         # ... and `b` takes the file over, bumping its fence.
         [taken] = take_over(b.claims, b_settings.work, b_settings.feeds)
         assert taken.from_node == "a" and taken.ticket is not None
@@ -229,11 +231,12 @@ def test_a_stale_owner_is_refused_by_the_fence(two_nodes: tuple[Settings, Settin
 
 def lapsed(settings: Settings, node: str) -> None:
     """The leases of `node` and of its claims run out (its daemon paused, say)."""
+    kept = backends.books_of(backends.server_of(settings))
     with psycopg.connect(backends.server_of(settings), autocommit=True) as admin:
-        admin.execute("UPDATE claims SET lease_until = now() - interval '1 second' "
-                      "WHERE node = %s", (node,))
-        admin.execute("UPDATE daemons SET lease_until = now() - interval '1 second' "
-                      "WHERE node = %s", (node,))
+        admin.execute(f"UPDATE {kept.claims} SET lease_until = now() - interval '1 second' "
+                      "WHERE node = %s".encode(), (node,))
+        admin.execute(f"UPDATE {kept.daemons} SET lease_until = now() - interval '1 second' "
+                      "WHERE node = %s".encode(), (node,))
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["taken", "failed"])
@@ -270,8 +273,10 @@ def test_a_lease_that_runs_out_during_the_load_is_refused_at_its_commit(
         assert backends.on_postgresql(a_settings)
         with pytest.raises(ClaimLost), a.staged(TRANSACTIONS, table.to_batches()) as staged:
             # The transaction is open; the lease ends now, after it began.
+            kept = backends.books_of(backends.server_of(a_settings))
             with psycopg.connect(backends.server_of(a_settings), autocommit=True) as admin:
-                admin.execute("UPDATE claims SET lease_until = clock_timestamp()")
+                admin.execute(f"UPDATE {kept.claims} SET lease_until = clock_timestamp()"
+                              .encode())
             staged.commit(load, MergePlan(True, True, ticket=ticket))
         assert fact_rows_in(a_settings) == [] and ledger_in(a_settings) == []
 
@@ -359,8 +364,10 @@ def test_status_and_the_page_list_the_nodes_with_heartbeat_and_file_in_hand(
     big = contract.file_name_for("2026-08-01")
     drop(prepared(tmp_path, day_table("2026-08-01", 400_000), big), settings.inbox)
     assert backends.on_postgresql(settings)
+    daemons = backends.books_of(backends.server_of(settings)).daemons
     with psycopg.connect(backends.server_of(settings), autocommit=True) as conn:
-        wait_until(lambda: conn.execute("SELECT count(*) FROM daemons WHERE file_in_hand = %s",
+        wait_until(lambda: conn.execute(f"SELECT count(*) FROM {daemons} WHERE "
+                                        "file_in_hand = %s".encode(),
                                         (big,)).fetchone() == (1,),
                    "a heartbeat reporting the big file in hand", timeout=60)
     argv = ["status", "--db", db_arg(settings), "--inbox", str(settings.inbox),

@@ -116,7 +116,7 @@ SCHEMA: dict[str, list[tuple[str, str, int, int]]] = {
         ("updated", "INTEGER", 1, 0), ("unchanged", "INTEGER", 1, 0),
         ("deleted", "INTEGER", 1, 0), ("error", "TEXT", 0, 0), ("started_at", "TEXT", 1, 0),
         ("finished_at", "TEXT", 1, 0), ("claim", "TEXT", 0, 0),
-        ("feed", "TEXT", 1, 0)],
+        ("feed", "TEXT", 1, 0), ("node", "TEXT", 0, 0)],
     store.RETRIES_TABLE: [
         ("id", "INTEGER", 0, 1), ("file_name", "TEXT", 1, 0), ("failed_as", "TEXT", 1, 0),
         ("sha256", "TEXT", 0, 0), ("reason", "TEXT", 0, 0), ("sidecar", "TEXT", 0, 0),
@@ -315,7 +315,8 @@ def test_record_load_failed_attempt(fresh_db: sqlite3.Connection, db_path: Path)
         "id": load_id, "file_name": "bad.parquet", "sha256": None, "bytes": None,
         "status": "failed", "write_mode": "upsert", "run_date": None, "rows": 7,
         "inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0, "error": "boom",
-        "started_at": "s", "finished_at": "f", "claim": None, "feed": "transactions"}]
+        "started_at": "s", "finished_at": "f", "claim": None, "feed": "transactions",
+        "node": None}]
 
 
 def test_record_load_with_counts_then_update(fresh_db: sqlite3.Connection,

@@ -61,9 +61,9 @@ def any_release(settings: Settings, request: pytest.FixtureRequest) -> Settings:
 
 def migrated(before: dict[str, Any]) -> dict[str, Any]:
     """`contents` of a database as it was, once migrated: the version now, and each
-    ledger row with its feed, the built-in one."""
+    ledger row with its feed, the built-in one, and no node (none was recorded)."""
     return {**before, "version": schema.SCHEMA_VERSION,
-            "ledger": [(*row, TRANSACTIONS.name) for row in before["ledger"]]}
+            "ledger": [(*row, TRANSACTIONS.name, None) for row in before["ledger"]]}
 
 
 def contents(db: Path) -> dict[str, Any]:
@@ -114,12 +114,13 @@ def test_the_last_releases_database_migrates_then_loads_reruns_and_reports_as_be
     assert before["version"] == 3 and len(before["fact"]) == 590
     daemon = start_daemon()
     [started] = daemon.matching("schema_migration_started")
-    assert (started["from_version"], started["to_version"], started["rows"]) == (3, 5, 590)
+    assert (started["from_version"], started["to_version"], started["rows"]) == (3, 6, 590)
     assert [p["rows_copied"] for p in daemon.matching("schema_migration_progress")] == [590]
     [done] = daemon.matching("schema_migrated")
-    assert (done["from_version"], done["to_version"], done["rows"]) == (3, 5, 590)
+    assert (done["from_version"], done["to_version"], done["rows"]) == (3, 6, 590)
     assert done["duration_ms"] >= 0 and "fact table rebuilt WITHOUT ROWID" in done["steps"]
     assert "ledger: feed column added, every earlier load transactions" in done["steps"]
+    assert "ledger: node column added, null for every earlier load" in done["steps"]
     # The old table's pages went back to the disk.
     assert "file compacted (VACUUM)" in done["steps"]
     assert done["file_bytes"] < done["file_bytes_before"]
@@ -160,16 +161,17 @@ def answers_as_released(settings: Settings, release: Path) -> None:
 
 def test_the_release_4_database_migrates_in_place_keeps_its_history_and_loads(
         settings: Settings, start_daemon: Start, tmp_path: Path) -> None:
-    """Version 4 to 5 is the ledger's `feed` alone: the fact table is not copied (no
-    progress lines), its rows and pages stay as they were."""
+    """Version 4 to 6 is the ledger's `feed` and `node` alone: the fact table is not
+    copied (no progress lines), its rows and pages stay as they were."""
     released = copied(settings, RELEASE_4)
     before, shape = contents(released.db_file), objects(released.db_file)
     assert before["version"] == 4 and len(before["fact"]) == 590
     daemon = start_daemon()
     assert not daemon.matching("schema_migration_started")
     [done] = daemon.matching("schema_migrated")
-    assert (done["from_version"], done["to_version"]) == (4, 5)
+    assert (done["from_version"], done["to_version"]) == (4, 6)
     assert done["steps"] == ["ledger: feed column added, every earlier load transactions",
+                             "ledger: node column added, null for every earlier load",
                              "dismissals: table added"]
     assert contents(released.db_file) == migrated(before)
     # The fact tables as they were; the ledger's definition gains the column, and the
@@ -183,7 +185,9 @@ def test_the_release_4_database_migrates_in_place_keeps_its_history_and_loads(
     [new] = daemon.wait_for("file_processed", file="transactions_2026-03-05.parquet")
     assert (new["inserted"], new["updated"], new["unchanged"]) == (30, 0, 0)
     ledger = contents(released.db_file)["ledger"]
-    assert ledger[:-1] == migrated(before)["ledger"] and ledger[-1][-1] == TRANSACTIONS.name
+    assert ledger[:-1] == migrated(before)["ledger"]
+    # The new load names its feed and the node that made it.
+    assert ledger[-1][-2:] == (TRANSACTIONS.name, released.node)
     [history] = run_command(released, "history", "--limit", "1")
     # One feed declared: the output reads as the release before feeds printed it.
     assert history["file_name"] == "transactions_2026-03-05.parquet"

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from filedrop_etl.daemon.warehouse.postgresql import books
 from tools.harness import process
 from tools.harness.logtail import events_in
 
@@ -69,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     server = parser.parse_args(argv).url
     try:
         with psycopg.connect(server, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(SCHEMA)))
+            # With the daemons' bookkeeping schema beside it, from an earlier run.
+            for name in (SCHEMA, books.default_for(SCHEMA)):
+                admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(name)))
             admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
     except psycopg.Error as exc:
         raise SystemExit(f"demo-postgres: cannot use {server}: {str(exc).strip()}; give a "
@@ -108,16 +111,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with psycopg.connect(url) as conn:
         ledger = conn.execute(
-            "SELECT id, file_name, status, rows, inserted, updated, unchanged "
+            "SELECT id, file_name, status, rows, inserted, updated, unchanged, node "
             "FROM load_history ORDER BY id").fetchall()
         report = conn.execute(
             "SELECT customer_id, count(*), round(sum(amount)::numeric, 2) AS total "
             "FROM fact_transactions GROUP BY customer_id ORDER BY total DESC").fetchall()
         [(fact_rows,)] = conn.execute("SELECT count(*) FROM fact_transactions").fetchall()
     print("\nLedger (load_history):")
-    print("  run  file_name                        status     rows  inserted  updated  unchanged")
+    print("  run  file_name                        status     rows  inserted  updated  unchanged"
+          "  node")
     for row in ledger:
-        print("  {:>3}  {:<31}  {:<9} {:>5} {:>9} {:>8} {:>10}".format(*row))
+        print("  {:>3}  {:<31}  {:<9} {:>5} {:>9} {:>8} {:>10}  {}".format(*row))
     print(f"\nCustomer totals ({fact_rows} rows in fact_transactions):")
     for customer, count, total in report:
         print(f"  customer {customer:>5}  {count:>3} transactions  {total:>10}")
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + ("OK: two daemons shared the inbox; each file loaded once; the re-run of "
                   "2026-02-10 inserted 0 and updated 0 rows."
                   if ok else "FAILED: the scenario did not behave as expected."))
-    print(f"Data is in the schema {SCHEMA} of {server}; logs in .demo-postgres/")
+    print(f"Data is in the schema {SCHEMA} of {server} (the daemons' own tables in "
+          f"{books.default_for(SCHEMA)}); logs in .demo-postgres/")
     return 0 if ok else 1
 
 

@@ -19,6 +19,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from filedrop_etl.daemon.warehouse.postgresql import books
+
 WAIT_SECONDS = 30.0
 
 
@@ -51,9 +53,12 @@ def create_schema(server: str, prefix: str) -> tuple[str, str]:
 
 
 def drop_schema(server: str, name: str) -> None:
-    """Drop schema `name` and everything in it."""
+    """Drop schema `name` and everything in it, and the daemons' bookkeeping schema
+    beside it (`books.default_for`)."""
     with _connect(server) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        for schema in (name, books.default_for(name)):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ RUN_OPTIONS = ("settle_seconds", "rescan_seconds", "write_mode", "observer", "po
                "http", "stall_seconds", "max_file_bytes", "max_file_rows", "max_resumes",
                "lease_seconds", "network_timeout_seconds", "statement_timeout_seconds",
                "once_wait_seconds")
-_PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db", "node")
+_PATH_OPTIONS = ("inbox", "processed", "failed", "work", "db", "node", "bookkeeping_schema")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +71,10 @@ def _settings_options() -> _Parser:
     shared.add_argument("--node", metavar="NAME",
                         help="this daemon's name among daemons sharing a PostgreSQL "
                         "warehouse (default: the host name; env ETL_NODE)")
+    shared.add_argument("--bookkeeping-schema", metavar="NAME",
+                        help="PostgreSQL: the schema of the daemon's own tables (default: "
+                        "filedrop beside public, <schema>_filedrop beside another schema; "
+                        "env ETL_BOOKKEEPING_SCHEMA)")
     return shared
 
 

@@ -52,7 +52,9 @@ def writing(settings: Settings) -> Iterator[RetryLog]:
         yield log
 
 
-def migrate(settings: Settings, grant: str | None = None) -> Migration:
+def migrate(settings: Settings, grant: str | None = None, *,
+            reader: str | None = None) -> Migration:
     """Create or migrate the warehouse's schema; on PostgreSQL, and given `grant`, grant
-    that role what the daemons and `retry` need to run as it."""
-    return backend_of(settings).migrate(settings, grant)
+    that role what the daemons and `retry` need to run as it, and given `reader`, what
+    an analyst needs to query the fact tables and `load_history`."""
+    return backend_of(settings).migrate(settings, grant, reader=reader)

@@ -174,7 +174,9 @@ class Backend(Protocol):
         """The retry log of the existing warehouse (with its `retries` table)."""
         ...
 
-    def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
+    def migrate(self, settings: Settings, grant: str | None = None, *,
+                reader: str | None = None) -> Migration:
         """Create or migrate the schema; and given `grant`, grant that role what the
-        daemons and `retry` need (a backend without roles refuses one: `ValueError`)."""
+        daemons and `retry` need, given `reader`, what an analyst needs to query it (a
+        backend without roles refuses either: `ValueError`)."""
         ...

@@ -181,6 +181,8 @@ class Migration:
     version: int
     granted: str | None = None
     notes: tuple[str, ...] = ()
+    # The role granted what an analyst needs to query the warehouse (PostgreSQL).
+    granted_read: str | None = None
 
     @property
     def migrated(self) -> bool:

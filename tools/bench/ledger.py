@@ -18,11 +18,10 @@ import random
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-
 from filedrop_etl.config import Settings
 from filedrop_etl.config.contract import LEDGER_TABLE_NAME, TRANSACTIONS
 from filedrop_etl.daemon.warehouse import registry
+from filedrop_etl.daemon.warehouse.postgresql import connection, url_of
 from filedrop_etl.daemon.warehouse.postgresql.connection import stmt
 from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.sqlite import connection as sqlite_connection
@@ -86,10 +85,13 @@ def insert(settings: Settings, rows: Iterable[tuple[object, ...]]) -> None:
         finally:
             lite.close()
         return
-    with psycopg.connect(settings.db, autocommit=True) as conn:
+    # The daemon's own session: it knows where the raw ledger is (`books`), which the
+    # analysts' view of the same name in the search_path is not.
+    with connection.connect(url_of(settings), settings.busy_timeout_seconds) as conn:
+        ledger = conn.books.ledger
         held = {r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            "current_schema() AND table_name = %s", (LEDGER_TABLE_NAME,))}
+            "%s AND table_name = %s", (conn.books.schema, LEDGER_TABLE_NAME))}
         names, rows = _with_feed(held, rows)
         types = _PG_TYPES + ("text",) * (len(names) - len(COLUMNS))
         arrays = ", ".join(f"%s::{t}[]" for t in types)

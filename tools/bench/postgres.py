@@ -32,6 +32,7 @@ from psycopg import sql
 
 from filedrop_etl.config.contract import TRANSACTIONS as FEED
 from filedrop_etl.daemon.warehouse import registry
+from filedrop_etl.daemon.warehouse.postgresql import books
 from filedrop_etl.daemon.warehouse.sql import Tables, q
 from filedrop_etl.generator.transactions import generate
 from tools.bench import fixtures, pg_floor, seam
@@ -57,17 +58,21 @@ PG_FULL = PgPlan(3_000_000, 1_000_000, 8, 250_000, (1, 2, 4))
 
 
 def fresh_schema(server: str, name: str) -> str:
-    """A new, empty schema `name` (an old one dropped); a URL whose tables land in it."""
+    """A new, empty schema `name` (an old one dropped, with its daemons' bookkeeping
+    schema); a URL whose tables land in it."""
+    drop_schema(server, name)
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     joiner = "&" if "?" in server else "?"
     return f"{server}{joiner}options={quote(f'-csearch_path={name}')}"
 
 
 def drop_schema(server: str, name: str) -> None:
+    """Drop schema `name` and the daemons' bookkeeping schema beside it."""
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        for schema in (name, books.default_for(name)):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema)))
 
 
 def _history(rows: int) -> Iterator[pa.RecordBatch]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from filedrop_etl.daemon.warehouse.postgresql import books
 from tools.torture.drops import Drop, Model, Row
 
 SIDECAR_SUFFIX = ".error.json"
@@ -137,7 +138,8 @@ def audit(root: Path, db: Path | str, drops: Sequence[Drop], model: Model) -> Fi
             read = _reader(server)
             found += _fact(read, model, tally)
             found += _ledger(read, archived, tally)
-            found += _claims(read, tally)
+            [(facts,)] = read("SELECT current_schema()", ())
+            found += _claims(read, books.default_for(str(facts)), tally)
         return findings
     staging = sorted(p.name for p in db.parent.glob(db.name + ".staging-*"))
     if staging:
@@ -152,9 +154,11 @@ def audit(root: Path, db: Path | str, drops: Sequence[Drop], model: Model) -> Fi
     return findings
 
 
-def _claims(read: Read, tally: Counter[str]) -> list[str]:
-    """PostgreSQL: once drained and stopped, no claim stands (each file is archived)."""
-    left = sorted(str(name) for name, in read('SELECT "name" FROM "claims"', ()))
+def _claims(read: Read, kept: str, tally: Counter[str]) -> list[str]:
+    """PostgreSQL: once drained and stopped, no claim stands (each file is archived).
+    `kept`: the bookkeeping schema the daemons keep their claims in."""
+    left = sorted(str(name) for name, in read(
+        f'SELECT "name" FROM {books.Books(kept).claims}', ()))
     tally["claims left"] += len(left)
     return [f"claims: {len(left)} rows left for files no daemon holds "
             f"(e.g. {left[:_SHOWN]})"] if left else []

@@ -30,7 +30,9 @@ loads would wait for; a migration that must lock a table a running load holds gi
 at once (exit 2, database_busy): try again when no load of the old release runs.
 --grant ROLE gives the runtime role USAGE on the schema and SELECT, INSERT, UPDATE and
 DELETE on the daemon's tables (SELECT on filedrop_schema); it says so if the role may
-not create the temporary table each load stages in.
+not create the temporary table each load stages in. --grant-read ROLE gives an
+analysts' role USAGE on the fact tables' schema and SELECT on the fact tables and the
+load_history view, and nothing of the daemon's own tables.
 
 exit codes: 0 the schema is current (migrated now, or already); 2 bad usage or
 configuration, a database that is not the daemon's, newer, busy, or that this role
@@ -47,7 +49,10 @@ def add(commands: common.Subcommands, shared: argparse.ArgumentParser) -> None:
         "what the daemons need to run as it.")
     parser.add_argument("--grant", metavar="ROLE",
                         help="PostgreSQL: grant ROLE what the daemons and `retry` need "
-                        "(USAGE on the schema; SELECT, INSERT, UPDATE, DELETE on the tables)")
+                        "(USAGE on the schemas; SELECT, INSERT, UPDATE, DELETE on the tables)")
+    parser.add_argument("--grant-read", metavar="ROLE",
+                        help="PostgreSQL: grant ROLE what an analyst needs (USAGE on the "
+                        "fact tables' schema; SELECT on the fact tables and load_history)")
     common.add_json(parser)
 
 
@@ -60,12 +65,13 @@ def _schema_line(done: Migration) -> str:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.grant is not None and not settings.shared:
-        raise common.UsageError("--grant is for a PostgreSQL warehouse: a SQLite database "
-                                "has no roles", hint="drop --grant")
-    if args.grant is not None and not args.grant:
-        raise common.UsageError("--grant needs a role's name", hint="--grant ROLE")
-    done = warehouse.migrate(settings, args.grant)
+    for flag, role in (("--grant", args.grant), ("--grant-read", args.grant_read)):
+        if role is not None and not settings.shared:
+            raise common.UsageError(f"{flag} is for a PostgreSQL warehouse: a SQLite "
+                                    "database has no roles", hint=f"drop {flag}")
+        if role is not None and not role:
+            raise common.UsageError(f"{flag} needs a role's name", hint=f"{flag} ROLE")
+    done = warehouse.migrate(settings, args.grant, reader=args.grant_read)
     if args.json:
         table.emit_json({"db": settings.where, **table.record(done),
                          "migrated": done.migrated})
@@ -73,8 +79,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     lines: list[tuple[str, table.Cell]] = [("database", settings.where),
                                            ("schema", _schema_line(done))]
     if done.granted is not None:
-        lines.append(("granted", f"{done.granted}: USAGE on the schema; SELECT, INSERT, "
+        lines.append(("granted", f"{done.granted}: USAGE on the schemas; SELECT, INSERT, "
                       "UPDATE, DELETE on the daemon's tables; SELECT on filedrop_schema"))
+    if done.granted_read is not None:
+        lines.append(("granted", f"{done.granted_read}: USAGE on the fact tables' schema; "
+                      "SELECT on the fact tables and load_history"))
     lines += [("note", note) for note in done.notes]
     table.emit(table.pairs(lines))
     return common.EXIT_OK

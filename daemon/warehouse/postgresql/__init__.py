@@ -34,10 +34,11 @@ __all__ = ["BACKEND", "PostgresBackend", "url_of"]
 
 
 def url_of(settings: Settings) -> PostgresUrl:
-    """The server's URL with the settings' timeouts: every session on the server is
-    bounded alike, whoever opens it."""
+    """The server's URL with the settings' timeouts and bookkeeping schema: every session
+    on the server is bounded alike, and finds the daemon's tables alike, whoever opens it."""
     return PostgresUrl(settings.db, network_timeout_seconds=settings.network_timeout_seconds,
-                       statement_timeout_seconds=settings.statement_timeout_seconds)
+                       statement_timeout_seconds=settings.statement_timeout_seconds,
+                       bookkeeping_schema=settings.bookkeeping_schema)
 
 
 class PostgresBackend:
@@ -95,11 +96,12 @@ class PostgresBackend:
         return doors.writing(url_of(settings), settings.feeds.all,
                              settings.busy_timeout_seconds)
 
-    def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
+    def migrate(self, settings: Settings, grant: str | None = None, *,
+                reader: str | None = None) -> Migration:
         from filedrop_etl.daemon.warehouse.postgresql import doors
 
         return doors.migrating(url_of(settings), settings.feeds.all,
-                               settings.busy_timeout_seconds, grant)
+                               settings.busy_timeout_seconds, grant, reader)
 
 
 BACKEND = PostgresBackend()

@@ -25,11 +25,7 @@ from filedrop_etl.daemon.warehouse.api import ClaimLost, Lapsed, NodeTaken, Tick
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, Session, stmt
 from filedrop_etl.daemon.warehouse.postgresql.faults import translated
 from filedrop_etl.daemon.warehouse.postgresql.nodes import STATE, STATES
-from filedrop_etl.daemon.warehouse.postgresql.schema import CLAIMS_TABLE
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
-from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
-
-CLAIMS, DAEMONS = q(CLAIMS_TABLE), q(DAEMONS_TABLE)
 
 
 def _ticket(row: tuple[object, ...]) -> Ticket:
@@ -59,6 +55,15 @@ class PostgresClaims:
         with translated():
             return self._session.conn
 
+    @property
+    def _claims(self) -> str:
+        """The claims table, in the bookkeeping schema (`books`)."""
+        return self.conn.books.claims
+
+    @property
+    def _daemons(self) -> str:
+        return self.conn.books.daemons
+
     def _lease(self) -> str:
         return f"{self.lease} seconds"
 
@@ -71,19 +76,19 @@ class PostgresClaims:
                 if self.work.is_dir() else set())
         with translated(), self.conn.transaction():
             rows = self.conn.execute(stmt(
-                f'UPDATE {CLAIMS} SET "owner" = %s, "fence" = "fence" + 1, '
+                f'UPDATE {self._claims} SET "owner" = %s, "fence" = "fence" + 1, '
                 '"lease_until" = now() + %s::interval WHERE "node" = %s '
                 'RETURNING "id", "name"'), (self.owner, self._lease(), self.node)).fetchall()
             gone = [claim for claim, name in rows if str(name) not in held]
             if gone:
-                self.conn.execute(stmt(f'DELETE FROM {CLAIMS} WHERE "id" = ANY(%s)'), (gone,))
+                self.conn.execute(stmt(f'DELETE FROM {self._claims} WHERE "id" = ANY(%s)'), (gone,))
 
     def claimed(self, path: Path, dropped_ns: int) -> Ticket | None:
         with translated():
             row = self.conn.execute(stmt(
-                f'INSERT INTO {CLAIMS} AS c ("node", "name", "owner", "fence", "lease_until", '
-                '"claimed_at", "dropped_ns") VALUES (%s, %s, %s, 1, now() + %s::interval, '
-                'now(), %s) '
+                f'INSERT INTO {self._claims} AS c ("node", "name", "owner", "fence", '
+                '"lease_until", "claimed_at", "dropped_ns") VALUES (%s, %s, %s, 1, '
+                'now() + %s::interval, now(), %s) '
                 'ON CONFLICT ("node", "name") DO UPDATE SET "owner" = EXCLUDED."owner", '
                 '"fence" = c."fence" + 1, "lease_until" = EXCLUDED."lease_until" '
                 'WHERE c."owner" = EXCLUDED."owner" OR c."lease_until" < now() '
@@ -101,8 +106,8 @@ class PostgresClaims:
         # clock_timestamp(), not now(): inside the load's transaction now() is the time
         # it began, minutes ago for a large file, when the lease may still have been live.
         row = conn.execute(stmt(
-            f'UPDATE {CLAIMS} SET "lease_until" = clock_timestamp() + %s::interval '
-            'WHERE "id" = %s AND "owner" = %s AND "fence" = %s '
+            f'UPDATE {conn.books.claims} SET "lease_until" = clock_timestamp() + '
+            '%s::interval WHERE "id" = %s AND "owner" = %s AND "fence" = %s '
             'AND "lease_until" > clock_timestamp() RETURNING "id"'),
             (self._lease(), ticket.id, self.owner, ticket.fence)).fetchone()
         return row is not None
@@ -112,14 +117,14 @@ class PostgresClaims:
         if it is still this process's, with its fence, and live."""
         with translated():
             return self.conn.execute(stmt(
-                f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval '
+                f'UPDATE {self._claims} SET "lease_until" = now() + %s::interval '
                 'WHERE "id" = %s AND "owner" = %s AND "fence" = %s '
                 'AND "lease_until" > now() RETURNING "id"'),
                 (self._lease(), ticket.id, self.owner, ticket.fence)).fetchone() is not None
 
     def released(self, ticket: Ticket) -> None:
         with translated():
-            self.conn.execute(stmt(f'DELETE FROM {CLAIMS} WHERE "id" = %s AND "owner" = %s'),
+            self.conn.execute(stmt(f'DELETE FROM {self._claims} WHERE "id" = %s AND "owner" = %s'),
                               (ticket.id, self.owner))
 
     def beat(self, file_in_hand: str | None) -> None:
@@ -128,20 +133,20 @@ class PostgresClaims:
         # lease itself (`renew_in`): the beat skips it rather than wait for the commit.
         with translated():
             beaten = self.conn.execute(stmt(
-                f'UPDATE {DAEMONS} SET "heartbeat_at" = now(), "lease_until" = now() + '
+                f'UPDATE {self._daemons} SET "heartbeat_at" = now(), "lease_until" = now() + '
                 '%s::interval, "file_in_hand" = %s WHERE "node" = %s AND "owner" = %s'),
                 (self._lease(), file_in_hand, self.node, self.owner)).rowcount
             if not beaten:
                 self._node_taken()
             self.conn.execute(stmt(
-                f'UPDATE {CLAIMS} SET "lease_until" = now() + %s::interval WHERE "id" IN '
-                f'(SELECT "id" FROM {CLAIMS} WHERE "owner" = %s FOR UPDATE SKIP LOCKED)'),
+                f'UPDATE {self._claims} SET "lease_until" = now() + %s::interval WHERE "id" IN '
+                f'(SELECT "id" FROM {self._claims} WHERE "owner" = %s FOR UPDATE SKIP LOCKED)'),
                 (self._lease(), self.owner))
 
     def _node_taken(self) -> None:
         """The node's row is another start's now: say whose, as `NodeTaken`."""
         row = self.conn.execute(stmt(
-            f'SELECT "pid", "work", "started_at" FROM {DAEMONS} WHERE "node" = %s'),
+            f'SELECT "pid", "work", "started_at" FROM {self._daemons} WHERE "node" = %s'),
             (self.node,)).fetchone()
         pid, work, started = row if row else ("?", "?", "?")
         raise NodeTaken(
@@ -155,13 +160,13 @@ class PostgresClaims:
     def fleet(self) -> dict[str, int]:
         with translated():
             counted = {str(state): int(str(n)) for state, n in self.conn.execute(stmt(
-                f'SELECT {STATE}, count(*) FROM {DAEMONS} GROUP BY 1')).fetchall()}
+                f'SELECT {STATE}, count(*) FROM {self._daemons} GROUP BY 1')).fetchall()}
         return {state: counted.get(state, 0) for state in STATES}
 
     def lapsed(self) -> list[tuple[str, str]]:
         with translated():
             dead = self.conn.execute(stmt(
-                f'SELECT "node", "work" FROM {DAEMONS} WHERE "node" <> %s AND '
+                f'SELECT "node", "work" FROM {self._daemons} WHERE "node" <> %s AND '
                 '("lease_until" IS NULL OR "lease_until" < now()) ORDER BY "node"'),
                 (self.node,)).fetchall()
         return [(str(node), str(work)) for node, work in dead]
@@ -170,24 +175,24 @@ class PostgresClaims:
         with translated():
             rows = {str(name): _ticket((i, f, d)) for i, name, f, d in
                     self.conn.execute(stmt(
-                        f'UPDATE {CLAIMS} SET "owner" = %s, "fence" = "fence" + 1, '
+                        f'UPDATE {self._claims} SET "owner" = %s, "fence" = "fence" + 1, '
                         '"lease_until" = now() + %s::interval WHERE "node" = %s '
                         'AND "lease_until" < now() RETURNING "id", "name", "fence", '
                         '"dropped_ns"'), (self.owner, self._lease(), node))}
             recorded = frozenset(str(n) for n, in self.conn.execute(
-                stmt(f'SELECT "name" FROM {CLAIMS} WHERE "node" = %s'), (node,)))
+                stmt(f'SELECT "name" FROM {self._claims} WHERE "node" = %s'), (node,)))
         return Lapsed(rows, recorded)
 
     def moved(self, ticket: Ticket, path: Path) -> None:
         with translated():
-            self.conn.execute(stmt(f'UPDATE {CLAIMS} SET "node" = %s, "name" = %s '
+            self.conn.execute(stmt(f'UPDATE {self._claims} SET "node" = %s, "name" = %s '
                                    'WHERE "id" = %s AND "owner" = %s'),
                               (self.node, stored(path.name), ticket.id, self.owner))
 
     def claim_orphan(self, node: str, name: str, dropped_ns: int) -> Ticket | None:
         with translated():
             row = self.conn.execute(stmt(
-                f'INSERT INTO {CLAIMS} ("node", "name", "owner", "fence", "lease_until", '
+                f'INSERT INTO {self._claims} ("node", "name", "owner", "fence", "lease_until", '
                 '"claimed_at", "dropped_ns") VALUES (%s, %s, %s, 1, now() + %s::interval, '
                 'now(), %s) ON CONFLICT ("node", "name") DO NOTHING '
                 'RETURNING "id", "fence", "dropped_ns"'),
@@ -201,13 +206,13 @@ class PostgresClaims:
         if conn is not None:
             try:
                 with translated(), conn.transaction():
-                    conn.execute(stmt(f'UPDATE {CLAIMS} SET "lease_until" = now() '
+                    conn.execute(stmt(f'UPDATE {conn.books.claims} SET "lease_until" = now() '
                                       'WHERE "owner" = %s'), (self.owner,))
                     # No owner: the node stopped cleanly, which `nodes.STATE` tells
                     # from a lease that ran out on a daemon lost.
                     conn.execute(stmt(
-                        f'UPDATE {DAEMONS} SET "lease_until" = now(), "file_in_hand" = NULL, '
-                        '"owner" = NULL WHERE "node" = %s AND "owner" = %s'),
+                        f'UPDATE {conn.books.daemons} SET "lease_until" = now(), '
+                        '"file_in_hand" = NULL, "owner" = NULL WHERE "node" = %s AND "owner" = %s'),
                         (self.node, self.owner))
             except Exception:  # noqa: S110 (stopping: the leases lapse anyway)
                 pass

@@ -1,6 +1,10 @@
 """The PostgreSQL connection: the one factory, the one transaction context manager, and
 the session that outlives a lost connection.
 
+Each connection knows where the daemon's own tables are (`Connection.books`: the
+bookkeeping schema, resolved once as it connects, from the setting or beside the fact
+tables' schema), so every statement names them schema-qualified from there.
+
 Connections run in autocommit, and every write is an explicit transaction
 (`transaction`), as the SQLite backend's are. Each session names itself
 (`application_name`, seen in `pg_stat_activity`), waits at most the busy timeout for a
@@ -28,11 +32,10 @@ from functools import partial
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from filedrop_etl.daemon.warehouse.postgresql import liveness
+from filedrop_etl.daemon.warehouse.postgresql import books, liveness
 from filedrop_etl.daemon.warehouse.postgresql.faults import reconnect_fault
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
 
-Connection = psycopg.Connection[tuple[object, ...]]
 APPLICATION = "filedrop-etl"
 # The second connection `liveness` opens to ask after a silent session.
 ASKING = "filedrop-etl (liveness check)"
@@ -46,6 +49,13 @@ CHECK_CLIENT_SINCE = 140000
 # Keepalive probes sent, after a third of the network timeout without traffic, before
 # the kernel gives the connection up.
 KEEPALIVE_PROBES = 3
+
+
+class Connection(liveness.PatientConnection):
+    """A session of the daemon's: it knows where the daemon's own tables are (`books`,
+    resolved as it connects), as it knows its search_path."""
+
+    books: books.Books
 
 
 def conninfo(url: PostgresUrl, connect_seconds: float) -> str:
@@ -67,7 +77,7 @@ def conninfo(url: PostgresUrl, connect_seconds: float) -> str:
 def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
             read_only: bool = False) -> Connection:
     """The one way this project opens a PostgreSQL session."""
-    conn = liveness.PatientConnection.connect(
+    conn = Connection.connect(
         conninfo(url, min(busy_timeout_seconds, url.network_timeout_seconds)),
         autocommit=True, application_name=APPLICATION)
     conn.patience = url.network_timeout_seconds / 2
@@ -87,6 +97,9 @@ def connect(url: PostgresUrl, busy_timeout_seconds: float, *,
             conn.execute(stmt(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}"))
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
+        row = conn.execute("SELECT current_schema()").fetchone()
+        conn.books = books.resolve(url.bookkeeping_schema,
+                                   None if row is None or row[0] is None else str(row[0]))
     except BaseException:
         conn.close()
         raise

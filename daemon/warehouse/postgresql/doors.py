@@ -141,10 +141,12 @@ def writing(url: PostgresUrl, feeds: Sequence[Contract],
 
 
 def migrating(url: PostgresUrl, feeds: Sequence[Contract], busy_timeout_seconds: float,
-              grant: str | None = None) -> Migration:
-    """Create or migrate the schema (the `migrate` command, as the tables' owner), and
-    grant `grant` what a runtime role needs."""
+              grant: str | None = None, reader: str | None = None) -> Migration:
+    """Create or migrate the schema (the `migrate` command, as the tables' owner), grant
+    `grant` what a runtime role needs, and `reader` what an analyst's does."""
     with translated(_TERMINAL_HINT), connect(url, busy_timeout_seconds) as conn:
         found = schema.migrate(conn, feeds)
         notes = roles.grant(conn, feeds, grant) if grant is not None else []
-    return Migration(found, schema.SCHEMA_VERSION, grant, tuple(notes))
+        if reader is not None:
+            roles.grant_reader(conn, feeds, reader)
+    return Migration(found, schema.SCHEMA_VERSION, grant, tuple(notes), reader)

@@ -1,6 +1,6 @@
 """A declared feed's fact table against its declaration, and the DDL that brings it in line.
 
-Read at every start (`schema.inspect`), from the catalogs; the decision is
+Read at every start (`holdings.inspect`), from the catalogs; the decision is
 `columns.evolve`'s, shared with SQLite: a column added to the declaration is added to
 the table (`ALTER TABLE ... ADD COLUMN`, nullable or with its declared default, which
 fills the rows already there), logged `table_columns_added`; a column declared
@@ -13,8 +13,7 @@ the table holds rows (`SchemaMismatch`, naming the columns and what to do: resto
 declaration, or move the table aside or empty it), never dropped or cast; an empty
 table is made again as declared, logged `table_recreated`. The built-in feed's table
 keeps the rule it had before feeds (a DBA's extra nullable columns accepted, with a
-warning: `columns.compare`). `upgrade` is the one migration from the version before
-feeds (3): the ledger's `feed`, `drops` per feed.
+warning: `columns.compare`). The migrations from older versions are `upgrade`'s.
 """
 
 from __future__ import annotations
@@ -28,14 +27,9 @@ from filedrop_etl.config.contract import Column, Contract
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.columns import Held
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
-from filedrop_etl.daemon.warehouse.postgresql.shape import (
-    DROPS_TABLE,
-    LEDGER,
-    column_definition,
-    fact_definitions,
-)
+from filedrop_etl.daemon.warehouse.postgresql.shape import column_definition, fact_definitions
 from filedrop_etl.daemon.warehouse.postgresql.types import declared_type
-from filedrop_etl.daemon.warehouse.sql import EARLIEST_FEED, LEDGER_TABLE, q
+from filedrop_etl.daemon.warehouse.sql import q
 
 log = structlog.get_logger("daemon.schema")
 
@@ -112,27 +106,3 @@ def logged(change: Change) -> None:
         if names:
             log.info(event, feed=contract.name, table=contract.fact_table,
                      columns=list(names))
-
-
-def upgrade(conn: Connection, held: dict[str, list[Held]]) -> list[str]:
-    """From version 3, in place: every ledger row and every watermark was the built-in
-    feed's. Adding a column with a constant default rewrites no row (PostgreSQL 11 and
-    later); the default then goes, as every insert names the feed. The steps taken."""
-    steps = []
-    ledger = held.get(LEDGER_TABLE)
-    if ledger is not None and "feed" not in {c.name for c in ledger}:
-        conn.execute(stmt(f"ALTER TABLE {LEDGER} ADD COLUMN \"feed\" text NOT NULL "
-                          f"DEFAULT '{EARLIEST_FEED}'"))
-        conn.execute(stmt(f'ALTER TABLE {LEDGER} ALTER COLUMN "feed" DROP DEFAULT'))
-        steps.append(f"load_history.feed added ('{EARLIEST_FEED}' for every row)")
-    if DROPS_TABLE in held and "feed" not in {c.name for c in held[DROPS_TABLE]}:
-        drops = q(DROPS_TABLE)
-        [(key,)] = conn.execute(
-            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) "
-            "AND contype = 'p'", (drops,)).fetchall()
-        conn.execute(stmt(f"ALTER TABLE {drops} ADD COLUMN \"feed\" text NOT NULL "
-                          f"DEFAULT '{EARLIEST_FEED}'"))
-        conn.execute(stmt(f'ALTER TABLE {drops} ALTER COLUMN "feed" DROP DEFAULT, '
-                          f'DROP CONSTRAINT {q(str(key))}, ADD PRIMARY KEY ("feed", "run_date")'))
-        steps.append("drops keyed by feed and run date")
-    return steps

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from filedrop_etl.config.contract import Contract
@@ -29,8 +28,6 @@ from filedrop_etl.daemon.warehouse.api import (
 )
 from filedrop_etl.daemon.warehouse.postgresql import nodes, schema, totals
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt
-from filedrop_etl.daemon.warehouse.postgresql.shape import DAEMONS, DROPS_TABLE, LEDGER, RETRIES
-from filedrop_etl.daemon.warehouse.sql import q
 from filedrop_etl.daemon.warehouse.values import recording
 
 
@@ -84,6 +81,9 @@ class PostgresHistory:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # The raw ledger, not the analysts' view: the same rows, without the view's
+        # indirection in every plan.
+        self.books = conn.books
 
     def close(self) -> None:
         self.conn.close()
@@ -110,27 +110,27 @@ class PostgresHistory:
                 params.append(value)
         limit = "ALL" if where.limit < 0 else str(int(where.limit))
         return [_load(r) for r in self._rows(
-            f"SELECT {_LOAD} FROM {LEDGER}"
+            f"SELECT {_LOAD} FROM {self.books.ledger}"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + f' ORDER BY "id" DESC LIMIT {limit}', params)]
 
     def attempts(self, names: Sequence[str]) -> list[Load]:
         return [_load(r) for r in self._rows(
-            f'SELECT {_LOAD} FROM {LEDGER} WHERE "file_name" = ANY(%s) ORDER BY "id"',
+            f'SELECT {_LOAD} FROM {self.books.ledger} WHERE "file_name" = ANY(%s) ORDER BY "id"',
             (list(names),))]
 
     def retries(self, names: Sequence[str]) -> list[Retry]:
         return [Retry(*r) for r in self._rows(
-            f'SELECT {_RETRY} FROM {RETRIES} WHERE "file_name" = ANY(%s) '
+            f'SELECT {_RETRY} FROM {self.books.retries} WHERE "file_name" = ANY(%s) '
             'OR "failed_as" = ANY(%s) ORDER BY "id"', (list(names), list(names)))]
 
     def daemons(self) -> list[Daemon]:
         rows = self._rows(
             f'SELECT "node", "pid", {text_time(chr(34) + "started_at" + chr(34))}, "inbox", '
             f'"work", "processed", "failed", "created", '
-            f'{text_time(chr(34) + "heartbeat_at" + chr(34))}, {nodes.IN_HAND}, '
+            f'{text_time(chr(34) + "heartbeat_at" + chr(34))}, {nodes.in_hand(self.books)}, '
             f'coalesce("lease_until" > now(), false), {nodes.STATE}, '
-            f'{text_time(chr(34) + "lease_until" + chr(34))} FROM {DAEMONS} AS d '
+            f'{text_time(chr(34) + "lease_until" + chr(34))} FROM {self.books.daemons} AS d '
             'ORDER BY "started_at" DESC')
         return [Daemon(str(node), int(pid), str(started), str(inbox), str(work),
                        str(processed), str(failed), json.loads(created), beat, in_hand,
@@ -143,7 +143,7 @@ class PostgresHistory:
         if sidecar is None:
             return None
         return recording(self._rows(
-            f'SELECT {_RETRY}, "sidecar" FROM {RETRIES} WHERE "failed_as" = %s '
+            f'SELECT {_RETRY}, "sidecar" FROM {self.books.retries} WHERE "failed_as" = %s '
             'ORDER BY "id" DESC', (failed_as,)), sidecar)
 
     def tally(self, since: str | None = None, until: str | None = None,
@@ -155,14 +155,14 @@ class PostgresHistory:
         files = {str(status): (int(n), int(loads)) for status, n, loads in self._rows(
             'SELECT "status", count(*), sum("loads") FROM (SELECT DISTINCT ON ("file_name") '
             '"status", count(*) OVER (PARTITION BY "file_name") AS "loads" '
-            f'FROM {LEDGER} {where} ORDER BY "file_name", "id" DESC) AS latest '
+            f'FROM {self.books.ledger} {where} ORDER BY "file_name", "id" DESC) AS latest '
             'GROUP BY "status"', tuple(v for _, v in bounds))}
         return Tally(files.get("processed", (0, 0))[0], files.get("failed", (0, 0))[0],
                      sum(loads for _, loads in files.values()))
 
     def last_success(self, now: str, feed: str | None = None) -> Load | None:
         of_feed, params = _of_feed(feed)
-        rows = self._rows(f"SELECT {_LOAD} FROM {LEDGER} WHERE \"status\" = "
+        rows = self._rows(f"SELECT {_LOAD} FROM {self.books.ledger} WHERE \"status\" = "
                           f"'processed' AND \"finished_at\" <= %s::timestamptz{of_feed} "
                           'ORDER BY "id" DESC LIMIT 1', (now, *params))
         return _load(rows[0]) if rows else None
@@ -173,16 +173,16 @@ class PostgresHistory:
         `drops` records for the date was dropped after `after`; without such a row (a
         load before `drops` had feeds), if that load began after `after`."""
         rows = self._rows(
-            f"SELECT {_LOAD} FROM {LEDGER} WHERE \"status\" = 'processed' "
+            f"SELECT {_LOAD} FROM {self.books.ledger} WHERE \"status\" = 'processed' "
             'AND "error" IS NULL AND "feed" = %s AND "run_date" = %s::date '
-            'AND coalesce((SELECT d."dropped_ns" > %s '
-            f'FROM {q(DROPS_TABLE)} AS d WHERE d."feed" = %s AND d."run_date" = %s::date), '
+            'AND coalesce((SELECT d."dropped_at" > %s::timestamptz '
+            f'FROM {self.books.drops} AS d WHERE d."feed" = %s AND d."run_date" = %s::date), '
             '"started_at" > %s::timestamptz) ORDER BY "id" DESC LIMIT 1',
-            (feed, run_date, _ns(after), feed, run_date, after))
+            (feed, run_date, after, feed, run_date, after))
         return _load(rows[0]) if rows else None
 
     def loads_in_the_future(self, now: str) -> int:
-        [(count,)] = self._rows(f'SELECT count(*) FROM {LEDGER} '
+        [(count,)] = self._rows(f'SELECT count(*) FROM {self.books.ledger} '
                                 'WHERE "finished_at" > %s::timestamptz', (now,))
         return int(count)
 
@@ -208,28 +208,27 @@ class PostgresHistory:
             # twice as long (PostgreSQL 14 and later).
             """SELECT floor(date_part('epoch', "finished_at") / %s)::bigint AS "slice", """
             f'"status", count(*), coalesce(sum("rows"), 0), min({_TOOK}), max({_TOOK}), '
-            f'sum({_TOOK}), min("file_name") {_FINISHED}{of_feed} '
+            f'sum({_TOOK}), min("file_name") {self._finished}{of_feed} '
             'GROUP BY "slice", "status" ORDER BY "slice", "status"',
             (seconds, since, until, *params))
         return [LoadBin(int(n), str(status), int(loads), int(total), float(low), float(high),
                         float(busy), str(name) if loads == 1 else None)
                 for n, status, loads, total, low, high, busy, name in rows]
 
+    @property
+    def _finished(self) -> str:
+        """The ledger's loads that finished between two times (both bound)."""
+        return (f'FROM {self.books.ledger} WHERE "finished_at" >= %s::timestamptz '
+                'AND "finished_at" <= %s::timestamptz')
+
     def median_load(self, since: str, until: str, feed: str | None = None) -> float | None:
         of_feed, params = _of_feed(feed)
         [(median,)] = self._rows(
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_TOOK}) "
-            f"{_FINISHED}{of_feed}", (since, until, *params))
+            f"{self._finished}{of_feed}", (since, until, *params))
         return None if median is None else float(median)
 
-
-def _ns(stamp: str) -> int:
-    """A time as the ledger writes it, in nanoseconds since the epoch (as `drops`)."""
-    since = datetime.fromisoformat(stamp) - datetime(1970, 1, 1, tzinfo=UTC)
-    return since // timedelta(microseconds=1) * 1000
 
 
 # A load's duration in seconds (clamped at 0: a clock set back mid-load).
 _TOOK = """greatest(0, date_part('epoch', "finished_at" - "started_at"))"""
-_FINISHED = (f'FROM {LEDGER} WHERE "finished_at" >= %s::timestamptz '
-             'AND "finished_at" <= %s::timestamptz')

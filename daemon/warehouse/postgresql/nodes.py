@@ -24,22 +24,23 @@ import psycopg
 
 from filedrop_etl.daemon.errors import AlreadyRunning
 from filedrop_etl.daemon.warehouse.api import Folders
+from filedrop_etl.daemon.warehouse.postgresql.books import Books
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
-from filedrop_etl.daemon.warehouse.postgresql.shape import CLAIMS_TABLE
-from filedrop_etl.daemon.warehouse.sql import DAEMONS_TABLE, q
 
-DAEMONS = q(DAEMONS_TABLE)
 STATES = ("alive", "lost", "stopped")
 # The state of the `daemons` row in scope (unqualified columns), as `STATES` names it. A
 # row without a lease (recorded before daemons shared warehouses) never beat: stopped.
 STATE = ('CASE WHEN "lease_until" > now() THEN \'alive\' '
          'WHEN "owner" IS NULL OR "lease_until" IS NULL THEN \'stopped\' '
          'ELSE \'lost\' END')
-# The file in hand of the `daemons` row `d` while its start still holds that file's
-# claim, else NULL.
-IN_HAND = (f'CASE WHEN EXISTS (SELECT 1 FROM {q(CLAIMS_TABLE)} AS c WHERE c."node" = d."node" '
-           'AND c."name" = d."file_in_hand" AND c."owner" = d."owner") '
-           'THEN d."file_in_hand" END')
+
+
+def in_hand(books: Books) -> str:
+    """The file in hand of the `daemons` row `d` while its start still holds that file's
+    claim, else NULL."""
+    return (f'CASE WHEN EXISTS (SELECT 1 FROM {books.claims} AS c WHERE c."node" = d."node" '
+            'AND c."name" = d."file_in_hand" AND c."owner" = d."owner") '
+            'THEN d."file_in_hand" END')
 
 
 def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
@@ -47,7 +48,7 @@ def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
     """Record this daemon's start; `AlreadyRunning` if the node is live elsewhere."""
     with transaction(conn):
         row = conn.execute(stmt(
-            f'INSERT INTO {DAEMONS} AS d ("node", "pid", "started_at", "inbox", "work", '
+            f'INSERT INTO {conn.books.daemons} AS d ("node", "pid", "started_at", "inbox", "work", '
             '"processed", "failed", "created", "owner", "heartbeat_at", "lease_until") '
             "VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, now(), now() + %s::interval) "
             'ON CONFLICT ("node") DO UPDATE SET "pid" = EXCLUDED."pid", '
@@ -64,7 +65,8 @@ def record_start(conn: Connection, node: str, folders: Folders, *, owner: str,
              f"{lease_seconds} seconds")).fetchone()
         if row is None:
             held = conn.execute(stmt(
-                f'SELECT "pid", "work", "heartbeat_at" FROM {DAEMONS} WHERE "node" = %s'),
+                f'SELECT "pid", "work", "heartbeat_at" FROM {conn.books.daemons} '
+                'WHERE "node" = %s'),
                 (node,)).fetchone()
             pid, work, beat = held if held else ("?", "?", "?")
             raise AlreadyRunning(

@@ -13,7 +13,6 @@ from dataclasses import astuple, fields
 from filedrop_etl.daemon.warehouse.api import Dismissal, Load, Retry
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
 from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
-from filedrop_etl.daemon.warehouse.postgresql.shape import DISMISSALS, RETRIES
 from filedrop_etl.daemon.warehouse.sql import q
 
 
@@ -26,7 +25,7 @@ class PostgresRetryLog:
                      requested_at: str) -> int:
         with transaction(self.conn):
             row = self.conn.execute(stmt(
-                f'INSERT INTO {RETRIES} ("file_name", "failed_as", "sha256", '
+                f'INSERT INTO {self.conn.books.retries} ("file_name", "failed_as", "sha256", '
                 '"reason", "sidecar", "requested_by", "requested_at") '
                 'VALUES (%s, %s, %s, %s, %s, %s, %s::timestamptz) RETURNING "id"'),
                 (file_name, failed_as, sha256, reason, sidecar, requested_by,
@@ -36,7 +35,7 @@ class PostgresRetryLog:
 
     def forget_retry(self, retry_id: int) -> None:
         with transaction(self.conn):
-            self.conn.execute(stmt(f'DELETE FROM {RETRIES} WHERE "id" = %s'),
+            self.conn.execute(stmt(f'DELETE FROM {self.conn.books.retries} WHERE "id" = %s'),
                               (retry_id,))
 
     def retry_of_sidecar(self, failed_as: str,
@@ -51,7 +50,7 @@ class PostgresRetryLog:
         casts = {"run_date": "::date", "dismissed_at": "::timestamptz"}
         with transaction(self.conn):
             row = self.conn.execute(stmt(
-                f"INSERT INTO {DISMISSALS} ({', '.join(map(q, names))}) VALUES "
+                f"INSERT INTO {self.conn.books.dismissals} ({', '.join(map(q, names))}) VALUES "
                 f"({', '.join('%s' + casts.get(n, '') for n in names)}) RETURNING \"id\""),
                 astuple(dismissal)).fetchone()
         assert row is not None
@@ -59,7 +58,7 @@ class PostgresRetryLog:
 
     def forget_dismissal(self, dismissal_id: int) -> None:
         with transaction(self.conn):
-            self.conn.execute(stmt(f'DELETE FROM {DISMISSALS} WHERE "id" = %s'),
+            self.conn.execute(stmt(f'DELETE FROM {self.conn.books.dismissals} WHERE "id" = %s'),
                               (dismissal_id,))
 
     def close(self) -> None:

@@ -1,53 +1,61 @@
 """The PostgreSQL warehouse's schema: its version, its reading, the migration.
 
 The tables (`shape`) are SQLite's, in native types, plus `claims` for daemons sharing
-the work, for every feed of the settings. `migrate` first reads what the database holds
-from its catalogs (`catalog`: no lock on any table, so a start waits for no running
-load), refuses tables that are not ours (columns missing or of another type) or a newer
-version, accepts extra columns a DBA added that the daemon's inserts can leave out, with
-a warning (`columns`), and reads each feed's fact table against its declaration
-(`evolve`). Only when the version is behind, a table is missing or a declaration
-changed does it run DDL: in one transaction, under a transaction-scoped advisory lock
-so that daemons starting together do not race, creating only what is missing and
-altering a version-3 database in place (`evolve.upgrade`, logged `schema_migrated`),
-with a lock timeout short enough that a lock it must queue for (behind a long merge)
-never holds up the running loads for more than a moment: it gives up (`WarehouseBusy`,
-which the start waits out) instead. Only the tables' owner, with CREATE on the schema,
-may do that; any other role is refused, told to have the owner run `filedrop-etl
-migrate`. `require_current` is the same reading for `retry`, which never migrates. No
-superuser and no extension needed.
+the work, for every feed of the settings: the daemon's own in the bookkeeping schema
+(`books`), the fact tables and the `load_history` view in the fact schema (`analysts`).
+`migrate` first reads what the database holds from its catalogs (`holdings`: no lock
+on any table, so a start waits for no running load), which refuses tables that are not
+ours (columns missing or of another type) or a newer version, accepts extra columns a
+DBA added that the daemon's inserts can leave out, with a warning (`columns`), and
+reads each feed's fact table against its declaration (`evolve`). Only when the version is
+behind, a table or the view is missing or a declaration changed does it run DDL: in one
+transaction, under a transaction-scoped advisory lock so that daemons starting together
+do not race, creating only what is missing, altering an older database in place
+(`upgrade`, logged `schema_migrated`: a version-4 database's bookkeeping moves out of
+the fact schema) and writing the comments analysts read, with a lock timeout short
+enough that a lock it must queue for (behind a long merge) never holds up the running
+loads for more than a moment: it gives up (`WarehouseBusy`, which the start waits out)
+instead. Only the tables' owner, with CREATE on both schemas (or on the database, for a
+bookkeeping schema not made yet), may do that; any other role is refused, told to have
+the owner run `filedrop-etl migrate`. `require_current` is the same reading for
+`retry`, which never migrates; `check`, the read side's, refuses a database whose
+daemon's tables are not in the bookkeeping schema yet, where its questions are asked.
+No superuser and no extension needed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import partial
 
 import structlog
 from psycopg import errors
 
 from filedrop_etl.config.contract import Contract
-from filedrop_etl.daemon.errors import DatabaseUnavailable, SchemaMismatch
+from filedrop_etl.daemon.errors import SchemaMismatch
 from filedrop_etl.daemon.warehouse import columns
 from filedrop_etl.daemon.warehouse.api import WarehouseBusy
-from filedrop_etl.daemon.warehouse.postgresql import catalog, evolve
+from filedrop_etl.daemon.warehouse.postgresql import analysts, catalog, evolve, upgrade
+from filedrop_etl.daemon.warehouse.postgresql.books import Books
 from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, stmt, transaction
+from filedrop_etl.daemon.warehouse.postgresql.holdings import Found, inspect, recorded
 from filedrop_etl.daemon.warehouse.postgresql.shape import (
     BEFORE_FEEDS,
+    BESIDE_FACTS,
     CLAIMS_TABLE,
     DROPS_TABLE,
-    FACT_EXTRA,
     SCHEMA_VERSION,
     VERSION_TABLE,
-    indexes,
+    bookkeeping_indexes,
+    bookkeeping_tables,
+    fact_indexes,
+    fact_tables,
     tables,
 )
 from filedrop_etl.daemon.warehouse.sql import LEDGER_TABLE, q
 
 __all__ = ["CLAIMS_TABLE", "DROPS_TABLE", "LOCK_SPACE", "SCHEMA_VERSION", "VERSION_TABLE",
-           "check", "indexes", "migrate", "require_current", "tables"]
+           "check", "migrate", "require_current", "tables"]
 log = structlog.get_logger("daemon.schema")
 # The first key of every advisory lock this backend takes (the second names what).
 LOCK_SPACE = 0x45544C  # "ETL"
@@ -58,97 +66,29 @@ MIGRATION_LOCK = 0
 # backoff, and the loads at most this moment.
 DDL_LOCK_TIMEOUT_MS = 500
 
-_GRANT_HINT = ("as the role that owns the daemon's tables, run `filedrop-etl migrate "
-               "--grant {role}` (see the README's \"Two roles\"), then try again")
-
-
-def version(conn: Connection) -> int | None:
-    """The recorded schema version; None where this daemon never migrated."""
-    if VERSION_TABLE not in catalog.existing(conn, [VERSION_TABLE]):
-        return None
-    if catalog.lacking(conn, [VERSION_TABLE], ["SELECT"]):
-        raise DatabaseUnavailable(
-            f"role {catalog.role(conn)} may not read {VERSION_TABLE}, the schema's version",
-            hint=_GRANT_HINT.format(role=catalog.role(conn)))
-    row = conn.execute(stmt(f"SELECT max(version) FROM {q(VERSION_TABLE)}")).fetchone()
-    return None if row is None or row[0] is None else int(str(row[0]))
-
-
 def check(conn: Connection) -> int:
-    """The schema version; `SchemaMismatch` unless this program can read the database."""
-    found = version(conn)
+    """The schema version; `SchemaMismatch` unless this program can read the database:
+    the read side asks its questions of the bookkeeping schema, where an older version
+    (4 and before) did not keep its tables."""
+    found, home = recorded(conn)
     if found is None:
         raise SchemaMismatch(f"the database has no {LEDGER_TABLE} table",
-                             hint="point --db at the daemon's database")
+                             hint="point --db at the daemon's database (and "
+                             "--bookkeeping-schema at its bookkeeping, if it was set)")
     if found > SCHEMA_VERSION:
         raise SchemaMismatch(
             f"the database has schema version {found}; this program knows {SCHEMA_VERSION}",
             hint="use the newer filedrop-etl that wrote it")
+    if home is None:
+        raise SchemaMismatch(
+            f"the database is at schema version {found}, whose daemon's tables sit beside "
+            f"the fact tables; this filedrop-etl reads version {SCHEMA_VERSION}, which keeps "
+            f"them in schema {conn.books.schema}", hint=_MIGRATE_HINT)
     return found
 
 
-@dataclass(frozen=True)
-class Found:
-    """What the database holds of the schema: its version, the tables missing, the
-    tables with extra columns the daemon accepts, and the feeds' tables to change."""
-
-    version: int | None
-    missing: tuple[str, ...]
-    extra: tuple[columns.Difference, ...]
-    changes: tuple[evolve.Change, ...] = ()
-    held: dict[str, list[columns.Held]] | None = None
-
-    @property
-    def behind(self) -> bool:
-        return self.version != SCHEMA_VERSION or bool(self.missing or self.changes)
-
-
-def inspect(conn: Connection, feeds: Sequence[Contract]) -> Found:
-    """Read the schema from the catalogs; `SchemaMismatch` for a newer version, a table
-    that is not the daemon's (columns missing, changed, or in the way) or a feed's table
-    that its declaration can not be brought to without losing data (`evolve.plan`)."""
-    found = version(conn)
-    if found is not None and found > SCHEMA_VERSION:
-        raise SchemaMismatch(
-            f"the database has schema version {found}; this daemon knows {SCHEMA_VERSION}",
-            hint="run the newer daemon that wrote it, or point --db at another database")
-    held = catalog.columns(conn, list(tables(feeds)))
-    # A version-3 database is read as version 3 defined its tables (those not altered
-    # yet: `evolve.upgrade` alters each it finds without `feed`).
-    before = tables(feeds, BEFORE_FEEDS) if found is not None and found <= BEFORE_FEEDS else {}
-    defined = {t: columns.declared(
-                   before[t] if t in before and "feed" not in {c.name for c in held.get(t, [])}
-                   else c) for t, c in tables(feeds).items()}
-    names = catalog.canonical(conn, (k for d in defined.values() for k in d.values()))
-    declared = {c.fact_table: c for c in feeds if not c.builtin}
-    extra_types = {n: names[k] for n, k in columns.declared(FACT_EXTRA).items()}
-    differences, changes = [], []
-    for table in (t for t in defined if t in held):
-        if table in declared:
-            change = evolve.plan(declared[table], held[table],
-                                 catalog.primary_key(conn, table), extra_types,
-                                 partial(_holds_rows, conn, table),
-                                 partial(_holds_null, conn, table))
-            changes += [change] if change is not None else []
-            continue
-        difference = columns.compare(
-            table, {c: names[k] for c, k in defined[table].items()}, held[table])
-        if difference.refused:
-            raise columns.refusal(difference)
-        differences.append(difference)
-    return Found(found, tuple(t for t in defined if t not in held),
-                 tuple(d for d in differences if d.extra), tuple(changes), held)
-
-
-def _holds_rows(conn: Connection, table: str) -> bool:
-    row = conn.execute(stmt(f"SELECT EXISTS (SELECT 1 FROM {q(table)})")).fetchone()
-    return bool(row and row[0])
-
-
-def _holds_null(conn: Connection, table: str, column: str) -> bool:
-    row = conn.execute(stmt(f"SELECT EXISTS (SELECT 1 FROM {q(table)} "
-                            f"WHERE {q(column)} IS NULL)")).fetchone()
-    return bool(row and row[0])
+_MIGRATE_HINT = ("start a daemon of this release on it (it migrates at its start), or run "
+                 "`filedrop-etl migrate` as the role that owns the tables")
 
 
 def require_current(conn: Connection, feeds: Sequence[Contract]) -> int:
@@ -161,8 +101,7 @@ def require_current(conn: Connection, feeds: Sequence[Contract]) -> int:
     if found.behind:
         raise SchemaMismatch(
             f"{_behind(found)}; `retry` does not migrate it",
-            hint="start a daemon of this release on it (it migrates at its start), or run "
-            "`filedrop-etl migrate` as the role that owns the tables; then retry again")
+            hint=f"{_MIGRATE_HINT}; then retry again")
     return SCHEMA_VERSION
 
 
@@ -171,9 +110,10 @@ def _behind(found: Found) -> str:
     changed = (f" (tables whose feed's declaration changed: "
                f"{', '.join(c.contract.fact_table for c in found.changes)})"
                if found.changes else "")
+    view = "" if found.view or found.home is None else f" (the {analysts.VIEW} view missing)"
     at = ("records no schema version" if found.version is None else
           f"is at schema version {found.version}")
-    return (f"the database {at}{missing}{changed}; this filedrop-etl needs version "
+    return (f"the database {at}{missing}{changed}{view}; this filedrop-etl needs version "
             f"{SCHEMA_VERSION}")
 
 
@@ -217,46 +157,79 @@ def migrate(conn: Connection, feeds: Sequence[Contract]) -> int | None:
 
 def _may_migrate(conn: Connection, feeds: Sequence[Contract], found: Found) -> None:
     """`SchemaMismatch` unless the session's role may run the migration's DDL."""
-    why = []
-    others = catalog.not_owned(conn, [*tables(feeds), VERSION_TABLE])
+    why, hint = [], ""
+    books, role = conn.books, catalog.role(conn)
+    others = [*catalog.not_owned(conn, [*bookkeeping_tables(feeds), VERSION_TABLE],
+                                 found.home),
+              *catalog.not_owned(conn, list(fact_tables(feeds)))]
     if others:
         why.append(f"it does not own {', '.join(others)}")
-    if (found.missing or VERSION_TABLE not in catalog.existing(conn, [VERSION_TABLE])) \
-            and not catalog.may_create(conn):
+    facts = set(fact_tables(feeds))
+    if ((facts & set(found.missing)) or not found.view) and not catalog.may_create(conn):
         where = catalog.schema(conn)
         why.append(f"it may not create tables in schema {where}" if where else
                    f"no schema of its search_path ({catalog.search_path(conn)}) exists, "
                    "or it lacks USAGE on it")
+    if (set(found.missing) - facts or found.home is None or found.version is None) \
+            and not catalog.may_create(conn, books.schema):
+        made = catalog.schema_exists(conn, books.schema)
+        why.append(f"it may not create tables in schema {books.schema}" if made else
+                   f"it may not create schema {books.schema}, where the daemon keeps its "
+                   "own tables (CREATE on the database)")
+        # The owner of the fact schema alone, as before version 5: make it the schema.
+        hint = "" if made else (
+            f"as the database's owner or a superuser: CREATE SCHEMA {books.quoted} "
+            f"AUTHORIZATION {q(role)} (or set bookkeeping_schema to a schema where this "
+            "role may create tables); or ")
     if why:
         raise SchemaMismatch(
-            f"{_behind(found)}, and role {catalog.role(conn)} may not migrate it: "
-            + "; ".join(why),
-            hint="run `filedrop-etl migrate` once with the --db of the role that owns the "
-            "tables (add `--grant ROLE` to give this role what it needs), then start "
-            "this daemon again")
+            f"{_behind(found)}, and role {role} may not migrate it: " + "; ".join(why),
+            hint=hint + "run `filedrop-etl migrate` once with the --db of the role that "
+            "owns the tables (add `--grant ROLE` to give this role what it needs), then "
+            "start this daemon again")
 
 
 def _create(conn: Connection, feeds: Sequence[Contract], found: Found) -> list[str]:
-    """The DDL: a version-3 database altered, the tables and indexes missing, the feeds'
-    tables changed, and the version; the steps of a version's migration, if it was one."""
+    """The DDL: an older database altered (its bookkeeping moved), the tables, indexes
+    and view missing, the feeds' tables changed, the comments, and the version; the
+    steps of a version's migration, if it was one."""
+    books, held = conn.books, found.held or {}
     steps = []
-    if not catalog.existing(conn, [VERSION_TABLE]):
-        conn.execute(stmt(f"CREATE TABLE {q(VERSION_TABLE)} (version int NOT NULL)"))
-    if found.version is not None and found.version <= BEFORE_FEEDS:
-        steps += evolve.upgrade(conn, found.held or {})
-    defined = tables(feeds)
+    if not catalog.schema_exists(conn, books.schema):
+        # Not IF NOT EXISTS: that asks for CREATE on the database even where a DBA made
+        # the schema for the owner beforehand.
+        conn.execute(stmt(f"CREATE SCHEMA {books.quoted}"))
+    if found.home is None:
+        if found.version is not None and found.version <= BEFORE_FEEDS:
+            steps += upgrade.from_v3(conn, held)
+        kept = [t for t in bookkeeping_tables(feeds, BESIDE_FACTS) if t in held]
+        steps += upgrade.relocate(conn, books, [*kept, VERSION_TABLE])
+        steps += upgrade.from_v4(conn, books, held)
+    elif not catalog.existing(conn, [VERSION_TABLE], books.schema):
+        conn.execute(stmt(f"CREATE TABLE {books.version} (version int NOT NULL)"))
+    kept_now = bookkeeping_tables(feeds)
+    defined = {**kept_now, **fact_tables(feeds)}
     for table in found.missing:
-        conn.execute(stmt(f"CREATE TABLE {q(table)} ({', '.join(defined[table])})"))
+        name = books.table(table) if table in kept_now else q(table)
+        conn.execute(stmt(f"CREATE TABLE {name} ({', '.join(defined[table])})"))
     for change in found.changes:
         evolve.apply(conn, change)
-    wanted = indexes(feeds)
-    for name in sorted(set(wanted) - catalog.existing(conn, list(wanted))):
-        conn.execute(stmt(wanted[name]))
+    _indexes(conn, books, feeds)
+    analysts.create_view(conn, books)
+    analysts.describe_facts(conn, feeds)
     if found.version != SCHEMA_VERSION:
-        conn.execute(stmt(f"DELETE FROM {q(VERSION_TABLE)}"))
-        conn.execute(stmt(f'INSERT INTO {q(VERSION_TABLE)} ("version") VALUES (%s)'),
+        conn.execute(stmt(f"DELETE FROM {books.version}"))
+        conn.execute(stmt(f'INSERT INTO {books.version} ("version") VALUES (%s)'),
                      (SCHEMA_VERSION,))
     if found.version is not None and found.version != SCHEMA_VERSION:
         steps.append(f"schema version {found.version} -> {SCHEMA_VERSION}")
         return steps
     return []
+
+
+def _indexes(conn: Connection, books: Books, feeds: Sequence[Contract]) -> None:
+    """The indexes missing, each in its table's schema."""
+    for wanted, where in ((bookkeeping_indexes(books), books.schema),
+                          (fact_indexes(feeds), None)):
+        for name in sorted(set(wanted) - catalog.existing(conn, list(wanted), where)):
+            conn.execute(stmt(wanted[name]))

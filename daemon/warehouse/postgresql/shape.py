@@ -1,16 +1,19 @@
 """The PostgreSQL warehouse's shape: each table's columns and each index, per version.
 
-Shared by every feed: the ledger (`load_history`, whose `feed` column says whose load a
-row is), `retries`, `daemons`, `claims` and `drops` (the later-drop watermark, per feed
-and run date). Per feed: its fact table, in the native type of each column's kind
-(`types`), its key a table constraint (`PRIMARY KEY ("day", "sku")`), a nullable column
-without NOT NULL, a declared default as the column's default; and a date index where
-the feed's keys do not find a date's rows themselves (`Contract.dated_keys`). The
-built-in feed's tables and indexes are as they were before feeds, its date index
-included, and its `staging_transactions` (kept as SQLite keeps it; each load stages in
-a temporary table, `staging`). Version 3 (before feeds) differs in the ledger, which
-had no `feed`, and in `drops`, keyed by run date alone: `migrate` reads a version-3
-database against that shape, then alters it.
+Two schemas (`books`). The bookkeeping schema holds what every feed shares: the ledger
+(`load_history`, whose `feed` column says whose load a row is and `node` which daemon
+made it), `retries`, `daemons`, `claims`, `drops` (the later-drop watermark, per feed
+and run date, as a time) and the built-in feed's `staging_transactions` (kept as SQLite
+keeps it; each load stages in a temporary table, `staging`). The fact schema holds each
+feed's fact table, in the native type of each column's kind (`types`), its key a table
+constraint (`PRIMARY KEY ("day", "sku")`), a nullable column without NOT NULL, a
+declared default as the column's default, and a date index where the feed's keys do
+not find a date's rows themselves (`Contract.dated_keys`); and the `load_history` view
+(`analysts`). The built-in feed's tables and indexes are as they were before feeds, its
+date index included. Version 3 (before feeds) differs in the ledger, which had no
+`feed`, and in `drops`, keyed by run date alone; version 4 kept everything in the fact
+schema, without the ledger's `node`, and `drops.dropped_ns` in nanoseconds: `migrate`
+reads an older database against its version's shape, then alters it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from filedrop_etl.config.contract import Column, Contract
+from filedrop_etl.daemon.warehouse.postgresql.books import (
+    CLAIMS_TABLE,
+    DROPS_TABLE,
+    VERSION_TABLE,
+    Books,
+)
 from filedrop_etl.daemon.warehouse.postgresql.types import declared_type, literal
 from filedrop_etl.daemon.warehouse.sql import (
     DAEMONS_TABLE,
@@ -28,14 +37,12 @@ from filedrop_etl.daemon.warehouse.sql import (
     q,
 )
 
-SCHEMA_VERSION = 4
-# The version before feeds, the one this release migrates from.
+__all__ = ["CLAIMS_TABLE", "DROPS_TABLE", "VERSION_TABLE"]
+SCHEMA_VERSION = 5
+# The version before feeds, the oldest this release migrates from.
 BEFORE_FEEDS = 3
-VERSION_TABLE = "filedrop_schema"
-CLAIMS_TABLE = "claims"
-DROPS_TABLE = "drops"
-LEDGER, RETRIES, DAEMONS = q(LEDGER_TABLE), q(RETRIES_TABLE), q(DAEMONS_TABLE)
-DISMISSALS = q(DISMISSALS_TABLE)
+# The last version whose bookkeeping sat in the fact tables' schema.
+BESIDE_FACTS = 4
 # The columns every fact table has besides the feed's own.
 FACT_EXTRA = ('"loaded_at" timestamptz NOT NULL',
               # Not declared a foreign key, as it is in SQLite: PostgreSQL checks one by a
@@ -55,7 +62,9 @@ def _ledger(version: int) -> tuple[str, ...]:
         '"unchanged" bigint NOT NULL DEFAULT 0', '"deleted" bigint NOT NULL DEFAULT 0',
         '"error" text', '"started_at" timestamptz NOT NULL',
         '"finished_at" timestamptz NOT NULL', '"claim" text',
-        *(('"feed" text NOT NULL',) if version > BEFORE_FEEDS else ()))
+        *(('"feed" text NOT NULL',) if version > BEFORE_FEEDS else ()),
+        # Version 5: the node whose daemon made the attempt (null before).
+        *(('"node" text',) if version > BESIDE_FACTS else ()))
 
 
 def _drops(version: int) -> tuple[str, ...]:
@@ -64,12 +73,27 @@ def _drops(version: int) -> tuple[str, ...]:
     # the order a version-3 table altered in place has them.
     if version <= BEFORE_FEEDS:
         return ('"run_date" date PRIMARY KEY', '"dropped_ns" bigint NOT NULL')
-    return ('"run_date" date NOT NULL', '"dropped_ns" bigint NOT NULL',
-            '"feed" text NOT NULL', 'PRIMARY KEY ("feed", "run_date")')
+    if version <= BESIDE_FACTS:
+        return ('"run_date" date NOT NULL', '"dropped_ns" bigint NOT NULL',
+                '"feed" text NOT NULL', 'PRIMARY KEY ("feed", "run_date")')
+    # A drop's time is its inbox entry's ctime in nanoseconds, and a timestamptz keeps
+    # microseconds: `dropped_nanos` (0-999) keeps the rest, so that of two drops within
+    # one microsecond the later still wins, as it did with `dropped_ns` (ties, as
+    # before, go to the later commit).
+    return ('"run_date" date NOT NULL', '"dropped_at" timestamptz NOT NULL',
+            '"feed" text NOT NULL', '"dropped_nanos" integer NOT NULL',
+            'PRIMARY KEY ("feed", "run_date")')
 
 
-def shared_tables(version: int = SCHEMA_VERSION) -> dict[str, tuple[str, ...]]:
-    """The tables every feed shares, as `version` defines them."""
+def bookkeeping_tables(feeds: Sequence[Contract],
+                       version: int = SCHEMA_VERSION) -> dict[str, tuple[str, ...]]:
+    """The daemon's own tables as `version` defines them: every feed's, and the built-in
+    feed's staging table where it is served."""
+    staging = [(c.staging_table, _staging(c)) for c in feeds if c.builtin]
+    return {**_shared(version), **dict(staging)}
+
+
+def _shared(version: int) -> dict[str, tuple[str, ...]]:
     return {
         LEDGER_TABLE: _ledger(version),
         RETRIES_TABLE: (
@@ -119,23 +143,22 @@ def fact_definitions(contract: Contract) -> tuple[str, ...]:
     return (*map(column_definition, contract.columns), *FACT_EXTRA, primary_key(contract))
 
 
-def feed_tables(contract: Contract) -> dict[str, tuple[str, ...]]:
-    """The tables of one feed: its fact table (and the built-in feed's staging table)."""
-    out = {contract.fact_table: fact_definitions(contract)}
-    if contract.builtin:
-        out[contract.staging_table] = (
-            *(f"{q(c.name)} {declared_type(c)}" for c in contract.columns),
+def _staging(contract: Contract) -> tuple[str, ...]:
+    return (*(f"{q(c.name)} {declared_type(c)}" for c in contract.columns),
             '"occurrences" bigint NOT NULL DEFAULT 1', primary_key(contract))
-    return out
+
+
+def fact_tables(feeds: Sequence[Contract]) -> dict[str, tuple[str, ...]]:
+    """Each feed's fact table's definitions: the fact schema's tables."""
+    return {c.fact_table: fact_definitions(c) for c in feeds}
 
 
 def tables(feeds: Sequence[Contract],
            version: int = SCHEMA_VERSION) -> dict[str, tuple[str, ...]]:
-    """Each table's definitions, in order; the first word of a column's is its name."""
-    out = shared_tables(version)
-    for contract in feeds:
-        out.update(feed_tables(contract))
-    return out
+    """Each table's definitions, in order; the first word of a column's is its name.
+    The bookkeeping tables' names and the fact tables' never meet (`config.feeds`
+    refuses a feed's table named as one of the daemon's)."""
+    return {**bookkeeping_tables(feeds, version), **fact_tables(feeds)}
 
 
 def has_date_index(contract: Contract) -> bool:
@@ -156,13 +179,18 @@ def feed_indexes(contract: Contract) -> dict[str, str]:
             for name, target in on.items()}
 
 
-def indexes(feeds: Sequence[Contract]) -> dict[str, str]:
-    """Each index's name and the statement that creates it."""
-    on = {LEDGER_TABLE + "_file_name": f'{LEDGER} ("file_name")',
-          LEDGER_TABLE + "_claim": f'{LEDGER} ("claim")',
-          RETRIES_TABLE + "_file_name": f'{RETRIES} ("file_name")'}
-    out = {name: f"CREATE INDEX IF NOT EXISTS {q(name)} ON {target}"
-           for name, target in on.items()}
+def bookkeeping_indexes(books: Books) -> dict[str, str]:
+    """Each index of the bookkeeping tables (in their schema) and its statement."""
+    on = {LEDGER_TABLE + "_file_name": f'{books.ledger} ("file_name")',
+          LEDGER_TABLE + "_claim": f'{books.ledger} ("claim")',
+          RETRIES_TABLE + "_file_name": f'{books.retries} ("file_name")'}
+    return {name: f"CREATE INDEX IF NOT EXISTS {q(name)} ON {target}"
+            for name, target in on.items()}
+
+
+def fact_indexes(feeds: Sequence[Contract]) -> dict[str, str]:
+    """Each index of the fact tables (in the fact schema) and its statement."""
+    out: dict[str, str] = {}
     for contract in feeds:
         out.update(feed_indexes(contract))
     return out

@@ -214,6 +214,9 @@ class PostgresUrl:
     # statement timeout, as a load may rightly take minutes.
     network_timeout_seconds: float = field(default=NETWORK_TIMEOUT_SECONDS, compare=False)
     statement_timeout_seconds: float | None = field(default=None, compare=False)
+    # The schema of the daemon's own tables; None: derived from the fact tables' schema
+    # when a session connects (`books`).
+    bookkeeping_schema: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         scheme, sep, rest = self.url.partition("://")

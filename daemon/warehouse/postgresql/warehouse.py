@@ -4,7 +4,8 @@ Opened for every feed of the settings (their tables migrated by `doors`). `stage
 the file's one transaction on the worker's session and streams the rows into the feed's
 staging table (`staging`); `commit` checks that this daemon still holds the file's claim
 (the fence, on the database's clock, extending the lease for the archive that follows),
-takes the advisory lock of the feed's run date, writes the ledger row (with its feed),
+takes the advisory lock of the feed's run date, writes the ledger row (with its feed and
+this daemon's node),
 merges into the feed's fact table and commits. Every call runs
 inside `faults.translated`; a session the server lost is opened again on the next call.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -35,13 +37,13 @@ from filedrop_etl.daemon.warehouse.postgresql.connection import Connection, Sess
 from filedrop_etl.daemon.warehouse.postgresql.faults import translated
 from filedrop_etl.daemon.warehouse.postgresql.history import PostgresHistory
 from filedrop_etl.daemon.warehouse.postgresql.mark import WarehouseMark
-from filedrop_etl.daemon.warehouse.postgresql.schema import DROPS_TABLE, LOCK_SPACE
-from filedrop_etl.daemon.warehouse.postgresql.shape import LEDGER
+from filedrop_etl.daemon.warehouse.postgresql.schema import LOCK_SPACE
 from filedrop_etl.daemon.warehouse.postgresql.url import PostgresUrl
-from filedrop_etl.daemon.warehouse.sql import Tables, q
+from filedrop_etl.daemon.warehouse.sql import Tables
 
 # PostgreSQL stores at most 1 GB in one field.
 VALUE_LIMIT = (1 << 30) - 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class PostgresStaged:
@@ -71,13 +73,15 @@ class PostgresStaged:
             # over a staging table without an index grow with the product of the sizes.
             conn.execute("SET LOCAL enable_nestloop = off")
             load_id = ledger.record_load(conn, load, status="processed",
-                                         finished_at=load.started_at)
+                                         finished_at=load.started_at,
+                                         node=self.warehouse.node)
             if self.warehouse.latest_drop(load.feed, load.run_date, plan.ticket):
                 counts = merge.merge(conn, tables, plan, rows=self.rows,
                                      loaded_at=clock.utc_now(), load_id=load_id)
             else:
                 counts = MergeCounts(self.rows, 0, 0, self.rows, 0, superseded=True)
-                conn.execute(stmt(f'UPDATE {LEDGER} SET "error" = %s WHERE "id" = %s'),
+                conn.execute(stmt(f'UPDATE {conn.books.ledger} SET "error" = %s '
+                                  'WHERE "id" = %s'),
                              ("superseded: a later drop of this run date was loaded first; "
                               "its rows stand", load_id))
             crashpoints.reached("during_merge")
@@ -98,6 +102,8 @@ class PostgresWarehouse:
         self.where = str(url)
         self._claims = claims
         self.claims: Claims = claims
+        # The ledger's `node` of each attempt this daemon makes.
+        self.node = claims.node
         # A server's database has no path to be moved from: its faults are the calls' own.
         self.file_identity: FileIdentity | None = None
         self._session = Session(url, busy_timeout_seconds, conn)
@@ -125,12 +131,17 @@ class PostgresWarehouse:
         first."""
         if run_date is None or ticket is None:
             return True
-        row = self.conn.execute(stmt(
-            f'INSERT INTO {q(DROPS_TABLE)} AS d ("feed", "run_date", "dropped_ns") '
-            'VALUES (%s, %s::date, %s) ON CONFLICT ("feed", "run_date") DO UPDATE SET '
-            '"dropped_ns" = EXCLUDED."dropped_ns" '
-            'WHERE d."dropped_ns" <= EXCLUDED."dropped_ns" RETURNING 1'),
-            (feed, run_date, ticket.dropped_ns)).fetchone()
+        conn = self.conn
+        # Compared to the nanosecond (`shape._drops`); a tie goes to the later commit.
+        micros, nanos = divmod(ticket.dropped_ns, 1000)
+        row = conn.execute(stmt(
+            f'INSERT INTO {conn.books.drops} AS d ("feed", "run_date", "dropped_at", '
+            '"dropped_nanos") VALUES (%s, %s::date, %s, %s) ON CONFLICT ("feed", "run_date") '
+            'DO UPDATE SET "dropped_at" = EXCLUDED."dropped_at", '
+            '"dropped_nanos" = EXCLUDED."dropped_nanos" WHERE (d."dropped_at", '
+            'd."dropped_nanos") <= (EXCLUDED."dropped_at", EXCLUDED."dropped_nanos") '
+            'RETURNING 1'),
+            (feed, run_date, EPOCH + timedelta(microseconds=micros), nanos)).fetchone()
         return row is not None
 
     def recorded(self, claim: str) -> Recorded | None:
@@ -162,7 +173,7 @@ class PostgresWarehouse:
             self.check_held(ticket)
             recorded = ledger.recorded_outcome(conn, load.claim) if load.claim else None
             if recorded is None or recorded.status != "failed":
-                ledger.record_load(conn, load, status="failed",
+                ledger.record_load(conn, load, status="failed", node=self.node,
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
     def last_success(self, now: str, feed: str | None = None) -> Load | None:

@@ -100,11 +100,13 @@ class SqliteBackend:
         return doors.writing(Path(settings.db), settings.feeds,
                              settings.busy_timeout_seconds)
 
-    def migrate(self, settings: Settings, grant: str | None = None) -> Migration:
+    def migrate(self, settings: Settings, grant: str | None = None, *,
+                reader: str | None = None) -> Migration:
         from filedrop_etl.daemon.warehouse.sqlite import doors
 
         return doors.migrating(Path(settings.db), settings.feeds,
-                               settings.busy_timeout_seconds, settings.lock_file, grant)
+                               settings.busy_timeout_seconds, settings.lock_file,
+                               grant or reader)
 
 
 BACKEND = SqliteBackend()

@@ -63,7 +63,7 @@ def open_warehouse(db: Path, feeds: Iterable[Contract], *, busy_timeout_seconds:
         # Scratch of a killed run: holding the lock, no one else uses it.
         leftover.unlink(missing_ok=True)
         log.info("staging_leftover_removed", path=str(leftover))
-    return SqliteWarehouse(conn, db)
+    return SqliteWarehouse(conn, db, node)
 
 
 # For the commands: what is not a fault of the environment is still named, not a trace.

@@ -19,17 +19,19 @@ _LEDGER = q(LEDGER_TABLE)
 
 
 def record_load(conn: sqlite3.Connection, load: LoadRecord, *, status: str,
-                finished_at: str, rows: int | None = None, error: str | None = None) -> int:
-    """Insert one `load_history` row with zero change counts and return its id.
+                finished_at: str, node: str | None = None, rows: int | None = None,
+                error: str | None = None) -> int:
+    """Insert one `load_history` row with zero change counts, made by `node` (the
+    daemon's, from the `node` setting), and return its id.
 
     A successful load fills in its counts with `update_load_counts` before the commit.
     """
     cursor = conn.execute(
         f'INSERT INTO {_LEDGER} ("file_name", "sha256", "bytes", "status", '
         '"write_mode", "run_date", "rows", "error", "started_at", "finished_at", "claim", '
-        '"feed") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        '"feed", "node") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         (load.file_name, load.sha256, load.bytes, status, load.write_mode, load.run_date,
-         rows, error, load.started_at, finished_at, load.claim, load.feed),
+         rows, error, load.started_at, finished_at, load.claim, load.feed, node),
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

@@ -39,10 +39,10 @@ from filedrop_etl.daemon.warehouse.sqlite.tables import has_table
 log = structlog.get_logger("daemon.schema")
 
 # 1: fact, staging and load_history. 2: `retries`. 3: `daemons`. 4: the fact table
-# WITHOUT ROWID, `<fact>_days`. 5: declared feeds: the ledger's `feed` (see `init_schema`
-# for the migrations). `dismissals` came later without a version of its own: older
-# releases ignore it, and every start creates it where it is missing.
-SCHEMA_VERSION = 5
+# WITHOUT ROWID, `<fact>_days`. 5: declared feeds: the ledger's `feed`. 6: the ledger's
+# `node` (see `init_schema` for the migrations). `dismissals` came without a version of
+# its own: older releases ignore it, and every start creates it where it is missing.
+SCHEMA_VERSION = 6
 # The version that added the `retries` table, which `retry` writes.
 RETRIES_VERSION = 2
 
@@ -61,7 +61,7 @@ def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], 
     3 to 4 the built-in feed's fact table is rebuilt (`migrate.rebuild_fact`, logged
     with its progress) and its rows per day counted; once that is committed, the file is
     compacted. From 4 to 5 the ledger gains `feed`, every earlier load the built-in
-    feed's.
+    feed's; from 5 to 6, `node` (null for every earlier load: not recorded then).
     """
     feeds = (feeds,) if isinstance(feeds, Contract) else tuple(feeds)
     started = time.monotonic()
@@ -86,6 +86,9 @@ def init_schema(conn: sqlite3.Connection, feeds: Contract | Iterable[Contract], 
         if has_table(conn, LEDGER_TABLE) and "feed" not in defs.names(conn, LEDGER_TABLE):
             conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {defs.LEDGER_FEED}")
             steps.append(f"ledger: feed column added, every earlier load {EARLIEST_FEED}")
+        if has_table(conn, LEDGER_TABLE) and "node" not in defs.names(conn, LEDGER_TABLE):
+            conn.execute(f"ALTER TABLE {q(LEDGER_TABLE)} ADD COLUMN {defs.LEDGER_NODE}")
+            steps.append("ledger: node column added, null for every earlier load")
         if has_table(conn, LEDGER_TABLE) and not has_table(conn, DISMISSALS_TABLE):
             steps.append(f"{DISMISSALS_TABLE}: table added")
         tables = defs.shared_tables()

@@ -48,10 +48,14 @@ _LEDGER_COLUMNS = (
     '"claim" TEXT',
     # Version 5: the feed the file belonged to.
     '"feed" TEXT NOT NULL',
+    # Version 6: the node whose daemon made the attempt (the `node` setting); null for
+    # the attempts before, which did not record it.
+    '"node" TEXT',
 )
 # Version 5 adds the column to a ledger that exists: every load before was the built-in
 # feed's (SQLite adds a NOT NULL column only with a default).
 LEDGER_FEED = f""""feed" TEXT NOT NULL DEFAULT '{EARLIEST_FEED}'"""
+LEDGER_NODE = '"node" TEXT'
 
 
 # One row per failed file an operator dismissed: removed from failed/ without a retry,

@@ -43,8 +43,9 @@ __all__ = ["SqliteStaged", "SqliteWarehouse", "attached_staging"]
 class SqliteStaged:
     """One file's rows in the attached staging database."""
 
-    def __init__(self, conn: sqlite3.Connection, tables: Tables, rows: int) -> None:
-        self.conn, self.tables, self.rows = conn, tables, rows
+    def __init__(self, conn: sqlite3.Connection, tables: Tables, rows: int,
+                 node: str | None = None) -> None:
+        self.conn, self.tables, self.rows, self.node = conn, tables, rows, node
 
     def surplus_rows(self, columns: tuple[str, ...], limit: int) -> tuple[int, list[str]]:
         with translated():
@@ -53,7 +54,7 @@ class SqliteStaged:
     def commit(self, load: LoadRecord, plan: MergePlan) -> MergeCounts:
         with translated(), transaction(self.conn):
             load_id = ledger.record_load(self.conn, load, status="processed",
-                                         finished_at=load.started_at)
+                                         finished_at=load.started_at, node=self.node)
             counts = merge.merge(self.conn, self.tables, plan, rows=self.rows,
                                  loaded_at=clock.utc_now(), load_id=load_id)
             crashpoints.reached("during_merge")
@@ -66,8 +67,10 @@ class SqliteWarehouse:
     """The worker's warehouse on an open, migrated connection it now owns (every feed's
     tables made): each load names the contract it loads by."""
 
-    def __init__(self, conn: sqlite3.Connection, db: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, db: Path, node: str | None = None) -> None:
         self.conn, self.db = conn, db
+        # The ledger's `node` of each attempt: the one daemon's, from the `node` setting.
+        self.node = node
         self.value_limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
         self.where = str(db)
         self.file_identity: FileIdentity | None = dbfile.DatabaseFile(conn, db)
@@ -85,7 +88,7 @@ class SqliteWarehouse:
                 attached_staging(self.conn, path, contract.staging_table) as staged_rows:
             if staged_rows != rows:
                 raise RuntimeError(f"staged {staged_rows} rows of the {rows} read")
-            yield SqliteStaged(self.conn, Tables(contract), rows)
+            yield SqliteStaged(self.conn, Tables(contract), rows, self.node)
 
     def record_failure(self, load: LoadRecord, *, rows: int | None, error: str,
                        ticket: Ticket | None = None) -> None:
@@ -94,7 +97,7 @@ class SqliteWarehouse:
             recorded = (ledger.recorded_outcome(self.conn, load.claim)
                         if load.claim else None)
             if recorded is None or recorded.status != "failed":
-                ledger.record_load(self.conn, load, status="failed",
+                ledger.record_load(self.conn, load, status="failed", node=self.node,
                                    finished_at=clock.utc_now(), rows=rows, error=error)
 
     def last_success(self, now: str, feed: str | None = None) -> Load | None:
