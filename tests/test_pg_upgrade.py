@@ -70,6 +70,14 @@ def contents(url: str, kept: str = "") -> dict[str, Any]:
         "version": rows(url, f"SELECT version FROM {kept}filedrop_schema")}
 
 
+def stopped(daemons: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`daemons` rows as the migration leaves those whose lease ran out: without their
+    owner (a clean stop's mark), so that they read stopped, not lost."""
+    owner = 8  # "owner", after node, pid, started_at, inbox, work, processed, failed, created
+    assert all(r[owner] is not None for r in daemons)
+    return [(*r[:owner], None, *r[owner + 1:]) for r in daemons]
+
+
 def shape(url: str) -> dict[str, Any]:
     """The relations of both schemas (the fact tables' and the bookkeeping's, told apart
     by role, not name): columns, comments, constraints and indexes, from the catalogs."""
@@ -137,10 +145,11 @@ def test_the_release_before_feeds_migrates_in_place_then_loads(
         "drops, staging_transactions, filedrop_schema",
         "load_history.node added (null for the loads before)",
         "drops.dropped_ns became dropped_at (timestamptz) and dropped_nanos",
+        "daemons: 1 whose lease had run out marked stopped",
         "schema version 3 -> 5"]
     after = contents(pg_url, books.quoted + ".")
     assert after == {
-        "fact": before["fact"], "retries": before["retries"], "daemons": before["daemons"],
+        "fact": before["fact"], "retries": before["retries"], "daemons": stopped(before["daemons"]),
         "version": [(5,)], "ledger": [(*r, "transactions", None) for r in before["ledger"]],
         "drops": [(day, at, "transactions", nanos) for day, ns in before["drops"]
                   for at, nanos in [as_time(ns)]]}
@@ -200,11 +209,12 @@ def test_the_release_with_feeds_migrates_in_place_then_loads(
         "drops, staging_transactions, filedrop_schema",
         "load_history.node added (null for the loads before)",
         "drops.dropped_ns became dropped_at (timestamptz) and dropped_nanos",
+        "daemons: 2 whose lease had run out marked stopped",
         "schema version 4 -> 5"]
     books = books_of(pg_url)
     after = contents(pg_url, books.quoted + ".")
     assert after == {
-        "fact": before["fact"], "retries": before["retries"], "daemons": before["daemons"],
+        "fact": before["fact"], "retries": before["retries"], "daemons": stopped(before["daemons"]),
         "version": [(5,)], "ledger": [(*r, None) for r in before["ledger"]],
         "drops": [(day, at, feed, nanos) for day, ns, feed in before["drops"]
                   for at, nanos in [as_time(ns)]]}

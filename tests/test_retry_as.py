@@ -61,7 +61,8 @@ def test_the_likely_name_of_a_misnamed_file(name: str, meant: str | None) -> Non
 
 def retries_rows(settings: Settings) -> list[dict[str, object]]:
     if backends.on_postgresql(settings):
-        return backends._pg_rows(settings, 'SELECT * FROM "retries" ORDER BY "id"')
+        return backends._pg_rows(
+            settings, f'SELECT * FROM {backends.books_of(settings.db).retries} ORDER BY "id"')
     return table_rows(settings.db_file, "retries")
 
 

@@ -46,7 +46,8 @@ def bad_table() -> Any:
 
 def dismissals(settings: Settings) -> list[dict[str, Any]]:
     if backends.on_postgresql(settings):
-        return backends._pg_rows(settings, 'SELECT * FROM "dismissals" ORDER BY "id"')
+        return backends._pg_rows(
+            settings, f'SELECT * FROM {backends.books_of(settings.db).dismissals} ORDER BY "id"')
     return table_rows(settings.db_file, "dismissals")
 
 
