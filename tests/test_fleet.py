@@ -134,7 +134,8 @@ def lease_of(settings: Settings, name: str) -> tuple[bool, str | None, str]:
     with psycopg.connect(backends.server_of(settings), autocommit=True) as conn:
         row = conn.execute(
             "SELECT lease_until < now(), file_in_hand, to_char(lease_until AT TIME ZONE "
-            "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM daemons WHERE node = %s",
+            "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+            f"FROM {backends.books_of(backends.server_of(settings)).daemons} WHERE node = %s",
             (name,)).fetchone()
     assert row is not None
     return bool(row[0]), row[1], str(row[2])

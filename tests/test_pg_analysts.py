@@ -71,8 +71,9 @@ def test_analysts_see_the_fact_tables_and_a_commented_load_history_view(
     assert rows(pg_url, LISTED.format("current_schema()")) == [
         ("fact_orders", "r"), ("fact_transactions", "r"), ("load_history", "v")]
     assert rows(pg_url, LISTED.format("%s"), (kept.schema,)) == [
-        ("claims", "r"), ("daemons", "r"), ("dismissals", "r"), ("drops", "r"), ("filedrop_schema", "r"),
-        ("load_history", "r"), ("retries", "r"), ("staging_transactions", "r")]
+        ("claims", "r"), ("daemons", "r"), ("dismissals", "r"), ("drops", "r"),
+        ("filedrop_schema", "r"), ("load_history", "r"), ("retries", "r"),
+        ("staging_transactions", "r")]
     assert uncommented(pg_url, facts) == []
     assert rows(pg_url, "SELECT col_description('fact_orders'::regclass, 2), "
                         "obj_description('fact_orders'::regclass, 'pg_class')") == [(

@@ -9,8 +9,8 @@ constraints and identity sequences go with them, and nothing is copied), the led
 gains `node` (null for the loads before: which node made them was not recorded), and
 `drops.dropped_ns` becomes `dropped_at`, a timestamptz, beside `dropped_nanos`, the
 nanoseconds a timestamptz can not hold, and the daemons whose lease had run out are
-marked stopped (no `owner`), as a clean stop now marks them. Each returns the steps it took, in words, for
-`schema_migrated`.
+marked stopped (no `owner`), as a clean stop now marks them. Each returns the steps it
+took, in words, for `schema_migrated`.
 """
 
 from __future__ import annotations
