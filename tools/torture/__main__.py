@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
+from filedrop_etl.daemon.warehouse.postgresql import books
 from tools import pg_scratch
 from tools.torture import scenarios
 from tools.torture.scenarios import Result
@@ -223,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         shutil.rmtree(root)
     if kept:
-        print(f"PostgreSQL schemas kept: {', '.join(kept)} (DROP SCHEMA ... CASCADE when done)")
+        # Each with the bookkeeping schema its daemons made beside it.
+        schemas = [name for s in kept for name in (s, books.default_for(s))]
+        print(f"PostgreSQL schemas kept: {', '.join(schemas)} "
+              "(DROP SCHEMA ... CASCADE when done)")
     return 1 if failed else 0
 
 
