@@ -280,7 +280,11 @@ class Watcher:
         ready: list[Path] | None = None
         wait = None
         while not self.stop_requested.is_set():
-            if self.settings.shared and self._take_overs.due(max(now, time.monotonic())):
+            # Between files only, not before the first: an idle daemon's rescan looks
+            # already, and a look costs a round trip that a black-holed server stretches
+            # to the network timeout, which the file found now should not wait out first.
+            if ran and self.settings.shared and self._take_overs.due(
+                    max(now, time.monotonic())):
                 self._take_over()
             if self._retries and not self._held:
                 path, (at, _) = next(iter(self._retries.items()))
