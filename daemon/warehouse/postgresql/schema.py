@@ -106,15 +106,16 @@ def require_current(conn: Connection, feeds: Sequence[Contract]) -> int:
 
 
 def _behind(found: Found) -> str:
-    missing = f" (tables missing: {', '.join(found.missing)})" if found.missing else ""
-    changed = (f" (tables whose feed's declaration changed: "
-               f"{', '.join(c.contract.fact_table for c in found.changes)})"
-               if found.changes else "")
-    view = "" if found.view or found.home is None else f" (the {analysts.VIEW} view missing)"
+    what = [f"tables missing: {', '.join(found.missing)}"] if found.missing else []
+    if found.changes:
+        what.append("tables whose feed's declaration changed: "
+                    + ", ".join(c.contract.fact_table for c in found.changes))
+    if not found.view and found.home is not None:
+        what.append(f"the {analysts.VIEW} view missing")
     at = ("records no schema version" if found.version is None else
           f"is at schema version {found.version}")
-    return (f"the database {at}{missing}{changed}{view}; this filedrop-etl needs version "
-            f"{SCHEMA_VERSION}")
+    said = f" ({'; '.join(what)})" if what else ""
+    return f"the database {at}{said}; this filedrop-etl needs version {SCHEMA_VERSION}"
 
 
 def migrate(conn: Connection, feeds: Sequence[Contract]) -> int | None:
