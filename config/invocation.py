@@ -62,6 +62,11 @@ class CommandLine:
         return " ".join([self.prog, *map(_quoted, [*words, *self.options, *files, *then])])
 
 
+# The program alone, without options: where no settings are at hand (a library caller's
+# default; the commands, the daemon and the page pass the writer of their settings).
+PROGRAM_ONLY = CommandLine()
+
+
 def _quoted(word: str) -> str:
     return word if _PLAIN.fullmatch(word) else shlex.quote(word)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filedrop_etl.config import EtlError, Settings, paths
+from filedrop_etl.config import EtlError, Settings, invocation, paths
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import warehouse
@@ -85,7 +85,8 @@ def feeds_of(settings: Settings, name: str | None) -> tuple[Contract, ...]:
     if chosen is None:
         raise UsageError(f"no feed is named {name!r}: the declared feeds are "
                          + ", ".join(settings.feeds.names),
-                         hint="give --feed one of those, or see `feeds`")
+                         hint="give --feed one of those, or see "
+                         f"`{invocation.command_line(settings)('feeds')}`")
     return (chosen,)
 
 

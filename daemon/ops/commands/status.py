@@ -123,7 +123,7 @@ def _failed_json(f: folders.FailedFile, s: overview.Overview, settings: Settings
     they run from any folder (its retry under the name it most likely meant where its
     own can never load; null where no name is plain), the load that superseded it (or
     null, and then no `dismiss` command) and that likely name (or null)."""
-    refusal = retries.name_refusal(f, settings.feeds)
+    refusal = retries.name_refusal(f, settings.feeds, line)
     likely = retries.suggested_name(f, settings.feeds)
     stale = s.superseded.get(f.name)
     retry = (line("retry", files=[f.name]) if refusal is None else
@@ -275,7 +275,7 @@ def _text(s: overview.Overview, settings: Settings, grouped: bool,
                  + ("\n\n" + _next_steps(s.to_retry, settings, line) if s.to_retry else ""))
         # `retry` refuses these under their own names: they would only fail again.
         for f in s.to_retry:
-            refusal = retries.name_refusal(f, settings.feeds)
+            refusal = retries.name_refusal(f, settings.feeds, line)
             if refusal is not None:
                 text += "\n" + table.safe(f"{f.name} cannot be retried under its own name "
                                           f"({retries.NAME_NEVER_LOADS}): {refusal[1]}")
@@ -310,7 +310,7 @@ def _next_steps(failed: list[folders.FailedFile], settings: Settings,
     any folder; a file's own name where only one waits."""
     name = failed[0].name if len(failed) == 1 else "FILE"
     steps: list[tuple[str, table.Cell]] = [("the whole story", line("show", files=[name]))]
-    if any(retries.name_refusal(f, settings.feeds) is None for f in failed):
+    if any(retries.name_refusal(f, settings.feeds, line) is None for f in failed):
         steps += [("once the cause is fixed", line("retry", files=[name])),
                   ("or every failed file", line("retry", "--all"))]
     return table.pairs(steps)
