@@ -178,10 +178,12 @@ def test_status_never_counts_the_files_of_a_folder_that_is_not_there(
     monkeypatch.chdir(tmp_path)
     assert cli.main(["status", "--db", "etl.db"]) == 2
     lines = dict(x.split(None, 1) for x in capsys.readouterr().out.splitlines())
-    assert lines["inbox"] == (f"{tmp_path / 'inbox'} does not exist (the default): nothing "
-                              "can wait there")
-    assert lines["failed"] == (f"{tmp_path / 'failed'} does not exist (the default): no file "
-                               "can wait there for a retry")
+    # Each with the rule that gave its path (`config.paths.shown`, as every message has it).
+    assert lines["inbox"] == (f"{tmp_path / 'inbox'} (inbox from the default, relative to the "
+                              f"working folder {tmp_path}) does not exist: nothing can wait "
+                              "there")
+    assert lines["failed"] == (f"{tmp_path / 'failed'} (failed by default beside the inbox) "
+                               "does not exist: no file can wait there for a retry")
     assert cli.main(["status", "--db", "etl.db", "--json"]) == 2
     document = json.loads(capsys.readouterr().out)
     assert document["inbox"] == {"path": str(tmp_path / "inbox"), "exists": False,
@@ -197,8 +199,8 @@ def test_status_never_counts_the_files_of_a_folder_that_is_not_there(
     assert cli.main(["status", "--db", "etl.db", "--inbox", "inbox"]) == 2
     lines = dict(x.split(None, 1) for x in capsys.readouterr().out.splitlines())
     assert lines["inbox"] == (f"1 waiting, none in flight: the work directory "
-                              f"{tmp_path / '.inbox.work'} does not exist (the default) "
-                              f"({tmp_path / 'inbox'})")
+                              f"{tmp_path / '.inbox.work'} (work by default beside the inbox) "
+                              f"does not exist ({tmp_path / 'inbox'})")
     assert lines["failed"] == f"0 waiting for a retry ({tmp_path / 'failed'})"
 
 

@@ -48,9 +48,10 @@ _RUNNERS: dict[str, Runner] = {
 NAMES = tuple(_RUNNERS)
 # The folders each command reads: each must exist (see `common.daemon_folders`). Not
 # `migrate`'s nor `feeds`': they need none, and the daemon's may not be recorded before
-# it has run.
+# it has run. `status` reads its own (`status.FOLDERS`): it prints what it can of the
+# rest, saying which is not there.
 _NEEDS: dict[str, tuple[str, ...]] = {
-    "status": ("inbox", "work", "failed"),
+    "status": (),
     "history": (),
     "show": ("failed",),
     "retry": ("inbox", "failed"),
