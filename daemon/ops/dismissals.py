@@ -26,7 +26,7 @@ from typing import Literal
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.invocation import PROGRAM_ONLY, CommandLine
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.ops import superseded
@@ -77,7 +77,7 @@ def _sha256(failed: FailedFile, limit: int | None) -> str | None:
 def dismiss(log_: api.RetryLog | None, settings: Settings, failed: FailedFile,
             superseded_by: api.Load | None, *, force: bool, note: str | None,
             dismissed_by: str, dismissed_at: str, dry_run: bool = False,
-            line: CommandLine = PROGRAM_ONLY) -> DismissResult:
+            line: CommandLine = WORDS_ONLY) -> DismissResult:
     """Remove one failed file and its sidecar, recorded (see the module's order); a file
     not superseded only with `force`. `log_` None (or `dry_run`): say what would be. The
     commands its hints suggest are written by `line` (`config.invocation`)."""

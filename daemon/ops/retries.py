@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.invocation import PROGRAM_ONLY, CommandLine
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
 from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.ops import superseded
@@ -151,7 +151,7 @@ class _Sidecars(Protocol):
 def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False,
           as_name: str | None = None, superseded_by: api.Load | None = None,
-          force: bool = False, line: CommandLine = PROGRAM_ONLY) -> RetryResult:
+          force: bool = False, line: CommandLine = WORDS_ONLY) -> RetryResult:
     """Move one failed file back into the inbox (as `as_name`, else under the name it was
     dropped under) and record it (see the module's order). A file `superseded_by` a
     later load is held back (outcome `superseded`) unless `force`. The commands its

@@ -12,7 +12,7 @@ file: the retry itself is `daemon.ops.retries`'.
 from __future__ import annotations
 
 from filedrop_etl.config.file_names import Feeds
-from filedrop_etl.config.invocation import PROGRAM_ONLY, CommandLine
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
 from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile
@@ -27,7 +27,7 @@ def suggested_name(failed: FailedFile, feeds: Feeds) -> str | None:
     return routing.likely_name(failed.original, feeds)
 
 
-def retry_as(failed: FailedFile, name: str, line: CommandLine = PROGRAM_ONLY) -> str:
+def retry_as(failed: FailedFile, name: str, line: CommandLine = WORDS_ONLY) -> str:
     """The command that retries `failed` as `name`, written by `line` (the options that
     find the daemon: `config.invocation`)."""
     return line("retry", files=[failed.name], then=("--as", name))
@@ -50,7 +50,7 @@ def new_name_refusal(name: str, feeds: Feeds) -> tuple[str, str] | None:
 
 
 def name_refusal(failed: FailedFile, feeds: Feeds,
-                 line: CommandLine = PROGRAM_ONLY) -> tuple[str, str] | None:
+                 line: CommandLine = WORDS_ONLY) -> tuple[str, str] | None:
     """Why a retry cannot help `failed`, and what to do instead (the command written by
     `line`); None when it can.
 
