@@ -59,7 +59,14 @@ class CommandLine:
         goes before it."""
         if any(f.startswith("-") for f in files):
             words, files, then = (*words, *then), ["--", *files], ()
-        return " ".join([self.prog, *map(_quoted, [*words, *self.options, *files, *then])])
+        prog = [self.prog] if self.prog else []
+        return " ".join([*prog, *map(_quoted, [*words, *self.options, *files, *then])])
+
+
+# The command's words alone, without the program's name or options: the default of a
+# message made where no settings are at hand (the status page's name refusals, until
+# `daemon.ops.page` passes its writer); the commands and the daemon pass theirs.
+WORDS_ONLY = CommandLine(prog="")
 
 
 def _quoted(word: str) -> str:

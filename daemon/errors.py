@@ -138,7 +138,8 @@ class StoppedTooOften(BadInput):
 
     stage = "resume"
 
-    def __init__(self, attempts: Sequence[Mapping[str, object]]) -> None:
+    def __init__(self, attempts: Sequence[Mapping[str, object]],
+                 retry: str = "filedrop-etl retry") -> None:
         self.attempts = [dict(a) for a in attempts]
         times = ", ".join(str(a.get("resumed_at")) for a in self.attempts)
         super().__init__(
@@ -147,7 +148,7 @@ class StoppedTooOften(BadInput):
             "aside so that the files behind it load",
             hint="look in the daemon's log at those times for what ended it (worker_crashed, "
             "the out-of-memory killer, the systemd watchdog); once that is fixed, "
-            "`filedrop-etl retry` sends the file back",
+            f"`{retry}` sends the file back",
         )
 
 

@@ -18,7 +18,9 @@ import shlex
 
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.file_names import ISO_DATE_FORMAT, Feeds, loose_date, loose_date_pattern
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
 from filedrop_etl.daemon.errors import FileNameError
+from filedrop_etl.daemon.files import display_name
 
 
 def _quoted(name: str) -> str:
@@ -153,15 +155,18 @@ def shell_word(name: str) -> str:
     return shlex.quote(name) if _quoted(name) == repr(name) else _quoted(name)
 
 
-def feed_of(name: str, feeds: Feeds) -> Contract:
+def feed_of(name: str, feeds: Feeds, line: CommandLine = WORDS_ONLY) -> Contract:
     """The feed a file name belongs to, or `FileNameError` listing every feed's pattern
     and the nearest one, and suggesting the name it most likely meant (`likely_name`),
-    to retry it as. A daemon of one feed says what it always said, and that."""
+    to retry it as (the command written by `line`, `config.invocation`). A daemon of one
+    feed says what it always said, and that."""
     contract = feeds.for_file(name)
     if contract is not None:
         return contract
     meant = likely_name(name, feeds)
-    retry = (f"; or, once it is in failed/, `retry {shell_word(name)} --as {meant}`"
+    # The name as the log shows it (undecodable bytes as `\xNN`), never as surrogates.
+    shown = display_name(name)
+    retry = (f"; or, once it is in failed/, `{line('retry', files=[shown], then=('--as', meant))}`"
              if meant else "")
     if len(feeds) == 1:
         try:

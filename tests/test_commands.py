@@ -29,6 +29,7 @@ from filedrop_etl.daemon.app import cli
 from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.ops.commands import feeds, migrate, report, retry, status, table
 from filedrop_etl.daemon.ops.commands import history as history_command
+from filedrop_etl.daemon.ops.commands import show as show_command
 from filedrop_etl.daemon.warehouse.postgresql import schema as pg_schema
 from filedrop_etl.daemon.warehouse.sqlite import schema as sqlite_schema
 from tests import backends
@@ -105,7 +106,7 @@ def test_descriptions_wrap_to_the_terminal_and_epilogs_keep_their_lines(
     """The audit found each description printed as one line of 200 characters."""
     monkeypatch.setenv("COLUMNS", "60")
     epilogs = {"status": status.EPILOG, "history": history_command.HISTORY_EPILOG,
-               "show": history_command.SHOW_EPILOG, "retry": retry.EPILOG,
+               "show": show_command.SHOW_EPILOG, "retry": retry.EPILOG,
                "report": report.EPILOG, "feeds": feeds.EPILOG, "migrate": migrate.EPILOG}
     for name, epilog in epilogs.items():
         with pytest.raises(SystemExit) as done:

@@ -165,7 +165,8 @@ def test_a_name_of_no_feed_fails_naming_every_pattern_and_the_nearest(
     sidecar = json.loads((settings.failed / f"{TYPO}.error.json").read_text())
     assert (sidecar["feed"], sidecar["stage"]) == ("", "name")
     assert sidecar["suggested_name"] == "orders_02-03-2026.parquet"
-    assert sidecar["hint"].endswith(f"`retry {TYPO} --as orders_02-03-2026.parquet`")
+    assert sidecar["hint"].endswith(f" {TYPO} --as orders_02-03-2026.parquet`")
+    assert "`filedrop-etl retry --" in sidecar["hint"]
     assert "the nearest feed, orders, takes orders_DD-MM-YYYY.parquet with the run date of " \
         "its rows" in sidecar["hint"]
     [row] = ledger(settings.db_file)

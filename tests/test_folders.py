@@ -10,6 +10,7 @@ in the database at each start (`daemons`), and says which of them it had to crea
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -61,12 +62,17 @@ def test_status_with_only_the_database_finds_the_daemons_failed_files(
     [note] = [json.loads(line) for line in done.stderr.splitlines()]
     assert (note["event"], note["folder"], note["given"], note["daemon"]) == (
         "folder_disagrees", "failed", str(other), str(settings.failed))
-    # A folder that does not exist is an error, never "0 failed".
+    # A folder that does not exist is an error, never "0 failed"; the rest is still
+    # reported (issue 24: it printed nothing at all).
     done = status(elsewhere, "--db", str(settings.db), "--failed", str(tmp_path / "nope"))
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 2
+    assert (f"failed        {tmp_path / 'nope'} (failed from --failed) does not exist: no "
+            "file can wait there for a retry") in done.stdout
+    assert f"inbox         0 waiting, 0 in flight ({settings.inbox})" in done.stdout
     [error] = [json.loads(line) for line in done.stderr.splitlines()
                if json.loads(line)["event"] == "command_failed"]
-    assert f"the failed directory {tmp_path / 'nope'} does not exist" in error["reason"]
+    assert error["reason"] == (f"the failed directory {tmp_path / 'nope'} (failed from "
+                               "--failed) does not exist")
 
 
 def test_the_daemon_says_which_folders_it_made_and_status_repeats_it(
@@ -87,3 +93,52 @@ def test_the_daemon_says_which_folders_it_made_and_status_repeats_it(
     again = start_daemon("--inbox", str(mistyped), log_name="again.log")
     assert not [e for e in again.events() if e["event"].endswith("_created")]
     assert "created" not in status(tmp_path, "--db", str(daemon.settings.db)).stdout
+
+
+def test_status_says_the_daemons_recorded_folder_is_gone_and_still_reports(
+        tmp_path: Path) -> None:
+    """Issue 24, item 5: with a database, a missing failed/ (the daemon's, as it recorded
+    it) made `status` print nothing, even with --json; it prints its report saying that
+    folder is not there, never a count of 0 for it, and exits 2."""
+    srv, elsewhere = tmp_path / "srv", tmp_path / "cron"
+    (srv / "inbox").mkdir(parents=True)
+    elsewhere.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(srv)}
+    ran = subprocess.run([str(SCRIPT), "run", "--once", "--inbox", "inbox", "--db", "etl.db"],
+                         cwd=srv, env=env, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    (srv / "failed").rmdir()
+    db = str(srv / "etl.db")
+
+    done = status(elsewhere, "--db", db)
+    assert done.returncode == 2, done.stderr
+    lines = dict(re.split(r"\s{2,}", x, maxsplit=1) for x in done.stdout.splitlines() if x)
+    assert lines["failed"] == (f"{srv / 'failed'} (failed as the daemon recorded it at its "
+                               "start) does not exist: no file can wait there for a retry")
+    assert lines["inbox"] == f"0 waiting, 0 in flight ({srv / 'inbox'})"
+    assert lines["in all"].startswith("0 files processed")
+    [error] = [json.loads(x) for x in done.stderr.splitlines()]
+    assert {k: error[k] for k in ("event", "reason")} == {
+        "event": "command_failed",
+        "reason": f"the failed directory {srv / 'failed'} (failed as the daemon recorded it "
+                  "at its start) does not exist"}
+
+    done = status(elsewhere, "--db", db, "--json")
+    assert done.returncode == 2
+    document = json.loads(done.stdout)
+    assert (document["exit_code"], document["database"]["exists"]) == (2, True)
+    assert {k: document["failed"][k] for k in ("exists", "files", "to_retry", "superseded")} \
+        == {"exists": False, "files": [], "to_retry": None, "superseded": None}
+    assert document["inbox"]["waiting"] == 0
+
+
+def test_status_without_failed_gives_no_count_of_it_in_the_json(tmp_path: Path) -> None:
+    """Issue 24, item 5: without a database or failed/, `failed.to_retry` and
+    `failed.superseded` were 0, counts of a folder that is not there; null, as
+    `inbox.waiting` is."""
+    done = status(tmp_path, "--db", "etl.db", "--json")
+    assert done.returncode == 2
+    document = json.loads(done.stdout)
+    assert (document["inbox"]["waiting"], document["failed"]["exists"]) == (None, False)
+    assert (document["failed"]["to_retry"], document["failed"]["superseded"]) == (None, None)

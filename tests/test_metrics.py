@@ -13,14 +13,25 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from filedrop_etl.config import Settings, contract
 from filedrop_etl.daemon import files
 from filedrop_etl.daemon.app.worker import build
 from filedrop_etl.daemon.ops.folders import failed_count, failed_files
-from tests.conftest import ROOT, DaemonProcess, as_warehouse, day_table, drop, ledger, write_parquet
+from tests.conftest import (
+    ROOT,
+    DaemonProcess,
+    as_warehouse,
+    day_table,
+    drop,
+    ledger,
+    replaced_at,
+    write_parquet,
+)
 from tests.http_client import Scrape, url_of
 from tools.harness import process
 
@@ -149,3 +160,41 @@ def test_failed_count_counts_what_waits_for_a_person(tmp_path: Path) -> None:
                  "b.parquet" + files.SIDECAR_SUFFIX, ".sidecar-x.tmp"):
         (failed / name).write_bytes(b"")
     assert failed_count(failed) == 2 == len(failed_files(failed))  # as `status` lists them
+
+
+def test_a_superseded_failed_file_is_not_a_file_waiting_for_a_retry(
+        tmp_path: Path, settings: Settings, fresh_db: sqlite3.Connection) -> None:
+    """Issue 24, item 10: `etl_failed_files` counted a failed file whose run date had
+    loaded since from a later drop, so `EtlFailedFilesWaiting` fired while `status`
+    exited 0. It counts the files waiting for a retry; `etl_superseded_files` the rest,
+    as `status` and the page count them."""
+    worker = build(replace(settings, settle_seconds=0.0), as_warehouse(fresh_db))
+    watcher = worker.watcher
+    watcher.prepare()
+    watcher.begin()
+    name = contract.file_name_for(DAY)
+
+    def dropped(table: Any) -> Scrape:
+        drop(write_parquet(tmp_path / "outbox", table, name), settings.inbox)
+        watcher.request_rescan("test")
+        while watcher.turn() == 0.0:
+            pass
+        return Scrape(worker.metrics.exposition().decode())
+
+    try:
+        first = dropped(replaced_at(day_table(DAY), "amount", 0, -5.0))  # fails its checks
+        assert worker.report.tally()["failed"] == 1
+        assert (first.value("etl_failed_files"), first.value("etl_superseded_files")) == (1, 0)
+        later = dropped(day_table(DAY))
+        assert worker.report.tally()["processed"] == 1 and (settings.failed / name).exists()
+        assert (later.value("etl_failed_files"), later.value("etl_superseded_files")) == (0, 1)
+        status = subprocess.run(
+            process.daemon_argv("status", "--json", "--db", str(settings.db_file),
+                                "--inbox", str(settings.inbox), "--failed", str(settings.failed)),
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        document = json.loads(status.stdout)
+        assert (status.returncode, document["failed"]["to_retry"],
+                document["failed"]["superseded"]) == (0, 0, 1)
+    finally:
+        worker.metrics.close()
+        watcher.locks.release()

@@ -103,7 +103,10 @@ def test_a_taken_name_is_refused_with_another_name_that_still_loads(
     assert result["outcome"] == "refused"
     free = f"transactions_{DAY}~2.parquet"
     assert routing.run_date_from_name(free, TRANSACTIONS) == DAY
-    assert (f"`retry transactions_{DAY}~3.parquet --as {free}` (another name must still be "
+    # Issue 24, item 4: each command the hint suggests finds the daemon from any folder.
+    assert "(`filedrop-etl status --db " in result["hint"]
+    assert "; or `filedrop-etl retry --db " in result["hint"]
+    assert (f" transactions_{DAY}~3.parquet --as {free}` (another name must still be "
             "transactions_YYYY-MM-DD.parquet with the run date of its rows (a ~N before "
             ".parquet is allowed") in result["hint"]
     assert "-copy.parquet fails on its name" in result["hint"]
@@ -172,19 +175,22 @@ def test_a_file_that_failed_on_its_name_is_refused_with_the_name_it_needs(
                                            f"'{unnamed}' does not match")
         # Issue 24: no name is likely (a bare date), so `--as` a name of the feed's.
         assert result["suggested_name"] is None
-        assert result["hint"].startswith(f"`retry {unnamed} --as NEW_NAME`, NEW_NAME like "
-                                         "transactions_YYYY-MM-DD.parquet")
+        assert result["hint"].startswith("`filedrop-etl retry --db ")
+        assert (f" {unnamed} --as NEW_NAME`, NEW_NAME like transactions_YYYY-MM-DD.parquet"
+                in result["hint"])
         assert "~N before .parquet is allowed" in result["hint"]
     assert (settings.failed / unnamed).exists() and retries(settings.db_file) == []
     assert [r["status"] for r in ledger(settings.db_file)] == ["failed"]
     assert cli.main(["show", unnamed, *where(settings)]) == 0
     shown = capsys.readouterr().out
     assert "retry      cannot help: its name can never load" in shown
-    assert f"instead    `retry {unnamed} --as NEW_NAME`" in shown
+    assert "instead    `filedrop-etl retry --db " in shown
+    assert f" {unnamed} --as NEW_NAME`" in shown
     assert cli.main(["status", *where(settings)]) == 1
     status = capsys.readouterr().out
     assert (f"\n{unnamed} cannot be retried under its own name (its name can never load): "
-            f"`retry {unnamed} --as NEW_NAME`, NEW_NAME like transactions_YYYY-MM-DD.parquet"
+            "`filedrop-etl retry --db ") in status
+    assert (f" {unnamed} --as NEW_NAME`, NEW_NAME like transactions_YYYY-MM-DD.parquet"
             ) in status
 
 

@@ -85,12 +85,15 @@ def test_a_misnamed_file_is_retried_as_the_name_it_most_likely_meant(
     assert failed["suggested_name"] == RIGHT
     sidecar = json.loads((settings.failed / f"{wrong}.error.json").read_text())
     assert sidecar["suggested_name"] == RIGHT
-    assert sidecar["hint"].endswith(f"`retry {wrong} --as {RIGHT}`")
+    # As it runs from any folder: the daemon's own options (issue 24, item 4).
+    assert sidecar["hint"].endswith(f" {wrong} --as {RIGHT}`")
+    assert "; or, once it is in failed/, `filedrop-etl retry --db " in sidecar["hint"]
     capsys.readouterr()
 
     code, [refused] = as_json(settings, capsys, "retry", wrong)
     assert (code, refused["outcome"], refused["suggested_name"]) == (1, "refused", RIGHT)
-    assert refused["hint"] == f"`retry {wrong} --as {RIGHT}` (the name it most likely meant)"
+    assert refused["hint"].startswith("`filedrop-etl retry --db ")
+    assert refused["hint"].endswith(f" {wrong} --as {RIGHT}` (the name it most likely meant)")
     code, status = as_json(settings, capsys, "status")
     assert code == 1
     [listed] = status["failed"]["files"]
@@ -108,7 +111,7 @@ def test_a_misnamed_file_is_retried_as_the_name_it_most_likely_meant(
     (settings.inbox / RIGHT).write_bytes(b"waiting")
     code, [taken] = as_json(settings, capsys, "retry", wrong, "--as", RIGHT)
     assert (code, taken["reason"]) == (1, f"the inbox already holds a file named {RIGHT}")
-    assert f"`retry {wrong} --as transactions_{DAY}~1.parquet`" in taken["hint"]
+    assert f" {wrong} --as transactions_{DAY}~1.parquet`" in taken["hint"]
     (settings.inbox / RIGHT).unlink()
     assert cli.main(["retry", "--all", "--as", RIGHT, *where(settings)]) == 2
     assert retries_rows(settings) == [] and (settings.failed / wrong).exists()

@@ -22,12 +22,17 @@ from typing import Any
 
 import pytest
 
-from filedrop_etl.config import load_settings
+from filedrop_etl.config import Settings, load_settings
 from filedrop_etl.config.invocation import CommandLine, command_line, options
 from filedrop_etl.daemon.app import cli
+from filedrop_etl.daemon.load.pipeline import Pipeline
 from filedrop_etl.daemon.ops import page
 from filedrop_etl.daemon.warehouse import registry
+from tests.conftest import day_table, replaced_at, write_parquet
+from tests.test_commands import restored_logging, where
 from tools.bench.page import Quiet
+
+__all__ = ["restored_logging"]  # the autouse fixture, imported to apply here too
 
 SCRIPT = Path(sys.executable).with_name("filedrop-etl")
 NAME = "transactions_2026-03-01.parquet"
@@ -173,10 +178,12 @@ def test_status_never_counts_the_files_of_a_folder_that_is_not_there(
     monkeypatch.chdir(tmp_path)
     assert cli.main(["status", "--db", "etl.db"]) == 2
     lines = dict(x.split(None, 1) for x in capsys.readouterr().out.splitlines())
-    assert lines["inbox"] == (f"{tmp_path / 'inbox'} does not exist (the default): nothing "
-                              "can wait there")
-    assert lines["failed"] == (f"{tmp_path / 'failed'} does not exist (the default): no file "
-                               "can wait there for a retry")
+    # Each with the rule that gave its path (`config.paths.shown`, as every message has it).
+    assert lines["inbox"] == (f"{tmp_path / 'inbox'} (inbox from the default, relative to the "
+                              f"working folder {tmp_path}) does not exist: nothing can wait "
+                              "there")
+    assert lines["failed"] == (f"{tmp_path / 'failed'} (failed by default beside the inbox) "
+                               "does not exist: no file can wait there for a retry")
     assert cli.main(["status", "--db", "etl.db", "--json"]) == 2
     document = json.loads(capsys.readouterr().out)
     assert document["inbox"] == {"path": str(tmp_path / "inbox"), "exists": False,
@@ -192,8 +199,8 @@ def test_status_never_counts_the_files_of_a_folder_that_is_not_there(
     assert cli.main(["status", "--db", "etl.db", "--inbox", "inbox"]) == 2
     lines = dict(x.split(None, 1) for x in capsys.readouterr().out.splitlines())
     assert lines["inbox"] == (f"1 waiting, none in flight: the work directory "
-                              f"{tmp_path / '.inbox.work'} does not exist (the default) "
-                              f"({tmp_path / 'inbox'})")
+                              f"{tmp_path / '.inbox.work'} (work by default beside the inbox) "
+                              f"does not exist ({tmp_path / 'inbox'})")
     assert lines["failed"] == f"0 waiting for a retry ({tmp_path / 'failed'})"
 
 
@@ -245,3 +252,55 @@ def test_each_word_is_quoted_as_a_shell_reads_it() -> None:
     assert command_line(registry.place(load_settings({"db": "/srv/etl.db"}, environ={})),
                         "python -m filedrop_etl")("status") == (
         "python -m filedrop_etl status --db /srv/etl.db")
+
+
+def _suggested(text: str) -> list[str]:
+    """The commands a message suggests: its backticked spans."""
+    return re.findall(r"`([^`]+)`", text)
+
+
+def _all_find_the_daemon(text: str, db: Path) -> None:
+    """Every command `text` suggests is the program's, with the options that find the
+    daemon of the database `db` from any folder; there is at least one."""
+    commands = _suggested(text)
+    assert commands, text
+    for command in commands:
+        assert command.startswith("filedrop-etl ") and f" --db {db} " in command, (command, text)
+
+
+def test_every_command_a_message_suggests_finds_the_daemon_from_any_folder(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24, item 4: the extra line `status` prints under a misnamed file, `show`'s
+    "instead", `retry`'s hints for a misnamed, a superseded and a taken name, `dismiss`'s
+    refusals and the name failure's sidecar suggested bare commands (`retry X --as Y`)
+    that run from the daemon's folder only."""
+    day, later, misnamed = "2026-03-05", "2026-03-06", "Transactions_2026-03-07.parquet"
+    name, other = f"transactions_{day}.parquet", f"transactions_{later}.parquet"
+    bad = replaced_at(day_table(day), "amount", 0, -5.0)
+    for table_, file in ((day_table("2026-03-07"), misnamed), (bad, name),
+                         (day_table(day), name), (bad, other)):
+        pipeline.process(write_parquet(settings.work, table_, file))
+    capsys.readouterr()
+    db = settings.db_file
+    assert db is not None
+    sidecar = json.loads((settings.failed / f"{misnamed}.error.json").read_text())
+    _all_find_the_daemon(sidecar["hint"], db)
+
+    def run(*argv: str) -> tuple[str, str]:
+        cli.main([*argv, *where(settings)])
+        return capsys.readouterr()
+
+    status = run("status")[0]
+    [line] = [x for x in status.splitlines() if x.startswith(f"{misnamed} cannot be retried")]
+    _all_find_the_daemon(line, db)
+    _all_find_the_daemon(run("show", misnamed)[0].split("\ninstead")[1], db)
+    _all_find_the_daemon(run("show", name)[0].split("\ninstead")[1], db)
+    (settings.inbox / other).write_bytes(b"waiting")
+    for asked in ([misnamed], [name], [other], ["nothing.parquet"]):
+        [result] = json.loads(run("retry", *asked, "--json")[0])
+        _all_find_the_daemon(result["hint"], db)
+    for asked in ([other], ["nothing.parquet"]):
+        [result] = json.loads(run("dismiss", *asked, "--json")[0])
+        _all_find_the_daemon(result["hint"], db)
+    [usage] = [json.loads(x) for x in run("retry", name, other, "--as", name)[1].splitlines()]
+    _all_find_the_daemon(usage["hint"], db)

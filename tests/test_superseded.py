@@ -84,7 +84,9 @@ def test_a_failed_file_whose_date_loaded_since_from_a_later_drop_is_superseded(
     [held] = json.loads(retried.stdout)
     assert (held["outcome"], held["superseded_by"]) == ("superseded", load_id)
     assert "its older bytes would replace that load's" in held["reason"]
-    assert f"`dismiss {NAME}`" in held["hint"] and "--force" in held["hint"]
+    # Each command as it runs from any folder (issue 24, item 4).
+    assert held["hint"].startswith("`filedrop-etl dismiss --db ")
+    assert f" {NAME}` clears it" in held["hint"] and f" {NAME} --force`" in held["hint"]
     assert (settings.failed / NAME).exists() and not (settings.inbox / NAME).exists()
 
     dismissed = script(settings, "dismiss", NAME, "--json")
@@ -127,7 +129,8 @@ def test_a_failure_after_the_load_of_its_date_is_not_superseded_and_dismiss_asks
     assert cli.main(["dismiss", NAME, *where(settings), "--json"]) == 1
     [refused] = json.loads(capsys.readouterr().out)
     assert refused["reason"].startswith("it is not superseded")
-    assert f"`dismiss {NAME} --force --reason TEXT`" in refused["hint"]
+    assert f" {NAME} --force --reason TEXT`" in refused["hint"]
+    assert "`filedrop-etl dismiss --db " in refused["hint"]
     assert (settings.failed / NAME).exists() and dismissals(settings) == []
     assert cli.main(["dismiss", NAME, "--force", "--reason", "withdrawn by the producer",
                      *where(settings)]) == 0
@@ -164,7 +167,9 @@ def test_a_misnamed_file_is_superseded_by_its_rightly_named_redrop(
     document = page.render(WELL, failed, [], {}, settings.feeds, superseded=stale)
     text = "".join(parsed(document).text)
     assert f"superseded by load {stale[wrong].id}" in text
-    assert f"filedrop-etl dismiss {wrong}" in text and "filedrop-etl retry" not in text
+    # The to-retry cell offers no retry (the sidecar's hint, shown beside it, may).
+    assert f"<code>filedrop-etl dismiss {wrong}</code>" in document
+    assert "<code>filedrop-etl retry" not in document
     assert 'class="superseded"' in document
     assert '<p id="state" class="ok">Running</p>' in document  # none waits for a person
     assert cli.main(["dismiss", "--superseded", "--dry-run", *where(settings)]) == 0
@@ -197,3 +202,27 @@ def test_a_superseded_file_goes_back_with_force_saying_what_it_replaces(
     assert (sent["outcome"], sent["superseded_by"]) == ("retried", held["superseded_by"])
     assert "sent back with --force: its bytes replace that load's" in sent["reason"]
     assert (settings.inbox / NAME).exists() and dismissals(settings) == []
+
+
+def test_show_says_a_superseded_file_is_superseded_and_suggests_dismiss(
+        settings: Settings, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24, item 10: `show` offered `retry` for a superseded file, which `retry`
+    holds back (exit 3): it says by which load, and suggests `dismiss`."""
+    assert pipeline.process(write_parquet(settings.work, bad_table(), NAME)).status == "failed"
+    assert pipeline.process(write_parquet(settings.work, day_table(DAY), NAME)).status \
+        == "processed"
+    capsys.readouterr()
+    assert cli.main(["show", NAME, *where(settings), "--json"]) == 0
+    [failed] = json.loads(capsys.readouterr().out)["failed"]
+    load = failed["superseded_by"]
+    assert (load["file_name"], load["status"]) == (NAME, "processed")
+    assert cli.main(["show", NAME, *where(settings)]) == 0
+    pairs = dict(x.split(None, 1) for x in capsys.readouterr().out.split(
+        f"in failed/ as {NAME}\n")[1].splitlines())
+    assert pairs["superseded"] == (
+        f"its run date has loaded since from a later drop, load {load['id']} ({NAME}, "
+        f"{load['finished_at'][:19].replace('T', ' ')}Z): it needs no retry (one would put "
+        "its older bytes over that load)")
+    assert pairs["instead"].startswith("`filedrop-etl dismiss --db ")
+    assert f" {NAME}` clears it, recorded; `filedrop-etl retry --db " in pairs["instead"]
+    assert "retry" not in pairs

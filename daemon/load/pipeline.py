@@ -179,7 +179,8 @@ class Pipeline:
         load = replace(load, bytes=size, run_date=run_date)
         attempt = loading.Attempt(claimed, load, time.perf_counter(), stage="resume",
                                   ticket=self.holds.tickets.get(claimed))
-        return self._fail(attempt, StoppedTooOften(stopped_on))
+        return self._fail(attempt, StoppedTooOften(
+            stopped_on, retry=self._command("retry", files=[files.display_name(claimed.name)])))
 
     def _process(self, claimed: Path) -> Outcome:
         # A file whose outcome is decided but could not be moved only needs the move again.
@@ -228,7 +229,7 @@ class Pipeline:
             with handle:
                 self._hash(attempt, handle)
         attempt.stage = "name"
-        routing.feed_of(attempt.path.name, self.settings.feeds)
+        routing.feed_of(attempt.path.name, self.settings.feeds, self._command)
         raise AssertionError("unreachable: a name matching no feed raises")
 
     def _hash(self, attempt: loading.Attempt, handle: BinaryIO) -> None:

@@ -26,12 +26,15 @@ from typing import Literal
 import structlog
 
 from filedrop_etl.config import Settings
-from filedrop_etl.daemon import files, routing
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
+from filedrop_etl.daemon import files
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.ops import superseded
 from filedrop_etl.daemon.ops.folders import FailedFile
 from filedrop_etl.daemon.warehouse import api
 
+# The options after a file name that a forced dismissal takes.
+_FORCED = ("--force", "--reason", "TEXT")
 log = structlog.get_logger("daemon.commands")
 
 DismissAction = Literal["dismissed", "would_dismiss", "refused"]
@@ -73,9 +76,11 @@ def _sha256(failed: FailedFile, limit: int | None) -> str | None:
 
 def dismiss(log_: api.RetryLog | None, settings: Settings, failed: FailedFile,
             superseded_by: api.Load | None, *, force: bool, note: str | None,
-            dismissed_by: str, dismissed_at: str, dry_run: bool = False) -> DismissResult:
+            dismissed_by: str, dismissed_at: str, dry_run: bool = False,
+            line: CommandLine = WORDS_ONLY) -> DismissResult:
     """Remove one failed file and its sidecar, recorded (see the module's order); a file
-    not superseded only with `force`. `log_` None (or `dry_run`): say what would be."""
+    not superseded only with `force`. `log_` None (or `dry_run`): say what would be. The
+    commands its hints suggest are written by `line` (`config.invocation`)."""
     day = superseded.day_of(failed, settings.feeds)
     feed, run_date = day if day is not None else (None, None)
     held = None if superseded_by is None else superseded_by.id
@@ -83,9 +88,9 @@ def dismiss(log_: api.RetryLog | None, settings: Settings, failed: FailedFile,
                            run_date=run_date, superseded_by=held)
     if superseded_by is None and not force:
         return replace(result, reason="it is not superseded: no later drop of its run date has "
-                       "loaded since it failed", hint=f"fix its cause and `retry "
-                       f"{routing.shell_word(failed.name)}`; or, if it must never load, `dismiss "
-                       f"{routing.shell_word(failed.name)} --force --reason TEXT`")
+                       "loaded since it failed", hint=f"fix its cause and "
+                       f"`{line('retry', files=[failed.name])}`; or, if it must never load, "
+                       f"`{line('dismiss', files=[failed.name], then=_FORCED)}`")
     why = _why(superseded_by, note)
     if dry_run or log_ is None:
         return replace(result, outcome="would_dismiss", reason=why)
@@ -101,7 +106,8 @@ def dismiss(log_: api.RetryLog | None, settings: Settings, failed: FailedFile,
         log_.forget_dismissal(dismissal_id)
         if isinstance(exc, FileNotFoundError):
             return replace(result, reason=f"{failed.name} left failed/ meanwhile",
-                           hint="someone else retried or removed it; see `show`")
+                           hint="someone else retried or removed it; see "
+                           f"`{line('show', files=[failed.name])}`")
         return replace(result, reason=f"cannot remove {failed.name}: {exc.strerror or exc}",
                        hint="make failed/ writable")
     hint = None

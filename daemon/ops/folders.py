@@ -110,15 +110,20 @@ def lookup(waiting: list[FailedFile], asked: str) -> FailedFile | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def failed_count(directory: Path) -> int:
-    """How many files `failed_files` would list, without reading their sidecars (the
-    `etl_failed_files` gauge, at every scrape); 0 for a failed/ gone or unreadable (the
-    worker's own log lines say so)."""
+def failed_names(directory: Path) -> frozenset[str]:
+    """The names (as the directory gives them) of the files `failed_files` would list,
+    without reading their sidecars (the metrics, at every scrape); none for a failed/
+    gone or unreadable (the worker's own log lines say so)."""
     try:
         with os.scandir(directory) as entries:
-            return sum(1 for e in entries if waits_for_a_person(e.name))
+            return frozenset(e.name for e in entries if waits_for_a_person(e.name))
     except OSError:
-        return 0
+        return frozenset()
+
+
+def failed_count(directory: Path) -> int:
+    """How many files `failed_files` would list, without reading their sidecars."""
+    return len(failed_names(directory))
 
 
 @dataclass(frozen=True)

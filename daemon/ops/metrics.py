@@ -5,7 +5,9 @@ tests can make many and no library's metrics leak in). The worker reports what o
 sees as it happens (a file's duration and row counts, how a file was found); the rest is
 read at scrape time from the worker's report (`WorkerState`): the files by outcome (the tally
 `daemon_stopped` reports, so the two cannot disagree), the queue, health, readiness, the
-files waiting in failed/, and the daemons on the warehouse by state (`etl_daemons`, as
+files in failed/ waiting for a retry and those superseded (`daemon.ops.failed_figures`,
+which asks the warehouse only when failed/ or the loads changed), and the daemons on the
+warehouse by state (`etl_daemons`, as
 the heartbeat last read them: a lost one is what `EtlDaemonLost` alerts on). The per-file
 series (files, rows, durations) carry the file's `feed` (`""` for a name that matches no
 feed). Every labelled series of each declared feed exists from the start at 0, so that
@@ -35,7 +37,7 @@ from prometheus_client.registry import Collector
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import package_version
-from filedrop_etl.daemon.ops import folders
+from filedrop_etl.daemon.ops.failed_figures import FailedFigures
 from filedrop_etl.daemon.outcomes import OUTCOMES, Ending
 from filedrop_etl.daemon.warehouse import api
 
@@ -107,6 +109,23 @@ class _Fleet(Collector):
         yield family
 
 
+class _Failed(Collector):
+    """`etl_failed_files` and `etl_superseded_files`, from one reading of failed/: a
+    superseded file (a later drop of its run date loaded since) waits for no one, so the
+    alert on the first does not fire for it while `status` exits 0."""
+
+    def __init__(self, figures: FailedFigures) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        waiting, stale = self.figures.counts()
+        yield GaugeMetricFamily("etl_failed_files", "Files in failed/ waiting for a retry "
+                                "(superseded ones not counted)", value=waiting)
+        yield GaugeMetricFamily("etl_superseded_files", "Files in failed/ superseded: their "
+                                "run date loaded since from a later drop (no retry needed; "
+                                "`dismiss` clears them)", value=stale)
+
+
 def last_success(finished_at: str | None) -> float:
     """Unix time of a ledger `finished_at` (ISO-8601 UTC), 0 for none."""
     return datetime.fromisoformat(finished_at).timestamp() if finished_at else 0.0
@@ -126,6 +145,8 @@ class Metrics:
         feeds = settings.feeds.names
         self.registry.register(_Tally(worker, feeds))
         self.registry.register(_Fleet(fleet))
+        self.failed = FailedFigures(settings, lambda: worker.tally().get("processed", 0))
+        self.registry.register(_Failed(self.failed))
         self.rows = Counter("etl_rows", "Fact rows by feed and what loading files did to "
                             "them", ["feed", "change"], registry=registry)
         self.duration = Histogram("etl_file_duration_seconds",
@@ -157,8 +178,6 @@ class Metrics:
                   lambda: not worker.health())
         Gauge("etl_ready", "1 once the start-up sweep is done", registry=registry
               ).set_function(worker.swept.is_set)
-        Gauge("etl_failed_files", "Files in failed/ waiting for a person", registry=registry
-              ).set_function(lambda: folders.failed_count(settings.failed))
 
     def detected(self, found_by: str) -> None:
         self.found.labels(found_by).inc()
@@ -178,3 +197,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """Close the read session the failed files' count may have opened."""
+        self.failed.close()

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, Protocol
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
 from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import BadInput
 from filedrop_etl.daemon.ops import superseded
@@ -97,7 +98,8 @@ def _sent_back(failed: FailedFile, name: str, outcome: RetryAction, retry_id: in
                        superseded_by=superseded_by)
 
 
-def _taken(settings: Settings, failed: FailedFile, name: str) -> tuple[str, str]:
+def _taken(settings: Settings, failed: FailedFile, name: str,
+           line: CommandLine) -> tuple[str, str]:
     """Why a file whose name is taken in the inbox stays, and what to do: the name it
     could go by instead is one the daemon loads as the same run date, free now."""
     contract = settings.feeds.for_file(name)
@@ -106,12 +108,13 @@ def _taken(settings: Settings, failed: FailedFile, name: str) -> tuple[str, str]
     free = next(n for n in files.candidate_names(dropped)
                 if n != name and not os.path.lexists(settings.inbox / n))
     return (f"the inbox already holds a file named {name}",
-            "wait until the daemon has taken it (`status` shows the inbox), then retry "
-            f"again; or `{retry_as(failed, free)}` (another name must still be "
+            f"wait until the daemon has taken it (`{line('status')}` shows the inbox), "
+            f"then retry again; or `{retry_as(failed, free, line)}` (another name must still be "
             f"{routing.name_rule(contract)})")
 
 
-def _superseded(failed: FailedFile, load: api.Load, force: bool) -> tuple[str, str]:
+def _superseded(failed: FailedFile, load: api.Load, force: bool,
+                line: CommandLine) -> tuple[str, str]:
     """What a retry of a superseded file says: held back, or sent back by force."""
     said = (f"superseded: its run date has loaded since from a later drop, "
             f"{superseded.described(load)}")
@@ -119,8 +122,9 @@ def _superseded(failed: FailedFile, load: api.Load, force: bool) -> tuple[str, s
         return (f"{said}; sent back with --force: its bytes replace that load's",
                 "check the data of that run date once it has loaded")
     return (f"{said}; sent back, its older bytes would replace that load's",
-            f"`dismiss {routing.shell_word(failed.name)}` clears it, recorded; "
-            f"`retry {routing.shell_word(failed.name)} --force` sends it back all the same")
+            f"`{line('dismiss', files=[failed.name])}` clears it, recorded; "
+            f"`{line('retry', files=[failed.name], then=('--force',))}` sends it back all "
+            "the same")
 
 
 def _hashed(handle: BinaryIO, limit: int | None) -> tuple[str | None, list[tuple[str, str]]]:
@@ -147,12 +151,13 @@ class _Sidecars(Protocol):
 def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
           requested_by: str, requested_at: str, dry_run: bool = False,
           as_name: str | None = None, superseded_by: api.Load | None = None,
-          force: bool = False) -> RetryResult:
+          force: bool = False, line: CommandLine = WORDS_ONLY) -> RetryResult:
     """Move one failed file back into the inbox (as `as_name`, else under the name it was
     dropped under) and record it (see the module's order). A file `superseded_by` a
-    later load is held back (outcome `superseded`) unless `force`."""
+    later load is held back (outcome `superseded`) unless `force`. The commands its
+    hints suggest are written by `line` (`config.invocation`)."""
     if as_name is None:
-        refusal = name_refusal(failed, settings.feeds)
+        refusal = name_refusal(failed, settings.feeds, line)
         if refusal is not None:
             return replace(_refused(failed, *refusal),
                            suggested_name=suggested_name(failed, settings.feeds))
@@ -162,14 +167,14 @@ def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
     warnings, held = [], None
     if superseded_by is not None:
         held = superseded_by.id
-        reason, hint = _superseded(failed, superseded_by, force)
+        reason, hint = _superseded(failed, superseded_by, force, line)
         if not force:
             return RetryResult(failed.name, name, "superseded", reason=reason, hint=hint,
                                superseded_by=held)
         warnings.append((reason, hint))
     target = settings.inbox / name
     if os.path.lexists(target):
-        return _refused(failed, *_taken(settings, failed, name))
+        return _refused(failed, *_taken(settings, failed, name, line))
     try:
         # The file as it goes back, which may have been fixed in place since it failed;
         # opened as the daemon opens it, so a link or a FIFO is refused here, not there.
@@ -194,10 +199,11 @@ def retry(log: api.RetryLog | None, settings: Settings, failed: FailedFile, *,
     except OSError as exc:
         log.forget_retry(retry_id)
         if isinstance(exc, FileExistsError):
-            return _refused(failed, *_taken(settings, failed, name))
+            return _refused(failed, *_taken(settings, failed, name, line))
         if not os.path.lexists(failed.path):
             return _refused(failed, f"{failed.name} left failed/ meanwhile",
-                            "someone else retried or removed it; see `show`")
+                            "someone else retried or removed it; see "
+                            f"`{line('show', files=[failed.name])}`")
         return _refused(failed, f"cannot move {failed.name} into the inbox: "
                         f"{exc.strerror or exc}", "make the inbox and failed/ writable")
     files.fsync_dir(target.parent)

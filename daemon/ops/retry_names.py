@@ -12,6 +12,7 @@ file: the retry itself is `daemon.ops.retries`'.
 from __future__ import annotations
 
 from filedrop_etl.config.file_names import Feeds
+from filedrop_etl.config.invocation import WORDS_ONLY, CommandLine
 from filedrop_etl.daemon import files, routing
 from filedrop_etl.daemon.errors import FileNameError
 from filedrop_etl.daemon.ops.folders import FailedFile
@@ -26,9 +27,10 @@ def suggested_name(failed: FailedFile, feeds: Feeds) -> str | None:
     return routing.likely_name(failed.original, feeds)
 
 
-def retry_as(failed: FailedFile, name: str) -> str:
-    """The command that retries `failed` as `name` (without the program's name)."""
-    return f"retry {routing.shell_word(failed.name)} --as {routing.shell_word(name)}"
+def retry_as(failed: FailedFile, name: str, line: CommandLine = WORDS_ONLY) -> str:
+    """The command that retries `failed` as `name`, written by `line` (the options that
+    find the daemon: `config.invocation`)."""
+    return line("retry", files=[failed.name], then=("--as", name))
 
 
 def new_name_refusal(name: str, feeds: Feeds) -> tuple[str, str] | None:
@@ -47,8 +49,10 @@ def new_name_refusal(name: str, feeds: Feeds) -> tuple[str, str] | None:
     return None
 
 
-def name_refusal(failed: FailedFile, feeds: Feeds) -> tuple[str, str] | None:
-    """Why a retry cannot help `failed`, and what to do instead; None when it can.
+def name_refusal(failed: FailedFile, feeds: Feeds,
+                 line: CommandLine = WORDS_ONLY) -> tuple[str, str] | None:
+    """Why a retry cannot help `failed`, and what to do instead (the command written by
+    `line`); None when it can.
 
     A retry gives the file back the name it was dropped under: if that name matches no
     feed's pattern, or its feed cannot read a run date from it, the file fails at its name
@@ -63,9 +67,9 @@ def name_refusal(failed: FailedFile, feeds: Feeds) -> tuple[str, str] | None:
     # The way out: the command that sends it back under the name it most likely meant,
     # else under one the operator chooses.
     if likely is not None:
-        instead = f"`{retry_as(failed, likely)}` (the name it most likely meant)"
+        instead = f"`{retry_as(failed, likely, line)}` (the name it most likely meant)"
     else:
-        instead = f"`retry {routing.shell_word(failed.name)} --as NEW_NAME`"
+        instead = f"`{retry_as(failed, 'NEW_NAME', line)}`"
     if contract is None:
         return (f"{NAME_NEVER_LOADS}: file name {failed.original!r} matches no feed's "
                 f"pattern ({', '.join(feeds.examples)})",

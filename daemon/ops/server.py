@@ -266,6 +266,7 @@ class StatusServer:
         self._server.server_close()  # closes the socket and joins the request threads
         if isinstance(self.page, _Closing):
             self.page.close()  # its database session; no request uses it any more
+        self.metrics.close()  # the failed files' count's session, likewise
         if self._thread.ident is not None:
             log.info("http_stopped")
 

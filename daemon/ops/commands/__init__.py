@@ -27,6 +27,7 @@ from filedrop_etl.daemon.ops.commands import (
     migrate,
     report,
     retry,
+    show,
     status,
 )
 from filedrop_etl.daemon.warehouse.api import WarehouseBusy, WarehouseFault
@@ -37,7 +38,7 @@ Runner = Callable[[Settings, argparse.Namespace], int]
 _RUNNERS: dict[str, Runner] = {
     "status": status.run,
     "history": history.run_history,
-    "show": history.run_show,
+    "show": show.run,
     "retry": retry.run,
     "dismiss": dismiss.run,
     "report": report.run,
@@ -47,9 +48,10 @@ _RUNNERS: dict[str, Runner] = {
 NAMES = tuple(_RUNNERS)
 # The folders each command reads: each must exist (see `common.daemon_folders`). Not
 # `migrate`'s nor `feeds`': they need none, and the daemon's may not be recorded before
-# it has run.
+# it has run. `status` reads its own (`status.FOLDERS`): it prints what it can of the
+# rest, saying which is not there.
 _NEEDS: dict[str, tuple[str, ...]] = {
-    "status": ("inbox", "work", "failed"),
+    "status": (),
     "history": (),
     "show": ("failed",),
     "retry": ("inbox", "failed"),
@@ -61,7 +63,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 def add_parsers(commands: common.Subcommands,
                 shared: argparse.ArgumentParser) -> None:
     """Add every command's parser, in the order `--help` lists them."""
-    for module in (status, history, retry, dismiss, report, feeds, migrate):
+    for module in (status, history, show, retry, dismiss, report, feeds, migrate):
         module.add(commands, shared)
 
 

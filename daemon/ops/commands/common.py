@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filedrop_etl.config import EtlError, Settings, paths
+from filedrop_etl.config import EtlError, Settings, invocation, paths
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import warehouse
@@ -85,7 +85,8 @@ def feeds_of(settings: Settings, name: str | None) -> tuple[Contract, ...]:
     if chosen is None:
         raise UsageError(f"no feed is named {name!r}: the declared feeds are "
                          + ", ".join(settings.feeds.names),
-                         hint="give --feed one of those, or see `feeds`")
+                         hint="give --feed one of those, or see "
+                         f"`{invocation.command_line(settings)('feeds')}`")
     return (chosen,)
 
 
@@ -110,17 +111,6 @@ def _db_source(settings: Settings) -> str:
     unset = " (neither --db, ETL_DB nor a config file sets it)" \
         if settings.sources.get("db") == "default" else ""
     return paths.origin(settings, "db") + unset
-
-
-def folder_source(settings: Settings, folder: str) -> str:
-    """Where a folder's path came from, as the operator would change it."""
-    named = {
-        "flag": f"given by --{folder}",
-        "environment": f"from ETL_{folder.upper()}",
-        "config file": f"from `{folder}` in the config file {settings.config_file}",
-        "daemon": "the daemon's, as it recorded it at its start",
-    }
-    return named.get(settings.sources.get(folder, ""), "the default")
 
 
 def database_missing(settings: Settings) -> DatabaseUnavailable:
@@ -203,21 +193,29 @@ def daemon_folders(settings: Settings,
     settings = replace(settings, **chosen, sources=sources)  # type: ignore[arg-type]
     # Without a database the command says that (exit 2), which is the news.
     for folder in needed if has_database(settings) else ():
-        path: Path = getattr(settings, folder)
-        if not path.is_dir():
-            raise FolderMissing(folder, path, settings.sources.get(folder, "default"))
+        if not getattr(settings, folder).is_dir():
+            raise FolderMissing(folder, settings)
     return settings, disagreements
 
 
-class FolderMissing(EtlError):
-    """A folder a command reads does not exist: there is nothing to count, not zero."""
+def missing_folders(settings: Settings, names: Sequence[str]) -> list[FolderMissing]:
+    """Of the folders `names`, those that do not exist, each as the error that says so."""
+    return [FolderMissing(name, settings) for name in names
+            if not getattr(settings, name).is_dir()]
 
-    def __init__(self, folder: str, path: Path, source: str) -> None:
-        origin = {"daemon": "the daemon's, as it recorded it at its start",
-                  "default": f"the default; the daemon has not recorded its {folder} in "
-                             "this database"}.get(source, f"from the {source}")
+
+class FolderMissing(EtlError):
+    """A folder a command reads does not exist: there is nothing to count, not zero. It
+    says where its path came from (`config.paths.shown`), and, for a default where there
+    is a database, that the daemon has recorded none there."""
+
+    def __init__(self, folder: str, settings: Settings) -> None:
+        unrecorded = (f"; the daemon has not recorded its {folder} in this database"
+                      if settings.sources.get(folder, "default") == "default"
+                      and has_database(settings) else "")
         super().__init__(
-            f"the {folder} directory {path} does not exist ({origin})",
+            f"the {folder} directory {paths.shown(settings, folder)} does not exist"
+            + unrecorded,
             hint=f"give the daemon's --{folder}, --config or --db; if it is the daemon's, "
             "it was removed: the daemon makes it again at its next start")
 

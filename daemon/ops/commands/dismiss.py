@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import clock, files
 from filedrop_etl.daemon.ops import dismissals, folders, superseded
 from filedrop_etl.daemon.ops.commands import common, table
@@ -64,7 +65,7 @@ def add(commands: common.Subcommands,
     common.add_json(parser)
 
 
-def _asked(settings: Settings, args: argparse.Namespace
+def _asked(settings: Settings, args: argparse.Namespace, line: CommandLine
            ) -> tuple[list[folders.FailedFile], list[dismissals.DismissResult]]:
     """The failed files named (or every one, for --superseded), and the refusals of
     names not in failed/ (or, with --feed, of another feed's files)."""
@@ -86,7 +87,7 @@ def _asked(settings: Settings, args: argparse.Namespace
                 name, name, "refused",
                 reason=f"{name} is not in failed/" if found is None else
                 f"{name} is not a file of the feed {feed}",
-                hint="see `status` for the failed files" if found is None else
+                hint=f"see `{line('status')}` for the failed files" if found is None else
                 "drop --feed, or give the feed its name matches"))
         else:
             chosen.append(found)
@@ -99,7 +100,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.superseded and args.force:
         raise common.UsageError("--force dismisses files named one by one, not with "
                                 "--superseded", hint="name each file to force")
-    chosen, results = _asked(settings, args)
+    line = common.suggested(args)
+    chosen, results = _asked(settings, args, line)
     with ExitStack() as opened:
         history: api.History | api.RetryLog
         log: api.RetryLog | None = None
@@ -114,7 +116,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         now, by = clock.utc_now(), requester()
         results += [dismissals.dismiss(log, settings, f, stale.get(f.name), force=args.force,
                                        note=args.reason, dismissed_by=by, dismissed_at=now,
-                                       dry_run=args.dry_run) for f in chosen]
+                                       dry_run=args.dry_run, line=line) for f in chosen]
     if args.json:
         table.emit_json(results)
     else:

@@ -131,13 +131,14 @@ def _chosen(settings: Settings, args: argparse.Namespace, line: CommandLine
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.all == bool(args.files):
         raise common.UsageError("name the files to retry, or give --all (not both)")
+    line = common.suggested(args)
     if args.as_name is not None and len(args.files) != 1:
         raise common.UsageError("--as renames one file: name exactly one FILE with it",
-                                hint="retry FILE --as NEW_NAME, one file at a time")
+                                hint=f"`{line('retry', files=['FILE'], then=('--as', 'NEW_NAME'))}`"
+                                ", one file at a time")
     # Without the daemon's database, this is not the daemon's failed/ either: say that,
     # as `status` does, rather than that the files asked for are not in it.
     common.require_database(settings)
-    line = common.suggested(args)
     chosen, results = _chosen(settings, args, line)
     # Listed before any retry, so that a sidecar this run fails to remove is told once.
     # Not with --feed: a sidecar without its file names no feed for sure.
@@ -157,7 +158,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             stale = superseded.superseded(history, settings.feeds, chosen)
             results += [retries.retry(log, settings, f, requested_by=by, requested_at=now,
                                       dry_run=args.dry_run, as_name=args.as_name,
-                                      superseded_by=stale.get(f.name), force=args.force)
+                                      superseded_by=stale.get(f.name), force=args.force,
+                                      line=line)
                         for f in chosen]
             for leftover in leftovers:
                 result = retries.remove_leftover(history, leftover, dry_run=args.dry_run)
