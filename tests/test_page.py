@@ -79,7 +79,7 @@ def test_names_and_reasons_from_files_are_text_never_markup() -> None:
     assert HOSTILE in text and "<b>not parquet</b>" in text and "read: <img src=x>" in text
     assert f"{HOSTILE}3: failed, 0 rows in 0.000 s" in text
     # Such a name can never load: what to do instead, the name escaped there too.
-    assert f"`retry '{HOSTILE}' --as NEW_NAME`" in text
+    assert f"`filedrop-etl retry '{HOSTILE}' --as NEW_NAME`" in text
 
 
 def test_a_retry_is_proposed_only_where_it_can_work() -> None:
@@ -91,9 +91,11 @@ def test_a_retry_is_proposed_only_where_it_can_work() -> None:
                            ONE_FEED)
     text = "".join(parsed(document).text)
     assert f"filedrop-etl retry {good}" in text
-    assert "filedrop-etl retry 2024-01-01.parquet" not in text
+    # Never under its own name: only `--as` a new one.
+    assert "filedrop-etl retry 2024-01-01.parquet`" not in text
+    assert "<code>filedrop-etl retry 2024-01-01.parquet" not in document
     assert "its name can never load: retry it under a new name" in text
-    assert ("`retry 2024-01-01.parquet --as NEW_NAME`, NEW_NAME like "
+    assert ("`filedrop-etl retry 2024-01-01.parquet --as NEW_NAME`, NEW_NAME like "
             "transactions_YYYY-MM-DD.parquet") in text
 
 
@@ -130,7 +132,7 @@ def test_the_to_retry_cell_is_a_command_or_a_few_words_never_a_paragraph() -> No
     # Where it is not, in a few words why its own name cannot help; what to do, folded.
     command, words, folded = cells[2]
     assert (command, words) == ("", "its name can never load: retry it under a new name")
-    assert f"`retry {names[2]} --as NEW_NAME`" in folded
+    assert f"`filedrop-etl retry {names[2]} --as NEW_NAME`" in folded
     # A file a retry can help: the command alone, to copy; the name as it is.
     assert cells[3] == (f"filedrop-etl retry {names[3]}", "", "")
     # Long names may wrap (at `_`, `-` and before `.`), in the failed files only.

@@ -48,7 +48,7 @@ def _to_retry(failed: FailedFile, command: CommandLine, feeds: Feeds,
     if load is not None:
         return retry_cell(command("dismiss", files=[failed.name]),
                           f"superseded by load {load.id}: no retry needed")
-    refusal = name_refusal(failed, feeds)
+    refusal = name_refusal(failed, feeds, command)
     if refusal is None:
         return retry_cell(command("retry", files=[failed.name]))
     likely = suggested_name(failed, feeds)
