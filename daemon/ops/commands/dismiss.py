@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
-from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.invocation import CommandLine
-from filedrop_etl.daemon import clock, files
-from filedrop_etl.daemon.ops import dismissals, folders, superseded
-from filedrop_etl.daemon.ops.commands import common, table
+from filedrop_etl.daemon import clock
+from filedrop_etl.daemon.ops import dismissals, superseded
+from filedrop_etl.daemon.ops.commands import asked, common, table
 from filedrop_etl.daemon.ops.commands.retry import requester
 from filedrop_etl.daemon.warehouse import api
 
@@ -65,35 +63,6 @@ def add(commands: common.Subcommands,
     common.add_json(parser)
 
 
-def _asked(settings: Settings, args: argparse.Namespace, line: CommandLine
-           ) -> tuple[list[folders.FailedFile], list[dismissals.DismissResult]]:
-    """The failed files named (or every one, for --superseded), and the refusals of
-    names not in failed/ (or, with --feed, of another feed's files)."""
-    waiting = folders.failed_files(settings.failed)
-    feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0].name
-
-    def of_feed(f: folders.FailedFile) -> bool:
-        day = superseded.day_of(f, settings.feeds)
-        return feed is None or (day is not None and day[0] == feed)
-
-    if args.superseded:
-        return [f for f in waiting if of_feed(f)], []
-    chosen, refused = [], []
-    for asked in args.files:
-        found = folders.lookup(waiting, asked)
-        name = files.display_name(Path(asked).name)
-        if found is None or not of_feed(found):
-            refused.append(dismissals.DismissResult(
-                name, name, "refused",
-                reason=f"{name} is not in failed/" if found is None else
-                f"{name} is not a file of the feed {feed}",
-                hint=f"see `{line('status')}` for the failed files" if found is None else
-                "drop --feed, or give the feed its name matches"))
-        else:
-            chosen.append(found)
-    return chosen, refused
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.superseded == bool(args.files):
         raise common.UsageError("name the files to dismiss, or give --superseded (not both)")
@@ -101,7 +70,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         raise common.UsageError("--force dismisses files named one by one, not with "
                                 "--superseded", hint="name each file to force")
     line = common.suggested(args)
-    chosen, results = _asked(settings, args, line)
+    chosen, refused = asked.failed_named(settings, args.files, args.superseded, args.feed,
+                                         line)
+    results = [dismissals.DismissResult(r.failed_as, r.file_name, "refused", reason=r.reason,
+                                        hint=r.hint) for r in refused]
     with ExitStack() as opened:
         history: api.History | api.RetryLog
         log: api.RetryLog | None = None
@@ -126,5 +98,5 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
               r.reason, r.hint) for r in results],
             empty=f"nothing to dismiss: {settings.failed} holds no superseded file"
             if args.superseded else "nothing to dismiss"))
-    refused = any(r.outcome == "refused" for r in results)
-    return common.EXIT_ATTENTION if refused else common.EXIT_OK
+    held = any(r.outcome == "refused" for r in results)
+    return common.EXIT_ATTENTION if held else common.EXIT_OK

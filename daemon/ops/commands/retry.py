@@ -16,13 +16,11 @@ import argparse
 import getpass
 import os
 from contextlib import ExitStack
-from pathlib import Path
 
 from filedrop_etl.config import Settings
-from filedrop_etl.config.invocation import CommandLine
-from filedrop_etl.daemon import clock, files, lock
+from filedrop_etl.daemon import clock, lock
 from filedrop_etl.daemon.ops import folders, retries, superseded
-from filedrop_etl.daemon.ops.commands import common, table
+from filedrop_etl.daemon.ops.commands import asked, common, table
 from filedrop_etl.daemon.warehouse import api
 
 EPILOG = """\
@@ -94,40 +92,6 @@ def requester() -> str:
         return f"uid {os.getuid()}"
 
 
-def _chosen(settings: Settings, args: argparse.Namespace, line: CommandLine
-            ) -> tuple[list[folders.FailedFile], list[retries.RetryResult]]:
-    """The failed files asked for, and the refusals of names asked for that are not in
-    failed/ (or, with --feed, whose names belong to another feed)."""
-    waiting = folders.failed_files(settings.failed)
-    feed = None if args.feed is None else common.feeds_of(settings, args.feed)[0]
-
-    def of_feed(f: folders.FailedFile) -> bool:
-        return feed is None or settings.feeds.for_file(f.original) == feed
-
-    if args.all:
-        return [f for f in waiting if of_feed(f)], []
-    chosen, refused = [], []
-    for asked in args.files:
-        found = folders.lookup(waiting, asked)
-        if found is None:
-            name = files.display_name(Path(asked).name)
-            refused.append(retries.RetryResult(
-                name, name, "refused", reason=f"{name} is not in failed/",
-                hint=f"see `{line('status')}` for the failed files, or "
-                f"`{line('show', files=[name])}` for this one"))
-        elif not of_feed(found):
-            assert feed is not None
-            other = settings.feeds.for_file(found.original)
-            refused.append(retries.RetryResult(
-                found.name, found.original, "refused",
-                reason=f"{found.original} is not a file of the feed {feed.name} "
-                + (f"but of {other.name}" if other else "(its name matches no feed)"),
-                hint="drop --feed, or give the feed its name matches"))
-        else:
-            chosen.append(found)
-    return chosen, refused
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.all == bool(args.files):
         raise common.UsageError("name the files to retry, or give --all (not both)")
@@ -139,7 +103,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # Without the daemon's database, this is not the daemon's failed/ either: say that,
     # as `status` does, rather than that the files asked for are not in it.
     common.require_database(settings)
-    chosen, results = _chosen(settings, args, line)
+    chosen, refused = asked.failed_named(settings, args.files, args.all, args.feed, line)
+    results = [retries.RetryResult(r.failed_as, r.file_name, "refused", reason=r.reason,
+                                   hint=r.hint) for r in refused]
     # Listed before any retry, so that a sidecar this run fails to remove is told once.
     # Not with --feed: a sidecar without its file names no feed for sure.
     leftovers = (folders.leftover_sidecars(settings.failed)
