@@ -108,7 +108,7 @@ def load_json(load: api.Load | None, settings: Settings) -> dict[str, object] | 
 def _db_source(settings: Settings) -> str:
     """Where the database's path came from and which folder a relative one is taken
     from (`config.paths.origin`), as the operator would change it."""
-    unset = " (neither --db, ETL_DB nor a config file sets it)" \
+    unset = ": neither --db, ETL_DB nor a config file sets it" \
         if settings.sources.get("db") == "default" else ""
     return paths.origin(settings, "db") + unset
 
