@@ -47,6 +47,10 @@ NOT_SETTINGS = {
     "ETL_CI_POSTGRES": "the server .ci/run uses",
     "ETL_DATABASE": "the README's example of a mistyped variable",
 }
+# Code spans of docs/ that begin with our program's name but are no command: (span, why).
+NOT_COMMANDS = {
+    "filedrop-etl (liveness check)": "the application_name of the liveness check's connection",
+}
 
 
 def readme() -> str:
@@ -197,9 +201,10 @@ def problems_of(program: str, argv: list[str], *, whole: bool = True) -> list[st
     return daemon_problems(argv, whole=whole)
 
 
-def readme_commands() -> list[tuple[str, str, list[str], bool]]:
-    """(the line, program, arguments, whether it is a whole command) for each in README."""
-    text = readme()
+def readme_commands(text: str | None = None) -> list[tuple[str, str, list[str], bool]]:
+    """(the line, program, arguments, whether it is a whole command) for each in README
+    (or in `text`)."""
+    text = readme() if text is None else text
     found = [(line, program, argv, True) for line in block_lines(text)
              for program, argv in invocations(line)]
     found += [(span, program, argv, False) for span in inline_spans(text)
@@ -223,6 +228,30 @@ def test_the_commands_are_read() -> None:
 def test_each_readme_command_is_one_the_program_takes(line: str, program: str,
                                                       argv: list[str], whole: bool) -> None:
     assert not problems_of(program, argv, whole=whole), line
+
+
+def docs_commands() -> list[tuple[str, str, list[str], bool]]:
+    """The same of docs/*.md, where the README's depth went: its commands are held alike."""
+    found = []
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        found += [(f"{path.name}: {line}", program, argv, whole)
+                  for line, program, argv, whole in readme_commands(text)
+                  if line not in NOT_COMMANDS]
+    return found
+
+
+@pytest.mark.parametrize(("line", "program", "argv", "whole"), docs_commands(),
+                         ids=[line[:70] for line, _, _, _ in docs_commands()])
+def test_each_docs_command_is_one_the_program_takes(line: str, program: str,
+                                                    argv: list[str], whole: bool) -> None:
+    assert not problems_of(program, argv, whole=whole), line
+
+
+def test_the_docs_name_only_settings_that_exist() -> None:
+    assert len(docs_commands()) >= 10  # the reader finds them: an empty read cannot pass
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        assert not setting_problems(path.read_text(encoding="utf-8")), path.name
 
 
 @pytest.mark.parametrize(("program", "argv"), [
