@@ -169,6 +169,8 @@ def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
         {"name": "price", "kind": "decimal", "nullable": False, "precision": 12, "scale": 2,
          "default": None}]
     assert orders["checks"] == ["equals_file_date:order_date", "min:qty"]
+    assert orders["rules"] == ["order_date must be the date in the file name",
+                               "qty must be >= 0"]
     assert (orders["last_load"]["file_name"], orders["last_load"]["status"]) == (
         BAD_ORDERS, "failed")
     code, out = run(two_feeds, capsys, "feeds")
@@ -178,6 +180,9 @@ def test_feeds_lists_each_declared_feed_with_its_columns_and_last_load(
                               "orders_YYYY-MM-DD.parquet)\ntable        fact_orders\n"
                               "key          order_date, order_id\n")
     assert "write mode   replace (its own)" in section
+    # Each rule in words, its id beside it (issue 24: ids alone were read by no one).
+    assert ("\nchecks       order_date must be the date in the file name "
+            "(equals_file_date:order_date); qty must be >= 0 (min:qty)\n") in section
     assert (f"last load    {finished(two_feeds, BAD_ORDERS)}  {BAD_ORDERS} (failed, 3 rows)"
             in section)
     assert "\nprice       decimal  no               12      2  -\n" in out

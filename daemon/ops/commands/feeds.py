@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from filedrop_etl.config import Settings
+from filedrop_etl.config.check_words import rule_words
 from filedrop_etl.config.contract import Contract
 from filedrop_etl.daemon.ops.commands import common, table
 from filedrop_etl.daemon.warehouse import api
@@ -85,6 +86,8 @@ def _document(contract: Contract, settings: Settings,
                      "precision": c.precision, "scale": c.scale, "default": c.default}
                     for c in contract.columns],
         "checks": [check.name for check in contract.checks],
+        # The same rules in words, for people (the ids above are what tooling matches).
+        "rules": [rule_words(check) for check in contract.checks],
         "last_load": common.load_json(last, settings),
     }
 
@@ -106,7 +109,10 @@ def _text(contract: Contract, settings: Settings, last: api.Load | None) -> str:
         ("date column", contract.date_column or "none"),
         ("write mode", f"{mode} ({_WHOSE[whose]})"),
         ("undeclared", f"{contract.undeclared_columns} (columns a file holds beyond these)"),
-        ("checks", ", ".join(check.name for check in contract.checks) or "none"),
+        # In words, each with its id (what the sidecar's `checks` and tooling name); "; "
+        # apart, as a rule's words may hold commas (`one of web, store`).
+        ("checks", "; ".join(f"{rule_words(c)} ({c.name})" for c in contract.checks)
+         or "none"),
         ("last load", _last(last)),
     ]
     columns = table.render(
