@@ -27,7 +27,7 @@ from filedrop_etl.config import Settings, contract
 from filedrop_etl.config.contract import TRANSACTIONS
 from filedrop_etl.config.file_names import Feeds
 from filedrop_etl.daemon.app.worker import build
-from filedrop_etl.daemon.ops import page
+from filedrop_etl.daemon.ops import fleet, page
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.ops.metrics import Metrics
 from filedrop_etl.daemon.warehouse.api import Daemon, TakenOver, Ticket
@@ -231,3 +231,14 @@ def test_a_dead_daemons_file_loads_before_the_survivors_own_queue(
         assert survivor.stop() == 0
     finally:
         daemons.close()
+
+
+def test_a_command_speaks_for_its_node_else_one_alive_not_the_latest_started() -> None:
+    """Issue 24: on a shared warehouse, `status` without `--node` took the daemon that
+    started last, a node since killed, and said "not running" while another ran."""
+    latest_first = [node("a", "lost"), node("b", "alive"), node("c", "stopped")]
+    assert fleet.spoken_for(latest_first, "c") == latest_first[2]  # the node named
+    assert fleet.spoken_for(latest_first, "elsewhere") == latest_first[1]  # one alive
+    none_alive = [node("a", "lost"), node("c", "stopped")]
+    assert fleet.spoken_for(none_alive, "elsewhere") == none_alive[0]  # the latest
+    assert fleet.spoken_for([], "elsewhere") is None

@@ -4,9 +4,10 @@ A node is `alive` while its lease is live, `stopped` once it let go cleanly, `lo
 its lease ran out without a clean stop (since then); the warehouse says which
 (`History.daemons`). The daemons expected to be running are the alive and the lost ones:
 a node stopped on purpose is not missed. This module words that: one node's state
-(`state`), the whole fleet in one line (`summary`) and how many of those expected are
-alive (`alive_of_expected`). It reads nothing; a warehouse of one daemon (SQLite) has no
-fleet (`shared` is False) and nothing here is shown for it.
+(`state`), the whole fleet in one line (`summary`), how many of those expected are
+alive (`alive_of_expected`), and which daemon a command speaks for (`spoken_for`). It
+reads nothing; a warehouse of one daemon (SQLite) has no fleet (`shared` is False) and
+nothing here is shown for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ from collections.abc import Sequence
 
 from filedrop_etl.daemon.ops.commands.table import when
 from filedrop_etl.daemon.warehouse.api import Daemon
+
+
+def spoken_for(nodes: Sequence[Daemon], node: str) -> Daemon | None:
+    """The daemon whose folders and lock an operator's command reads, of `nodes` (latest
+    start first): the node named (`--node`, the host's name by default), else the latest
+    started of those alive, else the latest started. Not simply the latest started: on
+    a shared warehouse that may be a node since killed, and the command would then say
+    "not running" while another node runs."""
+    return (next((d for d in nodes if d.node == node), None)
+            or next((d for d in nodes if d.state == "alive" or d.alive), None)
+            or next(iter(nodes), None))
 
 
 def shared(nodes: Sequence[Daemon]) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from filedrop_etl.config import Settings
 from filedrop_etl.daemon import clock, lock
-from filedrop_etl.daemon.ops import folders, superseded
+from filedrop_etl.daemon.ops import fleet, folders, superseded
 from filedrop_etl.daemon.warehouse import api
 
 
@@ -111,8 +111,7 @@ def gather(settings: Settings, history: api.History | None, now: datetime, *,
         last = history.last_success(stamp, feed=feed)
         future = history.loads_in_the_future(stamp)
         nodes = history.daemons()
-        recorded = next((d for d in nodes if d.node == settings.node), None) or next(
-            iter(nodes), None)
+        recorded = fleet.spoken_for(nodes, settings.node)
         if per_feed:
             feeds = [FeedLoads(name, history.tally(since=today.isoformat(), until=stamp,
                                                    feed=name),

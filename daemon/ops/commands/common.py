@@ -21,6 +21,7 @@ from filedrop_etl.config.contract import Contract
 from filedrop_etl.config.invocation import CommandLine
 from filedrop_etl.daemon import warehouse
 from filedrop_etl.daemon.errors import DatabaseUnavailable
+from filedrop_etl.daemon.ops import fleet
 from filedrop_etl.daemon.ops.commands import table
 from filedrop_etl.daemon.warehouse import api
 
@@ -178,8 +179,7 @@ def daemon_folders(settings: Settings,
     if has_database(settings):
         with reading(settings) as history:
             found = history.daemons()
-        recorded = next((d for d in found if d.node == settings.node),
-                        found[0] if found else None)
+        recorded = fleet.spoken_for(found, settings.node)
     chosen: dict[str, Path] = {}
     sources = dict(settings.sources)
     disagreements = []
