@@ -36,7 +36,7 @@ from filedrop_etl.config.sources import masked
 PROG = "filedrop-etl"
 # Set by the operator (a flag or a variable): a suggested command must say them too.
 _CHOSEN = ("flag", "environment")
-# The folders that default to a place derived from the others, in the order they derive.
+# The folders that default to a place derived from the inbox (beside it).
 _DERIVED = ("processed", "failed", "work")
 # What a shell reads as itself: shlex's safe characters, and a `~` past the first (a
 # `name~1.parquet` of failed/ stays readable; only a leading `~` is a home directory).
@@ -95,11 +95,14 @@ def options(settings: Settings) -> list[str]:
     if sources.get("inbox") in _CHOSEN:
         words += ["--inbox", str(settings.inbox)]
         chosen["inbox"] = settings.inbox
-    for folder in _DERIVED:
+    # Their defaults follow from the inbox (and the config file), not from one another:
+    # the settings resolved once from what is chosen so far say all three.
+    derived = [f for f in _DERIVED if sources.get(f) in _CHOSEN]
+    defaults = _defaults(chosen, config) if derived else None
+    for folder in derived:
         path: Path = getattr(settings, folder)
-        if sources.get(folder) in _CHOSEN and _default(chosen, config, folder) != path:
+        if defaults is None or getattr(defaults, folder) != path:
             words += [f"--{folder}", str(path)]
-            chosen[folder] = path
     if sources.get("node") in _CHOSEN:
         words += ["--node", settings.node]
     return words
@@ -115,12 +118,10 @@ def _db(settings: Settings) -> str:
     return masked(settings.db) if "://" in settings.db else os.path.abspath(settings.db)  # noqa: PTH100
 
 
-def _default(chosen: dict[str, object], config: Path | None, folder: str) -> Path | None:
-    """Where `folder` would be given only `chosen` (and the config file): the default
-    the settings derive from the folders before it; None if that cannot be said."""
+def _defaults(chosen: dict[str, object], config: Path | None) -> Settings | None:
+    """The settings given only `chosen` (and the config file): where they put the folders
+    derived from the inbox; None if that cannot be said."""
     try:
-        given = load_settings(chosen, config_file=config, environ={})
+        return load_settings(chosen, config_file=config, environ={})
     except ConfigError:
-        return None  # the file changed since, or clashes: write the folder out
-    path: Path = getattr(given, folder)
-    return path
+        return None  # the file changed since, or clashes: write the folders out
