@@ -63,24 +63,21 @@ def name_refusal(failed: FailedFile, feeds: Feeds,
     # With one feed, its own words (as before feeds): the name against its pattern.
     if contract is None and len(feeds) == 1:
         [contract] = feeds.all
-    likely = suggested_name(failed, feeds)
+    if contract is None:
+        why = (f"file name {failed.original!r} matches no feed's pattern "
+               f"({', '.join(feeds.examples)})")
+        rule = "one those patterns accept, with the run date of its rows"
+    else:
+        try:
+            routing.run_date_from_name(failed.original, contract)
+        except FileNameError as exc:
+            why, rule = exc.message, f"like {routing.name_rule(contract)}"
+        else:
+            return None
     # The way out: the command that sends it back under the name it most likely meant,
     # else under one the operator chooses.
+    likely = suggested_name(failed, feeds)
     if likely is not None:
-        instead = f"`{retry_as(failed, likely, line)}` (the name it most likely meant)"
-    else:
-        instead = f"`{retry_as(failed, 'NEW_NAME', line)}`"
-    if contract is None:
-        return (f"{NAME_NEVER_LOADS}: file name {failed.original!r} matches no feed's "
-                f"pattern ({', '.join(feeds.examples)})",
-                instead if likely is not None else f"{instead}, NEW_NAME one those "
-                "patterns accept, with the run date of its rows")
-    try:
-        routing.run_date_from_name(failed.original, contract)
-    except FileNameError as exc:
-        return (f"{NAME_NEVER_LOADS}: {exc.message}",
-                instead if likely is not None else
-                f"{instead}, NEW_NAME like {routing.name_rule(contract)}")
-    return None
-
-
+        return (f"{NAME_NEVER_LOADS}: {why}",
+                f"`{retry_as(failed, likely, line)}` (the name it most likely meant)")
+    return f"{NAME_NEVER_LOADS}: {why}", f"`{retry_as(failed, 'NEW_NAME', line)}`, NEW_NAME {rule}"
